@@ -1,0 +1,51 @@
+# chargerfw: `make sim` runs the station on simulated hardware; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PREFIX ?= /opt/chargerfw
+
+.PHONY: help sysdeps venv test lint sim wheel bench install clean
+
+help:
+	@echo "make sim      run the station on simulated hardware against the bundled backend"
+	@echo "make test     set everything up and run the test suite"
+	@echo "make lint     ruff"
+	@echo "make bench    print the benchmark figures"
+	@echo "make wheel    build a wheel into dist/"
+	@echo "make install  install on a Raspberry Pi (root): venv in $(PREFIX), config in /etc/chargerfw"
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory sysdeps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e '.[test,csms]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv sysdeps
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+sim: venv
+	$(BIN)/chargerfw sim station
+
+bench: venv
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+wheel: venv
+	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
+
+install:
+	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root"; exit 1; }
+	bash scripts/install.sh $(PREFIX)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,3 @@
+from chargerfw.cli import main
+
+main()

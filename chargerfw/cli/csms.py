@@ -1,0 +1,3 @@
+"""`chargerfw csms` commands: the companion backend."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`chargerfw meter` commands."""
+
+from __future__ import annotations

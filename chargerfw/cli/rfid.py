@@ -1,0 +1,3 @@
+"""`chargerfw rfid` commands."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`chargerfw sim` commands."""
+
+from __future__ import annotations

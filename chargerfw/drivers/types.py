@@ -1,0 +1,83 @@
+"""Data the drivers hand upwards. Drivers know nothing of OCPP; the station and the OCPP
+layer read these."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSample:
+    """One reading of an energy meter. ``None`` means the model does not measure it."""
+
+    timestamp: float  # time.time() when the last register block arrived
+    energy_import_wh: float
+    energy_export_wh: float | None = None
+    power_w: float | None = None
+    power_l1_w: float | None = None
+    power_l2_w: float | None = None
+    power_l3_w: float | None = None
+    voltage_l1_v: float | None = None
+    voltage_l2_v: float | None = None
+    voltage_l3_v: float | None = None
+    current_l1_a: float | None = None
+    current_l2_a: float | None = None
+    current_l3_a: float | None = None
+    frequency_hz: float | None = None
+
+    def max_current_a(self) -> float | None:
+        currents = [c for c in (self.current_l1_a, self.current_l2_a, self.current_l3_a) if c is not None]
+        return max(currents) if currents else None
+
+
+class MeterFaultKind(enum.StrEnum):
+    TIMEOUT = "timeout"  # no reply in time
+    CRC_ERROR = "crc_error"  # a corrupted frame (RTU CRC or framing)
+    EXCEPTION_REPLY = "exception_reply"  # a Modbus exception code
+    STALE = "stale"  # no fresh sample for longer than allowed
+    FROZEN = "frozen"  # every value identical across samples while power flows
+    ENERGY_BACKWARDS = "energy_backwards"  # import register decreased
+    VOLTAGE_OUT_OF_RANGE = "voltage_out_of_range"
+    FREQUENCY_OUT_OF_RANGE = "frequency_out_of_range"
+    BAD_VALUE = "bad_value"  # NaN marker, infinity, undecodable
+
+
+@dataclass(frozen=True, slots=True)
+class MeterFault:
+    """A typed meter problem; ``active=False`` reports its recovery."""
+
+    kind: MeterFaultKind
+    active: bool
+    detail: str = ""
+    timestamp: float = 0.0
+
+
+class TagEventKind(enum.StrEnum):
+    PRESENTED = "presented"  # a card arrived (reported once while it stays)
+    REMOVED = "removed"
+    READER_LOST = "reader_lost"
+    READER_BACK = "reader_back"
+
+
+@dataclass(frozen=True, slots=True)
+class TagEvent:
+    """A token reader event. ``id_tag`` is the UID as OCPP idTag: uppercase hex, byte 0 first."""
+
+    kind: TagEventKind
+    reader: str
+    id_tag: str | None = None
+    uid: bytes = field(default=b"", repr=False)
+    timestamp: float = 0.0
+
+
+class PilotState(enum.StrEnum):
+    """IEC 61851-1 control pilot states, plus the diode check result."""
+
+    A = "A"  # +12 V: no vehicle
+    B = "B"  # +9 V: vehicle connected, not ready
+    C = "C"  # +6 V: charging
+    D = "D"  # +3 V: charging, ventilation required
+    E = "E"  # 0 V: short / no pilot (error)
+    F = "F"  # -12 V: EVSE not available / fault
+    DIODE_FAULT = "diode_fault"  # low half of the PWM not at -12 V
