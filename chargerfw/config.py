@@ -126,9 +126,16 @@ class PilotSection(_Section):
     adc_bus: int = Field(default=1, ge=0)
     adc_address: I2cAddress = 0x48
     adc_channel: int = Field(default=0, ge=0, le=3)
-    # The front end scales the +-12 V pilot into the ADC range: volts = raw_volts * scale + offset.
-    adc_scale: float = 4.0
-    adc_offset: float = -6.0
+    # The front end scales the +-12 V pilot into the ADC's single-ended range:
+    # pilot volts = adc volts * scale + offset (default: -12..+12 V onto 0..3 V).
+    adc_scale: float = 8.0
+    adc_offset: float = -12.0
+    # 860 SPS cannot resolve a 1 kHz plateau: a burst of samples, max = high, min = low plateau.
+    # 860 SPS against 1 kHz walks the sample phase in steps of 1/43 period: 43+ samples see every
+    # phase, so both plateaus are caught even at 10 % and 96 % duty.
+    adc_samples: int = Field(default=48, ge=8, le=256)
+    hysteresis_v: float = Field(default=0.5, ge=0, le=1.4, description="margin to leave a state")
+    confirm_reads: int = Field(default=2, ge=1, le=10, description="equal reads to change state")
 
 
 class TemperatureSection(_Section):
@@ -138,6 +145,8 @@ class TemperatureSection(_Section):
     derate_at_c: float = 60.0
     stop_at_c: float = 65.0
     resume_at_c: float = 55.0
+    # Current factor reached at stop_at_c; derating is linear from 1.0 at derate_at_c.
+    derate_min_factor: float = Field(default=0.5, gt=0, le=1)
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> TemperatureSection:

@@ -1,0 +1,307 @@
+"""A simulated vehicle on a simulated pilot line, and the simulated parts around the pins
+(contactor mirror contact, lock mechanism, RCM, emergency stop).
+
+The real drivers run unchanged on top: the pilot line turns the PWM duty that
+:class:`~chargerfw.drivers.pilot.ControlPilot` sets on a simulated pin, and what the vehicle does,
+into ADC input voltages for a :class:`~chargerfw.sim.i2c_devices.SimulatedAds1115`, so the real
+classification code decides the state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from chargerfw.drivers.gpio import PinMode, SimulatedPin
+from chargerfw.drivers.pilot import Ads1115, current_for_duty
+
+GENERATOR_V = 12.0
+
+
+class VehicleState(enum.StrEnum):
+    UNPLUGGED = "unplugged"  # A
+    CONNECTED = "connected"  # B: 2.74 kOhm -> +9 V
+    CHARGING = "charging"  # C: +882 Ohm -> +6 V
+    VENTILATION = "ventilation"  # D: +246 Ohm -> +3 V
+
+
+_PLATEAU_V = {
+    VehicleState.CONNECTED: 9.0,
+    VehicleState.CHARGING: 6.0,
+    VehicleState.VENTILATION: 3.0,
+}
+
+
+class VehicleNotPluggedError(RuntimeError):
+    """The vehicle was asked to do something that needs the cable plugged in."""
+
+
+class SimulatedPilotLine:
+    """The pilot wire of one connector: the EVSE's ±12 V generator (switched by the PWM pin),
+    the vehicle plugged in (if any), and the front end that scales it for the ADC."""
+
+    def __init__(
+        self,
+        pwm_pin: SimulatedPin,
+        *,
+        frequency_hz: float = 1000.0,
+        adc_scale: float = 8.0,
+        adc_offset: float = -12.0,
+        samples_per_second: float = Ads1115.SAMPLES_PER_SECOND,
+        power_on: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.pwm_pin = pwm_pin
+        self.frequency_hz = frequency_hz
+        self.adc_scale = adc_scale
+        self.adc_offset = adc_offset
+        self.samples_per_second = samples_per_second
+        self.power_on = power_on  # whether the contactor feeds the cable (set by the board)
+        self.vehicle: SimulatedVehicle | None = None
+        self.shorted = False  # pilot shorted to PE: state E
+
+    @property
+    def duty_percent(self) -> float:
+        """The generator's duty: 100 = +12 V steady, 0 = -12 V steady."""
+        if self.pwm_pin.mode is PinMode.PWM:
+            return self.pwm_pin.duty_percent
+        return 100.0 if self.pwm_pin.state else 0.0
+
+    @property
+    def pwm_running(self) -> bool:
+        return 0.0 < self.duty_percent < 100.0
+
+    def generator_high(self, conversion: int) -> bool:
+        """Whether conversion number ``conversion`` falls on the high part of the PWM period:
+        the ADC samples at its own rate, so the phase walks through the period."""
+        phase = (conversion * self.frequency_hz / self.samples_per_second) % 1.0
+        return phase < self.duty_percent / 100.0
+
+    def pilot_volts(self, conversion: int) -> float:
+        if self.shorted:
+            return 0.0
+        high = self.generator_high(conversion)
+        vehicle = self.vehicle
+        if vehicle is None or vehicle.state is VehicleState.UNPLUGGED:
+            return GENERATOR_V if high else -GENERATOR_V
+        plateau = _PLATEAU_V[vehicle.state]
+        if high:
+            return plateau
+        # The vehicle's diode blocks the negative half; without it the resistor loads it too.
+        return -GENERATOR_V if vehicle.has_diode else -plateau
+
+    def adc_volts(self, conversion: int) -> float:
+        """What the ADC input sees (the source to connect to a SimulatedAds1115 channel)."""
+        return (self.pilot_volts(conversion) - self.adc_offset) / self.adc_scale
+
+
+class SimulatedVehicle:
+    """An EV at the end of the cable. It asks for states B/C/D by switching its resistors,
+    reads the offered current from the PWM duty, and draws min(its maximum, the offer) while
+    charging with power on."""
+
+    def __init__(
+        self, line: SimulatedPilotLine, *, max_current_a: float = 32.0, phases: int = 3
+    ) -> None:
+        self.line = line
+        self.max_current_a = max_current_a
+        self.phases = phases
+        self.state = VehicleState.UNPLUGGED
+        self.has_diode = True
+
+    # -- what a test or the bench does ----------------------------------------------------------
+    def plug_in(self) -> None:
+        if self.line.vehicle not in (None, self):
+            raise RuntimeError("another vehicle is plugged into this connector")
+        self.line.vehicle = self
+        self.state = VehicleState.CONNECTED
+
+    def request_charge(self) -> None:
+        self._set(VehicleState.CHARGING)
+
+    def request_ventilation(self) -> None:
+        self._set(VehicleState.VENTILATION)
+
+    def stop_charging(self) -> None:
+        self._set(VehicleState.CONNECTED)
+
+    def unplug(self) -> None:
+        self.state = VehicleState.UNPLUGGED
+        if self.line.vehicle is self:
+            self.line.vehicle = None
+        self.line.shorted = False
+
+    def short_pilot(self) -> None:
+        """Pilot shorted to PE (state E)."""
+        self.line.shorted = True
+
+    def clear_short(self) -> None:
+        self.line.shorted = False
+
+    def remove_diode(self) -> None:
+        self.has_diode = False
+
+    def restore_diode(self) -> None:
+        self.has_diode = True
+
+    # -- what the vehicle sees and does ----------------------------------------------------------
+    @property
+    def plugged_in(self) -> bool:
+        return self.state is not VehicleState.UNPLUGGED
+
+    @property
+    def offered_current_a(self) -> float | None:
+        """The current the EVSE offers on the PWM (None: no PWM, no charging allowed)."""
+        if not self.plugged_in or self.line.shorted:
+            return None
+        return current_for_duty(self.line.duty_percent)
+
+    @property
+    def current_a(self) -> float:
+        """Per-phase current drawn now, for a simulated meter."""
+        offered = self.offered_current_a
+        if self.state not in (VehicleState.CHARGING, VehicleState.VENTILATION):
+            return 0.0
+        if offered is None or not self.line.power_on():
+            return 0.0
+        return min(self.max_current_a, offered)
+
+    def power_w(self, voltage_v: float = 230.0) -> float:
+        return self.current_a * voltage_v * self.phases
+
+    def _set(self, state: VehicleState) -> None:
+        if not self.plugged_in:
+            raise VehicleNotPluggedError(f"vehicle is unplugged; cannot go to {state.value}")
+        self.state = state
+
+
+# -- simulated parts on the GPIO pins ---------------------------------------------------------------
+class SimulatedContactorMirror:
+    """The contactor's mirror contact follows its coil unless a test welds it or makes it fail
+    to close. ``is_closed`` (the main contacts) also tells the pilot line whether power flows."""
+
+    def __init__(
+        self,
+        coil: SimulatedPin,
+        feedback: SimulatedPin | None = None,
+        *,
+        coil_active_high: bool = True,
+        feedback_active_high: bool = True,
+    ) -> None:
+        self.coil = coil
+        self.feedback = feedback
+        self.coil_active_high = coil_active_high
+        self.feedback_active_high = feedback_active_high
+        self.welded = False
+        self.stuck_open = False
+        self.is_closed = False
+        coil.on_output_change(lambda _pin: self._follow())
+        self._follow()
+
+    @property
+    def energised(self) -> bool:
+        return self.coil.state == self.coil_active_high
+
+    def weld(self) -> None:
+        """Contacts stuck closed (whatever the coil does)."""
+        self.welded, self.stuck_open = True, False
+        self._follow()
+
+    def fail_to_close(self) -> None:
+        """Contacts stay open even when the coil is energised."""
+        self.stuck_open, self.welded = True, False
+        self._follow()
+
+    def repair(self) -> None:
+        self.welded = self.stuck_open = False
+        self._follow()
+
+    def _follow(self) -> None:
+        closed = self.welded or (self.energised and not self.stuck_open)
+        self.is_closed = closed
+        if self.feedback is not None:
+            self.feedback.drive(closed == self.feedback_active_high)
+
+
+class SimulatedLockMechanism:
+    """A lock actuator whose feedback switch follows the output unless it is jammed."""
+
+    def __init__(
+        self,
+        out: SimulatedPin,
+        feedback: SimulatedPin | None = None,
+        *,
+        active_high: bool = True,
+        feedback_active_high: bool = True,
+    ) -> None:
+        self.out = out
+        self.feedback = feedback
+        self.active_high = active_high
+        self.feedback_active_high = feedback_active_high
+        self.jammed = False
+        self.is_locked = False
+        out.on_output_change(lambda _pin: self._follow())
+        self._follow()
+
+    def jam(self) -> None:
+        """The bolt stays where it is."""
+        self.jammed = True
+
+    def repair(self) -> None:
+        self.jammed = False
+        self._follow()
+
+    def _follow(self) -> None:
+        if not self.jammed:
+            self.is_locked = self.out.state == self.active_high
+        if self.feedback is not None:
+            self.feedback.drive(self.is_locked == self.feedback_active_high)
+
+
+class SimulatedFaultSwitch:
+    """An emergency stop button or any trip contact on an input pin."""
+
+    def __init__(self, pin: SimulatedPin, *, active_low: bool = True) -> None:
+        self.pin = pin
+        self.active_low = active_low
+        self.clear()
+
+    def trip(self) -> None:
+        self.pin.drive(not self.active_low)
+
+    def clear(self) -> None:
+        self.pin.drive(self.active_low)
+
+    # An emergency stop reads better as press/release.
+    press = trip
+    release = clear
+
+
+class SimulatedRcm(SimulatedFaultSwitch):
+    """A residual-current monitor: trips on :meth:`trip` (a residual current) or while its test
+    input is driven, unless :meth:`break_self_test` made it deaf to the test."""
+
+    def __init__(
+        self, pin: SimulatedPin, test_pin: SimulatedPin | None = None, *, active_low: bool = True
+    ) -> None:
+        self.residual_fault = False
+        self.self_test_works = True
+        self.test_pin = test_pin
+        super().__init__(pin, active_low=active_low)
+        if test_pin is not None:
+            test_pin.on_output_change(lambda _pin: self._update())
+
+    def trip(self) -> None:
+        self.residual_fault = True
+        self._update()
+
+    def clear(self) -> None:
+        self.residual_fault = False
+        self._update()
+
+    def break_self_test(self) -> None:
+        self.self_test_works = False
+
+    def _update(self) -> None:
+        testing = self.test_pin is not None and self.test_pin.state and self.self_test_works
+        tripped = self.residual_fault or bool(testing)
+        self.pin.drive(tripped != self.active_low)

@@ -1,0 +1,276 @@
+"""Contactor, fault inputs, RCM self-test and connector lock on simulated pins."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from chargerfw.config import ContactorSection, FaultInputSection, LockSection, RcmSection
+from chargerfw.drivers.contactor import Contactor, ContactorFeedback, ContactorInterlockedError
+from chargerfw.drivers.fault_inputs import FaultInput, Rcm, RcmSelfTestUnavailableError
+from chargerfw.drivers.gpio import SimulatedPinFactory
+from chargerfw.drivers.lock import ConnectorLock, LockResult
+from chargerfw.sim.vehicle import (
+    SimulatedContactorMirror,
+    SimulatedFaultSwitch,
+    SimulatedLockMechanism,
+    SimulatedRcm,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- contactor ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("active_high", [True, False])
+def test_contactor_drives_coil_per_polarity(active_high):
+    factory = SimulatedPinFactory()
+    contactor = Contactor(17, factory=factory, active_high=active_high)
+    coil = factory.pin(17)
+    assert coil.state is (not active_high)  # open from the first instant
+    contactor.close()
+    assert contactor.commanded_closed and coil.state is active_high
+    contactor.open()
+    contactor.open()  # idempotent
+    assert not contactor.commanded_closed and coil.state is (not active_high)
+
+
+def make_contactor(feedback_active_high: bool = True):
+    factory = SimulatedPinFactory()
+    clock = FakeClock()
+    contactor = Contactor(
+        17,
+        factory=factory,
+        feedback_pin=27,
+        feedback_active_high=feedback_active_high,
+        feedback_timeout_s=0.5,
+        clock=clock,
+    )
+    mirror = SimulatedContactorMirror(
+        factory.pin(17), factory.pin(27), feedback_active_high=feedback_active_high
+    )
+    return contactor, mirror, clock
+
+
+@pytest.mark.parametrize("feedback_active_high", [True, False])
+def test_feedback_ok_when_mirror_follows(feedback_active_high):
+    contactor, mirror, clock = make_contactor(feedback_active_high)
+    assert contactor.check_feedback() is ContactorFeedback.OK
+    contactor.close()
+    assert mirror.is_closed and contactor.feedback_closed is True
+    clock.now += 10
+    assert contactor.check_feedback() is ContactorFeedback.OK
+
+
+def test_welded_is_reported_after_the_timeout_only():
+    contactor, mirror, clock = make_contactor()
+    contactor.close()
+    mirror.weld()
+    contactor.open()
+    assert contactor.check_feedback() is ContactorFeedback.PENDING
+    clock.now += 0.49
+    assert contactor.check_feedback() is ContactorFeedback.PENDING
+    clock.now += 0.02
+    assert contactor.check_feedback() is ContactorFeedback.WELDED
+    mirror.repair()
+    assert contactor.check_feedback() is ContactorFeedback.OK
+
+
+def test_failed_to_close_is_told_from_welded():
+    contactor, mirror, clock = make_contactor()
+    mirror.fail_to_close()
+    contactor.close()
+    clock.now += 0.6
+    assert contactor.check_feedback() is ContactorFeedback.FAILED_TO_CLOSE
+    assert not mirror.is_closed
+
+
+def test_no_feedback_configured():
+    contactor = Contactor(17, factory=SimulatedPinFactory())
+    assert contactor.check_feedback() is ContactorFeedback.NO_FEEDBACK
+    assert contactor.feedback_closed is None
+
+
+def test_interlock_opens_and_blocks_close_until_released():
+    factory = SimulatedPinFactory()
+    contactor = Contactor(17, factory=factory)
+    contactor.close()
+    contactor.interlock("rcd")
+    contactor.interlock("estop")
+    assert factory.pin(17).state is False
+    with pytest.raises(ContactorInterlockedError, match="estop, rcd") as err:
+        contactor.close()
+    assert err.value.reasons == ["estop", "rcd"]
+    assert factory.pin(17).state is False
+    contactor.release_interlock("rcd")
+    with pytest.raises(ContactorInterlockedError):
+        contactor.close()
+    contactor.release_interlock("estop")
+    assert factory.pin(17).state is False  # release does not re-close by itself
+    contactor.close()
+    assert factory.pin(17).state is True
+
+
+def test_open_from_another_thread_while_closing():
+    factory = SimulatedPinFactory()
+    contactor = Contactor(17, factory=factory)
+    contactor.close()
+    worker = threading.Thread(target=contactor.open)
+    worker.start()
+    worker.join(timeout=2)
+    assert not worker.is_alive()
+    assert factory.pin(17).state is False and not contactor.commanded_closed
+
+
+def test_contactor_from_config_uses_every_key():
+    factory = SimulatedPinFactory()
+    section = ContactorSection(
+        pin=20,
+        active_high=False,
+        feedback_pin=21,
+        feedback_active_high=False,
+        feedback_timeout_s=1.5,
+    )
+    contactor = Contactor.from_config(section, factory)
+    assert factory.pin(20).state is True  # active low: idle high
+    assert contactor.feedback_timeout_s == 1.5
+    factory.pin(21).drive_low()
+    assert contactor.feedback_closed is True
+
+
+# -- fault inputs -------------------------------------------------------------------------------
+def test_fault_input_callbacks_on_trip_and_clear():
+    factory = SimulatedPinFactory()
+    estop = FaultInput(13, factory=factory, active_low=True, name="estop")
+    events: list[str] = []
+    estop.on_trip(lambda: events.append("trip"))
+    estop.on_clear(lambda: events.append("clear"))
+    assert not estop.is_tripped
+    factory.pin(13).drive_low()
+    assert estop.is_tripped and events == ["trip"]
+    factory.pin(13).drive_high()
+    assert not estop.is_tripped and events == ["trip", "clear"]
+
+
+def test_fault_input_active_high():
+    factory = SimulatedPinFactory()
+    fault = FaultInput(5, factory=factory, active_low=False)
+    assert not fault.is_tripped  # pulled down
+    factory.pin(5).drive_high()
+    assert fault.is_tripped
+
+
+def test_safety_callback_opens_contactor_on_the_hardware_path():
+    factory = SimulatedPinFactory()
+    contactor = Contactor(17, factory=factory)
+    rcd = FaultInput(5, factory=factory, name="rcd")
+    rcd.on_trip(lambda: contactor.interlock("rcd"))
+    contactor.close()
+    SimulatedFaultSwitch(factory.pin(5)).trip()
+    assert factory.pin(17).state is False
+    with pytest.raises(ContactorInterlockedError):
+        contactor.close()
+
+
+def test_refresh_catches_an_edge_lost_to_bounce():
+    clock = FakeClock()
+    factory = SimulatedPinFactory(clock=clock)
+    fault = FaultInput(5, factory=factory, debounce_ms=20)
+    trips: list[bool] = []
+    fault.on_trip(lambda: trips.append(True))
+    pin = factory.pin(5)
+    pin.drive_low()  # accepted
+    clock.now += 0.005
+    pin.drive_high()  # bounce: dropped
+    clock.now += 0.005
+    pin.drive_low()  # dropped
+    clock.now += 0.005
+    pin.drive_high()  # the real final release, dropped too
+    assert fault.is_tripped  # stale
+    assert fault.refresh() is False  # the backstop re-reads the line
+    assert trips == [True]
+
+
+def test_tripped_at_start_is_seen():
+    factory = SimulatedPinFactory()
+    factory.pin(13).drive_low()
+    estop = FaultInput.from_config(FaultInputSection(pin=13), factory, name="estop")
+    assert estop.is_tripped
+
+
+# -- RCM self-test ------------------------------------------------------------------------------
+def make_rcm(**kwargs):
+    factory = SimulatedPinFactory()
+    rcm = Rcm.from_config(RcmSection(pin=5, test_pin=6, test_pulse_ms=50), factory)
+    rcm.clear_timeout_s = 0.05
+    sim = SimulatedRcm(factory.pin(5), factory.pin(6))
+    return rcm, sim, factory
+
+
+def test_rcm_self_test_passes_when_trip_follows_the_pulse():
+    rcm, sim, factory = make_rcm()
+    seen_during_test: list[bool] = []
+    rcm.on_trip(lambda: seen_during_test.append(rcm.self_test_running))
+    result = rcm.self_test()
+    assert result.passed and result.tripped and result.cleared
+    assert seen_during_test == [True]  # safety code can tell a test trip from a real one
+    assert factory.pin(6).state is False  # test output released
+    assert not rcm.is_tripped and not rcm.self_test_running
+
+
+def test_rcm_self_test_fails_when_the_rcm_does_not_trip():
+    rcm, sim, factory = make_rcm()
+    sim.break_self_test()
+    result = rcm.self_test()
+    assert not result.passed and not result.tripped
+    assert factory.pin(6).state is False
+
+
+def test_rcm_self_test_refused_while_tripped_or_without_test_pin():
+    rcm, sim, _ = make_rcm()
+    sim.trip()
+    assert rcm.is_tripped
+    with pytest.raises(RcmSelfTestUnavailableError, match="already tripped"):
+        rcm.self_test()
+    bare = Rcm(7, factory=SimulatedPinFactory())
+    with pytest.raises(RcmSelfTestUnavailableError, match="no test_pin"):
+        bare.self_test()
+
+
+# -- connector lock -----------------------------------------------------------------------------
+def make_lock():
+    factory = SimulatedPinFactory()
+    section = LockSection(pin=22, feedback_pin=23, feedback_timeout_s=0.05)
+    lock = ConnectorLock.from_config(section, factory)
+    mechanism = SimulatedLockMechanism(factory.pin(22), factory.pin(23))
+    return lock, mechanism, factory
+
+
+def test_lock_and_unlock_confirmed_by_feedback():
+    lock, mechanism, factory = make_lock()
+    assert lock.lock() is LockResult.LOCKED
+    assert mechanism.is_locked and factory.pin(22).state is True
+    assert lock.unlock() is LockResult.UNLOCKED
+    assert not mechanism.is_locked
+
+
+def test_jammed_lock_fails():
+    lock, mechanism, _ = make_lock()
+    mechanism.jam()
+    assert lock.lock() is LockResult.FAILED
+    assert lock.commanded_locked and lock.feedback_locked is False
+
+
+def test_lock_without_feedback_reports_the_command():
+    factory = SimulatedPinFactory()
+    lock = ConnectorLock(22, factory=factory, active_high=False)
+    assert lock.lock() is LockResult.LOCKED
+    assert factory.pin(22).state is False
+    assert lock.unlock() is LockResult.UNLOCKED
+    assert factory.pin(22).state is True
