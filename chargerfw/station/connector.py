@@ -1,0 +1,660 @@
+"""The connector state machine: pilot × authorization × availability × faults → decisions.
+
+Pure: ``step(state, event) -> (state, actions)`` and ``outputs(state)``; no I/O, no clock.
+The runtime feeds events (pilot changes, authorizations, backend answers, faults) and carries
+out the actions (StartTransaction, StopTransaction, StatusNotification, pilot and contactor).
+
+OCPP 1.6 rules implemented:
+
+* StatusNotification / ChargePointStatus: Available, Preparing (plugged in or authorized, no
+  transaction), Charging, SuspendedEV (EV not taking energy: pilot B), SuspendedEVSE (energy
+  not offered: limit below 6 A, temperature derating, invalid id), Finishing (transaction over,
+  cable still in), Reserved, Unavailable, Faulted; the transition Finishing → Preparing → new
+  transaction when a tag is presented again while plugged.
+* ChargePointErrorCode from the most important active fault (see ``faults.py``); faults
+  that do not stop energy (meter, reader) are reported beside the normal status.
+* A transaction starts when authorization and a plugged vehicle (pilot B/C/D) are both there,
+  in either order (Start Transaction); ConnectionTimeOut cancels a plug-less
+  authorization.
+* StopTransactionOnEVSideDisconnect: pilot A ends the transaction with ``EVDisconnected``,
+  or when false suspends it (SuspendedEV) until the vehicle is back.
+* StopTransactionOnInvalidId / MaxEnergyOnInvalidId: a StartTransaction.conf whose idTagInfo is
+  not Accepted stops the transaction (``DeAuthorized``) or, when the key is false, stops energy
+  (SuspendedEVSE); either happens once MaxEnergyOnInvalidId Wh were delivered (at once when
+  unset or 0).
+* ChangeAvailability: answered Scheduled while a transaction runs and applied when it
+  ends; the contactor never closes while Inoperative.
+* IEC 61851-1: the contactor closes only in pilot C (or D when ventilation is available) with a
+  running, authorized transaction, energy offered (≥ 6 A) and no fault; the pilot shows PWM only
+  while energy is offered to a transaction, +12 V (standby) otherwise, −12 V (state F) while
+  Unavailable or latched Faulted.
+
+Note: on a stop the machine opens the contactor in the same step as it drops the PWM. IEC
+61851-1 lets the EVSE wait up to a few seconds for the EV to go to B first, which spares the
+contacts; the runtime may add that delay, the safety supervisor does not.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from chargerfw.drivers.types import PilotState
+from chargerfw.station.enums import (
+    AuthorizationStatus,
+    Availability,
+    AvailabilityChange,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    StopReason,
+)
+from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind, most_important
+
+# IEC 61851-1: the lowest current a PWM duty can offer; below it energy is suspended.
+MIN_PWM_CURRENT_A = 6.0
+
+PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
+
+
+class TxPhase(enum.StrEnum):
+    IDLE = "idle"  # no authorization, no transaction
+    AUTHORIZED = "authorized"  # a tag was accepted, waiting for the vehicle
+    RUNNING = "running"  # StartTransaction issued
+    FINISHED = "finished"  # StopTransaction issued, cable still plugged in
+
+
+class PilotMode(enum.StrEnum):
+    STANDBY = "standby"  # constant +12 V (state A1/B1: no energy offered)
+    PWM = "pwm"  # 1 kHz PWM offering ``current_a``
+    STATE_F = "state_f"  # constant -12 V: EVSE not available
+
+
+@dataclass(frozen=True, slots=True)
+class PilotOutput:
+    mode: PilotMode
+    current_a: float | None = None  # set only in PWM mode
+
+    @classmethod
+    def pwm(cls, current_a: float) -> PilotOutput:
+        return cls(PilotMode.PWM, current_a)
+
+
+class LimitSource(enum.StrEnum):
+    SMART_CHARGING = "smart_charging"  # OCPP charging profiles / load management
+    THERMAL = "thermal"  # temperature derating
+    LOCAL = "local"  # technician or local setting
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: int
+    id_tag: str
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSettings:
+    """Per-connector constants and the OCPP keys that steer the machine."""
+
+    max_current_a: float = 16.0  # the hardware's rating (config connector.max_current_a)
+    ventilation_available: bool = False  # pilot D allowed to charge
+    stop_on_ev_side_disconnect: bool = True  # StopTransactionOnEVSideDisconnect
+    stop_on_invalid_id: bool = True  # StopTransactionOnInvalidId
+    max_energy_on_invalid_id_wh: float | None = None  # MaxEnergyOnInvalidId
+
+    KEYS = {
+        "StopTransactionOnEVSideDisconnect": "stop_on_ev_side_disconnect",
+        "StopTransactionOnInvalidId": "stop_on_invalid_id",
+        "MaxEnergyOnInvalidId": "max_energy_on_invalid_id_wh",
+    }
+
+    def with_keys(self, values: Mapping[str, object]) -> ConnectorSettings:
+        """These settings with the OCPP key values given (bools/ints, or their wire strings).
+        Keys not given are kept; a value of the wrong type is a ValueError naming the key."""
+        changes: dict[str, object] = {}
+        for key, attr in self.KEYS.items():
+            if key not in values:
+                continue
+            value = values[key]
+            if attr == "max_energy_on_invalid_id_wh":
+                try:
+                    number = int(str(value)) if not isinstance(value, bool) else None
+                except ValueError:
+                    number = None
+                if number is None or number < 0:
+                    raise ValueError(f"{key}: expected an integer >= 0, got {value!r}")
+                changes[attr] = float(number)
+            else:
+                if isinstance(value, str) and value.lower() in ("true", "false"):
+                    value = value.lower() == "true"
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key}: expected true or false, got {value!r}")
+                changes[attr] = value
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    connector_id: int
+    settings: ConnectorSettings = ConnectorSettings()
+    pilot: PilotState = PilotState.A
+    phase: TxPhase = TxPhase.IDLE
+    id_tag: str | None = None
+    parent_id_tag: str | None = None
+    tx_reservation_id: int | None = None
+    # StartTransaction.conf said the tag is not Accepted (waits for MaxEnergyOnInvalidId).
+    invalid_id: bool = False
+    deauthorized: bool = False  # energy suspended because of ``invalid_id``
+    energy_delivered_wh: float = 0.0  # in the running transaction
+    availability: Availability = Availability.OPERATIVE
+    scheduled_availability: Availability | None = None
+    reservation: Reservation | None = None
+    faults: frozenset[FaultKind] = frozenset()
+    limits: tuple[tuple[LimitSource, float], ...] = ()  # sorted, one per source
+
+    def limit(self, source: LimitSource) -> float | None:
+        return dict(self.limits).get(source)
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PilotChanged:
+    pilot: PilotState
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """A tag was accepted for starting (local rules, Authorize, or RemoteStartTransaction)."""
+
+    id_tag: str
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartConfirmed:
+    """StartTransaction.conf arrived with this idTagInfo status."""
+
+    status: AuthorizationStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """Stop by tag (Local), RemoteStopTransaction (Remote), reset, unlock, shutdown."""
+
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTimedOut:
+    """ConnectionTimeOut expired after authorization without a vehicle."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyMeasured:
+    """Energy delivered in the running transaction so far (Wh)."""
+
+    energy_wh: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAvailability:
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    reservation: Reservation
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReservation:
+    reservation_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRaised:
+    kind: FaultKind
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCleared:
+    kind: FaultKind
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentLimitChanged:
+    source: LimitSource
+    limit_a: float | None  # None removes the limit of that source
+
+
+Event = (
+    PilotChanged
+    | Authorized
+    | StartConfirmed
+    | StopRequested
+    | ConnectionTimedOut
+    | EnergyMeasured
+    | ChangeAvailability
+    | Reserve
+    | CancelReservation
+    | FaultRaised
+    | FaultCleared
+    | CurrentLimitChanged
+)
+
+# ---- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetContactor:
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetPilot:
+    output: PilotOutput
+
+
+@dataclass(frozen=True, slots=True)
+class StartTransaction:
+    connector_id: int
+    id_tag: str
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopTransaction:
+    connector_id: int
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    connector_id: int
+    status: ChargePointStatus
+    error_code: ChargePointErrorCode
+    vendor_error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityAnswer:
+    status: AvailabilityChange
+
+
+class RefusalReason(enum.StrEnum):
+    FAULTED = "Faulted"
+    UNAVAILABLE = "Unavailable"
+    OCCUPIED = "Occupied"
+    RESERVED = "Reserved"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRefused:
+    id_tag: str
+    reason: RefusalReason
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationAnswer:
+    """OCPP ReserveNow.conf status: Accepted, Faulted, Occupied, Unavailable."""
+
+    status: str
+
+
+Action = (
+    SetContactor
+    | SetPilot
+    | StartTransaction
+    | StopTransaction
+    | StatusChanged
+    | AvailabilityAnswer
+    | AuthorizationRefused
+    | ReservationAnswer
+)
+
+# ---- derived outputs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorOutputs:
+    status: ChargePointStatus
+    error_code: ChargePointErrorCode
+    vendor_error_code: str | None
+    contactor_closed: bool
+    pilot: PilotOutput
+    offered_current_a: float
+
+
+def offered_current_a(state: ConnectorState) -> float:
+    """The current the EVSE may offer now: the lowest of the rating and every active limit."""
+    return min([state.settings.max_current_a, *(limit for _, limit in state.limits)])
+
+
+def _energy_offered(state: ConnectorState) -> bool:
+    if state.deauthorized:
+        return False
+    if state.pilot is PilotState.D and not state.settings.ventilation_available:
+        return False
+    return offered_current_a(state) >= MIN_PWM_CURRENT_A
+
+
+def _faulted(state: ConnectorState) -> bool:
+    return any(FAULT_SPECS[k].faulted for k in state.faults)
+
+
+def _blocks_contactor(state: ConnectorState) -> bool:
+    return any(FAULT_SPECS[k].opens_contactor for k in state.faults)
+
+
+def _status(state: ConnectorState) -> ChargePointStatus:
+    if _faulted(state):
+        return ChargePointStatus.FAULTED
+    if state.phase is TxPhase.RUNNING:
+        if not _energy_offered(state):
+            return ChargePointStatus.SUSPENDED_EVSE
+        if state.pilot in (PilotState.C, PilotState.D):
+            return ChargePointStatus.CHARGING
+        return ChargePointStatus.SUSPENDED_EV
+    if state.availability is Availability.INOPERATIVE:
+        return ChargePointStatus.UNAVAILABLE
+    if state.phase is TxPhase.FINISHED:
+        return ChargePointStatus.FINISHING
+    if state.reservation is not None and state.phase is TxPhase.IDLE:
+        return ChargePointStatus.RESERVED
+    if state.phase is TxPhase.AUTHORIZED or state.pilot in PLUGGED:
+        return ChargePointStatus.PREPARING
+    return ChargePointStatus.AVAILABLE
+
+
+def _pilot_output(state: ConnectorState, status: ChargePointStatus) -> PilotOutput:
+    if status is ChargePointStatus.FAULTED:
+        latched = any(
+            FAULT_SPECS[k].clear_rule is ClearRule.TECHNICIAN
+            for k in state.faults
+            if FAULT_SPECS[k].faulted
+        )
+        # A fault that clears on unplug must keep +12 V so that pilot A can be seen.
+        return PilotOutput(PilotMode.STATE_F if latched else PilotMode.STANDBY)
+    if status is ChargePointStatus.UNAVAILABLE:
+        return PilotOutput(PilotMode.STATE_F)
+    if state.phase is TxPhase.RUNNING and _energy_offered(state):
+        return PilotOutput.pwm(offered_current_a(state))
+    return PilotOutput(PilotMode.STANDBY)
+
+
+def outputs(state: ConnectorState) -> ConnectorOutputs:
+    """Everything the connector shows and drives, derived from its state alone."""
+    status = _status(state)
+    top = most_important(state.faults)
+    contactor_closed = (
+        state.phase is TxPhase.RUNNING
+        and state.pilot in (PilotState.C, PilotState.D)
+        and _energy_offered(state)
+        and not _blocks_contactor(state)
+        and state.availability is Availability.OPERATIVE
+    )
+    return ConnectorOutputs(
+        status=status,
+        error_code=FAULT_SPECS[top].error_code if top else ChargePointErrorCode.NO_ERROR,
+        vendor_error_code=FAULT_SPECS[top].vendor_error_code if top else None,
+        contactor_closed=contactor_closed,
+        pilot=_pilot_output(state, status),
+        offered_current_a=offered_current_a(state),
+    )
+
+
+# ---- transitions --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Step:
+    state: ConnectorState
+    answers: list[Action] = field(default_factory=list)
+    tx: list[Action] = field(default_factory=list)
+
+
+def _end_transaction(s: _Step, reason: StopReason) -> None:
+    st = s.state
+    s.tx.append(StopTransaction(st.connector_id, reason))
+    st = replace(
+        st,
+        phase=TxPhase.FINISHED if st.pilot in PLUGGED else TxPhase.IDLE,
+        id_tag=None,
+        parent_id_tag=None,
+        tx_reservation_id=None,
+        invalid_id=False,
+        deauthorized=False,
+        energy_delivered_wh=0.0,
+    )
+    if st.scheduled_availability is not None:
+        st = replace(st, availability=st.scheduled_availability, scheduled_availability=None)
+    s.state = st
+
+
+def _start_transaction(s: _Step) -> None:
+    st = s.state
+    assert st.id_tag is not None
+    reservation_id = None
+    if st.reservation is not None:
+        reservation_id = st.reservation.reservation_id
+        st = replace(st, reservation=None)
+    s.tx.append(StartTransaction(st.connector_id, st.id_tag, reservation_id))
+    s.state = replace(
+        st, phase=TxPhase.RUNNING, tx_reservation_id=reservation_id, energy_delivered_wh=0.0
+    )
+
+
+def _apply_invalid_id(s: _Step) -> None:
+    """Act on an invalid id once MaxEnergyOnInvalidId is used up (at once when unset)."""
+    st = s.state
+    if not st.invalid_id or st.phase is not TxPhase.RUNNING or st.deauthorized:
+        return
+    budget = st.settings.max_energy_on_invalid_id_wh or 0.0
+    if st.energy_delivered_wh < budget:
+        return
+    if st.settings.stop_on_invalid_id:
+        _end_transaction(s, StopReason.DE_AUTHORIZED)
+    else:
+        s.state = replace(st, deauthorized=True)
+
+
+def _reserved_for_other(st: ConnectorState, id_tag: str, parent_id_tag: str | None) -> bool:
+    r = st.reservation
+    if r is None:
+        return False
+    if id_tag.casefold() == r.id_tag.casefold():
+        return False
+    return not (
+        r.parent_id_tag and parent_id_tag and r.parent_id_tag.casefold() == parent_id_tag.casefold()
+    )
+
+
+def _on_pilot(s: _Step, ev: PilotChanged) -> None:
+    st = s.state
+    own_f = outputs(st).pilot.mode is PilotMode.STATE_F
+    st = replace(st, pilot=ev.pilot)
+    if ev.pilot is PilotState.E or (ev.pilot is PilotState.F and not own_f):
+        st = replace(st, faults=st.faults | {FaultKind.PILOT_ERROR})
+    elif ev.pilot is PilotState.DIODE_FAULT:
+        st = replace(st, faults=st.faults | {FaultKind.DIODE_FAULT})
+    elif ev.pilot is PilotState.A:
+        st = replace(st, faults=st.faults - {FaultKind.PILOT_ERROR, FaultKind.DIODE_FAULT})
+    s.state = st
+    if (
+        st.phase is TxPhase.RUNNING
+        and ev.pilot is PilotState.A
+        and st.settings.stop_on_ev_side_disconnect
+    ):
+        _end_transaction(s, StopReason.EV_DISCONNECTED)
+    elif _faulted(st):
+        _on_fault_state(s)
+    elif st.phase is TxPhase.AUTHORIZED and ev.pilot in PLUGGED:
+        _start_transaction(s)
+    elif st.phase is TxPhase.FINISHED and ev.pilot is PilotState.A:
+        s.state = replace(st, phase=TxPhase.IDLE)
+
+
+def _on_fault_state(s: _Step) -> None:
+    """With a Faulted connector: end a transaction if a fault asks for it, drop a pending one."""
+    st = s.state
+    if not _faulted(st):
+        return  # a fault reported beside the status (meter, reader) changes nothing here
+    enders = [k for k in st.faults if FAULT_SPECS[k].ends_transaction]
+    if st.phase is TxPhase.RUNNING and enders:
+        reason = FAULT_SPECS[most_important(frozenset(enders)) or enders[0]].stop_reason
+        _end_transaction(s, reason)
+    elif st.phase is TxPhase.AUTHORIZED:
+        s.state = replace(st, phase=TxPhase.IDLE, id_tag=None, parent_id_tag=None)
+    if s.state.phase is TxPhase.FINISHED and s.state.pilot not in PLUGGED:
+        s.state = replace(s.state, phase=TxPhase.IDLE)
+
+
+def _on_authorized(s: _Step, ev: Authorized) -> None:
+    st = s.state
+    if _faulted(st):
+        s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.FAULTED))
+        return
+    if st.availability is Availability.INOPERATIVE:
+        s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.UNAVAILABLE))
+        return
+    if st.phase is TxPhase.RUNNING:
+        s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.OCCUPIED))
+        return
+    if _reserved_for_other(st, ev.id_tag, ev.parent_id_tag):
+        s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.RESERVED))
+        return
+    s.state = replace(
+        st, phase=TxPhase.AUTHORIZED, id_tag=ev.id_tag, parent_id_tag=ev.parent_id_tag
+    )
+    if st.pilot in PLUGGED:
+        _start_transaction(s)
+
+
+def _on_change_availability(s: _Step, ev: ChangeAvailability) -> None:
+    st = s.state
+    if st.phase is TxPhase.RUNNING:
+        if ev.availability is st.availability:
+            s.state = replace(st, scheduled_availability=None)
+            s.answers.append(AvailabilityAnswer(AvailabilityChange.ACCEPTED))
+        else:
+            s.state = replace(st, scheduled_availability=ev.availability)
+            s.answers.append(AvailabilityAnswer(AvailabilityChange.SCHEDULED))
+        return
+    st = replace(st, availability=ev.availability, scheduled_availability=None)
+    if ev.availability is Availability.INOPERATIVE and st.phase is TxPhase.AUTHORIZED:
+        st = replace(st, phase=TxPhase.IDLE, id_tag=None, parent_id_tag=None)
+    s.state = st
+    s.answers.append(AvailabilityAnswer(AvailabilityChange.ACCEPTED))
+
+
+def _on_reserve(s: _Step, ev: Reserve) -> None:
+    st = s.state
+    if _faulted(st):
+        status = "Faulted"
+    elif st.availability is Availability.INOPERATIVE:
+        status = "Unavailable"
+    elif st.phase is not TxPhase.IDLE or st.pilot in PLUGGED:
+        status = "Occupied"
+    elif (
+        st.reservation is not None
+        and st.reservation.reservation_id != ev.reservation.reservation_id
+    ):
+        status = "Occupied"
+    else:
+        status = "Accepted"
+        s.state = replace(st, reservation=ev.reservation)
+    s.answers.append(ReservationAnswer(status))
+
+
+def _transition(s: _Step, ev: Event) -> None:
+    st = s.state
+    match ev:
+        case PilotChanged():
+            _on_pilot(s, ev)
+        case Authorized():
+            _on_authorized(s, ev)
+        case StartConfirmed(status=status):
+            if st.phase is TxPhase.RUNNING and status is not AuthorizationStatus.ACCEPTED:
+                s.state = replace(st, invalid_id=True)
+                _apply_invalid_id(s)
+        case StopRequested(reason=reason):
+            if st.phase is TxPhase.RUNNING:
+                _end_transaction(s, reason)
+            elif st.phase is TxPhase.AUTHORIZED:
+                s.state = replace(st, phase=TxPhase.IDLE, id_tag=None, parent_id_tag=None)
+        case ConnectionTimedOut():
+            if st.phase is TxPhase.AUTHORIZED:
+                s.state = replace(st, phase=TxPhase.IDLE, id_tag=None, parent_id_tag=None)
+        case EnergyMeasured(energy_wh=wh):
+            if st.phase is TxPhase.RUNNING:
+                s.state = replace(st, energy_delivered_wh=wh)
+                _apply_invalid_id(s)
+        case ChangeAvailability():
+            _on_change_availability(s, ev)
+        case Reserve():
+            _on_reserve(s, ev)
+        case CancelReservation(reservation_id=rid):
+            if st.reservation is not None and st.reservation.reservation_id == rid:
+                s.state = replace(st, reservation=None)
+        case FaultRaised(kind=kind):
+            s.state = replace(st, faults=st.faults | {kind})
+            _on_fault_state(s)
+        case FaultCleared(kind=kind):
+            s.state = replace(st, faults=st.faults - {kind})
+        case CurrentLimitChanged(source=source, limit_a=limit):
+            limits = {k: v for k, v in st.limits if k is not source}
+            if limit is not None:
+                if limit < 0:
+                    raise ValueError(f"current limit must be >= 0 A, got {limit}")
+                limits[source] = limit
+            s.state = replace(st, limits=tuple(sorted(limits.items())))
+        case _:
+            raise TypeError(f"not a connector event: {ev!r}")
+
+
+def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Action]]:
+    """Apply one event; return the new state and the actions to carry out, in order:
+    contactor opening first (safety), then answers, pilot, transaction messages, contactor
+    closing, and the status notification last."""
+    before = outputs(state)
+    s = _Step(state)
+    _transition(s, event)
+    after = outputs(s.state)
+    actions: list[Action] = []
+    if before.contactor_closed and not after.contactor_closed:
+        actions.append(SetContactor(False))
+    actions.extend(s.answers)
+    if before.pilot != after.pilot:
+        actions.append(SetPilot(after.pilot))
+    actions.extend(s.tx)
+    if after.contactor_closed and not before.contactor_closed:
+        actions.append(SetContactor(True))
+    if (before.status, before.error_code, before.vendor_error_code) != (
+        after.status,
+        after.error_code,
+        after.vendor_error_code,
+    ):
+        actions.append(
+            StatusChanged(
+                state.connector_id, after.status, after.error_code, after.vendor_error_code
+            )
+        )
+    return s.state, actions
+
+
+class ConnectorMachine:
+    """A holder for one connector's state, for a runtime that prefers an object."""
+
+    def __init__(self, connector_id: int, settings: ConnectorSettings | None = None) -> None:
+        self.state = ConnectorState(connector_id, settings or ConnectorSettings())
+
+    @property
+    def outputs(self) -> ConnectorOutputs:
+        return outputs(self.state)
+
+    def handle(self, event: Event) -> list[Action]:
+        self.state, actions = step(self.state, event)
+        return actions
