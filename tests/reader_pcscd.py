@@ -1,0 +1,108 @@
+"""A real pcscd with the vsmartcard vpcd reader driver, for the PC/SC reader tests.
+
+pcsc-lite 1.9.9 has one fixed client socket (/run/pcscd/pcscd.comm), so only one pcscd can
+run on the machine: refuse to start if another one is there, and stop only our own (by pid).
+The vpcd port comes from a reader.conf written into a temporary folder (``pcscd -c``), so the
+tests use a free port instead of the fixed 35963.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartcard import scard
+
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
+READER_NAME = "Virtual PCD 00 00"  # vpcd creates two slots: port and port + 1
+
+
+@dataclass(frozen=True)
+class VpcdStack:
+    pid: int
+    port: int  # where a virtual card connects to be "inserted" into READER_NAME
+    reader_name: str = READER_NAME
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no two free neighbouring TCP ports")
+
+
+def _other_pcscd_running() -> int | None:
+    try:
+        pid = int(PCSCD_PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def _readers() -> list[str]:
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return []
+    try:
+        hresult, readers = scard.SCardListReaders(context, [])
+        return list(readers) if hresult == scard.SCARD_S_SUCCESS else []
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+@contextlib.contextmanager
+def pcscd_with_vpcd(workdir: Path, *, port: int | None = None,
+                    ready_timeout_s: float = 10.0) -> Iterator[VpcdStack]:
+    """Run ``pcscd --foreground`` with only the vpcd reader until the block ends."""
+    pcscd = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    if not os.path.exists(pcscd) or not VPCD_DRIVER.exists():
+        raise RuntimeError("pcscd and vsmartcard-vpcd are needed (apt-get install pcscd vsmartcard-vpcd)")
+    other = _other_pcscd_running()
+    if other is not None:
+        raise RuntimeError(f"another pcscd (pid {other}) is running; the tests need their own")
+    port = port or _free_port_pair()
+    conf_dir = workdir / "reader.conf.d"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "vpcd").write_text(
+        'FRIENDLYNAME "Virtual PCD"\n'
+        f"DEVICENAME   /dev/null:{port}\n"
+        f"LIBPATH      {VPCD_DRIVER}\n"
+        f"CHANNELID    {port}\n"
+    )
+    log = open(workdir / "pcscd.log", "wb")
+    proc = subprocess.Popen([pcscd, "--foreground", "--config", str(conf_dir)],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while READER_NAME not in _readers():
+            if proc.poll() is not None:
+                raise RuntimeError(f"pcscd exited with {proc.returncode}: "
+                                   f"{(workdir / 'pcscd.log').read_text(errors='replace')[-500:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("pcscd did not list the vpcd reader in time")
+            time.sleep(0.05)
+        yield VpcdStack(pid=proc.pid, port=port)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
