@@ -23,7 +23,8 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> None:
     """Configure structlog and the stdlib root logger (libraries log through it)."""
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(
-        level=numeric, stream=stream or sys.stdout, format="%(levelname)s %(name)s %(message)s"
+        level=numeric, stream=stream or sys.stdout, format="%(levelname)s %(name)s %(message)s",
+        force=True,
     )
     structlog.configure(
         processors=[

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from chargerfw import __version__
@@ -15,7 +17,9 @@ from chargerfw.logs import setup_logging
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(log_level: str) -> None:
     """Charge-point controller firmware for Raspberry Pi EV chargers."""
-    setup_logging(log_level)
+    # Commands print results on stdout (some as JSON); their logs go to stderr.
+    # `chargerfw run` switches its logs to stdout for journald.
+    setup_logging(log_level, stream=sys.stderr)
 
 
 config_option = click.option(

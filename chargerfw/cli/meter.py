@@ -1,3 +1,197 @@
-"""`chargerfw meter` commands."""
+"""`chargerfw meters` (list the known models) and `chargerfw meter read` (one sample).
+
+Exit codes of `meter read`: 0 a sample was read; 2 bad options or config; 3 the meter did not
+answer (timeout, no port, corrupted replies); 4 the meter answered but not with a usable sample
+(exception reply, value not available).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from chargerfw.cli import config_option, load_config_or_exit, main
+from chargerfw.config import MeterSection, known_meter_models
+from chargerfw.drivers.meter import EnergyMeter, MeterReadError, all_meter_maps, load_meter_map
+from chargerfw.drivers.meter.driver import quiet_pymodbus
+from chargerfw.drivers.meter.regmap import MeterMap, MeterMapError
+from chargerfw.drivers.types import MeterFaultKind, MeterSample
+
+EXIT_NO_REPLY = 3
+EXIT_BAD_REPLY = 4
+NO_REPLY_KINDS = {MeterFaultKind.TIMEOUT, MeterFaultKind.CRC_ERROR}
+
+
+def _serial_text(meter_map: MeterMap) -> str:
+    s = meter_map.serial
+    return f"{s.baudrate} 8{s.parity}{s.stopbits} unit {s.unit_id}"
+
+
+def _map_summary(meter_map: MeterMap) -> dict[str, Any]:
+    s = meter_map.serial
+    return {
+        "model": meter_map.name, "vendor": meter_map.vendor, "name": meter_map.model,
+        "description": meter_map.description, "phases": meter_map.phases,
+        "serial": {"baudrate": s.baudrate, "parity": s.parity, "stopbits": s.stopbits,
+                   "unit_id": s.unit_id},
+        "min_query_gap_ms": meter_map.min_query_gap_ms,
+        "quantities": sorted(q.value for q in meter_map.quantities),
+    }
+
+
+@main.command("meters")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document")
+def meters_command(as_json: bool) -> None:
+    """List the meter models (register maps in hw/meters)."""
+    try:
+        maps = all_meter_maps()
+    except MeterMapError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps([_map_summary(m) for m in maps], indent=2))
+        return
+    width = max(len(m.name) for m in maps)
+    for m in maps:
+        click.echo(f"{m.name:<{width}}  {m.vendor} {m.model}, {m.phases}-phase, "
+                   f"{_serial_text(m)}")
+
+
+@main.group("meter")
+def meter_group() -> None:
+    """Energy meter tools."""
+
+
+def _parse_tcp(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 192.168.1.50:502)",
+                                 param_hint="'--tcp'")
+    return host, int(port)
+
+
+def _section_from_options(model: str, port: str | None, tcp: str | None,
+                          extra: dict[str, Any]) -> MeterSection:
+    if bool(port) == bool(tcp):
+        raise click.UsageError("give exactly one of --port (RTU) or --tcp HOST:PORT")
+    fields: dict[str, Any] = {"model": model, **{k: v for k, v in extra.items() if v is not None}}
+    if tcp:
+        host, tcp_port = _parse_tcp(tcp)
+        fields.update(transport="tcp", host=host, tcp_port=tcp_port)
+    else:
+        fields.update(transport="rtu", port=port)
+    try:
+        return MeterSection(**fields)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            click.echo(f"error: meter {where + ': ' if where else ''}{message}", err=True)
+        raise SystemExit(2) from None
+
+
+def _section_from_config(config_path: str, connector: int | None) -> MeterSection:
+    config = load_config_or_exit(config_path)
+    if connector is None:
+        if len(config.connector) > 1:
+            ids = ", ".join(str(c.id) for c in config.connector)
+            raise click.UsageError(f"the station has connectors {ids}: pick one with --connector")
+        return config.connector[0].meter
+    try:
+        return config.connector_by_id(connector).meter
+    except KeyError:
+        ids = ", ".join(str(c.id) for c in config.connector)
+        click.echo(f"error: no connector {connector} in {config_path} (have {ids})", err=True)
+        raise SystemExit(2) from None
+
+
+def format_sample(sample: MeterSample, phases: int) -> list[str]:
+    """The human view of one sample."""
+
+    def phase_values(prefix: str, unit: str, digits: int) -> str:
+        parts = []
+        for n in range(1, phases + 1):
+            value = getattr(sample, f"{prefix}_l{n}_{unit.lower()}")
+            if value is not None:
+                parts.append(f"L{n} {value:.{digits}f} {unit}")
+        return "  ".join(parts) or "-"
+
+    lines = [f"energy import  {sample.energy_import_wh / 1000:.3f} kWh"]
+    if sample.energy_export_wh is not None:
+        lines.append(f"energy export  {sample.energy_export_wh / 1000:.3f} kWh")
+    total = f"{sample.power_w:.1f} W" if sample.power_w is not None else "-"
+    per_phase = phase_values("power", "W", 1)
+    lines.append(f"power          {total}" + (f"  ({per_phase})" if per_phase != "-" else ""))
+    lines.append(f"voltage        {phase_values('voltage', 'V', 1)}")
+    lines.append(f"current        {phase_values('current', 'A', 2)}")
+    if sample.frequency_hz is not None:
+        lines.append(f"frequency      {sample.frequency_hz:.2f} Hz")
+    return lines
+
+
+async def _read_once(meter: EnergyMeter) -> MeterSample:
+    async with meter:
+        return await meter.read_sample()
+
+
+@meter_group.command("read")
+@config_option
+@click.option("--connector", type=int, help="which connector's meter (station config)")
+@click.option("--model", type=click.Choice(known_meter_models()),
+              help="read an ad-hoc meter of this model instead of the config's")
+@click.option("--port", help="RS-485 serial port (Modbus RTU)")
+@click.option("--tcp", "tcp", metavar="HOST:PORT", help="Modbus TCP address")
+@click.option("--unit", "unit_id", type=int, help="Modbus unit id [default: the model's]")
+@click.option("--baud", "baudrate", type=int, help="baud rate [default: the model's]")
+@click.option("--parity", type=click.Choice(["N", "E", "O"], case_sensitive=False),
+              help="parity [default: the model's]")
+@click.option("--stopbits", type=click.Choice(["1", "2"]), help="stop bits [default: the model's]")
+@click.option("--timeout", "timeout_s", type=float, help="seconds to wait for a reply [1.0]")
+@click.option("--json", "as_json", is_flag=True, help="print the sample as JSON")
+def meter_read(config_path: str, connector: int | None, model: str | None, port: str | None,
+               tcp: str | None, unit_id: int | None, baudrate: int | None, parity: str | None,
+               stopbits: str | None, timeout_s: float | None, as_json: bool) -> None:
+    """Read one sample from the meter of the station config, or an ad-hoc one (--model).
+
+    \b
+    Exit status: 0 read; 2 bad options or config; 3 no reply (timeout, port missing,
+    corrupted frames); 4 the meter answered with an exception or an unusable value.
+    """
+    extra = {"unit_id": unit_id, "baudrate": baudrate,
+             "parity": parity.upper() if parity else None,
+             "stopbits": int(stopbits) if stopbits else None, "timeout_s": timeout_s}
+    if model:
+        if connector is not None:
+            raise click.UsageError("--connector picks a meter from the config; not with --model")
+        section = _section_from_options(model, port, tcp, extra)
+    else:
+        if port or tcp or any(v is not None for v in extra.values()):
+            raise click.UsageError("--port/--tcp/--unit/--baud/--parity/--stopbits/--timeout "
+                                   "describe an ad-hoc meter: give --model too")
+        section = _section_from_config(config_path, connector)
+    quiet_pymodbus()
+    meter_map = load_meter_map(section.model)
+    meter = EnergyMeter(section, meter_map=meter_map)
+    where = meter.bus.describe()
+    try:
+        sample = asyncio.run(_read_once(meter))
+    except MeterReadError as exc:
+        code = EXIT_NO_REPLY if exc.kind in NO_REPLY_KINDS else EXIT_BAD_REPLY
+        click.echo(f"error: {section.model} via {where}: {exc.kind}: {exc.detail}", err=True)
+        if as_json:
+            click.echo(json.dumps({"model": section.model, "bus": where,
+                                   "error": {"kind": str(exc.kind), "detail": exc.detail}}))
+        raise SystemExit(code) from None
+    if as_json:
+        click.echo(json.dumps({"model": section.model, "bus": where,
+                               "transactions": meter.counters.transactions,
+                               "sample": dataclasses.asdict(sample)}, indent=2))
+        return
+    click.echo(f"{meter_map.vendor} {meter_map.model} ({section.model}) via {where}")
+    for line in format_sample(sample, meter_map.phases):
+        click.echo(line)
