@@ -1,0 +1,313 @@
+"""The OCPP-J WebSocket link: connect, authenticate, keep alive, reconnect.
+
+- URL ``{url}/{charge_point_id}``, subprotocol ``ocpp1.6`` (a server that does not agree to it
+  is treated as a failed connection attempt).
+- Security profile 0: plain ws. 1: HTTP Basic (user = charge point id, password =
+  AuthorizationKey) over ws. 2: Basic over wss with the server certificate (and host name)
+  verified against a configured CA file only.
+- Liveness: WebSocket pings every WebSocketPingInterval seconds (websockets' keepalive); a pong
+  missing for as long closes the socket, the session ends and we reconnect. The interval can
+  change on a live socket. :class:`LinkHealth` shows connected-since, last frame, last pong
+  latency, so "connected" is never a guess (field lesson 4).
+- Reconnect: exponential back-off with full jitter, reset only once a session stayed up for
+  ``stable_after_s``. We run this small loop ourselves rather than websockets' ``async for
+  connect()`` iterator: that one gives up on HTTP 401/403 (a charger must keep trying while a
+  backend is being provisioned), resets the back-off after any successful handshake (a backend
+  that accepts and drops at once would be hammered), and jitters only the first delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+REDACTED = "***"
+_SECRET_KEYS = {"authorizationkey", "password"}
+
+
+class ConnectionSetupError(ValueError):
+    """The link cannot be set up as configured (bad profile, missing CA or password)."""
+
+
+@dataclass
+class LinkHealth:
+    """What a status command shows about the backend link."""
+
+    state: str = "disconnected"  # disconnected | connecting | connected
+    url: str = ""
+    connected_since: float | None = None
+    last_frame_in_at: float | None = None
+    last_frame_out_at: float | None = None
+    last_pong_latency_s: float | None = None
+    ping_interval_s: int = 0
+    connects: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    next_attempt_in_s: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backoff:
+    """Exponential back-off with full jitter: the n-th delay is uniform in
+    [0, min(maximum, initial * factor**n)], never below ``floor``."""
+
+    def __init__(self, initial_s: float = 2.0, maximum_s: float = 120.0, factor: float = 2.0,
+                 floor_s: float = 0.5, rng: Callable[[], float] = random.random) -> None:
+        if not 0 <= floor_s <= initial_s <= maximum_s or factor < 1:
+            raise ValueError("need 0 <= floor <= initial <= maximum and factor >= 1")
+        self.initial_s, self.maximum_s, self.factor, self.floor_s = initial_s, maximum_s, factor, floor_s
+        self._rng = rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        cap = min(self.maximum_s, self.initial_s * self.factor ** self.failures)
+        self.failures += 1
+        return max(self.floor_s, cap * self._rng())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def redact_frame(frame: str) -> str:
+    """A frame for the log with secrets replaced: AuthorizationKey values in
+    ChangeConfiguration / GetConfiguration, and any field named like a password."""
+    try:
+        message = json.loads(frame)
+    except ValueError:
+        return frame
+    if not isinstance(message, list):
+        return frame
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, dict):
+            secret_pair = str(node.get("key", "")).lower() in _SECRET_KEYS and "value" in node
+            return {k: (REDACTED if (k.lower() in _SECRET_KEYS or (secret_pair and k == "value"))
+                        else scrub(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(v) for v in node]
+        return node
+
+    return json.dumps(scrub(message), separators=(",", ":"))
+
+
+FrameSink = Callable[[str, str], None]  # (direction "in"/"out", raw frame)
+
+
+class WsTransport:
+    """The ``recv()/send()`` pair the ``ocpp`` library talks through, counting frames."""
+
+    def __init__(self, ws: ClientConnection, health: LinkHealth, sink: FrameSink | None) -> None:
+        self.ws = ws
+        self._health = health
+        self._sink = sink
+
+    async def recv(self) -> str:
+        while True:
+            message = await self.ws.recv()
+            self._health.last_frame_in_at = time.time()
+            if isinstance(message, bytes):  # OCPP-J is text only
+                log.warning("ocpp.binary_frame_ignored", size=len(message))
+                continue
+            if self._sink:
+                self._sink("in", message)
+            return message
+
+    async def send(self, message: str) -> None:
+        await self.ws.send(message)
+        self._health.last_frame_out_at = time.time()
+        if self._sink:
+            self._sink("out", message)
+
+
+Session = Callable[[WsTransport], Awaitable[None]]
+
+
+class OcppConnection:
+    """Keeps one WebSocket to the backend open and runs ``session`` on each connection."""
+
+    def __init__(
+        self,
+        url: str,
+        charge_point_id: str,
+        *,
+        security_profile: Callable[[], int] | int = 0,
+        password: Callable[[], str | None] | str | None = None,
+        ca_file: Path | str | None = None,
+        ping_interval_s: Callable[[], int] | int = 60,
+        open_timeout_s: float = 10.0,
+        backoff: Backoff | None = None,
+        stable_after_s: float = 30.0,
+        frame_sink: FrameSink | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.charge_point_id = charge_point_id
+        self._profile = security_profile if callable(security_profile) else (lambda: security_profile)
+        self._password = password if callable(password) else (lambda: password)
+        self._ca_file = Path(ca_file) if ca_file else None
+        self._ping_interval = ping_interval_s if callable(ping_interval_s) else (lambda: ping_interval_s)
+        self._open_timeout_s = open_timeout_s
+        self.backoff = backoff or Backoff()
+        self._stable_after_s = stable_after_s
+        self._sink = frame_sink
+        self.health = LinkHealth(url=f"{self.url}/{charge_point_id}")
+        self._ws: ClientConnection | None = None
+        self._stopping = False
+        self._background: set[asyncio.Future[None]] = set()
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Arguments for :func:`websockets.asyncio.client.connect` for the current profile."""
+        profile = self._profile()
+        uri = f"{self.url}/{self.charge_point_id}"
+        kwargs: dict[str, Any] = {
+            "uri": uri,
+            "subprotocols": [SUBPROTOCOL],
+            "open_timeout": self._open_timeout_s,
+            # After a missed pong websockets still tries a closing handshake; on a dead link
+            # that only delays noticing it, so keep it short.
+            "close_timeout": 2.0,
+            "compression": None,  # OCPP frames are small; save the Pi the zlib work
+            "proxy": None,
+            "user_agent_header": "chargerfw",
+        }
+        if profile not in (0, 1, 2):
+            raise ConnectionSetupError(f"security profile {profile} is not supported (0, 1, 2)")
+        if profile >= 1:
+            password = self._password()
+            if not password:
+                raise ConnectionSetupError(f"security profile {profile} needs a password")
+            token = base64.b64encode(f"{self.charge_point_id}:{password}".encode()).decode()
+            kwargs["additional_headers"] = {"Authorization": f"Basic {token}"}
+        if profile == 2:
+            if not uri.startswith("wss://"):
+                raise ConnectionSetupError("security profile 2 needs a wss:// url")
+            if self._ca_file is None:
+                raise ConnectionSetupError("security profile 2 needs ca_file")
+            # Only the configured CA is trusted, not the system store: a charger pins its backend.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_verify_locations(cafile=str(self._ca_file))
+            kwargs["ssl"] = context
+        elif uri.startswith("wss://"):
+            kwargs["ssl"] = ssl.create_default_context()
+        interval = self._ping_interval()
+        kwargs["ping_interval"] = interval or None
+        kwargs["ping_timeout"] = interval or None
+        return kwargs
+
+    # -- control ----------------------------------------------------------------------------
+
+    def set_ping_interval(self, seconds: int) -> None:
+        """Apply WebSocketPingInterval on the live socket (0 stops pinging at the next tick)."""
+        self.health.ping_interval_s = seconds
+        ws = self._ws
+        if ws is not None and ws.ping_interval is not None:
+            # websockets' keepalive re-reads these on every round.
+            ws.ping_interval = seconds or 10**9
+            ws.ping_timeout = seconds or None
+        elif ws is not None and seconds:
+            self.reconnect("ping interval switched on")
+
+    def reconnect(self, why: str) -> None:
+        """Drop the current socket; the run loop connects again (e.g. after a new password)."""
+        ws = self._ws
+        if ws is not None:
+            log.info("ocpp.reconnect_requested", reason=why)
+            task = asyncio.ensure_future(ws.close(code=1000, reason=why[:100]))
+            self._background.add(task)  # keep a reference until done
+            task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, session: Session) -> None:
+        """Connect, run ``session`` until the socket closes, back off, repeat; until close()."""
+        while not self._stopping:
+            self.health.state = "connecting"
+            self.health.next_attempt_in_s = None
+            try:
+                kwargs = self.connect_kwargs()
+                ws = await connect(**kwargs)
+                if ws.subprotocol != SUBPROTOCOL:
+                    await ws.close(code=1002, reason="ocpp1.6 required")
+                    raise ConnectionSetupError(f"server chose subprotocol {ws.subprotocol!r}")
+            except Exception as exc:  # refused, 401, TLS, timeout, bad URI: never give up
+                await self._wait_after_failure(exc)
+                continue
+            await self._serve(ws, session)
+        self.health.state = "disconnected"
+
+    async def _serve(self, ws: ClientConnection, session: Session) -> None:
+        self._ws = ws
+        started = time.monotonic()
+        self.health.state = "connected"
+        self.health.connected_since = time.time()
+        self.health.connects += 1
+        self.health.ping_interval_s = self._ping_interval()
+        self.health.last_error = None
+        log.info("ocpp.connected", url=self.health.url, profile=self._profile())
+        watcher = asyncio.create_task(self._watch_latency(ws))
+        reason = "closed"
+        try:
+            await session(WsTransport(ws, self.health, self._sink))
+        except websockets.ConnectionClosed as exc:
+            reason = f"closed: {exc}"
+        except Exception as exc:  # a session bug must not end the firmware's backend link
+            log.exception("ocpp.session_failed")
+            reason = f"session error: {exc!r}"
+        finally:
+            watcher.cancel()
+            self._ws = None
+            with contextlib.suppress(Exception):
+                await ws.close()
+            self.health.state = "disconnected"
+            self.health.connected_since = None
+            self.health.last_error = reason
+            log.warning("ocpp.disconnected", reason=reason,
+                        close_code=ws.close_code, close_reason=ws.close_reason)
+        if time.monotonic() - started >= self._stable_after_s:
+            self.backoff.reset()
+        if not self._stopping:
+            # A short pause even after a long session: never a tight reconnect loop.
+            delay = self.backoff.next_delay()
+            self.health.next_attempt_in_s = delay
+            await asyncio.sleep(delay)
+
+    async def _watch_latency(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if ws.latency:
+                self.health.last_pong_latency_s = ws.latency
+
+    async def _wait_after_failure(self, exc: BaseException) -> None:
+        self.health.state = "disconnected"
+        self.health.failed_attempts += 1
+        self.health.last_error = f"{type(exc).__name__}: {exc}"
+        delay = self.backoff.next_delay()
+        self.health.next_attempt_in_s = delay
+        log.warning("ocpp.connect_failed", error=self.health.last_error, retry_in_s=round(delay, 2))
+        await asyncio.sleep(delay)

@@ -1,0 +1,55 @@
+"""What the OCPP client needs from the station: the port backend commands go through.
+
+The station core (or the runtime that wires it) implements this; the OCPP client never touches
+connectors, contactors or the pilot itself. Answers use the OCPP 1.6 wire spellings.
+
+These run inside the handling of a backend CALL, on the frame reader: they must return quickly
+and must never await an OCPP request (``OcppClient.authorize`` ...) themselves, since its answer
+could only be read after they return. Schedule such work as a task instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+AvailabilityAnswer = Literal["Accepted", "Rejected", "Scheduled"]
+UnlockAnswer = Literal["Unlocked", "UnlockFailed", "NotSupported"]
+ResetKind = Literal["Soft", "Hard"]
+
+
+class StationPort(Protocol):
+    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
+        """RemoteStartTransaction. True = the station will try (the reply is Accepted); the
+        transaction itself starts later through :meth:`OcppClient.start_transaction`.
+        ``authorize`` is AuthorizeRemoteTxRequests: authorize ``id_tag`` first (Authorize or
+        local rules) before starting. ``connector_id`` None = the station picks one."""
+        ...
+
+    def remote_stop(self, connector_id: int) -> bool:
+        """RemoteStopTransaction for the transaction running on ``connector_id`` (the client
+        resolved the backend's transactionId). True = it will stop with reason Remote."""
+        ...
+
+    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityAnswer:
+        """ChangeAvailability; ``connector_id`` 0 = the whole station. Scheduled when a
+        transaction runs and the change applies after it ends."""
+        ...
+
+    async def unlock(self, connector_id: int) -> UnlockAnswer:
+        """UnlockConnector: stop a running transaction (reason UnlockCommand) and unlock."""
+        ...
+
+    async def reset(self, kind: ResetKind) -> None:
+        """Reset, called after the Accepted reply went out: stop transactions with reason
+        SoftReset/HardReset (their StopTransaction in the outbox) and restart."""
+        ...
+
+    def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,
+                              id_tag: str, id_tag_info: dict[str, str]) -> None:
+        """StartTransaction.conf arrived. ``id_tag_info`` uses wire keys (status, expiryDate,
+        parentIdTag); a status other than Accepted lets StopTransactionOnInvalidId act."""
+        ...
+
+    def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
+        """Any idTagInfo from the backend (Authorize, Start/StopTransaction) for the cache."""
+        ...

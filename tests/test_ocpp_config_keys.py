@@ -1,0 +1,113 @@
+"""OCPP 1.6 configuration keys: table of Change/GetConfiguration outcomes, persisted."""
+
+from __future__ import annotations
+
+import pytest
+
+from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys
+from chargerfw.store import Store
+
+CORE_KEYS = {
+    "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests",
+    "ClockAlignedDataInterval", "ConnectionTimeOut", "ConnectorPhaseRotation",
+    "ConnectorPhaseRotationMaxLength", "GetConfigurationMaxKeys", "HeartbeatInterval",
+    "LocalAuthorizeOffline", "LocalPreAuthorize", "MaxEnergyOnInvalidId",
+    "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength", "MeterValuesSampledData",
+    "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval", "MinimumStatusDuration",
+    "NumberOfConnectors", "ResetRetries", "StopTransactionOnEVSideDisconnect",
+    "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnAlignedDataMaxLength",
+    "StopTxnSampledData", "StopTxnSampledDataMaxLength", "SupportedFeatureProfiles",
+    "SupportedFeatureProfilesMaxLength", "TransactionMessageAttempts",
+    "TransactionMessageRetryInterval", "UnlockConnectorOnEVSideDisconnect", "WebSocketPingInterval",
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "s.db") as s:
+        yield s
+
+
+@pytest.fixture
+def keys(store):
+    return ConfigurationKeys(store, number_of_connectors=2)
+
+
+def test_every_core_key_is_defined(keys):
+    assert CORE_KEYS <= set(keys.definitions)
+    assert keys.raw("NumberOfConnectors") == "2"
+    assert keys.raw("ConnectorPhaseRotation") == "0.Unknown,1.Unknown,2.Unknown"
+
+
+@pytest.mark.parametrize("key, value, status, stored", [
+    ("HeartbeatInterval", "120", "Accepted", "120"),
+    ("HeartbeatInterval", " 90 ", "Accepted", "90"),
+    ("HeartbeatInterval", "0", "Rejected", None),
+    ("HeartbeatInterval", "abc", "Rejected", None),
+    ("HeartbeatInterval", "1.5", "Rejected", None),
+    ("HeartbeatInterval", "999999", "Rejected", None),
+    ("MeterValueSampleInterval", "0", "Accepted", "0"),
+    ("LocalPreAuthorize", "TRUE", "Accepted", "true"),
+    ("LocalPreAuthorize", "yes", "Rejected", None),
+    ("LocalPreAuthorize", "1", "Rejected", None),
+    ("MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import,Voltage",
+     "Accepted", "Energy.Active.Import.Register,Power.Active.Import,Voltage"),
+    ("MeterValuesSampledData", "Energy.Active.Import.Register, Current.Import", "Accepted",
+     "Energy.Active.Import.Register,Current.Import"),
+    ("MeterValuesSampledData", "Energy.Bogus", "Rejected", None),
+    ("MeterValuesSampledData", "SoC", "Rejected", None),  # valid measurand, not measured here
+    ("MeterValuesSampledData", "Voltage,Voltage", "Rejected", None),
+    ("MeterValuesSampledData", "Voltage,,Frequency", "Rejected", None),
+    ("StopTxnSampledData", "", "Accepted", ""),
+    ("ConnectorPhaseRotation", "0.RST,1.RST,2.Unknown", "Accepted", "0.RST,1.RST,2.Unknown"),
+    ("ConnectorPhaseRotation", "1.ABC", "Rejected", None),
+    ("NumberOfConnectors", "3", "Rejected", None),
+    ("SupportedFeatureProfiles", "Core", "Rejected", None),
+    ("GetConfigurationMaxKeys", "5", "Rejected", None),
+    ("NoSuchKey", "1", "NotSupported", None),
+    ("WebSocketPingInterval", "0", "Accepted", "0"),
+    ("TransactionMessageAttempts", "0", "Rejected", None),
+    ("AuthorizationKey", "short", "Rejected", None),
+    ("AuthorizationKey", "0123456789abcdef", "Accepted", "0123456789abcdef"),
+    ("HeartbeatInterval", "9" * 501, "Rejected", None),
+])
+def test_change_configuration(store, keys, key, value, status, stored):
+    result, reason = keys.change(key, value)
+    assert result == ChangeStatus(status)
+    assert (reason == "") == (status == "Accepted")
+    assert store.config_get(key) == stored
+
+
+def test_security_profile_reports_the_station_config(store):
+    keys = ConfigurationKeys(store, security_profile=2)
+    assert keys.get_int("SecurityProfile") == 2
+    assert keys.change("SecurityProfile", "0")[0] == ChangeStatus.REJECTED
+    assert keys.get_int("SecurityProfile") == 2
+
+
+def test_get_configuration_all_and_requested(keys):
+    keys.change("AuthorizationKey", "0123456789abcdef")
+    entries, unknown = keys.get_configuration(None)
+    by_key = {e.key: e for e in entries}
+    assert unknown == [] and set(by_key) == set(keys.definitions)
+    assert by_key["AuthorizationKey"].value is None  # write-only: never read back
+    assert by_key["NumberOfConnectors"].readonly is True
+    assert by_key["HeartbeatInterval"].readonly is False
+    entries, unknown = keys.get_configuration(["HeartbeatInterval", "Bogus"])
+    assert [(e.key, e.value) for e in entries] == [("HeartbeatInterval", "300")]
+    assert unknown == ["Bogus"]
+
+
+def test_values_persist_and_listeners_fire(tmp_path):
+    seen = []
+    with Store(tmp_path / "s.db") as s:
+        keys = ConfigurationKeys(s)
+        keys.add_listener(lambda k, v: seen.append((k, v)))
+        keys.change("HeartbeatInterval", "42")
+        keys.change("HeartbeatInterval", "nope")
+    assert seen == [("HeartbeatInterval", "42")]
+    with Store(tmp_path / "s.db") as s:
+        keys = ConfigurationKeys(s, overrides={"HeartbeatInterval": "77"})
+        assert keys.get_int("HeartbeatInterval") == 42  # the backend's value wins over provisioning
+        assert keys.get_list("MeterValuesSampledData") == ["Energy.Active.Import.Register"]
+        assert keys.get_bool("LocalAuthorizeOffline") is True
