@@ -8,8 +8,12 @@ answer (timeout, no port, corrupted replies); 4 the meter answered but not with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -62,9 +66,28 @@ def meters_command(as_json: bool) -> None:
                    f"{_serial_text(m)}")
 
 
-@main.group("meter")
-def meter_group() -> None:
-    """Energy meter tools."""
+@main.group("meter", invoke_without_command=True)
+@config_option
+@click.option("--connector", type=int, help="which connector's meter [default: the only one]")
+@click.option("--once", is_flag=True, help="print one sample and exit")
+@click.option("--interval", "interval_s", type=click.FloatRange(0.2, 3600), default=1.0,
+              show_default=True, help="seconds between refreshes")
+@click.option("--count", type=click.IntRange(min=1), help="exit after this many samples")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one per sample")
+@click.pass_context
+def meter_group(ctx: click.Context, config_path: str, connector: int | None, once: bool,
+                interval_s: float, count: int | None, as_json: bool) -> None:
+    """Energy meter tools. Without a subcommand: a live view of the station's meter that
+    refreshes until Ctrl-C (through the service while it runs, else read directly).
+
+    \b
+    Exit status: 0 ok; 2 bad options or config; 3 the meter (or the service) did not answer;
+    4 the meter answered but not with a usable sample.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    live_view(config_path, connector, count=1 if once else count, interval_s=interval_s,
+              as_json=as_json)
 
 
 def _parse_tcp(value: str) -> tuple[str, int]:
@@ -134,6 +157,31 @@ def format_sample(sample: MeterSample, phases: int) -> list[str]:
     return lines
 
 
+@contextlib.contextmanager
+def _bus_lock(section: MeterSection, from_config: bool) -> Iterator[None]:
+    """The station's RS-485 bus has room for one master: take the hardware lock for it (a
+    Modbus TCP meter serves several clients; an ad-hoc --model meter is a bench tool)."""
+    from chargerfw.hwlock import HardwareBusy, HardwareLock, HardwareLockError
+
+    if not from_config or section.transport != "rtu":
+        yield
+        return
+    lock = HardwareLock("chargerfw meter")
+    try:
+        lock.acquire()
+    except HardwareBusy as exc:
+        click.echo(f"error: {exc}; while the service runs, `chargerfw meter --once` reads "
+                   "through it", err=True)
+        raise SystemExit(1) from None
+    except HardwareLockError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_NO_REPLY) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 async def _read_once(meter: EnergyMeter) -> MeterSample:
     async with meter:
         return await meter.read_sample()
@@ -179,7 +227,8 @@ def meter_read(config_path: str, connector: int | None, model: str | None, port:
     meter = EnergyMeter(section, meter_map=meter_map)
     where = meter.bus.describe()
     try:
-        sample = asyncio.run(_read_once(meter))
+        with _bus_lock(section, from_config=model is None):
+            sample = asyncio.run(_read_once(meter))
     except MeterReadError as exc:
         code = EXIT_NO_REPLY if exc.kind in NO_REPLY_KINDS else EXIT_BAD_REPLY
         click.echo(f"error: {section.model} via {where}: {exc.kind}: {exc.detail}", err=True)
@@ -195,3 +244,116 @@ def meter_read(config_path: str, connector: int | None, model: str | None, port:
     click.echo(f"{meter_map.vendor} {meter_map.model} ({section.model}) via {where}")
     for line in format_sample(sample, meter_map.phases):
         click.echo(line)
+
+
+# -- live view -------------------------------------------------------------------------------------
+def _pick_connector_id(config_path: str, connector: int | None) -> tuple[int, MeterSection]:
+    config = load_config_or_exit(config_path)
+    section = _section_from_config(config_path, connector)
+    cid = connector if connector is not None else config.connector[0].id
+    return cid, section
+
+
+def _service_sample(connector_id: int) -> dict[str, Any] | None | bool:
+    """The service's latest sample as a dict; None if it has none yet; False if the service is
+    not running."""
+    from chargerfw.cli.diag import status_meter
+    from chargerfw.diagnostics import ServiceError, ServiceUnavailable, call_service
+
+    try:
+        return call_service("meter.sample", connector=connector_id)
+    except ServiceUnavailable:
+        return False
+    except ServiceError as exc:
+        if not exc.method_missing:
+            click.echo(f"error: the service has no sample: {exc.message}", err=True)
+            raise SystemExit(EXIT_NO_REPLY) from None
+    try:  # an older service: its status carries the latest values
+        status = call_service("status")
+    except (ServiceUnavailable, ServiceError):
+        return False
+    return status_meter(status, connector_id) if isinstance(status, dict) else None
+
+
+def _show(sample: MeterSample | None, error: str | None, head: str, phases: int,
+          as_json: bool, connector_id: int, source: str, refresh: bool) -> None:
+    if as_json:
+        line: dict[str, Any] = {"connector": connector_id, "source": source}
+        if sample is not None:
+            line["sample"] = dataclasses.asdict(sample)
+        else:
+            line["error"] = error
+        click.echo(json.dumps(line))
+        return
+    if refresh:
+        click.clear()
+    stamp = time.strftime("%H:%M:%S")
+    click.echo(f"{head}  [{source}, {stamp}]")
+    if sample is None:
+        click.echo(f"  {error}")
+        return
+    for text in format_sample(sample, phases):
+        click.echo(text)
+
+
+def live_view(config_path: str, connector: int | None, *, count: int | None, interval_s: float,
+              as_json: bool) -> None:
+    """Samples until Ctrl-C (or ``count``): via the service if it runs, else from the meter
+    (an RS-485 meter under the hardware lock: one process per bus)."""
+    from chargerfw.cli.diag import sample_from_dict
+
+    cid, section = _pick_connector_id(config_path, connector)
+    meter_map = load_meter_map(section.model)
+    head = f"connector {cid}: {meter_map.vendor} {meter_map.model}"
+    refresh = not as_json and count != 1 and sys.stdout.isatty()
+    first = _service_sample(cid)
+    shown = 0
+    try:
+        if first is not False:
+            sample_dict = first
+            while True:
+                try:
+                    sample = sample_from_dict(sample_dict) if sample_dict else None
+                    error = None if sample else "the service has no sample yet"
+                except (TypeError, ValueError) as exc:
+                    sample, error = None, f"unusable sample from the service: {exc}"
+                _show(sample, error, head, meter_map.phases, as_json, cid, "service", refresh)
+                shown += 1
+                if count is not None and shown >= count:
+                    if sample is None:
+                        raise SystemExit(EXIT_NO_REPLY)
+                    return
+                time.sleep(interval_s)
+                sample_dict = _service_sample(cid)
+                if sample_dict is False:
+                    click.echo("error: the service stopped answering", err=True)
+                    raise SystemExit(EXIT_NO_REPLY)
+        with _bus_lock(section, from_config=True):
+            code = asyncio.run(_direct_loop(section, meter_map, head, as_json, cid, count,
+                                            interval_s, refresh))
+        raise SystemExit(code)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how a live view ends
+
+
+async def _direct_loop(section: MeterSection, meter_map: MeterMap, head: str, as_json: bool,
+                       cid: int, count: int | None, interval_s: float, refresh: bool) -> int:
+    quiet_pymodbus()
+    meter = EnergyMeter(section, meter_map=meter_map)
+    source = f"direct {meter.bus.describe()}"
+    shown = 0
+    code = 0
+    async with meter:
+        while True:
+            try:
+                sample: MeterSample | None = await meter.read_sample()
+                error = None
+                code = 0
+            except MeterReadError as exc:
+                sample, error = None, f"no sample: {exc.kind}: {exc.detail}"
+                code = EXIT_NO_REPLY if exc.kind in NO_REPLY_KINDS else EXIT_BAD_REPLY
+            _show(sample, error, head, meter_map.phases, as_json, cid, source, refresh)
+            shown += 1
+            if count is not None and shown >= count:
+                return code
+            await asyncio.sleep(interval_s)

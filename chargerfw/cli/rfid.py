@@ -27,9 +27,166 @@ def _int_auto_base(_ctx: click.Context, _param: click.Parameter, value: str | No
         raise click.BadParameter(f"{value!r} is not a number (write 0x24 or 36)") from None
 
 
-@main.group()
-def rfid() -> None:
-    """Token (RFID/NFC card) reader tools."""
+@main.group(invoke_without_command=True)
+@config_option
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1),
+              help="give up after this many seconds without a tap [default: wait]")
+@click.option("--id-tag", help="do not wait for a card: judge this idTag")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document")
+@click.pass_context
+def rfid(ctx: click.Context, config_path: str, timeout_s: float | None, id_tag: str | None,
+         as_json: bool) -> None:
+    """Token (RFID/NFC card) reader tools. Without a subcommand: wait for one tap on the
+    station's reader and show its UID, idTag and what authorization would decide offline
+    (local list, cache, LocalAuthorizeOffline, AllowOfflineTxForUnknownId).
+
+    \b
+    Exit status: 0 a tag was read and judged; 1 no tap before --timeout, or the hardware is
+    held by another process; 2 bad options or config; 3 the reader (or service) is missing.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from chargerfw.cli.diag import load_station
+
+    station = load_station(config_path)
+    uid_hex = None
+    reader_name = None
+    if id_tag is None:
+        event = _wait_for_tap(station, timeout_s)
+        id_tag, uid_hex, reader_name = event.id_tag, event.uid.hex().upper(), event.reader
+    assert id_tag is not None
+    result = {"uid": uid_hex, "id_tag": id_tag, "reader": reader_name,
+              **asyncio.run(judge_offline(station, id_tag))}
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    if uid_hex:
+        click.echo(f"UID        {':'.join(uid_hex[i:i + 2] for i in range(0, len(uid_hex), 2))}"
+                   f"  ({len(uid_hex) // 2} bytes, reader {reader_name})")
+    click.echo(f"idTag      {id_tag}")
+    for where in ("local_list", "cache"):
+        entry = result[where]
+        click.echo(f"{where.replace('_', ' '):<10} "
+                   + ("not there" if entry is None else
+                      f"{entry['status']}" + (f", expires {entry['expiryDate']}"
+                                              if entry.get("expiryDate") else "")
+                      + (f", parent {entry['parentIdTag']}" if entry.get("parentIdTag") else "")))
+    decision = result["offline_decision"]
+    verdict = "ACCEPTED" if decision["accepted"] else "REFUSED"
+    click.echo(f"offline    {verdict} ({decision['status']}, decided by {decision['source']})")
+    click.echo(f"online     {result['online_rule']}")
+    keys = ", ".join(f"{k}={v}" for k, v in result["keys"].items())
+    click.echo(f"keys       {keys}")
+
+
+def _wait_for_tap(station: Any, timeout_s: float | None) -> TagEvent:
+    """The first PRESENTED event of the station's reader (direct, under the hardware lock)."""
+    from chargerfw.cli.diag import direct_hardware_lock
+    from chargerfw.diagnostics import ServiceError, ServiceUnavailable, call_service
+
+    config = station.config
+    if config.reader is None:
+        click.echo(f"error: {station.config_path} has no [reader] section", err=True)
+        raise SystemExit(2)
+    try:
+        answer = call_service("rfid.next", timeout_s=(timeout_s or 3600) + 5,
+                              wait_s=timeout_s or 3600)
+    except ServiceUnavailable:
+        answer = None
+    except ServiceError as exc:
+        if exc.method_missing:
+            click.echo("error: the running service owns the reader and does not offer "
+                       "rfid.next; stop it (systemctl stop chargerfw) to read the reader "
+                       "directly", err=True)
+            raise SystemExit(3) from None
+        click.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    if answer is not None:
+        if not isinstance(answer, dict) or not answer.get("id_tag"):
+            click.echo("no tap before the timeout", err=True)
+            raise SystemExit(1)
+        return TagEvent(TagEventKind.PRESENTED, str(answer.get("reader", "service")),
+                        str(answer["id_tag"]), bytes.fromhex(str(answer.get("uid") or "")))
+    reader = open_reader(config.reader, simulated=config.hardware == "sim")
+    with direct_hardware_lock("chargerfw rfid"):
+        try:
+            event = asyncio.run(_first_tap(reader, timeout_s))
+        except ReaderUnavailable as exc:
+            click.echo(f"error: reader {reader.name} not available: {exc}", err=True)
+            raise SystemExit(3) from None
+        except KeyboardInterrupt:
+            raise SystemExit(1) from None
+    if event is None:
+        click.echo(f"no tap within {timeout_s:g} s", err=True)
+        raise SystemExit(1)
+    return event
+
+
+async def _first_tap(reader: TokenReader, timeout_s: float | None) -> TagEvent | None:
+    events = reader.events()
+    await reader.start(require_reader=True)
+    click.echo(f"waiting for a card on {reader.name} (Ctrl-C to stop)...", err=True)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for event in events:
+                if event.kind == TagEventKind.PRESENTED and event.id_tag:
+                    return event
+    except TimeoutError:
+        return None
+    finally:
+        await reader.stop()
+    return None
+
+
+class _NoStore:
+    """An empty list and cache, for a station whose store does not exist yet."""
+
+    def cache_get(self, id_tag: str) -> None:
+        return None
+
+    def local_list_get(self, id_tag: str) -> None:
+        return None
+
+    def cache_put(self, id_tag: str, info: object) -> None:
+        raise RuntimeError("read-only")
+
+    def cache_clear(self) -> None:
+        raise RuntimeError("read-only")
+
+
+async def judge_offline(station: Any, id_tag: str) -> dict[str, Any]:
+    """What the station's Authorizer decides for ``id_tag`` with the backend unreachable, and
+    the list/cache entries and keys that led there. Reads the store; writes nothing."""
+    from chargerfw.station.auth import AuthConfig, Authorizer, BackendUnavailable
+
+    async def offline(_tag: str) -> Any:
+        raise BackendUnavailable("offline (diagnostics)")
+
+    store = station.open_store()
+    try:
+        source: Any = store if store is not None else _NoStore()
+        stored = store.config_all() if store is not None else {}
+        config = AuthConfig.from_keys({k: v for k, v in stored.items() if k in AuthConfig.KEYS})
+        authorizer = Authorizer(source, offline, config, is_online=lambda: False)
+        decision = await authorizer.authorize(id_tag)
+        list_entry = source.local_list_get(id_tag)
+        cache_entry = source.cache_get(id_tag)
+    finally:
+        if store is not None:
+            store.close()
+    if config.local_pre_authorize:
+        online_rule = ("a tag valid in the local list or cache is accepted at once "
+                       "(LocalPreAuthorize); others are asked of the backend")
+    else:
+        online_rule = "the backend decides (Authorize.req)"
+    return {
+        "local_list": list_entry.to_wire() if list_entry else None,
+        "cache": cache_entry.to_wire() if cache_entry else None,
+        "offline_decision": {"accepted": decision.accepted, "status": decision.status.value,
+                             "source": decision.source.value},
+        "online_rule": online_rule,
+        "keys": {key: getattr(config, attr) for key, attr in AuthConfig.KEYS.items()},
+    }
 
 
 def format_event(event: TagEvent, as_json: bool) -> str:

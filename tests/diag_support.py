@@ -1,0 +1,194 @@
+"""Shared pieces of the diagnostics CLI tests: a simulated station config in a temp dir, a
+short runtime dir (Unix socket paths are limited to 108 bytes), a fake service on the control
+socket (the runtime's own ControlServer with handlers a test writes), a prepared simulated
+board for the direct-hardware path, and a simulated Modbus TCP meter in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from click.testing import CliRunner, Result
+
+from chargerfw.cli import main
+from chargerfw.config import StationConfig
+from chargerfw.drivers.board import Board, build_board
+from chargerfw.runtime.control import ControlServer
+from chargerfw.sim.meter import SimulatedMeter, serve_tcp
+
+REPO = Path(__file__).resolve().parent.parent
+SIM_TOML = REPO / "hw" / "stations" / "sim.toml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_station(directory: Path, *, meter_port: int | None = None,
+                  ocpp_url: str | None = None, station_id: str = "CP1",
+                  edit: Callable[[Any], None] | None = None) -> Path:
+    """hw/stations/sim.toml with its store in ``directory``, its meter on ``meter_port`` and
+    its backend at ``ocpp_url`` (default: a closed port). ``CP1`` is the identity the test
+    CSMS accepts with the sim config's password."""
+    document = tomlkit.parse(SIM_TOML.read_text())
+    document["station"]["id"] = station_id
+    document["storage"]["path"] = str(directory / "state.db")
+    document["connector"][0]["meter"]["tcp_port"] = meter_port or free_port()
+    document["ocpp"]["url"] = ocpp_url or f"ws://127.0.0.1:{free_port()}/ocpp"
+    if edit:
+        edit(document)
+    path = directory / "station.toml"
+    path.write_text(tomlkit.dumps(document))
+    return path
+
+
+@contextlib.contextmanager
+def short_runtime_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    """Run the CLI in-process; stdout and stderr apart."""
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(result.stdout)
+
+
+class FakeService:
+    """The runtime's ControlServer on ``socket_path`` with test handlers, in its own thread;
+    ``calls`` records (method, params)."""
+
+    def __init__(self, socket_path: Path, handlers: dict[str, Callable[..., Any]]) -> None:
+        self.socket_path = socket_path
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.handlers = {name: self._recording(name, fn) for name, fn in handlers.items()}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def _recording(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(**params: Any) -> Any:
+            self.calls.append((name, params))
+            return fn(**params)
+        # ControlServer checks params against the signature: keep the test handler's.
+        import inspect
+
+        handler.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        return handler
+
+    def methods(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def __enter__(self) -> FakeService:
+        ready = threading.Event()
+
+        async def serve() -> None:
+            server = ControlServer(self.socket_path, self.handlers)
+            await server.start()
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await server.close()
+
+        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+        self._thread.start()
+        assert ready.wait(5), "fake service did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+def status_result(*, pilot: str = "A", transaction: dict[str, Any] | None = None,
+                  faults: list[dict[str, Any]] | None = None, link_state: str = "connected",
+                  meter: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A status answer shaped like chargerfw.runtime.station.StationRuntime.status()."""
+    return {
+        "station": "SIM-CP-1", "firmware_version": "0.1.0", "hardware": "sim",
+        "started_at": 1.0, "available": True,
+        "connectors": [{
+            "id": 1, "status": "Charging" if transaction else "Available",
+            "error_code": "NoError", "vendor_error_code": None, "pilot": pilot,
+            "pilot_output": "pwm", "current_limit_a": 32.0,
+            "contactor_closed": bool(transaction), "availability": "Operative",
+            "scheduled_availability": None, "phase": "idle", "transaction": transaction,
+            "meter": meter,
+        }],
+        "backend": {"url": "ws://127.0.0.1:9/ocpp", "online": link_state == "connected",
+                    "registration": "Accepted",
+                    "link": {"state": link_state, "url": "ws://127.0.0.1:9/ocpp/SIM-CP-1",
+                             "connected_since": 1.0, "last_frame_in_at": None,
+                             "last_frame_out_at": None, "last_pong_latency_s": 0.002,
+                             "ping_interval_s": 60, "connects": 1, "failed_attempts": 0,
+                             "last_error": None if link_state == "connected" else "refused",
+                             "next_attempt_in_s": None},
+                    "clock_offset_s": 0.4},
+        "outbox": {"pending": 2, "dead": 0},
+        "faults": faults or [],
+        "reader": {"name": "sim", "available": True},
+    }
+
+
+class PreparedBoard:
+    """Swap ``chargerfw.cli.diag.open_board`` for one that builds the simulated board and
+    lets the test prepare it (plug a vehicle, weld the contactor) before the command runs."""
+
+    def __init__(self, prepare: Callable[[Board], None] | None = None) -> None:
+        self.prepare = prepare
+        self.boards: list[Board] = []
+
+    def __call__(self, config: StationConfig) -> Board:
+        board = build_board(config)
+        if self.prepare:
+            self.prepare(board)
+        self.boards.append(board)
+        return board
+
+
+@contextlib.contextmanager
+def sim_meter_thread(model: str = "eastron-sdm630-v2", port: int = 0,
+                     **load: float) -> Iterator[tuple[SimulatedMeter, int]]:
+    """A simulated meter served over Modbus TCP on 127.0.0.1 from its own thread."""
+    meter = SimulatedMeter(model)
+    meter.set_load(**load)
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def serve() -> None:
+        holder["stop"] = asyncio.Event()
+        holder["loop"] = asyncio.get_running_loop()
+        async with serve_tcp(meter, "127.0.0.1", port) as (_, bound):
+            holder["port"] = bound
+            ready.set()
+            await holder["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(5), "simulated meter did not start"
+    try:
+        yield meter, holder["port"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(5)

@@ -1,0 +1,218 @@
+"""`chargerfw test contactor|rcd|pilot|lock` on the direct-hardware path (service stopped):
+the simulated board under the hardware lock, the guarded refusals, exit codes, --json."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from diag_support import PreparedBoard, as_json, invoke, short_runtime_dir, write_station
+
+from chargerfw.cli import diag
+from chargerfw.hwlock import HardwareLock, is_locked
+from chargerfw.store import Store
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def runtime_dir(monkeypatch):
+    with short_runtime_dir() as directory:
+        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
+        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
+        yield directory
+
+
+@pytest.fixture
+def station(tmp_path, runtime_dir):
+    return str(write_station(tmp_path))
+
+
+def prepare(monkeypatch, action=None) -> PreparedBoard:
+    prepared = PreparedBoard(action)
+    monkeypatch.setattr(diag, "open_board", prepared)
+    return prepared
+
+
+def test_contactor_test_closes_checks_and_opens(station, monkeypatch, runtime_dir):
+    prepared = prepare(monkeypatch)
+    result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    report = as_json(result)
+    assert report["passed"] is True and report["result"] == "ok" and report["via"] == "direct"
+    assert [(s["step"], s["commanded"], s["feedback"]) for s in report["steps"]] == [
+        ("before", "open", "ok"), ("close", "closed", "ok"), ("open", "open", "ok")]
+    sim = prepared.boards[0].connectors[1].sim
+    assert not sim.contactor.is_closed  # left open
+    assert is_locked(runtime_dir) is None  # the lock went with the command
+
+
+def test_contactor_welded_is_reported_and_fails(station, monkeypatch):
+    def weld_on_close(board):
+        mirror = board.connectors[1].sim.contactor
+        original = board.connectors[1].contactor.close
+
+        def close_and_weld():
+            original()
+            mirror.weld()
+        board.connectors[1].contactor.close = close_and_weld
+
+    prepare(monkeypatch, weld_on_close)
+    result = invoke("test", "contactor", "-c", station, "--yes")
+    assert result.exit_code == 1
+    assert "WELDED" in result.stdout and "FAILED" in result.stdout
+
+
+def test_contactor_already_welded_is_not_closed(station, monkeypatch):
+    closes = []
+
+    def welded(board):
+        board.connectors[1].sim.contactor.weld()
+        board.connectors[1].contactor.close = lambda: closes.append("close")
+
+    prepare(monkeypatch, welded)
+    result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert result.exit_code == 1
+    report = as_json(result)
+    assert report["result"] == "welded" and len(report["steps"]) == 1
+    assert closes == []  # a welded contactor is not energised for the test
+
+
+def test_contactor_failed_to_close_is_reported(station, monkeypatch):
+    prepare(monkeypatch, lambda board: board.connectors[1].sim.contactor.fail_to_close())
+    result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert result.exit_code == 1
+    report = as_json(result)
+    assert report["result"] == "failed_to_close" and report["passed"] is False
+    assert report["steps"][1]["feedback"] == "failed_to_close"
+
+
+def test_contactor_refused_while_a_vehicle_is_connected(station, monkeypatch):
+    prepared = prepare(monkeypatch, lambda board: board.connectors[1].sim.vehicle.plug_in())
+    result = invoke("test", "contactor", "-c", station, "--yes")
+    assert result.exit_code == 1
+    assert "refused" in result.stderr and "pilot reads B" in result.stderr
+    closes = [b.connectors[1].contactor.commanded_closed for b in prepared.boards]
+    assert closes == [False]
+
+
+def test_contactor_refused_while_a_transaction_is_open(station, monkeypatch, tmp_path):
+    prepared = prepare(monkeypatch)
+    with Store(tmp_path / "state.db") as store:
+        store.start_transaction(1, "04A1B2C3", 1000, time.time())
+    result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert result.exit_code == 1
+    assert "transaction 1" in as_json(result)["refused"]
+    assert prepared.boards == []  # refused before touching the hardware
+
+
+def test_contactor_asks_and_refuses_without_confirmation(station, monkeypatch):
+    prepared = prepare(monkeypatch)
+    declined = invoke("test", "contactor", "-c", station, input="n\n")
+    assert declined.exit_code == 1
+    assert "not confirmed" in declined.stderr
+    assert not prepared.boards[0].connectors[1].sim.contactor.is_closed
+    no_terminal = invoke("test", "contactor", "-c", station)  # no input at all
+    assert no_terminal.exit_code == 1 and "not confirmed" in no_terminal.stderr
+    accepted = invoke("test", "contactor", "-c", station, input="y\n")
+    assert accepted.exit_code == 0 and "PASSED" in accepted.stdout
+
+
+def test_contactor_without_feedback_pin_is_a_usage_error(tmp_path, runtime_dir):
+    def no_feedback(document):
+        del document["connector"][0]["contactor"]["feedback_pin"]
+    path = write_station(tmp_path, edit=no_feedback)
+    result = invoke("test", "contactor", "-c", str(path), "--yes")
+    assert result.exit_code == 2 and "feedback_pin" in result.stderr
+
+
+def test_hardware_held_by_another_process_is_refused_with_its_pid(station, runtime_dir):
+    import os
+
+    with HardwareLock("chargerfw run"):
+        result = invoke("test", "lock", "-c", station)
+    assert result.exit_code == 1
+    assert f"chargerfw run (pid {os.getpid()})" in result.stderr
+
+
+def test_rcd_test_sees_the_trip(station, monkeypatch):
+    prepare(monkeypatch)
+    result = invoke("test", "rcd", "-c", station, "--json")
+    assert result.exit_code == 0, result.output
+    report = as_json(result)
+    assert report["tripped"] and report["cleared"] and report["passed"]
+
+
+def test_rcd_test_fails_when_the_trip_is_not_seen(station, monkeypatch):
+    prepare(monkeypatch, lambda board: board.sim.rcm.break_self_test())
+    result = invoke("test", "rcd", "-c", station)
+    assert result.exit_code == 1
+    assert "trip NOT seen" in result.stdout and "FAILED" in result.stdout
+
+
+def test_rcd_test_refused_when_already_tripped(station, monkeypatch):
+    prepare(monkeypatch, lambda board: board.sim.rcm.trip())
+    result = invoke("test", "rcd", "-c", station)
+    assert result.exit_code == 1 and "already tripped" in result.stderr
+
+
+def test_rcd_without_test_pin_is_a_usage_error(tmp_path, runtime_dir):
+    def no_test_pin(document):
+        del document["rcm"]["test_pin"]
+    result = invoke("test", "rcd", "-c", str(write_station(tmp_path, edit=no_test_pin)))
+    assert result.exit_code == 2 and "test_pin" in result.stderr
+
+
+def test_pilot_test_without_vehicle(station, monkeypatch):
+    prepare(monkeypatch)
+    result = invoke("test", "pilot", "-c", station, "--json")
+    assert result.exit_code == 0, result.output
+    report = as_json(result)
+    assert report["vehicle"] is False
+    assert [(s["output"], s["current_a"], s["state"]) for s in report["steps"]] == [
+        ("standby", None, "A"), ("pwm", 6.0, "A"), ("pwm", 16.0, "A"), ("pwm", 32.0, "A"),
+        ("state_f", None, "F")]
+    assert report["steps"][2]["duty_percent"] == pytest.approx(26.7, abs=0.1)
+    assert report["steps"][1]["low_v"] == pytest.approx(-12, abs=0.5)
+
+
+def test_pilot_test_with_a_vehicle_and_a_missing_diode(station, monkeypatch):
+    prepare(monkeypatch, lambda board: board.connectors[1].sim.vehicle.plug_in())
+    ok = invoke("test", "pilot", "-c", station, "--json")
+    assert ok.exit_code == 0, ok.output
+    states = [s["state"] for s in as_json(ok)["steps"]]
+    assert states[0] == "B" and set(states[1:4]) == {"B"} and states[4] == "F"
+
+    def no_diode(board):
+        board.connectors[1].sim.vehicle.plug_in()
+        board.connectors[1].sim.vehicle.remove_diode()
+    prepare(monkeypatch, no_diode)
+    bad = invoke("test", "pilot", "-c", station)
+    assert bad.exit_code == 1
+    assert "diode_fault" in bad.stdout and "EXPECTED" in bad.stdout
+
+
+def test_lock_test_and_a_jammed_lock(station, monkeypatch):
+    prepare(monkeypatch)
+    ok = invoke("test", "lock", "-c", station, "--json")
+    assert ok.exit_code == 0
+    assert as_json(ok)["steps"] == [{"command": "lock", "result": "locked"},
+                                    {"command": "unlock", "result": "unlocked"}]
+    prepare(monkeypatch, lambda board: board.connectors[1].sim.lock.jam())
+    jammed = invoke("test", "lock", "-c", station)
+    assert jammed.exit_code == 1 and "lock -> failed" in jammed.stdout
+
+
+def test_lock_without_lock_configured(tmp_path, runtime_dir):
+    def no_lock(document):
+        del document["connector"][0]["lock"]
+    result = invoke("test", "lock", "-c", str(write_station(tmp_path, edit=no_lock)))
+    assert result.exit_code == 2 and "nothing to test" in result.stderr
+
+
+def test_bad_connector_and_bad_config(station, tmp_path):
+    assert invoke("test", "pilot", "-c", station, "--connector", "2").exit_code == 2
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[station]\n")
+    result = invoke("test", "pilot", "-c", str(broken))
+    assert result.exit_code == 2 and "station.id" in result.stderr

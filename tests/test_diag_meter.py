@@ -1,0 +1,67 @@
+"""`chargerfw meter` live view and `--once` read directly (service stopped): a simulated meter
+over Modbus TCP, a missing meter, and an RS-485 meter guarded by the hardware lock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from diag_support import invoke, short_runtime_dir, sim_meter_thread, write_station
+
+from chargerfw.hwlock import HardwareLock
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def runtime_dir(monkeypatch):
+    with short_runtime_dir() as directory:
+        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
+        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
+        yield directory
+
+
+def rtu_station(tmp_path):
+    def rtu(document):
+        meter = document["connector"][0]["meter"]
+        meter["transport"] = "rtu"
+        meter["port"] = str(tmp_path / "no-such-tty")
+        meter["timeout_s"] = 0.2
+    return str(write_station(tmp_path, edit=rtu))
+
+
+def test_live_view_reads_the_meter_until_count(tmp_path, runtime_dir):
+    with sim_meter_thread(power_w=11000, voltage_v=231.0) as (meter, port):
+        station = str(write_station(tmp_path, meter_port=port))
+        result = invoke("meter", "-c", station, "--count", "2", "--interval", "0.2", "--json")
+        once = invoke("meter", "-c", station, "--once")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2
+    assert all(line["source"].startswith("direct tcp 127.0.0.1:") for line in lines)
+    assert lines[0]["sample"]["power_w"] == pytest.approx(11000)
+    assert lines[1]["sample"]["energy_import_wh"] >= lines[0]["sample"]["energy_import_wh"]
+    assert once.exit_code == 0
+    assert "power          11000.0 W" in once.stdout and "frequency      50.00 Hz" in once.stdout
+
+
+def test_missing_meter_exits_3_and_keeps_meter_read_working(tmp_path, runtime_dir):
+    station = str(write_station(tmp_path))  # nothing listens on the meter port
+    result = invoke("meter", "-c", station, "--once", "--json")
+    assert result.exit_code == 3
+    assert "cannot open tcp" in json.loads(result.stdout)["error"]
+    with sim_meter_thread() as (_, port):
+        station = str(write_station(tmp_path, meter_port=port))
+        read = invoke("meter", "read", "--config", station, "--json")
+    assert read.exit_code == 0 and "sample" in json.loads(read.stdout)
+
+
+def test_rs485_meter_needs_the_hardware_lock(tmp_path, runtime_dir):
+    station = rtu_station(tmp_path)
+    with HardwareLock("chargerfw run"):
+        live = invoke("meter", "-c", station, "--once")
+        read = invoke("meter", "read", "--config", station)
+    assert live.exit_code == 1 and "chargerfw run (pid" in live.stderr
+    assert read.exit_code == 1 and "meter --once" in read.stderr
+    free = invoke("meter", "-c", station, "--once")
+    assert free.exit_code == 3 and "no-such-tty" in free.stdout

@@ -1,0 +1,130 @@
+"""The technician's commands against a running station: the real runtime (in-process, simulated
+hardware) against the test CSMS on loopback, the CLI as a separate `chargerfw` process talking
+to it over the control socket, as on a charger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from ocpp_testcsms import TestCsms
+from runtime_helpers import ctl, running_station, sim_station_config, wait_status, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+TAG = "04A1B2C3"
+
+
+class Cli:
+    """`python -m chargerfw ...` with the station's runtime dir and config."""
+
+    def __init__(self, config_path: Path, runtime_dir: Path) -> None:
+        self.config_path = config_path
+        self.env = {**os.environ, "CHARGERFW_RUNTIME_DIR": str(runtime_dir)}
+        self.env.pop("CHARGERFW_CONTROL_SOCKET", None)
+
+    async def __call__(self, *args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chargerfw", *args, "-c", str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=self.env)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def station(tmp_path: Path) -> AsyncIterator[tuple[object, Path, Cli, TestCsms]]:
+    runtime_dir = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
+    try:
+        async with TestCsms() as csms:
+            config_path, config = sim_station_config(tmp_path, csms.url)
+            sock = runtime_dir / "control.sock"
+            async with running_station(config, sock) as runtime:
+                await csms.wait_for(lambda: csms.of("StatusNotification"))
+                yield runtime, sock, Cli(config_path, runtime_dir), csms
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+async def test_status_meter_refusal_and_bundle_during_a_session(station, tmp_path):
+    runtime, sock, cli, csms = station
+    code, out, err = await cli("status")
+    assert code == 0, err
+    assert "connector 1  Available  pilot A" in out and "backend    connected" in out
+
+    await ctl(sock, "sim.tap", uid=TAG)
+    await csms.wait_for(lambda: csms.of("Authorize"))
+    await ctl(sock, "sim.plug")
+    await ctl(sock, "sim.charge")
+    await wait_status(sock, lambda s: s["connectors"][0]["transaction"]
+                      and s["connectors"][0]["transaction"]["transaction_id"] is not None
+                      and s["connectors"][0]["meter"]
+                      and (s["connectors"][0]["meter"]["power_w"] or 0) > 0)
+
+    code, out, err = await cli("status", "--json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["service"] == "running"
+    connector = status["status"]["connectors"][0]
+    assert connector["status"] == "Charging" and connector["transaction"]["id_tag"] == TAG
+
+    code, out, _ = await cli("status")
+    assert "connector 1  Charging  pilot C" in out and f"idTag {TAG}" in out
+
+    code, out, err = await cli("meter", "--once", "--json")
+    assert code == 0, err
+    line = json.loads(out)
+    assert line["source"] == "service"
+    assert line["sample"]["power_w"] == pytest.approx(32 * 230 * 3)
+
+    # The guarded test refuses while the vehicle charges; the contactor stays closed.
+    code, out, err = await cli("test", "contactor", "--yes")
+    assert code == 1 and "refused" in err and "transaction runs" in err
+    assert runtime.board.connectors[1].contactor.commanded_closed
+
+    await wait_until(lambda: csms.of("StartTransaction"), what="StartTransaction")
+    await csms.wait_for(lambda: runtime.store.outbox_pending() == [], timeout=10)
+    code, out, err = await cli("ocpp", "log", "--json")
+    assert code == 0, err
+    actions = [json.loads(r["frame"])[2] for r in json.loads(out)
+               if r["direction"] == "out" and json.loads(r["frame"])[0] == 2]
+    assert "BootNotification" in actions and "StartTransaction" in actions
+
+    code, out, err = await cli("queue", "--all", "--json")
+    assert code == 0, err
+    assert [m["action"] for m in json.loads(out)][0] == "StartTransaction"
+
+    bundle = tmp_path / "bundle.tar.gz"
+    code, out, err = await cli("support-bundle", "-o", str(bundle))
+    assert code == 0, err
+    with tarfile.open(bundle) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/status.json"))
+        bundled = json.loads(tar.extractfile(member).read())
+    assert bundled["connectors"][0]["transaction"]["id_tag"] == TAG
+
+
+async def test_welded_contactor_fault_and_technician_clear(station):
+    runtime, sock, cli, csms = station
+    await ctl(sock, "sim.weld")
+    await wait_status(sock, lambda s: any(f["kind"] == "contactor_welded" for f in s["faults"]))
+    code, out, err = await cli("faults", "--active", "--json")
+    assert code == 0, err
+    assert [(f["code"], f["connector_id"], f["needs_technician"]) for f in json.loads(out)] == [
+        ("contactor_welded", 1, True)]
+    code, out, err = await cli("faults", "clear", "contactor_welded")
+    assert code == 1 and "still present" in err  # the mirror still reads closed
+    await ctl(sock, "sim.repair")
+    code, out, err = await cli("faults", "clear", "contactor_welded", "--json")
+    assert code == 0, err
+    assert json.loads(out)["via"] == "service"
+    await wait_status(sock, lambda s: s["faults"] == [])
+    code, out, err = await cli("selftest")
+    assert "PASS  contactor 1 feedback" in out and "PASS  backend reachable" in out
