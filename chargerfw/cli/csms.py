@@ -1,3 +1,395 @@
-"""`chargerfw csms` commands: the companion backend."""
+"""`chargerfw csms` commands: the companion backend (OCPP central system + OCPI CPO API).
+
+The backend's dependencies come with the ``csms`` extra (``pip install 'chargerfw[csms]'``);
+they are imported inside the commands so the station's own commands never need them.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from chargerfw.cli import main
+
+DEFAULT_DB = "csms.sqlite3"
+
+db_option = click.option(
+    "--db", default=DEFAULT_DB, show_default=True, envvar="CHARGERFW_CSMS_DB",
+    help="SQLite file path, or a postgresql://user:pass@host/db URL")
+country_option = click.option(
+    "--country-code", default="NL", show_default=True, envvar="CHARGERFW_CSMS_COUNTRY_CODE",
+    help="our OCPI country code (ISO 3166-1 alpha-2)")
+party_option = click.option(
+    "--party-id", default="CFW", show_default=True, envvar="CHARGERFW_CSMS_PARTY_ID",
+    help="our OCPI party id (3 characters)")
+
+
+def _cpo(country_code: str, party_id: str, name: str = "chargerfw CSMS",
+         currency: str = "EUR") -> Any:
+    from chargerfw.csms.store import CpoIdentity
+
+    if len(country_code) != 2 or not country_code.isalpha():
+        raise click.BadParameter("two letters, e.g. NL", param_hint="--country-code")
+    if len(party_id) != 3 or not party_id.isalnum():
+        raise click.BadParameter("three letters or digits", param_hint="--party-id")
+    return CpoIdentity(country_code.upper(), party_id.upper(), name, currency.upper())
+
+
+def _open_store(db: str, cpo: Any) -> Any:
+    """Open (and migrate) the database; exits with a message when it cannot."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chargerfw.csms.db import DatabaseUrlError, create_db_engine, upgrade_database
+    from chargerfw.csms.store import Store
+
+    try:
+        engine = create_db_engine(db)
+        upgrade_database(engine)
+    except (DatabaseUrlError, SQLAlchemyError) as exc:
+        click.echo(f"error: cannot open database {db!r}: {exc}", err=True)
+        raise SystemExit(2) from None
+    return Store(engine, cpo)
+
+
+def _run_store_action(action: Callable[[], Any]) -> Any:
+    from chargerfw.csms.store import StoreError
+
+    try:
+        return action()
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
+@main.group()
+def csms() -> None:
+    """The companion backend: OCPP 1.6J central system with an OCPI 2.2.1 CPO API."""
+
+
+@csms.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--ocpp-port", default=9000, show_default=True, type=click.IntRange(0, 65535),
+              help="OCPP WebSocket port (chargers connect to ws://HOST:PORT/ocpp/<id>)")
+@click.option("--api-port", default=9001, show_default=True, type=click.IntRange(0, 65535),
+              help="OCPI HTTP API port")
+@click.option("--auto-register/--no-auto-register", default=False, show_default=True,
+              help="accept unknown charge points and register them on first connect")
+@click.option("--public-url", default=None,
+              help="base URL partners use to reach the API (default http://HOST:API-PORT)")
+@country_option
+@party_option
+@click.option("--name", default="chargerfw CSMS", show_default=True, help="our business name")
+@click.option("--currency", default="EUR", show_default=True,
+              help="currency of sessions without a tariff")
+@click.option("--heartbeat-interval", default=300, show_default=True,
+              type=click.IntRange(10, 86400), help="seconds, sent in BootNotification")
+def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
+          public_url: str | None, country_code: str, party_id: str, name: str,
+          currency: str, heartbeat_interval: int) -> None:
+    """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
+    from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
+
+    settings = CsmsSettings(db=db, host=host, ocpp_port=ocpp_port, api_port=api_port,
+                            auto_register=auto_register, public_url=public_url,
+                            cpo=_cpo(country_code, party_id, name, currency),
+                            heartbeat_interval=heartbeat_interval)
+
+    def ready(running: RunningCsms) -> None:
+        if public_url is None and host in ("0.0.0.0", "::"):
+            click.echo("warning: listening on all addresses; give --public-url so partners "
+                       "get a reachable address in versions and Link headers", err=True)
+        click.echo(f"OCPP  {running.ocpp_url}/<charge_point_id>")
+        click.echo(f"OCPI  {running.api_url}/ocpi/versions")
+        click.echo(f"open  {running.api_url}/opendata/locations")
+
+    try:
+        asyncio.run(serve_forever(settings, ready))
+    except OSError as exc:
+        click.echo(f"error: cannot listen: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
+# --- charge points ----------------------------------------------------------------------------
+
+@csms.group()
+def charger() -> None:
+    """Register charge points."""
+
+
+@charger.command("add")
+@click.argument("charge_point_id")
+@db_option
+@country_option
+@party_option
+@click.option("--password", default=None, envvar="CHARGERFW_CSMS_CP_PASSWORD",
+              help="HTTP Basic password the charger sends (stored as a scrypt hash)")
+@click.option("--no-password", is_flag=True, help="let it connect without Basic auth")
+@click.option("--location-id", required=True, help="OCPI location id (created if new)")
+@click.option("--name", default=None, help="location name")
+@click.option("--address", default=None, help="street and number")
+@click.option("--city", default=None)
+@click.option("--postal-code", default=None)
+@click.option("--country", default=None, help="ISO 3166-1 alpha-3, e.g. NLD")
+@click.option("--coordinates", default=None, metavar="LAT,LON",
+              help="e.g. 52.08917,5.11028 (5 to 7 decimals)")
+@click.option("--time-zone", default=None, help="IANA zone, e.g. Europe/Amsterdam")
+@click.option("--unpublished", is_flag=True, help="keep the location out of the open data")
+@click.option("--evse", "evse_args", multiple=True, metavar="UID[=EVSE_ID]",
+              help="one per OCPP connector, in connector order (default: <id>-1)")
+@click.option("--standard", default="IEC_62196_T2", show_default=True,
+              help="OCPI ConnectorType")
+@click.option("--format", "connector_format", default="SOCKET", show_default=True,
+              type=click.Choice(["SOCKET", "CABLE"]))
+@click.option("--power-type", default="AC_3_PHASE", show_default=True,
+              type=click.Choice(["AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE",
+                                 "DC"]))
+@click.option("--max-voltage", default=400, show_default=True, type=click.IntRange(1, 2000))
+@click.option("--max-amperage", default=32, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--max-power", default=None, type=click.IntRange(1, 10_000_000),
+              help="max electric power in W")
+@click.option("--tariff", "tariff_id", default=None, help="tariff id pricing its connectors")
+def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
+                password: str | None, no_password: bool, location_id: str, name: str | None,
+                address: str | None, city: str | None, postal_code: str | None,
+                country: str | None, coordinates: str | None, time_zone: str | None,
+                unpublished: bool, evse_args: Sequence[str], standard: str,
+                connector_format: str, power_type: str, max_voltage: int, max_amperage: int,
+                max_power: int | None, tariff_id: str | None) -> None:
+    """Register CHARGE_POINT_ID with its location, EVSEs and connectors."""
+    from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
+
+    if password is None and not no_password:
+        raise click.UsageError("give --password (recommended) or --no-password")
+    if password is not None and no_password:
+        raise click.UsageError("--password and --no-password exclude each other")
+    store = _open_store(db, _cpo(country_code, party_id))
+    existing = store.get_location(location_id)
+    location = None
+    if existing is None:
+        missing = [opt for opt, value in (("--address", address), ("--city", city),
+                                          ("--country", country),
+                                          ("--coordinates", coordinates),
+                                          ("--time-zone", time_zone)) if not value]
+        if missing:
+            raise click.UsageError(f"new location {location_id!r} needs {', '.join(missing)}")
+        lat, _, lon = (coordinates or "").partition(",")
+        location = LocationSpec(id=location_id, address=address or "", city=city or "",
+                                country=(country or "").upper(), latitude=lat.strip(),
+                                longitude=lon.strip(), time_zone=time_zone or "", name=name,
+                                postal_code=postal_code, publish=not unpublished)
+    else:
+        location = LocationSpec(id=location_id, address=existing["address"],
+                                city=existing["city"], country=existing["country"],
+                                latitude=existing["coordinates"]["latitude"],
+                                longitude=existing["coordinates"]["longitude"],
+                                time_zone=existing["time_zone"])
+    connector = ConnectorSpec("1", standard, connector_format, power_type, max_voltage,
+                              max_amperage, max_power)
+    evses = []
+    for n, arg in enumerate(evse_args or [f"{charge_point_id}-1"], start=1):
+        uid, _, evse_id = arg.partition("=")
+        evses.append(EvseSpec(uid=uid, ocpp_connector_id=n, connectors=[connector],
+                              evse_id=evse_id or None))
+    _run_store_action(lambda: store.add_charge_point(charge_point_id, password, location,
+                                                     evses, tariff_id))
+    click.echo(f"registered {charge_point_id} at {location_id} with "
+               f"{len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
+
+
+@charger.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def charger_list(db: str, as_json: bool) -> None:
+    """List registered charge points, their EVSEs and last known statuses."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    points = store.list_charge_points()
+    if as_json:
+        click.echo(json.dumps(points, indent=2, default=_fmt_time))
+        return
+    click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
+                       "firmware", "last heartbeat"], [
+        [p["id"], p["location_id"] or "-", "basic" if p["password"] else "none",
+         " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
+         or "-", p["firmware_version"] or "", p["last_heartbeat"]] for p in points]))
+
+
+# --- tariffs ----------------------------------------------------------------------------------
+
+@csms.group()
+def tariff() -> None:
+    """Prices."""
+
+
+@tariff.command("add")
+@click.argument("tariff_id")
+@db_option
+@country_option
+@party_option
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--energy", type=click.FloatRange(0), default=None, help="price per kWh")
+@click.option("--time", "per_hour", type=click.FloatRange(0), default=None,
+              help="price per hour of charging")
+@click.option("--flat", type=click.FloatRange(0), default=None, help="price per session")
+@click.option("--vat", type=click.FloatRange(0, 100), default=None, help="VAT percentage")
+@click.option("--apply-to", "apply_to", multiple=True, metavar="EVSE_UID",
+              help="price these EVSEs' connectors with it")
+@click.option("--apply-to-all", is_flag=True, help="price every connector with it")
+def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, currency: str,
+               energy: float | None, per_hour: float | None, flat: float | None,
+               vat: float | None, apply_to: Sequence[str], apply_to_all: bool) -> None:
+    """Add TARIFF_ID: energy, time and flat prices (excl. VAT) with an optional VAT rate."""
+    from pydantic import ValidationError
+
+    from chargerfw.csms.ocpi.models import Tariff
+    from chargerfw.csms.store import utcnow
+
+    components = [{"type": kind, "price": price, "vat": vat, "step_size": 1}
+                  for kind, price in (("ENERGY", energy), ("TIME", per_hour), ("FLAT", flat))
+                  if price is not None]
+    if not components:
+        raise click.UsageError("give at least one of --energy, --time, --flat")
+    cpo = _cpo(country_code, party_id)
+    try:
+        model = Tariff.model_validate({
+            "country_code": cpo.country_code, "party_id": cpo.party_id, "id": tariff_id,
+            "currency": currency.upper(), "elements": [{"price_components": components}],
+            "last_updated": utcnow()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    store = _open_store(db, cpo)
+    _run_store_action(lambda: store.add_tariff(model))
+    applied = 0
+    if apply_to_all:
+        applied = _run_store_action(lambda: store.set_connector_tariff(tariff_id))
+    for uid in apply_to:
+        applied += _run_store_action(lambda uid=uid: store.set_connector_tariff(tariff_id, uid))
+    click.echo(f"added tariff {tariff_id} ({currency.upper()}); {applied} connector(s) priced")
+
+
+# --- partners ---------------------------------------------------------------------------------
+
+@csms.group()
+def partner() -> None:
+    """OCPI roaming partners."""
+
+
+@partner.command("add")
+@click.argument("name")
+@db_option
+@click.option("--api-url", default="http://127.0.0.1:9001", show_default=True,
+              help="our public API base URL, printed for the partner")
+def partner_add(name: str, db: str, api_url: str) -> None:
+    """Add a partner and print its CREDENTIALS_TOKEN_A (shown once; give it to the eMSP)."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    partner_id, token_a = store.add_partner(name)
+    click.echo(f"partner {partner_id}: {name}")
+    click.echo(f"versions URL: {api_url.rstrip('/')}/ocpi/versions")
+    click.echo(f"TOKEN_A: {token_a}")
+
+
+@partner.command("register")
+@click.argument("name")
+@click.option("--versions-url", required=True, help="the eMSP's OCPI versions URL")
+@click.option("--token-a", required=True, envvar="CHARGERFW_CSMS_TOKEN_A",
+              help="CREDENTIALS_TOKEN_A the eMSP gave us")
+@click.option("--public-url", required=True,
+              help="our running API's base URL as the eMSP reaches it (serve must be up)")
+@db_option
+@country_option
+@party_option
+@click.option("--business-name", default="chargerfw CSMS", show_default=True)
+def partner_register(name: str, versions_url: str, token_a: str, public_url: str, db: str,
+                     country_code: str, party_id: str, business_name: str) -> None:
+    """Register with an eMSP that gave us its TOKEN_A (we start the handshake)."""
+    import httpx
+
+    from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
+    from chargerfw.csms.store import AsyncStore
+
+    store = _open_store(db, _cpo(country_code, party_id, business_name))
+    db_runner = AsyncStore(store)
+
+    async def register() -> int:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await register_with_peer(db_runner, http, versions_url, token_a,
+                                            f"{public_url.rstrip('/')}/ocpi/versions", name)
+
+    try:
+        partner_id = asyncio.run(register())
+    except HandshakeError as exc:
+        click.echo(f"error: registration failed (OCPI {exc.status_code}): {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        db_runner.close()
+    click.echo(f"registered with {name} as partner {partner_id}")
+
+
+# --- listings ---------------------------------------------------------------------------------
+
+def _fmt_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in headers]] + [[_fmt_time(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+@csms.command()
+@db_option
+@country_option
+@party_option
+@click.option("--json", "as_json", is_flag=True, help="OCPI Session objects as JSON")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def sessions(db: str, country_code: str, party_id: str, as_json: bool, limit: int) -> None:
+    """List charging sessions (newest last)."""
+    from chargerfw.csms.store import PageQuery
+
+    store = _open_store(db, _cpo(country_code, party_id))
+    total = store.list_sessions(PageQuery(limit=1)).total
+    page = store.list_sessions(PageQuery(offset=max(total - limit, 0), limit=limit))
+    if as_json:
+        click.echo(json.dumps(page.items, indent=2))
+        return
+    click.echo(_table(["session", "status", "evse", "token", "start", "end", "kWh", "cost"], [
+        [s["id"], s["status"], s["evse_uid"], s["cdr_token"]["uid"], s["start_date_time"],
+         s.get("end_date_time", ""), f"{s['kwh']:.3f}",
+         f"{s['total_cost']['incl_vat']:.2f} {s['currency']}" if "total_cost" in s else ""]
+        for s in page.items]))
+
+
+@csms.command()
+@db_option
+@country_option
+@party_option
+@click.option("--json", "as_json", is_flag=True, help="OCPI CDR objects as JSON")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def cdrs(db: str, country_code: str, party_id: str, as_json: bool, limit: int) -> None:
+    """List charge detail records (newest last)."""
+    from chargerfw.csms.store import PageQuery
+
+    store = _open_store(db, _cpo(country_code, party_id))
+    total = store.list_cdrs(PageQuery(limit=1)).total
+    page = store.list_cdrs(PageQuery(offset=max(total - limit, 0), limit=limit))
+    if as_json:
+        click.echo(json.dumps(page.items, indent=2))
+        return
+    click.echo(_table(["cdr", "evse", "token", "start", "end", "kWh", "hours", "excl. VAT",
+                       "incl. VAT"], [
+        [c["id"], c["cdr_location"]["evse_uid"], c["cdr_token"]["uid"], c["start_date_time"],
+         c["end_date_time"], f"{c['total_energy']:.3f}", f"{c['total_time']:.3f}",
+         f"{c['total_cost']['excl_vat']:.2f} {c['currency']}",
+         f"{c['total_cost'].get('incl_vat', c['total_cost']['excl_vat']):.2f} {c['currency']}"]
+        for c in page.items]))

@@ -1,0 +1,226 @@
+"""OCPI commands (Receiver) mapped onto OCPP 1.6 requests.
+
+``handle`` answers at once with a CommandResponse; the charger's answer (or its absence within
+the timeout) becomes a CommandResult queued as a POST to the request's ``response_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+from sqlalchemy.engine import RowMapping
+
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
+from chargerfw.csms.store import AsyncStore
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+COMMAND_MODELS: dict[str, type[BaseModel]] = {
+    "START_SESSION": m.StartSession,
+    "STOP_SESSION": m.StopSession,
+    "RESERVE_NOW": m.ReserveNow,
+    "CANCEL_RESERVATION": m.CancelReservation,
+    "UNLOCK_CONNECTOR": m.UnlockConnector,
+}
+
+_REMOTE_START_STOP = {"Accepted": "ACCEPTED", "Rejected": "REJECTED"}
+_RESERVE = {"Accepted": "ACCEPTED", "Occupied": "EVSE_OCCUPIED", "Faulted": "EVSE_INOPERATIVE",
+            "Unavailable": "EVSE_INOPERATIVE", "Rejected": "REJECTED"}
+_CANCEL = {"Accepted": "ACCEPTED", "Rejected": "REJECTED"}
+_UNLOCK = {"Unlocked": "ACCEPTED", "UnlockFailed": "FAILED", "NotSupported": "NOT_SUPPORTED"}
+
+
+def _response(result: str, timeout: int, text: str | None = None) -> m.CommandResponse:
+    message = [m.DisplayText(language="en", text=text)] if text else None
+    return m.CommandResponse(result=result, timeout=timeout, message=message)
+
+
+class CommandHandler:
+    """Executes OCPI commands from a registered eMSP against connected chargers."""
+
+    def __init__(self, db: AsyncStore, ocpp: OcppServer, on_result: Callable[[], None],
+                 timeout_s: float = 30.0) -> None:
+        self._db = db
+        self._ocpp = ocpp
+        self._on_result = on_result
+        self.timeout_s = timeout_s
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def handle(self, command: str, request: BaseModel,
+                     partner: RowMapping) -> m.CommandResponse:
+        handler = {"START_SESSION": self._start_session, "STOP_SESSION": self._stop_session,
+                   "RESERVE_NOW": self._reserve_now,
+                   "CANCEL_RESERVATION": self._cancel_reservation,
+                   "UNLOCK_CONNECTOR": self._unlock_connector}[command]
+        return await handler(request, partner)  # type: ignore[operator]
+
+    @property
+    def _timeout(self) -> int:
+        return max(int(self.timeout_s), 1)
+
+    async def _evse(self, location_id: str, evse_uid: str | None) -> RowMapping | None:
+        store = self._db.store
+        if evse_uid is not None:
+            return await self._db(store.evse, location_id, evse_uid)
+        candidates = await self._db(store.evses_of_location, location_id)
+        for evse in candidates:
+            if evse["status"] == "AVAILABLE" and evse["charge_point_id"] in self._ocpp.connected:
+                return evse
+        return None
+
+    def _offline(self, charge_point_id: str) -> m.CommandResponse | None:
+        if charge_point_id not in self._ocpp.connected:
+            return _response("REJECTED", self._timeout, "charge point is offline")
+        return None
+
+    def _dispatch(self, partner: RowMapping, command: str, request: BaseModel,
+                  charge_point_id: str | None, id_tag: str | None,
+                  run: Callable[[], Awaitable[str]]) -> None:
+        """Record the command, then run it in the background and queue its CommandResult."""
+        async def execute() -> None:
+            body = request.model_dump(mode="json", exclude_none=True)
+            command_id = await self._db(self._db.store.create_command, partner["id"], command,
+                                        body, request.response_url, charge_point_id, id_tag,
+                                        self.timeout_s)
+            try:
+                result = await asyncio.wait_for(run(), self.timeout_s)
+            except TimeoutError:
+                result = "TIMEOUT"
+            except (ChargerNotConnected, ChargerCallError) as exc:
+                log.warning("ocpi.command.failed", command=command, error=str(exc))
+                result = "FAILED"
+            await self._db(self._db.store.finish_command, command_id, result)
+            await self._db(self._db.store.enqueue_push, partner["id"], "commands", "POST",
+                           request.response_url, m.CommandResult(result=result).model_dump(
+                               mode="json", exclude_none=True))
+            log.info("ocpi.command.result", command=command, result=result)
+            self._on_result()
+
+        async def guarded() -> None:
+            try:
+                await execute()
+            except Exception:
+                log.exception("ocpi.command.crashed", command=command)
+
+        task = asyncio.create_task(guarded(), name=f"ocpi-command-{command}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_session(self, request: m.StartSession,
+                             partner: RowMapping) -> m.CommandResponse:
+        evse = await self._evse(request.location_id, request.evse_uid)
+        if evse is None:
+            return _response("REJECTED", self._timeout, "no such EVSE, or none available")
+        if (offline := self._offline(evse["charge_point_id"])) is not None:
+            return offline
+        cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
+        id_tag = request.token.uid[:20]  # OCPP 1.6 idTag is CiString20
+
+        async def run() -> str:
+            status = await self._ocpp.remote_start_transaction(cp_id, id_tag, connector)
+            return _REMOTE_START_STOP.get(status, "FAILED")
+
+        self._dispatch(partner, "START_SESSION", request, cp_id, id_tag, run)
+        return _response("ACCEPTED", self._timeout)
+
+    async def _stop_session(self, request: m.StopSession,
+                            partner: RowMapping) -> m.CommandResponse:
+        tx = await self._db(self._db.store.transaction_by_session_id, request.session_id)
+        if tx is None:
+            return _response("UNKNOWN_SESSION", self._timeout, "unknown session")
+        if tx["stop_time"] is not None:
+            return _response("REJECTED", self._timeout, "session has ended")
+        if (offline := self._offline(tx["charge_point_id"])) is not None:
+            return offline
+
+        async def run() -> str:
+            status = await self._ocpp.remote_stop_transaction(tx["charge_point_id"], tx["id"])
+            return _REMOTE_START_STOP.get(status, "FAILED")
+
+        self._dispatch(partner, "STOP_SESSION", request, tx["charge_point_id"], None, run)
+        return _response("ACCEPTED", self._timeout)
+
+    async def _reserve_now(self, request: m.ReserveNow,
+                           partner: RowMapping) -> m.CommandResponse:
+        evse = await self._evse(request.location_id, request.evse_uid)
+        if evse is None:
+            return _response("REJECTED", self._timeout, "no such EVSE, or none available")
+        if (offline := self._offline(evse["charge_point_id"])) is not None:
+            return offline
+        store = self._db.store
+        cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
+        id_tag = request.token.uid[:20]
+        existing = await self._db(store.reservation_by_ocpi_id, partner["id"],
+                                  request.reservation_id)
+        if existing is not None and existing["status"] in ("ACCEPTED", "PENDING"):
+            # The same reservation_id again is an update: OCPP ReserveNow replaces it.
+            reservation_id = existing["id"]
+        else:
+            reservation_id = await self._db(store.create_reservation, cp_id, connector, id_tag,
+                                            request.expiry_date, partner["id"],
+                                            request.reservation_id)
+
+        async def run() -> str:
+            status = await self._ocpp.reserve_now(cp_id, connector, request.expiry_date, id_tag,
+                                                  reservation_id)
+            result = _RESERVE.get(status, "FAILED")
+            await self._db(store.set_reservation_status, reservation_id,
+                           "ACCEPTED" if result == "ACCEPTED" else "REJECTED")
+            return result
+
+        self._dispatch(partner, "RESERVE_NOW", request, cp_id, id_tag, run)
+        return _response("ACCEPTED", self._timeout)
+
+    async def _cancel_reservation(self, request: m.CancelReservation,
+                                  partner: RowMapping) -> m.CommandResponse:
+        store = self._db.store
+        reservation = await self._db(store.reservation_by_ocpi_id, partner["id"],
+                                     request.reservation_id)
+        if reservation is None or reservation["status"] != "ACCEPTED":
+            async def unknown() -> str:
+                return "UNKNOWN_RESERVATION"
+
+            self._dispatch(partner, "CANCEL_RESERVATION", request, None, None, unknown)
+            return _response("ACCEPTED", self._timeout)
+        cp_id = reservation["charge_point_id"]
+        if (offline := self._offline(cp_id)) is not None:
+            return offline
+
+        async def run() -> str:
+            status = await self._ocpp.cancel_reservation(cp_id, reservation["id"])
+            result = _CANCEL.get(status, "FAILED")
+            if result == "ACCEPTED":
+                await self._db(store.set_reservation_status, reservation["id"], "CANCELLED")
+            return result
+
+        self._dispatch(partner, "CANCEL_RESERVATION", request, cp_id, None, run)
+        return _response("ACCEPTED", self._timeout)
+
+    async def _unlock_connector(self, request: m.UnlockConnector,
+                                partner: RowMapping) -> m.CommandResponse:
+        evse = await self._evse(request.location_id, request.evse_uid)
+        if evse is None:
+            return _response("REJECTED", self._timeout, "unknown EVSE")
+        if (offline := self._offline(evse["charge_point_id"])) is not None:
+            return offline
+        cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
+
+        async def run() -> str:
+            status = await self._ocpp.unlock_connector(cp_id, connector)
+            return _UNLOCK.get(status, "FAILED")
+
+        self._dispatch(partner, "UNLOCK_CONNECTOR", request, cp_id, None, run)
+        return _response("ACCEPTED", self._timeout)
+

@@ -1,0 +1,118 @@
+"""Delivers queued OCPI pushes (locations, sessions, CDRs, tariffs, CommandResults).
+
+The queue lives in the database, so pushes survive restarts. Each partner's pushes go out in
+order: a failed push is retried with exponential back-off before anything queued after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import httpx
+
+from chargerfw.csms.authorization import ocpi_request_headers
+from chargerfw.csms.store import AsyncStore, PushItem, utcnow
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class PushWorker:
+    """Background task draining the push queue; ``wake()`` after enqueueing."""
+
+    def __init__(self, db: AsyncStore, http: httpx.AsyncClient, *, retry_base_s: float = 2.0,
+                 retry_max_s: float = 3600.0, max_attempts: int = 50,
+                 poll_s: float = 1.0) -> None:
+        self._db = db
+        self._http = http
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.max_attempts = max_attempts
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ocpi-push")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def retry_delay(self, attempts: int) -> float:
+        """Back-off before attempt ``attempts + 1``: base * 2^attempts, capped."""
+        return float(min(self.retry_base_s * (2 ** min(attempts, 30)), self.retry_max_s))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain_once()
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("ocpi.push.worker_error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+
+    async def drain_once(self) -> int:
+        """Send every push that is due now; returns how many were delivered."""
+        delivered = 0
+        while True:
+            items = await self._db(self._db.store.due_pushes)
+            if not items:
+                return delivered
+            progressed = False
+            for item in items:
+                if await self._send(item):
+                    delivered += 1
+                    progressed = True
+            if not progressed:
+                return delivered
+
+    async def _send(self, item: PushItem) -> bool:
+        error = None
+        if item.their_token is None:
+            error = "partner has no token"
+        else:
+            try:
+                cpo = self._db.store.cpo
+                headers = ocpi_request_headers(
+                    item.their_token, (cpo.country_code, cpo.party_id),
+                    (item.country_code, item.party_id),
+                    correlation_id=f"push-{item.id}")  # the same across retries
+                response = await self._http.request(item.method, item.url, json=item.body,
+                                                    headers=headers)
+                if 200 <= response.status_code < 300 and _ocpi_success(response):
+                    await self._db(self._db.store.push_done, item.id)
+                    log.info("ocpi.push.done", module=item.module, method=item.method,
+                             partner=item.partner_id)
+                    return True
+                error = f"HTTP {response.status_code}: {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        attempts = item.attempts + 1
+        retry_at = None
+        if attempts < self.max_attempts:
+            retry_at = utcnow() + timedelta(seconds=self.retry_delay(item.attempts))
+        log.warning("ocpi.push.failed", module=item.module, method=item.method,
+                    partner=item.partner_id, attempts=attempts, error=error,
+                    gave_up=retry_at is None)
+        await self._db(self._db.store.push_failed, item.id, error, retry_at)
+        return False
+
+
+def _ocpi_success(response: httpx.Response) -> bool:
+    """A 2xx whose body is an OCPI envelope must carry status_code 1000."""
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    if isinstance(body, dict) and "status_code" in body:
+        return body["status_code"] == 1000
+    return True

@@ -1,0 +1,109 @@
+"""The OCPI credentials handshake, from both sides.
+
+- ``fetch_peer_endpoints``: read a peer's versions and 2.2.1 endpoints with a token (used when
+  an eMSP registers with us, and when we register with an eMSP).
+- ``register_with_peer``: we hold the eMSP's CREDENTIALS_TOKEN_A and start the handshake:
+  issue our token B, POST our credentials to them, keep the token C they answer with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from chargerfw.csms.authorization import ocpi_request_headers
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store import AsyncStore, receiver_url
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+VERSION = "2.2.1"
+
+
+class HandshakeError(Exception):
+    """The peer's API could not be used; ``status_code`` is the OCPI code to report."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class PeerEndpoints:
+    version_url: str
+    endpoints: list[dict[str, Any]]
+
+
+async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str,
+                               token: str) -> PeerEndpoints:
+    """GET the peer's versions, then its 2.2.1 details; raises HandshakeError."""
+    headers = ocpi_request_headers(token)
+    try:
+        answer = (await http.get(versions_url, headers=headers)).raise_for_status()
+        versions = m.Envelope[list[m.Version]].model_validate(answer.json()).data or []
+        match = [v for v in versions if v.version == VERSION]
+        if not match:
+            raise HandshakeError(3002, f"peer offers no OCPI {VERSION}")
+        answer = (await http.get(match[0].url, headers=headers)).raise_for_status()
+        details = m.Envelope[m.VersionDetails].model_validate(answer.json()).data
+    except (httpx.HTTPError, ValidationError, ValueError) as exc:
+        raise HandshakeError(3001, f"unable to use the client's API: "
+                                   f"{type(exc).__name__}") from None
+    if details is None or not details.endpoints:
+        raise HandshakeError(3003, "no matching endpoints")
+    return PeerEndpoints(match[0].url, [e.model_dump(mode="json") for e in details.endpoints])
+
+
+def credentials_for(token: str, versions_url: str, business_name: str, country_code: str,
+                    party_id: str) -> dict[str, Any]:
+    """Our OCPI Credentials object carrying ``token``."""
+    return m.Credentials.model_validate({
+        "token": token, "url": versions_url,
+        "roles": [{"role": "CPO", "business_details": {"name": business_name},
+                   "party_id": party_id, "country_code": country_code}],
+    }).model_dump(mode="json", exclude_none=True)
+
+
+async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_url: str,
+                             token_a: str, our_versions_url: str, name: str) -> int:
+    """Register with an eMSP that gave us its TOKEN_A; returns our partner id for it.
+
+    Our API must be reachable at ``our_versions_url`` meanwhile: the peer reads our endpoints
+    with the token we send. On failure nothing is kept.
+    """
+    store = db.store
+    peer = await fetch_peer_endpoints(http, versions_url, token_a)
+    credentials_url = receiver_url(peer.endpoints, "credentials") or next(
+        (e["url"] for e in peer.endpoints if e.get("identifier") == "credentials"), None)
+    if credentials_url is None:
+        raise HandshakeError(3003, "peer has no credentials endpoint")
+    partner_id, token_b = await db(store.add_initiating_partner, name)
+    try:
+        body = credentials_for(token_b, our_versions_url, store.cpo.name,
+                               store.cpo.country_code, store.cpo.party_id)
+        try:
+            answer = (await http.post(credentials_url, json=body,
+                                      headers=ocpi_request_headers(token_a))).raise_for_status()
+            envelope = m.Envelope[m.Credentials].model_validate(answer.json())
+        except (httpx.HTTPError, ValidationError, ValueError) as exc:
+            raise HandshakeError(3001, f"peer refused our credentials: "
+                                       f"{type(exc).__name__}") from None
+        theirs = envelope.data
+        if theirs is None or envelope.status_code != 1000:
+            raise HandshakeError(3001, f"peer refused our credentials: "
+                                       f"{envelope.status_message}")
+        # Their endpoints again, now with the token they gave us (TOKEN_C).
+        peer = await fetch_peer_endpoints(http, theirs.url, theirs.token)
+        role = next((r for r in theirs.roles if r.role == "EMSP"), theirs.roles[0])
+        await db(store.complete_registration, partner_id, theirs.token, theirs.url, VERSION,
+                 peer.endpoints, role.country_code, role.party_id, role.business_details.name)
+    except BaseException:
+        await db(store.delete_partner, partner_id)
+        raise
+    await db(store.queue_full_sync, partner_id)
+    log.info("ocpi.registered_with_peer", partner=partner_id)
+    return partner_id

@@ -1,0 +1,383 @@
+"""The OCPP 1.6J central system: a websockets server with one ``ocpp`` ChargePoint per charger.
+
+Chargers connect to ``ws://host:port/ocpp/{charge_point_id}`` with subprotocol ``ocpp1.6``
+(other subprotocols are refused by the handshake) and, when the charge point has a password,
+HTTP Basic credentials whose user name is the charge point id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from ocpp.exceptions import FormatViolationError, OCPPError
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as OcppChargePoint
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from chargerfw.csms import billing
+from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.store import AsyncStore, StartRequest, verify_password
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+PATH_PREFIX = "/ocpp/"
+MAX_ID_LENGTH = 48
+
+
+class ChargerNotConnected(Exception):
+    """The charge point has no open OCPP connection."""
+
+
+class ChargerCallError(Exception):
+    """The charge point answered a request with a CALLERROR."""
+
+
+def parse_ocpp_time(value: str) -> datetime:
+    """An OCPP timestamp as aware UTC; a value without offset is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FormatViolationError(description=f"invalid timestamp {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_meter_values(meter_value: Sequence[dict[str, Any]]) -> list[billing.Sample]:
+    """OCPP MeterValue entries (snake_case keys) as samples in Wh / W / A.
+
+    Raises FormatViolationError for a value that is not a number, so nothing is stored.
+    """
+    samples = []
+    for entry in meter_value:
+        stamp = parse_ocpp_time(entry["timestamp"])
+        for sampled in entry.get("sampled_value", []):
+            if sampled.get("format") == "SignedData":
+                continue
+            try:
+                value = float(sampled["value"])
+            except ValueError:
+                raise FormatViolationError(
+                    description=f"sampled value {sampled['value']!r} is not a number") from None
+            measurand = sampled.get("measurand", billing.ENERGY_REGISTER)
+            unit = sampled.get("unit", "Wh" if measurand.startswith("Energy") else "")
+            samples.append(billing.Sample(stamp, measurand, sampled.get("phase", ""),
+                                          billing.to_canonical(value, unit)))
+    return samples
+
+
+class ChargerConnection(OcppChargePoint):
+    """The central system's side of one charger's OCPP connection."""
+
+    def __init__(self, charge_point_id: str, connection: ServerConnection,
+                 server: OcppServer) -> None:
+        super().__init__(charge_point_id, connection, response_timeout=server.response_timeout)
+        self._server = server
+        self._db = server.db
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str,
+                                   **extra: Any) -> call_result.BootNotification:
+        await self._db(self._db.store.record_boot, self.id, charge_point_vendor,
+                       charge_point_model, extra.get("charge_point_serial_number"),
+                       extra.get("firmware_version"))
+        return call_result.BootNotification(current_time=_now_iso(),
+                                            interval=self._server.heartbeat_interval,
+                                            status=RegistrationStatus.accepted)
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        await self._db(self._db.store.record_heartbeat, self.id)
+        return call_result.Heartbeat(current_time=_now_iso())
+
+    @on(Action.status_notification)
+    async def on_status_notification(self, connector_id: int, error_code: str, status: str,
+                                     timestamp: str | None = None, info: str | None = None,
+                                     vendor_id: str | None = None,
+                                     vendor_error_code: str | None = None
+                                     ) -> call_result.StatusNotification:
+        stamp = parse_ocpp_time(timestamp) if timestamp else None
+        change = await self._db(self._db.store.record_status, self.id, connector_id, status,
+                                error_code, stamp, info, vendor_id, vendor_error_code)
+        if change is not None:
+            self._server.changed()
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str) -> call_result.Authorize:
+        decision = await self._server.authorizer.authorize(self.id, id_tag)
+        return call_result.Authorize(id_tag_info={"status": decision.status})
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
+                                   timestamp: str, reservation_id: int | None = None
+                                   ) -> call_result.StartTransaction:
+        request = StartRequest(self.id, connector_id, id_tag, meter_start,
+                               parse_ocpp_time(timestamp), reservation_id)
+        store = self._db.store
+        tx = await self._db(store.transaction_for_start, request)
+        if tx is None:
+            evse = await self._db(store.evse_for_connector, self.id, connector_id)
+            decision = await self._server.authorizer.authorize(
+                self.id, id_tag, evse["location_id"] if evse else None,
+                evse["uid"] if evse else None)
+            tx, created = await self._db(store.start_transaction, request, decision)
+            if created:
+                self._server.changed()
+        log.info("csms.start_transaction", charge_point=self.id, transaction=tx["id"],
+                 status=tx["id_tag_status"])
+        return call_result.StartTransaction(transaction_id=tx["id"],
+                                            id_tag_info={"status": tx["id_tag_status"]})
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int,
+                                  reason: str | None = None, id_tag: str | None = None,
+                                  transaction_data: list[dict[str, Any]] | None = None
+                                  ) -> call_result.StopTransaction:
+        samples = parse_meter_values(transaction_data or [])
+        tx, stopped = await self._db(self._db.store.stop_transaction, self.id, transaction_id,
+                                     meter_stop, parse_ocpp_time(timestamp), reason, samples)
+        if tx is None:
+            log.warning("csms.stop_unknown_transaction", charge_point=self.id,
+                        transaction=transaction_id)
+        if stopped:
+            self._server.changed()
+        if id_tag is None:
+            return call_result.StopTransaction()
+        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
+                              transaction_id: int | None = None) -> call_result.MeterValues:
+        samples = parse_meter_values(meter_value)
+        tx = await self._db(self._db.store.add_meter_values, self.id, connector_id,
+                            transaction_id, samples)
+        if tx is not None:
+            self._server.changed()
+        return call_result.MeterValues()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
+        log.info("csms.firmware_status", charge_point=self.id, status=status)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, status: str
+                                    ) -> call_result.DiagnosticsStatusNotification:
+        log.info("csms.diagnostics_status", charge_point=self.id, status=status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
+                               data: str | None = None) -> call_result.DataTransfer:
+        log.info("csms.data_transfer", charge_point=self.id, vendor_id=vendor_id,
+                 message_id=message_id)
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization")
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode(
+            "utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+class OcppServer:
+    """Accepts charger connections and sends them requests on the backend's behalf."""
+
+    def __init__(self, db: AsyncStore, authorizer: Authorizer, *, auto_register: bool = False,
+                 heartbeat_interval: int = 300, response_timeout: float = 30.0,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.authorizer = authorizer
+        self.auto_register = auto_register
+        self.heartbeat_interval = heartbeat_interval
+        self.response_timeout = response_timeout
+        self._on_change = on_change
+        self.connected: dict[str, ChargerConnection] = {}
+        self._server: Server | None = None
+
+    def changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (0 picks a free port); returns the bound port."""
+        self._server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
+                                   process_request=self._process_request,
+                                   ping_interval=60, ping_timeout=60)
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    @staticmethod
+    def charge_point_id(path: str) -> str | None:
+        path = path.split("?", 1)[0]
+        if not path.startswith(PATH_PREFIX):
+            return None
+        cp_id = unquote(path[len(PATH_PREFIX):])
+        if not cp_id or "/" in cp_id or len(cp_id) > MAX_ID_LENGTH or not cp_id.isprintable():
+            return None
+        return cp_id
+
+    async def _process_request(self, connection: ServerConnection,
+                               request: Request) -> Response | None:
+        cp_id = self.charge_point_id(request.path)
+        if cp_id is None:
+            return connection.respond(HTTPStatus.NOT_FOUND,
+                                      "expected /ocpp/{charge_point_id}\n")
+        credentials = _basic_credentials(request)
+        store = self.db.store
+        charge_point = await self.db(store.get_charge_point, cp_id)
+        if charge_point is None:
+            if not self.auto_register:
+                log.warning("csms.unknown_charge_point", charge_point=cp_id)
+                return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+            if credentials is not None and credentials[0] != cp_id:
+                return self._unauthorized(connection)
+            await self.db(store.auto_register, cp_id, credentials[1] if credentials else None)
+            log.info("csms.auto_registered", charge_point=cp_id)
+            return None
+        if charge_point["password_hash"] is None:
+            return None
+        # scrypt is deliberately slow: verify on a plain thread, not the database worker.
+        if credentials is None or credentials[0] != cp_id or not await asyncio.to_thread(
+                verify_password, credentials[1], charge_point["password_hash"]):
+            log.warning("csms.bad_credentials", charge_point=cp_id)
+            return self._unauthorized(connection)
+        return None
+
+    @staticmethod
+    def _unauthorized(connection: ServerConnection) -> Response:
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, "invalid credentials\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        cp_id = self.charge_point_id(connection.request.path)
+        assert cp_id is not None
+        charger = ChargerConnection(cp_id, connection, self)
+        previous = self.connected.get(cp_id)
+        self.connected[cp_id] = charger
+        if previous is not None:
+            # The charger reconnected; the old socket is dead to it.
+            await previous._connection.close()
+        log.info("csms.connected", charge_point=cp_id)
+        try:
+            await charger.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.connected.get(cp_id) is charger:
+                del self.connected[cp_id]
+            log.info("csms.disconnected", charge_point=cp_id)
+
+    # -- requests to a charger --
+
+    async def call(self, charge_point_id: str, payload: Any) -> Any:
+        """Send one request; raises ChargerNotConnected, ChargerCallError, TimeoutError."""
+        charger = self.connected.get(charge_point_id)
+        if charger is None:
+            raise ChargerNotConnected(charge_point_id)
+        try:
+            return await charger.call(payload, suppress=False)
+        except ConnectionClosed:
+            raise ChargerNotConnected(charge_point_id) from None
+        except OCPPError as exc:
+            raise ChargerCallError(f"{type(exc).__name__}: {exc.description}") from exc
+
+    async def remote_start_transaction(self, charge_point_id: str, id_tag: str,
+                                       connector_id: int | None = None) -> str:
+        result = await self.call(charge_point_id, call.RemoteStartTransaction(
+            id_tag=id_tag, connector_id=connector_id))
+        return str(result.status)
+
+    async def remote_stop_transaction(self, charge_point_id: str, transaction_id: int) -> str:
+        result = await self.call(charge_point_id,
+                                 call.RemoteStopTransaction(transaction_id=transaction_id))
+        return str(result.status)
+
+    async def reserve_now(self, charge_point_id: str, connector_id: int, expiry: datetime,
+                          id_tag: str, reservation_id: int) -> str:
+        result = await self.call(charge_point_id, call.ReserveNow(
+            connector_id=connector_id, expiry_date=expiry.astimezone(UTC).isoformat(),
+            id_tag=id_tag, reservation_id=reservation_id))
+        return str(result.status)
+
+    async def cancel_reservation(self, charge_point_id: str, reservation_id: int) -> str:
+        result = await self.call(charge_point_id,
+                                 call.CancelReservation(reservation_id=reservation_id))
+        return str(result.status)
+
+    async def unlock_connector(self, charge_point_id: str, connector_id: int) -> str:
+        result = await self.call(charge_point_id, call.UnlockConnector(connector_id=connector_id))
+        return str(result.status)
+
+    async def change_availability(self, charge_point_id: str, connector_id: int,
+                                  availability: str) -> str:
+        result = await self.call(charge_point_id, call.ChangeAvailability(
+            connector_id=connector_id, type=availability))
+        return str(result.status)
+
+    async def change_configuration(self, charge_point_id: str, key: str, value: str) -> str:
+        result = await self.call(charge_point_id,
+                                 call.ChangeConfiguration(key=key, value=value))
+        return str(result.status)
+
+    async def get_configuration(self, charge_point_id: str, keys: Sequence[str] = ()
+                                ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Returns (configuration keys, unknown keys)."""
+        result = await self.call(charge_point_id,
+                                 call.GetConfiguration(key=list(keys) if keys else None))
+        return list(result.configuration_key or []), list(result.unknown_key or [])
+
+    async def reset(self, charge_point_id: str, reset_type: str = "Soft") -> str:
+        result = await self.call(charge_point_id, call.Reset(type=reset_type))
+        return str(result.status)
+
+    async def trigger_message(self, charge_point_id: str, requested_message: str,
+                              connector_id: int | None = None) -> str:
+        result = await self.call(charge_point_id, call.TriggerMessage(
+            requested_message=requested_message, connector_id=connector_id))
+        return str(result.status)
+
+    async def send_local_list(self, charge_point_id: str, list_version: int, update_type: str,
+                              entries: Sequence[dict[str, Any]]) -> str:
+        """``entries``: [{"id_tag": ..., "id_tag_info": {"status": ...}}, ...]."""
+        result = await self.call(charge_point_id, call.SendLocalList(
+            list_version=list_version, update_type=update_type,
+            local_authorization_list=list(entries)))
+        return str(result.status)
+
+    async def disconnect(self, charge_point_id: str) -> None:
+        charger = self.connected.get(charge_point_id)
+        if charger is not None:
+            with contextlib.suppress(Exception):
+                await charger._connection.close()

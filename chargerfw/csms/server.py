@@ -1,0 +1,182 @@
+"""Runs the whole backend in one asyncio loop: OCPP WebSocket server, OCPI API (uvicorn),
+push worker and reservation expiry.
+
+``running_csms(settings)`` is an async context manager that a test (or the CLI) enters to get a
+live backend on the requested ports (0 = any free port) and learns the bound ports from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+
+from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.db import create_db_engine, upgrade_database
+from chargerfw.csms.ocpi.api import OcpiContext, create_app
+from chargerfw.csms.ocpi.commands import CommandHandler
+from chargerfw.csms.ocpi.push import PushWorker
+from chargerfw.csms.ocpp_server import OcppServer
+from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner decides when to stop
+    (``serve_forever`` installs SIGINT/SIGTERM handlers; tests just leave the context)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(frozen=True)
+class CsmsSettings:
+    """Everything ``chargerfw csms serve`` can be told."""
+
+    db: str = "csms.sqlite3"
+    host: str = "127.0.0.1"
+    ocpp_port: int = 9000
+    api_port: int = 9001
+    auto_register: bool = False
+    public_url: str | None = None  # how partners reach the API; default http://host:port
+    cpo: CpoIdentity = CpoIdentity()
+    heartbeat_interval: int = 300
+    ocpp_response_timeout_s: float = 30.0
+    command_timeout_s: float = 30.0
+    http_timeout_s: float = 10.0
+    realtime_auth_timeout_s: float = 5.0
+    push_retry_base_s: float = 2.0
+    push_max_attempts: int = 50
+    push_poll_s: float = 1.0
+    reservation_sweep_s: float = 5.0
+
+
+@dataclass
+class RunningCsms:
+    """A live backend: its ports and parts (tests reach into them)."""
+
+    ocpp_port: int
+    api_port: int
+    host: str
+    store: Store
+    db: AsyncStore
+    ocpp: OcppServer
+    pusher: PushWorker
+    api_server: uvicorn.Server
+    api_task: asyncio.Task[None]
+
+    @property
+    def ocpp_url(self) -> str:
+        return f"ws://{self.host}:{self.ocpp_port}/ocpp"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    async def wait_closed(self) -> None:
+        """Wait until the API server stops (SIGINT/SIGTERM in ``serve``)."""
+        await self.api_task
+
+
+async def _sweep_reservations(db: AsyncStore, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            expired = await db(db.store.expire_reservations)
+            if expired:
+                log.info("csms.reservations_expired", count=expired)
+        except Exception:
+            log.exception("csms.reservation_sweep_failed")
+
+
+@contextlib.asynccontextmanager
+async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
+    """Start the backend; stop everything it started on exit."""
+    engine = create_db_engine(settings.db)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(engine.dispose)
+        await asyncio.to_thread(upgrade_database, engine)
+        store = Store(engine, settings.cpo)
+        db = AsyncStore(store)
+        stack.callback(db.close)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_s))
+        pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
+                            max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
+        authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
+        ocpp = OcppServer(db, authorizer, auto_register=settings.auto_register,
+                          heartbeat_interval=settings.heartbeat_interval,
+                          response_timeout=settings.ocpp_response_timeout_s,
+                          on_change=pusher.wake)
+        ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
+        stack.push_async_callback(ocpp.close)
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.api_port))
+        stack.callback(sock.close)
+        api_port = int(sock.getsockname()[1])
+        commands = CommandHandler(db, ocpp, on_result=pusher.wake,
+                                  timeout_s=settings.command_timeout_s)
+        stack.push_async_callback(commands.close)
+        ctx = OcpiContext(db=db, http=http, commands=commands,
+                          base_url=(settings.public_url or
+                                    f"http://{settings.host}:{api_port}").rstrip("/"),
+                          business_name=settings.cpo.name, on_change=pusher.wake,
+                          on_token_change=authorizer.forget)
+        api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
+                                                   lifespan="off", access_log=False))
+        api_task = asyncio.create_task(api_server.serve(sockets=[sock]), name="ocpi-api")
+
+        async def stop_api() -> None:
+            api_server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await api_task
+
+        stack.push_async_callback(stop_api)
+        while not api_server.started:
+            if api_task.done():
+                api_task.result()  # raises why it could not start
+            await asyncio.sleep(0.01)
+
+        pusher.start()
+        stack.push_async_callback(pusher.stop)
+        sweeper = asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s))
+
+        async def stop_sweeper() -> None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+        stack.push_async_callback(stop_sweeper)
+        log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
+        yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher,
+                          api_server, api_task)
+
+
+async def serve_forever(settings: CsmsSettings,
+                        on_ready: Callable[[RunningCsms], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    async with running_csms(settings) as csms:
+        loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            csms.api_server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, request_stop)
+        if on_ready is not None:
+            on_ready(csms)
+        try:
+            await csms.wait_closed()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

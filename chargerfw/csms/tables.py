@@ -1,0 +1,274 @@
+"""The CSMS schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` create it.
+
+Times are stored as naive UTC and handed back as aware UTC (``UtcDateTime``), so SQLite and
+PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC, returned as an aware UTC datetime."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+locations = sa.Table(
+    "locations", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("country_code", sa.String(2), nullable=False),
+    sa.Column("party_id", sa.String(3), nullable=False),
+    sa.Column("publish", sa.Boolean, nullable=False, default=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("address", sa.String(45), nullable=False),
+    sa.Column("city", sa.String(45), nullable=False),
+    sa.Column("postal_code", sa.String(10)),
+    sa.Column("country", sa.String(3), nullable=False),
+    sa.Column("latitude", sa.String(10), nullable=False),
+    sa.Column("longitude", sa.String(11), nullable=False),
+    sa.Column("time_zone", sa.String(255), nullable=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False, index=True),
+)
+
+charge_points = sa.Table(
+    "charge_points", metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    # scrypt hash "scrypt$n$r$p$salt$hash"; NULL means the charger connects without Basic auth.
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("location_id", sa.String(36), sa.ForeignKey("locations.id")),
+    sa.Column("auto_registered", sa.Boolean, nullable=False, default=False),
+    sa.Column("vendor", sa.String(20)),
+    sa.Column("model", sa.String(20)),
+    sa.Column("serial_number", sa.String(25)),
+    sa.Column("firmware_version", sa.String(50)),
+    sa.Column("last_boot", UtcDateTime),
+    sa.Column("last_heartbeat", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One OCPI EVSE per OCPP connector of a charge point (each can charge on its own).
+evses = sa.Table(
+    "evses", metadata,
+    sa.Column("uid", sa.String(36), primary_key=True),
+    sa.Column("location_id", sa.String(36), sa.ForeignKey("locations.id"), nullable=False,
+              index=True),
+    sa.Column("evse_id", sa.String(48)),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("ocpp_connector_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="UNKNOWN"),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("charge_point_id", "ocpp_connector_id",
+                        name="uq_evses_charge_point_connector"),
+)
+
+connectors = sa.Table(
+    "connectors", metadata,
+    sa.Column("evse_uid", sa.String(36), sa.ForeignKey("evses.uid"), primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("standard", sa.String(32), nullable=False),
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("power_type", sa.String(16), nullable=False),
+    sa.Column("max_voltage", sa.Integer, nullable=False),
+    sa.Column("max_amperage", sa.Integer, nullable=False),
+    sa.Column("max_electric_power", sa.Integer),
+    sa.Column("tariff_id", sa.String(36)),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+)
+
+connector_status = sa.Table(
+    "connector_status", metadata,
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              primary_key=True),
+    sa.Column("connector_id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("error_code", sa.String(30), nullable=False),
+    sa.Column("info", sa.String(50)),
+    sa.Column("vendor_id", sa.String(255)),
+    sa.Column("vendor_error_code", sa.String(50)),
+    sa.Column("timestamp", UtcDateTime),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+partners = sa.Table(
+    "partners", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("country_code", sa.String(2)),
+    sa.Column("party_id", sa.String(3)),
+    sa.Column("role", sa.String(8), nullable=False, default="EMSP"),
+    # Our tokens are stored as SHA-256 digests (they are random 256-bit strings).
+    sa.Column("token_a_hash", sa.String(64), unique=True),
+    sa.Column("token_c_hash", sa.String(64), unique=True),
+    # Their token (B/C) is needed in the clear: we send it with every call to them.
+    sa.Column("their_token", sa.String(64)),
+    sa.Column("their_versions_url", sa.String(255)),
+    sa.Column("their_version", sa.String(10)),
+    sa.Column("their_endpoints", sa.JSON),
+    sa.Column("registered", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens", metadata,
+    sa.Column("country_code", sa.String(2), primary_key=True),
+    sa.Column("party_id", sa.String(3), primary_key=True),
+    sa.Column("uid", sa.String(36), primary_key=True),
+    sa.Column("type", sa.String(16), primary_key=True),  # uid + type identify a token
+    sa.Column("contract_id", sa.String(36), nullable=False),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    sa.Column("whitelist", sa.String(16), nullable=False),
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
+    # The whole OCPI Token object as last stored (GET answers with exactly that).
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+    sa.Index("ix_tokens_uid", "uid"),
+)
+
+tariffs = sa.Table(
+    "tariffs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("country_code", sa.String(2), nullable=False),
+    sa.Column("party_id", sa.String(3), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    # OCPI Tariff object (elements, price components, min/max price, ...).
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False, index=True),
+)
+
+reservations = sa.Table(
+    "reservations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # OCPP reservationId
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("connector_id", sa.Integer, nullable=False),
+    sa.Column("id_tag", sa.String(20), nullable=False),
+    sa.Column("expiry", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
+    sa.Column("ocpi_reservation_id", sa.String(36), index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+transactions = sa.Table(
+    "transactions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # OCPP transactionId
+    sa.Column("session_id", sa.String(36), nullable=False, unique=True),  # OCPI Session.id
+    # sha256 of (charge point, connector, idTag, timestamp, meterStart): a re-delivered
+    # StartTransaction finds its first copy instead of opening a second session.
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("connector_id", sa.Integer, nullable=False),
+    sa.Column("evse_uid", sa.String(36)),
+    sa.Column("location_id", sa.String(36)),
+    sa.Column("id_tag", sa.String(20), nullable=False),
+    sa.Column("id_tag_status", sa.String(16), nullable=False),
+    sa.Column("token_country_code", sa.String(2)),
+    sa.Column("token_party_id", sa.String(3)),
+    sa.Column("token_type", sa.String(16)),
+    sa.Column("contract_id", sa.String(36)),
+    sa.Column("auth_method", sa.String(16), nullable=False),
+    sa.Column("authorization_reference", sa.String(36)),
+    sa.Column("reservation_id", sa.Integer),
+    sa.Column("meter_start", sa.BigInteger, nullable=False),
+    sa.Column("meter_last", sa.BigInteger, nullable=False),
+    sa.Column("meter_stop", sa.BigInteger),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("stop_time", UtcDateTime),
+    sa.Column("stop_reason", sa.String(20)),
+    sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("tariff_id", sa.String(36)),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+    sa.Index("ix_transactions_last_updated_id", "last_updated", "id"),
+)
+
+meter_values = sa.Table(
+    "meter_values", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), nullable=False),
+    sa.Column("connector_id", sa.Integer, nullable=False),
+    sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id")),
+    sa.Column("timestamp", UtcDateTime, nullable=False),
+    sa.Column("measurand", sa.String(50), nullable=False),
+    sa.Column("phase", sa.String(8), nullable=False, default=""),
+    sa.Column("context", sa.String(20), nullable=False, default=""),
+    sa.Column("unit", sa.String(10), nullable=False, default=""),
+    sa.Column("value", sa.Float, nullable=False),
+    # A re-delivered MeterValues adds nothing: one row per sample identity.
+    sa.UniqueConstraint("charge_point_id", "connector_id", "timestamp", "measurand", "phase",
+                        "context", name="uq_meter_values_sample"),
+    sa.Index("ix_meter_values_transaction", "transaction_id", "timestamp"),
+)
+
+cdrs = sa.Table(
+    "cdrs", metadata,
+    sa.Column("id", sa.String(39), primary_key=True),
+    sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id"), nullable=False,
+              unique=True),
+    sa.Column("data", sa.JSON, nullable=False),  # the OCPI CDR, never changed once written
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+    sa.Index("ix_cdrs_last_updated_id", "last_updated", "id"),
+)
+
+push_queue = sa.Table(
+    "push_queue", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id"), nullable=False),
+    sa.Column("module", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("url", sa.String(512), nullable=False),
+    sa.Column("body", sa.JSON),
+    sa.Column("status", sa.String(8), nullable=False),  # PENDING, DONE, FAILED
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("done_at", UtcDateTime),
+    sa.Index("ix_push_queue_status_id", "status", "id"),
+)
+
+pending_commands = sa.Table(
+    "pending_commands", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
+    sa.Column("command", sa.String(20), nullable=False),
+    sa.Column("request", sa.JSON, nullable=False),
+    sa.Column("response_url", sa.String(255), nullable=False),
+    sa.Column("charge_point_id", sa.String(48)),
+    # For START_SESSION: the idTag the charger will present, to tie the session to it.
+    sa.Column("id_tag", sa.String(36)),
+    sa.Column("status", sa.String(24), nullable=False),  # PENDING or a CommandResultType
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("deadline", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime),
+)

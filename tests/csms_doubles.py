@@ -1,0 +1,407 @@
+"""Test doubles for the CSMS tests: an OCPP 1.6 charger and an OCPI eMSP, both on loopback.
+
+Also the database parametrisation (SQLite file and a real PostgreSQL from tests/pg.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as OcppChargePoint
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+from pg import PostgresServer, fresh_database
+from websockets.asyncio.client import ClientConnection, connect
+
+from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
+from chargerfw.csms.store import CpoIdentity
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- databases ------------------------------------------------------------------------------
+
+def db_url_for(kind: str, tmp_path: Any, pg: PostgresServer) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "csms.sqlite3")
+    return fresh_database(pg)
+
+
+def settings_for(db: str, **overrides: Any) -> CsmsSettings:
+    values: dict[str, Any] = dict(db=db, ocpp_port=0, api_port=0,
+                                  cpo=CpoIdentity("NL", "CFW", "Test CPO", "EUR"),
+                                  push_retry_base_s=0.05, push_poll_s=0.05,
+                                  command_timeout_s=3.0, ocpp_response_timeout_s=3.0,
+                                  reservation_sweep_s=0.1)
+    values.update(overrides)
+    return CsmsSettings(**values)
+
+
+# --- charger ----------------------------------------------------------------------------------
+
+class SimCharger(OcppChargePoint):
+    """An OCPP 1.6 charger double: sends what a test asks, answers the CSMS's requests with
+    the statuses in ``answers`` and records them in ``received``."""
+
+    def __init__(self, charge_point_id: str, connection: ClientConnection) -> None:
+        super().__init__(charge_point_id, connection, response_timeout=5)
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.answers: dict[str, str] = {
+            "RemoteStartTransaction": "Accepted", "RemoteStopTransaction": "Accepted",
+            "ReserveNow": "Accepted", "CancelReservation": "Accepted",
+            "UnlockConnector": "Unlocked", "ChangeAvailability": "Accepted",
+            "ChangeConfiguration": "Accepted", "Reset": "Accepted",
+            "TriggerMessage": "Accepted", "SendLocalList": "Accepted"}
+        self.silent: set[str] = set()  # actions left unanswered (to provoke timeouts)
+        self.events: asyncio.Queue[str] = asyncio.Queue()
+
+    async def _answer(self, action: str, payload: dict[str, Any]) -> str:
+        self.received.append((action, payload))
+        self.events.put_nowait(action)
+        if action in self.silent:
+            await asyncio.sleep(3600)
+        return self.answers[action]
+
+    @on(Action.remote_start_transaction)
+    async def on_remote_start(self, **kw: Any) -> call_result.RemoteStartTransaction:
+        return call_result.RemoteStartTransaction(
+            status=await self._answer("RemoteStartTransaction", kw))
+
+    @on(Action.remote_stop_transaction)
+    async def on_remote_stop(self, **kw: Any) -> call_result.RemoteStopTransaction:
+        return call_result.RemoteStopTransaction(
+            status=await self._answer("RemoteStopTransaction", kw))
+
+    @on(Action.reserve_now)
+    async def on_reserve_now(self, **kw: Any) -> call_result.ReserveNow:
+        return call_result.ReserveNow(status=await self._answer("ReserveNow", kw))
+
+    @on(Action.cancel_reservation)
+    async def on_cancel_reservation(self, **kw: Any) -> call_result.CancelReservation:
+        return call_result.CancelReservation(status=await self._answer("CancelReservation", kw))
+
+    @on(Action.unlock_connector)
+    async def on_unlock(self, **kw: Any) -> call_result.UnlockConnector:
+        return call_result.UnlockConnector(status=await self._answer("UnlockConnector", kw))
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, **kw: Any) -> call_result.ChangeAvailability:
+        return call_result.ChangeAvailability(
+            status=await self._answer("ChangeAvailability", kw))
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, **kw: Any) -> call_result.ChangeConfiguration:
+        return call_result.ChangeConfiguration(
+            status=await self._answer("ChangeConfiguration", kw))
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, **kw: Any) -> call_result.GetConfiguration:
+        self.received.append(("GetConfiguration", kw))
+        return call_result.GetConfiguration(
+            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
+            unknown_key=[k for k in kw.get("key", []) if k != "HeartbeatInterval"] or None)
+
+    @on(Action.reset)
+    async def on_reset(self, **kw: Any) -> call_result.Reset:
+        return call_result.Reset(status=await self._answer("Reset", kw))
+
+    @on(Action.trigger_message)
+    async def on_trigger(self, **kw: Any) -> call_result.TriggerMessage:
+        return call_result.TriggerMessage(status=await self._answer("TriggerMessage", kw))
+
+    @on(Action.send_local_list)
+    async def on_send_local_list(self, **kw: Any) -> call_result.SendLocalList:
+        return call_result.SendLocalList(status=await self._answer("SendLocalList", kw))
+
+    # -- what the charger sends --
+
+    async def boot(self) -> Any:
+        return await self.call(call.BootNotification(charge_point_model="SimModel",
+                                                     charge_point_vendor="chargerfw",
+                                                     firmware_version="test"))
+
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> Any:
+        return await self.call(call.StatusNotification(
+            connector_id=connector_id, error_code=error_code, status=status,
+            timestamp=iso(datetime.now(UTC))))
+
+    async def authorize(self, id_tag: str) -> str:
+        result = await self.call(call.Authorize(id_tag=id_tag))
+        return str(result.id_tag_info["status"])
+
+    async def start_tx(self, connector_id: int, id_tag: str, meter_start: int, timestamp: datetime,
+                    reservation_id: int | None = None) -> Any:
+        return await self.call(call.StartTransaction(
+            connector_id=connector_id, id_tag=id_tag, meter_start=meter_start,
+            timestamp=iso(timestamp), reservation_id=reservation_id))
+
+    async def meter(self, connector_id: int, transaction_id: int, timestamp: datetime,
+                    wh: float, amps: float | None = None, watts: float | None = None) -> Any:
+        sampled = [{"value": str(wh), "measurand": "Energy.Active.Import.Register",
+                    "unit": "Wh", "context": "Sample.Periodic"}]
+        if amps is not None:
+            sampled.append({"value": str(amps), "measurand": "Current.Import", "unit": "A",
+                            "phase": "L1"})
+        if watts is not None:
+            sampled.append({"value": str(watts), "measurand": "Power.Active.Import",
+                            "unit": "W"})
+        return await self.call(call.MeterValues(
+            connector_id=connector_id, transaction_id=transaction_id,
+            meter_value=[{"timestamp": iso(timestamp), "sampledValue": sampled}]))
+
+    async def stop_tx(self, transaction_id: int, meter_stop: int, timestamp: datetime,
+                   id_tag: str | None = None, reason: str = "Local") -> Any:
+        return await self.call(call.StopTransaction(
+            meter_stop=meter_stop, timestamp=iso(timestamp), transaction_id=transaction_id,
+            reason=reason, id_tag=id_tag))
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@contextlib.asynccontextmanager
+async def sim_charger(csms: RunningCsms, charge_point_id: str,
+                      password: str | None = None) -> AsyncIterator[SimCharger]:
+    headers = basic_auth(charge_point_id, password) if password is not None else None
+    async with connect(f"{csms.ocpp_url}/{charge_point_id}", subprotocols=["ocpp1.6"],
+                       additional_headers=headers) as ws:
+        charger = SimCharger(charge_point_id, ws)
+        task = asyncio.create_task(charger.start())
+        try:
+            for _ in range(200):  # the server registers the connection after the handshake
+                if charge_point_id in csms.ocpp.connected:
+                    break
+                await asyncio.sleep(0.01)
+            yield charger
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+# --- eMSP -------------------------------------------------------------------------------------
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+    accepted: bool = True
+
+
+@dataclass
+class EmspDouble:
+    """An eMSP on loopback: OCPI versions/details, receivers for pushes and CommandResults,
+    and a tokens sender answering real-time authorization from ``authorize_answers``."""
+
+    token_b: str = "emsp-token-b-0123456789"  # the token the CPO uses to call us
+    token_a: str = "emsp-token-a-for-cpo"  # when the CPO starts the handshake
+    cpo_token: str | None = None  # the token the CPO gave us (its B) in that case
+    country_code: str = "DE"
+    party_id: str = "EMS"
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    authorize_answers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    fail_pushes: int = 0  # answer this many pushes with HTTP 503 first
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pushes(self, module: str, method: str | None = None) -> list[Received]:
+        """Pushes the eMSP accepted (refused attempts are left out)."""
+        return [r for r in self.received if r.path.startswith(f"/emsp/{module}") and r.accepted
+                and (method is None or r.method == method)]
+
+    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> list[Received]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = [r for r in self.received if r.accepted and predicate(r)]
+            if found:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"eMSP did not receive the expected call; got "
+                                     f"{[(r.method, r.path) for r in self.received]}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), 0.1)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        expected = "Token " + base64.b64encode(self.token_b.encode()).decode()
+        # versions and details also answer TOKEN_A (a CPO starting the handshake uses it).
+        readers = {expected, "Token " + base64.b64encode(self.token_a.encode()).decode()}
+
+        def envelope(data: Any, code: int = 1000) -> dict[str, Any]:
+            return {"data": data, "status_code": code, "status_message": "ok",
+                    "timestamp": iso(datetime.now(UTC))}
+
+        @app.get("/emsp/versions")
+        async def versions(request: Request) -> JSONResponse:
+            if request.headers.get("Authorization") not in readers:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            return JSONResponse(envelope([{"version": "2.2.1",
+                                           "url": f"{self.base}/emsp/2.2.1"}]))
+
+        @app.get("/emsp/2.2.1")
+        async def details(request: Request) -> JSONResponse:
+            if request.headers.get("Authorization") not in readers:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            base = f"{self.base}/emsp"
+            return JSONResponse(envelope({"version": "2.2.1", "endpoints": [
+                {"identifier": "credentials", "role": "RECEIVER", "url": f"{base}/credentials"},
+                {"identifier": "locations", "role": "RECEIVER", "url": f"{base}/locations"},
+                {"identifier": "sessions", "role": "RECEIVER", "url": f"{base}/sessions"},
+                {"identifier": "cdrs", "role": "RECEIVER", "url": f"{base}/cdrs"},
+                {"identifier": "tariffs", "role": "RECEIVER", "url": f"{base}/tariffs"},
+                {"identifier": "tokens", "role": "SENDER", "url": f"{base}/tokens"},
+                {"identifier": "commands", "role": "SENDER", "url": f"{base}/commands"},
+            ]}))
+
+        @app.post("/emsp/credentials")
+        async def credentials(request: Request) -> JSONResponse:
+            token_a = "Token " + base64.b64encode(self.token_a.encode()).decode()
+            if request.headers.get("Authorization") != token_a:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            body = await request.json()
+            # As a real eMSP does: read the CPO's endpoints with the token it gave us.
+            async with httpx.AsyncClient() as client:
+                auth = {"Authorization": "Token "
+                        + base64.b64encode(body["token"].encode()).decode()}
+                versions = (await client.get(body["url"], headers=auth)).json()
+                if versions["status_code"] != 1000:
+                    return JSONResponse(envelope(None, 3001), status_code=400)
+            self.cpo_token = body["token"]
+            return JSONResponse(envelope({
+                "token": self.token_b, "url": f"{self.base}/emsp/versions",
+                "roles": [{"role": "EMSP", "party_id": self.party_id,
+                           "country_code": self.country_code,
+                           "business_details": {"name": "Test eMSP"}}]}))
+
+        @app.post("/emsp/tokens/{uid}/authorize")
+        async def authorize(uid: str, request: Request) -> JSONResponse:
+            self.received.append(Received("POST", request.url.path, await _body(request),
+                                          dict(request.headers)))
+            self.arrived.set()
+            answer = self.authorize_answers.get(uid)
+            if answer is None:
+                return JSONResponse(envelope(None, 2004), status_code=404)
+            return JSONResponse(envelope(answer))
+
+        @app.api_route("/emsp/{rest:path}", methods=["PUT", "PATCH", "POST", "DELETE"])
+        async def receive(rest: str, request: Request) -> JSONResponse:
+            entry = Received(request.method, request.url.path, await _body(request),
+                             dict(request.headers), accepted=False)
+            self.received.append(entry)
+            self.arrived.set()
+            if request.headers.get("Authorization") != expected:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            if self.fail_pushes > 0:
+                self.fail_pushes -= 1
+                return JSONResponse({"error": "busy"}, status_code=503)
+            entry.accepted = True
+            return JSONResponse(envelope(None))
+
+        return app
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    return await request.json()
+
+
+@contextlib.asynccontextmanager
+async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDouble]:
+    emsp = emsp or EmspDouble()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    emsp.port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(emsp.app(), log_level="warning", lifespan="off",
+                                           access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield emsp
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def ocpi_auth(token: str, encode: bool = True) -> dict[str, str]:
+    value = base64.b64encode(token.encode()).decode() if encode else token
+    return {"Authorization": f"Token {value}"}
+
+
+async def register_emsp(csms: RunningCsms, emsp: EmspDouble) -> str:
+    """Run the credentials handshake as the eMSP would; returns TOKEN_C."""
+    _, token_a = await csms.db(csms.store.add_partner, "Test eMSP")
+    async with httpx.AsyncClient(base_url=csms.api_url) as client:
+        versions = await client.get("/ocpi/versions", headers=ocpi_auth(token_a))
+        assert versions.status_code == 200, versions.text
+        response = await client.post("/ocpi/2.2.1/credentials", headers=ocpi_auth(token_a), json={
+            "token": emsp.token_b, "url": f"{emsp.base}/emsp/versions",
+            "roles": [{"role": "EMSP", "party_id": emsp.party_id,
+                       "country_code": emsp.country_code,
+                       "business_details": {"name": "Test eMSP"}}]})
+        assert response.status_code == 200, response.text
+    return str(response.json()["data"]["token"])
+
+
+@contextlib.asynccontextmanager
+async def csms_running(db: str, **overrides: Any) -> AsyncIterator[RunningCsms]:
+    async with running_csms(settings_for(db, **overrides)) as csms:
+        yield csms
+
+
+# --- fixtures' building blocks ----------------------------------------------------------------
+
+def add_test_charger(store: Any, charge_point_id: str = "CP1", password: str | None = "s3cret",
+                     tariff_id: str | None = None, location_id: str = "LOC1",
+                     connectors: int = 1, publish: bool = True) -> None:
+    from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
+
+    location = LocationSpec(id=location_id, address="Stationsplein 1", city="Utrecht",
+                            country="NLD", latitude="52.08917", longitude="5.11028",
+                            time_zone="Europe/Amsterdam", name="Station", postal_code="3511",
+                            publish=publish)
+    evses = [EvseSpec(uid=f"{charge_point_id}-{n}", ocpp_connector_id=n,
+                      evse_id=f"NL*CFW*E{charge_point_id}{n}",
+                      connectors=[ConnectorSpec("1", "IEC_62196_T2", "SOCKET", "AC_3_PHASE",
+                                                400, 32, 22000)])
+             for n in range(1, connectors + 1)]
+    store.add_charge_point(charge_point_id, password, location, evses, tariff_id=tariff_id)
+
+
+def make_tariff(tariff_id: str = "T1", energy: float = 0.30, time_h: float = 1.20,
+                flat: float = 0.50, vat: float = 21.0) -> Any:
+    from chargerfw.csms.ocpi.models import Tariff
+
+    return Tariff.model_validate({
+        "country_code": "NL", "party_id": "CFW", "id": tariff_id, "currency": "EUR",
+        "elements": [{"price_components": [
+            {"type": "ENERGY", "price": energy, "vat": vat, "step_size": 1},
+            {"type": "TIME", "price": time_h, "vat": vat, "step_size": 1},
+            {"type": "FLAT", "price": flat, "vat": vat, "step_size": 1}]}],
+        "last_updated": "2026-01-01T00:00:00Z"})

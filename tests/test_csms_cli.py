@@ -1,0 +1,160 @@
+"""`chargerfw csms` administration commands and `serve` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from csms_doubles import db_url_for, ocpi_auth
+from pg import PostgresServer, session_postgres
+from websockets.sync.client import connect
+
+from chargerfw.cli import main
+from chargerfw.csms import billing
+from chargerfw.csms.db import create_db_engine
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store import AuthDecision, CpoIdentity, StartRequest, Store
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+LOCATION = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
+            "--country", "NLD", "--coordinates", "52.08917,5.11028",
+            "--time-zone", "Europe/Amsterdam"]
+
+
+@pytest.fixture(scope="module")
+def pg(request: pytest.FixtureRequest) -> PostgresServer:
+    return session_postgres(request)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
+    return db_url_for(request.param, tmp_path, pg)
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["csms", *args])
+    return result.exit_code, result.output
+
+
+def test_register_price_and_list(db: str) -> None:
+    code, out = run("tariff", "add", "T1", "--db", db, "--energy", "0.30", "--time", "1.20",
+                    "--flat", "0.50", "--vat", "21")
+    assert code == 0, out
+    code, out = run("charger", "add", "CP1", "--db", db, "--password", "pw", *LOCATION,
+                    "--evse", "CP1-A=NL*CFW*E1", "--evse", "CP1-B", "--standard",
+                    "IEC_62196_T2_COMBO", "--power-type", "DC", "--max-voltage", "920",
+                    "--max-amperage", "200", "--format", "CABLE", "--tariff", "T1")
+    assert code == 0, out
+    assert "CP1-A, CP1-B" in out
+    store = Store(create_db_engine(db), CpoIdentity())
+    location = m.Location.model_validate(store.get_location("LOC1"))
+    assert [(e.uid, e.evse_id) for e in location.evses] == [("CP1-A", "NL*CFW*E1"),
+                                                            ("CP1-B", None)]
+    conn = location.evses[0].connectors[0]
+    assert (conn.standard, conn.format, conn.power_type, conn.max_voltage, conn.max_amperage,
+            conn.tariff_ids) == ("IEC_62196_T2_COMBO", "CABLE", "DC", 920, 200, ["T1"])
+    assert store.evse_for_connector("CP1", 2)["uid"] == "CP1-B"
+    assert "pw" not in store.get_charge_point("CP1")["password_hash"]
+    code, out = run("charger", "list", "--db", db)
+    assert code == 0 and "CP1-A(1:UNKNOWN) CP1-B(2:UNKNOWN)" in out and "basic" in out
+    code, out = run("charger", "list", "--db", db, "--json")
+    listed = json.loads(out)
+    assert [e["uid"] for e in listed[0]["evses"]] == ["CP1-A", "CP1-B"]
+    assert listed[0]["password"] is True and "password_hash" not in listed[0]
+
+    decision = AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID", "DE-EMS-1")
+    tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, T0), decision)
+    store.stop_transaction("CP1", tx["id"], 10_000, T0 + timedelta(hours=1), "Local",
+                           [billing.Sample(T0 + timedelta(minutes=30),
+                                           billing.ENERGY_REGISTER, "", 5000.0)])
+    store.engine.dispose()
+
+    code, out = run("sessions", "--db", db)
+    assert code == 0 and "COMPLETED" in out and "10.000" in out and "TAG1" in out
+    code, out = run("sessions", "--db", db, "--json")
+    assert m.Session.model_validate(json.loads(out)[0]).status == "COMPLETED"
+    code, out = run("cdrs", "--db", db)
+    assert code == 0 and "10.000" in out
+    assert "4.70 EUR" in out  # 10 kWh * 0.30 + 1 h * 1.20 + 0.50
+    assert "5.69 EUR" in out  # incl. 21 % VAT
+    code, out = run("cdrs", "--db", db, "--json")
+    cdr = m.CDR.model_validate(json.loads(out)[0])
+    assert float(cdr.total_energy) == 10.0
+
+
+def test_bad_admin_input_is_refused_with_a_message(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    code, out = run("charger", "add", "CP1", "--db", db, "--password", "pw",
+                    "--location-id", "LOC1")
+    assert code == 2 and "--address" in out and "--coordinates" in out
+    code, out = run("charger", "add", "CP1", "--db", db, "--password", "pw", *LOCATION,
+                    "--standard", "SCART")
+    assert code == 2 and "standard" in out
+    code, out = run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION[:-4],
+                    "--coordinates", "north", "--time-zone", "UTC")
+    assert code == 2 and "coordinates" in out
+    code, out = run("charger", "add", "CP1", "--db", db, *LOCATION)
+    assert code == 2 and "--password" in out
+    code, out = run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION,
+                    "--tariff", "NOPE")
+    assert code == 2 and "unknown tariff" in out
+    code, out = run("tariff", "add", "T1", "--db", db)
+    assert code == 2 and "--energy" in out
+    code, out = run("tariff", "add", "T1", "--db", db, "--energy", "0.3", "--currency", "EURO")
+    assert code == 2 and "currency" in out
+    code, out = run("sessions", "--db", "mysql://x@y/z")
+    assert code == 2 and "unsupported database URL" in out
+    store = Store(create_db_engine(db), CpoIdentity())
+    assert store.get_charge_point("CP1") is None and store.get_location("LOC1") is None
+
+
+def test_partner_add_prints_a_working_token_a(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    code, out = run("partner", "add", "eMSP X", "--db", db)
+    assert code == 0
+    token_a = out.split("TOKEN_A: ")[1].strip()
+    store = Store(create_db_engine(db), CpoIdentity())
+    found = store.partner_by_token(token_a)
+    assert found is not None and found[1] == "A" and found[0]["name"] == "eMSP X"
+
+
+@pytest.mark.timeout(60)
+def test_serve_runs_both_servers_and_stops_on_sigint(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    assert run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION)[0] == 0
+    _, out = run("partner", "add", "eMSP", "--db", db)
+    token_a = out.split("TOKEN_A: ")[1].strip()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",
+         "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CHARGERFW_LOG_LEVEL": "WARNING"})
+    try:
+        assert proc.stdout is not None
+        ocpp_line = proc.stdout.readline()
+        api_line = proc.stdout.readline()
+        assert ocpp_line.startswith("OCPP"), (ocpp_line, proc.stderr.read() if proc.stderr
+                                                else "")
+        ocpp_url = ocpp_line.split()[1].replace("<charge_point_id>", "CP1")
+        api_url = api_line.split()[1].removesuffix("/ocpi/versions")
+        with connect(ocpp_url, subprotocols=["ocpp1.6"]) as ws:
+            ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+            reply = json.loads(ws.recv(timeout=5))
+            assert reply[0] == 3 and reply[1] == "1" and "currentTime" in reply[2]
+        versions = httpx.get(f"{api_url}/ocpi/versions", headers=ocpi_auth(token_a))
+        assert versions.status_code == 200
+        assert m.Envelope[list[m.Version]].model_validate(versions.json()).data[0].url \
+            == f"{api_url}/ocpi/2.2.1"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
