@@ -35,7 +35,7 @@ test: venv sysdeps
 	$(BIN)/pytest -q
 
 sim: venv
-	$(BIN)/chargerfw sim station
+	$(BIN)/chargerfw sim station --demo
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -243,6 +243,18 @@ class ChargePoint16(_LibChargePoint):
     async def on_unlock_connector(self, connector_id: int) -> call_result.UnlockConnector:
         return call_result.UnlockConnector(status=await self._client.handle_unlock(connector_id))
 
+    @on(Action.reserve_now)
+    def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
+                       reservation_id: int, parent_id_tag: str | None = None,
+                       ) -> call_result.ReserveNow:
+        return call_result.ReserveNow(status=self._client.handle_reserve_now(
+            connector_id, expiry_date, id_tag, reservation_id, parent_id_tag))
+
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
+        return call_result.CancelReservation(
+            status=self._client.handle_cancel_reservation(reservation_id))
+
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
                                data: str | None = None) -> call_result.DataTransfer:
@@ -788,6 +800,32 @@ class OcppClient:
         if self.station is None or not self._known_connector(connector_id):
             return "NotSupported"
         return await self.station.unlock(connector_id)
+
+    def handle_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
+                           reservation_id: int, parent_id_tag: str | None) -> str:
+        """ReserveNow (Reservation profile). Connector 0 is refused unless
+        ReserveConnectorZeroSupported; an expiry already past or unreadable is Rejected."""
+        reserve = getattr(self.station, "reserve_now", None)
+        if reserve is None:
+            return "Rejected"
+        if connector_id == 0 and not self.keys.get_bool("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        if connector_id != 0 and not self._known_connector(connector_id):
+            return "Rejected"
+        try:
+            expiry = datetime.fromisoformat(expiry_date.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            log.warning("ocpp.reserve_bad_expiry", expiry_date=expiry_date)
+            return "Rejected"
+        if expiry <= time.time():
+            return "Rejected"
+        return str(reserve(connector_id, expiry, id_tag, reservation_id, parent_id_tag))
+
+    def handle_cancel_reservation(self, reservation_id: int) -> str:
+        cancel = getattr(self.station, "cancel_reservation", None)
+        if cancel is None:
+            return "Rejected"
+        return "Accepted" if cancel(reservation_id) else "Rejected"
 
     async def handle_data_transfer(self, vendor_id: str, message_id: str | None,
                                    data: str | None) -> tuple[str, str | None]:

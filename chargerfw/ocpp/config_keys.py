@@ -56,7 +56,7 @@ SUPPORTED_MEASURANDS = (
 )
 ALL_MEASURANDS = tuple(m.value for m in Measurand)
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
-FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger")
+FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation")
 MAX_CSL_ITEMS = 8  # *MaxLength of every measurand list
 
 
@@ -159,7 +159,7 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
         _bool("LocalAuthListEnabled", True),
         _int("LocalAuthListMaxLength", 1000, readonly=True),
         _int("SendLocalListMaxLength", 100, readonly=True),
-        # --- Reservation / Smart Charging: reported so a backend knows they are absent ---
+        # --- Reservation: per connector only (no connector 0); Smart Charging is absent ---
         _bool("ReserveConnectorZeroSupported", False, readonly=True),
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 AvailabilityAnswer = Literal["Accepted", "Rejected", "Scheduled"]
 UnlockAnswer = Literal["Unlocked", "UnlockFailed", "NotSupported"]
 ResetKind = Literal["Soft", "Hard"]
+ReservationAnswer = Literal["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"]
 
 
 class StationPort(Protocol):
@@ -42,6 +43,17 @@ class StationPort(Protocol):
     async def reset(self, kind: ResetKind) -> None:
         """Reset, called after the Accepted reply went out: stop transactions with reason
         SoftReset/HardReset (their StopTransaction in the outbox) and restart."""
+        ...
+
+    def reserve_now(self, connector_id: int, expires_at: float, id_tag: str,
+                    reservation_id: int, parent_id_tag: str | None) -> ReservationAnswer:
+        """ReserveNow (Reservation profile; optional: a station without it is answered
+        Rejected). ``expires_at`` is a Unix time in the future; the reservation ends by itself
+        then. The same ``reservation_id`` again replaces that reservation."""
+        ...
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation. True = a reservation with that id existed and is gone."""
         ...
 
     def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,

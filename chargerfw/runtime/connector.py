@@ -1,0 +1,270 @@
+"""One connector at run time: its state machine, its devices, its meter and its transaction.
+
+The :class:`ConnectorController` feeds events to the pure
+:class:`~chargerfw.station.connector.ConnectorMachine` and carries out the actions it returns:
+the contactor only through the safety supervisor (``request_close``/``request_open``), the pilot
+through :class:`~chargerfw.drivers.pilot.ControlPilot`, StatusNotification and Start/Stop
+Transaction through the OCPP client (whose store makes them durable before they are sent).
+Everything here runs on the asyncio loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from chargerfw.config import ConnectorSection
+from chargerfw.drivers.board import ConnectorDevices
+from chargerfw.drivers.types import MeterSample
+from chargerfw.logs import get_logger
+from chargerfw.station.connector import (
+    Action,
+    AuthorizationRefused,
+    Authorized,
+    ConnectionTimedOut,
+    ConnectorMachine,
+    ConnectorSettings,
+    Event,
+    PilotMode,
+    SetContactor,
+    SetPilot,
+    StartTransaction,
+    StatusChanged,
+    StopTransaction,
+    TxPhase,
+)
+from chargerfw.station.safety import SafetySupervisor
+from chargerfw.store import StoreError
+
+if TYPE_CHECKING:
+    from chargerfw.ocpp.client16 import OcppClient
+
+log = get_logger(__name__)
+
+
+@dataclass
+class RunningTransaction:
+    """The transaction the connector is running, as the runtime knows it."""
+
+    local_id: int
+    id_tag: str
+    started_at: float
+    meter_start_wh: int
+    backend_tx_id: int | None = None
+
+
+class ConnectorController:
+    """Glue between one connector's machine, devices, meter and transactions."""
+
+    def __init__(self, section: ConnectorSection, devices: ConnectorDevices,
+                 supervisor: SafetySupervisor, client: OcppClient,
+                 settings: ConnectorSettings) -> None:
+        self.id = section.id
+        self.section = section
+        self.devices = devices
+        self.supervisor = supervisor
+        self.client = client
+        self.machine = ConnectorMachine(section.id, settings)
+        self.latest_sample: MeterSample | None = None
+        self.transaction: RunningTransaction | None = None
+        self.stop_id_tag: str | None = None  # the tag that asked for the coming Local stop
+        self._connection_timer: asyncio.TimerHandle | None = None
+        self._lock_jobs: set[asyncio.Task[None]] = set()
+        self._recorded_energy_wh: float | None = None  # highest register seen in the store
+        # Told about what a person watching would want to see (the sim station prints it).
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        log.info(event, connector=self.id, **fields)
+        if self.on_event is not None:
+            try:
+                self.on_event(event, {"connector": self.id, **fields})
+            except Exception:
+                log.exception("connector.listener_failed")
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def phase(self) -> TxPhase:
+        return self.machine.state.phase
+
+    def update_settings(self, values: dict[str, str]) -> None:
+        """New OCPP key values for the machine (StopTransactionOnInvalidId, ...)."""
+        state = self.machine.state
+        self.machine.state = replace(state, settings=state.settings.with_keys(values))
+
+    def energy_now_wh(self) -> float:
+        """The meter's register now; before the first sample, the last one the store knows."""
+        if self.latest_sample is not None:
+            return self.latest_sample.energy_import_wh
+        return self._recorded_energy_wh or 0.0
+
+    def remember_recorded_energy(self, energy_wh: float) -> None:
+        self._recorded_energy_wh = energy_wh
+
+    # -- events ---------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Action]:
+        """Apply one event and carry out the actions, in the machine's order."""
+        actions = self.machine.handle(event)
+        for action in actions:
+            try:
+                self._execute(action)
+            except Exception:
+                # One failed action (a GPIO error, a refused store write) must not stop the
+                # rest: the contactor opening always comes first in the list.
+                log.exception("connector.action_failed", connector=self.id,
+                              action=type(action).__name__)
+        return actions
+
+    def authorize(self, id_tag: str, parent_id_tag: str | None,
+                  connection_timeout_s: float) -> bool:
+        """A tag may start here; False if the machine refused it (faulted, occupied, ...)."""
+        actions = self.handle(Authorized(id_tag, parent_id_tag))
+        refused = [a for a in actions if isinstance(a, AuthorizationRefused)]
+        if refused:
+            log.info("connector.authorization_refused", connector=self.id,
+                     reason=refused[0].reason.value)
+            return False
+        if self.phase is TxPhase.AUTHORIZED:
+            self._arm_connection_timer(connection_timeout_s)
+        return True
+
+    def _arm_connection_timer(self, timeout_s: float) -> None:
+        self._cancel_connection_timer()
+        loop = asyncio.get_running_loop()
+        self._connection_timer = loop.call_later(timeout_s, self._connection_timed_out)
+
+    def _cancel_connection_timer(self) -> None:
+        if self._connection_timer is not None:
+            self._connection_timer.cancel()
+            self._connection_timer = None
+
+    def _connection_timed_out(self) -> None:
+        self._connection_timer = None
+        if self.phase is TxPhase.AUTHORIZED:
+            log.info("connector.connection_timeout", connector=self.id)
+            self.handle(ConnectionTimedOut())
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _execute(self, action: Action) -> None:
+        match action:
+            case SetContactor(closed=True):
+                if not self.supervisor.request_close(self.id):
+                    log.warning("connector.close_refused", connector=self.id)
+                else:
+                    self._emit("connector.contactor", closed=True)
+            case SetContactor(closed=False):
+                self.supervisor.request_open(self.id)
+                self._emit("connector.contactor", closed=False)
+            case SetPilot(output=output):
+                pilot = self.devices.pilot
+                if output.mode is PilotMode.PWM:
+                    assert output.current_a is not None
+                    pilot.set_current_limit(output.current_a)
+                elif output.mode is PilotMode.STATE_F:
+                    pilot.set_state_f()
+                else:
+                    pilot.set_standby()
+            case StartTransaction():
+                self._start_transaction(action)
+            case StopTransaction():
+                self._stop_transaction(action)
+            case StatusChanged():
+                self._emit("connector.status", status=action.status.value,
+                           error_code=action.error_code.value)
+                self.client.set_status(self.id, action.status.value, action.error_code.value,
+                                       vendor_error_code=action.vendor_error_code)
+            case _:
+                pass  # answers (availability, refusals, reservations) go back to the caller
+
+    def _start_transaction(self, action: StartTransaction) -> None:
+        self._cancel_connection_timer()
+        meter_start = int(self.energy_now_wh())
+        try:
+            record = self.client.start_transaction(
+                self.id, action.id_tag, meter_start, reservation_id=action.reservation_id,
+                sample=self.latest_sample)
+        except StoreError as exc:
+            log.error("transaction.not_started", connector=self.id, error=str(exc))
+            return
+        self.transaction = RunningTransaction(record.local_id, action.id_tag, record.started_at,
+                                              meter_start)
+        self._emit("transaction.started", local_id=record.local_id, id_tag=action.id_tag,
+                   meter_start_wh=meter_start)
+        self._drive_lock(True)
+
+    def _stop_transaction(self, action: StopTransaction) -> None:
+        tx = self.transaction
+        meter_stop = int(self.energy_now_wh())
+        if tx is not None:
+            meter_stop = max(meter_stop, tx.meter_start_wh)  # a stop never below its start
+        stop_tag, self.stop_id_tag = self.stop_id_tag, None
+        stopped = self.client.stop_transaction(self.id, meter_stop, action.reason.value,
+                                               id_tag=stop_tag, sample=self.latest_sample)
+        self._emit("transaction.stopped", local_id=tx.local_id if tx else None,
+                   reason=action.reason.value, meter_stop_wh=meter_stop, recorded=stopped)
+        self.transaction = None
+        self._drive_lock(False)
+
+    def _drive_lock(self, locked: bool) -> None:
+        lock = self.devices.lock
+        if lock is None:
+            return
+
+        async def drive() -> None:
+            # The lock waits for its feedback switch: off the loop's thread.
+            result = await asyncio.to_thread(lock.lock if locked else lock.unlock)
+            log.info("connector.lock", connector=self.id, result=str(result))
+
+        task = asyncio.get_running_loop().create_task(drive(), name=f"lock-{self.id}")
+        self._lock_jobs.add(task)  # a reference until done (the loop keeps only weak ones)
+        task.add_done_callback(self._lock_jobs.discard)
+
+    # -- what the status command shows ----------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        out = self.machine.outputs
+        state = self.machine.state
+        tx = self.transaction
+        sample = self.latest_sample
+        transaction = None
+        if tx is not None:
+            transaction = {
+                "local_id": tx.local_id,
+                "transaction_id": tx.backend_tx_id,
+                "id_tag": tx.id_tag,
+                "started_at": tx.started_at,
+                "meter_start_wh": tx.meter_start_wh,
+                "energy_wh": round(max(0.0, self.energy_now_wh() - tx.meter_start_wh), 1),
+            }
+        return {
+            "id": self.id,
+            "status": out.status.value,
+            "error_code": out.error_code.value,
+            "vendor_error_code": out.vendor_error_code,
+            "pilot": state.pilot.value,
+            "pilot_output": out.pilot.mode.value,
+            "current_limit_a": out.offered_current_a,
+            "contactor_closed": self.devices.contactor.commanded_closed,
+            "availability": state.availability.value,
+            "scheduled_availability": (state.scheduled_availability.value
+                                       if state.scheduled_availability else None),
+            "phase": state.phase.value,
+            "reservation": None if state.reservation is None else {
+                "reservation_id": state.reservation.reservation_id,
+                "id_tag": state.reservation.id_tag},
+            "transaction": transaction,
+            "meter": None if sample is None else {
+                "age_s": round(time.time() - sample.timestamp, 1),
+                "energy_import_wh": sample.energy_import_wh,
+                "power_w": sample.power_w,
+                "voltage_v": [sample.voltage_l1_v, sample.voltage_l2_v, sample.voltage_l3_v],
+                "current_a": [sample.current_l1_a, sample.current_l2_a, sample.current_l3_a],
+                "frequency_hz": sample.frequency_hz,
+            },
+        }

@@ -1,0 +1,890 @@
+"""The station runtime: ``chargerfw run`` as one asyncio process.
+
+Start-up order (each step needs the one before):
+
+1. open the store and end every transaction a crash or power cut left open (``PowerLoss``,
+   exactly once, before anything else can start a session);
+2. build the board (every contactor open), the safety supervisor on its own monitor thread
+   (fault inputs, contactor feedback, pilot, temperature, meter current), with the technician
+   faults the store remembers restored;
+3. the OCPP client, the authorizer (keys from the store), one controller per connector;
+4. on ``hardware = "sim"`` the simulated meters (served over Modbus TCP for the real driver);
+   the meter tasks, the reader, the control socket;
+5. READY to systemd, then the watchdog is fed from the loop.
+
+Shutdown (SIGTERM/SIGINT, :meth:`StationRuntime.request_stop`): contactors open at once (in
+the signal handler), every running transaction ends with ``Reboot`` (its StopTransaction is on
+disk before anything else happens), the outbox gets ``shutdown_flush_s`` to drain, then the
+client, reader, meters, supervisor and board are closed.
+
+Reset from the backend: ``Soft`` stops transactions with ``SoftReset`` and :meth:`run` returns
+:attr:`RunOutcome.SOFT_RESET` (``chargerfw run`` then builds a fresh runtime in the same
+process); ``Hard`` stops them with ``HardReset`` and returns :attr:`RunOutcome.HARD_RESET`
+(``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so systemd restarts the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chargerfw import __version__
+from chargerfw.config import StationConfig
+from chargerfw.drivers.board import Board, build_board
+from chargerfw.drivers.meter.driver import EnergyMeter, quiet_pymodbus
+from chargerfw.drivers.readers import TokenReader, open_reader
+from chargerfw.drivers.types import MeterFault, MeterSample, TagEvent, TagEventKind
+from chargerfw.logs import get_logger
+from chargerfw.ocpp.client16 import OcppClient, client_from_config
+from chargerfw.ocpp.station_port import (
+    AvailabilityAnswer,
+    ReservationAnswer,
+    ResetKind,
+    UnlockAnswer,
+)
+from chargerfw.runtime.connector import ConnectorController
+from chargerfw.runtime.control import ControlServer, InvalidParams, Refused
+from chargerfw.runtime.simhw import SimulatedStation, SimulationError, last_recorded_energy_wh
+from chargerfw.sdnotify import SystemdNotifier
+from chargerfw.station.auth import (
+    AuthConfig,
+    Authorizer,
+    IdTagInfo,
+    InvalidIdTagError,
+    InvalidIdTagInfoError,
+    backend_from_wire,
+    check_id_tag,
+    same_tag,
+)
+from chargerfw.station.connector import (
+    PLUGGED,
+    CancelReservation,
+    ChangeAvailability,
+    ConnectorSettings,
+    CurrentLimitChanged,
+    EnergyMeasured,
+    FaultCleared,
+    FaultRaised,
+    LimitSource,
+    PilotChanged,
+    Reservation,
+    Reserve,
+    StartConfirmed,
+    StopRequested,
+    TxPhase,
+)
+from chargerfw.station.connector import (
+    AvailabilityAnswer as AvailabilityAction,
+)
+from chargerfw.station.connector import (
+    ReservationAnswer as ReservationAction,
+)
+from chargerfw.station.enums import (
+    AuthorizationStatus,
+    Availability,
+    ChargePointStatus,
+    StopReason,
+)
+from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind
+from chargerfw.station.safety import (
+    STATION_WIDE,
+    FaultChanged,
+    PilotObserved,
+    SafetyEvent,
+    SafetySettings,
+    SafetySupervisor,
+    SupervisedConnector,
+    ThermalLimitChanged,
+    asyncio_notifier,
+)
+from chargerfw.store import Store
+
+log = get_logger(__name__)
+
+HARD_RESET_EXIT_CODE = 3
+SHUTDOWN_FLUSH_S = 3.0
+STATION_CONNECTOR_ID = 0  # OCPP connectorId 0 (and the store's id for station-wide faults)
+
+
+class RunOutcome(enum.StrEnum):
+    STOPPED = "stopped"  # SIGTERM/SIGINT or request_stop(): exit 0
+    SOFT_RESET = "soft_reset"  # restart in-process
+    HARD_RESET = "hard_reset"  # exit non-zero; systemd restarts
+
+
+class StationRuntime:
+    """One station: drivers, safety, state machines, OCPP, control socket. Implements the
+    OCPP client's :class:`~chargerfw.ocpp.station_port.StationPort`."""
+
+    def __init__(self, config: StationConfig, *, control_socket: Path | str | None = None,
+                 safety_settings: SafetySettings | None = None,
+                 notifier: SystemdNotifier | None = None,
+                 shutdown_flush_s: float = SHUTDOWN_FLUSH_S) -> None:
+        if config.ocpp is None:
+            raise ValueError("chargerfw run needs an [ocpp] section in the station config")
+        self.config = config
+        self.control_socket = Path(control_socket) if control_socket else None
+        self.safety_settings = safety_settings or SafetySettings()
+        self.notifier = notifier or SystemdNotifier()
+        self.shutdown_flush_s = shutdown_flush_s
+        self.started_at: float | None = None
+        self.ready = asyncio.Event()
+        self.store: Store | None = None
+        self.board: Board | None = None
+        self.supervisor: SafetySupervisor | None = None
+        self.client: OcppClient | None = None
+        self.authorizer: Authorizer | None = None
+        self.reader: TokenReader | None = None
+        self.sim: SimulatedStation | None = None
+        self.controllers: dict[int, ConnectorController] = {}
+        self.control: ControlServer | None = None
+        self._stop = asyncio.Event()
+        self._outcome = RunOutcome.STOPPED
+        self._tap_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._station_available = True
+        self._tap_timer: asyncio.TimerHandle | None = None
+        self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
+        self._tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
+        self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def request_stop(self, outcome: RunOutcome = RunOutcome.STOPPED) -> None:
+        """Ask :meth:`run` to shut down (any loop callback; signal handlers use this). The
+        contactors open here, before the loop gets to anything else."""
+        if self._stop.is_set():
+            return  # already stopping (or stopped: the pins are released)
+        try:
+            if self.supervisor is not None:
+                self.supervisor.open_all()
+            elif self.board is not None:
+                self.board.open_all_contactors()
+        except Exception:
+            log.exception("station.open_all_failed")
+        if not self._stop.is_set():
+            self._outcome = outcome
+        self._stop.set()
+
+    async def run(self) -> RunOutcome:
+        """Run until stopped or reset; always leaves the contactors open."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await self._start(stack)
+                await self._stop.wait()
+            finally:
+                await self._shutdown()
+        return self._outcome
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        quiet_pymodbus()
+        config.storage.path.parent.mkdir(parents=True, exist_ok=True)
+        store = self.store = Store(config.storage.path)
+        stack.callback(store.close)
+        # Before anything else can start a session: end what a crash left open, exactly once.
+        for record in store.recover_interrupted():
+            self._emit("transaction.recovered", local_id=record.local_id,
+                       meter_stop_wh=record.meter_stop_wh)
+
+        board = self.board = build_board(config)
+        board.open_all_contactors()
+        client = self.client = client_from_config(config, store, station=self)
+        keys = client.keys
+        self.authorizer = Authorizer(
+            store, backend_from_wire(client.authorize),
+            AuthConfig.from_keys({k: keys.raw(k) for k in AuthConfig.KEYS}),
+            is_online=lambda: client.online)
+        supervised: dict[int, SupervisedConnector] = {}
+        for section in config.connector:
+            devices = board.connectors[section.id]
+            sensor = devices.temperature
+            supervised[section.id] = SupervisedConnector(
+                contactor=devices.contactor,
+                read_pilot=lambda p=devices.pilot: p.read().state,
+                read_offered_current_a=lambda p=devices.pilot: p.offered_current_a,
+                read_temperature_c=sensor.read_celsius if sensor is not None else None,
+                temperature_limits=section.temperature,
+                max_current_a=section.max_current_a,
+            )
+        supervisor = self.supervisor = SafetySupervisor(
+            supervised, asyncio_notifier(loop, self._on_safety_event), self.safety_settings)
+        for section in config.connector:
+            settings = ConnectorSettings(max_current_a=section.max_current_a).with_keys(
+                {k: keys.raw(k) for k in ConnectorSettings.KEYS})
+            controller = ConnectorController(section, board.connectors[section.id], supervisor,
+                                             client, settings)
+            controller.on_event = self._relay_event
+            self.controllers[section.id] = controller
+        keys.add_listener(self._on_key_changed)
+        self._restore_faults(store, supervisor)
+        if board.rcm is not None:
+            supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
+        if board.emergency_stop is not None:
+            supervisor.attach_fault_input(FaultKind.EMERGENCY_STOP, board.emergency_stop)
+        supervisor.start()
+        stack.callback(supervisor.stop)
+
+        recorded = last_recorded_energy_wh(store)
+        for cid, controller in self.controllers.items():
+            if cid in recorded:
+                controller.remember_recorded_energy(recorded[cid])
+
+        if config.reader is not None:
+            self.reader = open_reader(config.reader, simulated=config.hardware == "sim")
+        if config.hardware == "sim":
+            self.sim = SimulatedStation.create(config, board, self.reader, store)
+            await stack.enter_async_context(self.sim.running())
+        if self.reader is not None:
+            self.reader.add_listener(self._on_tag_event)
+            await self.reader.start()
+
+        # What the connectors show before any event: pilot and status.
+        client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value)
+        for controller in self.controllers.values():
+            out = controller.machine.outputs
+            controller.devices.pilot.set_standby()
+            client.set_status(controller.id, out.status.value, out.error_code.value,
+                              vendor_error_code=out.vendor_error_code)
+            meter = self._make_meter(controller)
+            self._spawn(self._meter_loop(controller, meter), f"meter-{controller.id}")
+        self._spawn(client.run(), "ocpp-client")
+        if self.control_socket is not None:
+            self.control = ControlServer(self.control_socket, self.control_handlers())
+            await self.control.start()
+        self.notifier.ready(f"station {config.station.id} running")
+        self._spawn(self.notifier.feed_watchdog_forever(), "watchdog", may_end=True)
+        log.info("station.ready", station=config.station.id, hardware=config.hardware,
+                 connectors=len(self.controllers), version=__version__)
+        self.ready.set()
+
+    def _spawn(self, coro: Any, name: str, *, may_end: bool = False) -> None:
+        """A task for the life of the runtime; one that ends (unless ``may_end``) or fails
+        stops the runtime."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._task_done(t, may_end))
+
+    def _run_background(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("station.job_failed", job=task.get_name(), error=repr(task.exception()))
+
+    def _task_done(self, task: asyncio.Task[Any], may_end: bool) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        exc = task.exception()
+        if exc is None and may_end:
+            return
+        # A part of the runtime died: stop cleanly (contactors open) and let systemd restart.
+        log.error("station.task_died", task=task.get_name(), error=repr(exc))
+        self.request_stop(RunOutcome.HARD_RESET)
+
+    async def _shutdown(self) -> None:
+        self._stop.set()
+        self.notifier.stopping()
+        if self.supervisor is not None:
+            self.supervisor.open_all()
+        elif self.board is not None:
+            self.board.open_all_contactors()
+        reason = {RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
+                  RunOutcome.HARD_RESET: StopReason.HARD_RESET}.get(self._outcome,
+                                                                    StopReason.REBOOT)
+        for controller in self.controllers.values():
+            if controller.phase is TxPhase.RUNNING:
+                controller.handle(StopRequested(reason))
+        if self.control is not None:
+            await self.control.close()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                delivered = await self.client.flush(self.shutdown_flush_s)
+                log.info("station.outbox_flushed", delivered=delivered)
+        if self.client is not None:
+            # Closing the link first lets the session end by itself (close frame sent).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.close(), 3.0)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=3.0)
+            if pending:  # never let one stuck task hold the exit (systemd would kill us)
+                log.warning("station.tasks_not_stopped", tasks=[t.get_name() for t in pending])
+        self._tasks.clear()
+        if self.reader is not None:
+            with contextlib.suppress(Exception):
+                await self.reader.stop()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.board is not None:
+            self.board.close()
+        log.info("station.stopped", outcome=self._outcome.value)
+
+    def _restore_faults(self, store: Store, supervisor: SafetySupervisor) -> None:
+        """Technician faults survive a restart; the others re-appear if still there."""
+        for record in store.faults(active_only=True):
+            try:
+                kind = FaultKind(record.code)
+            except ValueError:
+                store.fault_clear(record.code, record.connector_id)
+                continue
+            cid = None if record.connector_id == STATION_CONNECTOR_ID else record.connector_id
+            if (FAULT_SPECS[kind].clear_rule is ClearRule.TECHNICIAN
+                    and (cid is None or cid in self.controllers)):
+                supervisor.restore_latched_fault(kind, cid, record.detail)
+            else:
+                store.fault_clear(record.code, record.connector_id)
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        """A station event for listeners (the demo prints them) and the log."""
+        log.info(event, **fields)
+        for listener in list(self.event_listeners):
+            with contextlib.suppress(Exception):
+                listener(event, fields)
+
+    def _relay_event(self, event: str, fields: dict[str, Any]) -> None:
+        for listener in list(self.event_listeners):
+            with contextlib.suppress(Exception):
+                listener(event, fields)
+
+    # -- meters ---------------------------------------------------------------------------
+
+    def _make_meter(self, controller: ConnectorController) -> EnergyMeter:
+        if self.sim is not None:
+            return self.sim.make_meter(controller.section, controller.id)
+        return EnergyMeter.from_config(controller.section.meter)
+
+    async def _meter_loop(self, controller: ConnectorController, meter: EnergyMeter) -> None:
+        assert self.supervisor is not None and self.client is not None
+        cid = controller.id
+        while True:
+            try:
+                async for item in meter.events():
+                    if isinstance(item, MeterFault):
+                        self.supervisor.meter_fault(cid, item.active,
+                                                    f"{item.kind.value}: {item.detail}")
+                    else:
+                        self._on_sample(controller, item)
+            except Exception as exc:  # the driver types its errors; anything else: retry
+                log.error("meter.loop_failed", connector=cid, error=repr(exc))
+                self.supervisor.meter_fault(cid, True, repr(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    await meter.close()
+            await asyncio.sleep(2.0)
+
+    def _on_sample(self, controller: ConnectorController, sample: MeterSample) -> None:
+        assert self.supervisor is not None and self.client is not None
+        controller.latest_sample = sample
+        self.supervisor.update_meter(controller.id, sample)
+        self.client.update_meter(controller.id, sample)
+        tx = controller.transaction
+        if tx is not None and controller.phase is TxPhase.RUNNING:
+            controller.handle(EnergyMeasured(max(0.0, sample.energy_import_wh - tx.meter_start_wh)))
+
+    # -- safety ---------------------------------------------------------------------------
+
+    def _on_safety_event(self, event: SafetyEvent) -> None:
+        """From the supervisor (already acted on the hardware); on the loop's thread."""
+        match event:
+            case FaultChanged(fault=fault, active=active):
+                targets = (list(self.controllers.values()) if fault.connector_id is STATION_WIDE
+                           else [self.controllers[fault.connector_id]])
+                store_cid = (STATION_CONNECTOR_ID if fault.connector_id is STATION_WIDE
+                             else fault.connector_id)
+                if self.store is not None:
+                    try:
+                        if active:
+                            self.store.fault_raise(
+                                fault.kind.value, store_cid,
+                                fault.spec.clear_rule is ClearRule.TECHNICIAN, fault.detail)
+                        else:
+                            self.store.fault_clear(fault.kind.value, store_cid)
+                    except Exception:
+                        log.exception("station.fault_not_recorded")
+                self._emit("fault.raised" if active else "fault.cleared",
+                           kind=fault.kind.value, connector=fault.connector_id)
+                for controller in targets:
+                    controller.handle(FaultRaised(fault.kind) if active
+                                      else FaultCleared(fault.kind))
+            case PilotObserved(connector_id=cid, pilot=pilot):
+                controller = self.controllers[cid]
+                before = controller.machine.state.pilot
+                controller.handle(PilotChanged(pilot))
+                if before != pilot:
+                    self._emit("pilot.changed", connector=cid, pilot=pilot.value)
+            case ThermalLimitChanged(connector_id=cid, limit_a=limit):
+                self.controllers[cid].handle(CurrentLimitChanged(LimitSource.THERMAL, limit))
+
+    # -- the token reader -----------------------------------------------------------------
+
+    def _on_tag_event(self, event: TagEvent) -> None:
+        if event.kind is TagEventKind.PRESENTED and event.id_tag:
+            for waiter in self._tap_waiters:
+                if not waiter.done():
+                    waiter.set_result(event)
+            self._run_background(self.handle_tap(event.id_tag), "tap")
+        elif event.kind in (TagEventKind.READER_LOST, TagEventKind.READER_BACK):
+            lost = event.kind is TagEventKind.READER_LOST
+            for controller in self.controllers.values():
+                controller.handle(FaultRaised(FaultKind.READER_FAILURE) if lost
+                                  else FaultCleared(FaultKind.READER_FAILURE))
+
+    async def handle_tap(self, id_tag: str) -> str:
+        """A card was presented: stop the session it (or a tag with its parent) started,
+        cancel its pending authorization, or authorize it and start. Returns what happened."""
+        assert self.authorizer is not None
+        async with self._tap_lock:
+            self._emit("tag.presented", id_tag=id_tag)
+            for controller in self.controllers.values():
+                state = controller.machine.state
+                if state.phase is TxPhase.RUNNING and state.id_tag is not None:
+                    if await self.authorizer.may_stop(state.id_tag, state.parent_id_tag, id_tag):
+                        controller.stop_id_tag = id_tag
+                        controller.handle(StopRequested(StopReason.LOCAL))
+                        self._emit("tag.stopped_session", connector=controller.id)
+                        return "stopped"
+                if state.phase is TxPhase.AUTHORIZED and same_tag(state.id_tag, id_tag):
+                    controller.handle(StopRequested(StopReason.LOCAL))
+                    self._emit("tag.cancelled", connector=controller.id)
+                    return "cancelled"
+            decision = await self.authorizer.authorize(id_tag)
+            if decision.local_list_conflict:
+                log.warning("auth.local_list_conflict", id_tag=id_tag)
+            if not decision.accepted:
+                self._emit("tag.rejected", id_tag=id_tag, status=decision.status.value,
+                           source=decision.source.value)
+                return "rejected"
+            controller = self._pick_connector(id_tag)
+            if controller is None:
+                self._emit("tag.no_connector", id_tag=id_tag)
+                return "no_connector"
+            assert self.client is not None
+            ok = controller.authorize(id_tag, decision.parent_id_tag,
+                                      self.client.keys.get_int("ConnectionTimeOut"))
+            self._emit("tag.authorized" if ok else "tag.refused", id_tag=id_tag,
+                       connector=controller.id, source=decision.source.value)
+            return "authorized" if ok else "refused"
+
+    def _pick_connector(self, id_tag: str) -> ConnectorController | None:
+        """A connector this tag may start on: reserved for it, else plugged in, else free."""
+        candidates = []
+        for controller in self.controllers.values():
+            state = controller.machine.state
+            out = controller.machine.outputs
+            if out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE):
+                continue
+            if state.phase not in (TxPhase.IDLE, TxPhase.FINISHED):
+                continue
+            reserved = state.reservation is not None
+            if reserved and not same_tag(state.reservation.id_tag, id_tag):  # type: ignore[union-attr]
+                continue
+            rank = 0 if reserved else 1 if state.pilot in PLUGGED else 2
+            candidates.append((rank, controller.id, controller))
+        return min(candidates)[2] if candidates else None
+
+    # -- configuration keys ---------------------------------------------------------------
+
+    def _on_key_changed(self, key: str, value: str) -> None:
+        if key in AuthConfig.KEYS and self.authorizer is not None and self.client is not None:
+            keys = self.client.keys
+            self.authorizer.config = AuthConfig.from_keys(
+                {k: keys.raw(k) for k in AuthConfig.KEYS})
+        if key in ConnectorSettings.KEYS:
+            for controller in self.controllers.values():
+                controller.update_settings({key: value})
+
+    # -- StationPort (backend commands) ---------------------------------------------------
+
+    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
+        try:
+            check_id_tag(id_tag)
+        except InvalidIdTagError:
+            return False
+        if connector_id is None:
+            controller = self._pick_connector(id_tag)
+        else:
+            controller = self.controllers.get(connector_id)
+        if controller is None:
+            return False
+        state, out = controller.machine.state, controller.machine.outputs
+        if (out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE)
+                or state.phase is TxPhase.RUNNING):
+            return False
+        assert self.client is not None
+        timeout = self.client.keys.get_int("ConnectionTimeOut")
+        self._emit("remote.start", id_tag=id_tag, connector=controller.id)
+        if not authorize:
+            return controller.authorize(id_tag, None, timeout)
+
+        async def authorize_then_start() -> None:
+            assert self.authorizer is not None
+            decision = await self.authorizer.authorize(id_tag)
+            if decision.accepted:
+                controller.authorize(id_tag, decision.parent_id_tag, timeout)
+            else:
+                self._emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
+
+        self._run_background(authorize_then_start(), "remote-start")
+        return True
+
+    def remote_stop(self, connector_id: int) -> bool:
+        controller = self.controllers.get(connector_id)
+        if controller is None or controller.phase is not TxPhase.RUNNING:
+            return False
+        self._emit("remote.stop", connector=connector_id)
+        controller.handle(StopRequested(StopReason.REMOTE))
+        return True
+
+    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityAnswer:
+        availability = Availability.OPERATIVE if operative else Availability.INOPERATIVE
+        if connector_id == STATION_CONNECTOR_ID:
+            targets = list(self.controllers.values())
+        elif connector_id in self.controllers:
+            targets = [self.controllers[connector_id]]
+        else:
+            return "Rejected"
+        answers = []
+        for controller in targets:
+            for action in controller.handle(ChangeAvailability(availability)):
+                if isinstance(action, AvailabilityAction):
+                    answers.append(action.status.value)
+        if connector_id == STATION_CONNECTOR_ID and self.client is not None:
+            self._station_available = operative
+            self.client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
+                                   if operative else ChargePointStatus.UNAVAILABLE.value)
+        self._emit("availability.changed", connector=connector_id, operative=operative,
+                   answers=answers)
+        if "Rejected" in answers:
+            return "Rejected"
+        return "Scheduled" if "Scheduled" in answers else "Accepted"
+
+    async def unlock(self, connector_id: int) -> UnlockAnswer:
+        controller = self.controllers.get(connector_id)
+        if controller is None:
+            return "NotSupported"
+        if controller.phase is TxPhase.RUNNING:
+            controller.handle(StopRequested(StopReason.UNLOCK_COMMAND))
+        lock = controller.devices.lock
+        if lock is None:
+            return "NotSupported"
+        result = await asyncio.to_thread(lock.unlock)
+        return "Unlocked" if str(result) == "unlocked" else "UnlockFailed"
+
+    async def reset(self, kind: ResetKind) -> None:
+        outcome = RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET
+        reason = StopReason.HARD_RESET if kind == "Hard" else StopReason.SOFT_RESET
+        self._emit("station.reset", kind=kind)
+        for controller in self.controllers.values():
+            if controller.phase is TxPhase.RUNNING:
+                controller.handle(StopRequested(reason))
+        self.request_stop(outcome)
+
+    def reserve_now(self, connector_id: int, expires_at: float, id_tag: str,
+                    reservation_id: int, parent_id_tag: str | None) -> ReservationAnswer:
+        controller = self.controllers.get(connector_id)
+        if controller is None:
+            return "Rejected"
+        try:
+            check_id_tag(id_tag)
+        except InvalidIdTagError:
+            return "Rejected"
+        for other in self.controllers.values():
+            held = other.machine.state.reservation
+            if other is not controller and held and held.reservation_id == reservation_id:
+                return "Rejected"  # the id is in use on another connector
+        answers = [a.status for a in controller.handle(
+            Reserve(Reservation(reservation_id, id_tag, parent_id_tag)))
+            if isinstance(a, ReservationAction)]
+        status = answers[0] if answers else "Rejected"
+        if status == "Accepted":
+            old = self._reservation_timers.pop(reservation_id, None)
+            if old is not None:
+                old.cancel()
+            loop = asyncio.get_running_loop()
+            self._reservation_timers[reservation_id] = loop.call_later(
+                max(0.0, expires_at - time.time()), self._reservation_expired, connector_id,
+                reservation_id)
+        self._emit("reservation.requested", connector=connector_id, id_tag=id_tag,
+                   reservation_id=reservation_id, status=status)
+        return status  # type: ignore[return-value]
+
+    def _reservation_expired(self, connector_id: int, reservation_id: int) -> None:
+        self._reservation_timers.pop(reservation_id, None)
+        controller = self.controllers[connector_id]
+        held = controller.machine.state.reservation
+        if held is not None and held.reservation_id == reservation_id:
+            controller.handle(CancelReservation(reservation_id))
+            self._emit("reservation.expired", connector=connector_id,
+                       reservation_id=reservation_id)
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        for controller in self.controllers.values():
+            held = controller.machine.state.reservation
+            if held is not None and held.reservation_id == reservation_id:
+                controller.handle(CancelReservation(reservation_id))
+                timer = self._reservation_timers.pop(reservation_id, None)
+                if timer is not None:
+                    timer.cancel()
+                self._emit("reservation.cancelled", connector=controller.id,
+                           reservation_id=reservation_id)
+                return True
+        return False
+
+    def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,
+                              id_tag: str, id_tag_info: dict[str, str]) -> None:
+        controller = self.controllers.get(connector_id)
+        if controller is None:
+            return
+        tx = controller.transaction
+        if tx is None or tx.local_id != local_id:
+            return  # confirmed after it ended (delivered late from the outbox)
+        tx.backend_tx_id = transaction_id
+        self._emit("transaction.confirmed", connector=connector_id, local_id=local_id,
+                   transaction_id=transaction_id, status=id_tag_info.get("status"))
+        try:
+            status = AuthorizationStatus(id_tag_info.get("status", ""))
+        except ValueError:
+            log.warning("station.bad_start_status", status=id_tag_info.get("status"))
+            return
+        controller.handle(StartConfirmed(status))
+
+    def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
+        if self.authorizer is None:
+            return
+        try:
+            self.authorizer.remember(id_tag, IdTagInfo.from_wire(id_tag_info))
+        except (InvalidIdTagInfoError, InvalidIdTagError) as exc:
+            log.warning("auth.bad_id_tag_info", error=str(exc))
+
+    # -- the control channel --------------------------------------------------------------
+
+    def control_handlers(self) -> dict[str, Callable[..., Any]]:
+        handlers: dict[str, Callable[..., Any]] = {
+            "status": self.status,
+            "faults": self.faults,
+            "fault.clear": self.clear_fault,
+            "meter.sample": self.meter_sample,
+            "rfid.next": self.next_tap,
+            "config.set": self.set_ocpp_key,
+        }
+        if self.config.hardware == "sim":
+            handlers.update(self._sim_handlers())
+        return handlers
+
+    def status(self) -> dict[str, Any]:
+        assert self.client is not None and self.supervisor is not None
+        snapshot = self.client.status_snapshot()
+        return {
+            "station": self.config.station.id,
+            "firmware_version": __version__,
+            "hardware": self.config.hardware,
+            "started_at": self.started_at,
+            "available": self._station_available,
+            "connectors": [c.snapshot() for c in self.controllers.values()],
+            "backend": {
+                "url": self.config.ocpp.url if self.config.ocpp else None,
+                "online": snapshot["online"],
+                "registration": snapshot["registration"],
+                "link": snapshot["link"],
+                "clock_offset_s": snapshot["clock_offset_s"],
+            },
+            "outbox": {"pending": snapshot["outbox_pending"], "dead": snapshot["outbox_dead"]},
+            "faults": self._active_faults(),
+            "reader": None if self.reader is None else {
+                "name": self.reader.name, "available": self.reader.available},
+        }
+
+    def _active_faults(self) -> list[dict[str, Any]]:
+        assert self.supervisor is not None
+        return [
+            {"kind": f.kind.value, "connector": f.connector_id, "detail": f.detail,
+             "since": f.timestamp, "error_code": f.spec.error_code.value,
+             "clears": f.spec.clear_rule.value}
+            for f in sorted(self.supervisor.active_faults(),
+                            key=lambda f: (f.timestamp, f.kind.value))
+        ]
+
+    def faults(self, history: bool = False, limit: int = 100) -> dict[str, Any]:
+        assert self.store is not None
+        result: dict[str, Any] = {"active": self._active_faults()}
+        if history:
+            result["history"] = [
+                {"code": r.code, "connector": r.connector_id, "detail": r.detail,
+                 "raised_at": r.raised_at, "cleared_at": r.cleared_at,
+                 "needs_technician": r.needs_technician}
+                for r in self.store.faults(limit=int(limit))
+            ]
+        return result
+
+    def clear_fault(self, kind: str, connector: int | None = None) -> dict[str, Any]:
+        assert self.supervisor is not None
+        try:
+            fault_kind = FaultKind(kind)
+        except ValueError:
+            raise InvalidParams(f"unknown fault kind {kind!r}; known: "
+                                + ", ".join(k.value for k in FaultKind)) from None
+        if connector is not None and connector not in self.controllers:
+            raise InvalidParams(f"no connector {connector}")
+        active = {(f.kind, f.connector_id) for f in self.supervisor.active_faults()}
+        if (fault_kind, connector) not in active:
+            raise Refused(f"no active {kind} fault on "
+                          + ("the station" if connector is None else f"connector {connector}"))
+        if not self.supervisor.clear_by_technician(fault_kind, connector):
+            raise Refused(f"{kind} cannot be cleared: its condition is still present")
+        return {"cleared": kind, "connector": connector}
+
+    def meter_sample(self, connector: int = 1) -> dict[str, Any] | None:
+        """The connector's latest meter sample (MeterSample fields and its age), or None."""
+        controller = self.controllers.get(connector) if isinstance(connector, int) else None
+        if controller is None:
+            raise InvalidParams(f"no connector {connector!r}")
+        sample = controller.latest_sample
+        if sample is None:
+            return None
+        return {**dataclasses.asdict(sample), "age_s": round(time.time() - sample.timestamp, 1)}
+
+    async def next_tap(self, wait_s: float = 60.0) -> dict[str, Any]:
+        """Wait for the next card presented to the station's reader (the station handles it as
+        usual too). ``{"id_tag": None}`` if none came within ``wait_s``."""
+        if self.reader is None:
+            raise Refused("the station has no [reader]")
+        wait = float(wait_s)
+        if not 0 < wait <= 3600:
+            raise InvalidParams("wait_s must be > 0 and <= 3600")
+        future: asyncio.Future[TagEvent] = asyncio.get_running_loop().create_future()
+        self._tap_waiters.append(future)
+        try:
+            event = await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            return {"id_tag": None, "reader": self.reader.name}
+        finally:
+            with contextlib.suppress(ValueError):
+                self._tap_waiters.remove(future)
+        return {"id_tag": event.id_tag, "uid": event.uid.hex().upper(), "reader": event.reader,
+                "at": event.timestamp}
+
+    def set_ocpp_key(self, key: str, value: str) -> dict[str, Any]:
+        """ChangeConfiguration from the technician: validated and persisted like the
+        backend's, applied at once (the same listeners run)."""
+        assert self.client is not None
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidParams("key and value must be strings")
+        status, reason = self.client.keys.change(key, value)
+        if status.value in ("Accepted", "RebootRequired"):
+            self.client.after_configuration_change()
+        return {"key": key, "status": status.value, "reason": reason}
+
+    def _sim_handlers(self) -> dict[str, Callable[..., Any]]:
+        def sim() -> SimulatedStation:
+            if self.sim is None:
+                raise Refused("the simulated station is not running")
+            return self.sim
+
+        def on_vehicle(action: str) -> Callable[..., dict[str, Any]]:
+            def handler(connector: int = 1) -> dict[str, Any]:
+                vehicle = self._sim_parts(sim(), connector).vehicle
+                try:
+                    getattr(vehicle, action)()
+                except RuntimeError as exc:  # unplugged, another vehicle, ...
+                    raise Refused(str(exc)) from None
+                return {"connector": connector, "vehicle": vehicle.state.value}
+            return handler
+
+        async def tap(uid: str, hold_s: float = 0.3) -> dict[str, Any]:
+            reader = sim().reader
+            if reader is None:
+                raise Refused("the station has no [reader]")
+            if not 0 <= float(hold_s) <= 10:
+                raise InvalidParams("hold_s must be between 0 and 10")
+            if self._tap_timer is not None:
+                # A card still lying on the reader from the previous tap is taken off first,
+                # so that the same card twice in a row is two taps.
+                self._tap_timer.cancel()
+                self._tap_timer = None
+                reader.remove()
+            try:
+                reader.present(uid)
+            except ValueError as exc:
+                raise InvalidParams(f"uid: {exc}") from None
+            except Exception as exc:
+                raise Refused(str(exc)) from None
+            self._tap_timer = asyncio.get_running_loop().call_later(float(hold_s), reader.remove)
+            return {"presented": uid.upper()}
+
+        def station_switch(part: str, method: str) -> Callable[[], dict[str, Any]]:
+            def handler() -> dict[str, Any]:
+                board_sim = sim().board.sim
+                switch = getattr(board_sim, part, None)
+                if switch is None:
+                    raise Refused(f"the station has no {part}")
+                getattr(switch, method)()
+                return {part: method}
+            return handler
+
+        def contactor(method: str) -> Callable[..., dict[str, Any]]:
+            def handler(connector: int = 1) -> dict[str, Any]:
+                getattr(self._sim_parts(sim(), connector).contactor, method)()
+                return {"connector": connector, "contactor": method}
+            return handler
+
+        def temperature(celsius: float, connector: int = 1) -> dict[str, Any]:
+            chip = self._sim_parts(sim(), connector).temperature
+            if chip is None:
+                raise Refused(f"connector {connector} has no temperature sensor")
+            value = float(celsius)
+            if not -55 <= value <= 150:
+                raise InvalidParams("celsius must be between -55 and 150")
+            chip.temperature_c = value
+            return {"connector": connector, "celsius": value}
+
+        def overdraw(amps: float, connector: int = 1) -> dict[str, Any]:
+            value = float(amps)
+            if not 0 <= value <= 100:
+                raise InvalidParams("amps must be between 0 and 100")
+            self._sim_parts(sim(), connector)
+            sim().load(connector).overdraw_a = value
+            return {"connector": connector, "overdraw_a": value}
+
+        return {
+            "sim.plug": on_vehicle("plug_in"),
+            "sim.charge": on_vehicle("request_charge"),
+            "sim.stop_charging": on_vehicle("stop_charging"),
+            "sim.unplug": on_vehicle("unplug"),
+            "sim.short_pilot": on_vehicle("short_pilot"),
+            "sim.clear_short": on_vehicle("clear_short"),
+            "sim.remove_diode": on_vehicle("remove_diode"),
+            "sim.restore_diode": on_vehicle("restore_diode"),
+            "sim.tap": tap,
+            "sim.rcd_trip": station_switch("rcm", "trip"),
+            "sim.rcd_clear": station_switch("rcm", "clear"),
+            "sim.estop_press": station_switch("emergency_stop", "press"),
+            "sim.estop_release": station_switch("emergency_stop", "release"),
+            "sim.weld": contactor("weld"),
+            "sim.repair": contactor("repair"),
+            "sim.fail_to_close": contactor("fail_to_close"),
+            "sim.temperature": temperature,
+            "sim.overdraw": overdraw,
+        }
+
+    @staticmethod
+    def _sim_parts(sim: SimulatedStation, connector: object) -> Any:
+        if not isinstance(connector, int) or isinstance(connector, bool):
+            raise InvalidParams(f"connector must be an integer, got {connector!r}")
+        try:
+            return sim.parts(connector)
+        except SimulationError as exc:
+            raise InvalidParams(str(exc)) from None
