@@ -40,4 +40,4 @@ def load_config_or_exit(path: str) -> StationConfig:
 
 
 # Command families register themselves on `main` when imported.
-from chargerfw.cli import config_cmd, csms, diag, hwtest, meter, rfid, run, sim  # noqa: E402,F401
+from chargerfw.cli import config_cmd, csms, diag, hwtest, meter, rfid, run, sim, simctl  # noqa: E402,F401
