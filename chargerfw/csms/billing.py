@@ -69,11 +69,13 @@ def _with_vat(excl: Decimal, component: Mapping[str, Any]) -> tuple[Decimal, Dec
 
 
 def compute_cost(tariff: Mapping[str, Any] | None, energy_wh: int, start: datetime,
-                 end: datetime) -> Cost:
+                 end: datetime, charging_s: float | None = None) -> Cost:
     """Cost of a session under ``tariff`` (energy per kWh, time per hour, flat per session).
 
-    Step sizes are honoured: energy is billed in whole steps of ``step_size`` Wh and time in
-    whole steps of ``step_size`` seconds, rounded up.
+    TIME is OCPI's "time charging": ``charging_s`` seconds (from :func:`charging_seconds`);
+    without it the whole session from ``start`` to ``end`` counts. Step sizes are honoured:
+    energy is billed in whole steps of ``step_size`` Wh and time in whole steps of
+    ``step_size`` seconds, rounded up.
     """
     zero = (Decimal(0), Decimal(0))
     if tariff is None:
@@ -85,7 +87,8 @@ def compute_cost(tariff: Mapping[str, Any] | None, energy_wh: int, start: dateti
         energy_cost = _with_vat(Decimal(str(component["price"])) * billed_wh / 1000, component)
     if (component := _component(tariff, "TIME")) is not None:
         step = max(int(component.get("step_size") or 1), 1)
-        seconds = max((end - start).total_seconds(), 0.0)
+        seconds = max((end - start).total_seconds() if charging_s is None else charging_s,
+                      0.0)
         billed_s = math.ceil(seconds / step) * step
         time_cost = _with_vat(Decimal(str(component["price"])) * billed_s / 3600, component)
     if (component := _component(tariff, "FLAT")) is not None:
@@ -135,6 +138,23 @@ def charging_periods(start: datetime, meter_start_wh: int, samples: Iterable[Sam
             period["tariff_id"] = tariff_id
         periods.append(period)
     return periods
+
+
+def charging_seconds(periods: Sequence[Mapping[str, Any]], end: datetime) -> float:
+    """Seconds of ``periods`` (from :func:`charging_periods`, the last one lasting until
+    ``end``) in which energy flowed, at the resolution of the meter values. OCPI prices TIME
+    as time charging; periods without energy (a vehicle full and still plugged in) are
+    parking time."""
+    total = 0.0
+    for period, following in zip(periods, [*periods[1:], None], strict=True):
+        until = following["start_date_time"] if following is not None else end
+        if sum(d["volume"] for d in period["dimensions"] if d["type"] == "ENERGY") > 0:
+            total += max((until - period["start_date_time"]).total_seconds(), 0.0)
+    return total
+
+
+def seconds_to_hours(seconds: float) -> Decimal:
+    return (Decimal(str(max(seconds, 0.0))) / Decimal(3600)).quantize(_HOURS, ROUND_HALF_UP)
 
 
 def to_canonical(value: float, unit: str) -> float:

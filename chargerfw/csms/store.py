@@ -890,11 +890,23 @@ class Store:
             "charging_periods": periods or None, "status": tx["status"],
             "last_updated": tx["last_updated"]}
         if tx["stop_time"] is not None:
-            tariff = self._tariff_data(c, tx["tariff_id"])
-            cost = billing.compute_cost(tariff, tx["meter_last"] - tx["meter_start"],
-                                        tx["start_time"], tx["stop_time"])
+            # Priced exactly as its CDR is.
+            cost, _, _ = self._finished_cost(c, tx, samples)
             obj["total_cost"] = billing.price_dict(cost.total)
         return _dump(m.Session.model_validate(obj))
+
+    def _finished_cost(self, c: Connection, tx: RowMapping, samples: list[billing.Sample]
+                       ) -> tuple[billing.Cost, list[dict[str, Any]], float]:
+        """A finished transaction's cost, charging periods and charging seconds."""
+        # A meter that was replaced or reset mid-session must not produce negative energy.
+        energy_wh = max(tx["meter_stop"] - tx["meter_start"], 0)
+        periods = billing.charging_periods(tx["start_time"], tx["meter_start"], samples,
+                                           tx["stop_time"], tx["meter_start"] + energy_wh,
+                                           tx["tariff_id"])
+        charging_s = billing.charging_seconds(periods, tx["stop_time"])
+        cost = billing.compute_cost(self._tariff_data(c, tx["tariff_id"]), energy_wh,
+                                    tx["start_time"], tx["stop_time"], charging_s)
+        return cost, periods, charging_s
 
     def _push_session(self, c: Connection, tx: RowMapping, method: str) -> None:
         def body() -> dict[str, Any]:
@@ -948,13 +960,10 @@ class Store:
                         ).mappings().one()
         conn = self._first_connector(c, evse["uid"])
         samples = self._samples(c, [tx["id"]])[tx["id"]]
-        # A meter that was replaced or reset mid-session must not produce negative energy.
         energy_wh = max(tx["meter_stop"] - tx["meter_start"], 0)
         tariff = self._tariff_data(c, tx["tariff_id"])
-        cost = billing.compute_cost(tariff, energy_wh, tx["start_time"], tx["stop_time"])
-        periods = billing.charging_periods(tx["start_time"], tx["meter_start"], samples,
-                                           tx["stop_time"], tx["meter_start"] + energy_wh,
-                                           tx["tariff_id"])
+        cost, periods, charging_s = self._finished_cost(c, tx, samples)
+        session_s = (tx["stop_time"] - tx["start_time"]).total_seconds()
         obj: dict[str, Any] = {
             "country_code": self.cpo.country_code, "party_id": self.cpo.party_id,
             "id": tx["session_id"], "start_date_time": tx["start_time"],
@@ -978,6 +987,7 @@ class Store:
             "total_energy_cost": billing.price_dict(cost.energy),
             "total_time": billing.hours_between(tx["start_time"], tx["stop_time"]),
             "total_time_cost": billing.price_dict(cost.time),
+            "total_parking_time": billing.seconds_to_hours(session_s - charging_s),
             "last_updated": utcnow()}
         return _dump(m.CDR.model_validate(obj))
 
