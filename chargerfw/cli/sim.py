@@ -212,3 +212,120 @@ async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int,
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+# -- sim fleet ---------------------------------------------------------------------------------
+
+
+def _packaged_scenario(name_or_path: str) -> str:
+    """A path as given, or, when no such file exists, the packaged hw/scenarios/<name>.toml."""
+    from chargerfw.hw import data_path
+
+    if Path(name_or_path).exists() or "/" in name_or_path:
+        return name_or_path
+    packaged = data_path("scenarios") / f"{name_or_path.removesuffix('.toml')}.toml"
+    return str(packaged) if packaged.is_file() else name_or_path
+
+
+@sim.command("fleet")
+@click.option("--count", "-n", required=True, type=click.IntRange(1, 10_000),
+              help="how many simulated chargers")
+@click.option("--csms", "csms_url", required=True, metavar="URL",
+              help="the OCPP 1.6J backend, ws://host:port/path (the charge point id is added)")
+@click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False),
+              help="scenario file (TOML), or the name of a packaged one: "
+                   "basic-session, rcd-fault")
+@click.option("--random", "random_mode", is_flag=True,
+              help="random plausible sessions until --duration or Ctrl-C")
+@click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True),
+              help="stop after this many seconds (scenario: a cap)")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="random mode: the same seed plays the same sessions")
+@click.option("--id-prefix", default="FLEET-", show_default=True,
+              help="charge point ids are the prefix and a number: FLEET-001 ...")
+@click.option("--password", envvar="CHARGERFW_FLEET_PASSWORD", default=None,
+              help="HTTP Basic password of every charger (security profile 1)")
+@click.option("--stagger", "stagger_s", type=click.FloatRange(0, 3600),
+              help="seconds between two chargers' starts [default: the scenario's; random 0.1]")
+@click.option("--meter-interval", "meter_values_interval_s", type=click.IntRange(0, 86400),
+              default=10, show_default=True, help="MeterValueSampleInterval of every charger")
+@click.option("--safety-poll", "safety_poll_s", type=click.FloatRange(0.01, 10),
+              default=1.0, show_default=True,
+              help="each charger's safety monitor period in seconds (the firmware uses 0.1)")
+@click.option("--state-dir", type=click.Path(file_okay=False),
+              help="keep each charger's store here [default: a temporary directory, removed]")
+@click.option("--control-sockets", is_flag=True,
+              help="one control socket per charger in its state directory")
+@click.option("--json", "as_json", is_flag=True, help="the report as JSON on stdout")
+@click.option("--log-file", type=click.Path(dir_okay=False),
+              help="the chargers' structured log [default: only errors, to stderr]")
+def sim_fleet(count: int, csms_url: str, scenario_path: str | None, random_mode: bool,
+              duration_s: float | None, seed: int, id_prefix: str, password: str | None,
+              stagger_s: float | None, meter_values_interval_s: int, safety_poll_s: float,
+              state_dir: str | None, control_sockets: bool, as_json: bool,
+              log_file: str | None) -> None:
+    """Run N simulated chargers against an OCPP backend and report what was sent and what
+    failed. Exit code 1 if a step failed or a charger was never accepted, 130 on Ctrl-C."""
+    import json
+    import sys
+
+    from chargerfw.logs import setup_logging
+    from chargerfw.sim.fleet import FleetError, FleetSettings, render_report, run_fleet
+    from chargerfw.sim.scenario import ScenarioError, load_scenario
+
+    if bool(scenario_path) == random_mode:
+        raise click.UsageError("give exactly one of --scenario FILE or --random")
+    scenario = None
+    if scenario_path:
+        scenario_path = _packaged_scenario(scenario_path)
+        try:
+            scenario = load_scenario(scenario_path)
+        except ScenarioError as exc:
+            click.echo(f"error: {scenario_path}:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            raise SystemExit(2) from None
+    try:
+        settings = FleetSettings(
+            count=count, csms_url=csms_url.rstrip("/"), id_prefix=id_prefix, password=password,
+            state_dir=Path(state_dir).absolute() if state_dir else None, seed=seed,
+            duration_s=duration_s, stagger_s=stagger_s, safety_poll_s=safety_poll_s,
+            meter_values_interval_s=meter_values_interval_s, control_sockets=control_sockets)
+    except FleetError as exc:
+        raise click.UsageError(str(exc)) from None
+    # Hundreds of stations log a lot: to a file when asked, else only errors to stderr.
+    if log_file:
+        setup_logging("INFO", stream=open(log_file, "a", buffering=1))
+    else:
+        setup_logging("ERROR", stream=sys.stderr)
+    progress = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+
+    async def main_task() -> object:
+        loop = asyncio.get_running_loop()
+        fleet_holder: list[object] = []
+
+        def on_signal() -> None:
+            if fleet_holder:
+                progress("fleet: stopping (Ctrl-C again to abort) ...")
+                fleet_holder[0].request_stop()  # type: ignore[attr-defined]
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal)
+        return await run_fleet(settings, scenario, echo=progress,
+                               on_fleet=lambda fleet: fleet_holder.append(fleet))
+
+    try:
+        report = asyncio.run(main_task())
+    except FleetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(3) from None
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))  # type: ignore[attr-defined]
+    else:
+        click.echo(render_report(report))  # type: ignore[arg-type]
+    raise SystemExit(report.exit_code())  # type: ignore[attr-defined]
