@@ -158,3 +158,31 @@ def test_serve_runs_both_servers_and_stops_on_sigint(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_token_add_decides_authorize_without_an_emsp(tmp_path: Path) -> None:
+    from chargerfw.csms.authorization import Authorizer
+    from chargerfw.csms.store import AsyncStore
+
+    db = str(tmp_path / "c.db")
+    code, out = run("token", "add", "04A1B2C3D4E5F6", "--db", db)
+    assert code == 0 and out.strip() == "added token 04A1B2C3D4E5F6 (RFID, ALWAYS)"
+    code, out = run("token", "add", "0BADCAFE", "--db", db, "--invalid")
+    assert code == 0 and "blocked" in out
+    code, out = run("token", "add", "X" * 40, "--db", db)
+    assert code == 2 and "uid" in out
+
+    store = Store(create_db_engine(db), CpoIdentity())
+    token = m.Token.model_validate(store.get_token("NL", "CFW", "04A1B2C3D4E5F6"))
+    assert (token.whitelist, token.valid, token.contract_id) == (
+        "ALWAYS", True, "NL-CFW-04A1B2C3D4E5F6")
+
+    def no_emsp(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no eMSP should be asked: {request.url}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(no_emsp)) as http:
+        authorizer = Authorizer(AsyncStore(store), http)
+        accepted = await authorizer.authorize("CP1", "04A1B2C3D4E5F6")
+        blocked = await authorizer.authorize("CP1", "0BADCAFE")
+    assert (accepted.status, accepted.auth_method) == ("Accepted", "WHITELIST")
+    assert blocked.status == "Blocked"

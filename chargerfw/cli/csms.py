@@ -273,6 +273,35 @@ def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, curren
     click.echo(f"added tariff {tariff_id} ({currency.upper()}); {applied} connector(s) priced")
 
 
+# --- tokens -----------------------------------------------------------------------------------
+
+@csms.group()
+def token() -> None:
+    """The site's own tokens (RFID cards handed out locally, no eMSP behind them)."""
+
+
+@token.command("add")
+@click.argument("uid")
+@db_option
+@country_option
+@party_option
+@click.option("--whitelist", type=click.Choice(["ALWAYS", "ALLOWED", "ALLOWED_OFFLINE", "NEVER"]),
+              default="ALWAYS", show_default=True, help="OCPI whitelist rule")
+@click.option("--invalid", is_flag=True, help="store it blocked (valid = false)")
+@click.option("--type", "token_type", type=click.Choice(["RFID", "AD_HOC_USER", "APP_USER", "OTHER"]),
+              default="RFID", show_default=True)
+@click.option("--contract-id", default=None, help="default: CC-PPP-UID")
+def token_add(uid: str, db: str, country_code: str, party_id: str, whitelist: str,
+              invalid: bool, token_type: str, contract_id: str | None) -> None:
+    """Accept card UID (as its OCPP idTag, e.g. 04A1B2C3D4E5F6) at this backend's chargers."""
+    store = _open_store(db, _cpo(country_code, party_id))
+    created = _run_store_action(lambda: store.add_local_token(
+        uid, whitelist=whitelist, valid=not invalid, token_type=token_type,
+        contract_id=contract_id))
+    click.echo(f"{'added' if created else 'replaced'} token {uid} ({token_type}, {whitelist}"
+               f"{', blocked' if invalid else ''})")
+
+
 # --- partners ---------------------------------------------------------------------------------
 
 @csms.group()

@@ -647,6 +647,23 @@ class Store:
                                              type=token.type, **values))
             return True
 
+    def add_local_token(self, uid: str, *, whitelist: str = "ALWAYS", valid: bool = True,
+                        token_type: str = "RFID", issuer: str = "chargerfw csms",
+                        contract_id: str | None = None) -> bool:
+        """A token of the site's own (cards the operator hands out, no eMSP behind it), under
+        our country code and party id. True when it was created, False when replaced."""
+        try:
+            token = m.Token.model_validate({
+                "country_code": self.cpo.country_code, "party_id": self.cpo.party_id,
+                "uid": uid, "type": token_type,
+                "contract_id": contract_id or f"{self.cpo.country_code}-{self.cpo.party_id}-{uid}"[:36],
+                "issuer": issuer, "valid": valid, "whitelist": whitelist,
+                "last_updated": utcnow()})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise StoreError(f"token {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self.put_token(token, None)
+
     def get_token(self, country_code: str, party_id: str, uid: str,
                   token_type: str = "RFID") -> dict[str, Any] | None:
         with self.engine.connect() as c:
