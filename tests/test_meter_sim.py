@@ -72,7 +72,7 @@ async def test_every_map_round_trips_through_its_simulator(model):
             assert getattr(sample, field) is None
     # Transactions on the wire are exactly the planned block reads.
     plan = plan_sample(sim.map)
-    assert sim.counters.request_log == [(b.function_code, b.address, b.count) for b in plan]
+    assert list(sim.counters.request_log) == [(b.function_code, b.address, b.count) for b in plan]
     assert meter.counters.transactions == len(plan)
 
 
@@ -299,7 +299,7 @@ async def test_in_process_backend_decodes_and_types_faults_like_the_bus():
     sample = await backend.read_sample()
     assert sample.power_w == pytest.approx(9000.0)
     assert sample.energy_import_wh == pytest.approx(5555.0, abs=1.0)
-    assert backend.sim.counters.request_log == [
+    assert list(backend.sim.counters.request_log) == [
         (b.function_code, b.address, b.count) for b in plan_sample(backend.map)]
     for fault, kind in [(SimFault.NO_REPLY, K.TIMEOUT), (SimFault.CORRUPT, K.CRC_ERROR),
                         (SimFault.EXCEPTION, K.EXCEPTION_REPLY)]:

@@ -444,10 +444,6 @@ class FleetCharger:
             return
         with contextlib.suppress(StoreError, Exception):
             self.tally.read(runtime.store)
-        if runtime.sim is not None:
-            for load in runtime.sim.loads.values():
-                # The simulated meter logs every request for tests; a fleet runs for hours.
-                load.meter.counters.request_log.clear()
 
     def final_tally(self, since: float) -> None:
         """After the runtime stopped: the last frames, the sessions and the outbox, read from

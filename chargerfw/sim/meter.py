@@ -18,6 +18,7 @@ import enum
 import math
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,9 @@ class SimFault(enum.StrEnum):
     ENERGY_BACKWARDS = "energy_backwards"  # import counter shown lower than before
 
 
+REQUEST_LOG_SIZE = 1000
+
+
 @dataclass
 class SimBusCounters:
     """What the simulated meter saw and sent; for tests and the bench."""
@@ -61,8 +65,11 @@ class SimBusCounters:
     reply_bytes: int = 0
     dropped: int = 0
     corrupted: int = 0
-    request_log: list[tuple[int, int, int]] = field(default_factory=list)  # fc, address, count
-    request_times: list[float] = field(default_factory=list)  # time.monotonic() of each
+    # The latest requests only: a simulator serving a bench or a fleet runs for hours.
+    request_log: deque[tuple[int, int, int]] = field(
+        default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))  # fc, address, count
+    request_times: deque[float] = field(
+        default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))  # time.monotonic() of each
 
 
 class SimulatedMeter:
