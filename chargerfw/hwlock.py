@@ -72,18 +72,25 @@ def read_holder(path: Path | None = None) -> LockHolder | None:
     return LockHolder(int(pid_text) if pid_text.isdigit() else None, owner.strip())
 
 
-class HardwareLock:
-    """``with HardwareLock("chargerfw test contactor"):`` — raises :class:`HardwareBusy` at once
-    (no waiting) if another process holds it. Re-entrant use of one object is an error."""
+class OwnerLock:
+    """An exclusive ``flock`` on ``path`` that records ``pid owner`` for whoever is refused.
+    :meth:`acquire` raises at once (no waiting) if another holder has it; re-entrant use of one
+    object is an error. Subclasses say what a refusal means (:meth:`busy_error`)."""
 
-    def __init__(self, owner: str, directory: Path | None = None) -> None:
+    what = "lock"  # for messages
+
+    def __init__(self, owner: str, path: Path) -> None:
         self.owner = owner
-        self.path = lock_path(directory)
+        self.path = path
         self._fd: int | None = None
 
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def busy_error(self, holder: LockHolder | None) -> Exception:
+        who = holder.describe() if holder else "another process"
+        return HardwareLockError(f"{self.path} is held by {who}")
 
     def acquire(self) -> None:
         if self._fd is not None:
@@ -94,14 +101,14 @@ class HardwareLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
         except OSError as exc:
             raise HardwareLockError(
-                f"cannot open the hardware lock {self.path}: {exc.strerror} "
+                f"cannot open the {self.what} {self.path}: {exc.strerror} "
                 f"(set {RUNTIME_DIR_ENV} or run as a user of the chargerfw group)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise HardwareBusy(self.path, read_holder(self.path)) from None
+                raise self.busy_error(read_holder(self.path)) from None
             raise HardwareLockError(f"cannot lock {self.path}: {exc.strerror}") from None
         # Ours now: say who we are for whoever is refused next.
         os.ftruncate(fd, 0)
@@ -117,13 +124,30 @@ class HardwareLock:
         finally:
             os.close(fd)  # closing drops the flock
 
-    def __enter__(self) -> HardwareLock:
+    def __enter__(self) -> OwnerLock:
         self.acquire()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+class HardwareLock(OwnerLock):
+    """``with HardwareLock("chargerfw test contactor"):`` — raises :class:`HardwareBusy` at once
+    (no waiting) if another process holds it. Re-entrant use of one object is an error."""
+
+    what = "hardware lock"
+
+    def __init__(self, owner: str, directory: Path | None = None) -> None:
+        super().__init__(owner, lock_path(directory))
+
+    def busy_error(self, holder: LockHolder | None) -> Exception:
+        return HardwareBusy(self.path, holder)
+
+    def __enter__(self) -> HardwareLock:
+        self.acquire()
+        return self
 
 
 def is_locked(directory: Path | None = None) -> LockHolder | None:

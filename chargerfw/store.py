@@ -125,6 +125,13 @@ _MIGRATIONS: list[str] = [
         frame TEXT NOT NULL
     );
     """,
+    # 2: ChangeAvailability survives a restart (OCPP 1.6 section 5.2). connector_id 0 = station.
+    """
+    CREATE TABLE availability (
+        connector_id INTEGER PRIMARY KEY CHECK (connector_id >= 0),
+        operative INTEGER NOT NULL CHECK (operative IN (0, 1))
+    );
+    """,
 ]
 
 
@@ -324,6 +331,27 @@ class Store:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- availability -----------------------------------------------------------------------
+
+    def availability_set(self, changes: Mapping[int, bool]) -> None:
+        """Persist the availability of connectors (0 = the station), all in one commit."""
+        rows = []
+        for connector_id, operative in changes.items():
+            _check_int("connector_id", connector_id)
+            if not isinstance(operative, bool):
+                raise StoreError(f"operative must be true or false, got {operative!r}")
+            rows.append((connector_id, int(operative)))
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO availability (connector_id, operative) VALUES (?, ?) "
+                "ON CONFLICT (connector_id) DO UPDATE SET operative = excluded.operative", rows)
+
+    def availability_all(self) -> dict[int, bool]:
+        """What was persisted: connector id (0 = station) -> operative. Absent = operative."""
+        with self._lock:
+            rows = self._conn.execute("SELECT connector_id, operative FROM availability").fetchall()
+        return {int(r["connector_id"]): bool(r["operative"]) for r in rows}
 
     # -- authorization (the station's AuthStore protocol) -----------------------------------
 

@@ -55,8 +55,14 @@ async def run_station(config: StationConfig, control_socket: Path,
 @control_socket_option
 @click.pass_context
 def run(ctx: click.Context, config_path: str, control_socket: str | None) -> None:
-    """Run the charge point: drivers, safety interlocks, charging logic and OCPP."""
-    from chargerfw.runtime.control import default_socket_path
+    """Run the charge point: drivers, safety interlocks, charging logic and OCPP.
+
+    Exit status: 0 stopped (SIGTERM/SIGINT); 1 could not start (config, state directory);
+    2 bad config; 3 hard reset (systemd restarts it); 4 another process holds the hardware
+    lock (hardware = "pi") or serves the same control socket (the message names it)."""
+    from chargerfw.hwlock import HardwareBusy, HardwareLockError
+    from chargerfw.runtime.control import ControlSocketInUse, default_socket_path
+    from chargerfw.runtime.station import BUSY_EXIT_CODE
 
     config = load_config_or_exit(config_path)
     if config.ocpp is None:
@@ -73,6 +79,16 @@ def run(ctx: click.Context, config_path: str, control_socket: str | None) -> Non
     socket_path = Path(control_socket) if control_socket else default_socket_path()
     try:
         code = asyncio.run(run_station(config, socket_path))
+    except (HardwareBusy, ControlSocketInUse) as exc:
+        # Another `chargerfw run`, or a technician's command driving the hardware directly.
+        log.error("station.busy", error=str(exc),
+                  holder=exc.holder.describe() if exc.holder else None)
+        click.echo(f"error: cannot run the station: {exc}", err=True)
+        sys.exit(BUSY_EXIT_CODE)
+    except HardwareLockError as exc:  # the runtime directory is missing or not ours
+        log.error("station.start_failed", error=str(exc))
+        click.echo(f"error: cannot run the station: {exc}", err=True)
+        sys.exit(1)
     except OSError as exc:  # state or runtime directory not writable, port taken, ...
         log.error("station.start_failed", error=str(exc))
         click.echo(f"error: cannot run the station: {exc}", err=True)

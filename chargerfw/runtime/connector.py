@@ -29,6 +29,7 @@ from chargerfw.station.connector import (
     ConnectorSettings,
     Event,
     PilotMode,
+    PilotOutput,
     SetContactor,
     SetPilot,
     StartTransaction,
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     from chargerfw.ocpp.client16 import OcppClient
 
 log = get_logger(__name__)
+
+# A transaction that starts with no fresh meter sample waits up to this many poll intervals (plus
+# the bus timeout of a read in flight) for one: meterStart from a stale or missing sample would
+# bill the wrong energy.
+FRESH_SAMPLE_WAIT_POLLS = 2.0
 
 
 @dataclass
@@ -74,11 +80,17 @@ class ConnectorController:
         self._connection_timer: asyncio.TimerHandle | None = None
         self._lock_jobs: set[asyncio.Task[None]] = set()
         self._recorded_energy_wh: float | None = None  # highest register seen in the store
+        self._new_sample = asyncio.Event()  # set by note_sample, for a start waiting on one
+        self._pending_start: tuple[StartTransaction, asyncio.Task[None]] | None = None
+        self.temperature_c: float | None = None  # last good reading (MeterValues Temperature)
+        # The technician's test running on this connector (``contactor``, ``rcd``, ...): the
+        # connector shows Unavailable, takes no session, and the test owns its pilot output.
+        self.under_test: str | None = None
         # Told about what a person watching would want to see (the sim station prints it).
         self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
-    def _emit(self, event: str, **fields: Any) -> None:
-        log.info(event, connector=self.id, **fields)
+    def _emit(self, event: str, *, level: str = "info", **fields: Any) -> None:
+        getattr(log, level)(event, connector=self.id, **fields)
         if self.on_event is not None:
             try:
                 self.on_event(event, {"connector": self.id, **fields})
@@ -105,6 +117,53 @@ class ConnectorController:
     def remember_recorded_energy(self, energy_wh: float) -> None:
         self._recorded_energy_wh = energy_wh
 
+    @property
+    def poll_interval_s(self) -> float:
+        return self.section.meter.poll_interval_s
+
+    def note_sample(self, sample: MeterSample) -> None:
+        """A new meter sample arrived (the runtime's meter task)."""
+        self.latest_sample = sample
+        self._new_sample.set()
+
+    def fresh_sample(self, now: float | None = None) -> MeterSample | None:
+        """The latest sample if it is at most one poll interval (plus the bus timeout) old."""
+        sample = self.latest_sample
+        if sample is None:
+            return None
+        now = time.time() if now is None else now
+        max_age = self.poll_interval_s + self.section.meter.timeout_s
+        return sample if now - sample.timestamp <= max_age else None
+
+    @property
+    def fresh_sample_wait_s(self) -> float:
+        return FRESH_SAMPLE_WAIT_POLLS * self.poll_interval_s + self.section.meter.timeout_s
+
+    @property
+    def starting(self) -> bool:
+        """A StartTransaction waits for a fresh meter sample."""
+        return self._pending_start is not None
+
+    # -- technician's tests ---------------------------------------------------------------
+
+    def begin_test(self, what: str) -> None:
+        """Pause normal handling for a hardware test: Unavailable, no new session."""
+        self.under_test = what
+        self._cancel_connection_timer()
+        self._emit("connector.test_started", test=what)
+        self.client.set_status(self.id, "Unavailable", "NoError")
+
+    def end_test(self) -> None:
+        """Back to what the state machine says: its pilot output and its status."""
+        what, self.under_test = self.under_test, None
+        out = self.machine.outputs
+        try:
+            self.apply_pilot(out.pilot)
+        finally:
+            self.client.set_status(self.id, out.status.value, out.error_code.value,
+                                   vendor_error_code=out.vendor_error_code)
+            self._emit("connector.test_ended", test=what, status=out.status.value)
+
     # -- events ---------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Action]:
@@ -122,7 +181,12 @@ class ConnectorController:
 
     def authorize(self, id_tag: str, parent_id_tag: str | None,
                   connection_timeout_s: float) -> bool:
-        """A tag may start here; False if the machine refused it (faulted, occupied, ...)."""
+        """A tag may start here; False if the machine refused it (faulted, occupied, ...) or
+        a technician's test runs."""
+        if self.under_test is not None:
+            log.info("connector.authorization_refused", connector=self.id,
+                     reason=f"{self.under_test} test running")
+            return False
         actions = self.handle(Authorized(id_tag, parent_id_tag))
         refused = [a for a in actions if isinstance(a, AuthorizationRefused)]
         if refused:
@@ -162,14 +226,8 @@ class ConnectorController:
                 self.supervisor.request_open(self.id)
                 self._emit("connector.contactor", closed=False)
             case SetPilot(output=output):
-                pilot = self.devices.pilot
-                if output.mode is PilotMode.PWM:
-                    assert output.current_a is not None
-                    pilot.set_current_limit(output.current_a)
-                elif output.mode is PilotMode.STATE_F:
-                    pilot.set_state_f()
-                else:
-                    pilot.set_standby()
+                if self.under_test is None:  # a test owns the pilot; end_test restores it
+                    self.apply_pilot(output)
             case StartTransaction():
                 self._start_transaction(action)
             case StopTransaction():
@@ -177,18 +235,87 @@ class ConnectorController:
             case StatusChanged():
                 self._emit("connector.status", status=action.status.value,
                            error_code=action.error_code.value)
+                if self.under_test is not None:
+                    return  # Unavailable while testing; end_test sends the status then
                 self.client.set_status(self.id, action.status.value, action.error_code.value,
                                        vendor_error_code=action.vendor_error_code)
             case _:
                 pass  # answers (availability, refusals, reservations) go back to the caller
 
+    def apply_pilot(self, output: PilotOutput) -> None:
+        pilot = self.devices.pilot
+        if output.mode is PilotMode.PWM:
+            assert output.current_a is not None
+            pilot.set_current_limit(output.current_a)
+        elif output.mode is PilotMode.STATE_F:
+            pilot.set_state_f()
+        else:
+            pilot.set_standby()
+
     def _start_transaction(self, action: StartTransaction) -> None:
+        """meterStart from a fresh sample; without one, wait (bounded) for the next poll."""
         self._cancel_connection_timer()
-        meter_start = int(self.energy_now_wh())
+        sample = self.fresh_sample()
+        if sample is not None:
+            self._record_start(action, sample.energy_import_wh, sample)
+            return
+        self._new_sample.clear()
+        task = asyncio.get_running_loop().create_task(
+            self._start_when_metered(action), name=f"meter-start-{self.id}")
+        self._pending_start = (action, task)
+        log.info("transaction.waiting_for_meter", connector=self.id,
+                 sample_age_s=None if self.latest_sample is None
+                 else round(time.time() - self.latest_sample.timestamp, 1))
+
+    async def _start_when_metered(self, action: StartTransaction) -> None:
+        deadline = time.monotonic() + self.fresh_sample_wait_s
+        sample = None
+        while sample is None and (left := deadline - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(self._new_sample.wait(), left)
+            except TimeoutError:
+                break
+            self._new_sample.clear()
+            sample = self.fresh_sample()
+        if self._pending_start is None or self._pending_start[0] is not action:
+            return  # a stop came first and recorded the start itself
+        self._pending_start = None
+        if sample is not None:
+            self._record_start(action, sample.energy_import_wh, sample)
+        else:
+            self._record_start_without_sample(action)
+
+    def _record_start_without_sample(self, action: StartTransaction) -> None:
+        """No fresh sample: the last persisted reading, never below a sample already seen
+        (the register only grows; a lower meterStart would bill energy twice)."""
+        persisted = self._recorded_energy_wh
+        seen = self.latest_sample.energy_import_wh if self.latest_sample is not None else None
+        meter_start = max((v for v in (persisted, seen) if v is not None), default=0.0)
+        self._emit("transaction.meter_start_not_fresh", level="warning",
+                   meter_start_wh=int(meter_start), persisted_wh=persisted, last_sample_wh=seen,
+                   waited_s=self.fresh_sample_wait_s)
+        self._record_start(action, meter_start, None)
+
+    def _finish_pending_start(self) -> None:
+        """A stop (or shutdown) while the start waits for the meter: record the start now."""
+        if self._pending_start is None:
+            return
+        action, task = self._pending_start
+        self._pending_start = None
+        task.cancel()
+        sample = self.fresh_sample()
+        if sample is not None:
+            self._record_start(action, sample.energy_import_wh, sample)
+        else:
+            self._record_start_without_sample(action)
+
+    def _record_start(self, action: StartTransaction, energy_wh: float,
+                      sample: MeterSample | None) -> None:
+        meter_start = int(energy_wh)
         try:
             record = self.client.start_transaction(
                 self.id, action.id_tag, meter_start, reservation_id=action.reservation_id,
-                sample=self.latest_sample)
+                sample=sample)
         except StoreError as exc:
             log.error("transaction.not_started", connector=self.id, error=str(exc))
             return
@@ -199,6 +326,7 @@ class ConnectorController:
         self._drive_lock(True)
 
     def _stop_transaction(self, action: StopTransaction) -> None:
+        self._finish_pending_start()
         tx = self.transaction
         meter_stop = int(self.energy_now_wh())
         if tx is not None:
@@ -259,6 +387,9 @@ class ConnectorController:
                 "reservation_id": state.reservation.reservation_id,
                 "id_tag": state.reservation.id_tag},
             "transaction": transaction,
+            "starting": self.starting,
+            "under_test": self.under_test,
+            "temperature_c": self.temperature_c,
             "meter": None if sample is None else {
                 "age_s": round(time.time() - sample.timestamp, 1),
                 "energy_import_wh": sample.energy_import_wh,

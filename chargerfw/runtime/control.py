@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from chargerfw.hwlock import LockHolder, OwnerLock
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -66,6 +67,31 @@ class Refused(ControlError):
         super().__init__(REFUSED, message)
 
 
+class ControlSocketInUse(RuntimeError):
+    """Another running station serves (or is starting on) this control socket path."""
+
+    def __init__(self, path: Path, holder: LockHolder | None) -> None:
+        self.path = path
+        self.holder = holder
+        who = holder.describe() if holder else "another process"
+        super().__init__(f"the control socket {path} belongs to {who}: stop that station or "
+                         "give this one another --control-socket")
+
+
+class ControlSocketLock(OwnerLock):
+    """A flock on ``<socket>.lock`` held for a station's whole life, taken before the station
+    touches its store, so that two stations never share one control socket (asyncio would
+    silently replace a live socket file when binding)."""
+
+    def __init__(self, socket_path: Path | str, owner: str) -> None:
+        socket_path = Path(socket_path)
+        super().__init__(owner, socket_path.with_name(socket_path.name + ".lock"))
+        self.socket_path = socket_path
+
+    def busy_error(self, holder: LockHolder | None) -> Exception:
+        return ControlSocketInUse(self.socket_path, holder)
+
+
 class ControlUnavailable(ConnectionError):
     """Nothing answers on the control socket (the service is not running, or no access)."""
 
@@ -90,7 +116,7 @@ class ControlServer:
                 except OSError:
                     self.path.unlink()
                 else:
-                    raise RuntimeError(f"another process serves {self.path}")
+                    raise ControlSocketInUse(self.path, None)
                 finally:
                     probe.close()
         old_umask = os.umask(0o117)  # never world-accessible, not even for a moment

@@ -2,11 +2,15 @@
 
 Start-up order (each step needs the one before):
 
+0. the hardware lock (``hardware = "pi"``) and the control socket's lock, both held for the
+   runtime's life; either held elsewhere refuses the start (``HardwareBusy`` /
+   ``ControlSocketInUse``, ``chargerfw run`` exits :data:`BUSY_EXIT_CODE`) before the store is
+   touched;
 1. open the store and end every transaction a crash or power cut left open (``PowerLoss``,
    exactly once, before anything else can start a session);
 2. build the board (every contactor open), the safety supervisor on its own monitor thread
    (fault inputs, contactor feedback, pilot, temperature, meter current), with the technician
-   faults the store remembers restored;
+   faults the store remembers restored, and the availability ChangeAvailability persisted;
 3. the OCPP client, the authorizer (keys from the store), one controller per connector;
 4. on ``hardware = "sim"`` the simulated meters (served over Modbus TCP for the real driver);
    the meter tasks, the reader, the control socket;
@@ -16,6 +20,10 @@ Shutdown (SIGTERM/SIGINT, :meth:`StationRuntime.request_stop`): contactors open 
 the signal handler), every running transaction ends with ``Reboot`` (its StopTransaction is on
 disk before anything else happens), the outbox gets ``shutdown_flush_s`` to drain, then the
 client, reader, meters, supervisor and board are closed.
+
+Technician's hardware tests (``test.*`` on the control socket): refused while a vehicle, a
+transaction or a fault is there; the connector shows Unavailable and takes no session while
+the test runs in a thread under the supervisor's test rules; pilot and status are restored.
 
 Reset from the backend: ``Soft`` stops transactions with ``SoftReset`` and :meth:`run` returns
 :attr:`RunOutcome.SOFT_RESET` (``chargerfw run`` then builds a fresh runtime in the same
@@ -36,10 +44,19 @@ from typing import Any
 
 from chargerfw import __version__
 from chargerfw.config import StationConfig
+from chargerfw.diagnostics import (
+    Refusal,
+    run_contactor_sequence,
+    run_lock_test,
+    run_pilot_test,
+    run_rcd_test,
+)
 from chargerfw.drivers.board import Board, build_board
+from chargerfw.drivers.contactor import Contactor, ContactorFeedback
 from chargerfw.drivers.meter.driver import EnergyMeter, quiet_pymodbus
 from chargerfw.drivers.readers import TokenReader, open_reader
-from chargerfw.drivers.types import MeterFault, MeterSample, TagEvent, TagEventKind
+from chargerfw.drivers.types import MeterFault, MeterSample, PilotState, TagEvent, TagEventKind
+from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.client16 import OcppClient, client_from_config
 from chargerfw.ocpp.station_port import (
@@ -49,7 +66,7 @@ from chargerfw.ocpp.station_port import (
     UnlockAnswer,
 )
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.runtime.control import ControlServer, InvalidParams, Refused
+from chargerfw.runtime.control import ControlServer, ControlSocketLock, InvalidParams, Refused
 from chargerfw.runtime.simhw import SimulatedStation, SimulationError, last_recorded_energy_wh
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.auth import (
@@ -73,6 +90,7 @@ from chargerfw.station.connector import (
     FaultRaised,
     LimitSource,
     PilotChanged,
+    PilotMode,
     Reservation,
     Reserve,
     StartConfirmed,
@@ -108,6 +126,11 @@ from chargerfw.store import Store
 log = get_logger(__name__)
 
 HARD_RESET_EXIT_CODE = 3
+# `chargerfw run` could not start: another process holds the hardware lock (hardware = "pi")
+# or serves the same control socket. HardwareBusy / ControlSocketInUse name the holder.
+BUSY_EXIT_CODE = 4
+HARDWARE_LOCK_OWNER = "chargerfw run"
+PILOT_SETTLE_S = 2.0  # for the monitor to confirm the pilot behind our state F
 SHUTDOWN_FLUSH_S = 3.0
 STATION_CONNECTOR_ID = 0  # OCPP connectorId 0 (and the store's id for station-wide faults)
 
@@ -153,6 +176,8 @@ class StationRuntime:
         self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
         self._tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
+        self._test_running: str | None = None  # the technician's hardware test (one at a time)
+        self._test_faults: list[FaultChanged] | None = None  # raised while a test runs
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     # -- life cycle -----------------------------------------------------------------------
@@ -187,6 +212,21 @@ class StationRuntime:
         config = self.config
         loop = asyncio.get_running_loop()
         self.started_at = time.time()
+        # Both locks come before the store is touched: a second station must not recover (end
+        # with PowerLoss) the transactions of the one that runs.
+        if config.hardware == "pi":
+            # One process at a time drives the pins, I2C and the meter bus; CLI commands that go
+            # to the hardware directly take the same lock. The kernel drops it if we die.
+            hardware_lock = HardwareLock(HARDWARE_LOCK_OWNER)
+            hardware_lock.acquire()  # HardwareBusy names the holder
+            stack.callback(hardware_lock.release)
+        # hardware = "sim": no hardware lock; simulated pins are private to this process, and
+        # a fleet runs many simulated stations side by side.
+        if self.control_socket is not None:
+            socket_lock = ControlSocketLock(self.control_socket,
+                                            f"{HARDWARE_LOCK_OWNER} {config.station.id}")
+            socket_lock.acquire()  # ControlSocketInUse names the holder
+            stack.callback(socket_lock.release)
         quiet_pymodbus()
         config.storage.path.parent.mkdir(parents=True, exist_ok=True)
         store = self.store = Store(config.storage.path)
@@ -212,7 +252,8 @@ class StationRuntime:
                 contactor=devices.contactor,
                 read_pilot=lambda p=devices.pilot: p.read().state,
                 read_offered_current_a=lambda p=devices.pilot: p.offered_current_a,
-                read_temperature_c=sensor.read_celsius if sensor is not None else None,
+                read_temperature_c=(self._temperature_reader(section.id, sensor.read_celsius)
+                                    if sensor is not None else None),
                 temperature_limits=section.temperature,
                 max_current_a=section.max_current_a,
             )
@@ -226,6 +267,7 @@ class StationRuntime:
             controller.on_event = self._relay_event
             self.controllers[section.id] = controller
         keys.add_listener(self._on_key_changed)
+        self._restore_availability(store)
         self._restore_faults(store, supervisor)
         if board.rcm is not None:
             supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
@@ -249,10 +291,11 @@ class StationRuntime:
             await self.reader.start()
 
         # What the connectors show before any event: pilot and status.
-        client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value)
+        client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
+                          if self._station_available else ChargePointStatus.UNAVAILABLE.value)
         for controller in self.controllers.values():
             out = controller.machine.outputs
-            controller.devices.pilot.set_standby()
+            controller.apply_pilot(out.pilot)  # standby, or F when Inoperative
             client.set_status(controller.id, out.status.value, out.error_code.value,
                               vendor_error_code=out.vendor_error_code)
             meter = self._make_meter(controller)
@@ -333,6 +376,34 @@ class StationRuntime:
             self.board.close()
         log.info("station.stopped", outcome=self._outcome.value)
 
+    def _temperature_reader(self, connector_id: int,
+                            read: Callable[[], float]) -> Callable[[], float]:
+        """The supervisor's temperature read, remembering the last good value for MeterValues
+        (one reader of the I2C sensor: the monitor thread)."""
+        def read_and_remember() -> float:
+            controller = self.controllers.get(connector_id)
+            try:
+                celsius = read()
+            except Exception:
+                if controller is not None:
+                    controller.temperature_c = None  # no stale value in MeterValues
+                raise
+            # A plain attribute write: atomic under the GIL, read on the loop's thread.
+            if controller is not None:
+                controller.temperature_c = None if celsius != celsius else round(celsius, 1)
+            return celsius
+        return read_and_remember
+
+    def _restore_availability(self, store: Store) -> None:
+        """ChangeAvailability survives a restart (OCPP 1.6 5.2): applied before any status is
+        sent, so the backend never sees an Inoperative connector flash Available."""
+        stored = store.availability_all()
+        self._station_available = stored.get(STATION_CONNECTOR_ID, True)
+        for cid, controller in self.controllers.items():
+            if not stored.get(cid, True):
+                controller.handle(ChangeAvailability(Availability.INOPERATIVE))
+                log.info("station.availability_restored", connector=cid, operative=False)
+
     def _restore_faults(self, store: Store, supervisor: SafetySupervisor) -> None:
         """Technician faults survive a restart; the others re-appear if still there."""
         for record in store.faults(active_only=True):
@@ -388,9 +459,9 @@ class StationRuntime:
 
     def _on_sample(self, controller: ConnectorController, sample: MeterSample) -> None:
         assert self.supervisor is not None and self.client is not None
-        controller.latest_sample = sample
+        controller.note_sample(sample)
         self.supervisor.update_meter(controller.id, sample)
-        self.client.update_meter(controller.id, sample)
+        self.client.update_meter(controller.id, sample, temperature_c=controller.temperature_c)
         tx = controller.transaction
         if tx is not None and controller.phase is TxPhase.RUNNING:
             controller.handle(EnergyMeasured(max(0.0, sample.energy_import_wh - tx.meter_start_wh)))
@@ -401,6 +472,8 @@ class StationRuntime:
         """From the supervisor (already acted on the hardware); on the loop's thread."""
         match event:
             case FaultChanged(fault=fault, active=active):
+                if active and self._test_faults is not None:
+                    self._test_faults.append(event)
                 targets = (list(self.controllers.values()) if fault.connector_id is STATION_WIDE
                            else [self.controllers[fault.connector_id]])
                 store_cid = (STATION_CONNECTOR_ID if fault.connector_id is STATION_WIDE
@@ -439,9 +512,25 @@ class StationRuntime:
             self._run_background(self.handle_tap(event.id_tag), "tap")
         elif event.kind in (TagEventKind.READER_LOST, TagEventKind.READER_BACK):
             lost = event.kind is TagEventKind.READER_LOST
+            self._record_reader_fault(event.reader, lost)
             for controller in self.controllers.values():
                 controller.handle(FaultRaised(FaultKind.READER_FAILURE) if lost
                                   else FaultCleared(FaultKind.READER_FAILURE))
+
+    def _record_reader_fault(self, reader: str, lost: bool) -> None:
+        """The fault history (``chargerfw faults``) keeps a lost reader, station-wide."""
+        if self.store is None:
+            return
+        code = FaultKind.READER_FAILURE.value
+        try:
+            if lost:
+                self.store.fault_raise(code, STATION_CONNECTOR_ID, False,
+                                       f"reader {reader} lost")
+            else:
+                self.store.fault_clear(code, STATION_CONNECTOR_ID)
+        except Exception:
+            log.exception("station.fault_not_recorded", code=code)
+        self._emit("fault.raised" if lost else "fault.cleared", kind=code, connector=None)
 
     async def handle_tap(self, id_tag: str) -> str:
         """A card was presented: stop the session it (or a tag with its parent) started,
@@ -487,6 +576,8 @@ class StationRuntime:
             out = controller.machine.outputs
             if out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE):
                 continue
+            if controller.under_test is not None:
+                continue
             if state.phase not in (TxPhase.IDLE, TxPhase.FINISHED):
                 continue
             reserved = state.reservation is not None
@@ -522,7 +613,7 @@ class StationRuntime:
             return False
         state, out = controller.machine.state, controller.machine.outputs
         if (out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE)
-                or state.phase is TxPhase.RUNNING):
+                or state.phase is TxPhase.RUNNING or controller.under_test is not None):
             return False
         assert self.client is not None
         timeout = self.client.keys.get_int("ConnectionTimeOut")
@@ -570,6 +661,16 @@ class StationRuntime:
                    answers=answers)
         if "Rejected" in answers:
             return "Rejected"
+        # Accepted or Scheduled: what was asked is what holds after a restart (a Scheduled
+        # change waits for the transaction, which a restart ends).
+        changes = {c.id: operative for c in targets}
+        if connector_id == STATION_CONNECTOR_ID:
+            changes[STATION_CONNECTOR_ID] = operative
+        if self.store is not None:
+            try:
+                self.store.availability_set(changes)
+            except Exception:
+                log.exception("station.availability_not_persisted")
         return "Scheduled" if "Scheduled" in answers else "Accepted"
 
     async def unlock(self, connector_id: int) -> UnlockAnswer:
@@ -680,6 +781,10 @@ class StationRuntime:
             "meter.sample": self.meter_sample,
             "rfid.next": self.next_tap,
             "config.set": self.set_ocpp_key,
+            "test.contactor": self.test_contactor,
+            "test.rcd": self.test_rcd,
+            "test.pilot": self.test_pilot,
+            "test.lock": self.test_lock,
         }
         if self.config.hardware == "sim":
             handlers.update(self._sim_handlers())
@@ -788,6 +893,157 @@ class StationRuntime:
             self.client.after_configuration_change()
         return {"key": key, "status": status.value, "reason": reason}
 
+    # -- the technician's guarded hardware tests (chargerfw test ...) --------------------
+
+    def _test_controller(self, connector: object) -> ConnectorController:
+        if not isinstance(connector, int) or isinstance(connector, bool):
+            raise InvalidParams(f"connector must be an integer, got {connector!r}")
+        controller = self.controllers.get(connector)
+        if controller is None:
+            raise InvalidParams(f"no connector {connector} (have {sorted(self.controllers)})")
+        return controller
+
+    def _test_refusals(self, controllers: list[ConnectorController],
+                       allowed_faults: frozenset[FaultKind] = frozenset()) -> None:
+        """Refuse (-32000) while a test runs, a transaction runs or waits, a vehicle is
+        connected, or a fault is active on the connectors under test (or station-wide)."""
+        assert self.supervisor is not None
+        if self._test_running is not None:
+            raise Refused(f"a {self._test_running} test is running: wait for it to end")
+        for controller in controllers:
+            cid = controller.id
+            state = controller.machine.state
+            if state.phase is TxPhase.RUNNING or controller.transaction is not None:
+                raise Refused(f"a transaction runs on connector {cid}: stop it first")
+            if state.phase is TxPhase.AUTHORIZED:
+                raise Refused(f"connector {cid} is authorized for {state.id_tag} and waits for "
+                              "a vehicle: cancel it (tap the card again) first")
+            if state.pilot in PLUGGED:
+                raise Refused(f"a vehicle is connected to connector {cid} (pilot "
+                              f"{state.pilot.value}): unplug it first")
+            # F is what we drive while Unavailable or latched Faulted: _settle_pilots looks
+            # behind it. E, a missing diode, or F we do not drive: the pilot line is wrong.
+            own_f = (state.pilot is PilotState.F
+                     and controller.machine.outputs.pilot.mode is PilotMode.STATE_F)
+            if state.pilot is not PilotState.A and not own_f:
+                raise Refused(f"connector {cid}: the pilot reads {state.pilot.value}: check "
+                              "the cable and the pilot wiring first")
+            active = sorted(f.kind.value for f in self.supervisor.active_faults(cid)
+                            if f.kind not in allowed_faults)
+            if active:
+                raise Refused(f"connector {cid}: fault(s) {', '.join(active)} active: "
+                              "remove the cause (see `chargerfw faults --active`) first")
+
+    async def _run_test(self, name: str, controllers: list[ConnectorController],
+                        supervised: int | None, sequence: Callable[[], dict[str, Any]]
+                        ) -> dict[str, Any]:
+        """Pause the connectors (Unavailable, no session), run the blocking ``sequence`` off
+        the loop under the supervisor's test rules, then restore pilot and status."""
+        assert self.supervisor is not None
+        self._test_running = name
+        self._test_faults = []
+        self._emit("test.started", test=name, connectors=[c.id for c in controllers])
+        for controller in controllers:
+            controller.begin_test(name)
+        self.supervisor.begin_test(supervised)
+        try:
+            await self._settle_pilots(controllers)
+            result = await asyncio.to_thread(sequence)
+            await asyncio.sleep(0)  # let fault events the monitor sent meanwhile arrive
+        except Refusal as exc:
+            raise Refused(f"{name} test aborted: {exc}") from None
+        finally:
+            self.supervisor.end_test(supervised)
+            faults, self._test_faults = self._test_faults, None
+            self._test_running = None
+            for controller in controllers:
+                controller.end_test()
+        result["faults_raised"] = sorted({e.fault.kind.value for e in faults})
+        self._emit("test.ended", test=name, passed=result.get("passed"))
+        return result
+
+    async def _settle_pilots(self, controllers: list[ConnectorController]) -> None:
+        """A connector we hold in state F (Unavailable, latched fault) gets +12 V so the
+        monitor sees whether a vehicle is behind it; a vehicle refuses the test."""
+        held = [c for c in controllers if c.machine.state.pilot is PilotState.F]
+        for controller in held:
+            controller.devices.pilot.set_standby()
+        deadline = time.monotonic() + PILOT_SETTLE_S
+        while any(c.machine.state.pilot is PilotState.F for c in held):
+            if time.monotonic() > deadline:
+                raise Refused("the pilot stays in F on +12 V: check the pilot generator")
+            await asyncio.sleep(0.02)
+        for controller in held:
+            pilot = controller.machine.state.pilot
+            if pilot is not PilotState.A:
+                raise Refused(f"connector {controller.id}: pilot reads {pilot.value} on +12 V "
+                              "(a vehicle or a wiring fault): unplug it first")
+
+    async def test_contactor(self, connector: int = 1) -> dict[str, Any]:
+        """Close and open the contactor through the supervisor (pilot A, no fault), checking
+        the mirror. A contactor fault of its own does not refuse: the test shows it (a welded
+        one is reported without being energised)."""
+        controller = self._test_controller(connector)
+        contactor = controller.devices.contactor
+        if not contactor.has_feedback:
+            raise InvalidParams(f"connector {controller.id} has no contactor feedback_pin")
+        own = frozenset({FaultKind.CONTACTOR_WELDED, FaultKind.CONTACTOR_FAILED_TO_CLOSE})
+        self._test_refusals([controller], allowed_faults=own)
+        assert self.supervisor is not None
+        stand_in = _SupervisedTestContactor(self.supervisor, controller.id, contactor)
+        result = await self._run_test("contactor", [controller], controller.id,
+                                      lambda: run_contactor_sequence(stand_in))
+        # The monitor may act first (it opens a contactor that failed to close): its faults
+        # are findings of the test too.
+        raised = set(result["faults_raised"])
+        still = {f.kind for f in self.supervisor.active_faults(controller.id)}
+        if FaultKind.CONTACTOR_WELDED in still or "contactor_welded" in raised:
+            result["result"] = "welded"
+        elif "contactor_failed_to_close" in raised and result["result"] == "ok":
+            result["result"] = "failed_to_close"
+        result["passed"] = result["result"] == "ok" and not raised
+        result["connector"] = controller.id
+        return result
+
+    async def test_rcd(self) -> dict[str, Any]:
+        """Pulse the RCM test output with every connector paused; the trip is seen and clears."""
+        assert self.board is not None
+        rcm = self.board.rcm
+        if rcm is None or self.config.rcm is None or self.config.rcm.test_pin is None:
+            raise Refused("the station has no [rcm] with a test_pin")
+        controllers = list(self.controllers.values())
+        # The RCM's own trip is what the test is about; any other fault refuses.
+        self._test_refusals(controllers, allowed_faults=frozenset())
+        board = self.board
+        result = await self._run_test("rcd", controllers, STATION_WIDE,
+                                      lambda: run_rcd_test(board))
+        unexpected = set(result["faults_raised"]) - {FaultKind.RCD_TRIP.value}
+        result["passed"] = bool(result["passed"]) and not unexpected
+        return result
+
+    async def test_pilot(self, connector: int = 1) -> dict[str, Any]:
+        """Standby, 6/16/32 A PWM (capped at the connector's rating) and state F, each read
+        back; the machine's pilot output is restored after."""
+        controller = self._test_controller(connector)
+        self._test_refusals([controller])
+        devices, max_a = controller.devices, controller.section.max_current_a
+        result = await self._run_test("pilot", [controller], controller.id,
+                                      lambda: run_pilot_test(devices, max_a))
+        result["connector"] = controller.id
+        return result
+
+    async def test_lock(self, connector: int = 1) -> dict[str, Any]:
+        """Lock, then unlock, each confirmed by the feedback switch if there is one."""
+        controller = self._test_controller(connector)
+        if controller.devices.lock is None:
+            raise InvalidParams(f"connector {controller.id} has no [connector.lock]")
+        self._test_refusals([controller])
+        devices = controller.devices
+        result = await self._run_test("lock", [controller], controller.id,
+                                      lambda: run_lock_test(devices))
+        result["connector"] = controller.id
+        return result
+
     def _sim_handlers(self) -> dict[str, Callable[..., Any]]:
         def sim() -> SimulatedStation:
             if self.sim is None:
@@ -841,6 +1097,15 @@ class StationRuntime:
                 return {"connector": connector, "contactor": method}
             return handler
 
+        def reader_presence(method: str) -> Callable[[], dict[str, Any]]:
+            def handler() -> dict[str, Any]:
+                reader = sim().reader
+                if reader is None:
+                    raise Refused("the station has no [reader]")
+                getattr(reader, method)()
+                return {"reader": method}
+            return handler
+
         def temperature(celsius: float, connector: int = 1) -> dict[str, Any]:
             chip = self._sim_parts(sim(), connector).temperature
             if chip is None:
@@ -877,6 +1142,8 @@ class StationRuntime:
             "sim.repair": contactor("repair"),
             "sim.fail_to_close": contactor("fail_to_close"),
             "sim.temperature": temperature,
+            "sim.reader_unplug": reader_presence("unplug"),
+            "sim.reader_replug": reader_presence("replug"),
             "sim.overdraw": overdraw,
         }
 
@@ -888,3 +1155,29 @@ class StationRuntime:
             return sim.parts(connector)
         except SimulationError as exc:
             raise InvalidParams(str(exc)) from None
+
+
+class _SupervisedTestContactor:
+    """The contactor as the contactor test sees it in the service: it closes only through
+    :meth:`SafetySupervisor.request_test_close` (no fault, no vehicle), never around it."""
+
+    def __init__(self, supervisor: SafetySupervisor, connector_id: int,
+                 contactor: Contactor) -> None:
+        self._supervisor = supervisor
+        self._connector_id = connector_id
+        self._contactor = contactor
+
+    @property
+    def feedback_timeout_s(self) -> float:
+        return self._contactor.feedback_timeout_s
+
+    def close(self) -> None:
+        if not self._supervisor.request_test_close(self._connector_id):
+            raise Refusal("the safety supervisor refused to close the contactor (a fault, or "
+                          "the pilot left A)")
+
+    def open(self) -> None:
+        self._supervisor.request_open(self._connector_id)
+
+    def check_feedback(self) -> ContactorFeedback:
+        return self._contactor.check_feedback()

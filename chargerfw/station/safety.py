@@ -213,6 +213,8 @@ class SafetySupervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_poll: float | None = None  # monotonic time of the last completed poll
+        # Connectors (STATION_WIDE: the RCM) under a technician's hardware test.
+        self._testing: set[int | None] = set()
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -251,7 +253,8 @@ class SafetySupervisor:
             key = (kind, STATION_WIDE)
             if tripped:
                 self._raise(key, "input tripped", events)
-                if kind is FaultKind.RCD_TRIP:
+                # A technician's RCM test trip is no trip of the installation: not counted.
+                if kind is FaultKind.RCD_TRIP and STATION_WIDE not in self._testing:
                     now = self._clock()
                     self._rcd_trips.append(now)
                     while (
@@ -300,6 +303,42 @@ class SafetySupervisor:
                 watch.hw.contactor.close()
             except Exception as exc:  # an interlock the driver holds, or a GPIO error
                 log.warning("safety.close_refused", connector=connector_id, error=str(exc))
+                return False
+            return True
+
+    # ---- technician's hardware tests ---------------------------------------------------------
+
+    def begin_test(self, connector_id: int | None) -> None:
+        """A technician's test of one connector (STATION_WIDE: the RCM test) begins. While it
+        runs, :meth:`request_test_close` may close that contactor with no vehicle (pilot A) and
+        an RCM trip does not count toward ``rcd_trips_to_latch``; every interlock still acts."""
+        with self._lock:
+            if connector_id is not STATION_WIDE:
+                self._check_id(connector_id)
+            self._testing.add(connector_id)
+
+    def end_test(self, connector_id: int | None) -> None:
+        """The test is over: its contactor opens (if it was the one tested)."""
+        with self._lock:
+            self._testing.discard(connector_id)
+            if connector_id is not STATION_WIDE:
+                self._watch[self._check_id(connector_id)].hw.contactor.open()
+
+    def request_test_close(self, connector_id: int) -> bool:
+        """Close a contactor under test: only with no opening fault and the pilot last seen in
+        A (no vehicle). The monitor opens it again the moment the pilot leaves A."""
+        with self._lock:
+            watch = self._watch[self._check_id(connector_id)]
+            if connector_id not in self._testing:
+                return False
+            if any(f.spec.opens_contactor for f in self._faults_of(connector_id)):
+                return False
+            if watch.hw.read_pilot is not None and watch.pilot is not PilotState.A:
+                return False
+            try:
+                watch.hw.contactor.close()
+            except Exception as exc:
+                log.warning("safety.test_close_refused", connector=connector_id, error=str(exc))
                 return False
             return True
 
@@ -459,7 +498,9 @@ class SafetySupervisor:
         self, cid: int, watch: _ConnectorWatch, pilot: PilotState, events: list[SafetyEvent]
     ) -> None:
         contactor = watch.hw.contactor
-        if contactor.commanded_closed and pilot not in CHARGING_PILOT:
+        # A contactor test closes with no vehicle (pilot A); anything else opens it.
+        test_close = cid in self._testing and pilot is PilotState.A
+        if contactor.commanded_closed and pilot not in CHARGING_PILOT and not test_close:
             contactor.open()  # vehicle stopped, left, or the pilot failed: no power without C/D
             log.warning("safety.pilot_open", connector=cid, pilot=pilot.value)
             # While we drive PWM a pilot in E/F or without the diode is a fault, never our own F.
