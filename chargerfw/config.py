@@ -171,6 +171,35 @@ class OcppSection(_Section):
     security_profile: Literal[0, 1, 2] = 0
     password: str | None = Field(default=None, repr=False)
     ca_file: Path | None = None
+    # Factory values for OCPP configuration keys (MeterValueSampleInterval = "10", ...). They
+    # are written to the store only where it holds no value yet: the backend's changes win.
+    keys: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_are_known_and_valid(cls, value: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
+        # Imported here: the key definitions live with the OCPP layer that serves them.
+        from chargerfw.ocpp.config_keys import ConfigValueError, key_definitions, normalise
+
+        definitions = key_definitions(number_of_connectors=2)
+        problems = []
+        for key, raw in value.items():
+            definition = definitions.get(key)
+            if definition is None:
+                problems.append(f"{key}: not an OCPP configuration key this firmware knows")
+                continue
+            if definition.readonly:
+                problems.append(f"{key}: read-only, it cannot be provisioned")
+                continue
+            text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
+            try:
+                normalise(definition, text)
+            except ConfigValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
+                for k, v in value.items()}
 
     @field_validator("url")
     @classmethod

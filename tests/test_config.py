@@ -108,3 +108,29 @@ def test_file_errors(tmp_path: Path) -> None:
 
 def test_every_shipped_meter_model_is_known() -> None:
     assert {"eastron-sdm630-v2", "eastron-sdm120", "abb-b23"} <= set(known_meter_models())
+
+
+def test_ocpp_keys_are_provisioned_where_the_store_has_none(tmp_path: Path) -> None:
+    from chargerfw.ocpp.client16 import client_from_config
+    from chargerfw.store import Store
+
+    text = MINIMAL + ('\n[ocpp]\nurl = "ws://h"\n[ocpp.keys]\nMeterValueSampleInterval = 10\n'
+                      "LocalPreAuthorize = true\n")
+    config = parse_config(tomllib.loads(text))
+    assert config.ocpp.keys == {"MeterValueSampleInterval": "10", "LocalPreAuthorize": "true"}
+    with Store(tmp_path / "s.db") as store:
+        store.config_set("LocalPreAuthorize", "false")  # a backend's earlier change wins
+        client_from_config(config, store)
+        assert store.config_get("MeterValueSampleInterval") == "10"
+        assert store.config_get("LocalPreAuthorize") == "false"
+
+
+def test_bad_ocpp_keys_are_named() -> None:
+    base = MINIMAL + '\n[ocpp]\nurl = "ws://h"\n[ocpp.keys]\n'
+    (problem,) = problems_of(base + "MeterValueSampleIntervall = 10\n")
+    assert problem == ("ocpp.keys: MeterValueSampleIntervall: not an OCPP configuration key "
+                       "this firmware knows")
+    (problem,) = problems_of(base + 'LocalPreAuthorize = "maybe"\n')
+    assert problem.startswith("ocpp.keys: LocalPreAuthorize: expected 'true' or 'false'")
+    (problem,) = problems_of(base + "GetConfigurationMaxKeys = 5\n")
+    assert "read-only" in problem

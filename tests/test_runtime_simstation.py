@@ -4,6 +4,7 @@ answers on its control socket; Ctrl-C (SIGINT) ends it cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from runtime_helpers import SIM_TOML, dump_toml, free_port
 
+from chargerfw.csms.ocpi import models as m
 from chargerfw.runtime import control
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,6 +29,7 @@ def test_sim_station_demo_with_the_bundled_backend(tmp_path):
     raw = tomllib.loads(SIM_TOML.read_text())
     raw["storage"] = {"path": str(tmp_path / "state" / "chargerfw.db")}
     raw["connector"][0]["meter"]["tcp_port"] = free_port()
+    raw["ocpp"]["keys"]["MeterValueSampleInterval"] = 1
     config = tmp_path / "sim.toml"
     config.write_text(dump_toml(raw))
     sock_dir = Path(tempfile.mkdtemp(prefix="cfw-"))
@@ -55,6 +58,24 @@ def test_sim_station_demo_with_the_bundled_backend(tmp_path):
         assert status["outbox"]["pending"] == 0
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
+        # The bundled backend registered the station at its bench location: the session and
+        # its CDR are OCPI objects, billed by the demo tariff.
+        db = str(tmp_path / "state" / "csms.sqlite3")
+        sessions = json.loads(subprocess.run(
+            [sys.executable, "-m", "chargerfw", "csms", "sessions", "--db", db, "--json"],
+            check=True, capture_output=True, text=True).stdout)
+        (session,) = [m.Session.model_validate(s) for s in sessions]
+        assert (session.status, session.location_id, session.cdr_token.uid) == (
+            "COMPLETED", "SIM-BENCH", "04A1B2C3D4E5F6")
+        assert session.kwh > 0 and len(session.charging_periods) >= 2  # meter values flowed
+        cdrs = json.loads(subprocess.run(
+            [sys.executable, "-m", "chargerfw", "csms", "cdrs", "--db", db, "--json"],
+            check=True, capture_output=True, text=True).stdout)
+        (cdr,) = [m.CDR.model_validate(c) for c in cdrs]
+        assert cdr.total_energy == session.kwh
+        # SIM-T1: 0.30 per kWh + 0.50 per session, excl. VAT
+        expected = round(0.30 * float(cdr.total_energy) + 0.50, 2)
+        assert float(cdr.total_cost.excl_vat) == pytest.approx(expected, abs=0.01)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

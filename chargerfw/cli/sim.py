@@ -195,7 +195,7 @@ async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int,
         if csms_url is None:
             backend = await stack.enter_async_context(bundled_backend(
                 config.storage.path.parent / "csms.sqlite3", ocpp_port, api_port,
-                DEMO_TAG))
+                station=config, demo_tag=DEMO_TAG))
             csms_url = backend.ocpp_url
             echo(f"backend: bundled chargerfw csms, OCPP {backend.ocpp_url}, "
                  f"OCPI {backend.api_url}, db {backend.db}")

@@ -931,6 +931,7 @@ def client_from_config(config: StationConfig, store: Store, station: StationPort
         raise ValueError("the station config has no [ocpp] section")
     ocpp_cfg = config.ocpp
     keys = ConfigurationKeys(store, number_of_connectors=len(config.connector),
+                             overrides={k: str(v) for k, v in ocpp_cfg.keys.items()},
                              security_profile=ocpp_cfg.security_profile)
     connection = OcppConnection(
         ocpp_cfg.url, config.station.id, security_profile=ocpp_cfg.security_profile,

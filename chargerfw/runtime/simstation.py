@@ -10,7 +10,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +30,59 @@ class BundledBackend:
     db: str
 
 
+SIM_TARIFF_ID = "SIM-T1"
+
+
 @contextlib.asynccontextmanager
 async def bundled_backend(db_path: Path, ocpp_port: int, api_port: int,
-                          demo_tag: str | None) -> AsyncIterator[BundledBackend]:
-    """The project's own backend in this process: charge points register themselves on first
-    connect (with the password they present); ``demo_tag`` is whitelisted ALWAYS so the demo
-    card is accepted."""
+                          station: StationConfig | None = None,
+                          demo_tag: str | None = None) -> AsyncIterator[BundledBackend]:
+    """The project's own backend in this process. ``station`` is registered (with its password,
+    a bench location, one EVSE per connector and a tariff) so its sessions show in OCPI and
+    are billed; other charge points register themselves on first connect. ``demo_tag`` is
+    whitelisted ALWAYS so the demo card is accepted."""
     from chargerfw.csms import server as csms_server
 
     settings = csms_server.CsmsSettings(db=str(db_path), host="127.0.0.1", ocpp_port=ocpp_port,
                                         api_port=api_port, auto_register=True)
     async with csms_server.running_csms(settings) as csms:
+        if station is not None:
+            await asyncio.to_thread(register_sim_station, csms.store, station)
         if demo_tag is not None:
-            await asyncio.to_thread(_whitelist_demo_tag, csms.store, demo_tag)
+            await asyncio.to_thread(csms.store.add_local_token, demo_tag,
+                                    issuer="chargerfw demo")
         yield BundledBackend(csms.ocpp_url, csms.api_url, str(db_path))
 
 
-def _whitelist_demo_tag(store: Any, id_tag: str) -> None:
+def register_sim_station(store: Any, station: StationConfig) -> bool:
+    """Register a simulated station at a bench location with a demo tariff, unless the
+    backend knows it already; True when it was registered now."""
     from chargerfw.csms.ocpi import models as m
+    from chargerfw.csms.store import AlreadyExists, ConnectorSpec, EvseSpec, LocationSpec, utcnow
 
-    token = m.Token.model_validate({
-        "country_code": "NL", "party_id": "CFW", "uid": id_tag, "type": "RFID",
-        "contract_id": f"NL-CFW-{id_tag}"[:36], "issuer": "chargerfw demo", "valid": True,
-        "whitelist": "ALWAYS", "last_updated": datetime.now(UTC),
-    })
-    store.put_token(token, None)
+    if store.get_charge_point(station.station.id) is not None:
+        return False
+    with contextlib.suppress(AlreadyExists):  # kept from an earlier run
+        store.add_tariff(m.Tariff.model_validate({
+            "country_code": store.cpo.country_code, "party_id": store.cpo.party_id,
+            "id": SIM_TARIFF_ID, "currency": store.cpo.currency,
+            "elements": [{"price_components": [
+                {"type": "ENERGY", "price": 0.30, "vat": 21, "step_size": 1},
+                {"type": "FLAT", "price": 0.50, "vat": 21, "step_size": 1}]}],
+            "last_updated": utcnow()}))
+    location = LocationSpec(id="SIM-BENCH", name="chargerfw test bench",
+                            address="Stationsplein 1", city="Utrecht", country="NLD",
+                            latitude="52.08917", longitude="5.11028",
+                            time_zone="Europe/Amsterdam")
+    evses = [EvseSpec(uid=f"{station.station.id}-{c.id}", ocpp_connector_id=c.id,
+                      connectors=[ConnectorSpec(
+                          "1", "IEC_62196_T2", "SOCKET",
+                          "AC_3_PHASE" if c.phases == 3 else "AC_1_PHASE",
+                          400 if c.phases == 3 else 230, int(c.max_current_a))])
+             for c in station.connector]
+    password = station.ocpp.password if station.ocpp else None
+    store.add_charge_point(station.station.id, password, location, evses, SIM_TARIFF_ID)
+    return True
 
 
 def with_backend_url(config: StationConfig, url: str) -> StationConfig:
