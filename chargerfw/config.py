@@ -7,13 +7,13 @@ may change do not live here but in the station's store.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chargerfw.hw import data_path
+from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
 
 DEFAULT_CONFIG_PATH = Path("/etc/chargerfw/chargerfw.toml")
 
@@ -21,13 +21,8 @@ BcmPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
 I2cAddress = Annotated[int, Field(ge=0x03, le=0x77)]
 
 
-class ConfigError(ValueError):
+class ConfigError(TomlFileError):
     """A station config that cannot be used; the message names each bad key."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 class _Section(BaseModel):
@@ -276,49 +271,16 @@ class StationConfig(_Section):
         raise KeyError(connector_id)
 
 
-def _key_path(loc: tuple[int | str, ...], data: dict) -> str:
-    """Render a pydantic error location as the TOML key a user wrote: connector[1].meter.port."""
-    parts: list[str] = []
-    node: object = data
-    for item in loc:
-        if isinstance(item, int) and parts:
-            # Name array-of-tables entries by their id where they have one, else by position.
-            entry = node[item] if isinstance(node, list) and item < len(node) else None
-            label = entry.get("id", item) if isinstance(entry, dict) else item
-            parts[-1] += f"[{label}]"
-            node = entry
-        else:
-            parts.append(str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "(top level)"
-
-
 def parse_config(data: dict, source: str = "<config>") -> StationConfig:
     """Validate an already-parsed TOML document."""
     try:
         return StationConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif err["type"] == "missing":
-                message = "required key is missing"
-            problems.append(f"{_key_path(loc, data)}: {message}")
-        raise ConfigError(source, problems) from None
+        # Keys as written: connector[1].meter.port (array entries by their id).
+        raise ConfigError(source, validation_problems(exc, data)) from None
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> StationConfig:
     """Read and validate a station config file; raise :class:`ConfigError` on any problem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path, ConfigError), str(path))

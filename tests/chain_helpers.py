@@ -27,6 +27,7 @@ from csms_doubles import (
     csms_running,
     make_tariff,
     ocpi_auth,
+    ok,
     register_emsp,
     running_emsp,
 )
@@ -43,14 +44,6 @@ CHARGER_PASSWORD = "chain-s3cret-pass"
 LOCATION = "LOC1"
 EVSE_UID = f"{CHARGER}-1"
 TARIFF = "T1"
-
-
-def ok(response: httpx.Response, model: Any, http: int = 200) -> Any:
-    """The envelope checked (HTTP status, OCPI 1000) and ``data`` parsed with ``model``."""
-    assert response.status_code == http, response.text
-    envelope = m.Envelope[model].model_validate(response.json())
-    assert envelope.status_code == 1000, response.text
-    return envelope.data
 
 
 def token_body(uid: str, whitelist: str, **extra: Any) -> dict[str, Any]:

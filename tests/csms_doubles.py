@@ -25,6 +25,7 @@ from ocpp.v16.enums import Action
 from pg import PostgresServer, fresh_database
 from websockets.asyncio.client import ClientConnection, connect
 
+from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
 from chargerfw.csms.store import CpoIdentity
 
@@ -352,6 +353,14 @@ async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDoub
 def ocpi_auth(token: str, encode: bool = True) -> dict[str, str]:
     value = base64.b64encode(token.encode()).decode() if encode else token
     return {"Authorization": f"Token {value}"}
+
+
+def ok(response: httpx.Response, model: Any, http: int = 200) -> Any:
+    """The envelope checked (HTTP status, OCPI 1000) and ``data`` parsed with ``model``."""
+    assert response.status_code == http, response.text
+    envelope = m.Envelope[model].model_validate(response.json())
+    assert envelope.status_code == 1000, response.text
+    return envelope.data
 
 
 async def register_emsp(csms: RunningCsms, emsp: EmspDouble) -> str:

@@ -18,8 +18,6 @@ from chain_helpers import (
     token_body,
     wait_async,
 )
-from csms_doubles import db_url_for
-from pg import PostgresServer, session_postgres
 from runtime_helpers import ctl
 
 from chargerfw.csms.ocpi import models as m
@@ -27,16 +25,6 @@ from chargerfw.csms.ocpi import models as m
 pytestmark = pytest.mark.timeout(60)
 
 APP_TOKEN = "APP-USER-0042"
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 async def command_result(chain: Chain, response_url: str) -> m.CommandResult:

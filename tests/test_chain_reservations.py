@@ -19,8 +19,6 @@ from chain_helpers import (
     token_body,
     wait_async,
 )
-from csms_doubles import db_url_for
-from pg import PostgresServer, session_postgres
 from runtime_helpers import ctl
 
 from chargerfw.csms.ocpi import models as m
@@ -29,16 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 
 RESERVED_CARD = "04BEEF0001"  # only the reservation vouches for it (no pushed token)
 OTHER_CARD = "04A1B2C3D4"  # pushed by the eMSP, whitelist ALWAYS: valid, just not reserved
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 def chain_env(db: str, tmp_path: Path) -> Any:

@@ -22,8 +22,6 @@ from chain_helpers import (
     token_body,
     wait_async,
 )
-from csms_doubles import db_url_for
-from pg import PostgresServer, session_postgres
 from runtime_helpers import ctl, wait_until
 
 from chargerfw.csms.ocpi import models as m
@@ -40,16 +38,6 @@ ENERGY_PER_KWH = Decimal("12.00")
 TIME_PER_HOUR = Decimal("36.00")
 FLAT = Decimal("1.50")
 VAT = Decimal("21")
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 def authorize_answer(chain: Chain, uid: str) -> str | None:

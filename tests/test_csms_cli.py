@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from csms_doubles import db_url_for, ocpi_auth
-from pg import PostgresServer, session_postgres
+from csms_doubles import ocpi_auth
 from websockets.sync.client import connect
 
 from chargerfw.cli import main
@@ -27,16 +26,6 @@ T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 LOCATION = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
             "--country", "NLD", "--coordinates", "52.08917,5.11028",
             "--time-zone", "Europe/Amsterdam"]
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -17,13 +17,11 @@ import pytest
 from csms_doubles import (
     add_test_charger,
     csms_running,
-    db_url_for,
     make_tariff,
     ocpi_auth,
     register_emsp,
     running_emsp,
 )
-from pg import PostgresServer, session_postgres
 from test_ocpp_client import FakeStation, running_client, sample, wait_until
 
 from chargerfw.csms.ocpi import models as m
@@ -31,16 +29,6 @@ from chargerfw.csms.ocpi import models as m
 pytestmark = pytest.mark.timeout(90)
 PASSWORD = "s3cret-s3cret-s3cret"
 V = "/ocpi/2.2.1"
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 def free_port() -> int:

@@ -16,14 +16,13 @@ from csms_doubles import (
     EmspDouble,
     add_test_charger,
     csms_running,
-    db_url_for,
     make_tariff,
     ocpi_auth,
+    ok,
     register_emsp,
     running_emsp,
     sim_charger,
 )
-from pg import PostgresServer, session_postgres
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
@@ -32,16 +31,6 @@ from chargerfw.csms.server import RunningCsms
 pytestmark = pytest.mark.timeout(60)
 V = "/ocpi/2.2.1"
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 @dataclass
@@ -65,14 +54,6 @@ async def ocpi_env(db: str, chargers: int = 1, **overrides: Any) -> AsyncIterato
         token_c = await register_emsp(csms, emsp)
         async with httpx.AsyncClient(base_url=csms.api_url) as client:
             yield Env(csms, emsp, token_c, client)
-
-
-def ok(response: httpx.Response, model: Any, http: int = 200) -> Any:
-    """Check the envelope and parse ``data`` with ``model``; returns the parsed data."""
-    assert response.status_code == http, response.text
-    parsed = m.Envelope[model].model_validate(response.json())
-    assert parsed.status_code == 1000
-    return parsed.data
 
 
 def error(response: httpx.Response, http: int, code: int) -> str:

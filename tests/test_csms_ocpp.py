@@ -11,7 +11,6 @@ from csms_doubles import (
     add_test_charger,
     basic_auth,
     csms_running,
-    db_url_for,
     make_tariff,
     register_emsp,
     running_emsp,
@@ -19,7 +18,6 @@ from csms_doubles import (
 )
 from ocpp.exceptions import FormatViolationError
 from ocpp.v16 import call
-from pg import PostgresServer, session_postgres
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -29,16 +27,6 @@ from chargerfw.csms.store import PageQuery
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    return db_url_for(request.param, tmp_path, pg)
 
 
 def _token(uid: str, whitelist: str = "ALLOWED", valid: bool = True) -> m.Token:

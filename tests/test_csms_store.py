@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from csms_doubles import add_test_charger, db_url_for, make_tariff
-from pg import PostgresServer, session_postgres
+from pg import PostgresServer
 
 from chargerfw.csms import billing
 from chargerfw.csms.db import (
@@ -41,11 +41,6 @@ from chargerfw.csms.tables import metadata
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 ACCEPTED = AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID", "DE-EMS-C001")
-
-
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> PostgresServer:
-    return session_postgres(request)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,8 +15,6 @@ import time
 from collections import deque
 from typing import Any
 
-import serial
-
 from chargerfw.drivers.readers.base import FrameError, TruncatedFrame, id_tag_to_uid
 from chargerfw.drivers.readers.pn532 import (
     ACK_FRAME,
@@ -33,6 +31,7 @@ from chargerfw.drivers.readers.pn532 import (
     decode_pn532_frame,
     encode_pn532_frame,
 )
+from chargerfw.sim.serialdevice import SerialDeviceSimulator
 
 
 class Pn532Fault(enum.Enum):
@@ -138,50 +137,25 @@ class Pn532Emulator:
         return None
 
 
-class Pn532UartSimulator:
+class Pn532UartSimulator(SerialDeviceSimulator):
     """A PN532 answering on a serial port, in its own thread."""
 
     def __init__(self, port: str, *, baudrate: int = DEFAULT_UART_BAUDRATE,
                  emulator: Pn532Emulator | None = None, split_gap_s: float = 0.01) -> None:
+        super().__init__(port, baudrate=baudrate, read_timeout_s=0.02, name="pn532-sim")
         self.chip = emulator or Pn532Emulator()
-        self._serial = serial.Serial(port=port, baudrate=baudrate, timeout=0.02)
         self._split_gap_s = split_gap_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"pn532-sim-{port}", daemon=True)
-        self.error: Exception | None = None
 
-    def start(self) -> Pn532UartSimulator:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        try:
-            self._serial.close()
-        except (serial.SerialException, OSError):
-            pass
-
-    def __enter__(self) -> Pn532UartSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                data = self._serial.read(max(1, self._serial.in_waiting))
-                if not data:
-                    continue
-                pieces = self.chip.receive(data)
-                for i, piece in enumerate(pieces):
-                    if i > 1:  # pieces after ACK + first reply piece: a split reply
-                        time.sleep(self._split_gap_s)
-                    self._serial.write(piece)
-                    self._serial.flush()
-        except (serial.SerialException, OSError) as exc:
-            self.error = exc
+    def _serve_once(self) -> None:
+        data = self._serial.read(max(1, self._serial.in_waiting))
+        if not data:
+            return
+        pieces = self.chip.receive(data)
+        for i, piece in enumerate(pieces):
+            if i > 1:  # pieces after ACK + first reply piece: a split reply
+                time.sleep(self._split_gap_s)
+            self._serial.write(piece)
+            self._serial.flush()
 
 
 class Pn532I2cBusSimulator:

@@ -9,40 +9,18 @@ from __future__ import annotations
 import threading
 import time
 
-import serial
-
 from chargerfw.drivers.readers.base import id_tag_to_uid
 from chargerfw.drivers.readers.rdm6300 import DEFAULT_BAUDRATE, encode_rdm6300_frame
+from chargerfw.sim.serialdevice import SerialDeviceSimulator
 
 
-class Rdm6300Simulator:
+class Rdm6300Simulator(SerialDeviceSimulator):
     def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE,
                  repeat_interval_s: float = 0.1) -> None:
-        self._serial = serial.Serial(port=port, baudrate=baudrate, timeout=0.05)
+        super().__init__(port, baudrate=baudrate, read_timeout_s=0.05, name="rdm6300-sim")
         self._repeat_interval_s = repeat_interval_s
         self._lock = threading.Lock()
         self._frame: bytes | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"rdm6300-sim-{port}", daemon=True)
-        self.error: Exception | None = None  # why the writer stopped (port gone), if it did
-
-    def start(self) -> Rdm6300Simulator:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        try:
-            self._serial.close()
-        except (serial.SerialException, OSError):
-            pass
-
-    def __enter__(self) -> Rdm6300Simulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def present(self, uid_hex: str) -> None:
         """Put a tag (5 bytes as 10 hex digits) in the field."""
@@ -65,13 +43,9 @@ class Rdm6300Simulator:
                 if gap_s and offset + size < len(data):
                     time.sleep(gap_s)
 
-    def _loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    if self._frame is not None:
-                        self._serial.write(self._frame)
-                        self._serial.flush()
-                self._stop.wait(self._repeat_interval_s)
-        except (serial.SerialException, OSError) as exc:
-            self.error = exc
+    def _serve_once(self) -> None:
+        with self._lock:
+            if self._frame is not None:
+                self._serial.write(self._frame)
+                self._serial.flush()
+        self._stop.wait(self._repeat_interval_s)

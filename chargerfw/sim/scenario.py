@@ -34,26 +34,22 @@ backend starts or stops a session, with ``timeout_s``).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from chargerfw.drivers.readers.base import id_tag_to_uid
+from chargerfw.tomlfile import TomlFileError, error_location, error_message, read_toml
 
 DEFAULT_TIMEOUT_S = 30.0
 FaultName = Literal["rcd", "estop", "overtemp", "weld", "overcurrent"]
 TapExpectation = Literal["auto", "start", "stop", "rejected", "any"]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TomlFileError):
     """A scenario that cannot be run; the message names each bad key and step."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 class _Step(BaseModel):
@@ -173,8 +169,8 @@ class Scenario(BaseModel):
     step: list[Step] = Field(min_length=1)
 
 
-def _problem(err: dict, data: dict) -> str:  # type: ignore[type-arg]
-    loc = list(err["loc"])
+def _problem(err: ErrorDetails, data: dict) -> str:  # type: ignore[type-arg]
+    loc = error_location(err)
     key = ""
     if loc and loc[0] == "step" and len(loc) > 1 and isinstance(loc[1], int):
         index = loc[1]
@@ -186,12 +182,8 @@ def _problem(err: dict, data: dict) -> str:  # type: ignore[type-arg]
         key += ("." + ".".join(rest)) if rest else ""
     else:
         key = ".".join(str(p) for p in loc) or "(top level)"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    elif err["type"] == "union_tag_invalid":
+    message = error_message(err)
+    if err["type"] == "union_tag_invalid":
         message = f"unknown action {err['input'].get('action')!r}; known: {', '.join(ACTIONS)}"
         key = key.split(" (")[0] + ".action"
     elif err["type"] == "union_tag_not_found":
@@ -213,14 +205,7 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:  # type:
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file; :class:`ScenarioError` on any problem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ScenarioError(str(path), [f"not valid TOML: {exc}"]) from None
+    data = read_toml(path, ScenarioError)
     data.setdefault("name", path.stem)
     return parse_scenario(data, str(path))
 

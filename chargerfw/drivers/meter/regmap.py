@@ -38,7 +38,6 @@ Addresses are 0-based, as sent on the wire (a manual's 30001 is address 0).
 from __future__ import annotations
 
 import enum
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -46,17 +45,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chargerfw.hw import data_path
+from chargerfw.tomlfile import TomlFileError, dotted_key, read_toml, validation_problems
 
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function codes 3 and 4
 
 
-class MeterMapError(ValueError):
+class MeterMapError(TomlFileError):
     """A register map that cannot be used; names the file and each bad key."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 class DataType(enum.StrEnum):
@@ -286,31 +281,15 @@ def parse_meter_map(data: dict, name: str, source: str | None = None) -> MeterMa
     try:
         parsed = model.model_validate({**prepared, "name": name})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif err["type"] == "missing":
-                message = "required key is missing"
-            problems.append(f"{loc}: {message}" if loc else message)
-        raise MeterMapError(source, problems) from None
+        # Keys joined with dots (quantities.power_total.address); map-wide problems bare.
+        raise MeterMapError(source, validation_problems(exc, data, key=dotted_key)) from None
     return parsed
 
 
 def load_meter_map_file(path: Path | str) -> MeterMap:
     """Read and validate one map file; the model name is the file stem."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise MeterMapError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise MeterMapError(str(path), [f"not valid TOML: {exc}"]) from None
-    return parse_meter_map(data, path.stem, str(path))
+    return parse_meter_map(read_toml(path, MeterMapError), path.stem, str(path))
 
 
 @lru_cache(maxsize=64)
