@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,6 +125,8 @@ from chargerfw.station.safety import (
 from chargerfw.store import Store
 
 log = get_logger(__name__)
+
+SAFETY_SWITCH_INTERVAL_S = 0.001  # see StationRuntime: safety threads get the GIL sooner
 
 HARD_RESET_EXIT_CODE = 3
 # `chargerfw run` could not start: another process holds the hardware lock (hardware = "pi")
@@ -273,6 +276,11 @@ class StationRuntime:
             supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
         if board.emergency_stop is not None:
             supervisor.attach_fault_input(FaultKind.EMERGENCY_STOP, board.emergency_stop)
+        # Fault callbacks and the safety monitor run on their own threads but still need the
+        # GIL: a coroutine that computes holds it for up to the switch interval (5 ms by
+        # default). 1 ms cut fault-to-coil-off under a busy loop from ~9 to ~3 ms (median,
+        # bench/station_latency.py) at no measurable cost.
+        sys.setswitchinterval(SAFETY_SWITCH_INTERVAL_S)
         supervisor.start()
         stack.callback(supervisor.stop)
 
