@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PREFIX ?= /opt/chargerfw
+EXTRAS ?= pi
 
 .PHONY: help sysdeps venv test lint sim wheel bench install clean
 
@@ -43,9 +44,11 @@ bench: venv
 wheel: venv
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
 
+# DESTDIR stages every file under a root (no live-system changes); EXTRAS= installs no pip extra.
 install:
-	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root"; exit 1; }
-	bash scripts/install.sh $(PREFIX)
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" -eq 0 ] || { echo "make install must run as root"; exit 1; }
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' EXTRAS='$(EXTRAS)' PYTHON='$(PYTHON)' \
+	  PIP_INSTALL_ARGS='$(PIP_INSTALL_ARGS)' bash scripts/install.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from setuptools import find_packages
+from systemd_units import assert_unit_verifies_clean
 
 from chargerfw.config import known_meter_models
 
@@ -85,14 +86,7 @@ def test_systemd_unit_verifies_clean(tmp_path: Path) -> None:
     # `make install` rewrites the venv path; verify the unit as installed, pointing at this venv.
     unit = (ROOT / "systemd/chargerfw.service").read_text()
     assert "Type=notify" in unit and "WatchdogSec=" in unit
-    executable = Path(sys.executable).parent / "chargerfw"
-    installed = tmp_path / "chargerfw.service"
-    installed.write_text(unit.replace("/opt/chargerfw/venv/bin/chargerfw", str(executable)))
-    result = subprocess.run(["systemd-analyze", "verify", str(installed)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    # Unknown or misspelt keys only warn; treat any warning as a failure.
-    assert result.stderr.strip() == "", result.stderr
+    assert_unit_verifies_clean(unit, Path(sys.executable).parent / "chargerfw", tmp_path)
     for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=chargerfw",
                       "SupplementaryGroups=gpio dialout i2c"):
         assert hardening in unit
