@@ -451,3 +451,21 @@ async def test_trigger_message(tmp_path):
         await csms.wait_for(lambda: csms.of("Heartbeat"))
         assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "NotImplemented"}
         assert await trigger("t5", {"requestedMessage": "Heartbeat", "connectorId": 5}) == {"status": "Rejected"}
+
+
+async def test_flush_waits_for_the_latest_statuses_while_online(tmp_path):
+    # On SIGTERM the station flushes before closing: the backend must not keep showing the
+    # connector as it was before the last change.
+    async with TestCsms() as csms, running_client(tmp_path, csms.url) as client:
+        await wait_until(lambda: client.online)
+        client.set_status(1, "Finishing")
+        client.set_status(1, "Available")
+        assert await client.flush(3) is True
+        assert [r.payload["status"] for r in csms.of("StatusNotification")
+                if r.payload["connectorId"] == 1][-1] == "Available"
+
+        csms.behaviour.swallow.add("StatusNotification")  # a backend that never answers
+        client.set_status(1, "Preparing")
+        started = time.monotonic()
+        assert await client.flush(0.5) is False
+        assert 0.5 <= time.monotonic() - started < 2

@@ -363,9 +363,11 @@ class OcppClient:
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait (up to ``timeout_s``) until the outbox is empty, e.g. on SIGTERM after the
-        Reboot stop was queued. True if everything was delivered; what is left stays on disk."""
+        Reboot stop was queued, and, while online, until the latest connector statuses went
+        out (the backend should not keep showing Charging for a station that stopped). True if
+        everything was delivered; what is left of the outbox stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.store.outbox_head() is not None:
+        while self.store.outbox_head() is not None or (self.online and self._unsent_status):
             if time.monotonic() >= deadline:
                 return False
             self._outbox_wakeup.set()
