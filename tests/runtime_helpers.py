@@ -191,3 +191,20 @@ class StationProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+
+
+class Cli:
+    """`python -m chargerfw ...` with the station's runtime dir (so it finds the socket)."""
+
+    def __init__(self, config_path: Path, runtime_dir: Path) -> None:
+        self.config_path = config_path
+        self.env = {**os.environ, "CHARGERFW_RUNTIME_DIR": str(runtime_dir)}
+        self.env.pop("CHARGERFW_CONTROL_SOCKET", None)
+
+    async def __call__(self, *args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chargerfw", *args, "-c", str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=self.env)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode, out.decode(), err.decode()

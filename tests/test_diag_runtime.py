@@ -4,11 +4,8 @@ to it over the control socket, as on a charger."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shutil
-import sys
 import tarfile
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,28 +13,11 @@ from pathlib import Path
 
 import pytest
 from ocpp_testcsms import TestCsms
-from runtime_helpers import ctl, running_station, sim_station_config, wait_status, wait_until
+from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 TAG = "04A1B2C3"
-
-
-class Cli:
-    """`python -m chargerfw ...` with the station's runtime dir and config."""
-
-    def __init__(self, config_path: Path, runtime_dir: Path) -> None:
-        self.config_path = config_path
-        self.env = {**os.environ, "CHARGERFW_RUNTIME_DIR": str(runtime_dir)}
-        self.env.pop("CHARGERFW_CONTROL_SOCKET", None)
-
-    async def __call__(self, *args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "chargerfw", *args, "-c", str(self.config_path),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self.env)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
