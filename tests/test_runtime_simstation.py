@@ -52,6 +52,10 @@ def test_sim_station_demo_with_the_bundled_backend(tmp_path):
         assert "backend: bundled chargerfw csms" in text
         assert "transaction.confirmed connector=1" in text
         assert "status=Charging" in text and "reason=Local" in text
+        # Meter values flow while it charges (MeterValueSampleInterval 1 s in this config).
+        delivered = [int(line.split("MeterValues delivered ")[1].split()[0])
+                     for line in text.splitlines() if line.startswith("demo: Charging")]
+        assert delivered and delivered[-1] >= 1
         status = control.call(sock, "status")
         assert status["station"] == "SIM-CP-1" and status["backend"]["online"] is True
         assert status["connectors"][0]["status"] == "Available"

@@ -16,6 +16,7 @@ from typing import Any
 from chargerfw.config import StationConfig
 from chargerfw.logs import get_logger
 from chargerfw.runtime.station import StationRuntime
+from chargerfw.store import OUTBOX_DELIVERED
 
 log = get_logger(__name__)
 
@@ -108,6 +109,11 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
     def connector_status() -> dict[str, Any]:
         return runtime.status()["connectors"][connector - 1]
 
+    def meter_values_delivered() -> int:
+        assert runtime.store is not None
+        return sum(1 for m in runtime.store.outbox_all()
+                   if m.action == "MeterValues" and m.state == OUTBOX_DELIVERED)
+
     async def wait(what: str, predicate: Callable[[], Any], timeout: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -139,6 +145,7 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
         echo(f"demo: {c['status']:<9} power {meter.get('power_w') or 0:8.0f} W  "
              f"energy {tx['energy_wh'] if tx else 0:8.1f} Wh  "
              f"transaction {tx['transaction_id'] if tx else '-'}  "
+             f"MeterValues delivered {meter_values_delivered()}  "
              f"outbox {runtime.status()['outbox']['pending']}")
     echo(f"demo: tapping card {tag} again to stop")
     await do("sim.tap", uid=tag)
