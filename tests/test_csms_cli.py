@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from csms_doubles import ocpi_auth
+from csms_doubles import csms_running, ocpi_auth, register_emsp, running_emsp, sim_charger
 from websockets.sync.client import connect
 
 from chargerfw.cli import main
@@ -77,6 +78,60 @@ def test_register_price_and_list(db: str) -> None:
     code, out = run("cdrs", "--db", db, "--json")
     cdr = m.CDR.model_validate(json.loads(out)[0])
     assert float(cdr.total_energy) == 10.0
+
+
+@pytest.mark.timeout(60)
+async def test_charger_add_attaches_an_auto_registered_charger(db: str) -> None:
+    async with running_emsp() as emsp, csms_running(db, auto_register=True) as csms:
+        await register_emsp(csms, emsp)
+        await csms.db(csms.store.put_token, m.Token.model_validate({
+            "country_code": "DE", "party_id": "EMS", "uid": "TAG1", "type": "RFID",
+            "contract_id": "DE-EMS-TAG1", "issuer": "Test eMSP", "valid": True,
+            "whitelist": "ALWAYS", "last_updated": "2026-01-01T00:00:00Z"}), None)
+        assert (await asyncio.to_thread(run, "tariff", "add", "T1", "--db", db, "--energy",
+                                        "0.30"))[0] == 0
+        async with sim_charger(csms, "NEW1", "pw") as charger:
+            await charger.boot()
+            await charger.status(1, "Charging")
+            early = await charger.start_tx(1, "TAG1", 1000, T0)
+            assert await csms.db(csms.store.get_location, "LOC1") is None
+
+            # The operator attaches it while it charges (no password flag: it keeps "pw").
+            code, out = await asyncio.to_thread(run, "charger", "add", "NEW1", "--db", db,
+                                                *LOCATION, "--tariff", "T1")
+            assert code == 0, out
+            assert out.strip() == "attached NEW1 at LOC1 with 1 EVSE(s): NEW1-1"
+            location = m.Location.model_validate(
+                await csms.db(csms.store.get_location, "LOC1"))
+            assert [(e.uid, e.status) for e in location.evses] == [("NEW1-1", "CHARGING")]
+            put = await emsp.wait_for(lambda r: r.method == "PUT"
+                                      and r.path == "/emsp/locations/NL/CFW/LOC1")
+            assert [e.uid for e in m.Location.model_validate(put[0].body).evses] == ["NEW1-1"]
+
+            # The session that began before goes on and ends; the next is priced by T1.
+            await charger.meter(1, early.transaction_id, T0 + timedelta(minutes=10), 3000)
+            stopped = await charger.stop_tx(early.transaction_id, 4000,
+                                            T0 + timedelta(minutes=20), "TAG1")
+            assert stopped.id_tag_info["status"] == "Accepted"
+            tx = await csms.db(csms.store.get_transaction, early.transaction_id)
+            assert (tx["meter_stop"], tx["stop_time"]) == (4000, T0 + timedelta(minutes=20))
+            later = await charger.start_tx(1, "TAG1", 4000, T0 + timedelta(hours=1))
+            await charger.stop_tx(later.transaction_id, 14_000, T0 + timedelta(hours=2), "TAG1")
+        code, out = await asyncio.to_thread(run, "cdrs", "--db", db, "--json")
+        [cdr] = [m.CDR.model_validate(c) for c in json.loads(out)]
+        assert cdr.cdr_location.evse_uid == "NEW1-1" and float(cdr.total_energy) == 10.0
+        assert float(cdr.total_cost.excl_vat) == pytest.approx(3.0)
+        # It still has to show its password.
+        async with sim_charger(csms, "NEW1", "pw") as charger:
+            assert (await charger.boot()).status == "Accepted"
+
+        code, out = await asyncio.to_thread(run, "charger", "add", "NEW1", "--db", db,
+                                            "--no-password", "--location-id", "LOC2",
+                                            *LOCATION[2:])
+        assert code == 2 and "has EVSE(s) already (NEW1-1 at location 'LOC1')" in out
+        assert await csms.db(csms.store.get_location, "LOC2") is None
+        row = await csms.db(csms.store.get_charge_point, "NEW1")
+        assert row["location_id"] == "LOC1" and row["password_hash"] is not None
 
 
 def test_bad_admin_input_is_refused_with_a_message(tmp_path: Path) -> None:

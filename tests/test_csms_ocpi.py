@@ -409,6 +409,58 @@ async def test_open_data_needs_no_credentials(tmp_path: Path) -> None:
             assert again[0].evses[0].status == "AVAILABLE"
 
 
+async def test_connector_zero_takes_the_whole_charge_point_out_of_service(db: str) -> None:
+    async with ocpi_env(db) as env:
+        csms, emsp, client = env.csms, env.emsp, env.client
+        await csms.db(add_test_charger, csms.store, "CP9", None, "T1", "LOC9", 2)
+
+        async def seen(path: str) -> dict[str, str]:
+            headers = env.auth if path.startswith(V) else {}
+            location = ok(await client.get(path, headers=headers), m.Location)
+            return {e.uid: e.status for e in location.evses or []}
+
+        async def open_data() -> dict[str, str]:
+            locations = ok(await client.get("/opendata/locations"), list[m.Location])
+            return {e.uid: e.status for loc in locations if loc.id == "LOC9"
+                    for e in loc.evses or []}
+
+        async def start_anywhere(n: int) -> m.CommandResponse:
+            return ok(await client.post(f"{V}/commands/START_SESSION", headers=env.auth, json={
+                "response_url": f"{emsp.base}/emsp/commands/START_SESSION/{n}",
+                "token": token_body("APP1") | {"type": "APP_USER"}, "location_id": "LOC9"}),
+                m.CommandResponse)
+
+        async with sim_charger(csms, "CP9") as charger:
+            await charger.status(1, "Available")
+            await charger.status(2, "Charging")
+            await charger.status(0, "Unavailable")
+            assert await seen(f"{V}/locations/LOC9") == {"CP9-1": "INOPERATIVE",
+                                                         "CP9-2": "INOPERATIVE"}
+            evse = ok(await client.get(f"{V}/locations/LOC9/CP9-1", headers=env.auth), m.EVSE)
+            assert evse.status == "INOPERATIVE"
+            assert await open_data() == {"CP9-1": "INOPERATIVE", "CP9-2": "INOPERATIVE"}
+            # No EVSE is available to start on while the charge point is out of service.
+            refused = await start_anywhere(1)
+            assert refused.result == "REJECTED"
+            await charger.status(2, "Available")  # stored, still hidden by connector 0
+            await charger.status(0, "Faulted", "OtherError")
+            assert await open_data() == {"CP9-1": "OUTOFORDER", "CP9-2": "OUTOFORDER"}
+            await charger.status(0, "Available")
+            assert await seen(f"{V}/locations/LOC9") == {"CP9-1": "AVAILABLE",
+                                                         "CP9-2": "AVAILABLE"}
+            assert await open_data() == {"CP9-1": "AVAILABLE", "CP9-2": "AVAILABLE"}
+            assert (await start_anywhere(2)).result == "ACCEPTED"
+        patched = await emsp.wait_for(lambda r: r.method == "PATCH" and r.path.endswith(
+            "/LOC9/CP9-2") and r.body["status"] == "AVAILABLE")
+        assert patched
+        statuses = {uid: [r.body["status"] for r in emsp.pushes("locations", "PATCH")
+                          if r.path == f"/emsp/locations/NL/CFW/LOC9/{uid}"]
+                    for uid in ("CP9-1", "CP9-2")}
+        assert statuses == {
+            "CP9-1": ["AVAILABLE", "INOPERATIVE", "OUTOFORDER", "AVAILABLE"],
+            "CP9-2": ["CHARGING", "INOPERATIVE", "OUTOFORDER", "AVAILABLE"]}
+
+
 async def test_cpo_initiated_registration(db: str) -> None:
     async with running_emsp() as emsp, csms_running(db) as csms:
         await csms.db(csms.store.add_tariff, make_tariff("T1"))

@@ -161,14 +161,20 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
                 unpublished: bool, evse_args: Sequence[str], standard: str,
                 connector_format: str, power_type: str, max_voltage: int, max_amperage: int,
                 max_power: int | None, tariff_id: str | None) -> None:
-    """Register CHARGE_POINT_ID with its location, EVSEs and connectors."""
+    """Register CHARGE_POINT_ID with its location, EVSEs and connectors.
+
+    A charge point that is registered already without EVSEs (one that auto-registered on
+    first connect) gets them attached; its password stays unless --password or
+    --no-password is given. One that has EVSEs already is refused.
+    """
     from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
 
-    if password is None and not no_password:
-        raise click.UsageError("give --password (recommended) or --no-password")
     if password is not None and no_password:
         raise click.UsageError("--password and --no-password exclude each other")
     store = _open_store(db, _cpo(country_code, party_id))
+    attach = store.get_charge_point(charge_point_id) is not None
+    if not attach and password is None and not no_password:
+        raise click.UsageError("give --password (recommended) or --no-password")
     existing = store.get_location(location_id)
     location = None
     if existing is None:
@@ -196,10 +202,15 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
         uid, _, evse_id = arg.partition("=")
         evses.append(EvseSpec(uid=uid, ocpp_connector_id=n, connectors=[connector],
                               evse_id=evse_id or None))
-    _run_store_action(lambda: store.add_charge_point(charge_point_id, password, location,
-                                                     evses, tariff_id))
-    click.echo(f"registered {charge_point_id} at {location_id} with "
-               f"{len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
+    if attach:
+        _run_store_action(lambda: store.attach_charge_point(
+            charge_point_id, location, evses, tariff_id, password=password,
+            clear_password=no_password))
+    else:
+        _run_store_action(lambda: store.add_charge_point(charge_point_id, password, location,
+                                                         evses, tariff_id))
+    click.echo(f"{'attached' if attach else 'registered'} {charge_point_id} at {location_id} "
+               f"with {len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
 
 
 @charger.command("list")

@@ -115,9 +115,9 @@ class ChargerConnection(OcppChargePoint):
                                      vendor_error_code: str | None = None
                                      ) -> call_result.StatusNotification:
         stamp = parse_ocpp_time(timestamp) if timestamp else None
-        change = await self._db(self._db.store.record_status, self.id, connector_id, status,
-                                error_code, stamp, info, vendor_id, vendor_error_code)
-        if change is not None:
+        changes = await self._db(self._db.store.record_status, self.id, connector_id, status,
+                                 error_code, stamp, info, vendor_id, vendor_error_code)
+        if changes:
             self._server.changed()
         return call_result.StatusNotification()
 

@@ -62,9 +62,28 @@ _EVSE_STATUS = {
 }
 
 
+# OCPP 1.6 StatusNotification for connector 0 speaks for the whole charge point; these two
+# take every EVSE of it out of service while they last.
+_WHOLE_CHARGE_POINT_STATUS = {"Unavailable": "INOPERATIVE", "Faulted": "OUTOFORDER"}
+
+
 def evse_status_from_ocpp(status: str) -> str:
     """Map an OCPP 1.6 connector status to an OCPI EVSE status."""
     return _EVSE_STATUS.get(status, "UNKNOWN")
+
+
+def evse_status(connector_status: str | None, charge_point_status: str | None) -> str:
+    """The OCPI status of an EVSE from its own OCPP connector's last status and that of
+    connector 0 (the whole charge point); None where no StatusNotification arrived yet.
+
+    Connector 0 Unavailable makes every EVSE INOPERATIVE and Faulted makes it OUTOFORDER;
+    an EVSE that is itself faulted stays OUTOFORDER. Otherwise the EVSE's own status counts.
+    """
+    own = evse_status_from_ocpp(connector_status) if connector_status else "UNKNOWN"
+    whole = _WHOLE_CHARGE_POINT_STATUS.get(charge_point_status or "")
+    if whole is None or own == "OUTOFORDER":
+        return own
+    return whole
 
 
 def utcnow() -> datetime:
@@ -248,6 +267,71 @@ class Store:
         An existing location (same id) is reused; its address is not changed.
         """
         now = utcnow()
+        self._check_specs(location, evse_specs, now)
+        try:
+            with self.engine.begin() as c:
+                if c.execute(sa.select(charge_points.c.id)
+                             .where(charge_points.c.id == charge_point_id)).first():
+                    raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
+                self._check_tariff(c, tariff_id)
+                self._ensure_location(c, location, now)
+                c.execute(charge_points.insert().values(
+                    id=charge_point_id,
+                    password_hash=hash_password(password) if password else None,
+                    location_id=location.id if location else None, auto_registered=False,
+                    created_at=now))
+                self._insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                if location is not None:
+                    self._push_location(c, location.id)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
+
+    def attach_charge_point(self, charge_point_id: str, location: LocationSpec,
+                            evse_specs: Sequence[EvseSpec], tariff_id: str | None = None,
+                            password: str | None = None, clear_password: bool = False) -> None:
+        """Give a registered charge point without EVSEs (e.g. one that auto-registered on
+        first connect) its location, EVSEs and connectors.
+
+        ``password`` replaces its Basic-auth password, ``clear_password`` lets it connect
+        without one; neither keeps what it has. Its transactions are left as they are. A
+        charge point that has EVSEs already is refused: changing EVSEs would orphan the
+        sessions and CDRs partners hold for them.
+        """
+        if password and clear_password:
+            raise StoreError("give a password or clear it, not both")
+        now = utcnow()
+        self._check_specs(location, evse_specs, now)
+        try:
+            with self.engine.begin() as c:
+                point = c.execute(sa.select(charge_points).where(
+                    charge_points.c.id == charge_point_id)).mappings().first()
+                if point is None:
+                    raise NotFound(f"unknown charge point {charge_point_id!r}")
+                attached = c.execute(sa.select(evses.c.uid).where(
+                    evses.c.charge_point_id == charge_point_id).order_by(evses.c.uid)
+                ).scalars().all()
+                if attached:
+                    raise AlreadyExists(
+                        f"charge point {charge_point_id!r} has EVSE(s) already "
+                        f"({', '.join(attached)} at location {point['location_id']!r}); "
+                        f"changing a registered charge point's EVSEs is not supported")
+                self._check_tariff(c, tariff_id)
+                self._ensure_location(c, location, now)
+                values: dict[str, Any] = {"location_id": location.id}
+                if password:
+                    values["password_hash"] = hash_password(password)
+                elif clear_password:
+                    values["password_hash"] = None
+                c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                          .values(**values))
+                self._insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                self._push_location(c, location.id)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
+
+    @staticmethod
+    def _check_specs(location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
+                     now: datetime) -> None:
         if evse_specs and location is None:
             raise StoreError("EVSEs need a location")
         for spec in evse_specs:
@@ -266,48 +350,53 @@ class Store:
             except ValidationError:
                 raise StoreError("coordinates must look like 52.08917 / 5.11028 "
                                  "(5 to 7 decimals)") from None
-        try:
-            with self.engine.begin() as c:
-                if c.execute(sa.select(charge_points.c.id)
-                             .where(charge_points.c.id == charge_point_id)).first():
-                    raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
-                if tariff_id is not None and not c.execute(
-                        sa.select(tariffs.c.id).where(tariffs.c.id == tariff_id)).first():
-                    raise NotFound(f"unknown tariff {tariff_id!r}")
-                if location is not None and not c.execute(
-                        sa.select(locations.c.id).where(locations.c.id == location.id)).first():
-                    c.execute(locations.insert().values(
-                        id=location.id, country_code=self.cpo.country_code,
-                        party_id=self.cpo.party_id, publish=location.publish,
-                        name=location.name, address=location.address, city=location.city,
-                        postal_code=location.postal_code, country=location.country,
-                        latitude=location.latitude, longitude=location.longitude,
-                        time_zone=location.time_zone, last_updated=now))
-                elif location is not None:
-                    c.execute(locations.update().where(locations.c.id == location.id)
-                              .values(last_updated=now))
-                c.execute(charge_points.insert().values(
-                    id=charge_point_id,
-                    password_hash=hash_password(password) if password else None,
-                    location_id=location.id if location else None, auto_registered=False,
-                    created_at=now))
-                for spec in evse_specs:
-                    c.execute(evses.insert().values(
-                        uid=spec.uid, location_id=location.id if location else None,
-                        evse_id=spec.evse_id, charge_point_id=charge_point_id,
-                        ocpp_connector_id=spec.ocpp_connector_id, status="UNKNOWN",
-                        last_updated=now))
-                    for conn in spec.connectors:
-                        c.execute(connectors.insert().values(
-                            evse_uid=spec.uid, id=conn.id, standard=conn.standard,
-                            format=conn.format, power_type=conn.power_type,
-                            max_voltage=conn.max_voltage, max_amperage=conn.max_amperage,
-                            max_electric_power=conn.max_electric_power, tariff_id=tariff_id,
-                            last_updated=now))
-                if location is not None:
-                    self._push_location(c, location.id)
-        except IntegrityError as exc:
-            raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
+
+    @staticmethod
+    def _check_tariff(c: Connection, tariff_id: str | None) -> None:
+        if tariff_id is not None and not c.execute(
+                sa.select(tariffs.c.id).where(tariffs.c.id == tariff_id)).first():
+            raise NotFound(f"unknown tariff {tariff_id!r}")
+
+    def _ensure_location(self, c: Connection, location: LocationSpec | None,
+                         now: datetime) -> None:
+        """Create the location, or mark an existing one changed (it gains EVSEs)."""
+        if location is None:
+            return
+        if not c.execute(sa.select(locations.c.id).where(locations.c.id == location.id)
+                         ).first():
+            c.execute(locations.insert().values(
+                id=location.id, country_code=self.cpo.country_code,
+                party_id=self.cpo.party_id, publish=location.publish,
+                name=location.name, address=location.address, city=location.city,
+                postal_code=location.postal_code, country=location.country,
+                latitude=location.latitude, longitude=location.longitude,
+                time_zone=location.time_zone, last_updated=now))
+        else:
+            c.execute(locations.update().where(locations.c.id == location.id)
+                      .values(last_updated=now))
+
+    @staticmethod
+    def _insert_evses(c: Connection, charge_point_id: str, location: LocationSpec | None,
+                      evse_specs: Sequence[EvseSpec], tariff_id: str | None,
+                      now: datetime) -> None:
+        # A charger that connected before it had EVSEs has told us its statuses already.
+        reported = {row.connector_id: row.status for row in c.execute(
+            sa.select(connector_status.c.connector_id, connector_status.c.status)
+            .where(connector_status.c.charge_point_id == charge_point_id))}
+        for spec in evse_specs:
+            c.execute(evses.insert().values(
+                uid=spec.uid, location_id=location.id if location else None,
+                evse_id=spec.evse_id, charge_point_id=charge_point_id,
+                ocpp_connector_id=spec.ocpp_connector_id,
+                status=evse_status(reported.get(spec.ocpp_connector_id), reported.get(0)),
+                last_updated=now))
+            for conn in spec.connectors:
+                c.execute(connectors.insert().values(
+                    evse_uid=spec.uid, id=conn.id, standard=conn.standard,
+                    format=conn.format, power_type=conn.power_type,
+                    max_voltage=conn.max_voltage, max_amperage=conn.max_amperage,
+                    max_electric_power=conn.max_electric_power, tariff_id=tariff_id,
+                    last_updated=now))
 
     def list_charge_points(self) -> list[dict[str, Any]]:
         """Every charge point with its EVSE mapping and last connector statuses."""
@@ -364,8 +453,11 @@ class Store:
     def record_status(self, charge_point_id: str, connector_id: int, status: str,
                       error_code: str, timestamp: datetime | None, info: str | None = None,
                       vendor_id: str | None = None,
-                      vendor_error_code: str | None = None) -> EvseChange | None:
-        """Store a StatusNotification; returns the EVSE change when its OCPI status changed."""
+                      vendor_error_code: str | None = None) -> list[EvseChange]:
+        """Store a StatusNotification; returns the EVSEs whose OCPI status changed.
+
+        Connector 0 is the whole charge point: its status can change every EVSE of it.
+        """
         now = utcnow()
         values = dict(status=status, error_code=error_code, info=info, vendor_id=vendor_id,
                       vendor_error_code=vendor_error_code, timestamp=timestamp, received_at=now)
@@ -376,24 +468,35 @@ class Store:
             if updated.rowcount == 0:
                 c.execute(connector_status.insert().values(
                     charge_point_id=charge_point_id, connector_id=connector_id, **values))
-            evse = c.execute(sa.select(evses).where(
-                evses.c.charge_point_id == charge_point_id,
-                evses.c.ocpp_connector_id == connector_id)).mappings().first()
-            if evse is None:
-                return None
-            new_status = evse_status_from_ocpp(status)
-            if new_status == evse["status"]:
-                return None
-            c.execute(evses.update().where(evses.c.uid == evse["uid"])
-                      .values(status=new_status, last_updated=now))
-            c.execute(locations.update().where(locations.c.id == evse["location_id"])
-                      .values(last_updated=now))
-            self._enqueue_all(c, "locations", "PATCH",
-                              lambda url: f"{url}/{self.cpo.country_code}/{self.cpo.party_id}/"
-                                          f"{evse['location_id']}/{evse['uid']}",
-                              {"status": new_status,
-                               "last_updated": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
-            return EvseChange(evse["location_id"], evse["uid"], new_status)
+            affected = sa.select(evses).where(evses.c.charge_point_id == charge_point_id)
+            if connector_id != 0:
+                affected = affected.where(evses.c.ocpp_connector_id == connector_id)
+            evse_rows = c.execute(affected.order_by(evses.c.ocpp_connector_id)
+                                  ).mappings().all()
+            if not evse_rows:
+                return []
+            reported = {row.connector_id: row.status for row in c.execute(
+                sa.select(connector_status.c.connector_id, connector_status.c.status)
+                .where(connector_status.c.charge_point_id == charge_point_id))}
+            changes = []
+            for evse in evse_rows:
+                new_status = evse_status(reported.get(evse["ocpp_connector_id"]),
+                                         reported.get(0))
+                if new_status == evse["status"]:
+                    continue
+                c.execute(evses.update().where(evses.c.uid == evse["uid"])
+                          .values(status=new_status, last_updated=now))
+                self._enqueue_all(c, "locations", "PATCH",
+                                  lambda url, evse=evse: f"{url}/{self.cpo.country_code}/"
+                                  f"{self.cpo.party_id}/{evse['location_id']}/{evse['uid']}",
+                                  {"status": new_status,
+                                   "last_updated": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                changes.append(EvseChange(evse["location_id"], evse["uid"], new_status))
+            if changes:
+                c.execute(locations.update().where(
+                    locations.c.id.in_(sorted({change.location_id for change in changes})))
+                    .values(last_updated=now))
+            return changes
 
     def connector_statuses(self, charge_point_id: str) -> dict[int, RowMapping]:
         with self.engine.connect() as c:
