@@ -15,7 +15,7 @@ from chargerfw.drivers.types import MeterSample
 from chargerfw.ocpp.client16 import BootInfo, OcppClient
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import Backoff, OcppConnection
-from chargerfw.store import Store
+from chargerfw.store import Store, iso_utc
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -469,3 +469,124 @@ async def test_flush_waits_for_the_latest_statuses_while_online(tmp_path):
         started = time.monotonic()
         assert await client.flush(0.5) is False
         assert 0.5 <= time.monotonic() - started < 2
+
+
+# -- MinimumStatusDuration ------------------------------------------------------------------
+
+def statuses_of(csms: TestCsms, connector_id: int) -> list[str]:
+    return [r.payload["status"] for r in csms.of("StatusNotification")
+            if r.payload["connectorId"] == connector_id]
+
+
+def status_calls(csms: TestCsms, connector_id: int, status: str) -> list:
+    return [r for r in csms.of("StatusNotification")
+            if r.payload["connectorId"] == connector_id and r.payload["status"] == status]
+
+
+async def online_and_available(client: OcppClient, csms: TestCsms) -> None:
+    """A first status goes out at once whatever the duration: nothing to settle against."""
+    client.set_status(1, "Available")
+    await wait_until(lambda: client.online)
+    await csms.wait_for(lambda: statuses_of(csms, 1) == ["Available"], timeout=3)
+
+
+async def test_a_status_that_flips_back_within_the_duration_is_never_sent(tmp_path):
+    async with TestCsms() as csms, running_client(
+            tmp_path, csms.url, keys_overrides={"MinimumStatusDuration": "1"}) as client:
+        await online_and_available(client, csms)
+        client.set_status(1, "Preparing")  # e.g. a plug wiggled in and out
+        await asyncio.sleep(0.3)
+        client.set_status(1, "Available")
+        await asyncio.sleep(1.3)  # past the duration of both changes
+        assert statuses_of(csms, 1) == ["Available"]
+        assert await client.flush(1) is True
+        assert statuses_of(csms, 1) == ["Available"]
+
+
+async def test_a_status_that_lasts_is_sent_once_after_the_duration(tmp_path):
+    async with TestCsms() as csms, running_client(
+            tmp_path, csms.url, keys_overrides={"MinimumStatusDuration": "1"}) as client:
+        await online_and_available(client, csms)
+        began = time.monotonic()
+        began_wall = time.time()
+        client.set_status(1, "Preparing")
+        await asyncio.sleep(0.5)
+        client.set_status(1, "Preparing")  # the same status again does not restart the clock
+        await csms.wait_for(lambda: status_calls(csms, 1, "Preparing"), timeout=3)
+        (sent,) = status_calls(csms, 1, "Preparing")
+        assert sent.at - began >= 1.0
+        # The timestamp says when the status began, not when it was found stable.
+        assert sent.payload["timestamp"][:19] == iso_utc(began_wall)[:19]
+        await asyncio.sleep(0.5)
+        assert statuses_of(csms, 1) == ["Available", "Preparing"]
+
+
+async def test_faulted_is_sent_at_once_and_its_recovery_after_the_duration(tmp_path):
+    # Margins are wide (a 3 s duration, "at once" meaning well inside it) for a loaded CI.
+    async with TestCsms() as csms, running_client(
+            tmp_path, csms.url, keys_overrides={"MinimumStatusDuration": "3"}) as client:
+        await online_and_available(client, csms)
+        client.set_status(1, "Preparing")
+        await asyncio.sleep(0.1)
+        faulted_at = time.monotonic()
+        client.set_status(1, "Faulted", "GroundFailure")
+        await csms.wait_for(lambda: status_calls(csms, 1, "Faulted"), timeout=2.5)
+        (fault,) = status_calls(csms, 1, "Faulted")
+        assert fault.at - faulted_at < 2.5 and fault.payload["errorCode"] == "GroundFailure"
+        cleared_at = time.monotonic()
+        client.set_status(1, "Available")
+        await csms.wait_for(lambda: len(status_calls(csms, 1, "Available")) == 2, timeout=8)
+        assert status_calls(csms, 1, "Available")[-1].at - cleared_at >= 3.0
+        # The Preparing that the fault cut short never reached the backend.
+        assert statuses_of(csms, 1) == ["Available", "Faulted", "Available"]
+
+
+async def test_duration_zero_sends_every_change_at_once(tmp_path):
+    async with TestCsms() as csms, running_client(tmp_path, csms.url) as client:
+        assert client.keys.get_int("MinimumStatusDuration") == 0
+        await online_and_available(client, csms)
+        for count, status in enumerate(("Preparing", "Available", "Preparing"), start=2):
+            changed_at = time.monotonic()
+            client.set_status(1, status)
+            await csms.wait_for(lambda n=count: len(statuses_of(csms, 1)) == n, timeout=3)
+            assert csms.of("StatusNotification")[-1].at - changed_at < 3
+        assert statuses_of(csms, 1) == ["Available", "Preparing", "Available", "Preparing"]
+
+
+async def test_minimum_status_duration_changed_at_run_time(tmp_path):
+    async with TestCsms() as csms, running_client(tmp_path, csms.url) as client:
+        await online_and_available(client, csms)
+
+        async def change(uid: str, value: str) -> None:
+            reply = await csms.send_raw(json.dumps([2, uid, "ChangeConfiguration", {
+                "key": "MinimumStatusDuration", "value": value}]), uid)
+            assert reply == [3, uid, {"status": "Accepted"}]
+
+        await change("m1", "1")
+        changed_at = time.monotonic()
+        client.set_status(1, "Preparing")
+        await csms.wait_for(lambda: status_calls(csms, 1, "Preparing"), timeout=3)
+        assert status_calls(csms, 1, "Preparing")[0].at - changed_at >= 1.0
+
+        # A longer duration holds a change back; setting 0 releases what was settling at once.
+        await change("m2", "60")
+        client.set_status(1, "Charging")
+        await asyncio.sleep(0.3)
+        assert "Charging" not in statuses_of(csms, 1)
+        released_at = time.monotonic()
+        await change("m3", "0")
+        await csms.wait_for(lambda: status_calls(csms, 1, "Charging"), timeout=5)
+        assert status_calls(csms, 1, "Charging")[0].at - released_at < 5  # not the 60 s
+        assert statuses_of(csms, 1) == ["Available", "Preparing", "Charging"]
+
+
+async def test_flush_sends_a_settling_status_without_waiting_out_the_duration(tmp_path):
+    async with TestCsms() as csms, running_client(
+            tmp_path, csms.url, keys_overrides={"MinimumStatusDuration": "60"}) as client:
+        await online_and_available(client, csms)
+        client.set_status(1, "Preparing")
+        client.set_status(1, "Unavailable")  # the last status before shutting down
+        started = time.monotonic()
+        assert await client.flush(3) is True
+        assert time.monotonic() - started < 5  # not the 60 s
+        assert statuses_of(csms, 1) == ["Available", "Unavailable"]

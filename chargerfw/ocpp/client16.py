@@ -75,6 +75,11 @@ class ConnectorStatusReport:
     timestamp: float = field(default_factory=time.time)
 
 
+def _same_status(a: ConnectorStatusReport, b: ConnectorStatusReport) -> bool:
+    """Whether two reports say the same thing to the backend (timestamps aside)."""
+    return (a.status, a.error_code, a.info) == (b.status, b.error_code, b.info)
+
+
 def _wire_info(info: Any) -> dict[str, str]:
     """A backend idTagInfo (snake-case dict from the library) in wire spelling."""
     if not isinstance(info, dict):
@@ -316,7 +321,13 @@ class OcppClient:
         self._outbox_wakeup = asyncio.Event()
         self._status_wakeup = asyncio.Event()
         self._heartbeat_wakeup = asyncio.Event()
+        self._settle_wakeup = asyncio.Event()
+        # Per connector: the station's latest report; the latest one that counts as stable
+        # (MinimumStatusDuration), i.e. what the backend is told; a report still settling with
+        # the monotonic time it began; and the stable reports not yet sent.
         self._statuses: dict[int, ConnectorStatusReport] = {}
+        self._stable_status: dict[int, ConnectorStatusReport] = {}
+        self._settling_status: dict[int, tuple[ConnectorStatusReport, float]] = {}
         self._unsent_status: dict[int, ConnectorStatusReport] = {}
         self._last_call_at = 0.0
         self._latest_sample: dict[int, tuple[MeterSample, float | None]] = {}
@@ -353,26 +364,33 @@ class OcppClient:
         return self.registration != "Rejected"
 
     async def run(self) -> None:
-        sampler = asyncio.create_task(self._sampler())
+        background = [asyncio.create_task(self._sampler(), name="ocpp-sampler"),
+                      asyncio.create_task(self._status_settler(), name="ocpp-status-settler")]
         try:
             await self.connection.run(self._session)
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait (up to ``timeout_s``) until the outbox is empty, e.g. on SIGTERM after the
         Reboot stop was queued, and, while online, until the latest connector statuses went
-        out (the backend should not keep showing Charging for a station that stopped). True if
-        everything was delivered; what is left of the outbox stays on disk."""
+        out (the backend should not keep showing Charging for a station that stopped). A status
+        still within MinimumStatusDuration counts as stable at once: the station is stopping,
+        so it will not change back, and waiting out the duration could outlast the shutdown.
+        True if everything was delivered; what is left of the outbox stays on disk."""
         deadline = time.monotonic() + timeout_s
-        while self.store.outbox_head() is not None or (self.online and self._unsent_status):
+        while True:
+            self._settle_statuses(everything=True)
+            if self.store.outbox_head() is None and not (self.online and self._unsent_status):
+                return True
             if time.monotonic() >= deadline:
                 return False
             self._outbox_wakeup.set()
             await asyncio.sleep(0.05)
-        return True
 
     async def close(self) -> None:
         self._stopping = True
@@ -402,7 +420,7 @@ class OcppClient:
                 return
             booted.result()
             # Everything the station reported so far, then the outbox and heartbeats.
-            self._unsent_status = dict(sorted(self._statuses.items()))
+            self._unsent_status = dict(sorted(self._stable_status.items()))
             workers = [asyncio.create_task(self._status_sender(cp), name="ocpp-status"),
                        asyncio.create_task(self._outbox_pump(cp), name="ocpp-outbox"),
                        asyncio.create_task(self._heartbeat(cp), name="ocpp-heartbeat")]
@@ -478,15 +496,60 @@ class OcppClient:
     def set_status(self, connector_id: int, status: str, error_code: str = "NoError",
                    info: str | None = None, vendor_error_code: str | None = None) -> None:
         """The station reports a connector status (0 = the charge point). Sent when online;
-        while offline only the latest per connector is kept and sent after the next boot."""
+        while offline only the latest per connector is kept and sent after the next boot.
+
+        With MinimumStatusDuration > 0 a change is sent only once it has lasted that long (a
+        status that changes back sooner is never sent), except Faulted, which is sent at
+        once, and a connector's first status, which has nothing to settle against."""
         report = ConnectorStatusReport(status, error_code, info, vendor_error_code)
         previous = self._statuses.get(connector_id)
         self._statuses[connector_id] = report
-        if previous and (previous.status, previous.error_code, previous.info) == (status, error_code, info):
+        if previous and _same_status(previous, report):
             return
+        stable = self._stable_status.get(connector_id)
+        if (stable is None or status == "Faulted" or _same_status(stable, report)
+                or self._minimum_status_duration_s() <= 0):
+            self._settling_status.pop(connector_id, None)
+            self._make_stable(connector_id, report)
+            return
+        self._settling_status[connector_id] = (report, time.monotonic())
+        self._settle_wakeup.set()
+
+    def _minimum_status_duration_s(self) -> int:
+        return self.keys.get_int("MinimumStatusDuration")
+
+    def _make_stable(self, connector_id: int, report: ConnectorStatusReport) -> None:
+        """``report`` is what the backend should now see; queue it unless it already does."""
+        stable = self._stable_status.get(connector_id)
+        if stable is not None and _same_status(stable, report):
+            return
+        self._stable_status[connector_id] = report
         self._unsent_status.pop(connector_id, None)
         self._unsent_status[connector_id] = report
         self._status_wakeup.set()
+
+    def _settle_statuses(self, everything: bool = False) -> float | None:
+        """Make stable every settling status that has lasted MinimumStatusDuration (all of
+        them if ``everything``); the seconds until the next one is due, or None."""
+        duration = self._minimum_status_duration_s()
+        now = time.monotonic()
+        next_due: float | None = None
+        for connector_id, (report, began) in sorted(self._settling_status.items()):
+            due = began + duration
+            if everything or due <= now:
+                del self._settling_status[connector_id]
+                self._make_stable(connector_id, report)
+            else:
+                next_due = due - now if next_due is None else min(next_due, due - now)
+        return next_due
+
+    async def _status_settler(self) -> None:
+        """Runs online and offline, so a reconnect sends what is stable by then."""
+        while True:
+            self._settle_wakeup.clear()
+            wait = self._settle_statuses()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settle_wakeup.wait(), wait)
 
     async def _status_sender(self, cp: ChargePoint16) -> None:
         while True:
@@ -858,6 +921,10 @@ class OcppClient:
             elif message == "StatusNotification":
                 for cid, report in sorted(self._statuses.items()):
                     if connector_id is None or cid == connector_id:
+                        # The backend asked for the current status: it is sent even if still
+                        # settling, and becomes what the backend is known to have.
+                        self._settling_status.pop(cid, None)
+                        self._stable_status[cid] = report
                         # A fresh object: the sender drops an entry only if it is still the
                         # very report it just sent.
                         self._unsent_status.pop(cid, None)
@@ -921,6 +988,8 @@ class OcppClient:
             self._reconnect_for = key
         elif key in ("TransactionMessageRetryInterval", "TransactionMessageAttempts"):
             self._outbox_wakeup.set()
+        elif key == "MinimumStatusDuration":
+            self._settle_wakeup.set()  # settling statuses are due by the new duration
 
 
 def client_from_config(config: StationConfig, store: Store, station: StationPort | None = None,

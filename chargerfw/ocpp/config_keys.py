@@ -139,6 +139,7 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
         _measurands("MeterValuesSampledData", "Energy.Active.Import.Register"),
         _int("MeterValuesSampledDataMaxLength", MAX_CSL_ITEMS, readonly=True),
         _int("MeterValueSampleInterval", 60),
+        # Seconds a status must last before it is sent; Faulted goes at once (client16).
         _int("MinimumStatusDuration", 0, hi=3600),
         _int("NumberOfConnectors", number_of_connectors, readonly=True),
         _int("ResetRetries", 3, hi=10),
