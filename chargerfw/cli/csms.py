@@ -379,6 +379,14 @@ def _fmt_time(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _newest(list_page: Callable[[Any], Any], limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` items of a paginated store listing (oldest first, newest last)."""
+    from chargerfw.csms.store import PageQuery
+
+    total = list_page(PageQuery(limit=1)).total
+    return list(list_page(PageQuery(offset=max(total - limit, 0), limit=limit)).items)
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in headers]] + [[_fmt_time(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
@@ -395,19 +403,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def sessions(db: str, country_code: str, party_id: str, as_json: bool, limit: int) -> None:
     """List charging sessions (newest last)."""
-    from chargerfw.csms.store import PageQuery
-
     store = _open_store(db, _cpo(country_code, party_id))
-    total = store.list_sessions(PageQuery(limit=1)).total
-    page = store.list_sessions(PageQuery(offset=max(total - limit, 0), limit=limit))
+    items = _newest(store.list_sessions, limit)
     if as_json:
-        click.echo(json.dumps(page.items, indent=2))
+        click.echo(json.dumps(items, indent=2))
         return
     click.echo(_table(["session", "status", "evse", "token", "start", "end", "kWh", "cost"], [
         [s["id"], s["status"], s["evse_uid"], s["cdr_token"]["uid"], s["start_date_time"],
          s.get("end_date_time", ""), f"{s['kwh']:.3f}",
          f"{s['total_cost']['incl_vat']:.2f} {s['currency']}" if "total_cost" in s else ""]
-        for s in page.items]))
+        for s in items]))
 
 
 @csms.command()
@@ -418,13 +423,10 @@ def sessions(db: str, country_code: str, party_id: str, as_json: bool, limit: in
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def cdrs(db: str, country_code: str, party_id: str, as_json: bool, limit: int) -> None:
     """List charge detail records (newest last)."""
-    from chargerfw.csms.store import PageQuery
-
     store = _open_store(db, _cpo(country_code, party_id))
-    total = store.list_cdrs(PageQuery(limit=1)).total
-    page = store.list_cdrs(PageQuery(offset=max(total - limit, 0), limit=limit))
+    items = _newest(store.list_cdrs, limit)
     if as_json:
-        click.echo(json.dumps(page.items, indent=2))
+        click.echo(json.dumps(items, indent=2))
         return
     click.echo(_table(["cdr", "evse", "token", "start", "end", "kWh", "hours", "excl. VAT",
                        "incl. VAT"], [
@@ -432,4 +434,4 @@ def cdrs(db: str, country_code: str, party_id: str, as_json: bool, limit: int) -
          c["end_date_time"], f"{c['total_energy']:.3f}", f"{c['total_time']:.3f}",
          f"{c['total_cost']['excl_vat']:.2f} {c['currency']}",
          f"{c['total_cost'].get('incl_vat', c['total_cost']['excl_vat']):.2f} {c['currency']}"]
-        for c in page.items]))
+        for c in items]))
