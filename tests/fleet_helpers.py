@@ -52,13 +52,16 @@ class StatusWatcher:
             return list(c.execute(sa.select(connector_status).where(
                 connector_status.c.connector_id == 1)).mappings().all())
 
+    async def _poll_once(self) -> None:
+        for row in await asyncio.to_thread(self._rows):
+            entry = (row["status"], row["error_code"], row["vendor_error_code"])
+            history = self.seen.setdefault(row["charge_point_id"], [])
+            if not history or history[-1] != entry:
+                history.append(entry)
+
     async def _watch(self) -> None:
         while True:
-            for row in await asyncio.to_thread(self._rows):
-                entry = (row["status"], row["error_code"], row["vendor_error_code"])
-                history = self.seen.setdefault(row["charge_point_id"], [])
-                if not history or history[-1] != entry:
-                    history.append(entry)
+            await self._poll_once()
             await asyncio.sleep(0.05)
 
     async def __aenter__(self) -> StatusWatcher:
@@ -70,3 +73,5 @@ class StatusWatcher:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        # What arrived after the last poll (the final statuses of a fleet that just stopped).
+        await self._poll_once()
