@@ -468,7 +468,7 @@ async def test_flush_waits_for_the_latest_statuses_while_online(tmp_path):
         client.set_status(1, "Preparing")
         started = time.monotonic()
         assert await client.flush(0.5) is False
-        assert 0.5 <= time.monotonic() - started < 2
+        assert 0.5 <= time.monotonic() - started < 5  # gave up at its timeout, not later
 
 
 # -- MinimumStatusDuration ------------------------------------------------------------------
