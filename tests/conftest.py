@@ -1,4 +1,5 @@
-"""Fixtures shared by the CSMS and whole-chain tests: the databases they run on.
+"""Fixtures shared across test modules: the databases the CSMS and whole-chain tests run on,
+and short directories for Unix sockets.
 
 The helpers are imported inside the fixtures so test modules that need no database do not
 load the backend's libraries at collection.
@@ -6,6 +7,9 @@ load the backend's libraries at collection.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,3 +33,20 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> st
     from csms_doubles import db_url_for
 
     return db_url_for(request.param, tmp_path, pg)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: Unix socket paths are limited to ~107 bytes, so control
+    sockets and locks stay out of pytest's long tmp paths."""
+    path = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def runtime_dir(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$CHARGERFW_RUNTIME_DIR (control socket, hardware lock) in a short directory."""
+    monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(short_dir))
+    monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
+    return short_dir

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 
 import tomlkit
 from click.testing import CliRunner, Result
+from realstack import free_port
 
 from chargerfw.cli import main
 from chargerfw.config import StationConfig
@@ -27,12 +25,6 @@ from chargerfw.sim.meter import SimulatedMeter, serve_tcp
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOML = REPO / "hw" / "stations" / "sim.toml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_station(directory: Path, *, meter_port: int | None = None,
@@ -51,15 +43,6 @@ def write_station(directory: Path, *, meter_port: int | None = None,
     path = directory / "station.toml"
     path.write_text(tomlkit.dumps(document))
     return path
-
-
-@contextlib.contextmanager
-def short_runtime_dir() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def invoke(*args: str, input: str | None = None) -> Result:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import tomllib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from realstack import free_port
 
 from chargerfw.config import StationConfig, parse_config
 from chargerfw.runtime import control
@@ -25,12 +26,6 @@ from chargerfw.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOML = REPO / "hw" / "stations" / "sim.toml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _toml_value(value: Any) -> str:

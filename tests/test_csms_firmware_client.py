@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from csms_doubles import (
     register_emsp,
     running_emsp,
 )
+from realstack import free_port
 from test_ocpp_client import FakeStation, running_client, sample, wait_until
 
 from chargerfw.csms.ocpi import models as m
@@ -29,12 +29,6 @@ from chargerfw.csms.ocpi import models as m
 pytestmark = pytest.mark.timeout(90)
 PASSWORD = "s3cret-s3cret-s3cret"
 V = "/ocpi/2.2.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ok(response: httpx.Response, model: Any) -> Any:

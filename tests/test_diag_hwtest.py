@@ -6,21 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from diag_support import PreparedBoard, as_json, invoke, short_runtime_dir, write_station
+from diag_support import PreparedBoard, as_json, invoke, write_station
 
 from chargerfw.cli import diag
 from chargerfw.hwlock import HardwareLock, is_locked
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    with short_runtime_dir() as directory:
-        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
-        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
-        yield directory
 
 
 @pytest.fixture

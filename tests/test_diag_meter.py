@@ -6,19 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from diag_support import invoke, short_runtime_dir, sim_meter_thread, write_station
+from diag_support import invoke, sim_meter_thread, write_station
 
 from chargerfw.hwlock import HardwareLock
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    with short_runtime_dir() as directory:
-        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
-        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
-        yield directory
 
 
 def rtu_station(tmp_path):

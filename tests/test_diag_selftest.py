@@ -18,7 +18,6 @@ from diag_support import (
     PreparedBoard,
     as_json,
     invoke,
-    short_runtime_dir,
     sim_meter_thread,
     write_station,
 )
@@ -31,14 +30,6 @@ from chargerfw.hwlock import HardwareBusy, HardwareLock, HardwareLockError, is_l
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    with short_runtime_dir() as directory:
-        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
-        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
-        yield directory
 
 
 @pytest.fixture

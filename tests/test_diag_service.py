@@ -8,7 +8,6 @@ from diag_support import (
     FakeService,
     as_json,
     invoke,
-    short_runtime_dir,
     status_result,
     write_station,
 )
@@ -24,14 +23,6 @@ METER = {"age_s": 0.4, "energy_import_wh": 12345.0, "power_w": 7200.0,
          "frequency_hz": 50.01}
 TRANSACTION = {"local_id": 3, "transaction_id": 1001, "id_tag": "04A1B2C3",
                "started_at": 1_700_000_000.0, "meter_start_wh": 10000, "energy_wh": 2345.0}
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    with short_runtime_dir() as directory:
-        monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(directory))
-        monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
-        yield directory
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ server, OCPP 1.6J), with security profile 1 (HTTP Basic) and a backend outage mi
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from ocpp_csms import (
@@ -13,18 +12,12 @@ from ocpp_csms import (
     TransactionStartedEvent,
     TransactionStoppedEvent,
 )
+from realstack import free_port
 from test_ocpp_client import FakeStation, running_client, sample, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 PASSWORD = "s3cret-s3cret-s3cret"
-
-
-def free_port() -> int:
-    """A port the OS says is free, so the backend can come back on the same one."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_csms(port: int = 0, auth: bool = True) -> tuple[CentralSystem, list]:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +22,6 @@ from chargerfw.runtime.control import ControlSocketInUse
 from chargerfw.runtime.station import BUSY_EXIT_CODE, StationRuntime
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cfw-"))
-    monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(path))
-    monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def pi_config(path: Path) -> Path:

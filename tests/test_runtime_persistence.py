@@ -9,12 +9,9 @@ import asyncio
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +35,6 @@ from chargerfw.store import Store
 pytestmark = pytest.mark.timeout(60)
 
 TAG = "04A1B2C3"
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cfw-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def statuses(csms: TestCsms, connector_id: int = 1) -> list[str]:

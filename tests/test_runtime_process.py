@@ -7,10 +7,8 @@ right ids, a monotonic meter, nothing lost."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,13 +36,6 @@ pytestmark = pytest.mark.timeout(90)
 
 TAG = "04C0FFEE"
 PASSWORD = "sim-station-secret-1"
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cfw-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import stat
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +24,6 @@ from chargerfw.station.safety import SafetySettings
 pytestmark = pytest.mark.timeout(30)
 
 TAG = "04A1B2C3"
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to ~107 bytes: keep them out of pytest's long tmp paths.
-    path = Path(tempfile.mkdtemp(prefix="cfw-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
