@@ -11,7 +11,7 @@ EXTRAS ?= pi
 help:
 	@echo "make sim      run the station on simulated hardware against the bundled backend"
 	@echo "make test     set everything up and run the test suite"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff, mypy and the layer contracts"
 	@echo "make bench    print the benchmark figures"
 	@echo "make wheel    build a wheel into dist/"
 	@echo "make install  install on a Raspberry Pi (root): venv in $(PREFIX), config in /etc/chargerfw"
@@ -23,17 +23,24 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory sysdeps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e '.[test,csms]'
+	$(BIN)/pip install -q -e '.[test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Parallel workers: most tests wait on sockets and subprocesses, so more workers than cores pay.
+JOBS ?= 4
 
 test: venv sysdeps
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup
 
 sim: venv
 	$(BIN)/chargerfw sim station --demo

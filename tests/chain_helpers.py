@@ -14,7 +14,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from csms_doubles import (
     register_emsp,
     running_emsp,
 )
-from runtime_helpers import ctl, running_station, sim_station_config, wait_status, wait_until
+from fakes import wait_until
+from runtime_helpers import ctl, running_station, sim_station_config, wait_status
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.commands import COMMAND_MODELS
@@ -160,19 +161,6 @@ class Chain:
     async def wait_pushed(self, predicate: Callable[[Received], Any],
                           timeout: float = 10.0) -> list[Received]:
         return await self.emsp.wait_for(predicate, timeout)
-
-
-async def wait_async(probe: Callable[[], Awaitable[Any]], what: str,
-                     timeout: float = 10.0) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,6 @@
 """Fixtures shared across test modules: the databases the CSMS and whole-chain tests run on,
-and short directories for Unix sockets.
+and short directories for Unix sockets; and the rule that keeps the real pcscd tests on one
+xdist worker.
 
 The helpers are imported inside the fixtures so test modules that need no database do not
 load the backend's libraries at collection.
@@ -50,3 +51,12 @@ def runtime_dir(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(short_dir))
     monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
     return short_dir
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pcsc-lite has one client socket per machine, so only one pcscd can run at a time: every
+    test of a module that starts one goes to the same xdist worker (``--dist loadgroup``)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "pcscd_with_vpcd"):
+            item.add_marker(pytest.mark.xdist_group("pcscd"))

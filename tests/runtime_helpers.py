@@ -109,18 +109,6 @@ async def ctl(socket_path: Path, method: str, **params: Any) -> Any:
     return await asyncio.to_thread(control.call, socket_path, method, **params)
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
-                     what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 async def wait_status(socket_path: Path, predicate: Callable[[dict[str, Any]], Any],
                       timeout: float = 10.0, what: str = "station status") -> dict[str, Any]:
     deadline = time.monotonic() + timeout

@@ -20,9 +20,9 @@ from chain_helpers import (
     ocpp_exchanges,
     running_chain,
     token_body,
-    wait_async,
 )
-from runtime_helpers import ctl, wait_until
+from fakes import wait_until
+from runtime_helpers import ctl
 
 from chargerfw.csms.ocpi import models as m
 
@@ -135,8 +135,8 @@ async def test_tokens_from_the_emsp_decide_taps_and_the_cdr_bills_the_meter_delt
                 "ACTIVE", "WHITELIST", CARD, LOCATION, EVSE_UID)
             return session.kwh if session.kwh > above else None
 
-        first = await wait_async(lambda: active_kwh(Decimal(0)), "kwh above zero")
-        second = await wait_async(lambda: active_kwh(first), "kwh growing")
+        first = await wait_until(lambda: active_kwh(Decimal(0)), what="kwh above zero", interval=0.1)
+        second = await wait_until(lambda: active_kwh(first), what="kwh growing", interval=0.1)
         assert second > first > 0
         put = await chain.wait_pushed(lambda r: r.path.startswith("/emsp/sessions/NL/CFW/")
                                       and r.method == "PUT")

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeContactor, wait_until
 from ocpp_testcsms import TestCsms
-from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status, wait_until
+from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
 
 from chargerfw.drivers.pilot import PilotOutput
 from chargerfw.drivers.types import PilotState
@@ -224,32 +225,6 @@ async def test_welded_contactor_found_by_the_test(station: Station):
     assert report["result"] == "welded" and not report["passed"] and len(report["steps"]) == 1
     await wait_until(lambda: statuses(csms)[-1] == "Faulted", what="Faulted again")
     assert runtime.controllers[1].under_test is None
-
-
-class FakeContactor:
-    """Just enough contactor for the supervisor: commanded state and interlocks."""
-
-    def __init__(self) -> None:
-        self.commanded_closed = False
-        self.interlocks: set[str] = set()
-
-    def open(self) -> None:
-        self.commanded_closed = False
-
-    def close(self) -> None:
-        if self.interlocks:
-            raise RuntimeError("interlocked")
-        self.commanded_closed = True
-
-    def interlock(self, reason: str) -> None:
-        self.interlocks.add(reason)
-        self.open()
-
-    def release_interlock(self, reason: str) -> None:
-        self.interlocks.discard(reason)
-
-    def check_feedback(self) -> str:
-        return "no_feedback"
 
 
 def test_supervisor_test_close_rules():

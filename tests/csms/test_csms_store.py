@@ -426,7 +426,7 @@ def test_migrations_ship_as_package_data() -> None:
     import configparser
     from fnmatch import fnmatch
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     parser = configparser.ConfigParser()
     parser.read(root / "setup.cfg")
     patterns = [p.strip() for p in parser["options.package_data"]["chargerfw.csms"].split(",")]

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from fakes import FakeClock, FakeContactor, FakeFaultInput
 
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.types import MeterSample, PilotState
@@ -28,69 +29,12 @@ P = PilotState
 K = FaultKind
 
 
-class FakeContactor:
-    def __init__(self) -> None:
-        self.commanded_closed = False
-        self.interlocks: set[str] = set()
-        self.feedback = "no_feedback"
-        self.opened_on: list[str] = []
-
-    def open(self) -> None:
-        if self.commanded_closed:
-            self.opened_on.append(threading.current_thread().name)
-        self.commanded_closed = False
-
-    def close(self) -> None:
-        if self.interlocks:
-            raise RuntimeError(f"interlocked: {sorted(self.interlocks)}")
-        self.commanded_closed = True
-
-    def interlock(self, reason: str) -> None:
-        self.interlocks.add(reason)
-        self.open()
-
-    def release_interlock(self, reason: str) -> None:
-        self.interlocks.discard(reason)
-
-    def check_feedback(self) -> str:
-        return self.feedback
-
-
-class FakeFaultInput:
-    def __init__(self) -> None:
-        self.is_tripped = False
-        self._trip: list = []
-        self._clear: list = []
-
-    def on_trip(self, cb) -> None:
-        self._trip.append(cb)
-
-    def on_clear(self, cb) -> None:
-        self._clear.append(cb)
-
-    def refresh(self) -> bool:
-        return self.is_tripped
-
-    def set(self, tripped: bool) -> None:
-        self.is_tripped = tripped
-        for cb in self._trip if tripped else self._clear:
-            cb()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class Rig:
     """Two connectors with fake hardware, a fake clock, and the events the loop would get."""
 
     def __init__(self, **settings) -> None:
-        self.clock = Clock()
-        self.wall = Clock()
+        self.clock = FakeClock()
+        self.wall = FakeClock()
         self.contactors = {1: FakeContactor(), 2: FakeContactor()}
         self.pilots = {1: P.A, 2: P.A}
         self.offered = {1: None, 2: None}
@@ -142,7 +86,7 @@ class Rig:
         self.sup.update_meter(
             cid,
             MeterSample(
-                timestamp=self.wall.t, energy_import_wh=0.0, current_l1_a=amps, current_l2_a=1.0
+                timestamp=self.wall.now, energy_import_wh=0.0, current_l1_a=amps, current_l2_a=1.0
             ),
         )
 
@@ -287,7 +231,7 @@ def test_repeated_rcd_trips_latch_for_a_technician():
     for _ in range(2):
         rcd.set(True)
         rcd.set(False)
-        rig.clock.t += 60
+        rig.clock.now += 60
     assert rig.sup.active_faults() == frozenset()
     rcd.set(True)
     assert {f.kind for f in rig.sup.active_faults()} == {K.RCD_TRIP, K.RCD_TRIP_REPEATED}
@@ -306,7 +250,7 @@ def test_rcd_trips_outside_the_window_do_not_latch():
     rig.sup.attach_fault_input(K.RCD_TRIP, rcd)
     rcd.set(True)
     rcd.set(False)
-    rig.clock.t += 601
+    rig.clock.now += 601
     rcd.set(True)
     assert {f.kind for f in rig.sup.active_faults()} == {K.RCD_TRIP}
 
@@ -457,16 +401,16 @@ def test_over_current_needs_to_persist():
     rig.charge(1, amps=16.0)
     rig.sample(1, 17.5)  # within 16 + 1.6
     rig.sup.poll_once()
-    rig.clock.t += 10
+    rig.clock.now += 10
     rig.sup.poll_once()
     assert rig.sup.active_faults() == frozenset()
     rig.sample(1, 18.0)
     rig.sup.poll_once()
-    rig.clock.t += 4.9
+    rig.clock.now += 4.9
     rig.sample(1, 18.0)
     rig.sup.poll_once()
     assert rig.contactors[1].commanded_closed
-    rig.clock.t += 0.1
+    rig.clock.now += 0.1
     rig.sup.poll_once()
     assert not rig.contactors[1].commanded_closed
     assert rig.fault_events() == [(K.OVER_CURRENT, 1, True)]
@@ -483,10 +427,10 @@ def test_over_current_resets_when_current_drops():
     rig.charge(1, amps=16.0)
     rig.sample(1, 20.0)
     rig.sup.poll_once()
-    rig.clock.t += 4
+    rig.clock.now += 4
     rig.sample(1, 15.0)
     rig.sup.poll_once()
-    rig.clock.t += 2
+    rig.clock.now += 2
     rig.sample(1, 20.0)
     rig.sup.poll_once()
     assert rig.sup.active_faults() == frozenset()
@@ -500,14 +444,14 @@ def test_over_current_gives_the_ev_time_to_follow_a_lower_limit():
     rig.offered[1] = 8.0  # lowered: the EV draws 15.5 A for a while
     rig.sup.poll_once()
     for _ in range(4):
-        rig.clock.t += 1.2
-        rig.wall.t += 1.2
+        rig.clock.now += 1.2
+        rig.wall.now += 1.2
         rig.sample(1, 15.5)
         rig.sup.poll_once()
     assert rig.sup.active_faults() == frozenset()  # 4.8 s: still allowed to follow
     for _ in range(3):
-        rig.clock.t += 1.0
-        rig.wall.t += 1.0
+        rig.clock.now += 1.0
+        rig.wall.now += 1.0
         rig.sample(1, 15.5)
         rig.sup.poll_once()
     assert {f.kind for f in rig.sup.active_faults()} == {K.OVER_CURRENT}
@@ -517,9 +461,9 @@ def test_stale_meter_sample_is_not_an_over_current():
     rig = Rig()
     rig.charge(1, amps=16.0)
     rig.sample(1, 40.0)
-    rig.wall.t += 60  # the sample is a minute old: a frozen meter, not a vehicle
+    rig.wall.now += 60  # the sample is a minute old: a frozen meter, not a vehicle
     for _ in range(10):
-        rig.clock.t += 1
+        rig.clock.now += 1
         rig.sup.poll_once()
     assert rig.sup.active_faults() == frozenset()
 

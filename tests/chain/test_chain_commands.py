@@ -16,8 +16,8 @@ from chain_helpers import (
     ocpp_exchanges,
     running_chain,
     token_body,
-    wait_async,
 )
+from fakes import wait_until
 from runtime_helpers import ctl
 
 from chargerfw.csms.ocpi import models as m
@@ -76,7 +76,7 @@ async def test_start_and_stop_session_commands_drive_the_firmware(db: str,
             [session] = await chain.sessions()
             return session if session.status == "ACTIVE" and session.kwh > 0 else None
 
-        session = await wait_async(active, "session ACTIVE with energy")
+        session = await wait_until(active, what="session ACTIVE with energy", interval=0.1)
         assert (session.auth_method, session.cdr_token.uid, session.cdr_token.type,
                 session.authorization_reference, session.evse_uid) == (
             "COMMAND", APP_TOKEN, "APP_USER", "AUTH-REF-7", EVSE_UID)

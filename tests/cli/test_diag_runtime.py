@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fakes import wait_until
 from ocpp_testcsms import TestCsms
-from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status, wait_until
+from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
 
 pytestmark = pytest.mark.timeout(60)
 

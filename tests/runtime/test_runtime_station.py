@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fakes import wait_until
 from ocpp.v16 import call
 from ocpp_testcsms import TestCsms
-from runtime_helpers import ctl, running_station, sim_station_config, wait_status, wait_until
+from runtime_helpers import ctl, running_station, sim_station_config, wait_status
 
 from chargerfw.runtime import control
 from chargerfw.runtime.station import StationRuntime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fakes import FakeClock
 
 from chargerfw.config import ContactorSection, FaultInputSection, LockSection, RcmSection
 from chargerfw.drivers.contactor import Contactor, ContactorFeedback, ContactorInterlockedError
@@ -17,14 +18,6 @@ from chargerfw.sim.vehicle import (
     SimulatedLockMechanism,
     SimulatedRcm,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- contactor ----------------------------------------------------------------------------------
@@ -43,7 +36,7 @@ def test_contactor_drives_coil_per_polarity(active_high):
 
 def make_contactor(feedback_active_high: bool = True):
     factory = SimulatedPinFactory()
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     contactor = Contactor(
         17,
         factory=factory,
@@ -179,7 +172,7 @@ def test_safety_callback_opens_contactor_on_the_hardware_path():
 
 
 def test_refresh_catches_an_edge_lost_to_bounce():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     factory = SimulatedPinFactory(clock=clock)
     fault = FaultInput(5, factory=factory, debounce_ms=20)
     trips: list[bool] = []

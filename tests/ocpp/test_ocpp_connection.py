@@ -10,8 +10,9 @@ import ssl
 import subprocess
 
 import pytest
+from fakes import wait_until
+from ocpp_support import running_client
 from ocpp_testcsms import TestCsms
-from test_ocpp_client import running_client, wait_until
 
 from chargerfw.ocpp.connection import (
     Backoff,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import wait_until
 from ocpp.v16 import call
 from ocpp_csms import (
     CentralSystem,
@@ -27,7 +28,6 @@ from runtime_helpers import (
     free_port,
     sim_station_config,
     wait_status,
-    wait_until,
 )
 
 from chargerfw.store import Store

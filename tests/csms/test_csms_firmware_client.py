@@ -21,8 +21,9 @@ from csms_doubles import (
     register_emsp,
     running_emsp,
 )
+from fakes import FakeStation, meter_sample, wait_until
+from ocpp_support import running_client
 from realstack import free_port
-from test_ocpp_client import FakeStation, running_client, sample, wait_until
 
 from chargerfw.csms.ocpi import models as m
 
@@ -61,10 +62,10 @@ async def test_firmware_client_session_survives_a_backend_restart(db: str, tmp_p
             await wait_until(lambda: client.online)
             assert client.keys.get_int("HeartbeatInterval") == 300
             assert (await client.authorize("04AA"))["status"] == "Accepted"
-            client.update_meter(1, sample(5000))
+            client.update_meter(1, meter_sample(5000))
             tx = client.start_transaction(1, "04AA", 5000)
             client.set_status(1, "Charging")
-            client.update_meter(1, sample(5600))
+            client.update_meter(1, meter_sample(5600))
             client._last_sampled[1] = 0.0
             client.sample_due()
 
@@ -84,7 +85,7 @@ async def test_firmware_client_session_survives_a_backend_restart(db: str, tmp_p
             # Backend restart: the charger carries on offline and delivers later.
             await first_backend.aclose()
             await wait_until(lambda: not client.online)
-            client.update_meter(1, sample(6500))
+            client.update_meter(1, meter_sample(6500))
             client._last_sampled[1] = 0.0
             client.sample_due()
             client.stop_transaction(1, 7000, "EVDisconnected")

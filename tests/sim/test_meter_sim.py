@@ -9,6 +9,7 @@ import contextlib
 import socket
 
 import pytest
+from fakes import FakeClock
 from pymodbus.client import AsyncModbusTcpClient
 
 from chargerfw.config import MeterSection, known_meter_models
@@ -19,14 +20,6 @@ from chargerfw.sim.meter import SimFault, SimulatedMeter, serve_tcp
 
 pytestmark = pytest.mark.timeout(30)
 K = MeterFaultKind
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tcp_section(model: str, port: int, **kw) -> MeterSection:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeStation, meter_sample, wait_until
 from ocpp_csms import (
     CentralSystem,
     MeterValuesEvent,
     TransactionStartedEvent,
     TransactionStoppedEvent,
 )
+from ocpp_support import running_client
 from realstack import free_port
-from test_ocpp_client import FakeStation, running_client, sample, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,10 +50,10 @@ async def test_session_with_outage_against_ocpp_csms(tmp_path):
             assert client.keys.get_int("HeartbeatInterval") == 120
 
             assert (await client.authorize("04AA"))["status"] == "Accepted"
-            client.update_meter(1, sample(5000))
+            client.update_meter(1, meter_sample(5000))
             tx = client.start_transaction(1, "04AA", 5000)
             await wait_until(lambda: any(isinstance(e, TransactionStartedEvent) for e in events))
-            client.update_meter(1, sample(5100))
+            client.update_meter(1, meter_sample(5100))
             client._last_sampled[1] = 0.0
             client.sample_due()
             await wait_until(lambda: any(isinstance(e, MeterValuesEvent) for e in events))
@@ -61,7 +62,7 @@ async def test_session_with_outage_against_ocpp_csms(tmp_path):
             await csms.async_stop()
             await wait_until(lambda: not client.online)
             for wh in (5200, 5300):
-                client.update_meter(1, sample(wh))
+                client.update_meter(1, meter_sample(wh))
                 client._last_sampled[1] = 0.0
                 client.sample_due()
             client.stop_transaction(1, 5350, "EVDisconnected")

@@ -17,8 +17,8 @@ from chain_helpers import (
     ocpp_exchanges,
     running_chain,
     token_body,
-    wait_async,
 )
+from fakes import wait_until
 from runtime_helpers import ctl
 
 from chargerfw.csms.ocpi import models as m
@@ -65,7 +65,7 @@ async def wait_evse_pushed(chain: Chain, status: str) -> None:
         statuses = await evse_pushes(chain)
         return bool(statuses) and statuses[-1] == status
 
-    await wait_async(pushed, f"EVSE {status} pushed to the eMSP")
+    await wait_until(pushed, what=f"EVSE {status} pushed to the eMSP", interval=0.1)
 
 
 async def backend_reservation(chain: Chain, reservation_id: str) -> Any:
@@ -120,7 +120,7 @@ async def test_reservation_is_honoured_for_its_card_only(db: str, tmp_path: Path
             [session] = await chain.sessions()
             return session if session.status == "ACTIVE" else None
 
-        session = await wait_async(active, "session ACTIVE")
+        session = await wait_until(active, what="session ACTIVE", interval=0.1)
         assert (session.cdr_token.uid, session.auth_method) == (RESERVED_CARD, "COMMAND")
         assert (await backend_reservation(chain, "RES-1"))["status"] == "USED"
         await chain.evse_status("CHARGING")
@@ -151,7 +151,7 @@ async def test_reservation_expires_and_cancel_reservation_frees_the_connector(
         async def expired() -> bool:
             return (await backend_reservation(chain, "RES-2"))["status"] == "EXPIRED"
 
-        await wait_async(expired, "backend reservation EXPIRED")
+        await wait_until(expired, what="backend reservation EXPIRED", interval=0.1)
         # The expired reservation vouches for nothing any more: the card is unknown to the
         # eMSP, so the backend refuses it.
         assert await chain.tap(RESERVED_CARD) == "tag.rejected"

@@ -11,8 +11,9 @@ import sys
 import textwrap
 
 import pytest
+from fakes import wait_until
+from ocpp_support import running_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
-from test_ocpp_client import running_client, wait_until
 
 from chargerfw.store import Store
 

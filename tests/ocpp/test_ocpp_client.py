@@ -9,88 +9,15 @@ import logging
 import time
 
 import pytest
+from fakes import FakeStation, meter_sample, wait_until
+from ocpp_support import running_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
-from chargerfw.drivers.types import MeterSample
-from chargerfw.ocpp.client16 import BootInfo, OcppClient
-from chargerfw.ocpp.config_keys import ConfigurationKeys
-from chargerfw.ocpp.connection import Backoff, OcppConnection
+from chargerfw.ocpp.client16 import OcppClient
+from chargerfw.ocpp.connection import Backoff
 from chargerfw.store import Store, iso_utc
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class FakeStation:
-    """Records what the backend asked the station to do."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.confirmed: list[tuple] = []
-        self.infos: list[tuple] = []
-        self.availability_answer = "Accepted"
-
-    def remote_start(self, id_tag, connector_id, authorize):
-        self.calls.append(("remote_start", id_tag, connector_id, authorize))
-        return True
-
-    def remote_stop(self, connector_id):
-        self.calls.append(("remote_stop", connector_id))
-        return True
-
-    def change_availability(self, connector_id, operative):
-        self.calls.append(("change_availability", connector_id, operative))
-        return self.availability_answer
-
-    async def unlock(self, connector_id):
-        self.calls.append(("unlock", connector_id))
-        return "Unlocked"
-
-    async def reset(self, kind):
-        self.calls.append(("reset", kind))
-
-    def transaction_confirmed(self, connector_id, local_id, transaction_id, id_tag, info):
-        self.confirmed.append((connector_id, local_id, transaction_id, id_tag, info))
-
-    def id_tag_info_received(self, id_tag, info):
-        self.infos.append((id_tag, info))
-
-
-def sample(wh: float, at: float | None = None) -> MeterSample:
-    return MeterSample(timestamp=time.time() if at is None else at, energy_import_wh=wh,
-                       power_w=7360.0, voltage_l1_v=230.1, voltage_l2_v=230.2, voltage_l3_v=229.9,
-                       current_l1_a=10.5, current_l2_a=10.6, current_l3_a=10.4, frequency_hz=50.01)
-
-
-@contextlib.asynccontextmanager
-async def running_client(tmp_path, url: str, *, station=None, keys_overrides=None,
-                         password=None, profile=0, ca_file=None, call_timeout_s=3.0):
-    store = Store(tmp_path / "state.db")
-    keys = ConfigurationKeys(store, number_of_connectors=2, overrides=keys_overrides)
-    connection = OcppConnection(url, "CP1", security_profile=profile, password=password,
-                                ca_file=ca_file, ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"),
-                                backoff=Backoff(initial_s=0.05, maximum_s=0.2, floor_s=0.01),
-                                stable_after_s=0.5)
-    client = OcppClient(store=store, keys=keys, connection=connection,
-                        boot=BootInfo(vendor="chargerfw", model="test", firmware_version="0.1"),
-                        connector_phases={1: 3, 2: 1}, station=station,
-                        call_timeout_s=call_timeout_s, tick_s=0.02, meter_persist_interval_s=0.0)
-    task = asyncio.create_task(client.run())
-    try:
-        yield client
-    finally:
-        await client.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        store.close()
-
-
-async def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_boot_status_authorize_and_a_whole_session(tmp_path):
@@ -115,12 +42,12 @@ async def test_boot_status_authorize_and_a_whole_session(tmp_path):
 
         client.keys.change("MeterValueSampleInterval", "1")
         client.keys.change("MeterValuesSampledData", "Energy.Active.Import.Register,Current.Import")
-        client.update_meter(1, sample(1000))
+        client.update_meter(1, meter_sample(1000))
         tx = client.start_transaction(1, "04AABBCC", 1000)
         await csms.wait_for(lambda: csms.of("StartTransaction"))
-        client.update_meter(1, sample(1100))
+        client.update_meter(1, meter_sample(1100))
         await csms.wait_for(lambda: csms.of("MeterValues"), timeout=5)
-        client.update_meter(1, sample(1234))
+        client.update_meter(1, meter_sample(1234))
         assert client.stop_transaction(1, 1234, "Local", id_tag="04AABBCC")
         await csms.wait_for(lambda: csms.of("StopTransaction"))
 
@@ -196,14 +123,14 @@ async def test_outbox_replay_after_backend_outage(tmp_path):
     async with running_client(tmp_path, csms.url, keys_overrides={
             "MeterValueSampleInterval": "1"}) as client:
         await wait_until(lambda: client.online)
-        client.update_meter(1, sample(10))
+        client.update_meter(1, meter_sample(10))
         await csms.stop()
         await csms.drop_connections()
         await wait_until(lambda: not client.online)
         # Offline: the whole session happens without the backend.
         tx = client.start_transaction(1, "TAGX", 10)
         for wh in (20, 30, 40):
-            client.update_meter(1, sample(wh))
+            client.update_meter(1, meter_sample(wh))
             client._last_sampled[1] = 0.0  # make the periodic sample due at once
             client.sample_due()
         client.stop_transaction(1, 45, "EVDisconnected")
@@ -433,7 +360,7 @@ async def test_trigger_message(tmp_path):
         client.set_status(1, "Available")
         client.set_status(2, "Faulted", "GroundFailure")
         await csms.wait_for(lambda: len(csms.of("StatusNotification")) == 2)
-        client.update_meter(1, sample(777))
+        client.update_meter(1, meter_sample(777))
 
         async def trigger(uid, payload):
             return (await csms.send_raw(json.dumps([2, uid, "TriggerMessage", payload]), uid))[2]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import wait_until
 from ocpp.v16 import call
 from ocpp_testcsms import TestCsms
 from runtime_helpers import (
@@ -24,7 +25,6 @@ from runtime_helpers import (
     running_station,
     sim_station_config,
     wait_status,
-    wait_until,
 )
 
 from chargerfw.config import StationConfig, parse_config
