@@ -321,7 +321,7 @@ def _run_with_external_meter(args: list[str]) -> None:
     """``chargerfw run ARGS`` with the in-process simulated meter server left out."""
     # The console script's import order first: the order alone moves RSS by a few MiB.
     import chargerfw.cli
-    import chargerfw.runtime.simhw as simhw
+    import chargerfw.sim.hardware as simhw
 
     @contextlib.asynccontextmanager
     async def not_served(meter: object, host: str = "127.0.0.1",

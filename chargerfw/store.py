@@ -627,6 +627,19 @@ class Store:
                 "SELECT * FROM transactions ORDER BY local_id DESC LIMIT ?", (limit,)).fetchall()
         return [self._tx_record(r) for r in rows]
 
+    def highest_energy_wh_by_connector(self, recent: int = 50) -> dict[int, float]:
+        """The highest energy register each connector's ``recent`` transactions saw: where a
+        meter stood when the station last knew it (a start before the first sample, a
+        simulated meter that must stay monotonic across restarts)."""
+        highest: dict[int, float] = {}
+        for record in self.transactions(limit=recent):
+            readings = [r for r in (record.meter_stop_wh, record.last_meter_wh,
+                                    record.meter_start_wh) if r is not None]
+            if readings:
+                highest[record.connector_id] = max(highest.get(record.connector_id, 0.0),
+                                                   float(max(readings)))
+        return highest
+
     # -- outbox -----------------------------------------------------------------------------
 
     def _outbox_message(self, row: sqlite3.Row) -> OutboxMessage:

@@ -21,6 +21,7 @@ from realstack import free_port
 from chargerfw.config import StationConfig, parse_config
 from chargerfw.runtime import control
 from chargerfw.runtime.station import StationRuntime
+from chargerfw.sim.hardware import SimulatedStation
 from chargerfw.station.safety import SafetySettings
 from chargerfw.store import Store
 
@@ -89,7 +90,7 @@ async def running_station(config: StationConfig, socket_path: Path,
                           safety: SafetySettings = FAST_SAFETY) -> AsyncIterator[StationRuntime]:
     """The runtime in this process, ready; stopped (like SIGTERM) on exit."""
     runtime = StationRuntime(config, control_socket=socket_path, safety_settings=safety,
-                             shutdown_flush_s=1.0)
+                             shutdown_flush_s=1.0, simulator=SimulatedStation.create)
     task = asyncio.create_task(runtime.run())
     try:
         ready = asyncio.create_task(runtime.ready.wait())

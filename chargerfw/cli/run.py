@@ -32,9 +32,14 @@ async def run_station(config: StationConfig, control_socket: Path,
     ``HARD_RESET_EXIT_CODE`` so systemd (Restart=on-failure) starts a new process."""
     from chargerfw.runtime.station import HARD_RESET_EXIT_CODE, RunOutcome, StationRuntime
 
+    simulator = None
+    if config.hardware == "sim":
+        from chargerfw.sim.hardware import SimulatedStation
+
+        simulator = SimulatedStation.create
     loop = asyncio.get_running_loop()
     while True:
-        runtime = StationRuntime(config, control_socket=control_socket)
+        runtime = StationRuntime(config, control_socket=control_socket, simulator=simulator)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runtime.request_stop)
         if on_started is not None:

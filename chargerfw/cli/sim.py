@@ -171,14 +171,14 @@ async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int,
                            log_file: Path) -> int:
     from chargerfw.cli.run import run_station
     from chargerfw.config import StationConfig
-    from chargerfw.runtime.simstation import (
+    from chargerfw.runtime.station import StationRuntime
+    from chargerfw.sim.station import (
         DEMO_TAG,
         bundled_backend,
         run_demo,
         station_event_printer,
         with_backend_url,
     )
-    from chargerfw.runtime.station import StationRuntime
 
     assert isinstance(config, StationConfig)
     echo = click.echo

@@ -68,7 +68,7 @@ from chargerfw.ocpp.station_port import (
 )
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.control import ControlServer, ControlSocketLock, InvalidParams, Refused
-from chargerfw.runtime.simhw import SimulatedStation, SimulationError, last_recorded_energy_wh
+from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.auth import (
     AuthConfig,
@@ -151,9 +151,12 @@ class StationRuntime:
     def __init__(self, config: StationConfig, *, control_socket: Path | str | None = None,
                  safety_settings: SafetySettings | None = None,
                  notifier: SystemdNotifier | None = None,
-                 shutdown_flush_s: float = SHUTDOWN_FLUSH_S) -> None:
+                 shutdown_flush_s: float = SHUTDOWN_FLUSH_S,
+                 simulator: Simulator | None = None) -> None:
         if config.ocpp is None:
             raise ValueError("chargerfw run needs an [ocpp] section in the station config")
+        if config.hardware == "sim" and simulator is None:
+            raise SimulatorMissing()
         self.config = config
         self.control_socket = Path(control_socket) if control_socket else None
         self.safety_settings = safety_settings or SafetySettings()
@@ -167,7 +170,8 @@ class StationRuntime:
         self.client: OcppClient | None = None
         self.authorizer: Authorizer | None = None
         self.reader: TokenReader | None = None
-        self.sim: SimulatedStation | None = None
+        self.simulator = simulator
+        self.sim: SimulatedHardware | None = None
         self.controllers: dict[int, ConnectorController] = {}
         self.control: ControlServer | None = None
         self._stop = asyncio.Event()
@@ -175,7 +179,6 @@ class StationRuntime:
         self._tap_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._station_available = True
-        self._tap_timer: asyncio.TimerHandle | None = None
         self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
         self._tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
@@ -284,15 +287,15 @@ class StationRuntime:
         supervisor.start()
         stack.callback(supervisor.stop)
 
-        recorded = last_recorded_energy_wh(store)
+        recorded = store.highest_energy_wh_by_connector()
         for cid, controller in self.controllers.items():
             if cid in recorded:
                 controller.remember_recorded_energy(recorded[cid])
 
         if config.reader is not None:
             self.reader = open_reader(config.reader, simulated=config.hardware == "sim")
-        if config.hardware == "sim":
-            self.sim = SimulatedStation.create(config, board, self.reader, store)
+        if self.simulator is not None:
+            self.sim = self.simulator(config, board, self.reader, store)
             await stack.enter_async_context(self.sim.running())
         if self.reader is not None:
             self.reader.add_listener(self._on_tag_event)
@@ -794,8 +797,8 @@ class StationRuntime:
             "test.pilot": self.test_pilot,
             "test.lock": self.test_lock,
         }
-        if self.config.hardware == "sim":
-            handlers.update(self._sim_handlers())
+        if self.sim is not None:
+            handlers.update(self.sim.control_handlers())
         return handlers
 
     def status(self) -> dict[str, Any]:
@@ -1051,118 +1054,6 @@ class StationRuntime:
                                       lambda: run_lock_test(devices))
         result["connector"] = controller.id
         return result
-
-    def _sim_handlers(self) -> dict[str, Callable[..., Any]]:
-        def sim() -> SimulatedStation:
-            if self.sim is None:
-                raise Refused("the simulated station is not running")
-            return self.sim
-
-        def on_vehicle(action: str) -> Callable[..., dict[str, Any]]:
-            def handler(connector: int = 1) -> dict[str, Any]:
-                vehicle = self._sim_parts(sim(), connector).vehicle
-                try:
-                    getattr(vehicle, action)()
-                except RuntimeError as exc:  # unplugged, another vehicle, ...
-                    raise Refused(str(exc)) from None
-                return {"connector": connector, "vehicle": vehicle.state.value}
-            return handler
-
-        async def tap(uid: str, hold_s: float = 0.3) -> dict[str, Any]:
-            reader = sim().reader
-            if reader is None:
-                raise Refused("the station has no [reader]")
-            if not 0 <= float(hold_s) <= 10:
-                raise InvalidParams("hold_s must be between 0 and 10")
-            if self._tap_timer is not None:
-                # A card still lying on the reader from the previous tap is taken off first,
-                # so that the same card twice in a row is two taps.
-                self._tap_timer.cancel()
-                self._tap_timer = None
-                reader.remove()
-            try:
-                reader.present(uid)
-            except ValueError as exc:
-                raise InvalidParams(f"uid: {exc}") from None
-            except Exception as exc:
-                raise Refused(str(exc)) from None
-            self._tap_timer = asyncio.get_running_loop().call_later(float(hold_s), reader.remove)
-            return {"presented": uid.upper()}
-
-        def station_switch(part: str, method: str) -> Callable[[], dict[str, Any]]:
-            def handler() -> dict[str, Any]:
-                board_sim = sim().board.sim
-                switch = getattr(board_sim, part, None)
-                if switch is None:
-                    raise Refused(f"the station has no {part}")
-                getattr(switch, method)()
-                return {part: method}
-            return handler
-
-        def contactor(method: str) -> Callable[..., dict[str, Any]]:
-            def handler(connector: int = 1) -> dict[str, Any]:
-                getattr(self._sim_parts(sim(), connector).contactor, method)()
-                return {"connector": connector, "contactor": method}
-            return handler
-
-        def reader_presence(method: str) -> Callable[[], dict[str, Any]]:
-            def handler() -> dict[str, Any]:
-                reader = sim().reader
-                if reader is None:
-                    raise Refused("the station has no [reader]")
-                getattr(reader, method)()
-                return {"reader": method}
-            return handler
-
-        def temperature(celsius: float, connector: int = 1) -> dict[str, Any]:
-            chip = self._sim_parts(sim(), connector).temperature
-            if chip is None:
-                raise Refused(f"connector {connector} has no temperature sensor")
-            value = float(celsius)
-            if not -55 <= value <= 150:
-                raise InvalidParams("celsius must be between -55 and 150")
-            chip.temperature_c = value
-            return {"connector": connector, "celsius": value}
-
-        def overdraw(amps: float, connector: int = 1) -> dict[str, Any]:
-            value = float(amps)
-            if not 0 <= value <= 100:
-                raise InvalidParams("amps must be between 0 and 100")
-            self._sim_parts(sim(), connector)
-            sim().load(connector).overdraw_a = value
-            return {"connector": connector, "overdraw_a": value}
-
-        return {
-            "sim.plug": on_vehicle("plug_in"),
-            "sim.charge": on_vehicle("request_charge"),
-            "sim.stop_charging": on_vehicle("stop_charging"),
-            "sim.unplug": on_vehicle("unplug"),
-            "sim.short_pilot": on_vehicle("short_pilot"),
-            "sim.clear_short": on_vehicle("clear_short"),
-            "sim.remove_diode": on_vehicle("remove_diode"),
-            "sim.restore_diode": on_vehicle("restore_diode"),
-            "sim.tap": tap,
-            "sim.rcd_trip": station_switch("rcm", "trip"),
-            "sim.rcd_clear": station_switch("rcm", "clear"),
-            "sim.estop_press": station_switch("emergency_stop", "press"),
-            "sim.estop_release": station_switch("emergency_stop", "release"),
-            "sim.weld": contactor("weld"),
-            "sim.repair": contactor("repair"),
-            "sim.fail_to_close": contactor("fail_to_close"),
-            "sim.temperature": temperature,
-            "sim.reader_unplug": reader_presence("unplug"),
-            "sim.reader_replug": reader_presence("replug"),
-            "sim.overdraw": overdraw,
-        }
-
-    @staticmethod
-    def _sim_parts(sim: SimulatedStation, connector: object) -> Any:
-        if not isinstance(connector, int) or isinstance(connector, bool):
-            raise InvalidParams(f"connector must be an integer, got {connector!r}")
-        try:
-            return sim.parts(connector)
-        except SimulationError as exc:
-            raise InvalidParams(str(exc)) from None
 
 
 class _SupervisedTestContactor:

@@ -49,6 +49,7 @@ from chargerfw.hw import data_path
 from chargerfw.logs import get_logger
 from chargerfw.runtime.control import ControlError
 from chargerfw.runtime.station import RunOutcome, StationRuntime
+from chargerfw.sim.hardware import SimulatedStation
 from chargerfw.sim.scenario import (
     Charge,
     Fault,
@@ -386,7 +387,8 @@ class FleetCharger:
             runtime = StationRuntime(
                 self.config, control_socket=socket,
                 safety_settings=SafetySettings(poll_interval_s=self.settings.safety_poll_s),
-                shutdown_flush_s=self.settings.shutdown_flush_s)
+                shutdown_flush_s=self.settings.shutdown_flush_s,
+                simulator=SimulatedStation.create)
             runtime.event_listeners.append(self._on_event)
             self.runtime = runtime
             task = asyncio.create_task(runtime.run(), name=f"station-{self.id}")

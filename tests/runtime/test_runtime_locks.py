@@ -20,6 +20,7 @@ from chargerfw.hwlock import HardwareBusy, HardwareLock, is_locked
 from chargerfw.runtime import station as station_module
 from chargerfw.runtime.control import ControlSocketInUse
 from chargerfw.runtime.station import BUSY_EXIT_CODE, StationRuntime
+from chargerfw.sim.hardware import SimulatedStation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,7 +80,7 @@ async def test_two_sim_stations_on_one_control_socket(tmp_path, runtime_dir):
         async with running_station(config, sock) as first:
             await csms.wait_for(lambda: csms.of("StatusNotification"))
             # The same station again, in this process: refused before it opens the store.
-            second = StationRuntime(config, control_socket=sock)
+            second = StationRuntime(config, control_socket=sock, simulator=SimulatedStation.create)
             with pytest.raises(ControlSocketInUse, match=r"chargerfw run CP1 \(pid"):
                 await asyncio.wait_for(second.run(), 10)
             assert second.store is None
