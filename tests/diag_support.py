@@ -107,7 +107,7 @@ class FakeService:
 def status_result(*, pilot: str = "A", transaction: dict[str, Any] | None = None,
                   faults: list[dict[str, Any]] | None = None, link_state: str = "connected",
                   meter: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A status answer shaped like chargerfw.runtime.station.StationRuntime.status()."""
+    """A status answer shaped like chargerfw.runtime.handlers.ControlHandlers.status()."""
     return {
         "station": "SIM-CP-1", "firmware_version": "0.1.0", "hardware": "sim",
         "started_at": 1.0, "available": True,

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
 import sys
 import time
@@ -45,18 +44,10 @@ from typing import Any
 
 from chargerfw import __version__
 from chargerfw.config import StationConfig
-from chargerfw.diagnostics import (
-    Refusal,
-    run_contactor_sequence,
-    run_lock_test,
-    run_pilot_test,
-    run_rcd_test,
-)
 from chargerfw.drivers.board import Board, build_board
-from chargerfw.drivers.contactor import Contactor, ContactorFeedback
 from chargerfw.drivers.meter.driver import EnergyMeter, quiet_pymodbus
 from chargerfw.drivers.readers import TokenReader, open_reader
-from chargerfw.drivers.types import MeterFault, MeterSample, PilotState, TagEvent, TagEventKind
+from chargerfw.drivers.types import MeterFault, MeterSample, TagEvent, TagEventKind
 from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.client16 import OcppClient, client_from_config
@@ -67,7 +58,8 @@ from chargerfw.ocpp.station_port import (
     UnlockAnswer,
 )
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.runtime.control import ControlServer, ControlSocketLock, InvalidParams, Refused
+from chargerfw.runtime.control import ControlServer, ControlSocketLock
+from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.auth import (
@@ -91,7 +83,6 @@ from chargerfw.station.connector import (
     FaultRaised,
     LimitSource,
     PilotChanged,
-    PilotMode,
     Reservation,
     Reserve,
     StartConfirmed,
@@ -133,7 +124,6 @@ HARD_RESET_EXIT_CODE = 3
 # or serves the same control socket. HardwareBusy / ControlSocketInUse name the holder.
 BUSY_EXIT_CODE = 4
 HARDWARE_LOCK_OWNER = "chargerfw run"
-PILOT_SETTLE_S = 2.0  # for the monitor to confirm the pilot behind our state F
 SHUTDOWN_FLUSH_S = 3.0
 STATION_CONNECTOR_ID = 0  # OCPP connectorId 0 (and the store's id for station-wide faults)
 
@@ -178,13 +168,12 @@ class StationRuntime:
         self._outcome = RunOutcome.STOPPED
         self._tap_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._station_available = True
+        self.station_available = True
         self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
-        self._tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
-        self._test_running: str | None = None  # the technician's hardware test (one at a time)
-        self._test_faults: list[FaultChanged] | None = None  # raised while a test runs
+        self.tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.handlers = ControlHandlers(self)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -239,7 +228,7 @@ class StationRuntime:
         stack.callback(store.close)
         # Before anything else can start a session: end what a crash left open, exactly once.
         for record in store.recover_interrupted():
-            self._emit("transaction.recovered", local_id=record.local_id,
+            self.emit("transaction.recovered", local_id=record.local_id,
                        meter_stop_wh=record.meter_stop_wh)
 
         board = self.board = build_board(config)
@@ -303,7 +292,7 @@ class StationRuntime:
 
         # What the connectors show before any event: pilot and status.
         client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
-                          if self._station_available else ChargePointStatus.UNAVAILABLE.value)
+                          if self.station_available else ChargePointStatus.UNAVAILABLE.value)
         for controller in self.controllers.values():
             out = controller.machine.outputs
             controller.apply_pilot(out.pilot)  # standby, or F when Inoperative
@@ -313,7 +302,7 @@ class StationRuntime:
             self._spawn(self._meter_loop(controller, meter), f"meter-{controller.id}")
         self._spawn(client.run(), "ocpp-client")
         if self.control_socket is not None:
-            self.control = ControlServer(self.control_socket, self.control_handlers())
+            self.control = ControlServer(self.control_socket, self.handlers.handlers())
             await self.control.start()
         self.notifier.ready(f"station {config.station.id} running")
         self._spawn(self.notifier.feed_watchdog_forever(), "watchdog", may_end=True)
@@ -409,7 +398,7 @@ class StationRuntime:
         """ChangeAvailability survives a restart (OCPP 1.6 5.2): applied before any status is
         sent, so the backend never sees an Inoperative connector flash Available."""
         stored = store.availability_all()
-        self._station_available = stored.get(STATION_CONNECTOR_ID, True)
+        self.station_available = stored.get(STATION_CONNECTOR_ID, True)
         for cid, controller in self.controllers.items():
             if not stored.get(cid, True):
                 controller.handle(ChangeAvailability(Availability.INOPERATIVE))
@@ -430,7 +419,7 @@ class StationRuntime:
             else:
                 store.fault_clear(record.code, record.connector_id)
 
-    def _emit(self, event: str, **fields: Any) -> None:
+    def emit(self, event: str, **fields: Any) -> None:
         """A station event for listeners (the demo prints them) and the log."""
         log.info(event, **fields)
         for listener in list(self.event_listeners):
@@ -483,8 +472,7 @@ class StationRuntime:
         """From the supervisor (already acted on the hardware); on the loop's thread."""
         match event:
             case FaultChanged(fault=fault, active=active):
-                if active and self._test_faults is not None:
-                    self._test_faults.append(event)
+                self.handlers.tests.note_fault(event)
                 targets = (list(self.controllers.values()) if fault.connector_id is STATION_WIDE
                            else [self.controllers[fault.connector_id]])
                 store_cid = (STATION_CONNECTOR_ID if fault.connector_id is STATION_WIDE
@@ -499,7 +487,7 @@ class StationRuntime:
                             self.store.fault_clear(fault.kind.value, store_cid)
                     except Exception:
                         log.exception("station.fault_not_recorded")
-                self._emit("fault.raised" if active else "fault.cleared",
+                self.emit("fault.raised" if active else "fault.cleared",
                            kind=fault.kind.value, connector=fault.connector_id)
                 for controller in targets:
                     controller.handle(FaultRaised(fault.kind) if active
@@ -509,7 +497,7 @@ class StationRuntime:
                 before = controller.machine.state.pilot
                 controller.handle(PilotChanged(pilot))
                 if before != pilot:
-                    self._emit("pilot.changed", connector=cid, pilot=pilot.value)
+                    self.emit("pilot.changed", connector=cid, pilot=pilot.value)
             case ThermalLimitChanged(connector_id=cid, limit_a=limit):
                 self.controllers[cid].handle(CurrentLimitChanged(LimitSource.THERMAL, limit))
 
@@ -517,7 +505,7 @@ class StationRuntime:
 
     def _on_tag_event(self, event: TagEvent) -> None:
         if event.kind is TagEventKind.PRESENTED and event.id_tag:
-            for waiter in self._tap_waiters:
+            for waiter in self.tap_waiters:
                 if not waiter.done():
                     waiter.set_result(event)
             self._run_background(self.handle_tap(event.id_tag), "tap")
@@ -541,41 +529,41 @@ class StationRuntime:
                 self.store.fault_clear(code, STATION_CONNECTOR_ID)
         except Exception:
             log.exception("station.fault_not_recorded", code=code)
-        self._emit("fault.raised" if lost else "fault.cleared", kind=code, connector=None)
+        self.emit("fault.raised" if lost else "fault.cleared", kind=code, connector=None)
 
     async def handle_tap(self, id_tag: str) -> str:
         """A card was presented: stop the session it (or a tag with its parent) started,
         cancel its pending authorization, or authorize it and start. Returns what happened."""
         assert self.authorizer is not None
         async with self._tap_lock:
-            self._emit("tag.presented", id_tag=id_tag)
+            self.emit("tag.presented", id_tag=id_tag)
             for controller in self.controllers.values():
                 state = controller.machine.state
                 if state.phase is TxPhase.RUNNING and state.id_tag is not None:
                     if await self.authorizer.may_stop(state.id_tag, state.parent_id_tag, id_tag):
                         controller.stop_id_tag = id_tag
                         controller.handle(StopRequested(StopReason.LOCAL))
-                        self._emit("tag.stopped_session", connector=controller.id)
+                        self.emit("tag.stopped_session", connector=controller.id)
                         return "stopped"
                 if state.phase is TxPhase.AUTHORIZED and same_tag(state.id_tag, id_tag):
                     controller.handle(StopRequested(StopReason.LOCAL))
-                    self._emit("tag.cancelled", connector=controller.id)
+                    self.emit("tag.cancelled", connector=controller.id)
                     return "cancelled"
             decision = await self.authorizer.authorize(id_tag)
             if decision.local_list_conflict:
                 log.warning("auth.local_list_conflict", id_tag=id_tag)
             if not decision.accepted:
-                self._emit("tag.rejected", id_tag=id_tag, status=decision.status.value,
+                self.emit("tag.rejected", id_tag=id_tag, status=decision.status.value,
                            source=decision.source.value)
                 return "rejected"
             controller = self._pick_connector(id_tag)
             if controller is None:
-                self._emit("tag.no_connector", id_tag=id_tag)
+                self.emit("tag.no_connector", id_tag=id_tag)
                 return "no_connector"
             assert self.client is not None
             ok = controller.authorize(id_tag, decision.parent_id_tag,
                                       self.client.keys.get_int("ConnectionTimeOut"))
-            self._emit("tag.authorized" if ok else "tag.refused", id_tag=id_tag,
+            self.emit("tag.authorized" if ok else "tag.refused", id_tag=id_tag,
                        connector=controller.id, source=decision.source.value)
             return "authorized" if ok else "refused"
 
@@ -628,7 +616,7 @@ class StationRuntime:
             return False
         assert self.client is not None
         timeout = self.client.keys.get_int("ConnectionTimeOut")
-        self._emit("remote.start", id_tag=id_tag, connector=controller.id)
+        self.emit("remote.start", id_tag=id_tag, connector=controller.id)
         if not authorize:
             return controller.authorize(id_tag, None, timeout)
 
@@ -638,7 +626,7 @@ class StationRuntime:
             if decision.accepted:
                 controller.authorize(id_tag, decision.parent_id_tag, timeout)
             else:
-                self._emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
+                self.emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
 
         self._run_background(authorize_then_start(), "remote-start")
         return True
@@ -647,7 +635,7 @@ class StationRuntime:
         controller = self.controllers.get(connector_id)
         if controller is None or controller.phase is not TxPhase.RUNNING:
             return False
-        self._emit("remote.stop", connector=connector_id)
+        self.emit("remote.stop", connector=connector_id)
         controller.handle(StopRequested(StopReason.REMOTE))
         return True
 
@@ -665,10 +653,10 @@ class StationRuntime:
                 if isinstance(action, AvailabilityAction):
                     answers.append(action.status.value)
         if connector_id == STATION_CONNECTOR_ID and self.client is not None:
-            self._station_available = operative
+            self.station_available = operative
             self.client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
                                    if operative else ChargePointStatus.UNAVAILABLE.value)
-        self._emit("availability.changed", connector=connector_id, operative=operative,
+        self.emit("availability.changed", connector=connector_id, operative=operative,
                    answers=answers)
         if "Rejected" in answers:
             return "Rejected"
@@ -699,7 +687,7 @@ class StationRuntime:
     async def reset(self, kind: ResetKind) -> None:
         outcome = RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET
         reason = StopReason.HARD_RESET if kind == "Hard" else StopReason.SOFT_RESET
-        self._emit("station.reset", kind=kind)
+        self.emit("station.reset", kind=kind)
         for controller in self.controllers.values():
             if controller.phase is TxPhase.RUNNING:
                 controller.handle(StopRequested(reason))
@@ -730,7 +718,7 @@ class StationRuntime:
             self._reservation_timers[reservation_id] = loop.call_later(
                 max(0.0, expires_at - time.time()), self._reservation_expired, connector_id,
                 reservation_id)
-        self._emit("reservation.requested", connector=connector_id, id_tag=id_tag,
+        self.emit("reservation.requested", connector=connector_id, id_tag=id_tag,
                    reservation_id=reservation_id, status=status)
         return status  # type: ignore[return-value]
 
@@ -740,7 +728,7 @@ class StationRuntime:
         held = controller.machine.state.reservation
         if held is not None and held.reservation_id == reservation_id:
             controller.handle(CancelReservation(reservation_id))
-            self._emit("reservation.expired", connector=connector_id,
+            self.emit("reservation.expired", connector=connector_id,
                        reservation_id=reservation_id)
 
     def cancel_reservation(self, reservation_id: int) -> bool:
@@ -751,7 +739,7 @@ class StationRuntime:
                 timer = self._reservation_timers.pop(reservation_id, None)
                 if timer is not None:
                     timer.cancel()
-                self._emit("reservation.cancelled", connector=controller.id,
+                self.emit("reservation.cancelled", connector=controller.id,
                            reservation_id=reservation_id)
                 return True
         return False
@@ -765,7 +753,7 @@ class StationRuntime:
         if tx is None or tx.local_id != local_id:
             return  # confirmed after it ended (delivered late from the outbox)
         tx.backend_tx_id = transaction_id
-        self._emit("transaction.confirmed", connector=connector_id, local_id=local_id,
+        self.emit("transaction.confirmed", connector=connector_id, local_id=local_id,
                    transaction_id=transaction_id, status=id_tag_info.get("status"))
         try:
             status = AuthorizationStatus(id_tag_info.get("status", ""))
@@ -781,302 +769,3 @@ class StationRuntime:
             self.authorizer.remember(id_tag, IdTagInfo.from_wire(id_tag_info))
         except (InvalidIdTagInfoError, InvalidIdTagError) as exc:
             log.warning("auth.bad_id_tag_info", error=str(exc))
-
-    # -- the control channel --------------------------------------------------------------
-
-    def control_handlers(self) -> dict[str, Callable[..., Any]]:
-        handlers: dict[str, Callable[..., Any]] = {
-            "status": self.status,
-            "faults": self.faults,
-            "fault.clear": self.clear_fault,
-            "meter.sample": self.meter_sample,
-            "rfid.next": self.next_tap,
-            "config.set": self.set_ocpp_key,
-            "test.contactor": self.test_contactor,
-            "test.rcd": self.test_rcd,
-            "test.pilot": self.test_pilot,
-            "test.lock": self.test_lock,
-        }
-        if self.sim is not None:
-            handlers.update(self.sim.control_handlers())
-        return handlers
-
-    def status(self) -> dict[str, Any]:
-        assert self.client is not None and self.supervisor is not None
-        snapshot = self.client.status_snapshot()
-        return {
-            "station": self.config.station.id,
-            "firmware_version": __version__,
-            "hardware": self.config.hardware,
-            "started_at": self.started_at,
-            "available": self._station_available,
-            "connectors": [c.snapshot() for c in self.controllers.values()],
-            "backend": {
-                "url": self.config.ocpp.url if self.config.ocpp else None,
-                "online": snapshot["online"],
-                "registration": snapshot["registration"],
-                "link": snapshot["link"],
-                "clock_offset_s": snapshot["clock_offset_s"],
-            },
-            "outbox": {"pending": snapshot["outbox_pending"], "dead": snapshot["outbox_dead"]},
-            "faults": self._active_faults(),
-            "reader": None if self.reader is None else {
-                "name": self.reader.name, "available": self.reader.available},
-        }
-
-    def _active_faults(self) -> list[dict[str, Any]]:
-        assert self.supervisor is not None
-        return [
-            {"kind": f.kind.value, "connector": f.connector_id, "detail": f.detail,
-             "since": f.timestamp, "error_code": f.spec.error_code.value,
-             "clears": f.spec.clear_rule.value}
-            for f in sorted(self.supervisor.active_faults(),
-                            key=lambda f: (f.timestamp, f.kind.value))
-        ]
-
-    def faults(self, history: bool = False, limit: int = 100) -> dict[str, Any]:
-        assert self.store is not None
-        result: dict[str, Any] = {"active": self._active_faults()}
-        if history:
-            result["history"] = [
-                {"code": r.code, "connector": r.connector_id, "detail": r.detail,
-                 "raised_at": r.raised_at, "cleared_at": r.cleared_at,
-                 "needs_technician": r.needs_technician}
-                for r in self.store.faults(limit=int(limit))
-            ]
-        return result
-
-    def clear_fault(self, kind: str, connector: int | None = None) -> dict[str, Any]:
-        assert self.supervisor is not None
-        try:
-            fault_kind = FaultKind(kind)
-        except ValueError:
-            raise InvalidParams(f"unknown fault kind {kind!r}; known: "
-                                + ", ".join(k.value for k in FaultKind)) from None
-        if connector is not None and connector not in self.controllers:
-            raise InvalidParams(f"no connector {connector}")
-        active = {(f.kind, f.connector_id) for f in self.supervisor.active_faults()}
-        if (fault_kind, connector) not in active:
-            raise Refused(f"no active {kind} fault on "
-                          + ("the station" if connector is None else f"connector {connector}"))
-        if not self.supervisor.clear_by_technician(fault_kind, connector):
-            raise Refused(f"{kind} cannot be cleared: its condition is still present")
-        return {"cleared": kind, "connector": connector}
-
-    def meter_sample(self, connector: int = 1) -> dict[str, Any] | None:
-        """The connector's latest meter sample (MeterSample fields and its age), or None."""
-        controller = self.controllers.get(connector) if isinstance(connector, int) else None
-        if controller is None:
-            raise InvalidParams(f"no connector {connector!r}")
-        sample = controller.latest_sample
-        if sample is None:
-            return None
-        return {**dataclasses.asdict(sample), "age_s": round(time.time() - sample.timestamp, 1)}
-
-    async def next_tap(self, wait_s: float = 60.0) -> dict[str, Any]:
-        """Wait for the next card presented to the station's reader (the station handles it as
-        usual too). ``{"id_tag": None}`` if none came within ``wait_s``."""
-        if self.reader is None:
-            raise Refused("the station has no [reader]")
-        wait = float(wait_s)
-        if not 0 < wait <= 3600:
-            raise InvalidParams("wait_s must be > 0 and <= 3600")
-        future: asyncio.Future[TagEvent] = asyncio.get_running_loop().create_future()
-        self._tap_waiters.append(future)
-        try:
-            event = await asyncio.wait_for(future, wait)
-        except TimeoutError:
-            return {"id_tag": None, "reader": self.reader.name}
-        finally:
-            with contextlib.suppress(ValueError):
-                self._tap_waiters.remove(future)
-        return {"id_tag": event.id_tag, "uid": event.uid.hex().upper(), "reader": event.reader,
-                "at": event.timestamp}
-
-    def set_ocpp_key(self, key: str, value: str) -> dict[str, Any]:
-        """ChangeConfiguration from the technician: validated and persisted like the
-        backend's, applied at once (the same listeners run)."""
-        assert self.client is not None
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidParams("key and value must be strings")
-        status, reason = self.client.keys.change(key, value)
-        if status.value in ("Accepted", "RebootRequired"):
-            self.client.after_configuration_change()
-        return {"key": key, "status": status.value, "reason": reason}
-
-    # -- the technician's guarded hardware tests (chargerfw test ...) --------------------
-
-    def _test_controller(self, connector: object) -> ConnectorController:
-        if not isinstance(connector, int) or isinstance(connector, bool):
-            raise InvalidParams(f"connector must be an integer, got {connector!r}")
-        controller = self.controllers.get(connector)
-        if controller is None:
-            raise InvalidParams(f"no connector {connector} (have {sorted(self.controllers)})")
-        return controller
-
-    def _test_refusals(self, controllers: list[ConnectorController],
-                       allowed_faults: frozenset[FaultKind] = frozenset()) -> None:
-        """Refuse (-32000) while a test runs, a transaction runs or waits, a vehicle is
-        connected, or a fault is active on the connectors under test (or station-wide)."""
-        assert self.supervisor is not None
-        if self._test_running is not None:
-            raise Refused(f"a {self._test_running} test is running: wait for it to end")
-        for controller in controllers:
-            cid = controller.id
-            state = controller.machine.state
-            if state.phase is TxPhase.RUNNING or controller.transaction is not None:
-                raise Refused(f"a transaction runs on connector {cid}: stop it first")
-            if state.phase is TxPhase.AUTHORIZED:
-                raise Refused(f"connector {cid} is authorized for {state.id_tag} and waits for "
-                              "a vehicle: cancel it (tap the card again) first")
-            if state.pilot in PLUGGED:
-                raise Refused(f"a vehicle is connected to connector {cid} (pilot "
-                              f"{state.pilot.value}): unplug it first")
-            # F is what we drive while Unavailable or latched Faulted: _settle_pilots looks
-            # behind it. E, a missing diode, or F we do not drive: the pilot line is wrong.
-            own_f = (state.pilot is PilotState.F
-                     and controller.machine.outputs.pilot.mode is PilotMode.STATE_F)
-            if state.pilot is not PilotState.A and not own_f:
-                raise Refused(f"connector {cid}: the pilot reads {state.pilot.value}: check "
-                              "the cable and the pilot wiring first")
-            active = sorted(f.kind.value for f in self.supervisor.active_faults(cid)
-                            if f.kind not in allowed_faults)
-            if active:
-                raise Refused(f"connector {cid}: fault(s) {', '.join(active)} active: "
-                              "remove the cause (see `chargerfw faults --active`) first")
-
-    async def _run_test(self, name: str, controllers: list[ConnectorController],
-                        supervised: int | None, sequence: Callable[[], dict[str, Any]]
-                        ) -> dict[str, Any]:
-        """Pause the connectors (Unavailable, no session), run the blocking ``sequence`` off
-        the loop under the supervisor's test rules, then restore pilot and status."""
-        assert self.supervisor is not None
-        self._test_running = name
-        self._test_faults = []
-        self._emit("test.started", test=name, connectors=[c.id for c in controllers])
-        for controller in controllers:
-            controller.begin_test(name)
-        self.supervisor.begin_test(supervised)
-        try:
-            await self._settle_pilots(controllers)
-            result = await asyncio.to_thread(sequence)
-            await asyncio.sleep(0)  # let fault events the monitor sent meanwhile arrive
-        except Refusal as exc:
-            raise Refused(f"{name} test aborted: {exc}") from None
-        finally:
-            self.supervisor.end_test(supervised)
-            faults, self._test_faults = self._test_faults, None
-            self._test_running = None
-            for controller in controllers:
-                controller.end_test()
-        result["faults_raised"] = sorted({e.fault.kind.value for e in faults})
-        self._emit("test.ended", test=name, passed=result.get("passed"))
-        return result
-
-    async def _settle_pilots(self, controllers: list[ConnectorController]) -> None:
-        """A connector we hold in state F (Unavailable, latched fault) gets +12 V so the
-        monitor sees whether a vehicle is behind it; a vehicle refuses the test."""
-        held = [c for c in controllers if c.machine.state.pilot is PilotState.F]
-        for controller in held:
-            controller.devices.pilot.set_standby()
-        deadline = time.monotonic() + PILOT_SETTLE_S
-        while any(c.machine.state.pilot is PilotState.F for c in held):
-            if time.monotonic() > deadline:
-                raise Refused("the pilot stays in F on +12 V: check the pilot generator")
-            await asyncio.sleep(0.02)
-        for controller in held:
-            pilot = controller.machine.state.pilot
-            if pilot is not PilotState.A:
-                raise Refused(f"connector {controller.id}: pilot reads {pilot.value} on +12 V "
-                              "(a vehicle or a wiring fault): unplug it first")
-
-    async def test_contactor(self, connector: int = 1) -> dict[str, Any]:
-        """Close and open the contactor through the supervisor (pilot A, no fault), checking
-        the mirror. A contactor fault of its own does not refuse: the test shows it (a welded
-        one is reported without being energised)."""
-        controller = self._test_controller(connector)
-        contactor = controller.devices.contactor
-        if not contactor.has_feedback:
-            raise InvalidParams(f"connector {controller.id} has no contactor feedback_pin")
-        own = frozenset({FaultKind.CONTACTOR_WELDED, FaultKind.CONTACTOR_FAILED_TO_CLOSE})
-        self._test_refusals([controller], allowed_faults=own)
-        assert self.supervisor is not None
-        stand_in = _SupervisedTestContactor(self.supervisor, controller.id, contactor)
-        result = await self._run_test("contactor", [controller], controller.id,
-                                      lambda: run_contactor_sequence(stand_in))
-        # The monitor may act first (it opens a contactor that failed to close): its faults
-        # are findings of the test too.
-        raised = set(result["faults_raised"])
-        still = {f.kind for f in self.supervisor.active_faults(controller.id)}
-        if FaultKind.CONTACTOR_WELDED in still or "contactor_welded" in raised:
-            result["result"] = "welded"
-        elif "contactor_failed_to_close" in raised and result["result"] == "ok":
-            result["result"] = "failed_to_close"
-        result["passed"] = result["result"] == "ok" and not raised
-        result["connector"] = controller.id
-        return result
-
-    async def test_rcd(self) -> dict[str, Any]:
-        """Pulse the RCM test output with every connector paused; the trip is seen and clears."""
-        assert self.board is not None
-        rcm = self.board.rcm
-        if rcm is None or self.config.rcm is None or self.config.rcm.test_pin is None:
-            raise Refused("the station has no [rcm] with a test_pin")
-        controllers = list(self.controllers.values())
-        # The RCM's own trip is what the test is about; any other fault refuses.
-        self._test_refusals(controllers, allowed_faults=frozenset())
-        board = self.board
-        result = await self._run_test("rcd", controllers, STATION_WIDE,
-                                      lambda: run_rcd_test(board))
-        unexpected = set(result["faults_raised"]) - {FaultKind.RCD_TRIP.value}
-        result["passed"] = bool(result["passed"]) and not unexpected
-        return result
-
-    async def test_pilot(self, connector: int = 1) -> dict[str, Any]:
-        """Standby, 6/16/32 A PWM (capped at the connector's rating) and state F, each read
-        back; the machine's pilot output is restored after."""
-        controller = self._test_controller(connector)
-        self._test_refusals([controller])
-        devices, max_a = controller.devices, controller.section.max_current_a
-        result = await self._run_test("pilot", [controller], controller.id,
-                                      lambda: run_pilot_test(devices, max_a))
-        result["connector"] = controller.id
-        return result
-
-    async def test_lock(self, connector: int = 1) -> dict[str, Any]:
-        """Lock, then unlock, each confirmed by the feedback switch if there is one."""
-        controller = self._test_controller(connector)
-        if controller.devices.lock is None:
-            raise InvalidParams(f"connector {controller.id} has no [connector.lock]")
-        self._test_refusals([controller])
-        devices = controller.devices
-        result = await self._run_test("lock", [controller], controller.id,
-                                      lambda: run_lock_test(devices))
-        result["connector"] = controller.id
-        return result
-
-
-class _SupervisedTestContactor:
-    """The contactor as the contactor test sees it in the service: it closes only through
-    :meth:`SafetySupervisor.request_test_close` (no fault, no vehicle), never around it."""
-
-    def __init__(self, supervisor: SafetySupervisor, connector_id: int,
-                 contactor: Contactor) -> None:
-        self._supervisor = supervisor
-        self._connector_id = connector_id
-        self._contactor = contactor
-
-    @property
-    def feedback_timeout_s(self) -> float:
-        return self._contactor.feedback_timeout_s
-
-    def close(self) -> None:
-        if not self._supervisor.request_test_close(self._connector_id):
-            raise Refusal("the safety supervisor refused to close the contactor (a fault, or "
-                          "the pilot left A)")
-
-    def open(self) -> None:
-        self._supervisor.request_open(self._connector_id)
-
-    def check_feedback(self) -> ContactorFeedback:
-        return self._contactor.check_feedback()

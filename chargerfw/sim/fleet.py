@@ -480,7 +480,7 @@ class FleetCharger:
         return self._controller().transaction
 
     async def call(self, method: str, **params: Any) -> Any:
-        handler = self._rt().control_handlers()[method]
+        handler = self._rt().handlers.handlers()[method]
         try:
             result = handler(**params)
             if asyncio.iscoroutine(result):
@@ -657,12 +657,12 @@ class FleetCharger:
                                 timeout_s: float) -> None:
         """Clear a latched fault once the monitor has seen its condition gone."""
         runtime = self._rt()
-        if not any(f["kind"] == fault for f in runtime.faults()["active"]):
+        if not any(f["kind"] == fault for f in runtime.handlers.faults()["active"]):
             return
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                runtime.clear_fault(fault, connector)
+                runtime.handlers.clear_fault(fault, connector)
                 return
             except ControlError as exc:
                 if time.monotonic() > deadline:

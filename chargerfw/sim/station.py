@@ -98,7 +98,7 @@ def with_backend_url(config: StationConfig, url: str) -> StationConfig:
 async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
                    charge_s: float = 20.0, connector: int = 1) -> None:
     """Plug in, tap a card, charge ``charge_s`` with meter values flowing, tap again, unplug."""
-    handlers = runtime.control_handlers()
+    handlers = runtime.handlers.handlers()
 
     async def do(method: str, **params: Any) -> Any:
         result = handlers[method](**params)
@@ -107,7 +107,7 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
         return result
 
     def connector_status() -> dict[str, Any]:
-        return runtime.status()["connectors"][connector - 1]
+        return runtime.handlers.status()["connectors"][connector - 1]
 
     def meter_values_delivered() -> int:
         assert runtime.store is not None
@@ -125,7 +125,7 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
 
     await runtime.ready.wait()
     echo("demo: waiting for the backend to accept the station ...")
-    await wait("the backend", lambda: runtime.status()["backend"]["online"], timeout=30)
+    await wait("the backend", lambda: runtime.handlers.status()["backend"]["online"], timeout=30)
     echo("demo: plugging the vehicle in")
     await do("sim.plug", connector=connector)
     await asyncio.sleep(1.0)
@@ -146,7 +146,7 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
              f"energy {tx['energy_wh'] if tx else 0:8.1f} Wh  "
              f"transaction {tx['transaction_id'] if tx else '-'}  "
              f"MeterValues delivered {meter_values_delivered()}  "
-             f"outbox {runtime.status()['outbox']['pending']}")
+             f"outbox {runtime.handlers.status()['outbox']['pending']}")
     echo(f"demo: tapping card {tag} again to stop")
     await do("sim.tap", uid=tag)
     await wait("the transaction to stop", lambda: connector_status()["transaction"] is None)

@@ -430,7 +430,7 @@ async def test_technician_methods_meter_sample_rfid_next_and_config_set(station,
     assert bad.value.code == control.INVALID_PARAMS
 
     waiting = asyncio.create_task(ctl(sock, "rfid.next", wait_s=5))
-    await wait_until(lambda: runtime._tap_waiters, what="rfid.next waiting")
+    await wait_until(lambda: runtime.tap_waiters, what="rfid.next waiting")
     await ctl(sock, "sim.tap", uid="04aa55")
     assert (await waiting)["id_tag"] == "04AA55"
     assert (await ctl(sock, "rfid.next", wait_s=0.2))["id_tag"] is None
