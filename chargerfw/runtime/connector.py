@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chargerfw.config import ConnectorSection
@@ -32,9 +32,12 @@ from chargerfw.station.connector import (
     PilotOutput,
     SetContactor,
     SetPilot,
+    SettingsChanged,
     StartTransaction,
     StatusChanged,
     StopTransaction,
+    TestEnded,
+    TestStarted,
     TxPhase,
 )
 from chargerfw.station.safety import SafetySupervisor
@@ -83,9 +86,6 @@ class ConnectorController:
         self._new_sample = asyncio.Event()  # set by note_sample, for a start waiting on one
         self._pending_start: tuple[StartTransaction, asyncio.Task[None]] | None = None
         self.temperature_c: float | None = None  # last good reading (MeterValues Temperature)
-        # The technician's test running on this connector (``contactor``, ``rcd``, ...): the
-        # connector shows Unavailable, takes no session, and the test owns its pilot output.
-        self.under_test: str | None = None
         # Told about what a person watching would want to see (the sim station prints it).
         self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -103,10 +103,14 @@ class ConnectorController:
     def phase(self) -> TxPhase:
         return self.machine.state.phase
 
+    @property
+    def under_test(self) -> str | None:
+        """The technician's hardware test running on this connector, if any."""
+        return self.machine.state.under_test
+
     def update_settings(self, values: dict[str, str]) -> None:
         """New OCPP key values for the machine (StopTransactionOnInvalidId, ...)."""
-        state = self.machine.state
-        self.machine.state = replace(state, settings=state.settings.with_keys(values))
+        self.handle(SettingsChanged(self.machine.state.settings.with_keys(values)))
 
     def energy_now_wh(self) -> float:
         """The meter's register now; before the first sample, the last one the store knows."""
@@ -148,21 +152,15 @@ class ConnectorController:
 
     def begin_test(self, what: str) -> None:
         """Pause normal handling for a hardware test: Unavailable, no new session."""
-        self.under_test = what
         self._cancel_connection_timer()
         self._emit("connector.test_started", test=what)
-        self.client.set_status(self.id, "Unavailable", "NoError")
+        self.handle(TestStarted(what))
 
     def end_test(self) -> None:
         """Back to what the state machine says: its pilot output and its status."""
-        what, self.under_test = self.under_test, None
-        out = self.machine.outputs
-        try:
-            self.apply_pilot(out.pilot)
-        finally:
-            self.client.set_status(self.id, out.status.value, out.error_code.value,
-                                   vendor_error_code=out.vendor_error_code)
-            self._emit("connector.test_ended", test=what, status=out.status.value)
+        what = self.under_test
+        self.handle(TestEnded())
+        self._emit("connector.test_ended", test=what, status=self.machine.outputs.status.value)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -183,10 +181,6 @@ class ConnectorController:
                   connection_timeout_s: float) -> bool:
         """A tag may start here; False if the machine refused it (faulted, occupied, ...) or
         a technician's test runs."""
-        if self.under_test is not None:
-            log.info("connector.authorization_refused", connector=self.id,
-                     reason=f"{self.under_test} test running")
-            return False
         actions = self.handle(Authorized(id_tag, parent_id_tag))
         refused = [a for a in actions if isinstance(a, AuthorizationRefused)]
         if refused:
@@ -226,8 +220,7 @@ class ConnectorController:
                 self.supervisor.request_open(self.id)
                 self._emit("connector.contactor", closed=False)
             case SetPilot(output=output):
-                if self.under_test is None:  # a test owns the pilot; end_test restores it
-                    self.apply_pilot(output)
+                self.apply_pilot(output)
             case StartTransaction():
                 self._start_transaction(action)
             case StopTransaction():
@@ -235,8 +228,6 @@ class ConnectorController:
             case StatusChanged():
                 self._emit("connector.status", status=action.status.value,
                            error_code=action.error_code.value)
-                if self.under_test is not None:
-                    return  # Unavailable while testing; end_test sends the status then
                 self.client.set_status(self.id, action.status.value, action.error_code.value,
                                        vendor_error_code=action.vendor_error_code)
             case _:

@@ -63,7 +63,7 @@ class HardwareTests:
             raise Refused(f"a {self.running} test is running: wait for it to end")
         for controller in controllers:
             cid = controller.id
-            state = controller.machine.state
+            state = self._rt.connector_state(cid)
             if state.phase is TxPhase.RUNNING or controller.transaction is not None:
                 raise Refused(f"a transaction runs on connector {cid}: stop it first")
             if state.phase is TxPhase.AUTHORIZED:
@@ -75,7 +75,7 @@ class HardwareTests:
             # F is what we drive while Unavailable or latched Faulted: _settle_pilots looks
             # behind it. E, a missing diode, or F we do not drive: the pilot line is wrong.
             own_f = (state.pilot is PilotState.F
-                     and controller.machine.outputs.pilot.mode is PilotMode.STATE_F)
+                     and self._rt.connector_outputs(cid).pilot.mode is PilotMode.STATE_F)
             if state.pilot is not PilotState.A and not own_f:
                 raise Refused(f"connector {cid}: the pilot reads {state.pilot.value}: check "
                               "the cable and the pilot wiring first")
@@ -94,8 +94,8 @@ class HardwareTests:
         self.running = name
         self.faults_seen = []
         self._rt.emit("test.started", test=name, connectors=[c.id for c in controllers])
-        for controller in controllers:
-            controller.begin_test(name)
+        ids = [c.id for c in controllers]
+        self._rt.begin_test(name, ids)
         self._rt.supervisor.begin_test(supervised)
         try:
             await self._settle_pilots(controllers)
@@ -107,8 +107,7 @@ class HardwareTests:
             self._rt.supervisor.end_test(supervised)
             faults, self.faults_seen = self.faults_seen, None
             self.running = None
-            for controller in controllers:
-                controller.end_test()
+            self._rt.end_test(ids)
         result["faults_raised"] = sorted({e.fault.kind.value for e in faults})
         self._rt.emit("test.ended", test=name, passed=result.get("passed"))
         return result
@@ -116,18 +115,21 @@ class HardwareTests:
     async def _settle_pilots(self, controllers: list[ConnectorController]) -> None:
         """A connector we hold in state F (Unavailable, latched fault) gets +12 V so the
         monitor sees whether a vehicle is behind it; a vehicle refuses the test."""
-        held = [c for c in controllers if c.machine.state.pilot is PilotState.F]
+        def pilot(controller: ConnectorController) -> PilotState:
+            return self._rt.connector_state(controller.id).pilot
+
+        held = [c for c in controllers if pilot(c) is PilotState.F]
         for controller in held:
             controller.devices.pilot.set_standby()
         deadline = time.monotonic() + PILOT_SETTLE_S
-        while any(c.machine.state.pilot is PilotState.F for c in held):
+        while any(pilot(c) is PilotState.F for c in held):
             if time.monotonic() > deadline:
                 raise Refused("the pilot stays in F on +12 V: check the pilot generator")
             await asyncio.sleep(0.02)
         for controller in held:
-            pilot = controller.machine.state.pilot
-            if pilot is not PilotState.A:
-                raise Refused(f"connector {controller.id}: pilot reads {pilot.value} on +12 V "
+            reading = pilot(controller)
+            if reading is not PilotState.A:
+                raise Refused(f"connector {controller.id}: pilot reads {reading.value} on +12 V "
                               "(a vehicle or a wiring fault): unplug it first")
 
     async def test_contactor(self, connector: int = 1) -> dict[str, Any]:

@@ -76,7 +76,9 @@ from chargerfw.station.connector import (
     PLUGGED,
     CancelReservation,
     ChangeAvailability,
+    ConnectorOutputs,
     ConnectorSettings,
+    ConnectorState,
     CurrentLimitChanged,
     EnergyMeasured,
     FaultCleared,
@@ -88,6 +90,7 @@ from chargerfw.station.connector import (
     StartConfirmed,
     StopRequested,
     TxPhase,
+    outputs,
 )
 from chargerfw.station.connector import (
     AvailabilityAnswer as AvailabilityAction,
@@ -430,6 +433,27 @@ class StationRuntime:
         for listener in list(self.event_listeners):
             with contextlib.suppress(Exception):
                 listener(event, fields)
+
+    # -- what the control handlers read and do ------------------------------------------
+
+    def connector_state(self, connector_id: int) -> ConnectorState:
+        """The connector's state as the station core holds it (KeyError if unknown)."""
+        return self.controllers[connector_id].machine.state
+
+    def connector_outputs(self, connector_id: int) -> ConnectorOutputs:
+        """What the connector shows and drives now, derived from its state."""
+        return outputs(self.connector_state(connector_id))
+
+    def begin_test(self, test: str, connector_ids: list[int]) -> None:
+        """A technician's hardware test takes these connectors over: Unavailable, no session,
+        the test owns their pilots."""
+        for cid in connector_ids:
+            self.controllers[cid].begin_test(test)
+
+    def end_test(self, connector_ids: list[int]) -> None:
+        """The test is over: each connector's own pilot output and status again."""
+        for cid in connector_ids:
+            self.controllers[cid].end_test()
 
     # -- meters ---------------------------------------------------------------------------
 

@@ -152,6 +152,9 @@ class ConnectorState:
     reservation: Reservation | None = None
     faults: frozenset[FaultKind] = frozenset()
     limits: tuple[tuple[LimitSource, float], ...] = ()  # sorted, one per source
+    # The technician's hardware test running here ("contactor", "rcd", ...): Unavailable, no
+    # session, and the test owns the pilot until it ends.
+    under_test: str | None = None
 
     def limit(self, source: LimitSource) -> float | None:
         return dict(self.limits).get(source)
@@ -230,6 +233,25 @@ class CurrentLimitChanged:
     limit_a: float | None  # None removes the limit of that source
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """New constants or OCPP key values (StopTransactionOnInvalidId, ...)."""
+
+    settings: ConnectorSettings
+
+
+@dataclass(frozen=True, slots=True)
+class TestStarted:
+    """A technician's hardware test takes the connector over (its pilot included)."""
+
+    test: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestEnded:
+    """The hardware test is over: the machine's own pilot and status apply again."""
+
+
 Event = (
     PilotChanged
     | Authorized
@@ -243,6 +265,9 @@ Event = (
     | FaultRaised
     | FaultCleared
     | CurrentLimitChanged
+    | SettingsChanged
+    | TestStarted
+    | TestEnded
 )
 
 # ---- actions ------------------------------------------------------------------------------
@@ -289,6 +314,7 @@ class RefusalReason(enum.StrEnum):
     UNAVAILABLE = "Unavailable"
     OCCUPIED = "Occupied"
     RESERVED = "Reserved"
+    UNDER_TEST = "UnderTest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +376,7 @@ def _blocks_contactor(state: ConnectorState) -> bool:
 
 
 def _status(state: ConnectorState) -> ChargePointStatus:
+    """The status the machine's own rules give, a hardware test aside."""
     if _faulted(state):
         return ChargePointStatus.FAULTED
     if state.phase is TxPhase.RUNNING:
@@ -387,10 +414,15 @@ def _pilot_output(state: ConnectorState, status: ChargePointStatus) -> PilotOutp
 
 def outputs(state: ConnectorState) -> ConnectorOutputs:
     """Everything the connector shows and drives, derived from its state alone."""
-    status = _status(state)
-    top = most_important(state.faults)
+    own_status = _status(state)
+    # A hardware test shows Unavailable; the machine's pilot output stays what it would drive
+    # (the test owns the line meanwhile, and gets it back when it ends).
+    status = ChargePointStatus.UNAVAILABLE if state.under_test is not None else own_status
+    # A test's findings are reported when it ends.
+    top = most_important(state.faults) if state.under_test is None else None
     contactor_closed = (
-        state.phase is TxPhase.RUNNING
+        state.under_test is None
+        and state.phase is TxPhase.RUNNING
         and state.pilot in (PilotState.C, PilotState.D)
         and _energy_offered(state)
         and not _blocks_contactor(state)
@@ -401,7 +433,7 @@ def outputs(state: ConnectorState) -> ConnectorOutputs:
         error_code=FAULT_SPECS[top].error_code if top else ChargePointErrorCode.NO_ERROR,
         vendor_error_code=FAULT_SPECS[top].vendor_error_code if top else None,
         contactor_closed=contactor_closed,
-        pilot=_pilot_output(state, status),
+        pilot=_pilot_output(state, own_status),
         offered_current_a=offered_current_a(state),
     )
 
@@ -514,6 +546,9 @@ def _on_fault_state(s: _Step) -> None:
 
 def _on_authorized(s: _Step, ev: Authorized) -> None:
     st = s.state
+    if st.under_test is not None:
+        s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.UNDER_TEST))
+        return
     if _faulted(st):
         s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.FAULTED))
         return
@@ -611,6 +646,12 @@ def _transition(s: _Step, ev: Event) -> None:
                     raise ValueError(f"current limit must be >= 0 A, got {limit}")
                 limits[source] = limit
             s.state = replace(st, limits=tuple(sorted(limits.items())))
+        case SettingsChanged(settings=settings):
+            s.state = replace(st, settings=settings)
+        case TestStarted(test=test):
+            s.state = replace(st, under_test=test)
+        case TestEnded():
+            s.state = replace(st, under_test=None)
         case _:
             raise TypeError(f"not a connector event: {ev!r}")
 
@@ -627,7 +668,11 @@ def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Acti
     if before.contactor_closed and not after.contactor_closed:
         actions.append(SetContactor(False))
     actions.extend(s.answers)
-    if before.pilot != after.pilot:
+    # A hardware test owns the pilot while it runs; when it ends the machine's output is
+    # driven again whatever the test left on the line.
+    if isinstance(event, TestEnded) and state.under_test is not None:
+        actions.append(SetPilot(after.pilot))
+    elif before.pilot != after.pilot and s.state.under_test is None:
         actions.append(SetPilot(after.pilot))
     actions.extend(s.tx)
     if after.contactor_closed and not before.contactor_closed:
