@@ -27,7 +27,9 @@ from chargerfw.station.connector import (
     ConnectionTimedOut,
     ConnectorMachine,
     ConnectorSettings,
+    EnteredTestMode,
     Event,
+    LeftTestMode,
     PilotMode,
     PilotOutput,
     SetContactor,
@@ -36,8 +38,6 @@ from chargerfw.station.connector import (
     StartTransaction,
     StatusChanged,
     StopTransaction,
-    TestEnded,
-    TestStarted,
     TxPhase,
 )
 from chargerfw.station.safety import SafetySupervisor
@@ -154,12 +154,12 @@ class ConnectorController:
         """Pause normal handling for a hardware test: Unavailable, no new session."""
         self._cancel_connection_timer()
         self._emit("connector.test_started", test=what)
-        self.handle(TestStarted(what))
+        self.handle(EnteredTestMode(what))
 
     def end_test(self) -> None:
         """Back to what the state machine says: its pilot output and its status."""
         what = self.under_test
-        self.handle(TestEnded())
+        self.handle(LeftTestMode())
         self._emit("connector.test_ended", test=what, status=self.machine.outputs.status.value)
 
     # -- events ---------------------------------------------------------------------------

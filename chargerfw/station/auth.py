@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -327,7 +327,7 @@ class Authorizer:
                     list_status=list_info.status.value,
                     backend=info.status.value,
                 )
-                decision = AuthDecision(**{**_as_dict(decision), "local_list_conflict": True})
+                decision = replace(decision, local_list_conflict=True)
         return decision
 
     def _offline_decision(
@@ -365,7 +365,3 @@ class Authorizer:
         if started_parent is None:
             return False
         return same_tag(started_parent, await self.parent_of(presented))
-
-
-def _as_dict(decision: AuthDecision) -> dict[str, object]:
-    return {f.name: getattr(decision, f.name) for f in fields(decision)}

@@ -47,6 +47,7 @@ from chargerfw.station.enums import (
     AvailabilityChange,
     ChargePointErrorCode,
     ChargePointStatus,
+    ReservationStatus,
     StopReason,
 )
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind, most_important
@@ -91,6 +92,7 @@ class Reservation:
     reservation_id: int
     id_tag: str
     parent_id_tag: str | None = None
+    expires_at: float | None = None  # Unix time; the station ends it then
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +243,14 @@ class SettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class TestStarted:
+class EnteredTestMode:
     """A technician's hardware test takes the connector over (its pilot included)."""
 
     test: str
 
 
 @dataclass(frozen=True, slots=True)
-class TestEnded:
+class LeftTestMode:
     """The hardware test is over: the machine's own pilot and status apply again."""
 
 
@@ -266,8 +268,8 @@ Event = (
     | FaultCleared
     | CurrentLimitChanged
     | SettingsChanged
-    | TestStarted
-    | TestEnded
+    | EnteredTestMode
+    | LeftTestMode
 )
 
 # ---- actions ------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ class AuthorizationRefused:
 class ReservationAnswer:
     """OCPP ReserveNow.conf status: Accepted, Faulted, Occupied, Unavailable."""
 
-    status: str
+    status: ReservationStatus
 
 
 Action = (
@@ -468,12 +470,13 @@ def _end_transaction(s: _Step, reason: StopReason) -> None:
 
 def _start_transaction(s: _Step) -> None:
     st = s.state
-    assert st.id_tag is not None
+    id_tag = st.id_tag
+    assert id_tag is not None
     reservation_id = None
     if st.reservation is not None:
         reservation_id = st.reservation.reservation_id
         st = replace(st, reservation=None)
-    s.tx.append(StartTransaction(st.connector_id, st.id_tag, reservation_id))
+    s.tx.append(StartTransaction(st.connector_id, id_tag, reservation_id))
     s.state = replace(
         st, phase=TxPhase.RUNNING, tx_reservation_id=reservation_id, energy_delivered_wh=0.0
     )
@@ -588,18 +591,18 @@ def _on_change_availability(s: _Step, ev: ChangeAvailability) -> None:
 def _on_reserve(s: _Step, ev: Reserve) -> None:
     st = s.state
     if _faulted(st):
-        status = "Faulted"
+        status = ReservationStatus.FAULTED
     elif st.availability is Availability.INOPERATIVE:
-        status = "Unavailable"
+        status = ReservationStatus.UNAVAILABLE
     elif st.phase is not TxPhase.IDLE or st.pilot in PLUGGED:
-        status = "Occupied"
+        status = ReservationStatus.OCCUPIED
     elif (
         st.reservation is not None
         and st.reservation.reservation_id != ev.reservation.reservation_id
     ):
-        status = "Occupied"
+        status = ReservationStatus.OCCUPIED
     else:
-        status = "Accepted"
+        status = ReservationStatus.ACCEPTED
         s.state = replace(st, reservation=ev.reservation)
     s.answers.append(ReservationAnswer(status))
 
@@ -648,9 +651,9 @@ def _transition(s: _Step, ev: Event) -> None:
             s.state = replace(st, limits=tuple(sorted(limits.items())))
         case SettingsChanged(settings=settings):
             s.state = replace(st, settings=settings)
-        case TestStarted(test=test):
+        case EnteredTestMode(test=test):
             s.state = replace(st, under_test=test)
-        case TestEnded():
+        case LeftTestMode():
             s.state = replace(st, under_test=None)
         case _:
             raise TypeError(f"not a connector event: {ev!r}")
@@ -670,7 +673,7 @@ def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Acti
     actions.extend(s.answers)
     # A hardware test owns the pilot while it runs; when it ends the machine's output is
     # driven again whatever the test left on the line.
-    if isinstance(event, TestEnded) and state.under_test is not None:
+    if isinstance(event, LeftTestMode) and state.under_test is not None:
         actions.append(SetPilot(after.pilot))
     elif before.pilot != after.pilot and s.state.under_test is None:
         actions.append(SetPilot(after.pilot))

@@ -1,7 +1,7 @@
 """OCPP 1.6 value sets the station core speaks, spelled exactly as on the wire.
 
 OCPP 1.6 types ChargePointErrorCode, ChargePointStatus, AuthorizationStatus, Reason,
-AvailabilityType and AvailabilityStatus. They are our own StrEnums, not ``ocpp.v16.enums``, so
+AvailabilityType, AvailabilityStatus and ReservationStatus. They are our own StrEnums, not ``ocpp.v16.enums``, so
 that the station layer does not depend on a wire library (layers point down: drivers <- station
 <- ocpp) and an OCPP 2.0.1 adapter can map them too; a test checks that every spelling equals
 the ``ocpp`` library's. Being StrEnums, they go onto the wire as they are.
@@ -78,3 +78,13 @@ class AvailabilityChange(enum.StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
     SCHEDULED = "Scheduled"
+
+
+class ReservationStatus(enum.StrEnum):
+    """OCPP 1.6 ReservationStatus: the answer to ReserveNow."""
+
+    ACCEPTED = "Accepted"
+    FAULTED = "Faulted"
+    OCCUPIED = "Occupied"
+    REJECTED = "Rejected"
+    UNAVAILABLE = "Unavailable"

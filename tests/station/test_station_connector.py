@@ -21,8 +21,10 @@ from chargerfw.station.connector import (
     ConnectorState,
     CurrentLimitChanged,
     EnergyMeasured,
+    EnteredTestMode,
     FaultCleared,
     FaultRaised,
+    LeftTestMode,
     LimitSource,
     PilotChanged,
     PilotMode,
@@ -33,6 +35,7 @@ from chargerfw.station.connector import (
     Reserve,
     SetContactor,
     SetPilot,
+    SettingsChanged,
     StartConfirmed,
     StartTransaction,
     StatusChanged,
@@ -567,3 +570,40 @@ def test_non_faulting_fault_keeps_authorization_and_transaction():
     actions = m.handle(PilotChanged(P.C))
     assert StartTransaction(1, "AA", None) in actions and SetContactor(True) in actions
     assert m.handle(FaultCleared(FaultKind.METER_FAILURE)) == [status(S.CHARGING)]
+
+
+# ---- technician test mode and settings as machine events ---------------------------------
+
+
+def test_a_hardware_test_shows_unavailable_refuses_tags_and_owns_the_pilot():
+    state, actions = step(st(), EnteredTestMode("pilot"))
+    assert state.under_test == "pilot"
+    assert actions == [StatusChanged(1, S.UNAVAILABLE, E.NO_ERROR)]  # no pilot command
+    assert outputs(state).pilot == PilotOutput(PilotMode.STANDBY)  # what it drives after
+    _, refused = step(state, Authorized("AA"))
+    assert refused == [AuthorizationRefused("AA", RefusalReason.UNDER_TEST)]
+    # A fault during the test changes neither the status shown nor the pilot.
+    state, actions = step(state, FaultRaised(FaultKind.CONTACTOR_WELDED))
+    assert actions == []
+    assert outputs(state).status is S.UNAVAILABLE and not outputs(state).contactor_closed
+    # When it ends, the machine drives its own pilot again and reports what it found.
+    state, actions = step(state, LeftTestMode())
+    assert state.under_test is None
+    assert actions == [SetPilot(PilotOutput(PilotMode.STATE_F)),
+                       StatusChanged(1, S.FAULTED, E.POWER_SWITCH_FAILURE, "ContactorWelded")]
+
+
+def test_a_test_that_ends_restores_the_pilot_even_when_the_output_did_not_change():
+    state, _ = step(st(), EnteredTestMode("pilot"))
+    state, actions = step(state, LeftTestMode())
+    assert actions == [SetPilot(PilotOutput(PilotMode.STANDBY)),
+                       StatusChanged(1, S.AVAILABLE, E.NO_ERROR)]
+
+
+def test_settings_change_through_an_event():
+    settings = ConnectorSettings(max_current_a=16.0).with_keys(
+        {"StopTransactionOnInvalidId": "false"})
+    state, actions = step(st(**RUN_C), SettingsChanged(settings))
+    assert actions == [] and not state.settings.stop_on_invalid_id
+    state, actions = step(state, StartConfirmed(AuthorizationStatus.INVALID))
+    assert state.phase is TxPhase.RUNNING and state.deauthorized  # suspended, not stopped
