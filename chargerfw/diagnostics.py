@@ -40,8 +40,8 @@ from chargerfw.drivers.meter.plausibility import (
     sample_problem,
     voltage_problem,
 )
-from chargerfw.drivers.pilot import ControlPilot, PilotOutput, PilotReading
-from chargerfw.drivers.types import MeterSample, PilotState
+from chargerfw.drivers.pilot import ControlPilot, PilotReading
+from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
 from chargerfw.hwlock import runtime_dir
 from chargerfw.ocpp.connection import SUBPROTOCOL, ConnectionSetupError, OcppConnection
 
@@ -460,11 +460,11 @@ def run_rcd_test(board: Board) -> dict[str, Any]:
 
 
 def _expected_states(output: str, vehicle: bool) -> set[str]:
-    if output == PilotOutput.STATE_F.value:
+    if output == PilotMode.STATE_F.value:
         return {PilotState.F.value}
     if not vehicle:
         return {PilotState.A.value}
-    if output == PilotOutput.STANDBY.value:
+    if output == PilotMode.STANDBY.value:
         return {PilotState.B.value}
     return VEHICLE_STATES
 
@@ -483,14 +483,14 @@ def run_pilot_test(devices: ConnectorDevices, max_current_a: float) -> dict[str,
 
     try:
         pilot.set_standby()
-        first = step(PilotOutput.STANDBY.value, None)
+        first = step(PilotMode.STANDBY.value, None)
         vehicle = first["state"] in VEHICLE_STATES
         steps.append(first)
         for amps in sorted({min(a, max_current_a) for a in PILOT_TEST_CURRENTS_A}):
             pilot.set_current_limit(amps)
-            steps.append(step(PilotOutput.PWM.value, amps))
+            steps.append(step(PilotMode.PWM.value, amps))
         pilot.set_state_f()
-        steps.append(step(PilotOutput.STATE_F.value, None))
+        steps.append(step(PilotMode.STATE_F.value, None))
     finally:
         pilot.set_standby()
     for s in steps:

@@ -8,12 +8,13 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 # Field names whose values are never written to a log.
 SECRET_KEYS = frozenset({"password", "authorization_key", "token", "auth", "secret", "credentials"})
 
 
-def _redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     for key in event.keys() & SECRET_KEYS:
         event[key] = "***"
     return event

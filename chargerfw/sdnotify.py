@@ -21,8 +21,9 @@ class SystemdNotifier:
             self._address = "\0" + self._address[1:]  # abstract namespace socket
         watchdog_usec = env.get("WATCHDOG_USEC")
         watchdog_pid = env.get("WATCHDOG_PID")
-        enabled = watchdog_usec and (not watchdog_pid or int(watchdog_pid) == os.getpid())
-        self.watchdog_interval_s: float | None = int(watchdog_usec) / 1e6 if enabled else None
+        self.watchdog_interval_s: float | None = None
+        if watchdog_usec and (not watchdog_pid or int(watchdog_pid) == os.getpid()):
+            self.watchdog_interval_s = int(watchdog_usec) / 1e6
 
     @property
     def enabled(self) -> bool:

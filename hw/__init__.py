@@ -1,15 +1,5 @@
-"""Hardware described as data: meter register maps, board pin maps, udev rules.
+"""Hardware described as data: meter register maps, station configs, scenarios, udev rules.
 
-Installed as the ``chargerfw.hw`` package so the files ship inside the wheel.
+Installed as the data package ``chargerfw.hw`` so the files ship inside the wheel; read them
+through :func:`chargerfw.hwdata.data_path`.
 """
-
-from importlib.resources import files
-from importlib.resources.abc import Traversable
-
-
-def data_path(*parts: str) -> Traversable:
-    """Return a file or folder inside the shipped hardware data."""
-    node = files(__name__)
-    for part in parts:
-        node = node / part
-    return node

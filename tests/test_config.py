@@ -6,9 +6,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from chargerfw.hw import data_path
 
 from chargerfw.config import ConfigError, known_meter_models, load_config, parse_config
+from chargerfw.hwdata import data_path
 
 MINIMAL = """
 [station]

@@ -31,6 +31,7 @@ from tomlkit.exceptions import TOMLKitError
 from chargerfw.cli import config_option, main
 from chargerfw.cli.diag import Station, echo_json, fail, json_option, load_station
 from chargerfw.config import ConfigError, load_config, parse_config
+from chargerfw.config.ocpp_keys import key_definitions
 from chargerfw.diagnostics import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -43,7 +44,7 @@ from chargerfw.diagnostics import (
     redact,
     redact_toml_text,
 )
-from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys, key_definitions
+from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys
 from chargerfw.store import Store
 
 _PART = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\[(?P<id>\d+)\])?$")

@@ -741,7 +741,7 @@ def config_check(config_path: str) -> tuple[StationConfig | None, CheckResult]:
 
 
 def ocpp_keys_check(station: Station) -> CheckResult:
-    from chargerfw.ocpp.config_keys import ConfigValueError, key_definitions, normalise
+    from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 
     store = station.open_store()
     if store is None:

@@ -98,7 +98,7 @@ def sim_meter(model: str, port: str | None, tcp: str | None, power_w: float, vol
 
 
 def _default_sim_config() -> str:
-    from chargerfw.hw import data_path
+    from chargerfw.hwdata import data_path
 
     return str(data_path("stations") / "sim.toml")
 
@@ -219,7 +219,7 @@ async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int,
 
 def _packaged_scenario(name_or_path: str) -> str:
     """A path as given, or, when no such file exists, the packaged hw/scenarios/<name>.toml."""
-    from chargerfw.hw import data_path
+    from chargerfw.hwdata import data_path
 
     if Path(name_or_path).exists() or "/" in name_or_path:
         return name_or_path

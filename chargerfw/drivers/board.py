@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from chargerfw.config import StationConfig
 from chargerfw.drivers.contactor import Contactor
@@ -16,18 +15,19 @@ from chargerfw.drivers.gpio import PinFactory, RPiGpioPinFactory, SimulatedPinFa
 from chargerfw.drivers.i2c import I2cBus, SimulatedSmbus, open_i2c_bus
 from chargerfw.drivers.lock import ConnectorLock
 from chargerfw.drivers.pilot import Ads1115, ControlPilot
+from chargerfw.drivers.simulated.gpio_devices import (
+    SimulatedContactorMirror,
+    SimulatedFaultSwitch,
+    SimulatedLockMechanism,
+    SimulatedRcm,
+)
+from chargerfw.drivers.simulated.i2c_devices import (
+    SIMULATED_SENSORS,
+    SimulatedAds1115,
+    SimulatedTemperatureChip,
+)
+from chargerfw.drivers.simulated.vehicle import SimulatedPilotLine, SimulatedVehicle
 from chargerfw.drivers.temperature import SENSOR_MODELS, TemperatureSensor
-
-if TYPE_CHECKING:  # the simulators are imported at run time only when hardware = "sim"
-    from chargerfw.sim.i2c_devices import SimulatedAds1115, SimulatedLm75, SimulatedTmp102
-    from chargerfw.sim.vehicle import (
-        SimulatedContactorMirror,
-        SimulatedFaultSwitch,
-        SimulatedLockMechanism,
-        SimulatedPilotLine,
-        SimulatedRcm,
-        SimulatedVehicle,
-    )
 
 
 class BoardError(ValueError):
@@ -42,7 +42,7 @@ class ConnectorSim:
     pilot_line: SimulatedPilotLine
     contactor: SimulatedContactorMirror  # weld(), fail_to_close(), repair(), is_closed
     lock: SimulatedLockMechanism | None = None  # jam(), repair()
-    temperature: SimulatedTmp102 | SimulatedLm75 | None = None  # .temperature_c
+    temperature: SimulatedTemperatureChip | None = None  # .temperature_c
 
 
 @dataclass
@@ -177,23 +177,18 @@ def _build_devices(
     return Board(config.hardware, factory, buses, connectors, rcm, estop)
 
 
-def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
-    # Imported here: drivers do not depend on the simulators unless asked for them.
-    from chargerfw.sim.i2c_devices import SIMULATED_SENSORS, SimulatedAds1115
-    from chargerfw.sim.vehicle import (
-        SimulatedContactorMirror,
-        SimulatedFaultSwitch,
-        SimulatedLockMechanism,
-        SimulatedPilotLine,
-        SimulatedRcm,
-        SimulatedVehicle,
-    )
+def _contacts_closed(mirror: SimulatedContactorMirror) -> Callable[[], bool]:
+    """Whether power flows into the cable: the contactor's main contacts are closed."""
+    return lambda: mirror.is_closed
 
+
+def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
     factory = pin_factory or SimulatedPinFactory()
     if not isinstance(factory, SimulatedPinFactory):
         raise BoardError('hardware = "sim" needs a SimulatedPinFactory')
     sim = BoardSim()
     buses: dict[int, I2cBus] = {}
+    temperature_chips: dict[tuple[int, int], SimulatedTemperatureChip] = {}  # (bus, address)
     # Devices go on the simulated buses before the drivers touch them.
     for c in config.connector:
         raw = sim.buses.setdefault(c.pilot.adc_bus, SimulatedSmbus())
@@ -204,7 +199,9 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
         if c.temperature:
             raw_t = sim.buses.setdefault(c.temperature.bus, SimulatedSmbus())
             if c.temperature.address not in raw_t.devices:
-                raw_t.attach(c.temperature.address, SIMULATED_SENSORS[c.temperature.sensor]())
+                chip = SIMULATED_SENSORS[c.temperature.sensor]()
+                raw_t.attach(c.temperature.address, chip)
+                temperature_chips[(c.temperature.bus, c.temperature.address)] = chip
 
     def bus(number: int) -> I2cBus:
         if number not in buses:
@@ -228,7 +225,7 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
             frequency_hz=c.pilot.pwm_frequency_hz,
             adc_scale=c.pilot.adc_scale,
             adc_offset=c.pilot.adc_offset,
-            power_on=lambda m=mirror: m.is_closed,
+            power_on=_contacts_closed(mirror),
         )
         sim.adcs[(c.pilot.adc_bus, c.pilot.adc_address)].connect(
             c.pilot.adc_channel, line.adc_volts
@@ -244,7 +241,7 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
             )
         temp_sim = None
         if c.temperature:
-            temp_sim = sim.buses[c.temperature.bus].devices[c.temperature.address]
+            temp_sim = temperature_chips[(c.temperature.bus, c.temperature.address)]
         devices.sim = ConnectorSim(vehicle, line, mirror, lock_sim, temp_sim)
     if config.rcm and board.rcm:
         sim.rcm = SimulatedRcm(

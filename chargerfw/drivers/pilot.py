@@ -11,7 +11,6 @@ a burst of samples: the maximum is taken as the high plateau and the minimum as 
 
 from __future__ import annotations
 
-import enum
 import math
 import threading
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from chargerfw.config import PilotSection
 from chargerfw.drivers.gpio import PinFactory
 from chargerfw.drivers.i2c import I2cBus
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -209,18 +208,12 @@ class Ads1115:
 
 
 # -- the control pilot ------------------------------------------------------------------------------
-class PilotOutput(enum.StrEnum):
-    STANDBY = "standby"  # +12 V steady: no current offered
-    PWM = "pwm"  # current offered
-    STATE_F = "state_f"  # -12 V steady: EVSE not available
-
-
 @dataclass(frozen=True, slots=True)
 class PilotReading:
     state: PilotState  # after hysteresis and confirmation
     high_v: float  # high plateau (max of the burst), pilot volts
     low_v: float  # low plateau (min of the burst), pilot volts
-    output: PilotOutput
+    output: PilotMode
     duty_percent: float
 
 
@@ -249,7 +242,7 @@ class ControlPilot:
         self.adc_offset = adc_offset
         self.samples = samples
         self.classifier = PilotClassifier(hysteresis_v, confirm_reads)
-        self._output = PilotOutput.STANDBY
+        self._output = PilotMode.STANDBY
         self._pin = factory.claim(pwm_pin, name)
         self._pin.setup_pwm(frequency_hz, 100.0)
 
@@ -272,7 +265,7 @@ class ControlPilot:
         )
 
     @property
-    def output(self) -> PilotOutput:
+    def output(self) -> PilotMode:
         return self._output
 
     @property
@@ -281,7 +274,7 @@ class ControlPilot:
 
     @property
     def offered_current_a(self) -> float | None:
-        if self._output is not PilotOutput.PWM:
+        if self._output is not PilotMode.PWM:
             return None
         return current_for_duty(self.duty_percent)
 
@@ -294,18 +287,18 @@ class ControlPilot:
         """Offer ``amps`` (6-80 A) by PWM; returns the duty. A bad value changes nothing."""
         duty = duty_for_current(amps)
         self._pin.set_duty(duty)
-        self._output = PilotOutput.PWM
+        self._output = PilotMode.PWM
         return duty
 
     def set_standby(self) -> None:
         """+12 V steady: vehicle may stay connected, no current offered."""
         self._pin.set_duty(100.0)
-        self._output = PilotOutput.STANDBY
+        self._output = PilotMode.STANDBY
 
     def set_state_f(self) -> None:
         """-12 V steady: EVSE not available (fault)."""
         self._pin.set_duty(0.0)
-        self._output = PilotOutput.STATE_F
+        self._output = PilotMode.STATE_F
 
     def to_pilot_volts(self, adc_volts: float) -> float:
         return adc_volts * self.adc_scale + self.adc_offset
@@ -317,7 +310,7 @@ class ControlPilot:
         volts = [self.to_pilot_volts(v) for v in self.adc.burst(self.adc_channel, self.samples)]
         high, low = max(volts), min(volts)
         previous = self.classifier.state
-        state = self.classifier.update(high, low, pwm_active=output is PilotOutput.PWM)
+        state = self.classifier.update(high, low, pwm_active=output is PilotMode.PWM)
         if state != previous:
             log.info(
                 "pilot.state",

@@ -81,3 +81,11 @@ class PilotState(enum.StrEnum):
     E = "E"  # 0 V: short / no pilot (error)
     F = "F"  # -12 V: EVSE not available / fault
     DIODE_FAULT = "diode_fault"  # low half of the PWM not at -12 V
+
+
+class PilotMode(enum.StrEnum):
+    """What the EVSE puts on the control pilot."""
+
+    STANDBY = "standby"  # +12 V steady (states A1/B1): no current offered
+    PWM = "pwm"  # 1 kHz PWM: the duty offers a current
+    STATE_F = "state_f"  # -12 V steady: EVSE not available

@@ -1,9 +1,9 @@
-"""OCPP 1.6 configuration keys: definitions, validation, persistence, Get/ChangeConfiguration.
+"""OCPP 1.6 configuration keys over the station's store: GetConfiguration, ChangeConfiguration
+and the listeners that act on a change. What each key is and which values it takes is the
+catalogue in :mod:`chargerfw.config.ocpp_keys`.
 
 Values live in the store as the strings OCPP puts on the wire; a key never written there has
-its default. Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement keys, the
-Reservation and SmartCharging keys a backend may ask about, and the security whitepaper's
-AuthorizationKey / SecurityProfile.
+its default.
 
 RebootRequired is never answered: every writable key takes effect without a reboot (interval
 keys at their next tick, WebSocketPingInterval on the live socket, AuthorizationKey by a
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from ocpp.v16.enums import Measurand
-
+from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -30,187 +29,11 @@ class ConfigStore(Protocol):
     def config_set(self, key: str, value: str) -> None: ...
 
 
-class KeyType(enum.StrEnum):
-    BOOL = "bool"
-    INT = "int"
-    STRING = "string"
-    CSL = "csl"  # comma separated list
-
-
 class ChangeStatus(enum.StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
     REBOOT_REQUIRED = "RebootRequired"
     NOT_SUPPORTED = "NotSupported"
-
-
-# Measurands this firmware can produce from a MeterSample (plus temperature).
-SUPPORTED_MEASURANDS = (
-    "Energy.Active.Import.Register",
-    "Energy.Active.Export.Register",
-    "Power.Active.Import",
-    "Current.Import",
-    "Voltage",
-    "Frequency",
-    "Temperature",
-)
-ALL_MEASURANDS = tuple(m.value for m in Measurand)
-PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
-FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation")
-MAX_CSL_ITEMS = 8  # *MaxLength of every measurand list
-
-
-@dataclass(frozen=True)
-class KeyDef:
-    """One configuration key. ``readable=False`` keys (AuthorizationKey) are write-only."""
-
-    name: str
-    type: KeyType
-    default: str
-    readonly: bool = False
-    minimum: int | None = None
-    maximum: int | None = None
-    max_length: int = 500  # ConfigurationKey value is CiString500 in 1.6
-    max_items: int | None = None
-    item_check: Callable[[str], str | None] | None = None  # returns a problem or None
-    readable: bool = True
-    min_length: int = 0
-    choices: tuple[str, ...] = field(default=())
-
-
-class ConfigValueError(ValueError):
-    """A value refused for a key; the message says why."""
-
-
-def _measurand_problem(item: str) -> str | None:
-    if item not in ALL_MEASURANDS:
-        return f"{item!r} is not an OCPP 1.6 Measurand"
-    if item not in SUPPORTED_MEASURANDS:
-        return f"measurand {item!r} is not measured by this charge point"
-    return None
-
-
-def _rotation_problem(item: str) -> str | None:
-    connector, dot, rotation = item.partition(".")
-    if not dot or not connector.isdigit() or rotation not in PHASE_ROTATIONS:
-        return f"{item!r} is not <connectorId>.<{'|'.join(PHASE_ROTATIONS)}>"
-    return None
-
-
-def _profile_problem(item: str) -> str | None:
-    return None if item in FEATURE_PROFILES else f"{item!r} is not a supported feature profile"
-
-
-def _bool(name: str, default: bool, readonly: bool = False) -> KeyDef:
-    return KeyDef(name, KeyType.BOOL, "true" if default else "false", readonly)
-
-
-def _int(name: str, default: int, lo: int = 0, hi: int = 86400, readonly: bool = False) -> KeyDef:
-    return KeyDef(name, KeyType.INT, str(default), readonly, minimum=lo, maximum=hi)
-
-
-def _measurands(name: str, default: str) -> KeyDef:
-    return KeyDef(name, KeyType.CSL, default, max_items=MAX_CSL_ITEMS, item_check=_measurand_problem)
-
-
-def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dict[str, KeyDef]:
-    """Every key this firmware knows, for a station with ``number_of_connectors``.
-
-    SecurityProfile is read-only here and reports the station config's profile: moving to a
-    higher profile needs a wss URL and a CA file, which are local provisioning, not a key."""
-    rotations = ",".join(f"{c}.Unknown" for c in range(0, number_of_connectors + 1))
-    keys = [
-        # --- Core profile (OCPP 1.6 section 9.1) ---
-        _bool("AllowOfflineTxForUnknownId", False),
-        _bool("AuthorizationCacheEnabled", True),
-        _bool("AuthorizeRemoteTxRequests", False),
-        _int("ClockAlignedDataInterval", 900),
-        _int("ConnectionTimeOut", 60, lo=1, hi=3600),
-        KeyDef("ConnectorPhaseRotation", KeyType.CSL, rotations, max_items=number_of_connectors + 1,
-               item_check=_rotation_problem),
-        _int("ConnectorPhaseRotationMaxLength", number_of_connectors + 1, readonly=True),
-        _int("GetConfigurationMaxKeys", 100, readonly=True),
-        _int("HeartbeatInterval", 300, lo=1),
-        _bool("LocalAuthorizeOffline", True),
-        _bool("LocalPreAuthorize", False),
-        _int("MaxEnergyOnInvalidId", 0, hi=10_000_000),
-        _measurands("MeterValuesAlignedData", "Energy.Active.Import.Register"),
-        _int("MeterValuesAlignedDataMaxLength", MAX_CSL_ITEMS, readonly=True),
-        _measurands("MeterValuesSampledData", "Energy.Active.Import.Register"),
-        _int("MeterValuesSampledDataMaxLength", MAX_CSL_ITEMS, readonly=True),
-        _int("MeterValueSampleInterval", 60),
-        # Seconds a status must last before it is sent; Faulted goes at once (client16).
-        _int("MinimumStatusDuration", 0, hi=3600),
-        _int("NumberOfConnectors", number_of_connectors, readonly=True),
-        _int("ResetRetries", 3, hi=10),
-        _bool("StopTransactionOnEVSideDisconnect", True),
-        _bool("StopTransactionOnInvalidId", True),
-        _measurands("StopTxnAlignedData", ""),
-        _int("StopTxnAlignedDataMaxLength", MAX_CSL_ITEMS, readonly=True),
-        _measurands("StopTxnSampledData", ""),
-        _int("StopTxnSampledDataMaxLength", MAX_CSL_ITEMS, readonly=True),
-        KeyDef("SupportedFeatureProfiles", KeyType.CSL, ",".join(FEATURE_PROFILES), readonly=True,
-               item_check=_profile_problem),
-        _int("SupportedFeatureProfilesMaxLength", len(FEATURE_PROFILES), readonly=True),
-        _int("TransactionMessageAttempts", 3, lo=1, hi=100),
-        _int("TransactionMessageRetryInterval", 60, hi=86400),
-        _bool("UnlockConnectorOnEVSideDisconnect", True),
-        _int("WebSocketPingInterval", 60, hi=3600),
-        # --- Local Auth List Management ---
-        _bool("LocalAuthListEnabled", True),
-        _int("LocalAuthListMaxLength", 1000, readonly=True),
-        _int("SendLocalListMaxLength", 100, readonly=True),
-        # --- Reservation: per connector only (no connector 0); Smart Charging is absent ---
-        _bool("ReserveConnectorZeroSupported", False, readonly=True),
-        # --- Security whitepaper (1.6 edition 3) ---
-        KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
-               max_length=40),
-        _int("SecurityProfile", security_profile, hi=2, readonly=True),
-    ]
-    return {k.name: k for k in keys}
-
-
-def normalise(definition: KeyDef, value: str) -> str:
-    """Check ``value`` for ``definition``; return its canonical wire form or raise
-    :class:`ConfigValueError`."""
-    if not isinstance(value, str):
-        raise ConfigValueError(f"{definition.name}: value must be a string")
-    if len(value) > definition.max_length:
-        raise ConfigValueError(f"{definition.name}: longer than {definition.max_length} characters")
-    if definition.type is KeyType.BOOL:
-        lowered = value.strip().lower()
-        if lowered not in ("true", "false"):
-            raise ConfigValueError(f"{definition.name}: expected 'true' or 'false', got {value!r}")
-        return lowered
-    if definition.type is KeyType.INT:
-        text = value.strip()
-        if not text.lstrip("-").isdigit():
-            raise ConfigValueError(f"{definition.name}: expected an integer, got {value!r}")
-        number = int(text)
-        if definition.minimum is not None and number < definition.minimum:
-            raise ConfigValueError(f"{definition.name}: {number} is below {definition.minimum}")
-        if definition.maximum is not None and number > definition.maximum:
-            raise ConfigValueError(f"{definition.name}: {number} is above {definition.maximum}")
-        return str(number)
-    if definition.type is KeyType.CSL:
-        items = [item.strip() for item in value.split(",")] if value.strip() else []
-        if any(not item for item in items):
-            raise ConfigValueError(f"{definition.name}: empty item in list {value!r}")
-        if len(set(items)) != len(items):
-            raise ConfigValueError(f"{definition.name}: repeated item in list {value!r}")
-        if definition.max_items is not None and len(items) > definition.max_items:
-            raise ConfigValueError(
-                f"{definition.name}: {len(items)} items, at most {definition.max_items}")
-        for item in items:
-            problem = definition.item_check(item) if definition.item_check else None
-            if problem:
-                raise ConfigValueError(f"{definition.name}: {problem}")
-        return ",".join(items)
-    if len(value) < definition.min_length:
-        raise ConfigValueError(f"{definition.name}: at least {definition.min_length} characters")
-    if definition.choices and value not in definition.choices:
-        raise ConfigValueError(f"{definition.name}: one of {', '.join(definition.choices)}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

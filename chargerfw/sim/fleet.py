@@ -45,7 +45,7 @@ from typing import Any
 
 from chargerfw.config import StationConfig, parse_config
 from chargerfw.drivers.types import PilotState
-from chargerfw.hw import data_path
+from chargerfw.hwdata import data_path
 from chargerfw.logs import get_logger
 from chargerfw.runtime.control import ControlError
 from chargerfw.runtime.station import RunOutcome, StationRuntime

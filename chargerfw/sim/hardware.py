@@ -24,10 +24,10 @@ from chargerfw.config import ConnectorSection, StationConfig
 from chargerfw.drivers.board import Board, ConnectorSim
 from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
+from chargerfw.drivers.readers.simulated import SimulatedReader
 from chargerfw.logs import get_logger
 from chargerfw.runtime.control import InvalidParams, Refused
 from chargerfw.sim.meter import SimulatedMeter, SimulatedMeterBackend, serve_tcp
-from chargerfw.sim.reader import SimulatedReader
 from chargerfw.store import Store
 
 log = get_logger(__name__)

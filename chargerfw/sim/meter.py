@@ -13,6 +13,7 @@ registers, energy going backwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import math
@@ -21,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
@@ -331,8 +333,9 @@ async def serve_tcp(meter: SimulatedMeter, host: str = "127.0.0.1",
                              trace_packet=meter.trace_packet(FramerType.SOCKET))
     await server.serve_forever(background=True)
     try:
-        sockets = server.transport.sockets  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()
+        listener = server.transport  # a TCP server listens through an asyncio.Server
+        assert isinstance(listener, asyncio.Server)
+        bound = listener.sockets[0].getsockname()
         yield bound[0], bound[1]
     finally:
         await server.shutdown()
@@ -362,8 +365,8 @@ class SimulatedMeterBackend(EnergyMeter):
     simulated hardware or a fleet of hundreds of simulated chargers in one process."""
 
     def __init__(self, section: MeterSection, sim: SimulatedMeter | None = None,
-                 **kwargs: object) -> None:
-        super().__init__(section, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(section, **kwargs)  # the driver's keyword options, unchanged
         self.sim = sim or SimulatedMeter(self.map, unit_id=self.bus.unit_id)
 
     async def connect(self) -> None:

@@ -35,7 +35,7 @@ backend starts or stops a session, with ``timeout_s``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -169,7 +169,7 @@ class Scenario(BaseModel):
     step: list[Step] = Field(min_length=1)
 
 
-def _problem(err: ErrorDetails, data: dict) -> str:  # type: ignore[type-arg]
+def _problem(err: ErrorDetails, data: dict[str, Any]) -> str:
     loc = error_location(err)
     key = ""
     if loc and loc[0] == "step" and len(loc) > 1 and isinstance(loc[1], int):
@@ -192,7 +192,7 @@ def _problem(err: ErrorDetails, data: dict) -> str:  # type: ignore[type-arg]
     return f"{key}: {message}"
 
 
-def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:  # type: ignore[type-arg]
+def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
     """Validate an already-parsed TOML document."""
     if "step" in data and isinstance(data["step"], dict):
         data = {**data, "step": [data["step"]]}  # one [step] table: a list of one

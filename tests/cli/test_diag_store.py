@@ -230,7 +230,7 @@ def test_rfid_decision_from_local_list_and_cache(station, store):
 
 def test_rfid_waits_for_a_tap_on_the_reader(station, monkeypatch):
     from chargerfw.cli import rfid
-    from chargerfw.sim.reader import SimulatedReader
+    from chargerfw.drivers.readers.simulated import SimulatedReader
 
     class TappedReader(SimulatedReader):
         async def start(self, *, require_reader: bool = False) -> None:

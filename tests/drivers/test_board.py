@@ -197,9 +197,8 @@ def test_two_pilots_on_one_adc_channel_are_refused():
 
 
 def test_shipped_sim_station_builds():
-    from chargerfw.hw import data_path
-
     from chargerfw.config import load_config
+    from chargerfw.hwdata import data_path
 
     board = build_board(load_config(str(data_path("stations", "sim.toml"))))
     try:

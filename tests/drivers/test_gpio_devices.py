@@ -12,7 +12,7 @@ from chargerfw.drivers.contactor import Contactor, ContactorFeedback, ContactorI
 from chargerfw.drivers.fault_inputs import FaultInput, Rcm, RcmSelfTestUnavailableError
 from chargerfw.drivers.gpio import SimulatedPinFactory
 from chargerfw.drivers.lock import ConnectorLock, LockResult
-from chargerfw.sim.vehicle import (
+from chargerfw.drivers.simulated.gpio_devices import (
     SimulatedContactorMirror,
     SimulatedFaultSwitch,
     SimulatedLockMechanism,

@@ -186,7 +186,7 @@ def test_rpi_factory_without_module_says_what_to_install(monkeypatch):
 def test_package_imports_without_touching_rpi_gpio():
     # RPi.GPIO is imported only when a real factory is made, so the package loads on a PC.
     code = (
-        "import sys, chargerfw.drivers.board, chargerfw.sim.vehicle;"
+        "import sys, chargerfw.drivers.board, chargerfw.drivers.simulated.vehicle;"
         "print(any(m.startswith('RPi') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ import pytest
 
 from chargerfw.drivers.i2c import I2cBus, I2cError, SimulatedSmbus
 from chargerfw.drivers.pilot import Ads1115
-from chargerfw.sim.i2c_devices import SimulatedAds1115
+from chargerfw.drivers.simulated.i2c_devices import SimulatedAds1115
 
 
 class RecordingSmbus(SimulatedSmbus):

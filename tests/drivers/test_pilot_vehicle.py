@@ -7,15 +7,16 @@ import pytest
 from chargerfw.config import PilotSection
 from chargerfw.drivers.gpio import SimulatedPinFactory
 from chargerfw.drivers.i2c import I2cBus, I2cError, SimulatedSmbus
-from chargerfw.drivers.pilot import Ads1115, ControlPilot, PilotCurrentError, PilotOutput
-from chargerfw.drivers.types import PilotState as S
-from chargerfw.sim.i2c_devices import SimulatedAds1115
-from chargerfw.sim.vehicle import (
+from chargerfw.drivers.pilot import Ads1115, ControlPilot, PilotCurrentError
+from chargerfw.drivers.simulated.i2c_devices import SimulatedAds1115
+from chargerfw.drivers.simulated.vehicle import (
     SimulatedPilotLine,
     SimulatedVehicle,
     VehicleNotPluggedError,
     VehicleState,
 )
+from chargerfw.drivers.types import PilotMode
+from chargerfw.drivers.types import PilotState as S
 
 
 class Rig:
@@ -106,7 +107,7 @@ def test_short_is_state_e_and_state_f_output_reads_f(rig):
     rig.vehicle.clear_short()
     assert rig.state() is S.B
     rig.pilot.set_state_f()
-    assert rig.pilot.output is PilotOutput.STATE_F
+    assert rig.pilot.output is PilotMode.STATE_F
     assert rig.factory.pin(18).duty_percent == 0.0
     assert rig.state() is S.F
 

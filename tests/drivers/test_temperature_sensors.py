@@ -8,6 +8,7 @@ import pytest
 
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.i2c import I2cBus, SimulatedSmbus
+from chargerfw.drivers.simulated.i2c_devices import SimulatedLm75, SimulatedTmp102
 from chargerfw.drivers.temperature import (
     Lm75,
     TemperatureErrorKind,
@@ -19,7 +20,6 @@ from chargerfw.drivers.temperature import (
     sensor_from_config,
     thermal_decision,
 )
-from chargerfw.sim.i2c_devices import SimulatedLm75, SimulatedTmp102
 
 
 # Register values from the TMP102 datasheet (table 8-1x, 12-bit) as 16-bit left-justified words.

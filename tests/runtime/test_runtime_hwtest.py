@@ -17,8 +17,7 @@ from fakes import FakeContactor, wait_until
 from ocpp_testcsms import TestCsms
 from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
 
-from chargerfw.drivers.pilot import PilotOutput
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.runtime import control
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.station.faults import FaultKind
@@ -91,7 +90,7 @@ async def test_each_test_passes_blocks_the_connector_and_restores_it(station: St
     assert report["passed"] and report["vehicle"] is False
     assert [s["state"] for s in report["steps"]] == ["A", "A", "A", "A", "F"]
     assert pilot_outputs == ["F"]  # the test's state F step only
-    assert devices.pilot.output is PilotOutput.STANDBY  # the machine's output again
+    assert devices.pilot.output is PilotMode.STANDBY  # the machine's output again
     await wait_status(sock, lambda s: s["connectors"][0]["pilot"] == "A")
 
     code, out, err = await cli("test", "lock", "--json")

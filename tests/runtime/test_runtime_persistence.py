@@ -28,7 +28,7 @@ from runtime_helpers import (
 )
 
 from chargerfw.config import StationConfig, parse_config
-from chargerfw.drivers.pilot import PilotOutput
+from chargerfw.drivers.types import PilotMode
 from chargerfw.sim.meter import SimFault
 from chargerfw.store import Store
 
@@ -65,7 +65,7 @@ async def test_change_availability_survives_a_restart(tmp_path: Path, short_dir:
             await csms.wait_for(lambda: statuses(csms) and statuses(csms, 0))
             assert statuses(csms) == ["Unavailable"]  # never Available first
             assert statuses(csms, 0) == ["Available"]  # only connector 1 was changed
-            assert runtime.board.connectors[1].pilot.output is PilotOutput.STATE_F
+            assert runtime.board.connectors[1].pilot.output is PilotMode.STATE_F
             await ctl(sock, "sim.tap", uid=TAG)  # Inoperative: a card starts nothing
             await ctl(sock, "sim.plug")
             await asyncio.sleep(0.3)

@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
-from chargerfw.hw import data_path
 
+from chargerfw.hwdata import data_path
 from chargerfw.sim.fleet import (
     FleetError,
     FleetSettings,

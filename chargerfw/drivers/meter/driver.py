@@ -160,7 +160,9 @@ class EnergyMeter:
                 bus.host, port=bus.tcp_port, timeout=bus.timeout_s, retries=0,
                 reconnect_delay=0.1, reconnect_delay_max=2.0, trace_packet=self._trace_packet,
             )
-        assert bus.port is not None
+        # from_section fills every serial setting for RTU (the map's defaults where unset).
+        assert bus.port is not None and bus.baudrate is not None
+        assert bus.parity is not None and bus.stopbits is not None
         # Always pass the serial settings: pymodbus defaults to 19200 baud, no meter does.
         return AsyncModbusSerialClient(
             bus.port, framer=FramerType.RTU, baudrate=bus.baudrate, bytesize=8,

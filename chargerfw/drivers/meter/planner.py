@@ -100,7 +100,7 @@ def plan_blocks(values: Iterable[tuple[int, int, int]], max_gap: int = 0,
 
 
 def _values(meter_map: MeterMap) -> list[tuple[int, int, int]]:
-    values = []
+    values: list[tuple[int, int, int]] = []
     for spec in meter_map.quantities.values():
         values.append((spec.function_code, spec.address, spec.width))
         if spec.exponent_address is not None:

@@ -44,7 +44,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chargerfw.hw import data_path
+from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, dotted_key, read_toml, validation_problems
 
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function codes 3 and 4
@@ -181,7 +181,9 @@ class QuantitySpec(_Strict):
 
     def registers(self) -> list[tuple[int, int]]:
         """(function code, address) of every register this quantity needs."""
-        regs = [(self.function_code, self.address + i) for i in range(self.width)]
+        regs: list[tuple[int, int]] = [
+            (self.function_code, self.address + i) for i in range(self.width)
+        ]
         if self.exponent_address is not None:
             regs.append((self.function_code, self.exponent_address))
         return regs

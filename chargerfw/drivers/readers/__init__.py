@@ -29,12 +29,12 @@ __all__ = [
 
 def open_reader(section: ReaderSection, *, simulated: bool = False) -> TokenReader:
     """The reader described by ``section`` (not started). ``simulated`` (the station's
-    ``hardware = "sim"``) gives a :class:`~chargerfw.sim.reader.SimulatedReader` whatever the
-    type. Backends are imported on demand so a missing optional library only matters to the
-    reader kind that needs it."""
-    common = {"poll_interval_s": section.poll_interval_s}
+    ``hardware = "sim"``) gives a :class:`~chargerfw.drivers.readers.simulated.SimulatedReader`
+    whatever the type. Backends are imported on demand so a missing optional library only
+    matters to the reader kind that needs it."""
+    poll_interval_s = section.poll_interval_s
     if simulated or section.type == "sim":
-        from chargerfw.sim.reader import SimulatedReader
+        from chargerfw.drivers.readers.simulated import SimulatedReader
 
         return SimulatedReader("sim")
     if section.type == "rdm6300":
@@ -42,7 +42,8 @@ def open_reader(section: ReaderSection, *, simulated: bool = False) -> TokenRead
 
         assert section.port is not None  # the config validator guarantees it
         return Rdm6300Reader(section.port, baudrate=section.baudrate or DEFAULT_BAUDRATE,
-                             removal_timeout_s=section.removal_timeout_s, **common)
+                             removal_timeout_s=section.removal_timeout_s,
+                             poll_interval_s=poll_interval_s)
     if section.type == "pn532-uart":
         from chargerfw.drivers.readers.pn532 import (
             DEFAULT_UART_BAUDRATE,
@@ -52,13 +53,14 @@ def open_reader(section: ReaderSection, *, simulated: bool = False) -> TokenRead
 
         assert section.port is not None
         link = Pn532UartLink(section.port, baudrate=section.baudrate or DEFAULT_UART_BAUDRATE)
-        return Pn532Reader(link, **common)
+        return Pn532Reader(link, poll_interval_s=poll_interval_s)
     if section.type == "pn532-i2c":
         from chargerfw.drivers.readers.pn532 import Pn532I2cLink, Pn532Reader
 
-        return Pn532Reader(Pn532I2cLink(section.i2c_bus, section.i2c_address), **common)
+        return Pn532Reader(Pn532I2cLink(section.i2c_bus, section.i2c_address),
+                           poll_interval_s=poll_interval_s)
     if section.type == "pcsc":
         from chargerfw.drivers.readers.pcsc import PcscReader
 
-        return PcscReader(reader_name=section.reader_name, **common)
+        return PcscReader(reader_name=section.reader_name, poll_interval_s=poll_interval_s)
     raise ValueError(f"unknown reader type {section.type!r}")

@@ -9,8 +9,8 @@ from chargerfw.drivers.readers import CardError, ChecksumError, ReaderUnavailabl
 from chargerfw.drivers.readers.base import PollingReader
 from chargerfw.drivers.readers.pn532 import Pn532I2cLink, Pn532Reader, Pn532UartLink
 from chargerfw.drivers.readers.rdm6300 import Rdm6300Reader
+from chargerfw.drivers.readers.simulated import SimulatedReader, SimulatedReaderUnplugged
 from chargerfw.drivers.types import TagEventKind
-from chargerfw.sim.reader import SimulatedReader, SimulatedReaderUnplugged
 
 pytestmark = pytest.mark.timeout(10)
 

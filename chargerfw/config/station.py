@@ -1,8 +1,9 @@
-"""The station config: one TOML file that describes a charger's hardware and backend.
+"""The station config schema: one TOML file that describes a charger's hardware and backend.
 
 Parsed with :mod:`tomllib` and validated with pydantic; every error names the key
 (``connector[1].meter.baudrate``) and the problem. OCPP configuration keys that the backend
-may change do not live here but in the station's store.
+may change do not live here but in the station's store; ``[ocpp.keys]`` only gives their
+factory values, checked against :mod:`chargerfw.config.ocpp_keys`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chargerfw.hw import data_path
+from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
+from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
 
 DEFAULT_CONFIG_PATH = Path("/etc/chargerfw/chargerfw.toml")
@@ -173,9 +175,6 @@ class OcppSection(_Section):
     @field_validator("keys")
     @classmethod
     def _keys_are_known_and_valid(cls, value: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
-        # Imported here: the key definitions live with the OCPP layer that serves them.
-        from chargerfw.ocpp.config_keys import ConfigValueError, key_definitions, normalise
-
         definitions = key_definitions(number_of_connectors=2)
         problems = []
         for key, raw in value.items():

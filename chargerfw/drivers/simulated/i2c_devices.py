@@ -66,7 +66,9 @@ class SimulatedAds1115:
         return max(-32768, min(32767, code))
 
 
-class _SimulatedTemperatureChip:
+class SimulatedTemperatureChip:
+    """A TMP102/LM75-style sensor: register 0x00 holds the temperature in the model's encoding."""
+
     def __init__(self, celsius: float = 25.0) -> None:
         self.temperature_c = celsius
         self.raw_override: int | None = None  # a test may force the register
@@ -84,17 +86,17 @@ class _SimulatedTemperatureChip:
         raise NotImplementedError
 
 
-class SimulatedTmp102(_SimulatedTemperatureChip):
+class SimulatedTmp102(SimulatedTemperatureChip):
     def _encode(self) -> int:
         return encode_tmp102(self.temperature_c)
 
 
-class SimulatedLm75(_SimulatedTemperatureChip):
+class SimulatedLm75(SimulatedTemperatureChip):
     def _encode(self) -> int:
         return encode_lm75(self.temperature_c)
 
 
-SIMULATED_SENSORS: dict[str, type[_SimulatedTemperatureChip]] = {
+SIMULATED_SENSORS: dict[str, type[SimulatedTemperatureChip]] = {
     "tmp102": SimulatedTmp102,
     "lm75": SimulatedLm75,
 }
