@@ -70,6 +70,7 @@ from chargerfw.logs import setup_logging
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
 from chargerfw.station.auth import IdTagInfo
+from chargerfw.station.connector import outputs
 from chargerfw.station.enums import AuthorizationStatus
 from chargerfw.station.safety import SafetySettings
 from chargerfw.store import Store
@@ -207,15 +208,15 @@ async def plug_in_requesting_charge(st: Station) -> None:
     vehicle = st.parts.vehicle
     vehicle.plug_in()
     vehicle.request_charge()
-    await wait_until(lambda: st.controller.machine.state.pilot.value == "C"
-                     and st.controller.machine.outputs.status.value == "Preparing",
+    await wait_until(lambda: st.controller.state.pilot.value == "C"
+                     and outputs(st.controller.state).status.value == "Preparing",
                      "pilot C seen and Preparing")
     await st.settle()
 
 
 async def unplug(st: Station) -> None:
     st.parts.vehicle.unplug()
-    await wait_until(lambda: st.controller.machine.state.pilot.value == "A"
+    await wait_until(lambda: st.controller.state.pilot.value == "A"
                      and st.controller.transaction is None and not st.coil.energised,
                      "unplugged, session over")
     await st.settle()
@@ -365,7 +366,7 @@ async def fault_once(st: Station, scenario: FaultScenario, tag: str, rng: random
     cleared_since = time.perf_counter_ns()
     clear()
     await st.events.wait("fault.cleared", cleared_since)
-    await wait_until(lambda: st.controller.machine.outputs.status.value == "Finishing",
+    await wait_until(lambda: outputs(st.controller.state).status.value == "Finishing",
                      "Finishing after the fault")
     await st.settle()
 

@@ -1,11 +1,12 @@
-"""One connector at run time: its state machine, its devices, its meter and its transaction.
+"""One connector at run time: its devices, its meter and its transaction.
 
-The :class:`ConnectorController` feeds events to the pure
-:class:`~chargerfw.station.connector.ConnectorMachine` and carries out the actions it returns:
-the contactor only through the safety supervisor (``request_close``/``request_open``), the pilot
-through :class:`~chargerfw.drivers.pilot.ControlPilot`, StatusNotification and Start/Stop
-Transaction through the OCPP client (whose store makes them durable before they are sent).
-Everything here runs on the asyncio loop's thread.
+The :class:`ConnectorController` carries out the actions the station core decides for its
+connector (:mod:`chargerfw.station.connector`): the contactor only through the safety supervisor
+(``request_close``/``request_open``), the pilot through
+:class:`~chargerfw.drivers.pilot.ControlPilot`, StatusNotification and Start/Stop Transaction
+through the OCPP client (whose store makes them durable before they are sent). It reads the
+connector's state from the core and never changes it. Everything here runs on the asyncio
+loop's thread.
 """
 
 from __future__ import annotations
@@ -18,27 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from chargerfw.config import ConnectorSection
 from chargerfw.drivers.board import ConnectorDevices
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, PilotMode
 from chargerfw.logs import get_logger
 from chargerfw.station.connector import (
     Action,
-    AuthorizationRefused,
-    Authorized,
-    ConnectionTimedOut,
-    ConnectorMachine,
-    ConnectorSettings,
-    EnteredTestMode,
-    Event,
-    LeftTestMode,
-    PilotMode,
+    ConnectorState,
     PilotOutput,
     SetContactor,
     SetPilot,
-    SettingsChanged,
     StartTransaction,
     StatusChanged,
     StopTransaction,
     TxPhase,
+    outputs,
 )
 from chargerfw.station.safety import SafetySupervisor
 from chargerfw.store import StoreError
@@ -66,26 +59,26 @@ class RunningTransaction:
 
 
 class ConnectorController:
-    """Glue between one connector's machine, devices, meter and transactions."""
+    """Carries out one connector's actions on its devices, meter and transactions."""
 
     def __init__(self, section: ConnectorSection, devices: ConnectorDevices,
                  supervisor: SafetySupervisor, client: OcppClient,
-                 settings: ConnectorSettings) -> None:
+                 read_state: Callable[[], ConnectorState],
+                 read_temperature: Callable[[], float | None]) -> None:
         self.id = section.id
         self.section = section
         self.devices = devices
         self.supervisor = supervisor
         self.client = client
-        self.machine = ConnectorMachine(section.id, settings)
+        self._read_state = read_state
+        self._read_temperature = read_temperature
         self.latest_sample: MeterSample | None = None
         self.transaction: RunningTransaction | None = None
         self.stop_id_tag: str | None = None  # the tag that asked for the coming Local stop
-        self._connection_timer: asyncio.TimerHandle | None = None
         self._lock_jobs: set[asyncio.Task[None]] = set()
         self._recorded_energy_wh: float | None = None  # highest register seen in the store
         self._new_sample = asyncio.Event()  # set by note_sample, for a start waiting on one
         self._pending_start: tuple[StartTransaction, asyncio.Task[None]] | None = None
-        self.temperature_c: float | None = None  # last good reading (MeterValues Temperature)
         # Told about what a person watching would want to see (the sim station prints it).
         self.on_event: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -100,17 +93,23 @@ class ConnectorController:
     # -- state ----------------------------------------------------------------------------
 
     @property
+    def state(self) -> ConnectorState:
+        """The connector's state as the station core holds it now."""
+        return self._read_state()
+
+    @property
+    def temperature_c(self) -> float | None:
+        """The last good temperature reading (MeterValues Temperature), if any."""
+        return self._read_temperature()
+
+    @property
     def phase(self) -> TxPhase:
-        return self.machine.state.phase
+        return self.state.phase
 
     @property
     def under_test(self) -> str | None:
         """The technician's hardware test running on this connector, if any."""
-        return self.machine.state.under_test
-
-    def update_settings(self, values: dict[str, str]) -> None:
-        """New OCPP key values for the machine (StopTransactionOnInvalidId, ...)."""
-        self.handle(SettingsChanged(self.machine.state.settings.with_keys(values)))
+        return self.state.under_test
 
     def energy_now_wh(self) -> float:
         """The meter's register now; before the first sample, the last one the store knows."""
@@ -148,68 +147,11 @@ class ConnectorController:
         """A StartTransaction waits for a fresh meter sample."""
         return self._pending_start is not None
 
-    # -- technician's tests ---------------------------------------------------------------
-
-    def begin_test(self, what: str) -> None:
-        """Pause normal handling for a hardware test: Unavailable, no new session."""
-        self._cancel_connection_timer()
-        self._emit("connector.test_started", test=what)
-        self.handle(EnteredTestMode(what))
-
-    def end_test(self) -> None:
-        """Back to what the state machine says: its pilot output and its status."""
-        what = self.under_test
-        self.handle(LeftTestMode())
-        self._emit("connector.test_ended", test=what, status=self.machine.outputs.status.value)
-
-    # -- events ---------------------------------------------------------------------------
-
-    def handle(self, event: Event) -> list[Action]:
-        """Apply one event and carry out the actions, in the machine's order."""
-        actions = self.machine.handle(event)
-        for action in actions:
-            try:
-                self._execute(action)
-            except Exception:
-                # One failed action (a GPIO error, a refused store write) must not stop the
-                # rest: the contactor opening always comes first in the list.
-                log.exception("connector.action_failed", connector=self.id,
-                              action=type(action).__name__)
-        return actions
-
-    def authorize(self, id_tag: str, parent_id_tag: str | None,
-                  connection_timeout_s: float) -> bool:
-        """A tag may start here; False if the machine refused it (faulted, occupied, ...) or
-        a technician's test runs."""
-        actions = self.handle(Authorized(id_tag, parent_id_tag))
-        refused = [a for a in actions if isinstance(a, AuthorizationRefused)]
-        if refused:
-            log.info("connector.authorization_refused", connector=self.id,
-                     reason=refused[0].reason.value)
-            return False
-        if self.phase is TxPhase.AUTHORIZED:
-            self._arm_connection_timer(connection_timeout_s)
-        return True
-
-    def _arm_connection_timer(self, timeout_s: float) -> None:
-        self._cancel_connection_timer()
-        loop = asyncio.get_running_loop()
-        self._connection_timer = loop.call_later(timeout_s, self._connection_timed_out)
-
-    def _cancel_connection_timer(self) -> None:
-        if self._connection_timer is not None:
-            self._connection_timer.cancel()
-            self._connection_timer = None
-
-    def _connection_timed_out(self) -> None:
-        self._connection_timer = None
-        if self.phase is TxPhase.AUTHORIZED:
-            log.info("connector.connection_timeout", connector=self.id)
-            self.handle(ConnectionTimedOut())
-
     # -- actions --------------------------------------------------------------------------
 
-    def _execute(self, action: Action) -> None:
+    def execute(self, action: Action) -> None:
+        """Carry out one of the core's actions for this connector (answers to requests,
+        such as refusals, go back to whoever asked and need nothing here)."""
         match action:
             case SetContactor(closed=True):
                 if not self.supervisor.request_close(self.id):
@@ -231,7 +173,7 @@ class ConnectorController:
                 self.client.set_status(self.id, action.status.value, action.error_code.value,
                                        vendor_error_code=action.vendor_error_code)
             case _:
-                pass  # answers (availability, refusals, reservations) go back to the caller
+                pass
 
     def apply_pilot(self, output: PilotOutput) -> None:
         pilot = self.devices.pilot
@@ -245,7 +187,6 @@ class ConnectorController:
 
     def _start_transaction(self, action: StartTransaction) -> None:
         """meterStart from a fresh sample; without one, wait (bounded) for the next poll."""
-        self._cancel_connection_timer()
         sample = self.fresh_sample()
         if sample is not None:
             self._record_start(action, sample.energy_import_wh, sample)
@@ -347,8 +288,8 @@ class ConnectorController:
     # -- what the status command shows ----------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        out = self.machine.outputs
-        state = self.machine.state
+        state = self.state
+        out = outputs(state)
         tx = self.transaction
         sample = self.latest_sample
         transaction = None

@@ -1,34 +1,32 @@
-"""The station runtime: ``chargerfw run`` as one asyncio process.
+"""The station runtime's life cycle: ``chargerfw run`` as one asyncio process.
 
-Start-up order (each step needs the one before):
+Start-up:
 
 0. the hardware lock (``hardware = "pi"``) and the control socket's lock, both held for the
    runtime's life; either held elsewhere refuses the start (``HardwareBusy`` /
    ``ControlSocketInUse``, ``chargerfw run`` exits :data:`BUSY_EXIT_CODE`) before the store is
    touched;
-1. open the store and end every transaction a crash or power cut left open (``PowerLoss``,
-   exactly once, before anything else can start a session);
-2. build the board (every contactor open), the safety supervisor on its own monitor thread
-   (fault inputs, contactor feedback, pilot, temperature, meter current), with the technician
-   faults the store remembers restored, and the availability ChangeAvailability persisted;
-3. the OCPP client, the authorizer (keys from the store), one controller per connector;
-4. on ``hardware = "sim"`` the simulated meters (served over Modbus TCP for the real driver);
-   the meter tasks, the reader, the control socket;
-5. READY to systemd, then the watchdog is fed from the loop.
+1. the parts, in order (:mod:`chargerfw.runtime.assembly`): store and recovery, board, OCPP
+   client, safety supervisor, station core, reader, simulated hardware;
+2. what every connector shows before any event (pilot and status), the meter tasks, the OCPP
+   client, the control socket;
+3. READY to systemd, then the watchdog is fed from the loop.
 
 Shutdown (SIGTERM/SIGINT, :meth:`StationRuntime.request_stop`): contactors open at once (in
 the signal handler), every running transaction ends with ``Reboot`` (its StopTransaction is on
 disk before anything else happens), the outbox gets ``shutdown_flush_s`` to drain, then the
 client, reader, meters, supervisor and board are closed.
 
-Technician's hardware tests (``test.*`` on the control socket): refused while a vehicle, a
-transaction or a fault is there; the connector shows Unavailable and takes no session while
-the test runs in a thread under the supervisor's test rules; pilot and status are restored.
-
 Reset from the backend: ``Soft`` stops transactions with ``SoftReset`` and :meth:`run` returns
 :attr:`RunOutcome.SOFT_RESET` (``chargerfw run`` then builds a fresh runtime in the same
 process); ``Hard`` stops them with ``HardReset`` and returns :attr:`RunOutcome.HARD_RESET`
 (``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so systemd restarts the process).
+
+The rest of the runtime: the core's state and actions (:mod:`~chargerfw.runtime.core`), each
+connector's executor (:mod:`~chargerfw.runtime.connector`), the OCPP port
+(:mod:`~chargerfw.runtime.port`), the control socket's methods
+(:mod:`~chargerfw.runtime.handlers`) and the technician's hardware tests
+(:mod:`~chargerfw.runtime.hwtests`).
 """
 
 from __future__ import annotations
@@ -36,91 +34,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from chargerfw import __version__
 from chargerfw.config import StationConfig
-from chargerfw.drivers.board import Board, build_board
-from chargerfw.drivers.meter.driver import EnergyMeter, quiet_pymodbus
-from chargerfw.drivers.readers import TokenReader, open_reader
-from chargerfw.drivers.types import MeterFault, MeterSample, TagEvent, TagEventKind
+from chargerfw.drivers.board import Board
+from chargerfw.drivers.meter.driver import EnergyMeter
+from chargerfw.drivers.readers import TokenReader
+from chargerfw.drivers.types import MeterFault, TagEvent
 from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.client16 import OcppClient, client_from_config
-from chargerfw.ocpp.station_port import (
-    AvailabilityAnswer,
-    ReservationAnswer,
-    ResetKind,
-    UnlockAnswer,
-)
+from chargerfw.ocpp.client16 import OcppClient
+from chargerfw.ocpp.station_port import ResetKind
+from chargerfw.runtime.assembly import StationParts, assemble
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.control import ControlServer, ControlSocketLock
+from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.sdnotify import SystemdNotifier
-from chargerfw.station.auth import (
-    AuthConfig,
-    Authorizer,
-    IdTagInfo,
-    InvalidIdTagError,
-    InvalidIdTagInfoError,
-    backend_from_wire,
-    check_id_tag,
-    same_tag,
-)
-from chargerfw.station.connector import (
-    PLUGGED,
-    CancelReservation,
-    ChangeAvailability,
-    ConnectorOutputs,
-    ConnectorSettings,
-    ConnectorState,
-    CurrentLimitChanged,
-    EnergyMeasured,
-    FaultCleared,
-    FaultRaised,
-    LimitSource,
-    PilotChanged,
-    Reservation,
-    Reserve,
-    StartConfirmed,
-    StopRequested,
-    TxPhase,
-    outputs,
-)
-from chargerfw.station.connector import (
-    AvailabilityAnswer as AvailabilityAction,
-)
-from chargerfw.station.connector import (
-    ReservationAnswer as ReservationAction,
-)
-from chargerfw.station.enums import (
-    AuthorizationStatus,
-    Availability,
-    ChargePointStatus,
-    StopReason,
-)
-from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind
-from chargerfw.station.safety import (
-    STATION_WIDE,
-    FaultChanged,
-    PilotObserved,
-    SafetyEvent,
-    SafetySettings,
-    SafetySupervisor,
-    SupervisedConnector,
-    ThermalLimitChanged,
-    asyncio_notifier,
-)
+from chargerfw.station.connector import ConnectorOutputs, ConnectorState, outputs
+from chargerfw.station.enums import StopReason
+from chargerfw.station.safety import SafetySettings, SafetySupervisor
+from chargerfw.station.station import STATION, StopAll, station_status
 from chargerfw.store import Store
 
 log = get_logger(__name__)
-
-SAFETY_SWITCH_INTERVAL_S = 0.001  # see StationRuntime: safety threads get the GIL sooner
 
 HARD_RESET_EXIT_CODE = 3
 # `chargerfw run` could not start: another process holds the hardware lock (hardware = "pi")
@@ -128,7 +70,7 @@ HARD_RESET_EXIT_CODE = 3
 BUSY_EXIT_CODE = 4
 HARDWARE_LOCK_OWNER = "chargerfw run"
 SHUTDOWN_FLUSH_S = 3.0
-STATION_CONNECTOR_ID = 0  # OCPP connectorId 0 (and the store's id for station-wide faults)
+METER_RETRY_S = 2.0
 
 
 class RunOutcome(enum.StrEnum):
@@ -137,9 +79,13 @@ class RunOutcome(enum.StrEnum):
     HARD_RESET = "hard_reset"  # exit non-zero; systemd restarts
 
 
+class NotRunning(RuntimeError):
+    """A part was asked for before the station started (or after it stopped)."""
+
+
 class StationRuntime:
-    """One station: drivers, safety, state machines, OCPP, control socket. Implements the
-    OCPP client's :class:`~chargerfw.ocpp.station_port.StationPort`."""
+    """One station for the life of a process (or until a soft reset): starts its parts, runs
+    its tasks, and stops it all leaving every contactor open."""
 
     def __init__(self, config: StationConfig, *, control_socket: Path | str | None = None,
                  safety_settings: SafetySettings | None = None,
@@ -155,28 +101,93 @@ class StationRuntime:
         self.safety_settings = safety_settings or SafetySettings()
         self.notifier = notifier or SystemdNotifier()
         self.shutdown_flush_s = shutdown_flush_s
+        self.simulator = simulator
         self.started_at: float | None = None
         self.ready = asyncio.Event()
-        self.store: Store | None = None
-        self.board: Board | None = None
-        self.supervisor: SafetySupervisor | None = None
-        self.client: OcppClient | None = None
-        self.authorizer: Authorizer | None = None
-        self.reader: TokenReader | None = None
-        self.simulator = simulator
-        self.sim: SimulatedHardware | None = None
-        self.controllers: dict[int, ConnectorController] = {}
+        self.parts: StationParts | None = None  # set once every part is built
         self.control: ControlServer | None = None
+        self.handlers = ControlHandlers(self)
+        self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._stop = asyncio.Event()
         self._outcome = RunOutcome.STOPPED
-        self._tap_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
-        self.station_available = True
-        self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
-        self.tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
-        self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.handlers = ControlHandlers(self)
+
+    # -- the parts, for the control handlers, the fleet and tests --------------------------
+
+    def _parts(self) -> StationParts:
+        if self.parts is None:
+            raise NotRunning(f"station {self.config.station.id} is not running")
+        return self.parts
+
+    @property
+    def store(self) -> Store:
+        return self._parts().store
+
+    @property
+    def board(self) -> Board:
+        return self._parts().board
+
+    @property
+    def client(self) -> OcppClient:
+        return self._parts().client
+
+    @property
+    def supervisor(self) -> SafetySupervisor:
+        return self._parts().supervisor
+
+    @property
+    def core(self) -> CoreRunner:
+        return self._parts().core
+
+    @property
+    def reader(self) -> TokenReader | None:
+        return self._parts().reader
+
+    @property
+    def sim(self) -> SimulatedHardware | None:
+        return self._parts().sim
+
+    @property
+    def controllers(self) -> dict[int, ConnectorController]:
+        return self._parts().core.controllers
+
+    @property
+    def station_available(self) -> bool:
+        return self._parts().core.state.available
+
+    @property
+    def tap_waiters(self) -> list[asyncio.Future[TagEvent]]:
+        return self._parts().core.tap_waiters
+
+    def connector_state(self, connector_id: int) -> ConnectorState:
+        """The connector's state as the station core holds it (KeyError if unknown)."""
+        return self.core.state.connector(connector_id)
+
+    def connector_outputs(self, connector_id: int) -> ConnectorOutputs:
+        """What the connector shows and drives now, derived from its state."""
+        return outputs(self.connector_state(connector_id))
+
+    def begin_test(self, test: str, connector_ids: list[int]) -> None:
+        """A technician's hardware test takes these connectors over: Unavailable, no session,
+        the test owns their pilots."""
+        self.core.begin_test(test, connector_ids)
+
+    def end_test(self, connector_ids: list[int]) -> None:
+        """The test is over: each connector's own pilot output and status again."""
+        self.core.end_test(connector_ids)
+
+    async def handle_tap(self, id_tag: str) -> str:
+        """A card presented to the reader (what the reader's event does)."""
+        return await self.core.handle_tap(id_tag)
+
+    def emit(self, event: str, *, log_it: bool = True, **fields: Any) -> None:
+        """A station event for listeners (the demo prints them) and the log."""
+        if log_it:
+            log.info(event, **fields)
+        for listener in list(self.event_listeners):
+            with contextlib.suppress(Exception):
+                listener(event, fields)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -185,15 +196,12 @@ class StationRuntime:
         contactors open here, before the loop gets to anything else."""
         if self._stop.is_set():
             return  # already stopping (or stopped: the pins are released)
-        try:
-            if self.supervisor is not None:
-                self.supervisor.open_all()
-            elif self.board is not None:
-                self.board.open_all_contactors()
-        except Exception:
-            log.exception("station.open_all_failed")
-        if not self._stop.is_set():
-            self._outcome = outcome
+        if self.parts is not None:
+            try:
+                self.parts.supervisor.open_all()
+            except Exception:
+                log.exception("station.open_all_failed")
+        self._outcome = outcome
         self._stop.set()
 
     async def run(self) -> RunOutcome:
@@ -206,9 +214,11 @@ class StationRuntime:
                 await self._shutdown()
         return self._outcome
 
+    def _restart(self, kind: ResetKind) -> None:
+        self.request_stop(RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET)
+
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
-        loop = asyncio.get_running_loop()
         self.started_at = time.time()
         # Both locks come before the store is touched: a second station must not recover (end
         # with PowerLoss) the transactions of the one that runs.
@@ -225,84 +235,21 @@ class StationRuntime:
                                             f"{HARDWARE_LOCK_OWNER} {config.station.id}")
             socket_lock.acquire()  # ControlSocketInUse names the holder
             stack.callback(socket_lock.release)
-        quiet_pymodbus()
-        config.storage.path.parent.mkdir(parents=True, exist_ok=True)
-        store = self.store = Store(config.storage.path)
-        stack.callback(store.close)
-        # Before anything else can start a session: end what a crash left open, exactly once.
-        for record in store.recover_interrupted():
-            self.emit("transaction.recovered", local_id=record.local_id,
-                       meter_stop_wh=record.meter_stop_wh)
+        parts = self.parts = await assemble(
+            config, stack, safety_settings=self.safety_settings, simulator=self.simulator,
+            emit=self.emit, run_background=self._run_background, restart=self._restart)
+        parts.core.fault_listeners.append(self.handlers.tests.note_fault)
 
-        board = self.board = build_board(config)
-        board.open_all_contactors()
-        client = self.client = client_from_config(config, store, station=self)
-        keys = client.keys
-        self.authorizer = Authorizer(
-            store, backend_from_wire(client.authorize),
-            AuthConfig.from_keys({k: keys.raw(k) for k in AuthConfig.KEYS}),
-            is_online=lambda: client.online)
-        supervised: dict[int, SupervisedConnector] = {}
-        for section in config.connector:
-            devices = board.connectors[section.id]
-            sensor = devices.temperature
-            supervised[section.id] = SupervisedConnector(
-                contactor=devices.contactor,
-                read_pilot=lambda p=devices.pilot: p.read().state,
-                read_offered_current_a=lambda p=devices.pilot: p.offered_current_a,
-                read_temperature_c=(self._temperature_reader(section.id, sensor.read_celsius)
-                                    if sensor is not None else None),
-                temperature_limits=section.temperature,
-                max_current_a=section.max_current_a,
-            )
-        supervisor = self.supervisor = SafetySupervisor(
-            supervised, asyncio_notifier(loop, self._on_safety_event), self.safety_settings)
-        for section in config.connector:
-            settings = ConnectorSettings(max_current_a=section.max_current_a).with_keys(
-                {k: keys.raw(k) for k in ConnectorSettings.KEYS})
-            controller = ConnectorController(section, board.connectors[section.id], supervisor,
-                                             client, settings)
-            controller.on_event = self._relay_event
-            self.controllers[section.id] = controller
-        keys.add_listener(self._on_key_changed)
-        self._restore_availability(store)
-        self._restore_faults(store, supervisor)
-        if board.rcm is not None:
-            supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
-        if board.emergency_stop is not None:
-            supervisor.attach_fault_input(FaultKind.EMERGENCY_STOP, board.emergency_stop)
-        # Fault callbacks and the safety monitor run on their own threads but still need the
-        # GIL: a coroutine that computes holds it for up to the switch interval (5 ms by
-        # default). 1 ms cut fault-to-coil-off under a busy loop from ~9 to ~3 ms (median,
-        # bench/station_latency.py) at no measurable cost.
-        sys.setswitchinterval(SAFETY_SWITCH_INTERVAL_S)
-        supervisor.start()
-        stack.callback(supervisor.stop)
-
-        recorded = store.highest_energy_wh_by_connector()
-        for cid, controller in self.controllers.items():
-            if cid in recorded:
-                controller.remember_recorded_energy(recorded[cid])
-
-        if config.reader is not None:
-            self.reader = open_reader(config.reader, simulated=config.hardware == "sim")
-        if self.simulator is not None:
-            self.sim = self.simulator(config, board, self.reader, store)
-            await stack.enter_async_context(self.sim.running())
-        if self.reader is not None:
-            self.reader.add_listener(self._on_tag_event)
-            await self.reader.start()
-
-        # What the connectors show before any event: pilot and status.
-        client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
-                          if self.station_available else ChargePointStatus.UNAVAILABLE.value)
-        for controller in self.controllers.values():
-            out = controller.machine.outputs
+        # What the station and the connectors show before any event: pilot and status.
+        client, core = parts.client, parts.core
+        client.set_status(STATION, station_status(core.state).value)
+        for controller in core.controllers.values():
+            out = outputs(controller.state)
             controller.apply_pilot(out.pilot)  # standby, or F when Inoperative
             client.set_status(controller.id, out.status.value, out.error_code.value,
                               vendor_error_code=out.vendor_error_code)
             meter = self._make_meter(controller)
-            self._spawn(self._meter_loop(controller, meter), f"meter-{controller.id}")
+            self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")
         self._spawn(client.run(), "ocpp-client")
         if self.control_socket is not None:
             self.control = ControlServer(self.control_socket, self.handlers.handlers())
@@ -310,17 +257,18 @@ class StationRuntime:
         self.notifier.ready(f"station {config.station.id} running")
         self._spawn(self.notifier.feed_watchdog_forever(), "watchdog", may_end=True)
         log.info("station.ready", station=config.station.id, hardware=config.hardware,
-                 connectors=len(self.controllers), version=__version__)
+                 connectors=len(core.controllers), version=__version__)
         self.ready.set()
 
-    def _spawn(self, coro: Any, name: str, *, may_end: bool = False) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str, *,
+               may_end: bool = False) -> None:
         """A task for the life of the runtime; one that ends (unless ``may_end``) or fails
         stops the runtime."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._task_done(t, may_end))
 
-    def _run_background(self, coro: Any, name: str) -> None:
+    def _run_background(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background_done)
@@ -343,26 +291,22 @@ class StationRuntime:
     async def _shutdown(self) -> None:
         self._stop.set()
         self.notifier.stopping()
-        if self.supervisor is not None:
-            self.supervisor.open_all()
-        elif self.board is not None:
-            self.board.open_all_contactors()
-        reason = {RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
-                  RunOutcome.HARD_RESET: StopReason.HARD_RESET}.get(self._outcome,
-                                                                    StopReason.REBOOT)
-        for controller in self.controllers.values():
-            if controller.phase is TxPhase.RUNNING:
-                controller.handle(StopRequested(reason))
+        parts = self.parts
+        if parts is not None:
+            parts.supervisor.open_all()
+            reason = {RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
+                      RunOutcome.HARD_RESET: StopReason.HARD_RESET}.get(self._outcome,
+                                                                        StopReason.REBOOT)
+            parts.core.apply(StopAll(reason))
         if self.control is not None:
             await self.control.close()
-        if self.client is not None:
+        if parts is not None:
             with contextlib.suppress(Exception):
-                delivered = await self.client.flush(self.shutdown_flush_s)
+                delivered = await parts.client.flush(self.shutdown_flush_s)
                 log.info("station.outbox_flushed", delivered=delivered)
-        if self.client is not None:
             # Closing the link first lets the session end by itself (close frame sent).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.client.close(), 3.0)
+                await asyncio.wait_for(parts.client.close(), 3.0)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -370,426 +314,30 @@ class StationRuntime:
             if pending:  # never let one stuck task hold the exit (systemd would kill us)
                 log.warning("station.tasks_not_stopped", tasks=[t.get_name() for t in pending])
         self._tasks.clear()
-        if self.reader is not None:
-            with contextlib.suppress(Exception):
-                await self.reader.stop()
-        if self.supervisor is not None:
-            self.supervisor.stop()
-        if self.board is not None:
-            self.board.close()
         log.info("station.stopped", outcome=self._outcome.value)
-
-    def _temperature_reader(self, connector_id: int,
-                            read: Callable[[], float]) -> Callable[[], float]:
-        """The supervisor's temperature read, remembering the last good value for MeterValues
-        (one reader of the I2C sensor: the monitor thread)."""
-        def read_and_remember() -> float:
-            controller = self.controllers.get(connector_id)
-            try:
-                celsius = read()
-            except Exception:
-                if controller is not None:
-                    controller.temperature_c = None  # no stale value in MeterValues
-                raise
-            # A plain attribute write: atomic under the GIL, read on the loop's thread.
-            if controller is not None:
-                controller.temperature_c = None if celsius != celsius else round(celsius, 1)
-            return celsius
-        return read_and_remember
-
-    def _restore_availability(self, store: Store) -> None:
-        """ChangeAvailability survives a restart (OCPP 1.6 5.2): applied before any status is
-        sent, so the backend never sees an Inoperative connector flash Available."""
-        stored = store.availability_all()
-        self.station_available = stored.get(STATION_CONNECTOR_ID, True)
-        for cid, controller in self.controllers.items():
-            if not stored.get(cid, True):
-                controller.handle(ChangeAvailability(Availability.INOPERATIVE))
-                log.info("station.availability_restored", connector=cid, operative=False)
-
-    def _restore_faults(self, store: Store, supervisor: SafetySupervisor) -> None:
-        """Technician faults survive a restart; the others re-appear if still there."""
-        for record in store.faults(active_only=True):
-            try:
-                kind = FaultKind(record.code)
-            except ValueError:
-                store.fault_clear(record.code, record.connector_id)
-                continue
-            cid = None if record.connector_id == STATION_CONNECTOR_ID else record.connector_id
-            if (FAULT_SPECS[kind].clear_rule is ClearRule.TECHNICIAN
-                    and (cid is None or cid in self.controllers)):
-                supervisor.restore_latched_fault(kind, cid, record.detail)
-            else:
-                store.fault_clear(record.code, record.connector_id)
-
-    def emit(self, event: str, **fields: Any) -> None:
-        """A station event for listeners (the demo prints them) and the log."""
-        log.info(event, **fields)
-        for listener in list(self.event_listeners):
-            with contextlib.suppress(Exception):
-                listener(event, fields)
-
-    def _relay_event(self, event: str, fields: dict[str, Any]) -> None:
-        for listener in list(self.event_listeners):
-            with contextlib.suppress(Exception):
-                listener(event, fields)
-
-    # -- what the control handlers read and do ------------------------------------------
-
-    def connector_state(self, connector_id: int) -> ConnectorState:
-        """The connector's state as the station core holds it (KeyError if unknown)."""
-        return self.controllers[connector_id].machine.state
-
-    def connector_outputs(self, connector_id: int) -> ConnectorOutputs:
-        """What the connector shows and drives now, derived from its state."""
-        return outputs(self.connector_state(connector_id))
-
-    def begin_test(self, test: str, connector_ids: list[int]) -> None:
-        """A technician's hardware test takes these connectors over: Unavailable, no session,
-        the test owns their pilots."""
-        for cid in connector_ids:
-            self.controllers[cid].begin_test(test)
-
-    def end_test(self, connector_ids: list[int]) -> None:
-        """The test is over: each connector's own pilot output and status again."""
-        for cid in connector_ids:
-            self.controllers[cid].end_test()
 
     # -- meters ---------------------------------------------------------------------------
 
     def _make_meter(self, controller: ConnectorController) -> EnergyMeter:
-        if self.sim is not None:
-            return self.sim.make_meter(controller.section, controller.id)
+        sim = self._parts().sim
+        if sim is not None:
+            return sim.make_meter(controller.section, controller.id)
         return EnergyMeter.from_config(controller.section.meter)
 
-    async def _meter_loop(self, controller: ConnectorController, meter: EnergyMeter) -> None:
-        assert self.supervisor is not None and self.client is not None
-        cid = controller.id
+    async def _meter_loop(self, connector_id: int, meter: EnergyMeter) -> None:
+        parts = self._parts()
         while True:
             try:
                 async for item in meter.events():
                     if isinstance(item, MeterFault):
-                        self.supervisor.meter_fault(cid, item.active,
-                                                    f"{item.kind.value}: {item.detail}")
+                        parts.supervisor.meter_fault(connector_id, item.active,
+                                                     f"{item.kind.value}: {item.detail}")
                     else:
-                        self._on_sample(controller, item)
+                        parts.core.on_sample(connector_id, item)
             except Exception as exc:  # the driver types its errors; anything else: retry
-                log.error("meter.loop_failed", connector=cid, error=repr(exc))
-                self.supervisor.meter_fault(cid, True, repr(exc))
+                log.error("meter.loop_failed", connector=connector_id, error=repr(exc))
+                parts.supervisor.meter_fault(connector_id, True, repr(exc))
             finally:
                 with contextlib.suppress(Exception):
                     await meter.close()
-            await asyncio.sleep(2.0)
-
-    def _on_sample(self, controller: ConnectorController, sample: MeterSample) -> None:
-        assert self.supervisor is not None and self.client is not None
-        controller.note_sample(sample)
-        self.supervisor.update_meter(controller.id, sample)
-        self.client.update_meter(controller.id, sample, temperature_c=controller.temperature_c)
-        tx = controller.transaction
-        if tx is not None and controller.phase is TxPhase.RUNNING:
-            controller.handle(EnergyMeasured(max(0.0, sample.energy_import_wh - tx.meter_start_wh)))
-
-    # -- safety ---------------------------------------------------------------------------
-
-    def _on_safety_event(self, event: SafetyEvent) -> None:
-        """From the supervisor (already acted on the hardware); on the loop's thread."""
-        match event:
-            case FaultChanged(fault=fault, active=active):
-                self.handlers.tests.note_fault(event)
-                targets = (list(self.controllers.values()) if fault.connector_id is STATION_WIDE
-                           else [self.controllers[fault.connector_id]])
-                store_cid = (STATION_CONNECTOR_ID if fault.connector_id is STATION_WIDE
-                             else fault.connector_id)
-                if self.store is not None:
-                    try:
-                        if active:
-                            self.store.fault_raise(
-                                fault.kind.value, store_cid,
-                                fault.spec.clear_rule is ClearRule.TECHNICIAN, fault.detail)
-                        else:
-                            self.store.fault_clear(fault.kind.value, store_cid)
-                    except Exception:
-                        log.exception("station.fault_not_recorded")
-                self.emit("fault.raised" if active else "fault.cleared",
-                           kind=fault.kind.value, connector=fault.connector_id)
-                for controller in targets:
-                    controller.handle(FaultRaised(fault.kind) if active
-                                      else FaultCleared(fault.kind))
-            case PilotObserved(connector_id=cid, pilot=pilot):
-                controller = self.controllers[cid]
-                before = controller.machine.state.pilot
-                controller.handle(PilotChanged(pilot))
-                if before != pilot:
-                    self.emit("pilot.changed", connector=cid, pilot=pilot.value)
-            case ThermalLimitChanged(connector_id=cid, limit_a=limit):
-                self.controllers[cid].handle(CurrentLimitChanged(LimitSource.THERMAL, limit))
-
-    # -- the token reader -----------------------------------------------------------------
-
-    def _on_tag_event(self, event: TagEvent) -> None:
-        if event.kind is TagEventKind.PRESENTED and event.id_tag:
-            for waiter in self.tap_waiters:
-                if not waiter.done():
-                    waiter.set_result(event)
-            self._run_background(self.handle_tap(event.id_tag), "tap")
-        elif event.kind in (TagEventKind.READER_LOST, TagEventKind.READER_BACK):
-            lost = event.kind is TagEventKind.READER_LOST
-            self._record_reader_fault(event.reader, lost)
-            for controller in self.controllers.values():
-                controller.handle(FaultRaised(FaultKind.READER_FAILURE) if lost
-                                  else FaultCleared(FaultKind.READER_FAILURE))
-
-    def _record_reader_fault(self, reader: str, lost: bool) -> None:
-        """The fault history (``chargerfw faults``) keeps a lost reader, station-wide."""
-        if self.store is None:
-            return
-        code = FaultKind.READER_FAILURE.value
-        try:
-            if lost:
-                self.store.fault_raise(code, STATION_CONNECTOR_ID, False,
-                                       f"reader {reader} lost")
-            else:
-                self.store.fault_clear(code, STATION_CONNECTOR_ID)
-        except Exception:
-            log.exception("station.fault_not_recorded", code=code)
-        self.emit("fault.raised" if lost else "fault.cleared", kind=code, connector=None)
-
-    async def handle_tap(self, id_tag: str) -> str:
-        """A card was presented: stop the session it (or a tag with its parent) started,
-        cancel its pending authorization, or authorize it and start. Returns what happened."""
-        assert self.authorizer is not None
-        async with self._tap_lock:
-            self.emit("tag.presented", id_tag=id_tag)
-            for controller in self.controllers.values():
-                state = controller.machine.state
-                if state.phase is TxPhase.RUNNING and state.id_tag is not None:
-                    if await self.authorizer.may_stop(state.id_tag, state.parent_id_tag, id_tag):
-                        controller.stop_id_tag = id_tag
-                        controller.handle(StopRequested(StopReason.LOCAL))
-                        self.emit("tag.stopped_session", connector=controller.id)
-                        return "stopped"
-                if state.phase is TxPhase.AUTHORIZED and same_tag(state.id_tag, id_tag):
-                    controller.handle(StopRequested(StopReason.LOCAL))
-                    self.emit("tag.cancelled", connector=controller.id)
-                    return "cancelled"
-            decision = await self.authorizer.authorize(id_tag)
-            if decision.local_list_conflict:
-                log.warning("auth.local_list_conflict", id_tag=id_tag)
-            if not decision.accepted:
-                self.emit("tag.rejected", id_tag=id_tag, status=decision.status.value,
-                           source=decision.source.value)
-                return "rejected"
-            controller = self._pick_connector(id_tag)
-            if controller is None:
-                self.emit("tag.no_connector", id_tag=id_tag)
-                return "no_connector"
-            assert self.client is not None
-            ok = controller.authorize(id_tag, decision.parent_id_tag,
-                                      self.client.keys.get_int("ConnectionTimeOut"))
-            self.emit("tag.authorized" if ok else "tag.refused", id_tag=id_tag,
-                       connector=controller.id, source=decision.source.value)
-            return "authorized" if ok else "refused"
-
-    def _pick_connector(self, id_tag: str) -> ConnectorController | None:
-        """A connector this tag may start on: reserved for it, else plugged in, else free."""
-        candidates = []
-        for controller in self.controllers.values():
-            state = controller.machine.state
-            out = controller.machine.outputs
-            if out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE):
-                continue
-            if controller.under_test is not None:
-                continue
-            if state.phase not in (TxPhase.IDLE, TxPhase.FINISHED):
-                continue
-            reserved = state.reservation is not None
-            if reserved and not same_tag(state.reservation.id_tag, id_tag):  # type: ignore[union-attr]
-                continue
-            rank = 0 if reserved else 1 if state.pilot in PLUGGED else 2
-            candidates.append((rank, controller.id, controller))
-        return min(candidates)[2] if candidates else None
-
-    # -- configuration keys ---------------------------------------------------------------
-
-    def _on_key_changed(self, key: str, value: str) -> None:
-        if key in AuthConfig.KEYS and self.authorizer is not None and self.client is not None:
-            keys = self.client.keys
-            self.authorizer.config = AuthConfig.from_keys(
-                {k: keys.raw(k) for k in AuthConfig.KEYS})
-        if key in ConnectorSettings.KEYS:
-            for controller in self.controllers.values():
-                controller.update_settings({key: value})
-
-    # -- StationPort (backend commands) ---------------------------------------------------
-
-    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
-        try:
-            check_id_tag(id_tag)
-        except InvalidIdTagError:
-            return False
-        if connector_id is None:
-            controller = self._pick_connector(id_tag)
-        else:
-            controller = self.controllers.get(connector_id)
-        if controller is None:
-            return False
-        state, out = controller.machine.state, controller.machine.outputs
-        if (out.status in (ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE)
-                or state.phase is TxPhase.RUNNING or controller.under_test is not None):
-            return False
-        assert self.client is not None
-        timeout = self.client.keys.get_int("ConnectionTimeOut")
-        self.emit("remote.start", id_tag=id_tag, connector=controller.id)
-        if not authorize:
-            return controller.authorize(id_tag, None, timeout)
-
-        async def authorize_then_start() -> None:
-            assert self.authorizer is not None
-            decision = await self.authorizer.authorize(id_tag)
-            if decision.accepted:
-                controller.authorize(id_tag, decision.parent_id_tag, timeout)
-            else:
-                self.emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
-
-        self._run_background(authorize_then_start(), "remote-start")
-        return True
-
-    def remote_stop(self, connector_id: int) -> bool:
-        controller = self.controllers.get(connector_id)
-        if controller is None or controller.phase is not TxPhase.RUNNING:
-            return False
-        self.emit("remote.stop", connector=connector_id)
-        controller.handle(StopRequested(StopReason.REMOTE))
-        return True
-
-    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityAnswer:
-        availability = Availability.OPERATIVE if operative else Availability.INOPERATIVE
-        if connector_id == STATION_CONNECTOR_ID:
-            targets = list(self.controllers.values())
-        elif connector_id in self.controllers:
-            targets = [self.controllers[connector_id]]
-        else:
-            return "Rejected"
-        answers = []
-        for controller in targets:
-            for action in controller.handle(ChangeAvailability(availability)):
-                if isinstance(action, AvailabilityAction):
-                    answers.append(action.status.value)
-        if connector_id == STATION_CONNECTOR_ID and self.client is not None:
-            self.station_available = operative
-            self.client.set_status(STATION_CONNECTOR_ID, ChargePointStatus.AVAILABLE.value
-                                   if operative else ChargePointStatus.UNAVAILABLE.value)
-        self.emit("availability.changed", connector=connector_id, operative=operative,
-                   answers=answers)
-        if "Rejected" in answers:
-            return "Rejected"
-        # Accepted or Scheduled: what was asked is what holds after a restart (a Scheduled
-        # change waits for the transaction, which a restart ends).
-        changes = {c.id: operative for c in targets}
-        if connector_id == STATION_CONNECTOR_ID:
-            changes[STATION_CONNECTOR_ID] = operative
-        if self.store is not None:
-            try:
-                self.store.availability_set(changes)
-            except Exception:
-                log.exception("station.availability_not_persisted")
-        return "Scheduled" if "Scheduled" in answers else "Accepted"
-
-    async def unlock(self, connector_id: int) -> UnlockAnswer:
-        controller = self.controllers.get(connector_id)
-        if controller is None:
-            return "NotSupported"
-        if controller.phase is TxPhase.RUNNING:
-            controller.handle(StopRequested(StopReason.UNLOCK_COMMAND))
-        lock = controller.devices.lock
-        if lock is None:
-            return "NotSupported"
-        result = await asyncio.to_thread(lock.unlock)
-        return "Unlocked" if str(result) == "unlocked" else "UnlockFailed"
-
-    async def reset(self, kind: ResetKind) -> None:
-        outcome = RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET
-        reason = StopReason.HARD_RESET if kind == "Hard" else StopReason.SOFT_RESET
-        self.emit("station.reset", kind=kind)
-        for controller in self.controllers.values():
-            if controller.phase is TxPhase.RUNNING:
-                controller.handle(StopRequested(reason))
-        self.request_stop(outcome)
-
-    def reserve_now(self, connector_id: int, expires_at: float, id_tag: str,
-                    reservation_id: int, parent_id_tag: str | None) -> ReservationAnswer:
-        controller = self.controllers.get(connector_id)
-        if controller is None:
-            return "Rejected"
-        try:
-            check_id_tag(id_tag)
-        except InvalidIdTagError:
-            return "Rejected"
-        for other in self.controllers.values():
-            held = other.machine.state.reservation
-            if other is not controller and held and held.reservation_id == reservation_id:
-                return "Rejected"  # the id is in use on another connector
-        answers = [a.status for a in controller.handle(
-            Reserve(Reservation(reservation_id, id_tag, parent_id_tag)))
-            if isinstance(a, ReservationAction)]
-        status = answers[0] if answers else "Rejected"
-        if status == "Accepted":
-            old = self._reservation_timers.pop(reservation_id, None)
-            if old is not None:
-                old.cancel()
-            loop = asyncio.get_running_loop()
-            self._reservation_timers[reservation_id] = loop.call_later(
-                max(0.0, expires_at - time.time()), self._reservation_expired, connector_id,
-                reservation_id)
-        self.emit("reservation.requested", connector=connector_id, id_tag=id_tag,
-                   reservation_id=reservation_id, status=status)
-        return status  # type: ignore[return-value]
-
-    def _reservation_expired(self, connector_id: int, reservation_id: int) -> None:
-        self._reservation_timers.pop(reservation_id, None)
-        controller = self.controllers[connector_id]
-        held = controller.machine.state.reservation
-        if held is not None and held.reservation_id == reservation_id:
-            controller.handle(CancelReservation(reservation_id))
-            self.emit("reservation.expired", connector=connector_id,
-                       reservation_id=reservation_id)
-
-    def cancel_reservation(self, reservation_id: int) -> bool:
-        for controller in self.controllers.values():
-            held = controller.machine.state.reservation
-            if held is not None and held.reservation_id == reservation_id:
-                controller.handle(CancelReservation(reservation_id))
-                timer = self._reservation_timers.pop(reservation_id, None)
-                if timer is not None:
-                    timer.cancel()
-                self.emit("reservation.cancelled", connector=controller.id,
-                           reservation_id=reservation_id)
-                return True
-        return False
-
-    def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,
-                              id_tag: str, id_tag_info: dict[str, str]) -> None:
-        controller = self.controllers.get(connector_id)
-        if controller is None:
-            return
-        tx = controller.transaction
-        if tx is None or tx.local_id != local_id:
-            return  # confirmed after it ended (delivered late from the outbox)
-        tx.backend_tx_id = transaction_id
-        self.emit("transaction.confirmed", connector=connector_id, local_id=local_id,
-                   transaction_id=transaction_id, status=id_tag_info.get("status"))
-        try:
-            status = AuthorizationStatus(id_tag_info.get("status", ""))
-        except ValueError:
-            log.warning("station.bad_start_status", status=id_tag_info.get("status"))
-            return
-        controller.handle(StartConfirmed(status))
-
-    def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
-        if self.authorizer is None:
-            return
-        try:
-            self.authorizer.remember(id_tag, IdTagInfo.from_wire(id_tag_info))
-        except (InvalidIdTagInfoError, InvalidIdTagError) as exc:
-            log.warning("auth.bad_id_tag_info", error=str(exc))
+            await asyncio.sleep(METER_RETRY_S)

@@ -474,7 +474,7 @@ class FleetCharger:
         return self._rt().controllers[CONNECTOR]
 
     def status(self) -> str:
-        return str(self._controller().machine.outputs.status.value)
+        return str(self._rt().connector_outputs(CONNECTOR).status.value)
 
     def running_tx(self) -> Any:
         return self._controller().transaction
@@ -530,7 +530,7 @@ class FleetCharger:
             case PlugIn():
                 await self.call("sim.plug", connector=CONNECTOR)
                 await self.wait_for("the vehicle plugged in",
-                                    lambda: self._controller().machine.state.pilot in PLUGGED, 10)
+                                    lambda: self._rt().connector_state(CONNECTOR).pilot in PLUGGED, 10)
             case Tap():
                 await self._tap(step)
             case Charge():
@@ -551,7 +551,7 @@ class FleetCharger:
                 await self.call("sim.unplug", connector=CONNECTOR)
                 await self.wait_for(
                     "the vehicle unplugged",
-                    lambda: self._controller().machine.state.pilot is PilotState.A
+                    lambda: self._rt().connector_state(CONNECTOR).pilot is PilotState.A
                     and self.running_tx() is None, 10)
             case _:
                 if step.action == "await_remote_start":
@@ -633,7 +633,7 @@ class FleetCharger:
         elif kind == "weld":
             await self.call("sim.weld", connector=CONNECTOR)
         elif kind == "overcurrent":
-            offered = self._controller().machine.outputs.offered_current_a or 0.0
+            offered = self._rt().connector_outputs(CONNECTOR).offered_current_a or 0.0
             await self.call("sim.overdraw", amps=min(100.0, offered + 10.0),
                             connector=CONNECTOR)
 

@@ -98,10 +98,8 @@ def with_backend_url(config: StationConfig, url: str) -> StationConfig:
 async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
                    charge_s: float = 20.0, connector: int = 1) -> None:
     """Plug in, tap a card, charge ``charge_s`` with meter values flowing, tap again, unplug."""
-    handlers = runtime.handlers.handlers()
-
     async def do(method: str, **params: Any) -> Any:
-        result = handlers[method](**params)
+        result = runtime.handlers.handlers()[method](**params)
         if asyncio.iscoroutine(result):
             result = await result
         return result

@@ -40,7 +40,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.station.enums import (
     AuthorizationStatus,
     Availability,
@@ -65,14 +65,10 @@ class TxPhase(enum.StrEnum):
     FINISHED = "finished"  # StopTransaction issued, cable still plugged in
 
 
-class PilotMode(enum.StrEnum):
-    STANDBY = "standby"  # constant +12 V (state A1/B1: no energy offered)
-    PWM = "pwm"  # 1 kHz PWM offering ``current_a``
-    STATE_F = "state_f"  # constant -12 V: EVSE not available
-
-
 @dataclass(frozen=True, slots=True)
 class PilotOutput:
+    """What the machine drives on the pilot line: a mode, and the current offered in PWM."""
+
     mode: PilotMode
     current_a: float | None = None  # set only in PWM mode
 

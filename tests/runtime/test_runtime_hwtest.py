@@ -143,7 +143,7 @@ async def test_a_connector_under_test_takes_no_session(station: Station):
     await ctl(sock, "sim.tap", uid=TAG)
     await csms.wait_for(lambda: csms.of("Authorize"))
     await asyncio.sleep(0.2)
-    assert controller.machine.state.phase.value == "idle"  # the tap started nothing
+    assert runtime.connector_state(1).phase.value == "idle"  # the tap started nothing
     assert statuses(csms)[-1] == "Unavailable"
     release.set()
     assert (await test)["passed"]

@@ -17,7 +17,7 @@ from runtime_helpers import ctl, dump_toml, running_station, sim_station_config
 from chargerfw.config import parse_config
 from chargerfw.drivers.board import build_board
 from chargerfw.hwlock import HardwareBusy, HardwareLock, is_locked
-from chargerfw.runtime import station as station_module
+from chargerfw.runtime import assembly as assembly_module
 from chargerfw.runtime.control import ControlSocketInUse
 from chargerfw.runtime.station import BUSY_EXIT_CODE, StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
@@ -56,7 +56,7 @@ def test_run_on_pi_refuses_while_a_technician_holds_the_hardware(tmp_path, runti
 async def test_run_on_pi_holds_the_hardware_lock_for_its_whole_life(
         tmp_path, runtime_dir, monkeypatch):
     # No Pi here: the board is the simulated one, everything else runs as on a Pi.
-    monkeypatch.setattr(station_module, "build_board",
+    monkeypatch.setattr(assembly_module, "build_board",
                         lambda config: build_board(config.model_copy(update={"hardware": "sim"})))
     async with TestCsms() as csms:
         path, _ = sim_station_config(tmp_path, csms.url)
@@ -83,7 +83,7 @@ async def test_two_sim_stations_on_one_control_socket(tmp_path, runtime_dir):
             second = StationRuntime(config, control_socket=sock, simulator=SimulatedStation.create)
             with pytest.raises(ControlSocketInUse, match=r"chargerfw run CP1 \(pid"):
                 await asyncio.wait_for(second.run(), 10)
-            assert second.store is None
+            assert second.parts is None  # the store was never opened
             # The same as a process: a clear message and its exit code.
             other = tmp_path / "other"
             other.mkdir()

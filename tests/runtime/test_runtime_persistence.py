@@ -69,7 +69,7 @@ async def test_change_availability_survives_a_restart(tmp_path: Path, short_dir:
             await ctl(sock, "sim.tap", uid=TAG)  # Inoperative: a card starts nothing
             await ctl(sock, "sim.plug")
             await asyncio.sleep(0.3)
-            assert runtime.controllers[1].machine.state.phase.value == "idle"
+            assert runtime.connector_state(1).phase.value == "idle"
             # The whole station Operative again: persisted for every connector.
             result = await csms.server_side.call(
                 call.ChangeAvailability(connector_id=0, type="Operative"))

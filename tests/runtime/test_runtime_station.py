@@ -437,7 +437,7 @@ async def test_technician_methods_meter_sample_rfid_next_and_config_set(station,
 
     changed = await ctl(sock, "config.set", key="StopTransactionOnInvalidId", value="false")
     assert changed["status"] == "Accepted"
-    assert runtime.controllers[1].machine.state.settings.stop_on_invalid_id is False
+    assert runtime.connector_state(1).settings.stop_on_invalid_id is False
     refused = await ctl(sock, "config.set", key="NumberOfConnectors", value="2")
     assert refused["status"] == "Rejected"
     assert runtime.client.keys.get_int("NumberOfConnectors") == 1

@@ -1,0 +1,136 @@
+"""The OCPP port: backend commands turned into station-core events, answers in wire spelling.
+
+:class:`BackendPort` implements the OCPP client's
+:class:`~chargerfw.ocpp.station_port.StationPort`. The decisions are the core's
+(:mod:`chargerfw.station.station`); what is left here is what only the runtime can do: drive the
+lock for UnlockConnector, restart for Reset, and remember the backend's idTagInfo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from chargerfw.logs import get_logger
+from chargerfw.ocpp.station_port import (
+    AvailabilityAnswer,
+    ReservationAnswer,
+    ResetKind,
+    UnlockAnswer,
+)
+from chargerfw.runtime.core import CoreRunner, Emit
+from chargerfw.station import connector as cn
+from chargerfw.station.auth import IdTagInfo, InvalidIdTagError, InvalidIdTagInfoError
+from chargerfw.station.enums import AuthorizationStatus, Availability, StopReason
+from chargerfw.station.station import (
+    AvailabilityOutcome,
+    AvailabilityRequested,
+    CancelOutcome,
+    ConnectorEvent,
+    RemoteStartOutcome,
+    RemoteStartRequested,
+    RemoteStopOutcome,
+    RemoteStopRequested,
+    ReservationCancelRequested,
+    ReservationOutcome,
+    ReservationRequested,
+    StopAll,
+    UnlockRequested,
+)
+
+log = get_logger(__name__)
+
+
+T = TypeVar("T")
+
+
+def _answer(actions: Sequence[object], kind: type[T]) -> T:
+    """The core's answer to a request among the actions it returned."""
+    return next(a for a in actions if isinstance(a, kind))
+
+
+class BackendPort:
+    """What the backend asks of the station, carried out through the core."""
+
+    def __init__(self, core: CoreRunner, *, emit: Emit,
+                 restart: Callable[[ResetKind], None]) -> None:
+        self._core = core
+        self._emit = emit
+        self._restart = restart
+
+    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
+        outcome = _answer(self._core.apply(RemoteStartRequested(id_tag, connector_id, authorize)),
+                          RemoteStartOutcome)
+        if outcome.accepted:
+            self._emit("remote.start", id_tag=id_tag, connector=outcome.connector_id)
+        return outcome.accepted
+
+    def remote_stop(self, connector_id: int) -> bool:
+        outcome = _answer(self._core.apply(RemoteStopRequested(connector_id)), RemoteStopOutcome)
+        if outcome.accepted:
+            self._emit("remote.stop", connector=connector_id)
+        return outcome.accepted
+
+    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityAnswer:
+        availability = Availability.OPERATIVE if operative else Availability.INOPERATIVE
+        actions = self._core.apply(AvailabilityRequested(connector_id, availability))
+        status = _answer(actions, AvailabilityOutcome).status
+        self._emit("availability.changed", connector=connector_id, operative=operative,
+                   answer=status.value)
+        return status.value
+
+    async def unlock(self, connector_id: int) -> UnlockAnswer:
+        controller = self._core.controllers.get(connector_id)
+        if controller is None:
+            return "NotSupported"
+        self._core.apply(UnlockRequested(connector_id))
+        lock = controller.devices.lock
+        if lock is None:
+            return "NotSupported"
+        result = await asyncio.to_thread(lock.unlock)
+        return "Unlocked" if str(result) == "unlocked" else "UnlockFailed"
+
+    async def reset(self, kind: ResetKind) -> None:
+        self._emit("station.reset", kind=kind)
+        self._core.apply(StopAll(StopReason.HARD_RESET if kind == "Hard"
+                                 else StopReason.SOFT_RESET))
+        self._restart(kind)
+
+    def reserve_now(self, connector_id: int, expires_at: float, id_tag: str,
+                    reservation_id: int, parent_id_tag: str | None) -> ReservationAnswer:
+        reservation = cn.Reservation(reservation_id, id_tag, parent_id_tag, expires_at)
+        actions = self._core.apply(ReservationRequested(connector_id, reservation, time.time()))
+        status = _answer(actions, ReservationOutcome).status
+        self._emit("reservation.requested", connector=connector_id, id_tag=id_tag,
+                   reservation_id=reservation_id, status=status.value)
+        return status.value
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        return _answer(self._core.apply(ReservationCancelRequested(reservation_id)),
+                       CancelOutcome).cancelled
+
+    def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,
+                              id_tag: str, id_tag_info: dict[str, str]) -> None:
+        controller = self._core.controllers.get(connector_id)
+        if controller is None:
+            return
+        tx = controller.transaction
+        if tx is None or tx.local_id != local_id:
+            return  # confirmed after it ended (delivered late from the outbox)
+        tx.backend_tx_id = transaction_id
+        self._emit("transaction.confirmed", connector=connector_id, local_id=local_id,
+                   transaction_id=transaction_id, status=id_tag_info.get("status"))
+        try:
+            status = AuthorizationStatus(id_tag_info.get("status", ""))
+        except ValueError:
+            log.warning("station.bad_start_status", status=id_tag_info.get("status"))
+            return
+        self._core.apply(ConnectorEvent(connector_id, cn.StartConfirmed(status)))
+
+    def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
+        try:
+            self._core.authorizer.remember(id_tag, IdTagInfo.from_wire(id_tag_info))
+        except (InvalidIdTagInfoError, InvalidIdTagError) as exc:
+            log.warning("auth.bad_id_tag_info", error=str(exc))
