@@ -25,6 +25,7 @@ from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
@@ -134,14 +135,15 @@ class ChargerConnection(OcppChargePoint):
                                parse_ocpp_time(timestamp), reservation_id)
         store = self._db.store
         tx = await self._db(store.transaction_for_start, request)
-        if tx is None:
+        if tx is None:  # not a repeated delivery
             evse = await self._db(store.evse_for_connector, self.id, connector_id)
             decision = await self._server.authorizer.authorize(
                 self.id, id_tag, evse["location_id"] if evse else None,
                 evse["uid"] if evse else None)
-            tx, created = await self._db(store.start_transaction, request, decision)
+            started, created = await self._db(store.start_transaction, request, decision)
             if created:
                 self._server.changed()
+            tx = started
         log.info("csms.start_transaction", charge_point=self.id, transaction=tx["id"],
                  status=tx["id_tag_status"])
         return call_result.StartTransaction(transaction_id=tx["id"],
@@ -226,7 +228,7 @@ class OcppServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 picks a free port); returns the bound port."""
-        self._server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
+        self._server = await serve(self._handle, host, port, subprotocols=[Subprotocol(SUBPROTOCOL)],
                                    process_request=self._process_request,
                                    ping_interval=60, ping_timeout=60)
         return int(next(iter(self._server.sockets)).getsockname()[1])
