@@ -13,7 +13,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -33,8 +33,7 @@ from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
-VERSION = "2.2.1"
-MODULE_PREFIX = f"/ocpi/{VERSION}"
+MODULE_PREFIX = f"/ocpi/{m.VERSION}"
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
 
@@ -52,9 +51,10 @@ class OcpiContext:
     commands: CommandHandler
     base_url: str = "http://127.0.0.1"
     business_name: str = "chargerfw CSMS"
-    on_change: Any = field(default=None)
+    # Called after a change that partners must hear about (wakes the push worker).
+    on_change: Callable[[], None] | None = None
     # Called with a token uid after the eMSP changed it (drops cached decisions).
-    on_token_change: Any = field(default=None)
+    on_token_change: Callable[[str], None] | None = None
 
     @property
     def versions_url(self) -> str:

@@ -12,7 +12,6 @@ from sqlalchemy.engine import RowMapping
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.common import (
     MODULE_PREFIX,
-    VERSION,
     AnyToken,
     Context,
     OcpiContext,
@@ -45,7 +44,7 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     role = next((r for r in credentials.roles if r.role == "EMSP"), credentials.roles[0])
     db = ctx.db
     token_c = await db(db.store.register_partner, partner["id"], credentials.token,
-                       credentials.url, VERSION, peer.endpoints, role.country_code,
+                       credentials.url, m.VERSION, peer.endpoints, role.country_code,
                        role.party_id, role.business_details.name)
     # A new partner gets everything it may not have yet; pushes keep it current after.
     await db(db.store.queue_full_sync, partner["id"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from chargerfw.csms.ocpi.common import MODULE_PREFIX, VERSION, AnyToken, Context, ocpi_json
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.ocpi.common import MODULE_PREFIX, AnyToken, Context, ocpi_json
 
 router = APIRouter()
 
@@ -17,7 +18,7 @@ ENDPOINTS = [("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations
 
 @router.get("/ocpi/versions")
 async def versions(_auth: AnyToken, ctx: Context) -> JSONResponse:
-    return ocpi_json([{"version": VERSION, "url": ctx.module_base}])
+    return ocpi_json([{"version": m.VERSION, "url": ctx.module_base}])
 
 
 @router.get(MODULE_PREFIX)
@@ -25,4 +26,4 @@ async def version_details(_auth: AnyToken, ctx: Context) -> JSONResponse:
     base = ctx.module_base
     endpoints = [{"identifier": module, "role": role, "url": f"{base}/{module}"}
                  for module, role in ENDPOINTS]
-    return ocpi_json({"version": VERSION, "endpoints": endpoints})
+    return ocpi_json({"version": m.VERSION, "endpoints": endpoints})
