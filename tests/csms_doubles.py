@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
-from chargerfw.csms.store import CpoIdentity
+from chargerfw.csms.store import AuthDecision, CpoIdentity, Store
 
 
 def iso(ts: datetime) -> str:
@@ -403,6 +403,22 @@ def add_test_charger(store: Any, charge_point_id: str = "CP1", password: str | N
     store.add_charge_point(charge_point_id, password, location, evses, tariff_id=tariff_id)
 
 
+# An idTag accepted from an eMSP's whitelist: the RFID token of contract DE-EMS-C001.
+ACCEPTED = AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID", "DE-EMS-C001")
+
+
+def add_registered_partner(store: Store, url: str = "http://emsp.invalid/ocpi") -> int:
+    """A registered eMSP (DE*EMS) that receives sessions, CDRs and locations under ``url``;
+    nothing listens there, so its pushes stay queued."""
+    partner_id, _ = store.add_partner("eMSP")
+    store.register_partner(partner_id, "their-token", f"{url}/versions", "2.2.1", [
+        {"identifier": "sessions", "role": "RECEIVER", "url": f"{url}/sessions"},
+        {"identifier": "cdrs", "role": "RECEIVER", "url": f"{url}/cdrs"},
+        {"identifier": "locations", "role": "RECEIVER", "url": f"{url}/locations"}],
+        "DE", "EMS", "eMSP")
+    return partner_id
+
+
 def make_tariff(tariff_id: str = "T1", energy: float = 0.30, time_h: float = 1.20,
                 flat: float = 0.50, vat: float = 21.0) -> Any:
     from chargerfw.csms.ocpi.models import Tariff
@@ -414,3 +430,49 @@ def make_tariff(tariff_id: str = "T1", energy: float = 0.30, time_h: float = 1.2
             {"type": "TIME", "price": time_h, "vat": vat, "step_size": 1},
             {"type": "FLAT", "price": flat, "vat": vat, "step_size": 1}]}],
         "last_updated": "2026-01-01T00:00:00Z"})
+
+
+# --- the OCPI API with a registered eMSP ------------------------------------------------------
+
+@dataclass
+class OcpiEnv:
+    """A running backend with chargers priced by tariff T1, an eMSP registered with it, and
+    an HTTP client on its API."""
+
+    csms: RunningCsms
+    emsp: EmspDouble
+    token_c: str
+    client: httpx.AsyncClient
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return ocpi_auth(self.token_c)
+
+
+@contextlib.asynccontextmanager
+async def ocpi_env(db: str, chargers: int = 1, **overrides: Any) -> AsyncIterator[OcpiEnv]:
+    """Chargers CP1..CPn (one EVSE each, at LOC1..LOCn) and a registered eMSP."""
+    async with running_emsp() as emsp, csms_running(db, **overrides) as csms:
+        await csms.db(csms.store.add_tariff, make_tariff("T1"))
+        for n in range(1, chargers + 1):
+            await csms.db(add_test_charger, csms.store, f"CP{n}", None, "T1", f"LOC{n}")
+        token_c = await register_emsp(csms, emsp)
+        async with httpx.AsyncClient(base_url=csms.api_url) as client:
+            yield OcpiEnv(csms, emsp, token_c, client)
+
+
+def error(response: httpx.Response, http: int, code: int) -> str:
+    """Assert an OCPI error envelope with HTTP status ``http`` and OCPI status ``code``;
+    returns its status message."""
+    assert response.status_code == http, response.text
+    parsed = m.Envelope[Any].model_validate(response.json())
+    assert parsed.status_code == code and parsed.data is None
+    assert set(response.json()) == {"data", "status_code", "status_message", "timestamp"}
+    return str(parsed.status_message)
+
+
+def token_body(uid: str, whitelist: str = "ALWAYS", **extra: Any) -> dict[str, Any]:
+    """An OCPI Token of the eMSP DE*EMS, as JSON."""
+    return {"country_code": "DE", "party_id": "EMS", "uid": uid, "type": "RFID",
+            "contract_id": f"DE-EMS-{uid}", "issuer": "Test eMSP", "valid": True,
+            "whitelist": whitelist, "last_updated": "2026-01-01T00:00:00Z", **extra}

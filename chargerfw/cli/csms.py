@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import click
@@ -280,7 +281,7 @@ def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, curren
     if apply_to_all:
         applied = _run_store_action(lambda: store.set_connector_tariff(tariff_id))
     for uid in apply_to:
-        applied += _run_store_action(lambda uid=uid: store.set_connector_tariff(tariff_id, uid))
+        applied += _run_store_action(partial(store.set_connector_tariff, tariff_id, uid))
     click.echo(f"added tariff {tariff_id} ({currency.upper()}); {applied} connector(s) priced")
 
 

@@ -3,11 +3,13 @@
 Parts (imports point downwards; nothing here imports the firmware runtime):
 - ``tables`` / ``db``: schema (SQLAlchemy Core), engines for SQLite and PostgreSQL, alembic
   migrations applied at start.
-- ``store``: the one data layer used by the OCPP side, the OCPI side and the CLI.
+- ``store``: the one data layer used by the OCPP side, the OCPI side and the CLI: one module
+  per aggregate behind the ``Store`` facade.
 - ``billing``: tariffs -> cost, meter values -> OCPI charging periods.
 - ``authorization``: OCPI tokens and real-time authorization decide OCPP Authorize.
 - ``ocpp_server``: the websockets server and requests to connected chargers.
-- ``ocpi``: typed models, the FastAPI app, commands, the durable push queue, registration.
+- ``ocpi``: typed models, the FastAPI app (one router per OCPI module, shared pieces in
+  ``common``), commands, the push worker, registration.
 - ``server``: ``running_csms(settings)`` runs it all in one loop (``chargerfw csms serve``).
 
 Quick start::

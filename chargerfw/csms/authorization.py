@@ -118,19 +118,19 @@ class Authorizer:
     async def _realtime(self, id_tag: str, token: dict[str, Any] | None,
                         location_id: str | None, evse_uid: str | None) -> _RealtimeAnswer:
         partners = await self._db(self._db.store.list_partners)
-        candidates = [p for p in partners if p["registered"]
-                      and sender_url(p["their_endpoints"], "tokens")]
+        candidates = [(p, tokens_url) for p in partners if p["registered"]
+                      and (tokens_url := sender_url(p["their_endpoints"], "tokens"))]
         if token is not None:
             # Ask the eMSP that issued the token first.
-            candidates.sort(key=lambda p: (p["country_code"], p["party_id"])
+            candidates.sort(key=lambda c: (c[0]["country_code"], c[0]["party_id"])
                             != (token["country_code"], token["party_id"]))
         body = None
         if location_id is not None:
             body = {"location_id": location_id, "evse_uids": [evse_uid] if evse_uid else None}
             body = {k: v for k, v in body.items() if v is not None}
         reachable = False
-        for partner in candidates:
-            url = f"{sender_url(partner['their_endpoints'], 'tokens').rstrip('/')}/{id_tag}/authorize"
+        for partner, tokens_url in candidates:
+            url = f"{tokens_url.rstrip('/')}/{id_tag}/authorize"
             token_type = token["type"] if token else "RFID"
             try:
                 response = await self._http.post(

@@ -22,9 +22,11 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
+from sqlalchemy.engine import RowMapping
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
@@ -33,7 +35,7 @@ from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
 
@@ -132,20 +134,25 @@ class ChargerConnection(OcppChargePoint):
                                    ) -> call_result.StartTransaction:
         request = StartRequest(self.id, connector_id, id_tag, meter_start,
                                parse_ocpp_time(timestamp), reservation_id)
-        store = self._db.store
-        tx = await self._db(store.transaction_for_start, request)
-        if tx is None:
-            evse = await self._db(store.evse_for_connector, self.id, connector_id)
-            decision = await self._server.authorizer.authorize(
-                self.id, id_tag, evse["location_id"] if evse else None,
-                evse["uid"] if evse else None)
-            tx, created = await self._db(store.start_transaction, request, decision)
-            if created:
-                self._server.changed()
+        tx = await self._db(self._db.store.transaction_for_start, request)
+        if tx is None:  # the first delivery of this StartTransaction
+            tx = await self._open_transaction(request)
         log.info("csms.start_transaction", charge_point=self.id, transaction=tx["id"],
                  status=tx["id_tag_status"])
         return call_result.StartTransaction(transaction_id=tx["id"],
                                             id_tag_info={"status": tx["id_tag_status"]})
+
+    async def _open_transaction(self, request: StartRequest) -> RowMapping:
+        """Authorise the idTag at the EVSE of the connector and open the transaction."""
+        store = self._db.store
+        evse = await self._db(store.evse_for_connector, self.id, request.connector_id)
+        decision = await self._server.authorizer.authorize(
+            self.id, request.id_tag, evse["location_id"] if evse else None,
+            evse["uid"] if evse else None)
+        tx, created = await self._db(store.start_transaction, request, decision)
+        if created:
+            self._server.changed()
+        return tx
 
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int,

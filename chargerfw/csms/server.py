@@ -19,8 +19,9 @@ import uvicorn
 
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
-from chargerfw.csms.ocpi.api import OcpiContext, create_app
+from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.commands import CommandHandler
+from chargerfw.csms.ocpi.common import OcpiContext
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import assert_never
 
-from pydantic import BaseModel
 from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.ocpi import models as m
@@ -20,7 +20,10 @@ from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
-COMMAND_MODELS: dict[str, type[BaseModel]] = {
+CommandRequest = (m.StartSession | m.StopSession | m.ReserveNow | m.CancelReservation
+                  | m.UnlockConnector)
+
+COMMAND_MODELS: dict[str, type[CommandRequest]] = {
     "START_SESSION": m.StartSession,
     "STOP_SESSION": m.StopSession,
     "RESERVE_NOW": m.ReserveNow,
@@ -28,14 +31,21 @@ COMMAND_MODELS: dict[str, type[BaseModel]] = {
     "UNLOCK_CONNECTOR": m.UnlockConnector,
 }
 
-_REMOTE_START_STOP = {"Accepted": "ACCEPTED", "Rejected": "REJECTED"}
-_RESERVE = {"Accepted": "ACCEPTED", "Occupied": "EVSE_OCCUPIED", "Faulted": "EVSE_INOPERATIVE",
-            "Unavailable": "EVSE_INOPERATIVE", "Rejected": "REJECTED"}
-_CANCEL = {"Accepted": "ACCEPTED", "Rejected": "REJECTED"}
-_UNLOCK = {"Unlocked": "ACCEPTED", "UnlockFailed": "FAILED", "NotSupported": "NOT_SUPPORTED"}
+Response = m.CommandResponseType
+Result = m.CommandResultType
+
+# The charger's OCPP answer -> the CommandResult the eMSP gets.
+_REMOTE_START_STOP = {"Accepted": Result.ACCEPTED, "Rejected": Result.REJECTED}
+_RESERVE = {"Accepted": Result.ACCEPTED, "Occupied": Result.EVSE_OCCUPIED,
+            "Faulted": Result.EVSE_INOPERATIVE, "Unavailable": Result.EVSE_INOPERATIVE,
+            "Rejected": Result.REJECTED}
+_CANCEL = {"Accepted": Result.ACCEPTED, "Rejected": Result.REJECTED}
+_UNLOCK = {"Unlocked": Result.ACCEPTED, "UnlockFailed": Result.FAILED,
+           "NotSupported": Result.NOT_SUPPORTED}
 
 
-def _response(result: str, timeout: int, text: str | None = None) -> m.CommandResponse:
+def _response(result: m.CommandResponseType, timeout: int,
+              text: str | None = None) -> m.CommandResponse:
     message = [m.DisplayText(language="en", text=text)] if text else None
     return m.CommandResponse(result=result, timeout=timeout, message=message)
 
@@ -58,13 +68,21 @@ class CommandHandler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def handle(self, command: str, request: BaseModel,
-                     partner: RowMapping) -> m.CommandResponse:
-        handler = {"START_SESSION": self._start_session, "STOP_SESSION": self._stop_session,
-                   "RESERVE_NOW": self._reserve_now,
-                   "CANCEL_RESERVATION": self._cancel_reservation,
-                   "UNLOCK_CONNECTOR": self._unlock_connector}[command]
-        return await handler(request, partner)  # type: ignore[operator]
+    async def handle(self, request: CommandRequest, partner: RowMapping) -> m.CommandResponse:
+        """Answer a command at once; its result follows as a push to its response_url."""
+        match request:
+            case m.StartSession():
+                return await self._start_session(request, partner)
+            case m.StopSession():
+                return await self._stop_session(request, partner)
+            case m.ReserveNow():
+                return await self._reserve_now(request, partner)
+            case m.CancelReservation():
+                return await self._cancel_reservation(request, partner)
+            case m.UnlockConnector():
+                return await self._unlock_connector(request, partner)
+            case _:
+                assert_never(request)
 
     @property
     def _timeout(self) -> int:
@@ -82,12 +100,12 @@ class CommandHandler:
 
     def _offline(self, charge_point_id: str) -> m.CommandResponse | None:
         if charge_point_id not in self._ocpp.connected:
-            return _response("REJECTED", self._timeout, "charge point is offline")
+            return _response(Response.REJECTED, self._timeout, "charge point is offline")
         return None
 
-    def _dispatch(self, partner: RowMapping, command: str, request: BaseModel,
+    def _dispatch(self, partner: RowMapping, command: str, request: CommandRequest,
                   charge_point_id: str | None, id_tag: str | None,
-                  run: Callable[[], Awaitable[str]]) -> None:
+                  run: Callable[[], Awaitable[m.CommandResultType]]) -> None:
         """Record the command, then run it in the background and queue its CommandResult."""
         async def execute() -> None:
             body = request.model_dump(mode="json", exclude_none=True)
@@ -97,15 +115,15 @@ class CommandHandler:
             try:
                 result = await asyncio.wait_for(run(), self.timeout_s)
             except TimeoutError:
-                result = "TIMEOUT"
+                result = Result.TIMEOUT
             except (ChargerNotConnected, ChargerCallError) as exc:
                 log.warning("ocpi.command.failed", command=command, error=str(exc))
-                result = "FAILED"
-            await self._db(self._db.store.finish_command, command_id, result)
+                result = Result.FAILED
+            await self._db(self._db.store.finish_command, command_id, result.value)
             await self._db(self._db.store.enqueue_push, partner["id"], "commands", "POST",
                            request.response_url, m.CommandResult(result=result).model_dump(
                                mode="json", exclude_none=True))
-            log.info("ocpi.command.result", command=command, result=result)
+            log.info("ocpi.command.result", command=command, result=result.value)
             self._on_result()
 
         async def guarded() -> None:
@@ -122,41 +140,41 @@ class CommandHandler:
                              partner: RowMapping) -> m.CommandResponse:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
-            return _response("REJECTED", self._timeout, "no such EVSE, or none available")
+            return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
         if (offline := self._offline(evse["charge_point_id"])) is not None:
             return offline
         cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
         id_tag = request.token.uid[:20]  # OCPP 1.6 idTag is CiString20
 
-        async def run() -> str:
+        async def run() -> m.CommandResultType:
             status = await self._ocpp.remote_start_transaction(cp_id, id_tag, connector)
-            return _REMOTE_START_STOP.get(status, "FAILED")
+            return _REMOTE_START_STOP.get(status, Result.FAILED)
 
         self._dispatch(partner, "START_SESSION", request, cp_id, id_tag, run)
-        return _response("ACCEPTED", self._timeout)
+        return _response(Response.ACCEPTED, self._timeout)
 
     async def _stop_session(self, request: m.StopSession,
                             partner: RowMapping) -> m.CommandResponse:
         tx = await self._db(self._db.store.transaction_by_session_id, request.session_id)
         if tx is None:
-            return _response("UNKNOWN_SESSION", self._timeout, "unknown session")
+            return _response(Response.UNKNOWN_SESSION, self._timeout, "unknown session")
         if tx["stop_time"] is not None:
-            return _response("REJECTED", self._timeout, "session has ended")
+            return _response(Response.REJECTED, self._timeout, "session has ended")
         if (offline := self._offline(tx["charge_point_id"])) is not None:
             return offline
 
-        async def run() -> str:
+        async def run() -> m.CommandResultType:
             status = await self._ocpp.remote_stop_transaction(tx["charge_point_id"], tx["id"])
-            return _REMOTE_START_STOP.get(status, "FAILED")
+            return _REMOTE_START_STOP.get(status, Result.FAILED)
 
         self._dispatch(partner, "STOP_SESSION", request, tx["charge_point_id"], None, run)
-        return _response("ACCEPTED", self._timeout)
+        return _response(Response.ACCEPTED, self._timeout)
 
     async def _reserve_now(self, request: m.ReserveNow,
                            partner: RowMapping) -> m.CommandResponse:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
-            return _response("REJECTED", self._timeout, "no such EVSE, or none available")
+            return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
         if (offline := self._offline(evse["charge_point_id"])) is not None:
             return offline
         store = self._db.store
@@ -172,16 +190,16 @@ class CommandHandler:
                                             request.expiry_date, partner["id"],
                                             request.reservation_id)
 
-        async def run() -> str:
+        async def run() -> m.CommandResultType:
             status = await self._ocpp.reserve_now(cp_id, connector, request.expiry_date, id_tag,
                                                   reservation_id)
-            result = _RESERVE.get(status, "FAILED")
+            result = _RESERVE.get(status, Result.FAILED)
             await self._db(store.set_reservation_status, reservation_id,
-                           "ACCEPTED" if result == "ACCEPTED" else "REJECTED")
+                           "ACCEPTED" if result == Result.ACCEPTED else "REJECTED")
             return result
 
         self._dispatch(partner, "RESERVE_NOW", request, cp_id, id_tag, run)
-        return _response("ACCEPTED", self._timeout)
+        return _response(Response.ACCEPTED, self._timeout)
 
     async def _cancel_reservation(self, request: m.CancelReservation,
                                   partner: RowMapping) -> m.CommandResponse:
@@ -189,38 +207,38 @@ class CommandHandler:
         reservation = await self._db(store.reservation_by_ocpi_id, partner["id"],
                                      request.reservation_id)
         if reservation is None or reservation["status"] != "ACCEPTED":
-            async def unknown() -> str:
-                return "UNKNOWN_RESERVATION"
+            async def unknown() -> m.CommandResultType:
+                return Result.UNKNOWN_RESERVATION
 
             self._dispatch(partner, "CANCEL_RESERVATION", request, None, None, unknown)
-            return _response("ACCEPTED", self._timeout)
+            return _response(Response.ACCEPTED, self._timeout)
         cp_id = reservation["charge_point_id"]
         if (offline := self._offline(cp_id)) is not None:
             return offline
 
-        async def run() -> str:
+        async def run() -> m.CommandResultType:
             status = await self._ocpp.cancel_reservation(cp_id, reservation["id"])
-            result = _CANCEL.get(status, "FAILED")
-            if result == "ACCEPTED":
+            result = _CANCEL.get(status, Result.FAILED)
+            if result == Result.ACCEPTED:
                 await self._db(store.set_reservation_status, reservation["id"], "CANCELLED")
             return result
 
         self._dispatch(partner, "CANCEL_RESERVATION", request, cp_id, None, run)
-        return _response("ACCEPTED", self._timeout)
+        return _response(Response.ACCEPTED, self._timeout)
 
     async def _unlock_connector(self, request: m.UnlockConnector,
                                 partner: RowMapping) -> m.CommandResponse:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
-            return _response("REJECTED", self._timeout, "unknown EVSE")
+            return _response(Response.REJECTED, self._timeout, "unknown EVSE")
         if (offline := self._offline(evse["charge_point_id"])) is not None:
             return offline
         cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
 
-        async def run() -> str:
+        async def run() -> m.CommandResultType:
             status = await self._ocpp.unlock_connector(cp_id, connector)
-            return _UNLOCK.get(status, "FAILED")
+            return _UNLOCK.get(status, Result.FAILED)
 
         self._dispatch(partner, "UNLOCK_CONNECTOR", request, cp_id, None, run)
-        return _response("ACCEPTED", self._timeout)
+        return _response(Response.ACCEPTED, self._timeout)
 

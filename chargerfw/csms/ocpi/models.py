@@ -21,6 +21,9 @@ from pydantic import (
     StringConstraints,
 )
 
+# The OCPI version these models describe and this backend speaks.
+VERSION = "2.2.1"
+
 
 def as_utc(value: datetime) -> datetime:
     """An aware UTC datetime; OCPI timestamps without an offset are UTC."""

@@ -21,8 +21,6 @@ from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
-VERSION = "2.2.1"
-
 
 class HandshakeError(Exception):
     """The peer's API could not be used; ``status_code`` is the OCPI code to report."""
@@ -45,9 +43,9 @@ async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str,
     try:
         answer = (await http.get(versions_url, headers=headers)).raise_for_status()
         versions = m.Envelope[list[m.Version]].model_validate(answer.json()).data or []
-        match = [v for v in versions if v.version == VERSION]
+        match = [v for v in versions if v.version == m.VERSION]
         if not match:
-            raise HandshakeError(3002, f"peer offers no OCPI {VERSION}")
+            raise HandshakeError(3002, f"peer offers no OCPI {m.VERSION}")
         answer = (await http.get(match[0].url, headers=headers)).raise_for_status()
         details = m.Envelope[m.VersionDetails].model_validate(answer.json()).data
     except (httpx.HTTPError, ValidationError, ValueError) as exc:
@@ -99,7 +97,7 @@ async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_u
         # Their endpoints again, now with the token they gave us (TOKEN_C).
         peer = await fetch_peer_endpoints(http, theirs.url, theirs.token)
         role = next((r for r in theirs.roles if r.role == "EMSP"), theirs.roles[0])
-        await db(store.complete_registration, partner_id, theirs.token, theirs.url, VERSION,
+        await db(store.complete_registration, partner_id, theirs.token, theirs.url, m.VERSION,
                  peer.endpoints, role.country_code, role.party_id, role.business_details.name)
     except BaseException:
         await db(store.delete_partner, partner_id)

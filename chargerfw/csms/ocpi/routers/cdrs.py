@@ -1,0 +1,15 @@
+"""OCPI CDRs (Sender): the list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from chargerfw.csms.ocpi.common import MODULE_PREFIX, Context, Paging, Partner, paginated
+
+router = APIRouter()
+
+
+@router.get(f"{MODULE_PREFIX}/cdrs")
+async def list_cdrs(request: Request, _p: Partner, query: Paging, ctx: Context) -> JSONResponse:
+    return paginated(request, await ctx.db(ctx.db.store.list_cdrs, query), query)

@@ -1,0 +1,48 @@
+"""The CSMS data layer: ``Store`` (and ``AsyncStore``) over one database, and the values that
+go in and out of it.
+
+- ``facade``: ``Store`` composed of one part per aggregate, ``AsyncStore``.
+- ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``tokens``, ``transactions``,
+  ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``push_queue``: one aggregate each,
+  its SQL and its pushes.
+- ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
+- ``status``: OCPP connector status -> OCPI EVSE status.
+- ``hashing``: charge point passwords and credentials tokens at rest.
+- ``endpoints``: finding a module in a partner's OCPI endpoints.
+- ``sql``: the SQL shapes the aggregates share (a page of a listing, an inserted id).
+- ``values``: value types (page queries and pages among them), errors, the clock.
+"""
+
+from chargerfw.csms.store.endpoints import receiver_url, sender_url
+from chargerfw.csms.store.facade import AsyncStore, Store
+from chargerfw.csms.store.hashing import (
+    hash_password,
+    new_credentials_token,
+    token_digest,
+    verify_password,
+)
+from chargerfw.csms.store.status import evse_status, evse_status_from_ocpp
+from chargerfw.csms.store.values import (
+    AlreadyExists,
+    AuthDecision,
+    ConnectorSpec,
+    CpoIdentity,
+    EvseChange,
+    EvseSpec,
+    LocationSpec,
+    NotFound,
+    Page,
+    PageQuery,
+    PushItem,
+    StartRequest,
+    StoreError,
+    utcnow,
+)
+
+__all__ = [
+    "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
+    "EvseSpec", "LocationSpec", "NotFound", "Page", "PageQuery", "PushItem", "StartRequest",
+    "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
+    "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
+    "verify_password",
+]

@@ -1,0 +1,42 @@
+"""CDRs: written once when a session on an EVSE completes, priced by its tariff, served to
+partners and posted to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from chargerfw.csms.store import ocpi_objects
+from chargerfw.csms.store.push_queue import enqueue_to_receivers
+from chargerfw.csms.store.sessions import first_connector, samples
+from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.tariffs import tariff_data
+from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
+from chargerfw.csms.tables import cdrs, evses, locations
+
+
+def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -> None:
+    """Write the CDR of a completed transaction on an EVSE and queue it to every partner
+    that receives CDRs."""
+    evse = c.execute(sa.select(evses).where(evses.c.uid == tx["evse_uid"])).mappings().one()
+    location = c.execute(sa.select(locations).where(locations.c.id == evse["location_id"])
+                         ).mappings().one()
+    cdr = ocpi_objects.cdr_object(cpo, tx, evse, location, first_connector(c, evse["uid"]),
+                                  samples(c, [tx["id"]])[tx["id"]],
+                                  tariff_data(c, tx["tariff_id"]))
+    c.execute(cdrs.insert().values(id=cdr["id"], transaction_id=tx["id"], data=cdr,
+                                   last_updated=now))
+    enqueue_to_receivers(c, "cdrs", "POST", lambda base: base, cdr)
+
+
+@dataclass(frozen=True)
+class Cdrs:
+    engine: Engine
+
+    def list_cdrs(self, query: PageQuery) -> Page:
+        with self.engine.connect() as c:
+            total, rows = select_page(c, cdrs, query, columns=(cdrs.c.data,))
+            return Page(list(rows.scalars().all()), total)

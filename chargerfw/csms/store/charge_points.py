@@ -1,0 +1,283 @@
+"""Charge points, their EVSEs and connectors: registration by the operator (or on first
+connect), what they report over OCPP (boot, heartbeat, connector statuses), and the EVSE
+statuses partners see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store.hashing import hash_password
+from chargerfw.csms.store.locations import (
+    ensure_location,
+    push_evse_status,
+    push_location,
+    touch_locations,
+)
+from chargerfw.csms.store.status import evse_status
+from chargerfw.csms.store.tariffs import check_tariff
+from chargerfw.csms.store.values import (
+    AlreadyExists,
+    CpoIdentity,
+    EvseChange,
+    EvseSpec,
+    LocationSpec,
+    NotFound,
+    StoreError,
+    utcnow,
+)
+from chargerfw.csms.tables import charge_points, connector_status, connectors, evses
+
+
+@dataclass(frozen=True)
+class ChargePoints:
+    engine: Engine
+    cpo: CpoIdentity
+
+    # -- registration (administration) --
+
+    def add_charge_point(self, charge_point_id: str, password: str | None,
+                         location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
+                         tariff_id: str | None = None) -> None:
+        """Register a charge point with its location, EVSEs and connectors.
+
+        An existing location (same id) is reused; its address is not changed.
+        """
+        now = utcnow()
+        _check_specs(location, evse_specs, now)
+        try:
+            with self.engine.begin() as c:
+                if c.execute(sa.select(charge_points.c.id)
+                             .where(charge_points.c.id == charge_point_id)).first():
+                    raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
+                check_tariff(c, tariff_id)
+                ensure_location(c, self.cpo, location, now)
+                c.execute(charge_points.insert().values(
+                    id=charge_point_id,
+                    password_hash=hash_password(password) if password else None,
+                    location_id=location.id if location else None, auto_registered=False,
+                    created_at=now))
+                _insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                if location is not None:
+                    push_location(c, self.cpo, location.id)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
+
+    def attach_charge_point(self, charge_point_id: str, location: LocationSpec,
+                            evse_specs: Sequence[EvseSpec], tariff_id: str | None = None,
+                            password: str | None = None, clear_password: bool = False) -> None:
+        """Give a registered charge point without EVSEs (e.g. one that auto-registered on
+        first connect) its location, EVSEs and connectors.
+
+        ``password`` replaces its Basic-auth password, ``clear_password`` lets it connect
+        without one; neither keeps what it has. Its transactions are left as they are. A
+        charge point that has EVSEs already is refused: changing EVSEs would orphan the
+        sessions and CDRs partners hold for them.
+        """
+        if password and clear_password:
+            raise StoreError("give a password or clear it, not both")
+        now = utcnow()
+        _check_specs(location, evse_specs, now)
+        try:
+            with self.engine.begin() as c:
+                point = c.execute(sa.select(charge_points).where(
+                    charge_points.c.id == charge_point_id)).mappings().first()
+                if point is None:
+                    raise NotFound(f"unknown charge point {charge_point_id!r}")
+                attached = c.execute(sa.select(evses.c.uid).where(
+                    evses.c.charge_point_id == charge_point_id).order_by(evses.c.uid)
+                ).scalars().all()
+                if attached:
+                    raise AlreadyExists(
+                        f"charge point {charge_point_id!r} has EVSE(s) already "
+                        f"({', '.join(attached)} at location {point['location_id']!r}); "
+                        f"changing a registered charge point's EVSEs is not supported")
+                check_tariff(c, tariff_id)
+                ensure_location(c, self.cpo, location, now)
+                values: dict[str, Any] = {"location_id": location.id}
+                if password:
+                    values["password_hash"] = hash_password(password)
+                elif clear_password:
+                    values["password_hash"] = None
+                c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                          .values(**values))
+                _insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                push_location(c, self.cpo, location.id)
+        except IntegrityError as exc:
+            raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
+
+    def auto_register(self, charge_point_id: str, password: str | None) -> None:
+        """Register an unknown charge point that connected (``--auto-register``)."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(charge_points.insert().values(
+                    id=charge_point_id,
+                    password_hash=hash_password(password) if password else None,
+                    auto_registered=True, created_at=utcnow()))
+        except IntegrityError:
+            pass  # registered meanwhile by another connection
+
+    # -- reading --
+
+    def list_charge_points(self) -> list[dict[str, Any]]:
+        """Every charge point with its EVSE mapping and last connector statuses."""
+        with self.engine.connect() as c:
+            points = c.execute(sa.select(charge_points).order_by(charge_points.c.id)
+                               ).mappings().all()
+            evse_rows = c.execute(sa.select(evses).order_by(evses.c.ocpp_connector_id)
+                                  ).mappings().all()
+            status_rows = c.execute(sa.select(connector_status)).mappings().all()
+        result = []
+        for cp in points:
+            result.append({
+                "id": cp["id"], "location_id": cp["location_id"],
+                "password": cp["password_hash"] is not None,
+                "auto_registered": cp["auto_registered"], "vendor": cp["vendor"],
+                "model": cp["model"], "firmware_version": cp["firmware_version"],
+                "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
+                "evses": [{"uid": e["uid"], "evse_id": e["evse_id"],
+                           "ocpp_connector_id": e["ocpp_connector_id"], "status": e["status"]}
+                          for e in evse_rows if e["charge_point_id"] == cp["id"]],
+                "connectors": {s["connector_id"]: s["status"] for s in status_rows
+                               if s["charge_point_id"] == cp["id"]}})
+        return result
+
+    def get_charge_point(self, charge_point_id: str) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(charge_points)
+                             .where(charge_points.c.id == charge_point_id)).mappings().first()
+
+    def connector_statuses(self, charge_point_id: str) -> dict[int, RowMapping]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(connector_status).where(
+                connector_status.c.charge_point_id == charge_point_id)).mappings().all()
+        return {row["connector_id"]: row for row in rows}
+
+    def evse_for_connector(self, charge_point_id: str, connector_id: int) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(evses).where(
+                evses.c.charge_point_id == charge_point_id,
+                evses.c.ocpp_connector_id == connector_id)).mappings().first()
+
+    def evse(self, location_id: str, evse_uid: str) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(evses).where(
+                evses.c.location_id == location_id, evses.c.uid == evse_uid)).mappings().first()
+
+    def evses_of_location(self, location_id: str) -> list[RowMapping]:
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(evses).where(evses.c.location_id == location_id)
+                                  .order_by(evses.c.uid)).mappings().all())
+
+    # -- what the charge point reports --
+
+    def record_boot(self, charge_point_id: str, vendor: str, model: str,
+                    serial_number: str | None, firmware_version: str | None) -> None:
+        with self.engine.begin() as c:
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(vendor=vendor, model=model, serial_number=serial_number,
+                              firmware_version=firmware_version, last_boot=utcnow(),
+                              last_heartbeat=utcnow()))
+
+    def record_heartbeat(self, charge_point_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(last_heartbeat=utcnow()))
+
+    def record_status(self, charge_point_id: str, connector_id: int, status: str,
+                      error_code: str, timestamp: datetime | None, info: str | None = None,
+                      vendor_id: str | None = None,
+                      vendor_error_code: str | None = None) -> list[EvseChange]:
+        """Store a StatusNotification; returns the EVSEs whose OCPI status changed.
+
+        Connector 0 is the whole charge point: its status can change every EVSE of it.
+        """
+        now = utcnow()
+        values = dict(status=status, error_code=error_code, info=info, vendor_id=vendor_id,
+                      vendor_error_code=vendor_error_code, timestamp=timestamp, received_at=now)
+        with self.engine.begin() as c:
+            updated = c.execute(connector_status.update().where(
+                connector_status.c.charge_point_id == charge_point_id,
+                connector_status.c.connector_id == connector_id).values(**values))
+            if updated.rowcount == 0:
+                c.execute(connector_status.insert().values(
+                    charge_point_id=charge_point_id, connector_id=connector_id, **values))
+            affected = sa.select(evses).where(evses.c.charge_point_id == charge_point_id)
+            if connector_id != 0:
+                affected = affected.where(evses.c.ocpp_connector_id == connector_id)
+            evse_rows = c.execute(affected.order_by(evses.c.ocpp_connector_id)
+                                  ).mappings().all()
+            if not evse_rows:
+                return []
+            reported = _reported_statuses(c, charge_point_id)
+            changes = []
+            for evse in evse_rows:
+                new_status = evse_status(reported.get(evse["ocpp_connector_id"]),
+                                         reported.get(0))
+                if new_status == evse["status"]:
+                    continue
+                c.execute(evses.update().where(evses.c.uid == evse["uid"])
+                          .values(status=new_status, last_updated=now))
+                push_evse_status(c, self.cpo, evse["location_id"], evse["uid"], new_status, now)
+                changes.append(EvseChange(evse["location_id"], evse["uid"], new_status))
+            if changes:
+                touch_locations(c, {change.location_id for change in changes}, now)
+            return changes
+
+
+def _reported_statuses(c: Connection, charge_point_id: str) -> dict[int, str]:
+    """The last OCPP status of each connector of a charge point (0: the whole of it)."""
+    return {row.connector_id: row.status for row in c.execute(
+        sa.select(connector_status.c.connector_id, connector_status.c.status)
+        .where(connector_status.c.charge_point_id == charge_point_id))}
+
+
+def _check_specs(location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
+                 now: datetime) -> None:
+    if evse_specs and location is None:
+        raise StoreError("EVSEs need a location")
+    for spec in evse_specs:
+        if not spec.connectors:
+            raise StoreError(f"EVSE {spec.uid} needs at least one connector")
+        for conn in spec.connectors:
+            try:
+                m.Connector.model_validate({**conn.__dict__, "last_updated": now})
+            except ValidationError as exc:
+                raise StoreError(f"EVSE {spec.uid} connector {conn.id}: "
+                                 f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+                                 ) from None
+    if location is not None:
+        try:
+            m.GeoLocation(latitude=location.latitude, longitude=location.longitude)
+        except ValidationError:
+            raise StoreError("coordinates must look like 52.08917 / 5.11028 "
+                             "(5 to 7 decimals)") from None
+
+
+def _insert_evses(c: Connection, charge_point_id: str, location: LocationSpec | None,
+                  evse_specs: Sequence[EvseSpec], tariff_id: str | None,
+                  now: datetime) -> None:
+    # A charger that connected before it had EVSEs has told us its statuses already.
+    reported = _reported_statuses(c, charge_point_id)
+    for spec in evse_specs:
+        c.execute(evses.insert().values(
+            uid=spec.uid, location_id=location.id if location else None,
+            evse_id=spec.evse_id, charge_point_id=charge_point_id,
+            ocpp_connector_id=spec.ocpp_connector_id,
+            status=evse_status(reported.get(spec.ocpp_connector_id), reported.get(0)),
+            last_updated=now))
+        for conn in spec.connectors:
+            c.execute(connectors.insert().values(
+                evse_uid=spec.uid, id=conn.id, standard=conn.standard,
+                format=conn.format, power_type=conn.power_type,
+                max_voltage=conn.max_voltage, max_amperage=conn.max_amperage,
+                max_electric_power=conn.max_electric_power, tariff_id=tariff_id,
+                last_updated=now))

@@ -1,0 +1,147 @@
+"""``Store``: the one data layer that the OCPP side, the OCPI side and the administration
+commands use; and ``AsyncStore``, which runs it off the event loop.
+
+The store is composed of one part per aggregate (charge points, locations, tariffs,
+partners, tokens, transactions, sessions, CDRs, reservations, commands, the push queue).
+Each part only knows the engine (and our CPO identity where it builds OCPI objects); work
+that spans aggregates inside one database transaction goes through the owning module's
+functions that take that transaction's connection. ``Store`` offers every part's methods
+under one name, so a caller needs neither to know which part holds a method nor to wire the
+parts.
+
+Every method is synchronous and runs one database transaction; the async servers call them
+through ``AsyncStore`` (a worker thread), so the event loop never waits on the database.
+Changes that partners must hear about enqueue their OCPI pushes in the same transaction, so a
+crash can lose neither the change nor its push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from chargerfw.csms.store.cdrs import Cdrs
+from chargerfw.csms.store.charge_points import ChargePoints
+from chargerfw.csms.store.commands import Commands
+from chargerfw.csms.store.locations import Locations
+from chargerfw.csms.store.partners import Partners
+from chargerfw.csms.store.push_queue import PushQueue
+from chargerfw.csms.store.reservations import Reservations
+from chargerfw.csms.store.sessions import Sessions
+from chargerfw.csms.store.tariffs import Tariffs
+from chargerfw.csms.store.tokens import Tokens
+from chargerfw.csms.store.transactions import Transactions
+from chargerfw.csms.store.values import CpoIdentity
+
+T = TypeVar("T")
+
+
+class Store:
+    """Synchronous data layer over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine, cpo: CpoIdentity | None = None) -> None:
+        self.engine = engine
+        self.cpo = cpo or CpoIdentity()
+
+        charge_points = ChargePoints(engine, self.cpo)
+        self.add_charge_point = charge_points.add_charge_point
+        self.attach_charge_point = charge_points.attach_charge_point
+        self.auto_register = charge_points.auto_register
+        self.list_charge_points = charge_points.list_charge_points
+        self.get_charge_point = charge_points.get_charge_point
+        self.connector_statuses = charge_points.connector_statuses
+        self.evse_for_connector = charge_points.evse_for_connector
+        self.evse = charge_points.evse
+        self.evses_of_location = charge_points.evses_of_location
+        self.record_boot = charge_points.record_boot
+        self.record_heartbeat = charge_points.record_heartbeat
+        self.record_status = charge_points.record_status
+
+        locations = Locations(engine)
+        self.list_locations = locations.list_locations
+        self.get_location = locations.get_location
+
+        tariffs = Tariffs(engine)
+        self.add_tariff = tariffs.add_tariff
+        self.list_tariffs = tariffs.list_tariffs
+        self.set_connector_tariff = tariffs.set_connector_tariff
+
+        partners = Partners(engine)
+        self.add_partner = partners.add_partner
+        self.partner_by_token = partners.partner_by_token
+        self.get_partner = partners.get_partner
+        self.list_partners = partners.list_partners
+        self.register_partner = partners.register_partner
+        self.add_initiating_partner = partners.add_initiating_partner
+        self.complete_registration = partners.complete_registration
+        self.delete_partner = partners.delete_partner
+        self.unregister_partner = partners.unregister_partner
+        self.queue_full_sync = partners.queue_full_sync
+
+        tokens = Tokens(engine, self.cpo)
+        self.put_token = tokens.put_token
+        self.add_local_token = tokens.add_local_token
+        self.get_token = tokens.get_token
+        self.patch_token = tokens.patch_token
+        self.tokens_by_uid = tokens.tokens_by_uid
+
+        transactions = Transactions(engine, self.cpo)
+        self.start_transaction = transactions.start_transaction
+        self.transaction_for_start = transactions.transaction_for_start
+        self.get_transaction = transactions.get_transaction
+        self.transaction_by_session_id = transactions.transaction_by_session_id
+        self.add_meter_values = transactions.add_meter_values
+        self.stop_transaction = transactions.stop_transaction
+        self.active_transaction = transactions.active_transaction
+        self.transactions_table = transactions.transactions_table
+
+        sessions = Sessions(engine, self.cpo)
+        self.list_sessions = sessions.list_sessions
+        self.get_session = sessions.get_session
+
+        self.list_cdrs = Cdrs(engine).list_cdrs
+
+        reservations = Reservations(engine)
+        self.create_reservation = reservations.create_reservation
+        self.set_reservation_status = reservations.set_reservation_status
+        self.reservation_by_ocpi_id = reservations.reservation_by_ocpi_id
+        self.get_reservation = reservations.get_reservation
+        self.expire_reservations = reservations.expire_reservations
+
+        commands = Commands(engine)
+        self.create_command = commands.create_command
+        self.finish_command = commands.finish_command
+        self.command_for_id_tag = commands.command_for_id_tag
+        self.get_command = commands.get_command
+
+        push_queue = PushQueue(engine)
+        self.enqueue_push = push_queue.enqueue_push
+        self.due_pushes = push_queue.due_pushes
+        self.push_done = push_queue.push_done
+        self.push_failed = push_queue.push_failed
+        self.pushes = push_queue.pushes
+
+
+class AsyncStore:
+    """Runs ``Store`` methods on worker threads so the event loop never blocks on the DB.
+
+    SQLite gets one worker (one writer at a time is what it supports anyway); PostgreSQL a few.
+    """
+
+    def __init__(self, store: Store, workers: int | None = None) -> None:
+        self.store = store
+        if workers is None:
+            workers = 1 if store.engine.dialect.name == "sqlite" else 4
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csms-db")
+
+    async def __call__(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(method, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,112 @@
+"""The durable queue of OCPI pushes to partners.
+
+A change that partners must hear about queues its pushes in the transaction that makes the
+change (the module functions below take that transaction's connection), so a crash loses
+neither. The push worker takes each partner's oldest pending push in turn, so a partner sees
+its pushes in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from chargerfw.csms.store.endpoints import receiver_url
+from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.values import PushItem, utcnow
+from chargerfw.csms.tables import partners, push_queue
+
+
+def enqueue_to_receivers(c: Connection, module: str, method: str,
+                         url_for: Callable[[str], str],
+                         body: Any | Callable[[], Any]) -> int:
+    """Queue a push to every registered partner that receives ``module``; ``url_for`` turns
+    the partner's endpoint URL into the push's. Returns how many were queued.
+
+    ``body`` may be a callable: it is then built only when someone receives it.
+    """
+    now = utcnow()
+    receivers = [(partner["id"], base) for partner in c.execute(
+        sa.select(partners.c.id, partners.c.their_endpoints)
+        .where(partners.c.registered.is_(True))).mappings()
+        if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+    if not receivers:
+        return 0
+    if callable(body):
+        body = body()
+    c.execute(push_queue.insert(), [
+        dict(partner_id=partner_id, module=module, method=method,
+             url=url_for(base.rstrip("/")), body=body, status="PENDING", attempts=0,
+             next_attempt_at=now, created_at=now) for partner_id, base in receivers])
+    return len(receivers)
+
+
+def enqueue(c: Connection, partner_id: int, module: str, method: str, url: str,
+            body: Any) -> int:
+    """Queue one push to one partner; returns its id."""
+    now = utcnow()
+    return inserted_id(c.execute(push_queue.insert().values(
+        partner_id=partner_id, module=module, method=method, url=url, body=body,
+        status="PENDING", attempts=0, next_attempt_at=now, created_at=now)))
+
+
+def drop_pending(c: Connection, partner_id: int, reason: str) -> None:
+    """Give up every push still pending to a partner."""
+    c.execute(push_queue.update().where(push_queue.c.partner_id == partner_id,
+                                        push_queue.c.status == "PENDING")
+              .values(status="FAILED", last_error=reason))
+
+
+@dataclass(frozen=True)
+class PushQueue:
+    """The queue as the push worker and the command handler see it."""
+
+    engine: Engine
+
+    def enqueue_push(self, partner_id: int, module: str, method: str, url: str,
+                     body: Any) -> int:
+        """Queue one push to one partner (e.g. a CommandResult to its response_url)."""
+        with self.engine.begin() as c:
+            return enqueue(c, partner_id, module, method, url, body)
+
+    def due_pushes(self, now: datetime | None = None, limit: int = 100) -> list[PushItem]:
+        """The oldest pending push of each partner, when it is due (pushes stay in order)."""
+        now = now or utcnow()
+        with self.engine.connect() as c:
+            heads = (sa.select(sa.func.min(push_queue.c.id))
+                     .where(push_queue.c.status == "PENDING")
+                     .group_by(push_queue.c.partner_id))
+            rows = c.execute(sa.select(push_queue, partners.c.their_token,
+                                       partners.c.country_code, partners.c.party_id)
+                             .join(partners, partners.c.id == push_queue.c.partner_id)
+                             .where(push_queue.c.id.in_(heads),
+                                    push_queue.c.next_attempt_at <= now)
+                             .order_by(push_queue.c.id).limit(limit)).mappings().all()
+        return [PushItem(r["id"], r["partner_id"], r["module"], r["method"], r["url"],
+                         r["body"], r["attempts"], r["their_token"], r["country_code"],
+                         r["party_id"]) for r in rows]
+
+    def push_done(self, push_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(push_queue.update().where(push_queue.c.id == push_id)
+                      .values(status="DONE", done_at=utcnow()))
+
+    def push_failed(self, push_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at`` None gives up on the push."""
+        with self.engine.begin() as c:
+            c.execute(push_queue.update().where(push_queue.c.id == push_id).values(
+                attempts=push_queue.c.attempts + 1, last_error=error[:500],
+                status="PENDING" if retry_at else "FAILED",
+                next_attempt_at=retry_at or utcnow()))
+
+    def pushes(self, status: str | None = None) -> list[RowMapping]:
+        with self.engine.connect() as c:
+            stmt = sa.select(push_queue).order_by(push_queue.c.id)
+            if status is not None:
+                stmt = stmt.where(push_queue.c.status == status)
+            return list(c.execute(stmt).mappings().all())

@@ -1,0 +1,89 @@
+"""Tokens (OCPI Receiver): what eMSPs put and patch, and the site's own cards; a token's
+identity is country code, party id, uid and type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store.ocpi_objects import dump
+from chargerfw.csms.store.values import CpoIdentity, NotFound, StoreError, utcnow
+from chargerfw.csms.tables import tokens
+
+
+def _identity(country_code: str, party_id: str, uid: str, token_type: str) -> tuple[Any, ...]:
+    return (tokens.c.country_code == country_code, tokens.c.party_id == party_id,
+            tokens.c.uid == uid, tokens.c.type == token_type)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    engine: Engine
+    cpo: CpoIdentity
+
+    def put_token(self, token: m.Token, partner_id: int | None) -> bool:
+        """Create or replace a token; True when it was created."""
+        body = dump(token)
+        key = _identity(token.country_code, token.party_id, token.uid, token.type)
+        values = dict(contract_id=token.contract_id, valid=token.valid,
+                      whitelist=token.whitelist, partner_id=partner_id, data=body,
+                      last_updated=token.last_updated)
+        with self.engine.begin() as c:
+            if c.execute(tokens.update().where(*key).values(**values)).rowcount:
+                return False
+            c.execute(tokens.insert().values(country_code=token.country_code,
+                                             party_id=token.party_id, uid=token.uid,
+                                             type=token.type, **values))
+            return True
+
+    def add_local_token(self, uid: str, *, whitelist: str = "ALWAYS", valid: bool = True,
+                        token_type: str = "RFID", issuer: str = "chargerfw csms",
+                        contract_id: str | None = None) -> bool:
+        """A token of the site's own (cards the operator hands out, no eMSP behind it), under
+        our country code and party id. True when it was created, False when replaced."""
+        cpo = self.cpo
+        try:
+            token = m.Token.model_validate({
+                "country_code": cpo.country_code, "party_id": cpo.party_id,
+                "uid": uid, "type": token_type,
+                "contract_id": contract_id or f"{cpo.country_code}-{cpo.party_id}-{uid}"[:36],
+                "issuer": issuer, "valid": valid, "whitelist": whitelist,
+                "last_updated": utcnow()})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise StoreError(f"token {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self.put_token(token, None)
+
+    def get_token(self, country_code: str, party_id: str, uid: str,
+                  token_type: str = "RFID") -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            data: dict[str, Any] | None = c.execute(sa.select(tokens.c.data).where(
+                *_identity(country_code, party_id, uid, token_type))).scalar_one_or_none()
+            return data
+
+    def patch_token(self, country_code: str, party_id: str, uid: str, token_type: str,
+                    patch: m.TokenPatch) -> dict[str, Any]:
+        changes = patch.model_dump(mode="json", exclude_unset=True)
+        key = _identity(country_code, party_id, uid, token_type)
+        with self.engine.begin() as c:
+            current = c.execute(sa.select(tokens.c.data).where(*key)).scalar_one_or_none()
+            if current is None:
+                raise NotFound(f"unknown token {country_code}/{party_id}/{uid}")
+            if {"uid", "country_code", "party_id", "type"} & changes.keys():
+                raise StoreError("a PATCH may not change the token's identity")
+            merged = m.Token.model_validate({**current, **changes})
+            body = dump(merged)
+            c.execute(tokens.update().where(*key).values(
+                contract_id=merged.contract_id, valid=merged.valid,
+                whitelist=merged.whitelist, data=body, last_updated=merged.last_updated))
+        return body
+
+    def tokens_by_uid(self, uid: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(tokens.c.data).where(tokens.c.uid == uid)
+                                  .order_by(tokens.c.last_updated.desc())).scalars().all())

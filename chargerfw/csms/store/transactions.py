@@ -1,0 +1,202 @@
+"""Transactions as the charger reports them over OCPP: started once however often the start
+is delivered, metered, stopped once; each change reaches partners as a session push and,
+at the end, a CDR."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from chargerfw.csms import billing
+from chargerfw.csms.store.cdrs import record_cdr
+from chargerfw.csms.store.reservations import mark_used
+from chargerfw.csms.store.sessions import push_session
+from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.values import AuthDecision, CpoIdentity, StartRequest, utcnow
+from chargerfw.csms.tables import connectors, evses, meter_values, tariffs, transactions
+
+
+def _transaction(c: Connection, transaction_id: int) -> RowMapping:
+    return c.execute(sa.select(transactions).where(transactions.c.id == transaction_id)
+                     ).mappings().one()
+
+
+@dataclass(frozen=True)
+class Transactions:
+    engine: Engine
+    cpo: CpoIdentity
+
+    def start_transaction(self, req: StartRequest, auth: AuthDecision) -> tuple[RowMapping, bool]:
+        """Open a transaction, or return the one a repeated delivery already opened.
+
+        Returns (transaction row, created).
+        """
+        key = req.idempotency_key()
+        existing = self._transaction_by_key(key)
+        if existing is not None:
+            return existing, False
+        now = utcnow()
+        accepted = auth.status == "Accepted"
+        try:
+            with self.engine.begin() as c:
+                evse = c.execute(sa.select(evses).where(
+                    evses.c.charge_point_id == req.charge_point_id,
+                    evses.c.ocpp_connector_id == req.connector_id)).mappings().first()
+                tariff_id = None
+                currency = self.cpo.currency
+                if evse is not None:
+                    tariff_id = c.execute(sa.select(connectors.c.tariff_id).where(
+                        connectors.c.evse_uid == evse["uid"]).order_by(connectors.c.id)
+                    ).scalars().first()
+                    if tariff_id is not None:
+                        currency = c.execute(sa.select(tariffs.c.currency).where(
+                            tariffs.c.id == tariff_id)).scalar_one()
+                tx_id = inserted_id(c.execute(transactions.insert().values(
+                    session_id=str(uuid.uuid4()), idempotency_key=key,
+                    charge_point_id=req.charge_point_id, connector_id=req.connector_id,
+                    evse_uid=evse["uid"] if evse else None,
+                    location_id=evse["location_id"] if evse else None,
+                    id_tag=req.id_tag, id_tag_status=auth.status,
+                    token_country_code=auth.country_code, token_party_id=auth.party_id,
+                    token_type=auth.token_type, contract_id=auth.contract_id,
+                    auth_method=auth.auth_method,
+                    authorization_reference=auth.authorization_reference,
+                    reservation_id=req.reservation_id, meter_start=req.meter_start,
+                    meter_last=req.meter_start, start_time=req.timestamp,
+                    status="ACTIVE" if accepted else "INVALID", currency=currency,
+                    tariff_id=tariff_id, last_updated=now)))
+                if req.reservation_id is not None:
+                    mark_used(c, req.reservation_id, req.charge_point_id)
+                row = _transaction(c, tx_id)
+                if accepted and evse is not None:
+                    push_session(c, self.cpo, row, "PUT")
+                return row, True
+        except IntegrityError:
+            # The same StartTransaction arrived twice at once: the other copy won.
+            existing = self._transaction_by_key(key)
+            if existing is None:
+                raise
+            return existing, False
+
+    def transaction_for_start(self, req: StartRequest) -> RowMapping | None:
+        """The transaction an earlier delivery of this StartTransaction opened, if any."""
+        return self._transaction_by_key(req.idempotency_key())
+
+    def _transaction_by_key(self, key: str) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(transactions).where(transactions.c.idempotency_key == key)
+                             ).mappings().first()
+
+    def get_transaction(self, transaction_id: int) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(transactions).where(transactions.c.id == transaction_id)
+                             ).mappings().first()
+
+    def transaction_by_session_id(self, session_id: str) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(transactions).where(
+                transactions.c.session_id == session_id)).mappings().first()
+
+    def add_meter_values(self, charge_point_id: str, connector_id: int,
+                         transaction_id: int | None,
+                         samples: Sequence[billing.Sample]) -> RowMapping | None:
+        """Store samples (repeats are ignored); returns the transaction when it moved on."""
+        if not samples:
+            return None
+        with self.engine.begin() as c:
+            tx = None
+            if transaction_id is not None:
+                tx = c.execute(sa.select(transactions).where(
+                    transactions.c.id == transaction_id,
+                    transactions.c.charge_point_id == charge_point_id)).mappings().first()
+            stamps = {s.timestamp for s in samples}
+            seen = {(r.timestamp, r.measurand, r.phase, r.context) for r in c.execute(
+                sa.select(meter_values.c.timestamp, meter_values.c.measurand,
+                          meter_values.c.phase, meter_values.c.context).where(
+                    meter_values.c.charge_point_id == charge_point_id,
+                    meter_values.c.connector_id == connector_id,
+                    meter_values.c.timestamp.in_(stamps)))}
+            fresh = []
+            for s in samples:
+                ident = (s.timestamp, s.measurand, s.phase, "")
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                fresh.append(dict(charge_point_id=charge_point_id, connector_id=connector_id,
+                                  transaction_id=tx["id"] if tx else None,
+                                  timestamp=s.timestamp, measurand=s.measurand, phase=s.phase,
+                                  context="", unit="", value=s.value))
+            if fresh:
+                c.execute(meter_values.insert(), fresh)
+            if tx is None or tx["status"] != "ACTIVE":
+                return None
+            energy = [s for s in samples if s.measurand == billing.ENERGY_REGISTER
+                      and not s.phase]
+            if not energy:
+                return None
+            latest = max(energy, key=lambda s: s.timestamp)
+            meter_wh = int(round(latest.value))
+            if meter_wh <= tx["meter_last"]:
+                return None
+            c.execute(transactions.update().where(transactions.c.id == tx["id"])
+                      .values(meter_last=meter_wh, last_updated=utcnow()))
+            row = _transaction(c, tx["id"])
+            if row["evse_uid"] is not None:
+                push_session(c, self.cpo, row, "PATCH")
+            return row
+
+    def stop_transaction(self, charge_point_id: str, transaction_id: int, meter_stop: int,
+                         timestamp: datetime, reason: str | None,
+                         samples: Sequence[billing.Sample] = ()) -> tuple[RowMapping | None,
+                                                                          bool]:
+        """Close a transaction and write its CDR; a repeated StopTransaction changes nothing.
+
+        Returns (transaction row or None when unknown, stopped now).
+        """
+        if samples:
+            self.add_meter_values(charge_point_id,
+                                  self._connector_of(transaction_id) or 0, transaction_id,
+                                  samples)
+        with self.engine.begin() as c:
+            tx = c.execute(sa.select(transactions).where(
+                transactions.c.id == transaction_id,
+                transactions.c.charge_point_id == charge_point_id)).mappings().first()
+            if tx is None:
+                return None, False
+            if tx["stop_time"] is not None:
+                return tx, False
+            now = utcnow()
+            status = "COMPLETED" if tx["status"] == "ACTIVE" else tx["status"]
+            c.execute(transactions.update().where(transactions.c.id == transaction_id).values(
+                meter_stop=meter_stop, meter_last=max(meter_stop, tx["meter_last"]),
+                stop_time=timestamp, stop_reason=reason, status=status, last_updated=now))
+            row = _transaction(c, transaction_id)
+            if status == "COMPLETED" and row["evse_uid"] is not None:
+                push_session(c, self.cpo, row, "PUT")
+                record_cdr(c, self.cpo, row, now)
+            return row, True
+
+    def _connector_of(self, transaction_id: int) -> int | None:
+        tx = self.get_transaction(transaction_id)
+        return tx["connector_id"] if tx else None
+
+    def active_transaction(self, charge_point_id: str, connector_id: int) -> RowMapping | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(transactions).where(
+                transactions.c.charge_point_id == charge_point_id,
+                transactions.c.connector_id == connector_id,
+                transactions.c.stop_time.is_(None),
+                transactions.c.status == "ACTIVE").order_by(transactions.c.id.desc())
+            ).mappings().first()
+
+    def transactions_table(self, limit: int = 100) -> list[RowMapping]:
+        """The newest transactions, newest first (administration listing)."""
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(transactions).order_by(transactions.c.id.desc())
+                                  .limit(limit)).mappings().all())

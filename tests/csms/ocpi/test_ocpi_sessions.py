@@ -1,0 +1,90 @@
+"""OCPI sessions, CDRs and tariffs as served and as pushed (in order, retried), and charging
+preferences."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from csms_doubles import error, ocpi_env, ok, sim_charger, token_body
+
+from chargerfw.csms.ocpi import models as m
+
+pytestmark = pytest.mark.timeout(60)
+V = "/ocpi/2.2.1"
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+async def test_session_and_cdr_are_served_and_pushed(db: str) -> None:
+    async with ocpi_env(db) as env:
+        csms, emsp, client = env.csms, env.emsp, env.client
+        emsp.fail_pushes = 2  # the first pushes meet a busy eMSP and are retried
+        ok(await client.put(f"{V}/tokens/DE/EMS/TAG1", headers=env.auth,
+                            json=token_body("TAG1", "ALLOWED")), Any, http=201)
+        async with sim_charger(csms, "CP1") as charger:
+            await charger.status(1, "Preparing")
+            assert await charger.authorize("TAG1") == "Accepted"
+            tx = await charger.start_tx(1, "TAG1", 50_000, T0)
+            await charger.status(1, "Charging")
+            await charger.meter(1, tx.transaction_id, T0 + timedelta(minutes=20), 53_000,
+                                amps=16, watts=11_000)
+            sessions = ok(await client.get(f"{V}/sessions", headers=env.auth),
+                          list[m.Session])
+            assert len(sessions) == 1 and sessions[0].status == "ACTIVE"
+            assert float(sessions[0].kwh) == 3.0
+            assert sessions[0].cdr_token.contract_id == "DE-EMS-TAG1"
+            assert sessions[0].auth_method == "WHITELIST"
+            await charger.meter(1, tx.transaction_id, T0 + timedelta(minutes=40), 57_000)
+            await charger.stop_tx(tx.transaction_id, 60_000, T0 + timedelta(hours=1), "TAG1")
+            await charger.status(1, "Available")
+        session = ok(await client.get(f"{V}/sessions", headers=env.auth), list[m.Session])[0]
+        assert session.status == "COMPLETED" and float(session.kwh) == 10.0
+        cdr = ok(await client.get(f"{V}/cdrs", headers=env.auth), list[m.CDR])[0]
+        assert float(cdr.total_energy) == 10.0 and float(cdr.total_time) == 1.0
+        # make_tariff: 0.30/kWh, 1.20/h, 0.50 flat, 21 % VAT
+        assert float(cdr.total_cost.excl_vat) == pytest.approx(10 * 0.30 + 1.20 + 0.50)
+        assert float(cdr.total_cost.incl_vat) == pytest.approx((3.0 + 1.2 + 0.5) * 1.21)
+        assert sum(float(d.volume) for p in cdr.charging_periods for d in p.dimensions
+                   if d.type == "ENERGY") == pytest.approx(10.0)
+        tariffs = ok(await client.get(f"{V}/tariffs", headers=env.auth), list[m.Tariff])
+        assert [t.id for t in tariffs] == ["T1"]
+        # Pushed to the eMSP, in order, despite the two failures.
+        posted = await emsp.wait_for(lambda r: r.path == "/emsp/cdrs" and r.method == "POST")
+        assert m.CDR.model_validate(posted[-1].body).id == cdr.id
+        puts = emsp.pushes("sessions", "PUT")
+        assert puts[0].path == f"/emsp/sessions/NL/CFW/{session.id}"
+        assert m.Session.model_validate(puts[0].body).status == "ACTIVE"
+        assert m.Session.model_validate(puts[-1].body).status == "COMPLETED"
+        assert emsp.pushes("sessions", "PATCH"), "kwh updates are patched"
+        headers = puts[0].headers
+        assert headers["ocpi-from-country-code"] == "NL" and headers["ocpi-to-party-id"] == "EMS"
+        assert headers["x-request-id"] and headers["x-correlation-id"]
+        refused = [r for r in emsp.received if not r.accepted]
+        retried = [r for r in emsp.received if r.accepted and r.path == refused[0].path]
+        assert refused[0].headers["x-correlation-id"] == retried[0].headers["x-correlation-id"]
+        assert refused[0].headers["x-request-id"] != retried[0].headers["x-request-id"]
+        await emsp.wait_for(lambda r: r.method == "PATCH" and r.body.get("status") == "AVAILABLE")
+        evse_patches = [r.body["status"] for r in emsp.pushes("locations", "PATCH")
+                        if r.path.endswith("/LOC1/CP1-1")]
+        assert evse_patches == ["CHARGING", "AVAILABLE"]  # Preparing/Charging are one status
+        assert len([r for r in emsp.received if not r.accepted]) == 2
+        retried = [p for p in await csms.db(csms.store.pushes) if p["attempts"] > 0]
+        assert retried and all(p["status"] == "DONE" for p in retried)
+
+
+async def test_charging_preferences_are_answered_not_possible(tmp_path: Path) -> None:
+    from chargerfw.csms.store import AuthDecision, StartRequest
+
+    async with ocpi_env(str(tmp_path / "c.db")) as env:
+        tx, _ = await env.csms.db(env.csms.store.start_transaction,
+                                  StartRequest("CP1", 1, "TAG1", 0, T0),
+                                  AuthDecision("Accepted", "WHITELIST"))
+        url = f"{V}/sessions/{tx['session_id']}/charging_preferences"
+        answer = ok(await env.client.put(url, headers=env.auth,
+                                         json={"profile_type": "REGULAR"}), str)
+        assert answer == "NOT_POSSIBLE"
+        error(await env.client.put(url, headers=env.auth, json={}), 400, 2001)
+        error(await env.client.put(f"{V}/sessions/nope/charging_preferences",
+                                   headers=env.auth, json={"profile_type": "REGULAR"}), 404, 2000)
