@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chargerfw.config import TemperatureSection
-from chargerfw.drivers.temperature import ThermalState, thermal_decision
 from chargerfw.drivers.types import MeterSample, PilotState
 from chargerfw.logs import get_logger
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, Fault, FaultKind, may_clear
 from chargerfw.station.metering import OverCurrentDetector, OverCurrentSettings, fresh_current_a
+from chargerfw.station.thermal import ThermalState, thermal_decision
 
 log = get_logger(__name__)
 

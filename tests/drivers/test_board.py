@@ -14,8 +14,9 @@ from chargerfw.drivers.contactor import ContactorFeedback, ContactorInterlockedE
 from chargerfw.drivers.gpio import RPiGpioPinFactory, SimulatedPinFactory
 from chargerfw.drivers.i2c import I2cBus, SimulatedSmbus
 from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.temperature import Lm75, ThermalState, Tmp102, thermal_decision
+from chargerfw.drivers.temperature import Lm75, Tmp102
 from chargerfw.drivers.types import PilotState as S
+from chargerfw.station.thermal import ThermalState, thermal_decision
 
 STATION = """
 hardware = "{hardware}"
