@@ -687,18 +687,3 @@ def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Acti
             )
         )
     return s.state, actions
-
-
-class ConnectorMachine:
-    """A holder for one connector's state, for a runtime that prefers an object."""
-
-    def __init__(self, connector_id: int, settings: ConnectorSettings | None = None) -> None:
-        self.state = ConnectorState(connector_id, settings or ConnectorSettings())
-
-    @property
-    def outputs(self) -> ConnectorOutputs:
-        return outputs(self.state)
-
-    def handle(self, event: Event) -> list[Action]:
-        self.state, actions = step(self.state, event)
-        return actions

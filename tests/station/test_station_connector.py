@@ -10,18 +10,20 @@ import pytest
 
 from chargerfw.drivers.types import PilotState
 from chargerfw.station.connector import (
+    Action,
     AuthorizationRefused,
     Authorized,
     AvailabilityAnswer,
     CancelReservation,
     ChangeAvailability,
     ConnectionTimedOut,
-    ConnectorMachine,
+    ConnectorOutputs,
     ConnectorSettings,
     ConnectorState,
     CurrentLimitChanged,
     EnergyMeasured,
     EnteredTestMode,
+    Event,
     FaultCleared,
     FaultRaised,
     LeftTestMode,
@@ -54,6 +56,22 @@ from chargerfw.station.enums import (
     StopReason,
 )
 from chargerfw.station.faults import FaultKind
+
+
+class ConnectorMachine:
+    """A test's holder for one connector's state: each event goes through ``step()``."""
+
+    def __init__(self, connector_id: int, settings: ConnectorSettings | None = None) -> None:
+        self.state = ConnectorState(connector_id, settings or ConnectorSettings())
+
+    @property
+    def outputs(self) -> ConnectorOutputs:
+        return outputs(self.state)
+
+    def handle(self, event: Event) -> list[Action]:
+        self.state, actions = step(self.state, event)
+        return actions
+
 
 S = ChargePointStatus
 E = ChargePointErrorCode
