@@ -66,6 +66,7 @@ from station_common import (
 )
 
 from chargerfw.config import load_config
+from chargerfw.control.api import ConfigSetRequest
 from chargerfw.logs import setup_logging
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
@@ -266,8 +267,8 @@ async def bench_tap(st: Station, csms: CsmsProcess, local_tags: list[str],
     results["bare"] = await bare_authorize_ms(csms, [f"0B{i:012X}" for i in range(reps)])
     for tag in local_tags[:reps]:
         results["local"].append(await tap_to_close_ms(st, tag))
-    answer = st.runtime.handlers.set_ocpp_key("LocalPreAuthorize", "false")
-    if answer["status"] != "Accepted":
+    answer = st.runtime.handlers.set_ocpp_key(ConfigSetRequest("LocalPreAuthorize", "false"))
+    if answer.status != "Accepted":
         raise RuntimeError(f"bench: LocalPreAuthorize=false refused: {answer}")
     authorizes_before = csms.count("Authorize", "BENCH-LAT")
     for i in range(reps):
@@ -275,7 +276,7 @@ async def bench_tap(st: Station, csms: CsmsProcess, local_tags: list[str],
     sent = csms.count("Authorize", "BENCH-LAT") - authorizes_before
     if sent != reps:
         raise RuntimeError(f"bench: expected {reps} Authorize.req from the station, saw {sent}")
-    st.runtime.handlers.set_ocpp_key("LocalPreAuthorize", "true")
+    st.runtime.handlers.set_ocpp_key(ConfigSetRequest("LocalPreAuthorize", "true"))
     return results
 
 

@@ -49,8 +49,8 @@ from station_common import (
     write_station_config,
 )
 
+from chargerfw import control
 from chargerfw.logs import setup_logging
-from chargerfw.runtime import control
 
 SAMPLE_INTERVAL_S = 10  # MeterValueSampleInterval for the charging window
 METER_MODEL = "eastron-sdm630-v2"  # as in hw/stations/sim.toml

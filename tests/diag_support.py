@@ -1,7 +1,7 @@
-"""Shared pieces of the diagnostics CLI tests: a simulated station config in a temp dir, a
-short runtime dir (Unix socket paths are limited to 108 bytes), a fake service on the control
-socket (the runtime's own ControlServer with handlers a test writes), a prepared simulated
-board for the direct-hardware path, and a simulated Modbus TCP meter in a thread."""
+"""Shared pieces of the technician CLI tests: a simulated station config in a temp dir, a fake
+service on the control socket (the control server with typed handlers a test writes, and a
+status answer built from the reply dataclasses), a prepared simulated board for the
+direct-hardware path, and a simulated Modbus TCP meter in a thread."""
 
 from __future__ import annotations
 
@@ -19,9 +19,25 @@ from realstack import free_port
 
 from chargerfw.cli import main
 from chargerfw.config import StationConfig
+from chargerfw.control.api import (
+    ActiveFault,
+    BackendStatus,
+    ConnectorMeter,
+    ConnectorStatus,
+    Method,
+    OutboxStatus,
+    ReaderStatus,
+    StatusReply,
+    TransactionStatus,
+)
+from chargerfw.control.server import ControlServer
 from chargerfw.drivers.board import Board, build_board
-from chargerfw.runtime.control import ControlServer
+from chargerfw.drivers.types import PilotState
+from chargerfw.ocpp.connection import LinkHealth
 from chargerfw.sim.meter import SimulatedMeter, serve_tcp
+from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.enums import Availability, ChargePointErrorCode, ChargePointStatus
+from chargerfw.station.faults import Fault, FaultKind
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_TOML = REPO / "hw" / "stations" / "sim.toml"
@@ -55,29 +71,26 @@ def as_json(result: Result) -> Any:
 
 
 class FakeService:
-    """The runtime's ControlServer on ``socket_path`` with test handlers, in its own thread;
-    ``calls`` records (method, params)."""
+    """The control socket's own server on ``socket_path`` with test handlers (method -> a
+    function from its request to its reply), in its own thread; ``calls`` records (method,
+    request)."""
 
-    def __init__(self, socket_path: Path, handlers: dict[str, Callable[..., Any]]) -> None:
+    def __init__(self, socket_path: Path, handlers: dict[Method, Callable[[Any], Any]]) -> None:
         self.socket_path = socket_path
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.handlers = {name: self._recording(name, fn) for name, fn in handlers.items()}
+        self.calls: list[tuple[Method, Any]] = []
+        self.handlers = {method: self._recording(method, fn) for method, fn in handlers.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
 
-    def _recording(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def handler(**params: Any) -> Any:
-            self.calls.append((name, params))
-            return fn(**params)
-        # ControlServer checks params against the signature: keep the test handler's.
-        import inspect
-
-        handler.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    def _recording(self, method: Method, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def handler(request: Any) -> Any:
+            self.calls.append((method, request))
+            return fn(request)
         return handler
 
-    def methods(self) -> list[str]:
-        return [name for name, _ in self.calls]
+    def methods(self) -> list[Method]:
+        return [method for method, _ in self.calls]
 
     def __enter__(self) -> FakeService:
         ready = threading.Event()
@@ -104,38 +117,42 @@ class FakeService:
         self._thread.join(5)
 
 
-def status_result(*, pilot: str = "A", transaction: dict[str, Any] | None = None,
-                  faults: list[dict[str, Any]] | None = None, link_state: str = "connected",
-                  meter: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A status answer shaped like chargerfw.runtime.handlers.ControlHandlers.status()."""
-    return {
-        "station": "SIM-CP-1", "firmware_version": "0.1.0", "hardware": "sim",
-        "started_at": 1.0, "available": True,
-        "connectors": [{
-            "id": 1, "status": "Charging" if transaction else "Available",
-            "error_code": "NoError", "vendor_error_code": None, "pilot": pilot,
-            "pilot_output": "pwm", "current_limit_a": 32.0,
-            "contactor_closed": bool(transaction), "availability": "Operative",
-            "scheduled_availability": None, "phase": "idle", "transaction": transaction,
-            "meter": meter,
-        }],
-        "backend": {"url": "ws://127.0.0.1:9/ocpp", "online": link_state == "connected",
-                    "registration": "Accepted",
-                    "link": {"state": link_state, "url": "ws://127.0.0.1:9/ocpp/SIM-CP-1",
-                             "connected_since": 1.0, "last_frame_in_at": None,
-                             "last_frame_out_at": None, "last_pong_latency_s": 0.002,
-                             "ping_interval_s": 60, "connects": 1, "failed_attempts": 0,
-                             "last_error": None if link_state == "connected" else "refused",
-                             "next_attempt_in_s": None},
-                    "clock_offset_s": 0.4},
-        "outbox": {"pending": 2, "dead": 0},
-        "faults": faults or [],
-        "reader": {"name": "sim", "available": True},
-    }
+def active_fault(kind: FaultKind, connector: int | None) -> ActiveFault:
+    """An active fault as the service reports it (the catalogue's texts with it)."""
+    return ActiveFault.of(Fault(kind, connector, "", 1.0))
+
+
+def status_result(*, pilot: str = "A", transaction: TransactionStatus | None = None,
+                  faults: list[ActiveFault] | None = None, link_state: str = "connected",
+                  meter: ConnectorMeter | None = None) -> StatusReply:
+    """A status answer as the service's ``status`` method gives it."""
+    return StatusReply(
+        station="SIM-CP-1", firmware_version="0.1.0", hardware="sim", started_at=1.0,
+        available=True,
+        connectors=[ConnectorStatus(
+            id=1, status=ChargePointStatus.CHARGING if transaction else ChargePointStatus.AVAILABLE,
+            error_code=ChargePointErrorCode.NO_ERROR, vendor_error_code=None,
+            pilot=PilotState(pilot), pilot_output=PilotMode.PWM, current_limit_a=32.0,
+            contactor_closed=bool(transaction), availability=Availability.OPERATIVE,
+            scheduled_availability=None, phase=TxPhase.IDLE, reservation=None,
+            transaction=transaction, starting=False, under_test=None, temperature_c=None,
+            meter=meter)],
+        backend=BackendStatus(
+            url="ws://127.0.0.1:9/ocpp", online=link_state == "connected",
+            registration="Accepted",
+            link=LinkHealth(state=link_state, url="ws://127.0.0.1:9/ocpp/SIM-CP-1",
+                            connected_since=1.0, last_pong_latency_s=0.002, ping_interval_s=60,
+                            connects=1,
+                            last_error=None if link_state == "connected" else "refused"),
+            clock_offset_s=0.4),
+        outbox=OutboxStatus(pending=2, dead=0),
+        faults=faults or [],
+        reader=ReaderStatus(name="sim", available=True),
+    )
 
 
 class PreparedBoard:
-    """Swap ``chargerfw.cli.diag.open_board`` for one that builds the simulated board and
+    """Swap ``chargerfw.cli.common.open_board`` for one that builds the simulated board and
     lets the test prepare it (plug a vehicle, weld the contactor) before the command runs."""
 
     def __init__(self, prepare: Callable[[Board], None] | None = None) -> None:
@@ -172,6 +189,32 @@ def sim_meter_thread(model: str = "eastron-sdm630-v2", port: int = 0,
     assert ready.wait(5), "simulated meter did not start"
     try:
         yield meter, holder["port"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def csms_in_thread() -> Iterator[Any]:
+    """The test CSMS (password ``sim-secret``, the sim config's) in its own thread: the CLI
+    runs its own event loop."""
+    from ocpp_testcsms import TestCsms
+
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with TestCsms(password="sim-secret") as server:
+            holder["server"], holder["loop"] = server, asyncio.get_running_loop()
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await holder["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        yield holder["server"]
     finally:
         holder["loop"].call_soon_threadsafe(holder["stop"].set)
         thread.join(5)

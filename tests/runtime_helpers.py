@@ -18,8 +18,8 @@ from typing import Any
 
 from realstack import free_port
 
+from chargerfw import control
 from chargerfw.config import StationConfig, parse_config
-from chargerfw.runtime import control
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
 from chargerfw.station.safety import SafetySettings

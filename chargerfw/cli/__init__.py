@@ -1,4 +1,5 @@
-"""The ``chargerfw`` command line: one click group, one module per command family."""
+"""The ``chargerfw`` command line: one click group, one module per command group, and
+:mod:`chargerfw.cli.common` for what they share."""
 
 from __future__ import annotations
 
@@ -39,5 +40,18 @@ def load_config_or_exit(path: str) -> StationConfig:
         raise SystemExit(2) from None
 
 
-# Command families register themselves on `main` when imported.
-from chargerfw.cli import config_cmd, csms, diag, hwtest, meter, rfid, run, sim, simctl  # noqa: E402,F401
+# Command groups register themselves on `main` when imported.
+from chargerfw.cli import (  # noqa: E402,F401
+    bundle,
+    config,
+    csms,
+    faults,
+    hwtest,
+    meter,
+    ocpp,
+    rfid,
+    run,
+    selftest,
+    sim,
+    status,
+)

@@ -20,7 +20,11 @@ import click
 from pydantic import ValidationError
 
 from chargerfw.cli import config_option, load_config_or_exit, main
+from chargerfw.cli.common import station_access
 from chargerfw.config import MeterSection, known_meter_models
+from chargerfw.control.access import ServiceAccess
+from chargerfw.control.api import BadReply, ControlError
+from chargerfw.control.client import ControlUnavailable
 from chargerfw.drivers.meter import EnergyMeter, MeterReadError, all_meter_maps, load_meter_map
 from chargerfw.drivers.meter.driver import quiet_pymodbus
 from chargerfw.drivers.meter.regmap import MeterMap, MeterMapError
@@ -254,27 +258,6 @@ def _pick_connector_id(config_path: str, connector: int | None) -> tuple[int, Me
     return cid, section
 
 
-def _service_sample(connector_id: int) -> dict[str, Any] | None | bool:
-    """The service's latest sample as a dict; None if it has none yet; False if the service is
-    not running."""
-    from chargerfw.cli.diag import status_meter
-    from chargerfw.diagnostics import ServiceError, ServiceUnavailable, call_service
-
-    try:
-        return call_service("meter.sample", connector=connector_id)
-    except ServiceUnavailable:
-        return False
-    except ServiceError as exc:
-        if not exc.method_missing:
-            click.echo(f"error: the service has no sample: {exc.message}", err=True)
-            raise SystemExit(EXIT_NO_REPLY) from None
-    try:  # an older service: its status carries the latest values
-        status = call_service("status")
-    except (ServiceUnavailable, ServiceError):
-        return False
-    return status_meter(status, connector_id) if isinstance(status, dict) else None
-
-
 def _show(sample: MeterSample | None, error: str | None, head: str, phases: int,
           as_json: bool, connector_id: int, source: str, refresh: bool) -> None:
     if as_json:
@@ -300,40 +283,49 @@ def live_view(config_path: str, connector: int | None, *, count: int | None, int
               as_json: bool) -> None:
     """Samples until Ctrl-C (or ``count``): via the service if it runs, else from the meter
     (an RS-485 meter under the hardware lock: one process per bus)."""
-    from chargerfw.cli.diag import sample_from_dict
-
     cid, section = _pick_connector_id(config_path, connector)
     meter_map = load_meter_map(section.model)
     head = f"connector {cid}: {meter_map.vendor} {meter_map.model}"
     refresh = not as_json and count != 1 and sys.stdout.isatty()
-    first = _service_sample(cid)
-    shown = 0
+    access = station_access(config_path)
     try:
-        if first is not False:
-            sample_dict = first
-            while True:
-                try:
-                    sample = sample_from_dict(sample_dict) if sample_dict else None
-                    error = None if sample else "the service has no sample yet"
-                except (TypeError, ValueError) as exc:
-                    sample, error = None, f"unusable sample from the service: {exc}"
-                _show(sample, error, head, meter_map.phases, as_json, cid, "service", refresh)
-                shown += 1
-                if count is not None and shown >= count:
-                    if sample is None:
-                        raise SystemExit(EXIT_NO_REPLY)
-                    return
-                time.sleep(interval_s)
-                sample_dict = _service_sample(cid)
-                if sample_dict is False:
-                    click.echo("error: the service stopped answering", err=True)
-                    raise SystemExit(EXIT_NO_REPLY)
+        if isinstance(access, ServiceAccess) and _service_loop(
+                access, cid, head, meter_map.phases, as_json, count, interval_s, refresh):
+            return
         with _bus_lock(section, from_config=True):
             code = asyncio.run(_direct_loop(section, meter_map, head, as_json, cid, count,
                                             interval_s, refresh))
         raise SystemExit(code)
     except KeyboardInterrupt:
         return  # Ctrl-C is how a live view ends
+
+
+def _service_loop(access: ServiceAccess, cid: int, head: str, phases: int, as_json: bool,
+                  count: int | None, interval_s: float, refresh: bool) -> bool:
+    """The service's samples; False if it did not answer the first request (read the meter
+    directly then)."""
+    shown = 0
+    while True:
+        try:
+            sample = access.meter_sample(cid)
+            error = None if sample else "the service has no sample yet"
+        except ControlUnavailable:
+            if shown == 0:
+                return False
+            click.echo("error: the service stopped answering", err=True)
+            raise SystemExit(EXIT_NO_REPLY) from None
+        except BadReply as exc:
+            sample, error = None, f"unusable sample from the service: {exc.message}"
+        except ControlError as exc:
+            click.echo(f"error: the service has no sample: {exc.message}", err=True)
+            raise SystemExit(EXIT_NO_REPLY) from None
+        _show(sample, error, head, phases, as_json, cid, "service", refresh)
+        shown += 1
+        if count is not None and shown >= count:
+            if sample is None:
+                raise SystemExit(EXIT_NO_REPLY)
+            return True
+        time.sleep(interval_s)
 
 
 async def _direct_loop(section: MeterSection, meter_map: MeterMap, head: str, as_json: bool,

@@ -11,9 +11,14 @@ import click
 from pydantic import ValidationError
 
 from chargerfw.cli import config_option, load_config_or_exit, main
+from chargerfw.cli.common import Station, load_station, reaching_the_hardware, station_access
 from chargerfw.config import ReaderSection
+from chargerfw.control.access import ServiceAccess
+from chargerfw.control.api import ControlError
+from chargerfw.control.client import ControlUnavailable
 from chargerfw.drivers.readers import ReaderUnavailable, TokenReader, open_reader
 from chargerfw.drivers.types import TagEvent, TagEventKind
+from chargerfw.hwlock import HardwareLock
 
 READER_TYPES = ["pcsc", "pn532-uart", "pn532-i2c", "rdm6300", "sim"]
 
@@ -46,8 +51,6 @@ def rfid(ctx: click.Context, config_path: str, timeout_s: float | None, id_tag: 
     """
     if ctx.invoked_subcommand is not None:
         return
-    from chargerfw.cli.diag import load_station
-
     station = load_station(config_path)
     uid_hex = None
     reader_name = None
@@ -79,36 +82,35 @@ def rfid(ctx: click.Context, config_path: str, timeout_s: float | None, id_tag: 
     click.echo(f"keys       {keys}")
 
 
-def _wait_for_tap(station: Any, timeout_s: float | None) -> TagEvent:
-    """The first PRESENTED event of the station's reader (direct, under the hardware lock)."""
-    from chargerfw.cli.diag import direct_hardware_lock
-    from chargerfw.diagnostics import ServiceError, ServiceUnavailable, call_service
-
+def _wait_for_tap(station: Station, timeout_s: float | None) -> TagEvent:
+    """The first card presented to the station's reader: through the service while it runs
+    (the station handles the card as usual too), else read here under the hardware lock."""
     config = station.config
     if config.reader is None:
         click.echo(f"error: {station.config_path} has no [reader] section", err=True)
         raise SystemExit(2)
-    try:
-        answer = call_service("rfid.next", timeout_s=(timeout_s or 3600) + 5,
-                              wait_s=timeout_s or 3600)
-    except ServiceUnavailable:
-        answer = None
-    except ServiceError as exc:
-        if exc.method_missing:
-            click.echo("error: the running service owns the reader and does not offer "
-                       "rfid.next; stop it (systemctl stop chargerfw) to read the reader "
-                       "directly", err=True)
-            raise SystemExit(3) from None
-        click.echo(f"error: {exc.message}", err=True)
-        raise SystemExit(1) from None
-    if answer is not None:
-        if not isinstance(answer, dict) or not answer.get("id_tag"):
-            click.echo("no tap before the timeout", err=True)
-            raise SystemExit(1)
-        return TagEvent(TagEventKind.PRESENTED, str(answer.get("reader", "service")),
-                        str(answer["id_tag"]), bytes.fromhex(str(answer.get("uid") or "")))
+    access = station_access(station)
+    if isinstance(access, ServiceAccess):
+        try:
+            answer = access.next_tap(timeout_s or 3600)
+        except ControlUnavailable:
+            pass  # not answering after all: read the reader directly
+        except ControlError as exc:
+            if exc.method_missing:
+                click.echo("error: the running service owns the reader and does not offer "
+                           "rfid.next; stop it (systemctl stop chargerfw) to read the reader "
+                           "directly", err=True)
+                raise SystemExit(3) from None
+            click.echo(f"error: {exc.message}", err=True)
+            raise SystemExit(1) from None
+        else:
+            if not answer.id_tag:
+                click.echo("no tap before the timeout", err=True)
+                raise SystemExit(1)
+            return TagEvent(TagEventKind.PRESENTED, answer.reader, answer.id_tag,
+                            bytes.fromhex(answer.uid or ""))
     reader = open_reader(config.reader, simulated=config.hardware == "sim")
-    with direct_hardware_lock("chargerfw rfid"):
+    with reaching_the_hardware(), HardwareLock("chargerfw rfid"):
         try:
             event = asyncio.run(_first_tap(reader, timeout_s))
         except ReaderUnavailable as exc:
@@ -154,7 +156,7 @@ class _NoStore:
         raise RuntimeError("read-only")
 
 
-async def judge_offline(station: Any, id_tag: str) -> dict[str, Any]:
+async def judge_offline(station: Station, id_tag: str) -> dict[str, Any]:
     """What the station's Authorizer decides for ``id_tag`` with the backend unreachable, and
     the list/cache entries and keys that led there. Reads the store; writes nothing."""
     from chargerfw.station.auth import AuthConfig, Authorizer, BackendUnavailable

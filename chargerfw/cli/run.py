@@ -65,8 +65,9 @@ def run(ctx: click.Context, config_path: str, control_socket: str | None) -> Non
     Exit status: 0 stopped (SIGTERM/SIGINT); 1 could not start (config, state directory);
     2 bad config; 3 hard reset (systemd restarts it); 4 another process holds the hardware
     lock (hardware = "pi") or serves the same control socket (the message names it)."""
+    from chargerfw.control.client import default_socket_path
+    from chargerfw.control.server import ControlSocketInUse
     from chargerfw.hwlock import HardwareBusy, HardwareLockError
-    from chargerfw.runtime.control import ControlSocketInUse, default_socket_path
     from chargerfw.runtime.station import BUSY_EXIT_CODE
 
     config = load_config_or_exit(config_path)

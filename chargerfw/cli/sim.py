@@ -1,17 +1,52 @@
-"""`chargerfw sim` commands: simulated hardware for bench work."""
+"""`chargerfw sim` commands: simulated hardware for bench work (a meter, a whole station, a
+fleet of stations), and one command per action on a running simulated station
+(``chargerfw sim tap 04A1B2C3``): each sends one ``sim.*`` request over the station's control
+socket (the same socket the technician's commands use), so the station under test is the real
+runtime."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from chargerfw.cli import main
+from chargerfw.cli.common import EXIT_FAILED, EXIT_UNREACHABLE
 from chargerfw.config import known_meter_models
+from chargerfw.control.api import (
+    ControlError,
+    Request,
+    SimChargeRequest,
+    SimClearShortRequest,
+    SimEstopPressRequest,
+    SimEstopReleaseRequest,
+    SimFailToCloseRequest,
+    SimOverdrawRequest,
+    SimPlugRequest,
+    SimRcdClearRequest,
+    SimRcdTripRequest,
+    SimRemoveDiodeRequest,
+    SimRepairRequest,
+    SimRestoreDiodeRequest,
+    SimShortPilotRequest,
+    SimStopChargingRequest,
+    SimTapRequest,
+    SimTemperatureRequest,
+    SimUnplugRequest,
+    SimWeldRequest,
+    encode_reply,
+)
+
+if TYPE_CHECKING:
+    from chargerfw.sim.fleet import FleetReport
+    from chargerfw.sim.meter import SimulatedMeter
 
 
 @main.group()
@@ -22,31 +57,28 @@ def sim() -> None:
 # -- sim meter ---------------------------------------------------------------------------------
 
 
-async def _serve_meter(meter: object, port: str | None, tcp: tuple[str, int] | None,
-                       serial: dict[str, object]) -> None:
-    from chargerfw.sim.meter import SimulatedMeter, serve_rtu, serve_tcp
+async def _serve_meter(meter: SimulatedMeter, port: str | None, tcp: tuple[str, int] | None,
+                       baudrate: int | None, parity: str | None) -> None:
+    from chargerfw.sim.meter import serve_rtu, serve_tcp
 
-    assert isinstance(meter, SimulatedMeter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    server: contextlib.AbstractAsyncContextManager
     if tcp is not None:
-        server = serve_tcp(meter, tcp[0], tcp[1])
+        async with serve_tcp(meter, tcp[0], tcp[1]) as (host, bound):
+            where = f"tcp {host}:{bound}"
+            click.echo(f"serving {meter.map.name} on {where} unit {meter.unit_id} "
+                       f"(Ctrl-C to stop)")
+            await stop.wait()
     else:
         assert port is not None
-        server = serve_rtu(meter, port, **serial)  # type: ignore[arg-type]
-    async with server as bound:
-        if tcp is not None:
-            where = f"tcp {bound[0]}:{bound[1]}"
-        else:
+        async with serve_rtu(meter, port, baudrate=baudrate, parity=parity):
             s = meter.map.serial
-            where = (f"rtu {port} {serial.get('baudrate') or s.baudrate} "
-                     f"8{serial.get('parity') or s.parity}{serial.get('stopbits') or s.stopbits}")
-        click.echo(f"serving {meter.map.name} on {where} unit {meter.unit_id} "
-                   f"(Ctrl-C to stop)")
-        await stop.wait()
+            where = f"rtu {port} {baudrate or s.baudrate} 8{parity or s.parity}{s.stopbits}"
+            click.echo(f"serving {meter.map.name} on {where} unit {meter.unit_id} "
+                       f"(Ctrl-C to stop)")
+            await stop.wait()
     click.echo("stopped")
 
 
@@ -85,10 +117,10 @@ def sim_meter(model: str, port: str | None, tcp: str | None, power_w: float, vol
         meter.set_load(power_w=power_w, voltage_v=voltage_v, frequency_hz=frequency_hz)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    serial = {"baudrate": baudrate, "parity": parity.upper() if parity else None}
     quiet_pymodbus()
     try:
-        asyncio.run(_serve_meter(meter, port, address, serial))
+        asyncio.run(_serve_meter(meter, port, address, baudrate,
+                                 parity.upper() if parity else None))
     except (OSError, RuntimeError) as exc:
         click.echo(f"error: cannot serve {model} on {port or tcp}: {exc}", err=True)
         raise SystemExit(3) from None
@@ -106,14 +138,14 @@ def _default_sim_config() -> str:
 def _sim_socket_path(control_socket: str | None, state_dir: Path) -> Path:
     """--control-socket, else $CHARGERFW_RUNTIME_DIR/control.sock, else (no env and no
     writable /run/chargerfw) <state dir>/control.sock."""
-    from chargerfw.runtime.control import DEFAULT_RUNTIME_DIR, default_socket_path
+    from chargerfw.control.client import default_socket_path
+    from chargerfw.hwlock import DEFAULT_RUNTIME_DIR
 
     if control_socket:
         return Path(control_socket)
     if os.environ.get("CHARGERFW_RUNTIME_DIR"):
         return default_socket_path()
-    run_dir = Path(DEFAULT_RUNTIME_DIR)
-    if run_dir.is_dir() and os.access(run_dir, os.W_OK):
+    if DEFAULT_RUNTIME_DIR.is_dir() and os.access(DEFAULT_RUNTIME_DIR, os.W_OK):
         return default_socket_path()
     return state_dir / "control.sock"
 
@@ -270,7 +302,7 @@ def sim_fleet(count: int, csms_url: str, scenario_path: str | None, random_mode:
     import sys
 
     from chargerfw.logs import setup_logging
-    from chargerfw.sim.fleet import FleetError, FleetSettings, render_report, run_fleet
+    from chargerfw.sim.fleet import Fleet, FleetError, FleetSettings, render_report, run_fleet
     from chargerfw.sim.scenario import ScenarioError, load_scenario
 
     if bool(scenario_path) == random_mode:
@@ -300,14 +332,14 @@ def sim_fleet(count: int, csms_url: str, scenario_path: str | None, random_mode:
         setup_logging("ERROR", stream=sys.stderr)
     progress = (lambda line: click.echo(line, err=True)) if as_json else click.echo
 
-    async def main_task() -> object:
+    async def main_task() -> FleetReport:
         loop = asyncio.get_running_loop()
-        fleet_holder: list[object] = []
+        fleet_holder: list[Fleet] = []
 
         def on_signal() -> None:
             if fleet_holder:
                 progress("fleet: stopping (Ctrl-C again to abort) ...")
-                fleet_holder[0].request_stop()  # type: ignore[attr-defined]
+                fleet_holder[0].request_stop()
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
 
@@ -325,7 +357,118 @@ def sim_fleet(count: int, csms_url: str, scenario_path: str | None, random_mode:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(3) from None
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))  # type: ignore[attr-defined]
+        click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(render_report(report))  # type: ignore[arg-type]
-    raise SystemExit(report.exit_code())  # type: ignore[attr-defined]
+        click.echo(render_report(report))
+    raise SystemExit(report.exit_code())
+
+
+# -- actions on a running simulated station ------------------------------------------------------
+
+# command name -> (the request it sends, help)
+CONNECTOR_ACTIONS: dict[str, tuple[Callable[[int], Request[Any]], str]] = {
+    "plug": (SimPlugRequest, "Plug the simulated vehicle in (pilot state B)."),
+    "charge": (SimChargeRequest, "The vehicle asks for energy (pilot state C)."),
+    "stop-charging": (SimStopChargingRequest, "The vehicle stops asking (back to B)."),
+    "unplug": (SimUnplugRequest, "Unplug the vehicle (pilot state A)."),
+    "short-pilot": (SimShortPilotRequest, "Short the control pilot (state E)."),
+    "clear-short": (SimClearShortRequest, "Remove the pilot short."),
+    "remove-diode": (SimRemoveDiodeRequest, "Take the vehicle's pilot diode out (diode fault)."),
+    "restore-diode": (SimRestoreDiodeRequest, "Put the pilot diode back."),
+    "weld": (SimWeldRequest, "Weld the contactor's contacts (mirror contact stays closed)."),
+    "fail-to-close": (SimFailToCloseRequest, "Make the contactor fail to close."),
+    "repair": (SimRepairRequest, "Repair a welded or stuck contactor."),
+}
+STATION_ACTIONS: dict[str, tuple[Callable[[], Request[Any]], str]] = {
+    "rcd-trip": (SimRcdTripRequest, "Trip the residual current monitor."),
+    "rcd-clear": (SimRcdClearRequest, "Release the residual current monitor."),
+    "estop-press": (SimEstopPressRequest, "Press the emergency stop."),
+    "estop-release": (SimEstopReleaseRequest, "Release the emergency stop."),
+}
+
+socket_option = click.option(
+    "--control-socket", type=click.Path(dir_okay=False), default=None,
+    help="the station's control socket [default: $CHARGERFW_CONTROL_SOCKET, else "
+         "$CHARGERFW_RUNTIME_DIR/control.sock]",
+)
+reply_json_option = click.option("--json", "as_json", is_flag=True,
+                                 help="print the reply as JSON")
+connector_option = click.option("--connector", "-n", type=click.IntRange(1, 2), default=1,
+                                show_default=True)
+
+
+def _send(request: Request[Any], control_socket: str | None, as_json: bool) -> None:
+    from chargerfw.control.client import ControlClient, ControlUnavailable, control_socket_path
+
+    path = Path(control_socket) if control_socket else control_socket_path()
+    method = request.method.value
+    try:
+        reply = ControlClient(path).request(request)
+    except ControlUnavailable as exc:
+        click.echo(f"error: no simulated station answers on {path}: {exc}", err=True)
+        click.echo("start one with `make sim` (or `chargerfw sim station`) and export the "
+                   "CHARGERFW_RUNTIME_DIR it prints", err=True)
+        raise SystemExit(EXIT_UNREACHABLE) from None
+    except ControlError as exc:
+        click.echo(f"error: the station refused {method}: {exc.message}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    result = encode_reply(type(request), reply)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in (result or {}).items()) or "ok")
+
+
+def _connector_command(name: str, make: Callable[[int], Request[Any]], help_text: str) -> None:
+    @sim.command(name, help=help_text)
+    @connector_option
+    @socket_option
+    @reply_json_option
+    def command(connector: int, control_socket: str | None, as_json: bool) -> None:
+        _send(make(connector), control_socket, as_json)
+
+
+def _station_command(name: str, make: Callable[[], Request[Any]], help_text: str) -> None:
+    @sim.command(name, help=help_text)
+    @socket_option
+    @reply_json_option
+    def command(control_socket: str | None, as_json: bool) -> None:
+        _send(make(), control_socket, as_json)
+
+
+for _name, (_make_for_connector, _help) in CONNECTOR_ACTIONS.items():
+    _connector_command(_name, _make_for_connector, _help)
+for _name, (_make, _help) in STATION_ACTIONS.items():
+    _station_command(_name, _make, _help)
+
+
+@sim.command("tap")
+@click.argument("uid")
+@click.option("--hold", "hold_s", type=click.FloatRange(0, 10), default=0.3, show_default=True,
+              help="seconds the card stays on the reader")
+@socket_option
+@reply_json_option
+def sim_tap(uid: str, hold_s: float, control_socket: str | None, as_json: bool) -> None:
+    """Tap a card with UID (hex, e.g. 04A1B2C3D4E5F6) on the simulated reader."""
+    _send(SimTapRequest(uid, hold_s), control_socket, as_json)
+
+
+@sim.command("temperature")
+@click.argument("celsius", type=float)
+@connector_option
+@socket_option
+@reply_json_option
+def sim_temperature(celsius: float, connector: int, control_socket: str | None,
+                    as_json: bool) -> None:
+    """Set the connector's simulated temperature sensor."""
+    _send(SimTemperatureRequest(celsius, connector), control_socket, as_json)
+
+
+@sim.command("overdraw")
+@click.argument("amps", type=float)
+@connector_option
+@socket_option
+@reply_json_option
+def sim_overdraw(amps: float, connector: int, control_socket: str | None, as_json: bool) -> None:
+    """Make the vehicle draw AMPS more than the pilot offers (0 to stop)."""
+    _send(SimOverdrawRequest(amps, connector), control_socket, as_json)

@@ -1,10 +1,6 @@
-"""The station runtime: ``chargerfw run`` (drivers + safety + state machines + OCPP) and its
-local control channel."""
+"""The station runtime: ``chargerfw run`` (drivers + safety + state machines + OCPP) and the
+answers to its control socket (:mod:`chargerfw.control` holds the socket and its API)."""
 
-from chargerfw.runtime.control import ControlError, ControlUnavailable, call, default_socket_path
 from chargerfw.runtime.station import HARD_RESET_EXIT_CODE, RunOutcome, StationRuntime
 
-__all__ = [
-    "HARD_RESET_EXIT_CODE", "ControlError", "ControlUnavailable", "RunOutcome", "StationRuntime",
-    "call", "default_socket_path",
-]
+__all__ = ["HARD_RESET_EXIT_CODE", "RunOutcome", "StationRuntime"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from chargerfw.config import ConnectorSection, StationConfig
+from chargerfw.control.api import Method
+from chargerfw.control.server import Handler
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
@@ -30,7 +32,7 @@ class SimulatedHardware(Protocol):
         """The meter driver the runtime polls for one connector."""
         ...
 
-    def control_handlers(self) -> dict[str, Callable[..., Any]]:
+    def control_handlers(self) -> dict[Method, Handler]:
         """The ``sim.*`` methods of the control socket."""
         ...
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from chargerfw import __version__
 from chargerfw.config import StationConfig
+from chargerfw.control.server import ControlServer, ControlSocketLock
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
@@ -51,7 +52,6 @@ from chargerfw.ocpp.client16 import OcppClient
 from chargerfw.ocpp.station_port import ResetKind
 from chargerfw.runtime.assembly import StationParts, assemble
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.runtime.control import ControlServer, ControlSocketLock
 from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing

@@ -16,17 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from chargerfw.config import ConnectorSection, StationConfig
+from chargerfw.control.api import (
+    ContactorSimReply,
+    EmergencyStopSwitchReply,
+    InvalidParams,
+    Method,
+    OnConnector,
+    OverdrawReply,
+    RcmSwitchReply,
+    ReaderSwitchReply,
+    Refused,
+    SimChargeRequest,
+    SimOverdrawRequest,
+    SimTapRequest,
+    SimTemperatureRequest,
+    TapReply,
+    TemperatureReply,
+    VehicleReply,
+)
+from chargerfw.control.server import Handler
 from chargerfw.drivers.board import Board, ConnectorSim
 from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
 from chargerfw.drivers.readers.simulated import SimulatedReader
 from chargerfw.logs import get_logger
-from chargerfw.runtime.control import InvalidParams, Refused
 from chargerfw.sim.meter import SimulatedMeter, SimulatedMeterBackend, serve_tcp
 from chargerfw.store import Store
 
@@ -137,24 +154,26 @@ class SimulatedStation:
         self.parts(connector_id)
         return self.loads[connector_id]
 
-    def control_handlers(self) -> dict[str, Callable[..., Any]]:
+    def control_handlers(self) -> dict[Method, Handler]:
         """The ``sim.*`` methods of the control socket, one per simulated action."""
 
-        def on_vehicle(action: str) -> Callable[..., dict[str, Any]]:
-            def handler(connector: int = 1) -> dict[str, Any]:
-                vehicle = self._parts_for(connector).vehicle
+        def on_vehicle(action: str) -> Handler:
+            def handler(request: OnConnector) -> VehicleReply:
+                vehicle = self._parts_for(request.connector).vehicle
+                if isinstance(request, SimChargeRequest) and request.max_current_a is not None:
+                    vehicle.max_current_a = request.max_current_a
                 try:
                     getattr(vehicle, action)()
                 except RuntimeError as exc:  # unplugged, another vehicle, ...
                     raise Refused(str(exc)) from None
-                return {"connector": connector, "vehicle": vehicle.state.value}
+                return VehicleReply(request.connector, vehicle.state.value)
             return handler
 
-        async def tap(uid: str, hold_s: float = 0.3) -> dict[str, Any]:
+        async def tap(request: SimTapRequest) -> TapReply:
             reader = self.reader
             if reader is None:
                 raise Refused("the station has no [reader]")
-            if not 0 <= float(hold_s) <= 10:
+            if not 0 <= request.hold_s <= 10:
                 raise InvalidParams("hold_s must be between 0 and 10")
             if self._tap_timer is not None:
                 # A card still lying on the reader from the previous tap is taken off first,
@@ -163,83 +182,88 @@ class SimulatedStation:
                 self._tap_timer = None
                 reader.remove()
             try:
-                reader.present(uid)
+                reader.present(request.uid)
             except ValueError as exc:
                 raise InvalidParams(f"uid: {exc}") from None
             except Exception as exc:
                 raise Refused(str(exc)) from None
-            self._tap_timer = asyncio.get_running_loop().call_later(float(hold_s), reader.remove)
-            return {"presented": uid.upper()}
+            self._tap_timer = asyncio.get_running_loop().call_later(request.hold_s,
+                                                                    reader.remove)
+            return TapReply(request.uid.upper())
 
-        def station_switch(part: str, method: str) -> Callable[[], dict[str, Any]]:
-            def handler() -> dict[str, Any]:
-                board_sim = self.board.sim
-                switch = getattr(board_sim, part, None)
+        def rcm(action: str) -> Handler:
+            def handler(request: object) -> RcmSwitchReply:
+                switch = self.board.sim.rcm if self.board.sim is not None else None
                 if switch is None:
-                    raise Refused(f"the station has no {part}")
-                getattr(switch, method)()
-                return {part: method}
+                    raise Refused("the station has no rcm")
+                getattr(switch, action)()
+                return RcmSwitchReply(action)
             return handler
 
-        def contactor(method: str) -> Callable[..., dict[str, Any]]:
-            def handler(connector: int = 1) -> dict[str, Any]:
-                getattr(self._parts_for(connector).contactor, method)()
-                return {"connector": connector, "contactor": method}
+        def emergency_stop(action: str) -> Handler:
+            def handler(request: object) -> EmergencyStopSwitchReply:
+                switch = self.board.sim.emergency_stop if self.board.sim is not None else None
+                if switch is None:
+                    raise Refused("the station has no emergency_stop")
+                getattr(switch, action)()
+                return EmergencyStopSwitchReply(action)
             return handler
 
-        def reader_presence(method: str) -> Callable[[], dict[str, Any]]:
-            def handler() -> dict[str, Any]:
+        def contactor(action: str) -> Handler:
+            def handler(request: OnConnector) -> ContactorSimReply:
+                getattr(self._parts_for(request.connector).contactor, action)()
+                return ContactorSimReply(request.connector, action)
+            return handler
+
+        def reader_presence(action: str) -> Handler:
+            def handler(request: object) -> ReaderSwitchReply:
                 reader = self.reader
                 if reader is None:
                     raise Refused("the station has no [reader]")
-                getattr(reader, method)()
-                return {"reader": method}
+                getattr(reader, action)()
+                return ReaderSwitchReply(action)
             return handler
 
-        def temperature(celsius: float, connector: int = 1) -> dict[str, Any]:
-            chip = self._parts_for(connector).temperature
+        def temperature(request: SimTemperatureRequest) -> TemperatureReply:
+            chip = self._parts_for(request.connector).temperature
             if chip is None:
-                raise Refused(f"connector {connector} has no temperature sensor")
-            value = float(celsius)
-            if not -55 <= value <= 150:
+                raise Refused(f"connector {request.connector} has no temperature sensor")
+            if not -55 <= request.celsius <= 150:
                 raise InvalidParams("celsius must be between -55 and 150")
-            chip.temperature_c = value
-            return {"connector": connector, "celsius": value}
+            chip.temperature_c = request.celsius
+            return TemperatureReply(request.connector, request.celsius)
 
-        def overdraw(amps: float, connector: int = 1) -> dict[str, Any]:
-            value = float(amps)
-            if not 0 <= value <= 100:
+        def overdraw(request: SimOverdrawRequest) -> OverdrawReply:
+            if not 0 <= request.amps <= 100:
                 raise InvalidParams("amps must be between 0 and 100")
-            self._parts_for(connector)
-            self.load(connector).overdraw_a = value
-            return {"connector": connector, "overdraw_a": value}
+            self._parts_for(request.connector)
+            self.load(request.connector).overdraw_a = request.amps
+            return OverdrawReply(request.connector, request.amps)
 
         return {
-            "sim.plug": on_vehicle("plug_in"),
-            "sim.charge": on_vehicle("request_charge"),
-            "sim.stop_charging": on_vehicle("stop_charging"),
-            "sim.unplug": on_vehicle("unplug"),
-            "sim.short_pilot": on_vehicle("short_pilot"),
-            "sim.clear_short": on_vehicle("clear_short"),
-            "sim.remove_diode": on_vehicle("remove_diode"),
-            "sim.restore_diode": on_vehicle("restore_diode"),
-            "sim.tap": tap,
-            "sim.rcd_trip": station_switch("rcm", "trip"),
-            "sim.rcd_clear": station_switch("rcm", "clear"),
-            "sim.estop_press": station_switch("emergency_stop", "press"),
-            "sim.estop_release": station_switch("emergency_stop", "release"),
-            "sim.weld": contactor("weld"),
-            "sim.repair": contactor("repair"),
-            "sim.fail_to_close": contactor("fail_to_close"),
-            "sim.temperature": temperature,
-            "sim.reader_unplug": reader_presence("unplug"),
-            "sim.reader_replug": reader_presence("replug"),
-            "sim.overdraw": overdraw,
+            Method.SIM_PLUG: on_vehicle("plug_in"),
+            Method.SIM_CHARGE: on_vehicle("request_charge"),
+            Method.SIM_STOP_CHARGING: on_vehicle("stop_charging"),
+            Method.SIM_UNPLUG: on_vehicle("unplug"),
+            Method.SIM_SHORT_PILOT: on_vehicle("short_pilot"),
+            Method.SIM_CLEAR_SHORT: on_vehicle("clear_short"),
+            Method.SIM_REMOVE_DIODE: on_vehicle("remove_diode"),
+            Method.SIM_RESTORE_DIODE: on_vehicle("restore_diode"),
+            Method.SIM_TAP: tap,
+            Method.SIM_RCD_TRIP: rcm("trip"),
+            Method.SIM_RCD_CLEAR: rcm("clear"),
+            Method.SIM_ESTOP_PRESS: emergency_stop("press"),
+            Method.SIM_ESTOP_RELEASE: emergency_stop("release"),
+            Method.SIM_WELD: contactor("weld"),
+            Method.SIM_REPAIR: contactor("repair"),
+            Method.SIM_FAIL_TO_CLOSE: contactor("fail_to_close"),
+            Method.SIM_TEMPERATURE: temperature,
+            Method.SIM_READER_UNPLUG: reader_presence("unplug"),
+            Method.SIM_READER_REPLUG: reader_presence("replug"),
+            Method.SIM_OVERDRAW: overdraw,
         }
 
-    def _parts_for(self, connector: object) -> ConnectorSim:
-        if not isinstance(connector, int) or isinstance(connector, bool):
-            raise InvalidParams(f"connector must be an integer, got {connector!r}")
+    def _parts_for(self, connector: int) -> ConnectorSim:
         try:
             return self.parts(connector)
         except SimulationError as exc:

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from chargerfw.config import StationConfig
+from chargerfw.control.api import (
+    ConnectorStatus,
+    SimChargeRequest,
+    SimPlugRequest,
+    SimTapRequest,
+    SimUnplugRequest,
+    StatusRequest,
+)
 from chargerfw.logs import get_logger
 from chargerfw.runtime.station import StationRuntime
+from chargerfw.station.enums import ChargePointStatus
 from chargerfw.store import OUTBOX_DELIVERED
 
 log = get_logger(__name__)
@@ -97,22 +106,19 @@ def with_backend_url(config: StationConfig, url: str) -> StationConfig:
 
 async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
                    charge_s: float = 20.0, connector: int = 1) -> None:
-    """Plug in, tap a card, charge ``charge_s`` with meter values flowing, tap again, unplug."""
-    async def do(method: str, **params: Any) -> Any:
-        result = runtime.handlers.handlers()[method](**params)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
+    """Plug in, tap a card, charge ``charge_s`` with meter values flowing, tap again, unplug:
+    the same typed requests the control socket takes, answered in this process."""
+    handlers = runtime.handlers
 
-    def connector_status() -> dict[str, Any]:
-        return runtime.handlers.status()["connectors"][connector - 1]
+    def connector_status() -> ConnectorStatus:
+        return handlers.connector_status(connector)
 
     def meter_values_delivered() -> int:
         assert runtime.store is not None
         return sum(1 for m in runtime.store.outbox_all()
                    if m.action == "MeterValues" and m.state == OUTBOX_DELIVERED)
 
-    async def wait(what: str, predicate: Callable[[], Any], timeout: float = 20.0) -> bool:
+    async def wait(what: str, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -123,35 +129,38 @@ async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,
 
     await runtime.ready.wait()
     echo("demo: waiting for the backend to accept the station ...")
-    await wait("the backend", lambda: runtime.handlers.status()["backend"]["online"], timeout=30)
+    await wait("the backend", lambda: handlers.status(StatusRequest()).backend.online,
+               timeout=30)
     echo("demo: plugging the vehicle in")
-    await do("sim.plug", connector=connector)
+    await handlers.call(SimPlugRequest(connector))
     await asyncio.sleep(1.0)
     echo(f"demo: tapping card {tag}")
-    await do("sim.tap", uid=tag)
+    await handlers.call(SimTapRequest(tag))
     if not await wait("the transaction to start",
-                      lambda: connector_status()["transaction"] is not None):
+                      lambda: connector_status().transaction is not None):
         return
     echo("demo: the vehicle asks for energy")
-    await do("sim.charge", connector=connector)
-    await wait("charging", lambda: connector_status()["status"] == "Charging")
+    await handlers.call(SimChargeRequest(connector))
+    await wait("charging", lambda: connector_status().status is ChargePointStatus.CHARGING)
     deadline = time.monotonic() + charge_s
     while time.monotonic() < deadline:
         await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
         c = connector_status()
-        tx, meter = c["transaction"], c["meter"] or {}
-        echo(f"demo: {c['status']:<9} power {meter.get('power_w') or 0:8.0f} W  "
-             f"energy {tx['energy_wh'] if tx else 0:8.1f} Wh  "
-             f"transaction {tx['transaction_id'] if tx else '-'}  "
+        tx = c.transaction
+        power = (c.meter.power_w if c.meter else None) or 0
+        echo(f"demo: {c.status.value:<9} power {power:8.0f} W  "
+             f"energy {tx.energy_wh if tx else 0:8.1f} Wh  "
+             f"transaction {tx.transaction_id if tx else '-'}  "
              f"MeterValues delivered {meter_values_delivered()}  "
-             f"outbox {runtime.handlers.status()['outbox']['pending']}")
+             f"outbox {handlers.status(StatusRequest()).outbox.pending}")
     echo(f"demo: tapping card {tag} again to stop")
-    await do("sim.tap", uid=tag)
-    await wait("the transaction to stop", lambda: connector_status()["transaction"] is None)
+    await handlers.call(SimTapRequest(tag))
+    await wait("the transaction to stop", lambda: connector_status().transaction is None)
     await asyncio.sleep(1.0)
     echo("demo: unplugging")
-    await do("sim.unplug", connector=connector)
-    await wait("Available", lambda: connector_status()["status"] == "Available", timeout=10)
+    await handlers.call(SimUnplugRequest(connector))
+    await wait("Available", lambda: connector_status().status is ChargePointStatus.AVAILABLE,
+               timeout=10)
     echo("demo: done; the station keeps running (Ctrl-C to stop)")
 
 

@@ -3,7 +3,9 @@
 Every fault maps to the OCPP 1.6 ChargePointErrorCode it is reported with, a
 ``vendorErrorCode`` that names it exactly (StatusNotification.req carries one), whether it
 opens the contactor, whether it puts the connector in Faulted ("not available for energy
-delivery"), whether it ends a running transaction, and how it clears:
+delivery"), whether it ends a running transaction, what it means and what a technician
+checks or does about it (``description``, ``hint``: ``chargerfw faults`` and ``status`` show
+them), and how it clears:
 
 * ``CONDITION_GONE`` — clears itself once the source reports the condition gone (fault input
   released, temperature back below the resume threshold, meter or reader back).
@@ -63,6 +65,8 @@ class FaultSpec:
     faulted: bool  # connector status becomes Faulted while it is active
     ends_transaction: bool
     clear_rule: ClearRule
+    description: str  # what the fault means, for the technician
+    hint: str  # what to check or do about it, and how it clears
     stop_reason: StopReason = StopReason.OTHER
 
 
@@ -75,6 +79,13 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The residual current monitor tripped: current leaks to earth (in the vehicle, the "
+            "cable or the installation)."),
+        hint=(
+            "Unplug the vehicle and look at its cable and plug; if it trips again without a "
+            "vehicle, check the installation and test the RCD (`chargerfw test rcd`). It clears "
+            "by itself when the RCM releases."),
     ),
     FaultKind.RCD_TRIP_REPEATED: FaultSpec(
         _E.GROUND_FAILURE,
@@ -83,6 +94,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.TECHNICIAN,
+        description=(
+            "The residual current monitor tripped again and again within a short time: latched "
+            "until a technician clears it."),
+        hint=(
+            "Check the vehicle and the installation for an earth leak; test the RCD (`chargerfw "
+            "test rcd`); clear with `chargerfw faults clear rcd_trip_repeated` once fixed."),
     ),
     FaultKind.EMERGENCY_STOP: FaultSpec(
         _E.OTHER_ERROR,
@@ -91,6 +108,10 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.CONDITION_GONE,
+        description="The emergency stop button is pressed.",
+        hint=(
+            "Find out why it was pressed and make the site safe, then twist the button free: the "
+            "fault clears on release."),
         stop_reason=StopReason.EMERGENCY_STOP,
     ),
     # Over-temperature keeps the transaction: charging resumes when the station has cooled.
@@ -101,6 +122,11 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The connector's temperature sensor reads above its stop limit: charging pauses."),
+        hint=(
+            "Look for a loose or corroded terminal, a damaged plug or a blocked vent; charging "
+            "resumes by itself once the connector has cooled below its resume limit."),
     ),
     # OCPP 1.6 says EVCommunicationError need not be Faulted; issue 3 asks for Faulted with
     # the matching code for pilot E/F and diode faults, which IEC 61851-1 treats as errors.
@@ -111,6 +137,13 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.VEHICLE_UNPLUGGED,
+        description=(
+            "The control pilot reads E (shorted) or an F the station does not drive: the vehicle "
+            "or the cable is faulty."),
+        hint=(
+            "Unplug the vehicle and inspect the cable and the plug; `chargerfw test pilot` "
+            "without a vehicle checks the station's side. It clears once the vehicle is "
+            "unplugged."),
     ),
     FaultKind.DIODE_FAULT: FaultSpec(
         _E.EV_COMMUNICATION_ERROR,
@@ -119,6 +152,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.VEHICLE_UNPLUGGED,
+        description=(
+            "The vehicle's pilot diode is missing: the low half of the pilot PWM is not at -12 "
+            "V."),
+        hint=(
+            "Try another cable or vehicle; `chargerfw test pilot` checks the station's side. It "
+            "clears once the vehicle is unplugged."),
     ),
     FaultKind.CONTACTOR_WELDED: FaultSpec(
         _E.POWER_SWITCH_FAILURE,
@@ -127,6 +166,13 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.TECHNICIAN,
+        description=(
+            "The contactor's mirror contact stays closed with the coil off: the contacts are "
+            "welded and the outlet may be live."),
+        hint=(
+            "Isolate the supply, inspect and replace the contactor, check it with `chargerfw "
+            "test contactor`; clear with `chargerfw faults clear contactor_welded` once "
+            "repaired."),
     ),
     FaultKind.CONTACTOR_FAILED_TO_CLOSE: FaultSpec(
         _E.POWER_SWITCH_FAILURE,
@@ -135,6 +181,11 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.VEHICLE_UNPLUGGED,
+        description=(
+            "The contactor's mirror contact stayed open with the coil on: no energy flowed."),
+        hint=(
+            "Check the coil supply, its wiring and the mirror contact wiring (`chargerfw test "
+            "contactor`). It clears once the vehicle is unplugged."),
     ),
     FaultKind.OVER_CURRENT: FaultSpec(
         _E.OVER_CURRENT_FAILURE,
@@ -143,6 +194,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.VEHICLE_UNPLUGGED,
+        description=(
+            "The vehicle drew more current than the pilot offered, for longer than allowed."),
+        hint=(
+            "The vehicle ignores the pilot's limit, or the meter reads wrong (CT direction, "
+            "phase wiring): compare with `chargerfw meter`. It clears once the vehicle is "
+            "unplugged."),
     ),
     FaultKind.OVER_VOLTAGE: FaultSpec(
         _E.OVER_VOLTAGE,
@@ -151,6 +208,10 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description="The meter measures a supply voltage above the allowed range.",
+        hint=(
+            "Check the supply and the meter's voltage wiring (`chargerfw meter`). It clears by "
+            "itself once the voltage is back in range."),
     ),
     FaultKind.UNDER_VOLTAGE: FaultSpec(
         _E.UNDER_VOLTAGE,
@@ -159,6 +220,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The meter measures a supply voltage below the allowed range (or a phase is "
+            "missing)."),
+        hint=(
+            "Check the supply, its fuses and the meter's voltage wiring (`chargerfw meter`). It "
+            "clears by itself once the voltage is back in range."),
     ),
     FaultKind.LOCK_FAILURE: FaultSpec(
         _E.CONNECTOR_LOCK_FAILURE,
@@ -167,6 +234,10 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.VEHICLE_UNPLUGGED,
+        description="The cable lock did not confirm locking or unlocking.",
+        hint=(
+            "Check the lock actuator, its supply and its feedback switch, and whether a plug is "
+            "jammed (`chargerfw test lock`). It clears once the vehicle is unplugged."),
     ),
     # Not a hazard: reported with the normal status (OCPP allows an error code beside a status),
     # the session goes on; over-current detection pauses while the meter is out.
@@ -177,6 +248,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=False,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The energy meter does not answer or gives implausible values: sessions go on, but "
+            "over-current detection pauses."),
+        hint=(
+            "Check the meter's bus wiring, unit id and baud rate (`chargerfw meter read`). It "
+            "clears by itself once the meter answers again."),
     ),
     FaultKind.READER_FAILURE: FaultSpec(
         _E.READER_FAILURE,
@@ -185,6 +262,10 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=False,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description="The RFID/NFC reader is gone: cards can neither start nor stop sessions.",
+        hint=(
+            "Check the reader's cable and USB hub; for PC/SC `systemctl status pcscd`. It clears "
+            "by itself once the reader is back."),
     ),
     # Without a pilot reading we cannot tell a vehicle that left; without a temperature we
     # cannot protect against heat: both stop energy until the sensor answers again.
@@ -195,6 +276,12 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The pilot ADC does not answer: the station cannot tell whether a vehicle is there, "
+            "so it stops energy."),
+        hint=(
+            "Check the I2C bus (`i2cdetect -y 1`), the HAT and its power. It clears by itself "
+            "once the ADC answers."),
     ),
     FaultKind.TEMPERATURE_SENSOR_FAILURE: FaultSpec(
         _E.INTERNAL_ERROR,
@@ -203,6 +290,11 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=False,
         clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The connector's temperature sensor does not answer: energy stops until it does."),
+        hint=(
+            "Check the sensor's wiring and the I2C bus (`i2cdetect -y 1`). It clears by itself "
+            "once the sensor answers."),
     ),
     FaultKind.INTERNAL_ERROR: FaultSpec(
         _E.INTERNAL_ERROR,
@@ -211,6 +303,10 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
         faulted=True,
         ends_transaction=True,
         clear_rule=ClearRule.TECHNICIAN,
+        description="The firmware met an error it could not handle safely: energy stops.",
+        hint=(
+            "Collect `chargerfw support-bundle` and send it to support; clear with `chargerfw "
+            "faults clear internal_error` once it has been looked at."),
     ),
 }
 

@@ -17,8 +17,8 @@ from fakes import FakeContactor, wait_until
 from ocpp_testcsms import TestCsms
 from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
 
+from chargerfw import control
 from chargerfw.drivers.types import PilotMode, PilotState
-from chargerfw.runtime import control
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import (
@@ -122,7 +122,6 @@ async def test_each_test_passes_blocks_the_connector_and_restores_it(station: St
 
 async def test_a_connector_under_test_takes_no_session(station: Station):
     runtime, sock, _cli, csms = station
-    controller = runtime.controllers[1]
     started = asyncio.Event()
     release = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -136,7 +135,7 @@ async def test_a_connector_under_test_takes_no_session(station: Station):
 
     test = asyncio.create_task(ctl(sock, "test.lock", connector=1))
     await asyncio.wait_for(started.wait(), 10)
-    assert controller.under_test == "lock"
+    assert runtime.connector_state(1).under_test == "lock"
     status = await ctl(sock, "status")
     assert status["connectors"][0]["under_test"] == "lock"
     assert "lock test is running" in await refusal(sock, "test.contactor")
@@ -223,7 +222,7 @@ async def test_welded_contactor_found_by_the_test(station: Station):
     report = await ctl(sock, "test.contactor", connector=1)
     assert report["result"] == "welded" and not report["passed"] and len(report["steps"]) == 1
     await wait_until(lambda: statuses(csms)[-1] == "Faulted", what="Faulted again")
-    assert runtime.controllers[1].under_test is None
+    assert runtime.connector_state(1).under_test is None
 
 
 def test_supervisor_test_close_rules():

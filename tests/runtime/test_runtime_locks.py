@@ -15,10 +15,10 @@ from ocpp_testcsms import TestCsms
 from runtime_helpers import ctl, dump_toml, running_station, sim_station_config
 
 from chargerfw.config import parse_config
+from chargerfw.control.server import ControlSocketInUse
 from chargerfw.drivers.board import build_board
 from chargerfw.hwlock import HardwareBusy, HardwareLock, is_locked
 from chargerfw.runtime import assembly as assembly_module
-from chargerfw.runtime.control import ControlSocketInUse
 from chargerfw.runtime.station import BUSY_EXIT_CODE, StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from runtime_helpers import SIM_TOML, dump_toml, free_port
 
+from chargerfw import control
 from chargerfw.csms.ocpi import models as m
-from chargerfw.runtime import control
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -17,7 +17,7 @@ from ocpp.v16 import call
 from ocpp_testcsms import TestCsms
 from runtime_helpers import ctl, running_station, sim_station_config, wait_status
 
-from chargerfw.runtime import control
+from chargerfw import control
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.sim.hardware import SimulatedStation
 from chargerfw.station.metering import OverCurrentSettings

@@ -1,32 +1,34 @@
-"""`chargerfw selftest` with the service stopped (real simulated meter over Modbus TCP, the
-test CSMS on loopback for the backend check), its pure checks, `support-bundle`, and the
-hardware lock across processes."""
+"""`chargerfw selftest`: with the service stopped (real simulated meter over Modbus TCP, the
+test CSMS on loopback for the backend check) and with it running (a fake one on the control
+socket); its pure checks; and the hardware lock across processes."""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import dataclasses
 import os
 import subprocess
 import sys
-import tarfile
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from diag_support import (
+    FakeService,
     PreparedBoard,
+    active_fault,
     as_json,
+    csms_in_thread,
     invoke,
     sim_meter_thread,
+    status_result,
     write_station,
 )
-from ocpp_testcsms import TestCsms
 
-from chargerfw.cli import diag
-from chargerfw.diagnostics import CheckStatus, check_clock, check_disk, check_meter_sample
+from chargerfw.cli import common
+from chargerfw.cli.checks import CheckStatus, check_clock, check_disk, check_meter_sample
+from chargerfw.control.api import ConnectorMeter, Method
 from chargerfw.drivers.types import MeterSample
 from chargerfw.hwlock import HardwareBusy, HardwareLock, HardwareLockError, is_locked
+from chargerfw.station.faults import FaultKind
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,23 +36,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def csms():
-    """The test CSMS in its own thread (the CLI runs its own event loop)."""
-    ready = threading.Event()
-    holder = {}
-
-    async def serve() -> None:
-        async with TestCsms(password="sim-secret") as server:
-            holder["server"], holder["loop"] = server, asyncio.get_running_loop()
-            holder["stop"] = asyncio.Event()
-            ready.set()
-            await holder["stop"].wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    yield holder["server"]
-    holder["loop"].call_soon_threadsafe(holder["stop"].set)
-    thread.join(5)
+    with csms_in_thread() as server:
+        yield server
 
 
 def checks_of(result) -> dict[str, dict]:
@@ -78,7 +65,7 @@ def test_selftest_all_pass_against_sim_meter_and_backend(tmp_path, runtime_dir, 
 
 
 def test_selftest_reports_each_failure_with_a_hint(tmp_path, runtime_dir, monkeypatch):
-    monkeypatch.setattr(diag, "open_board", PreparedBoard(
+    monkeypatch.setattr(common, "open_board", PreparedBoard(
         lambda board: (board.connectors[1].sim.contactor.weld(), board.sim.rcm.trip())))
     path = write_station(tmp_path)  # no meter, no backend listening
     result = invoke("selftest", "-c", str(path))
@@ -126,43 +113,6 @@ def test_clock_disk_and_meter_checks():
     assert check_meter_sample(MeterSample(1.0, 5.0, frequency_hz=45.0)).status is CheckStatus.FAIL
 
 
-def test_support_bundle_contents_are_redacted(tmp_path, runtime_dir, csms):
-    path = write_station(tmp_path, ocpp_url=csms.url)
-    with Store(tmp_path / "state.db") as store:
-        store.config_set("AuthorizationKey", "0123456789abcdef")
-        store.fault_raise("contactor_welded", 1, True, "mirror closed")
-        store.frame_log_add("in", '[2,"1","ChangeConfiguration",{"key":"AuthorizationKey",'
-                                  '"value":"0123456789abcdef"}]')
-        store.start_transaction(1, "04A1B2C3", 100, 1_700_000_000.0)
-    out = tmp_path / "bundle.tar.gz"
-    result = invoke("support-bundle", "-c", str(path), "-o", str(out), "--json")
-    assert result.exit_code == 0, result.output
-    assert as_json(result)["path"] == str(out)
-    with tarfile.open(out) as tar:
-        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()
-                 for m in tar.getmembers()}
-    assert set(files) >= {"config.toml", "selftest.json", "versions.json", "logs.txt",
-                          "status.json", "faults.json", "ocpp-frames.json", "outbox.json",
-                          "transactions.json", "ocpp-keys.json"}
-    everything = "\n".join(files.values())
-    assert "sim-secret" not in everything and "0123456789abcdef" not in everything
-    assert 'password = "***"' in files["config.toml"]
-    assert json.loads(files["faults.json"])[0]["code"] == "contactor_welded"
-    assert json.loads(files["outbox.json"])["pending"] == 1
-    assert json.loads(files["status.json"]) == {"service": "not running"}
-    assert json.loads(files["versions.json"])["python"].startswith(sys.version.split()[0])
-    selftest = json.loads(files["selftest.json"])
-    assert {c["name"] for c in selftest["checks"]} >= {"config", "backend reachable"}
-    assert files["logs.txt"]  # journal lines or a note why there are none
-    assert not list(tmp_path.glob("*.partial"))
-
-
-def test_support_bundle_unwritable_output(tmp_path, runtime_dir):
-    path = write_station(tmp_path)
-    result = invoke("support-bundle", "-c", str(path), "-o", str(tmp_path / "no" / "b.tgz"))
-    assert result.exit_code == 2 and "cannot write" in result.stderr
-
-
 def test_hardware_lock_across_processes(runtime_dir):
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -193,3 +143,38 @@ def test_hardware_lock_in_an_unusable_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(blocker / "run"))
     with pytest.raises(HardwareLockError, match="cannot open the hardware lock"):
         HardwareLock("x").acquire()
+
+
+METER = ConnectorMeter(age_s=0.4, energy_import_wh=12345.0, power_w=7200.0,
+                       voltage_v=[230.1, 229.8, 230.4], current_a=[10.4, 10.5, 10.4],
+                       frequency_hz=50.01)
+
+
+def test_selftest_with_the_service_running(tmp_path, runtime_dir, monkeypatch):
+    station = str(write_station(tmp_path))
+    Store(tmp_path / "state.db").close()
+
+    def refuse(_config):
+        raise AssertionError("the CLI touched the hardware while the service runs")
+    monkeypatch.setattr(common, "open_board", refuse)
+    socket = runtime_dir / "control.sock"
+    with FakeService(socket, {Method.STATUS: lambda r: status_result(meter=METER)}):
+        ok = invoke("selftest", "-c", station, "--json")
+    assert ok.exit_code == 0, ok.output
+    checks = checks_of(ok)
+    assert checks["service"]["status"] == "pass"
+    assert checks["meter 1"]["status"] == "pass" and "12.345 kWh" in checks["meter 1"]["detail"]
+    assert checks["backend reachable"]["status"] == "pass"
+    assert checks["clock"]["status"] == "pass" and "against the backend" in checks["clock"]["detail"]
+    stale = dataclasses.replace(METER, age_s=120.0)
+    with FakeService(socket, {Method.STATUS: lambda r: status_result(meter=stale)}):
+        old = invoke("selftest", "-c", station, "--json")
+    assert old.exit_code == 1
+    assert "120 s old" in checks_of(old)["meter 1"]["detail"]
+    welded = [active_fault(FaultKind.CONTACTOR_WELDED, 1)]
+    with FakeService(socket, {Method.STATUS: lambda r: status_result(
+            link_state="disconnected", faults=welded, meter=METER)}):
+        bad = invoke("selftest", "-c", station)
+    assert bad.exit_code == 1
+    assert "FAIL  backend reachable" in bad.stdout
+    assert "FAIL  contactor 1 feedback" in bad.stdout and "selftest FAILED" in bad.stdout

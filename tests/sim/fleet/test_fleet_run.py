@@ -179,7 +179,7 @@ async def test_sessions_started_and_stopped_by_the_backend(tmp_path: Path) -> No
 
 async def test_state_dir_reused_counts_only_this_run_and_control_socket_answers(
         tmp_path: Path) -> None:
-    from chargerfw.runtime import control
+    from chargerfw import control
 
     scenario = parse_scenario({"step": [
         {"action": "plug_in"}, {"action": "tap"},

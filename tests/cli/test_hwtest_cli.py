@@ -1,14 +1,39 @@
-"""`chargerfw test contactor|rcd|pilot|lock` on the direct-hardware path (service stopped):
-the simulated board under the hardware lock, the guarded refusals, exit codes, --json."""
+"""`chargerfw test contactor|rcd|pilot|lock`: on the direct-hardware path (service stopped:
+the simulated board under the hardware lock) and through the running service (a fake one on
+the control socket): the guarded refusals, exit codes, --json."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from diag_support import PreparedBoard, as_json, invoke, write_station
+from diag_support import (
+    FakeService,
+    PreparedBoard,
+    as_json,
+    invoke,
+    status_result,
+    write_station,
+)
 
-from chargerfw.cli import diag
+from chargerfw.cli import common
+from chargerfw.control.api import (
+    ContactorStep,
+    ContactorTestReply,
+    ContactorTestRequest,
+    ContactorVerdict,
+    LockStep,
+    LockTestReply,
+    Method,
+    PilotStep,
+    PilotTestReply,
+    Refused,
+    TransactionStatus,
+    encode_reply,
+)
+from chargerfw.drivers.contactor import ContactorFeedback
+from chargerfw.drivers.lock import LockResult
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.hwlock import HardwareLock, is_locked
 from chargerfw.store import Store
 
@@ -22,7 +47,7 @@ def station(tmp_path, runtime_dir):
 
 def prepare(monkeypatch, action=None) -> PreparedBoard:
     prepared = PreparedBoard(action)
-    monkeypatch.setattr(diag, "open_board", prepared)
+    monkeypatch.setattr(common, "open_board", prepared)
     return prepared
 
 
@@ -83,7 +108,8 @@ def test_contactor_refused_while_a_vehicle_is_connected(station, monkeypatch):
     prepared = prepare(monkeypatch, lambda board: board.connectors[1].sim.vehicle.plug_in())
     result = invoke("test", "contactor", "-c", station, "--yes")
     assert result.exit_code == 1
-    assert "refused" in result.stderr and "pilot reads B" in result.stderr
+    assert "refused" in result.stderr
+    assert "vehicle is connected to connector 1 (pilot B)" in result.stderr
     closes = [b.connectors[1].contactor.commanded_closed for b in prepared.boards]
     assert closes == [False]
 
@@ -208,3 +234,80 @@ def test_bad_connector_and_bad_config(station, tmp_path):
     broken.write_text("[station]\n")
     result = invoke("test", "pilot", "-c", str(broken))
     assert result.exit_code == 2 and "station.id" in result.stderr
+
+
+# -- through the running service ----------------------------------------------------------------
+TRANSACTION = TransactionStatus(local_id=3, transaction_id=1001, id_tag="04A1B2C3",
+                                started_at=1_700_000_000.0, meter_start_wh=10000,
+                                energy_wh=2345.0)
+
+
+@pytest.fixture
+def no_hardware(monkeypatch):
+    """With the service running, nothing may build the board in the CLI process."""
+    def refuse(_config):
+        raise AssertionError("the CLI touched the hardware while the service runs")
+    monkeypatch.setattr(common, "open_board", refuse)
+
+
+def service(runtime_dir, handlers) -> FakeService:
+    return FakeService(runtime_dir / "control.sock", handlers)
+
+
+def test_contactor_test_refused_from_the_service_status(station, runtime_dir, no_hardware):
+    def test_contactor(request: ContactorTestRequest) -> ContactorTestReply:
+        raise AssertionError("must not be called")
+
+    with service(runtime_dir, {Method.STATUS: lambda r: status_result(pilot="B"),
+                               Method.TEST_CONTACTOR: test_contactor}) as fake:
+        plugged = invoke("test", "contactor", "-c", station, "--yes")
+    assert plugged.exit_code == 1 and "vehicle is connected" in plugged.stderr
+    assert fake.methods() == [Method.STATUS]
+    charging = status_result(pilot="C", transaction=TRANSACTION)
+    with service(runtime_dir, {Method.STATUS: lambda r: charging,
+                               Method.TEST_CONTACTOR: test_contactor}):
+        refused = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert refused.exit_code == 1
+    assert "transaction runs" in as_json(refused)["refused"]
+
+
+def test_contactor_test_through_the_service(station, runtime_dir, no_hardware):
+    answer = ContactorTestReply(passed=False, result=ContactorVerdict.WELDED, steps=[
+        ContactorStep("close", "closed", ContactorFeedback.OK),
+        ContactorStep("open", "open", ContactorFeedback.WELDED)], connector=1)
+    with service(runtime_dir, {Method.STATUS: lambda r: status_result(pilot="A"),
+                               Method.TEST_CONTACTOR: lambda r: answer}) as fake:
+        declined = invoke("test", "contactor", "-c", station, input="n\n")
+        result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    assert declined.exit_code == 1 and "not confirmed" in declined.stderr
+    assert fake.methods().count(Method.TEST_CONTACTOR) == 1
+    assert (Method.TEST_CONTACTOR, ContactorTestRequest(connector=1)) in fake.calls
+    assert result.exit_code == 1
+    assert as_json(result) == {**encode_reply(ContactorTestRequest, answer), "via": "service"}
+
+
+def test_service_refusal_and_missing_method(station, runtime_dir, no_hardware):
+    def busy(request: object) -> object:
+        raise Refused("a safety test is already running")
+
+    with service(runtime_dir, {Method.STATUS: lambda r: status_result(),
+                               Method.TEST_RCD: busy}):
+        refused = invoke("test", "rcd", "-c", station)
+        missing = invoke("test", "lock", "-c", station)
+    assert refused.exit_code == 1 and "already running" in refused.stderr
+    assert missing.exit_code == 3 and "does not offer test.lock" in missing.stderr
+
+
+def test_pilot_and_lock_through_the_service(station, runtime_dir, no_hardware):
+    pilot = PilotTestReply(passed=True, vehicle=False, connector=1, steps=[
+        PilotStep(PilotMode.STANDBY, None, 100.0, PilotState.A, 12.0, 12.0, [PilotState.A],
+                  True)])
+    lock = LockTestReply(passed=True, feedback=True, connector=1, steps=[
+        LockStep("lock", LockResult.LOCKED), LockStep("unlock", LockResult.UNLOCKED)])
+    with service(runtime_dir, {Method.STATUS: lambda r: status_result(),
+                               Method.TEST_PILOT: lambda r: pilot,
+                               Method.TEST_LOCK: lambda r: lock}):
+        pilot_out = invoke("test", "pilot", "-c", station)
+        lock_out = invoke("test", "lock", "-c", station, "--json")
+    assert pilot_out.exit_code == 0 and "read A" in pilot_out.stdout
+    assert lock_out.exit_code == 0 and as_json(lock_out)["via"] == "service"

@@ -1,14 +1,10 @@
-"""The local control channel: a Unix socket the running service serves for the technician's CLI.
+"""The control socket as the running service serves it: a Unix socket (mode 0660, so only the
+service's user and group reach it; no TCP port) that decodes each request line into the
+method's request type (:mod:`chargerfw.control.api`), calls the handler the service gave for
+that method, and encodes its reply.
 
-Protocol: newline-delimited JSON. A request is ``{"id": any, "method": str, "params": {...}}``
-(``params`` optional); each gets one reply line, ``{"id": ..., "result": ...}`` or
-``{"id": ..., "error": {"code": int, "message": str}}``. Error codes follow JSON-RPC 2.0:
--32700 not JSON, -32600 not a valid request, -32601 unknown method, -32602 bad params,
--32000 the station refused (for example a fault whose condition is still there), -32603 an
-internal error. No TCP port: the socket is mode 0660 so only the service's user and group
-reach it.
-
-``call(socket_path, method, **params)`` is the small synchronous client the CLI builds on.
+The socket belongs to one station for the station's whole life: :class:`ControlSocketLock` is
+taken before the station touches its store, so two stations never share a socket.
 """
 
 from __future__ import annotations
@@ -19,52 +15,31 @@ import inspect
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from chargerfw.control.api import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    ControlError,
+    Method,
+    decode_request,
+    encode_reply,
+)
 from chargerfw.hwlock import LockHolder, OwnerLock
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_RUNTIME_DIR = "/run/chargerfw"
-SOCKET_NAME = "control.sock"
 MAX_REQUEST_BYTES = 64 * 1024
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-REFUSED = -32000
-
-Handler = Callable[..., Any | Awaitable[Any]]
-
-
-def default_socket_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$CHARGERFW_RUNTIME_DIR/control.sock`` (default directory /run/chargerfw)."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("CHARGERFW_RUNTIME_DIR") or DEFAULT_RUNTIME_DIR) / SOCKET_NAME
-
-
-class ControlError(Exception):
-    """An error reply (or one to send): ``code`` as in the module docstring."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class InvalidParams(ControlError):
-    def __init__(self, message: str) -> None:
-        super().__init__(INVALID_PARAMS, message)
-
-
-class Refused(ControlError):
-    def __init__(self, message: str) -> None:
-        super().__init__(REFUSED, message)
+# A handler takes its method's request and returns its reply, or an awaitable of it.
+Handler = Callable[[Any], object]
+Handlers = Mapping[Method, Handler]
 
 
 class ControlSocketInUse(RuntimeError):
@@ -92,16 +67,13 @@ class ControlSocketLock(OwnerLock):
         return ControlSocketInUse(self.socket_path, holder)
 
 
-class ControlUnavailable(ConnectionError):
-    """Nothing answers on the control socket (the service is not running, or no access)."""
-
-
 class ControlServer:
-    """Serves ``handlers`` (method name -> callable taking the params as keywords; may be async)."""
+    """Serves ``handlers``: one per method the service offers (a station on real hardware
+    offers no ``sim.*`` method)."""
 
-    def __init__(self, path: Path | str, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, path: Path | str, handlers: Handlers) -> None:
         self.path = Path(path)
-        self.handlers = dict(handlers)
+        self._handlers: dict[str, Handler] = {method.value: h for method, h in handlers.items()}
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -143,9 +115,8 @@ class ControlServer:
                 try:
                     line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
-                    await self._write(writer, {"id": None, "error": {
-                        "code": INVALID_REQUEST,
-                        "message": f"request longer than {MAX_REQUEST_BYTES} bytes"}})
+                    await self._write(writer, _error(
+                        None, INVALID_REQUEST, f"request longer than {MAX_REQUEST_BYTES} bytes"))
                     return
                 if not line:
                     return
@@ -181,17 +152,15 @@ class ControlServer:
             params = {}
         if not isinstance(params, dict):
             return _error(request_id, INVALID_REQUEST, "'params' must be a JSON object")
-        handler = self.handlers.get(method)
+        handler = self._handlers.get(method)
         if handler is None:
             return _error(request_id, METHOD_NOT_FOUND, f"unknown method {method!r}")
         try:
-            inspect.signature(handler).bind(**params)
-        except TypeError as exc:
-            return _error(request_id, INVALID_PARAMS, f"{method}: {exc}")
-        try:
-            result = handler(**params)
-            if inspect.isawaitable(result):
-                result = await result
+            typed = decode_request(method, params)
+            reply = handler(typed)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            result = encode_reply(type(typed), reply)
         except ControlError as exc:
             return _error(request_id, exc.code, exc.message)
         except (ValueError, KeyError, TypeError) as exc:
@@ -204,31 +173,3 @@ class ControlServer:
 
 def _error(request_id: object, code: int, message: str) -> dict[str, Any]:
     return {"id": request_id, "error": {"code": code, "message": message}}
-
-
-def call(socket_path: Path | str, method: str, *, timeout_s: float = 10.0,
-         **params: Any) -> Any:
-    """Send one request to a running station and return its ``result``.
-
-    Raises :class:`ControlUnavailable` if nothing listens, :class:`ControlError` for an error
-    reply (``.code``, ``.message``), ``TimeoutError`` if no reply comes within ``timeout_s``."""
-    request = json.dumps({"id": 1, "method": method, "params": params}).encode() + b"\n"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout_s)
-        try:
-            sock.connect(str(socket_path))
-        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
-            raise ControlUnavailable(
-                f"no station answers on {socket_path}: {exc.strerror or exc}") from None
-        sock.sendall(request)
-        buffer = b""
-        while not buffer.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ControlUnavailable(f"the station closed {socket_path} without a reply")
-            buffer += chunk
-    reply = json.loads(buffer)
-    if "error" in reply:
-        error = reply["error"]
-        raise ControlError(int(error.get("code", INTERNAL_ERROR)), str(error.get("message")))
-    return reply.get("result")

@@ -1,13 +1,22 @@
-"""`chargerfw meter` live view and `--once` read directly (service stopped): a simulated meter
-over Modbus TCP, a missing meter, and an RS-485 meter guarded by the hardware lock."""
+"""`chargerfw meter` live view and `--once`: read directly (service stopped: a simulated meter
+over Modbus TCP, a missing meter, an RS-485 meter guarded by the hardware lock) and through the
+running service (a fake one on the control socket)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from diag_support import invoke, sim_meter_thread, write_station
+from diag_support import (
+    FakeService,
+    as_json,
+    invoke,
+    sim_meter_thread,
+    status_result,
+    write_station,
+)
 
+from chargerfw.control.api import ConnectorMeter, MeterSampleReply, Method
 from chargerfw.hwlock import HardwareLock
 
 pytestmark = pytest.mark.timeout(30)
@@ -57,3 +66,30 @@ def test_rs485_meter_needs_the_hardware_lock(tmp_path, runtime_dir):
     assert read.exit_code == 1 and "meter --once" in read.stderr
     free = invoke("meter", "-c", station, "--once")
     assert free.exit_code == 3 and "no-such-tty" in free.stdout
+
+
+def test_meter_live_view_through_the_service(tmp_path, runtime_dir):
+    station = str(write_station(tmp_path))
+    sample = {"timestamp": 1_700_000_000.0, "energy_import_wh": 5000.0, "power_w": 3680.0,
+              "voltage_l1_v": 230.0, "current_l1_a": 16.0, "frequency_hz": 50.0}
+    reply = MeterSampleReply(**sample, age_s=0.4)
+    socket = runtime_dir / "control.sock"
+    with FakeService(socket, {Method.METER_SAMPLE: lambda request: reply}) as fake:
+        once = invoke("meter", "-c", station, "--once", "--json")
+        two = invoke("meter", "-c", station, "--count", "2", "--interval", "0.2")
+    assert once.exit_code == 0, once.output
+    assert as_json(once) == {"connector": 1, "source": "service", "sample": {
+        **{k: None for k in ("energy_export_wh", "power_l1_w", "power_l2_w", "power_l3_w",
+                             "voltage_l2_v", "voltage_l3_v", "current_l2_a", "current_l3_a")},
+        **sample}}
+    assert two.stdout.count("energy import  5.000 kWh") == 2
+    assert fake.methods() == [Method.METER_SAMPLE] * 3
+    # A service without meter.sample: the values of its status.
+    meter = ConnectorMeter(age_s=0.4, energy_import_wh=12345.0, power_w=7200.0,
+                           voltage_v=[230.1, 229.8, 230.4], current_a=[10.4, 10.5, 10.4],
+                           frequency_hz=50.01)
+    with FakeService(socket, {Method.STATUS: lambda request: status_result(meter=meter)}):
+        fallback = invoke("meter", "-c", station, "--once")
+    assert fallback.exit_code == 0
+    assert "energy import  12.345 kWh" in fallback.stdout
+    assert "voltage        L1 230.1 V  L2 229.8 V  L3 230.4 V" in fallback.stdout

@@ -29,22 +29,25 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from chargerfw.cli import config_option, main
-from chargerfw.cli.diag import Station, echo_json, fail, json_option, load_station
-from chargerfw.config import ConfigError, load_config, parse_config
-from chargerfw.config.ocpp_keys import key_definitions
-from chargerfw.diagnostics import (
+from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    REDACTED,
-    ServiceError,
-    ServiceUnavailable,
-    call_service,
-    is_secret_key,
-    redact,
-    redact_toml_text,
+    Station,
+    echo_json,
+    fail,
+    json_option,
+    load_station,
+    reaching_the_hardware,
+    station_access,
 )
+from chargerfw.config import ConfigError, load_config, parse_config
+from chargerfw.config.ocpp_keys import key_definitions
+from chargerfw.control.access import StationAccess, Via
+from chargerfw.control.api import ConfigSetReply, ControlError
+from chargerfw.control.client import ControlUnavailable
 from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys
+from chargerfw.redact import REDACTED, is_secret_key, redact, redact_toml_text
 from chargerfw.store import Store
 
 _PART = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\[(?P<id>\d+)\])?$")
@@ -154,7 +157,7 @@ def config_get(key: str, config_path: str, as_json: bool) -> None:
         if not definition.readable:
             fail(f"{key} is write-only: it cannot be read back", EXIT_FAILED)
         with ocpp_keys(station) as opened:
-            value = definition.default if opened is None else opened[0].raw(key)
+            value: Any = definition.default if opened is None else opened[0].raw(key)
         result = {"key": key, "value": value, "kind": "ocpp", "readonly": definition.readonly}
     else:
         document = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
@@ -169,8 +172,8 @@ def config_get(key: str, config_path: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        value = result["value"]
-        click.echo(value if isinstance(value, str) else tomlkit.item(value).as_string())
+        shown = result["value"]
+        click.echo(shown if isinstance(shown, str) else tomlkit.item(shown).as_string())
 
 
 def _convert(old: Any, text: str, key: str) -> Any:
@@ -217,29 +220,26 @@ def _write_station_file(path: Path, text: str) -> Path:
 
 
 def _set_ocpp_key(station: Station, key: str, value: str) -> dict[str, Any]:
-    try:
-        answer = call_service("config.set", key=key, value=value)
-        via = "service"
-    except ServiceError as exc:
-        if not exc.method_missing:
-            fail(f"the station refused {key}={value!r}: {exc.message}", EXIT_FAILED)
-        answer, via = None, "store"
-    except ServiceUnavailable:
-        answer, via = None, "store"
-    if answer is None:
-        with ocpp_keys(station) as opened:
-            if opened is None:
-                fail(f"no store at {station.store_path} yet: start the service once",
-                     EXIT_UNREACHABLE)
-            status, reason = opened[0].change(key, value)
-        answer = {"status": status.value, "reason": reason}
-    status = str(answer.get("status")) if isinstance(answer, dict) else str(answer)
-    if status == ChangeStatus.NOT_SUPPORTED.value:
+    """Through the running service (applied at once), else written to the store (read when
+    the service next starts); validated as a ChangeConfiguration either way."""
+    access: StationAccess = station_access(station)
+    with reaching_the_hardware():
+        try:
+            answer: ConfigSetReply = access.set_ocpp_key(key, value)
+        except ControlUnavailable as exc:
+            access = station.direct(str(exc))
+            answer = access.set_ocpp_key(key, value)
+        except ControlError as exc:
+            if not exc.method_missing:
+                fail(f"the station refused {key}={value!r}: {exc.message}", EXIT_FAILED)
+            access = station.direct()  # an older service without config.set
+            answer = access.set_ocpp_key(key, value)
+    if answer.status is ChangeStatus.NOT_SUPPORTED:
         fail(f"unknown OCPP key {key}", EXIT_USAGE)
-    if status not in (ChangeStatus.ACCEPTED.value, ChangeStatus.REBOOT_REQUIRED.value):
-        reason = answer.get("reason", "") if isinstance(answer, dict) else ""
-        fail(f"{key} refused: {reason or status}", EXIT_FAILED)
-    return {"key": key, "kind": "ocpp", "status": status, "via": via}
+    if answer.status not in (ChangeStatus.ACCEPTED, ChangeStatus.REBOOT_REQUIRED):
+        fail(f"{key} refused: {answer.reason or answer.status.value}", EXIT_FAILED)
+    via = "service" if access.via is Via.SERVICE else "store"
+    return {"key": key, "kind": "ocpp", "status": answer.status.value, "via": via}
 
 
 @config_group.command("set")
@@ -300,7 +300,7 @@ def config_set(key: str, value: str, config_path: str, as_json: bool) -> None:
 def config_validate(config_path: str, as_json: bool) -> None:
     """Check the station file and the OCPP keys in the store; exit 2 if the file is invalid,
     1 if a stored OCPP key is invalid."""
-    from chargerfw.cli.diag import ocpp_keys_check
+    from chargerfw.cli.selftest import ocpp_keys_check
 
     try:
         config = load_config(config_path)

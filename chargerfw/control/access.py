@@ -1,0 +1,340 @@
+"""How the technician's commands reach a station: through its running service (the control
+socket: :class:`ServiceAccess`) or, with the service stopped, directly (:class:`DirectAccess`:
+the store, and the hardware under the hardware lock). Both apply the same rules
+(:mod:`chargerfw.station.technician` for test refusals and fault clearing,
+:class:`~chargerfw.ocpp.config_keys.ConfigurationKeys` for OCPP keys); each builds what those
+rules look at from what it can see.
+
+Errors: :class:`~chargerfw.control.api.Refused` when a rule refuses;
+:class:`~chargerfw.hwlock.HardwareBusy` when another process holds the hardware;
+:class:`Unreachable` when the store or the hardware cannot be opened; the service side raises
+:class:`~chargerfw.control.client.ControlUnavailable` and
+:class:`~chargerfw.control.api.ControlError` as its client does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
+
+from chargerfw.config import StationConfig
+from chargerfw.control.api import (
+    ConfigSetReply,
+    ConfigSetRequest,
+    ConnectorStatus,
+    ContactorTestRequest,
+    ControlError,
+    FaultClearReply,
+    FaultClearRequest,
+    HardwareTestReply,
+    LockTestRequest,
+    MeterSampleRequest,
+    PilotTestRequest,
+    RcdTestRequest,
+    Refused,
+    Request,
+    RfidNextReply,
+    RfidNextRequest,
+    StatusReply,
+    StatusRequest,
+)
+from chargerfw.control.client import ControlClient
+from chargerfw.control.sequences import (
+    Refusal,
+    run_contactor_sequence,
+    run_lock_test,
+    run_pilot_test,
+    run_rcd_test,
+    settled_reading,
+)
+from chargerfw.drivers.board import Board, build_board
+from chargerfw.drivers.types import MeterSample
+from chargerfw.hwlock import HardwareLock
+from chargerfw.ocpp.config_keys import ConfigurationKeys
+from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.faults import FaultKind
+from chargerfw.station.technician import (
+    ConnectorView,
+    HardwareTest,
+    StoredTransaction,
+    clear_refusal,
+    condition_refusal,
+    hardware_test_refusal,
+    stored_kind,
+)
+from chargerfw.store import Store, StoreError
+
+STATION_CONNECTOR_ID = 0  # the store's connector id for station-wide faults (RCD, e-stop)
+TEST_TIMEOUT_S = 30.0  # a test through the service: a contactor test takes a few seconds
+
+TestReplyT = TypeVar("TestReplyT", bound=HardwareTestReply)
+OpenBoard = Callable[[StationConfig], Board]
+Confirm = Callable[[], None]  # raises Refused when the technician says no
+
+TESTS: dict[type[Request[Any]], HardwareTest] = {
+    ContactorTestRequest: HardwareTest.CONTACTOR, RcdTestRequest: HardwareTest.RCD,
+    PilotTestRequest: HardwareTest.PILOT, LockTestRequest: HardwareTest.LOCK,
+}
+
+
+class Via(enum.StrEnum):
+    SERVICE = "service"
+    DIRECT = "direct"
+
+
+class Unreachable(Exception):
+    """The store or the station hardware cannot be opened (the message says why)."""
+
+
+class StationAccess(Protocol):
+    """What a command can do on a station whether its service runs or not."""
+
+    via: Via
+
+    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
+        """A technician's clear of an active latched fault (``connector`` None: station-wide);
+        refused if it clears by itself or its condition is still there."""
+        ...
+
+    def run_test(self, request: Request[TestReplyT],
+                 confirm: Confirm | None = None) -> TestReplyT:
+        """A guarded hardware test; ``confirm`` is asked once the refusals passed, before
+        anything moves."""
+        ...
+
+    def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
+        """An OCPP configuration key, validated as a ChangeConfiguration is."""
+        ...
+
+
+def _test_of(request: Request[Any]) -> HardwareTest:
+    test = TESTS.get(type(request))
+    if test is None:
+        raise TypeError(f"{type(request).__name__} is not a hardware test")
+    return test
+
+
+def _tested_connectors(request: Request[Any], connector_ids: Sequence[int]) -> list[int]:
+    """The connectors a test takes over: its own, or all of them (the RCD test)."""
+    connector = getattr(request, "connector", None)
+    return list(connector_ids) if connector is None else [connector]
+
+
+def _refuse(refusal: str | None) -> None:
+    if refusal is not None:
+        raise Refused(refusal)
+
+
+# -- through the running service -----------------------------------------------------------
+class ServiceAccess:
+    """The station through its running service."""
+
+    via = Via.SERVICE
+
+    def __init__(self, client: ControlClient) -> None:
+        self.client = client
+
+    def status(self) -> StatusReply:
+        return self.client.request(StatusRequest())
+
+    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
+        return self.client.request(FaultClearRequest(kind, connector))
+
+    def run_test(self, request: Request[TestReplyT],
+                 confirm: Confirm | None = None) -> TestReplyT:
+        """Refused from the service's status first (so nobody is asked to confirm a test the
+        service would refuse); the service checks again itself."""
+        test = _test_of(request)
+        status = self.status()
+        tested = _tested_connectors(request, [c.id for c in status.connectors])
+        views = [self._view(c, status) for c in status.connectors if c.id in tested]
+        running = next((c.under_test for c in status.connectors if c.under_test), None)
+        _refuse(hardware_test_refusal(test, views, running))
+        if confirm is not None:
+            confirm()
+        return self.client.request(request, timeout_s=TEST_TIMEOUT_S)
+
+    @staticmethod
+    def _view(connector: ConnectorStatus, status: StatusReply) -> ConnectorView:
+        # The status does not carry the tag a waiting authorization is for: the service
+        # refuses that case itself.
+        return ConnectorView(
+            connector.id,
+            transaction_running=(connector.transaction is not None
+                                 or connector.phase is TxPhase.RUNNING),
+            pilot=connector.pilot,
+            pilot_f_is_ours=connector.pilot_output is PilotMode.STATE_F,
+            active_faults=frozenset(f.kind for f in status.faults
+                                    if f.connector in (connector.id, None)))
+
+    def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
+        return self.client.request(ConfigSetRequest(key, value))
+
+    def meter_sample(self, connector: int) -> MeterSample | None:
+        """The service's latest sample of the connector's meter (None: none yet). A service
+        without ``meter.sample`` (older firmware) is read from its status."""
+        try:
+            reply = self.client.request(MeterSampleRequest(connector))
+        except ControlError as exc:
+            if not exc.method_missing:
+                raise
+            found = self.status().connector(connector)
+            if found is None or found.meter is None:
+                return None
+            return found.meter.as_sample(time.time())
+        return None if reply is None else reply.sample()
+
+    def next_tap(self, wait_s: float) -> RfidNextReply:
+        return self.client.request(RfidNextRequest(wait_s), timeout_s=wait_s + 5)
+
+
+# -- directly, with the service stopped ----------------------------------------------------
+def open_existing_store(path: Path) -> Store | None:
+    """The store, or None when the file does not exist yet (never creates one)."""
+    if not path.exists():
+        return None
+    try:
+        return Store(path)
+    except (StoreError, OSError) as exc:
+        raise Unreachable(f"cannot open the store {path}: {exc}") from None
+    except Exception as exc:  # sqlite3.DatabaseError: not a database, locked too long
+        raise Unreachable(f"cannot read the store {path}: {exc}") from None
+
+
+class DirectAccess:
+    """The station with its service stopped: the store, and the hardware built by this process
+    under the hardware lock. ``reason`` says why the service was not reached."""
+
+    via = Via.DIRECT
+
+    def __init__(self, config: StationConfig, *, reason: str = "",
+                 open_board: OpenBoard = build_board) -> None:
+        self.config = config
+        self.reason = reason
+        self._open_board = open_board
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.config.storage.path)
+
+    @contextlib.contextmanager
+    def hardware(self, owner: str) -> Iterator[Board]:
+        """The board, under the hardware lock held for ``owner`` (a command's name); every
+        contactor open and the lock released after."""
+        with HardwareLock(owner):  # HardwareBusy names the holder
+            try:
+                board = self._open_board(self.config)
+            except Exception as exc:  # GPIO library missing, I2C bus absent, pin busy
+                raise Unreachable(f"cannot open the station hardware: {type(exc).__name__}: "
+                                  f"{exc}") from None
+            try:
+                yield board
+            finally:
+                board.close()  # opens every contactor, releases pins and buses
+
+    # -- fault clearing -------------------------------------------------------------------
+
+    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
+        """Cleared in the store once the hardware shows the condition gone."""
+        store_id = STATION_CONNECTOR_ID if connector is None else connector
+        with self._store() as store:
+            active = any(stored_kind(f.code) is kind and f.connector_id == store_id
+                         for f in store.faults(active_only=True, limit=10000))
+        _refuse(clear_refusal(kind, f"connector {store_id}", active=active))
+        _refuse(condition_refusal(kind, self._condition(kind, store_id)))
+        with self._store() as store:
+            store.fault_clear(kind.value, store_id)
+        return FaultClearReply(kind, connector)
+
+    def _condition(self, kind: FaultKind, store_id: int) -> str | None:
+        """What the hardware still shows of a latched fault (None: nothing)."""
+        if kind not in (FaultKind.CONTACTOR_WELDED, FaultKind.RCD_TRIP_REPEATED):
+            return None  # nothing to read (internal_error)
+        with self.hardware("chargerfw faults clear") as board:
+            if kind is FaultKind.CONTACTOR_WELDED:
+                devices = board.connectors.get(store_id)
+                if devices is None:
+                    return f"no connector {store_id} in the config"
+                if devices.contactor.feedback_closed:
+                    return "the mirror contact still reads closed with the coil off: still welded"
+            elif board.rcm is not None and board.rcm.refresh():
+                return "the RCM input still reads tripped"
+        return None
+
+    # -- hardware tests -------------------------------------------------------------------
+
+    def run_test(self, request: Request[TestReplyT],
+                 confirm: Confirm | None = None) -> TestReplyT:
+        """Refused from the store first (a transaction left open), before the hardware is
+        touched; the contactor test, which energises the outlet, also reads the pilot and the
+        fault inputs. Then the same sequence the service runs."""
+        test = _test_of(request)
+        tested = _tested_connectors(request, [c.id for c in self.config.connector])
+        views = [ConnectorView(cid, left_open=left) for cid, left in self._left_open(tested)]
+        _refuse(hardware_test_refusal(test, views))
+        with self.hardware(f"chargerfw test {test.value}") as board:
+            if test is HardwareTest.CONTACTOR:
+                tripped = frozenset(kind for kind, device in (
+                    (FaultKind.RCD_TRIP, board.rcm),
+                    (FaultKind.EMERGENCY_STOP, board.emergency_stop))
+                    if device is not None and device.refresh())
+                views = [dataclasses.replace(
+                    view, pilot=settled_reading(board.connectors[view.connector_id].pilot).state,
+                    active_faults=tripped) for view in views]
+                _refuse(hardware_test_refusal(test, views))
+            if confirm is not None:
+                confirm()
+            try:
+                return cast(TestReplyT, self._sequence(request, board))
+            except Refusal as exc:
+                raise Refused(str(exc)) from None
+
+    def _sequence(self, request: Request[Any], board: Board) -> HardwareTestReply:
+        if isinstance(request, ContactorTestRequest):
+            devices = board.connectors[request.connector]
+            return run_contactor_sequence(devices.contactor, devices.id)
+        if isinstance(request, RcdTestRequest):
+            return run_rcd_test(board)
+        if isinstance(request, PilotTestRequest):
+            max_a = self.config.connector_by_id(request.connector).max_current_a
+            return run_pilot_test(board.connectors[request.connector], max_a)
+        assert isinstance(request, LockTestRequest)
+        return run_lock_test(board.connectors[request.connector])
+
+    def _left_open(self, connector_ids: list[int]) -> list[tuple[int, StoredTransaction | None]]:
+        """Per connector, the first transaction the store holds open there."""
+        store = open_existing_store(self.store_path)
+        open_tx = []
+        if store is not None:
+            try:
+                open_tx = store.open_transactions()
+            finally:
+                store.close()
+        return [(cid, next((StoredTransaction(t.local_id, t.id_tag) for t in open_tx
+                            if t.connector_id == cid), None)) for cid in connector_ids]
+
+    # -- OCPP keys ------------------------------------------------------------------------
+
+    def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
+        """Written to the store, validated as the service would; the service reads it when it
+        next starts."""
+        profile = self.config.ocpp.security_profile if self.config.ocpp else 0
+        with self._store() as store:
+            keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile)
+            status, reason = keys.change(key, value)
+        return ConfigSetReply(key, status, reason)
+
+    @contextlib.contextmanager
+    def _store(self) -> Iterator[Store]:
+        store = open_existing_store(self.store_path)
+        if store is None:
+            raise Unreachable(f"no store at {self.store_path} yet: start the service once")
+        try:
+            yield store
+        finally:
+            store.close()

@@ -1,0 +1,704 @@
+"""The control API: every method the running service answers on its control socket, each with
+one request type and one reply type.
+
+The socket's JSON is derived from these dataclasses (pydantic's ``TypeAdapter``): the server
+decodes a request's params into its request type (unknown or ill-typed params are refused with
+-32602 and a message that names them) and encodes the handler's reply; the CLI and the fleet
+build requests and read typed replies. A request type carries its method as ``method`` and its
+reply type as its type parameter (``FaultClearRequest`` is a ``Request[FaultClearReply]``).
+
+Wire protocol (newline-delimited JSON): a request is ``{"id": any, "method": str, "params":
+{...}}`` (``params`` optional); each gets one reply line, ``{"id": ..., "result": ...}`` or
+``{"id": ..., "error": {"code": int, "message": str}}``. Error codes follow JSON-RPC 2.0:
+-32700 not JSON, -32600 not a valid request, -32601 unknown method, -32602 bad params,
+-32000 the station refused (for example a fault whose condition is still there), -32603 an
+internal error.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from chargerfw.drivers.contactor import ContactorFeedback
+from chargerfw.drivers.lock import LockResult
+from chargerfw.drivers.types import MeterSample, PilotState
+from chargerfw.drivers.types import PilotMode as PilotDrive
+from chargerfw.ocpp.config_keys import ChangeStatus
+from chargerfw.ocpp.connection import LinkHealth
+from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.enums import Availability, ChargePointErrorCode, ChargePointStatus
+from chargerfw.station.faults import ClearRule, Fault, FaultKind
+
+# -- the protocol's error codes ---------------------------------------------------------------
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REFUSED = -32000
+
+
+class ControlError(Exception):
+    """An error reply (or one to send): ``code`` as above."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def method_missing(self) -> bool:
+        """The service does not offer the method (an older firmware, or no simulator)."""
+        return self.code == METHOD_NOT_FOUND
+
+
+class InvalidParams(ControlError):
+    def __init__(self, message: str) -> None:
+        super().__init__(INVALID_PARAMS, message)
+
+
+class Refused(ControlError):
+    def __init__(self, message: str) -> None:
+        super().__init__(REFUSED, message)
+
+
+class Method(enum.StrEnum):
+    STATUS = "status"
+    FAULTS = "faults"
+    FAULT_CLEAR = "fault.clear"
+    METER_SAMPLE = "meter.sample"
+    RFID_NEXT = "rfid.next"
+    CONFIG_SET = "config.set"
+    TEST_CONTACTOR = "test.contactor"
+    TEST_RCD = "test.rcd"
+    TEST_PILOT = "test.pilot"
+    TEST_LOCK = "test.lock"
+    # Served only by a simulated station (hardware = "sim").
+    SIM_PLUG = "sim.plug"
+    SIM_CHARGE = "sim.charge"
+    SIM_STOP_CHARGING = "sim.stop_charging"
+    SIM_UNPLUG = "sim.unplug"
+    SIM_SHORT_PILOT = "sim.short_pilot"
+    SIM_CLEAR_SHORT = "sim.clear_short"
+    SIM_REMOVE_DIODE = "sim.remove_diode"
+    SIM_RESTORE_DIODE = "sim.restore_diode"
+    SIM_TAP = "sim.tap"
+    SIM_RCD_TRIP = "sim.rcd_trip"
+    SIM_RCD_CLEAR = "sim.rcd_clear"
+    SIM_ESTOP_PRESS = "sim.estop_press"
+    SIM_ESTOP_RELEASE = "sim.estop_release"
+    SIM_WELD = "sim.weld"
+    SIM_REPAIR = "sim.repair"
+    SIM_FAIL_TO_CLOSE = "sim.fail_to_close"
+    SIM_TEMPERATURE = "sim.temperature"
+    SIM_READER_UNPLUG = "sim.reader_unplug"
+    SIM_READER_REPLUG = "sim.reader_replug"
+    SIM_OVERDRAW = "sim.overdraw"
+
+
+ReplyT = TypeVar("ReplyT")
+
+
+class Request(Generic[ReplyT]):
+    """A request: ``method`` names it on the wire; the type parameter is its reply type."""
+
+    method: ClassVar[Method]
+    # Params a request type does not name are refused, not ignored.
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+
+class Reply:
+    """A reply dataclass; ``OMIT_WHEN_NONE`` fields are left out of the JSON while None."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True)
+class OnConnector:
+    """The params of a method about one connector."""
+
+    connector: int = 1
+
+
+# -- status ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReservationStatus(Reply):
+    reservation_id: int
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class TransactionStatus(Reply):
+    local_id: int
+    transaction_id: int | None  # the backend's, once StartTransaction was confirmed
+    id_tag: str
+    started_at: float
+    meter_start_wh: int
+    energy_wh: float
+
+
+@dataclass(frozen=True)
+class ConnectorMeter(Reply):
+    """The connector's latest meter sample as the status shows it (per-phase lists)."""
+
+    age_s: float
+    energy_import_wh: float
+    power_w: float | None
+    voltage_v: list[float | None]
+    current_a: list[float | None]
+    frequency_hz: float | None
+
+    def as_sample(self, now: float) -> MeterSample:
+        """The sample again, timed ``age_s`` before ``now``."""
+        voltages = (self.voltage_v + [None] * 3)[:3]
+        currents = (self.current_a + [None] * 3)[:3]
+        return MeterSample(now - self.age_s, self.energy_import_wh, power_w=self.power_w,
+                           voltage_l1_v=voltages[0], voltage_l2_v=voltages[1],
+                           voltage_l3_v=voltages[2], current_l1_a=currents[0],
+                           current_l2_a=currents[1], current_l3_a=currents[2],
+                           frequency_hz=self.frequency_hz)
+
+
+@dataclass(frozen=True)
+class ConnectorStatus(Reply):
+    id: int
+    status: ChargePointStatus
+    error_code: ChargePointErrorCode
+    vendor_error_code: str | None
+    pilot: PilotState
+    pilot_output: PilotMode
+    current_limit_a: float | None
+    contactor_closed: bool
+    availability: Availability
+    scheduled_availability: Availability | None
+    phase: TxPhase
+    reservation: ReservationStatus | None
+    transaction: TransactionStatus | None
+    starting: bool  # a StartTransaction waits for a fresh meter sample
+    under_test: str | None  # the technician's hardware test running here
+    temperature_c: float | None
+    meter: ConnectorMeter | None
+
+
+@dataclass(frozen=True)
+class BackendStatus(Reply):
+    url: str | None
+    online: bool
+    registration: str | None
+    link: LinkHealth
+    clock_offset_s: float | None
+
+
+@dataclass(frozen=True)
+class OutboxStatus(Reply):
+    pending: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class ActiveFault(Reply):
+    kind: FaultKind
+    connector: int | None  # None: the whole station
+    detail: str
+    since: float
+    error_code: ChargePointErrorCode
+    clears: ClearRule
+    description: str  # what it means (the fault catalogue's)
+    hint: str  # what to check or do
+
+    @classmethod
+    def of(cls, fault: Fault) -> ActiveFault:
+        spec = fault.spec
+        return cls(fault.kind, fault.connector_id, fault.detail, fault.timestamp,
+                   spec.error_code, spec.clear_rule, spec.description, spec.hint)
+
+
+@dataclass(frozen=True)
+class ReaderStatus(Reply):
+    name: str
+    available: bool
+
+
+@dataclass(frozen=True)
+class StatusReply(Reply):
+    station: str
+    firmware_version: str
+    hardware: str
+    started_at: float | None
+    available: bool  # the whole station (ChangeAvailability on connector 0)
+    connectors: list[ConnectorStatus]
+    backend: BackendStatus
+    outbox: OutboxStatus
+    faults: list[ActiveFault]
+    reader: ReaderStatus | None
+
+    def connector(self, connector_id: int) -> ConnectorStatus | None:
+        return next((c for c in self.connectors if c.id == connector_id), None)
+
+
+@dataclass(frozen=True)
+class StatusRequest(Request[StatusReply]):
+    method: ClassVar[Method] = Method.STATUS
+
+
+# -- faults ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaultHistoryEntry(Reply):
+    code: str
+    connector: int  # 0: the whole station
+    detail: str
+    raised_at: float
+    cleared_at: float | None
+    needs_technician: bool
+
+
+@dataclass(frozen=True)
+class FaultsReply(Reply):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("history",)
+
+    active: list[ActiveFault]
+    history: list[FaultHistoryEntry] | None = None  # when asked for
+
+
+@dataclass(frozen=True)
+class FaultsRequest(Request[FaultsReply]):
+    method: ClassVar[Method] = Method.FAULTS
+
+    history: bool = False
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class FaultClearReply(Reply):
+    cleared: FaultKind
+    connector: int | None
+
+
+@dataclass(frozen=True)
+class FaultClearRequest(Request[FaultClearReply]):
+    """A technician's clear of a latched fault (``connector`` None: a station-wide one)."""
+
+    method: ClassVar[Method] = Method.FAULT_CLEAR
+
+    kind: FaultKind
+    connector: int | None = None
+
+
+# -- meter, reader, keys -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeterSampleReply(MeterSample):
+    """The connector's latest meter sample, and how old it is."""
+
+    age_s: float = field(kw_only=True)
+
+    def sample(self) -> MeterSample:
+        """The sample without its age."""
+        return MeterSample(**{f.name: getattr(self, f.name) for f in fields(MeterSample)})
+
+
+@dataclass(frozen=True)
+class MeterSampleRequest(OnConnector, Request[MeterSampleReply | None]):
+    """None when the connector has no sample yet."""
+
+    method: ClassVar[Method] = Method.METER_SAMPLE
+
+
+@dataclass(frozen=True)
+class RfidNextReply(Reply):
+    """The next card presented; ``id_tag`` None if none came in time."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("uid", "at")
+
+    id_tag: str | None
+    reader: str
+    uid: str | None = None  # hex, upper case
+    at: float | None = None
+
+
+@dataclass(frozen=True)
+class RfidNextRequest(Request[RfidNextReply]):
+    """Wait for the next card on the station's reader (the station handles it as usual too)."""
+
+    method: ClassVar[Method] = Method.RFID_NEXT
+
+    wait_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ConfigSetReply(Reply):
+    key: str
+    status: ChangeStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConfigSetRequest(Request[ConfigSetReply]):
+    """ChangeConfiguration from the technician: validated like the backend's."""
+
+    method: ClassVar[Method] = Method.CONFIG_SET
+
+    key: str
+    value: str
+
+
+# -- the guarded hardware tests --------------------------------------------------------------
+class ContactorVerdict(enum.StrEnum):
+    OK = "ok"
+    WELDED = "welded"
+    FAILED_TO_CLOSE = "failed_to_close"
+
+
+@dataclass(frozen=True)
+class ContactorStep(Reply):
+    step: str  # before, close, open
+    commanded: str  # open, closed
+    feedback: ContactorFeedback
+
+
+@dataclass(frozen=True)
+class ContactorTestReply(Reply):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
+
+    passed: bool
+    result: ContactorVerdict
+    steps: list[ContactorStep]
+    connector: int
+    faults_raised: list[FaultKind] | None = None  # what the service raised meanwhile
+
+
+@dataclass(frozen=True)
+class ContactorTestRequest(OnConnector, Request[ContactorTestReply]):
+    method: ClassVar[Method] = Method.TEST_CONTACTOR
+
+
+@dataclass(frozen=True)
+class RcdTestReply(Reply):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
+
+    passed: bool
+    tripped: bool
+    cleared: bool
+    trip_time_s: float | None
+    faults_raised: list[FaultKind] | None = None
+
+
+@dataclass(frozen=True)
+class RcdTestRequest(Request[RcdTestReply]):
+    method: ClassVar[Method] = Method.TEST_RCD
+
+
+@dataclass(frozen=True)
+class PilotStep(Reply):
+    output: PilotDrive
+    current_a: float | None
+    duty_percent: float
+    state: PilotState
+    high_v: float
+    low_v: float
+    expected: list[PilotState]
+    ok: bool
+
+
+@dataclass(frozen=True)
+class PilotTestReply(Reply):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
+
+    passed: bool
+    vehicle: bool
+    steps: list[PilotStep]
+    connector: int
+    faults_raised: list[FaultKind] | None = None
+
+
+@dataclass(frozen=True)
+class PilotTestRequest(OnConnector, Request[PilotTestReply]):
+    method: ClassVar[Method] = Method.TEST_PILOT
+
+
+@dataclass(frozen=True)
+class LockStep(Reply):
+    command: str  # lock, unlock
+    result: LockResult
+
+
+@dataclass(frozen=True)
+class LockTestReply(Reply):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
+
+    passed: bool
+    feedback: bool  # the lock has a feedback switch
+    steps: list[LockStep]
+    connector: int
+    faults_raised: list[FaultKind] | None = None
+
+
+@dataclass(frozen=True)
+class LockTestRequest(OnConnector, Request[LockTestReply]):
+    method: ClassVar[Method] = Method.TEST_LOCK
+
+
+HardwareTestReply = ContactorTestReply | RcdTestReply | PilotTestReply | LockTestReply
+HardwareTestRequest = ContactorTestRequest | RcdTestRequest | PilotTestRequest | LockTestRequest
+
+
+# -- the simulated hardware (sim.*) ------------------------------------------------------------
+@dataclass(frozen=True)
+class VehicleReply(Reply):
+    connector: int
+    vehicle: str  # the simulated vehicle's state: unplugged, connected, charging, ventilation
+
+
+@dataclass(frozen=True)
+class SimPlugRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_PLUG
+
+
+@dataclass(frozen=True)
+class SimChargeRequest(OnConnector, Request[VehicleReply]):
+    """The vehicle asks for energy, drawing at most ``max_current_a`` (None: as before)."""
+
+    method: ClassVar[Method] = Method.SIM_CHARGE
+
+    max_current_a: float | None = None
+
+
+@dataclass(frozen=True)
+class SimStopChargingRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_STOP_CHARGING
+
+
+@dataclass(frozen=True)
+class SimUnplugRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_UNPLUG
+
+
+@dataclass(frozen=True)
+class SimShortPilotRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_SHORT_PILOT
+
+
+@dataclass(frozen=True)
+class SimClearShortRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_CLEAR_SHORT
+
+
+@dataclass(frozen=True)
+class SimRemoveDiodeRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_REMOVE_DIODE
+
+
+@dataclass(frozen=True)
+class SimRestoreDiodeRequest(OnConnector, Request[VehicleReply]):
+    method: ClassVar[Method] = Method.SIM_RESTORE_DIODE
+
+
+@dataclass(frozen=True)
+class TapReply(Reply):
+    presented: str
+
+
+@dataclass(frozen=True)
+class SimTapRequest(Request[TapReply]):
+    """A card with this UID (hex) on the simulated reader for ``hold_s``."""
+
+    method: ClassVar[Method] = Method.SIM_TAP
+
+    uid: str
+    hold_s: float = 0.3
+
+
+@dataclass(frozen=True)
+class RcmSwitchReply(Reply):
+    rcm: str  # trip, clear
+
+
+@dataclass(frozen=True)
+class SimRcdTripRequest(Request[RcmSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_RCD_TRIP
+
+
+@dataclass(frozen=True)
+class SimRcdClearRequest(Request[RcmSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_RCD_CLEAR
+
+
+@dataclass(frozen=True)
+class EmergencyStopSwitchReply(Reply):
+    emergency_stop: str  # press, release
+
+
+@dataclass(frozen=True)
+class SimEstopPressRequest(Request[EmergencyStopSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_ESTOP_PRESS
+
+
+@dataclass(frozen=True)
+class SimEstopReleaseRequest(Request[EmergencyStopSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_ESTOP_RELEASE
+
+
+@dataclass(frozen=True)
+class ContactorSimReply(Reply):
+    connector: int
+    contactor: str  # weld, repair, fail_to_close
+
+
+@dataclass(frozen=True)
+class SimWeldRequest(OnConnector, Request[ContactorSimReply]):
+    method: ClassVar[Method] = Method.SIM_WELD
+
+
+@dataclass(frozen=True)
+class SimRepairRequest(OnConnector, Request[ContactorSimReply]):
+    method: ClassVar[Method] = Method.SIM_REPAIR
+
+
+@dataclass(frozen=True)
+class SimFailToCloseRequest(OnConnector, Request[ContactorSimReply]):
+    method: ClassVar[Method] = Method.SIM_FAIL_TO_CLOSE
+
+
+@dataclass(frozen=True)
+class TemperatureReply(Reply):
+    connector: int
+    celsius: float
+
+
+@dataclass(frozen=True)
+class SimTemperatureRequest(Request[TemperatureReply]):
+    method: ClassVar[Method] = Method.SIM_TEMPERATURE
+
+    celsius: float
+    connector: int = 1
+
+
+@dataclass(frozen=True)
+class ReaderSwitchReply(Reply):
+    reader: str  # unplug, replug
+
+
+@dataclass(frozen=True)
+class SimReaderUnplugRequest(Request[ReaderSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_READER_UNPLUG
+
+
+@dataclass(frozen=True)
+class SimReaderReplugRequest(Request[ReaderSwitchReply]):
+    method: ClassVar[Method] = Method.SIM_READER_REPLUG
+
+
+@dataclass(frozen=True)
+class OverdrawReply(Reply):
+    connector: int
+    overdraw_a: float
+
+
+@dataclass(frozen=True)
+class SimOverdrawRequest(Request[OverdrawReply]):
+    """The vehicle draws ``amps`` more than the pilot offers (0 to stop)."""
+
+    method: ClassVar[Method] = Method.SIM_OVERDRAW
+
+    amps: float
+    connector: int = 1
+
+
+# -- the registry and the JSON ---------------------------------------------------------------
+REQUEST_TYPES: dict[Method, type[Request[Any]]] = {request.method: request for request in (
+    StatusRequest, FaultsRequest, FaultClearRequest, MeterSampleRequest, RfidNextRequest,
+    ConfigSetRequest, ContactorTestRequest, RcdTestRequest, PilotTestRequest, LockTestRequest,
+    SimPlugRequest, SimChargeRequest, SimStopChargingRequest, SimUnplugRequest,
+    SimShortPilotRequest, SimClearShortRequest, SimRemoveDiodeRequest, SimRestoreDiodeRequest,
+    SimTapRequest, SimRcdTripRequest, SimRcdClearRequest, SimEstopPressRequest,
+    SimEstopReleaseRequest, SimWeldRequest, SimRepairRequest, SimFailToCloseRequest,
+    SimTemperatureRequest, SimReaderUnplugRequest, SimReaderReplugRequest, SimOverdrawRequest,
+)}
+assert set(REQUEST_TYPES) == set(Method), "every method needs its request type"
+
+
+def _declared_reply(request_type: type[Request[Any]]) -> Any:
+    for klass in request_type.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            if typing.get_origin(base) is Request:
+                return typing.get_args(base)[0]
+    raise TypeError(f"{request_type.__name__} is not a Request[...]")
+
+
+REPLY_TYPES: dict[Method, Any] = {method: _declared_reply(request)
+                                  for method, request in REQUEST_TYPES.items()}
+
+
+def reply_type(request_type: type[Request[Any]]) -> Any:
+    """The reply type a request type declares as its type parameter."""
+    return REPLY_TYPES[request_type.method]
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(data_type: Any) -> TypeAdapter[Any]:
+    """The (cached) TypeAdapter of a request or reply type."""
+    adapter = _adapters.get(data_type)
+    if adapter is None:
+        adapter = _adapters[data_type] = TypeAdapter(data_type)
+    return adapter
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        (".".join(str(part) for part in problem["loc"]) + ": " if problem["loc"] else "")
+        + problem["msg"] for problem in error.errors())
+
+
+def decode_request(method: str, params: Mapping[str, object]) -> Request[Any]:
+    """A request from the wire: :class:`ControlError` -32601 for an unknown method, -32602
+    (naming each bad param) for params its request type does not accept."""
+    try:
+        request_type = REQUEST_TYPES[Method(method)]
+    except ValueError:
+        raise ControlError(METHOD_NOT_FOUND, f"unknown method {method!r}") from None
+    # Strict JSON validation: no "1" for an integer, no true for a number, no 1.5 for a count.
+    try:
+        return typing.cast(Request[Any], _adapter(request_type).validate_json(
+            json.dumps(dict(params)), strict=True))
+    except ValidationError as exc:
+        raise InvalidParams(f"{method}: {_problems(exc)}") from None
+
+
+def request_params(request: Request[Any]) -> dict[str, Any]:
+    """A request's params as JSON values."""
+    params = _adapter(type(request)).dump_python(request, mode="json")
+    assert isinstance(params, dict)
+    return params
+
+
+def encode_reply(request_type: type[Request[Any]], reply: object) -> Any:
+    """A handler's reply as JSON values (``OMIT_WHEN_NONE`` fields left out while None)."""
+    omitted = {name for name in getattr(reply, "OMIT_WHEN_NONE", ())
+               if getattr(reply, name) is None}
+    return _adapter(reply_type(request_type)).dump_python(
+        reply, mode="json", exclude=omitted or None)
+
+
+class BadReply(ControlError):
+    """The service's answer does not read as the method's reply type."""
+
+    def __init__(self, method: Method, result: object, problems: str) -> None:
+        super().__init__(INTERNAL_ERROR, f"the service answered {method} with {result!r}: "
+                                         f"{problems}")
+
+
+def decode_reply(request_type: type[Request[ReplyT]], result: object) -> ReplyT:
+    """The typed reply from a ``result`` on the wire; :class:`BadReply` if it does not fit."""
+    try:
+        return typing.cast(ReplyT, _adapter(reply_type(request_type)).validate_python(result))
+    except ValidationError as exc:
+        raise BadReply(request_type.method, result, _problems(exc)) from None
+
