@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from chargerfw.ocpp.client16 import BootInfo, OcppClient
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import Backoff, OcppConnection
+from chargerfw.ocpp.station_port import BootInfo
+from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.store import Store
 
 

@@ -59,13 +59,13 @@ from chargerfw.drivers.readers import TokenReader, open_reader
 from chargerfw.drivers.types import MeterFault, MeterSample, PilotState, TagEvent, TagEventKind
 from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.client16 import OcppClient, client_from_config
 from chargerfw.ocpp.station_port import (
     AvailabilityAnswer,
     ReservationAnswer,
     ResetKind,
     UnlockAnswer,
 )
+from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.control import ControlServer, ControlSocketLock, InvalidParams, Refused
 from chargerfw.runtime.simhw import SimulatedStation, SimulationError, last_recorded_energy_wh

@@ -13,9 +13,11 @@ from fakes import FakeStation, meter_sample, wait_until
 from ocpp_support import running_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
-from chargerfw.ocpp.client16 import OcppClient
+from chargerfw.ocpp import library_log
 from chargerfw.ocpp.connection import Backoff
-from chargerfw.store import Store, iso_utc
+from chargerfw.ocpp.v16.client import OcppClient
+from chargerfw.store import Store
+from chargerfw.timestamps import iso_utc
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -131,8 +133,8 @@ async def test_outbox_replay_after_backend_outage(tmp_path):
         tx = client.start_transaction(1, "TAGX", 10)
         for wh in (20, 30, 40):
             client.update_meter(1, meter_sample(wh))
-            client._last_sampled[1] = 0.0  # make the periodic sample due at once
-            client.sample_due()
+            client.sampler.make_due(1)
+            client.sampler.sample_due()
         client.stop_transaction(1, 45, "EVDisconnected")
         queued = [m.action for m in client.store.outbox_pending()]
         assert queued[0] == "StartTransaction" and queued[-1] == "StopTransaction"
@@ -275,7 +277,7 @@ async def test_frame_log_redacts_authorization_key(tmp_path, caplog):
         assert frames[0].startswith('[2,') and '"BootNotification"' in frames[0]
         # The ocpp library's own frame logging: redacted and kept at DEBUG.
         # (The test CSMS's server side logs through the same "ocpp" logger: leave it out.)
-        ours = [r for r in caplog.records if r.name == "ocpp" and r.pathname.endswith("client16.py")]
+        ours = [r for r in caplog.records if r.name == "ocpp" and r.pathname == library_log.__file__]
         assert any("receive message" in r.getMessage() for r in ours)
         assert all(r.levelno == logging.DEBUG for r in ours if "message" in r.getMessage())
         assert not any(secret in r.getMessage() for r in ours)
@@ -312,7 +314,7 @@ async def test_client_from_station_config(tmp_path):
     import tomllib
 
     from chargerfw.config import parse_config
-    from chargerfw.ocpp.client16 import client_from_config
+    from chargerfw.ocpp.v16.client import client_from_config
 
     async with TestCsms(password="config-password-1") as csms:
         config = parse_config(tomllib.loads(f"""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from chargerfw.drivers.types import MeterSample
-from chargerfw.ocpp.client16 import BootInfo, OcppClient
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import OcppConnection
 from chargerfw.ocpp.metering import meter_value, sampled_values
+from chargerfw.ocpp.station_port import BootInfo
+from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.store import Store
 
 FULL = MeterSample(timestamp=1_700_000_000.25, energy_import_wh=12345.9, energy_export_wh=7.0,
@@ -67,10 +68,10 @@ def test_clock_aligned_values_go_to_the_outbox_during_a_transaction(client):
     client.keys.change("StopTxnAlignedData", "Energy.Active.Import.Register")
     tx = client.start_transaction(1, "TAG", 100)
     client.update_meter(1, MeterSample(timestamp=1000.0, energy_import_wh=150, voltage_l1_v=231))
-    client.sample_due(now_wall=900 * 10 + 899)  # first tick: remembers the slot
-    client.sample_due(now_wall=900 * 10 + 899.5)  # same slot: nothing
+    client.sampler.sample_due(now_wall=900 * 10 + 899)  # first tick: remembers the slot
+    client.sampler.sample_due(now_wall=900 * 10 + 899.5)  # same slot: nothing
     assert [m.action for m in client.store.outbox_pending()] == ["StartTransaction"]
-    client.sample_due(now_wall=900 * 11 + 0.2)  # crossed a quarter hour
+    client.sampler.sample_due(now_wall=900 * 11 + 0.2)  # crossed a quarter hour
     aligned = client.store.outbox_pending()[-1]
     assert aligned.action == "MeterValues"
     (mv,) = aligned.payload["meterValue"]
@@ -99,5 +100,5 @@ def test_stop_txn_sampled_data_records_begin_and_end(client):
 
 def test_no_transaction_no_persisting(client):
     client.update_meter(1, MeterSample(timestamp=1.0, energy_import_wh=5))
-    client.sample_due(now_wall=10.0)
+    client.sampler.sample_due(now_wall=10.0)
     assert client.store.outbox_pending() == [] and client.store.transactions() == []
