@@ -97,7 +97,8 @@ class OutboxPump:
             if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wakeup.wait()
                 continue
             await self._deliver(sender, message)
 

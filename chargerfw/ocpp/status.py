@@ -126,7 +126,8 @@ class StatusReporter:
             self._settle_wakeup.clear()
             wait = self.settle()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._settle_wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._settle_wakeup.wait()
 
     async def run_sender(self, send: SendStatus) -> None:
         """Send the unsent reports in order with ``send``, for the life of one link."""

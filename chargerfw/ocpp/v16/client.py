@@ -187,14 +187,11 @@ class OcppClient:
         self._accepted.clear()
         self.registration = None
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
+        booted = asyncio.create_task(self._boot(cp), name="ocpp-boot")
         workers: list[asyncio.Task[Any]] = []
         try:
-            booted = asyncio.create_task(self._boot(cp), name="ocpp-boot")
             done, _ = await asyncio.wait({reader, booted}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
-                booted.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await booted
                 reader.result()  # raises ConnectionClosed
                 return
             booted.result()
@@ -212,15 +209,22 @@ class OcppClient:
         finally:
             self._cp = None
             self._accepted.clear()
-            for task in (reader, *workers):
+            for task in (reader, booted, *workers):
                 task.cancel()
-            for task in (reader, *workers):
+            for task in (reader, booted, *workers):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
     async def _call(self, cp: ChargePoint16, payload: Any, unique_id: str | None = None) -> Any:
         self._last_call_at = time.monotonic()
-        return await cp.call(payload, suppress=False, unique_id=unique_id)
+        result = await cp.call(payload, suppress=False, unique_id=unique_id)
+        # The library waits for the answer with asyncio.wait_for, which (Python 3.11) returns
+        # the answer and drops a cancellation that comes in the same instant; a session
+        # closing then would wait forever for this task. Keep the cancellation.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return result
 
     def _note_time(self, current_time: str | None) -> None:
         if not current_time:
@@ -258,7 +262,8 @@ class OcppClient:
             if wait > 0:
                 self._heartbeat_wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._heartbeat_wakeup.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._heartbeat_wakeup.wait()
                 continue
             try:
                 result = await self._call(cp, call.Heartbeat())
@@ -297,8 +302,8 @@ class OcppClient:
         if cp is None or not self.online:
             return None
         try:
-            result = await asyncio.wait_for(self._call(cp, call.Authorize(id_tag=id_tag)),
-                                            self.call_timeout_s)
+            async with asyncio.timeout(self.call_timeout_s):
+                result = await self._call(cp, call.Authorize(id_tag=id_tag))
         except CALL_FAILURES as exc:
             log.warning("ocpp.authorize_failed", error=str(exc))
             return None
