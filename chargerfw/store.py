@@ -26,12 +26,12 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chargerfw.logs import get_logger
 from chargerfw.station.auth import IdTagInfo
+from chargerfw.timestamps import iso_utc
 
 log = get_logger(__name__)
 
@@ -816,9 +816,3 @@ class Store:
                 (limit or self.frame_log_size,)).fetchall()
         return [FrameRecord(seq=r["seq"], at=r["at"], direction=r["direction"], frame=r["frame"])
                 for r in reversed(rows)]
-
-
-def iso_utc(ts: float) -> str:
-    """An OCPP timestamp (UTC, millisecond precision, 'Z')."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{int(ts * 1000) % 1000:03d}Z"

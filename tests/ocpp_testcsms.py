@@ -1,6 +1,8 @@
 """A tiny OCPP 1.6J central system for tests, built from the ``ocpp`` library's ChargePoint on
-a loopback websockets server. It records every CALL the charge point makes (action, payload,
-raw frame), can refuse, delay or drop, can send raw frames and wait for the raw reply.
+a loopback websockets server, or in memory (``TestCsms(in_memory=True)``: charge points
+connect through :func:`accept`, see ``ocpp_support.MemoryConnection``). It records every CALL
+the charge point makes (action, payload, raw frame), can refuse, delay or drop, can send raw
+frames and wait for the raw reply.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ocpp.exceptions import InternalError
 from ocpp.routing import on
@@ -46,10 +48,20 @@ class CsmsBehaviour:
     swallow: set[str] = field(default_factory=set)
 
 
+class Link(Protocol):
+    """The backend's end of one charge point connection: a WebSocket or an in-memory end."""
+
+    async def recv(self) -> str | bytes: ...
+
+    async def send(self, frame: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class _Recorder:
     """The connection the library reads: records frames, routes raw replies to waiters."""
 
-    def __init__(self, ws: ServerConnection, csms: TestCsms) -> None:
+    def __init__(self, ws: Link, csms: TestCsms) -> None:
         self.ws = ws
         self.csms = csms
 
@@ -126,10 +138,13 @@ class TestCsms:
     __test__ = False  # not a pytest class
 
     def __init__(self, behaviour: CsmsBehaviour | None = None, password: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, in_memory: bool = False) -> None:
         self.behaviour = behaviour or CsmsBehaviour()
         self.password = password
         self.ssl_context = ssl_context
+        self.in_memory = in_memory
+        self.listening = False
+        self._serving: set[asyncio.Task[None]] = set()
         self.received: list[Received] = []
         self.frames_in: list[str] = []
         self.paths: list[str] = []
@@ -137,7 +152,7 @@ class TestCsms:
         self.changed = asyncio.Event()
         self.raw_waiters: dict[str, asyncio.Future[list[Any]]] = {}
         self.tx_ids = itertools.count(self.behaviour.first_tx_id)
-        self.connections: list[ServerConnection] = []
+        self.connections: list[Link] = []
         self.server_side: _ServerSide | None = None
         self._server: Any = None
         self.port = 0
@@ -150,6 +165,10 @@ class TestCsms:
         await self.stop()
 
     async def start(self, port: int = 0) -> None:
+        """Listen (on loopback ``port``, 0 = any free one); in memory: accept connections."""
+        self.listening = True
+        if self.in_memory:
+            return
         kwargs: dict[str, Any] = {"subprotocols": ["ocpp1.6"], "ssl": self.ssl_context}
         if self.password is not None:
             kwargs["process_request"] = basic_auth(
@@ -158,6 +177,8 @@ class TestCsms:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Stop listening; connections that are open stay open (see drop_connections)."""
+        self.listening = False
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -165,13 +186,27 @@ class TestCsms:
 
     @property
     def url(self) -> str:
+        assert not self.in_memory, "an in-memory backend has no URL"
         return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}/ocpp"
 
+    def accept(self, link: Link, path: str) -> bool:
+        """An in-memory charge point connects at ``path``: served, unless we are stopped."""
+        assert self.in_memory
+        if not self.listening:
+            return False
+        task = asyncio.ensure_future(self._serve(link, path, "ocpp1.6"))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+        return True
+
     async def _handle(self, ws: ServerConnection) -> None:
-        self.connections.append(ws)
-        self.paths.append(ws.request.path)
-        self.subprotocols.append(ws.subprotocol)
-        cp = _ServerSide(ws.request.path.rsplit("/", 1)[-1], _Recorder(ws, self), self)
+        await self._serve(ws, ws.request.path, ws.subprotocol)
+
+    async def _serve(self, link: Link, path: str, subprotocol: str | None) -> None:
+        self.connections.append(link)
+        self.paths.append(path)
+        self.subprotocols.append(subprotocol)
+        cp = _ServerSide(path.rsplit("/", 1)[-1], _Recorder(link, self), self)
         self.server_side = cp
         try:
             await cp.start()

@@ -111,7 +111,7 @@ def test_every_shipped_meter_model_is_known() -> None:
 
 
 def test_ocpp_keys_are_provisioned_where_the_store_has_none(tmp_path: Path) -> None:
-    from chargerfw.ocpp.client16 import client_from_config
+    from chargerfw.ocpp.v16.client import client_from_config
     from chargerfw.store import Store
 
     text = MINIMAL + ('\n[ocpp]\nurl = "ws://h"\n[ocpp.keys]\nMeterValueSampleInterval = 10\n'

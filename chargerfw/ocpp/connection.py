@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -112,6 +112,14 @@ def redact_frame(frame: str) -> str:
 FrameSink = Callable[[str, str], None]  # (direction "in"/"out", raw frame)
 
 
+class Transport(Protocol):
+    """One open link as the ``ocpp`` library talks through it: text frames in and out."""
+
+    async def recv(self) -> str: ...
+
+    async def send(self, message: str) -> None: ...
+
+
 class WsTransport:
     """The ``recv()/send()`` pair the ``ocpp`` library talks through, counting frames."""
 
@@ -138,7 +146,24 @@ class WsTransport:
             self._sink("out", message)
 
 
-Session = Callable[[WsTransport], Awaitable[None]]
+Session = Callable[[Transport], Awaitable[None]]
+
+
+class BackendLink(Protocol):
+    """What the OCPP client needs of its connection: :class:`OcppConnection` on the Pi, an
+    in-memory link in tests."""
+
+    charge_point_id: str
+    health: LinkHealth
+    frame_sink: FrameSink | None  # sees every frame in and out
+
+    async def run(self, session: Session) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def reconnect(self, why: str) -> None: ...
+
+    def set_ping_interval(self, seconds: int) -> None: ...
 
 
 class OcppConnection:
@@ -167,7 +192,7 @@ class OcppConnection:
         self._open_timeout_s = open_timeout_s
         self.backoff = backoff or Backoff()
         self._stable_after_s = stable_after_s
-        self._sink = frame_sink
+        self.frame_sink = frame_sink
         self.health = LinkHealth(url=f"{self.url}/{charge_point_id}")
         self._ws: ClientConnection | None = None
         self._stopping = False
@@ -273,7 +298,7 @@ class OcppConnection:
         watcher = asyncio.create_task(self._watch_latency(ws))
         reason = "closed"
         try:
-            await session(WsTransport(ws, self.health, self._sink))
+            await session(WsTransport(ws, self.health, self.frame_sink))
         except websockets.ConnectionClosed as exc:
             reason = f"closed: {exc}"
         except Exception as exc:  # a session bug must not end the firmware's backend link

@@ -1,11 +1,15 @@
-"""Build OCPP 1.6 SampledValue lists from a :class:`~chargerfw.drivers.types.MeterSample`."""
+"""Build MeterValues from a :class:`~chargerfw.drivers.types.MeterSample`.
+
+This is the record format of the outbox and of StopTxn data: the OCPP 1.6 MeterValue spelling
+(the store's transaction payloads use 1.6 spellings too). The 1.6 adapter sends it as it is;
+an adapter for another version translates it when it builds its requests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chargerfw.drivers.types import MeterSample
-from chargerfw.store import iso_utc
+from chargerfw.timestamps import iso_utc
 
 PHASES = ("L1", "L2", "L3")
 

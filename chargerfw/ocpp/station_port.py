@@ -1,7 +1,8 @@
-"""What the OCPP client needs from the station: the port backend commands go through.
+"""What the OCPP client needs from the station: who it is (:class:`BootInfo`) and the port
+backend commands go through (:class:`StationPort`).
 
-The station core (or the runtime that wires it) implements this; the OCPP client never touches
-connectors, contactors or the pilot itself. Answers use the OCPP 1.6 wire spellings.
+The station core (or the runtime that wires it) implements the port; the OCPP client never
+touches connectors, contactors or the pilot itself. Answers use the OCPP 1.6 wire spellings.
 
 These run inside the handling of a backend CALL, on the frame reader: they must return quickly
 and must never await an OCPP request (``OcppClient.authorize`` ...) themselves, since its answer
@@ -10,12 +11,29 @@ could only be read after they return. Schedule such work as a task instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
 
 AvailabilityAnswer = Literal["Accepted", "Rejected", "Scheduled"]
 UnlockAnswer = Literal["Unlocked", "UnlockFailed", "NotSupported"]
 ResetKind = Literal["Soft", "Hard"]
 ReservationAnswer = Literal["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"]
+
+
+@dataclass(frozen=True)
+class BootInfo:
+    """What the charge point says about itself at every boot."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
 
 
 class StationPort(Protocol):
@@ -65,3 +83,13 @@ class StationPort(Protocol):
     def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
         """Any idTagInfo from the backend (Authorize, Start/StopTransaction) for the cache."""
         ...
+
+
+def notify_id_tag_info(station: StationPort | None, id_tag: str, info: dict[str, str]) -> None:
+    """Give an idTagInfo from the backend to the station, if there is one to give; a failing
+    station is logged, never raised into the OCPP side."""
+    if station is not None and info:
+        try:
+            station.id_tag_info_received(id_tag, info)
+        except Exception:
+            log.exception("station.id_tag_info_failed")

@@ -25,8 +25,8 @@ from chargerfw.drivers.board import Board, build_board
 from chargerfw.drivers.meter.driver import quiet_pymodbus
 from chargerfw.drivers.readers import TokenReader, open_reader
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.client16 import OcppClient, client_from_config
 from chargerfw.ocpp.station_port import ResetKind
+from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.runtime.core import CoreRunner, Emit, RunBackground, initial_state
 from chargerfw.runtime.port import BackendPort
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator
@@ -109,7 +109,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     core = CoreRunner(state, config, board, supervisor, client, store, authorizer, emit=emit,
                       run_background=run_background, temperatures=temperatures)
     core_ready.append(core)
-    client.station = BackendPort(core, emit=emit, restart=restart)
+    client.attach_station(BackendPort(core, emit=emit, restart=restart))
     keys.add_listener(core.on_key_changed)
     _restore_faults(store, supervisor, core)
     if board.rcm is not None:

@@ -37,7 +37,7 @@ from chargerfw.station.safety import SafetySupervisor
 from chargerfw.store import StoreError
 
 if TYPE_CHECKING:
-    from chargerfw.ocpp.client16 import OcppClient
+    from chargerfw.ocpp.v16.client import OcppClient
 
 log = get_logger(__name__)
 

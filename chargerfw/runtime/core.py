@@ -61,7 +61,7 @@ from chargerfw.station.station import (
 from chargerfw.store import Store
 
 if TYPE_CHECKING:
-    from chargerfw.ocpp.client16 import OcppClient
+    from chargerfw.ocpp.v16.client import OcppClient
 
 log = get_logger(__name__)
 

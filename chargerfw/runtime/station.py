@@ -48,8 +48,8 @@ from chargerfw.drivers.readers import TokenReader
 from chargerfw.drivers.types import MeterFault, TagEvent
 from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.client16 import OcppClient
 from chargerfw.ocpp.station_port import ResetKind
+from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.runtime.assembly import StationParts, assemble
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.core import CoreRunner

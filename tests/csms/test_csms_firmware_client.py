@@ -66,8 +66,8 @@ async def test_firmware_client_session_survives_a_backend_restart(db: str, tmp_p
             tx = client.start_transaction(1, "04AA", 5000)
             client.set_status(1, "Charging")
             client.update_meter(1, meter_sample(5600))
-            client._last_sampled[1] = 0.0
-            client.sample_due()
+            client.sampler.make_due(1)
+            client.sampler.sample_due()
 
             async def session_kwh() -> float:
                 async with httpx.AsyncClient(base_url=csms.api_url) as api:
@@ -86,8 +86,8 @@ async def test_firmware_client_session_survives_a_backend_restart(db: str, tmp_p
             await first_backend.aclose()
             await wait_until(lambda: not client.online)
             client.update_meter(1, meter_sample(6500))
-            client._last_sampled[1] = 0.0
-            client.sample_due()
+            client.sampler.make_due(1)
+            client.sampler.sample_due()
             client.stop_transaction(1, 7000, "EVDisconnected")
             client.set_status(1, "Available")
             async with csms_running(db, ocpp_port=ocpp_port, api_port=api_port) as again:

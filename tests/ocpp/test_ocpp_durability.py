@@ -22,9 +22,10 @@ pytestmark = pytest.mark.timeout(60)
 CHILD = textwrap.dedent('''
     import asyncio, sys, time
     from chargerfw.drivers.types import MeterSample
-    from chargerfw.ocpp.client16 import BootInfo, OcppClient
     from chargerfw.ocpp.config_keys import ConfigurationKeys
     from chargerfw.ocpp.connection import OcppConnection
+    from chargerfw.ocpp.station_port import BootInfo
+    from chargerfw.ocpp.v16.client import OcppClient
     from chargerfw.store import Store
 
     async def main(url, db, sample_interval):

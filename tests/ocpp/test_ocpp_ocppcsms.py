@@ -54,8 +54,8 @@ async def test_session_with_outage_against_ocpp_csms(tmp_path):
             tx = client.start_transaction(1, "04AA", 5000)
             await wait_until(lambda: any(isinstance(e, TransactionStartedEvent) for e in events))
             client.update_meter(1, meter_sample(5100))
-            client._last_sampled[1] = 0.0
-            client.sample_due()
+            client.sampler.make_due(1)
+            client.sampler.sample_due()
             await wait_until(lambda: any(isinstance(e, MeterValuesEvent) for e in events))
 
             # The backend goes away mid-session; the session continues and ends offline.
@@ -63,8 +63,8 @@ async def test_session_with_outage_against_ocpp_csms(tmp_path):
             await wait_until(lambda: not client.online)
             for wh in (5200, 5300):
                 client.update_meter(1, meter_sample(wh))
-                client._last_sampled[1] = 0.0
-                client.sample_due()
+                client.sampler.make_due(1)
+                client.sampler.sample_due()
             client.stop_transaction(1, 5350, "EVDisconnected")
             assert len(client.store.outbox_pending()) == 3
 

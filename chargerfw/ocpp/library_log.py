@@ -1,0 +1,35 @@
+"""The logger handed to the ``ocpp`` library's charge points.
+
+The library logs every frame at INFO, secrets included; we keep its lines at DEBUG with frames
+redacted (our own structured log says what matters). It also logs an answered CALLERROR as an
+ERROR with a traceback: that is an answer to the backend, not a failure of ours, so it becomes
+a WARNING without one. A handler that fails with anything else stays an ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+
+from chargerfw.ocpp.connection import redact_frame
+
+
+class RedactingLibraryLogger(logging.LoggerAdapter[logging.Logger]):
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        def scrub(arg: object) -> object:
+            if hasattr(arg, "to_json"):
+                arg = arg.to_json()
+            return redact_frame(arg) if isinstance(arg, str) else arg
+
+        if level <= logging.INFO:
+            level = min(level, logging.DEBUG)
+        elif kwargs.get("exc_info") and isinstance(sys.exc_info()[1], OCPPError):
+            level = logging.WARNING
+            kwargs["exc_info"] = False
+        self.logger.log(level, msg, *(scrub(a) for a in args), **kwargs)
+
+
+LIBRARY_LOGGER = RedactingLibraryLogger(logging.getLogger("ocpp"), {})

@@ -1,0 +1,168 @@
+"""One link's OCPP 1.6 endpoint: the ``ocpp`` library's ChargePoint with our handlers.
+
+Every frame from the backend passes :func:`~chargerfw.ocpp.v16.frames.check_frame` first; a
+well-formed one goes to the library's ``route_message``, which answers unknown actions, runs
+the handlers registered with ``@on``/``@after`` and hands answers to our CALLs to ``call()``.
+The handlers only translate between the wire and :class:`BackendCommands`.
+
+One outstanding CALL at a time: every CALL goes through the library's ``call()``, which
+sends the next one only after the answer to the last (or its timeout).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint as LibraryChargePoint
+from ocpp.v16 import call_result
+from ocpp.v16.datatypes import KeyValue
+from ocpp.v16.enums import Action
+
+from chargerfw.logs import get_logger
+from chargerfw.ocpp.connection import Transport
+from chargerfw.ocpp.library_log import LIBRARY_LOGGER
+from chargerfw.ocpp.v16.commands import BackendCommands
+from chargerfw.ocpp.v16.frames import Answer, Ignore, check_frame
+
+log = get_logger(__name__)
+
+
+class LinkOwner(Protocol):
+    """What a link's charge point needs from the client that owns it."""
+
+    def may_answer_backend(self) -> bool:
+        """False while the backend has Rejected us: its CALLs get no answer."""
+        ...
+
+    def after_configuration_change(self) -> None:
+        """Runs after a ChangeConfiguration reply went out."""
+        ...
+
+    async def run_trigger(self, cp: ChargePoint16, message: str,
+                          connector_id: int | None) -> None:
+        """Send what an Accepted TriggerMessage asked for, after the reply went out."""
+        ...
+
+
+class ChargePoint16(LibraryChargePoint):
+    """The endpoint of one WebSocket session; :class:`LinkOwner` outlives it."""
+
+    def __init__(self, charge_point_id: str, transport: Transport, commands: BackendCommands,
+                 owner: LinkOwner, response_timeout: float) -> None:
+        super().__init__(charge_point_id, transport, response_timeout=response_timeout,
+                         logger=LIBRARY_LOGGER)
+        self._transport = transport  # for the CALLERRORs we answer before the library
+        self._commands = commands
+        self._owner = owner
+
+    async def route_message(self, raw_msg: str) -> None:
+        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend())
+        if isinstance(verdict, Ignore):
+            return
+        if isinstance(verdict, Answer):
+            log.warning("ocpp.call_error_sent", code=verdict.error.code,
+                        cause=verdict.error.details.get("cause"))
+            await self._transport.send(verdict.frame())
+            return
+        try:
+            await super().route_message(raw_msg)
+        except Exception:  # a bug past the handler (its reply, its after-hook): keep the link
+            if verdict.call is None:
+                raise
+            log.exception("ocpp.handler_failed", action=verdict.call.action)
+            await self._transport.send(verdict.call.create_call_error(Exception()).to_json())
+
+    # -- backend -> charge point -------------------------------------------------------------
+
+    @on(Action.change_availability)
+    def on_change_availability(self, connector_id: int, type: str) -> call_result.ChangeAvailability:
+        return call_result.ChangeAvailability(
+            status=self._commands.change_availability(connector_id, type))
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
+        return call_result.ChangeConfiguration(
+            status=self._commands.change_configuration(key, value))
+
+    @after(Action.change_configuration)
+    def after_change_configuration(self, key: str, value: str) -> None:
+        self._owner.after_configuration_change()
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        entries, unknown = self._commands.get_configuration(key)
+        return call_result.GetConfiguration(
+            configuration_key=[KeyValue(key=e.key, readonly=e.readonly, value=e.value)
+                               for e in entries],
+            unknown_key=unknown or None,
+        )
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self) -> call_result.ClearCache:
+        return call_result.ClearCache(status=self._commands.clear_cache())
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
+                                    charging_profile: dict[str, Any] | None = None,
+                                    ) -> call_result.RemoteStartTransaction:
+        return call_result.RemoteStartTransaction(
+            status=self._commands.remote_start(id_tag, connector_id, charging_profile))
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop_transaction(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        return call_result.RemoteStopTransaction(
+            status=self._commands.remote_stop(transaction_id))
+
+    @on(Action.reset)
+    def on_reset(self, type: str) -> call_result.Reset:
+        return call_result.Reset(status=self._commands.reset())
+
+    @after(Action.reset)
+    async def after_reset(self, type: str) -> None:
+        await self._commands.run_reset(type)
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id: int) -> call_result.UnlockConnector:
+        return call_result.UnlockConnector(status=await self._commands.unlock(connector_id))
+
+    @on(Action.reserve_now)
+    def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
+                       reservation_id: int, parent_id_tag: str | None = None,
+                       ) -> call_result.ReserveNow:
+        return call_result.ReserveNow(status=self._commands.reserve_now(
+            connector_id, expiry_date, id_tag, reservation_id, parent_id_tag))
+
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
+        return call_result.CancelReservation(
+            status=self._commands.cancel_reservation(reservation_id))
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
+                               data: str | None = None) -> call_result.DataTransfer:
+        status, reply = await self._commands.data_transfer(vendor_id, message_id, data)
+        return call_result.DataTransfer(status=status, data=reply)
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str,
+                           connector_id: int | None = None) -> call_result.TriggerMessage:
+        return call_result.TriggerMessage(
+            status=self._commands.trigger(requested_message, connector_id))
+
+    @after(Action.trigger_message)
+    async def after_trigger_message(self, requested_message: str,
+                                    connector_id: int | None = None) -> None:
+        await self._owner.run_trigger(self, requested_message, connector_id)
+
+    @on(Action.get_local_list_version)
+    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(
+            list_version=self._commands.get_local_list_version())
+
+    @on(Action.send_local_list)
+    def on_send_local_list(self, list_version: int, update_type: str,
+                           local_authorization_list: list[dict[str, Any]] | None = None,
+                           ) -> call_result.SendLocalList:
+        return call_result.SendLocalList(status=self._commands.send_local_list(
+            list_version, update_type, local_authorization_list or []))

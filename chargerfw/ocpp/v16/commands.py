@@ -1,0 +1,181 @@
+"""The backend's OCPP 1.6 commands, decided against the station, the configuration keys and the
+store. Each returns the 1.6 answer (a status string or the data of the reply); the charge point
+puts it on the wire. What a command starts after its reply went out (a reset, the message a
+TriggerMessage asked for, a reconnect for new credentials) is the client's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ocpp.exceptions import OccurenceConstraintViolationError
+
+from chargerfw.logs import get_logger
+from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
+from chargerfw.ocpp.station_port import StationPort
+from chargerfw.ocpp.v16.requests import wire_id_tag_info
+from chargerfw.station.auth import IdTagInfo, InvalidIdTagInfoError
+from chargerfw.store import Store, StoreError
+
+log = get_logger(__name__)
+
+# Answers a backend DataTransfer of one vendor: (message_id, data) -> (status, data).
+DataTransferHandler = Callable[[str | None, str | None], Awaitable[tuple[str, str | None]]]
+
+TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues")
+
+
+class BackendCommands:
+    """Answers the backend's commands. ``data_transfer_handlers`` maps a vendorId to its
+    handler (the client's dict: handlers added later count)."""
+
+    def __init__(self, *, store: Store, keys: ConfigurationKeys, station: StationPort | None,
+                 connector_phases: Mapping[int, int],
+                 data_transfer_handlers: dict[str, DataTransferHandler]) -> None:
+        self.store = store
+        self.keys = keys
+        self.station = station
+        self.connector_phases = dict(connector_phases)
+        self.data_transfer_handlers = data_transfer_handlers
+
+    def _known_connector(self, connector_id: int) -> bool:
+        return connector_id in self.connector_phases
+
+    # -- configuration and authorization data ------------------------------------------------
+
+    def change_configuration(self, key: str, value: str) -> str:
+        status, _reason = self.keys.change(key, value)
+        return status.value
+
+    def get_configuration(self, key: list[str] | None) -> tuple[list[ConfigEntry], list[str]]:
+        """(known entries, unknown keys); more keys than GetConfigurationMaxKeys is an error."""
+        limit = self.keys.get_int("GetConfigurationMaxKeys")
+        if key and len(key) > limit:
+            raise OccurenceConstraintViolationError(
+                details={"cause": f"at most {limit} keys per GetConfiguration"})
+        return self.keys.get_configuration(key)
+
+    def clear_cache(self) -> str:
+        self.store.cache_clear()
+        return "Accepted"
+
+    def get_local_list_version(self) -> int:
+        if not self.keys.get_bool("LocalAuthListEnabled"):
+            return -1
+        return self.store.local_list_version()
+
+    def send_local_list(self, version: int, update_type: str,
+                        entries: list[dict[str, Any]]) -> str:
+        if not self.keys.get_bool("LocalAuthListEnabled"):
+            return "NotSupported"
+        if len(entries) > self.keys.get_int("SendLocalListMaxLength"):
+            return "Failed"
+        full = update_type == "Full"
+        if not full and version <= self.store.local_list_version():
+            return "VersionMismatch"
+        updates: dict[str, IdTagInfo | None] = {}
+        for entry in entries:
+            info = entry.get("id_tag_info")
+            try:
+                updates[entry["id_tag"]] = (None if info is None
+                                            else IdTagInfo.from_wire(wire_id_tag_info(info)))
+            except InvalidIdTagInfoError as exc:
+                log.warning("ocpp.local_list_refused", error=str(exc))
+                return "Failed"
+        if len(updates) != len(entries):
+            return "Failed"  # the same idTag twice in one update
+        kept = 0 if full else self.store.local_list_size()
+        added = sum(v is not None for v in updates.values())
+        if kept + added > self.keys.get_int("LocalAuthListMaxLength"):
+            return "Failed"
+        try:
+            self.store.local_list_apply(version, updates, full)
+        except StoreError as exc:
+            log.warning("ocpp.local_list_refused", error=str(exc))
+            return "Failed"
+        return "Accepted"
+
+    # -- the station -------------------------------------------------------------------------
+
+    def change_availability(self, connector_id: int, kind: str) -> str:
+        if self.station is None or not (connector_id == 0 or self._known_connector(connector_id)):
+            return "Rejected"
+        return self.station.change_availability(connector_id, kind == "Operative")
+
+    def remote_start(self, id_tag: str, connector_id: int | None,
+                     charging_profile: dict[str, Any] | None) -> str:
+        if self.station is None:
+            return "Rejected"
+        if connector_id is not None and not self._known_connector(connector_id):
+            return "Rejected"
+        if charging_profile is not None:
+            log.info("ocpp.remote_start_profile_ignored")  # no Smart Charging profile support
+        ok = self.station.remote_start(id_tag, connector_id,
+                                       self.keys.get_bool("AuthorizeRemoteTxRequests"))
+        return "Accepted" if ok else "Rejected"
+
+    def remote_stop(self, transaction_id: int) -> str:
+        if self.station is None:
+            return "Rejected"
+        for record in self.store.open_transactions():
+            if record.backend_tx_id == transaction_id:
+                return "Accepted" if self.station.remote_stop(record.connector_id) else "Rejected"
+        return "Rejected"
+
+    def reset(self) -> str:
+        return "Accepted" if self.station else "Rejected"
+
+    async def run_reset(self, kind: str) -> None:
+        """The reset itself, after the Accepted reply went out."""
+        if self.station is not None:
+            await self.station.reset("Hard" if kind == "Hard" else "Soft")
+
+    async def unlock(self, connector_id: int) -> str:
+        if self.station is None or not self._known_connector(connector_id):
+            return "NotSupported"
+        return await self.station.unlock(connector_id)
+
+    def reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
+                    reservation_id: int, parent_id_tag: str | None) -> str:
+        """ReserveNow (Reservation profile). Connector 0 is refused unless
+        ReserveConnectorZeroSupported; an expiry already past or unreadable is Rejected."""
+        reserve = getattr(self.station, "reserve_now", None)
+        if reserve is None:
+            return "Rejected"
+        if connector_id == 0 and not self.keys.get_bool("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        if connector_id != 0 and not self._known_connector(connector_id):
+            return "Rejected"
+        try:
+            expiry = datetime.fromisoformat(expiry_date.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            log.warning("ocpp.reserve_bad_expiry", expiry_date=expiry_date)
+            return "Rejected"
+        if expiry <= time.time():
+            return "Rejected"
+        return str(reserve(connector_id, expiry, id_tag, reservation_id, parent_id_tag))
+
+    def cancel_reservation(self, reservation_id: int) -> str:
+        cancel = getattr(self.station, "cancel_reservation", None)
+        if cancel is None:
+            return "Rejected"
+        return "Accepted" if cancel(reservation_id) else "Rejected"
+
+    async def data_transfer(self, vendor_id: str, message_id: str | None,
+                            data: str | None) -> tuple[str, str | None]:
+        handler = self.data_transfer_handlers.get(vendor_id)
+        if handler is None:
+            return "UnknownVendorId", None
+        return await handler(message_id, data)
+
+    def trigger(self, message: str, connector_id: int | None) -> str:
+        """Whether TriggerMessage is Accepted; the client sends the message after the reply."""
+        if message not in TRIGGERABLE:
+            return "NotImplemented"  # no firmware update / diagnostics upload support
+        if connector_id is not None and not (connector_id == 0
+                                             or self._known_connector(connector_id)):
+            return "Rejected"
+        return "Accepted"
