@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,17 +34,22 @@ class VpcdStack:
 
 
 def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no two free neighbouring TCP ports")
+    """Two neighbouring free ports below the kernel's ephemeral range: vpcd binds its port only
+    when pcscd loads it, and a port the kernel could hand to any outgoing connection meanwhile
+    (other tests run in parallel) would leave vpcd unable to listen."""
+    low, _high = (int(v) for v in
+                  Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    candidates = list(range(max(1024, low - 12_000), low - 2, 2))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free neighbouring TCP ports below the ephemeral range")
 
 
 def _other_pcscd_running() -> int | None:
