@@ -18,7 +18,7 @@ from chargerfw.cli.common import (
     reaching_the_hardware,
     station_access,
 )
-from chargerfw.control.access import STATION_CONNECTOR_ID, StationAccess, Via
+from chargerfw.control.access import StationAccess, Via
 from chargerfw.control.api import ControlError
 from chargerfw.control.client import ControlUnavailable
 from chargerfw.station.technician import stored_kind
@@ -91,7 +91,7 @@ def faults_clear(ctx: click.Context, code: str, config_path: str, connector_id: 
         ids = ", ".join(str(f.connector_id) for f in active)
         fail(f"{code} is active on connectors {ids}: pick one with --connector", EXIT_USAGE)
     fault = active[0]
-    connector = None if fault.connector_id == STATION_CONNECTOR_ID else fault.connector_id
+    connector = fault.connector_id
     access: StationAccess = station_access(station)
     try:
         with reaching_the_hardware():

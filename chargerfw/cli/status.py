@@ -28,7 +28,7 @@ from chargerfw.control.access import DirectAccess
 from chargerfw.control.api import ControlError, StatusReply, StatusRequest, encode_reply
 from chargerfw.control.client import ControlUnavailable
 from chargerfw.hwlock import is_locked
-from chargerfw.station.enums import ChargePointErrorCode
+from chargerfw.station.enums import STATION, ChargePointErrorCode
 from chargerfw.station.faults import ClearRule
 from chargerfw.station.technician import stored_kind
 from chargerfw.store import Store
@@ -112,7 +112,7 @@ def status_lines(status: StatusReply) -> list[str]:
                      f"{'present' if status.reader.available else 'NOT AVAILABLE'}")
     if status.faults:
         lines.append("faults     " + ", ".join(
-            f"{f.kind.value}@{'station' if f.connector is None else f.connector}"
+            f"{f.kind.value}@{'station' if f.connector == STATION else f.connector}"
             f" ({'technician' if f.clears is ClearRule.TECHNICIAN else 'self-clearing'})"
             for f in status.faults))
         for kind in dict.fromkeys(f.kind for f in status.faults):

@@ -69,7 +69,6 @@ from chargerfw.station.technician import (
 )
 from chargerfw.store import Store, StoreError
 
-STATION_CONNECTOR_ID = 0  # the store's connector id for station-wide faults (RCD, e-stop)
 TEST_TIMEOUT_S = 30.0  # a test through the service: a contactor test takes a few seconds
 
 TestReplyT = TypeVar("TestReplyT", bound=HardwareTestReply)
@@ -96,8 +95,8 @@ class StationAccess(Protocol):
 
     via: Via
 
-    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
-        """A technician's clear of an active latched fault (``connector`` None: station-wide);
+    def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
+        """A technician's clear of an active latched fault (``connector`` 0: station-wide);
         refused if it clears by itself or its condition is still there."""
         ...
 
@@ -142,7 +141,7 @@ class ServiceAccess:
     def status(self) -> StatusReply:
         return self.client.request(StatusRequest())
 
-    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
+    def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
         return self.client.request(FaultClearRequest(kind, connector))
 
     def run_test(self, request: Request[TestReplyT],
@@ -239,9 +238,9 @@ class DirectAccess:
 
     # -- fault clearing -------------------------------------------------------------------
 
-    def clear_fault(self, kind: FaultKind, connector: int | None) -> FaultClearReply:
+    def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
         """Cleared in the store once the hardware shows the condition gone."""
-        store_id = STATION_CONNECTOR_ID if connector is None else connector
+        store_id = connector
         with self._store() as store:
             active = any(stored_kind(f.code) is kind and f.connector_id == store_id
                          for f in store.faults(active_only=True, limit=10000))

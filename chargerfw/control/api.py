@@ -28,12 +28,11 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from chargerfw.drivers.contactor import ContactorFeedback
 from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.types import MeterSample, PilotState
-from chargerfw.drivers.types import PilotMode as PilotDrive
+from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
 from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.ocpp.connection import LinkHealth
-from chargerfw.station.connector import PilotMode, TxPhase
-from chargerfw.station.enums import Availability, ChargePointErrorCode, ChargePointStatus
+from chargerfw.station.connector import TxPhase
+from chargerfw.station.enums import STATION, Availability, ChargePointErrorCode, ChargePointStatus
 from chargerfw.station.faults import ClearRule, Fault, FaultKind
 
 # -- the protocol's error codes ---------------------------------------------------------------
@@ -205,7 +204,7 @@ class OutboxStatus(Reply):
 @dataclass(frozen=True)
 class ActiveFault(Reply):
     kind: FaultKind
-    connector: int | None  # None: the whole station
+    connector: int  # 0: the whole station
     detail: str
     since: float
     error_code: ChargePointErrorCode
@@ -278,17 +277,17 @@ class FaultsRequest(Request[FaultsReply]):
 @dataclass(frozen=True)
 class FaultClearReply(Reply):
     cleared: FaultKind
-    connector: int | None
+    connector: int  # 0: the whole station
 
 
 @dataclass(frozen=True)
 class FaultClearRequest(Request[FaultClearReply]):
-    """A technician's clear of a latched fault (``connector`` None: a station-wide one)."""
+    """A technician's clear of a latched fault (``connector`` 0: a station-wide one)."""
 
     method: ClassVar[Method] = Method.FAULT_CLEAR
 
     kind: FaultKind
-    connector: int | None = None
+    connector: int = STATION
 
 
 # -- meter, reader, keys -----------------------------------------------------------------------
@@ -396,7 +395,7 @@ class RcdTestRequest(Request[RcdTestReply]):
 
 @dataclass(frozen=True)
 class PilotStep(Reply):
-    output: PilotDrive
+    output: PilotMode
     current_a: float | None
     duty_percent: float
     state: PilotState

@@ -40,7 +40,7 @@ from chargerfw.station.safety import (
     SupervisedConnector,
     asyncio_notifier,
 )
-from chargerfw.station.station import STATION, RememberedFault, faults_to_restore
+from chargerfw.station.station import RememberedFault, faults_to_restore
 from chargerfw.store import Store
 
 log = get_logger(__name__)
@@ -185,4 +185,4 @@ def _restore_faults(store: Store, supervisor: SafetySupervisor, core: CoreRunner
     for code, cid in plan.close:
         store.fault_clear(code, cid)
     for kind, cid, detail in plan.restore:
-        supervisor.restore_latched_fault(kind, None if cid == STATION else cid, detail)
+        supervisor.restore_latched_fault(kind, cid, detail)

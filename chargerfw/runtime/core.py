@@ -28,7 +28,6 @@ from chargerfw.station.auth import AuthConfig, Authorizer
 from chargerfw.station.enums import Availability, StopReason
 from chargerfw.station.faults import ClearRule, FaultKind
 from chargerfw.station.safety import (
-    STATION_WIDE,
     FaultChanged,
     PilotObserved,
     SafetyEvent,
@@ -212,8 +211,8 @@ class CoreRunner:
             case FaultChanged(fault=fault, active=active):
                 for listener in self.fault_listeners:
                     listener(event)
-                station_wide = fault.connector_id is STATION_WIDE
-                store_cid = STATION if fault.connector_id is None else fault.connector_id
+                station_wide = fault.connector_id == STATION
+                store_cid = fault.connector_id
                 try:
                     if active:
                         self.store.fault_raise(

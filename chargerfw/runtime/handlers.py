@@ -52,6 +52,7 @@ from chargerfw.drivers.types import TagEvent
 from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.ocpp.connection import LinkHealth
 from chargerfw.runtime.hwtests import HardwareTests
+from chargerfw.station.enums import STATION
 from chargerfw.station.technician import STILL_PRESENT, clear_refusal, condition_refusal
 
 if TYPE_CHECKING:
@@ -184,9 +185,9 @@ class ControlHandlers:
         supervisor = self._rt.supervisor
         assert supervisor is not None
         kind, connector = request.kind, request.connector
-        if connector is not None and connector not in self._rt.controllers:
+        if connector != STATION and connector not in self._rt.controllers:
             raise InvalidParams(f"no connector {connector}")
-        where = "the station" if connector is None else f"connector {connector}"
+        where = "the station" if connector == STATION else f"connector {connector}"
         active = any(f.kind is kind and f.connector_id == connector
                      for f in supervisor.active_faults())
         refusal = clear_refusal(kind, where, active=active)

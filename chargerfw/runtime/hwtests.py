@@ -36,11 +36,12 @@ from chargerfw.control.sequences import (
 )
 from chargerfw.control.server import Handler
 from chargerfw.drivers.contactor import Contactor, ContactorFeedback
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.connector import TxPhase
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind
-from chargerfw.station.safety import STATION_WIDE, FaultChanged, SafetySupervisor
+from chargerfw.station.safety import FaultChanged, SafetySupervisor
 from chargerfw.station.technician import ConnectorView, HardwareTest, hardware_test_refusal
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class HardwareTests:
             raise Refused(refusal)
 
     async def _run_test(self, test: HardwareTest, controllers: list[ConnectorController],
-                        supervised: int | None, sequence: Callable[[], ResultT]
+                        supervised: int, sequence: Callable[[], ResultT]
                         ) -> tuple[ResultT, list[FaultKind]]:
         """Pause the connectors (Unavailable, no session), run the blocking ``sequence`` off
         the loop under the supervisor's test rules, then restore pilot and status. Returns the
@@ -179,7 +180,7 @@ class HardwareTests:
         controllers = list(self._rt.controllers.values())
         # The RCM's own trip is what the test is about; any other fault refuses.
         self._refuse(HardwareTest.RCD, controllers)
-        result, raised = await self._run_test(HardwareTest.RCD, controllers, STATION_WIDE,
+        result, raised = await self._run_test(HardwareTest.RCD, controllers, STATION,
                                               lambda: run_rcd_test(board))
         unexpected = set(raised) - {FaultKind.RCD_TRIP}
         return dataclasses.replace(result, faults_raised=raised,

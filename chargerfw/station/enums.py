@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import enum
 
+# OCPP connectorId 0: the whole station. Also how the store, the control API and every fault
+# name what concerns all connectors (an RCD trip, the emergency stop).
+STATION = 0
+
 
 class ChargePointStatus(enum.StrEnum):
     AVAILABLE = "Available"

@@ -28,7 +28,7 @@ import enum
 from dataclasses import dataclass
 
 from chargerfw.drivers.types import PilotState
-from chargerfw.station.enums import ChargePointErrorCode, StopReason
+from chargerfw.station.enums import STATION, ChargePointErrorCode, StopReason
 
 
 class FaultKind(enum.StrEnum):
@@ -335,10 +335,11 @@ assert set(FAULT_PRIORITY) == set(FaultKind), "every fault kind needs a priority
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """An active fault. ``connector_id`` None means the whole station (RCD, e-stop)."""
+    """An active fault. ``connector_id`` 0 (:data:`STATION`) is the whole station (RCD,
+    e-stop)."""
 
     kind: FaultKind
-    connector_id: int | None = None
+    connector_id: int = STATION
     detail: str = ""
     timestamp: float = 0.0
 

@@ -40,13 +40,13 @@ from typing import Protocol
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.types import MeterSample, PilotState
 from chargerfw.logs import get_logger
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, Fault, FaultKind, may_clear
 from chargerfw.station.metering import OverCurrentDetector, OverCurrentSettings, fresh_current_a
 from chargerfw.station.thermal import ThermalState, thermal_decision
 
 log = get_logger(__name__)
 
-STATION_WIDE = None  # connector_id of a fault that concerns every connector
 CHARGING_PILOT = frozenset({PilotState.C, PilotState.D})
 
 
@@ -118,7 +118,7 @@ class SafetySettings:
 
 @dataclass(frozen=True, slots=True)
 class FaultChanged:
-    """A fault was raised (``active``) or cleared. ``fault.connector_id`` None: every connector."""
+    """A fault was raised (``active``) or cleared. ``fault.connector_id`` 0: every connector."""
 
     fault: Fault
     active: bool
@@ -173,14 +173,14 @@ class _ConnectorWatch:
     temperature_failures: int = 0
 
 
-_Key = tuple[FaultKind, int | None]
+_Key = tuple[FaultKind, int]  # the connector, or STATION
 
 
 def _reason(key: _Key) -> str:
     """The contactor interlock name of one fault: one per fault, so clearing one fault never
     releases another's hold."""
     kind, cid = key
-    return f"{kind.value}@{'station' if cid is STATION_WIDE else cid}"
+    return f"{kind.value}@{'station' if cid == STATION else cid}"
 
 
 class SafetySupervisor:
@@ -213,8 +213,8 @@ class SafetySupervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_poll: float | None = None  # monotonic time of the last completed poll
-        # Connectors (STATION_WIDE: the RCM) under a technician's hardware test.
-        self._testing: set[int | None] = set()
+        # Connectors (STATION: the RCM) under a technician's hardware test.
+        self._testing: set[int] = set()
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class SafetySupervisor:
             return frozenset(
                 f
                 for f in self._faults.values()
-                if connector_id is None or f.connector_id in (connector_id, STATION_WIDE)
+                if connector_id is None or f.connector_id in (connector_id, STATION)
             )
 
     def blocks_charging(self, connector_id: int) -> bool:
@@ -250,11 +250,11 @@ class SafetySupervisor:
         """A station-wide trip input changed. Opens every contactor before returning."""
         events: list[SafetyEvent] = []
         with self._lock:
-            key = (kind, STATION_WIDE)
+            key = (kind, STATION)
             if tripped:
                 self._raise(key, "input tripped", events)
                 # A technician's RCM test trip is no trip of the installation: not counted.
-                if kind is FaultKind.RCD_TRIP and STATION_WIDE not in self._testing:
+                if kind is FaultKind.RCD_TRIP and STATION not in self._testing:
                     now = self._clock()
                     self._rcd_trips.append(now)
                     while (
@@ -264,12 +264,12 @@ class SafetySupervisor:
                         self._rcd_trips.popleft()
                     if len(self._rcd_trips) >= self.settings.rcd_trips_to_latch:
                         self._raise(
-                            (FaultKind.RCD_TRIP_REPEATED, STATION_WIDE),
+                            (FaultKind.RCD_TRIP_REPEATED, STATION),
                             f"{len(self._rcd_trips)} trips within {self.settings.rcd_trip_window_s:g} s",
                             events,
                         )
                         # Its condition is the trip history, not the input: a technician clears it.
-                        self._present.discard((FaultKind.RCD_TRIP_REPEATED, STATION_WIDE))
+                        self._present.discard((FaultKind.RCD_TRIP_REPEATED, STATION))
             else:
                 self._condition_gone(key, events)
         self._send(events)
@@ -308,20 +308,20 @@ class SafetySupervisor:
 
     # ---- technician's hardware tests ---------------------------------------------------------
 
-    def begin_test(self, connector_id: int | None) -> None:
-        """A technician's test of one connector (STATION_WIDE: the RCM test) begins. While it
+    def begin_test(self, connector_id: int) -> None:
+        """A technician's test of one connector (STATION: the RCM test) begins. While it
         runs, :meth:`request_test_close` may close that contactor with no vehicle (pilot A) and
         an RCM trip does not count toward ``rcd_trips_to_latch``; every interlock still acts."""
         with self._lock:
-            if connector_id is not STATION_WIDE:
+            if connector_id != STATION:
                 self._check_id(connector_id)
             self._testing.add(connector_id)
 
-    def end_test(self, connector_id: int | None) -> None:
+    def end_test(self, connector_id: int) -> None:
         """The test is over: its contactor opens (if it was the one tested)."""
         with self._lock:
             self._testing.discard(connector_id)
-            if connector_id is not STATION_WIDE:
+            if connector_id != STATION:
                 self._watch[self._check_id(connector_id)].hw.contactor.open()
 
     def request_test_close(self, connector_id: int) -> bool:
@@ -352,7 +352,7 @@ class SafetySupervisor:
             for watch in self._watch.values():
                 watch.hw.contactor.open()
 
-    def clear_by_technician(self, kind: FaultKind, connector_id: int | None = None) -> bool:
+    def clear_by_technician(self, kind: FaultKind, connector_id: int = STATION) -> bool:
         """A technician's clear. Refused (False) while the condition is still there."""
         events: list[SafetyEvent] = []
         with self._lock:
@@ -370,13 +370,13 @@ class SafetySupervisor:
         return True
 
     def restore_latched_fault(
-        self, kind: FaultKind, connector_id: int | None = None, detail: str = ""
+        self, kind: FaultKind, connector_id: int = STATION, detail: str = ""
     ) -> None:
         """At start-up, re-raise a technician-clear fault the store remembers (a welded
         contactor stays a fault across a restart). Other kinds re-appear by themselves."""
         if FAULT_SPECS[kind].clear_rule is not ClearRule.TECHNICIAN:
             raise ValueError(f"{kind} clears by itself; only technician-clear faults are restored")
-        if connector_id is not None:
+        if connector_id != STATION:
             self._check_id(connector_id)
         events: list[SafetyEvent] = []
         with self._lock:
@@ -415,12 +415,12 @@ class SafetySupervisor:
             for cid in self._watch:
                 self._poll_connector(cid, events)
             with self._lock:  # a good pass: a technician may now clear an internal error
-                self._condition_gone((FaultKind.INTERNAL_ERROR, STATION_WIDE), events)
+                self._condition_gone((FaultKind.INTERNAL_ERROR, STATION), events)
         except Exception as exc:
             # Fail safe: a monitor that cannot judge must not leave power on.
             log.exception("safety.monitor_error")
             with self._lock:
-                self._raise((FaultKind.INTERNAL_ERROR, STATION_WIDE), f"monitor: {exc!r}", events)
+                self._raise((FaultKind.INTERNAL_ERROR, STATION), f"monitor: {exc!r}", events)
         self.last_poll = self._clock()
         self._send(events)
 
@@ -563,10 +563,10 @@ class SafetySupervisor:
         return connector_id
 
     def _faults_of(self, connector_id: int) -> list[Fault]:
-        return [f for f in self._faults.values() if f.connector_id in (connector_id, STATION_WIDE)]
+        return [f for f in self._faults.values() if f.connector_id in (connector_id, STATION)]
 
-    def _contactors_for(self, connector_id: int | None) -> list[SupervisedContactor]:
-        if connector_id is STATION_WIDE:
+    def _contactors_for(self, connector_id: int) -> list[SupervisedContactor]:
+        if connector_id == STATION:
             return [w.hw.contactor for w in self._watch.values()]
         return [self._watch[connector_id].hw.contactor]
 
@@ -593,7 +593,7 @@ class SafetySupervisor:
         kind, cid = key
         pilots = (
             [w.pilot for w in self._watch.values()]
-            if cid is STATION_WIDE
+            if cid == STATION
             else [self._watch[cid].pilot]
         )
         # A station-wide fault that waits for unplugging waits for every connector.

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from chargerfw.station import connector as cn
 from chargerfw.station.auth import InvalidIdTagError, check_id_tag, same_tag
 from chargerfw.station.enums import (
+    STATION,
     Availability,
     AvailabilityChange,
     ChargePointStatus,
@@ -36,8 +37,6 @@ from chargerfw.station.enums import (
     StopReason,
 )
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind
-
-STATION = 0  # OCPP connectorId 0: the whole station (also the store's id for its faults)
 
 _NOT_STARTABLE = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAILABLE})
 

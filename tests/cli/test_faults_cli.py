@@ -9,6 +9,7 @@ from diag_support import FakeService, PreparedBoard, as_json, invoke, write_stat
 
 from chargerfw.cli import common
 from chargerfw.control.api import FaultClearReply, FaultClearRequest, Method, Refused
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FAULT_SPECS, FaultKind
 from chargerfw.store import Store
 
@@ -86,6 +87,6 @@ def test_faults_clear_through_the_service(station, runtime_dir, store):
         welded = invoke("faults", "-c", station, "clear", "contactor_welded")
     assert station_wide.exit_code == 0, station_wide.output
     assert as_json(station_wide)["via"] == "service"
-    # Station-wide: connector None
-    assert cleared == [(FaultKind.RCD_TRIP_REPEATED, None)]
+    # Station-wide: connector 0
+    assert cleared == [(FaultKind.RCD_TRIP_REPEATED, STATION)]
     assert welded.exit_code == 1 and "condition is still present" in welded.stderr

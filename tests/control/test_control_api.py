@@ -37,6 +37,7 @@ from chargerfw.control.api import (
     request_params,
 )
 from chargerfw.drivers.types import MeterSample
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind
 
 
@@ -55,8 +56,8 @@ def test_params_decode_into_the_request_with_its_defaults() -> None:
     assert decode_request("faults", {"history": True}) == FaultsRequest(history=True, limit=100)
     assert decode_request("fault.clear", {"kind": "contactor_welded", "connector": 1}) == \
         FaultClearRequest(FaultKind.CONTACTOR_WELDED, 1)
-    assert decode_request("fault.clear", {"kind": "rcd_trip_repeated", "connector": None}) == \
-        FaultClearRequest(FaultKind.RCD_TRIP_REPEATED, None)
+    assert decode_request("fault.clear", {"kind": "rcd_trip_repeated"}) == \
+        FaultClearRequest(FaultKind.RCD_TRIP_REPEATED, STATION)  # 0: the whole station
     assert decode_request("rfid.next", {"wait_s": 5}) == RfidNextRequest(5.0)  # int for a float
     assert decode_request("sim.charge", {}) == SimChargeRequest(1, None)
     assert decode_request("sim.tap", {"uid": "04A1"}) == SimTapRequest("04A1", 0.3)

@@ -29,6 +29,7 @@ from chargerfw.control.api import (
 )
 from chargerfw.control.client import ControlClient, ControlUnavailable, call
 from chargerfw.control.server import ControlServer, ControlSocketInUse, ControlSocketLock
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind
 
 pytestmark = pytest.mark.timeout(30)
@@ -87,7 +88,7 @@ async def test_typed_requests_get_typed_replies(server: Path) -> None:
     assert reply == RfidNextReply("04AA55", "sim", "04AA55", 1.0)
     cleared = await asyncio.to_thread(client.request,
                                       FaultClearRequest(FaultKind.RCD_TRIP_REPEATED))
-    assert cleared == FaultClearReply(FaultKind.RCD_TRIP_REPEATED, None)
+    assert cleared == FaultClearReply(FaultKind.RCD_TRIP_REPEATED, STATION)
     assert await ask(server, "faults") == {"active": []}  # the JSON on the wire
     assert await ask(server, "sim.rcd_trip") == {"rcm": "trip"}
     assert await asyncio.to_thread(ControlClient(server).request,

@@ -20,9 +20,9 @@ from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_
 from chargerfw import control
 from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.runtime.station import StationRuntime
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import (
-    STATION_WIDE,
     SafetySettings,
     SafetySupervisor,
     SupervisedConnector,
@@ -253,11 +253,11 @@ def test_supervisor_test_close_rules():
     assert not contactor.commanded_closed  # the end of the test opens it
 
     # RCM test trips do not latch RCD_TRIP_REPEATED; real ones still do.
-    supervisor.begin_test(STATION_WIDE)
+    supervisor.begin_test(STATION)
     for _ in range(3):
         supervisor.fault_input_changed(FaultKind.RCD_TRIP, True)
         supervisor.fault_input_changed(FaultKind.RCD_TRIP, False)
-    supervisor.end_test(STATION_WIDE)
+    supervisor.end_test(STATION)
     assert not supervisor.active_faults()
     for _ in range(2):
         supervisor.fault_input_changed(FaultKind.RCD_TRIP, True)

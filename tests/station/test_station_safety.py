@@ -12,6 +12,7 @@ from fakes import FakeClock, FakeContactor, FakeFaultInput
 
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.types import MeterSample, PilotState
+from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind, may_clear
 from chargerfw.station.metering import OverCurrentSettings
 from chargerfw.station.safety import (
@@ -90,7 +91,7 @@ class Rig:
             ),
         )
 
-    def fault_events(self) -> list[tuple[FaultKind, int | None, bool]]:
+    def fault_events(self) -> list[tuple[FaultKind, int, bool]]:
         return [
             (e.fault.kind, e.fault.connector_id, e.active)
             for e in self.events
@@ -207,7 +208,7 @@ def test_emergency_stop_opens_every_connector_and_clears_on_release():
     assert rig.sup.blocks_charging(1) and rig.sup.blocks_charging(2)
     assert not rig.sup.request_close(1)
     estop.set(False)
-    assert rig.fault_events() == [(K.EMERGENCY_STOP, None, True), (K.EMERGENCY_STOP, None, False)]
+    assert rig.fault_events() == [(K.EMERGENCY_STOP, STATION, True), (K.EMERGENCY_STOP, STATION, False)]
     assert rig.sup.request_close(1)
 
 
@@ -216,7 +217,7 @@ def test_input_tripped_at_start_is_a_fault_at_once():
     rcd = FakeFaultInput()
     rcd.is_tripped = True
     rig.sup.attach_fault_input(K.RCD_TRIP, rcd)
-    assert rig.fault_events() == [(K.RCD_TRIP, None, True)]
+    assert rig.fault_events() == [(K.RCD_TRIP, STATION, True)]
 
 
 def test_attach_rejects_non_input_kind():
@@ -488,7 +489,7 @@ def test_monitor_error_latches_internal_error_and_opens_everything():
     rig.sup._watch[1].hw.read_offered_current_a = broken
     rig.sup.poll_once()
     assert not rig.contactors[1].commanded_closed
-    assert rig.fault_events() == [(K.INTERNAL_ERROR, None, True)]
+    assert rig.fault_events() == [(K.INTERNAL_ERROR, STATION, True)]
     rig.sup._watch[1].hw.read_offered_current_a = lambda: None
     rig.sup.poll_once()
     assert rig.sup.blocks_charging(2)

@@ -57,7 +57,7 @@ from chargerfw.sim.scenario import (
     charger_uid,
 )
 from chargerfw.station.connector import PLUGGED
-from chargerfw.station.enums import ChargePointStatus
+from chargerfw.station.enums import STATION, ChargePointStatus
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import SafetySettings
 from chargerfw.store import Store, StoreError
@@ -375,7 +375,7 @@ class FleetCharger:
         self._injected.discard(kind)
         if kind == "rcd":
             await self.request(SimRcdClearRequest())
-            await self._technician_clear(FaultKind.RCD_TRIP_REPEATED, None, timeout_s)
+            await self._technician_clear(FaultKind.RCD_TRIP_REPEATED, STATION, timeout_s)
         elif kind == "estop":
             await self.request(SimEstopReleaseRequest())
         elif kind == "overtemp":
@@ -386,7 +386,7 @@ class FleetCharger:
         elif kind == "overcurrent":
             await self.request(SimOverdrawRequest(0.0, CONNECTOR))
 
-    async def _technician_clear(self, fault: FaultKind, connector: int | None,
+    async def _technician_clear(self, fault: FaultKind, connector: int,
                                 timeout_s: float) -> None:
         """Clear a latched fault once the monitor has seen its condition gone."""
         handlers = self._rt().handlers
