@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from ocpp_testcsms import TestCsms
 from realstack import free_port
 
 from chargerfw import control
@@ -192,3 +195,22 @@ class Cli:
             stderr=asyncio.subprocess.PIPE, env=self.env)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         return proc.returncode, out.decode(), err.decode()
+
+
+LiveStation = tuple[StationRuntime, Path, Cli, TestCsms]
+
+
+@contextlib.asynccontextmanager
+async def live_station(tmp_path: Path) -> AsyncIterator[LiveStation]:
+    """A simulated station running in this process against a test backend, with the command
+    line pointed at it, once the backend has its first StatusNotification."""
+    runtime_dir = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))  # short socket path
+    try:
+        async with TestCsms() as csms:
+            config_path, config = sim_station_config(tmp_path, csms.url)
+            sock = runtime_dir / "control.sock"
+            async with running_station(config, sock) as runtime:
+                await csms.wait_for(lambda: csms.of("StatusNotification"))
+                yield runtime, sock, Cli(config_path, runtime_dir), csms
+    finally:
+        shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -5,16 +5,13 @@ to it over the control socket, as on a charger."""
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fakes import wait_until
-from ocpp_testcsms import TestCsms
-from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
+from runtime_helpers import LiveStation, ctl, live_station, wait_status
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,17 +19,9 @@ TAG = "04A1B2C3"
 
 
 @pytest.fixture
-async def station(tmp_path: Path) -> AsyncIterator[tuple[object, Path, Cli, TestCsms]]:
-    runtime_dir = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
-    try:
-        async with TestCsms() as csms:
-            config_path, config = sim_station_config(tmp_path, csms.url)
-            sock = runtime_dir / "control.sock"
-            async with running_station(config, sock) as runtime:
-                await csms.wait_for(lambda: csms.of("StatusNotification"))
-                yield runtime, sock, Cli(config_path, runtime_dir), csms
-    finally:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
+async def station(tmp_path: Path) -> AsyncIterator[LiveStation]:
+    async with live_station(tmp_path) as live:
+        yield live
 
 
 async def test_status_meter_refusal_and_bundle_during_a_session(station, tmp_path):

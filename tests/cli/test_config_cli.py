@@ -8,24 +8,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from diag_support import FakeService, as_json, invoke, status_result, write_station
+from diag_support import FakeService, as_json, invoke, status_result
 
 from chargerfw.control.api import ConfigSetReply, ConfigSetRequest, Method
 from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def station(tmp_path, runtime_dir) -> str:
-    return str(write_station(tmp_path))
-
-
-@pytest.fixture
-def store(tmp_path, station):
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def test_config_show_redacts_and_lists_ocpp_keys(station, store):

@@ -5,26 +5,14 @@ and through the service (a fake one on the control socket)."""
 from __future__ import annotations
 
 import pytest
-from diag_support import FakeService, PreparedBoard, as_json, invoke, write_station
+from diag_support import FakeService, PreparedBoard, as_json, invoke
 
 from chargerfw.cli import common
 from chargerfw.control.api import FaultClearReply, FaultClearRequest, Method, Refused
 from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FAULT_SPECS, FaultKind
-from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def station(tmp_path, runtime_dir) -> str:
-    return str(write_station(tmp_path))
-
-
-@pytest.fixture
-def store(tmp_path, station):
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def test_faults_history_and_active(station, store):

@@ -6,22 +6,9 @@ import json
 import time
 
 import pytest
-from diag_support import as_json, invoke, write_station
-
-from chargerfw.store import Store
+from diag_support import as_json, invoke
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def station(tmp_path, runtime_dir) -> str:
-    return str(write_station(tmp_path))
-
-
-@pytest.fixture
-def store(tmp_path, station):
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def test_ocpp_log_is_redacted(station, store):

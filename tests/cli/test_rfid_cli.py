@@ -7,25 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from diag_support import FakeService, as_json, invoke, status_result, write_station
+from diag_support import FakeService, as_json, invoke, status_result
 
 from chargerfw.control.api import Method, RfidNextReply
 from chargerfw.station.auth import IdTagInfo
 from chargerfw.station.enums import AuthorizationStatus
-from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def station(tmp_path, runtime_dir) -> str:
-    return str(write_station(tmp_path))
-
-
-@pytest.fixture
-def store(tmp_path, station):
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def test_rfid_decision_from_local_list_and_cache(station, store):

@@ -12,7 +12,6 @@ from diag_support import (
     as_json,
     invoke,
     status_result,
-    write_station,
 )
 
 from chargerfw.control.api import (
@@ -23,7 +22,6 @@ from chargerfw.control.api import (
     encode_reply,
 )
 from chargerfw.station.faults import FAULT_SPECS, FaultKind
-from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -33,17 +31,6 @@ METER = ConnectorMeter(age_s=0.4, energy_import_wh=12345.0, power_w=7200.0,
 TRANSACTION = TransactionStatus(local_id=3, transaction_id=1001, id_tag="04A1B2C3",
                                 started_at=1_700_000_000.0, meter_start_wh=10000,
                                 energy_wh=2345.0)
-
-
-@pytest.fixture
-def station(tmp_path, runtime_dir) -> str:
-    return str(write_station(tmp_path))
-
-
-@pytest.fixture
-def store(tmp_path, station):
-    with Store(tmp_path / "state.db") as opened:
-        yield opened
 
 
 def test_status_from_the_service(station, runtime_dir):

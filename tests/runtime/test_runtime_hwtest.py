@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +13,10 @@ from typing import Any
 import pytest
 from fakes import FakeContactor, wait_until
 from ocpp_testcsms import TestCsms
-from runtime_helpers import Cli, ctl, running_station, sim_station_config, wait_status
+from runtime_helpers import LiveStation, ctl, live_station, wait_status
 
 from chargerfw import control
 from chargerfw.drivers.types import PilotMode, PilotState
-from chargerfw.runtime.station import StationRuntime
 from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import (
@@ -33,21 +30,13 @@ pytestmark = pytest.mark.timeout(60)
 TAG = "04A1B2C3"
 
 
-Station = tuple[StationRuntime, Path, Cli, TestCsms]
+Station = LiveStation
 
 
 @pytest.fixture
 async def station(tmp_path: Path) -> AsyncIterator[Station]:
-    runtime_dir = Path(tempfile.mkdtemp(prefix="cfw-", dir="/tmp"))
-    try:
-        async with TestCsms() as csms:
-            config_path, config = sim_station_config(tmp_path, csms.url)
-            sock = runtime_dir / "control.sock"
-            async with running_station(config, sock) as runtime:
-                await csms.wait_for(lambda: statuses(csms))
-                yield runtime, sock, Cli(config_path, runtime_dir), csms
-    finally:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
+    async with live_station(tmp_path) as live:
+        yield live
 
 
 def statuses(csms: TestCsms, connector_id: int = 1) -> list[str]:
