@@ -40,7 +40,7 @@ test: venv sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup
+	$(BIN)/pytest -q -n $(JOBS)
 
 sim: venv
 	$(BIN)/chargerfw sim station --demo

@@ -1,6 +1,5 @@
-"""Fixtures shared across test modules: the databases the CSMS and whole-chain tests run on,
-and short directories for Unix sockets; and the rule that keeps the real pcscd tests on one
-xdist worker.
+"""Fixtures shared across test modules: the databases the CSMS and whole-chain tests run on, a
+real pcscd with the vpcd reader, and short directories for Unix sockets.
 
 The helpers are imported inside the fixtures so test modules that need no database do not
 load the backend's libraries at collection.
@@ -18,6 +17,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pg import PostgresServer
+    from reader_pcscd import VpcdStack
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,15 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> st
     return db_url_for(request.param, tmp_path, pg)
 
 
+@pytest.fixture(scope="module")
+def vpcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpcdStack]:
+    """A real pcscd with the vpcd virtual reader, for one module's PC/SC tests."""
+    from reader_pcscd import pcscd_with_vpcd
+
+    with pcscd_with_vpcd(tmp_path_factory.mktemp("pcscd")) as stack:
+        yield stack
+
+
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     """A directory with a short path: Unix socket paths are limited to ~107 bytes, so control
@@ -51,12 +60,3 @@ def runtime_dir(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(short_dir))
     monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
     return short_dir
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """pcsc-lite has one client socket per machine, so only one pcscd can run at a time: every
-    test of a module that starts one goes to the same xdist worker (``--dist loadgroup``)."""
-    for item in items:
-        module = getattr(item, "module", None)
-        if module is not None and hasattr(module, "pcscd_with_vpcd"):
-            item.add_marker(pytest.mark.xdist_group("pcscd"))

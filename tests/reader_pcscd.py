@@ -1,14 +1,16 @@
 """A real pcscd with the vsmartcard vpcd reader driver, for the PC/SC reader tests.
 
 pcsc-lite 1.9.9 has one fixed client socket (/run/pcscd/pcscd.comm), so only one pcscd can
-run on the machine: refuse to start if another one is there, and stop only our own (by pid).
-The vpcd port comes from a reader.conf written into a temporary folder (``pcscd -c``), so the
-tests use a free port instead of the fixed 35963.
+run on the machine: tests that run one take :func:`exclusive_pcscd` (a lock file, so parallel
+workers and other test runs wait their turn), refuse to start if another pcscd is there anyway,
+and stop only their own (by pid). The vpcd port comes from a reader.conf written into a
+temporary folder (``pcscd -c``), so the tests use a free port instead of the fixed 35963.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import shutil
@@ -24,6 +26,38 @@ from smartcard import scard
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
 READER_NAME = "Virtual PCD 00 00"  # vpcd creates two slots: port and port + 1
+LOCK_FILE = Path("/tmp/chargerfw-tests-pcscd.lock")
+LOCK_WAIT_S = 600.0
+_held = 0  # how deep this process holds the lock
+
+
+@contextlib.contextmanager
+def exclusive_pcscd(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """The machine's one pcscd is ours until the block ends (nested blocks share the hold)."""
+    global _held
+    if _held:
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
+        return
+    with open(LOCK_FILE, "a") as lock:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another test run kept {LOCK_FILE} for {wait_s} s") from None
+                time.sleep(0.1)
+        _held = 1
+        try:
+            yield
+        finally:
+            _held = 0
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -75,6 +109,12 @@ def _readers() -> list[str]:
 def pcscd_with_vpcd(workdir: Path, *, port: int | None = None,
                     ready_timeout_s: float = 10.0) -> Iterator[VpcdStack]:
     """Run ``pcscd --foreground`` with only the vpcd reader until the block ends."""
+    with exclusive_pcscd():
+        yield from _pcscd_with_vpcd(workdir, port=port, ready_timeout_s=ready_timeout_s)
+
+
+def _pcscd_with_vpcd(workdir: Path, *, port: int | None,
+                     ready_timeout_s: float) -> Iterator[VpcdStack]:
     pcscd = shutil.which("pcscd") or "/usr/sbin/pcscd"
     if not os.path.exists(pcscd) or not VPCD_DRIVER.exists():
         raise RuntimeError("pcscd and vsmartcard-vpcd are needed (apt-get install pcscd vsmartcard-vpcd)")

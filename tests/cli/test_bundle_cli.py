@@ -8,17 +8,11 @@ import sys
 import tarfile
 
 import pytest
-from diag_support import as_json, csms_in_thread, invoke, write_station
+from diag_support import as_json, invoke, write_station
 
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def csms():
-    with csms_in_thread() as server:
-        yield server
 
 
 def test_support_bundle_contents_are_redacted(tmp_path, runtime_dir, csms):

@@ -12,7 +12,6 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from reader_pcscd import pcscd_with_vpcd
 from realstack import socat_pty_pair
 
 from chargerfw.cli import main
@@ -41,12 +40,6 @@ pin = 17
 [connector.pilot]
 pwm_pin = 18
 """
-
-
-@pytest.fixture(scope="module")
-def vpcd(tmp_path_factory):
-    with pcscd_with_vpcd(tmp_path_factory.mktemp("pcscd")) as stack:
-        yield stack
 
 
 def test_watch_json_prints_taps_and_stops_after_count(vpcd):

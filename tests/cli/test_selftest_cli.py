@@ -16,7 +16,6 @@ from diag_support import (
     PreparedBoard,
     active_fault,
     as_json,
-    csms_in_thread,
     invoke,
     sim_meter_thread,
     status_result,
@@ -32,12 +31,6 @@ from chargerfw.station.faults import FaultKind
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def csms():
-    with csms_in_thread() as server:
-        yield server
 
 
 def checks_of(result) -> dict[str, dict]:

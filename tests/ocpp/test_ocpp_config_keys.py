@@ -23,12 +23,6 @@ CORE_KEYS = {
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as s:
-        yield s
-
-
-@pytest.fixture
 def keys(store):
     return ConfigurationKeys(store, number_of_connectors=2)
 

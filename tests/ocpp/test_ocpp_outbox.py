@@ -13,7 +13,6 @@ from ocpp_support import memory_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
 from chargerfw.ocpp.outbox import Delivered, OutboxPump, Refused, Undeliverable
-from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -112,12 +111,6 @@ class ScriptedSender:
 
     def delivered(self, message, answer):
         self.delivered_calls.append((message.action, answer))
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as store:
-        yield store
 
 
 @contextlib.asynccontextmanager

@@ -88,12 +88,6 @@ class Settings:
         return self.lists.get(which, [])
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "s.db") as store:
-        yield store
-
-
 def make_sampler(store, settings, sent=None, wakes=None):
     return MeterSampler(store, settings, connector_phases={1: 1},
                         wake_outbox=lambda: wakes.append(1) if wakes is not None else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from reader_pcscd import pcscd_with_vpcd
 from structlog.testing import capture_logs
 
 from chargerfw.drivers.readers import CardError, ReaderUnavailable
@@ -14,12 +13,6 @@ from chargerfw.sim.vcard import VirtualCard
 pytestmark = pytest.mark.timeout(30)
 
 UID = "04A1B2C3D4E5F6"
-
-
-@pytest.fixture(scope="module")
-def vpcd(tmp_path_factory):
-    with pcscd_with_vpcd(tmp_path_factory.mktemp("pcscd")) as stack:
-        yield stack
 
 
 def make_reader(vpcd) -> PcscReader:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reader_pcscd import pcscd_with_vpcd
+from reader_pcscd import exclusive_pcscd, pcscd_with_vpcd
 
 from chargerfw.drivers.readers.pcsc import PcscReader
 from chargerfw.drivers.types import TagEventKind
@@ -13,6 +13,12 @@ pytestmark = pytest.mark.timeout(40)
 
 
 async def test_daemon_restart_is_reported_lost_then_back(tmp_path):
+    # The machine's pcscd stays ours between the two daemons.
+    with exclusive_pcscd():
+        await _restart_is_reported(tmp_path)
+
+
+async def _restart_is_reported(tmp_path):
     reader = None
     try:
         with pcscd_with_vpcd(tmp_path / "first") as stack:
