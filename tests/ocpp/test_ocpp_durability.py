@@ -127,15 +127,16 @@ async def test_recovery_interrupted_midway_is_idempotent(tmp_path):
     script.write_text(textwrap.dedent(f'''
         import os, signal
         from chargerfw.store import Store
-        s = Store({str(db)!r})
-        orig = s._close
+        from chargerfw.store.transactions import Transactions
+        orig = Transactions._close
         count = [0]
-        def close_then_die(*args, **kwargs):
+        def close_then_die(self, *args, **kwargs):
             if count[0] == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
             count[0] += 1
-            return orig(*args, **kwargs)
-        s._close = close_then_die
+            return orig(self, *args, **kwargs)
+        Transactions._close = close_then_die
+        s = Store({str(db)!r})
         s.recover_interrupted()
     '''))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=30)
