@@ -219,14 +219,17 @@ async def running_client(tmp_path: Path, url: str, *, station: Any = None,
                          keys_overrides: dict[str, str] | None = None,
                          password: str | None = None, profile: int = 0,
                          ca_file: str | None = None,
-                         call_timeout_s: float = 3.0) -> AsyncIterator[OcppClient]:
-    """A running client connected to ``url`` over a real WebSocket on loopback."""
+                         call_timeout_s: float = 3.0,
+                         backoff: Backoff | None = None) -> AsyncIterator[OcppClient]:
+    """A running client connected to ``url`` over a real WebSocket on loopback (reconnecting
+    after 10-200 ms unless ``backoff`` says otherwise)."""
     store = Store(tmp_path / "state.db")
     keys = client_keys(store, keys_overrides)
     connection = OcppConnection(url, "CP1", security_profile=profile, password=password,
                                 ca_file=ca_file,
                                 ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"),
-                                backoff=Backoff(initial_s=0.05, maximum_s=0.2, floor_s=0.01),
+                                backoff=backoff or Backoff(initial_s=0.05, maximum_s=0.2,
+                                                           floor_s=0.01),
                                 stable_after_s=0.5)
     client = make_client(store, keys, connection, station=station, call_timeout_s=call_timeout_s)
     async with _running(client):

@@ -170,7 +170,10 @@ async def test_missed_pong_closes_and_reconnects(tmp_path):
         await proxy.start()
         try:
             url = f"ws://127.0.0.1:{proxy.port}/ocpp"
-            async with running_client(tmp_path, url, keys_overrides={"WebSocketPingInterval": "1"}) as client:
+            # Reconnect after a second: the reason the link died is still the last error when
+            # the test looks (a loaded machine would otherwise see a reconnect attempt's).
+            async with running_client(tmp_path, url, keys_overrides={"WebSocketPingInterval": "1"},
+                                      backoff=Backoff(1.0, 1.0, floor_s=1.0)) as client:
                 await wait_until(lambda: client.online)
                 health = client.connection.health
                 assert health.state == "connected" and health.ping_interval_s == 1
