@@ -32,10 +32,10 @@ from chargerfw.control.api import (
 )
 from chargerfw.control.server import ControlServer
 from chargerfw.drivers.board import Board, build_board
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.ocpp.connection import LinkHealth
 from chargerfw.sim.meter import SimulatedMeter, serve_tcp
-from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.connector import TxPhase
 from chargerfw.station.enums import Availability, ChargePointErrorCode, ChargePointStatus
 from chargerfw.station.faults import Fault, FaultKind
 

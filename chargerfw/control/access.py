@@ -53,10 +53,10 @@ from chargerfw.control.sequences import (
     settled_reading,
 )
 from chargerfw.drivers.board import Board, build_board
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, PilotMode
 from chargerfw.hwlock import HardwareLock
 from chargerfw.ocpp.config_keys import ConfigurationKeys
-from chargerfw.station.connector import PilotMode, TxPhase
+from chargerfw.station.connector import TxPhase
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.technician import (
     ConnectorView,

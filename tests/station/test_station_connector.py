@@ -8,7 +8,7 @@ from dataclasses import replace
 import ocpp.v16.enums as ocpp_enums
 import pytest
 
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.station.connector import (
     Action,
     AuthorizationRefused,
@@ -29,7 +29,6 @@ from chargerfw.station.connector import (
     LeftTestMode,
     LimitSource,
     PilotChanged,
-    PilotMode,
     PilotOutput,
     RefusalReason,
     Reservation,

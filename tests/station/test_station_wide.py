@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.station import connector as cn
 from chargerfw.station.enums import (
     AuthorizationStatus,
@@ -292,7 +292,7 @@ def test_hardware_test_mode_for_the_connectors_named():
         cn.StatusChanged(2, S.UNAVAILABLE, ChargePointErrorCode.NO_ERROR)]
     state, actions = step(state, HardwareTestEnded((1, 2)))
     assert [c.under_test for c in state.connectors] == [None, None]
-    assert on(actions, 2, cn.SetPilot) == [cn.SetPilot(cn.PilotOutput(cn.PilotMode.STANDBY))]
+    assert on(actions, 2, cn.SetPilot) == [cn.SetPilot(cn.PilotOutput(PilotMode.STANDBY))]
 
 
 def test_an_event_for_an_unknown_connector_is_an_error():
