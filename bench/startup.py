@@ -1,0 +1,271 @@
+"""Start-up time and resident memory of the firmware's processes, each beside the bare
+interpreter measured in the same run. Prints figures; not a pass/fail test.
+
+1. Spawn -> exit (wall time seen by the caller, interpreter teardown included), in interleaved
+   rounds so every line sees the same machine load:
+   * ``python -c pass``: the bare interpreter (this venv's, as the console script uses it);
+   * ``python -c "import ocpp.v16, websockets"``: the libraries an OCPP 1.6J station needs;
+   * ``chargerfw --help``;
+   * ``chargerfw status`` with no service answering (the direct path: config, store; exit 3);
+   * ``chargerfw status`` against a running simulated station (the control socket path).
+2. Spawn -> BootNotification: ``chargerfw run --config <sim config>`` (hardware = "sim", the
+   shipped hw/stations/sim.toml) against the bench CSMS (``station_common.py csms``), timed to
+   the CSMS handling its BootNotification; after one warm-up run that creates the database.
+3. Resident memory (VmRSS, /proc/PID/status): the baseline process (``import ocpp.v16,
+   websockets``, then its own VmRSS) and the bare interpreter; the station idle (booted,
+   vehicle unplugged) and charging (card tapped, contactor closed, meter polled every 1 s,
+   MeterValues every 10 s), sampled every 0.5 s. "station + sim meter" is plain ``chargerfw
+   run``, which with hardware = "sim" also serves the simulated Modbus TCP meter in-process;
+   "station only" leaves that server out (``station_common.py run-external-meter``) and polls
+   a separate ``chargerfw sim meter`` process, as a station polls a real meter.
+
+Figures are p50 / p99 (nearest rank) with the sample count n; with n < 100 p99 is the largest
+sample. Options: --rounds (30), --boots (10), --seconds (10 per memory window), or
+CHARGERFW_BENCH_QUICK=1 for a short smoke run. Loopback only; every process started here is
+stopped by its own pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from station_common import (
+    CsmsProcess,
+    bench_csms,
+    chargerfw_command,
+    child_env,
+    free_port,
+    nearest_rank,
+    proc_status,
+    stop_child,
+    write_station_config,
+)
+from station_resources import (
+    Child,
+    start_charging,
+    start_meter,
+    start_station,
+    wait_status,
+)
+
+from chargerfw.logs import setup_logging
+
+NS_PER_MS = 1_000_000
+BASELINE_IMPORT = "import ocpp.v16, websockets"
+OWN_RSS = ("import pathlib; print(next(line.split()[1] for line in "
+           "pathlib.Path('/proc/self/status').read_text().splitlines() "
+           "if line.startswith('VmRSS:')))")
+
+
+def row(label: str, values: Sequence[float], unit: str, width: int = 52) -> str:
+    if not values:
+        return f"  {label:<{width}} (no samples)"
+    ordered = sorted(values)
+    p50, p99 = nearest_rank(ordered, 50), nearest_rank(ordered, 99)
+    return f"  {label:<{width}} {len(values):>4} {p50:>9.1f} {p99:>9.1f}  {unit}"
+
+
+def header(width: int = 52) -> str:
+    return f"  {'':<{width}} {'n':>4} {'p50':>9} {'p99':>9}"
+
+
+def spawn_ms(argv: list[str], env: dict[str, str], expect: int = 0) -> float:
+    """Spawn -> exit of one process, in ms; its exit status must be ``expect``."""
+    started = time.perf_counter_ns()
+    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    elapsed = (time.perf_counter_ns() - started) / NS_PER_MS
+    if done.returncode != expect:
+        raise RuntimeError(f"bench: {argv} exited {done.returncode}, not {expect}: "
+                           f"{done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def own_rss_kib(code: str) -> int:
+    """VmRSS of a fresh interpreter right after ``code`` (reported by the child itself)."""
+    out = subprocess.run([sys.executable, "-c", f"{code}\n{OWN_RSS}"], env=child_env(),
+                         capture_output=True, check=True, text=True).stdout
+    return int(out.split()[-1])
+
+
+# ---- 1. spawn -> exit --------------------------------------------------------------------------
+
+
+async def bench_commands(station: Child, config: Path, tmp: Path,
+                         rounds: int) -> dict[str, list[float]]:
+    assert station.socket_path is not None
+    cli = chargerfw_command()
+    no_service = tmp / "no-service-run"  # a runtime directory where nothing listens
+    no_service.mkdir()
+    cases: list[tuple[str, list[str], dict[str, str], int]] = [
+        ("python -c pass (bare interpreter)", [sys.executable, "-c", "pass"], child_env(), 0),
+        (f'python -c "{BASELINE_IMPORT}"', [sys.executable, "-c", BASELINE_IMPORT],
+         child_env(), 0),
+        ("chargerfw --help", [*cli, "--help"], child_env(), 0),
+        ("chargerfw status, no service (direct, exit 3)",
+         [*cli, "status", "--config", str(config)], child_env(no_service), 3),
+        ("chargerfw status, running station (socket)",
+         [*cli, "status", "--config", str(config)], child_env(station.socket_path.parent), 0),
+    ]
+    results: dict[str, list[float]] = {label: [] for label, *_ in cases}
+    for label, argv, env, expect in cases:  # warm the page cache; not counted
+        await asyncio.to_thread(spawn_ms, argv, env, expect)
+    for _ in range(rounds):
+        for label, argv, env, expect in cases:
+            results[label].append(await asyncio.to_thread(spawn_ms, argv, env, expect))
+    return results
+
+
+# ---- 2. spawn -> BootNotification --------------------------------------------------------------
+
+
+async def boot_once(csms: CsmsProcess, config: Path, runtime_dir: Path, station_id: str) -> float:
+    spawned = time.monotonic_ns()
+    proc = await asyncio.create_subprocess_exec(
+        *chargerfw_command(), "run", "--config", str(config), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env=child_env(runtime_dir))
+    try:
+        boot = await csms.wait_call("BootNotification", station_id, spawned, timeout=60)
+    finally:
+        await stop_child(proc)
+    return (boot.at_ns - spawned) / NS_PER_MS
+
+
+async def bench_boot(csms: CsmsProcess, tmp: Path, boots: int) -> dict[str, list[float]]:
+    station_id = "BENCH-STARTUP-BOOT"
+    config = write_station_config(tmp / "boot", csms.url, station_id=station_id)
+    runtime_dir = tmp / "boot-run"
+    await boot_once(csms, config, runtime_dir, station_id)  # warm-up: creates the database
+    results: dict[str, list[float]] = {"boot": [], "python": []}
+    for _ in range(boots):
+        results["boot"].append(await boot_once(csms, config, runtime_dir, station_id))
+        results["python"].append(await asyncio.to_thread(
+            spawn_ms, [sys.executable, "-c", "pass"], child_env()))
+    return results
+
+
+# ---- 3. resident memory ----------------------------------------------------------------------
+
+
+async def sample_rss(children: list[Child], seconds: float) -> dict[str, list[float]]:
+    rss: dict[str, list[float]] = {c.name: [] for c in children}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for c in children:
+            rss[c.name].append(proc_status(c.pid)["VmRSS"] / 1024)
+        await asyncio.sleep(0.5)
+    return rss
+
+
+# ---- main ----------------------------------------------------------------------------------------
+
+
+def print_commands(results: dict[str, list[float]]) -> None:
+    print("\n1. spawn -> exit")
+    print(header())
+    for label, values in results.items():
+        print(row(label, values, "ms"))
+    bare = nearest_rank(sorted(next(iter(results.values()))), 50)
+    for label, values in list(results.items())[1:]:
+        own = nearest_rank(sorted(values), 50) - bare
+        print(f"  {label}: p50 {own:+.0f} ms over the bare interpreter")
+
+
+def print_boot(results: dict[str, list[float]]) -> None:
+    print("\n2. `chargerfw run --config <sim config>` spawn -> CSMS handled BootNotification")
+    print(header())
+    print(row("spawn -> BootNotification", results["boot"], "ms"))
+    print(row("python -c pass (bare interpreter, same rounds)", results["python"], "ms"))
+
+
+def print_memory(baseline: dict[str, list[float]], windows: dict[str, dict[str, list[float]]]) \
+        -> None:
+    print("\n3. resident memory (VmRSS)")
+    print(header())
+    for label, values in baseline.items():
+        print(row(label, values, "MiB"))
+    for window, rss in windows.items():
+        for name, values in rss.items():
+            print(row(f"{name}, {window}", values, "MiB"))
+    base = nearest_rank(sorted(baseline[f"python -c \"{BASELINE_IMPORT}\""]), 50)
+    for name, values in windows["charging"].items():
+        print(f"  {name}, charging: p50 {nearest_rank(sorted(values), 50) / base:.2f} x the "
+              "baseline process")
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(f"start-up bench: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, loopback "
+          f"only, load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="chargerfw-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with bench_csms() as csms:
+            boot = await bench_boot(csms, tmp, args.boots)
+            meter_port = free_port()
+            children = [await start_meter(meter_port)]
+            try:
+                station = await start_station("station + sim meter", "BENCH-STARTUP-A", tmp,
+                                              csms)
+                children.append(station)
+                alone = await start_station("station only", "BENCH-STARTUP-B", tmp, csms,
+                                            external_meter_port=meter_port)
+                children.append(alone)
+                stations = [station, alone]
+                for child in stations:
+                    await wait_status(child, "online", lambda s: s["backend"]["online"])
+                    await wait_status(child, "a first meter sample",
+                                      lambda s: s["connectors"][0]["meter"] is not None)
+                config = tmp / "BENCH-STARTUP-A" / "station.toml"
+                commands = await bench_commands(station, config, tmp, args.rounds)
+                await asyncio.sleep(2.0)  # the status calls' work settles
+                windows = {"idle": await sample_rss(stations, args.seconds)}
+                for child in stations:
+                    await start_charging(child)
+                await asyncio.sleep(2.0)
+                windows["charging"] = await sample_rss(stations, args.seconds)
+            finally:
+                for child in reversed(children):
+                    await stop_child(child.proc)
+        baseline = {
+            "python -c pass (bare interpreter)": [],
+            f"python -c \"{BASELINE_IMPORT}\"": [],
+        }
+        for _ in range(args.memory_spawns):
+            for label, code in zip(baseline, ("pass", BASELINE_IMPORT), strict=True):
+                baseline[label].append(await asyncio.to_thread(own_rss_kib, code) / 1024)
+    print_commands(commands)
+    print_boot(boot)
+    print_memory(baseline, windows)
+
+
+def main() -> None:
+    quick = os.environ.get("CHARGERFW_BENCH_QUICK") == "1"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5 if quick else 30,
+                        help="spawns of each command [default: %(default)s]")
+    parser.add_argument("--boots", type=int, default=3 if quick else 10,
+                        help="`chargerfw run` spawns timed to BootNotification")
+    parser.add_argument("--seconds", type=float, default=3 if quick else 10,
+                        help="length of each memory window (idle, charging)")
+    parser.add_argument("--memory-spawns", type=int, default=3 if quick else 5,
+                        help="baseline processes whose VmRSS is read")
+    args = parser.parse_args()
+    if min(args.rounds, args.boots, args.memory_spawns) < 1 or args.seconds <= 0:
+        parser.error("counts must be >= 1 and --seconds > 0")
+    setup_logging("WARNING", stream=sys.stderr)
+    started = time.monotonic()
+    asyncio.run(run(args))
+    print(f"\n(bench took {time.monotonic() - started:.0f} s; load average now "
+          f"{os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
