@@ -11,10 +11,10 @@ interpreter measured in the same run. Prints figures; not a pass/fail test.
 2. Spawn -> BootNotification: ``chargerfw run --config <sim config>`` (hardware = "sim", the
    shipped hw/stations/sim.toml) against the bench CSMS (``station_common.py csms``), timed to
    the CSMS handling its BootNotification; after one warm-up run that creates the database.
-3. Resident memory (VmRSS, /proc/PID/status): the baseline process (``import ocpp.v16,
-   websockets``, then its own VmRSS) and the bare interpreter; the station idle (booted,
+3. Resident memory (VmRSS, /proc/PID/status), sampled every 0.5 s: the station idle (booted,
    vehicle unplugged) and charging (card tapped, contactor closed, meter polled every 1 s,
-   MeterValues every 10 s), sampled every 0.5 s. "station + sim meter" is plain ``chargerfw
+   MeterValues every 10 s), beside the baseline process (``import ocpp.v16, websockets``, then
+   waiting) in the same windows. "station + sim meter" is plain ``chargerfw
    run``, which with hardware = "sim" also serves the simulated Modbus TCP meter in-process;
    "station only" leaves that server out (``station_common.py run-external-meter``) and polls
    a separate ``chargerfw sim meter`` process, as a station polls a real meter.
@@ -49,20 +49,19 @@ from station_common import (
     write_station_config,
 )
 from station_resources import (
+    BASELINE_IMPORT,
     Child,
+    start_baseline,
     start_charging,
     start_meter,
     start_station,
+    start_waiting_python,
     wait_status,
 )
 
 from chargerfw.logs import setup_logging
 
 NS_PER_MS = 1_000_000
-BASELINE_IMPORT = "import ocpp.v16, websockets"
-OWN_RSS = ("import pathlib; print(next(line.split()[1] for line in "
-           "pathlib.Path('/proc/self/status').read_text().splitlines() "
-           "if line.startswith('VmRSS:')))")
 
 
 def row(label: str, values: Sequence[float], unit: str, width: int = 52) -> str:
@@ -89,13 +88,6 @@ def spawn_ms(argv: list[str], env: dict[str, str], expect: int = 0) -> float:
     return elapsed
 
 
-def own_rss_kib(code: str) -> int:
-    """VmRSS of a fresh interpreter right after ``code`` (reported by the child itself)."""
-    out = subprocess.run([sys.executable, "-c", f"{code}\n{OWN_RSS}"], env=child_env(),
-                         capture_output=True, check=True, text=True).stdout
-    return int(out.split()[-1])
-
-
 # ---- 1. spawn -> exit --------------------------------------------------------------------------
 
 
@@ -116,7 +108,7 @@ async def bench_commands(station: Child, config: Path, tmp: Path,
          [*cli, "status", "--config", str(config)], child_env(station.socket_path.parent), 0),
     ]
     results: dict[str, list[float]] = {label: [] for label, *_ in cases}
-    for label, argv, env, expect in cases:  # warm the page cache; not counted
+    for _label, argv, env, expect in cases:  # warm the page cache; not counted
         await asyncio.to_thread(spawn_ms, argv, env, expect)
     for _ in range(rounds):
         for label, argv, env, expect in cases:
@@ -157,6 +149,7 @@ async def bench_boot(csms: CsmsProcess, tmp: Path, boots: int) -> dict[str, list
 
 
 async def sample_rss(children: list[Child], seconds: float) -> dict[str, list[float]]:
+    """VmRSS of each child every 0.5 s, in MiB."""
     rss: dict[str, list[float]] = {c.name: [] for c in children}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -187,19 +180,19 @@ def print_boot(results: dict[str, list[float]]) -> None:
     print(row("python -c pass (bare interpreter, same rounds)", results["python"], "ms"))
 
 
-def print_memory(baseline: dict[str, list[float]], windows: dict[str, dict[str, list[float]]]) \
-        -> None:
+def print_memory(windows: dict[str, dict[str, list[float]]]) -> None:
     print("\n3. resident memory (VmRSS)")
     print(header())
-    for label, values in baseline.items():
-        print(row(label, values, "MiB"))
     for window, rss in windows.items():
         for name, values in rss.items():
             print(row(f"{name}, {window}", values, "MiB"))
-    base = nearest_rank(sorted(baseline[f"python -c \"{BASELINE_IMPORT}\""]), 50)
+    base = nearest_rank(sorted(windows["charging"]["baseline"]), 50)
     for name, values in windows["charging"].items():
-        print(f"  {name}, charging: p50 {nearest_rank(sorted(values), 50) / base:.2f} x the "
-              "baseline process")
+        if name not in ("baseline", "bare interpreter"):
+            print(f"  {name}, charging: p50 {nearest_rank(sorted(values), 50) / base:.2f} x "
+                  "the baseline")
+    print(f"  baseline: `python -c \"{BASELINE_IMPORT}\"`, waiting; bare interpreter: "
+          "`python -c pass`, waiting.")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -218,6 +211,9 @@ async def run(args: argparse.Namespace) -> None:
                 alone = await start_station("station only", "BENCH-STARTUP-B", tmp, csms,
                                             external_meter_port=meter_port)
                 children.append(alone)
+                baselines = [await start_waiting_python("bare interpreter", "pass"),
+                             await start_baseline()]
+                children.extend(baselines)
                 stations = [station, alone]
                 for child in stations:
                     await wait_status(child, "online", lambda s: s["backend"]["online"])
@@ -226,24 +222,18 @@ async def run(args: argparse.Namespace) -> None:
                 config = tmp / "BENCH-STARTUP-A" / "station.toml"
                 commands = await bench_commands(station, config, tmp, args.rounds)
                 await asyncio.sleep(2.0)  # the status calls' work settles
-                windows = {"idle": await sample_rss(stations, args.seconds)}
+                measured = [*stations, *baselines]
+                windows = {"idle": await sample_rss(measured, args.seconds)}
                 for child in stations:
                     await start_charging(child)
                 await asyncio.sleep(2.0)
-                windows["charging"] = await sample_rss(stations, args.seconds)
+                windows["charging"] = await sample_rss(measured, args.seconds)
             finally:
                 for child in reversed(children):
                     await stop_child(child.proc)
-        baseline = {
-            "python -c pass (bare interpreter)": [],
-            f"python -c \"{BASELINE_IMPORT}\"": [],
-        }
-        for _ in range(args.memory_spawns):
-            for label, code in zip(baseline, ("pass", BASELINE_IMPORT), strict=True):
-                baseline[label].append(await asyncio.to_thread(own_rss_kib, code) / 1024)
     print_commands(commands)
     print_boot(boot)
-    print_memory(baseline, windows)
+    print_memory(windows)
 
 
 def main() -> None:
@@ -255,10 +245,8 @@ def main() -> None:
                         help="`chargerfw run` spawns timed to BootNotification")
     parser.add_argument("--seconds", type=float, default=3 if quick else 10,
                         help="length of each memory window (idle, charging)")
-    parser.add_argument("--memory-spawns", type=int, default=3 if quick else 5,
-                        help="baseline processes whose VmRSS is read")
     args = parser.parse_args()
-    if min(args.rounds, args.boots, args.memory_spawns) < 1 or args.seconds <= 0:
+    if min(args.rounds, args.boots) < 1 or args.seconds <= 0:
         parser.error("counts must be >= 1 and --seconds > 0")
     setup_logging("WARNING", stream=sys.stderr)
     started = time.monotonic()

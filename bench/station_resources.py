@@ -9,6 +9,8 @@ shipped hw/stations/sim.toml) connected over loopback to the bench CSMS (its own
 * "station only": the same ``chargerfw run`` code with the in-process meter server left out
   (``station_common.py run-external-meter``); a separate ``chargerfw sim meter`` process (fixed
   0 W load) answers the same Modbus requests, and is measured on its own line.
+* "baseline": ``python -c "import ocpp.v16, websockets"`` left waiting, the least an OCPP 1.6J
+  station process holds, measured beside them in the same windows.
 
 Both stations run at the same time. Each window is ``--seconds`` long (default 60;
 CHARGERFW_BENCH_SECONDS or CHARGERFW_BENCH_QUICK=1 shorten it): first idle (booted, vehicle
@@ -55,6 +57,7 @@ from chargerfw.logs import setup_logging
 SAMPLE_INTERVAL_S = 10  # MeterValueSampleInterval for the charging window
 METER_MODEL = "eastron-sdm630-v2"  # as in hw/stations/sim.toml
 TAG = "04BE4C0000AA01"
+BASELINE_IMPORT = "import ocpp.v16, websockets"
 
 
 @dataclass
@@ -118,6 +121,22 @@ async def start_meter(port: int) -> Child:
         if proc.returncode is not None or time.monotonic() > deadline:
             raise RuntimeError(f"bench: chargerfw sim meter did not serve port {port}")
         await asyncio.sleep(0.05)
+
+
+async def start_waiting_python(name: str, code: str) -> Child:
+    """A fresh interpreter that runs ``code`` and then waits (until SIGTERM)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"{code}\nimport signal\nprint(flush=True)\nsignal.pause()",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, env=child_env())
+    assert proc.stdout is not None
+    await asyncio.wait_for(proc.stdout.readline(), 30)  # ``code`` has run
+    return Child(name, proc)
+
+
+async def start_baseline() -> Child:
+    """The baseline process: the OCPP library and websockets imported, then waiting."""
+    return await start_waiting_python("baseline", BASELINE_IMPORT)
 
 
 async def ctl(child: Child, method: str, **params: object) -> object:
@@ -216,7 +235,9 @@ async def run(seconds: float) -> None:
                 await wait_status(station, "a first meter sample",
                                   lambda s: s["connectors"][0]["meter"] is not None)
             await asyncio.sleep(2.0)  # start-up work (first status, first samples) settles
-            order = [with_meter, alone, children[0]]
+            baseline = await start_baseline()
+            children.append(baseline)
+            order = [with_meter, alone, children[0], baseline]
             idle = await measure(order, seconds, csms)
             print_windows("idle: booted, accepted, vehicle unplugged", idle, seconds)
             for station in stations:
@@ -232,7 +253,8 @@ async def run(seconds: float) -> None:
               "only' is the same\n  code without it, polling the separate 'sim meter' process. "
               "Their difference is the in-process\n  meter's cost; RSS also moves by 1-2 MiB with "
               "import order alone. Each process has its own\n  interpreter, so 'station only' + "
-              "'sim meter' RSS does not add up to the first line.")
+              "'sim meter' RSS does not add up to the first line. 'baseline' is\n  "
+              f"`python -c \"{BASELINE_IMPORT}\"`, waiting.")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from chargerfw import __version__
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.checks import overall_ok
 from chargerfw.cli.common import (
     EXIT_USAGE,
@@ -178,7 +178,7 @@ def build_bundle(config_path: str) -> tuple[Bundle, bool]:
     return bundle, ok
 
 
-@main.command("support-bundle")
+@click.command("support-bundle")
 @config_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="archive to write [default: ./chargerfw-support-<time>.tar.gz]")

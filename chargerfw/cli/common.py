@@ -13,23 +13,25 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from chargerfw.cli import load_config_or_exit
-from chargerfw.config import StationConfig
 from chargerfw.control.access import DirectAccess, ServiceAccess, Unreachable, open_existing_store
 from chargerfw.control.client import ControlClient, ControlUnavailable, control_socket_path
-from chargerfw.drivers.board import Board, build_board
 from chargerfw.hwlock import HardwareBusy, HardwareLockError
 from chargerfw.station.faults import FAULT_SPECS, FaultKind
 from chargerfw.station.technician import stored_kind
-from chargerfw.store import FaultRecord, Store
+
+if TYPE_CHECKING:
+    from chargerfw.config import StationConfig
+    from chargerfw.drivers.board import Board
+    from chargerfw.store import FaultRecord, Store
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed, or the command refused to act (vehicle connected, no confirmation)
@@ -38,8 +40,13 @@ EXIT_UNREACHABLE = 3  # the service, the store or a device cannot be reached
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print one JSON document")
 
-# The board the direct-hardware path builds; a test swaps it to hand in a prepared simulation.
-open_board: Callable[[StationConfig], Board] = build_board
+
+def open_board(config: StationConfig) -> Board:
+    """The board the direct-hardware path builds; a test swaps it to hand in a prepared
+    simulation."""
+    from chargerfw.drivers.board import build_board
+
+    return build_board(config)
 
 
 def fail(message: str, code: int) -> NoReturn:

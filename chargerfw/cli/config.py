@@ -28,7 +28,7 @@ import click
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -53,7 +53,7 @@ from chargerfw.store import Store
 _PART = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\[(?P<id>\d+)\])?$")
 
 
-@main.group("config")
+@click.group("config")
 def config_group() -> None:
     """Show, read, change and validate the station config and OCPP keys."""
 

@@ -15,8 +15,6 @@ from typing import Any
 
 import click
 
-from chargerfw.cli import main
-
 DEFAULT_DB = "csms.sqlite3"
 
 db_option = click.option(
@@ -67,7 +65,7 @@ def _run_store_action(action: Callable[[], Any]) -> Any:
         raise SystemExit(2) from None
 
 
-@main.group()
+@click.group()
 def csms() -> None:
     """The companion backend: OCPP 1.6J central system with an OCPI 2.2.1 CPO API."""
 

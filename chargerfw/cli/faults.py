@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -24,7 +24,7 @@ from chargerfw.control.client import ControlUnavailable
 from chargerfw.station.technician import stored_kind
 
 
-@main.group("faults", invoke_without_command=True)
+@click.group("faults", invoke_without_command=True)
 @config_option
 @click.option("--active", is_flag=True, help="only faults that are still active")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)

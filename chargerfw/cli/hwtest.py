@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -60,7 +60,7 @@ connector_option = click.option("--connector", "connector_id", type=click.IntRan
                                 help="connector to test [default: the only one]")
 
 
-@main.group("test")
+@click.group("test")
 def test_group() -> None:
     """Guarded hardware tests (contactor, RCD, pilot, lock)."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from chargerfw.cli import config_option, load_config_or_exit, main
+from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import station_access
 from chargerfw.config import MeterSection, known_meter_models
 from chargerfw.control.access import ServiceAccess
@@ -52,7 +52,7 @@ def _map_summary(meter_map: MeterMap) -> dict[str, Any]:
     }
 
 
-@main.command("meters")
+@click.command("meters")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document")
 def meters_command(as_json: bool) -> None:
     """List the meter models (register maps in hw/meters)."""
@@ -70,7 +70,7 @@ def meters_command(as_json: bool) -> None:
                    f"{_serial_text(m)}")
 
 
-@main.group("meter", invoke_without_command=True)
+@click.group("meter", invoke_without_command=True)
 @config_option
 @click.option("--connector", type=int, help="which connector's meter [default: the only one]")
 @click.option("--once", is_flag=True, help="print one sample and exit")

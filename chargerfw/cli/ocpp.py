@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import click
 
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.common import echo_json, iso, json_option, load_station, record_dict
 from chargerfw.ocpp.connection import redact_frame
 
 
-@main.group("ocpp")
+@click.group("ocpp")
 def ocpp_group() -> None:
     """OCPP link tools."""
 
@@ -40,7 +40,7 @@ def ocpp_log(config_path: str, limit: int, direction: str | None, as_json: bool)
         click.echo(f"{r['at']} {arrow} {r['frame']}")
 
 
-@main.command("queue")
+@click.command("queue")
 @config_option
 @click.option("--all", "show_all", is_flag=True, help="also delivered messages (recent ones)")
 @click.option("--limit", type=click.IntRange(1, 10000), default=200, show_default=True)

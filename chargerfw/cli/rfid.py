@@ -10,7 +10,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from chargerfw.cli import config_option, load_config_or_exit, main
+from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import Station, load_station, reaching_the_hardware, station_access
 from chargerfw.config import ReaderSection
 from chargerfw.control.access import ServiceAccess
@@ -32,7 +32,7 @@ def _int_auto_base(_ctx: click.Context, _param: click.Parameter, value: str | No
         raise click.BadParameter(f"{value!r} is not a number (write 0x24 or 36)") from None
 
 
-@main.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @config_option
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1),
               help="give up after this many seconds without a tap [default: wait]")

@@ -7,12 +7,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from chargerfw.cli import config_option, load_config_or_exit, main
-from chargerfw.config import StationConfig
+from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.logs import get_logger, setup_logging
+
+if TYPE_CHECKING:
+    from chargerfw.config import StationConfig
 
 log = get_logger(__name__)
 
@@ -55,7 +58,7 @@ async def run_station(config: StationConfig, control_socket: Path,
         return HARD_RESET_EXIT_CODE if outcome is RunOutcome.HARD_RESET else 0
 
 
-@main.command()
+@click.command()
 @config_option
 @control_socket_option
 @click.pass_context

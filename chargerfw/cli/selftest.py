@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.checks import (
     CheckResult,
     CheckStatus,
@@ -220,7 +220,7 @@ def _table(results: list[CheckResult]) -> list[str]:
     return lines
 
 
-@main.command("selftest")
+@click.command("selftest")
 @config_option
 @json_option
 def selftest_command(config_path: str, as_json: bool) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from chargerfw.cli import main
 from chargerfw.cli.common import EXIT_FAILED, EXIT_UNREACHABLE
 from chargerfw.config import known_meter_models
 from chargerfw.control.api import (
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from chargerfw.sim.meter import SimulatedMeter
 
 
-@main.group()
+@click.group()
 def sim() -> None:
     """Simulated hardware for bench work and tests."""
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from chargerfw import __version__
-from chargerfw.cli import config_option, main
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_UNREACHABLE,
     Station,
@@ -31,7 +31,9 @@ from chargerfw.hwlock import is_locked
 from chargerfw.station.enums import STATION, ChargePointErrorCode
 from chargerfw.station.faults import ClearRule
 from chargerfw.station.technician import stored_kind
-from chargerfw.store import Store
+
+if TYPE_CHECKING:
+    from chargerfw.store import Store
 
 
 def _age(ts: float) -> str:
@@ -177,7 +179,7 @@ def _stopped(station: Station, why: str, as_json: bool) -> NoReturn:
     raise SystemExit(EXIT_UNREACHABLE)
 
 
-@main.command("status")
+@click.command("status")
 @config_option
 @json_option
 def status_command(config_path: str, as_json: bool) -> None:

@@ -13,11 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chargerfw.config import DEFAULT_CONFIG_PATH
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
-
-DEFAULT_CONFIG_PATH = Path("/etc/chargerfw/chargerfw.toml")
 
 BcmPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
 I2cAddress = Annotated[int, Field(ge=0x03, le=0x77)]

@@ -20,9 +20,8 @@ import enum
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast
 
-from chargerfw.config import StationConfig
 from chargerfw.control.api import (
     ConfigSetReply,
     ConfigSetRequest,
@@ -43,17 +42,7 @@ from chargerfw.control.api import (
     StatusReply,
     StatusRequest,
 )
-from chargerfw.control.client import ControlClient
-from chargerfw.control.sequences import (
-    Refusal,
-    run_contactor_sequence,
-    run_lock_test,
-    run_pilot_test,
-    run_rcd_test,
-    settled_reading,
-)
-from chargerfw.drivers.board import Board, build_board
-from chargerfw.drivers.types import MeterSample, PilotMode
+from chargerfw.drivers.types import PilotMode
 from chargerfw.hwlock import HardwareLock
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.station.connector import TxPhase
@@ -67,12 +56,20 @@ from chargerfw.station.technician import (
     hardware_test_refusal,
     stored_kind,
 )
-from chargerfw.store import Store, StoreError
+
+# The direct path's store, board and test sequences are loaded when it uses them: a command
+# that goes through the service needs none of them.
+if TYPE_CHECKING:
+    from chargerfw.config import StationConfig
+    from chargerfw.control.client import ControlClient
+    from chargerfw.drivers.board import Board
+    from chargerfw.drivers.types import MeterSample
+    from chargerfw.store import Store
 
 TEST_TIMEOUT_S = 30.0  # a test through the service: a contactor test takes a few seconds
 
 TestReplyT = TypeVar("TestReplyT", bound=HardwareTestReply)
-OpenBoard = Callable[[StationConfig], Board]
+OpenBoard: TypeAlias = "Callable[[StationConfig], Board]"
 Confirm = Callable[[], None]  # raises Refused when the technician says no
 
 TESTS: dict[type[Request[Any]], HardwareTest] = {
@@ -195,6 +192,8 @@ class ServiceAccess:
 # -- directly, with the service stopped ----------------------------------------------------
 def open_existing_store(path: Path) -> Store | None:
     """The store, or None when the file does not exist yet (never creates one)."""
+    from chargerfw.store import Store, StoreError
+
     if not path.exists():
         return None
     try:
@@ -212,7 +211,9 @@ class DirectAccess:
     via = Via.DIRECT
 
     def __init__(self, config: StationConfig, *, reason: str = "",
-                 open_board: OpenBoard = build_board) -> None:
+                 open_board: OpenBoard | None = None) -> None:
+        """``open_board`` builds the board (default: the config's own,
+        :func:`~chargerfw.drivers.board.build_board`)."""
         self.config = config
         self.reason = reason
         self._open_board = open_board
@@ -225,6 +226,10 @@ class DirectAccess:
     def hardware(self, owner: str) -> Iterator[Board]:
         """The board, under the hardware lock held for ``owner`` (a command's name); every
         contactor open and the lock released after."""
+        if self._open_board is None:
+            from chargerfw.drivers.board import build_board
+
+            self._open_board = build_board
         with HardwareLock(owner):  # HardwareBusy names the holder
             try:
                 board = self._open_board(self.config)
@@ -272,6 +277,8 @@ class DirectAccess:
         """Refused from the store first (a transaction left open), before the hardware is
         touched; the contactor test, which energises the outlet, also reads the pilot and the
         fault inputs. Then the same sequence the service runs."""
+        from chargerfw.control.sequences import Refusal, settled_reading
+
         test = _test_of(request)
         tested = _tested_connectors(request, [c.id for c in self.config.connector])
         views = [ConnectorView(cid, left_open=left) for cid, left in self._left_open(tested)]
@@ -294,6 +301,13 @@ class DirectAccess:
                 raise Refused(str(exc)) from None
 
     def _sequence(self, request: Request[Any], board: Board) -> HardwareTestReply:
+        from chargerfw.control.sequences import (
+            run_contactor_sequence,
+            run_lock_test,
+            run_pilot_test,
+            run_rcd_test,
+        )
+
         if isinstance(request, ContactorTestRequest):
             devices = board.connectors[request.connector]
             return run_contactor_sequence(devices.contactor, devices.id)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from chargerfw.config import ContactorSection
 from chargerfw.drivers.gpio import PinFactory, Pull, monotonic
 from chargerfw.logs import get_logger
+
+if TYPE_CHECKING:
+    from chargerfw.config import ContactorSection
 
 log = get_logger(__name__)
 

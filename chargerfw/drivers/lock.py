@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 import threading
+from typing import TYPE_CHECKING
 
-from chargerfw.config import LockSection
 from chargerfw.drivers.gpio import PinFactory, Pull
 from chargerfw.logs import get_logger
+
+if TYPE_CHECKING:
+    from chargerfw.config import LockSection
 
 log = get_logger(__name__)
 

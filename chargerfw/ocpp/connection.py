@@ -18,22 +18,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chargerfw.logs import get_logger
+
+# asyncio, ssl and websockets are imported where a link is run: the control API's status
+# (LinkHealth) and the CLI's frame log (redact_frame) need none of them.
+if TYPE_CHECKING:
+    import asyncio
+
+    from websockets.asyncio.client import ClientConnection
 
 log = get_logger(__name__)
 
@@ -228,12 +230,16 @@ class OcppConnection:
                 raise ConnectionSetupError("security profile 2 needs a wss:// url")
             if self._ca_file is None:
                 raise ConnectionSetupError("security profile 2 needs ca_file")
+            import ssl
+
             # Only the configured CA is trusted, not the system store: a charger pins its backend.
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_verify_locations(cafile=str(self._ca_file))
             kwargs["ssl"] = context
         elif uri.startswith("wss://"):
+            import ssl
+
             kwargs["ssl"] = ssl.create_default_context()
         interval = self._ping_interval()
         kwargs["ping_interval"] = interval or None
@@ -255,6 +261,8 @@ class OcppConnection:
 
     def reconnect(self, why: str) -> None:
         """Drop the current socket; the run loop connects again (e.g. after a new password)."""
+        import asyncio
+
         ws = self._ws
         if ws is not None:
             log.info("ocpp.reconnect_requested", reason=why)
@@ -271,6 +279,8 @@ class OcppConnection:
 
     async def run(self, session: Session) -> None:
         """Connect, run ``session`` until the socket closes, back off, repeat; until close()."""
+        from websockets.asyncio.client import connect
+
         while not self._stopping:
             self.health.state = "connecting"
             self.health.next_attempt_in_s = None
@@ -287,6 +297,10 @@ class OcppConnection:
         self.health.state = "disconnected"
 
     async def _serve(self, ws: ClientConnection, session: Session) -> None:
+        import asyncio
+
+        from websockets.exceptions import ConnectionClosed
+
         self._ws = ws
         started = time.monotonic()
         self.health.state = "connected"
@@ -299,7 +313,7 @@ class OcppConnection:
         reason = "closed"
         try:
             await session(WsTransport(ws, self.health, self.frame_sink))
-        except websockets.ConnectionClosed as exc:
+        except ConnectionClosed as exc:
             reason = f"closed: {exc}"
         except Exception as exc:  # a session bug must not end the firmware's backend link
             log.exception("ocpp.session_failed")
@@ -323,12 +337,16 @@ class OcppConnection:
             await asyncio.sleep(delay)
 
     async def _watch_latency(self, ws: ClientConnection) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(1.0)
             if ws.latency:
                 self.health.last_pong_latency_s = ws.latency
 
     async def _wait_after_failure(self, exc: BaseException) -> None:
+        import asyncio
+
         self.health.state = "disconnected"
         self.health.failed_attempts += 1
         self.health.last_error = f"{type(exc).__name__}: {exc}"

@@ -26,7 +26,6 @@ from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from chargerfw.config import MeterSection
@@ -329,6 +328,8 @@ class SimulatedMeter:
 async def serve_tcp(meter: SimulatedMeter, host: str = "127.0.0.1",
                     port: int = 0) -> AsyncIterator[tuple[str, int]]:
     """Serve ``meter`` over Modbus TCP; yields the bound (host, port) (port 0 = a free one)."""
+    from pymodbus.server import ModbusTcpServer  # the server side is loaded when it serves
+
     server = ModbusTcpServer(meter.device(), address=(host, port),
                              trace_packet=meter.trace_packet(FramerType.SOCKET))
     await server.serve_forever(background=True)
@@ -345,6 +346,8 @@ async def serve_tcp(meter: SimulatedMeter, host: str = "127.0.0.1",
 async def serve_rtu(meter: SimulatedMeter, port: str, *, baudrate: int | None = None,
                     parity: str | None = None, stopbits: int | None = None) -> AsyncIterator[str]:
     """Serve ``meter`` over Modbus RTU on a serial port (or pty); defaults from the map."""
+    from pymodbus.server import ModbusSerialServer
+
     serial = meter.map.serial
     server = ModbusSerialServer(
         meter.device(), framer=FramerType.RTU, port=port,

@@ -28,7 +28,6 @@ this module does not depend on any OCPP library.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -279,6 +278,8 @@ class Authorizer:
 
     async def _ask_backend(self, id_tag: str) -> IdTagInfo:
         """Authorize.req; BackendUnavailable when offline, on timeout or transport failure."""
+        import asyncio  # the station core is loaded without it by the CLI's direct path
+
         if not self._is_online():
             raise BackendUnavailable("offline")
         try:

@@ -12,19 +12,21 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-
-from chargerfw.config import MeterSection
 from chargerfw.drivers.meter.codec import DecodeError, decode
 from chargerfw.drivers.meter.planner import ReadBlock, plan_sample, quantity_words
 from chargerfw.drivers.meter.plausibility import PlausibilityLimits, SampleMonitor, sample_problem
 from chargerfw.drivers.meter.regmap import MeterMap, MeterMapError, load_meter_map
 from chargerfw.drivers.types import MeterFault, MeterFaultKind, MeterSample
 from chargerfw.logs import get_logger
+
+# pymodbus is loaded when a meter is first polled: the maps, the codec and the CLI's listing
+# need none of it.
+if TYPE_CHECKING:
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+    from chargerfw.config import MeterSection
 
 log = get_logger(__name__)
 
@@ -153,6 +155,9 @@ class EnergyMeter:
         return data
 
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
+        from pymodbus import FramerType
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
         bus = self.bus
         if bus.transport == "tcp":
             assert bus.host is not None and bus.tcp_port is not None
@@ -209,6 +214,8 @@ class EnergyMeter:
 
     async def _read_block(self, block: ReadBlock) -> list[int]:
         """One block read over the bus; :class:`MeterReadError` for anything but a good reply."""
+        from pymodbus.exceptions import ModbusException
+
         assert self._client is not None
         await self._respect_query_gap()
         self.counters.transactions += 1
