@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-from diag_support import FakeService, status_result, write_station
+from diag_support import FakeService, status_result
 
 from chargerfw.cli import COMMANDS, main
 from chargerfw.control.api import Method
@@ -61,10 +61,10 @@ def test_help_imports_no_command_module(tmp_path):
     assert [name for name in modules if name.startswith("chargerfw.cli.")] == []
 
 
-def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path, runtime_dir):
-    station = write_station(tmp_path)
+def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path, station,
+                                                                        runtime_dir):
     with FakeService(runtime_dir / "control.sock", {Method.STATUS: lambda _: status_result()}):
-        code, modules = run_cli(tmp_path, "status", "-c", str(station))
+        code, modules = run_cli(tmp_path, "status", "-c", station)
     assert code == 0
     loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio", "chargerfw.store",
                                 "chargerfw.config.station", "chargerfw.drivers.board")
@@ -73,9 +73,8 @@ def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path
     assert imported(modules, "chargerfw.control.api")  # the typed reply it shows
 
 
-def test_status_with_the_service_stopped_reads_config_and_store_only(tmp_path, runtime_dir):
-    station = write_station(tmp_path)
-    code, modules = run_cli(tmp_path, "status", "-c", str(station))
+def test_status_with_the_service_stopped_reads_config_and_store_only(tmp_path, station):
+    code, modules = run_cli(tmp_path, "status", "-c", station)
     assert code == 3  # the service is not running
     loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio", "chargerfw.drivers.board")
               if imported(modules, name)]
