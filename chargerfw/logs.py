@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ SECRET_KEYS = frozenset({"password", "authorization_key", "token", "auth", "secr
 
 # What the last setup_logging asked for, until structlog is loaded: (level, stream).
 _pending_setup: tuple[int, Any] | None = None
+_loading = threading.Lock()  # the first log calls may come from several threads at once
 
 
 def _redact(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
@@ -34,7 +36,7 @@ def _import_structlog() -> ModuleType:
     if "structlog" in sys.modules or "rich" in sys.modules:
         return importlib.import_module("structlog")
     # structlog imports rich, when installed, for its console renderer's tracebacks (~50 ms and
-    # ~5 MiB); these logs are key=value lines, so rich is hidden while structlog loads.
+    # ~4 MiB); these logs are key=value lines, so rich is hidden while structlog loads.
     sys.modules["rich"] = None  # type: ignore[assignment]  # import rich: ModuleNotFoundError
     try:
         return importlib.import_module("structlog")
@@ -45,23 +47,24 @@ def _import_structlog() -> ModuleType:
 def _structlog() -> ModuleType:
     """structlog, configured as the last :func:`setup_logging` asked."""
     global _pending_setup
-    structlog = _import_structlog()
-    if _pending_setup is not None:
-        level, stream = _pending_setup
-        _pending_setup = None
-        structlog.configure(
-            processors=[
-                structlog.processors.add_log_level,
-                _redact,
-                structlog.processors.format_exc_info,
-                structlog.processors.KeyValueRenderer(
-                    key_order=["level", "event"], drop_missing=True, sort_keys=False
-                ),
-            ],
-            wrapper_class=structlog.make_filtering_bound_logger(level),
-            logger_factory=structlog.PrintLoggerFactory(stream),
-            cache_logger_on_first_use=False,
-        )
+    with _loading:
+        structlog = _import_structlog()
+        if _pending_setup is not None:
+            level, stream = _pending_setup
+            _pending_setup = None
+            structlog.configure(
+                processors=[
+                    structlog.processors.add_log_level,
+                    _redact,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.KeyValueRenderer(
+                        key_order=["level", "event"], drop_missing=True, sort_keys=False
+                    ),
+                ],
+                wrapper_class=structlog.make_filtering_bound_logger(level),
+                logger_factory=structlog.PrintLoggerFactory(stream),
+                cache_logger_on_first_use=False,
+            )
     return structlog
 
 
@@ -73,7 +76,8 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> None:
         level=numeric, stream=stream or sys.stdout, format="%(levelname)s %(name)s %(message)s",
         force=True,
     )
-    _pending_setup = (numeric, stream or sys.stdout)
+    with _loading:
+        _pending_setup = (numeric, stream or sys.stdout)
     if "structlog" in sys.modules:  # loaded already: configured now, as it would be on load
         _structlog()
 

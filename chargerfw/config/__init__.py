@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 DEFAULT_CONFIG_PATH = Path("/etc/chargerfw/chargerfw.toml")
 
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in __all__:
         return getattr(importlib.import_module("chargerfw.config.station"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -204,6 +204,8 @@ class OcppConnection:
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Arguments for :func:`websockets.asyncio.client.connect` for the current profile."""
+        import ssl
+
         profile = self._profile()
         uri = f"{self.url}/{self.charge_point_id}"
         kwargs: dict[str, Any] = {
@@ -230,16 +232,12 @@ class OcppConnection:
                 raise ConnectionSetupError("security profile 2 needs a wss:// url")
             if self._ca_file is None:
                 raise ConnectionSetupError("security profile 2 needs ca_file")
-            import ssl
-
             # Only the configured CA is trusted, not the system store: a charger pins its backend.
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_verify_locations(cafile=str(self._ca_file))
             kwargs["ssl"] = context
         elif uri.startswith("wss://"):
-            import ssl
-
             kwargs["ssl"] = ssl.create_default_context()
         interval = self._ping_interval()
         kwargs["ping_interval"] = interval or None
