@@ -10,7 +10,6 @@ temporary folder (``pcscd -c``), so the tests use a free port instead of the fix
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import random
 import shutil
@@ -21,43 +20,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine_locks import exclusive
 from smartcard import scard
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
 READER_NAME = "Virtual PCD 00 00"  # vpcd creates two slots: port and port + 1
-LOCK_FILE = Path("/tmp/chargerfw-tests-pcscd.lock")
-LOCK_WAIT_S = 600.0
-_held = 0  # how deep this process holds the lock
 
 
 @contextlib.contextmanager
-def exclusive_pcscd(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+def exclusive_pcscd() -> Iterator[None]:
     """The machine's one pcscd is ours until the block ends (nested blocks share the hold)."""
-    global _held
-    if _held:
-        _held += 1
-        try:
-            yield
-        finally:
-            _held -= 1
-        return
-    with open(LOCK_FILE, "a") as lock:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"another test run kept {LOCK_FILE} for {wait_s} s") from None
-                time.sleep(0.1)
-        _held = 1
-        try:
-            yield
-        finally:
-            _held = 0
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive("pcscd"):
+        yield
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from machine_locks import exclusive
 from systemd_units import INSTALLED_EXECUTABLE, assert_unit_verifies_clean
 
 import chargerfw
@@ -88,10 +89,12 @@ def make_install(stubs: LiveCommandStubs, **variables: str) -> str:
     """Run `make install VAR=value ...` with the live-system commands stubbed; return stdout."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{stubs.bin_dir}:{env['PATH']}"
-    result = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "install", *(f"{k}={v}" for k, v in variables.items())],
-        capture_output=True, text=True, env=env, timeout=170,
-    )
+    with exclusive("source-tree-build"):  # pip builds the wheel in the tree (build/, egg-info)
+        result = subprocess.run(
+            ["make", "-s", "-C", str(ROOT), "install",
+             *(f"{k}={v}" for k, v in variables.items())],
+            capture_output=True, text=True, env=env, timeout=170,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from machine_locks import exclusive
 from setuptools import find_packages
 from systemd_units import assert_unit_verifies_clean
 
@@ -36,10 +37,12 @@ def test_every_package_directory_is_declared() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True, cwd=ROOT,
-    )
+    with exclusive("source-tree-build"):  # setuptools builds in the tree (build/, egg-info)
+        subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out),
+             str(ROOT)],
+            check=True, capture_output=True, cwd=ROOT,
+        )
     (built,) = out.glob("chargerfw-*.whl")
     return built
 
