@@ -360,6 +360,8 @@ def offered_current_a(state: ConnectorState) -> float:
 def _energy_offered(state: ConnectorState) -> bool:
     if state.deauthorized:
         return False
+    if _blocks_contactor(state):
+        return False  # a fault that holds energy off without making the connector Faulted
     if state.pilot is PilotState.D and not state.settings.ventilation_available:
         return False
     return offered_current_a(state) >= MIN_PWM_CURRENT_A

@@ -48,6 +48,8 @@ class FaultKind(enum.StrEnum):
     READER_FAILURE = "reader_failure"
     PILOT_READ_FAILURE = "pilot_read_failure"  # the pilot ADC does not answer
     TEMPERATURE_SENSOR_FAILURE = "temperature_sensor_failure"
+    RCM_SELF_TEST_FAILED = "rcm_self_test_failed"  # the RCM did not follow its test pulse
+    SUPERVISION_LOST = "supervision_lost"  # the station process stopped its heartbeat
     INTERNAL_ERROR = "internal_error"
 
 
@@ -128,8 +130,8 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
             "Look for a loose or corroded terminal, a damaged plug or a blocked vent; charging "
             "resumes by itself once the connector has cooled below its resume limit."),
     ),
-    # OCPP 1.6 says EVCommunicationError need not be Faulted; issue 3 asks for Faulted with
-    # the matching code for pilot E/F and diode faults, which IEC 61851-1 treats as errors.
+    # OCPP 1.6 says EVCommunicationError need not be Faulted; pilot E/F and diode faults are
+    # Faulted with the matching code, as IEC 61851-1 treats them as errors.
     FaultKind.PILOT_ERROR: FaultSpec(
         _E.EV_COMMUNICATION_ERROR,
         "PilotError",
@@ -296,6 +298,38 @@ FAULT_SPECS: dict[FaultKind, FaultSpec] = {
             "Check the sensor's wiring and the I2C bus (`i2cdetect -y 1`). It clears by itself "
             "once the sensor answers."),
     ),
+    # IEC 62955 (RDC-DD): no charging on an RCM that failed its self-test; the next test that
+    # passes (at start-up, before a close, or `chargerfw test rcd`) clears it.
+    FaultKind.RCM_SELF_TEST_FAILED: FaultSpec(
+        _E.GROUND_FAILURE,
+        "RcmSelfTestFailed",
+        opens_contactor=True,
+        faulted=True,
+        ends_transaction=True,
+        clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The residual current monitor did not trip on its test pulse (or did not release "
+            "after it): earth-leakage protection cannot be trusted, so no energy is offered."),
+        hint=(
+            "Check the RCM module, its supply and the wiring of its trip and test lines; run "
+            "`chargerfw test rcd`. It clears once a self-test passes."),
+    ),
+    # The safety process opens every contactor when the station process goes silent (crashed,
+    # killed, frozen or restarting); a session resumes once the heartbeat is back.
+    FaultKind.SUPERVISION_LOST: FaultSpec(
+        _E.INTERNAL_ERROR,
+        "SupervisionLost",
+        opens_contactor=True,
+        faulted=False,
+        ends_transaction=False,
+        clear_rule=ClearRule.CONDITION_GONE,
+        description=(
+            "The safety process heard nothing from the station process for longer than its "
+            "heartbeat bound and opened every contactor."),
+        hint=(
+            "Look at `journalctl -u chargerfw` for a crash, a restart or an overloaded CPU. It "
+            "clears by itself when the station's heartbeat is back."),
+    ),
     FaultKind.INTERNAL_ERROR: FaultSpec(
         _E.INTERNAL_ERROR,
         "InternalError",
@@ -316,6 +350,7 @@ FAULT_PRIORITY: tuple[FaultKind, ...] = (
     FaultKind.EMERGENCY_STOP,
     FaultKind.RCD_TRIP_REPEATED,
     FaultKind.RCD_TRIP,
+    FaultKind.RCM_SELF_TEST_FAILED,
     FaultKind.OVER_CURRENT,
     FaultKind.CONTACTOR_FAILED_TO_CLOSE,
     FaultKind.OVER_VOLTAGE,
@@ -327,6 +362,7 @@ FAULT_PRIORITY: tuple[FaultKind, ...] = (
     FaultKind.PILOT_READ_FAILURE,
     FaultKind.TEMPERATURE_SENSOR_FAILURE,
     FaultKind.INTERNAL_ERROR,
+    FaultKind.SUPERVISION_LOST,
     FaultKind.METER_FAILURE,
     FaultKind.READER_FAILURE,
 )

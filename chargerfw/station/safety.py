@@ -7,7 +7,7 @@ opens the contactor *on the calling thread* (``contactor.interlock(reason)`` ope
 makes any later ``close()`` fail until released), records a typed :class:`Fault`, and only then
 tells the asyncio side through a thread-safe ``notify`` callable (see :func:`asyncio_notifier`).
 
-Interlocks (issue 3 item 3; OCPP 1.6 error codes: see ``faults.py``):
+Interlocks (OCPP 1.6 error codes: see ``faults.py``):
 
 * RCD/RCM trip, emergency stop — station-wide, from fault-input callbacks (and a poll backstop).
 * Over-temperature — stop at ``stop_at_c``, resume at ``resume_at_c``, derate in between
@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.types import MeterSample, PilotState
@@ -48,6 +48,9 @@ from chargerfw.station.thermal import ThermalState, thermal_decision
 log = get_logger(__name__)
 
 CHARGING_PILOT = frozenset({PilotState.C, PilotState.D})
+RCM_SELF_TEST_HOLD = "rcm_self_test"  # the interlock that holds contactors open during a test
+
+T = TypeVar("T")
 
 
 class SupervisedContactor(Protocol):
@@ -209,7 +212,8 @@ class SafetySupervisor:
         self._faults: dict[_Key, Fault] = {}
         self._present: set[_Key] = set()  # faults whose condition is still there
         self._rcd_trips: deque[float] = deque()
-        self._fault_inputs: list[FaultInputLike] = []
+        self._fault_inputs: list[tuple[FaultKind, FaultInputLike]] = []
+        self._rcm_self_test = False  # the RCM's trips are its self-test's, not a fault
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_poll: float | None = None  # monotonic time of the last completed poll
@@ -240,7 +244,7 @@ class SafetySupervisor:
         fault_input.on_trip(lambda: self.fault_input_changed(kind, True))
         fault_input.on_clear(lambda: self.fault_input_changed(kind, False))
         with self._lock:
-            self._fault_inputs.append(fault_input)
+            self._fault_inputs.append((kind, fault_input))
         if fault_input.is_tripped:
             self.fault_input_changed(kind, True)
 
@@ -250,6 +254,8 @@ class SafetySupervisor:
         """A station-wide trip input changed. Opens every contactor before returning."""
         events: list[SafetyEvent] = []
         with self._lock:
+            if kind is FaultKind.RCD_TRIP and self._rcm_self_test:
+                return  # the test's own trip; every contactor is held open meanwhile
             key = (kind, STATION)
             if tripped:
                 self._raise(key, "input tripped", events)
@@ -281,23 +287,42 @@ class SafetySupervisor:
 
     def meter_fault(self, connector_id: int, active: bool, detail: str = "") -> None:
         """The meter driver reports a fault (or its recovery)."""
+        self.condition(FaultKind.METER_FAILURE, self._check_id(connector_id), active, detail)
+
+    def condition(self, kind: FaultKind, connector_id: int, present: bool,
+                  detail: str = "") -> None:
+        """A fault's condition appeared (raised at once) or went (cleared by its rule)."""
         events: list[SafetyEvent] = []
         with self._lock:
-            key = (FaultKind.METER_FAILURE, self._check_id(connector_id))
-            if active:
+            key = (kind, connector_id)
+            if present:
                 self._raise(key, detail, events)
             else:
                 self._condition_gone(key, events)
         self._send(events)
+
+    def pilot_of(self, connector_id: int) -> PilotState | None:
+        """The pilot state the monitor last confirmed (None before its first good read)."""
+        with self._lock:
+            return self._watch[self._check_id(connector_id)].pilot
+
+    def may_close(self, connector_id: int) -> bool:
+        """Whether :meth:`request_close` would close now: no opening fault, pilot in C/D."""
+        with self._lock:
+            return self._may_close(connector_id)
+
+    def _may_close(self, connector_id: int) -> bool:
+        watch = self._watch[self._check_id(connector_id)]
+        if any(f.spec.opens_contactor for f in self._faults_of(connector_id)):
+            return False
+        return watch.hw.read_pilot is None or watch.pilot in CHARGING_PILOT
 
     def request_close(self, connector_id: int) -> bool:
         """Close the contactor if nothing forbids it: no opening fault, pilot last seen in C/D.
         The runtime closes contactors only through here."""
         with self._lock:
             watch = self._watch[self._check_id(connector_id)]
-            if any(f.spec.opens_contactor for f in self._faults_of(connector_id)):
-                return False
-            if watch.hw.read_pilot is not None and watch.pilot not in CHARGING_PILOT:
+            if not self._may_close(connector_id):
                 return False
             try:
                 watch.hw.contactor.close()
@@ -385,6 +410,25 @@ class SafetySupervisor:
             self._present.discard(key)  # the monitor re-raises it if the condition is still there
         self._send(events)
 
+    def run_rcm_self_test(self, self_test: Callable[[], T]) -> T:
+        """Run the RCM's self-test with every contactor interlocked open: its trip is the
+        test's, not an installation fault. An RCM still tripped afterwards is a fault again."""
+        with self._lock:
+            for watch in self._watch.values():
+                watch.hw.contactor.interlock(RCM_SELF_TEST_HOLD)
+            self._rcm_self_test = True
+        try:
+            return self_test()
+        finally:
+            with self._lock:
+                self._rcm_self_test = False
+                for watch in self._watch.values():
+                    watch.hw.contactor.release_interlock(RCM_SELF_TEST_HOLD)
+                tripped = [kind for kind, fault_input in self._fault_inputs
+                           if kind is FaultKind.RCD_TRIP and fault_input.is_tripped]
+            for kind in tripped:
+                self.fault_input_changed(kind, True)
+
     # ---- the monitor ------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -410,7 +454,7 @@ class SafetySupervisor:
         """One pass over every connector (the monitor thread calls this; tests may too)."""
         events: list[SafetyEvent] = []
         try:
-            for fault_input in list(self._fault_inputs):
+            for _kind, fault_input in list(self._fault_inputs):
                 fault_input.refresh()  # backstop for an edge lost to debouncing
             for cid in self._watch:
                 self._poll_connector(cid, events)

@@ -167,6 +167,9 @@ FAULT_TABLE = {
         False,
     ),
     FaultKind.INTERNAL_ERROR: (S.FAULTED, E.INTERNAL_ERROR, "InternalError", False),
+    FaultKind.RCM_SELF_TEST_FAILED: (S.FAULTED, E.GROUND_FAILURE, "RcmSelfTestFailed", False),
+    # Not Faulted: the safety process holds energy off until the station is heard again.
+    FaultKind.SUPERVISION_LOST: (S.SUSPENDED_EVSE, E.INTERNAL_ERROR, "SupervisionLost", False),
 }
 
 

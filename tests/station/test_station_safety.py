@@ -575,6 +575,8 @@ RECOVERY_TABLE = {
     K.PILOT_READ_FAILURE: (True, True, False),
     K.TEMPERATURE_SENSOR_FAILURE: (True, True, False),
     K.INTERNAL_ERROR: (False, False, True),
+    K.RCM_SELF_TEST_FAILED: (True, True, False),
+    K.SUPERVISION_LOST: (True, True, False),
 }
 
 
