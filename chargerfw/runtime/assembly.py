@@ -3,9 +3,10 @@
 1. the store, and every transaction a crash or power cut left open ended (``PowerLoss``, exactly
    once, before anything else can start a session);
 2. the board (every contactor open), the OCPP client, the authorizer (keys from the store);
-3. the safety supervisor on its own monitor thread (fault inputs, contactor feedback, pilot,
-   temperature, meter current) and the station core in the state the store remembers
-   (availability), with the technician faults it remembers latched again;
+3. the safety core on its own monitor thread (fault inputs, contactor feedback, pilot,
+   temperature, meter current; the start-up RCM self-test), with the technician faults the store
+   remembers latched again, and the station core in the state the store remembers
+   (availability);
 4. the reader and, on ``hardware = "sim"``, the simulated hardware around the board.
 
 Every part that needs closing is registered on the caller's exit stack as soon as it exists, so
@@ -30,14 +31,12 @@ from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.runtime.core import CoreRunner, Emit, RunBackground, initial_state
 from chargerfw.runtime.port import BackendPort
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator
+from chargerfw.safety.core import SafetyCore
 from chargerfw.station.auth import AuthConfig, Authorizer, backend_from_wire
 from chargerfw.station.connector import ConnectorSettings
-from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import (
     SafetyEvent,
     SafetySettings,
-    SafetySupervisor,
-    SupervisedConnector,
     asyncio_notifier,
 )
 from chargerfw.station.station import RememberedFault, faults_to_restore
@@ -63,7 +62,7 @@ class StationParts:
     board: Board
     client: OcppClient
     authorizer: Authorizer
-    supervisor: SafetySupervisor
+    safety: SafetyCore
     core: CoreRunner
     reader: TokenReader | None
     sim: SimulatedHardware | None
@@ -93,32 +92,23 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         AuthConfig.from_keys({k: keys.raw(k) for k in AuthConfig.KEYS}),
         is_online=lambda: client.online)
 
-    # The monitor thread reads the sensors; the loop reads the last good value (MeterValues).
-    temperatures: dict[int, float | None] = {}
     core_ready: list[CoreRunner] = []
 
     def on_safety_event(event: SafetyEvent) -> None:
         core_ready[0].on_safety_event(event)
 
-    supervisor = SafetySupervisor(
-        {section.id: _supervised(config, board, section.id, temperatures)
-         for section in config.connector},
-        asyncio_notifier(loop, on_safety_event), safety_settings)
+    safety = SafetyCore(config, board, asyncio_notifier(loop, on_safety_event), safety_settings)
     state = initial_state(config, {k: keys.raw(k) for k in ConnectorSettings.KEYS},
                           store.availability_all())
-    core = CoreRunner(state, config, board, supervisor, client, store, authorizer, emit=emit,
-                      run_background=run_background, temperatures=temperatures)
+    core = CoreRunner(state, config, safety, client, store, authorizer, emit=emit,
+                      run_background=run_background)
     core_ready.append(core)
     client.attach_station(BackendPort(core, emit=emit, restart=restart))
     keys.add_listener(core.on_key_changed)
-    _restore_faults(store, supervisor, core)
-    if board.rcm is not None:
-        supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
-    if board.emergency_stop is not None:
-        supervisor.attach_fault_input(FaultKind.EMERGENCY_STOP, board.emergency_stop)
+    _restore_faults(store, safety, core)
     sys.setswitchinterval(SAFETY_SWITCH_INTERVAL_S)
-    supervisor.start()
-    stack.callback(supervisor.stop)
+    safety.start()
+    stack.callback(safety.stop)
     stack.callback(core.cancel_timers)
 
     recorded = store.highest_energy_wh_by_connector()
@@ -137,7 +127,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         reader.add_listener(core.on_tag_event)
         await reader.start()
         stack.push_async_callback(_stop_reader, reader)
-    return StationParts(config, store, board, client, authorizer, supervisor, core, reader, sim)
+    return StationParts(config, store, board, client, authorizer, safety, core, reader, sim)
 
 
 async def _stop_reader(reader: TokenReader) -> None:
@@ -145,38 +135,7 @@ async def _stop_reader(reader: TokenReader) -> None:
         await reader.stop()
 
 
-def _supervised(config: StationConfig, board: Board, connector_id: int,
-                temperatures: dict[int, float | None]) -> SupervisedConnector:
-    section = next(c for c in config.connector if c.id == connector_id)
-    devices = board.connectors[connector_id]
-    pilot = devices.pilot
-    sensor = devices.temperature
-    read_temperature: Callable[[], float] | None = None
-    if sensor is not None:
-        read_celsius = sensor.read_celsius
-
-        def read_and_remember() -> float:
-            try:
-                celsius = read_celsius()
-            except Exception:
-                temperatures[connector_id] = None  # no stale value in MeterValues
-                raise
-            # A plain dict write: atomic under the GIL, read on the loop's thread.
-            temperatures[connector_id] = None if celsius != celsius else round(celsius, 1)
-            return celsius
-
-        read_temperature = read_and_remember
-    return SupervisedConnector(
-        contactor=devices.contactor,
-        read_pilot=lambda: pilot.read().state,
-        read_offered_current_a=lambda: pilot.offered_current_a,
-        read_temperature_c=read_temperature,
-        temperature_limits=section.temperature,
-        max_current_a=section.max_current_a,
-    )
-
-
-def _restore_faults(store: Store, supervisor: SafetySupervisor, core: CoreRunner) -> None:
+def _restore_faults(store: Store, safety: SafetyCore, core: CoreRunner) -> None:
     """Technician faults survive a restart; the others re-appear if still there."""
     plan = faults_to_restore(
         (RememberedFault(r.code, r.connector_id, r.detail)
@@ -185,4 +144,4 @@ def _restore_faults(store: Store, supervisor: SafetySupervisor, core: CoreRunner
     for code, cid in plan.close:
         store.fault_clear(code, cid)
     for kind, cid, detail in plan.restore:
-        supervisor.restore_latched_fault(kind, cid, detail)
+        safety.restore_latched_fault(kind, cid, detail)

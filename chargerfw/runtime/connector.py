@@ -1,10 +1,11 @@
-"""One connector at run time: its devices, its meter and its transaction.
+"""One connector at run time: its hardware (through the safety port), its meter and its
+transaction.
 
 The :class:`ConnectorController` carries out the actions the station core decides for its
-connector (:mod:`chargerfw.station.connector`): the contactor only through the safety supervisor
-(``request_close``/``request_open``), the pilot through
-:class:`~chargerfw.drivers.pilot.ControlPilot`, StatusNotification and Start/Stop Transaction
-through the OCPP client (whose store makes them durable before they are sent). It reads the
+connector (:mod:`chargerfw.station.connector`): contactor, pilot and lock through the safety
+port (:mod:`chargerfw.safety.port`: its interlocks decide whether a coil may close),
+StatusNotification and Start/Stop Transaction through the OCPP client (whose store makes them
+durable before they are sent). It reads the
 connector's state from the core and never changes it. Everything here runs on the asyncio
 loop's thread.
 """
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chargerfw.config import ConnectorSection
-from chargerfw.drivers.board import ConnectorDevices
-from chargerfw.drivers.types import MeterSample, PilotMode
+from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
+from chargerfw.safety.core import PilotCommand
+from chargerfw.safety.port import SafetyPort
 from chargerfw.station.connector import (
     Action,
     ConnectorState,
@@ -33,7 +35,6 @@ from chargerfw.station.connector import (
     TxPhase,
     outputs,
 )
-from chargerfw.station.safety import SafetySupervisor
 from chargerfw.store import StoreError
 
 if TYPE_CHECKING:
@@ -59,19 +60,15 @@ class RunningTransaction:
 
 
 class ConnectorController:
-    """Carries out one connector's actions on its devices, meter and transactions."""
+    """Carries out one connector's actions on its hardware, meter and transactions."""
 
-    def __init__(self, section: ConnectorSection, devices: ConnectorDevices,
-                 supervisor: SafetySupervisor, client: OcppClient,
-                 read_state: Callable[[], ConnectorState],
-                 read_temperature: Callable[[], float | None]) -> None:
+    def __init__(self, section: ConnectorSection, safety: SafetyPort, client: OcppClient,
+                 read_state: Callable[[], ConnectorState]) -> None:
         self.id = section.id
         self.section = section
-        self.devices = devices
-        self.supervisor = supervisor
+        self.safety = safety
         self.client = client
         self._read_state = read_state
-        self._read_temperature = read_temperature
         self.latest_sample: MeterSample | None = None
         self.transaction: RunningTransaction | None = None
         self.stop_id_tag: str | None = None  # the tag that asked for the coming Local stop
@@ -100,7 +97,7 @@ class ConnectorController:
     @property
     def temperature_c(self) -> float | None:
         """The last good temperature reading (MeterValues Temperature), if any."""
-        return self._read_temperature()
+        return self.safety.temperature_c(self.id)
 
     @property
     def phase(self) -> TxPhase:
@@ -154,12 +151,12 @@ class ConnectorController:
         such as refusals, go back to whoever asked and need nothing here)."""
         match action:
             case SetContactor(closed=True):
-                if not self.supervisor.request_close(self.id):
+                if not self.safety.request_close(self.id):
                     log.warning("connector.close_refused", connector=self.id)
                 else:
                     self._emit("connector.contactor", closed=True)
             case SetContactor(closed=False):
-                self.supervisor.request_open(self.id)
+                self.safety.request_open(self.id)
                 self._emit("connector.contactor", closed=False)
             case SetPilot(output=output):
                 self.apply_pilot(output)
@@ -176,14 +173,7 @@ class ConnectorController:
                 pass
 
     def apply_pilot(self, output: PilotOutput) -> None:
-        pilot = self.devices.pilot
-        if output.mode is PilotMode.PWM:
-            assert output.current_a is not None
-            pilot.set_current_limit(output.current_a)
-        elif output.mode is PilotMode.STATE_F:
-            pilot.set_state_f()
-        else:
-            pilot.set_standby()
+        self.safety.set_pilot(self.id, PilotCommand(output.mode, output.current_a))
 
     def _start_transaction(self, action: StartTransaction) -> None:
         """meterStart from a fresh sample; without one, wait (bounded) for the next poll."""
@@ -272,13 +262,12 @@ class ConnectorController:
         self._drive_lock(False)
 
     def _drive_lock(self, locked: bool) -> None:
-        lock = self.devices.lock
-        if lock is None:
+        if not self.safety.has_lock(self.id):
             return
 
         async def drive() -> None:
             # The lock waits for its feedback switch: off the loop's thread.
-            result = await asyncio.to_thread(lock.lock if locked else lock.unlock)
+            result = await asyncio.to_thread(self.safety.drive_lock, self.id, locked)
             log.info("connector.lock", connector=self.id, result=str(result))
 
         task = asyncio.get_running_loop().create_task(drive(), name=f"lock-{self.id}")
@@ -310,7 +299,7 @@ class ConnectorController:
             "pilot": state.pilot.value,
             "pilot_output": out.pilot.mode.value,
             "current_limit_a": out.offered_current_a,
-            "contactor_closed": self.devices.contactor.commanded_closed,
+            "contactor_closed": self.safety.contactor_closed(self.id),
             "availability": state.availability.value,
             "scheduled_availability": (state.scheduled_availability.value
                                        if state.scheduled_availability else None),

@@ -19,10 +19,10 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chargerfw.config import StationConfig
-from chargerfw.drivers.board import Board
 from chargerfw.drivers.types import MeterSample, TagEvent, TagEventKind
 from chargerfw.logs import get_logger
 from chargerfw.runtime.connector import ConnectorController
+from chargerfw.safety.port import SafetyPort
 from chargerfw.station import connector as cn
 from chargerfw.station.auth import AuthConfig, Authorizer
 from chargerfw.station.enums import Availability, StopReason
@@ -31,7 +31,6 @@ from chargerfw.station.safety import (
     FaultChanged,
     PilotObserved,
     SafetyEvent,
-    SafetySupervisor,
     ThermalLimitChanged,
 )
 from chargerfw.station.station import (
@@ -87,15 +86,14 @@ def initial_state(config: StationConfig, keys: Mapping[str, str | None],
 class CoreRunner:
     """The one place the station core's state lives at run time, and its actions' executor."""
 
-    def __init__(self, state: StationState, config: StationConfig, board: Board,
-                 supervisor: SafetySupervisor, client: OcppClient, store: Store,
-                 authorizer: Authorizer, *, emit: Emit, run_background: RunBackground,
-                 temperatures: Mapping[int, float | None]) -> None:
+    def __init__(self, state: StationState, config: StationConfig, safety: SafetyPort,
+                 client: OcppClient, store: Store, authorizer: Authorizer, *, emit: Emit,
+                 run_background: RunBackground) -> None:
         self.state = state
         self.client = client
         self.store = store
         self.authorizer = authorizer
-        self.supervisor = supervisor
+        self.safety = safety
         self._emit = emit
         self._run_background = run_background
         self._tap_lock = asyncio.Lock()
@@ -107,9 +105,8 @@ class CoreRunner:
         self.controllers: dict[int, ConnectorController] = {}
         for section in config.connector:
             controller = ConnectorController(
-                section, board.connectors[section.id], supervisor, client,
-                read_state=functools.partial(self._connector_state, section.id),
-                read_temperature=functools.partial(temperatures.get, section.id))
+                section, safety, client,
+                read_state=functools.partial(self._connector_state, section.id))
             controller.on_event = self._relay
             self.controllers[section.id] = controller
 
@@ -206,7 +203,7 @@ class CoreRunner:
     # -- the safety supervisor ------------------------------------------------------------
 
     def on_safety_event(self, event: SafetyEvent) -> None:
-        """From the supervisor, which already acted on the hardware; on the loop's thread."""
+        """From the safety core, which already acted on the hardware; on the loop's thread."""
         match event:
             case FaultChanged(fault=fault, active=active):
                 for listener in self.fault_listeners:
@@ -242,7 +239,7 @@ class CoreRunner:
     def on_sample(self, connector_id: int, sample: MeterSample) -> None:
         controller = self.controllers[connector_id]
         controller.note_sample(sample)
-        self.supervisor.update_meter(connector_id, sample)
+        self.safety.update_meter(connector_id, sample)
         self.client.update_meter(connector_id, sample, temperature_c=controller.temperature_c)
         tx = controller.transaction
         if tx is not None and controller.phase is cn.TxPhase.RUNNING:

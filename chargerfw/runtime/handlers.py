@@ -143,7 +143,7 @@ class ControlHandlers:
             pilot=state.pilot,
             pilot_output=out.pilot.mode,
             current_limit_a=out.offered_current_a,
-            contactor_closed=controller.devices.contactor.commanded_closed,
+            contactor_closed=self._rt.safety.contactor_closed(controller.id),
             availability=state.availability,
             scheduled_availability=state.scheduled_availability,
             phase=state.phase,
@@ -164,8 +164,7 @@ class ControlHandlers:
         )
 
     def _active_faults(self) -> list[ActiveFault]:
-        assert self._rt.supervisor is not None
-        return [ActiveFault.of(f) for f in sorted(self._rt.supervisor.active_faults(),
+        return [ActiveFault.of(f) for f in sorted(self._rt.safety.active_faults(),
                                                    key=lambda f: (f.timestamp, f.kind.value))]
 
     # -- faults ---------------------------------------------------------------------------
@@ -182,16 +181,15 @@ class ControlHandlers:
     def clear_fault(self, request: FaultClearRequest) -> FaultClearReply:
         """A technician's clear (:func:`~chargerfw.station.technician.clear_refusal`); the
         supervisor clears only once the condition is gone."""
-        supervisor = self._rt.supervisor
-        assert supervisor is not None
+        safety = self._rt.safety
         kind, connector = request.kind, request.connector
         if connector != STATION and connector not in self._rt.controllers:
             raise InvalidParams(f"no connector {connector}")
         where = "the station" if connector == STATION else f"connector {connector}"
         active = any(f.kind is kind and f.connector_id == connector
-                     for f in supervisor.active_faults())
+                     for f in safety.active_faults())
         refusal = clear_refusal(kind, where, active=active)
-        if refusal is None and not supervisor.clear_by_technician(kind, connector):
+        if refusal is None and not safety.clear_by_technician(kind, connector):
             refusal = condition_refusal(kind, STILL_PRESENT)
         if refusal is not None:
             raise Refused(refusal)

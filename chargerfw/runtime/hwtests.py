@@ -77,7 +77,6 @@ class HardwareTests:
 
     def _view(self, controller: ConnectorController) -> ConnectorView:
         """What the refusals look at on one connector, as the station core holds it."""
-        assert self._rt.supervisor is not None
         cid = controller.id
         state = self._rt.connector_state(cid)
         return ConnectorView(
@@ -87,7 +86,7 @@ class HardwareTests:
             authorized_for=state.id_tag if state.phase is TxPhase.AUTHORIZED else None,
             pilot=state.pilot,
             pilot_f_is_ours=self._rt.connector_outputs(cid).pilot.mode is PilotMode.STATE_F,
-            active_faults=frozenset(f.kind for f in self._rt.supervisor.active_faults(cid)))
+            active_faults=frozenset(f.kind for f in self._rt.safety.supervisor.active_faults(cid)))
 
     def _refuse(self, test: HardwareTest, controllers: list[ConnectorController]) -> None:
         """Refused (-32000) while a test runs, a transaction runs or waits, a vehicle is
@@ -103,13 +102,12 @@ class HardwareTests:
         """Pause the connectors (Unavailable, no session), run the blocking ``sequence`` off
         the loop under the supervisor's test rules, then restore pilot and status. Returns the
         sequence's result and the faults raised meanwhile."""
-        assert self._rt.supervisor is not None
         self.running = test
         self.faults_seen = []
         ids = [c.id for c in controllers]
         self._rt.emit("test.started", test=test.value, connectors=ids)
         self._rt.begin_test(test.value, ids)
-        self._rt.supervisor.begin_test(supervised)
+        self._rt.safety.supervisor.begin_test(supervised)
         try:
             await self._settle_pilots(controllers)
             result = await asyncio.to_thread(sequence)
@@ -117,7 +115,7 @@ class HardwareTests:
         except Refusal as exc:
             raise Refused(f"{test.value} test aborted: {exc}") from None
         finally:
-            self._rt.supervisor.end_test(supervised)
+            self._rt.safety.supervisor.end_test(supervised)
             faults, self.faults_seen = self.faults_seen, None
             self.running = None
             self._rt.end_test(ids)
@@ -132,7 +130,7 @@ class HardwareTests:
 
         held = [c for c in controllers if pilot(c) is PilotState.F]
         for controller in held:
-            controller.devices.pilot.set_standby()
+            self._rt.board.connectors[controller.id].pilot.set_standby()
         deadline = time.monotonic() + PILOT_SETTLE_S
         while any(pilot(c) is PilotState.F for c in held):
             if time.monotonic() > deadline:
@@ -149,18 +147,17 @@ class HardwareTests:
         the mirror. A contactor fault of its own does not refuse: the test shows it (a welded
         one is reported without being energised)."""
         controller = self._test_controller(request.connector)
-        contactor = controller.devices.contactor
+        contactor = self._rt.board.connectors[controller.id].contactor
         if not contactor.has_feedback:
             raise InvalidParams(f"connector {controller.id} has no contactor feedback_pin")
         self._refuse(HardwareTest.CONTACTOR, [controller])
-        assert self._rt.supervisor is not None
         cid = controller.id
-        stand_in = _SupervisedTestContactor(self._rt.supervisor, cid, contactor)
+        stand_in = _SupervisedTestContactor(self._rt.safety.supervisor, cid, contactor)
         result, raised = await self._run_test(HardwareTest.CONTACTOR, [controller], cid,
                                               lambda: run_contactor_sequence(stand_in, cid))
         # The monitor may act first (it opens a contactor that failed to close): its faults
         # are findings of the test too.
-        still = {f.kind for f in self._rt.supervisor.active_faults(cid)}
+        still = {f.kind for f in self._rt.safety.supervisor.active_faults(cid)}
         verdict = result.result
         if FaultKind.CONTACTOR_WELDED in still or FaultKind.CONTACTOR_WELDED in raised:
             verdict = ContactorVerdict.WELDED
@@ -191,7 +188,7 @@ class HardwareTests:
         back; the machine's pilot output is restored after."""
         controller = self._test_controller(request.connector)
         self._refuse(HardwareTest.PILOT, [controller])
-        devices, max_a = controller.devices, controller.section.max_current_a
+        devices, max_a = self._rt.board.connectors[controller.id], controller.section.max_current_a
         result, raised = await self._run_test(HardwareTest.PILOT, [controller], controller.id,
                                               lambda: run_pilot_test(devices, max_a))
         return dataclasses.replace(result, faults_raised=raised)
@@ -199,10 +196,10 @@ class HardwareTests:
     async def test_lock(self, request: LockTestRequest) -> LockTestReply:
         """Lock, then unlock, each confirmed by the feedback switch if there is one."""
         controller = self._test_controller(request.connector)
-        if controller.devices.lock is None:
+        if self._rt.board.connectors[controller.id].lock is None:
             raise InvalidParams(f"connector {controller.id} has no [connector.lock]")
         self._refuse(HardwareTest.LOCK, [controller])
-        devices = controller.devices
+        devices = self._rt.board.connectors[controller.id]
         result, raised = await self._run_test(HardwareTest.LOCK, [controller], controller.id,
                                               lambda: run_lock_test(devices))
         return dataclasses.replace(result, faults_raised=raised)

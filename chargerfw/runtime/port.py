@@ -86,10 +86,9 @@ class BackendPort:
         if controller is None:
             return "NotSupported"
         self._core.apply(UnlockRequested(connector_id))
-        lock = controller.devices.lock
-        if lock is None:
+        if not controller.safety.has_lock(connector_id):
             return "NotSupported"
-        result = await asyncio.to_thread(lock.unlock)
+        result = await asyncio.to_thread(controller.safety.drive_lock, connector_id, False)
         return "Unlocked" if str(result) == "unlocked" else "UnlockFailed"
 
     async def reset(self, kind: ResetKind) -> None:

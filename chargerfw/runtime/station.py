@@ -55,10 +55,11 @@ from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
+from chargerfw.safety.core import SafetyCore
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.connector import ConnectorOutputs, ConnectorState, outputs
 from chargerfw.station.enums import StopReason
-from chargerfw.station.safety import SafetySettings, SafetySupervisor
+from chargerfw.station.safety import SafetySettings
 from chargerfw.station.station import STATION, StopAll, station_status
 from chargerfw.store import Store
 
@@ -133,8 +134,8 @@ class StationRuntime:
         return self._parts().client
 
     @property
-    def supervisor(self) -> SafetySupervisor:
-        return self._parts().supervisor
+    def safety(self) -> SafetyCore:
+        return self._parts().safety
 
     @property
     def core(self) -> CoreRunner:
@@ -198,7 +199,7 @@ class StationRuntime:
             return  # already stopping (or stopped: the pins are released)
         if self.parts is not None:
             try:
-                self.parts.supervisor.open_all()
+                self.parts.safety.open_all()
             except Exception:
                 log.exception("station.open_all_failed")
         self._outcome = outcome
@@ -293,7 +294,7 @@ class StationRuntime:
         self.notifier.stopping()
         parts = self.parts
         if parts is not None:
-            parts.supervisor.open_all()
+            parts.safety.open_all()
             reason = {RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
                       RunOutcome.HARD_RESET: StopReason.HARD_RESET}.get(self._outcome,
                                                                         StopReason.REBOOT)
@@ -330,13 +331,13 @@ class StationRuntime:
             try:
                 async for item in meter.events():
                     if isinstance(item, MeterFault):
-                        parts.supervisor.meter_fault(connector_id, item.active,
+                        parts.safety.meter_fault(connector_id, item.active,
                                                      f"{item.kind.value}: {item.detail}")
                     else:
                         parts.core.on_sample(connector_id, item)
             except Exception as exc:  # the driver types its errors; anything else: retry
                 log.error("meter.loop_failed", connector=connector_id, error=repr(exc))
-                parts.supervisor.meter_fault(connector_id, True, repr(exc))
+                parts.safety.meter_fault(connector_id, True, repr(exc))
             finally:
                 with contextlib.suppress(Exception):
                     await meter.close()

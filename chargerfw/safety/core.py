@@ -246,6 +246,9 @@ class SafetyCore:
                               detail: str = "") -> None:
         self.supervisor.restore_latched_fault(kind, connector_id, detail)
 
+    def temperature_c(self, connector_id: int) -> float | None:
+        return self.temperatures.get(connector_id)
+
     def readings(self) -> list[ConnectorReading]:
         return [ConnectorReading(cid, self.supervisor.pilot_of(cid),
                                  devices.contactor.commanded_closed,
