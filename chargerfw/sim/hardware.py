@@ -94,11 +94,13 @@ class SimulatedStation:
 
     @classmethod
     def create(cls, config: StationConfig, board: Board, reader: TokenReader | None,
-               store: Store) -> SimulatedStation:
+               store: Store | None) -> SimulatedStation:
         """The simulated hardware of a station (a :data:`~chargerfw.runtime.simulation.Simulator`)."""
         if board.sim is None:
             raise SimulationError('the board was not built with hardware = "sim"')
-        start_energy = store.highest_energy_wh_by_connector()
+        # The meters go on from where the station's store last saw them (a fresh world without
+        # a store, as in the safety process, starts at zero).
+        start_energy = store.highest_energy_wh_by_connector() if store is not None else {}
         loads = {}
         for section in config.connector:
             parts = board.connectors[section.id].sim
