@@ -69,7 +69,7 @@ from chargerfw.config import load_config
 from chargerfw.control.api import ConfigSetRequest
 from chargerfw.logs import setup_logging
 from chargerfw.runtime.station import StationRuntime
-from chargerfw.sim.hardware import SimulatedStation
+from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.station.auth import IdTagInfo
 from chargerfw.station.connector import outputs
 from chargerfw.station.enums import AuthorizationStatus
@@ -180,7 +180,7 @@ async def running_station(state_dir: Path, csms: CsmsProcess, local_tags: list[s
     # Default poll interval (0.1 s); repeated RCD trips must not latch for this bench.
     settings = SafetySettings(rcd_trips_to_latch=1_000_000)
     runtime = StationRuntime(config, control_socket=None, safety_settings=settings,
-                             shutdown_flush_s=1.0, simulator=SimulatedStation.create)
+                             shutdown_flush_s=1.0, simulator=simulated_hardware)
     task = asyncio.create_task(runtime.run())
     try:
         ready = asyncio.create_task(runtime.ready.wait())

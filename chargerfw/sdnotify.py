@@ -1,7 +1,8 @@
 """systemd notification protocol (sd_notify) over $NOTIFY_SOCKET, without a dependency.
 
-The watchdog is fed from the asyncio loop on purpose: if the loop stalls, systemd restarts
-the service. Safety does not depend on this (interlocks run on their own threads).
+The station's watchdog is fed from the asyncio loop on purpose, and only while the safety monitor
+is current: if either stalls, systemd restarts the service. Safety does not depend on this
+(interlocks run on their own threads, or in the safety process).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 
 
 class SystemdNotifier:
@@ -49,10 +51,13 @@ class SystemdNotifier:
     def stopping(self) -> None:
         self.notify("STOPPING=1")
 
-    async def feed_watchdog_forever(self) -> None:
-        """Ping the watchdog at half its interval for as long as the loop runs."""
+    async def feed_watchdog_forever(self, healthy: Callable[[], bool] = lambda: True) -> None:
+        """Ping the watchdog at half its interval for as long as the loop runs and
+        ``healthy()`` says the rest of the process is too (a ping it skips is left to
+        systemd)."""
         if self.watchdog_interval_s is None or not self.enabled:
             return
         while True:
-            self.notify("WATCHDOG=1")
+            if healthy():
+                self.notify("WATCHDOG=1")
             await asyncio.sleep(self.watchdog_interval_s / 2)

@@ -24,7 +24,7 @@ from realstack import free_port
 from chargerfw import control
 from chargerfw.config import StationConfig, parse_config
 from chargerfw.runtime.station import StationRuntime
-from chargerfw.sim.hardware import SimulatedStation
+from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.station.safety import SafetySettings
 from chargerfw.store import Store
 
@@ -93,7 +93,7 @@ async def running_station(config: StationConfig, socket_path: Path,
                           safety: SafetySettings = FAST_SAFETY) -> AsyncIterator[StationRuntime]:
     """The runtime in this process, ready; stopped (like SIGTERM) on exit."""
     runtime = StationRuntime(config, control_socket=socket_path, safety_settings=safety,
-                             shutdown_flush_s=1.0, simulator=SimulatedStation.create)
+                             shutdown_flush_s=1.0, simulator=simulated_hardware)
     task = asyncio.create_task(runtime.run())
     try:
         ready = asyncio.create_task(runtime.ready.wait())

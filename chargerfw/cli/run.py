@@ -37,9 +37,9 @@ async def run_station(config: StationConfig, control_socket: Path,
 
     simulator = None
     if config.hardware == "sim":
-        from chargerfw.sim.hardware import SimulatedStation
+        from chargerfw.sim.hardware import simulated_hardware
 
-        simulator = SimulatedStation.create
+        simulator = simulated_hardware
     loop = asyncio.get_running_loop()
     while True:
         runtime = StationRuntime(config, control_socket=control_socket, simulator=simulator)

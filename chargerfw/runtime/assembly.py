@@ -9,6 +9,10 @@
    (availability);
 4. the reader and, on ``hardware = "sim"``, the simulated hardware around the board.
 
+With a safety process (``safety_socket`` given: ``[safety] mode = "process"``) the station
+builds no board: it connects to the safety process instead, which owns the hardware, keeps its
+own latched faults and runs the start-up RCM self-test before it answers.
+
 Every part that needs closing is registered on the caller's exit stack as soon as it exists, so
 a start that fails half-way leaves nothing open.
 """
@@ -20,6 +24,7 @@ import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from chargerfw.config import StationConfig
 from chargerfw.drivers.board import Board, build_board
@@ -32,6 +37,8 @@ from chargerfw.runtime.core import CoreRunner, Emit, RunBackground, initial_stat
 from chargerfw.runtime.port import BackendPort
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator
 from chargerfw.safety.core import SafetyCore
+from chargerfw.safety.link import SafetyLink
+from chargerfw.safety.port import SafetyPort
 from chargerfw.station.auth import AuthConfig, Authorizer, backend_from_wire
 from chargerfw.station.connector import ConnectorSettings
 from chargerfw.station.safety import (
@@ -59,10 +66,10 @@ class StationParts:
 
     config: StationConfig
     store: Store
-    board: Board
+    board: Board | None  # None: the safety process owns it
     client: OcppClient
     authorizer: Authorizer
-    safety: SafetyCore
+    safety: SafetyPort
     core: CoreRunner
     reader: TokenReader | None
     sim: SimulatedHardware | None
@@ -71,7 +78,8 @@ class StationParts:
 async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
                    safety_settings: SafetySettings, simulator: Simulator | None,
                    emit: Emit, run_background: RunBackground,
-                   restart: Callable[[ResetKind], None]) -> StationParts:
+                   restart: Callable[[ResetKind], None],
+                   safety_socket: Path | None = None) -> StationParts:
     """The station's parts, started; each is closed by ``stack``."""
     loop = asyncio.get_running_loop()
     quiet_pymodbus()
@@ -82,9 +90,11 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         emit("transaction.recovered", local_id=record.local_id,
              meter_stop_wh=record.meter_stop_wh)
 
-    board = build_board(config)
-    board.open_all_contactors()
-    stack.callback(board.close)
+    board = None
+    if safety_socket is None:
+        board = build_board(config)
+        board.open_all_contactors()
+        stack.callback(board.close)
     client = client_from_config(config, store)
     keys = client.keys
     authorizer = Authorizer(
@@ -97,7 +107,20 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     def on_safety_event(event: SafetyEvent) -> None:
         core_ready[0].on_safety_event(event)
 
-    safety = SafetyCore(config, board, asyncio_notifier(loop, on_safety_event), safety_settings)
+    notify = asyncio_notifier(loop, on_safety_event)
+    safety: SafetyPort
+    if board is not None:
+        local = safety = SafetyCore(config, board, notify, safety_settings)
+    else:
+        assert safety_socket is not None
+
+        def reconnected() -> None:  # on the link's thread
+            loop.call_soon_threadsafe(_ask_again, core_ready)
+
+        link = safety = SafetyLink(
+            safety_socket, notify, name=config.station.id,
+            lock_connectors=frozenset(c.id for c in config.connector if c.lock is not None),
+            on_reconnect=reconnected)
     state = initial_state(config, {k: keys.raw(k) for k in ConnectorSettings.KEYS},
                           store.availability_all())
     core = CoreRunner(state, config, safety, client, store, authorizer, emit=emit,
@@ -105,9 +128,12 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     core_ready.append(core)
     client.attach_station(BackendPort(core, emit=emit, restart=restart))
     keys.add_listener(core.on_key_changed)
-    _restore_faults(store, safety, core)
-    sys.setswitchinterval(SAFETY_SWITCH_INTERVAL_S)
-    safety.start()
+    if board is not None:
+        _restore_faults(store, local, core)
+        sys.setswitchinterval(SAFETY_SWITCH_INTERVAL_S)
+        local.start()
+    else:
+        await asyncio.to_thread(link.start)
     stack.callback(safety.stop)
     stack.callback(core.cancel_timers)
 
@@ -121,7 +147,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         reader = open_reader(config.reader, simulated=config.hardware == "sim")
     sim = None
     if simulator is not None:
-        sim = simulator(config, board, reader, store)
+        sim = simulator(config, board, reader, store, safety)
         await stack.enter_async_context(sim.running())
     if reader is not None:
         reader.add_listener(core.on_tag_event)
@@ -133,6 +159,13 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
 async def _stop_reader(reader: TokenReader) -> None:
     with contextlib.suppress(Exception):
         await reader.stop()
+
+
+def _ask_again(core_ready: list[CoreRunner]) -> None:
+    """The safety process came back (it restarted with every coil open): ask again for what
+    the station core wants of each connector."""
+    if core_ready:
+        core_ready[0].ask_again()
 
 
 def _restore_faults(store: Store, safety: SafetyCore, core: CoreRunner) -> None:

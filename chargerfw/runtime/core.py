@@ -158,6 +158,16 @@ class CoreRunner:
         """A connector's event for the listeners (it logged it already)."""
         self._emit(event, log_it=False, **fields)
 
+    def ask_again(self) -> None:
+        """Tell the safety port again what every connector wants now (its pilot, and its
+        contactor closed if the machine wants it): after the safety process restarted."""
+        for c in self.state.connectors:
+            out = cn.outputs(c)
+            controller = self.controllers[c.connector_id]
+            controller.execute(cn.SetPilot(out.pilot))
+            if out.contactor_closed:
+                controller.execute(cn.SetContactor(True))
+
     # -- timers ---------------------------------------------------------------------------
 
     def _follow_connection_timers(self, before: StationState) -> None:

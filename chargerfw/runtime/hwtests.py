@@ -86,7 +86,7 @@ class HardwareTests:
             authorized_for=state.id_tag if state.phase is TxPhase.AUTHORIZED else None,
             pilot=state.pilot,
             pilot_f_is_ours=self._rt.connector_outputs(cid).pilot.mode is PilotMode.STATE_F,
-            active_faults=frozenset(f.kind for f in self._rt.safety.supervisor.active_faults(cid)))
+            active_faults=frozenset(f.kind for f in self._rt.local_safety.supervisor.active_faults(cid)))
 
     def _refuse(self, test: HardwareTest, controllers: list[ConnectorController]) -> None:
         """Refused (-32000) while a test runs, a transaction runs or waits, a vehicle is
@@ -107,7 +107,7 @@ class HardwareTests:
         ids = [c.id for c in controllers]
         self._rt.emit("test.started", test=test.value, connectors=ids)
         self._rt.begin_test(test.value, ids)
-        self._rt.safety.supervisor.begin_test(supervised)
+        self._rt.local_safety.supervisor.begin_test(supervised)
         try:
             await self._settle_pilots(controllers)
             result = await asyncio.to_thread(sequence)
@@ -115,7 +115,7 @@ class HardwareTests:
         except Refusal as exc:
             raise Refused(f"{test.value} test aborted: {exc}") from None
         finally:
-            self._rt.safety.supervisor.end_test(supervised)
+            self._rt.local_safety.supervisor.end_test(supervised)
             faults, self.faults_seen = self.faults_seen, None
             self.running = None
             self._rt.end_test(ids)
@@ -152,12 +152,12 @@ class HardwareTests:
             raise InvalidParams(f"connector {controller.id} has no contactor feedback_pin")
         self._refuse(HardwareTest.CONTACTOR, [controller])
         cid = controller.id
-        stand_in = _SupervisedTestContactor(self._rt.safety.supervisor, cid, contactor)
+        stand_in = _SupervisedTestContactor(self._rt.local_safety.supervisor, cid, contactor)
         result, raised = await self._run_test(HardwareTest.CONTACTOR, [controller], cid,
                                               lambda: run_contactor_sequence(stand_in, cid))
         # The monitor may act first (it opens a contactor that failed to close): its faults
         # are findings of the test too.
-        still = {f.kind for f in self._rt.safety.supervisor.active_faults(cid)}
+        still = {f.kind for f in self._rt.local_safety.supervisor.active_faults(cid)}
         verdict = result.result
         if FaultKind.CONTACTOR_WELDED in still or FaultKind.CONTACTOR_WELDED in raised:
             verdict = ContactorVerdict.WELDED

@@ -17,6 +17,7 @@ from chargerfw.control.server import Handler
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
+from chargerfw.safety.port import SafetyPort
 from chargerfw.store import Store
 
 
@@ -37,8 +38,10 @@ class SimulatedHardware(Protocol):
         ...
 
 
-# Called once the board, the reader and the store exist.
-Simulator = Callable[[StationConfig, Board, TokenReader | None, Store], SimulatedHardware]
+# Called once the board (None: the safety process holds it and the simulated world), the
+# reader, the store and the safety port exist.
+Simulator = Callable[[StationConfig, Board | None, TokenReader | None, Store, SafetyPort],
+                     SimulatedHardware]
 
 
 class SimulatorMissing(ValueError):

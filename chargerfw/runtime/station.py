@@ -56,6 +56,8 @@ from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.safety.core import SafetyCore
+from chargerfw.safety.link import SafetyLink
+from chargerfw.safety.port import SafetyPort
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.connector import ConnectorOutputs, ConnectorState, outputs
 from chargerfw.station.enums import StopReason
@@ -92,7 +94,8 @@ class StationRuntime:
                  safety_settings: SafetySettings | None = None,
                  notifier: SystemdNotifier | None = None,
                  shutdown_flush_s: float = SHUTDOWN_FLUSH_S,
-                 simulator: Simulator | None = None) -> None:
+                 simulator: Simulator | None = None,
+                 safety_socket: Path | None = None) -> None:
         if config.ocpp is None:
             raise ValueError("chargerfw run needs an [ocpp] section in the station config")
         if config.hardware == "sim" and simulator is None:
@@ -103,6 +106,9 @@ class StationRuntime:
         self.notifier = notifier or SystemdNotifier()
         self.shutdown_flush_s = shutdown_flush_s
         self.simulator = simulator
+        # Where the safety process listens ([safety] mode = "process"); None: the safety
+        # core runs in this process.
+        self.safety_socket = safety_socket
         self.started_at: float | None = None
         self.ready = asyncio.Event()
         self.parts: StationParts | None = None  # set once every part is built
@@ -127,15 +133,27 @@ class StationRuntime:
 
     @property
     def board(self) -> Board:
-        return self._parts().board
+        """The board, when this process owns it (no safety process)."""
+        board = self._parts().board
+        if board is None:
+            raise NotRunning("the safety process holds the board")
+        return board
 
     @property
     def client(self) -> OcppClient:
         return self._parts().client
 
     @property
-    def safety(self) -> SafetyCore:
+    def safety(self) -> SafetyPort:
         return self._parts().safety
+
+    @property
+    def local_safety(self) -> SafetyCore:
+        """The safety core, when it runs in this process."""
+        safety = self._parts().safety
+        if not isinstance(safety, SafetyCore):
+            raise NotRunning("the safety core runs in the safety process")
+        return safety
 
     @property
     def core(self) -> CoreRunner:
@@ -223,7 +241,7 @@ class StationRuntime:
         self.started_at = time.time()
         # Both locks come before the store is touched: a second station must not recover (end
         # with PowerLoss) the transactions of the one that runs.
-        if config.hardware == "pi":
+        if config.hardware == "pi" and self.safety_socket is None:
             # One process at a time drives the pins, I2C and the meter bus; CLI commands that go
             # to the hardware directly take the same lock. The kernel drops it if we die.
             hardware_lock = HardwareLock(HARDWARE_LOCK_OWNER)
@@ -238,7 +256,8 @@ class StationRuntime:
             stack.callback(socket_lock.release)
         parts = self.parts = await assemble(
             config, stack, safety_settings=self.safety_settings, simulator=self.simulator,
-            emit=self.emit, run_background=self._run_background, restart=self._restart)
+            emit=self.emit, run_background=self._run_background, restart=self._restart,
+            safety_socket=self.safety_socket)
         parts.core.fault_listeners.append(self.handlers.tests.note_fault)
 
         # What the station and the connectors show before any event: pilot and status.
@@ -252,11 +271,16 @@ class StationRuntime:
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")
         self._spawn(client.run(), "ocpp-client")
+        if isinstance(parts.safety, SafetyLink):
+            self._spawn(parts.safety.heartbeat_forever(), "safety-heartbeat")
         if self.control_socket is not None:
             self.control = ControlServer(self.control_socket, self.handlers.handlers())
             await self.control.start()
         self.notifier.ready(f"station {config.station.id} running")
-        self._spawn(self.notifier.feed_watchdog_forever(), "watchdog", may_end=True)
+        # systemd's watchdog: fed from this loop, and only while the safety monitor is current
+        # (here or in the safety process): a stuck poll is a restart too.
+        self._spawn(self.notifier.feed_watchdog_forever(lambda: parts.safety.monitor_current),
+                    "watchdog", may_end=True)
         log.info("station.ready", station=config.station.id, hardware=config.hardware,
                  connectors=len(core.controllers), version=__version__)
         self.ready.set()

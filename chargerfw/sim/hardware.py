@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from chargerfw.config import ConnectorSection, StationConfig
 from chargerfw.control.api import (
@@ -30,6 +31,7 @@ from chargerfw.control.api import (
     RcmSwitchReply,
     ReaderSwitchReply,
     Refused,
+    Request,
     SimChargeRequest,
     SimOverdrawRequest,
     SimTapRequest,
@@ -37,6 +39,8 @@ from chargerfw.control.api import (
     TapReply,
     TemperatureReply,
     VehicleReply,
+    decode_reply,
+    request_params,
 )
 from chargerfw.control.server import Handler
 from chargerfw.drivers.board import Board, ConnectorSim
@@ -44,6 +48,9 @@ from chargerfw.drivers.meter.driver import EnergyMeter
 from chargerfw.drivers.readers import TokenReader
 from chargerfw.drivers.readers.simulated import SimulatedReader
 from chargerfw.logs import get_logger
+from chargerfw.runtime.simulation import SimulatedHardware
+from chargerfw.safety.link import SafetyLink, SafetyRefused, SafetyUnavailable
+from chargerfw.safety.port import SafetyPort
 from chargerfw.sim.meter import SimulatedMeter, SimulatedMeterBackend, serve_tcp
 from chargerfw.store import Store
 
@@ -90,7 +97,9 @@ class SimulatedStation:
     board: Board
     reader: SimulatedReader | None
     loads: dict[int, SimulatedConnectorLoad] = field(default_factory=dict)
-    _tap_timer: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self.reader_controls = ReaderControls(self.reader)
 
     @classmethod
     def create(cls, config: StationConfig, board: Board, reader: TokenReader | None,
@@ -171,28 +180,6 @@ class SimulatedStation:
                 return VehicleReply(request.connector, vehicle.state.value)
             return handler
 
-        async def tap(request: SimTapRequest) -> TapReply:
-            reader = self.reader
-            if reader is None:
-                raise Refused("the station has no [reader]")
-            if not 0 <= request.hold_s <= 10:
-                raise InvalidParams("hold_s must be between 0 and 10")
-            if self._tap_timer is not None:
-                # A card still lying on the reader from the previous tap is taken off first,
-                # so that the same card twice in a row is two taps.
-                self._tap_timer.cancel()
-                self._tap_timer = None
-                reader.remove()
-            try:
-                reader.present(request.uid)
-            except ValueError as exc:
-                raise InvalidParams(f"uid: {exc}") from None
-            except Exception as exc:
-                raise Refused(str(exc)) from None
-            self._tap_timer = asyncio.get_running_loop().call_later(request.hold_s,
-                                                                    reader.remove)
-            return TapReply(request.uid.upper())
-
         def rcm(action: str) -> Handler:
             def handler(request: object) -> RcmSwitchReply:
                 switch = self.board.sim.rcm if self.board.sim is not None else None
@@ -217,15 +204,6 @@ class SimulatedStation:
                 return ContactorSimReply(request.connector, action)
             return handler
 
-        def reader_presence(action: str) -> Handler:
-            def handler(request: object) -> ReaderSwitchReply:
-                reader = self.reader
-                if reader is None:
-                    raise Refused("the station has no [reader]")
-                getattr(reader, action)()
-                return ReaderSwitchReply(action)
-            return handler
-
         def temperature(request: SimTemperatureRequest) -> TemperatureReply:
             chip = self._parts_for(request.connector).temperature
             if chip is None:
@@ -243,6 +221,7 @@ class SimulatedStation:
             return OverdrawReply(request.connector, request.amps)
 
         return {
+            **self.reader_controls.handlers(),
             Method.SIM_PLUG: on_vehicle("plug_in"),
             Method.SIM_CHARGE: on_vehicle("request_charge"),
             Method.SIM_STOP_CHARGING: on_vehicle("stop_charging"),
@@ -251,7 +230,6 @@ class SimulatedStation:
             Method.SIM_CLEAR_SHORT: on_vehicle("clear_short"),
             Method.SIM_REMOVE_DIODE: on_vehicle("remove_diode"),
             Method.SIM_RESTORE_DIODE: on_vehicle("restore_diode"),
-            Method.SIM_TAP: tap,
             Method.SIM_RCD_TRIP: rcm("trip"),
             Method.SIM_RCD_CLEAR: rcm("clear"),
             Method.SIM_ESTOP_PRESS: emergency_stop("press"),
@@ -260,8 +238,6 @@ class SimulatedStation:
             Method.SIM_REPAIR: contactor("repair"),
             Method.SIM_FAIL_TO_CLOSE: contactor("fail_to_close"),
             Method.SIM_TEMPERATURE: temperature,
-            Method.SIM_READER_UNPLUG: reader_presence("unplug"),
-            Method.SIM_READER_REPLUG: reader_presence("replug"),
             Method.SIM_OVERDRAW: overdraw,
         }
 
@@ -270,3 +246,98 @@ class SimulatedStation:
             return self.parts(connector)
         except SimulationError as exc:
             raise InvalidParams(str(exc)) from None
+
+
+class ReaderControls:
+    """The ``sim.*`` methods of the simulated card reader (the station's own device)."""
+
+    def __init__(self, reader: SimulatedReader | None) -> None:
+        self.reader = reader
+        self._tap_timer: asyncio.TimerHandle | None = None
+
+    def handlers(self) -> dict[Method, Handler]:
+        async def tap(request: SimTapRequest) -> TapReply:
+            reader = self.reader
+            if reader is None:
+                raise Refused("the station has no [reader]")
+            if not 0 <= request.hold_s <= 10:
+                raise InvalidParams("hold_s must be between 0 and 10")
+            if self._tap_timer is not None:
+                # A card still lying on the reader from the previous tap is taken off first,
+                # so that the same card twice in a row is two taps.
+                self._tap_timer.cancel()
+                self._tap_timer = None
+                reader.remove()
+            try:
+                reader.present(request.uid)
+            except ValueError as exc:
+                raise InvalidParams(f"uid: {exc}") from None
+            except Exception as exc:
+                raise Refused(str(exc)) from None
+            self._tap_timer = asyncio.get_running_loop().call_later(request.hold_s,
+                                                                    reader.remove)
+            return TapReply(request.uid.upper())
+
+        def reader_presence(action: str) -> Handler:
+            def handler(request: object) -> ReaderSwitchReply:
+                reader = self.reader
+                if reader is None:
+                    raise Refused("the station has no [reader]")
+                getattr(reader, action)()
+                return ReaderSwitchReply(action)
+            return handler
+
+        return {
+            Method.SIM_TAP: tap,
+            Method.SIM_READER_UNPLUG: reader_presence("unplug"),
+            Method.SIM_READER_REPLUG: reader_presence("replug"),
+        }
+
+
+class RemoteWorld:
+    """A simulated station whose world (vehicles, switches, chips, meters) the safety process
+    holds: the card reader is simulated here, every other ``sim.*`` method goes over the safety
+    link, and the meters are read over Modbus TCP from the world's servers."""
+
+    def __init__(self, reader: SimulatedReader | None, safety: SafetyLink) -> None:
+        self.reader_controls = ReaderControls(reader)
+        self.safety = safety
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RemoteWorld]:
+        yield self
+
+    def make_meter(self, section: ConnectorSection, connector_id: int) -> EnergyMeter:
+        if section.meter.transport != "tcp":
+            raise SimulationError("a world in the safety process serves its meters over Modbus "
+                                  "TCP: set the connector's meter transport to tcp")
+        return EnergyMeter.from_config(section.meter)
+
+    def control_handlers(self) -> dict[Method, Handler]:
+        forwarded = {method: self._forward(method) for method in Method
+                     if method.value.startswith("sim.")}
+        return {**forwarded, **self.reader_controls.handlers()}
+
+    def _forward(self, method: Method) -> Handler:
+        async def handler(request: Request[Any]) -> Any:
+            try:
+                result = await asyncio.to_thread(self.safety.simulate, method.value,
+                                                 request_params(request))
+            except SafetyRefused as exc:
+                raise Refused(str(exc)) from None
+            except SafetyUnavailable as exc:
+                raise Refused(f"the safety process does not answer: {exc}") from None
+            return decode_reply(type(request), result)
+        return handler
+
+
+def simulated_hardware(config: StationConfig, board: Board | None, reader: TokenReader | None,
+                       store: Store, safety: SafetyPort) -> SimulatedHardware:
+    """The simulated hardware of a ``hardware = "sim"`` station (a
+    :data:`~chargerfw.runtime.simulation.Simulator`): the whole world in this process, or, with a
+    safety process, the reader here and the world there."""
+    if board is not None:
+        return SimulatedStation.create(config, board, reader, store)
+    if not isinstance(safety, SafetyLink):
+        raise SimulationError("a station without a board needs its safety process")
+    return RemoteWorld(reader if isinstance(reader, SimulatedReader) else None, safety)

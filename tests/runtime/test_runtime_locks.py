@@ -20,7 +20,7 @@ from chargerfw.drivers.board import build_board
 from chargerfw.hwlock import HardwareBusy, HardwareLock, is_locked
 from chargerfw.runtime import assembly as assembly_module
 from chargerfw.runtime.station import BUSY_EXIT_CODE, StationRuntime
-from chargerfw.sim.hardware import SimulatedStation
+from chargerfw.sim.hardware import simulated_hardware
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,7 +80,7 @@ async def test_two_sim_stations_on_one_control_socket(tmp_path, runtime_dir):
         async with running_station(config, sock) as first:
             await csms.wait_for(lambda: csms.of("StatusNotification"))
             # The same station again, in this process: refused before it opens the store.
-            second = StationRuntime(config, control_socket=sock, simulator=SimulatedStation.create)
+            second = StationRuntime(config, control_socket=sock, simulator=simulated_hardware)
             with pytest.raises(ControlSocketInUse, match=r"chargerfw run CP1 \(pid"):
                 await asyncio.wait_for(second.run(), 10)
             assert second.parts is None  # the store was never opened

@@ -19,7 +19,7 @@ from runtime_helpers import ctl, running_station, sim_station_config, wait_statu
 
 from chargerfw import control
 from chargerfw.runtime.station import StationRuntime
-from chargerfw.sim.hardware import SimulatedStation
+from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.station.metering import OverCurrentSettings
 from chargerfw.station.safety import SafetySettings
 
@@ -340,7 +340,7 @@ async def test_reset_stops_the_session_and_ends_the_run(tmp_path, short_dir, csm
     _, config = sim_station_config(tmp_path, csms.url)
     sock = short_dir / "control.sock"
     runtime = StationRuntime(config, control_socket=sock, shutdown_flush_s=1.0,
-                             simulator=SimulatedStation.create)
+                             simulator=simulated_hardware)
     task = asyncio.create_task(runtime.run())
     try:
         await asyncio.wait_for(runtime.ready.wait(), 10)

@@ -42,7 +42,7 @@ from chargerfw.runtime.station import RunOutcome, StationRuntime
 from chargerfw.sim.fleet.report import ChargerReport
 from chargerfw.sim.fleet.settings import CONNECTOR, FleetSettings, charge_current_a, station_config
 from chargerfw.sim.fleet.tally import FrameTally
-from chargerfw.sim.hardware import SimulatedStation
+from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.sim.scenario import (
     Charge,
     Fault,
@@ -122,7 +122,7 @@ class FleetCharger:
                 self.config, control_socket=socket,
                 safety_settings=SafetySettings(poll_interval_s=self.settings.safety_poll_s),
                 shutdown_flush_s=self.settings.shutdown_flush_s,
-                simulator=SimulatedStation.create)
+                simulator=simulated_hardware)
             runtime.event_listeners.append(self._on_event)
             self.runtime = runtime
             task = asyncio.create_task(runtime.run(), name=f"station-{self.id}")
