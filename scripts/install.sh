@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install chargerfw on a Raspberry Pi: venv under PREFIX, config under /etc/chargerfw,
-# state under /var/lib/chargerfw (systemd StateDirectory), the unit enabled.
+# state under /var/lib/chargerfw (systemd StateDirectory), both units enabled: the safety
+# process (chargerfw-safety.service) and the station (chargerfw.service, which requires it).
 #
 # Usage (as root): scripts/install.sh [PREFIX]      or: make install [VAR=value ...]
 # Variables, read from the environment (`make install` passes them through):
@@ -9,7 +10,7 @@
 #                     $DESTDIR$PREFIX/venv, $DESTDIR/etc/...), root is not required, and the
 #                     steps that change the live system (groupadd/useradd, udevadm, systemctl,
 #                     ownership by a chargerfw group that does not exist) are skipped, each with
-#                     a line saying what a real install does. The unit still names $PREFIX.
+#                     a line saying what a real install does. The units still name $PREFIX.
 #                     Note: a venv's scripts name its own path, so a staged venv runs from
 #                     $DESTDIR$PREFIX only; build it at its final path for a package.
 #   EXTRAS            pip extra(s) for chargerfw, default "pi" (rpi-lgpio, which needs the lgpio
@@ -84,12 +85,15 @@ else
   echo "kept the existing $etc/chargerfw.toml"
 fi
 
-# The unit names the venv at its final place, not the staging path.
+# The units name the venv at its final place, not the staging path.
+units=(chargerfw-safety.service chargerfw.service)
 unit_dir=$destdir/etc/systemd/system
 install -d -m 0755 "$unit_dir"
-sed "s|/opt/chargerfw/venv|$prefix/venv|" "$src/systemd/chargerfw.service" >"$unit_dir/chargerfw.service.tmp"
-chmod 0644 "$unit_dir/chargerfw.service.tmp"
-mv "$unit_dir/chargerfw.service.tmp" "$unit_dir/chargerfw.service"
+for unit in "${units[@]}"; do
+  sed "s|/opt/chargerfw/venv|$prefix/venv|" "$src/systemd/$unit" >"$unit_dir/$unit.tmp"
+  chmod 0644 "$unit_dir/$unit.tmp"
+  mv "$unit_dir/$unit.tmp" "$unit_dir/$unit"
+done
 
 if [ -d "$src/hw/udev" ]; then
   install -d -m 0755 "$destdir/etc/udev/rules.d"
@@ -97,5 +101,5 @@ if [ -d "$src/hw/udev" ]; then
   live udevadm control --reload || true
 fi
 live systemctl daemon-reload
-live systemctl enable chargerfw.service
+live systemctl enable "${units[@]}"
 echo "chargerfw installed in $destdir$prefix; config $etc/chargerfw.toml; state /var/lib/chargerfw"

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pytest
 from machine_locks import exclusive
-from systemd_units import INSTALLED_EXECUTABLE, assert_unit_verifies_clean
+from systemd_units import (
+    INSTALLED_EXECUTABLE,
+    UNIT_NAMES,
+    assert_units_verify_clean,
+    shipped_units,
+)
 
 import chargerfw
 from chargerfw.config import known_meter_models
@@ -31,8 +36,8 @@ LIVE_COMMANDS = ("groupadd", "useradd", "usermod", "udevadm", "systemctl", "chow
 # Everything a real install (with this test's PREFIXes) would create or change on this machine.
 LIVE_PATHS = (
     "/etc/chargerfw", "/opt/chargerfw", "/srv/chargerfw", "/var/lib/chargerfw",
-    "/etc/systemd/system/chargerfw.service",
-    "/etc/systemd/system/multi-user.target.wants/chargerfw.service",
+    *(f"/etc/systemd/system/{name}" for name in UNIT_NAMES),
+    *(f"/etc/systemd/system/multi-user.target.wants/{name}" for name in UNIT_NAMES),
     "/etc/udev/rules.d/99-chargerfw.rules", "/etc/passwd", "/etc/group",
 )
 
@@ -134,12 +139,15 @@ def test_empty_extras_installs_chargerfw_without_an_extra(staged: StagedInstall)
     assert installed.get("requested_extras") in (None, [])
 
 
-def test_unit_names_the_real_prefix_and_verifies(staged: StagedInstall, tmp_path: Path) -> None:
-    unit = (staged.destdir / "etc/systemd/system/chargerfw.service").read_text()
-    assert re.search(rf"^ExecStart={re.escape(INSTALLED_EXECUTABLE)} .*run", unit, re.MULTILINE)
-    assert str(staged.destdir) not in unit
-    assert unit == (ROOT / "systemd/chargerfw.service").read_text()
-    assert_unit_verifies_clean(unit, staged.venv / "bin/chargerfw", tmp_path)
+def test_units_name_the_real_prefix_and_verify(staged: StagedInstall, tmp_path: Path) -> None:
+    units = {name: (staged.destdir / "etc/systemd/system" / name).read_text() for name in UNIT_NAMES}
+    for name, unit in units.items():
+        assert re.search(rf"^ExecStart={re.escape(INSTALLED_EXECUTABLE)} .*run", unit,
+                         re.MULTILINE), name
+        assert str(staged.destdir) not in unit
+        assert unit == (ROOT / "systemd" / name).read_text()
+        assert (staged.destdir / "etc/systemd/system" / name).stat().st_mode & 0o777 == 0o644
+    assert_units_verify_clean(units, staged.venv / "bin/chargerfw", tmp_path)
 
 
 def test_config_is_the_pi_example_readable_by_its_group_only(staged: StagedInstall) -> None:
@@ -161,9 +169,12 @@ def test_live_system_steps_are_announced_not_run(staged: StagedInstall,
                                                  stubs: LiveCommandStubs) -> None:
     assert stubs.calls() == []
     skipped = [line for line in staged.output.splitlines() if line.startswith("DESTDIR set, skipped: ")]
-    for step in ("udevadm control --reload", "systemctl daemon-reload",
-                 "systemctl enable chargerfw.service"):
+    for step in ("udevadm control --reload", "systemctl daemon-reload"):
         assert any(step in line for line in skipped), staged.output
+    # Both units are enabled: the station requires the safety process, which starts at boot too.
+    enable = [line for line in skipped if "systemctl enable" in line]
+    assert len(enable) == 1, staged.output
+    assert set(enable[0].split(": ", 1)[1].split()) >= {"systemctl", "enable", *UNIT_NAMES}
     # Users and groups are only created where missing on this machine; say so when they are.
     if subprocess.run(["id", "chargerfw"], capture_output=True).returncode != 0:
         assert any("useradd" in line and line.rstrip().endswith("(a real install runs this)")
@@ -179,9 +190,11 @@ def test_prefix_and_default_extras_pass_through_make(tmp_path: Path, stubs: Live
     assert planned["metadata"]["name"] == "chargerfw"
     assert planned["requested_extras"] == ["pi"]
     assert (tmp_path / "root/srv/chargerfw/venv/bin/python").exists()
-    unit = (tmp_path / "root/etc/systemd/system/chargerfw.service").read_text()
-    assert "ExecStart=/srv/chargerfw/venv/bin/chargerfw " in unit
-    assert "/opt/chargerfw" not in unit and str(tmp_path) not in unit
+    for name, shipped in shipped_units().items():
+        unit = (tmp_path / "root/etc/systemd/system" / name).read_text()
+        assert "ExecStart=/srv/chargerfw/venv/bin/chargerfw " in unit
+        assert "/opt/chargerfw" not in unit and str(tmp_path) not in unit
+        assert unit == shipped.replace("/opt/chargerfw/venv", "/srv/chargerfw/venv")
 
 
 def test_real_install_refuses_to_run_without_root(stubs: LiveCommandStubs) -> None:

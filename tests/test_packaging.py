@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from machine_locks import exclusive
 from setuptools import find_packages
-from systemd_units import assert_unit_verifies_clean
+from systemd_units import (
+    INSTALLED_EXECUTABLE,
+    UNIT_NAMES,
+    UnitFile,
+    assert_units_exposure_at_most,
+    assert_units_verify_clean,
+    shipped_units,
+)
 
 from chargerfw.config import known_meter_models
 
@@ -85,11 +92,79 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert result.stdout.startswith("chargerfw, version ")
 
 
-def test_systemd_unit_verifies_clean(tmp_path: Path) -> None:
-    # `make install` rewrites the venv path; verify the unit as installed, pointing at this venv.
-    unit = (ROOT / "systemd/chargerfw.service").read_text()
-    assert "Type=notify" in unit and "WatchdogSec=" in unit
-    assert_unit_verifies_clean(unit, Path(sys.executable).parent / "chargerfw", tmp_path)
-    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=chargerfw",
-                      "SupplementaryGroups=gpio dialout i2c"):
-        assert hardening in unit
+def test_systemd_units_verify_clean(tmp_path: Path) -> None:
+    # `make install` rewrites the venv path; verify the units as installed, pointing at this venv.
+    units = shipped_units()
+    for text in units.values():
+        assert "Type=notify" in text and "WatchdogSec=" in text
+        for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=chargerfw"):
+            assert hardening in text
+    assert_units_verify_clean(units, Path(sys.executable).parent / "chargerfw", tmp_path)
+    assert "SupplementaryGroups=gpio dialout i2c" in units["chargerfw.service"]
+
+
+def test_systemd_units_expose_little(tmp_path: Path) -> None:
+    exposures = assert_units_exposure_at_most(
+        shipped_units(), Path(sys.executable).parent / "chargerfw", tmp_path)
+    assert set(exposures) == set(UNIT_NAMES)
+
+
+def test_station_unit_requires_the_safety_unit_not_the_reverse() -> None:
+    station, safety = UnitFile(shipped_units()["chargerfw.service"]), UnitFile(
+        shipped_units()["chargerfw-safety.service"])
+    # Requires=: stopping or restarting the safety unit stops or restarts the station.
+    assert "chargerfw-safety.service" in " ".join(station.values("Requires", "Unit")).split()
+    assert "chargerfw-safety.service" in " ".join(station.values("After", "Unit")).split()
+    # Nothing carries a station stop, restart or crash over to the safety unit: it keeps running.
+    for key in ("Requires", "Requisite", "BindsTo", "PartOf", "StopPropagatedFrom", "Conflicts",
+                "After"):
+        assert "chargerfw.service" not in " ".join(safety.values(key, "Unit")).split(), key
+    for key in ("PropagatesStopTo", "Conflicts"):
+        assert "chargerfw-safety.service" not in " ".join(station.values(key, "Unit")).split(), key
+
+
+def test_safety_unit_runs_real_time_without_network_serial_or_pcsc() -> None:
+    safety = UnitFile(shipped_units()["chargerfw-safety.service"])
+    assert safety.value("ExecStart") == (
+        f"{INSTALLED_EXECUTABLE} safety run --config /etc/chargerfw/chargerfw.toml")
+    assert safety.value("CPUSchedulingPolicy") == "fifo"
+    assert 1 <= int(safety.value("CPUSchedulingPriority") or 0) <= 99
+    assert safety.value("RestrictRealtime") in (None, "no")
+    assert safety.value("LimitMEMLOCK") is not None
+    assert safety.value("PrivateNetwork") == "yes"
+    assert safety.value("IPAddressDeny") == "any"
+    assert safety.values("RestrictAddressFamilies") == ["AF_UNIX"]
+    assert safety.value("SupplementaryGroups") == "gpio i2c"
+    devices = " ".join(safety.values("DeviceAllow"))
+    assert "char-gpiochip" in devices and "char-i2c" in devices
+    assert "tty" not in devices and "usb" not in devices
+    assert not any("pcscd" in path for key in ("ReadWritePaths", "BindPaths")
+                   for path in safety.values(key))
+
+
+def test_station_unit_reaches_usb_cdc_serial_adapters() -> None:
+    station = UnitFile(shipped_units()["chargerfw.service"])
+    devices = {line.split()[0] for line in station.values("DeviceAllow")}
+    assert {"char-gpiochip", "char-i2c", "char-ttyUSB", "char-ttyACM", "char-ttyAMA",
+            "char-ttyS", "char-usb_device"} <= devices
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_paths_it_does_not_create_are_optional(name: str) -> None:
+    # A listed path that is missing fails the namespace set-up (status 226/NAMESPACE) unless
+    # it carries "-"; the directories systemd makes for the unit always exist.
+    unit = UnitFile(shipped_units()[name])
+    managed = unit.managed_directories()
+    for key in ("ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "ExecPaths",
+                "NoExecPaths"):
+        for line in unit.values(key):
+            for path in line.split():
+                assert path.startswith("-") or path.lstrip("+") in managed, (key, path)
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_filters_system_calls_from_the_system_service_set(name: str) -> None:
+    filters = UnitFile(shipped_units()[name]).values("SystemCallFilter")
+    # The first entry decides: an allow list, starting from what ordinary services need.
+    assert filters[0] == "@system-service"
+    assert any(f.startswith("~") and "@privileged" in f[1:].split() for f in filters)
