@@ -25,13 +25,21 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from chargerfw.drivers.contactor import ContactorFeedback
-from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
-from chargerfw.ocpp.config_keys import ChangeStatus
-from chargerfw.ocpp.connection import LinkHealth
-from chargerfw.station.connector import TxPhase
-from chargerfw.station.enums import STATION, Availability, ChargePointErrorCode, ChargePointStatus
+from chargerfw.drivers.types import (
+    ContactorFeedback,
+    LockResult,
+    MeterSample,
+    PilotMode,
+    PilotState,
+)
+from chargerfw.station.enums import (
+    STATION,
+    Availability,
+    ChangeStatus,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    TxPhase,
+)
 from chargerfw.station.faults import ClearRule, Fault, FaultKind
 from chargerfw.validation import Invalid, convert
 
@@ -179,11 +187,27 @@ class ConnectorStatus(Reply, frozen=True):
     meter: ConnectorMeter | None
 
 
+class LinkStatus(Reply, frozen=True):
+    """The backend link as the OCPP connection reports its health."""
+
+    state: str = "disconnected"  # disconnected | connecting | connected
+    url: str = ""
+    connected_since: float | None = None
+    last_frame_in_at: float | None = None
+    last_frame_out_at: float | None = None
+    last_pong_latency_s: float | None = None
+    ping_interval_s: int = 0
+    connects: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    next_attempt_in_s: float | None = None
+
+
 class BackendStatus(Reply, frozen=True):
     url: str | None
     online: bool
     registration: str | None
-    link: LinkHealth
+    link: LinkStatus
     clock_offset_s: float | None
 
 

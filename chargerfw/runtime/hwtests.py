@@ -39,8 +39,7 @@ from chargerfw.control.server import Handler
 from chargerfw.drivers.contactor import Contactor, ContactorFeedback
 from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.station.connector import TxPhase
-from chargerfw.station.enums import STATION
+from chargerfw.station.enums import STATION, TxPhase
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import FaultChanged, SafetySupervisor
 from chargerfw.station.technician import ConnectorView, HardwareTest, hardware_test_refusal

@@ -294,14 +294,13 @@ def load_meter_map_file(path: Path | str) -> MeterMap:
 @lru_cache(maxsize=64)
 def load_meter_map(model: str) -> MeterMap:
     """The shipped map for ``model`` (a file stem in ``hw/meters``)."""
-    node = data_path("meters", f"{model}.toml")
-    if not node.is_file():
+    path = data_path("meters", f"{model}.toml")
+    if not path.is_file():
         from chargerfw.config import known_meter_models
 
         raise MeterMapError(f"{model}.toml", [
             f"unknown meter model {model!r}; known: {', '.join(known_meter_models())}"])
-    data_file = Path(str(node))
-    return load_meter_map_file(data_file)
+    return load_meter_map_file(path)
 
 
 def all_meter_maps() -> list[MeterMap]:
