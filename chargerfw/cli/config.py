@@ -28,7 +28,6 @@ import click
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -41,6 +40,7 @@ from chargerfw.cli.common import (
     reaching_the_hardware,
     station_access,
 )
+from chargerfw.cli.group import config_option
 from chargerfw.config import ConfigError, load_config, parse_config
 from chargerfw.config.ocpp_keys import key_definitions
 from chargerfw.control.access import StationAccess, Via

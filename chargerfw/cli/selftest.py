@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from chargerfw.cli import config_option
 from chargerfw.cli.checks import (
     CheckResult,
     CheckStatus,
@@ -37,6 +36,7 @@ from chargerfw.cli.common import (
     json_option,
     station_access,
 )
+from chargerfw.cli.group import config_option
 from chargerfw.config import ConfigError, MeterSection, StationConfig, load_config
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.control.access import ServiceAccess

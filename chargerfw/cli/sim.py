@@ -201,7 +201,7 @@ def sim_station(config_path: str, csms_url: str | None, backend_ocpp_port: int,
 async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int, api_port: int,
                            socket_path: Path, demo: bool, demo_seconds: float,
                            log_file: Path) -> int:
-    from chargerfw.cli.run import run_station
+    from chargerfw.cli.service import run_station
     from chargerfw.config import StationConfig
     from chargerfw.runtime.station import StationRuntime
     from chargerfw.sim.station import (
