@@ -24,20 +24,25 @@ interpreter measured in the same run. Prints figures; not a pass/fail test.
 
 Figures are p50 / p99 (nearest rank) with the sample count n; with n < 100 p99 is the largest
 sample. Options: --rounds (30), --boots (10), --seconds (10 per memory window), or
-CHARGERFW_BENCH_QUICK=1 for a short smoke run. Loopback only; every process started here is
-stopped by its own pid.
+CHARGERFW_BENCH_QUICK=1 for a short smoke run; --bytecode compiles chargerfw's sources first,
+as pip does when it installs the wheel on a Pi (a checkout's editable install under
+PYTHONDONTWRITEBYTECODE=1 compiles every module it imports in every spawn), and removes the
+caches it made afterwards. Loopback only; every process started here is stopped by its own pid.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from station_common import (
@@ -177,6 +182,29 @@ async def sample_rss(children: list[Child], seconds: float) -> dict[str, list[fl
 # ---- main ----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def compiled_bytecode() -> Iterator[None]:
+    """chargerfw's sources (and the bench's helpers) compiled to bytecode for the duration; the
+    caches made here are removed after."""
+    trees = [REPO / "chargerfw", REPO / "hw", REPO / "bench"]
+    before = {cache for tree in trees for cache in tree.rglob("__pycache__")}
+    for tree in trees:
+        compileall.compile_dir(tree, quiet=1)
+    try:
+        yield
+    finally:
+        for cache in {c for tree in trees for c in tree.rglob("__pycache__")} - before:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def bytecode_note(compiled: bool) -> str:
+    if compiled:
+        return "chargerfw's bytecode compiled first (as installed)"
+    if sys.flags.dont_write_bytecode and not any((REPO / "chargerfw").rglob("__pycache__")):
+        return "no bytecode cache: each spawn compiles chargerfw's sources"
+    return "chargerfw's bytecode as found"
+
+
 def print_commands(results: dict[str, list[float]]) -> None:
     print("\n1. spawn -> exit")
     print(header())
@@ -214,7 +242,7 @@ def print_memory(windows: dict[str, dict[str, list[float]]]) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     print(f"start-up bench: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, loopback "
-          f"only, load average {os.getloadavg()[0]:.2f}")
+          f"only, load average {os.getloadavg()[0]:.2f}; {bytecode_note(args.bytecode)}")
     with tempfile.TemporaryDirectory(prefix="chargerfw-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with bench_csms() as csms:
@@ -262,12 +290,15 @@ def main() -> None:
                         help="`chargerfw run` spawns timed to BootNotification")
     parser.add_argument("--seconds", type=float, default=3 if quick else 10,
                         help="length of each memory window (idle, charging)")
+    parser.add_argument("--bytecode", action="store_true",
+                        help="compile chargerfw's sources first, as installing the wheel does")
     args = parser.parse_args()
     if min(args.rounds, args.boots) < 1 or args.seconds <= 0:
         parser.error("counts must be >= 1 and --seconds > 0")
     setup_logging("WARNING", stream=sys.stderr)
     started = time.monotonic()
-    asyncio.run(run(args))
+    with compiled_bytecode() if args.bytecode else contextlib.nullcontext():
+        asyncio.run(run(args))
     print(f"\n(bench took {time.monotonic() - started:.0f} s; load average now "
           f"{os.getloadavg()[0]:.2f})")
 

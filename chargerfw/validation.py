@@ -8,6 +8,9 @@ takes msgspec's own path (C, one pass). Invalid input is walked again to name ev
 and a message in plain words: ``unknown key``, ``required key is missing``, msgspec's
 ``Expected `int` >= 1``, or what a rule said.
 
+Hand-written files (TOML) are converted with ``strict=False``: a number or a boolean written as
+a string passes; the control API's JSON is strict.
+
 A rule about one field raises :class:`FieldError` naming it, so the problem is reported at
 the field (``ocpp.url: must start with ...``); any other ``ValueError`` from ``__post_init__``
 is reported at the struct (``connector[1].meter: transport 'rtu' needs 'port'``).
@@ -53,13 +56,15 @@ class FieldError(ValueError):
         self.field = field
 
 
-def convert(data: object, type_: type[T]) -> T:
-    """``data`` as a ``type_``; :class:`Invalid` naming every problem if it does not fit."""
+def convert(data: object, type_: type[T], *, strict: bool = True) -> T:
+    """``data`` as a ``type_``; :class:`Invalid` naming every problem if it does not fit.
+    ``strict=False`` also takes a number or a boolean written as a string (``"9600"``,
+    ``"true"``) and a whole float for an integer, as files written by hand may have them."""
     try:
-        return msgspec.convert(data, type_, dec_hook=_dec_hook)
+        return msgspec.convert(data, type_, strict=strict, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         problems: list[Problem] = []
-        _walk(data, type_, (), problems)
+        _Walk(strict, problems).value(data, type_, ())
         raise Invalid(problems or [_problem((), type_, data, exc)]) from None
 
 
@@ -76,43 +81,70 @@ def _is_struct(type_: Any) -> bool:
     return isinstance(type_, type) and issubclass(type_, msgspec.Struct)
 
 
-def _walk(value: object, type_: Any, loc: Location, out: list[Problem]) -> None:
-    """Append the problems of ``value`` as a ``type_`` at ``loc`` to ``out``."""
-    found = len(out)
-    base = type_
-    while typing.get_origin(base) is Annotated:
-        base = typing.get_args(base)[0]
-    origin = typing.get_origin(base)
-    if _is_struct(base) and isinstance(value, dict):
-        _walk_struct(value, base, loc, out)
-        return
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(base)
-        if value is None and type(None) in options:
+class _Walk:
+    """Collects the problems of invalid data, part by part."""
+
+    def __init__(self, strict: bool, out: list[Problem]) -> None:
+        self.strict = strict
+        self.out = out
+
+    def value(self, value: object, type_: Any, loc: Location) -> None:
+        """The problems of ``value`` as a ``type_`` at ``loc``."""
+        out = self.out
+        found = len(out)
+        base = type_
+        while typing.get_origin(base) is Annotated:
+            base = typing.get_args(base)[0]
+        origin = typing.get_origin(base)
+        if _is_struct(base) and isinstance(value, dict):
+            self.struct(value, base, loc)
             return
-        structs = [option for option in options if _is_struct(option)]
-        if structs and isinstance(value, dict):
-            chosen = _choose(value, structs, loc, out)
-            if chosen is not None:
-                _walk_struct(value, chosen, loc, out)
-            return
-    elif origin in (list, tuple, set, frozenset) and isinstance(value, list):
-        args = typing.get_args(base)
-        if origin is not tuple or (len(args) == 2 and args[1] is Ellipsis):
-            for index, item in enumerate(value):
-                _walk(item, args[0], (*loc, index), out)
-    elif origin is dict and isinstance(value, dict):
-        key_type, value_type = typing.get_args(base)
-        for key, item in value.items():
-            before = len(out)
-            _walk(key, key_type, (*loc, key), out)
-            if len(out) == before:
-                _walk(item, value_type, (*loc, key), out)
-    if len(out) == found:  # the parts are fine: the whole (its length, its own rules)
+        if origin in (Union, types.UnionType):
+            options = typing.get_args(base)
+            if value is None and type(None) in options:
+                return
+            structs = [option for option in options if _is_struct(option)]
+            if structs and isinstance(value, dict):
+                chosen = _choose(value, structs, loc, out)
+                if chosen is not None:
+                    self.struct(value, chosen, loc)
+                return
+        elif origin in (list, tuple, set, frozenset) and isinstance(value, list):
+            args = typing.get_args(base)
+            if origin is not tuple or (len(args) == 2 and args[1] is Ellipsis):
+                for index, item in enumerate(value):
+                    self.value(item, args[0], (*loc, index))
+        elif origin is dict and isinstance(value, dict):
+            key_type, value_type = typing.get_args(base)
+            for key, item in value.items():
+                before = len(out)
+                self.value(key, key_type, (*loc, key))
+                if len(out) == before:
+                    self.value(item, value_type, (*loc, key))
+        if len(out) == found:  # the parts are fine: the whole (its length, its own rules)
+            self.whole(value, type_, loc)
+
+    def struct(self, value: dict[Any, Any], struct: Any, loc: Location) -> None:
+        out = self.out
+        found = len(out)
+        config = struct.__struct_config__
+        names = {config.tag_field}
+        for field in msgspec.structs.fields(struct):
+            names.add(field.encode_name)
+            if field.encode_name in value:
+                self.value(value[field.encode_name], field.type, (*loc, field.encode_name))
+            elif field.required:
+                out.append(Problem((*loc, field.encode_name), "required key is missing"))
+        if config.forbid_unknown_fields:
+            out.extend(Problem((*loc, key), "unknown key") for key in value if key not in names)
+        if len(out) == found:  # every field is fine: the struct's own rules (__post_init__)
+            self.whole(value, struct, loc)
+
+    def whole(self, value: object, type_: Any, loc: Location) -> None:
         try:
-            msgspec.convert(value, type_, dec_hook=_dec_hook)
+            msgspec.convert(value, type_, strict=self.strict, dec_hook=_dec_hook)
         except msgspec.ValidationError as exc:
-            out.append(_problem(loc, type_, value, exc))
+            self.out.append(_problem(loc, type_, value, exc))
 
 
 def _choose(value: dict[Any, Any], structs: list[Any], loc: Location,
@@ -131,25 +163,6 @@ def _choose(value: dict[Any, Any], structs: list[Any], loc: Location,
         out.append(Problem((*loc, tag_field), f"unknown {tag_field} {tag!r}; known: {known}"))
         return None
     return by_tag[tag]
-
-
-def _walk_struct(value: dict[Any, Any], struct: Any, loc: Location, out: list[Problem]) -> None:
-    found = len(out)
-    config = struct.__struct_config__
-    names = {config.tag_field}
-    for field in msgspec.structs.fields(struct):
-        names.add(field.encode_name)
-        if field.encode_name in value:
-            _walk(value[field.encode_name], field.type, (*loc, field.encode_name), out)
-        elif field.required:
-            out.append(Problem((*loc, field.encode_name), "required key is missing"))
-    if config.forbid_unknown_fields:
-        out.extend(Problem((*loc, key), "unknown key") for key in value if key not in names)
-    if len(out) == found:  # every field is fine: the struct's own rules (__post_init__)
-        try:
-            msgspec.convert(value, struct, dec_hook=_dec_hook)
-        except msgspec.ValidationError as exc:
-            out.append(_problem(loc, struct, value, exc))
 
 
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")

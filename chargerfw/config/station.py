@@ -266,7 +266,7 @@ class StationConfig(_Section, frozen=True, kw_only=True):
 def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
     """Validate an already-parsed TOML document."""
     try:
-        return convert(data, StationConfig)
+        return convert(data, StationConfig, strict=False)
     except Invalid as exc:
         # Keys as written: connector[1].meter.port (array entries by their id).
         raise ConfigError(source, validation_problems(exc, data)) from None

@@ -177,7 +177,7 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     if "step" in data and isinstance(data["step"], dict):
         data = {**data, "step": [data["step"]]}  # one [step] table: a list of one
     try:
-        return convert(data, Scenario)
+        return convert(data, Scenario, strict=False)
     except Invalid as exc:
         raise ScenarioError(source, [_problem(p, data) for p in exc.problems]) from None
 

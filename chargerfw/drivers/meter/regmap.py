@@ -249,7 +249,7 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(defaults, dict):
         return {**data, "defaults": defaults}
     try:
-        convert(defaults, RegisterDefaults)
+        convert(defaults, RegisterDefaults, strict=False)
     except Invalid:
         # Put it back so the model reports the bad key with its name.
         return {**data, "defaults": defaults}
@@ -278,7 +278,7 @@ def parse_meter_map(data: dict[str, Any], name: str, source: str | None = None) 
     prepared = _apply_defaults(data)
     model = _MapFile if "defaults" in prepared else MeterMap
     try:
-        parsed = convert({**prepared, "name": name}, model)
+        parsed = convert({**prepared, "name": name}, model, strict=False)
     except Invalid as exc:
         # Keys joined with dots (quantities.power_total.address); map-wide problems bare.
         raise MeterMapError(source, validation_problems(exc, data, key=dotted_key)) from None
