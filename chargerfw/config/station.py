@@ -5,7 +5,8 @@ error names the key (``connector[1].meter.baudrate``) and the problem. OCPP conf
 that the backend may change do not live here but in the station's store; ``[ocpp.keys]`` only
 gives their factory values, checked against :mod:`chargerfw.config.ocpp_keys`.
 
-The sections are frozen: a changed copy is ``msgspec.structs.replace(section, key=value)``.
+The sections are frozen: a changed copy is ``msgspec.structs.replace(section, key=value)``,
+which checks the section's own rules (``__post_init__``) again but not its ranges.
 """
 
 from __future__ import annotations

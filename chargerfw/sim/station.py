@@ -100,9 +100,9 @@ def register_sim_station(store: Any, station: StationConfig) -> bool:
 def with_backend_url(config: StationConfig, url: str) -> StationConfig:
     """The config pointed at another CSMS (its security profile and password kept)."""
     assert config.ocpp is not None
-    ocpp = msgspec.structs.replace(config.ocpp, url=url.rstrip("/"))
-    if url.startswith("ws://") and ocpp.security_profile == 2:
+    if url.startswith("ws://") and config.ocpp.security_profile == 2:
         raise ValueError("security profile 2 needs a wss:// CSMS URL")
+    ocpp = msgspec.structs.replace(config.ocpp, url=url.rstrip("/"))
     return msgspec.structs.replace(config, ocpp=ocpp)
 
 
