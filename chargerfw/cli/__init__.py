@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chargerfw.cli.group import main
+    from chargerfw.cli.group import config_option, main
     from chargerfw.config import StationConfig
 
-__all__ = ["COMMANDS", "CONFIG_ENV", "LOG_LEVELS", "LOG_LEVEL_ENV", "console",
+__all__ = ["COMMANDS", "CONFIG_ENV", "LOG_LEVELS", "LOG_LEVEL_ENV", "config_option", "console",
            "load_config_or_exit", "main"]
 
 # The environment variables and choices of the group's and the commands' shared options.
@@ -90,9 +90,10 @@ def load_config_or_exit(path: str) -> StationConfig:
 
 
 def __getattr__(name: str) -> object:
-    # The click group, loaded when a command line needs it (tests invoke it directly).
-    if name == "main":
-        from chargerfw.cli.group import main
+    # The click group and the shared --config option (chargerfw.cli.group), loaded when a
+    # command line needs them; command modules import them from here.
+    if name in ("main", "config_option"):
+        from chargerfw.cli import group
 
-        return main
+        return getattr(group, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

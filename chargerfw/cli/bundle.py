@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from chargerfw import __version__
+from chargerfw.cli import config_option
 from chargerfw.cli.checks import overall_ok
 from chargerfw.cli.common import (
     EXIT_USAGE,
@@ -34,7 +35,6 @@ from chargerfw.cli.common import (
     json_option,
     record_dict,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.cli.selftest import run_selftest
 from chargerfw.config import ConfigError, load_config
 from chargerfw.control.api import ControlError, StatusRequest, encode_reply

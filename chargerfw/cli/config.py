@@ -28,6 +28,7 @@ import click
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -40,7 +41,6 @@ from chargerfw.cli.common import (
     reaching_the_hardware,
     station_access,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.config import ConfigError, load_config, parse_config
 from chargerfw.config.ocpp_keys import key_definitions
 from chargerfw.control.access import StationAccess, Via

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -17,7 +18,6 @@ from chargerfw.cli.common import (
     reaching_the_hardware,
     station_access,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.control.access import StationAccess, Via
 from chargerfw.control.api import ControlError
 from chargerfw.control.client import ControlUnavailable

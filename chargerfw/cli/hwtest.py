@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -31,7 +32,6 @@ from chargerfw.cli.common import (
     reaching_the_hardware,
     station_access,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.control.access import Confirm
 from chargerfw.control.api import (
     BadReply,

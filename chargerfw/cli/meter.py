@@ -18,9 +18,8 @@ from typing import Any
 
 import click
 
-from chargerfw.cli import load_config_or_exit
+from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import station_access
-from chargerfw.cli.group import config_option
 from chargerfw.config import MeterSection, known_meter_models
 from chargerfw.control.access import ServiceAccess
 from chargerfw.control.api import BadReply, ControlError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from chargerfw.cli import config_option
 from chargerfw.cli.common import echo_json, iso, json_option, load_station, record_dict
-from chargerfw.cli.group import config_option
 from chargerfw.ocpp.connection import redact_frame
 
 

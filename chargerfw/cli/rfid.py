@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from chargerfw.cli import load_config_or_exit
+from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import Station, load_station, reaching_the_hardware, station_access
-from chargerfw.cli.group import config_option
 from chargerfw.config import ReaderSection
 from chargerfw.control.access import ServiceAccess
 from chargerfw.control.api import ControlError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from chargerfw.cli.group import config_option
+from chargerfw.cli import config_option
 from chargerfw.cli.service import ServiceOptions, serve
 from chargerfw.control.client import SOCKET_ENV
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from chargerfw.cli import config_option
 from chargerfw.cli.checks import (
     CheckResult,
     CheckStatus,
@@ -36,7 +37,6 @@ from chargerfw.cli.common import (
     json_option,
     station_access,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.config import ConfigError, MeterSection, StationConfig, load_config
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.control.access import ServiceAccess

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from chargerfw import __version__
+from chargerfw.cli import config_option
 from chargerfw.cli.common import (
     EXIT_UNREACHABLE,
     Station,
@@ -23,7 +24,6 @@ from chargerfw.cli.common import (
     record_dict,
     station_access,
 )
-from chargerfw.cli.group import config_option
 from chargerfw.control.access import DirectAccess
 from chargerfw.control.api import ControlError, StatusReply, StatusRequest, encode_reply
 from chargerfw.control.client import ControlUnavailable
