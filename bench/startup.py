@@ -11,6 +11,9 @@ interpreter measured in the same run. Prints figures; not a pass/fail test.
 2. Spawn -> BootNotification: ``chargerfw run --config <sim config>`` (hardware = "sim", the
    shipped hw/stations/sim.toml) against the bench CSMS (``station_common.py csms``), timed to
    the CSMS handling its BootNotification; after one warm-up run that creates the database.
+   Twice, in interleaved rounds: serving its simulated Modbus TCP meter in-process (plain
+   ``chargerfw run``), and polling a separate ``chargerfw sim meter`` as a station polls a real
+   meter (``station_common.py run-external-meter``, the "station only" of part 3).
 3. Resident memory (VmRSS, /proc/PID/status), sampled every 0.5 s: the station idle (booted,
    vehicle unplugged) and charging (card tapped, contactor closed, meter polled every 1 s,
    MeterValues every 10 s), beside the baseline process (``import ocpp.v16, websockets``, then
@@ -21,23 +24,29 @@ interpreter measured in the same run. Prints figures; not a pass/fail test.
 
 Figures are p50 / p99 (nearest rank) with the sample count n; with n < 100 p99 is the largest
 sample. Options: --rounds (30), --boots (10), --seconds (10 per memory window), or
-CHARGERFW_BENCH_QUICK=1 for a short smoke run. Loopback only; every process started here is
-stopped by its own pid.
+CHARGERFW_BENCH_QUICK=1 for a short smoke run; --bytecode compiles chargerfw's sources first,
+as pip does when it installs the wheel on a Pi (a checkout's editable install under
+PYTHONDONTWRITEBYTECODE=1 compiles every module it imports in every spawn), and removes the
+caches it made afterwards. Loopback only; every process started here is stopped by its own pid.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from station_common import (
+    REPO,
     CsmsProcess,
     bench_csms,
     chargerfw_command,
@@ -119,12 +128,12 @@ async def bench_commands(station: Child, config: Path, tmp: Path,
 # ---- 2. spawn -> BootNotification --------------------------------------------------------------
 
 
-async def boot_once(csms: CsmsProcess, config: Path, runtime_dir: Path, station_id: str) -> float:
+async def boot_once(csms: CsmsProcess, command: list[str], runtime_dir: Path,
+                    station_id: str) -> float:
     spawned = time.monotonic_ns()
     proc = await asyncio.create_subprocess_exec(
-        *chargerfw_command(), "run", "--config", str(config), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env=child_env(runtime_dir))
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL, env=child_env(runtime_dir))
     try:
         boot = await csms.wait_call("BootNotification", station_id, spawned, timeout=60)
     finally:
@@ -132,14 +141,25 @@ async def boot_once(csms: CsmsProcess, config: Path, runtime_dir: Path, station_
     return (boot.at_ns - spawned) / NS_PER_MS
 
 
-async def bench_boot(csms: CsmsProcess, tmp: Path, boots: int) -> dict[str, list[float]]:
-    station_id = "BENCH-STARTUP-BOOT"
-    config = write_station_config(tmp / "boot", csms.url, station_id=station_id)
-    runtime_dir = tmp / "boot-run"
-    await boot_once(csms, config, runtime_dir, station_id)  # warm-up: creates the database
-    results: dict[str, list[float]] = {"boot": [], "python": []}
+async def bench_boot(csms: CsmsProcess, tmp: Path, boots: int,
+                     meter_port: int) -> dict[str, list[float]]:
+    """Spawn -> BootNotification of the station serving its meter in-process ("boot") and of
+    one polling the meter served on ``meter_port`` ("boot external meter")."""
+    runs: dict[str, tuple[list[str], Path, str]] = {}
+    for label, station_id, port in (("boot", "BENCH-STARTUP-BOOT", None),
+                                    ("boot external meter", "BENCH-STARTUP-BOOT-X", meter_port)):
+        config = write_station_config(tmp / station_id, csms.url, station_id=station_id,
+                                      meter_port=port)
+        command = [*chargerfw_command(), "run", "--config", str(config)] if port is None else [
+            sys.executable, str(REPO / "bench" / "station_common.py"), "run-external-meter",
+            "--config", str(config)]
+        runs[label] = (command, tmp / station_id / "run", station_id)
+    results: dict[str, list[float]] = {"boot": [], "boot external meter": [], "python": []}
+    for command, runtime_dir, station_id in runs.values():  # warm-up: creates the database
+        await boot_once(csms, command, runtime_dir, station_id)
     for _ in range(boots):
-        results["boot"].append(await boot_once(csms, config, runtime_dir, station_id))
+        for label, (command, runtime_dir, station_id) in runs.items():
+            results[label].append(await boot_once(csms, command, runtime_dir, station_id))
         results["python"].append(await asyncio.to_thread(
             spawn_ms, [sys.executable, "-c", "pass"], child_env()))
     return results
@@ -162,6 +182,29 @@ async def sample_rss(children: list[Child], seconds: float) -> dict[str, list[fl
 # ---- main ----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def compiled_bytecode() -> Iterator[None]:
+    """chargerfw's sources (and the bench's helpers) compiled to bytecode for the duration; the
+    caches made here are removed after."""
+    trees = [REPO / "chargerfw", REPO / "hw", REPO / "bench"]
+    before = {cache for tree in trees for cache in tree.rglob("__pycache__")}
+    for tree in trees:
+        compileall.compile_dir(tree, quiet=1)
+    try:
+        yield
+    finally:
+        for cache in {c for tree in trees for c in tree.rglob("__pycache__")} - before:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def bytecode_note(compiled: bool) -> str:
+    if compiled:
+        return "chargerfw's bytecode compiled first (as installed)"
+    if sys.flags.dont_write_bytecode and not any((REPO / "chargerfw").rglob("__pycache__")):
+        return "no bytecode cache: each spawn compiles chargerfw's sources"
+    return "chargerfw's bytecode as found"
+
+
 def print_commands(results: dict[str, list[float]]) -> None:
     print("\n1. spawn -> exit")
     print(header())
@@ -176,7 +219,9 @@ def print_commands(results: dict[str, list[float]]) -> None:
 def print_boot(results: dict[str, list[float]]) -> None:
     print("\n2. `chargerfw run --config <sim config>` spawn -> CSMS handled BootNotification")
     print(header())
-    print(row("spawn -> BootNotification", results["boot"], "ms"))
+    print(row("spawn -> BootNotification (meter served in-process)", results["boot"], "ms"))
+    print(row("spawn -> BootNotification (external meter)", results["boot external meter"],
+              "ms"))
     print(row("python -c pass (bare interpreter, same rounds)", results["python"], "ms"))
 
 
@@ -197,14 +242,14 @@ def print_memory(windows: dict[str, dict[str, list[float]]]) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     print(f"start-up bench: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, loopback "
-          f"only, load average {os.getloadavg()[0]:.2f}")
+          f"only, load average {os.getloadavg()[0]:.2f}; {bytecode_note(args.bytecode)}")
     with tempfile.TemporaryDirectory(prefix="chargerfw-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with bench_csms() as csms:
-            boot = await bench_boot(csms, tmp, args.boots)
             meter_port = free_port()
             children = [await start_meter(meter_port)]
             try:
+                boot = await bench_boot(csms, tmp, args.boots, meter_port)
                 station = await start_station("station + sim meter", "BENCH-STARTUP-A", tmp,
                                               csms)
                 children.append(station)
@@ -245,12 +290,15 @@ def main() -> None:
                         help="`chargerfw run` spawns timed to BootNotification")
     parser.add_argument("--seconds", type=float, default=3 if quick else 10,
                         help="length of each memory window (idle, charging)")
+    parser.add_argument("--bytecode", action="store_true",
+                        help="compile chargerfw's sources first, as installing the wheel does")
     args = parser.parse_args()
     if min(args.rounds, args.boots) < 1 or args.seconds <= 0:
         parser.error("counts must be >= 1 and --seconds > 0")
     setup_logging("WARNING", stream=sys.stderr)
     started = time.monotonic()
-    asyncio.run(run(args))
+    with compiled_bytecode() if args.bytecode else contextlib.nullcontext():
+        asyncio.run(run(args))
     print(f"\n(bench took {time.monotonic() - started:.0f} s; load average now "
           f"{os.getloadavg()[0]:.2f})")
 

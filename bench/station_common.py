@@ -329,7 +329,7 @@ def _run_with_external_meter(args: list[str]) -> None:
         yield host, port  # another process serves this port
 
     simhw.serve_tcp = not_served  # type: ignore[assignment]
-    chargerfw.cli.main(args=["run", *args], prog_name="chargerfw")
+    chargerfw.cli.console(["run", *args])
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from chargerfw.cli import main
+from chargerfw.cli import console
 
-main()
+console()

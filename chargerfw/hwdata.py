@@ -6,15 +6,15 @@ The code that reads them lives here, inside the package tree, so a type checker 
 contracts see it like any other base module; ``hw/`` holds data only.
 """
 
-from importlib.resources import files
-from importlib.resources.abc import Traversable
+import importlib
+from pathlib import Path
 
 DATA_PACKAGE = "chargerfw.hw"
 
 
-def data_path(*parts: str) -> Traversable:
+def data_path(*parts: str) -> Path:
     """Return a file or folder inside the shipped hardware data."""
-    node = files(DATA_PACKAGE)
-    for part in parts:
-        node = node / part
-    return node
+    # A wheel installs the data as plain files beside the code: the package's folder is the
+    # data, without importlib.resources (and the archive support it loads at start-up).
+    package = importlib.import_module(DATA_PACKAGE)
+    return Path(next(iter(package.__path__))).joinpath(*parts)

@@ -1,9 +1,9 @@
-"""TOML input files validated with pydantic: reading them, and naming each problem by the key
-its author wrote.
+"""TOML input files validated with msgspec (:mod:`chargerfw.validation`): reading them, and
+naming each problem by the key its author wrote.
 
 Shared by the station config, the meter register maps and the fleet scenarios. Each keeps its
 own error class (a :class:`TomlFileError`) and its own way of naming keys; the file reading and
-the plain-words messages are the same for all of them.
+the plain-words messages (from :mod:`chargerfw.validation`) are the same for all of them.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
-
-Location = tuple[int | str, ...]
+from chargerfw.validation import Invalid, Location
 
 
 class TomlFileError(ValueError):
@@ -39,21 +36,6 @@ def read_toml(path: Path, error: Callable[[str, list[str]], Exception]) -> dict[
         return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise error(str(path), [f"not valid TOML: {exc}"]) from None
-
-
-def error_location(err: ErrorDetails) -> Location:
-    """Where the error is, without pydantic's validator steps (``function-after[...]``), which
-    are no key anyone wrote."""
-    return tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-
-
-def error_message(err: ErrorDetails) -> str:
-    """What is wrong, in the words of someone editing the file."""
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required key is missing"
-    return err["msg"].removeprefix("Value error, ")
 
 
 def dotted_key(loc: Location, data: dict[str, Any]) -> str:
@@ -79,15 +61,14 @@ def table_key(loc: Location, data: dict[str, Any]) -> str:
 
 
 def validation_problems(
-    exc: ValidationError,
+    exc: Invalid,
     data: dict[str, Any],
     key: Callable[[Location, dict[str, Any]], str] = table_key,
 ) -> list[str]:
-    """One ``key: message`` line per error (only the message where ``key`` names nothing);
+    """One ``key: message`` line per problem (only the message where ``key`` names nothing);
     ``data`` is the document that was validated, for keys that look into it."""
     problems = []
-    for err in exc.errors():
-        name = key(error_location(err), data)
-        message = error_message(err)
-        problems.append(f"{name}: {message}" if name else message)
+    for problem in exc.problems:
+        name = key(problem.loc, data)
+        problems.append(f"{name}: {problem.message}" if name else problem.message)
     return problems

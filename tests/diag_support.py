@@ -24,6 +24,7 @@ from chargerfw.control.api import (
     BackendStatus,
     ConnectorMeter,
     ConnectorStatus,
+    LinkStatus,
     Method,
     OutboxStatus,
     ReaderStatus,
@@ -33,7 +34,6 @@ from chargerfw.control.api import (
 from chargerfw.control.server import ControlServer
 from chargerfw.drivers.board import Board, build_board
 from chargerfw.drivers.types import PilotMode, PilotState
-from chargerfw.ocpp.connection import LinkHealth
 from chargerfw.sim.meter import SimulatedMeter, serve_tcp
 from chargerfw.station.connector import TxPhase
 from chargerfw.station.enums import Availability, ChargePointErrorCode, ChargePointStatus
@@ -140,7 +140,7 @@ def status_result(*, pilot: str = "A", transaction: TransactionStatus | None = N
         backend=BackendStatus(
             url="ws://127.0.0.1:9/ocpp", online=link_state == "connected",
             registration="Accepted",
-            link=LinkHealth(state=link_state, url="ws://127.0.0.1:9/ocpp/SIM-CP-1",
+            link=LinkStatus(state=link_state, url="ws://127.0.0.1:9/ocpp/SIM-CP-1",
                             connected_since=1.0, last_pong_latency_s=0.002, ping_interval_s=60,
                             connects=1,
                             last_error=None if link_state == "connected" else "refused"),

@@ -1,26 +1,32 @@
-"""The ``chargerfw`` command line: one click group, one module per command group, and
-:mod:`chargerfw.cli.common` for what they share.
+"""The ``chargerfw`` command line: one click group (:mod:`.group`), one module per command
+group, and :mod:`chargerfw.cli.common` for what they share.
 
 A command's module is imported only when that command runs (click's lazy-loading group):
 ``chargerfw status`` does not load the backend, the simulators or the meter driver, and
 ``chargerfw --help`` lists the commands from :data:`COMMANDS` without importing any of them.
+
+The console script is :func:`console`. It starts the service (``chargerfw run`` as the
+systemd unit spells it) without loading click at all (:mod:`.service`), and hands every other
+command line to the click group.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-import click
-
-from chargerfw import __version__
-from chargerfw.config import DEFAULT_CONFIG_PATH
-from chargerfw.logs import setup_logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from chargerfw.cli.group import config_option, main
     from chargerfw.config import StationConfig
+
+__all__ = ["COMMANDS", "CONFIG_ENV", "LOG_LEVELS", "LOG_LEVEL_ENV", "config_option", "console",
+           "load_config_or_exit", "main"]
+
+# The environment variables and choices of the group's and the commands' shared options.
+CONFIG_ENV = "CHARGERFW_CONFIG"
+LOG_LEVEL_ENV = "CHARGERFW_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # name -> ("module:attribute" of its click command or group, the one line `--help` shows);
 # tests/cli/test_cli_startup.py checks each line against the command's own help.
@@ -57,57 +63,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose ``lazy_subcommands`` (name -> ("module:attribute", one-line help)) are
-    imported when one runs; its help lists them from their one-line help."""
+def console(args: Sequence[str] | None = None) -> None:
+    """The ``chargerfw`` console script: ``args`` (default: the process's arguments)."""
+    from chargerfw.cli.service import serve, service_options
 
-    def __init__(self, *args: Any, lazy_subcommands: Mapping[str, tuple[str, str]],
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy_subcommands = lazy_subcommands
+    argv = list(sys.argv[1:] if args is None else args)
+    options = service_options(argv)
+    if options is not None:
+        serve(options)
+    from chargerfw.cli.group import main
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.lazy_subcommands])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.lazy_subcommands:
-            return super().get_command(ctx, cmd_name)
-        module_name, _, attribute = self.lazy_subcommands[cmd_name][0].partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(command, click.Command):
-            raise TypeError(f"{module_name}:{attribute} is not a click command")
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = []
-        for name in names:
-            if name in self.lazy_subcommands:  # shortened as click shortens a command's help
-                listed = click.Command(name, help=self.lazy_subcommands[name][1])
-                rows.append((name, listed.get_short_help_str(limit)))
-            elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="chargerfw")
-@click.option("--log-level", default="WARNING", show_default=True, envvar="CHARGERFW_LOG_LEVEL",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def main(log_level: str) -> None:
-    """Charge-point controller firmware for Raspberry Pi EV chargers."""
-    # Commands print results on stdout (some as JSON); their logs go to stderr.
-    # `chargerfw run` switches its logs to stdout for journald.
-    setup_logging(log_level, stream=sys.stderr)
-
-
-config_option = click.option(
-    "--config", "-c", "config_path", type=click.Path(dir_okay=False), envvar="CHARGERFW_CONFIG",
-    default=str(DEFAULT_CONFIG_PATH), show_default=True, help="station config file (TOML)",
-)
+    main(args=argv, prog_name="chargerfw")
 
 
 def load_config_or_exit(path: str) -> StationConfig:
@@ -117,8 +83,17 @@ def load_config_or_exit(path: str) -> StationConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        click.echo(f"error: invalid config {exc.source}:", err=True)
+        print(f"error: invalid config {exc.source}:", file=sys.stderr, flush=True)
         for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
+            print(f"  {problem}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
+
+def __getattr__(name: str) -> object:
+    # The click group and the shared --config option (chargerfw.cli.group), loaded when a
+    # command line needs them; command modules import them from here.
+    if name in ("main", "config_option"):
+        from chargerfw.cli import group
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

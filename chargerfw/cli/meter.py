@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import station_access
@@ -29,6 +28,7 @@ from chargerfw.drivers.meter import EnergyMeter, MeterReadError, all_meter_maps,
 from chargerfw.drivers.meter.driver import quiet_pymodbus
 from chargerfw.drivers.meter.regmap import MeterMap, MeterMapError
 from chargerfw.drivers.types import MeterFaultKind, MeterSample
+from chargerfw.validation import Invalid, convert
 
 EXIT_NO_REPLY = 3
 EXIT_BAD_REPLY = 4
@@ -113,12 +113,11 @@ def _section_from_options(model: str, port: str | None, tcp: str | None,
     else:
         fields.update(transport="rtu", port=port)
     try:
-        return MeterSection(**fields)
-    except ValidationError as exc:
-        for problem in exc.errors():
-            where = ".".join(str(part) for part in problem["loc"])
-            message = problem["msg"].removeprefix("Value error, ")
-            click.echo(f"error: meter {where + ': ' if where else ''}{message}", err=True)
+        return convert(fields, MeterSection)
+    except Invalid as exc:
+        for problem in exc.problems:
+            where = ".".join(str(part) for part in problem.loc)
+            click.echo(f"error: meter {where + ': ' if where else ''}{problem.message}", err=True)
         raise SystemExit(2) from None
 
 

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from chargerfw.cli import config_option, load_config_or_exit
 from chargerfw.cli.common import Station, load_station, reaching_the_hardware, station_access
@@ -19,6 +18,7 @@ from chargerfw.control.client import ControlUnavailable
 from chargerfw.drivers.readers import ReaderUnavailable, TokenReader, open_reader
 from chargerfw.drivers.types import TagEvent, TagEventKind
 from chargerfw.hwlock import HardwareLock
+from chargerfw.validation import Invalid, convert
 
 READER_TYPES = ["pcsc", "pn532-uart", "pn532-i2c", "rdm6300", "sim"]
 
@@ -211,11 +211,12 @@ def _reader_from_options(config_path: str, options: dict[str, Any]) -> TokenRead
             raise SystemExit(2)
         return open_reader(config.reader, simulated=config.hardware == "sim")
     try:
-        section = ReaderSection(**{key: value for key, value in options.items() if value is not None})
-    except ValidationError as exc:
-        for problem in exc.errors():
-            where = ".".join(str(part) for part in problem["loc"])
-            click.echo(f"error: reader {where + ': ' if where else ''}{problem['msg']}", err=True)
+        section = convert({key: value for key, value in options.items() if value is not None},
+                          ReaderSection)
+    except Invalid as exc:
+        for problem in exc.problems:
+            where = ".".join(str(part) for part in problem.loc)
+            click.echo(f"error: reader {where + ': ' if where else ''}{problem.message}", err=True)
         raise SystemExit(2) from None
     return open_reader(section)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import msgspec
 
 from chargerfw.cli.common import EXIT_FAILED, EXIT_UNREACHABLE
 from chargerfw.config import known_meter_models
@@ -177,7 +178,7 @@ def sim_station(config_path: str, csms_url: str | None, backend_ocpp_port: int,
     config = load_config_or_exit(config_path)
     if config.ocpp is None:
         raise click.UsageError(f"{config_path} has no [ocpp] section")
-    config = config.model_copy(update={"hardware": "sim"})
+    config = msgspec.structs.replace(config, hardware="sim")
     if csms_url is not None and not csms_url.startswith(("ws://", "wss://")):
         raise click.UsageError("--csms must be a ws:// or wss:// URL")
     state_dir = config.storage.path.parent
@@ -200,7 +201,7 @@ def sim_station(config_path: str, csms_url: str | None, backend_ocpp_port: int,
 async def _run_sim_station(config: object, csms_url: str | None, ocpp_port: int, api_port: int,
                            socket_path: Path, demo: bool, demo_seconds: float,
                            log_file: Path) -> int:
-    from chargerfw.cli.run import run_station
+    from chargerfw.cli.service import run_station
     from chargerfw.config import StationConfig
     from chargerfw.runtime.station import StationRuntime
     from chargerfw.sim.station import (

@@ -2,7 +2,7 @@
 (:mod:`.station`), and the catalogue of OCPP configuration keys it may provision
 (:mod:`.ocpp_keys`). Import the schema from here: ``from chargerfw.config import load_config``.
 
-The schema is pydantic models, loaded on the first use of a name below: a command that reads
+The schema is msgspec Structs, loaded on the first use of a name below: a command that reads
 no config (``chargerfw --help``, ``chargerfw status`` through the service) does not build them.
 """
 

@@ -1,34 +1,42 @@
 """The station config schema: one TOML file that describes a charger's hardware and backend.
 
-Parsed with :mod:`tomllib` and validated with pydantic; every error names the key
-(``connector[1].meter.baudrate``) and the problem. OCPP configuration keys that the backend
-may change do not live here but in the station's store; ``[ocpp.keys]`` only gives their
-factory values, checked against :mod:`chargerfw.config.ocpp_keys`.
+Parsed with :mod:`tomllib` and validated with msgspec (:mod:`chargerfw.validation`); every
+error names the key (``connector[1].meter.baudrate``) and the problem. OCPP configuration keys
+that the backend may change do not live here but in the station's store; ``[ocpp.keys]`` only
+gives their factory values, checked against :mod:`chargerfw.config.ocpp_keys`.
+
+The sections are frozen: a changed copy is ``msgspec.structs.replace(section, key=value)``,
+which checks the section's own rules (``__post_init__``) again but not its ranges.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import msgspec
+from msgspec import Meta
 
 from chargerfw.config import DEFAULT_CONFIG_PATH
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
+from chargerfw.validation import FieldError, Invalid, convert
 
-BcmPin = Annotated[int, Field(ge=0, le=27, description="BCM GPIO number")]
-I2cAddress = Annotated[int, Field(ge=0x03, le=0x77)]
+BcmPin = Annotated[int, Meta(ge=0, le=27, description="BCM GPIO number")]
+I2cAddress = Annotated[int, Meta(ge=0x03, le=0x77)]
+Positive = Annotated[int, Meta(gt=0)]
+Bus = Annotated[int, Meta(ge=0)]
 
 
 class ConfigError(TomlFileError):
     """A station config that cannot be used; the message names each bad key."""
 
 
-class _Section(BaseModel):
-    # Unknown keys are typos until proven otherwise: reject them.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Unknown keys are typos until proven otherwise: reject them. Every section is built from
+# keywords, like the TOML table it comes from (kw_only, which each class states again).
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
 
 
 def known_meter_models() -> list[str]:
@@ -37,91 +45,83 @@ def known_meter_models() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-class StationSection(_Section):
-    id: str = Field(min_length=1, max_length=48, description="charge point identity")
-    vendor: str = Field(default="chargerfw", max_length=20)
-    model: str = Field(default="chargerfw-pi", max_length=20)
-    serial_number: str | None = Field(default=None, max_length=25)
+class StationSection(_Section, frozen=True, kw_only=True):
+    id: Annotated[str, Meta(min_length=1, max_length=48)]  # the charge point identity
+    vendor: Annotated[str, Meta(max_length=20)] = "chargerfw"
+    model: Annotated[str, Meta(max_length=20)] = "chargerfw-pi"
+    serial_number: Annotated[str, Meta(max_length=25)] | None = None
 
 
-class MeterSection(_Section):
+class MeterSection(_Section, frozen=True, kw_only=True):
     model: str
     transport: Literal["rtu", "tcp"] = "rtu"
     port: str | None = None
-    baudrate: int | None = Field(default=None, gt=0, description="default: the model's map")
+    baudrate: Positive | None = None  # default: the model's map
     parity: Literal["N", "E", "O"] | None = None
     stopbits: Literal[1, 2] | None = None
     host: str = "127.0.0.1"
-    tcp_port: int = Field(default=502, ge=1, le=65535)
-    unit_id: int | None = Field(default=None, ge=1, le=247, description="default: the model's map")
-    timeout_s: float = Field(default=1.0, gt=0, le=30)
-    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    tcp_port: Annotated[int, Meta(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Meta(ge=1, le=247)] | None = None  # default: the model's map
+    timeout_s: Annotated[float, Meta(gt=0, le=30)] = 1.0
+    poll_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
 
-    @field_validator("model")
-    @classmethod
-    def _model_is_known(cls, value: str) -> str:
+    def __post_init__(self) -> None:
         models = known_meter_models()
-        if value not in models:
-            raise ValueError(f"unknown meter model {value!r}; known: {', '.join(models)}")
-        return value
-
-    @model_validator(mode="after")
-    def _transport_has_address(self) -> MeterSection:
+        if self.model not in models:
+            raise FieldError("model",
+                             f"unknown meter model {self.model!r}; known: {', '.join(models)}")
         if self.transport == "rtu" and not self.port:
             raise ValueError("transport 'rtu' needs 'port' (for example /dev/ttyUSB0)")
-        return self
 
 
-class ReaderSection(_Section):
+class ReaderSection(_Section, frozen=True, kw_only=True):
     type: Literal["pcsc", "pn532-uart", "pn532-i2c", "rdm6300", "sim"]
     port: str | None = None
-    baudrate: int | None = Field(default=None, gt=0)
-    i2c_bus: int = Field(default=1, ge=0)
+    baudrate: Positive | None = None
+    i2c_bus: Bus = 1
     i2c_address: I2cAddress = 0x24
-    reader_name: str | None = Field(default=None, description="PC/SC: substring of the reader name")
-    poll_interval_s: float = Field(default=0.2, gt=0, le=10)
-    removal_timeout_s: float = Field(default=0.5, gt=0, le=10)
+    reader_name: str | None = None  # PC/SC: a substring of the reader's name
+    poll_interval_s: Annotated[float, Meta(gt=0, le=10)] = 0.2
+    removal_timeout_s: Annotated[float, Meta(gt=0, le=10)] = 0.5
 
-    @model_validator(mode="after")
-    def _serial_types_have_port(self) -> ReaderSection:
+    def __post_init__(self) -> None:
         if self.type in ("pn532-uart", "rdm6300") and not self.port:
             raise ValueError(f"reader type {self.type!r} needs 'port' (for example /dev/serial0)")
-        return self
 
 
-class ContactorSection(_Section):
+class ContactorSection(_Section, frozen=True, kw_only=True):
     pin: BcmPin
     active_high: bool = True
     feedback_pin: BcmPin | None = None
     feedback_active_high: bool = True
-    feedback_timeout_s: float = Field(default=0.5, gt=0, le=5)
+    feedback_timeout_s: Annotated[float, Meta(gt=0, le=5)] = 0.5
 
 
-class FaultInputSection(_Section):
+class FaultInputSection(_Section, frozen=True, kw_only=True):
     pin: BcmPin
     active_low: bool = True
-    debounce_ms: int = Field(default=20, ge=0, le=1000)
+    debounce_ms: Annotated[int, Meta(ge=0, le=1000)] = 20
 
 
-class RcmSection(FaultInputSection):
+class RcmSection(FaultInputSection, frozen=True, kw_only=True):
     test_pin: BcmPin | None = None
-    test_pulse_ms: int = Field(default=100, ge=10, le=1000)
+    test_pulse_ms: Annotated[int, Meta(ge=10, le=1000)] = 100
 
 
-class LockSection(_Section):
+class LockSection(_Section, frozen=True, kw_only=True):
     pin: BcmPin
     active_high: bool = True
     feedback_pin: BcmPin | None = None
     feedback_active_high: bool = True
-    feedback_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    feedback_timeout_s: Annotated[float, Meta(gt=0, le=10)] = 1.0
 
 
-class PilotSection(_Section):
+class PilotSection(_Section, frozen=True, kw_only=True):
     pwm_pin: BcmPin
-    pwm_frequency_hz: int = Field(default=1000, ge=900, le=1100)
-    adc_bus: int = Field(default=1, ge=0)
+    pwm_frequency_hz: Annotated[int, Meta(ge=900, le=1100)] = 1000
+    adc_bus: Bus = 1
     adc_address: I2cAddress = 0x48
-    adc_channel: int = Field(default=0, ge=0, le=3)
+    adc_channel: Annotated[int, Meta(ge=0, le=3)] = 0
     # The front end scales the +-12 V pilot into the ADC's single-ended range:
     # pilot volts = adc volts * scale + offset (default: -12..+12 V onto 0..3 V).
     adc_scale: float = 8.0
@@ -129,31 +129,29 @@ class PilotSection(_Section):
     # 860 SPS cannot resolve a 1 kHz plateau: a burst of samples, max = high, min = low plateau.
     # 860 SPS against 1 kHz walks the sample phase in steps of 1/43 period: 43+ samples see every
     # phase, so both plateaus are caught even at 10 % and 96 % duty.
-    adc_samples: int = Field(default=48, ge=8, le=256)
-    hysteresis_v: float = Field(default=0.5, ge=0, le=1.4, description="margin to leave a state")
-    confirm_reads: int = Field(default=2, ge=1, le=10, description="equal reads to change state")
+    adc_samples: Annotated[int, Meta(ge=8, le=256)] = 48
+    hysteresis_v: Annotated[float, Meta(ge=0, le=1.4)] = 0.5  # the margin to leave a state
+    confirm_reads: Annotated[int, Meta(ge=1, le=10)] = 2  # equal reads to change state
 
 
-class TemperatureSection(_Section):
+class TemperatureSection(_Section, frozen=True, kw_only=True):
     sensor: Literal["tmp102", "lm75"] = "tmp102"
-    bus: int = Field(default=1, ge=0)
+    bus: Bus = 1
     address: I2cAddress = 0x48
     derate_at_c: float = 60.0
     stop_at_c: float = 65.0
     resume_at_c: float = 55.0
     # Current factor reached at stop_at_c; derating is linear from 1.0 at derate_at_c.
-    derate_min_factor: float = Field(default=0.5, gt=0, le=1)
+    derate_min_factor: Annotated[float, Meta(gt=0, le=1)] = 0.5
 
-    @model_validator(mode="after")
-    def _thresholds_ordered(self) -> TemperatureSection:
+    def __post_init__(self) -> None:
         if not self.resume_at_c < self.derate_at_c <= self.stop_at_c:
             raise ValueError("need resume_at_c < derate_at_c <= stop_at_c")
-        return self
 
 
-class ConnectorSection(_Section):
-    id: int = Field(ge=1, le=2)
-    max_current_a: float = Field(default=16.0, ge=6, le=80)
+class ConnectorSection(_Section, frozen=True, kw_only=True):
+    id: Annotated[int, Meta(ge=1, le=2)]
+    max_current_a: Annotated[float, Meta(ge=6, le=80)] = 16.0
     phases: Literal[1, 3] = 3
     meter: MeterSection
     contactor: ContactorSection
@@ -162,59 +160,59 @@ class ConnectorSection(_Section):
     temperature: TemperatureSection | None = None
 
 
-class OcppSection(_Section):
-    url: str = Field(description="CSMS WebSocket URL without the charge point id")
+class OcppSection(_Section, frozen=True, kw_only=True):
+    url: str  # the CSMS WebSocket URL without the charge point id
     security_profile: Literal[0, 1, 2] = 0
-    password: str | None = Field(default=None, repr=False)
+    password: str | None = None
     ca_file: Path | None = None
-    # Factory values for OCPP configuration keys (MeterValueSampleInterval = "10", ...). They
-    # are written to the store only where it holds no value yet: the backend's changes win.
-    keys: dict[str, str | int | bool] = Field(default_factory=dict)
+    # Factory values for OCPP configuration keys (MeterValueSampleInterval = "10", ...), as
+    # OCPP's strings once validated. They are written to the store only where it holds no value
+    # yet: the backend's changes win.
+    keys: dict[str, str | int | bool] = {}
 
-    @field_validator("keys")
-    @classmethod
-    def _keys_are_known_and_valid(cls, value: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
-        definitions = key_definitions(number_of_connectors=2)
-        problems = []
-        for key, raw in value.items():
-            definition = definitions.get(key)
-            if definition is None:
-                problems.append(f"{key}: not an OCPP configuration key this firmware knows")
-                continue
-            if definition.readonly:
-                problems.append(f"{key}: read-only, it cannot be provisioned")
-                continue
-            text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
-            try:
-                normalise(definition, text)
-            except ConfigValueError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
-                for k, v in value.items()}
-
-    @field_validator("url")
-    @classmethod
-    def _url_is_websocket(cls, value: str) -> str:
-        if not value.startswith(("ws://", "wss://")):
-            raise ValueError("must start with ws:// or wss://")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _profile_matches(self) -> OcppSection:
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("ws://", "wss://")):
+            raise FieldError("url", "must start with ws:// or wss://")
+        msgspec.structs.force_setattr(self, "url", self.url.rstrip("/"))
+        msgspec.structs.force_setattr(self, "keys", _provisioned_keys(self.keys))
         if self.security_profile >= 1 and not self.password:
             raise ValueError(f"security_profile {self.security_profile} needs 'password'")
         if self.security_profile == 2 and not self.url.startswith("wss://"):
             raise ValueError("security_profile 2 needs a wss:// url")
-        return self
+
+    def __repr__(self) -> str:
+        # The password stays out of logs and tracebacks.
+        shown = {f: getattr(self, f) for f in self.__struct_fields__ if f != "password"}
+        return "OcppSection(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
-class StorageSection(_Section):
+def _provisioned_keys(value: dict[str, str | int | bool]) -> dict[str, str | int | bool]:
+    definitions = key_definitions(number_of_connectors=2)
+    problems = []
+    for key, raw in value.items():
+        definition = definitions.get(key)
+        if definition is None:
+            problems.append(f"{key}: not an OCPP configuration key this firmware knows")
+            continue
+        if definition.readonly:
+            problems.append(f"{key}: read-only, it cannot be provisioned")
+            continue
+        text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
+        try:
+            normalise(definition, text)
+        except ConfigValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise FieldError("keys", "; ".join(problems))
+    return {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
+            for k, v in value.items()}
+
+
+class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
 
 
-class StationConfig(_Section):
+class StationConfig(_Section, frozen=True, kw_only=True):
     """A whole station. ``hardware = "sim"`` swaps every device for its simulated twin."""
 
     station: StationSection
@@ -222,19 +220,17 @@ class StationConfig(_Section):
     reader: ReaderSection | None = None
     rcm: RcmSection | None = None
     emergency_stop: FaultInputSection | None = None
-    connector: list[ConnectorSection] = Field(min_length=1, max_length=2)
+    connector: Annotated[list[ConnectorSection], Meta(min_length=1, max_length=2)]
     ocpp: OcppSection | None = None
-    storage: StorageSection = StorageSection()
+    storage: StorageSection = msgspec.field(default_factory=StorageSection)
 
-    @model_validator(mode="after")
-    def _connector_ids_unique(self) -> StationConfig:
+    def __post_init__(self) -> None:
         ids = [c.id for c in self.connector]
         if len(set(ids)) != len(ids):
             raise ValueError(f"connector ids must be unique, got {ids}")
-        return self
+        self._pins_not_shared()
 
-    @model_validator(mode="after")
-    def _pins_not_shared(self) -> StationConfig:
+    def _pins_not_shared(self) -> None:
         owners: dict[int, str] = {}
         problems: list[str] = []
 
@@ -260,7 +256,6 @@ class StationConfig(_Section):
                 claim(c.lock.feedback_pin, f"{prefix}.lock.feedback_pin")
         if problems:
             raise ValueError("; ".join(problems))
-        return self
 
     def connector_by_id(self, connector_id: int) -> ConnectorSection:
         for c in self.connector:
@@ -269,11 +264,11 @@ class StationConfig(_Section):
         raise KeyError(connector_id)
 
 
-def parse_config(data: dict, source: str = "<config>") -> StationConfig:
+def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfig:
     """Validate an already-parsed TOML document."""
     try:
-        return StationConfig.model_validate(data)
-    except ValidationError as exc:
+        return convert(data, StationConfig, strict=False)
+    except Invalid as exc:
         # Keys as written: connector[1].meter.port (array entries by their id).
         raise ConfigError(source, validation_problems(exc, data)) from None
 

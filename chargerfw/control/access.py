@@ -44,8 +44,7 @@ from chargerfw.control.api import (
 )
 from chargerfw.drivers.types import PilotMode
 from chargerfw.hwlock import HardwareLock
-from chargerfw.ocpp.config_keys import ConfigurationKeys
-from chargerfw.station.connector import TxPhase
+from chargerfw.station.enums import TxPhase
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.technician import (
     ConnectorView,
@@ -336,6 +335,8 @@ class DirectAccess:
     def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
         """Written to the store, validated as the service would; the service reads it when it
         next starts."""
+        from chargerfw.ocpp.config_keys import ConfigurationKeys
+
         profile = self.config.ocpp.security_profile if self.config.ocpp else 0
         with self._store() as store:
             keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile)

@@ -1,10 +1,10 @@
 """The control API: every method the running service answers on its control socket, each with
 one request type and one reply type.
 
-The socket's JSON is derived from these dataclasses (pydantic's ``TypeAdapter``): the server
-decodes a request's params into its request type (unknown or ill-typed params are refused with
--32602 and a message that names them) and encodes the handler's reply; the CLI and the fleet
-build requests and read typed replies. A request type carries its method as ``method`` and its
+The socket's JSON is derived from these msgspec Structs: the server decodes a request's params
+into its request type (unknown or ill-typed params are refused with -32602 and a message that
+names them) and encodes the handler's reply; the CLI and the fleet build requests and read
+typed replies. A request type carries its method as ``method`` and its
 reply type as its type parameter (``FaultClearRequest`` is a ``Request[FaultClearReply]``).
 
 Wire protocol (newline-delimited JSON): a request is ``{"id": any, "method": str, "params":
@@ -18,22 +18,30 @@ internal error.
 from __future__ import annotations
 
 import enum
-import json
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+import msgspec
 
-from chargerfw.drivers.contactor import ContactorFeedback
-from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
-from chargerfw.ocpp.config_keys import ChangeStatus
-from chargerfw.ocpp.connection import LinkHealth
-from chargerfw.station.connector import TxPhase
-from chargerfw.station.enums import STATION, Availability, ChargePointErrorCode, ChargePointStatus
+from chargerfw.drivers.types import (
+    ContactorFeedback,
+    LockResult,
+    MeterSample,
+    PilotMode,
+    PilotState,
+)
+from chargerfw.station.enums import (
+    STATION,
+    Availability,
+    ChangeStatus,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    TxPhase,
+)
 from chargerfw.station.faults import ClearRule, Fault, FaultKind
+from chargerfw.validation import Invalid, convert
 
 # -- the protocol's error codes ---------------------------------------------------------------
 PARSE_ERROR = -32700
@@ -105,36 +113,31 @@ class Method(enum.StrEnum):
 ReplyT = TypeVar("ReplyT")
 
 
-class Request(Generic[ReplyT]):
+# Params a request type does not name are refused, not ignored.
+class Request(msgspec.Struct, Generic[ReplyT], frozen=True, forbid_unknown_fields=True):
     """A request: ``method`` names it on the wire; the type parameter is its reply type."""
 
     method: ClassVar[Method]
-    # Params a request type does not name are refused, not ignored.
-    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
 
-class Reply:
-    """A reply dataclass; ``OMIT_WHEN_NONE`` fields are left out of the JSON while None."""
+class Reply(msgspec.Struct, frozen=True):
+    """A reply. One with ``omit_defaults`` leaves its optional fields (default None) out of the
+    JSON while they are None."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
 
-
-@dataclass(frozen=True)
-class OnConnector:
+class OnConnector(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The params of a method about one connector."""
 
     connector: int = 1
 
 
 # -- status ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReservationStatus(Reply):
+class ReservationStatus(Reply, frozen=True):
     reservation_id: int
     id_tag: str
 
 
-@dataclass(frozen=True)
-class TransactionStatus(Reply):
+class TransactionStatus(Reply, frozen=True):
     local_id: int
     transaction_id: int | None  # the backend's, once StartTransaction was confirmed
     id_tag: str
@@ -143,8 +146,7 @@ class TransactionStatus(Reply):
     energy_wh: float
 
 
-@dataclass(frozen=True)
-class ConnectorMeter(Reply):
+class ConnectorMeter(Reply, frozen=True):
     """The connector's latest meter sample as the status shows it (per-phase lists)."""
 
     age_s: float
@@ -165,8 +167,7 @@ class ConnectorMeter(Reply):
                            frequency_hz=self.frequency_hz)
 
 
-@dataclass(frozen=True)
-class ConnectorStatus(Reply):
+class ConnectorStatus(Reply, frozen=True):
     id: int
     status: ChargePointStatus
     error_code: ChargePointErrorCode
@@ -186,23 +187,36 @@ class ConnectorStatus(Reply):
     meter: ConnectorMeter | None
 
 
-@dataclass(frozen=True)
-class BackendStatus(Reply):
+class LinkStatus(Reply, frozen=True):
+    """The backend link as the OCPP connection reports its health."""
+
+    state: str = "disconnected"  # disconnected | connecting | connected
+    url: str = ""
+    connected_since: float | None = None
+    last_frame_in_at: float | None = None
+    last_frame_out_at: float | None = None
+    last_pong_latency_s: float | None = None
+    ping_interval_s: int = 0
+    connects: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    next_attempt_in_s: float | None = None
+
+
+class BackendStatus(Reply, frozen=True):
     url: str | None
     online: bool
     registration: str | None
-    link: LinkHealth
+    link: LinkStatus
     clock_offset_s: float | None
 
 
-@dataclass(frozen=True)
-class OutboxStatus(Reply):
+class OutboxStatus(Reply, frozen=True):
     pending: int
     dead: int
 
 
-@dataclass(frozen=True)
-class ActiveFault(Reply):
+class ActiveFault(Reply, frozen=True):
     kind: FaultKind
     connector: int  # 0: the whole station
     detail: str
@@ -219,14 +233,12 @@ class ActiveFault(Reply):
                    spec.error_code, spec.clear_rule, spec.description, spec.hint)
 
 
-@dataclass(frozen=True)
-class ReaderStatus(Reply):
+class ReaderStatus(Reply, frozen=True):
     name: str
     available: bool
 
 
-@dataclass(frozen=True)
-class StatusReply(Reply):
+class StatusReply(Reply, frozen=True):
     station: str
     firmware_version: str
     hardware: str
@@ -242,14 +254,12 @@ class StatusReply(Reply):
         return next((c for c in self.connectors if c.id == connector_id), None)
 
 
-@dataclass(frozen=True)
-class StatusRequest(Request[StatusReply]):
+class StatusRequest(Request[StatusReply], frozen=True):
     method: ClassVar[Method] = Method.STATUS
 
 
 # -- faults ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FaultHistoryEntry(Reply):
+class FaultHistoryEntry(Reply, frozen=True):
     code: str
     connector: int  # 0: the whole station
     detail: str
@@ -258,30 +268,24 @@ class FaultHistoryEntry(Reply):
     needs_technician: bool
 
 
-@dataclass(frozen=True)
-class FaultsReply(Reply):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("history",)
-
+class FaultsReply(Reply, frozen=True, omit_defaults=True):
     active: list[ActiveFault]
     history: list[FaultHistoryEntry] | None = None  # when asked for
 
 
-@dataclass(frozen=True)
-class FaultsRequest(Request[FaultsReply]):
+class FaultsRequest(Request[FaultsReply], frozen=True):
     method: ClassVar[Method] = Method.FAULTS
 
     history: bool = False
     limit: int = 100
 
 
-@dataclass(frozen=True)
-class FaultClearReply(Reply):
+class FaultClearReply(Reply, frozen=True):
     cleared: FaultKind
     connector: int  # 0: the whole station
 
 
-@dataclass(frozen=True)
-class FaultClearRequest(Request[FaultClearReply]):
+class FaultClearRequest(Request[FaultClearReply], frozen=True):
     """A technician's clear of a latched fault (``connector`` 0: a station-wide one)."""
 
     method: ClassVar[Method] = Method.FAULT_CLEAR
@@ -302,18 +306,14 @@ class MeterSampleReply(MeterSample):
         return MeterSample(**{f.name: getattr(self, f.name) for f in fields(MeterSample)})
 
 
-@dataclass(frozen=True)
-class MeterSampleRequest(OnConnector, Request[MeterSampleReply | None]):
+class MeterSampleRequest(OnConnector, Request[MeterSampleReply | None], frozen=True):
     """None when the connector has no sample yet."""
 
     method: ClassVar[Method] = Method.METER_SAMPLE
 
 
-@dataclass(frozen=True)
-class RfidNextReply(Reply):
+class RfidNextReply(Reply, frozen=True, omit_defaults=True):
     """The next card presented; ``id_tag`` None if none came in time."""
-
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("uid", "at")
 
     id_tag: str | None
     reader: str
@@ -321,8 +321,7 @@ class RfidNextReply(Reply):
     at: float | None = None
 
 
-@dataclass(frozen=True)
-class RfidNextRequest(Request[RfidNextReply]):
+class RfidNextRequest(Request[RfidNextReply], frozen=True):
     """Wait for the next card on the station's reader (the station handles it as usual too)."""
 
     method: ClassVar[Method] = Method.RFID_NEXT
@@ -330,15 +329,13 @@ class RfidNextRequest(Request[RfidNextReply]):
     wait_s: float = 60.0
 
 
-@dataclass(frozen=True)
-class ConfigSetReply(Reply):
+class ConfigSetReply(Reply, frozen=True):
     key: str
     status: ChangeStatus
     reason: str
 
 
-@dataclass(frozen=True)
-class ConfigSetRequest(Request[ConfigSetReply]):
+class ConfigSetRequest(Request[ConfigSetReply], frozen=True):
     """ChangeConfiguration from the technician: validated like the backend's."""
 
     method: ClassVar[Method] = Method.CONFIG_SET
@@ -354,17 +351,13 @@ class ContactorVerdict(enum.StrEnum):
     FAILED_TO_CLOSE = "failed_to_close"
 
 
-@dataclass(frozen=True)
-class ContactorStep(Reply):
+class ContactorStep(Reply, frozen=True):
     step: str  # before, close, open
     commanded: str  # open, closed
     feedback: ContactorFeedback
 
 
-@dataclass(frozen=True)
-class ContactorTestReply(Reply):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
-
+class ContactorTestReply(Reply, frozen=True, omit_defaults=True):
     passed: bool
     result: ContactorVerdict
     steps: list[ContactorStep]
@@ -372,15 +365,11 @@ class ContactorTestReply(Reply):
     faults_raised: list[FaultKind] | None = None  # what the service raised meanwhile
 
 
-@dataclass(frozen=True)
-class ContactorTestRequest(OnConnector, Request[ContactorTestReply]):
+class ContactorTestRequest(OnConnector, Request[ContactorTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_CONTACTOR
 
 
-@dataclass(frozen=True)
-class RcdTestReply(Reply):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
-
+class RcdTestReply(Reply, frozen=True, omit_defaults=True):
     passed: bool
     tripped: bool
     cleared: bool
@@ -388,13 +377,11 @@ class RcdTestReply(Reply):
     faults_raised: list[FaultKind] | None = None
 
 
-@dataclass(frozen=True)
-class RcdTestRequest(Request[RcdTestReply]):
+class RcdTestRequest(Request[RcdTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_RCD
 
 
-@dataclass(frozen=True)
-class PilotStep(Reply):
+class PilotStep(Reply, frozen=True):
     output: PilotMode
     current_a: float | None
     duty_percent: float
@@ -405,10 +392,7 @@ class PilotStep(Reply):
     ok: bool
 
 
-@dataclass(frozen=True)
-class PilotTestReply(Reply):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
-
+class PilotTestReply(Reply, frozen=True, omit_defaults=True):
     passed: bool
     vehicle: bool
     steps: list[PilotStep]
@@ -416,21 +400,16 @@ class PilotTestReply(Reply):
     faults_raised: list[FaultKind] | None = None
 
 
-@dataclass(frozen=True)
-class PilotTestRequest(OnConnector, Request[PilotTestReply]):
+class PilotTestRequest(OnConnector, Request[PilotTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_PILOT
 
 
-@dataclass(frozen=True)
-class LockStep(Reply):
+class LockStep(Reply, frozen=True):
     command: str  # lock, unlock
     result: LockResult
 
 
-@dataclass(frozen=True)
-class LockTestReply(Reply):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("faults_raised",)
-
+class LockTestReply(Reply, frozen=True, omit_defaults=True):
     passed: bool
     feedback: bool  # the lock has a feedback switch
     steps: list[LockStep]
@@ -438,8 +417,7 @@ class LockTestReply(Reply):
     faults_raised: list[FaultKind] | None = None
 
 
-@dataclass(frozen=True)
-class LockTestRequest(OnConnector, Request[LockTestReply]):
+class LockTestRequest(OnConnector, Request[LockTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_LOCK
 
 
@@ -448,19 +426,16 @@ HardwareTestRequest = ContactorTestRequest | RcdTestRequest | PilotTestRequest |
 
 
 # -- the simulated hardware (sim.*) ------------------------------------------------------------
-@dataclass(frozen=True)
-class VehicleReply(Reply):
+class VehicleReply(Reply, frozen=True):
     connector: int
     vehicle: str  # the simulated vehicle's state: unplugged, connected, charging, ventilation
 
 
-@dataclass(frozen=True)
-class SimPlugRequest(OnConnector, Request[VehicleReply]):
+class SimPlugRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_PLUG
 
 
-@dataclass(frozen=True)
-class SimChargeRequest(OnConnector, Request[VehicleReply]):
+class SimChargeRequest(OnConnector, Request[VehicleReply], frozen=True):
     """The vehicle asks for energy, drawing at most ``max_current_a`` (None: as before)."""
 
     method: ClassVar[Method] = Method.SIM_CHARGE
@@ -468,43 +443,35 @@ class SimChargeRequest(OnConnector, Request[VehicleReply]):
     max_current_a: float | None = None
 
 
-@dataclass(frozen=True)
-class SimStopChargingRequest(OnConnector, Request[VehicleReply]):
+class SimStopChargingRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_STOP_CHARGING
 
 
-@dataclass(frozen=True)
-class SimUnplugRequest(OnConnector, Request[VehicleReply]):
+class SimUnplugRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_UNPLUG
 
 
-@dataclass(frozen=True)
-class SimShortPilotRequest(OnConnector, Request[VehicleReply]):
+class SimShortPilotRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_SHORT_PILOT
 
 
-@dataclass(frozen=True)
-class SimClearShortRequest(OnConnector, Request[VehicleReply]):
+class SimClearShortRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_CLEAR_SHORT
 
 
-@dataclass(frozen=True)
-class SimRemoveDiodeRequest(OnConnector, Request[VehicleReply]):
+class SimRemoveDiodeRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_REMOVE_DIODE
 
 
-@dataclass(frozen=True)
-class SimRestoreDiodeRequest(OnConnector, Request[VehicleReply]):
+class SimRestoreDiodeRequest(OnConnector, Request[VehicleReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_RESTORE_DIODE
 
 
-@dataclass(frozen=True)
-class TapReply(Reply):
+class TapReply(Reply, frozen=True):
     presented: str
 
 
-@dataclass(frozen=True)
-class SimTapRequest(Request[TapReply]):
+class SimTapRequest(Request[TapReply], frozen=True):
     """A card with this UID (hex) on the simulated reader for ``hold_s``."""
 
     method: ClassVar[Method] = Method.SIM_TAP
@@ -513,94 +480,77 @@ class SimTapRequest(Request[TapReply]):
     hold_s: float = 0.3
 
 
-@dataclass(frozen=True)
-class RcmSwitchReply(Reply):
+class RcmSwitchReply(Reply, frozen=True):
     rcm: str  # trip, clear
 
 
-@dataclass(frozen=True)
-class SimRcdTripRequest(Request[RcmSwitchReply]):
+class SimRcdTripRequest(Request[RcmSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_RCD_TRIP
 
 
-@dataclass(frozen=True)
-class SimRcdClearRequest(Request[RcmSwitchReply]):
+class SimRcdClearRequest(Request[RcmSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_RCD_CLEAR
 
 
-@dataclass(frozen=True)
-class EmergencyStopSwitchReply(Reply):
+class EmergencyStopSwitchReply(Reply, frozen=True):
     emergency_stop: str  # press, release
 
 
-@dataclass(frozen=True)
-class SimEstopPressRequest(Request[EmergencyStopSwitchReply]):
+class SimEstopPressRequest(Request[EmergencyStopSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_ESTOP_PRESS
 
 
-@dataclass(frozen=True)
-class SimEstopReleaseRequest(Request[EmergencyStopSwitchReply]):
+class SimEstopReleaseRequest(Request[EmergencyStopSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_ESTOP_RELEASE
 
 
-@dataclass(frozen=True)
-class ContactorSimReply(Reply):
+class ContactorSimReply(Reply, frozen=True):
     connector: int
     contactor: str  # weld, repair, fail_to_close
 
 
-@dataclass(frozen=True)
-class SimWeldRequest(OnConnector, Request[ContactorSimReply]):
+class SimWeldRequest(OnConnector, Request[ContactorSimReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_WELD
 
 
-@dataclass(frozen=True)
-class SimRepairRequest(OnConnector, Request[ContactorSimReply]):
+class SimRepairRequest(OnConnector, Request[ContactorSimReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_REPAIR
 
 
-@dataclass(frozen=True)
-class SimFailToCloseRequest(OnConnector, Request[ContactorSimReply]):
+class SimFailToCloseRequest(OnConnector, Request[ContactorSimReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_FAIL_TO_CLOSE
 
 
-@dataclass(frozen=True)
-class TemperatureReply(Reply):
+class TemperatureReply(Reply, frozen=True):
     connector: int
     celsius: float
 
 
-@dataclass(frozen=True)
-class SimTemperatureRequest(Request[TemperatureReply]):
+class SimTemperatureRequest(Request[TemperatureReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_TEMPERATURE
 
     celsius: float
     connector: int = 1
 
 
-@dataclass(frozen=True)
-class ReaderSwitchReply(Reply):
+class ReaderSwitchReply(Reply, frozen=True):
     reader: str  # unplug, replug
 
 
-@dataclass(frozen=True)
-class SimReaderUnplugRequest(Request[ReaderSwitchReply]):
+class SimReaderUnplugRequest(Request[ReaderSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_READER_UNPLUG
 
 
-@dataclass(frozen=True)
-class SimReaderReplugRequest(Request[ReaderSwitchReply]):
+class SimReaderReplugRequest(Request[ReaderSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_READER_REPLUG
 
 
-@dataclass(frozen=True)
-class OverdrawReply(Reply):
+class OverdrawReply(Reply, frozen=True):
     connector: int
     overdraw_a: float
 
 
-@dataclass(frozen=True)
-class SimOverdrawRequest(Request[OverdrawReply]):
+class SimOverdrawRequest(Request[OverdrawReply], frozen=True):
     """The vehicle draws ``amps`` more than the pilot offers (0 to stop)."""
 
     method: ClassVar[Method] = Method.SIM_OVERDRAW
@@ -639,23 +589,6 @@ def reply_type(request_type: type[Request[Any]]) -> Any:
     return REPLY_TYPES[request_type.method]
 
 
-_adapters: dict[Any, TypeAdapter[Any]] = {}
-
-
-def _adapter(data_type: Any) -> TypeAdapter[Any]:
-    """The (cached) TypeAdapter of a request or reply type."""
-    adapter = _adapters.get(data_type)
-    if adapter is None:
-        adapter = _adapters[data_type] = TypeAdapter(data_type)
-    return adapter
-
-
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        (".".join(str(part) for part in problem["loc"]) + ": " if problem["loc"] else "")
-        + problem["msg"] for problem in error.errors())
-
-
 def decode_request(method: str, params: Mapping[str, object]) -> Request[Any]:
     """A request from the wire: :class:`ControlError` -32601 for an unknown method, -32602
     (naming each bad param) for params its request type does not accept."""
@@ -663,27 +596,24 @@ def decode_request(method: str, params: Mapping[str, object]) -> Request[Any]:
         request_type = REQUEST_TYPES[Method(method)]
     except ValueError:
         raise ControlError(METHOD_NOT_FOUND, f"unknown method {method!r}") from None
-    # Strict JSON validation: no "1" for an integer, no true for a number, no 1.5 for a count.
+    # Strict: no "1" for an integer, no true for a number, no 1.5 for a count.
     try:
-        return typing.cast(Request[Any], _adapter(request_type).validate_json(
-            json.dumps(dict(params)), strict=True))
-    except ValidationError as exc:
-        raise InvalidParams(f"{method}: {_problems(exc)}") from None
+        return convert(dict(params), request_type)
+    except Invalid as exc:
+        raise InvalidParams(f"{method}: {exc}") from None
 
 
 def request_params(request: Request[Any]) -> dict[str, Any]:
     """A request's params as JSON values."""
-    params = _adapter(type(request)).dump_python(request, mode="json")
+    params = msgspec.to_builtins(request)
     assert isinstance(params, dict)
     return params
 
 
 def encode_reply(request_type: type[Request[Any]], reply: object) -> Any:
-    """A handler's reply as JSON values (``OMIT_WHEN_NONE`` fields left out while None)."""
-    omitted = {name for name in getattr(reply, "OMIT_WHEN_NONE", ())
-               if getattr(reply, name) is None}
-    return _adapter(reply_type(request_type)).dump_python(
-        reply, mode="json", exclude=omitted or None)
+    """A handler's reply as JSON values (a reply type with ``omit_defaults`` leaves its
+    optional fields out while None)."""
+    return msgspec.to_builtins(reply)
 
 
 class BadReply(ControlError):
@@ -697,7 +627,6 @@ class BadReply(ControlError):
 def decode_reply(request_type: type[Request[ReplyT]], result: object) -> ReplyT:
     """The typed reply from a ``result`` on the wire; :class:`BadReply` if it does not fit."""
     try:
-        return typing.cast(ReplyT, _adapter(reply_type(request_type)).validate_python(result))
-    except ValidationError as exc:
-        raise BadReply(request_type.method, result, _problems(exc)) from None
-
+        return typing.cast(ReplyT, convert(result, reply_type(request_type)))
+    except Invalid as exc:
+        raise BadReply(request_type.method, result, str(exc)) from None

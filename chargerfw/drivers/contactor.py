@@ -9,26 +9,18 @@ interlock is released, so a late ``close()`` from the station cannot undo a safe
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chargerfw.drivers.gpio import PinFactory, Pull, monotonic
+from chargerfw.drivers.types import ContactorFeedback
 from chargerfw.logs import get_logger
 
 if TYPE_CHECKING:
     from chargerfw.config import ContactorSection
 
 log = get_logger(__name__)
-
-
-class ContactorFeedback(enum.StrEnum):
-    OK = "ok"  # the mirror contact agrees with the command
-    PENDING = "pending"  # disagrees, but the last command is younger than the timeout
-    WELDED = "welded"  # closed while commanded open
-    FAILED_TO_CLOSE = "failed_to_close"  # open while commanded closed
-    NO_FEEDBACK = "no_feedback"  # no mirror contact configured
 
 
 class ContactorInterlockedError(RuntimeError):

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import threading
 from typing import TYPE_CHECKING
 
 from chargerfw.drivers.gpio import PinFactory, Pull
+from chargerfw.drivers.types import LockResult
 from chargerfw.logs import get_logger
 
 if TYPE_CHECKING:
     from chargerfw.config import LockSection
 
 log = get_logger(__name__)
-
-
-class LockResult(enum.StrEnum):
-    LOCKED = "locked"
-    UNLOCKED = "unlocked"
-    FAILED = "failed"  # the feedback did not follow within the timeout
 
 
 class ConnectorLock:

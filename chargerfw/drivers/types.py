@@ -83,9 +83,31 @@ class PilotState(enum.StrEnum):
     DIODE_FAULT = "diode_fault"  # low half of the PWM not at -12 V
 
 
+# The states in which a vehicle is plugged in.
+PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
+
+
 class PilotMode(enum.StrEnum):
     """What the EVSE puts on the control pilot."""
 
     STANDBY = "standby"  # +12 V steady (states A1/B1): no current offered
     PWM = "pwm"  # 1 kHz PWM: the duty offers a current
     STATE_F = "state_f"  # -12 V steady: EVSE not available
+
+
+class ContactorFeedback(enum.StrEnum):
+    """What a contactor's mirror contact says about the last command."""
+
+    OK = "ok"  # the mirror contact agrees with the command
+    PENDING = "pending"  # disagrees, but the last command is younger than the timeout
+    WELDED = "welded"  # closed while commanded open
+    FAILED_TO_CLOSE = "failed_to_close"  # open while commanded closed
+    NO_FEEDBACK = "no_feedback"  # no mirror contact configured
+
+
+class LockResult(enum.StrEnum):
+    """How a lock or unlock command ended."""
+
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+    FAILED = "failed"  # the feedback did not follow within the timeout

@@ -12,13 +12,13 @@ reconnect with the new password right after the reply).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.logs import get_logger
+from chargerfw.station.enums import ChangeStatus
 
 log = get_logger(__name__)
 
@@ -27,13 +27,6 @@ class ConfigStore(Protocol):
     def config_get(self, key: str) -> str | None: ...
     def config_all(self) -> dict[str, str]: ...
     def config_set(self, key: str, value: str) -> None: ...
-
-
-class ChangeStatus(enum.StrEnum):
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
-    REBOOT_REQUIRED = "RebootRequired"
-    NOT_SUPPORTED = "NotSupported"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from chargerfw.control.api import (
     FaultsReply,
     FaultsRequest,
     InvalidParams,
+    LinkStatus,
     MeterSampleReply,
     MeterSampleRequest,
     Method,
@@ -50,7 +51,6 @@ from chargerfw.control.api import (
 from chargerfw.control.server import Handler
 from chargerfw.drivers.types import TagEvent
 from chargerfw.ocpp.config_keys import ChangeStatus
-from chargerfw.ocpp.connection import LinkHealth
 from chargerfw.runtime.hwtests import HardwareTests
 from chargerfw.station.enums import STATION
 from chargerfw.station.technician import STILL_PRESENT, clear_refusal, condition_refusal
@@ -112,7 +112,7 @@ class ControlHandlers:
                 url=rt.config.ocpp.url if rt.config.ocpp else None,
                 online=snapshot["online"],
                 registration=snapshot["registration"],
-                link=LinkHealth(**snapshot["link"]),
+                link=LinkStatus(**snapshot["link"]),
                 clock_offset_s=snapshot["clock_offset_s"],
             ),
             outbox=OutboxStatus(snapshot["outbox_pending"], snapshot["outbox_dead"]),

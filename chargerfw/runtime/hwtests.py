@@ -8,10 +8,11 @@ and status are restored after.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
+
+import msgspec
 
 from chargerfw.control.api import (
     ContactorTestReply,
@@ -38,8 +39,7 @@ from chargerfw.control.server import Handler
 from chargerfw.drivers.contactor import Contactor, ContactorFeedback
 from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.runtime.connector import ConnectorController
-from chargerfw.station.connector import TxPhase
-from chargerfw.station.enums import STATION
+from chargerfw.station.enums import STATION, TxPhase
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import FaultChanged, SafetySupervisor
 from chargerfw.station.technician import ConnectorView, HardwareTest, hardware_test_refusal
@@ -164,8 +164,8 @@ class HardwareTests:
         elif (FaultKind.CONTACTOR_FAILED_TO_CLOSE in raised
               and verdict is ContactorVerdict.OK):
             verdict = ContactorVerdict.FAILED_TO_CLOSE
-        return dataclasses.replace(result, result=verdict, faults_raised=raised,
-                                   passed=verdict is ContactorVerdict.OK and not raised)
+        return msgspec.structs.replace(result, result=verdict, faults_raised=raised,
+                                       passed=verdict is ContactorVerdict.OK and not raised)
 
     async def test_rcd(self, request: RcdTestRequest) -> RcdTestReply:
         """Pulse the RCM test output with every connector paused; the trip is seen and clears."""
@@ -180,8 +180,8 @@ class HardwareTests:
         result, raised = await self._run_test(HardwareTest.RCD, controllers, STATION,
                                               lambda: run_rcd_test(board))
         unexpected = set(raised) - {FaultKind.RCD_TRIP}
-        return dataclasses.replace(result, faults_raised=raised,
-                                   passed=result.passed and not unexpected)
+        return msgspec.structs.replace(result, faults_raised=raised,
+                                       passed=result.passed and not unexpected)
 
     async def test_pilot(self, request: PilotTestRequest) -> PilotTestReply:
         """Standby, 6/16/32 A PWM (capped at the connector's rating) and state F, each read
@@ -191,7 +191,7 @@ class HardwareTests:
         devices, max_a = self._rt.board.connectors[controller.id], controller.section.max_current_a
         result, raised = await self._run_test(HardwareTest.PILOT, [controller], controller.id,
                                               lambda: run_pilot_test(devices, max_a))
-        return dataclasses.replace(result, faults_raised=raised)
+        return msgspec.structs.replace(result, faults_raised=raised)
 
     async def test_lock(self, request: LockTestRequest) -> LockTestReply:
         """Lock, then unlock, each confirmed by the feedback switch if there is one."""
@@ -202,7 +202,7 @@ class HardwareTests:
         devices = self._rt.board.connectors[controller.id]
         result, raised = await self._run_test(HardwareTest.LOCK, [controller], controller.id,
                                               lambda: run_lock_test(devices))
-        return dataclasses.replace(result, faults_raised=raised)
+        return msgspec.structs.replace(result, faults_raised=raised)
 
 
 class _SupervisedTestContactor:

@@ -268,9 +268,12 @@ class StationRuntime:
             controller.apply_pilot(out.pilot)  # standby, or F when Inoperative
             client.set_status(controller.id, out.status.value, out.error_code.value,
                               vendor_error_code=out.vendor_error_code)
+        # The backend link starts first: its BootNotification does not wait for the meters'
+        # first polls (each task starts at the next await, in this order).
+        self._spawn(client.run(), "ocpp-client")
+        for controller in core.controllers.values():
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")
-        self._spawn(client.run(), "ocpp-client")
         if isinstance(parts.safety, SafetyLink):
             self._spawn(parts.safety.heartbeat_forever(), "safety-heartbeat")
         if self.control_socket is not None:

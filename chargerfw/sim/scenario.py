@@ -1,6 +1,6 @@
 """Scenario files for ``chargerfw sim fleet``: what each simulated charger does, step by step.
 
-A scenario is TOML, validated with pydantic; every error names the key and the step number
+A scenario is TOML, validated with msgspec; every error names the key and the step number
 (``step[3] (charge).power_w: ...``), in the style of the station config::
 
     name = "basic-session"
@@ -37,159 +37,139 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+import msgspec
+from msgspec import Meta
 
 from chargerfw.drivers.readers.base import id_tag_to_uid
-from chargerfw.tomlfile import TomlFileError, error_location, error_message, read_toml
+from chargerfw.tomlfile import TomlFileError, read_toml
+from chargerfw.validation import FieldError, Invalid, Problem, convert
 
 DEFAULT_TIMEOUT_S = 30.0
 FaultName = Literal["rcd", "estop", "overtemp", "weld", "overcurrent"]
 TapExpectation = Literal["auto", "start", "stop", "rejected", "any"]
+Timeout = Annotated[float, Meta(gt=0, le=3600)]
+LongTimeout = Annotated[float, Meta(gt=0, le=86400)]
+Duration = Annotated[float, Meta(ge=0, le=86400)]
 
 
 class ScenarioError(TomlFileError):
     """A scenario that cannot be run; the message names each bad key and step."""
 
 
-class _Step(BaseModel):
-    # Unknown keys are typos until proven otherwise.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Unknown keys are typos until proven otherwise. The step's kind is its ``action`` key.
+class _Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+            tag_field="action"):
+    @property
+    def action(self) -> str:
+        return str(self.__struct_config__.tag)
 
 
-class PlugIn(_Step):
+class PlugIn(_Step, frozen=True, kw_only=True, tag="plug_in"):
     """The vehicle plugs in (pilot state B)."""
 
-    action: Literal["plug_in"]
 
-
-class Tap(_Step):
+class Tap(_Step, frozen=True, kw_only=True, tag="tap"):
     """A card on the reader. ``expect``: ``auto`` = a session starts if none runs, else the
     running one stops; ``rejected`` = the station refuses the card; ``any`` = not checked."""
 
-    action: Literal["tap"]
-    uid: str | None = Field(default=None, description="hex UID; default: the charger's own card")
+    uid: str | None = None  # hex; default: the charger's own card
     expect: TapExpectation = "auto"
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=3600)
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
 
-    @field_validator("uid")
-    @classmethod
-    def _uid_is_hex(cls, value: str | None) -> str | None:
-        if value is not None:
-            id_tag_to_uid(value)  # raises ValueError with the reason
-            return value.replace(":", "").replace(" ", "").replace("-", "").upper()
-        return value
+    def __post_init__(self) -> None:
+        if self.uid is not None:
+            try:
+                id_tag_to_uid(self.uid)  # raises ValueError with the reason
+            except ValueError as exc:
+                raise FieldError("uid", str(exc)) from None
+            uid = self.uid.replace(":", "").replace(" ", "").replace("-", "").upper()
+            msgspec.structs.force_setattr(self, "uid", uid)
 
 
-class Charge(_Step):
+class Charge(_Step, frozen=True, kw_only=True, tag="charge"):
     """The vehicle asks for energy (state C) and draws ``power_w`` (total) or ``current_a``
     (per phase), capped by what the station offers. The step starts when power flows and
     lasts ``duration_s``; the vehicle goes on drawing until suspend, tap, unplug or a fault."""
 
-    action: Literal["charge"]
-    duration_s: float = Field(ge=0, le=86400)
-    power_w: float | None = Field(default=None, gt=0, le=100_000)
-    current_a: float | None = Field(default=None, gt=0, le=80)
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=3600)
+    duration_s: Duration
+    power_w: Annotated[float, Meta(gt=0, le=100_000)] | None = None
+    current_a: Annotated[float, Meta(gt=0, le=80)] | None = None
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
 
-    @model_validator(mode="after")
-    def _one_of_power_or_current(self) -> Charge:
+    def __post_init__(self) -> None:
         if (self.power_w is None) == (self.current_a is None):
             raise ValueError("give exactly one of power_w or current_a")
-        return self
 
 
-class Suspend(_Step):
+class Suspend(_Step, frozen=True, kw_only=True, tag="suspend"):
     """The vehicle stops drawing (state B: SuspendedEV); the session goes on."""
 
-    action: Literal["suspend"]
 
-
-class Resume(_Step):
+class Resume(_Step, frozen=True, kw_only=True, tag="resume"):
     """The vehicle draws again at the power of its last charge step."""
 
-    action: Literal["resume"]
 
-
-class Fault(_Step):
+class Fault(_Step, frozen=True, kw_only=True, tag="fault"):
     """Inject a fault and wait until the backend is told (status Faulted). ``clear_after_s``:
     remove its cause after that long (a technician clears the latched kinds); ``weld`` and
     ``overcurrent`` clear for good only when the vehicle unplugs (or, for weld, by the
     technician after the repair)."""
 
-    action: Literal["fault"]
     kind: FaultName
-    clear_after_s: float | None = Field(default=None, ge=0, le=86400)
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=3600)
+    clear_after_s: Duration | None = None
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
 
 
-class Wait(_Step):
-    action: Literal["wait"]
-    duration_s: float = Field(ge=0, le=86400)
+class Wait(_Step, frozen=True, kw_only=True, tag="wait"):
+    duration_s: Duration
 
 
-class Unplug(_Step):
+class Unplug(_Step, frozen=True, kw_only=True, tag="unplug"):
     """The vehicle unplugs (a running session ends with EVDisconnected)."""
 
-    action: Literal["unplug"]
 
-
-class AwaitRemoteStart(_Step):
+class AwaitRemoteStart(_Step, frozen=True, kw_only=True, tag="await_remote_start"):
     """Wait until a session runs that this charger did not start from a step (the backend's
     RemoteStartTransaction)."""
 
-    action: Literal["await_remote_start"]
-    timeout_s: float = Field(default=60.0, gt=0, le=86400)
+    timeout_s: LongTimeout = 60.0
 
 
-class AwaitRemoteStop(_Step):
+class AwaitRemoteStop(_Step, frozen=True, kw_only=True, tag="await_remote_stop"):
     """Wait until the running session ends (the backend's RemoteStopTransaction)."""
 
-    action: Literal["await_remote_stop"]
-    timeout_s: float = Field(default=60.0, gt=0, le=86400)
+    timeout_s: LongTimeout = 60.0
 
 
-Step = Annotated[
-    PlugIn | Tap | Charge | Suspend | Resume | Fault | Wait | Unplug | AwaitRemoteStart
-    | AwaitRemoteStop,
-    Field(discriminator="action"),
-]
+Step = (PlugIn | Tap | Charge | Suspend | Resume | Fault | Wait | Unplug | AwaitRemoteStart
+        | AwaitRemoteStop)
 ACTIONS = ("plug_in", "tap", "charge", "suspend", "resume", "fault", "wait", "unplug",
            "await_remote_start", "await_remote_stop")
 
 
-class Scenario(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(default="scenario", min_length=1, max_length=100)
+class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)] = "scenario"
     description: str = ""
-    repeat: int = Field(default=1, ge=1, le=100_000)
-    stagger_s: float = Field(default=0.2, ge=0, le=3600)
-    pause_s: float = Field(default=0.0, ge=0, le=86400)
-    step: list[Step] = Field(min_length=1)
+    repeat: Annotated[int, Meta(ge=1, le=100_000)] = 1
+    stagger_s: Annotated[float, Meta(ge=0, le=3600)] = 0.2
+    pause_s: Duration = 0.0
+    step: Annotated[list[Step], Meta(min_length=1)]
 
 
-def _problem(err: ErrorDetails, data: dict[str, Any]) -> str:
-    loc = error_location(err)
-    key = ""
+def _problem(problem: Problem, data: dict[str, Any]) -> str:
+    loc = problem.loc
     if loc and loc[0] == "step" and len(loc) > 1 and isinstance(loc[1], int):
         index = loc[1]
         raw_steps = data.get("step")
         raw = raw_steps[index] if isinstance(raw_steps, list) and index < len(raw_steps) else None
         action = raw.get("action") if isinstance(raw, dict) else None
-        rest = [str(p) for p in loc[2:] if p != action]  # drop the union tag from the path
-        key = f"step[{index + 1}]" + (f" ({action})" if isinstance(action, str) else "")
-        key += ("." + ".".join(rest)) if rest else ""
+        key = f"step[{index + 1}]"
+        if action in ACTIONS:  # else the problem is the action itself
+            key += f" ({action})"
+        key += "".join(f".{part}" for part in loc[2:])
     else:
         key = ".".join(str(p) for p in loc) or "(top level)"
-    message = error_message(err)
-    if err["type"] == "union_tag_invalid":
-        message = f"unknown action {err['input'].get('action')!r}; known: {', '.join(ACTIONS)}"
-        key = key.split(" (")[0] + ".action"
-    elif err["type"] == "union_tag_not_found":
-        message = f"required key is missing (one of: {', '.join(ACTIONS)})"
-        key += ".action"
-    return f"{key}: {message}"
+    return f"{key}: {problem.message}"
 
 
 def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
@@ -197,9 +177,9 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     if "step" in data and isinstance(data["step"], dict):
         data = {**data, "step": [data["step"]]}  # one [step] table: a list of one
     try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ScenarioError(source, [_problem(e, data) for e in exc.errors()]) from None
+        return convert(data, Scenario, strict=False)
+    except Invalid as exc:
+        raise ScenarioError(source, [_problem(p, data) for p in exc.problems]) from None
 
 
 def load_scenario(path: Path | str) -> Scenario:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from chargerfw.config import StationConfig
 from chargerfw.control.api import (
     ConnectorStatus,
@@ -98,10 +100,10 @@ def register_sim_station(store: Any, station: StationConfig) -> bool:
 def with_backend_url(config: StationConfig, url: str) -> StationConfig:
     """The config pointed at another CSMS (its security profile and password kept)."""
     assert config.ocpp is not None
-    ocpp = config.ocpp.model_copy(update={"url": url.rstrip("/")})
-    if url.startswith("ws://") and ocpp.security_profile == 2:
+    if url.startswith("ws://") and config.ocpp.security_profile == 2:
         raise ValueError("security profile 2 needs a wss:// CSMS URL")
-    return config.model_copy(update={"ocpp": ocpp})
+    ocpp = msgspec.structs.replace(config.ocpp, url=url.rstrip("/"))
+    return msgspec.structs.replace(config, ocpp=ocpp)
 
 
 async def run_demo(runtime: StationRuntime, echo: Echo, tag: str = DEMO_TAG,

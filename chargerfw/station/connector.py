@@ -40,7 +40,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from chargerfw.drivers.types import PilotMode, PilotState
+from chargerfw.drivers.types import PLUGGED, PilotMode, PilotState
 from chargerfw.station.enums import (
     AuthorizationStatus,
     Availability,
@@ -49,20 +49,12 @@ from chargerfw.station.enums import (
     ChargePointStatus,
     ReservationStatus,
     StopReason,
+    TxPhase,
 )
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind, most_important
 
 # IEC 61851-1: the lowest current a PWM duty can offer; below it energy is suspended.
 MIN_PWM_CURRENT_A = 6.0
-
-PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
-
-
-class TxPhase(enum.StrEnum):
-    IDLE = "idle"  # no authorization, no transaction
-    AUTHORIZED = "authorized"  # a tag was accepted, waiting for the vehicle
-    RUNNING = "running"  # StartTransaction issued
-    FINISHED = "finished"  # StopTransaction issued, cable still plugged in
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""OCPP 1.6 value sets the station core speaks, spelled exactly as on the wire.
+"""OCPP 1.6 value sets the station core speaks, spelled exactly as on the wire, and the
+connector's transaction phase (:class:`TxPhase`), which the control API shows.
 
 OCPP 1.6 types ChargePointErrorCode, ChargePointStatus, AuthorizationStatus, Reason,
-AvailabilityType, AvailabilityStatus and ReservationStatus. They are our own StrEnums, not ``ocpp.v16.enums``, so
+AvailabilityType, AvailabilityStatus, ConfigurationStatus and ReservationStatus. They are our own StrEnums, not ``ocpp.v16.enums``, so
 that the station layer does not depend on a wire library (layers point down: drivers <- station
 <- ocpp) and an OCPP 2.0.1 adapter can map them too; a test checks that every spelling equals
 the ``ocpp`` library's. Being StrEnums, they go onto the wire as they are.
@@ -82,6 +83,25 @@ class AvailabilityChange(enum.StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
     SCHEDULED = "Scheduled"
+
+
+class ChangeStatus(enum.StrEnum):
+    """OCPP 1.6 ConfigurationStatus: the answer to ChangeConfiguration (and to the technician's
+    key changes)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    REBOOT_REQUIRED = "RebootRequired"
+    NOT_SUPPORTED = "NotSupported"
+
+
+class TxPhase(enum.StrEnum):
+    """Where a connector's transaction stands (the station's own, not an OCPP value set)."""
+
+    IDLE = "idle"  # no authorization, no transaction
+    AUTHORIZED = "authorized"  # a tag was accepted, waiting for the vehicle
+    RUNNING = "running"  # StartTransaction issued
+    FINISHED = "finished"  # StopTransaction issued, cable still plugged in
 
 
 class ReservationStatus(enum.StrEnum):

@@ -13,8 +13,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chargerfw.drivers.types import PilotState
-from chargerfw.station.connector import PLUGGED
+from chargerfw.drivers.types import PLUGGED, PilotState
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, FaultKind, may_clear
 
 

@@ -1,7 +1,8 @@
 """What the light commands load, a cheap guard for their start-up time (bench/startup.py prints
-the figures): `chargerfw --help` and `chargerfw status` (through the service, and directly with
-it stopped) run in a fresh interpreter that reports the modules it imported. And every command
-of the lazy group loads, with the help line `chargerfw --help` shows for it."""
+the figures): `chargerfw --help`, `chargerfw status` (through the service, and directly with
+it stopped) and the start of `chargerfw run` run in a fresh interpreter that reports the modules
+it imported. And every command of the lazy group loads, with the help line `chargerfw --help`
+shows for it."""
 
 from __future__ import annotations
 
@@ -12,30 +13,32 @@ from pathlib import Path
 
 import click
 import pytest
-from diag_support import FakeService, status_result
+from diag_support import FakeService, status_result, write_station
 
 from chargerfw.cli import COMMANDS, main
 from chargerfw.control.api import Method
 
 pytestmark = pytest.mark.timeout(60)
 
-# Runs the console script's `main` and writes every module it imported, one a line, to the
+# Runs what the console script runs and writes every module it imported, one a line, to the
 # file named by $MODULES_OUT (after the command, which ends with SystemExit).
 DRIVER = """\
 import os, sys
-from chargerfw.cli import main
+from chargerfw.cli import console
 try:
-    main(sys.argv[1:], prog_name="chargerfw")
+    console(sys.argv[1:])
 finally:
     with open(os.environ["MODULES_OUT"], "w") as out:
         out.write("\\n".join(sorted(sys.modules)))
 """
 
-# Never needed by a technician's light command: the backend, the OCPP library and its schema
-# validator, the Modbus library, the station runtime and simulators, the dev-only renderer.
-NEVER_LIGHT = ("fastapi", "sqlalchemy", "alembic", "uvicorn", "pymodbus", "ocpp", "jsonschema",
-               "websockets", "rich", "aiohttp", "chargerfw.csms", "chargerfw.runtime",
-               "chargerfw.sim", "chargerfw.drivers.meter", "chargerfw.drivers.readers")
+# Never needed by a technician's light command: the backend and its pydantic models, the OCPP
+# library and its schema validator, the Modbus library, the station runtime and simulators, the
+# dev-only renderer.
+NEVER_LIGHT = ("fastapi", "sqlalchemy", "alembic", "uvicorn", "pydantic", "pymodbus", "ocpp",
+               "jsonschema", "websockets", "rich", "aiohttp", "chargerfw.csms",
+               "chargerfw.runtime", "chargerfw.sim", "chargerfw.drivers.meter",
+               "chargerfw.drivers.readers")
 
 
 def imported(modules: set[str], package: str) -> bool:
@@ -54,11 +57,13 @@ def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tu
 def test_help_imports_no_command_module(tmp_path):
     code, modules = run_cli(tmp_path, "--help")
     assert code == 0
-    loaded = [name for name in (*NEVER_LIGHT, "pydantic", "structlog", "asyncio",
+    loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio",
                                 "chargerfw.control", "chargerfw.store", "chargerfw.config.station")
               if imported(modules, name)]
     assert loaded == []
-    assert [name for name in modules if name.startswith("chargerfw.cli.")] == []
+    # The click group, and the check for the service's own command line; no command module.
+    assert sorted(name for name in modules if name.startswith("chargerfw.cli.")) == [
+        "chargerfw.cli.group", "chargerfw.cli.service"]
 
 
 def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path, station,
@@ -80,6 +85,14 @@ def test_status_with_the_service_stopped_reads_config_and_store_only(tmp_path, s
               if imported(modules, name)]
     assert loaded == []
     assert imported(modules, "chargerfw.config.station")
+
+
+def test_the_service_starts_without_click(tmp_path):
+    config = write_station(tmp_path, edit=lambda document: document.remove("ocpp"))
+    code, modules = run_cli(tmp_path, "--log-level", "INFO", "run", "--config", str(config))
+    assert code == 2  # no [ocpp] section: it cannot run, once the config is read
+    assert imported(modules, "chargerfw.config.station")
+    assert not imported(modules, "click")
 
 
 def test_every_listed_command_loads_with_its_help_line():

@@ -68,7 +68,7 @@ def test_config_set_station_file_keeps_backup_and_refuses_invalid(station):
     assert tomllib.loads(after)["connector"][0]["max_current_a"] == 16
     assert "# A whole station on simulated hardware" in after  # comments kept
     bad = invoke("config", "set", "connector[1].max_current_a", "99", "-c", station)
-    assert bad.exit_code == 1 and "less than or equal to 80" in bad.stderr
+    assert bad.exit_code == 1 and "max_current_a: Expected `float` <= 80.0" in bad.stderr
     assert path.read_text() == after  # nothing written
     typo = invoke("config", "set", "ocpp.url", "http://nope", "-c", station)
     assert typo.exit_code == 1 and "ws://" in typo.stderr

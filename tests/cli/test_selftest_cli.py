@@ -4,12 +4,12 @@ socket); its pure checks; and the hardware lock across processes."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from diag_support import (
     FakeService,
@@ -159,7 +159,7 @@ def test_selftest_with_the_service_running(tmp_path, runtime_dir, monkeypatch):
     assert checks["meter 1"]["status"] == "pass" and "12.345 kWh" in checks["meter 1"]["detail"]
     assert checks["backend reachable"]["status"] == "pass"
     assert checks["clock"]["status"] == "pass" and "against the backend" in checks["clock"]["detail"]
-    stale = dataclasses.replace(METER, age_s=120.0)
+    stale = msgspec.structs.replace(METER, age_s=120.0)
     with FakeService(socket, {Method.STATUS: lambda r: status_result(meter=stale)}):
         old = invoke("selftest", "-c", station, "--json")
     assert old.exit_code == 1

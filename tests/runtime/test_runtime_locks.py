@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 from ocpp_testcsms import TestCsms
 from runtime_helpers import ctl, dump_toml, running_station, sim_station_config
@@ -57,7 +58,7 @@ async def test_run_on_pi_holds_the_hardware_lock_for_its_whole_life(
         tmp_path, runtime_dir, monkeypatch):
     # No Pi here: the board is the simulated one, everything else runs as on a Pi.
     monkeypatch.setattr(assembly_module, "build_board",
-                        lambda config: build_board(config.model_copy(update={"hardware": "sim"})))
+                        lambda config: build_board(msgspec.structs.replace(config, hardware="sim")))
     async with TestCsms() as csms:
         path, _ = sim_station_config(tmp_path, csms.url)
         pi = pi_config(path)

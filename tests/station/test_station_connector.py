@@ -50,6 +50,7 @@ from chargerfw.station.enums import (
     AuthorizationStatus,
     Availability,
     AvailabilityChange,
+    ChangeStatus,
     ChargePointErrorCode,
     ChargePointStatus,
     StopReason,
@@ -542,6 +543,7 @@ def test_step_is_pure():
         (StopReason, ocpp_enums.Reason),
         (Availability, ocpp_enums.AvailabilityType),
         (AvailabilityChange, ocpp_enums.AvailabilityStatus),
+        (ChangeStatus, ocpp_enums.ConfigurationStatus),
     ],
 )
 def test_enum_spellings_match_the_ocpp_library(ours, theirs):

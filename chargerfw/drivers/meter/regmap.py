@@ -40,12 +40,14 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import msgspec
+from msgspec import Meta
 
 from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, dotted_key, read_toml, validation_problems
+from chargerfw.validation import FieldError, Invalid, convert
 
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function codes 3 and 4
 
@@ -133,21 +135,21 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
 }
 
 FunctionCode = Literal[3, 4]
-Address = Annotated[int, Field(ge=0, le=0xFFFF)]
+Address = Annotated[int, Meta(ge=0, le=0xFFFF)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
 
 
-class SerialDefaults(_Strict):
-    baudrate: int = Field(gt=0)
+class SerialDefaults(_Strict, frozen=True, kw_only=True):
+    baudrate: Annotated[int, Meta(gt=0)]
     parity: Literal["N", "E", "O"]
     stopbits: Literal[1, 2]
-    unit_id: int = Field(ge=1, le=247)
+    unit_id: Annotated[int, Meta(ge=1, le=247)]
 
 
-class RegisterDefaults(_Strict):
+class RegisterDefaults(_Strict, frozen=True, kw_only=True):
     """Values every quantity inherits unless it sets its own."""
 
     function_code: FunctionCode | None = None
@@ -156,24 +158,21 @@ class RegisterDefaults(_Strict):
     nan_markers: tuple[int, ...] | None = None
 
 
-class QuantitySpec(_Strict):
+class QuantitySpec(_Strict, frozen=True, kw_only=True):
     function_code: FunctionCode
     address: Address
     data_type: DataType
     word_order: Literal["big", "little"] = "big"
-    scale: float = Field(default=1.0, description="raw value times scale is in `unit`")
+    scale: float = 1.0  # the raw value times scale is in `unit`
     unit: str
     # A separate int16 register holding a decade exponent: value = raw * 10**exponent.
     exponent_address: Address | None = None
     # Raw words (assembled in word order, read as unsigned) that mean "not available".
     nan_markers: tuple[int, ...] = ()
 
-    @field_validator("scale")
-    @classmethod
-    def _scale_not_zero(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("must not be 0")
-        return value
+    def __post_init__(self) -> None:
+        if self.scale == 0:
+            raise FieldError("scale", "must not be 0")
 
     @property
     def width(self) -> int:
@@ -189,21 +188,20 @@ class QuantitySpec(_Strict):
         return regs
 
 
-class MeterMap(_Strict):
-    name: str = Field(description="file stem; filled in by the loader")
-    vendor: str = Field(min_length=1)
-    model: str = Field(min_length=1)
+class MeterMap(_Strict, frozen=True, kw_only=True):
+    name: str  # the file stem; filled in by the loader
+    vendor: Annotated[str, Meta(min_length=1)]
+    model: Annotated[str, Meta(min_length=1)]
     description: str = ""
     phases: Literal[1, 3]
     serial: SerialDefaults
-    min_query_gap_ms: int = Field(default=0, ge=0, le=10_000,
-                                  description="the meter's minimum pause between queries")
-    max_read_gap: int = Field(default=0, ge=0, le=MAX_REGISTERS_PER_READ,
-                              description="unused registers the planner may read across")
+    # The meter's minimum pause between queries.
+    min_query_gap_ms: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    # Unused registers the planner may read across.
+    max_read_gap: Annotated[int, Meta(ge=0, le=MAX_REGISTERS_PER_READ)] = 0
     quantities: dict[Quantity, QuantitySpec]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MeterMap:
+    def __post_init__(self) -> None:
         problems: list[str] = []
         if Quantity.ENERGY_IMPORT not in self.quantities:
             problems.append("quantities.energy_import: required key is missing")
@@ -239,21 +237,20 @@ class MeterMap(_Strict):
                 owners[reg] = quantity
         if problems:
             raise ValueError("; ".join(problems))
-        return self
 
     def unit_factor(self, quantity: Quantity) -> float:
         return UNIT_FACTORS[_DIMENSION[quantity]][self.quantities[quantity].unit]
 
 
-def _apply_defaults(data: dict) -> dict:
+def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """Copy the ``[defaults]`` table into each quantity that does not set the key itself."""
     data = dict(data)
     defaults = data.pop("defaults", {})
     if not isinstance(defaults, dict):
         return {**data, "defaults": defaults}
     try:
-        RegisterDefaults.model_validate(defaults)
-    except ValidationError:
+        convert(defaults, RegisterDefaults, strict=False)
+    except Invalid:
         # Put it back so the model reports the bad key with its name.
         return {**data, "defaults": defaults}
     quantities = data.get("quantities")
@@ -267,13 +264,13 @@ def _apply_defaults(data: dict) -> dict:
     return data
 
 
-class _MapFile(MeterMap):
+class _MapFile(MeterMap, frozen=True, kw_only=True):
     """Only used to report a bad ``[defaults]`` table under its own key (it always fails)."""
 
     defaults: RegisterDefaults | None = None
 
 
-def parse_meter_map(data: dict, name: str, source: str | None = None) -> MeterMap:
+def parse_meter_map(data: dict[str, Any], name: str, source: str | None = None) -> MeterMap:
     """Validate an already-parsed map document; ``name`` is the model name (file stem)."""
     source = source or f"{name}.toml"
     if "name" in data:
@@ -281,8 +278,8 @@ def parse_meter_map(data: dict, name: str, source: str | None = None) -> MeterMa
     prepared = _apply_defaults(data)
     model = _MapFile if "defaults" in prepared else MeterMap
     try:
-        parsed = model.model_validate({**prepared, "name": name})
-    except ValidationError as exc:
+        parsed = convert({**prepared, "name": name}, model, strict=False)
+    except Invalid as exc:
         # Keys joined with dots (quantities.power_total.address); map-wide problems bare.
         raise MeterMapError(source, validation_problems(exc, data, key=dotted_key)) from None
     return parsed
@@ -297,14 +294,13 @@ def load_meter_map_file(path: Path | str) -> MeterMap:
 @lru_cache(maxsize=64)
 def load_meter_map(model: str) -> MeterMap:
     """The shipped map for ``model`` (a file stem in ``hw/meters``)."""
-    node = data_path("meters", f"{model}.toml")
-    if not node.is_file():
+    path = data_path("meters", f"{model}.toml")
+    if not path.is_file():
         from chargerfw.config import known_meter_models
 
         raise MeterMapError(f"{model}.toml", [
             f"unknown meter model {model!r}; known: {', '.join(known_meter_models())}"])
-    data_file = Path(str(node))
-    return load_meter_map_file(data_file)
+    return load_meter_map_file(path)
 
 
 def all_meter_maps() -> list[MeterMap]:

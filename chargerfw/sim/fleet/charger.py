@@ -36,7 +36,7 @@ from chargerfw.control.api import (
     SimWeldRequest,
     TransactionStatus,
 )
-from chargerfw.drivers.types import PilotState
+from chargerfw.drivers.types import PLUGGED, PilotState
 from chargerfw.logs import get_logger
 from chargerfw.runtime.station import RunOutcome, StationRuntime
 from chargerfw.sim.fleet.report import ChargerReport
@@ -56,7 +56,6 @@ from chargerfw.sim.scenario import (
     Wait,
     charger_uid,
 )
-from chargerfw.station.connector import PLUGGED
 from chargerfw.station.enums import STATION, ChargePointStatus
 from chargerfw.station.faults import FaultKind
 from chargerfw.station.safety import SafetySettings

@@ -24,25 +24,24 @@ from chargerfw.sim.scenario import (
 def random_session(rng: random.Random, profile: RandomProfile, max_power_w: float) -> list[Step]:
     """One plausible session: idle, plug in, tap, charge (maybe a pause), stop, unplug."""
     power = min(rng.choice(profile.powers_w), max_power_w)
-    steps: list[Step] = [Wait(action="wait", duration_s=round(rng.uniform(*profile.idle_s), 1)),
-                         PlugIn(action="plug_in"),
-                         Wait(action="wait",
-                              duration_s=round(rng.uniform(*profile.plug_to_tap_s), 1)),
-                         Tap(action="tap")]
+    steps: list[Step] = [Wait(duration_s=round(rng.uniform(*profile.idle_s), 1)),
+                         PlugIn(),
+                         Wait(duration_s=round(rng.uniform(*profile.plug_to_tap_s), 1)),
+                         Tap()]
     charge_s = rng.uniform(*profile.charge_s)
     if rng.random() < profile.suspend_probability:
         first = round(charge_s * rng.uniform(0.2, 0.8), 1)
-        steps += [Charge(action="charge", duration_s=first, power_w=power),
-                  Suspend(action="suspend"),
-                  Wait(action="wait", duration_s=round(rng.uniform(*profile.suspend_s), 1)),
-                  Resume(action="resume"),
-                  Wait(action="wait", duration_s=round(charge_s - first, 1))]
+        steps += [Charge(duration_s=first, power_w=power),
+                  Suspend(),
+                  Wait(duration_s=round(rng.uniform(*profile.suspend_s), 1)),
+                  Resume(),
+                  Wait(duration_s=round(charge_s - first, 1))]
     else:
-        steps.append(Charge(action="charge", duration_s=round(charge_s, 1), power_w=power))
+        steps.append(Charge(duration_s=round(charge_s, 1), power_w=power))
     if rng.random() >= profile.unplug_without_tap_probability:
-        steps += [Tap(action="tap"),
-                  Wait(action="wait", duration_s=round(rng.uniform(*profile.tap_to_unplug_s), 1))]
-    steps.append(Unplug(action="unplug"))
+        steps += [Tap(),
+                  Wait(duration_s=round(rng.uniform(*profile.tap_to_unplug_s), 1))]
+    steps.append(Unplug())
     return steps
 
 

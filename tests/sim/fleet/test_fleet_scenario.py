@@ -58,7 +58,7 @@ def test_defaults_and_name_from_file(tmp_path: Path) -> None:
 def test_wrong_value_names_step_number_action_and_key() -> None:
     found = problems({"step": [{"action": "plug_in"},
                                {"action": "charge", "duration_s": 10, "power_w": -5}]})
-    assert found == ["step[2] (charge).power_w: Input should be greater than 0"]
+    assert found == ["step[2] (charge).power_w: Expected `float` > 0.0"]
 
 
 def test_charge_needs_exactly_one_of_power_or_current() -> None:
@@ -88,15 +88,14 @@ def test_unknown_action_lists_the_known_ones() -> None:
 def test_fault_kind_and_uid_checked() -> None:
     found = problems({"step": [{"action": "fault", "kind": "lightning"},
                                {"action": "tap", "uid": "not-hex"}]})
-    assert found[0].startswith("step[1] (fault).kind: Input should be 'rcd', 'estop'")
+    assert found[0].startswith("step[1] (fault).kind: Expected one of 'rcd', 'estop'")
     assert found[1] == "step[2] (tap).uid: UID 'not-hex' is not hexadecimal"
 
 
 def test_top_level_values_and_empty_steps() -> None:
     assert problems({"repeat": 0, "step": [{"action": "plug_in"}]}) == [
-        "repeat: Input should be greater than or equal to 1"]
-    assert problems({"step": []}) == ["step: List should have at least 1 item after validation, "
-                                      "not 0"]
+        "repeat: Expected `int` >= 1"]
+    assert problems({"step": []}) == ["step: Expected `array` of length >= 1"]
     assert problems({}) == ["step: required key is missing"]
 
 
