@@ -20,8 +20,16 @@ if TYPE_CHECKING:
     from chargerfw.cli.group import config_option, main
     from chargerfw.config import StationConfig
 
-__all__ = ["COMMANDS", "CONFIG_ENV", "LOG_LEVELS", "LOG_LEVEL_ENV", "config_option", "console",
-           "load_config_or_exit", "main"]
+__all__ = [
+    "COMMANDS",
+    "CONFIG_ENV",
+    "LOG_LEVELS",
+    "LOG_LEVEL_ENV",
+    "config_option",
+    "console",
+    "load_config_or_exit",
+    "main",
+]
 
 # The environment variables and choices of the group's and the commands' shared options.
 CONFIG_ENV = "CHARGERFW_CONFIG"
@@ -31,35 +39,58 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # name -> ("module:attribute" of its click command or group, the one line `--help` shows);
 # tests/cli/test_cli_startup.py checks each line against the command's own help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("chargerfw.cli.config:config_group",
-               "Show, read, change and validate the station config and OCPP keys."),
-    "csms": ("chargerfw.cli.csms:csms",
-             "The companion backend: OCPP 1.6J central system with an OCPI 2.2.1 CPO API."),
-    "faults": ("chargerfw.cli.faults:faults_group",
-               "Fault history (time, code, connector, active or cleared); `faults clear` "
-               "acknowledges."),
+    "config": (
+        "chargerfw.cli.config:config_group",
+        "Show, read, change and validate the station config and OCPP keys.",
+    ),
+    "csms": (
+        "chargerfw.cli.csms:csms",
+        "The companion backend: OCPP 1.6J central system with an OCPI 2.2.1 CPO API.",
+    ),
+    "faults": (
+        "chargerfw.cli.faults:faults_group",
+        "Fault history (time, code, connector, active or cleared); `faults clear` acknowledges.",
+    ),
     "meter": ("chargerfw.cli.meter:meter_group", "Energy meter tools."),
-    "meters": ("chargerfw.cli.meter:meters_command",
-               "List the meter models (register maps in hw/meters)."),
+    "meters": (
+        "chargerfw.cli.meter:meters_command",
+        "List the meter models (register maps in hw/meters).",
+    ),
     "ocpp": ("chargerfw.cli.ocpp:ocpp_group", "OCPP link tools."),
-    "queue": ("chargerfw.cli.ocpp:queue_command",
-              "The outbox: transaction messages waiting for the backend (and dead ones)."),
+    "queue": (
+        "chargerfw.cli.ocpp:queue_command",
+        "The outbox: transaction messages waiting for the backend (and dead ones).",
+    ),
     "rfid": ("chargerfw.cli.rfid:rfid", "Token (RFID/NFC card) reader tools."),
-    "run": ("chargerfw.cli.run:run",
-            "Run the charge point: drivers, safety interlocks, charging logic and OCPP."),
-    "selftest": ("chargerfw.cli.selftest:selftest_command",
-                 "Check config, meter, reader, pins, contactor feedback, backend, clock and disk "
-                 "space; a pass/fail table, exit 1 if any check failed."),
+    "run": (
+        "chargerfw.cli.run:run",
+        "Run the charge point: drivers, safety interlocks, charging logic and OCPP.",
+    ),
+    "safety": (
+        "chargerfw.cli.safety:safety_group",
+        "The safety process: contactor coils, fault inputs, control pilot and lock.",
+    ),
+    "selftest": (
+        "chargerfw.cli.selftest:selftest_command",
+        "Check config, meter, reader, pins, contactor feedback, backend, clock and disk "
+        "space; a pass/fail table, exit 1 if any check failed.",
+    ),
     "sim": ("chargerfw.cli.sim:sim", "Simulated hardware for bench work and tests."),
-    "status": ("chargerfw.cli.status:status_command",
-               "What the charger thinks now: connectors, pilot, transaction, backend link, "
-               "outbox, faults, meter."),
-    "support-bundle": ("chargerfw.cli.bundle:support_bundle_command",
-                       "One tar.gz with config (secrets redacted), recent logs, fault history, "
-                       "OCPP frame log, outbox summary, versions and the selftest result: send it "
-                       "to support."),
-    "test": ("chargerfw.cli.hwtest:test_group",
-             "Guarded hardware tests (contactor, RCD, pilot, lock)."),
+    "status": (
+        "chargerfw.cli.status:status_command",
+        "What the charger thinks now: connectors, pilot, transaction, backend link, "
+        "outbox, faults, meter.",
+    ),
+    "support-bundle": (
+        "chargerfw.cli.bundle:support_bundle_command",
+        "One tar.gz with config (secrets redacted), recent logs, fault history, "
+        "OCPP frame log, outbox summary, versions and the selftest result: send it "
+        "to support.",
+    ),
+    "test": (
+        "chargerfw.cli.hwtest:test_group",
+        "Guarded hardware tests (contactor, RCD, pilot, lock).",
+    ),
 }
 
 

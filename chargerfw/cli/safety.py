@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -24,8 +23,13 @@ def safety_group() -> None:
 
 @safety_group.command("run")
 @config_option
-@click.option("--socket", "socket_path", type=click.Path(dir_okay=False), default=None,
-              help="where the station connects [default: $CHARGERFW_RUNTIME_DIR/safety.sock]")
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="where the station connects [default: $CHARGERFW_RUNTIME_DIR/safety.sock]",
+)
 @click.pass_context
 def safety_run(ctx: click.Context, config_path: str, socket_path: str | None) -> None:
     """Guard the station's hardware and serve the station process.
@@ -34,20 +38,26 @@ def safety_run(ctx: click.Context, config_path: str, socket_path: str | None) ->
     holds the hardware."""
     from chargerfw.drivers.board import build_board
     from chargerfw.hwlock import HardwareBusy, HardwareLock
-    from chargerfw.safety.process import SafetyProcess, go_realtime
+    from chargerfw.safety.process import (
+        SafetyProcess,
+        default_socket_path,
+        go_realtime,
+        latched_faults_path,
+    )
     from chargerfw.station.safety import SafetySettings
 
     config = load_config_or_exit(config_path)
     level = "INFO"
     if ctx.parent is not None and ctx.parent.get_parameter_source("log_level") not in (
-            None, click.core.ParameterSource.DEFAULT):
+        None,
+        click.core.ParameterSource.DEFAULT,
+    ):
         level = ctx.parent.params["log_level"]
     setup_logging(level, stream=sys.stdout)
     safety = config.safety
     for problem in go_realtime(safety.realtime_priority, safety.lock_memory):
         log.warning("safety.not_realtime", problem=problem)
-    runtime_dir = Path(os.environ.get("CHARGERFW_RUNTIME_DIR") or "/run/chargerfw")
-    socket = Path(socket_path) if socket_path else runtime_dir / "safety.sock"
+    socket = Path(socket_path) if socket_path else default_socket_path()
     lock = None
     try:
         if config.hardware == "pi":
@@ -71,10 +81,15 @@ def safety_run(ctx: click.Context, config_path: str, socket_path: str | None) ->
         watchdog_output = board.pin_factory.claim(safety.watchdog_pin, "safety watchdog")
         watchdog_output.setup_output(initial=False)
     process = SafetyProcess(
-        config, board, socket, config.storage.path.parent / "safety-latched.json",
+        config,
+        board,
+        socket,
+        latched_faults_path(config),
         settings=SafetySettings(poll_interval_s=safety.poll_interval_ms / 1000),
-        heartbeat_bound_s=safety.heartbeat_bound_ms / 1000, world=world,
-        watchdog_output=watchdog_output)
+        heartbeat_bound_s=safety.heartbeat_bound_ms / 1000,
+        world=world,
+        watchdog_output=watchdog_output,
+    )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: process.stop())
     try:

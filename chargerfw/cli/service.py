@@ -33,8 +33,11 @@ class ServiceOptions(NamedTuple):
 
 # Option name -> the value it sets, before and after the command name.
 _GROUP_OPTIONS = {"--log-level": "log_level"}
-_RUN_OPTIONS = {"--config": "config_path", "-c": "config_path",
-                "--control-socket": "control_socket"}
+_RUN_OPTIONS = {
+    "--config": "config_path",
+    "-c": "config_path",
+    "--control-socket": "control_socket",
+}
 
 
 def service_options(args: Sequence[str]) -> ServiceOptions | None:
@@ -101,14 +104,14 @@ def serve(options: ServiceOptions) -> NoReturn:
     # journald keeps stdout. Without an explicit --log-level the service logs at INFO (the
     # CLI's WARNING default would leave the journal silent).
     setup_logging(options.log_level or "INFO", stream=sys.stdout)
-    socket_path = (Path(options.control_socket) if options.control_socket
-                   else default_socket_path())
+    socket_path = Path(options.control_socket) if options.control_socket else default_socket_path()
     try:
         code = asyncio.run(run_station(config, socket_path))
     except (HardwareBusy, ControlSocketInUse) as exc:
         # Another `chargerfw run`, or a technician's command driving the hardware directly.
-        log.error("station.busy", error=str(exc),
-                  holder=exc.holder.describe() if exc.holder else None)
+        log.error(
+            "station.busy", error=str(exc), holder=exc.holder.describe() if exc.holder else None
+        )
         _fail(f"cannot run the station: {exc}")
         sys.exit(BUSY_EXIT_CODE)
     except HardwareLockError as exc:  # the runtime directory is missing or not ours
@@ -122,8 +125,9 @@ def serve(options: ServiceOptions) -> NoReturn:
     sys.exit(code)
 
 
-async def run_station(config: StationConfig, control_socket: Path,
-                      on_started: Callable[[object], None] | None = None) -> int:
+async def run_station(
+    config: StationConfig, control_socket: Path, on_started: Callable[[object], None] | None = None
+) -> int:
     """Run the station until SIGTERM/SIGINT or a Reset; return the process exit code.
 
     A Soft reset builds a fresh runtime in this process; a Hard reset returns
@@ -138,9 +142,16 @@ async def run_station(config: StationConfig, control_socket: Path,
         from chargerfw.sim.hardware import simulated_hardware
 
         simulator = simulated_hardware
+    safety_socket = None
+    if config.safety_mode == "process":
+        from chargerfw.safety.process import default_socket_path as safety_socket_path
+
+        safety_socket = safety_socket_path()
     loop = asyncio.get_running_loop()
     while True:
-        runtime = StationRuntime(config, control_socket=control_socket, simulator=simulator)
+        runtime = StationRuntime(
+            config, control_socket=control_socket, simulator=simulator, safety_socket=safety_socket
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runtime.request_stop)
         if on_started is not None:

@@ -68,8 +68,9 @@ class MeterSection(_Section, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         models = known_meter_models()
         if self.model not in models:
-            raise FieldError("model",
-                             f"unknown meter model {self.model!r}; known: {', '.join(models)}")
+            raise FieldError(
+                "model", f"unknown meter model {self.model!r}; known: {', '.join(models)}"
+            )
         if self.transport == "rtu" and not self.port:
             raise ValueError("transport 'rtu' needs 'port' (for example /dev/ttyUSB0)")
 
@@ -204,8 +205,28 @@ def _provisioned_keys(value: dict[str, str | int | bool]) -> dict[str, str | int
             problems.append(str(exc))
     if problems:
         raise FieldError("keys", "; ".join(problems))
-    return {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
-            for k, v in value.items()}
+    return {
+        k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in value.items()
+    }
+
+
+class SafetySection(_Section, frozen=True, kw_only=True):
+    """Where the safety core runs and how it watches the station (docs/safety.md)."""
+
+    # "process": a safety process of its own (`chargerfw safety run`, the chargerfw-safety
+    # unit) owns the hardware; "thread": the safety core runs in the station's process.
+    # Unset: process on a Pi, thread on simulated hardware.
+    mode: Literal["process", "thread"] | None = None
+    # The station's silence that opens every contactor (a killed, frozen or restarting station).
+    heartbeat_bound_ms: Annotated[int, Meta(ge=20, le=1000)] = 200
+    # How often the safety process polls pilot, feedback and temperature: a vehicle that stops
+    # (pilot C to B or A) is seen within two polls and the coil opens at once.
+    poll_interval_ms: Annotated[int, Meta(ge=5, le=200)] = 20
+    # SCHED_FIFO priority the safety process asks for (0: keep what systemd gave it).
+    realtime_priority: Annotated[int, Meta(ge=0, le=99)] = 0
+    lock_memory: bool = True  # mlockall, so a page fault never delays an interlock
+    # A hardware watchdog or charge-pump coil driver, toggled while the safety process guards.
+    watchdog_pin: BcmPin | None = None
 
 
 class StorageSection(_Section, frozen=True, kw_only=True):
@@ -223,12 +244,27 @@ class StationConfig(_Section, frozen=True, kw_only=True):
     connector: Annotated[list[ConnectorSection], Meta(min_length=1, max_length=2)]
     ocpp: OcppSection | None = None
     storage: StorageSection = msgspec.field(default_factory=StorageSection)
+    safety: SafetySection = msgspec.field(default_factory=SafetySection)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.connector]
         if len(set(ids)) != len(ids):
             raise ValueError(f"connector ids must be unique, got {ids}")
+        if self.hardware == "pi" and self.rcm is not None and self.rcm.test_pin is None:
+            # An RCM the Pi watches is self-tested at start-up and before every close.
+            raise FieldError(
+                "rcm",
+                "test_pin is required on a Pi: the RCM self-test runs at "
+                "start-up and before every contactor close",
+            )
         self._pins_not_shared()
+
+    @property
+    def safety_mode(self) -> Literal["process", "thread"]:
+        """Where the safety core runs (``[safety] mode``, or the hardware's default)."""
+        if self.safety.mode is not None:
+            return self.safety.mode
+        return "process" if self.hardware == "pi" else "thread"
 
     def _pins_not_shared(self) -> None:
         owners: dict[int, str] = {}
@@ -246,6 +282,7 @@ class StationConfig(_Section, frozen=True, kw_only=True):
             claim(self.rcm.test_pin, "rcm.test_pin")
         if self.emergency_stop:
             claim(self.emergency_stop.pin, "emergency_stop.pin")
+        claim(self.safety.watchdog_pin, "safety.watchdog_pin")
         for c in self.connector:
             prefix = f"connector[{c.id}]"
             claim(c.contactor.pin, f"{prefix}.contactor.pin")

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from chargerfw.control.client import ControlClient
     from chargerfw.drivers.board import Board
     from chargerfw.drivers.types import MeterSample
+    from chargerfw.safety.core import SafetyCore
+    from chargerfw.safety.link import SafetyLink
     from chargerfw.store import Store
 
 TEST_TIMEOUT_S = 30.0  # a test through the service: a contactor test takes a few seconds
@@ -72,8 +74,10 @@ OpenBoard: TypeAlias = "Callable[[StationConfig], Board]"
 Confirm = Callable[[], None]  # raises Refused when the technician says no
 
 TESTS: dict[type[Request[Any]], HardwareTest] = {
-    ContactorTestRequest: HardwareTest.CONTACTOR, RcdTestRequest: HardwareTest.RCD,
-    PilotTestRequest: HardwareTest.PILOT, LockTestRequest: HardwareTest.LOCK,
+    ContactorTestRequest: HardwareTest.CONTACTOR,
+    RcdTestRequest: HardwareTest.RCD,
+    PilotTestRequest: HardwareTest.PILOT,
+    LockTestRequest: HardwareTest.LOCK,
 }
 
 
@@ -96,8 +100,7 @@ class StationAccess(Protocol):
         refused if it clears by itself or its condition is still there."""
         ...
 
-    def run_test(self, request: Request[TestReplyT],
-                 confirm: Confirm | None = None) -> TestReplyT:
+    def run_test(self, request: Request[TestReplyT], confirm: Confirm | None = None) -> TestReplyT:
         """A guarded hardware test; ``confirm`` is asked once the refusals passed, before
         anything moves."""
         ...
@@ -140,8 +143,7 @@ class ServiceAccess:
     def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
         return self.client.request(FaultClearRequest(kind, connector))
 
-    def run_test(self, request: Request[TestReplyT],
-                 confirm: Confirm | None = None) -> TestReplyT:
+    def run_test(self, request: Request[TestReplyT], confirm: Confirm | None = None) -> TestReplyT:
         """Refused from the service's status first (so nobody is asked to confirm a test the
         service would refuse); the service checks again itself."""
         test = _test_of(request)
@@ -160,12 +162,15 @@ class ServiceAccess:
         # refuses that case itself.
         return ConnectorView(
             connector.id,
-            transaction_running=(connector.transaction is not None
-                                 or connector.phase is TxPhase.RUNNING),
+            transaction_running=(
+                connector.transaction is not None or connector.phase is TxPhase.RUNNING
+            ),
             pilot=connector.pilot,
             pilot_f_is_ours=connector.pilot_output is PilotMode.STATE_F,
-            active_faults=frozenset(f.kind for f in status.faults
-                                    if f.connector in (connector.id, None)))
+            active_faults=frozenset(
+                f.kind for f in status.faults if f.connector in (connector.id, None)
+            ),
+        )
 
     def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
         return self.client.request(ConfigSetRequest(key, value))
@@ -209,8 +214,9 @@ class DirectAccess:
 
     via = Via.DIRECT
 
-    def __init__(self, config: StationConfig, *, reason: str = "",
-                 open_board: OpenBoard | None = None) -> None:
+    def __init__(
+        self, config: StationConfig, *, reason: str = "", open_board: OpenBoard | None = None
+    ) -> None:
         """``open_board`` builds the board (default: the config's own,
         :func:`~chargerfw.drivers.board.build_board`)."""
         self.config = config
@@ -233,90 +239,220 @@ class DirectAccess:
             try:
                 board = self._open_board(self.config)
             except Exception as exc:  # GPIO library missing, I2C bus absent, pin busy
-                raise Unreachable(f"cannot open the station hardware: {type(exc).__name__}: "
-                                  f"{exc}") from None
+                raise Unreachable(
+                    f"cannot open the station hardware: {type(exc).__name__}: {exc}"
+                ) from None
             try:
                 yield board
             finally:
                 board.close()  # opens every contactor, releases pins and buses
 
+    # -- the safety core: the safety process, or one of this process's own -----------------
+
+    def _safety_link(self) -> SafetyLink | None:
+        """A technician's link to the safety process, when one answers (it owns the hardware
+        and keeps the latched faults); None when none runs."""
+        from chargerfw.safety.link import SafetyLink, SafetyUnavailable
+        from chargerfw.safety.process import default_socket_path
+
+        socket_path = default_socket_path()
+        if not socket_path.exists():
+            return None
+        link = SafetyLink(
+            socket_path, lambda event: None, role="technician", name="chargerfw technician"
+        )
+        try:
+            link.start(connect_timeout_s=2.0)
+        except SafetyUnavailable:
+            return None
+        return link
+
+    @contextlib.contextmanager
+    def _local_safety(self, owner: str) -> Iterator[SafetyCore]:
+        """A safety core of this process's own, on the board under the hardware lock: the
+        interlocks, the monitor and the latched faults (the safety process's file, and the
+        store's technician faults) as the service would have them."""
+        from chargerfw.safety.core import SafetyCore
+        from chargerfw.safety.process import LatchedFaults, latched_faults_path
+        from chargerfw.station.safety import SafetySettings
+
+        with self.hardware(owner) as board:
+            core = SafetyCore(
+                self.config, board, lambda event: None, SafetySettings(poll_interval_s=0.02)
+            )
+            for kind, cid, detail in self._remembered_latches(
+                LatchedFaults(latched_faults_path(self.config)).load()
+            ):
+                with contextlib.suppress(ValueError, KeyError):
+                    core.restore_latched_fault(kind, cid, detail)
+            core.start(self_test=False)  # a technician's session, not a charging start-up
+            try:
+                core.wait_for_first_poll()
+                yield core
+            finally:
+                core.stop()
+
+    def _remembered_latches(
+        self, from_safety: list[tuple[FaultKind, int, str]]
+    ) -> list[tuple[FaultKind, int, str]]:
+        latches = list(from_safety)
+        store = open_existing_store(self.store_path)
+        if store is not None:
+            try:
+                for record in store.faults(active_only=True, limit=10000):
+                    kind = stored_kind(record.code)
+                    if kind is not None and record.needs_technician:
+                        latches.append((kind, record.connector_id, record.detail))
+            finally:
+                store.close()
+        return latches
+
     # -- fault clearing -------------------------------------------------------------------
 
     def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
-        """Cleared in the store once the hardware shows the condition gone."""
-        store_id = connector
-        with self._store() as store:
-            active = any(stored_kind(f.code) is kind and f.connector_id == store_id
-                         for f in store.faults(active_only=True, limit=10000))
-        _refuse(clear_refusal(kind, f"connector {store_id}", active=active))
-        _refuse(condition_refusal(kind, self._condition(kind, store_id)))
-        with self._store() as store:
-            store.fault_clear(kind.value, store_id)
+        """Cleared by the safety core once it sees the condition gone (the safety process
+        when it runs, one of this process's own otherwise), then in the store's history."""
+        link = self._safety_link()
+        try:
+            if link is not None:
+                active = any(
+                    f.kind is kind and f.connector_id == connector for f in link.active_faults()
+                )
+                _refuse(clear_refusal(kind, f"connector {connector}", active=active))
+                if not link.clear_by_technician(kind, connector):
+                    _refuse(condition_refusal(kind, "its condition is still present"))
+            else:
+                with self._local_safety("chargerfw faults clear") as core:
+                    active = self._stored_active(kind, connector) or any(
+                        f.kind is kind and f.connector_id == connector for f in core.active_faults()
+                    )
+                    _refuse(clear_refusal(kind, f"connector {connector}", active=active))
+                    # Read the hardware now: the monitor may not have judged it yet (a
+                    # contactor's feedback takes its timeout to count as welded).
+                    _refuse(condition_refusal(kind, self._condition(kind, core.board, connector)))
+                    if not core.clear_by_technician(kind, connector) and any(
+                        f.kind is kind and f.connector_id == connector for f in core.active_faults()
+                    ):
+                        _refuse(condition_refusal(kind, "its condition is still present"))
+                    self._forget_latch(kind, connector)
+        finally:
+            if link is not None:
+                link.stop()
+        store = open_existing_store(self.store_path)
+        if store is not None:
+            try:
+                store.fault_clear(kind.value, connector)
+            finally:
+                store.close()
         return FaultClearReply(kind, connector)
 
-    def _condition(self, kind: FaultKind, store_id: int) -> str | None:
+    def _stored_active(self, kind: FaultKind, connector: int) -> bool:
+        store = open_existing_store(self.store_path)
+        if store is None:
+            return False
+        try:
+            return any(
+                stored_kind(f.code) is kind and f.connector_id == connector
+                for f in store.faults(active_only=True, limit=10000)
+            )
+        finally:
+            store.close()
+
+    @staticmethod
+    def _condition(kind: FaultKind, board: Board, connector: int) -> str | None:
         """What the hardware still shows of a latched fault (None: nothing)."""
-        if kind not in (FaultKind.CONTACTOR_WELDED, FaultKind.RCD_TRIP_REPEATED):
-            return None  # nothing to read (internal_error)
-        with self.hardware("chargerfw faults clear") as board:
-            if kind is FaultKind.CONTACTOR_WELDED:
-                devices = board.connectors.get(store_id)
-                if devices is None:
-                    return f"no connector {store_id} in the config"
-                if devices.contactor.feedback_closed:
-                    return "the mirror contact still reads closed with the coil off: still welded"
-            elif board.rcm is not None and board.rcm.refresh():
-                return "the RCM input still reads tripped"
+        if kind is FaultKind.CONTACTOR_WELDED:
+            devices = board.connectors.get(connector)
+            if devices is None:
+                return f"no connector {connector} in the config"
+            if devices.contactor.feedback_closed:
+                return "the mirror contact still reads closed with the coil off: still welded"
+        elif kind is FaultKind.RCD_TRIP_REPEATED and board.rcm is not None and board.rcm.refresh():
+            return "the RCM input still reads tripped"
         return None
+
+    def _forget_latch(self, kind: FaultKind, connector: int) -> None:
+        """The safety process's latched-faults file, without the one a technician cleared."""
+        from chargerfw.safety.process import LatchedFaults, latched_faults_path
+        from chargerfw.station.faults import Fault
+
+        latched = LatchedFaults(latched_faults_path(self.config))
+        kept = [
+            Fault(k, cid, detail)
+            for k, cid, detail in latched.load()
+            if not (k is kind and cid == connector)
+        ]
+        latched.save(kept)
 
     # -- hardware tests -------------------------------------------------------------------
 
-    def run_test(self, request: Request[TestReplyT],
-                 confirm: Confirm | None = None) -> TestReplyT:
+    def run_test(self, request: Request[TestReplyT], confirm: Confirm | None = None) -> TestReplyT:
         """Refused from the store first (a transaction left open), before the hardware is
-        touched; the contactor test, which energises the outlet, also reads the pilot and the
-        fault inputs. Then the same sequence the service runs."""
-        from chargerfw.control.sequences import Refusal, settled_reading
+        touched; then by what the safety core sees (pilot, active and latched faults), and run
+        by it under its interlocks: the safety process when it runs, one of this process's own
+        otherwise."""
+        from chargerfw.safety.sequences import Refusal
 
         test = _test_of(request)
         tested = _tested_connectors(request, [c.id for c in self.config.connector])
         views = [ConnectorView(cid, left_open=left) for cid, left in self._left_open(tested)]
         _refuse(hardware_test_refusal(test, views))
-        with self.hardware(f"chargerfw test {test.value}") as board:
-            if test is HardwareTest.CONTACTOR:
-                tripped = frozenset(kind for kind, device in (
-                    (FaultKind.RCD_TRIP, board.rcm),
-                    (FaultKind.EMERGENCY_STOP, board.emergency_stop))
-                    if device is not None and device.refresh())
-                views = [dataclasses.replace(
-                    view, pilot=settled_reading(board.connectors[view.connector_id].pilot).state,
-                    active_faults=tripped) for view in views]
-                _refuse(hardware_test_refusal(test, views))
-            if confirm is not None:
-                confirm()
-            try:
-                return cast(TestReplyT, self._sequence(request, board))
-            except Refusal as exc:
-                raise Refused(str(exc)) from None
-
-    def _sequence(self, request: Request[Any], board: Board) -> HardwareTestReply:
-        from chargerfw.control.sequences import (
-            run_contactor_sequence,
-            run_lock_test,
-            run_pilot_test,
-            run_rcd_test,
-        )
-
-        if isinstance(request, ContactorTestRequest):
-            devices = board.connectors[request.connector]
-            return run_contactor_sequence(devices.contactor, devices.id)
-        if isinstance(request, RcdTestRequest):
-            return run_rcd_test(board)
-        if isinstance(request, PilotTestRequest):
-            max_a = self.config.connector_by_id(request.connector).max_current_a
-            return run_pilot_test(board.connectors[request.connector], max_a)
-        assert isinstance(request, LockTestRequest)
-        return run_lock_test(board.connectors[request.connector])
+        connector = getattr(request, "connector", 0)
+        link = self._safety_link()
+        try:
+            if link is not None:
+                _refuse(
+                    hardware_test_refusal(
+                        test,
+                        [
+                            dataclasses.replace(
+                                view,
+                                pilot=(
+                                    link.pilot(view.connector_id)
+                                    if test is HardwareTest.CONTACTOR
+                                    else view.pilot
+                                ),
+                                pilot_f_is_ours=True,
+                                active_faults=frozenset(
+                                    f.kind for f in link.active_faults(view.connector_id)
+                                ),
+                            )
+                            for view in views
+                        ],
+                    )
+                )
+                if confirm is not None:
+                    confirm()
+                return cast(TestReplyT, link.run_test(test, connector))
+            with self._local_safety(f"chargerfw test {test.value}") as core:
+                # The contactor test energises the outlet: it also reads the pilot.
+                _refuse(
+                    hardware_test_refusal(
+                        test,
+                        [
+                            dataclasses.replace(
+                                view,
+                                pilot=(
+                                    core.supervisor.pilot_of(view.connector_id)
+                                    if test is HardwareTest.CONTACTOR
+                                    else view.pilot
+                                ),
+                                active_faults=frozenset(
+                                    f.kind for f in core.active_faults(view.connector_id)
+                                ),
+                            )
+                            for view in views
+                        ],
+                    )
+                )
+                if confirm is not None:
+                    confirm()
+                return cast(TestReplyT, core.run_test(test, connector))
+        except Refusal as exc:
+            raise Refused(f"{test.value} test aborted: {exc}") from None
+        finally:
+            if link is not None:
+                link.stop()
 
     def _left_open(self, connector_ids: list[int]) -> list[tuple[int, StoredTransaction | None]]:
         """Per connector, the first transaction the store holds open there."""
@@ -327,8 +463,20 @@ class DirectAccess:
                 open_tx = store.open_transactions()
             finally:
                 store.close()
-        return [(cid, next((StoredTransaction(t.local_id, t.id_tag) for t in open_tx
-                            if t.connector_id == cid), None)) for cid in connector_ids]
+        return [
+            (
+                cid,
+                next(
+                    (
+                        StoredTransaction(t.local_id, t.id_tag)
+                        for t in open_tx
+                        if t.connector_id == cid
+                    ),
+                    None,
+                ),
+            )
+            for cid in connector_ids
+        ]
 
     # -- OCPP keys ------------------------------------------------------------------------
 

@@ -26,12 +26,22 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 
 from chargerfw.drivers.types import (
-    ContactorFeedback,
-    LockResult,
     MeterSample,
     PilotMode,
     PilotState,
 )
+
+# The hardware tests' replies are the safety core's results (it runs the tests), re-exported here
+# with the rest of the API.
+from chargerfw.safety.results import ContactorStep as ContactorStep
+from chargerfw.safety.results import ContactorTestReply as ContactorTestReply
+from chargerfw.safety.results import ContactorVerdict as ContactorVerdict
+from chargerfw.safety.results import HardwareTestReply as HardwareTestReply
+from chargerfw.safety.results import LockStep as LockStep
+from chargerfw.safety.results import LockTestReply as LockTestReply
+from chargerfw.safety.results import PilotStep as PilotStep
+from chargerfw.safety.results import PilotTestReply as PilotTestReply
+from chargerfw.safety.results import RcdTestReply as RcdTestReply
 from chargerfw.station.enums import (
     STATION,
     Availability,
@@ -160,11 +170,18 @@ class ConnectorMeter(Reply, frozen=True):
         """The sample again, timed ``age_s`` before ``now``."""
         voltages = (self.voltage_v + [None] * 3)[:3]
         currents = (self.current_a + [None] * 3)[:3]
-        return MeterSample(now - self.age_s, self.energy_import_wh, power_w=self.power_w,
-                           voltage_l1_v=voltages[0], voltage_l2_v=voltages[1],
-                           voltage_l3_v=voltages[2], current_l1_a=currents[0],
-                           current_l2_a=currents[1], current_l3_a=currents[2],
-                           frequency_hz=self.frequency_hz)
+        return MeterSample(
+            now - self.age_s,
+            self.energy_import_wh,
+            power_w=self.power_w,
+            voltage_l1_v=voltages[0],
+            voltage_l2_v=voltages[1],
+            voltage_l3_v=voltages[2],
+            current_l1_a=currents[0],
+            current_l2_a=currents[1],
+            current_l3_a=currents[2],
+            frequency_hz=self.frequency_hz,
+        )
 
 
 class ConnectorStatus(Reply, frozen=True):
@@ -229,8 +246,16 @@ class ActiveFault(Reply, frozen=True):
     @classmethod
     def of(cls, fault: Fault) -> ActiveFault:
         spec = fault.spec
-        return cls(fault.kind, fault.connector_id, fault.detail, fault.timestamp,
-                   spec.error_code, spec.clear_rule, spec.description, spec.hint)
+        return cls(
+            fault.kind,
+            fault.connector_id,
+            fault.detail,
+            fault.timestamp,
+            spec.error_code,
+            spec.clear_rule,
+            spec.description,
+            spec.hint,
+        )
 
 
 class ReaderStatus(Reply, frozen=True):
@@ -345,83 +370,22 @@ class ConfigSetRequest(Request[ConfigSetReply], frozen=True):
 
 
 # -- the guarded hardware tests --------------------------------------------------------------
-class ContactorVerdict(enum.StrEnum):
-    OK = "ok"
-    WELDED = "welded"
-    FAILED_TO_CLOSE = "failed_to_close"
-
-
-class ContactorStep(Reply, frozen=True):
-    step: str  # before, close, open
-    commanded: str  # open, closed
-    feedback: ContactorFeedback
-
-
-class ContactorTestReply(Reply, frozen=True, omit_defaults=True):
-    passed: bool
-    result: ContactorVerdict
-    steps: list[ContactorStep]
-    connector: int
-    faults_raised: list[FaultKind] | None = None  # what the service raised meanwhile
-
-
 class ContactorTestRequest(OnConnector, Request[ContactorTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_CONTACTOR
-
-
-class RcdTestReply(Reply, frozen=True, omit_defaults=True):
-    passed: bool
-    tripped: bool
-    cleared: bool
-    trip_time_s: float | None
-    faults_raised: list[FaultKind] | None = None
 
 
 class RcdTestRequest(Request[RcdTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_RCD
 
 
-class PilotStep(Reply, frozen=True):
-    output: PilotMode
-    current_a: float | None
-    duty_percent: float
-    state: PilotState
-    high_v: float
-    low_v: float
-    expected: list[PilotState]
-    ok: bool
-
-
-class PilotTestReply(Reply, frozen=True, omit_defaults=True):
-    passed: bool
-    vehicle: bool
-    steps: list[PilotStep]
-    connector: int
-    faults_raised: list[FaultKind] | None = None
-
-
 class PilotTestRequest(OnConnector, Request[PilotTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_PILOT
-
-
-class LockStep(Reply, frozen=True):
-    command: str  # lock, unlock
-    result: LockResult
-
-
-class LockTestReply(Reply, frozen=True, omit_defaults=True):
-    passed: bool
-    feedback: bool  # the lock has a feedback switch
-    steps: list[LockStep]
-    connector: int
-    faults_raised: list[FaultKind] | None = None
 
 
 class LockTestRequest(OnConnector, Request[LockTestReply], frozen=True):
     method: ClassVar[Method] = Method.TEST_LOCK
 
 
-HardwareTestReply = ContactorTestReply | RcdTestReply | PilotTestReply | LockTestReply
 HardwareTestRequest = ContactorTestRequest | RcdTestRequest | PilotTestRequest | LockTestRequest
 
 
@@ -560,15 +524,41 @@ class SimOverdrawRequest(Request[OverdrawReply], frozen=True):
 
 
 # -- the registry and the JSON ---------------------------------------------------------------
-REQUEST_TYPES: dict[Method, type[Request[Any]]] = {request.method: request for request in (
-    StatusRequest, FaultsRequest, FaultClearRequest, MeterSampleRequest, RfidNextRequest,
-    ConfigSetRequest, ContactorTestRequest, RcdTestRequest, PilotTestRequest, LockTestRequest,
-    SimPlugRequest, SimChargeRequest, SimStopChargingRequest, SimUnplugRequest,
-    SimShortPilotRequest, SimClearShortRequest, SimRemoveDiodeRequest, SimRestoreDiodeRequest,
-    SimTapRequest, SimRcdTripRequest, SimRcdClearRequest, SimEstopPressRequest,
-    SimEstopReleaseRequest, SimWeldRequest, SimRepairRequest, SimFailToCloseRequest,
-    SimTemperatureRequest, SimReaderUnplugRequest, SimReaderReplugRequest, SimOverdrawRequest,
-)}
+REQUEST_TYPES: dict[Method, type[Request[Any]]] = {
+    request.method: request
+    for request in (
+        StatusRequest,
+        FaultsRequest,
+        FaultClearRequest,
+        MeterSampleRequest,
+        RfidNextRequest,
+        ConfigSetRequest,
+        ContactorTestRequest,
+        RcdTestRequest,
+        PilotTestRequest,
+        LockTestRequest,
+        SimPlugRequest,
+        SimChargeRequest,
+        SimStopChargingRequest,
+        SimUnplugRequest,
+        SimShortPilotRequest,
+        SimClearShortRequest,
+        SimRemoveDiodeRequest,
+        SimRestoreDiodeRequest,
+        SimTapRequest,
+        SimRcdTripRequest,
+        SimRcdClearRequest,
+        SimEstopPressRequest,
+        SimEstopReleaseRequest,
+        SimWeldRequest,
+        SimRepairRequest,
+        SimFailToCloseRequest,
+        SimTemperatureRequest,
+        SimReaderUnplugRequest,
+        SimReaderReplugRequest,
+        SimOverdrawRequest,
+    )
+}
 assert set(REQUEST_TYPES) == set(Method), "every method needs its request type"
 
 
@@ -580,8 +570,9 @@ def _declared_reply(request_type: type[Request[Any]]) -> Any:
     raise TypeError(f"{request_type.__name__} is not a Request[...]")
 
 
-REPLY_TYPES: dict[Method, Any] = {method: _declared_reply(request)
-                                  for method, request in REQUEST_TYPES.items()}
+REPLY_TYPES: dict[Method, Any] = {
+    method: _declared_reply(request) for method, request in REQUEST_TYPES.items()
+}
 
 
 def reply_type(request_type: type[Request[Any]]) -> Any:
@@ -620,8 +611,9 @@ class BadReply(ControlError):
     """The service's answer does not read as the method's reply type."""
 
     def __init__(self, method: Method, result: object, problems: str) -> None:
-        super().__init__(INTERNAL_ERROR, f"the service answered {method} with {result!r}: "
-                                         f"{problems}")
+        super().__init__(
+            INTERNAL_ERROR, f"the service answered {method} with {result!r}: {problems}"
+        )
 
 
 def decode_reply(request_type: type[Request[ReplyT]], result: object) -> ReplyT:

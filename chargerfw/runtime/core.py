@@ -67,8 +67,9 @@ Emit = Callable[..., None]
 RunBackground = Callable[[Coroutine[Any, Any, Any], str], None]
 
 
-def initial_state(config: StationConfig, keys: Mapping[str, str | None],
-                  availability: Mapping[int, bool]) -> StationState:
+def initial_state(
+    config: StationConfig, keys: Mapping[str, str | None], availability: Mapping[int, bool]
+) -> StationState:
     """The state a station starts in: each connector's rating and the OCPP keys that steer it,
     and the availability ChangeAvailability left (OCPP 1.6 5.2: it survives a restart, so an
     Inoperative connector never flashes Available)."""
@@ -77,18 +78,31 @@ def initial_state(config: StationConfig, keys: Mapping[str, str | None],
     for section in config.connector:
         settings = cn.ConnectorSettings(max_current_a=section.max_current_a).with_keys(values)
         operative = availability.get(section.id, True)
-        connectors.append(cn.ConnectorState(
-            section.id, settings,
-            availability=Availability.OPERATIVE if operative else Availability.INOPERATIVE))
+        connectors.append(
+            cn.ConnectorState(
+                section.id,
+                settings,
+                availability=Availability.OPERATIVE if operative else Availability.INOPERATIVE,
+            )
+        )
     return StationState.of(connectors, available=availability.get(STATION, True))
 
 
 class CoreRunner:
     """The one place the station core's state lives at run time, and its actions' executor."""
 
-    def __init__(self, state: StationState, config: StationConfig, safety: SafetyPort,
-                 client: OcppClient, store: Store, authorizer: Authorizer, *, emit: Emit,
-                 run_background: RunBackground) -> None:
+    def __init__(
+        self,
+        state: StationState,
+        config: StationConfig,
+        safety: SafetyPort,
+        client: OcppClient,
+        store: Store,
+        authorizer: Authorizer,
+        *,
+        emit: Emit,
+        run_background: RunBackground,
+    ) -> None:
         self.state = state
         self.client = client
         self.store = store
@@ -100,13 +114,14 @@ class CoreRunner:
         self._connection_timers: dict[int, asyncio.TimerHandle] = {}
         self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self.tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
-        # Told of every fault raised or cleared (a running hardware test records its findings).
-        self.fault_listeners: list[Callable[[FaultChanged], None]] = []
         self.controllers: dict[int, ConnectorController] = {}
         for section in config.connector:
             controller = ConnectorController(
-                section, safety, client,
-                read_state=functools.partial(self._connector_state, section.id))
+                section,
+                safety,
+                client,
+                read_state=functools.partial(self._connector_state, section.id),
+            )
             controller.on_event = self._relay
             self.controllers[section.id] = controller
 
@@ -144,11 +159,15 @@ class CoreRunner:
                 self._cancel_reservation_timer(rid)
                 loop = asyncio.get_running_loop()
                 self._reservation_timers[rid] = loop.call_later(
-                    max(0.0, at - time.time()), self._reservation_due, rid)
+                    max(0.0, at - time.time()), self._reservation_due, rid
+                )
             case ReservationEnded(connector_id=cid, reservation_id=rid, expired=expired):
                 self._cancel_reservation_timer(rid)
-                self._emit("reservation.expired" if expired else "reservation.cancelled",
-                           connector=cid, reservation_id=rid)
+                self._emit(
+                    "reservation.expired" if expired else "reservation.cancelled",
+                    connector=cid,
+                    reservation_id=rid,
+                )
             case AuthorizeThenStart(id_tag=id_tag, connector_id=cid):
                 self._run_background(self._authorize_then_start(id_tag, cid), "remote-start")
             case _:
@@ -180,7 +199,8 @@ class CoreRunner:
                 self._cancel_connection_timer(cid)
                 timeout = self.client.keys.get_int("ConnectionTimeOut")
                 self._connection_timers[cid] = asyncio.get_running_loop().call_later(
-                    timeout, self._connection_timed_out, cid)
+                    timeout, self._connection_timed_out, cid
+                )
             elif was and not waiting:
                 self._cancel_connection_timer(cid)
 
@@ -216,33 +236,40 @@ class CoreRunner:
         """From the safety core, which already acted on the hardware; on the loop's thread."""
         match event:
             case FaultChanged(fault=fault, active=active):
-                for listener in self.fault_listeners:
-                    listener(event)
                 station_wide = fault.connector_id == STATION
                 store_cid = fault.connector_id
                 try:
                     if active:
                         self.store.fault_raise(
-                            fault.kind.value, store_cid,
-                            fault.spec.clear_rule is ClearRule.TECHNICIAN, fault.detail)
+                            fault.kind.value,
+                            store_cid,
+                            fault.spec.clear_rule is ClearRule.TECHNICIAN,
+                            fault.detail,
+                        )
                     else:
                         self.store.fault_clear(fault.kind.value, store_cid)
                 except Exception:
                     log.exception("station.fault_not_recorded")
-                self._emit("fault.raised" if active else "fault.cleared",
-                           kind=fault.kind.value, connector=fault.connector_id)
-                change: cn.Event = (cn.FaultRaised(fault.kind) if active
-                                    else cn.FaultCleared(fault.kind))
-                self.apply(EveryConnector(change) if station_wide
-                           else ConnectorEvent(store_cid, change))
+                self._emit(
+                    "fault.raised" if active else "fault.cleared",
+                    kind=fault.kind.value,
+                    connector=fault.connector_id,
+                )
+                change: cn.Event = (
+                    cn.FaultRaised(fault.kind) if active else cn.FaultCleared(fault.kind)
+                )
+                self.apply(
+                    EveryConnector(change) if station_wide else ConnectorEvent(store_cid, change)
+                )
             case PilotObserved(connector_id=cid, pilot=pilot):
                 before = self.state.connector(cid).pilot
                 self.apply(ConnectorEvent(cid, cn.PilotChanged(pilot)))
                 if before != pilot:
                     self._emit("pilot.changed", connector=cid, pilot=pilot.value)
             case ThermalLimitChanged(connector_id=cid, limit_a=limit):
-                self.apply(ConnectorEvent(cid, cn.CurrentLimitChanged(cn.LimitSource.THERMAL,
-                                                                      limit)))
+                self.apply(
+                    ConnectorEvent(cid, cn.CurrentLimitChanged(cn.LimitSource.THERMAL, limit))
+                )
 
     # -- the meter ------------------------------------------------------------------------
 
@@ -261,8 +288,7 @@ class CoreRunner:
     def on_key_changed(self, key: str, value: str) -> None:
         if key in AuthConfig.KEYS:
             keys = self.client.keys
-            self.authorizer.config = AuthConfig.from_keys(
-                {k: keys.raw(k) for k in AuthConfig.KEYS})
+            self.authorizer.config = AuthConfig.from_keys({k: keys.raw(k) for k in AuthConfig.KEYS})
         if key in cn.ConnectorSettings.KEYS:
             self.apply(KeysChanged({key: value}))
 
@@ -277,8 +303,13 @@ class CoreRunner:
         elif event.kind in (TagEventKind.READER_LOST, TagEventKind.READER_BACK):
             lost = event.kind is TagEventKind.READER_LOST
             self._record_reader_fault(event.reader, lost)
-            self.apply(EveryConnector(cn.FaultRaised(FaultKind.READER_FAILURE) if lost
-                                      else cn.FaultCleared(FaultKind.READER_FAILURE)))
+            self.apply(
+                EveryConnector(
+                    cn.FaultRaised(FaultKind.READER_FAILURE)
+                    if lost
+                    else cn.FaultCleared(FaultKind.READER_FAILURE)
+                )
+            )
 
     def _record_reader_fault(self, reader: str, lost: bool) -> None:
         """The fault history (``chargerfw faults``) keeps a lost reader, station-wide."""
@@ -300,8 +331,9 @@ class CoreRunner:
             for target in sessions_a_tap_may_end(self.state, id_tag):
                 cid = target.connector_id
                 if target.running:
-                    if not await self.authorizer.may_stop(target.id_tag, target.parent_id_tag,
-                                                          id_tag):
+                    if not await self.authorizer.may_stop(
+                        target.id_tag, target.parent_id_tag, id_tag
+                    ):
                         continue
                     now = self.state.connector(cid)
                     if now.phase is not cn.TxPhase.RUNNING or now.id_tag != target.id_tag:
@@ -317,8 +349,12 @@ class CoreRunner:
             if decision.local_list_conflict:
                 log.warning("auth.local_list_conflict", id_tag=id_tag)
             if not decision.accepted:
-                self._emit("tag.rejected", id_tag=id_tag, status=decision.status.value,
-                           source=decision.source.value)
+                self._emit(
+                    "tag.rejected",
+                    id_tag=id_tag,
+                    status=decision.status.value,
+                    source=decision.source.value,
+                )
                 return "rejected"
             outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag)))
             if outcome.result is TagResult.NO_CONNECTOR:
@@ -326,10 +362,17 @@ class CoreRunner:
                 return "no_connector"
             authorized = outcome.result is TagResult.AUTHORIZED
             if not authorized:
-                log.info("connector.authorization_refused", connector=outcome.connector_id,
-                         reason=outcome.reason.value if outcome.reason else None)
-            self._emit("tag.authorized" if authorized else "tag.refused", id_tag=id_tag,
-                       connector=outcome.connector_id, source=decision.source.value)
+                log.info(
+                    "connector.authorization_refused",
+                    connector=outcome.connector_id,
+                    reason=outcome.reason.value if outcome.reason else None,
+                )
+            self._emit(
+                "tag.authorized" if authorized else "tag.refused",
+                id_tag=id_tag,
+                connector=outcome.connector_id,
+                source=decision.source.value,
+            )
             return "authorized" if authorized else "refused"
 
     async def _authorize_then_start(self, id_tag: str, connector_id: int) -> None:
@@ -339,11 +382,13 @@ class CoreRunner:
         if not decision.accepted:
             self._emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
             return
-        outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag,
-                                                  connector_id)))
+        outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag, connector_id)))
         if outcome.result is not TagResult.AUTHORIZED:
-            log.info("connector.authorization_refused", connector=connector_id,
-                     reason=outcome.reason.value if outcome.reason else None)
+            log.info(
+                "connector.authorization_refused",
+                connector=connector_id,
+                reason=outcome.reason.value if outcome.reason else None,
+            )
 
     # -- the technician's hardware tests --------------------------------------------------
 
@@ -356,9 +401,12 @@ class CoreRunner:
         tests = {cid: self.state.connector(cid).under_test for cid in connector_ids}
         self.apply(HardwareTestEnded(tuple(connector_ids)))
         for cid in connector_ids:
-            self._emit("connector.test_ended", connector=cid, test=tests[cid],
-                       status=cn.outputs(self.state.connector(cid)).status.value)
-
+            self._emit(
+                "connector.test_ended",
+                connector=cid,
+                test=tests[cid],
+                status=cn.outputs(self.state.connector(cid)).status.value,
+            )
 
 
 def _outcome(actions: list[Action]) -> TagOutcome:

@@ -90,12 +90,17 @@ class StationRuntime:
     """One station for the life of a process (or until a soft reset): starts its parts, runs
     its tasks, and stops it all leaving every contactor open."""
 
-    def __init__(self, config: StationConfig, *, control_socket: Path | str | None = None,
-                 safety_settings: SafetySettings | None = None,
-                 notifier: SystemdNotifier | None = None,
-                 shutdown_flush_s: float = SHUTDOWN_FLUSH_S,
-                 simulator: Simulator | None = None,
-                 safety_socket: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        control_socket: Path | str | None = None,
+        safety_settings: SafetySettings | None = None,
+        notifier: SystemdNotifier | None = None,
+        shutdown_flush_s: float = SHUTDOWN_FLUSH_S,
+        simulator: Simulator | None = None,
+        safety_socket: Path | None = None,
+    ) -> None:
         if config.ocpp is None:
             raise ValueError("chargerfw run needs an [ocpp] section in the station config")
         if config.hardware == "sim" and simulator is None:
@@ -250,15 +255,21 @@ class StationRuntime:
         # hardware = "sim": no hardware lock; simulated pins are private to this process, and
         # a fleet runs many simulated stations side by side.
         if self.control_socket is not None:
-            socket_lock = ControlSocketLock(self.control_socket,
-                                            f"{HARDWARE_LOCK_OWNER} {config.station.id}")
+            socket_lock = ControlSocketLock(
+                self.control_socket, f"{HARDWARE_LOCK_OWNER} {config.station.id}"
+            )
             socket_lock.acquire()  # ControlSocketInUse names the holder
             stack.callback(socket_lock.release)
         parts = self.parts = await assemble(
-            config, stack, safety_settings=self.safety_settings, simulator=self.simulator,
-            emit=self.emit, run_background=self._run_background, restart=self._restart,
-            safety_socket=self.safety_socket)
-        parts.core.fault_listeners.append(self.handlers.tests.note_fault)
+            config,
+            stack,
+            safety_settings=self.safety_settings,
+            simulator=self.simulator,
+            emit=self.emit,
+            run_background=self._run_background,
+            restart=self._restart,
+            safety_socket=self.safety_socket,
+        )
 
         # What the station and the connectors show before any event: pilot and status.
         client, core = parts.client, parts.core
@@ -266,8 +277,12 @@ class StationRuntime:
         for controller in core.controllers.values():
             out = outputs(controller.state)
             controller.apply_pilot(out.pilot)  # standby, or F when Inoperative
-            client.set_status(controller.id, out.status.value, out.error_code.value,
-                              vendor_error_code=out.vendor_error_code)
+            client.set_status(
+                controller.id,
+                out.status.value,
+                out.error_code.value,
+                vendor_error_code=out.vendor_error_code,
+            )
         # The backend link starts first: its BootNotification does not wait for the meters'
         # first polls (each task starts at the next await, in this order).
         self._spawn(client.run(), "ocpp-client")
@@ -282,14 +297,21 @@ class StationRuntime:
         self.notifier.ready(f"station {config.station.id} running")
         # systemd's watchdog: fed from this loop, and only while the safety monitor is current
         # (here or in the safety process): a stuck poll is a restart too.
-        self._spawn(self.notifier.feed_watchdog_forever(lambda: parts.safety.monitor_current),
-                    "watchdog", may_end=True)
-        log.info("station.ready", station=config.station.id, hardware=config.hardware,
-                 connectors=len(core.controllers), version=__version__)
+        self._spawn(
+            self.notifier.feed_watchdog_forever(lambda: parts.safety.monitor_current),
+            "watchdog",
+            may_end=True,
+        )
+        log.info(
+            "station.ready",
+            station=config.station.id,
+            hardware=config.hardware,
+            connectors=len(core.controllers),
+            version=__version__,
+        )
         self.ready.set()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str, *,
-               may_end: bool = False) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, may_end: bool = False) -> None:
         """A task for the life of the runtime; one that ends (unless ``may_end``) or fails
         stops the runtime."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -322,9 +344,10 @@ class StationRuntime:
         parts = self.parts
         if parts is not None:
             parts.safety.open_all()
-            reason = {RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
-                      RunOutcome.HARD_RESET: StopReason.HARD_RESET}.get(self._outcome,
-                                                                        StopReason.REBOOT)
+            reason = {
+                RunOutcome.SOFT_RESET: StopReason.SOFT_RESET,
+                RunOutcome.HARD_RESET: StopReason.HARD_RESET,
+            }.get(self._outcome, StopReason.REBOOT)
             parts.core.apply(StopAll(reason))
         if self.control is not None:
             await self.control.close()
@@ -358,8 +381,9 @@ class StationRuntime:
             try:
                 async for item in meter.events():
                     if isinstance(item, MeterFault):
-                        parts.safety.meter_fault(connector_id, item.active,
-                                                     f"{item.kind.value}: {item.detail}")
+                        parts.safety.meter_fault(
+                            connector_id, item.active, f"{item.kind.value}: {item.detail}"
+                        )
                     else:
                         parts.core.on_sample(connector_id, item)
             except Exception as exc:  # the driver types its errors; anything else: retry

@@ -9,10 +9,14 @@ monitor thread, the fault registry) and adds what the owner of the hardware must
   while no other contactor is closed (a test trips the RCM, which is shared by every connector).
   A close waits for the test; a test that fails raises ``RCM_SELF_TEST_FAILED`` and refuses;
 * the station's heartbeat, when the core runs in the safety process: silence longer than the
-  bound raises ``SUPERVISION_LOST``, which opens every contactor until the heartbeat is back.
+  bound raises ``SUPERVISION_LOST``, which opens every contactor until the heartbeat is back;
+* a technician's hardware test (:meth:`SafetyCore.run_test`), under the interlocks: the monitor
+  keeps watching inputs and pilot while a contactor is closed for a test, and opens it the
+  moment anything changes.
 
-Every public method is thread-safe and returns quickly, except :meth:`drive_lock` and
-:meth:`rcm_self_test`, which wait for hardware (call them off an event loop).
+Every public method is thread-safe and returns quickly, except :meth:`drive_lock`,
+:meth:`rcm_self_test` and :meth:`run_test`, which wait for hardware (call them off an event
+loop).
 """
 
 from __future__ import annotations
@@ -22,24 +26,44 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from chargerfw.config import StationConfig
 from chargerfw.drivers.board import Board
+from chargerfw.drivers.contactor import Contactor
 from chargerfw.drivers.fault_inputs import RcmSelfTestResult, RcmSelfTestUnavailableError
 from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
+from chargerfw.drivers.types import ContactorFeedback, MeterSample, PilotMode, PilotState
 from chargerfw.logs import get_logger
+from chargerfw.safety.results import (
+    ContactorTestReply,
+    ContactorVerdict,
+    HardwareTestReply,
+    RcdTestReply,
+)
+from chargerfw.safety.sequences import (
+    Refusal,
+    run_contactor_sequence,
+    run_lock_test,
+    run_pilot_test,
+    run_rcd_test,
+)
 from chargerfw.station.enums import STATION
 from chargerfw.station.faults import Fault, FaultKind
 from chargerfw.station.safety import (
+    FaultChanged,
     Notify,
+    SafetyEvent,
     SafetySettings,
     SafetySupervisor,
     SupervisedConnector,
 )
+from chargerfw.station.technician import HardwareTest
 
 log = get_logger(__name__)
 
 HEARTBEAT_CHECK_S = 0.01  # how often the heartbeat watch looks (well under any bound)
+PILOT_SETTLE_S = 2.0  # for the monitor to confirm the pilot behind our state F
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +88,30 @@ class ConnectorReading:
 class SafetyCore:
     """The interlocks and the devices they guard, for one station."""
 
-    def __init__(self, config: StationConfig, board: Board, notify: Notify,
-                 settings: SafetySettings | None = None, *,
-                 heartbeat_bound_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: StationConfig,
+        board: Board,
+        notify: Notify,
+        settings: SafetySettings | None = None,
+        *,
+        heartbeat_bound_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.board = board
         self.heartbeat_bound_s = heartbeat_bound_s
         self._clock = clock
         # The monitor thread reads the sensors; readers elsewhere take the last good value.
         self.temperatures: dict[int, float | None] = {}
+        self._notify = notify
+        self._test_faults: list[FaultKind] | None = None  # raised while a test runs
         self.supervisor = SafetySupervisor(
             {section.id: self._supervised(section.id) for section in config.connector},
-            notify, settings, clock=clock)
+            self._relay,
+            settings,
+            clock=clock,
+        )
         self._lock = threading.Lock()
         self._rcm_passed_at: float | None = None
         self._closing: set[int] = set()  # closes waiting for an RCM self-test
@@ -86,9 +121,9 @@ class SafetyCore:
 
     # -- life ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, self_test: bool = True) -> None:
         """Attach the fault inputs, start the monitor (and the heartbeat watch), then run the
-        start-up RCM self-test."""
+        start-up RCM self-test (unless ``self_test`` is False: a technician's session)."""
         board = self.board
         if board.rcm is not None:
             self.supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)
@@ -98,7 +133,7 @@ class SafetyCore:
         if self.heartbeat_bound_s is not None:
             self._heartbeat_at = self._clock()
             self._spawn(self._watch_heartbeat, "safety-heartbeat")
-        if self.has_rcm_self_test:
+        if self_test and self.has_rcm_self_test:
             self.rcm_self_test()
 
     def stop(self) -> None:
@@ -113,6 +148,12 @@ class SafetyCore:
         thread = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def wait_for_first_poll(self, timeout_s: float = 5.0) -> None:
+        """Until the monitor has read every connector once (its pilot is known)."""
+        deadline = self._clock() + timeout_s
+        while self.supervisor.last_poll is None and self._clock() < deadline:
+            time.sleep(0.01)
 
     @property
     def monitor_current(self) -> bool:
@@ -182,10 +223,107 @@ class SafetyCore:
             return RcmSelfTestResult(tripped=False, cleared=False)
         if result.passed:
             self._rcm_passed_at = self._clock()
-        self.supervisor.condition(FaultKind.RCM_SELF_TEST_FAILED, STATION, not result.passed,
-                                  "no trip on the test pulse" if not result.tripped
-                                  else "did not release after the test pulse")
+        self.supervisor.condition(
+            FaultKind.RCM_SELF_TEST_FAILED,
+            STATION,
+            not result.passed,
+            "no trip on the test pulse"
+            if not result.tripped
+            else "did not release after the test pulse",
+        )
         return result
+
+    # -- a technician's hardware test ---------------------------------------------------------
+
+    def run_test(self, test: HardwareTest, connector_id: int = STATION) -> HardwareTestReply:
+        """Run a hardware test under the interlocks (the caller refused what the technician
+        rules refuse, and paused the connectors). A connector held in state F gets +12 V first
+        so the monitor can see whether a vehicle is behind it. Raises :class:`Refusal` when the
+        test cannot go on. Blocks for the test's length."""
+        ids = list(self.board.connectors) if test is HardwareTest.RCD else [connector_id]
+        supervised = STATION if test is HardwareTest.RCD else connector_id
+        raised: list[FaultKind] = []
+        self._test_faults = raised
+        self.supervisor.begin_test(supervised)
+        try:
+            self._settle_pilots(ids)
+            result = self._sequence(test, connector_id)
+        finally:
+            self.supervisor.end_test(supervised)
+            self._test_faults = None
+        found = sorted(set(raised))
+        if isinstance(result, ContactorTestReply):
+            # The monitor may act first (it opens a contactor that failed to close): its
+            # faults are findings of the test too.
+            still = {f.kind for f in self.supervisor.active_faults(connector_id)}
+            verdict = result.result
+            if FaultKind.CONTACTOR_WELDED in still or FaultKind.CONTACTOR_WELDED in found:
+                verdict = ContactorVerdict.WELDED
+            elif FaultKind.CONTACTOR_FAILED_TO_CLOSE in found and verdict is ContactorVerdict.OK:
+                verdict = ContactorVerdict.FAILED_TO_CLOSE
+            return msgspec.structs.replace(
+                result,
+                result=verdict,
+                faults_raised=found,
+                passed=verdict is ContactorVerdict.OK and not found,
+            )
+        if isinstance(result, RcdTestReply):
+            # The RCM's own trip is what the test is about; another fault fails it.
+            if result.passed:
+                self._rcm_passed_at = self._clock()
+            self.supervisor.condition(
+                FaultKind.RCM_SELF_TEST_FAILED,
+                STATION,
+                not result.passed,
+                "the technician's RCD test failed",
+            )
+            unexpected = set(found) - {FaultKind.RCD_TRIP}
+            return msgspec.structs.replace(
+                result, faults_raised=found, passed=result.passed and not unexpected
+            )
+        return msgspec.structs.replace(result, faults_raised=found)
+
+    def _sequence(self, test: HardwareTest, connector_id: int) -> HardwareTestReply:
+        if test is HardwareTest.RCD:
+            if not self.has_rcm_self_test:
+                raise Refusal("the station has no [rcm] with a test_pin")
+            return run_rcd_test(self.board)
+        devices = self.board.connectors[connector_id]
+        if test is HardwareTest.CONTACTOR:
+            return run_contactor_sequence(
+                _SupervisedTestContactor(self.supervisor, connector_id, devices.contactor),
+                connector_id,
+            )
+        if test is HardwareTest.PILOT:
+            return run_pilot_test(devices, self.config.connector_by_id(connector_id).max_current_a)
+        if devices.lock is None:
+            raise Refusal(f"connector {connector_id} has no [connector.lock]")
+        return run_lock_test(devices)
+
+    def _settle_pilots(self, connector_ids: list[int]) -> None:
+        held = [cid for cid in connector_ids if self.supervisor.pilot_of(cid) is PilotState.F]
+        for cid in held:
+            self.board.connectors[cid].pilot.set_standby()
+        deadline = self._clock() + PILOT_SETTLE_S
+        while any(self.supervisor.pilot_of(cid) is PilotState.F for cid in held):
+            if self._clock() > deadline:
+                raise Refusal("the pilot stays in F on +12 V: check the pilot generator")
+            time.sleep(0.02)
+        for cid in held:
+            reading = self.supervisor.pilot_of(cid)
+            if reading is not PilotState.A:
+                shown = reading.value if reading is not None else "nothing"
+                raise Refusal(
+                    f"connector {cid}: pilot reads {shown} on +12 V (a vehicle or a "
+                    "wiring fault): unplug it first"
+                )
+
+    def _relay(self, event: SafetyEvent) -> None:
+        """The supervisor's events: a running test notes its faults, then the owner hears."""
+        faults = self._test_faults
+        if faults is not None and isinstance(event, FaultChanged) and event.active:
+            faults.append(event.fault.kind)
+        self._notify(event)
 
     # -- pilot and lock -----------------------------------------------------------------------
 
@@ -231,8 +369,12 @@ class SafetyCore:
             now_silent = last is None or self._clock() - last > bound
             if now_silent != silent:
                 silent = now_silent
-                self.supervisor.condition(FaultKind.SUPERVISION_LOST, STATION, silent,
-                                          f"no heartbeat for more than {bound * 1000:.0f} ms")
+                self.supervisor.condition(
+                    FaultKind.SUPERVISION_LOST,
+                    STATION,
+                    silent,
+                    f"no heartbeat for more than {bound * 1000:.0f} ms",
+                )
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -242,18 +384,25 @@ class SafetyCore:
     def clear_by_technician(self, kind: FaultKind, connector_id: int = STATION) -> bool:
         return self.supervisor.clear_by_technician(kind, connector_id)
 
-    def restore_latched_fault(self, kind: FaultKind, connector_id: int = STATION,
-                              detail: str = "") -> None:
+    def restore_latched_fault(
+        self, kind: FaultKind, connector_id: int = STATION, detail: str = ""
+    ) -> None:
         self.supervisor.restore_latched_fault(kind, connector_id, detail)
 
     def temperature_c(self, connector_id: int) -> float | None:
         return self.temperatures.get(connector_id)
 
     def readings(self) -> list[ConnectorReading]:
-        return [ConnectorReading(cid, self.supervisor.pilot_of(cid),
-                                 devices.contactor.commanded_closed,
-                                 devices.pilot.offered_current_a, self.temperatures.get(cid))
-                for cid, devices in sorted(self.board.connectors.items())]
+        return [
+            ConnectorReading(
+                cid,
+                self.supervisor.pilot_of(cid),
+                devices.contactor.commanded_closed,
+                devices.pilot.offered_current_a,
+                self.temperatures.get(cid),
+            )
+            for cid, devices in sorted(self.board.connectors.items())
+        ]
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -273,8 +422,7 @@ class SafetyCore:
                     self.temperatures[connector_id] = None  # no stale value in MeterValues
                     raise
                 # A plain dict write: atomic under the GIL.
-                self.temperatures[connector_id] = (None if celsius != celsius
-                                                   else round(celsius, 1))
+                self.temperatures[connector_id] = None if celsius != celsius else round(celsius, 1)
                 return celsius
 
             read_temperature = read_and_remember
@@ -286,3 +434,39 @@ class SafetyCore:
             temperature_limits=section.temperature,
             max_current_a=section.max_current_a,
         )
+
+
+class _SupervisedTestContactor:
+    """The contactor as the contactor test drives it: it closes only through
+    :meth:`SafetySupervisor.request_test_close` (no fault, no vehicle), never around it."""
+
+    def __init__(
+        self, supervisor: SafetySupervisor, connector_id: int, contactor: Contactor
+    ) -> None:
+        self._supervisor = supervisor
+        self._connector_id = connector_id
+        self._contactor = contactor
+        self._closing = False
+
+    @property
+    def feedback_timeout_s(self) -> float:
+        return self._contactor.feedback_timeout_s
+
+    def close(self) -> None:
+        self._closing = True
+        if not self._supervisor.request_test_close(self._connector_id):
+            raise Refusal(
+                "the safety supervisor refused to close the contactor (a fault, or "
+                "the pilot left A)"
+            )
+
+    def open(self) -> None:
+        self._closing = False
+        self._supervisor.request_open(self._connector_id)
+
+    def check_feedback(self) -> ContactorFeedback:
+        # The monitor may see the failure first and open the coil: its verdict is the step's.
+        active = {f.kind for f in self._supervisor.active_faults(self._connector_id)}
+        if self._closing and FaultKind.CONTACTOR_FAILED_TO_CLOSE in active:
+            return ContactorFeedback.FAILED_TO_CLOSE
+        return self._contactor.check_feedback()

@@ -29,6 +29,14 @@ from chargerfw.drivers.types import MeterSample, PilotState
 from chargerfw.logs import get_logger
 from chargerfw.safety import protocol as p
 from chargerfw.safety.core import PilotCommand
+from chargerfw.safety.results import (
+    ContactorTestReply,
+    HardwareTestReply,
+    LockTestReply,
+    PilotTestReply,
+    RcdTestReply,
+)
+from chargerfw.safety.sequences import Refusal
 from chargerfw.station.faults import Fault, FaultKind
 from chargerfw.station.safety import (
     FaultChanged,
@@ -36,12 +44,20 @@ from chargerfw.station.safety import (
     PilotObserved,
     ThermalLimitChanged,
 )
+from chargerfw.station.technician import HardwareTest
 
 log = get_logger(__name__)
 
 STALE_AFTER_S = 1.0  # no State for this long: the safety process is not current
 CALL_TIMEOUT_S = 10.0  # a lock waits for its feedback; a clear answers at once
+TEST_TIMEOUT_S = 60.0  # a hardware test takes seconds (a lock, a contactor's feedback)
 RECONNECT_S = (0.05, 1.0)  # back-off bounds
+RESULT_TYPES: dict[HardwareTest, type[HardwareTestReply]] = {
+    HardwareTest.CONTACTOR: ContactorTestReply,
+    HardwareTest.RCD: RcdTestReply,
+    HardwareTest.PILOT: PilotTestReply,
+    HardwareTest.LOCK: LockTestReply,
+}
 
 
 class SafetyUnavailable(ConnectionError):
@@ -55,10 +71,17 @@ class SafetyRefused(RuntimeError):
 class SafetyLink:
     """The station process's view of, and requests to, the safety process."""
 
-    def __init__(self, socket_path: Path, notify: Notify, *, role: p.Role = "station",
-                 name: str = "", heartbeat_interval_s: float = 0.05,
-                 on_reconnect: Callable[[], None] | None = None,
-                 lock_connectors: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        socket_path: Path,
+        notify: Notify,
+        *,
+        role: p.Role = "station",
+        name: str = "",
+        heartbeat_interval_s: float = 0.05,
+        on_reconnect: Callable[[], None] | None = None,
+        lock_connectors: frozenset[int] = frozenset(),
+    ) -> None:
         self.socket_path = socket_path
         self.role = role
         self.name = name
@@ -93,10 +116,10 @@ class SafetyLink:
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise SafetyUnavailable(
-                        f"no safety process answers on {self.socket_path}: {exc}") from None
+                        f"no safety process answers on {self.socket_path}: {exc}"
+                    ) from None
                 time.sleep(RECONNECT_S[0])
-        self._reader = threading.Thread(target=self._read_forever, name="safety-link",
-                                        daemon=True)
+        self._reader = threading.Thread(target=self._read_forever, name="safety-link", daemon=True)
         self._reader.start()
         if not self._first_state.wait(max(1.0, deadline - time.monotonic())):
             raise SafetyUnavailable(f"the safety process on {self.socket_path} sent no state")
@@ -130,8 +153,7 @@ class SafetyLink:
     @property
     def monitor_current(self) -> bool:
         at = self._state_at
-        return (self._monitor_current and at is not None
-                and time.monotonic() - at <= STALE_AFTER_S)
+        return self._monitor_current and at is not None and time.monotonic() - at <= STALE_AFTER_S
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -169,6 +191,15 @@ class SafetyLink:
             return False
         return True
 
+    def run_test(self, test: HardwareTest, connector_id: int) -> HardwareTestReply:
+        try:
+            reply = self._call(
+                lambda rid: p.RunTest(rid, test, connector_id), timeout_s=TEST_TIMEOUT_S
+            )
+        except SafetyRefused as exc:
+            raise Refusal(str(exc)) from None
+        return msgspec.convert(reply.result, RESULT_TYPES[test])
+
     def simulate(self, method: str, params: dict[str, Any]) -> Any:
         """A ``sim.*`` method for the simulated world the safety process holds."""
         return self._call(lambda rid: p.Simulate(rid, method, params)).result
@@ -192,8 +223,11 @@ class SafetyLink:
 
     def active_faults(self, connector_id: int | None = None) -> frozenset[Fault]:
         with self._state_lock:
-            return frozenset(f for f in self._faults.values()
-                             if connector_id is None or f.connector_id in (connector_id, 0))
+            return frozenset(
+                f
+                for f in self._faults.values()
+                if connector_id is None or f.connector_id in (connector_id, 0)
+            )
 
     # -- the wire -----------------------------------------------------------------------------
 
@@ -209,7 +243,7 @@ class SafetyLink:
                 return False
         return True
 
-    def _call(self, make: Callable[[int], p.Request]) -> p.Reply:
+    def _call(self, make: Callable[[int], p.Request], timeout_s: float = CALL_TIMEOUT_S) -> p.Reply:
         request_id = next(self._ids)
         done = threading.Event()
         box: list[p.Reply] = []
@@ -217,8 +251,8 @@ class SafetyLink:
         try:
             if not self._send(make(request_id)):
                 raise SafetyUnavailable(f"the safety process on {self.socket_path} is gone")
-            if not done.wait(CALL_TIMEOUT_S):
-                raise SafetyUnavailable(f"the safety process gave no answer in {CALL_TIMEOUT_S} s")
+            if not done.wait(timeout_s):
+                raise SafetyUnavailable(f"the safety process gave no answer in {timeout_s} s")
         finally:
             self._calls.pop(request_id, None)
         reply = box[0]

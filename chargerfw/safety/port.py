@@ -15,7 +15,9 @@ from typing import Protocol
 from chargerfw.drivers.lock import LockResult
 from chargerfw.drivers.types import MeterSample
 from chargerfw.safety.core import PilotCommand
+from chargerfw.safety.results import HardwareTestReply
 from chargerfw.station.faults import Fault, FaultKind
+from chargerfw.station.technician import HardwareTest
 
 
 class SafetyPort(Protocol):
@@ -68,4 +70,10 @@ class SafetyPort(Protocol):
 
     def clear_by_technician(self, kind: FaultKind, connector_id: int) -> bool:
         """False while the fault's condition is still there."""
+        ...
+
+    def run_test(self, test: HardwareTest, connector_id: int) -> HardwareTestReply:
+        """A technician's hardware test under the interlocks (the caller refused first and
+        paused the connectors); raises :class:`~chargerfw.safety.sequences.Refusal`. Blocks for
+        the test's length: call it off the loop."""
         ...

@@ -26,7 +26,7 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,9 +35,12 @@ import msgspec
 from chargerfw.config import StationConfig
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.gpio import Pin
+from chargerfw.hwlock import runtime_dir
 from chargerfw.logs import get_logger
 from chargerfw.safety import protocol as p
 from chargerfw.safety.core import PilotCommand, SafetyCore
+from chargerfw.safety.results import HardwareTestReply
+from chargerfw.safety.sequences import Refusal
 from chargerfw.sdnotify import SystemdNotifier
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, Fault, FaultKind
 from chargerfw.station.safety import (
@@ -47,6 +50,7 @@ from chargerfw.station.safety import (
     SafetySettings,
     ThermalLimitChanged,
 )
+from chargerfw.station.technician import HardwareTest
 
 log = get_logger(__name__)
 
@@ -88,15 +92,23 @@ class LatchedFaults:
         restored = []
         for entry in entries:
             try:
-                restored.append((FaultKind(entry["kind"]), int(entry["connector"]),
-                                 str(entry.get("detail", ""))))
+                restored.append(
+                    (
+                        FaultKind(entry["kind"]),
+                        int(entry["connector"]),
+                        str(entry.get("detail", "")),
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 log.error("safety.latched_entry_unreadable", entry=repr(entry))
         return restored
 
     def save(self, faults: Iterable[Fault]) -> None:
-        entries = [{"kind": f.kind.value, "connector": f.connector_id, "detail": f.detail}
-                   for f in faults if FAULT_SPECS[f.kind].clear_rule is ClearRule.TECHNICIAN]
+        entries = [
+            {"kind": f.kind.value, "connector": f.connector_id, "detail": f.detail}
+            for f in faults
+            if FAULT_SPECS[f.kind].clear_rule is ClearRule.TECHNICIAN
+        ]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w") as out:
@@ -122,8 +134,9 @@ class _Client:
         self.outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=1000)
         self.closed = threading.Event()
 
-    def send(self, message: p.Reply | p.FaultEvent | p.PilotEvent | p.ThermalEvent | p.State
-             ) -> None:
+    def send(
+        self, message: p.Reply | p.FaultEvent | p.PilotEvent | p.ThermalEvent | p.State
+    ) -> None:
         try:
             self.outbox.put_nowait(p.encode(message))
         except queue.Full:  # the peer stopped reading: it hears the next State when back
@@ -142,11 +155,19 @@ class _Client:
 class SafetyProcess:
     """Serves one station (and technicians' commands) from the safety core."""
 
-    def __init__(self, config: StationConfig, board: Board, socket_path: Path,
-                 latched_path: Path, *, settings: SafetySettings | None = None,
-                 heartbeat_bound_s: float = 0.2, notifier: SystemdNotifier | None = None,
-                 world: SimulatedWorld | None = None,
-                 watchdog_output: Pin | None = None) -> None:
+    def __init__(
+        self,
+        config: StationConfig,
+        board: Board,
+        socket_path: Path,
+        latched_path: Path,
+        *,
+        settings: SafetySettings | None = None,
+        heartbeat_bound_s: float = 0.2,
+        notifier: SystemdNotifier | None = None,
+        world: SimulatedWorld | None = None,
+        watchdog_output: Pin | None = None,
+    ) -> None:
         self.config = config
         self.socket_path = socket_path
         self.latched = LatchedFaults(latched_path)
@@ -158,8 +179,9 @@ class SafetyProcess:
         self._clients_lock = threading.Lock()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
-        self.core = SafetyCore(config, board, self._on_event, settings,
-                               heartbeat_bound_s=heartbeat_bound_s)
+        self.core = SafetyCore(
+            config, board, self._on_event, settings, heartbeat_bound_s=heartbeat_bound_s
+        )
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -220,8 +242,10 @@ class SafetyProcess:
     def _state(self, current: bool) -> p.State:
         return p.State(
             monitor_current=current,
-            connectors=[p.ConnectorState(r.connector_id, r.pilot, r.contactor_closed,
-                                         r.temperature_c) for r in self.core.readings()],
+            connectors=[
+                p.ConnectorState(r.connector_id, r.pilot, r.contactor_closed, r.temperature_c)
+                for r in self.core.readings()
+            ],
             faults=[_fault_event(f, True) for f in self.core.active_faults()],
             sim=self.world.snapshot() if self.world is not None else None,
         )
@@ -237,9 +261,14 @@ class SafetyProcess:
                 if FAULT_SPECS[fault.kind].clear_rule is ClearRule.TECHNICIAN:
                     try:
                         self.latched.save(
-                            f for f in self.core.active_faults()
-                            if not (f.kind is fault.kind and f.connector_id == fault.connector_id
-                                    and not active))
+                            f
+                            for f in self.core.active_faults()
+                            if not (
+                                f.kind is fault.kind
+                                and f.connector_id == fault.connector_id
+                                and not active
+                            )
+                        )
                     except OSError as exc:
                         log.error("safety.latched_not_saved", error=str(exc))
             case PilotObserved(connector_id=cid, pilot=pilot):
@@ -276,10 +305,12 @@ class SafetyProcess:
             client = _Client(sock)
             with self._clients_lock:
                 self._clients.add(client)
-            threading.Thread(target=self._write_forever, args=(client,),
-                             name="safety-writer", daemon=True).start()
-            threading.Thread(target=self._read_forever, args=(client,),
-                             name="safety-reader", daemon=True).start()
+            threading.Thread(
+                target=self._write_forever, args=(client,), name="safety-writer", daemon=True
+            ).start()
+            threading.Thread(
+                target=self._read_forever, args=(client,), name="safety-reader", daemon=True
+            ).start()
 
     def _write_forever(self, client: _Client) -> None:
         while True:
@@ -353,16 +384,40 @@ class SafetyProcess:
                 core.meter_fault(cid, active, detail)
             case p.DriveLock(id=request_id, connector=cid, locked=locked):
                 self._require_station(client)
-                result = core.drive_lock(cid, locked)
-                client.send(p.Reply(request_id, True, result=result.value))
+                self._in_background(client, request_id, lambda: core.drive_lock(cid, locked).value)
             case p.ClearFault(id=request_id, kind=kind, connector=cid):
                 cleared = core.clear_by_technician(kind, cid)
-                client.send(p.Reply(request_id, cleared, None if cleared
-                                    else "its condition is still present"))
+                client.send(
+                    p.Reply(
+                        request_id, cleared, None if cleared else "its condition is still present"
+                    )
+                )
+            case p.RunTest(id=request_id, test=test, connector=cid):
+                self._in_background(
+                    client, request_id, lambda: msgspec.to_builtins(self._run_test(test, cid))
+                )
             case p.Simulate(id=request_id, method=method, params=params):
                 if self.world is None:
                     raise RuntimeError("this safety process runs no simulated world")
                 client.send(p.Reply(request_id, True, result=self.world.call(method, params)))
+
+    def _in_background(self, client: _Client, request_id: int, work: Callable[[], Any]) -> None:
+        """What waits for hardware (a lock's feedback, a test) runs on a thread of its own, so
+        the connection keeps reading: the station's heartbeat goes on meanwhile."""
+
+        def run() -> None:
+            try:
+                client.send(p.Reply(request_id, True, result=work()))
+            except (KeyError, ValueError, RuntimeError) as exc:
+                client.send(p.Reply(request_id, False, str(exc) or type(exc).__name__))
+
+        threading.Thread(target=run, name="safety-request", daemon=True).start()
+
+    def _run_test(self, test: HardwareTest, connector_id: int) -> HardwareTestReply:
+        try:
+            return self.core.run_test(test, connector_id)
+        except Refusal as exc:
+            raise RuntimeError(str(exc)) from None
 
     def _greet(self, client: _Client, role: p.Role) -> None:
         with self._clients_lock:
@@ -393,8 +448,15 @@ def _request_id(line: bytes) -> int:
     return 0
 
 
-def default_socket_path(runtime_dir: Path) -> Path:
-    return runtime_dir / SOCKET_NAME
+def latched_faults_path(config: StationConfig) -> Path:
+    """The safety process's latched faults, beside the station's store."""
+    return config.storage.path.parent / "safety-latched.json"
+
+
+def default_socket_path() -> Path:
+    """``$CHARGERFW_RUNTIME_DIR/safety.sock``: where the safety process listens and the station
+    and the technician's commands look for it."""
+    return runtime_dir() / SOCKET_NAME
 
 
 def go_realtime(priority: int, lock_memory: bool) -> list[str]:
@@ -412,4 +474,3 @@ def go_realtime(priority: int, lock_memory: bool) -> list[str]:
         if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
             problems.append(f"mlockall: {os.strerror(ctypes.get_errno())}")
     return problems
-

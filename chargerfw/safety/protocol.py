@@ -16,6 +16,7 @@ import msgspec
 
 from chargerfw.drivers.types import MeterSample, PilotMode, PilotState
 from chargerfw.station.faults import FaultKind
+from chargerfw.station.technician import HardwareTest
 
 STATE_INTERVAL_S = 0.1
 MAX_LINE_BYTES = 64 * 1024
@@ -80,6 +81,14 @@ class ClearFault(_Message, tag="clear_fault"):
     connector: int
 
 
+class RunTest(_Message, tag="run_test"):
+    """A technician's hardware test (the caller refused first); answered with its result."""
+
+    id: int
+    test: HardwareTest
+    connector: int = 0
+
+
 class Simulate(_Message, tag="simulate"):
     """A ``sim.*`` control method for the simulated world the safety process holds."""
 
@@ -88,8 +97,20 @@ class Simulate(_Message, tag="simulate"):
     params: dict[str, Any] = {}
 
 
-Request = (Hello | Heartbeat | Close | Open | OpenAll | SetPilot | Meter | MeterFault
-           | DriveLock | ClearFault | Simulate)
+Request = (
+    Hello
+    | Heartbeat
+    | Close
+    | Open
+    | OpenAll
+    | SetPilot
+    | Meter
+    | MeterFault
+    | DriveLock
+    | ClearFault
+    | RunTest
+    | Simulate
+)
 
 # ---- from the safety process ----------------------------------------------------------------
 

@@ -100,7 +100,7 @@ def test_contactor_failed_to_close_is_reported(station, monkeypatch):
     result = invoke("test", "contactor", "-c", station, "--yes", "--json")
     assert result.exit_code == 1
     report = as_json(result)
-    assert report["result"] == "failed_to_close" and report["passed"] is False
+    assert report["result"] == "failed_to_close" and report["passed"] is False, result.output
     assert report["steps"][1]["feedback"] == "failed_to_close"
 
 
@@ -171,7 +171,7 @@ def test_rcd_test_fails_when_the_trip_is_not_seen(station, monkeypatch):
 def test_rcd_test_refused_when_already_tripped(station, monkeypatch):
     prepare(monkeypatch, lambda board: board.sim.rcm.trip())
     result = invoke("test", "rcd", "-c", station)
-    assert result.exit_code == 1 and "already tripped" in result.stderr
+    assert result.exit_code == 1 and "rcd_trip active" in result.stderr
 
 
 def test_rcd_without_test_pin_is_a_usage_error(tmp_path, runtime_dir):

@@ -26,28 +26,35 @@ from chargerfw.sim.hardware import simulated_hardware
 pytestmark = pytest.mark.timeout(60)
 
 
-def pi_config(path: Path) -> Path:
+def pi_config(path: Path, safety_mode: str = "thread") -> Path:
     """The sim station's file as a Pi station without a reader (nothing here drives it)."""
     raw = tomllib.loads(path.read_text())
     raw["hardware"] = "pi"
     raw.pop("reader", None)
+    raw["safety"] = {"mode": safety_mode}
     pi = path.with_name("pi.toml")
     pi.write_text(dump_toml(raw))
     return pi
 
 
-def run_cli(config_path: Path, runtime_dir: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(config_path: Path, runtime_dir: Path,
+            command: tuple[str, ...] = ("run",)) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CHARGERFW_RUNTIME_DIR": str(runtime_dir)}
     env.pop("CHARGERFW_CONTROL_SOCKET", None)
-    return subprocess.run([sys.executable, "-m", "chargerfw", "run", "-c", str(config_path)],
+    return subprocess.run([sys.executable, "-m", "chargerfw", *command, "-c", str(config_path)],
                           capture_output=True, text=True, env=env, timeout=30,
                           stdin=subprocess.DEVNULL)
 
 
-def test_run_on_pi_refuses_while_a_technician_holds_the_hardware(tmp_path, runtime_dir):
+# Whoever owns the pins takes the lock: the station itself in thread mode, the safety process in
+# process mode (the default on a Pi).
+@pytest.mark.parametrize(("mode", "command"), [("thread", ("run",)),
+                                               ("process", ("safety", "run"))])
+def test_the_pin_owner_on_pi_refuses_while_a_technician_holds_the_hardware(
+        tmp_path, runtime_dir, mode, command):
     path, _ = sim_station_config(tmp_path, "ws://127.0.0.1:9/ocpp")
     with HardwareLock("chargerfw test contactor"):
-        done = run_cli(pi_config(path), runtime_dir)
+        done = run_cli(pi_config(path, mode), runtime_dir, command)
     assert done.returncode == BUSY_EXIT_CODE == 4, done.stderr
     assert f"in use by chargerfw test contactor (pid {os.getpid()})" in done.stderr
     assert "Traceback" not in done.stderr

@@ -1,10 +1,10 @@
-"""The guarded hardware tests' sequences (``chargerfw test contactor|rcd|pilot|lock``), on a
-board's devices.
+"""The guarded hardware tests (``chargerfw test contactor|rcd|pilot|lock``): their sequences on a
+board's devices, and what each reports.
 
-The running service runs them in a thread (they block for a second or two) for its ``test.*``
-methods; with the service stopped, the CLI runs the same ones under the hardware lock. They
-check nothing about vehicles, transactions or faults: the caller refuses first
-(:func:`chargerfw.station.technician.hardware_test_refusal`).
+The safety core runs them (:meth:`~chargerfw.safety.core.SafetyCore.run_test`), in whichever
+process owns the hardware, under its interlocks: the monitor keeps watching inputs and pilot
+while a contactor is closed for a test. They check nothing about vehicles, transactions or faults
+themselves: the caller refuses first (:func:`chargerfw.station.technician.hardware_test_refusal`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from chargerfw.control.api import (
+from chargerfw.drivers.board import Board, ConnectorDevices
+from chargerfw.drivers.fault_inputs import RcmSelfTestUnavailableError
+from chargerfw.drivers.pilot import ControlPilot, PilotReading
+from chargerfw.drivers.types import ContactorFeedback, LockResult, PilotMode, PilotState
+from chargerfw.safety.results import (
     ContactorStep,
     ContactorTestReply,
     ContactorVerdict,
@@ -22,12 +26,6 @@ from chargerfw.control.api import (
     PilotTestReply,
     RcdTestReply,
 )
-from chargerfw.drivers.board import Board, ConnectorDevices
-from chargerfw.drivers.contactor import ContactorFeedback
-from chargerfw.drivers.fault_inputs import RcmSelfTestUnavailableError
-from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.pilot import ControlPilot, PilotReading
-from chargerfw.drivers.types import PilotMode, PilotState
 
 VEHICLE_STATES = frozenset({PilotState.B, PilotState.C, PilotState.D})
 # What the pilot test offers, in amps (capped at the connector's maximum).
@@ -137,9 +135,18 @@ def run_pilot_test(devices: ConnectorDevices, max_current_a: float) -> PilotTest
     steps = []
     for output, offered_a, reading in readings:
         expected = _expected_states(output, vehicle)
-        steps.append(PilotStep(output, offered_a, round(reading.duty_percent, 1), reading.state,
-                               round(reading.high_v, 2), round(reading.low_v, 2), expected,
-                               reading.state in expected))
+        steps.append(
+            PilotStep(
+                output,
+                offered_a,
+                round(reading.duty_percent, 1),
+                reading.state,
+                round(reading.high_v, 2),
+                round(reading.low_v, 2),
+                expected,
+                reading.state in expected,
+            )
+        )
     return PilotTestReply(all(s.ok for s in steps), vehicle, steps, devices.id)
 
 
