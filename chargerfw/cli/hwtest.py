@@ -140,6 +140,9 @@ def _contactor_lines(reply: ContactorTestReply) -> list[str]:
     elif reply.result is ContactorVerdict.FAILED_TO_CLOSE:
         lines.append("FAILED TO CLOSE: the mirror contact stayed open with the coil on. Check "
                      "the coil supply, its wiring and the mirror contact wiring.")
+    if reply.interrupted_by:
+        lines.append(f"ENDED EARLY: {reply.interrupted_by} while the contactor was under test; "
+                     "the coil was opened at once.")
     return lines
 
 

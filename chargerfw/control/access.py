@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from chargerfw.drivers.types import MeterSample
     from chargerfw.safety.core import SafetyCore
     from chargerfw.safety.link import SafetyLink
+    from chargerfw.safety.port import SafetyPort
     from chargerfw.store import Store
 
 TEST_TIMEOUT_S = 30.0  # a test through the service: a contactor test takes a few seconds
@@ -400,54 +401,41 @@ class DirectAccess:
         connector = getattr(request, "connector", 0)
         link = self._safety_link()
         try:
-            if link is not None:
-                _refuse(
-                    hardware_test_refusal(
-                        test,
-                        [
-                            dataclasses.replace(
-                                view,
-                                pilot=(
-                                    link.pilot(view.connector_id)
-                                    if test is HardwareTest.CONTACTOR
-                                    else view.pilot
-                                ),
-                                pilot_f_is_ours=True,
-                                active_faults=frozenset(
-                                    f.kind for f in link.active_faults(view.connector_id)
-                                ),
-                            )
-                            for view in views
-                        ],
+            with contextlib.ExitStack() as stack:
+                safety: SafetyPort
+                if link is not None:
+                    safety = link
+                else:
+                    safety = stack.enter_context(self._local_safety(f"chargerfw test {test.value}"))
+
+                def refuse_as_safety_sees_it() -> None:
+                    # The contactor test energises the outlet: it also reads the pilot.
+                    _refuse(
+                        hardware_test_refusal(
+                            test,
+                            [
+                                dataclasses.replace(
+                                    view,
+                                    pilot=(
+                                        safety.pilot(view.connector_id)
+                                        if test is HardwareTest.CONTACTOR
+                                        else view.pilot
+                                    ),
+                                    pilot_f_is_ours=link is not None or view.pilot_f_is_ours,
+                                    active_faults=frozenset(
+                                        f.kind for f in safety.active_faults(view.connector_id)
+                                    ),
+                                )
+                                for view in views
+                            ],
+                        )
                     )
-                )
+
+                refuse_as_safety_sees_it()
                 if confirm is not None:
                     confirm()
-                return cast(TestReplyT, link.run_test(test, connector))
-            with self._local_safety(f"chargerfw test {test.value}") as core:
-                # The contactor test energises the outlet: it also reads the pilot.
-                _refuse(
-                    hardware_test_refusal(
-                        test,
-                        [
-                            dataclasses.replace(
-                                view,
-                                pilot=(
-                                    core.supervisor.pilot_of(view.connector_id)
-                                    if test is HardwareTest.CONTACTOR
-                                    else view.pilot
-                                ),
-                                active_faults=frozenset(
-                                    f.kind for f in core.active_faults(view.connector_id)
-                                ),
-                            )
-                            for view in views
-                        ],
-                    )
-                )
-                if confirm is not None:
-                    confirm()
-                return cast(TestReplyT, core.run_test(test, connector))
+                    refuse_as_safety_sees_it()  # the prompt may have waited a long time
+                return cast(TestReplyT, safety.run_test(test, connector))
         except Refusal as exc:
             raise Refused(f"{test.value} test aborted: {exc}") from None
         finally:

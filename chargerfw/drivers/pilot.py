@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from chargerfw.config import PilotSection
 from chargerfw.drivers.gpio import PinFactory
 from chargerfw.drivers.i2c import I2cBus
-from chargerfw.drivers.types import PilotMode, PilotState
+from chargerfw.drivers.types import CHARGING_PILOT, PilotMode, PilotState
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -113,7 +113,9 @@ def classify_pilot(
 
 class PilotClassifier:
     """:func:`classify_pilot` with memory: a new state is reported only after ``confirm_reads``
-    consecutive reads agree on it. The first read is taken at once."""
+    consecutive reads agree on it. The first read is taken at once, and so is a read that leaves
+    C/D: the safe direction (the contactor opens) must not wait for confirmation, while a
+    spurious read only costs a nuisance stop; entering C/D is confirmed."""
 
     def __init__(self, margin_v: float = 0.5, confirm_reads: int = 2) -> None:
         if confirm_reads < 1:
@@ -126,7 +128,8 @@ class PilotClassifier:
 
     def update(self, high_v: float, low_v: float | None, pwm_active: bool) -> PilotState:
         seen = classify_pilot(high_v, low_v, pwm_active, self.state, self.margin_v)
-        if self.state is None or seen == self.state:
+        leaves_charging = self.state in CHARGING_PILOT and seen not in CHARGING_PILOT
+        if self.state is None or seen == self.state or leaves_charging:
             self.state, self._candidate, self._count = seen, None, 0
             return seen
         if seen == self._candidate:

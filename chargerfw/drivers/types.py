@@ -85,6 +85,8 @@ class PilotState(enum.StrEnum):
 
 # The states in which a vehicle is plugged in.
 PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
+# The states in which the vehicle asks for energy: the only ones a contactor may be closed in.
+CHARGING_PILOT = frozenset({PilotState.C, PilotState.D})
 
 
 class PilotMode(enum.StrEnum):

@@ -53,6 +53,7 @@ from chargerfw.station.faults import Fault, FaultKind
 from chargerfw.station.safety import (
     FaultChanged,
     Notify,
+    PilotObserved,
     SafetyEvent,
     SafetySettings,
     SafetySupervisor,
@@ -105,7 +106,7 @@ class SafetyCore:
         # The monitor thread reads the sensors; readers elsewhere take the last good value.
         self.temperatures: dict[int, float | None] = {}
         self._notify = notify
-        self._test_faults: list[FaultKind] | None = None  # raised while a test runs
+        self._test: _TestWatch | None = None  # the technician's test running now
         self.supervisor = SafetySupervisor(
             {section.id: self._supervised(section.id) for section in config.connector},
             self._relay,
@@ -242,16 +243,18 @@ class SafetyCore:
         test cannot go on. Blocks for the test's length."""
         ids = list(self.board.connectors) if test is HardwareTest.RCD else [connector_id]
         supervised = STATION if test is HardwareTest.RCD else connector_id
-        raised: list[FaultKind] = []
-        self._test_faults = raised
+        watch = _TestWatch(connector_id)
+        self._test = watch
         self.supervisor.begin_test(supervised)
         try:
             self._settle_pilots(ids)
-            result = self._sequence(test, connector_id)
+            # From here on a change of the pilot ends a contactor test (a vehicle arrived).
+            watch.pilot_ends_it = test is HardwareTest.CONTACTOR
+            result = self._sequence(test, connector_id, watch)
         finally:
             self.supervisor.end_test(supervised)
-            self._test_faults = None
-        found = sorted(set(raised))
+            self._test = None
+        found = sorted(set(watch.faults))
         if isinstance(result, ContactorTestReply):
             # The monitor may act first (it opens a contactor that failed to close): its
             # faults are findings of the test too.
@@ -265,7 +268,8 @@ class SafetyCore:
                 result,
                 result=verdict,
                 faults_raised=found,
-                passed=verdict is ContactorVerdict.OK and not found,
+                interrupted_by=watch.ended_by,
+                passed=verdict is ContactorVerdict.OK and not found and watch.ended_by is None,
             )
         if isinstance(result, RcdTestReply):
             # The RCM's own trip is what the test is about; another fault fails it.
@@ -283,7 +287,9 @@ class SafetyCore:
             )
         return msgspec.structs.replace(result, faults_raised=found)
 
-    def _sequence(self, test: HardwareTest, connector_id: int) -> HardwareTestReply:
+    def _sequence(
+        self, test: HardwareTest, connector_id: int, watch: _TestWatch
+    ) -> HardwareTestReply:
         if test is HardwareTest.RCD:
             if not self.has_rcm_self_test:
                 raise Refusal("the station has no [rcm] with a test_pin")
@@ -291,7 +297,9 @@ class SafetyCore:
         devices = self.board.connectors[connector_id]
         if test is HardwareTest.CONTACTOR:
             return run_contactor_sequence(
-                _SupervisedTestContactor(self.supervisor, connector_id, devices.contactor),
+                _SupervisedTestContactor(
+                    self.supervisor, connector_id, devices.contactor, watch
+                ),
                 connector_id,
             )
         if test is HardwareTest.PILOT:
@@ -319,10 +327,10 @@ class SafetyCore:
                 )
 
     def _relay(self, event: SafetyEvent) -> None:
-        """The supervisor's events: a running test notes its faults, then the owner hears."""
-        faults = self._test_faults
-        if faults is not None and isinstance(event, FaultChanged) and event.active:
-            faults.append(event.fault.kind)
+        """The supervisor's events: a running test hears them first, then the owner."""
+        watch = self._test
+        if watch is not None:
+            watch.hear(event)
         self._notify(event)
 
     # -- pilot and lock -----------------------------------------------------------------------
@@ -381,6 +389,9 @@ class SafetyCore:
     def active_faults(self, connector_id: int | None = None) -> frozenset[Fault]:
         return self.supervisor.active_faults(connector_id)
 
+    def pilot(self, connector_id: int) -> PilotState | None:
+        return self.supervisor.pilot_of(connector_id)
+
     def clear_by_technician(self, kind: FaultKind, connector_id: int = STATION) -> bool:
         return self.supervisor.clear_by_technician(kind, connector_id)
 
@@ -436,17 +447,48 @@ class SafetyCore:
         )
 
 
+class _TestWatch:
+    """What happened while a technician's test ran: the faults raised, and what ended a
+    contactor test early (a fault, or the pilot changing: a vehicle arrived)."""
+
+    def __init__(self, connector_id: int) -> None:
+        self.connector_id = connector_id
+        self.faults: list[FaultKind] = []
+        self.pilot_ends_it = False
+        self.ended_by: str | None = None
+
+    def hear(self, event: SafetyEvent) -> None:
+        if isinstance(event, FaultChanged) and event.active:
+            self.faults.append(event.fault.kind)
+            self.ended_by = self.ended_by or f"fault {event.fault.kind.value}"
+        elif (
+            isinstance(event, PilotObserved)
+            and self.pilot_ends_it
+            and event.connector_id == self.connector_id
+        ):
+            self.ended_by = self.ended_by or f"pilot {event.pilot.value}"
+
+
 class _SupervisedTestContactor:
     """The contactor as the contactor test drives it: it closes only through
     :meth:`SafetySupervisor.request_test_close` (no fault, no vehicle), never around it."""
 
     def __init__(
-        self, supervisor: SafetySupervisor, connector_id: int, contactor: Contactor
+        self,
+        supervisor: SafetySupervisor,
+        connector_id: int,
+        contactor: Contactor,
+        watch: _TestWatch,
     ) -> None:
         self._supervisor = supervisor
         self._connector_id = connector_id
         self._contactor = contactor
+        self._watch = watch
         self._closing = False
+
+    @property
+    def interrupted(self) -> bool:
+        return self._watch.ended_by is not None
 
     @property
     def feedback_timeout_s(self) -> float:

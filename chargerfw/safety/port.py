@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from chargerfw.drivers.lock import LockResult
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, PilotState
 from chargerfw.safety.core import PilotCommand
 from chargerfw.safety.results import HardwareTestReply
 from chargerfw.station.faults import Fault, FaultKind
@@ -62,6 +62,10 @@ class SafetyPort(Protocol):
 
     def temperature_c(self, connector_id: int) -> float | None:
         """The last good temperature reading (MeterValues Temperature), if any."""
+        ...
+
+    def pilot(self, connector_id: int) -> PilotState | None:
+        """The pilot state the monitor saw last (None before its first read)."""
         ...
 
     def active_faults(self, connector_id: int | None = None) -> frozenset[Fault]:

@@ -33,6 +33,7 @@ class ContactorTestReply(TestResult, frozen=True, omit_defaults=True):
     steps: list[ContactorStep]
     connector: int
     faults_raised: list[FaultKind] | None = None  # what the service raised meanwhile
+    interrupted_by: str | None = None  # what ended the test early ("fault ...", "pilot B")
 
 
 class RcdTestReply(TestResult, frozen=True, omit_defaults=True):

@@ -57,13 +57,23 @@ class ContactorUnderTest(Protocol):
 
     def check_feedback(self) -> ContactorFeedback: ...
 
+    @property
+    def interrupted(self) -> bool:
+        """Something changed while the test ran (the monitor has acted): stop waiting."""
+        ...
+
 
 def settle_feedback(contactor: ContactorUnderTest) -> ContactorFeedback:
-    """The mirror's verdict once the contacts had their feedback_timeout_s to move."""
+    """The mirror's verdict once the contacts had their feedback_timeout_s to move (or at once
+    when the test was interrupted)."""
     deadline = time.monotonic() + contactor.feedback_timeout_s + 0.2
     while True:
         feedback = contactor.check_feedback()
-        if feedback is not ContactorFeedback.PENDING or time.monotonic() > deadline:
+        if (
+            feedback is not ContactorFeedback.PENDING
+            or contactor.interrupted
+            or time.monotonic() > deadline
+        ):
             return feedback
         time.sleep(0.02)
 

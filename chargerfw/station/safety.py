@@ -38,16 +38,16 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from chargerfw.config import TemperatureSection
-from chargerfw.drivers.types import MeterSample, PilotState
+from chargerfw.drivers.types import CHARGING_PILOT, MeterSample, PilotState
 from chargerfw.logs import get_logger
 from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FAULT_SPECS, ClearRule, Fault, FaultKind, may_clear
 from chargerfw.station.metering import OverCurrentDetector, OverCurrentSettings, fresh_current_a
+from chargerfw.station.technician import TOLERATED_BY_EVERY_TEST
 from chargerfw.station.thermal import ThermalState, thermal_decision
 
 log = get_logger(__name__)
 
-CHARGING_PILOT = frozenset({PilotState.C, PilotState.D})
 RCM_SELF_TEST_HOLD = "rcm_self_test"  # the interlock that holds contactors open during a test
 
 T = TypeVar("T")
@@ -341,13 +341,20 @@ class SafetySupervisor:
             if connector_id != STATION:
                 self._check_id(connector_id)
             self._testing.add(connector_id)
+            if connector_id != STATION:
+                contactor = self._watch[connector_id].hw.contactor
+                for key in self._tolerated_holds(connector_id):
+                    contactor.release_interlock(_reason(key))
 
     def end_test(self, connector_id: int) -> None:
         """The test is over: its contactor opens (if it was the one tested)."""
         with self._lock:
             self._testing.discard(connector_id)
             if connector_id != STATION:
-                self._watch[self._check_id(connector_id)].hw.contactor.open()
+                contactor = self._watch[self._check_id(connector_id)].hw.contactor
+                contactor.open()
+                for key in self._tolerated_holds(connector_id):
+                    contactor.interlock(_reason(key))
 
     def request_test_close(self, connector_id: int) -> bool:
         """Close a contactor under test: only with no opening fault and the pilot last seen in
@@ -356,7 +363,10 @@ class SafetySupervisor:
             watch = self._watch[self._check_id(connector_id)]
             if connector_id not in self._testing:
                 return False
-            if any(f.spec.opens_contactor for f in self._faults_of(connector_id)):
+            if any(
+                f.spec.opens_contactor and f.kind not in TOLERATED_BY_EVERY_TEST
+                for f in self._faults_of(connector_id)
+            ):
                 return False
             if watch.hw.read_pilot is not None and watch.pilot is not PilotState.A:
                 return False
@@ -614,11 +624,27 @@ class SafetySupervisor:
             return [w.hw.contactor for w in self._watch.values()]
         return [self._watch[connector_id].hw.contactor]
 
+    def _held_open_by(self, key: _Key) -> list[SupervisedContactor]:
+        """The contactors a fault holds open: a contactor under a technician's test is spared
+        the faults every test tolerates."""
+        kind, cid = key
+        ids = list(self._watch) if cid == STATION else [cid]
+        spared = self._testing if kind in TOLERATED_BY_EVERY_TEST else set()
+        return [self._watch[i].hw.contactor for i in ids if i not in spared]
+
+    def _tolerated_holds(self, connector_id: int) -> list[_Key]:
+        """The active faults on ``connector_id`` that a technician's test runs despite."""
+        return [
+            (f.kind, f.connector_id)
+            for f in self._faults_of(connector_id)
+            if f.spec.opens_contactor and f.kind in TOLERATED_BY_EVERY_TEST
+        ]
+
     def _raise(self, key: _Key, detail: str, events: list[SafetyEvent]) -> None:
         kind, cid = key
         self._present.add(key)
         if FAULT_SPECS[kind].opens_contactor:
-            for contactor in self._contactors_for(cid):
+            for contactor in self._held_open_by(key):
                 contactor.interlock(_reason(key))  # opens now, on this thread
         if key in self._faults:
             return

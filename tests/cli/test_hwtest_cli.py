@@ -4,6 +4,7 @@ the control socket): the guarded refusals, exit codes, --json."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from diag_support import (
 )
 
 from chargerfw.cli import common
+from chargerfw.config import load_config
 from chargerfw.control.api import (
     ContactorStep,
     ContactorTestReply,
@@ -31,10 +33,20 @@ from chargerfw.control.api import (
     TransactionStatus,
     encode_reply,
 )
+from chargerfw.drivers.board import build_board
 from chargerfw.drivers.contactor import ContactorFeedback
 from chargerfw.drivers.lock import LockResult
 from chargerfw.drivers.types import PilotMode, PilotState
 from chargerfw.hwlock import HardwareLock, is_locked
+from chargerfw.safety.process import (
+    LatchedFaults,
+    SafetyProcess,
+    default_socket_path,
+    latched_faults_path,
+)
+from chargerfw.station.enums import STATION
+from chargerfw.station.faults import Fault, FaultKind
+from chargerfw.station.safety import SafetySettings
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
@@ -311,3 +323,133 @@ def test_pilot_and_lock_through_the_service(station, runtime_dir, no_hardware):
         lock_out = invoke("test", "lock", "-c", station, "--json")
     assert pilot_out.exit_code == 0 and "read A" in pilot_out.stdout
     assert lock_out.exit_code == 0 and as_json(lock_out)["via"] == "service"
+
+
+# -- the safety core's rules on the direct path ----------------------------------------------------
+
+
+def coil_writes(board) -> list[bool]:
+    """Every level the coil of connector 1 is written to, in order."""
+    mirror = board.connectors[1].sim.contactor
+    seen: list[bool] = []
+    mirror.coil.on_output_change(lambda _pin: seen.append(mirror.energised))
+    return seen
+
+
+def latch(station: str, kind: FaultKind, connector: int = STATION) -> None:
+    """A fault latched by the safety process, kept in its file, as a stopped station leaves it."""
+    config = load_config(station)
+    LatchedFaults(latched_faults_path(config)).save([Fault(kind, connector, "latched earlier")])
+
+
+def test_a_latched_fault_refuses_the_contactor_test_with_everything_stopped(station, monkeypatch):
+    latch(station, FaultKind.RCD_TRIP_REPEATED)
+    seen = []
+
+    def watch(board):
+        seen.append(coil_writes(board))
+
+    prepare(monkeypatch, watch)
+    result = invoke("test", "contactor", "-c", station, "--yes")
+    assert result.exit_code == 1
+    assert ("refused: connector 1: fault(s) rcd_trip_repeated active: remove the cause"
+            in result.stderr)
+    assert True not in seen[0]  # the coil was never energised
+
+
+def test_a_latched_fault_refuses_the_contactor_test_through_the_safety_process(
+        station, monkeypatch, tmp_path):
+    """The station process is down; the safety process runs and is the one asked."""
+    config = load_config(station)
+    latch(station, FaultKind.RCD_TRIP_REPEATED)
+    board = build_board(config)
+    writes = coil_writes(board)
+    process = SafetyProcess(config, board, default_socket_path(), latched_faults_path(config),
+                            settings=SafetySettings(poll_interval_s=0.02), heartbeat_bound_s=0.2)
+    thread = threading.Thread(target=process.run, daemon=True)
+    thread.start()
+    prepared = prepare(monkeypatch)
+    try:
+        deadline = time.monotonic() + 10
+        while not default_socket_path().exists():
+            assert time.monotonic() < deadline, "the safety process did not listen"
+            time.sleep(0.01)
+        result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    finally:
+        process.stop()
+        thread.join(5)
+        board.close()
+    assert result.exit_code == 1
+    assert "fault(s) rcd_trip_repeated active" in as_json(result)["refused"]
+    assert prepared.boards == []  # the CLI never opened the hardware itself
+    assert True not in writes
+
+
+def test_a_fault_during_the_contactor_test_ends_it_at_once(station, monkeypatch):
+    """An emergency stop pressed while the coil is energised: the monitor opens the coil and
+    the test stops waiting for the (slow) mirror contact."""
+    timers: list[threading.Timer] = []
+
+    def slow_mirror_then_estop(board):
+        mirror = board.connectors[1].sim.contactor
+        mirror.fail_to_close()  # the mirror stays open: the test would wait feedback_timeout_s
+
+        def on_coil(_pin):
+            if mirror.energised and not timers:
+                timers.append(threading.Timer(0.02, board.sim.emergency_stop.press))
+                timers[0].start()
+
+        mirror.coil.on_output_change(on_coil)
+
+    prepared = prepare(monkeypatch, slow_mirror_then_estop)
+    started = time.monotonic()
+    result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    report = as_json(result)
+    assert report["interrupted_by"] == "fault emergency_stop"
+    assert report["passed"] is False and "emergency_stop" in report["faults_raised"]
+    assert not prepared.boards[0].connectors[1].sim.contactor.energised
+    feedback_timeout = load_config(station).connector_by_id(1).contactor.feedback_timeout_s
+    assert elapsed < feedback_timeout  # it did not wait for the mirror
+
+
+def test_the_text_report_says_what_ended_the_test(station, monkeypatch):
+    def estop_on_close(board):
+        mirror = board.connectors[1].sim.contactor
+        mirror.fail_to_close()
+        mirror.coil.on_output_change(
+            lambda _pin: mirror.energised and threading.Timer(
+                0.02, board.sim.emergency_stop.press).start())
+
+    prepare(monkeypatch, estop_on_close)
+    result = invoke("test", "contactor", "-c", station, "--yes")
+    assert result.exit_code == 1
+    assert "ENDED EARLY: fault emergency_stop" in result.output
+
+
+def test_the_contactor_test_runs_in_the_safety_process_while_the_station_is_down(
+        station, monkeypatch):
+    """No station heartbeats (supervision_lost is active), yet a technician's test runs: the
+    safety process closes and opens the coil itself."""
+    config = load_config(station)
+    board = build_board(config)
+    writes = coil_writes(board)
+    process = SafetyProcess(config, board, default_socket_path(), latched_faults_path(config),
+                            settings=SafetySettings(poll_interval_s=0.02), heartbeat_bound_s=0.2)
+    thread = threading.Thread(target=process.run, daemon=True)
+    thread.start()
+    prepared = prepare(monkeypatch)
+    try:
+        deadline = time.monotonic() + 10
+        while FaultKind.SUPERVISION_LOST not in {f.kind for f in process.core.active_faults()}:
+            assert time.monotonic() < deadline, "the safety process never missed the station"
+            time.sleep(0.01)
+        result = invoke("test", "contactor", "-c", station, "--yes", "--json")
+    finally:
+        process.stop()
+        thread.join(5)
+        board.close()
+    assert result.exit_code == 0, result.output
+    assert as_json(result)["via"] == "direct" and prepared.boards == []
+    assert True in writes and writes[-1] is False  # closed for the test, open after

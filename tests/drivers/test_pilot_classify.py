@@ -150,3 +150,22 @@ def test_classifier_single_read_mode():
     assert classifier.update(6.0, -12.0, True) is S.C
     with pytest.raises(ValueError):
         PilotClassifier(confirm_reads=0)
+
+
+@pytest.mark.parametrize("leaving_to", [(9.0, S.B), (12.0, S.A), (0.0, S.E)])
+@pytest.mark.parametrize("charging_v", [6.0, 3.0])
+def test_leaving_c_or_d_is_taken_at_the_first_read(charging_v, leaving_to):
+    volts, state = leaving_to
+    classifier = PilotClassifier(margin_v=0.5, confirm_reads=3)
+    classifier.update(9.0, -12.0, True)
+    for _ in range(3):
+        entered = classifier.update(charging_v, -12.0, True)
+    assert entered in (S.C, S.D)  # entering was confirmed over three reads
+    assert classifier.update(volts, -12.0, True) is state  # leaving is not
+
+
+def test_entering_c_still_needs_its_confirmation():
+    classifier = PilotClassifier(margin_v=0.5, confirm_reads=2)
+    classifier.update(9.0, -12.0, True)
+    assert classifier.update(6.0, -12.0, True) is S.B
+    assert classifier.update(6.0, -12.0, True) is S.C

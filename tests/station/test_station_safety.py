@@ -604,3 +604,24 @@ def test_latched_fault_restored_at_start_blocks_until_technician():
         rig.sup.restore_latched_fault(K.RCD_TRIP)
     with pytest.raises(UnknownConnectorError):
         rig.sup.restore_latched_fault(K.CONTACTOR_WELDED, 7)
+
+
+# ---- a technician's test and a silent station -------------------------------------------------
+
+
+def test_a_silent_station_holds_charging_open_but_not_a_technicians_test():
+    rig = Rig()
+    rig.sup.poll_once()  # no vehicle: pilot A seen
+    rig.sup.condition(K.SUPERVISION_LOST, STATION, True, "no heartbeat")
+    assert not rig.sup.request_close(1)
+    rig.sup.begin_test(1)
+    assert rig.sup.request_test_close(1)  # the safety core runs the test itself
+    assert rig.contactors[2].interlocks == {"supervision_lost@station"}  # not under test
+    rig.sup.condition(K.SUPERVISION_LOST, STATION, True, "still no heartbeat")
+    assert rig.contactors[1].commanded_closed  # judged again: the test is still spared
+    rig.sup.end_test(1)
+    assert not rig.contactors[1].commanded_closed
+    assert rig.contactors[1].interlocks == {"supervision_lost@station"}  # held again after
+    rig.sup.begin_test(1)
+    rig.sup.condition(K.RCD_TRIP, STATION, True, "tripped")
+    assert not rig.contactors[1].commanded_closed and not rig.sup.request_test_close(1)
