@@ -7,7 +7,6 @@ is current: if either stalls, systemd restarts the service. Safety does not depe
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Callable
@@ -55,6 +54,8 @@ class SystemdNotifier:
         """Ping the watchdog at half its interval for as long as the loop runs and
         ``healthy()`` says the rest of the process is too (a ping it skips is left to
         systemd)."""
+        import asyncio  # here: the safety process uses this module without an event loop
+
         if self.watchdog_interval_s is None or not self.enabled:
             return
         while True:

@@ -96,12 +96,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def console(args: Sequence[str] | None = None) -> None:
     """The ``chargerfw`` console script: ``args`` (default: the process's arguments)."""
-    from chargerfw.cli.service import serve, service_options
+    from chargerfw.cli.service import guard, safety_options, serve, service_options
 
     argv = list(sys.argv[1:] if args is None else args)
     options = service_options(argv)
     if options is not None:
         serve(options)
+    safety = safety_options(argv)
+    if safety is not None:
+        guard(safety)
     from chargerfw.cli.group import main
 
     main(args=argv, prog_name="chargerfw")

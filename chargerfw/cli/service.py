@@ -1,11 +1,13 @@
-"""What ``chargerfw run`` does, without the command line library: the service starts as
-systemd spells it (``chargerfw --log-level INFO run --config FILE``) without loading click.
+"""What the two services do, without the command line library: ``chargerfw run`` (the
+station) and ``chargerfw safety run`` (the safety process) start as systemd spells them
+(``chargerfw --log-level INFO run --config FILE``) without loading click.
 
-:func:`service_options` reads that one shape: ``--log-level`` before ``run``; ``--config`` (or
-``-c``) and ``--control-socket`` after it, each as ``--name value`` or ``--name=value``; the
-same environment variables and defaults as the click options. Any other command line, a help
-or a value click would refuse included, is left to the click group (None), whose ``run``
-command (:mod:`chargerfw.cli.run`) calls the same :func:`serve`.
+:func:`service_options` and :func:`safety_options` read that one shape: ``--log-level`` before
+the command; ``--config`` (or ``-c``) and the command's socket option after it, each as
+``--name value`` or ``--name=value``; the same environment variables and defaults as the click
+options. Any other command line, a help or a value click would refuse included, is left to the
+click group (None), whose ``run`` and ``safety run`` commands (:mod:`chargerfw.cli.run`,
+:mod:`chargerfw.cli.safety`) call the same :func:`serve` and :func:`guard`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from chargerfw.logs import get_logger, setup_logging
 
 if TYPE_CHECKING:
     from chargerfw.config import StationConfig
+    from chargerfw.drivers.board import Board
+    from chargerfw.safety.process import SafetyProcess
 
 log = get_logger(__name__)
 
@@ -31,32 +35,56 @@ class ServiceOptions(NamedTuple):
     log_level: str | None  # None: not given, the service logs at INFO
 
 
+class SafetyOptions(NamedTuple):
+    config_path: str
+    socket: str | None  # None: $CHARGERFW_RUNTIME_DIR/safety.sock
+    log_level: str | None
+
+
 # Option name -> the value it sets, before and after the command name.
 _GROUP_OPTIONS = {"--log-level": "log_level"}
-_RUN_OPTIONS = {
-    "--config": "config_path",
-    "-c": "config_path",
-    "--control-socket": "control_socket",
-}
+_CONFIG_OPTIONS = {"--config": "config_path", "-c": "config_path"}
+_RUN_OPTIONS = {**_CONFIG_OPTIONS, "--control-socket": "socket"}
+_SAFETY_RUN_OPTIONS = {**_CONFIG_OPTIONS, "--socket": "socket"}
 
 
 def service_options(args: Sequence[str]) -> ServiceOptions | None:
     """The options of a ``chargerfw run`` command line of the one shape above; None for any
     other command line."""
-    if "run" not in args:
+    from chargerfw.control.client import SOCKET_ENV
+
+    given = _command_line(args, ("run",), _RUN_OPTIONS, SOCKET_ENV)
+    if given is None:
+        return None
+    return ServiceOptions(given["config_path"], given.get("socket"), given.get("log_level"))
+
+
+def safety_options(args: Sequence[str]) -> SafetyOptions | None:
+    """The options of a ``chargerfw safety run`` command line of the one shape above."""
+    given = _command_line(args, ("safety", "run"), _SAFETY_RUN_OPTIONS, None)
+    if given is None:
+        return None
+    return SafetyOptions(given["config_path"], given.get("socket"), given.get("log_level"))
+
+
+def _command_line(
+    args: Sequence[str], command: tuple[str, ...], options: dict[str, str], socket_env: str | None
+) -> dict[str, str] | None:
+    """``--log-level`` options, ``command``, then ``options``; the values given (config path
+    and log level resolved as click would), or None for any other command line."""
+    if command[-1] not in args:
         return None
     from chargerfw.config import DEFAULT_CONFIG_PATH
-    from chargerfw.control.client import SOCKET_ENV
 
     given: dict[str, str] = {}
     rest = list(args)
-    options = _GROUP_OPTIONS
+    accepted = _GROUP_OPTIONS
     while rest:
-        if rest[0] == "run" and options is _GROUP_OPTIONS:
-            options, rest = _RUN_OPTIONS, rest[1:]
+        if accepted is _GROUP_OPTIONS and tuple(rest[: len(command)]) == command:
+            accepted, rest = options, rest[len(command) :]
             continue
         name, eq, value = rest[0].partition("=")
-        if name not in options or (eq and not name.startswith("--")):
+        if name not in accepted or (eq and not name.startswith("--")):
             return None  # another option or command, or a form left to click (-c=FILE)
         if not eq:
             if len(rest) < 2 or rest[1].startswith("-"):
@@ -64,18 +92,24 @@ def service_options(args: Sequence[str]) -> ServiceOptions | None:
             value, rest = rest[1], rest[1:]
         if not value:
             return None
-        given[options[name]] = value
+        given[accepted[name]] = value
         rest = rest[1:]
-    if options is _GROUP_OPTIONS:
+    if accepted is _GROUP_OPTIONS:
         return None  # no command
     level = given.get("log_level") or os.environ.get(LOG_LEVEL_ENV) or None
     if level is not None and level.upper() not in LOG_LEVELS:
         return None
-    config_path = given.get("config_path") or os.environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG_PATH)
-    control_socket = given.get("control_socket") or os.environ.get(SOCKET_ENV) or None
-    if not all(_usable_file_path(p) for p in (config_path, control_socket) if p is not None):
+    given["config_path"] = (
+        given.get("config_path") or os.environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG_PATH)
+    )
+    socket = given.get("socket") or (os.environ.get(socket_env) if socket_env else None)
+    if socket:
+        given["socket"] = socket
+    if not all(_usable_file_path(p) for p in (given["config_path"], socket) if p):
         return None
-    return ServiceOptions(config_path, control_socket, level.upper() if level else None)
+    if level is not None:
+        given["log_level"] = level.upper()
+    return given
 
 
 def _usable_file_path(path: str) -> bool:
@@ -123,6 +157,92 @@ def serve(options: ServiceOptions) -> NoReturn:
         _fail(f"cannot run the station: {exc}")
         sys.exit(1)
     sys.exit(code)
+
+
+def guard(options: SafetyOptions) -> NoReturn:
+    """Run the safety process until SIGTERM/SIGINT (see ``chargerfw safety run --help``).
+
+    Exit status: 0 stopped; 1 could not start; 2 bad config; 4 another process holds the
+    hardware."""
+    import signal
+    import threading
+
+    from chargerfw.hwlock import HardwareBusy, HardwareLock
+    from chargerfw.safety.process import (
+        THREAD_STACK_BYTES,
+        default_socket_path,
+        go_realtime,
+    )
+
+    # Before any thread: with mlockall every thread's stack is resident in full.
+    threading.stack_size(THREAD_STACK_BYTES)
+    config = load_config_or_exit(options.config_path)
+    # On a Pi this process never speaks TLS, but asyncio (which the logging library imports)
+    # loads OpenSSL when it can: ~5 MiB resident, locked with the rest. (A simulated world's
+    # Modbus server needs it.)
+    if config.hardware == "pi" and "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]  # import ssl: ImportError
+    setup_logging(options.log_level or "INFO", stream=sys.stdout)
+    for problem in go_realtime(config.safety.realtime_priority, config.safety.lock_memory):
+        log.warning("safety.not_realtime", problem=problem)
+    socket = Path(options.socket) if options.socket else default_socket_path()
+    lock = None
+    try:
+        if config.hardware == "pi":
+            lock = HardwareLock(SAFETY_LOCK_OWNER)
+            lock.acquire()  # the pins are ours for the process's life
+        process = build_safety_process(config, socket)
+    except HardwareBusy as exc:
+        _fail(f"cannot run the safety process: {exc}")
+        sys.exit(4)
+    except OSError as exc:
+        _fail(f"cannot run the safety process: {exc}")
+        sys.exit(1)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: process.stop())
+    try:
+        process.run()
+    finally:
+        process.board.close()
+        if lock is not None:
+            lock.release()
+    sys.exit(0)
+
+
+SAFETY_LOCK_OWNER = "chargerfw safety"
+
+
+def build_safety_process(
+    config: StationConfig, socket: Path, board: Board | None = None
+) -> SafetyProcess:
+    """The safety process as ``chargerfw safety run`` builds it: the configured board (or
+    ``board``), its watchdog output, and with simulated hardware the simulated world."""
+    from chargerfw.drivers.board import build_board
+    from chargerfw.safety.process import SafetyProcess, latched_faults_path
+    from chargerfw.station.safety import SafetySettings
+
+    safety = config.safety
+    board = board if board is not None else build_board(config)
+    world = None
+    if config.hardware == "sim":
+        from chargerfw.sim.hardware import SimulatedStation
+        from chargerfw.sim.world import SimulatedWorld
+
+        world = SimulatedWorld(SimulatedStation.create(config, board, None, None))
+    watchdog_output = None
+    if safety.watchdog_pin is not None:
+        watchdog_output = board.pin_factory.claim(safety.watchdog_pin, "safety watchdog")
+        watchdog_output.setup_output(initial=False)
+    return SafetyProcess(
+        config,
+        board,
+        socket,
+        latched_faults_path(config),
+        settings=SafetySettings(poll_interval_s=safety.poll_interval_ms / 1000),
+        heartbeat_bound_s=safety.heartbeat_bound_ms / 1000,
+        world=world,
+        watchdog_output=watchdog_output,
+    )
 
 
 async def run_station(

@@ -368,6 +368,14 @@ class SafetyCore:
         """The station is alive; a silence longer than the bound opens every contactor."""
         self._heartbeat_at = self._clock()
 
+    def station_gone(self) -> None:
+        """The station's connection closed (it exited, crashed or was killed): every contactor
+        opens now, without waiting out the bound, until a station's heartbeat is back."""
+        self._heartbeat_at = None
+        self.supervisor.condition(
+            FaultKind.SUPERVISION_LOST, STATION, True, "the station's connection closed"
+        )
+
     def _watch_heartbeat(self) -> None:
         bound = self.heartbeat_bound_s
         assert bound is not None

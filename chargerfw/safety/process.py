@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import json
 import os
 import queue
@@ -56,6 +55,9 @@ log = get_logger(__name__)
 
 SOCKET_NAME = "safety.sock"
 MCL_CURRENT, MCL_FUTURE = 1, 2
+# The safety process's threads (monitor, heartbeat watch, one reader and writer per client) run
+# shallow code; with locked memory a default 8 MiB stack would be resident in full per thread.
+THREAD_STACK_BYTES = 512 * 1024
 
 
 class SimulatedWorld(Protocol):
@@ -169,6 +171,7 @@ class SafetyProcess:
         watchdog_output: Pin | None = None,
     ) -> None:
         self.config = config
+        self.board = board
         self.socket_path = socket_path
         self.latched = LatchedFaults(latched_path)
         self.notifier = notifier or SystemdNotifier()
@@ -340,9 +343,12 @@ class SafetyProcess:
     def _disconnected(self, client: _Client) -> None:
         with self._clients_lock:
             self._clients.discard(client)
-            if self._station is client:
+            station_left = self._station is client
+            if station_left:
                 self._station = None
-                log.warning("safety.station_disconnected")
+        if station_left:
+            log.warning("safety.station_disconnected")
+            self.core.station_gone()
         client.close()
 
     def _handle(self, client: _Client, line: bytes) -> None:
@@ -470,7 +476,7 @@ def go_realtime(priority: int, lock_memory: bool) -> list[str]:
         except (OSError, AttributeError) as exc:
             problems.append(f"SCHED_FIFO {priority}: {exc}")
     if lock_memory:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's mlockall
         if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
             problems.append(f"mlockall: {os.strerror(ctypes.get_errno())}")
     return problems

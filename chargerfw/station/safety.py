@@ -29,13 +29,12 @@ concurrent :meth:`SafetySupervisor.request_close` cannot slip between a fault an
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from chargerfw.config import TemperatureSection
 from chargerfw.drivers.types import CHARGING_PILOT, MeterSample, PilotState
@@ -45,6 +44,9 @@ from chargerfw.station.faults import FAULT_SPECS, ClearRule, Fault, FaultKind, m
 from chargerfw.station.metering import OverCurrentDetector, OverCurrentSettings, fresh_current_a
 from chargerfw.station.technician import TOLERATED_BY_EVERY_TEST
 from chargerfw.station.thermal import ThermalState, thermal_decision
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = get_logger(__name__)
 
