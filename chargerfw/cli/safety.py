@@ -30,9 +30,7 @@ def safety_run(ctx: click.Context, config_path: str, socket_path: str | None) ->
     from chargerfw.cli.service import SafetyOptions, guard
 
     level = None
-    if ctx.parent is not None and ctx.parent.get_parameter_source("log_level") not in (
-        None,
-        click.core.ParameterSource.DEFAULT,
-    ):
-        level = ctx.parent.params["log_level"]
+    root = ctx.find_root()  # the group that holds --log-level (the parent is `safety`)
+    if root.get_parameter_source("log_level") not in (None, click.core.ParameterSource.DEFAULT):
+        level = root.params["log_level"]
     guard(SafetyOptions(config_path, socket_path, level))

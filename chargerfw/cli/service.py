@@ -51,6 +51,8 @@ _SAFETY_RUN_OPTIONS = {**_CONFIG_OPTIONS, "--socket": "socket"}
 def service_options(args: Sequence[str]) -> ServiceOptions | None:
     """The options of a ``chargerfw run`` command line of the one shape above; None for any
     other command line."""
+    if "run" not in args:
+        return None
     from chargerfw.control.client import SOCKET_ENV
 
     given = _command_line(args, ("run",), _RUN_OPTIONS, SOCKET_ENV)

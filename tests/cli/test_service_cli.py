@@ -1,6 +1,6 @@
-"""The service's command line (`chargerfw [--log-level L] run [--config F] [--control-socket S]`)
-is read without click exactly as the click group reads it; any other command line is left to
-the click group."""
+"""The services' command lines (`chargerfw [--log-level L] run [--config F] [--control-socket S]`
+and `chargerfw [--log-level L] safety run [--config F] [--socket S]`) are read without click
+exactly as the click group reads them; any other command line is left to the click group."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from chargerfw.cli import main
 from chargerfw.cli import run as run_module
-from chargerfw.cli.service import ServiceOptions, service_options
+from chargerfw.cli import service as service_module
+from chargerfw.cli.service import SafetyOptions, ServiceOptions, safety_options, service_options
 
 ENVIRONMENT = ("CHARGERFW_CONFIG", "CHARGERFW_CONTROL_SOCKET", "CHARGERFW_LOG_LEVEL")
 
@@ -77,3 +78,38 @@ def test_any_other_line_is_left_to_click(args, files):
 def test_an_invalid_level_in_the_environment_is_left_to_click(files, monkeypatch):
     monkeypatch.setenv("CHARGERFW_LOG_LEVEL", "LOUD")
     assert service_options(["run"]) is None
+
+
+def safety_parsed_by_click(args: list[str], monkeypatch: pytest.MonkeyPatch) -> SafetyOptions:
+    """What the click command ``safety run`` hands to ``guard`` for ``args``."""
+    guarded: list[SafetyOptions] = []
+    monkeypatch.setattr(service_module, "guard", guarded.append)
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (options,) = guarded
+    return options
+
+
+@pytest.mark.parametrize(("args", "environment"), [
+    (["safety", "run"], {}),
+    (["safety", "run", "-c", "{config}"], {}),
+    (["--log-level=debug", "safety", "run", "--socket", "{socket}", "--config={config}"], {}),
+    (["safety", "run"], {"CHARGERFW_CONFIG": "{config}", "CHARGERFW_LOG_LEVEL": "error"}),
+])
+def test_the_safety_line_is_read_as_click_reads_it(args, environment, files, monkeypatch):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value.format(**files))
+    argv = [arg.format(**files) for arg in args]
+    assert safety_options(argv) == safety_parsed_by_click(argv, monkeypatch)
+
+
+@pytest.mark.parametrize("args", [
+    ["run"],
+    ["safety"],
+    ["safety", "run", "--control-socket", "{socket}"],  # the station's option, not this one
+    ["run", "--socket", "{socket}"],
+    ["safety", "run", "--help"],
+    ["safety", "run", "--config", "{folder}"],
+])
+def test_any_other_line_is_not_the_safety_line(args, files):
+    assert safety_options([arg.format(**files) for arg in args]) is None
