@@ -94,26 +94,27 @@ def nearest_rank(ordered: Sequence[float], p: float) -> float:
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
-    """min / median / p90 / max (nearest rank), in the values' unit."""
+    """min / median / p90 / p99 / max (nearest rank), in the values' unit."""
     ordered = sorted(values)
     if not ordered:
         return {}
     return {"min": ordered[0], "median": nearest_rank(ordered, 50),
-            "p90": nearest_rank(ordered, 90), "max": ordered[-1]}
+            "p90": nearest_rank(ordered, 90), "p99": nearest_rank(ordered, 99),
+            "max": ordered[-1]}
 
 
 def summary_row(label: str, values: Sequence[float], unit: str, width: int = 58) -> str:
-    """One aligned line: label, n, min, median, p90, max."""
+    """One aligned line: label, n, min, median, p90, p99, max."""
     if not values:
         return f"  {label:<{width}} (no samples)"
     s = summary(values)
     decimals = 3 if s["max"] < 10 else 1
-    cells = " ".join(f"{s[k]:>9.{decimals}f}" for k in ("min", "median", "p90", "max"))
+    cells = " ".join(f"{s[k]:>9.{decimals}f}" for k in ("min", "median", "p90", "p99", "max"))
     return f"  {label:<{width}} {len(values):>4} {cells}  {unit}"
 
 
 def summary_header(width: int = 58) -> str:
-    return (f"  {'':<{width}} {'n':>4} {'min':>9} {'median':>9} {'p90':>9} {'max':>9}")
+    return (f"  {'':<{width}} {'n':>4} {'min':>9} {'median':>9} {'p90':>9} {'p99':>9} {'max':>9}")
 
 
 # ---- /proc -------------------------------------------------------------------------------------

@@ -167,25 +167,15 @@ def guard(options: SafetyOptions) -> NoReturn:
     Exit status: 0 stopped; 1 could not start; 2 bad config; 4 another process holds the
     hardware."""
     import signal
-    import threading
 
     from chargerfw.hwlock import HardwareBusy, HardwareLock
-    from chargerfw.safety.process import (
-        THREAD_STACK_BYTES,
-        default_socket_path,
-        go_realtime,
-    )
+    from chargerfw.safety.process import default_socket_path
 
-    # Before any thread: with mlockall every thread's stack is resident in full.
-    threading.stack_size(THREAD_STACK_BYTES)
     config = load_config_or_exit(options.config_path)
-    # On a Pi this process never speaks TLS, but asyncio (which the logging library imports)
-    # loads OpenSSL when it can: ~5 MiB resident, locked with the rest. (A simulated world's
-    # Modbus server needs it.)
-    if config.hardware == "pi" and "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]  # import ssl: ImportError
+    # A simulated world's Modbus server needs TLS support loaded; nothing on a Pi does.
+    problems = prepare_safety_interpreter(config, without_tls=config.hardware == "pi")
     setup_logging(options.log_level or "INFO", stream=sys.stdout)
-    for problem in go_realtime(config.safety.realtime_priority, config.safety.lock_memory):
+    for problem in problems:
         log.warning("safety.not_realtime", problem=problem)
     socket = Path(options.socket) if options.socket else default_socket_path()
     lock = None
@@ -214,11 +204,30 @@ def guard(options: SafetyOptions) -> NoReturn:
 SAFETY_LOCK_OWNER = "chargerfw safety"
 
 
+def prepare_safety_interpreter(config: StationConfig, *, without_tls: bool) -> list[str]:
+    """Set the safety process's interpreter up, before any thread starts and before the first
+    log line: small thread stacks, optionally no TLS, then real-time scheduling and locked
+    memory as configured. Returns what could not be done (the process runs without it)."""
+    import threading
+
+    from chargerfw.safety.process import THREAD_STACK_BYTES, go_realtime
+
+    # With mlockall every thread's stack is resident in full.
+    threading.stack_size(THREAD_STACK_BYTES)
+    # asyncio (which the logging library imports) loads OpenSSL when it can: ~5 MiB resident,
+    # locked with the rest.
+    if without_tls and "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]  # import ssl: ImportError
+    return go_realtime(config.safety.realtime_priority, config.safety.lock_memory)
+
+
 def build_safety_process(
-    config: StationConfig, socket: Path, board: Board | None = None
+    config: StationConfig, socket: Path, board: Board | None = None,
+    *, simulated_world: bool = True,
 ) -> SafetyProcess:
     """The safety process as ``chargerfw safety run`` builds it: the configured board (or
-    ``board``), its watchdog output, and with simulated hardware the simulated world."""
+    ``board``), its watchdog output, and with simulated hardware the simulated world (unless
+    ``simulated_world`` is False: a bench drives the simulated parts itself)."""
     from chargerfw.drivers.board import build_board
     from chargerfw.safety.process import SafetyProcess, latched_faults_path
     from chargerfw.station.safety import SafetySettings
@@ -226,7 +235,7 @@ def build_safety_process(
     safety = config.safety
     board = board if board is not None else build_board(config)
     world = None
-    if config.hardware == "sim":
+    if config.hardware == "sim" and simulated_world:
         from chargerfw.sim.hardware import SimulatedStation
         from chargerfw.sim.world import SimulatedWorld
 
