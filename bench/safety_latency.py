@@ -318,10 +318,14 @@ def one_process(config_path: Path, job: str, reps: int) -> dict[str, Any]:
 
     from chargerfw.config import load_config
     from chargerfw.drivers.board import build_board
+    from chargerfw.logs import setup_logging
     from chargerfw.runtime.assembly import SAFETY_SWITCH_INTERVAL_S
     from chargerfw.safety.core import SafetyCore
     from chargerfw.station.safety import SafetySettings
 
+    # Logs go where the safety child's go (nowhere), at the same level: the same work, and
+    # this report stays readable.
+    setup_logging("INFO", stream=open(os.devnull, "w"))
     config = load_config(str(config_path))
     board = build_board(config)
     core = SafetyCore(config, board, lambda event: None, SafetySettings())  # thread defaults

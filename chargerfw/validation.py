@@ -14,6 +14,10 @@ a string passes; the control API's JSON is strict.
 A rule about one field raises :class:`FieldError` naming it, so the problem is reported at
 the field (``ocpp.url: must start with ...``); any other ``ValueError`` from ``__post_init__``
 is reported at the struct (``connector[1].meter: transport 'rtu' needs 'port'``).
+
+A key that a newer schema replaced is still refused, but with what replaced it: a struct lists
+such keys with their message in a ``replaced_keys`` class variable
+(``ClassVar[Mapping[str, str]]``), which the report gives instead of ``unknown key``.
 """
 
 from __future__ import annotations
@@ -136,7 +140,9 @@ class _Walk:
             elif field.required:
                 out.append(Problem((*loc, field.encode_name), "required key is missing"))
         if config.forbid_unknown_fields:
-            out.extend(Problem((*loc, key), "unknown key") for key in value if key not in names)
+            replaced = getattr(struct, "replaced_keys", {})
+            out.extend(Problem((*loc, key), replaced.get(key, "unknown key"))
+                       for key in value if key not in names)
         if len(out) == found:  # every field is fine: the struct's own rules (__post_init__)
             self.whole(value, struct, loc)
 

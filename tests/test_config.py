@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from chargerfw.config import ConfigError, known_meter_models, load_config, parse_config
+from chargerfw.config.wiring import ContactWiring, inputs_not_fail_safe, safety_inputs
 from chargerfw.hwdata import data_path
 
 MINIMAL = """
@@ -134,3 +135,95 @@ def test_bad_ocpp_keys_are_named() -> None:
     assert problem.startswith("ocpp.keys: LocalPreAuthorize: expected 'true' or 'false'")
     (problem,) = problems_of(base + "GetConfigurationMaxKeys = 5\n")
     assert "read-only" in problem
+
+
+# -- the safety inputs' wiring ------------------------------------------------------------------
+SAFETY_INPUTS = MINIMAL.replace("[connector.contactor]\npin = 17\n",
+                                "[connector.contactor]\npin = 17\nfeedback_pin = 27\n") + """
+[rcm]
+pin = 5
+test_pin = 6
+[emergency_stop]
+pin = 13
+"""
+
+
+def test_safety_inputs_default_to_normally_closed_with_pull_up() -> None:
+    config = parse_config(tomllib.loads(SAFETY_INPUTS))
+    assert config.rcm is not None and config.emergency_stop is not None
+    contactor = config.connector_by_id(1).contactor
+    for section in (config.rcm, config.emergency_stop):
+        assert (section.wiring, section.pull) == ("normally_closed", "up")
+        assert section.contact_wiring == ContactWiring("normally_closed", "up")
+    assert (contactor.feedback_wiring, contactor.feedback_pull) == ("normally_closed", "up")
+    assert contactor.feedback_contact_wiring == ContactWiring("normally_closed", "up")
+    assert inputs_not_fail_safe(config) == []
+
+
+# wiring, pull -> the level that means "tripped" / "main contacts closed", and where a closed
+# contact holds the line
+@pytest.mark.parametrize(("wiring", "pull", "active_level", "closed_level", "fail_safe"), [
+    ("normally_closed", "up", True, False, True),  # the contact to GND opens: the pull-up wins
+    ("normally_closed", "down", False, True, True),  # to 3.3 V opens: the pull-down wins
+    ("normally_open", "up", False, False, False),  # to GND closes: pulled low
+    ("normally_open", "down", True, True, False),  # to 3.3 V closes: pulled high
+])
+def test_contact_wiring_levels(wiring, pull, active_level, closed_level, fail_safe) -> None:
+    contact = ContactWiring(wiring, pull)
+    assert contact.active_level is active_level
+    assert contact.closed_level is closed_level
+    assert contact.fail_safe is fail_safe
+    # A cut wire leaves the line at the pull level: active exactly when fail-safe.
+    assert ((pull == "up") == active_level) is fail_safe
+
+
+def test_wiring_values_are_checked() -> None:
+    (problem,) = problems_of(SAFETY_INPUTS + 'wiring = "closed"\n')
+    assert problem == ("emergency_stop.wiring: Expected one of 'normally_closed', "
+                       "'normally_open', got 'closed'")
+    text = SAFETY_INPUTS.replace("feedback_pin = 27\n", 'feedback_pin = 27\nfeedback_pull = "off"\n')
+    (problem,) = problems_of(text)
+    assert problem == "connector[1].contactor.feedback_pull: Expected one of 'up', 'down', got 'off'"
+
+
+def test_old_polarity_keys_name_their_replacement() -> None:
+    text = (SAFETY_INPUTS.replace("pin = 5\n", "pin = 5\nactive_low = true\n")
+            .replace("feedback_pin = 27\n", "feedback_pin = 27\nfeedback_active_high = true\n")
+            + "active_low = false\n")
+    problems = problems_of(text)
+    assert len(problems) == 3
+    by_key = {problem.split(": ", 1)[0]: problem.split(": ", 1)[1] for problem in problems}
+    for key in ("rcm.active_low", "emergency_stop.active_low"):
+        assert by_key[key].startswith("`active_low` was replaced by `wiring` and `pull`: ")
+        assert ('active_low = true with a contact that closes on a trip (to GND, pull-up) is '
+                'wiring = "normally_open", pull = "up"') in by_key[key]
+        assert 'wiring = "normally_closed"' in by_key[key]
+    feedback = by_key["connector[1].contactor.feedback_active_high"]
+    assert feedback.startswith(
+        "`feedback_active_high` was replaced by `feedback_wiring` and `feedback_pull`: ")
+    assert 'feedback_wiring = "normally_open", feedback_pull = "down"' in feedback
+    assert 'feedback_wiring = "normally_closed"' in feedback
+    # The lock keeps its polarity keys; a typo anywhere is still just unknown.
+    assert problems_of(MINIMAL + "\n[connector.lock]\npin = 22\nactive_low = true\n") == [
+        "connector[1].lock.active_low: unknown key"]
+
+
+def test_normally_open_safety_inputs_on_a_pi_are_listed() -> None:
+    text = (SAFETY_INPUTS.replace("pin = 5\n", 'pin = 5\nwiring = "normally_open"\n')
+            .replace("feedback_pin = 27\n", 'feedback_pin = 27\nfeedback_wiring = "normally_open"\n'))
+    config = parse_config(tomllib.loads(text))
+    assert [(item.key, item.why_not_fail_safe) for item in inputs_not_fail_safe(config)] == [
+        ("rcm", 'wiring = "normally_open": a cut wire or a floating pin reads as not tripped, '
+                "so a residual current would not stop a charge"),
+        ("connector[1].contactor",
+         'feedback_wiring = "normally_open": a cut feedback wire reads as main contacts open, '
+         "so a welded contactor would read as ok"),
+    ]
+    assert [item.key for item in safety_inputs(config)] == [
+        "rcm", "emergency_stop", "connector[1].contactor"]
+    # Simulated hardware has no wire to cut.
+    assert inputs_not_fail_safe(parse_config(tomllib.loads('hardware = "sim"\n' + text))) == []
+    # Without a feedback pin there is no mirror contact to judge.
+    no_feedback = text.replace("feedback_pin = 27\n", "")
+    assert [item.key for item in inputs_not_fail_safe(parse_config(tomllib.loads(no_feedback)))] \
+        == ["rcm"]

@@ -101,18 +101,24 @@ def _versions() -> dict[str, Any]:
             "packages": packages}
 
 
+# Both units: a fault the safety process raised is in its own log, not the station's.
+SERVICE_UNITS = ("chargerfw-safety", "chargerfw")
+
+
 def _recent_logs(lines: int = 2000) -> str:
     journalctl = shutil.which("journalctl")
     if journalctl is None:
         return "journalctl is not available on this system: no service logs collected.\n"
+    units = [arg for unit in SERVICE_UNITS for arg in ("-u", unit)]
     try:
-        proc = subprocess.run([journalctl, "-u", "chargerfw", "-n", str(lines), "--no-pager",
+        proc = subprocess.run([journalctl, *units, "-n", str(lines), "--no-pager",
                                "-o", "short-iso"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"journalctl failed: {exc}\n"
+    names = " ".join(units)
     if proc.returncode != 0:
-        return f"journalctl -u chargerfw exited {proc.returncode}: {proc.stderr.strip()}\n"
-    return proc.stdout or "journalctl returned no lines for unit chargerfw.\n"
+        return f"journalctl {names} exited {proc.returncode}: {proc.stderr.strip()}\n"
+    return proc.stdout or f"journalctl returned no lines for {', '.join(SERVICE_UNITS)}.\n"
 
 
 def _service_status() -> Any:

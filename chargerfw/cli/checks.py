@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from chargerfw.config import ReaderSection, StationConfig
+from chargerfw.config.wiring import inputs_not_fail_safe, safety_inputs
 from chargerfw.control.api import StatusReply
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.contactor import ContactorFeedback
@@ -214,6 +215,26 @@ def reader_check_direct(config: StationConfig) -> CheckResult:
     return passed("reader", f"{config.reader.type} {name}")
 
 
+def wiring_check(config: StationConfig) -> CheckResult:
+    """The safety inputs read a cut wire as a fault (the config's wiring; a normally-open one
+    fails the check, though the station still runs)."""
+    name = "input wiring"
+    unsafe = inputs_not_fail_safe(config)
+    if unsafe:
+        return failed(name, "not fail-safe: " + "; ".join(
+                          f"{item.key}: {item.why_not_fail_safe}" for item in unsafe),
+                      "wire the RCM trip contact, the emergency stop and the mirror contact "
+                      'normally closed and set wiring / feedback_wiring = "normally_closed" '
+                      '(docs/safety.md, "Wiring the inputs")')
+    if config.hardware != "pi":
+        return skipped(name, "simulated hardware: no wires to break")
+    inputs = safety_inputs(config)
+    if not inputs:
+        return skipped(name, "no fault input or mirror contact configured")
+    return passed(name, ", ".join(item.key for item in inputs)
+                  + ": normally closed, a cut wire reads as a fault")
+
+
 TRIP_FAULTS = frozenset({FaultKind.RCD_TRIP, FaultKind.RCD_TRIP_REPEATED,
                          FaultKind.EMERGENCY_STOP})
 CONTACTOR_FAULTS = frozenset({FaultKind.CONTACTOR_WELDED, FaultKind.CONTACTOR_FAILED_TO_CLOSE})
@@ -272,8 +293,10 @@ def hardware_checks(board: Board) -> list[CheckResult]:
             results.append(passed(name, "mirror contact reads open, coil off"))
         else:
             results.append(failed(name, f"mirror contact reads closed with the coil off: {feedback}",
-                                  "welded contactor or wiring fault: isolate the supply, inspect "
-                                  "the contactor; `chargerfw test contactor` once repaired"))
+                                  "welded contactor, or a broken mirror-contact wire (normally "
+                                  "closed: it reads as closed): isolate the supply, inspect the "
+                                  "contactor and its feedback wire; `chargerfw test contactor` "
+                                  "once repaired"))
     return results
 
 

@@ -27,6 +27,7 @@ from chargerfw.cli.checks import (
     probe_backend,
     reader_check_direct,
     skipped,
+    wiring_check,
 )
 from chargerfw.cli.common import (
     EXIT_FAILED,
@@ -192,6 +193,7 @@ def run_selftest(config_path: str) -> list[CheckResult]:
     if config is None:
         results.append(check_clock(now))
         return results
+    results.append(wiring_check(config))
     station = Station(config, Path(config_path))
     results.append(ocpp_keys_check(station))
     access = station_access(station)

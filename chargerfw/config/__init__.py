@@ -1,6 +1,7 @@
 """The station config: the schema of the one TOML file that describes a station
-(:mod:`.station`), and the catalogue of OCPP configuration keys it may provision
-(:mod:`.ocpp_keys`). Import the schema from here: ``from chargerfw.config import load_config``.
+(:mod:`.station`), what the wiring of its safety inputs means (:mod:`.wiring`), and the
+catalogue of OCPP configuration keys it may provision (:mod:`.ocpp_keys`). Import the schema
+from here: ``from chargerfw.config import load_config``.
 
 The schema is msgspec Structs, loaded on the first use of a name below: a command that reads
 no config (``chargerfw --help``, ``chargerfw status`` through the service) does not build them.

@@ -11,14 +11,16 @@ which checks the section's own rules (``__post_init__``) again but not its range
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
 from chargerfw.config import DEFAULT_CONFIG_PATH
 from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
+from chargerfw.config.wiring import FAIL_SAFE_WIRING, ContactWiring, PullDirection, Wiring
 from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
 from chargerfw.validation import FieldError, Invalid, convert
@@ -36,7 +38,9 @@ class ConfigError(TomlFileError):
 # Unknown keys are typos until proven otherwise: reject them. Every section is built from
 # keywords, like the TOML table it comes from (kw_only, which each class states again).
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+    # Keys an older file may still have, each with what replaced it (reported instead of
+    # "unknown key", see chargerfw.validation).
+    replaced_keys: ClassVar[Mapping[str, str]] = {}
 
 
 def known_meter_models() -> list[str]:
@@ -94,14 +98,49 @@ class ContactorSection(_Section, frozen=True, kw_only=True):
     pin: BcmPin
     active_high: bool = True
     feedback_pin: BcmPin | None = None
-    feedback_active_high: bool = True
+    # The mirror contact (IEC 60947-4-1 Annex F) is closed while the main contacts are open:
+    # a cut feedback wire reads as main contacts closed (chargerfw.config.wiring).
+    feedback_wiring: Wiring = FAIL_SAFE_WIRING.wiring
+    feedback_pull: PullDirection = FAIL_SAFE_WIRING.pull
     feedback_timeout_s: Annotated[float, Meta(gt=0, le=5)] = 0.5
+
+    replaced_keys: ClassVar[Mapping[str, str]] = {
+        "feedback_active_high": (
+            "`feedback_active_high` was replaced by `feedback_wiring` and `feedback_pull`: "
+            "feedback_active_high = true (a contact that closes with the main contacts, to "
+            '3.3 V, pull-down) is feedback_wiring = "normally_open", feedback_pull = "down"; '
+            'false (the same contact to GND, pull-up) is feedback_wiring = "normally_open", '
+            'feedback_pull = "up". Fail-safe is a mirror contact, closed while the main '
+            'contacts are open: feedback_wiring = "normally_closed" (docs/safety.md)'
+        ),
+    }
+
+    @property
+    def feedback_contact_wiring(self) -> ContactWiring:
+        return ContactWiring(self.feedback_wiring, self.feedback_pull)
 
 
 class FaultInputSection(_Section, frozen=True, kw_only=True):
     pin: BcmPin
-    active_low: bool = True
+    # The trip contact opens on a trip: a cut wire or a floating pin reads as tripped
+    # (chargerfw.config.wiring).
+    wiring: Wiring = FAIL_SAFE_WIRING.wiring
+    pull: PullDirection = FAIL_SAFE_WIRING.pull
     debounce_ms: Annotated[int, Meta(ge=0, le=1000)] = 20
+
+    replaced_keys: ClassVar[Mapping[str, str]] = {
+        "active_low": (
+            "`active_low` was replaced by `wiring` and `pull`: active_low = true with a contact "
+            'that closes on a trip (to GND, pull-up) is wiring = "normally_open", pull = "up"; '
+            'active_low = false (to 3.3 V, pull-down) is wiring = "normally_open", '
+            'pull = "down". Fail-safe is a contact that opens on a trip: '
+            'wiring = "normally_closed" (docs/safety.md)'
+        ),
+    }
+
+    @property
+    def contact_wiring(self) -> ContactWiring:
+        return ContactWiring(self.wiring, self.pull)
 
 
 class RcmSection(FaultInputSection, frozen=True, kw_only=True):

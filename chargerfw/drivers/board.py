@@ -40,7 +40,8 @@ class ConnectorSim:
 
     vehicle: SimulatedVehicle  # plug_in(), request_charge(), unplug(), current_a, ...
     pilot_line: SimulatedPilotLine
-    contactor: SimulatedContactorMirror  # weld(), fail_to_close(), repair(), is_closed
+    # weld(), fail_to_close(), repair(), is_closed; cut_wire(), mend_wire() (the feedback wire)
+    contactor: SimulatedContactorMirror
     lock: SimulatedLockMechanism | None = None  # jam(), repair()
     temperature: SimulatedTemperatureChip | None = None  # .temperature_c
 
@@ -61,8 +62,8 @@ class BoardSim:
 
     buses: dict[int, SimulatedSmbus] = field(default_factory=dict)
     adcs: dict[tuple[int, int], SimulatedAds1115] = field(default_factory=dict)  # (bus, address)
-    rcm: SimulatedRcm | None = None  # trip(), clear(), break_self_test()
-    emergency_stop: SimulatedFaultSwitch | None = None  # press(), release()
+    rcm: SimulatedRcm | None = None  # trip(), clear(), break_self_test(), cut_wire(), mend_wire()
+    emergency_stop: SimulatedFaultSwitch | None = None  # press(), release(), cut_wire(), ...
 
 
 @dataclass
@@ -210,6 +211,18 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
             )
         return buses[number]
 
+    # The trip contacts are on their lines before the drivers first read them (with the
+    # fail-safe wiring a line that nothing holds reads as tripped).
+    if config.rcm:
+        sim.rcm = SimulatedRcm(
+            factory.pin(config.rcm.pin),
+            factory.pin(config.rcm.test_pin) if config.rcm.test_pin is not None else None,
+            wiring=config.rcm.contact_wiring,
+        )
+    if config.emergency_stop:
+        sim.emergency_stop = SimulatedFaultSwitch(
+            factory.pin(config.emergency_stop.pin), wiring=config.emergency_stop.contact_wiring
+        )
     # No real conversion time to wait for in simulation.
     board = _build_devices(config, factory, bus, buses, adc_sample_interval_s=0.0)
     for c in config.connector:
@@ -218,7 +231,7 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
             factory.pin(c.contactor.pin),
             factory.pin(c.contactor.feedback_pin) if c.contactor.feedback_pin is not None else None,
             coil_active_high=c.contactor.active_high,
-            feedback_active_high=c.contactor.feedback_active_high,
+            feedback_wiring=c.contactor.feedback_contact_wiring,
         )
         line = SimulatedPilotLine(
             factory.pin(c.pilot.pwm_pin),
@@ -243,17 +256,5 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
         if c.temperature:
             temp_sim = temperature_chips[(c.temperature.bus, c.temperature.address)]
         devices.sim = ConnectorSim(vehicle, line, mirror, lock_sim, temp_sim)
-    if config.rcm and board.rcm:
-        sim.rcm = SimulatedRcm(
-            factory.pin(config.rcm.pin),
-            factory.pin(config.rcm.test_pin) if config.rcm.test_pin is not None else None,
-            active_low=config.rcm.active_low,
-        )
-        board.rcm.refresh()
-    if config.emergency_stop and board.emergency_stop:
-        sim.emergency_stop = SimulatedFaultSwitch(
-            factory.pin(config.emergency_stop.pin), active_low=config.emergency_stop.active_low
-        )
-        board.emergency_stop.refresh()
     board.sim = sim
     return board

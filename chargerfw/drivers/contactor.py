@@ -1,6 +1,11 @@
 """The main contactor, with an optional mirror (auxiliary) contact that tells a welded contactor
 from one that failed to close.
 
+The mirror contact's wiring (:class:`~chargerfw.config.wiring.ContactWiring`, ``feedback_wiring``
+and ``feedback_pull``) sets the pin's pull and the level that means "main contacts closed". A
+true mirror contact is normally closed (closed while the main contacts are open): a cut feedback
+wire then reads as main contacts closed, a welded contactor while commanded open.
+
 Safety code opens the contactor from whatever thread it runs on (RPi.GPIO's event thread for a
 fault input), so :meth:`Contactor.open` takes only a short thread lock around one pin write and
 never touches asyncio. :meth:`Contactor.interlock` opens and keeps it open until every named
@@ -13,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chargerfw.config.wiring import FAIL_SAFE_WIRING, ContactWiring
 from chargerfw.drivers.gpio import PinFactory, Pull, monotonic
 from chargerfw.drivers.types import ContactorFeedback
 from chargerfw.logs import get_logger
@@ -41,14 +47,14 @@ class Contactor:
         factory: PinFactory,
         active_high: bool = True,
         feedback_pin: int | None = None,
-        feedback_active_high: bool = True,
+        feedback_wiring: ContactWiring = FAIL_SAFE_WIRING,
         feedback_timeout_s: float = 0.5,
         name: str = "contactor",
         clock: Callable[[], float] = monotonic,
     ) -> None:
         self.name = name
         self.active_high = active_high
-        self.feedback_active_high = feedback_active_high
+        self.feedback_wiring = feedback_wiring
         self.feedback_timeout_s = feedback_timeout_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -61,7 +67,7 @@ class Contactor:
         self._feedback = None
         if feedback_pin is not None:
             self._feedback = factory.claim(feedback_pin, f"{name} feedback")
-            self._feedback.setup_input(Pull.DOWN if feedback_active_high else Pull.UP)
+            self._feedback.setup_input(Pull(feedback_wiring.pull))
 
     @classmethod
     def from_config(
@@ -72,7 +78,7 @@ class Contactor:
             factory=factory,
             active_high=section.active_high,
             feedback_pin=section.feedback_pin,
-            feedback_active_high=section.feedback_active_high,
+            feedback_wiring=section.feedback_contact_wiring,
             feedback_timeout_s=section.feedback_timeout_s,
             name=name,
         )
@@ -90,7 +96,7 @@ class Contactor:
         """What the mirror contact says (None without one)."""
         if self._feedback is None:
             return None
-        return self._feedback.read() == self.feedback_active_high
+        return self._feedback.read() == self.feedback_wiring.active_level
 
     @property
     def interlocks(self) -> frozenset[str]:

@@ -5,6 +5,10 @@ simulation, synchronously inside the test's ``drive_*`` call). Safety code opens
 directly in them, without waiting for the asyncio loop; to tell the loop, use
 ``loop.call_soon_threadsafe`` inside the callback.
 
+The contact's wiring (:class:`~chargerfw.config.wiring.ContactWiring`, ``[rcm]`` /
+``[emergency_stop]`` ``wiring`` and ``pull``) sets the pin's pull and the level that means a
+trip; normally closed (the default) reads a cut wire or a floating pin as a trip.
+
 Edges are debounced by the backend (RPi.GPIO ``bouncetime``). Because bounce dropping can lose
 the last edge of a burst, each callback reads the level again, and :meth:`FaultInput.refresh`
 re-reads it on demand (the station polls it as a backstop).
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chargerfw.config import FaultInputSection, RcmSection
+from chargerfw.config.wiring import FAIL_SAFE_WIRING, ContactWiring
 from chargerfw.drivers.gpio import PinFactory, Pull
 from chargerfw.logs import get_logger
 
@@ -27,24 +32,26 @@ FaultCallback = Callable[[], None]
 
 
 class FaultInput:
-    """A trip input (active-low by default: a pulled-up line that the fault pulls to ground)."""
+    """A trip input (by default a normally-closed contact to ground on a pulled-up line: the
+    line goes high on a trip, and with a cut wire)."""
 
     def __init__(
         self,
         pin: int,
         *,
         factory: PinFactory,
-        active_low: bool = True,
+        wiring: ContactWiring = FAIL_SAFE_WIRING,
         debounce_ms: int = 20,
         name: str = "fault",
     ) -> None:
         self.name = name
-        self.active_low = active_low
+        self.wiring = wiring
+        self._trip_level = wiring.active_level
         self._on_trip: list[FaultCallback] = []
         self._on_clear: list[FaultCallback] = []
         self._state_lock = threading.Lock()
         self._pin = factory.claim(pin, name)
-        self._pin.setup_input(Pull.UP if active_low else Pull.DOWN)
+        self._pin.setup_input(Pull(wiring.pull))
         # Listen first, then read: an edge between the two cannot be lost.
         self._tripped = False
         self._pin.add_edge_callback(self._on_edge, bounce_ms=debounce_ms)
@@ -55,7 +62,7 @@ class FaultInput:
         return cls(
             section.pin,
             factory=factory,
-            active_low=section.active_low,
+            wiring=section.contact_wiring,
             debounce_ms=section.debounce_ms,
             name=name,
         )
@@ -82,7 +89,7 @@ class FaultInput:
         self._pin.close()
 
     def _level_means_trip(self, level: bool) -> bool:
-        return level != self.active_low
+        return level == self._trip_level
 
     def _on_edge(self, level: bool) -> None:
         self._update(level)
@@ -127,13 +134,11 @@ class Rcm(FaultInput):
         test_pin: int | None = None,
         test_pulse_ms: int = 100,
         clear_timeout_s: float = 1.0,
-        active_low: bool = True,
+        wiring: ContactWiring = FAIL_SAFE_WIRING,
         debounce_ms: int = 20,
         name: str = "rcm",
     ) -> None:
-        super().__init__(
-            pin, factory=factory, active_low=active_low, debounce_ms=debounce_ms, name=name
-        )
+        super().__init__(pin, factory=factory, wiring=wiring, debounce_ms=debounce_ms, name=name)
         self.test_pulse_ms = test_pulse_ms
         self.clear_timeout_s = clear_timeout_s
         self.self_test_running = False
@@ -153,7 +158,7 @@ class Rcm(FaultInput):
             factory=factory,
             test_pin=section.test_pin,
             test_pulse_ms=section.test_pulse_ms,
-            active_low=section.active_low,
+            wiring=section.contact_wiring,
             debounce_ms=section.debounce_ms,
             name=name,
         )

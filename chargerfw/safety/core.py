@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import msgspec
 
 from chargerfw.config import StationConfig
+from chargerfw.config.wiring import inputs_not_fail_safe
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.contactor import Contactor
 from chargerfw.drivers.fault_inputs import RcmSelfTestResult, RcmSelfTestUnavailableError
@@ -124,7 +125,10 @@ class SafetyCore:
 
     def start(self, self_test: bool = True) -> None:
         """Attach the fault inputs, start the monitor (and the heartbeat watch), then run the
-        start-up RCM self-test (unless ``self_test`` is False: a technician's session)."""
+        start-up RCM self-test (unless ``self_test`` is False: a technician's session). A safety
+        input wired so that a cut wire reads healthy is allowed, and warned about."""
+        for item in inputs_not_fail_safe(self.config):
+            log.warning("safety.input_not_fail_safe", input=item.key, why=item.why_not_fail_safe)
         board = self.board
         if board.rcm is not None:
             self.supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from diag_support import FakeService, as_json, invoke, status_result
+from diag_support import FakeService, as_json, invoke, status_result, write_station
 
 from chargerfw.control.api import ConfigSetReply, ConfigSetRequest, Method
 from chargerfw.ocpp.config_keys import ChangeStatus
@@ -87,6 +87,23 @@ def test_config_validate(station, store, tmp_path):
     result = invoke("config", "validate", "-c", str(broken), "--json")
     assert result.exit_code == 2
     assert any("connector" in p for p in as_json(result)["problems"])
+
+
+def test_config_validate_names_what_replaced_an_old_key(tmp_path, runtime_dir):
+    path = write_station(tmp_path, edit=lambda document: document["connector"][0]["contactor"]
+                         .__setitem__("feedback_active_high", True))
+    result = invoke("config", "validate", "-c", str(path), "--json")
+    assert result.exit_code == 2
+    (problem,) = as_json(result)["problems"]
+    assert problem.startswith("connector[1].contactor.feedback_active_high: `feedback_active_high` "
+                              "was replaced by `feedback_wiring` and `feedback_pull`: ")
+    # Setting the old key is refused the same way, and the file is left as it was.
+    station = write_station(tmp_path)
+    before = station.read_text()
+    refused = invoke("config", "set", "emergency_stop.active_low", "true", "-c", str(station))
+    assert refused.exit_code == 1  # a value refused
+    assert "`active_low` was replaced by `wiring` and `pull`" in refused.stderr
+    assert station.read_text() == before
 
 
 def test_config_set_through_the_service(station, runtime_dir, tmp_path):

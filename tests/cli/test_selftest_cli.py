@@ -25,6 +25,7 @@ from diag_support import (
 from chargerfw.cli import common
 from chargerfw.cli.checks import CheckStatus, check_clock, check_disk, check_meter_sample
 from chargerfw.control.api import ConnectorMeter, Method
+from chargerfw.drivers.board import build_board
 from chargerfw.drivers.types import MeterSample
 from chargerfw.hwlock import HardwareBusy, HardwareLock, HardwareLockError, is_locked
 from chargerfw.station.faults import FaultKind
@@ -47,9 +48,10 @@ def test_selftest_all_pass_against_sim_meter_and_backend(tmp_path, runtime_dir, 
     assert report["passed"] is True
     checks = checks_of(result)
     assert [c["name"] for c in report["checks"]] == [
-        "config", "ocpp keys", "service", "meter 1", "reader", "pins readable",
+        "config", "input wiring", "ocpp keys", "service", "meter 1", "reader", "pins readable",
         "contactor 1 feedback", "backend reachable", "clock", "disk space"]
     assert checks["service"]["status"] == "skip"
+    assert checks["input wiring"]["status"] == "skip"  # simulated hardware
     assert checks["meter 1"]["status"] == "pass" and "230/230/230 V" in checks["meter 1"]["detail"]
     assert "pilot 1 A" in checks["pins readable"]["detail"]
     assert "handshake" in checks["backend reachable"]["detail"]
@@ -69,6 +71,39 @@ def test_selftest_reports_each_failure_with_a_hint(tmp_path, runtime_dir, monkey
     assert "FAIL  fault inputs" in out and "rcm TRIPPED" in out
     assert "FAIL  contactor 1 feedback" in out and "welded" in out
     assert "PASS  disk space" in out and out.rstrip().endswith("selftest FAILED")
+
+
+def test_selftest_names_a_normally_open_safety_input_on_a_pi(tmp_path, runtime_dir, monkeypatch):
+    def pi_with_normally_open_inputs(document) -> None:
+        document["hardware"] = "pi"
+        document["emergency_stop"]["wiring"] = "normally_open"
+        document["connector"][0]["contactor"]["feedback_wiring"] = "normally_open"
+
+    # The Pi's inputs on simulated pins, wired as its config says.
+    monkeypatch.setattr(common, "open_board", lambda config: build_board(
+        msgspec.structs.replace(config, hardware="sim")))
+    path = write_station(tmp_path, edit=pi_with_normally_open_inputs)
+    result = invoke("selftest", "-c", str(path), "--json")
+    assert result.exit_code == 1
+    check = checks_of(result)["input wiring"]
+    assert check["status"] == "fail"
+    assert check["detail"].startswith("not fail-safe: ")
+    assert ('emergency_stop: wiring = "normally_open": a cut wire or a floating pin reads as '
+            "not tripped") in check["detail"]
+    assert ('connector[1].contactor: feedback_wiring = "normally_open": a cut feedback wire '
+            "reads as main contacts open") in check["detail"]
+    assert "rcm" not in check["detail"]  # normally closed, the default
+    assert "Wiring the inputs" in check["hint"]
+
+
+def test_selftest_passes_a_fail_safe_pi(tmp_path, runtime_dir, monkeypatch):
+    monkeypatch.setattr(common, "open_board", lambda config: build_board(
+        msgspec.structs.replace(config, hardware="sim")))
+    path = write_station(tmp_path, edit=lambda document: document.__setitem__("hardware", "pi"))
+    check = checks_of(invoke("selftest", "-c", str(path), "--json"))["input wiring"]
+    assert check["status"] == "pass"
+    assert check["detail"] == ("rcm, emergency_stop, connector[1].contactor: normally closed, "
+                               "a cut wire reads as a fault")
 
 
 def test_selftest_backend_refuses_credentials(tmp_path, runtime_dir, csms):

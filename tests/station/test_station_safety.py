@@ -163,13 +163,16 @@ async def test_monitor_thread_opens_on_pilot_error_while_loop_is_blocked():
 @pytest.mark.timeout(10)
 async def test_real_contactor_and_fault_input_drivers_from_a_thread():
     """The same, with the project's GPIO drivers on simulated pins."""
+    from chargerfw.config.wiring import ContactWiring
     from chargerfw.drivers.contactor import Contactor
     from chargerfw.drivers.fault_inputs import FaultInput
     from chargerfw.drivers.gpio import SimulatedPinFactory
 
     factory = SimulatedPinFactory()
     contactor = Contactor(17, factory=factory)
-    estop = FaultInput(5, factory=factory, active_low=True, debounce_ms=0, name="estop")
+    # A normally-open contact to GND on a pulled-up line: pressed, it pulls the line low.
+    estop = FaultInput(5, factory=factory, wiring=ContactWiring("normally_open", "up"),
+                       debounce_ms=0, name="estop")
     loop = asyncio.get_running_loop()
     received: list = []
     sup = SafetySupervisor(
