@@ -23,9 +23,11 @@ ADS1115's real conversion time (860 SPS, 48 samples a read: ~56 ms), as on a Pi.
    SIGKILLed (the kernel closes its socket) or SIGSTOPped (its heartbeat stops; the bound,
    200 ms, has to pass) while charging. Baseline: how late a 1 ms timed wait wakes in the
    safety process under the same load (the scheduling floor every figure here stands on).
-4. Resident memory (VmRSS, VmHWM) of: the safety process as on a Pi (no simulated world, no
-   TLS, with and without mlockall), ``chargerfw safety run`` on the shipped sim station (with
-   the simulated world and its Modbus server), and beside them a bare interpreter.
+4. Resident memory (VmRSS, VmHWM) of: the safety process as on a Pi (built as ``chargerfw
+   safety run`` builds it, on the simulated board without the simulated world, no TLS, with
+   and without mlockall, a station stand-in connected and heartbeating), ``chargerfw safety
+   run`` on the shipped sim station (with the simulated world and its Modbus server), and
+   beside them a bare interpreter.
 
 Options: --edge-reps (200), --pilot-reps (100), --gone-reps (60), or CHARGERFW_BENCH_QUICK=1
 for a short smoke run. Run as root for SCHED_FIFO and mlockall (the figures say when not).
@@ -239,10 +241,10 @@ def safety_child(config_path: Path, socket_path: Path, job: str, reps: int, out:
 
     config = load_config(str(config_path))
     safety = msgspec.structs.replace(config.safety, realtime_priority=realtime,
-                                     lock_memory=job == "memory-locked")
+                                     lock_memory=False)
     config = msgspec.structs.replace(config, safety=safety)
     problems = prepare_safety_interpreter(config, without_tls=True)
-    from station_common import child_env, proc_status
+    from station_common import child_env
 
     board = build_board(config)
     process = build_safety_process(config, socket_path, board, simulated_world=False)
@@ -292,11 +294,6 @@ def safety_child(config_path: Path, socket_path: Path, job: str, reps: int, out:
                     rig.wait(lambda: FaultKind.SUPERVISION_LOST not in
                              {f.kind for f in process.core.active_faults()}, "heartbeat back")
             results["floor"] = floor_reps(100)
-        elif job in ("memory", "memory-locked"):
-            new_station()
-            rig.charge()
-            time.sleep(1.0)
-            results["status"] = proc_status(os.getpid())
     finally:
         for child in stations:
             with contextlib.suppress(ProcessLookupError):
@@ -366,6 +363,59 @@ def run_safety_child(config_path: Path, job: str, reps: int, realtime: int) -> d
                         "--reps", str(reps), "--out", str(out), "--realtime", str(realtime)],
                        check=True, env=child_env(), stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
+
+
+# The safety process as ``chargerfw safety run`` builds it on a Pi, less the hardware: the same
+# steps, on the simulated board without the simulated world; nothing of the bench is loaded.
+PI_SHAPED_SAFETY_PROCESS = """
+import sys
+from pathlib import Path
+
+import msgspec
+
+from chargerfw.cli.service import build_safety_process, prepare_safety_interpreter
+from chargerfw.config import load_config
+from chargerfw.logs import setup_logging
+
+config_path, socket_path, memory = sys.argv[1:4]
+config = load_config(config_path)
+safety = msgspec.structs.replace(config.safety, realtime_priority=0,
+                                 lock_memory=memory == "locked")
+config = msgspec.structs.replace(config, safety=safety)
+prepare_safety_interpreter(config, without_tls=True)
+setup_logging("INFO")
+build_safety_process(config, Path(socket_path), simulated_world=False).run()
+"""
+
+
+def pi_shaped_safety_memory(config_path: Path, memory: str) -> dict[str, int]:
+    """The Pi-shaped safety process with a station connected and heartbeating, settled."""
+    from station_common import child_env, proc_status
+
+    with tempfile.TemporaryDirectory(prefix="cfw-bench-", dir="/tmp") as folder:
+        socket_path = Path(folder) / "safety.sock"
+        safety = subprocess.Popen(
+            [sys.executable, "-c", PI_SHAPED_SAFETY_PROCESS, str(config_path), str(socket_path),
+             memory], env=child_env(Path(folder)), stdout=subprocess.DEVNULL)
+        station = None
+        try:
+            deadline = time.monotonic() + 20
+            while not socket_path.exists():
+                if time.monotonic() > deadline or safety.poll() is not None:
+                    raise RuntimeError("bench: the Pi-shaped safety process did not start")
+                time.sleep(0.05)
+            station = subprocess.Popen(
+                [sys.executable, str(HERE), "station-child", "--socket", str(socket_path)],
+                env=child_env(), stdout=subprocess.DEVNULL)
+            time.sleep(2.0)
+            if station.poll() is not None or safety.poll() is not None:
+                raise RuntimeError("bench: the safety process or its station ended early")
+            return proc_status(safety.pid)
+        finally:
+            for child in (station, safety):
+                if child is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    child.wait()
 
 
 def sim_safety_memory(config_path: Path) -> dict[str, int]:
@@ -468,8 +518,8 @@ def main() -> None:
 
         print("\n4. resident memory (kB)")
         bare = bare_interpreter_memory()
-        plain = run_safety_child(config_path, "memory", 0, realtime=0)["status"]
-        locked = run_safety_child(config_path, "memory-locked", 0, realtime=0)["status"]
+        plain = pi_shaped_safety_memory(config_path, "unlocked")
+        locked = pi_shaped_safety_memory(config_path, "locked")
         sim = sim_safety_memory(config_path)
         print(f"  {'':<58} {'VmRSS':>9} {'VmHWM':>9}")
         for label, status in (("baseline: bare interpreter (python -c sleep)", bare),

@@ -1,102 +1,119 @@
-"""Logging for journald: one line per event, ``level event key=value ...``, no timestamps
-(journald adds its own) and never a secret.
+"""Logging for journald: one line per event, ``level='warning' event='meter.fault' key=value
+...``, no timestamps (journald adds its own) and never a secret.
 
-structlog is loaded by the first log call, not when a module asks for its logger: a command
-that logs nothing (``chargerfw status``, ``--help``) does not pay for structlog and the asyncio
-it imports."""
+The lines are written here rather than by a structured-logging library: that is all the
+firmware asks of one, and the safety process, whose memory is locked, would otherwise carry the
+library and the asyncio it imports (~6 MiB). Libraries' own logs go through the stdlib root
+logger, set up by :func:`setup_logging` too."""
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from types import ModuleType
-
-    from structlog.typing import EventDict, WrappedLogger
+import traceback
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 # Field names whose values are never written to a log.
 SECRET_KEYS = frozenset({"password", "authorization_key", "token", "auth", "secret", "credentials"})
 
-# What the last setup_logging asked for, until structlog is loaded: (level, stream).
-_pending_setup: tuple[int, Any] | None = None
-_loading = threading.Lock()  # the first log calls may come from several threads at once
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL}
 
 
-def _redact(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    for key in event.keys() & SECRET_KEYS:
-        event[key] = "***"
-    return event
+class _Output:
+    """Where lines go and from which level; one lock so lines from threads never interleave."""
+
+    def __init__(self) -> None:
+        self.level = logging.DEBUG
+        self.stream: TextIO | None = None  # None: whatever sys.stdout is at the time
+        self.captures: list[list[dict[str, Any]]] = []
+        self.lock = threading.Lock()
 
 
-def _import_structlog() -> ModuleType:
-    if "structlog" in sys.modules or "rich" in sys.modules:
-        return importlib.import_module("structlog")
-    # structlog imports rich, when installed, for its console renderer's tracebacks (~50 ms and
-    # ~4 MiB); these logs are key=value lines, so rich is hidden while structlog loads.
-    sys.modules["rich"] = None  # type: ignore[assignment]  # import rich: ModuleNotFoundError
-    try:
-        return importlib.import_module("structlog")
-    finally:
-        del sys.modules["rich"]
+_output = _Output()
 
 
-def _structlog() -> ModuleType:
-    """structlog, configured as the last :func:`setup_logging` asked."""
-    global _pending_setup
-    with _loading:
-        structlog = _import_structlog()
-        if _pending_setup is not None:
-            level, stream = _pending_setup
-            _pending_setup = None
-            structlog.configure(
-                processors=[
-                    structlog.processors.add_log_level,
-                    _redact,
-                    structlog.processors.format_exc_info,
-                    structlog.processors.KeyValueRenderer(
-                        key_order=["level", "event"], drop_missing=True, sort_keys=False
-                    ),
-                ],
-                wrapper_class=structlog.make_filtering_bound_logger(level),
-                logger_factory=structlog.PrintLoggerFactory(stream),
-                cache_logger_on_first_use=False,
-            )
-    return structlog
+def render_line(level: str, event: str, fields: dict[str, Any]) -> str:
+    """``level='info' event='x' key=value ...``, values as repr, secrets redacted."""
+    parts = [f"level={level!r}", f"event={event!r}"]
+    for key, value in fields.items():
+        shown = "***" if key in SECRET_KEYS else value
+        parts.append(f"{key}={shown!r}")
+    return " ".join(parts)
+
+
+class _Logger:
+    """A module's logger: ``log.info("meter.fault", kind="timeout", model="sdm630")``."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any], with_traceback: bool) -> None:
+        if with_traceback:
+            fields = {**fields, "exception": traceback.format_exc().rstrip()}
+        with _output.lock:
+            for captured in _output.captures:
+                captured.append({"event": event, "log_level": level, **fields})
+            if _LEVELS[level] < _output.level:
+                return
+            stream = _output.stream or sys.stdout
+            try:
+                print(render_line(level, event, fields), file=stream, flush=True)
+            except (OSError, ValueError):  # a closed or broken stream must not stop the caller
+                pass
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields, False)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields, False)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields, False)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields, False)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        self._emit("critical", event, fields, False)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        """An error with the traceback of the exception being handled."""
+        self._emit("error", event, fields, True)
 
 
 def setup_logging(level: str = "INFO", stream: Any = None) -> None:
-    """Configure structlog and the stdlib root logger (libraries log through it)."""
-    global _pending_setup
+    """Lines from ``level`` up to ``stream`` (standard output by default), and the stdlib root
+    logger (libraries log through it) the same."""
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(
         level=numeric, stream=stream or sys.stdout, format="%(levelname)s %(name)s %(message)s",
         force=True,
     )
-    with _loading:
-        _pending_setup = (numeric, stream or sys.stdout)
-    if "structlog" in sys.modules:  # loaded already: configured now, as it would be on load
-        _structlog()
+    with _output.lock:
+        _output.level = numeric
+        _output.stream = stream
 
 
-class _Logger:
-    """A module's structured logger; structlog's own is made on its first call."""
-
-    __slots__ = ("_logger", "_name")
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._logger: Any = None
-
-    def __getattr__(self, method: str) -> Any:
-        if self._logger is None:
-            self._logger = _structlog().get_logger(self._name)
-        return getattr(self._logger, method)
-
-
-def get_logger(name: str) -> Any:
-    """A structured logger: ``log.info("meter.fault", kind="timeout", model="sdm630")``."""
+def get_logger(name: str) -> _Logger:
+    """A module's logger: ``log.info("meter.fault", kind="timeout", model="sdm630")``."""
     return _Logger(name)
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every event logged inside the block, at any level, as dicts (``event``, ``log_level``
+    and the fields), for tests and tools that check what was logged."""
+    captured: list[dict[str, Any]] = []
+    with _output.lock:
+        _output.captures.append(captured)
+    try:
+        yield captured
+    finally:
+        with _output.lock:
+            _output.captures.remove(captured)

@@ -84,7 +84,7 @@ class Bundle:
 def _versions() -> dict[str, Any]:
     packages = {}
     for name in ("chargerfw", "ocpp", "websockets", "pymodbus", "pyscard", "msgspec", "click",
-                 "structlog", "smbus2", "pyserial", "RPi.GPIO", "rpi-lgpio", "tomlkit"):
+                 "smbus2", "pyserial", "RPi.GPIO", "rpi-lgpio", "tomlkit"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             packages[name] = metadata.version(name)
     os_release = {}

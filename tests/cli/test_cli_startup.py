@@ -57,7 +57,7 @@ def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tu
 def test_help_imports_no_command_module(tmp_path):
     code, modules = run_cli(tmp_path, "--help")
     assert code == 0
-    loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio",
+    loaded = [name for name in (*NEVER_LIGHT, "asyncio",
                                 "chargerfw.control", "chargerfw.store", "chargerfw.config.station")
               if imported(modules, name)]
     assert loaded == []
@@ -71,7 +71,7 @@ def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path
     with FakeService(runtime_dir / "control.sock", {Method.STATUS: lambda _: status_result()}):
         code, modules = run_cli(tmp_path, "status", "-c", station)
     assert code == 0
-    loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio", "chargerfw.store",
+    loaded = [name for name in (*NEVER_LIGHT, "asyncio", "chargerfw.store",
                                 "chargerfw.config.station", "chargerfw.drivers.board")
               if imported(modules, name)]
     assert loaded == []
@@ -81,7 +81,7 @@ def test_status_through_the_service_imports_neither_backend_nor_drivers(tmp_path
 def test_status_with_the_service_stopped_reads_config_and_store_only(tmp_path, station):
     code, modules = run_cli(tmp_path, "status", "-c", station)
     assert code == 3  # the service is not running
-    loaded = [name for name in (*NEVER_LIGHT, "structlog", "asyncio", "chargerfw.drivers.board")
+    loaded = [name for name in (*NEVER_LIGHT, "asyncio", "chargerfw.drivers.board")
               if imported(modules, name)]
     assert loaded == []
     assert imported(modules, "chargerfw.config.station")

@@ -12,11 +12,11 @@ from pathlib import Path
 import msgspec
 import pytest
 from fakes import wait_until
-from structlog.testing import capture_logs
 
 from chargerfw.config import StationConfig, parse_config
 from chargerfw.drivers.board import Board, BoardSim, ConnectorSim, build_board
 from chargerfw.drivers.types import PilotMode, PilotState
+from chargerfw.logs import capture_logs
 from chargerfw.safety.core import PilotCommand, SafetyCore
 from chargerfw.station.enums import STATION
 from chargerfw.station.faults import FaultKind

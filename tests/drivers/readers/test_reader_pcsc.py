@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from structlog.testing import capture_logs
 
 from chargerfw.drivers.readers import CardError, ReaderUnavailable
 from chargerfw.drivers.readers.pcsc import GET_UID_APDU, PcscReader, parse_get_uid_response
 from chargerfw.drivers.types import TagEventKind
+from chargerfw.logs import capture_logs
 from chargerfw.sim.vcard import VirtualCard
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,7 +8,6 @@ import asyncio
 
 import pytest
 from realstack import socat_pty_pair
-from structlog.testing import capture_logs
 
 from chargerfw.drivers.readers import ReaderUnavailable
 from chargerfw.drivers.readers.pn532 import (
@@ -20,6 +19,7 @@ from chargerfw.drivers.readers.pn532 import (
     Pn532UartLink,
 )
 from chargerfw.drivers.types import TagEventKind
+from chargerfw.logs import capture_logs
 from chargerfw.sim.pn532 import Pn532Emulator, Pn532Fault, Pn532I2cBusSimulator, Pn532UartSimulator
 
 pytestmark = pytest.mark.timeout(20)

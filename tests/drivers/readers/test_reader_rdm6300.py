@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 from realstack import socat_pty_pair
-from structlog.testing import capture_logs
 
 from chargerfw.drivers.readers.rdm6300 import Rdm6300Reader, encode_rdm6300_frame
 from chargerfw.drivers.types import TagEventKind
+from chargerfw.logs import capture_logs
 from chargerfw.sim.rdm6300 import Rdm6300Simulator
 
 pytestmark = pytest.mark.timeout(20)
