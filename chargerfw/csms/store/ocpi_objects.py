@@ -111,9 +111,9 @@ def session_object(cpo: CpoIdentity, tx: RowMapping, samples: list[billing.Sampl
 
 
 def session_patch(session: dict[str, Any]) -> dict[str, Any]:
-    """What a PATCH of a running session carries: its progress."""
-    return {key: session[key] for key in ("kwh", "charging_periods", "last_updated")
-            if key in session}
+    """What a PATCH of a running session carries: its progress, and what it costs so far."""
+    return {key: session[key] for key in ("kwh", "charging_periods", "total_cost",
+                                          "last_updated") if key in session}
 
 
 def cdr_object(cpo: CpoIdentity, tx: RowMapping, evse: RowMapping, location: RowMapping,

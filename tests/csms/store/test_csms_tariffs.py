@@ -12,7 +12,7 @@ from csms_doubles import ACCEPTED, add_test_charger, make_tariff
 
 from chargerfw.csms import billing
 from chargerfw.csms.ocpi import models as m
-from chargerfw.csms.store import NotFound, PageQuery, StartRequest, Store, StoreError
+from chargerfw.csms.store import NotFound, PageQuery, StartRequest, Store, StoreError, utcnow
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Amsterdam
 
@@ -142,3 +142,28 @@ def test_time_of_day_is_judged_in_the_locations_time_zone(store: Store) -> None:
     store.stop_transaction("CP1", tx["id"], 10_000, T0 + timedelta(hours=1), "Local")
     cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
     assert cdr.total_cost.excl_vat == Decimal("4")
+
+
+def test_a_session_started_on_a_reservation_pays_its_reservation_time(store: Store) -> None:
+    store.add_tariff(tariff(elements=[
+        {"price_components": [{"type": "TIME", "price": 5.00, "vat": 20, "step_size": 60}],
+         "restrictions": {"reservation": "RESERVATION"}},
+        {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 10, "step_size": 1}]}]))
+    add_test_charger(store, tariff_id="T1")
+    reservation_id = store.create_reservation("CP1", 1, "TAG1", utcnow() + timedelta(hours=1),
+                                              None, None)
+    store.set_reservation_status(reservation_id, "ACCEPTED")
+    reservation = store.get_reservation(reservation_id)
+    assert reservation is not None
+    start = reservation["created_at"] + timedelta(minutes=15)
+    tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, start, reservation_id),
+                                    ACCEPTED)
+    store.stop_transaction("CP1", tx["id"], 20_000, start + timedelta(hours=1), "Local")
+    cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
+    # The spec's reservation example: 15 min at 5.00/h + 20 kWh at 0.25 (its start fee aside)
+    assert cdr.total_reservation_cost is not None
+    assert (cdr.total_reservation_cost.excl_vat, cdr.total_reservation_cost.incl_vat) == (
+        Decimal("1.25"), Decimal("1.5"))
+    assert (cdr.total_cost.excl_vat, cdr.total_cost.incl_vat) == (Decimal("6.25"),
+                                                                  Decimal("7"))
+    assert cdr.total_time_cost is not None and cdr.total_time_cost.excl_vat == 0
