@@ -262,10 +262,25 @@ def parse_elements(tariff: Mapping[str, Any]) -> list[Element]:
     return elements
 
 
+TARIFF_TYPES = ("AD_HOC_PAYMENT", "PROFILE_CHEAP", "PROFILE_FAST", "PROFILE_GREEN", "REGULAR")
+
+
 def check_tariff(tariff: Mapping[str, Any]) -> None:
-    """Raise :class:`TariffError` unless the engine can price ``tariff`` (elements,
-    restrictions, and a min_price not above the max_price)."""
+    """Raise :class:`TariffError` unless ``tariff`` is an OCPI 2.2.1 Tariff the engine can
+    price: its elements and restrictions, its type, its alternative texts, a min_price not
+    above the max_price, and a validity that starts before it ends."""
     parse_elements(tariff)
+    if tariff.get("type") is not None and tariff["type"] not in TARIFF_TYPES:
+        raise TariffError(f"type: one of {', '.join(TARIFF_TYPES)} is required")
+    for i, text in enumerate(tariff.get("tariff_alt_text") or []):
+        if (not isinstance(text, Mapping) or set(text) != {"language", "text"}
+                or not isinstance(text["language"], str) or len(text["language"]) != 2
+                or not isinstance(text["text"], str) or len(text["text"]) > 512):
+            raise TariffError(f"tariff_alt_text[{i}]: a DisplayText (language: 2 letters, "
+                              "text: at most 512 characters) is required")
+    valid = [_instant(tariff.get(key), key) for key in ("start_date_time", "end_date_time")]
+    if valid[0] is not None and valid[1] is not None and valid[0] >= valid[1]:
+        raise TariffError("start_date_time: must be before end_date_time")
     bounds = {}
     for key in ("min_price", "max_price"):
         price = tariff.get(key)
@@ -283,6 +298,16 @@ def check_tariff(tariff: Mapping[str, Any]) -> None:
         (lo, lo_incl), (hi, hi_incl) = bounds["min_price"], bounds["max_price"]
         if lo > hi or (lo_incl is not None and hi_incl is not None and lo_incl > hi_incl):
             raise TariffError("min_price: must not be above max_price")
+
+
+def _instant(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise TariffError(f"{where}: {value!r} is not an RFC 3339 date and time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -319,6 +319,27 @@ def test_max_duration_is_exclusive() -> None:
     assert [p.start for p in bill.periods] == [MON, MON + timedelta(minutes=30)]
 
 
+FIRST_HOUR_FREE = tariff(
+    el(("PARKING_TIME", 0.00, None, 60), min_duration=0, max_duration=3600),
+    el(("PARKING_TIME", 2.00, None, 60), min_duration=3600, max_duration=10800),
+    el(("PARKING_TIME", 3.00, None, 60), min_duration=10800),
+    el(("ENERGY", 0.00, None, 1), max_kwh=1.0),
+    el(("ENERGY", 0.20, None, 1), min_kwh=1.0))
+
+
+def test_first_hour_free_counts_durations_from_the_session_start() -> None:
+    # The Tariffs chapter's "first hour free" tariff. Its 7.30 counts the parking hours from
+    # the end of charging, which only holds for a session that charged in no time; the
+    # restrictions are on the session's duration. 20 kWh charged in the first hour, then
+    # parked 2.75 h (to 3:45 into the session): 19 kWh at 0.20 = 3.80, parking from 1:00 to
+    # 3:00 at 2.00 = 4.00, from 3:00 to 3:45 at 3.00 = 2.25.
+    bill = te.price_session(FIRST_HOUR_FREE, usage(MON, Charge(60, 20), Park(165)), AMS)
+    assert (bill.energy.excl_vat, bill.parking.excl_vat) == (Decimal("3.80"), Decimal("6.25"))
+    assert bill.total.incl_vat is None  # no VAT given, as the example says
+    assert [p.start - MON for p in bill.periods] == [
+        timedelta(0), timedelta(minutes=3), timedelta(hours=1), timedelta(hours=3)]
+
+
 def test_step_size_rounds_energy_up() -> None:
     t = tariff(el(("ENERGY", 1.00, None, 500)))
     bill = te.price_session(t, [te.Usage(MON, MON + timedelta(minutes=1), Decimal(1001),
@@ -408,6 +429,11 @@ def test_charging_period_objects_label_time_and_parking() -> None:
     ({"elements": [el(("ENERGY", 0.2, None, 1), ("ENERGY", 0.3, None, 1))]}, "twice"),
     ({"elements": [el(("ENERGY", 0.2, None, 1))], "min_price": {"excl_vat": 5},
       "max_price": {"excl_vat": 1}}, "min_price"),
+    ({"elements": [el(("ENERGY", 0.2, None, 1))], "type": "CHEAP"}, "type"),
+    ({"elements": [el(("ENERGY", 0.2, None, 1))], "tariff_alt_text": [{"text": "x"}]},
+     "tariff_alt_text"),
+    ({"elements": [el(("ENERGY", 0.2, None, 1))], "start_date_time": "2026-02-01T00:00:00Z",
+      "end_date_time": "2026-01-01T00:00:00Z"}, "start_date_time"),
 ])
 def test_tariffs_the_engine_cannot_price_are_named(bad: dict[str, Any], message: str) -> None:
     with pytest.raises(te.TariffError, match=message):
