@@ -98,6 +98,8 @@ def usage(start: datetime, meter_start_wh: int, samples: Iterable[Sample],
     if end is not None and meter_stop_wh is not None and end >= points[-1][0]:
         points.append((end, max(meter_stop_wh, points[-1][1])))
     stretches = []
+    last_current = next(reversed(_totals(
+        (s for s in ordered if s.timestamp <= start), CURRENT_IMPORT)), None)
     for (t0, e0), (t1, e1) in zip(points, points[1:], strict=False):
         seconds = (t1 - t0).total_seconds()
         if seconds <= 0:
@@ -107,8 +109,14 @@ def usage(start: datetime, meter_start_wh: int, samples: Iterable[Sample],
         currents = _totals(window, CURRENT_IMPORT)
         powers = [p / 1000 for p in _totals(window, POWER_IMPORT)]
         charging = (e1 - e0) * 3600 / seconds >= CHARGING_POWER_W
+        current = _mean(currents)
+        if current is None and charging:
+            # Chargers sample current less often than energy: while charging, the last
+            # reading still stands.
+            current = last_current
+        last_current = currents[-1] if currents else last_current
         stretches.append(Usage(
-            t0, t1, Decimal(e1 - e0), charging, _mean(currents), _mean(powers),
+            t0, t1, Decimal(e1 - e0), charging, current, _mean(powers),
             min(currents, default=None), max(currents, default=None),
             min(powers, default=None), max(powers, default=None)))
     if not stretches and end is not None and meter_stop_wh is not None:

@@ -56,3 +56,12 @@ def test_currents_are_summed_over_phases_and_power_scaled_to_kw() -> None:
 def test_a_session_without_duration_still_has_usage() -> None:
     stretches = billing.usage(T0, 500, [], T0, 500)
     assert len(stretches) == 1 and stretches[0].energy_wh == 0
+
+
+def test_current_carries_over_while_charging_but_not_into_parking() -> None:
+    samples = [billing.Sample(T0, billing.CURRENT_IMPORT, "", 16.0),  # Transaction.Begin
+               energy(10, 2000), energy(20, 4000), energy(30, 4000)]
+    charging, more, parked = billing.usage(T0, 0, samples)
+    assert (charging.current_a, more.current_a, parked.current_a) == (
+        Decimal(16), Decimal(16), None)
+    assert charging.max_current_a is None  # extremes are what was measured in the stretch
