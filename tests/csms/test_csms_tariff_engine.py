@@ -202,6 +202,19 @@ def test_complex_example_breakdown() -> None:
     assert bill.parking_hours == Decimal(71) / 60
 
 
+def test_step_size_when_parking_turns_free() -> None:
+    # The Tariffs chapter's "switching to Free-of-Charge Tariff Element": plugged in at 19:40,
+    # 12 minutes charging (2.40/h after 17:00: 0.48), parked until 20:12 with parking free
+    # from 20:00. The last priced time-based period is the parking before 20:00, so the
+    # parked total of 8 minutes is rounded up to its 15-minute step: 0.25. (The spec's own
+    # figures, 0.78 in 2.2.1 and 0.80 in 2.2.1-d2, each contradict the CDRs chapter's rule.)
+    bill = te.price_session(STEP_SIZE, usage(local("2026-03-02T19:40"), Charge(12, 2),
+                                             Park(20)), AMS)
+    assert (bill.time.excl_vat, bill.parking.excl_vat) == (Decimal("0.48"), Decimal("0.25"))
+    assert [p.billed_seconds for p in bill.periods] == [12 * 60, 15 * 60, 12 * 60]
+    assert [set(p.cost) for p in bill.periods] == [{"TIME"}, {"PARKING_TIME"}, set()]
+
+
 # --- the step_size examples of the CDRs chapter ------------------------------------------------
 
 def test_cdrs_chapter_time_then_parking_rounds_parking_only() -> None:
