@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
@@ -236,51 +237,188 @@ def tariff() -> None:
     """Prices."""
 
 
-@tariff.command("add")
-@click.argument("tariff_id")
-@db_option
-@country_option
-@party_option
-@click.option("--currency", default="EUR", show_default=True)
-@click.option("--energy", type=click.FloatRange(0), default=None, help="price per kWh")
-@click.option("--time", "per_hour", type=click.FloatRange(0), default=None,
-              help="price per hour of charging")
-@click.option("--flat", type=click.FloatRange(0), default=None, help="price per session")
-@click.option("--vat", type=click.FloatRange(0, 100), default=None, help="VAT percentage")
-@click.option("--apply-to", "apply_to", multiple=True, metavar="EVSE_UID",
-              help="price these EVSEs' connectors with it")
-@click.option("--apply-to-all", is_flag=True, help="price every connector with it")
-def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, currency: str,
-               energy: float | None, per_hour: float | None, flat: float | None,
-               vat: float | None, apply_to: Sequence[str], apply_to_all: bool) -> None:
-    """Add TARIFF_ID: energy, time and flat prices (excl. VAT) with an optional VAT rate."""
+def _tariff_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        db_option, country_option, party_option,
+        click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="the OCPI Tariff object (elements, restrictions, min/max price, ...) "
+                          "as TOML or JSON"),
+        click.option("--currency", default=None, help="ISO 4217 code  [default: EUR]"),
+        click.option("--energy", type=click.FloatRange(0), default=None, help="price per kWh"),
+        click.option("--time", "per_hour", type=click.FloatRange(0), default=None,
+                     help="price per hour of charging"),
+        click.option("--parking", type=click.FloatRange(0), default=None,
+                     help="price per hour connected but not charging"),
+        click.option("--flat", type=click.FloatRange(0), default=None,
+                     help="price per session"),
+        click.option("--vat", type=click.FloatRange(0, 100), default=None,
+                     help="VAT percentage"),
+        click.option("--apply-to", "apply_to", multiple=True, metavar="EVSE_UID",
+                     help="price these EVSEs' connectors with it"),
+        click.option("--apply-to-all", is_flag=True, help="price every connector with it"),
+    ]):
+        f = option(f)
+    return f
+
+
+def _plain_toml(value: Any) -> Any:
+    """TOML dates and times as the strings OCPI writes them (HH:MM, YYYY-MM-DD, RFC 3339)."""
+    from datetime import date, time
+
+    if isinstance(value, dict):
+        return {k: _plain_toml(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_toml(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _tariff_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}",
+                                 param_hint="--file") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        elif path.suffix.lower() == ".toml":
+            data = _plain_toml(tomllib.loads(raw.decode("utf-8")))
+        else:
+            raise click.BadParameter(f"{path}: name a .toml or .json file",
+                                     param_hint="--file")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: not valid {path.suffix[1:].upper()}: {exc}",
+                                 param_hint="--file") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: a Tariff object is required", param_hint="--file")
+    return data
+
+
+def _tariff_model(tariff_id: str, cpo: Any, path: Path | None, currency: str | None,
+                  prices: dict[str, float | None], vat: float | None) -> Any:
+    """The Tariff from a file, or one element of the prices given as options."""
     from pydantic import ValidationError
 
     from chargerfw.csms.ocpi.models import Tariff
     from chargerfw.csms.store import utcnow
 
     components = [{"type": kind, "price": price, "vat": vat, "step_size": 1}
-                  for kind, price in (("ENERGY", energy), ("TIME", per_hour), ("FLAT", flat))
-                  if price is not None]
-    if not components:
-        raise click.UsageError("give at least one of --energy, --time, --flat")
-    cpo = _cpo(country_code, party_id)
+                  for kind, price in prices.items() if price is not None]
+    if path is not None:
+        if components or vat is not None:
+            raise click.UsageError("give the prices in --file or as options, not both")
+        data = _tariff_file(path)
+        if data.get("id", tariff_id) != tariff_id:
+            raise click.UsageError(f"{path} describes tariff {data['id']!r}, not {tariff_id!r}")
+        if currency is not None:
+            data["currency"] = currency
+        data.setdefault("currency", "EUR")
+    else:
+        if not components:
+            raise click.UsageError("give at least one of --energy, --time, --parking, --flat "
+                                   "(or a --file)")
+        data = {"currency": currency or "EUR", "elements": [{"price_components": components}]}
+    data = {**data, "id": tariff_id, "last_updated": utcnow()}
+    data.setdefault("country_code", cpo.country_code)
+    data.setdefault("party_id", cpo.party_id)
+    if isinstance(data.get("currency"), str):
+        data["currency"] = data["currency"].upper()
     try:
-        model = Tariff.model_validate({
-            "country_code": cpo.country_code, "party_id": cpo.party_id, "id": tariff_id,
-            "currency": currency.upper(), "elements": [{"price_components": components}],
-            "last_updated": utcnow()})
+        return Tariff.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise click.UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    store = _open_store(db, cpo)
-    _run_store_action(lambda: store.add_tariff(model))
+
+
+def _apply_tariff(store: Any, tariff_id: str, apply_to: Sequence[str],
+                  apply_to_all: bool) -> int:
     applied = 0
     if apply_to_all:
         applied = _run_store_action(lambda: store.set_connector_tariff(tariff_id))
     for uid in apply_to:
         applied += _run_store_action(partial(store.set_connector_tariff, tariff_id, uid))
-    click.echo(f"added tariff {tariff_id} ({currency.upper()}); {applied} connector(s) priced")
+    return int(applied)
+
+
+@tariff.command("add")
+@click.argument("tariff_id")
+@_tariff_options
+def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, path: Path | None,
+               currency: str | None, energy: float | None, per_hour: float | None,
+               parking: float | None, flat: float | None, vat: float | None,
+               apply_to: Sequence[str], apply_to_all: bool) -> None:
+    """Add TARIFF_ID and push it to partners: one element of energy, time, parking and flat
+    prices (excl. VAT) with an optional VAT rate, or any OCPI 2.2.1 tariff from --file."""
+    cpo = _cpo(country_code, party_id)
+    model = _tariff_model(tariff_id, cpo, path, currency, {
+        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat)
+    store = _open_store(db, cpo)
+    _run_store_action(lambda: store.add_tariff(model))
+    applied = _apply_tariff(store, tariff_id, apply_to, apply_to_all)
+    click.echo(f"added tariff {tariff_id} ({model.currency}); {applied} connector(s) priced")
+
+
+@tariff.command("update")
+@click.argument("tariff_id")
+@_tariff_options
+def tariff_update(tariff_id: str, db: str, country_code: str, party_id: str,
+                  path: Path | None, currency: str | None, energy: float | None,
+                  per_hour: float | None, parking: float | None, flat: float | None,
+                  vat: float | None, apply_to: Sequence[str], apply_to_all: bool) -> None:
+    """Replace TARIFF_ID (as `add` describes it) and push it to partners. Sessions already
+    running keep the tariff they started under."""
+    cpo = _cpo(country_code, party_id)
+    model = _tariff_model(tariff_id, cpo, path, currency, {
+        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat)
+    store = _open_store(db, cpo)
+    _run_store_action(lambda: store.update_tariff(model))
+    applied = _apply_tariff(store, tariff_id, apply_to, apply_to_all)
+    click.echo(f"updated tariff {tariff_id} ({model.currency}); {applied} connector(s) priced")
+
+
+@tariff.command("delete")
+@click.argument("tariff_id")
+@db_option
+@country_option
+@party_option
+def tariff_delete(tariff_id: str, db: str, country_code: str, party_id: str) -> None:
+    """Delete TARIFF_ID and DELETE it at partners (no connector may price with it)."""
+    store = _open_store(db, _cpo(country_code, party_id))
+    _run_store_action(lambda: store.delete_tariff(tariff_id))
+    click.echo(f"deleted tariff {tariff_id}")
+
+
+@tariff.command("list")
+@db_option
+@country_option
+@party_option
+@click.option("--json", "as_json", is_flag=True, help="OCPI Tariff objects as JSON")
+def tariff_list(db: str, country_code: str, party_id: str, as_json: bool) -> None:
+    """The tariffs, as partners see them."""
+    from chargerfw.csms.store import PageQuery
+
+    store = _open_store(db, _cpo(country_code, party_id))
+    tariffs: list[dict[str, Any]] = []
+    while True:
+        page = store.list_tariffs(PageQuery(offset=len(tariffs), limit=500))
+        tariffs += page.items
+        if not page.items or len(tariffs) >= page.total:
+            break
+    if as_json:
+        click.echo(json.dumps(tariffs, indent=2))
+        return
+    click.echo(_table(["tariff", "currency", "elements", "dimensions", "last updated"], [
+        [t["id"], t["currency"], len(t["elements"]),
+         " ".join(sorted({c["type"] for e in t["elements"] for c in e["price_components"]})),
+         t["last_updated"]] for t in tariffs]))
 
 
 # --- tokens -----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Parts (imports point downwards; nothing here imports the firmware runtime):
   migrations applied at start.
 - ``store``: the one data layer used by the OCPP side, the OCPI side and the CLI: one module
   per aggregate behind the ``Store`` facade.
-- ``billing``: tariffs -> cost, meter values -> OCPI charging periods.
+- ``billing``: meter values -> a session's usage (charging or parked).
+- ``tariff_engine``: OCPI 2.2.1 tariffs -> charging periods and what a session costs.
 - ``authorization``: OCPI tokens and real-time authorization decide OCPP Authorize.
 - ``ocpp_server``: the websockets server and requests to connected chargers.
 - ``ocpi``: typed models, the FastAPI app (one router per OCPI module, shared pieces in

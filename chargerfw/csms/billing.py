@@ -1,19 +1,31 @@
-"""Pricing and charging periods: pure functions over meter readings and an OCPI tariff."""
+"""A session's usage from its meter samples: pure functions, priced by
+:mod:`chargerfw.csms.tariff_engine`.
+
+Charging or parked: OCPI prices TIME as time charging and PARKING_TIME as time connected but
+not charging. The samples say which only through the energy register, so a stretch between
+two energy readings counts as charging when the energy it delivered averages at least
+:data:`CHARGING_POWER_W`; below that the vehicle is full or paused and draws standby power at
+most (a 6 A single-phase charge is 1.4 kW; a Wh-resolution meter read each minute shows 60 W
+per Wh). Current and power samples add what the tariff restrictions and the charging periods'
+MIN/MAX_CURRENT and MIN/MAX_POWER dimensions need.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from chargerfw.csms.tariff_engine import Usage
+
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 CURRENT_IMPORT = "Current.Import"
 POWER_IMPORT = "Power.Active.Import"
 
-_MONEY = Decimal("0.0001")
+CHARGING_POWER_W = 100
+
 _HOURS = Decimal("0.000001")
 
 
@@ -27,134 +39,9 @@ class Sample:
     value: float
 
 
-@dataclass(frozen=True)
-class Cost:
-    """A cost split as the CDR reports it (each with and without VAT)."""
-
-    energy: tuple[Decimal, Decimal]
-    time: tuple[Decimal, Decimal]
-    fixed: tuple[Decimal, Decimal]
-
-    @property
-    def total(self) -> tuple[Decimal, Decimal]:
-        return (self.energy[0] + self.time[0] + self.fixed[0],
-                self.energy[1] + self.time[1] + self.fixed[1])
-
-
-def price_dict(amount: tuple[Decimal, Decimal]) -> dict[str, float]:
-    """An OCPI Price object."""
-    return {"excl_vat": float(amount[0]), "incl_vat": float(amount[1])}
-
-
 def hours_between(start: datetime, end: datetime) -> Decimal:
     seconds = Decimal(str(max((end - start).total_seconds(), 0.0)))
     return (seconds / Decimal(3600)).quantize(_HOURS, ROUND_HALF_UP)
-
-
-def _component(tariff: Mapping[str, Any], dimension: str) -> Mapping[str, Any] | None:
-    # Elements without restrictions apply at all times; the first one naming the dimension
-    # prices it. (Time-of-day restrictions are not evaluated by this backend.)
-    for element in tariff.get("elements", []):
-        for component in element.get("price_components", []):
-            if component.get("type") == dimension:
-                return component
-    return None
-
-
-def _with_vat(excl: Decimal, component: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
-    excl = excl.quantize(_MONEY, ROUND_HALF_UP)
-    vat = Decimal(str(component.get("vat") or 0))
-    incl = (excl * (1 + vat / 100)).quantize(_MONEY, ROUND_HALF_UP)
-    return excl, incl
-
-
-def compute_cost(tariff: Mapping[str, Any] | None, energy_wh: int, start: datetime,
-                 end: datetime, charging_s: float | None = None) -> Cost:
-    """Cost of a session under ``tariff`` (energy per kWh, time per hour, flat per session).
-
-    TIME is OCPI's "time charging": ``charging_s`` seconds (from :func:`charging_seconds`);
-    without it the whole session from ``start`` to ``end`` counts. Step sizes are honoured:
-    energy is billed in whole steps of ``step_size`` Wh and time in whole steps of
-    ``step_size`` seconds, rounded up.
-    """
-    zero = (Decimal(0), Decimal(0))
-    if tariff is None:
-        return Cost(zero, zero, zero)
-    energy_cost = time_cost = fixed_cost = zero
-    if (component := _component(tariff, "ENERGY")) is not None:
-        step = max(int(component.get("step_size") or 1), 1)
-        billed_wh = math.ceil(max(energy_wh, 0) / step) * step
-        energy_cost = _with_vat(Decimal(str(component["price"])) * billed_wh / 1000, component)
-    if (component := _component(tariff, "TIME")) is not None:
-        step = max(int(component.get("step_size") or 1), 1)
-        seconds = max((end - start).total_seconds() if charging_s is None else charging_s,
-                      0.0)
-        billed_s = math.ceil(seconds / step) * step
-        time_cost = _with_vat(Decimal(str(component["price"])) * billed_s / 3600, component)
-    if (component := _component(tariff, "FLAT")) is not None:
-        fixed_cost = _with_vat(Decimal(str(component["price"])), component)
-    return Cost(energy_cost, time_cost, fixed_cost)
-
-
-def charging_periods(start: datetime, meter_start_wh: int, samples: Iterable[Sample],
-                     end: datetime | None = None, meter_stop_wh: int | None = None,
-                     tariff_id: str | None = None) -> list[dict[str, Any]]:
-    """OCPI ChargingPeriods: one per interval between energy readings.
-
-    Each period carries ENERGY (kWh) and TIME (h), plus MAX_CURRENT (A) and POWER (kW, mean)
-    when the charger sampled them in that interval. The ENERGY volumes add up to the meter
-    delta exactly.
-    """
-    ordered = sorted(samples, key=lambda s: s.timestamp)
-    points: list[tuple[datetime, int]] = [(start, meter_start_wh)]
-    for sample in ordered:
-        if sample.measurand != ENERGY_REGISTER or sample.phase:
-            continue
-        if sample.timestamp <= points[-1][0] or (end is not None and sample.timestamp >= end):
-            continue
-        value = int(round(sample.value))
-        # Keep the readings monotonic and within the session's final reading, so every
-        # period's ENERGY is >= 0 and they add up to the meter delta.
-        if value < points[-1][1] or (meter_stop_wh is not None and value > meter_stop_wh):
-            continue
-        points.append((sample.timestamp, value))
-    if end is not None and meter_stop_wh is not None and end >= points[-1][0]:
-        points.append((end, meter_stop_wh))
-    periods: list[dict[str, Any]] = []
-    for (t0, e0), (t1, e1) in zip(points, points[1:], strict=False):
-        dims: list[dict[str, Any]] = [
-            {"type": "ENERGY", "volume": float(Decimal(e1 - e0) / 1000)},
-            {"type": "TIME", "volume": float(hours_between(t0, t1))},
-        ]
-        window = [s for s in ordered if t0 <= s.timestamp <= t1]
-        currents = [s.value for s in window if s.measurand == CURRENT_IMPORT]
-        if currents:
-            dims.append({"type": "MAX_CURRENT", "volume": round(max(currents), 3)})
-        powers = [s.value for s in window if s.measurand == POWER_IMPORT and not s.phase]
-        if powers:
-            dims.append({"type": "POWER", "volume": round(sum(powers) / len(powers) / 1000, 3)})
-        period: dict[str, Any] = {"start_date_time": t0, "dimensions": dims}
-        if tariff_id:
-            period["tariff_id"] = tariff_id
-        periods.append(period)
-    return periods
-
-
-def charging_seconds(periods: Sequence[Mapping[str, Any]], end: datetime) -> float:
-    """Seconds of ``periods`` (from :func:`charging_periods`, the last one lasting until
-    ``end``) in which energy flowed, at the resolution of the meter values. OCPI prices TIME
-    as time charging; periods without energy (a vehicle full and still plugged in) are
-    parking time."""
-    total = 0.0
-    for period, following in zip(periods, [*periods[1:], None], strict=True):
-        until = following["start_date_time"] if following is not None else end
-        if sum(d["volume"] for d in period["dimensions"] if d["type"] == "ENERGY") > 0:
-            total += max((until - period["start_date_time"]).total_seconds(), 0.0)
-    return total
-
-
-def seconds_to_hours(seconds: float) -> Decimal:
-    return (Decimal(str(max(seconds, 0.0))) / Decimal(3600)).quantize(_HOURS, ROUND_HALF_UP)
 
 
 def to_canonical(value: float, unit: str) -> float:
@@ -167,3 +54,73 @@ def to_canonical(value: float, unit: str) -> float:
 def sum_energy(periods: Sequence[Mapping[str, Any]]) -> Decimal:
     return sum((Decimal(str(d["volume"])) for p in periods for d in p["dimensions"]
                 if d["type"] == "ENERGY"), Decimal(0))
+
+
+def _totals(samples: Iterable[Sample], measurand: str) -> list[Decimal]:
+    """One value per instant: the unphased reading where there is one, else the sum of the
+    phases (current and power restrictions are on the sum over all phases)."""
+    unphased: dict[datetime, float] = {}
+    phased: dict[datetime, dict[str, float]] = {}
+    for s in samples:
+        if s.measurand != measurand:
+            continue
+        if s.phase:
+            # L1-N and L1 name the same phase's current/power here.
+            phased.setdefault(s.timestamp, {})[s.phase.split("-")[0]] = s.value
+        else:
+            unphased[s.timestamp] = s.value
+    stamps = sorted(set(unphased) | set(phased))
+    return [Decimal(str(round(unphased[t] if t in unphased else sum(phased[t].values()), 3)))
+            for t in stamps]
+
+
+def _mean(values: Sequence[Decimal]) -> Decimal | None:
+    return sum(values, Decimal(0)) / len(values) if values else None
+
+
+def usage(start: datetime, meter_start_wh: int, samples: Iterable[Sample],
+          end: datetime | None = None, meter_stop_wh: int | None = None) -> list[Usage]:
+    """The stretches between a session's energy readings, from ``start`` (at
+    ``meter_start_wh``) to ``end`` (at ``meter_stop_wh``), or to the last reading of a session
+    still running. Readings that go backwards or beyond the final one are skipped, so the
+    stretches' energy is never negative and adds up to the meter delta exactly."""
+    ordered = sorted(samples, key=lambda s: s.timestamp)
+    points: list[tuple[datetime, int]] = [(start, meter_start_wh)]
+    for sample in ordered:
+        if sample.measurand != ENERGY_REGISTER or sample.phase:
+            continue
+        if sample.timestamp <= points[-1][0] or (end is not None and sample.timestamp >= end):
+            continue
+        value = int(round(sample.value))
+        if value < points[-1][1] or (meter_stop_wh is not None and value > meter_stop_wh):
+            continue
+        points.append((sample.timestamp, value))
+    if end is not None and meter_stop_wh is not None and end >= points[-1][0]:
+        points.append((end, max(meter_stop_wh, points[-1][1])))
+    stretches = []
+    last_current = next(reversed(_totals(
+        (s for s in ordered if s.timestamp <= start), CURRENT_IMPORT)), None)
+    for (t0, e0), (t1, e1) in zip(points, points[1:], strict=False):
+        seconds = (t1 - t0).total_seconds()
+        if seconds <= 0:
+            continue
+        # Samples taken during the stretch (the one at its end describes it too).
+        window = [s for s in ordered if t0 < s.timestamp <= t1]
+        currents = _totals(window, CURRENT_IMPORT)
+        powers = [p / 1000 for p in _totals(window, POWER_IMPORT)]
+        charging = (e1 - e0) * 3600 / seconds >= CHARGING_POWER_W
+        current = _mean(currents)
+        if current is None and charging:
+            # Chargers sample current less often than energy: while charging, the last
+            # reading still stands.
+            current = last_current
+        last_current = currents[-1] if currents else last_current
+        stretches.append(Usage(
+            t0, t1, Decimal(e1 - e0), charging, current, _mean(powers),
+            min(currents, default=None), max(currents, default=None),
+            min(powers, default=None), max(powers, default=None)))
+    if not stretches and end is not None and meter_stop_wh is not None:
+        # A session that ended as it started still needs its one (empty) charging period.
+        delivered = points[-1][1] - meter_start_wh
+        stretches.append(Usage(start, max(end, start), Decimal(delivered), delivered > 0))
+    return stretches

@@ -206,6 +206,9 @@ transactions = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("tariff_id", sa.String(36)),
+    # The OCPI Tariff object as it was when the session started: the driver accepted that
+    # one, so later updates (or the tariff's deletion) do not reprice the session.
+    sa.Column("tariff", sa.JSON),
     sa.Column("last_updated", UtcDateTime, nullable=False),
     sa.Index("ix_transactions_last_updated_id", "last_updated", "id"),
 )

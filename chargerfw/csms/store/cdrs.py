@@ -11,9 +11,8 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
-from chargerfw.csms.store.sessions import first_connector, samples
+from chargerfw.csms.store.sessions import first_connector, pricing, samples
 from chargerfw.csms.store.sql import select_page
-from chargerfw.csms.store.tariffs import tariff_data
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
 from chargerfw.csms.tables import cdrs, evses, locations
 
@@ -24,9 +23,10 @@ def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -
     evse = c.execute(sa.select(evses).where(evses.c.uid == tx["evse_uid"])).mappings().one()
     location = c.execute(sa.select(locations).where(locations.c.id == evse["location_id"])
                          ).mappings().one()
+    priced_by = pricing(c, tx)
     cdr = ocpi_objects.cdr_object(cpo, tx, evse, location, first_connector(c, evse["uid"]),
-                                  samples(c, [tx["id"]])[tx["id"]],
-                                  tariff_data(c, tx["tariff_id"]))
+                                  samples(c, [tx["id"]])[tx["id"]], priced_by.tariff,
+                                  priced_by.reservation)
     c.execute(cdrs.insert().values(id=cdr["id"], transaction_id=tx["id"], data=cdr,
                                    last_updated=now))
     enqueue_to_receivers(c, "cdrs", "POST", lambda base: base, cdr)

@@ -66,8 +66,11 @@ class Store:
         self.list_locations = locations.list_locations
         self.get_location = locations.get_location
 
-        tariffs = Tariffs(engine)
+        tariffs = Tariffs(engine, self.cpo)
         self.add_tariff = tariffs.add_tariff
+        self.update_tariff = tariffs.update_tariff
+        self.delete_tariff = tariffs.delete_tariff
+        self.get_tariff = tariffs.get_tariff
         self.list_tariffs = tariffs.list_tariffs
         self.set_connector_tariff = tariffs.set_connector_tariff
 

@@ -13,9 +13,12 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from chargerfw.csms import billing
+from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store.values import CpoIdentity, utcnow
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
 
 
 def dump(model: m.OcpiModel) -> dict[str, Any]:
@@ -62,28 +65,36 @@ def cdr_token(tx: RowMapping, cpo: CpoIdentity) -> dict[str, Any]:
             "type": tx["token_type"] or "RFID", "contract_id": tx["contract_id"] or tx["id_tag"]}
 
 
-def finished_cost(tx: RowMapping, samples: list[billing.Sample],
-                  tariff: dict[str, Any] | None
-                  ) -> tuple[billing.Cost, list[dict[str, Any]], float]:
-    """A finished transaction's cost under ``tariff``, its charging periods and charging
-    seconds."""
-    # A meter that was replaced or reset mid-session must not produce negative energy.
-    energy_wh = max(tx["meter_stop"] - tx["meter_start"], 0)
-    periods = billing.charging_periods(tx["start_time"], tx["meter_start"], samples,
-                                       tx["stop_time"], tx["meter_start"] + energy_wh,
-                                       tx["tariff_id"])
-    charging_s = billing.charging_seconds(periods, tx["stop_time"])
-    cost = billing.compute_cost(tariff, energy_wh, tx["start_time"], tx["stop_time"],
-                                charging_s)
-    return cost, periods, charging_s
+def bill(tx: RowMapping, samples: list[billing.Sample], tariff: dict[str, Any] | None,
+         time_zone: str | None, reservation: tariff_engine.Reservation | None = None
+         ) -> tariff_engine.Bill:
+    """A transaction's usage, priced under ``tariff`` at a location in ``time_zone``: up to
+    its end when it has finished, up to its last meter reading while it runs."""
+    meter_stop = None
+    if tx["stop_time"] is not None:
+        # A meter that was replaced or reset mid-session must not produce negative energy.
+        meter_stop = tx["meter_start"] + max(tx["meter_stop"] - tx["meter_start"], 0)
+    usage = billing.usage(tx["start_time"], tx["meter_start"], samples, tx["stop_time"],
+                          meter_stop)
+    zone = tariff_engine.time_zone(time_zone)
+    try:
+        return tariff_engine.price_session(tariff, usage, zone, reservation, tx["start_time"])
+    except tariff_engine.TariffError as exc:
+        # Only a tariff stored before tariffs were checked can get here; the session's
+        # record must still be written, so it is left unpriced and said so.
+        log.error("billing.tariff_unpriceable", tariff_id=tx["tariff_id"],
+                  session_id=tx["session_id"], error=str(exc))
+        return tariff_engine.price_session(None, usage, zone)
 
 
 def session_object(cpo: CpoIdentity, tx: RowMapping, samples: list[billing.Sample],
-                   connector: RowMapping, tariff: dict[str, Any] | None) -> dict[str, Any]:
-    """The OCPI Session of a transaction; a finished one is priced under ``tariff``, exactly
-    as its CDR is."""
-    periods = billing.charging_periods(tx["start_time"], tx["meter_start"], samples,
-                                       tx["stop_time"], tx["meter_stop"], tx["tariff_id"])
+                   connector: RowMapping, tariff: dict[str, Any] | None,
+                   time_zone: str | None = None,
+                   reservation: tariff_engine.Reservation | None = None) -> dict[str, Any]:
+    """The OCPI Session of a transaction, priced under ``tariff`` exactly as its CDR is; a
+    running session's ``total_cost`` is what it costs as of its last meter reading."""
+    priced = bill(tx, samples, tariff, time_zone, reservation)
+    periods = tariff_engine.charging_period_objects(priced.periods, tx["tariff_id"])
     obj: dict[str, Any] = {
         "country_code": cpo.country_code, "party_id": cpo.party_id,
         "id": tx["session_id"], "start_date_time": tx["start_time"],
@@ -94,26 +105,24 @@ def session_object(cpo: CpoIdentity, tx: RowMapping, samples: list[billing.Sampl
         "location_id": tx["location_id"], "evse_uid": tx["evse_uid"],
         "connector_id": connector["id"], "currency": tx["currency"],
         "charging_periods": periods or None, "status": tx["status"],
+        "total_cost": priced.total.as_price(),
         "last_updated": tx["last_updated"]}
-    if tx["stop_time"] is not None:
-        cost, _, _ = finished_cost(tx, samples, tariff)
-        obj["total_cost"] = billing.price_dict(cost.total)
     return dump(m.Session.model_validate(obj))
 
 
 def session_patch(session: dict[str, Any]) -> dict[str, Any]:
-    """What a PATCH of a running session carries: its progress."""
-    return {key: session[key] for key in ("kwh", "charging_periods", "last_updated")
-            if key in session}
+    """What a PATCH of a running session carries: its progress, and what it costs so far."""
+    return {key: session[key] for key in ("kwh", "charging_periods", "total_cost",
+                                          "last_updated") if key in session}
 
 
 def cdr_object(cpo: CpoIdentity, tx: RowMapping, evse: RowMapping, location: RowMapping,
                connector: RowMapping, samples: list[billing.Sample],
-               tariff: dict[str, Any] | None) -> dict[str, Any]:
+               tariff: dict[str, Any] | None,
+               reservation: tariff_engine.Reservation | None = None) -> dict[str, Any]:
     """The OCPI CDR of a completed transaction at ``evse`` of ``location``."""
-    energy_wh = max(tx["meter_stop"] - tx["meter_start"], 0)
-    cost, periods, charging_s = finished_cost(tx, samples, tariff)
-    session_s = (tx["stop_time"] - tx["start_time"]).total_seconds()
+    priced = bill(tx, samples, tariff, location["time_zone"], reservation)
+    periods = tariff_engine.charging_period_objects(priced.periods, tx["tariff_id"])
     obj: dict[str, Any] = {
         "country_code": cpo.country_code, "party_id": cpo.party_id,
         "id": tx["session_id"], "start_date_time": tx["start_time"],
@@ -133,12 +142,15 @@ def cdr_object(cpo: CpoIdentity, tx: RowMapping, evse: RowMapping, location: Row
         "currency": tx["currency"],
         "tariffs": [tariff] if tariff else None,
         "charging_periods": periods,
-        "total_cost": billing.price_dict(cost.total),
-        "total_fixed_cost": billing.price_dict(cost.fixed),
-        "total_energy": Decimal(energy_wh) / 1000,
-        "total_energy_cost": billing.price_dict(cost.energy),
+        "total_cost": priced.total.as_price(),
+        "total_fixed_cost": priced.fixed.as_price(),
+        "total_energy": priced.energy_kwh,
+        "total_energy_cost": priced.energy.as_price(),
         "total_time": billing.hours_between(tx["start_time"], tx["stop_time"]),
-        "total_time_cost": billing.price_dict(cost.time),
-        "total_parking_time": billing.seconds_to_hours(session_s - charging_s),
+        "total_time_cost": priced.time.as_price(),
+        "total_parking_time": priced.parking_hours.quantize(Decimal("0.000001")),
+        "total_parking_cost": priced.parking.as_price(),
+        "total_reservation_cost": (priced.reservation.as_price()
+                                   if reservation is not None else None),
         "last_updated": utcnow()}
     return dump(m.CDR.model_validate(obj))

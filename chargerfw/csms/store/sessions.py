@@ -10,14 +10,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from chargerfw.csms import billing
+from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.tariffs import tariff_data
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError
-from chargerfw.csms.tables import connectors, meter_values, transactions
+from chargerfw.csms.tables import (
+    connectors,
+    locations,
+    meter_values,
+    reservations,
+    transactions,
+)
 
 
 def samples(c: Connection, tx_ids: Iterable[int]) -> dict[int, list[billing.Sample]]:
@@ -45,14 +51,40 @@ def first_connector(c: Connection, evse_uid: str) -> RowMapping:
     return row
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """What a transaction is priced by: the tariff it started under, its location's time
+    zone, and the reservation it was started on."""
+
+    tariff: dict[str, Any] | None
+    time_zone: str | None
+    reservation: tariff_engine.Reservation | None
+
+
+def pricing(c: Connection, tx: RowMapping) -> Pricing:
+    # Sessions started before tariffs were kept with them are priced by the stored one.
+    tariff = tx["tariff"] if tx["tariff"] is not None else tariff_data(c, tx["tariff_id"])
+    zone = c.execute(sa.select(locations.c.time_zone).where(
+        locations.c.id == tx["location_id"])).scalar_one_or_none()
+    reservation = None
+    if tx["reservation_id"] is not None:
+        made = c.execute(sa.select(reservations.c.created_at).where(
+            reservations.c.id == tx["reservation_id"],
+            reservations.c.charge_point_id == tx["charge_point_id"])).scalar_one_or_none()
+        if made is not None and made <= tx["start_time"]:
+            reservation = tariff_engine.Reservation(made, tx["start_time"])
+    return Pricing(tariff, zone, reservation)
+
+
 def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
                    tx_samples: list[billing.Sample],
                    connector: RowMapping | None = None) -> dict[str, Any]:
     """The OCPI Session of a transaction on an EVSE."""
-    # Only a finished session is priced.
-    tariff = tariff_data(c, tx["tariff_id"]) if tx["stop_time"] is not None else None
+    priced_by = pricing(c, tx)
     return ocpi_objects.session_object(cpo, tx, tx_samples,
-                                       connector or first_connector(c, tx["evse_uid"]), tariff)
+                                       connector or first_connector(c, tx["evse_uid"]),
+                                       priced_by.tariff, priced_by.time_zone,
+                                       priced_by.reservation)
 
 
 def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:

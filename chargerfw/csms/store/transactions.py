@@ -48,15 +48,16 @@ class Transactions:
                 evse = c.execute(sa.select(evses).where(
                     evses.c.charge_point_id == req.charge_point_id,
                     evses.c.ocpp_connector_id == req.connector_id)).mappings().first()
-                tariff_id = None
+                tariff_id = tariff = None
                 currency = self.cpo.currency
                 if evse is not None:
                     tariff_id = c.execute(sa.select(connectors.c.tariff_id).where(
                         connectors.c.evse_uid == evse["uid"]).order_by(connectors.c.id)
                     ).scalars().first()
                     if tariff_id is not None:
-                        currency = c.execute(sa.select(tariffs.c.currency).where(
-                            tariffs.c.id == tariff_id)).scalar_one()
+                        currency, tariff = c.execute(sa.select(
+                            tariffs.c.currency, tariffs.c.data).where(
+                            tariffs.c.id == tariff_id)).one()
                 tx_id = inserted_id(c.execute(transactions.insert().values(
                     session_id=str(uuid.uuid4()), idempotency_key=key,
                     charge_point_id=req.charge_point_id, connector_id=req.connector_id,
@@ -70,7 +71,7 @@ class Transactions:
                     reservation_id=req.reservation_id, meter_start=req.meter_start,
                     meter_last=req.meter_start, start_time=req.timestamp,
                     status="ACTIVE" if accepted else "INVALID", currency=currency,
-                    tariff_id=tariff_id, last_updated=now)))
+                    tariff_id=tariff_id, tariff=tariff, last_updated=now)))
                 if req.reservation_id is not None:
                     mark_used(c, req.reservation_id, req.charge_point_id)
                 row = _transaction(c, tx_id)
