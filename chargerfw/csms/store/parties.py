@@ -25,6 +25,20 @@ class Party:
     party_id: str
     role: str = "EMSP"
 
+    def __post_init__(self) -> None:
+        # Upper-cased (OCPI compares them case-insensitively) and checked: StoreError.
+        cc, pid, role = (self.country_code.strip().upper(), self.party_id.strip().upper(),
+                         self.role.strip().upper())
+        if len(cc) != 2 or not cc.isascii() or not cc.isalpha():
+            raise StoreError(f"country code {self.country_code!r}: two letters, e.g. DE")
+        if len(pid) != 3 or not pid.isascii() or not pid.isalnum():
+            raise StoreError(f"party id {self.party_id!r}: three letters or digits, e.g. EMS")
+        if role not in ROLES:
+            raise StoreError(f"role {self.role!r}: one of {', '.join(ROLES)}")
+        object.__setattr__(self, "country_code", cc)
+        object.__setattr__(self, "party_id", pid)
+        object.__setattr__(self, "role", role)
+
     @classmethod
     def parse(cls, text: str) -> Party:
         """``CC/PID`` or ``CC/PID/ROLE`` (role EMSP when left out); raises StoreError."""
@@ -32,20 +46,7 @@ class Party:
         if len(parts) not in (2, 3):
             raise StoreError(f"party {text!r}: expected COUNTRY/PARTY or COUNTRY/PARTY/ROLE, "
                              "e.g. DE/EMS or DE/EMS/EMSP")
-        return cls.of(*parts)
-
-    @classmethod
-    def of(cls, country_code: str, party_id: str, role: str = "EMSP") -> Party:
-        """A party from its parts, upper-cased (OCPI compares them case-insensitively);
-        raises StoreError when a part is malformed."""
-        cc, pid, role = country_code.strip().upper(), party_id.strip().upper(), role.upper()
-        if len(cc) != 2 or not cc.isascii() or not cc.isalpha():
-            raise StoreError(f"country code {country_code!r}: two letters, e.g. DE")
-        if len(pid) != 3 or not pid.isascii() or not pid.isalnum():
-            raise StoreError(f"party id {party_id!r}: three letters or digits, e.g. EMS")
-        if role not in ROLES:
-            raise StoreError(f"role {role!r}: one of {', '.join(ROLES)}")
-        return cls(cc, pid, role)
+        return cls(*parts)
 
     @property
     def code(self) -> tuple[str, str]:
