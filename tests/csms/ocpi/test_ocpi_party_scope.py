@@ -74,7 +74,7 @@ class Roaming:
 
     async def command(self, emsp: Emsp, name: str, **body: Any) -> m.CommandResponse:
         response = await self.client.post(f"{V}/commands/{name}", headers=emsp.auth, json=body)
-        return ok(response, m.CommandResponse)  # type: ignore[no-any-return]
+        return ok(response, m.CommandResponse)
 
     async def pushed_to(self, module: str) -> set[tuple[int, str]]:
         """(partner id, URL) of every push queued in ``module``."""
