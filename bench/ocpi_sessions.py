@@ -27,7 +27,14 @@ from csms_common import served_csms
 
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.ocpi.models import Envelope, Session, Tariff
-from chargerfw.csms.store import ConnectorSpec, CpoIdentity, EvseSpec, LocationSpec, Store
+from chargerfw.csms.store import (
+    ConnectorSpec,
+    CpoIdentity,
+    EvseSpec,
+    LocationSpec,
+    Party,
+    Store,
+)
 from chargerfw.csms.tables import meter_values, transactions
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -47,9 +54,10 @@ def fill(db: str, sessions: int, samples: int, evses: int = 20) -> str:
         [EvseSpec(f"CP-{n}", n, [ConnectorSpec("1", "IEC_62196_T2", "SOCKET", "AC_3_PHASE",
                                                 400, 32)]) for n in range(1, evses + 1)],
         tariff_id="T1")
-    partner_id, _ = store.add_partner("bench")
+    party = [Party("DE", "EMS")]
+    partner_id, _ = store.add_partner("bench", party)
     token_c = store.register_partner(partner_id, "unused", "http://127.0.0.1:9/versions",
-                                     "2.2.1", [], "DE", "EMS", "bench")
+                                     "2.2.1", [], party)
     chunk = 5000
     with engine.begin() as conn:
         for first in range(0, sessions, chunk):

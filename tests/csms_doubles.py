@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
-from chargerfw.csms.store import AuthDecision, CpoIdentity, Store
+from chargerfw.csms.store import AuthDecision, CpoIdentity, Party, Store
 
 
 def iso(ts: datetime) -> str:
@@ -68,13 +69,36 @@ class SimCharger(OcppChargePoint):
             "ChangeConfiguration": "Accepted", "Reset": "Accepted",
             "TriggerMessage": "Accepted", "SendLocalList": "Accepted"}
         self.silent: set[str] = set()  # actions left unanswered (to provoke timeouts)
+        # Actions whose idTag the charger authorizes with the CSMS before it accepts them
+        # (as some chargers do): answered Rejected unless the CSMS says Accepted.
+        self.authorize_first: set[str] = set()
+        self.authorized: list[tuple[str, dict[str, Any]]] = []  # (idTag, idTagInfo)
         self.events: asyncio.Queue[str] = asyncio.Queue()
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Handle the CSMS's requests; one that authorizes first is handled on its own task
+        (its Authorize answer arrives on this same connection)."""
+        while True:
+            message = await self._connection.recv()
+            parsed = json.loads(message)
+            if parsed[0] == 2 and parsed[2] in self.authorize_first:
+                task = asyncio.create_task(self.route_message(message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+            else:
+                await self.route_message(message)
 
     async def _answer(self, action: str, payload: dict[str, Any]) -> str:
         self.received.append((action, payload))
         self.events.put_nowait(action)
         if action in self.silent:
             await asyncio.sleep(3600)
+        if action in self.authorize_first:
+            result = await self.call(call.Authorize(id_tag=payload["id_tag"]))
+            self.authorized.append((payload["id_tag"], result.id_tag_info))
+            if result.id_tag_info["status"] != "Accepted":
+                return "Rejected"
         return self.answers[action]
 
     @on(Action.remote_start_transaction)
@@ -364,8 +388,10 @@ def ok(response: httpx.Response, model: Any, http: int = 200) -> Any:
 
 
 async def register_emsp(csms: RunningCsms, emsp: EmspDouble) -> str:
-    """Run the credentials handshake as the eMSP would; returns TOKEN_C."""
-    _, token_a = await csms.db(csms.store.add_partner, "Test eMSP")
+    """Add the eMSP as a partner fixed to its party and run the credentials handshake as the
+    eMSP would; returns TOKEN_C."""
+    _, token_a = await csms.db(csms.store.add_partner, "Test eMSP",
+                               [Party(emsp.country_code, emsp.party_id)])
     async with httpx.AsyncClient(base_url=csms.api_url) as client:
         versions = await client.get("/ocpi/versions", headers=ocpi_auth(token_a))
         assert versions.status_code == 200, versions.text
@@ -410,12 +436,12 @@ ACCEPTED = AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID", "DE-EMS-C0
 def add_registered_partner(store: Store, url: str = "http://emsp.invalid/ocpi") -> int:
     """A registered eMSP (DE*EMS) that receives sessions, CDRs and locations under ``url``;
     nothing listens there, so its pushes stay queued."""
-    partner_id, _ = store.add_partner("eMSP")
+    party = [Party("DE", "EMS")]
+    partner_id, _ = store.add_partner("eMSP", party)
     store.register_partner(partner_id, "their-token", f"{url}/versions", "2.2.1", [
         {"identifier": "sessions", "role": "RECEIVER", "url": f"{url}/sessions"},
         {"identifier": "cdrs", "role": "RECEIVER", "url": f"{url}/cdrs"},
-        {"identifier": "locations", "role": "RECEIVER", "url": f"{url}/locations"}],
-        "DE", "EMS", "eMSP")
+        {"identifier": "locations", "role": "RECEIVER", "url": f"{url}/locations"}], party)
     return partner_id
 
 

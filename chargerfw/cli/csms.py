@@ -89,16 +89,20 @@ def csms() -> None:
               help="currency of sessions without a tariff")
 @click.option("--heartbeat-interval", default=300, show_default=True,
               type=click.IntRange(10, 86400), help="seconds, sent in BootNotification")
+@click.option("--max-reservation-minutes", default=120, show_default=True,
+              type=click.IntRange(1, 7 * 24 * 60),
+              help="the furthest ahead an eMSP's reservation may expire")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
-          currency: str, heartbeat_interval: int) -> None:
+          currency: str, heartbeat_interval: int, max_reservation_minutes: int) -> None:
     """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
     settings = CsmsSettings(db=db, host=host, ocpp_port=ocpp_port, api_port=api_port,
                             auto_register=auto_register, public_url=public_url,
                             cpo=_cpo(country_code, party_id, name, currency),
-                            heartbeat_interval=heartbeat_interval)
+                            heartbeat_interval=heartbeat_interval,
+                            max_reservation_s=max_reservation_minutes * 60.0)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -457,22 +461,103 @@ def partner() -> None:
     """OCPI roaming partners."""
 
 
+def _parties(values: Sequence[str]) -> list[Any]:
+    from chargerfw.csms.store import Party, StoreError
+
+    try:
+        return [Party.parse(v) for v in values]
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="--party") from None
+
+
+partner_parties_option = click.option(
+    "--party", "parties", multiple=True, required=True, metavar="CC/PID[/ROLE]",
+    help="a party the partner acts for, e.g. DE/EMS (role EMSP) or DE/HUB/HUB; repeat for "
+         "several. It may register as, hold tokens of and see sessions of these only")
+
+
 @partner.command("add")
 @click.argument("name")
+@partner_parties_option
 @db_option
+@country_option
+@party_option
 @click.option("--api-url", default="http://127.0.0.1:9001", show_default=True,
               help="our public API base URL, printed for the partner")
-def partner_add(name: str, db: str, api_url: str) -> None:
-    """Add a partner and print its CREDENTIALS_TOKEN_A (shown once; give it to the eMSP)."""
-    store = _open_store(db, _cpo("NL", "CFW"))
-    partner_id, token_a = store.add_partner(name)
-    click.echo(f"partner {partner_id}: {name}")
+def partner_add(name: str, parties: Sequence[str], db: str, country_code: str, party_id: str,
+                api_url: str) -> None:
+    """Add a partner fixed to its parties and print its CREDENTIALS_TOKEN_A (shown once;
+    give it to the eMSP)."""
+    given = _parties(parties)
+    store = _open_store(db, _cpo(country_code, party_id))
+    partner_id, token_a = _run_store_action(lambda: store.add_partner(name, given))
+    click.echo(f"partner {partner_id}: {name} ({', '.join(map(str, given))})")
     click.echo(f"versions URL: {api_url.rstrip('/')}/ocpi/versions")
     click.echo(f"TOKEN_A: {token_a}")
 
 
+@partner.command("list")
+@db_option
+def partner_list(db: str) -> None:
+    """List partners, their parties and whether they are registered."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    click.echo(_table(["id", "name", "parties", "registered", "last updated"], [
+        [p["id"], p["name"], " ".join(map(str, store.partner_parties(p["id"]))) or "-",
+         "yes" if p["registered"] else "no", p["last_updated"]]
+        for p in store.list_partners()]))
+
+
+@partner.command("party")
+@click.argument("partner_id", type=int)
+@click.option("--give", multiple=True, metavar="CC/PID[/ROLE]", help="give it this party")
+@click.option("--take", multiple=True, metavar="CC/PID[/ROLE]", help="take this party from it")
+@db_option
+@country_option
+@party_option
+def partner_party(partner_id: int, give: Sequence[str], take: Sequence[str], db: str,
+                  country_code: str, party_id: str) -> None:
+    """Give a partner parties, or take them from it (what it sees and acts for changes at
+    once; a registered partner declaring a party it lost is refused at its next update)."""
+    if not give and not take:
+        raise click.UsageError("give --give or --take")
+    store = _open_store(db, _cpo(country_code, party_id))
+    for party in _parties(take):
+        _run_store_action(partial(store.take_party, partner_id, party))
+    for party in _parties(give):
+        _run_store_action(partial(store.give_party, partner_id, party))
+    held = store.partner_parties(partner_id)
+    click.echo(f"partner {partner_id}: {', '.join(map(str, held)) or 'no parties'}")
+
+
+@partner.command("route")
+@click.argument("uid_prefix", required=False)
+@click.option("--party", "party", default=None, metavar="CC/PID",
+              help="the party that issued tokens whose uid starts with UID_PREFIX")
+@click.option("--remove", is_flag=True, help="remove the rule for UID_PREFIX")
+@db_option
+def partner_route(uid_prefix: str | None, party: str | None, remove: bool, db: str) -> None:
+    """Route real-time authorization of cards we hold no token for: a card whose uid starts
+    with UID_PREFIX is asked of the partner holding --party (the longest prefix wins). Cards
+    no rule matches are asked of nobody. Without arguments: list the rules."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    if uid_prefix is None:
+        click.echo(_table(["uid prefix", "party"], [
+            [prefix, f"{cc}/{pid}"] for prefix, cc, pid in store.token_routes()]))
+        return
+    if remove == (party is not None):
+        raise click.UsageError("give either --party or --remove")
+    if remove:
+        _run_store_action(partial(store.remove_token_route, uid_prefix))
+        click.echo(f"removed the route for {uid_prefix}")
+        return
+    target = _parties([party or ""])[0]
+    _run_store_action(partial(store.set_token_route, uid_prefix, *target.code))
+    click.echo(f"cards {uid_prefix}* are authorized by {target.country_code}/{target.party_id}")
+
+
 @partner.command("register")
 @click.argument("name")
+@partner_parties_option
 @click.option("--versions-url", required=True, help="the eMSP's OCPI versions URL")
 @click.option("--token-a", required=True, envvar="CHARGERFW_CSMS_TOKEN_A",
               help="CREDENTIALS_TOKEN_A the eMSP gave us")
@@ -482,21 +567,25 @@ def partner_add(name: str, db: str, api_url: str) -> None:
 @country_option
 @party_option
 @click.option("--business-name", default="chargerfw CSMS", show_default=True)
-def partner_register(name: str, versions_url: str, token_a: str, public_url: str, db: str,
-                     country_code: str, party_id: str, business_name: str) -> None:
-    """Register with an eMSP that gave us its TOKEN_A (we start the handshake)."""
+def partner_register(name: str, parties: Sequence[str], versions_url: str, token_a: str,
+                     public_url: str, db: str, country_code: str, party_id: str,
+                     business_name: str) -> None:
+    """Register with an eMSP that gave us its TOKEN_A (we start the handshake); it must
+    declare exactly the parties given with --party."""
     import httpx
 
     from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
     from chargerfw.csms.store import AsyncStore
 
+    given = _parties(parties)
     store = _open_store(db, _cpo(country_code, party_id, business_name))
     db_runner = AsyncStore(store)
 
     async def register() -> int:
         async with httpx.AsyncClient(timeout=30) as http:
             return await register_with_peer(db_runner, http, versions_url, token_a,
-                                            f"{public_url.rstrip('/')}/ocpi/versions", name)
+                                            f"{public_url.rstrip('/')}/ocpi/versions", name,
+                                            given)
 
     try:
         partner_id = asyncio.run(register())

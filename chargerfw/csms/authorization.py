@@ -4,11 +4,15 @@ Rules (OCPI 2.2.1 WhitelistType):
 - ALWAYS, ALLOWED: a valid stored token is accepted without asking the eMSP.
 - ALLOWED_OFFLINE: ask the eMSP first; only when it cannot be reached is a valid stored token
   accepted from the whitelist.
-- NEVER, or a token we do not hold: ask the eMSP (``POST {tokens}/{uid}/authorize``); no
-  answer means no charging.
+- NEVER, or a token we do not hold: ask the eMSP that issued it, and only that one
+  (``POST {tokens}/{uid}/authorize``): the stored token's party, or for a token we do not hold
+  the party a routing rule names for its uid prefix; no rule, no asking. No answer means no
+  charging; an answer about another party's token counts as none.
+- Several stored tokens with one uid: the site's own first, then the routed party's.
 - A stored token with ``valid: false`` is refused (Blocked) without asking.
-- An idTag that an eMSP's START_SESSION sent to this charger, or that holds its accepted
-  RESERVE_NOW there, is accepted (auth_method COMMAND).
+- An idTag that a pending or accepted eMSP command (START_SESSION, RESERVE_NOW) carries to
+  this charger is accepted there, until the command stops vouching for it (auth_method
+  COMMAND, expiry given to the charger); the rule is the store's ``command_vouching_for``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -78,13 +83,14 @@ class Authorizer:
     async def authorize(self, charge_point_id: str, id_tag: str,
                         location_id: str | None = None,
                         evse_uid: str | None = None) -> AuthDecision:
-        command = await self._db(self._db.store.command_for_id_tag, charge_point_id, id_tag)
-        if command is not None:
+        vouched = await self._db(self._db.store.command_vouching_for, charge_point_id, id_tag)
+        if vouched is not None:
+            command, until = vouched
             token = command["request"].get("token", {})
             return AuthDecision("Accepted", "COMMAND", token.get("country_code"),
                                 token.get("party_id"), token.get("type"),
                                 token.get("contract_id"),
-                                command["request"].get("authorization_reference"))
+                                command["request"].get("authorization_reference"), until)
         key = (charge_point_id, id_tag)
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self._cache_s:
@@ -117,49 +123,56 @@ class Authorizer:
 
     async def _realtime(self, id_tag: str, token: dict[str, Any] | None,
                         location_id: str | None, evse_uid: str | None) -> _RealtimeAnswer:
-        partners = await self._db(self._db.store.list_partners)
-        candidates = [(p, tokens_url) for p in partners if p["registered"]
-                      and (tokens_url := sender_url(p["their_endpoints"], "tokens"))]
-        if token is not None:
-            # Ask the eMSP that issued the token first.
-            candidates.sort(key=lambda c: (c[0]["country_code"], c[0]["party_id"])
-                            != (token["country_code"], token["party_id"]))
+        """Ask the partner of the party that issued the token (the stored token's, else the
+        one a routing rule names for its uid); nobody when no partner is known for it."""
+        store = self._db.store
+        issuer = ((token["country_code"], token["party_id"]) if token is not None
+                  else await self._db(store.route_for_uid, id_tag))
+        if issuer is None:
+            log.info("csms.authorize.no_issuer", reason="unknown token, no routing rule")
+            return _RealtimeAnswer(None, False)
+        partner = await self._db(store.partner_of_party, *issuer)
+        tokens_url = sender_url(partner["their_endpoints"], "tokens") if partner else None
+        if partner is None or not partner["registered"] or tokens_url is None:
+            log.info("csms.authorize.no_issuer", reason="no registered partner with a tokens "
+                     "sender for the issuing party", party="/".join(issuer))
+            return _RealtimeAnswer(None, False)
         body = None
         if location_id is not None:
             body = {"location_id": location_id, "evse_uids": [evse_uid] if evse_uid else None}
             body = {k: v for k, v in body.items() if v is not None}
-        reachable = False
-        for partner, tokens_url in candidates:
-            url = f"{tokens_url.rstrip('/')}/{id_tag}/authorize"
-            token_type = token["type"] if token else "RFID"
-            try:
-                response = await self._http.post(
-                    url, params={"type": token_type}, json=body,
-                    headers=ocpi_request_headers(
-                        partner["their_token"],
-                        (self._db.store.cpo.country_code, self._db.store.cpo.party_id),
-                        (partner["country_code"], partner["party_id"])),
-                    timeout=self.realtime_timeout_s)
-            except httpx.HTTPError as exc:
-                log.warning("csms.authorize.unreachable", partner=partner["id"],
-                            error=type(exc).__name__)
-                continue
-            if response.status_code >= 500:
-                continue
-            reachable = True
-            if response.status_code == 404:
-                continue
-            try:
-                envelope = m.Envelope[m.AuthorizationInfo].model_validate(response.json())
-            except (ValidationError, ValueError):
-                log.warning("csms.authorize.bad_answer", partner=partner["id"],
-                            http=response.status_code)
-                continue
-            if envelope.data is None or envelope.status_code != 1000:
-                continue  # 2004: unknown token at this eMSP
-            info = envelope.data
-            return _RealtimeAnswer(AuthDecision(
-                _ALLOWED_TO_OCPP[info.allowed], "AUTH_REQUEST", info.token.country_code,
-                info.token.party_id, info.token.type, info.token.contract_id,
-                info.authorization_reference), True)
-        return _RealtimeAnswer(None, reachable)
+        try:
+            response = await self._http.post(
+                f"{tokens_url.rstrip('/')}/{quote(id_tag, safe='')}/authorize",
+                params={"type": token["type"] if token else "RFID"}, json=body,
+                headers=ocpi_request_headers(
+                    partner["their_token"], (store.cpo.country_code, store.cpo.party_id),
+                    issuer),
+                timeout=self.realtime_timeout_s)
+        except httpx.HTTPError as exc:
+            log.warning("csms.authorize.unreachable", partner=partner["id"],
+                        error=type(exc).__name__)
+            return _RealtimeAnswer(None, False)
+        if response.status_code >= 500:
+            return _RealtimeAnswer(None, False)
+        if response.status_code == 404:
+            return _RealtimeAnswer(None, True)
+        try:
+            envelope = m.Envelope[m.AuthorizationInfo].model_validate(response.json())
+        except (ValidationError, ValueError):
+            log.warning("csms.authorize.bad_answer", partner=partner["id"],
+                        http=response.status_code)
+            return _RealtimeAnswer(None, True)
+        if envelope.data is None or envelope.status_code != 1000:
+            return _RealtimeAnswer(None, True)  # 2004: unknown token at this eMSP
+        info = envelope.data
+        if not await self._db(store.holds_party, partner["id"], info.token.country_code,
+                              info.token.party_id):
+            # A partner answers for its own tokens only: nothing would bill this session.
+            log.warning("csms.authorize.foreign_token", partner=partner["id"],
+                        party=f"{info.token.country_code}/{info.token.party_id}")
+            return _RealtimeAnswer(None, True)
+        return _RealtimeAnswer(AuthDecision(
+            _ALLOWED_TO_OCPP[info.allowed], "AUTH_REQUEST", info.token.country_code,
+            info.token.party_id, info.token.type, info.token.contract_id,
+            info.authorization_reference), True)

@@ -30,7 +30,7 @@ from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
-from chargerfw.csms.store import AsyncStore, StartRequest, verify_password
+from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +86,15 @@ def parse_meter_values(meter_value: Sequence[dict[str, Any]]) -> list[billing.Sa
     return samples
 
 
+def id_tag_info(decision: AuthDecision) -> dict[str, str]:
+    """OCPP IdTagInfo of a decision: a time-boxed one (a command vouching for the idTag)
+    carries its expiry, so the charger does not cache it beyond."""
+    info = {"status": decision.status}
+    if decision.expires_at is not None:
+        info["expiry_date"] = decision.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return info
+
+
 class ChargerConnection(OcppChargePoint):
     """The central system's side of one charger's OCPP connection."""
 
@@ -126,7 +135,7 @@ class ChargerConnection(OcppChargePoint):
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str) -> call_result.Authorize:
         decision = await self._server.authorizer.authorize(self.id, id_tag)
-        return call_result.Authorize(id_tag_info={"status": decision.status})
+        return call_result.Authorize(id_tag_info=id_tag_info(decision))
 
     @on(Action.start_transaction)
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,

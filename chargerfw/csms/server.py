@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import uvicorn
@@ -20,7 +21,7 @@ import uvicorn
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.ocpi.api import create_app
-from chargerfw.csms.ocpi.commands import CommandHandler
+from chargerfw.csms.ocpi.commands import DEFAULT_MAX_RESERVATION, CommandHandler
 from chargerfw.csms.ocpi.common import OcpiContext
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
@@ -59,6 +60,8 @@ class CsmsSettings:
     push_max_attempts: int = 50
     push_poll_s: float = 1.0
     reservation_sweep_s: float = 5.0
+    # The furthest ahead an eMSP's RESERVE_NOW may expire.
+    max_reservation_s: float = DEFAULT_MAX_RESERVATION.total_seconds()
 
 
 @dataclass
@@ -126,7 +129,8 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.callback(sock.close)
         api_port = int(sock.getsockname()[1])
         commands = CommandHandler(db, ocpp, on_result=pusher.wake,
-                                  timeout_s=settings.command_timeout_s)
+                                  timeout_s=settings.command_timeout_s,
+                                  max_reservation=timedelta(seconds=settings.max_reservation_s))
         stack.push_async_callback(commands.close)
         ctx = OcpiContext(db=db, http=http, commands=commands,
                           base_url=(settings.public_url or

@@ -135,6 +135,27 @@ partners = sa.Table(
     sa.Column("last_updated", UtcDateTime, nullable=False),
 )
 
+# The parties the operator gave each partner (``partner add``): what it may register as,
+# whose tokens it may hold, and whose sessions and CDRs it sees. A party is one partner's.
+partner_parties = sa.Table(
+    "partner_parties", metadata,
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id"), primary_key=True),
+    sa.Column("country_code", sa.String(2), primary_key=True),
+    sa.Column("party_id", sa.String(3), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.UniqueConstraint("country_code", "party_id", "role",
+                        name="uq_partner_parties_party_role"),
+)
+
+# Which party issued a token we do not hold, by the start of its uid: real-time
+# authorization asks that party's partner, and nobody when no rule matches.
+token_routes = sa.Table(
+    "token_routes", metadata,
+    sa.Column("uid_prefix", sa.String(36), primary_key=True),
+    sa.Column("country_code", sa.String(2), nullable=False),
+    sa.Column("party_id", sa.String(3), nullable=False),
+)
+
 tokens = sa.Table(
     "tokens", metadata,
     sa.Column("country_code", sa.String(2), primary_key=True),

@@ -96,8 +96,9 @@ async def test_tokens_from_the_emsp_decide_taps_and_the_cdr_bills_the_meter_delt
             "allowed": "ALLOWED", "token": token_body(REALTIME_CARD, "NEVER"),
             "authorization_reference": "RT-REF-1"}).model_dump(mode="json", exclude_none=True)
 
-        # A card nobody holds: the backend asks the eMSP in real time, which does not know
-        # it either -> Invalid at the charger, and nothing starts.
+        # A card nobody holds, routed to the eMSP by its uid: the backend asks the eMSP in
+        # real time, which does not know it either -> Invalid at the charger, nothing starts.
+        await chain.csms.db(chain.csms.store.set_token_route, UNKNOWN_CARD[:6], "DE", "EMS")
         assert await chain.tap(UNKNOWN_CARD) == "tag.rejected"
         assert authorize_answer(chain, UNKNOWN_CARD) == "Invalid"
         assert realtime_requests(chain, UNKNOWN_CARD) == [

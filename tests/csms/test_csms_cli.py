@@ -21,7 +21,7 @@ from chargerfw.cli import main
 from chargerfw.csms import billing
 from chargerfw.csms.db import create_db_engine
 from chargerfw.csms.ocpi import models as m
-from chargerfw.csms.store import AuthDecision, CpoIdentity, StartRequest, Store
+from chargerfw.csms.store import AuthDecision, CpoIdentity, Party, StartRequest, Store
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 LOCATION = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
@@ -162,19 +162,53 @@ def test_bad_admin_input_is_refused_with_a_message(tmp_path: Path) -> None:
 
 def test_partner_add_prints_a_working_token_a(tmp_path: Path) -> None:
     db = str(tmp_path / "c.db")
-    code, out = run("partner", "add", "eMSP X", "--db", db)
+    code, out = run("partner", "add", "eMSP X", "--db", db, "--party", "DE/EMS",
+                    "--party", "de/ems/nsp")
     assert code == 0
     token_a = out.split("TOKEN_A: ")[1].strip()
     store = Store(create_db_engine(db), CpoIdentity())
     found = store.partner_by_token(token_a)
     assert found is not None and found[1] == "A" and found[0]["name"] == "eMSP X"
+    assert store.partner_parties(found[0]["id"]) == [Party("DE", "EMS", "EMSP"),
+                                                     Party("DE", "EMS", "NSP")]
+
+
+def test_partner_parties_are_fixed_by_the_operator(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    code, out = run("partner", "add", "eMSP", "--db", db)
+    assert code == 2 and "--party" in out
+    for bad, why in (("NL/CFW", "our own"), ("DE", "COUNTRY/PARTY"), ("DE/EMS/BOSS", "role")):
+        code, out = run("partner", "add", "eMSP", "--db", db, "--party", bad)
+        assert code == 2 and why in out, out
+    assert run("partner", "add", "A", "--db", db, "--party", "DE/AAA")[0] == 0
+    code, out = run("partner", "add", "B", "--db", db, "--party", "DE/AAA")
+    assert code == 2 and "belongs to partner 1" in out
+    assert run("partner", "add", "B", "--db", db, "--party", "DE/BBB")[0] == 0
+    code, out = run("partner", "party", "2", "--db", db, "--give", "DE/AAA/NSP")
+    assert code == 2 and "belongs to partner 1" in out
+    code, out = run("partner", "party", "2", "--db", db, "--give", "FR/BBB", "--take", "DE/BBB")
+    assert code == 0 and out.strip() == "partner 2: FR/BBB/EMSP"
+    code, out = run("partner", "list", "--db", db)
+    assert "DE/AAA/EMSP" in out and "FR/BBB/EMSP" in out
+    assert run("partner", "route", "04AA", "--db", db, "--party", "DE/AAA")[0] == 0
+    assert run("partner", "route", "04", "--db", db, "--party", "FR/BBB")[0] == 0
+    store = Store(create_db_engine(db), CpoIdentity())
+    assert store.route_for_uid("04AA11") == ("DE", "AAA")  # the longest prefix wins
+    assert store.route_for_uid("04BB11") == ("FR", "BBB")
+    assert store.route_for_uid("05") is None
+    code, out = run("partner", "route", "--db", db)
+    assert "04AA" in out and "DE/AAA" in out
+    assert run("partner", "route", "04AA", "--db", db, "--remove")[0] == 0
+    assert store.route_for_uid("04AA11") == ("FR", "BBB")
+    code, out = run("partner", "route", "04AA", "--db", db, "--remove")
+    assert code == 2 and "no route" in out
 
 
 @pytest.mark.timeout(60)
 def test_serve_runs_both_servers_and_stops_on_sigint(tmp_path: Path) -> None:
     db = str(tmp_path / "c.db")
     assert run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION)[0] == 0
-    _, out = run("partner", "add", "eMSP", "--db", db)
+    _, out = run("partner", "add", "eMSP", "--db", db, "--party", "DE/EMS")
     token_a = out.split("TOKEN_A: ")[1].strip()
     proc = subprocess.Popen(
         [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",

@@ -13,13 +13,24 @@ from chargerfw.csms.db import DatabaseUrlError, current_revision, database_url, 
 from chargerfw.csms.tables import metadata
 
 
+def _head() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from chargerfw.csms.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def test_migrations_build_exactly_the_declared_schema(engine: Engine) -> None:
-    assert current_revision(engine) == "0004_tariffs"
+    assert current_revision(engine) == _head() is not None
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     upgrade_database(engine)  # a second start applies nothing and does not fail
-    assert current_revision(engine) == "0004_tariffs"
+    assert current_revision(engine) == _head()
 
 
 def test_database_url_forms(tmp_path: Path) -> None:

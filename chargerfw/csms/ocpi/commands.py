@@ -2,6 +2,11 @@
 
 ``handle`` answers at once with a CommandResponse; the charger's answer (or its absence within
 the timeout) becomes a CommandResult queued as a POST to the request's ``response_url``.
+
+A partner commands only for its own: START_SESSION and RESERVE_NOW with a token of one of its
+parties, STOP_SESSION of a session of such a token (another's is UNKNOWN_SESSION to it),
+UNLOCK_CONNECTOR where its session is or just was, CANCEL_RESERVATION of its reservations. A
+reservation expires at most ``max_reservation`` ahead.
 """
 
 from __future__ import annotations
@@ -9,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import assert_never
 
 from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
-from chargerfw.csms.store import AsyncStore
+from chargerfw.csms.store import AsyncStore, utcnow
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -30,6 +36,10 @@ COMMAND_MODELS: dict[str, type[CommandRequest]] = {
     "CANCEL_RESERVATION": m.CancelReservation,
     "UNLOCK_CONNECTOR": m.UnlockConnector,
 }
+
+# The furthest ahead a RESERVE_NOW may expire unless configured otherwise: a public charger
+# held longer than that is lost to everyone else.
+DEFAULT_MAX_RESERVATION = timedelta(hours=2)
 
 Response = m.CommandResponseType
 Result = m.CommandResultType
@@ -54,11 +64,13 @@ class CommandHandler:
     """Executes OCPI commands from a registered eMSP against connected chargers."""
 
     def __init__(self, db: AsyncStore, ocpp: OcppServer, on_result: Callable[[], None],
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0,
+                 max_reservation: timedelta = DEFAULT_MAX_RESERVATION) -> None:
         self._db = db
         self._ocpp = ocpp
         self._on_result = on_result
         self.timeout_s = timeout_s
+        self.max_reservation = max_reservation
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -97,6 +109,15 @@ class CommandHandler:
             if evse["status"] == "AVAILABLE" and evse["charge_point_id"] in self._ocpp.connected:
                 return evse
         return None
+
+    async def _not_theirs(self, partner: RowMapping, token: m.Token
+                          ) -> m.CommandResponse | None:
+        """A REJECTED answer unless the token was issued by one of the caller's parties."""
+        if await self._db(self._db.store.holds_party, partner["id"], token.country_code,
+                          token.party_id):
+            return None
+        return _response(Response.REJECTED, self._timeout,
+                         f"token of {token.country_code}/{token.party_id} is not one of yours")
 
     def _offline(self, charge_point_id: str) -> m.CommandResponse | None:
         if charge_point_id not in self._ocpp.connected:
@@ -138,6 +159,8 @@ class CommandHandler:
 
     async def _start_session(self, request: m.StartSession,
                              partner: RowMapping) -> m.CommandResponse:
+        if (refused := await self._not_theirs(partner, request.token)) is not None:
+            return refused
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
             return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
@@ -156,7 +179,9 @@ class CommandHandler:
     async def _stop_session(self, request: m.StopSession,
                             partner: RowMapping) -> m.CommandResponse:
         tx = await self._db(self._db.store.transaction_by_session_id, request.session_id)
-        if tx is None:
+        # Another party's session is not for the caller to know of: it is unknown to it.
+        if tx is None or not await self._db(self._db.store.holds_party, partner["id"],
+                                            tx["token_country_code"], tx["token_party_id"]):
             return _response(Response.UNKNOWN_SESSION, self._timeout, "unknown session")
         if tx["stop_time"] is not None:
             return _response(Response.REJECTED, self._timeout, "session has ended")
@@ -172,6 +197,15 @@ class CommandHandler:
 
     async def _reserve_now(self, request: m.ReserveNow,
                            partner: RowMapping) -> m.CommandResponse:
+        if (refused := await self._not_theirs(partner, request.token)) is not None:
+            return refused
+        now = utcnow()
+        if request.expiry_date <= now:
+            return _response(Response.REJECTED, self._timeout, "expiry_date has passed")
+        if request.expiry_date > now + self.max_reservation:
+            limit = int(self.max_reservation.total_seconds() // 60)
+            return _response(Response.REJECTED, self._timeout,
+                             f"expiry_date is more than {limit} minutes ahead")
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
             return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
@@ -231,9 +265,12 @@ class CommandHandler:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
             return _response(Response.REJECTED, self._timeout, "unknown EVSE")
-        if (offline := self._offline(evse["charge_point_id"])) is not None:
-            return offline
         cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
+        if not await self._db(self._db.store.may_unlock, partner["id"], cp_id, connector):
+            return _response(Response.REJECTED, self._timeout,
+                             "no session of yours on this connector")
+        if (offline := self._offline(cp_id)) is not None:
+            return offline
 
         async def run() -> m.CommandResultType:
             status = await self._ocpp.unlock_connector(cp_id, connector)

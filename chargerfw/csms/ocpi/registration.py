@@ -3,11 +3,13 @@
 - ``fetch_peer_endpoints``: read a peer's versions and 2.2.1 endpoints with a token (used when
   an eMSP registers with us, and when we register with an eMSP).
 - ``register_with_peer``: we hold the eMSP's CREDENTIALS_TOKEN_A and start the handshake:
-  issue our token B, POST our credentials to them, keep the token C they answer with.
+  issue our token B, POST our credentials to them, keep the token C they answer with (when
+  they declare only the parties the operator gave them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import ValidationError
 
 from chargerfw.csms.authorization import ocpi_request_headers
 from chargerfw.csms.ocpi import models as m
-from chargerfw.csms.store import AsyncStore, receiver_url
+from chargerfw.csms.store import AsyncStore, Party, PartyNotAllowed, StoreError, receiver_url
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +58,11 @@ async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str,
     return PeerEndpoints(match[0].url, [e.model_dump(mode="json") for e in details.endpoints])
 
 
+def declared_parties(credentials: m.Credentials) -> list[Party]:
+    """The roles a Credentials object declares, as parties."""
+    return [Party(r.country_code, r.party_id, str(r.role)) for r in credentials.roles]
+
+
 def credentials_for(token: str, versions_url: str, business_name: str, country_code: str,
                     party_id: str) -> dict[str, Any]:
     """Our OCPI Credentials object carrying ``token``."""
@@ -67,19 +74,26 @@ def credentials_for(token: str, versions_url: str, business_name: str, country_c
 
 
 async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_url: str,
-                             token_a: str, our_versions_url: str, name: str) -> int:
+                             token_a: str, our_versions_url: str, name: str,
+                             parties: Sequence[Party]) -> int:
     """Register with an eMSP that gave us its TOKEN_A; returns our partner id for it.
 
-    Our API must be reachable at ``our_versions_url`` meanwhile: the peer reads our endpoints
-    with the token we send. On failure nothing is kept.
+    The partner is fixed to ``parties``: when the peer declares another, the registration
+    fails (2001). Our API must be reachable at ``our_versions_url`` meanwhile: the peer
+    reads our endpoints with the token we send. On failure nothing is kept.
     """
     store = db.store
+    if not parties:
+        raise HandshakeError(2001, "give the partner's parties (COUNTRY/PARTY[/ROLE])")
     peer = await fetch_peer_endpoints(http, versions_url, token_a)
     credentials_url = receiver_url(peer.endpoints, "credentials") or next(
         (e["url"] for e in peer.endpoints if e.get("identifier") == "credentials"), None)
     if credentials_url is None:
         raise HandshakeError(3003, "peer has no credentials endpoint")
-    partner_id, token_b = await db(store.add_initiating_partner, name)
+    try:
+        partner_id, token_b = await db(store.add_initiating_partner, name, parties)
+    except StoreError as exc:
+        raise HandshakeError(2001, str(exc)) from None
     try:
         body = credentials_for(token_b, our_versions_url, store.cpo.name,
                                store.cpo.country_code, store.cpo.party_id)
@@ -96,9 +110,11 @@ async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_u
                                        f"{envelope.status_message}")
         # Their endpoints again, now with the token they gave us (TOKEN_C).
         peer = await fetch_peer_endpoints(http, theirs.url, theirs.token)
-        role = next((r for r in theirs.roles if r.role == "EMSP"), theirs.roles[0])
-        await db(store.complete_registration, partner_id, theirs.token, theirs.url, m.VERSION,
-                 peer.endpoints, role.country_code, role.party_id, role.business_details.name)
+        try:
+            await db(store.complete_registration, partner_id, theirs.token, theirs.url,
+                     m.VERSION, peer.endpoints, declared_parties(theirs))
+        except PartyNotAllowed as exc:
+            raise HandshakeError(2001, f"peer declared other parties: {exc}") from None
     except BaseException:
         await db(store.delete_partner, partner_id)
         raise

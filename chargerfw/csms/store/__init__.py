@@ -5,6 +5,7 @@ go in and out of it.
 - ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``tokens``, ``transactions``,
   ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``push_queue``: one aggregate each,
   its SQL and its pushes.
+- ``parties``: the parties the operator gives partners, and the one rule of who sees what.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
 - ``status``: OCPP connector status -> OCPI EVSE status.
 - ``hashing``: charge point passwords and credentials tokens at rest.
@@ -21,6 +22,8 @@ from chargerfw.csms.store.hashing import (
     token_digest,
     verify_password,
 )
+from chargerfw.csms.store.parties import Party
+from chargerfw.csms.store.partners import PartyNotAllowed
 from chargerfw.csms.store.status import evse_status, evse_status_from_ocpp
 from chargerfw.csms.store.values import (
     AlreadyExists,
@@ -41,7 +44,8 @@ from chargerfw.csms.store.values import (
 
 __all__ = [
     "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
-    "EvseSpec", "LocationSpec", "NotFound", "Page", "PageQuery", "PushItem", "StartRequest",
+    "EvseSpec", "LocationSpec", "NotFound", "Page", "PageQuery", "Party", "PartyNotAllowed",
+    "PushItem", "StartRequest",
     "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
     "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
     "verify_password",

@@ -11,15 +11,21 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
-from chargerfw.csms.store.sessions import first_connector, pricing, samples
+from chargerfw.csms.store.sessions import (
+    first_connector,
+    pricing,
+    samples,
+    token_owner,
+    visible_to,
+)
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
-from chargerfw.csms.tables import cdrs, evses, locations
+from chargerfw.csms.tables import cdrs, evses, locations, transactions
 
 
 def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -> None:
-    """Write the CDR of a completed transaction on an EVSE and queue it to every partner
-    that receives CDRs."""
+    """Write the CDR of a completed transaction on an EVSE and queue it to the partner of
+    the party that issued its token (when it receives CDRs)."""
     evse = c.execute(sa.select(evses).where(evses.c.uid == tx["evse_uid"])).mappings().one()
     location = c.execute(sa.select(locations).where(locations.c.id == evse["location_id"])
                          ).mappings().one()
@@ -29,14 +35,19 @@ def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -
                                   priced_by.reservation)
     c.execute(cdrs.insert().values(id=cdr["id"], transaction_id=tx["id"], data=cdr,
                                    last_updated=now))
-    enqueue_to_receivers(c, "cdrs", "POST", lambda base: base, cdr)
+    enqueue_to_receivers(c, "cdrs", "POST", lambda base: base, cdr, owner=token_owner(tx))
 
 
 @dataclass(frozen=True)
 class Cdrs:
     engine: Engine
 
-    def list_cdrs(self, query: PageQuery) -> Page:
+    def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
+        """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""
+        conditions = []
+        if partner_id is not None:
+            conditions.append(cdrs.c.transaction_id.in_(
+                sa.select(transactions.c.id).where(*visible_to(partner_id))))
         with self.engine.connect() as c:
-            total, rows = select_page(c, cdrs, query, columns=(cdrs.c.data,))
+            total, rows = select_page(c, cdrs, query, *conditions, columns=(cdrs.c.data,))
             return Page(list(rows.scalars().all()), total)

@@ -74,8 +74,14 @@ class Store:
         self.list_tariffs = tariffs.list_tariffs
         self.set_connector_tariff = tariffs.set_connector_tariff
 
-        partners = Partners(engine)
+        partners = Partners(engine, self.cpo)
         self.add_partner = partners.add_partner
+        self.give_party = partners.give_party
+        self.take_party = partners.take_party
+        self.partner_parties = partners.partner_parties
+        self.holds_party = partners.holds_party
+        self.partner_of_party = partners.partner_of_party
+        self.check_declared_roles = partners.check_declared_roles
         self.partner_by_token = partners.partner_by_token
         self.get_partner = partners.get_partner
         self.list_partners = partners.list_partners
@@ -92,6 +98,10 @@ class Store:
         self.get_token = tokens.get_token
         self.patch_token = tokens.patch_token
         self.tokens_by_uid = tokens.tokens_by_uid
+        self.set_token_route = tokens.set_token_route
+        self.remove_token_route = tokens.remove_token_route
+        self.token_routes = tokens.token_routes
+        self.route_for_uid = tokens.route_for_uid
 
         transactions = Transactions(engine, self.cpo)
         self.start_transaction = transactions.start_transaction
@@ -119,7 +129,8 @@ class Store:
         commands = Commands(engine)
         self.create_command = commands.create_command
         self.finish_command = commands.finish_command
-        self.command_for_id_tag = commands.command_for_id_tag
+        self.command_vouching_for = commands.command_vouching_for
+        self.may_unlock = commands.may_unlock
         self.get_command = commands.get_command
 
         push_queue = PushQueue(engine)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from chargerfw.csms.store.endpoints import receiver_url
+from chargerfw.csms.store.parties import holds
 from chargerfw.csms.store.sql import inserted_id
 from chargerfw.csms.store.values import PushItem, utcnow
 from chargerfw.csms.tables import partners, push_queue
@@ -24,17 +25,21 @@ from chargerfw.csms.tables import partners, push_queue
 
 def enqueue_to_receivers(c: Connection, module: str, method: str,
                          url_for: Callable[[str], str],
-                         body: Any | Callable[[], Any]) -> int:
-    """Queue a push to every registered partner that receives ``module``; ``url_for`` turns
-    the partner's endpoint URL into the push's. Returns how many were queued.
+                         body: Any | Callable[[], Any],
+                         owner: tuple[str | None, str | None] | None = None) -> int:
+    """Queue a push to every registered partner that receives ``module`` or, with
+    ``owner`` (country code, party id), only to the partner holding that party; ``url_for``
+    turns the partner's endpoint URL into the push's. Returns how many were queued.
 
     ``body`` may be a callable: it is then built only when someone receives it.
     """
     now = utcnow()
-    receivers = [(partner["id"], base) for partner in c.execute(
-        sa.select(partners.c.id, partners.c.their_endpoints)
-        .where(partners.c.registered.is_(True))).mappings()
-        if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+    query = sa.select(partners.c.id, partners.c.their_endpoints).where(
+        partners.c.registered.is_(True))
+    if owner is not None:
+        query = query.where(holds(partners.c.id, *owner))
+    receivers = [(partner["id"], base) for partner in c.execute(query).mappings()
+                 if (base := receiver_url(partner["their_endpoints"], module)) is not None]
     if not receivers:
         return 0
     if callable(body):

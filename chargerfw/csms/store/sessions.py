@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
+from chargerfw.csms.store.parties import holds
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.tariffs import tariff_data
@@ -88,14 +89,28 @@ def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
 
 
 def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:
-    """Queue the session to every partner that receives sessions: PUT the whole of it, or
-    PATCH its progress."""
+    """Queue the session to the partner of the party that issued its token (when it
+    receives sessions): PUT the whole of it, or PATCH its progress."""
     def body() -> dict[str, Any]:
         session = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
         return ocpi_objects.session_patch(session) if method == "PATCH" else session
 
     enqueue_to_receivers(c, "sessions", method, lambda base: object_url(
-        base, cpo.country_code, cpo.party_id, tx["session_id"]), body)
+        base, cpo.country_code, cpo.party_id, tx["session_id"]), body, owner=token_owner(tx))
+
+
+def token_owner(tx: RowMapping) -> tuple[str | None, str | None]:
+    """The party that issued the token of a transaction: it alone sees its session and CDR."""
+    return tx["token_country_code"], tx["token_party_id"]
+
+
+def visible_to(partner_id: int | None) -> list[Any]:
+    """SQL conditions on ``transactions``: the sessions ``partner_id`` may see (all for
+    None, the operator's own listings)."""
+    if partner_id is None:
+        return []
+    return [holds(partner_id, transactions.c.token_country_code,
+                  transactions.c.token_party_id)]
 
 
 @dataclass(frozen=True)
@@ -103,10 +118,12 @@ class Sessions:
     engine: Engine
     cpo: CpoIdentity
 
-    def list_sessions(self, query: PageQuery) -> Page:
+    def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:
+        """A page of sessions: those of ``partner_id``'s tokens, or all for None."""
         with self.engine.connect() as c:
             total, result = select_page(c, transactions, query,
-                                        transactions.c.evse_uid.is_not(None))
+                                        transactions.c.evse_uid.is_not(None),
+                                        *visible_to(partner_id))
             rows = result.mappings().all()
             tx_samples = samples(c, [r["id"] for r in rows])
             uids = {r["evse_uid"] for r in rows}
@@ -118,11 +135,14 @@ class Sessions:
                                     first_conn.get(r["evse_uid"])) for r in rows]
         return Page(items, total)
 
-    def get_session(self, session_id: str) -> dict[str, Any] | None:
+    def get_session(self, session_id: str, partner_id: int | None = None
+                    ) -> dict[str, Any] | None:
+        """A session (of ``partner_id``'s tokens, unless None)."""
         with self.engine.connect() as c:
             tx = c.execute(sa.select(transactions).where(
                 transactions.c.session_id == session_id,
-                transactions.c.evse_uid.is_not(None))).mappings().first()
+                transactions.c.evse_uid.is_not(None), *visible_to(partner_id))
+            ).mappings().first()
             if tx is None:
                 return None
             return session_object(c, self.cpo, tx, samples(c, [tx["id"]])[tx["id"]])

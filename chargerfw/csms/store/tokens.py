@@ -1,5 +1,6 @@
 """Tokens (OCPI Receiver): what eMSPs put and patch, and the site's own cards; a token's
-identity is country code, party id, uid and type."""
+identity is country code, party id, uid and type. Also the routing rules that say which
+party issued a token we do not hold (by uid prefix)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store.ocpi_objects import dump
 from chargerfw.csms.store.values import CpoIdentity, NotFound, StoreError, utcnow
-from chargerfw.csms.tables import tokens
+from chargerfw.csms.tables import token_routes, tokens
 
 
 def _identity(country_code: str, party_id: str, uid: str, token_type: str) -> tuple[Any, ...]:
@@ -84,6 +85,56 @@ class Tokens:
         return body
 
     def tokens_by_uid(self, uid: str) -> list[dict[str, Any]]:
+        """The stored tokens with this uid, the one to decide by first: the site's own
+        (a partner cannot shadow them), then the issuer a routing rule names, then the
+        most recently changed."""
         with self.engine.connect() as c:
-            return list(c.execute(sa.select(tokens.c.data).where(tokens.c.uid == uid)
-                                  .order_by(tokens.c.last_updated.desc())).scalars().all())
+            found = list(c.execute(sa.select(tokens.c.data).where(tokens.c.uid == uid)
+                                   .order_by(tokens.c.last_updated.desc())).scalars().all())
+            if len(found) < 2:
+                return found
+            routed = _route(c, uid)
+        ours = (self.cpo.country_code, self.cpo.party_id)
+
+        def rank(token: dict[str, Any]) -> int:
+            party = (token["country_code"], token["party_id"])
+            return 0 if party == ours else 1 if party == routed else 2
+
+        return sorted(found, key=rank)
+
+    def set_token_route(self, uid_prefix: str, country_code: str, party_id: str) -> None:
+        """Route real-time authorization of unknown tokens whose uid starts with
+        ``uid_prefix`` to the party ``country_code``/``party_id`` (replacing a rule)."""
+        if not uid_prefix or len(uid_prefix) > 36 or not uid_prefix.isprintable():
+            raise StoreError(f"uid prefix {uid_prefix!r}: 1 to 36 printable characters")
+        values = dict(country_code=country_code.upper(), party_id=party_id.upper())
+        with self.engine.begin() as c:
+            if not c.execute(token_routes.update().where(token_routes.c.uid_prefix == uid_prefix)
+                             .values(**values)).rowcount:
+                c.execute(token_routes.insert().values(uid_prefix=uid_prefix, **values))
+
+    def remove_token_route(self, uid_prefix: str) -> None:
+        with self.engine.begin() as c:
+            if not c.execute(token_routes.delete().where(
+                    token_routes.c.uid_prefix == uid_prefix)).rowcount:
+                raise NotFound(f"no route for uid prefix {uid_prefix!r}")
+
+    def token_routes(self) -> list[tuple[str, str, str]]:
+        """(uid prefix, country code, party id) of every routing rule."""
+        with self.engine.connect() as c:
+            return [(r.uid_prefix, r.country_code, r.party_id) for r in c.execute(
+                sa.select(token_routes).order_by(token_routes.c.uid_prefix))]
+
+    def route_for_uid(self, uid: str) -> tuple[str, str] | None:
+        """The party the longest matching routing rule names for ``uid``, if any."""
+        with self.engine.connect() as c:
+            return _route(c, uid)
+
+
+def _route(c: Connection, uid: str) -> tuple[str, str] | None:
+    best: tuple[str, str] | None = None
+    longest = 0
+    for row in c.execute(sa.select(token_routes)):
+        if uid.startswith(row.uid_prefix) and len(row.uid_prefix) > longest:
+            best, longest = (row.country_code, row.party_id), len(row.uid_prefix)
+    return best

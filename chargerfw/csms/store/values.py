@@ -80,6 +80,8 @@ class AuthDecision:
     token_type: str | None = None
     contract_id: str | None = None
     authorization_reference: str | None = None
+    # When the charger must ask again (it may cache the answer until then).
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)

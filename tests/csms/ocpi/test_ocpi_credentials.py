@@ -11,6 +11,7 @@ import pytest
 from csms_doubles import csms_running, error, ocpi_auth, ocpi_env, ok, running_emsp
 
 from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store import Party
 
 pytestmark = pytest.mark.timeout(60)
 V = "/ocpi/2.2.1"
@@ -36,7 +37,7 @@ async def test_credentials_update_and_delete(db: str) -> None:
 
 async def test_registration_with_bad_input_changes_nothing(tmp_path: Path) -> None:
     async with running_emsp() as emsp, csms_running(str(tmp_path / "c.db")) as csms:
-        _, token_a = await csms.db(csms.store.add_partner, "eMSP")
+        _, token_a = await csms.db(csms.store.add_partner, "eMSP", [Party("DE", "EMS")])
         async with httpx.AsyncClient(base_url=csms.api_url) as client:
             msg = error(await client.post(f"{V}/credentials", headers=ocpi_auth(token_a),
                                           json={"token": "x", "roles": []}), 400, 2001)

@@ -80,11 +80,17 @@ async def test_charging_preferences_are_answered_not_possible(tmp_path: Path) ->
     async with ocpi_env(str(tmp_path / "c.db")) as env:
         tx, _ = await env.csms.db(env.csms.store.start_transaction,
                                   StartRequest("CP1", 1, "TAG1", 0, T0),
-                                  AuthDecision("Accepted", "WHITELIST"))
+                                  AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID",
+                                               "DE-EMS-TAG1"))
+        theirs, _ = await env.csms.db(env.csms.store.start_transaction,
+                                      StartRequest("CP1", 1, "TAG2", 0, T0),
+                                      AuthDecision("Accepted", "WHITELIST", "DE", "OTH"))
         url = f"{V}/sessions/{tx['session_id']}/charging_preferences"
         answer = ok(await env.client.put(url, headers=env.auth,
                                          json={"profile_type": "REGULAR"}), str)
         assert answer == "NOT_POSSIBLE"
         error(await env.client.put(url, headers=env.auth, json={}), 400, 2001)
-        error(await env.client.put(f"{V}/sessions/nope/charging_preferences",
-                                   headers=env.auth, json={"profile_type": "REGULAR"}), 404, 2000)
+        for other in ("nope", theirs["session_id"]):  # another party's session is unknown
+            error(await env.client.put(f"{V}/sessions/{other}/charging_preferences",
+                                       headers=env.auth, json={"profile_type": "REGULAR"}),
+                  404, 2000)

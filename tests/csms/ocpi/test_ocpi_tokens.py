@@ -37,7 +37,8 @@ async def test_tokens_receiver(db: str) -> None:
         error(await client.patch(url, headers=env.auth, json={"valid": "perhaps",
                                                               "last_updated": "2026-02-01T00:00:00Z"}),
               400, 2001)
+        # Another party's URL: 404, as the spec allows for objects that are not the caller's.
         error(await client.put(f"{V}/tokens/FR/XYZ/04A1", headers=env.auth,
                                json=token_body("04A1") | {"country_code": "FR",
-                                                          "party_id": "XYZ"}), 400, 2001)
+                                                          "party_id": "XYZ"}), 404, 2001)
         assert ok(await client.get(url, headers=env.auth), m.Token).valid is False

@@ -12,7 +12,15 @@ from csms_doubles import ACCEPTED, add_test_charger, make_tariff
 
 from chargerfw.csms import billing
 from chargerfw.csms.ocpi import models as m
-from chargerfw.csms.store import NotFound, PageQuery, StartRequest, Store, StoreError, utcnow
+from chargerfw.csms.store import (
+    NotFound,
+    PageQuery,
+    Party,
+    StartRequest,
+    Store,
+    StoreError,
+    utcnow,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Amsterdam
 
@@ -20,10 +28,10 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Amsterdam
 def add_tariff_receiver(store: Store) -> int:
     """A registered eMSP that receives tariffs (nothing listens: pushes stay queued)."""
     url = "http://emsp.invalid/ocpi"
-    partner_id, _ = store.add_partner("eMSP")
+    party = [Party("DE", "EMS")]
+    partner_id, _ = store.add_partner("eMSP", party)
     store.register_partner(partner_id, "their-token", f"{url}/versions", "2.2.1", [
-        {"identifier": "tariffs", "role": "RECEIVER", "url": f"{url}/tariffs"}],
-        "DE", "EMS", "eMSP")
+        {"identifier": "tariffs", "role": "RECEIVER", "url": f"{url}/tariffs"}], party)
     return partner_id
 
 

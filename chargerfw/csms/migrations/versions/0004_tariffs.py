@@ -1,7 +1,7 @@
 """tariffs: a session keeps the tariff it started under
 
 Revision ID: 0004_tariffs
-Revises: 0001
+Revises: 0002_partner_parties
 Create Date: 2026-12-02 22:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0004_tariffs'
-down_revision = '0001'
+down_revision = '0002_partner_parties'
 branch_labels = None
 depends_on = None
 

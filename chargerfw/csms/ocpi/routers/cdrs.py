@@ -1,4 +1,4 @@
-"""OCPI CDRs (Sender): the list."""
+"""OCPI CDRs (Sender): the list of the caller's CDRs."""
 
 from __future__ import annotations
 
@@ -11,5 +11,8 @@ router = APIRouter()
 
 
 @router.get(f"{MODULE_PREFIX}/cdrs")
-async def list_cdrs(request: Request, _p: Partner, query: Paging, ctx: Context) -> JSONResponse:
-    return paginated(request, await ctx.db(ctx.db.store.list_cdrs, query), query)
+async def list_cdrs(request: Request, partner: Partner, query: Paging,
+                    ctx: Context) -> JSONResponse:
+    """The CDRs of the caller's tokens."""
+    return paginated(request, await ctx.db(ctx.db.store.list_cdrs, query, partner["id"]),
+                     query)

@@ -1,5 +1,6 @@
 """OCPI credentials: registration by an eMSP that holds our TOKEN_A (POST), renewal (PUT),
-reading (GET) and unregistering (DELETE)."""
+reading (GET) and unregistering (DELETE). A partner registers only as the parties the
+operator gave it (``partner add``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from chargerfw.csms.ocpi.common import (
     ocpi_json,
     parse,
 )
-from chargerfw.csms.ocpi.registration import HandshakeError, credentials_for, fetch_peer_endpoints
+from chargerfw.csms.ocpi.registration import (
+    HandshakeError,
+    credentials_for,
+    declared_parties,
+    fetch_peer_endpoints,
+)
+from chargerfw.csms.store import PartyNotAllowed
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -36,16 +43,21 @@ def _our_credentials(ctx: OcpiContext, token: str) -> dict[str, Any]:
 
 
 async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Credentials) -> str:
-    """Fetch the peer's versions and endpoints with their token; store; issue TOKEN_C."""
+    """Check the declared roles, fetch the peer's versions and endpoints with their token,
+    store them and issue TOKEN_C. Roles the operator did not give the partner are refused
+    (2001) before anything is fetched or stored."""
+    db = ctx.db
+    declared = declared_parties(credentials)
     try:
+        await db(db.store.check_declared_roles, partner["id"], declared)
         peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token)
+        token_c = await db(db.store.register_partner, partner["id"], credentials.token,
+                           credentials.url, m.VERSION, peer.endpoints, declared)
+    except PartyNotAllowed as exc:
+        log.warning("ocpi.credentials.party_refused", partner=partner["id"], error=str(exc))
+        raise OcpiError(400, 2001, str(exc)) from None
     except HandshakeError as exc:
         raise OcpiError(400, exc.status_code, str(exc)) from None
-    role = next((r for r in credentials.roles if r.role == "EMSP"), credentials.roles[0])
-    db = ctx.db
-    token_c = await db(db.store.register_partner, partner["id"], credentials.token,
-                       credentials.url, m.VERSION, peer.endpoints, role.country_code,
-                       role.party_id, role.business_details.name)
     # A new partner gets everything it may not have yet; pushes keep it current after.
     await db(db.store.queue_full_sync, partner["id"])
     ctx.changed()

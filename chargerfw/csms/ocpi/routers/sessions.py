@@ -1,4 +1,4 @@
-"""OCPI sessions (Sender): the list, and charging preferences (answered NOT_POSSIBLE: this
+"""OCPI sessions (Sender): the list of the caller's sessions, and charging preferences (answered NOT_POSSIBLE: this
 backend does no smart charging)."""
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ PATH = f"{MODULE_PREFIX}/sessions"
 
 
 @router.get(PATH)
-async def list_sessions(request: Request, _p: Partner, query: Paging,
+async def list_sessions(request: Request, partner: Partner, query: Paging,
                         ctx: Context) -> JSONResponse:
-    return paginated(request, await ctx.db(ctx.db.store.list_sessions, query), query)
+    """The sessions of the caller's tokens."""
+    page = await ctx.db(ctx.db.store.list_sessions, query, partner["id"])
+    return paginated(request, page, query)
 
 
 @router.put(f"{PATH}/{{session_id}}/charging_preferences")
-async def charging_preferences(session_id: str, request: Request, _p: Partner,
+async def charging_preferences(session_id: str, request: Request, partner: Partner,
                                ctx: Context) -> JSONResponse:
     body = await json_body(request)
     if not isinstance(body, dict) or "profile_type" not in body:
         raise OcpiError(400, 2001, "invalid or missing parameters: profile_type")
-    if await ctx.db(ctx.db.store.get_session, session_id) is None:
+    if await ctx.db(ctx.db.store.get_session, session_id, partner["id"]) is None:
         raise OcpiError(404, 2000, f"unknown session {session_id!r}")
     # This backend does no smart charging: preferences cannot be honoured.
     return ocpi_json("NOT_POSSIBLE")
