@@ -46,8 +46,9 @@ def test_register_price_and_list(db: str) -> None:
     assert "CP1-A, CP1-B" in out
     store = Store(create_db_engine(db), CpoIdentity())
     location = m.Location.model_validate(store.get_location("LOC1"))
+    # An EVSE given without an evse_id is named in eMI3 form after its uid.
     assert [(e.uid, e.evse_id) for e in location.evses] == [("CP1-A", "NL*CFW*E1"),
-                                                            ("CP1-B", None)]
+                                                            ("CP1-B", "NL*CFW*ECP1*B")]
     conn = location.evses[0].connectors[0]
     assert (conn.standard, conn.format, conn.power_type, conn.max_voltage, conn.max_amperage,
             conn.tariff_ids) == ("IEC_62196_T2_COMBO", "CABLE", "DC", 920, 200, ["T1"])

@@ -22,6 +22,14 @@ from chargerfw.csms.store.values import PushItem, utcnow
 from chargerfw.csms.tables import partners, push_queue
 
 
+def receivers(c: Connection, module: str) -> list[tuple[int, str]]:
+    """(partner id, endpoint URL) of every registered partner that receives ``module``."""
+    return [(partner["id"], base) for partner in c.execute(
+        sa.select(partners.c.id, partners.c.their_endpoints)
+        .where(partners.c.registered.is_(True)).order_by(partners.c.id)).mappings()
+        if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+
+
 def enqueue_to_receivers(c: Connection, module: str, method: str,
                          url_for: Callable[[str], str],
                          body: Any | Callable[[], Any]) -> int:
@@ -31,19 +39,16 @@ def enqueue_to_receivers(c: Connection, module: str, method: str,
     ``body`` may be a callable: it is then built only when someone receives it.
     """
     now = utcnow()
-    receivers = [(partner["id"], base) for partner in c.execute(
-        sa.select(partners.c.id, partners.c.their_endpoints)
-        .where(partners.c.registered.is_(True))).mappings()
-        if (base := receiver_url(partner["their_endpoints"], module)) is not None]
-    if not receivers:
+    partners_base = receivers(c, module)
+    if not partners_base:
         return 0
     if callable(body):
         body = body()
     c.execute(push_queue.insert(), [
         dict(partner_id=partner_id, module=module, method=method,
              url=url_for(base.rstrip("/")), body=body, status="PENDING", attempts=0,
-             next_attempt_at=now, created_at=now) for partner_id, base in receivers])
-    return len(receivers)
+             next_attempt_at=now, created_at=now) for partner_id, base in partners_base])
+    return len(partners_base)
 
 
 def enqueue(c: Connection, partner_id: int, module: str, method: str, url: str,
