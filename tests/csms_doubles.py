@@ -68,6 +68,8 @@ class SimCharger(OcppChargePoint):
             "ChangeConfiguration": "Accepted", "Reset": "Accepted",
             "TriggerMessage": "Accepted", "SendLocalList": "Accepted"}
         self.silent: set[str] = set()  # actions left unanswered (to provoke timeouts)
+        # Its SupportedFeatureProfiles configuration key (None: it does not know the key).
+        self.feature_profiles: str | None = None
         self.events: asyncio.Queue[str] = asyncio.Queue()
 
     async def _answer(self, action: str, payload: dict[str, Any]) -> str:
@@ -112,9 +114,16 @@ class SimCharger(OcppChargePoint):
     @on(Action.get_configuration)
     async def on_get_configuration(self, **kw: Any) -> call_result.GetConfiguration:
         self.received.append(("GetConfiguration", kw))
+        keys = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+        if self.feature_profiles is not None:
+            keys.append({"key": "SupportedFeatureProfiles", "readonly": True,
+                         "value": self.feature_profiles})
+        asked = kw.get("key") or []
+        known = {k["key"] for k in keys}
         return call_result.GetConfiguration(
-            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
-            unknown_key=[k for k in kw.get("key", []) if k != "HeartbeatInterval"] or None)
+            configuration_key=[k for k in keys if not asked or k["key"] in asked
+                               or k["key"] == "HeartbeatInterval"],
+            unknown_key=[k for k in asked if k not in known] or None)
 
     @on(Action.reset)
     async def on_reset(self, **kw: Any) -> call_result.Reset:

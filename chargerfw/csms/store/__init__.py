@@ -6,7 +6,7 @@ go in and out of it.
   ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``push_queue``: one aggregate each,
   its SQL and its pushes.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
-- ``status``: OCPP connector status -> OCPI EVSE status.
+- ``status``: OCPP connector status -> OCPI EVSE status; when a charger counts as offline.
 - ``hashing``: charge point passwords and credentials tokens at rest.
 - ``endpoints``: finding a module in a partner's OCPI endpoints.
 - ``sql``: the SQL shapes the aggregates share (a page of a listing, an inserted id).
@@ -29,6 +29,7 @@ from chargerfw.csms.store.values import (
     CpoIdentity,
     EvseChange,
     EvseSpec,
+    LocationDetails,
     LocationSpec,
     NotFound,
     Page,
@@ -41,7 +42,7 @@ from chargerfw.csms.store.values import (
 
 __all__ = [
     "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
-    "EvseSpec", "LocationSpec", "NotFound", "Page", "PageQuery", "PushItem", "StartRequest",
+    "EvseSpec", "LocationDetails", "LocationSpec", "NotFound", "Page", "PageQuery", "PushItem", "StartRequest",
     "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
     "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
     "verify_password",

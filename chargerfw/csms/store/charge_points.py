@@ -77,12 +77,14 @@ class ChargePoints:
 
     def attach_charge_point(self, charge_point_id: str, location: LocationSpec,
                             evse_specs: Sequence[EvseSpec], tariff_id: str | None = None,
-                            password: str | None = None, clear_password: bool = False) -> None:
+                            password: str | None = None, clear_password: bool = False,
+                            rfid_reader: bool | None = None) -> None:
         """Give a registered charge point without EVSEs (e.g. one that auto-registered on
         first connect) its location, EVSEs and connectors.
 
         ``password`` replaces its Basic-auth password, ``clear_password`` lets it connect
-        without one; neither keeps what it has. Its transactions are left as they are. A
+        without one; neither keeps what it has. ``rfid_reader`` None keeps what is known of
+        its token reader. Its transactions are left as they are. A
         charge point that has EVSEs already is refused: changing EVSEs would orphan the
         sessions and CDRs partners hold for them.
         """
@@ -107,6 +109,8 @@ class ChargePoints:
                 check_tariff(c, tariff_id)
                 ensure_location(c, self.cpo, location, now)
                 values: dict[str, Any] = {"location_id": location.id}
+                if rfid_reader is not None:
+                    values["rfid_reader"] = rfid_reader
                 if password:
                     values["password_hash"] = hash_password(password)
                 elif clear_password:
