@@ -239,10 +239,12 @@ def charger_list(db: str, as_json: bool) -> None:
         click.echo(json.dumps(points, indent=2, default=_fmt_time))
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
-                       "firmware", "last heartbeat"], [
+                       "firmware", "connection", "last seen"], [
         [p["id"], p["location_id"] or "-", "basic" if p["password"] else "none",
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
-         or "-", p["firmware_version"] or "", p["last_heartbeat"]] for p in points]))
+         or "-", p["firmware_version"] or "",
+         "offline" if p["offline"] else "connected" if p["connected"] else "-",
+         p["last_seen"]] for p in points]))
 
 
 @charger.command("set")

@@ -79,13 +79,13 @@ charge_points = sa.Table(
     sa.Column("feature_profiles", sa.String(255)),
     # Whether the charger has a token reader (the operator says; OCPP 1.6 cannot tell).
     sa.Column("rfid_reader", sa.Boolean, nullable=False, default=True,
-              server_default=sa.true()),
+              server_default="1"),
     # Its OCPP connection, and when we last heard from it (a message, or the disconnect).
     sa.Column("connected", sa.Boolean, nullable=False, default=False,
-              server_default=sa.false()),
+              server_default="0"),
     sa.Column("last_seen", UtcDateTime),
     # Silent past the grace period: its EVSEs are shown UNKNOWN until it returns.
-    sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 

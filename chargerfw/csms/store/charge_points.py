@@ -137,7 +137,8 @@ class ChargePoints:
     # -- reading --
 
     def list_charge_points(self) -> list[dict[str, Any]]:
-        """Every charge point with its EVSE mapping and last connector statuses."""
+        """Every charge point with its EVSE mapping, last connector statuses, connection
+        and what it supports."""
         with self.engine.connect() as c:
             points = c.execute(sa.select(charge_points).order_by(charge_points.c.id)
                                ).mappings().all()
@@ -152,6 +153,9 @@ class ChargePoints:
                 "auto_registered": cp["auto_registered"], "vendor": cp["vendor"],
                 "model": cp["model"], "firmware_version": cp["firmware_version"],
                 "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
+                "connected": cp["connected"], "last_seen": cp["last_seen"],
+                "offline": cp["offline"], "feature_profiles": cp["feature_profiles"],
+                "rfid_reader": cp["rfid_reader"],
                 "evses": [{"uid": e["uid"], "evse_id": e["evse_id"],
                            "ocpp_connector_id": e["ocpp_connector_id"], "status": e["status"]}
                           for e in evse_rows if e["charge_point_id"] == cp["id"]],

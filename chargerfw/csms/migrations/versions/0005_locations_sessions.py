@@ -28,15 +28,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('operator', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('facilities', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('parking_type', sa.String(length=32), nullable=True))
+    # Constant server defaults: SQLite then adds the columns in place instead of copying the
+    # table, which its foreign keys (evses, transactions) would not allow.
     with op.batch_alter_table('charge_points', schema=None) as batch_op:
         batch_op.add_column(sa.Column('feature_profiles', sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column('rfid_reader', sa.Boolean(), server_default=sa.true(),
+        batch_op.add_column(sa.Column('rfid_reader', sa.Boolean(), server_default="1",
                                       nullable=False))
-        batch_op.add_column(sa.Column('connected', sa.Boolean(), server_default=sa.false(),
+        batch_op.add_column(sa.Column('connected', sa.Boolean(), server_default="0",
                                       nullable=False))
         batch_op.add_column(sa.Column('last_seen', chargerfw.csms.tables.UtcDateTime(),
                                       nullable=True))
-        batch_op.add_column(sa.Column('offline', sa.Boolean(), server_default=sa.false(),
+        batch_op.add_column(sa.Column('offline', sa.Boolean(), server_default="0",
                                       nullable=False))
     op.create_table('session_pushes',
     sa.Column('partner_id', sa.Integer(), nullable=False),
