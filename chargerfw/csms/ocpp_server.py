@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -39,6 +40,7 @@ SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
+SEEN_NOTE_INTERVAL_S = 60.0
 
 
 class ChargerNotConnected(Exception):
@@ -95,6 +97,17 @@ class ChargerConnection(OcppChargePoint):
         super().__init__(charge_point_id, connection, response_timeout=server.response_timeout)
         self._server = server
         self._db = server.db
+        self._seen_noted_at = time.monotonic()  # the connect itself is noted
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        # Any message is a sign of life (a charger need not send heartbeats while it sends
+        # other messages); the store hears of it at most once a minute.
+        now = time.monotonic()
+        if now - self._seen_noted_at >= SEEN_NOTE_INTERVAL_S:
+            self._seen_noted_at = now
+            if await self._db(self._db.store.record_seen, self.id):
+                self._server.changed()
+        await super().route_message(raw_msg)
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str,

@@ -212,6 +212,11 @@ class ChargePoints:
                       .values(last_heartbeat=now))
             return _seen(c, self.cpo, charge_point_id, now)
 
+    def record_seen(self, charge_point_id: str) -> list[EvseChange]:
+        """Any message from the charger; returns the EVSEs back from offline."""
+        with self.engine.begin() as c:
+            return _seen(c, self.cpo, charge_point_id, utcnow())
+
     def record_feature_profiles(self, charge_point_id: str, profiles: Sequence[str]) -> bool:
         """Store the OCPP feature profiles a charger supports (its SupportedFeatureProfiles);
         its EVSEs' capabilities follow, and partners get its locations again when they

@@ -60,6 +60,7 @@ class Store:
         self.evses_of_location = charge_points.evses_of_location
         self.record_boot = charge_points.record_boot
         self.record_heartbeat = charge_points.record_heartbeat
+        self.record_seen = charge_points.record_seen
         self.record_status = charge_points.record_status
         self.record_feature_profiles = charge_points.record_feature_profiles
         self.set_rfid_reader = charge_points.set_rfid_reader

@@ -47,9 +47,9 @@ def is_offline(connected: bool, last_seen: datetime, now: datetime, grace: timed
                heartbeat_interval: timedelta) -> bool:
     """Whether a charger we last heard from at ``last_seen`` has dropped off.
 
-    Disconnected: after ``grace`` from its disconnect. Connected: once it missed a heartbeat
-    (``heartbeat_interval``, as told in its BootNotification) by more than ``grace`` (a
-    connection can stay open while nothing comes through it).
+    Disconnected: after ``grace`` from its disconnect. Connected: once nothing came from it
+    (any message counts) for its heartbeat interval (as told in its BootNotification) and
+    ``grace`` more: a connection can stay open while the charger behind it hangs.
     """
     allowed = grace if not connected else heartbeat_interval + grace
     return now - last_seen > allowed

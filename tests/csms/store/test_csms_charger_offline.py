@@ -60,7 +60,7 @@ def test_a_connected_charger_that_misses_its_heartbeat_goes_unknown(store: Store
     assert store.sweep_offline(GRACE, HEARTBEAT, beat + HEARTBEAT + GRACE) == []
     assert [c.status for c in store.sweep_offline(
         GRACE, HEARTBEAT, beat + HEARTBEAT + GRACE + timedelta(seconds=1))] == ["UNKNOWN"]
-    # Its next heartbeat brings the EVSE back; a status it reports meanwhile counts.
+    # Whatever it sends next brings the EVSE back; a status it reports counts.
     store.record_status("CP1", 1, "Faulted", "GroundFailure", T0 + timedelta(hours=1))
     assert statuses(store) == {"CP1-1": "OUTOFORDER"}
     assert evse_patches(store) == ["AVAILABLE", "UNKNOWN", "OUTOFORDER"]
