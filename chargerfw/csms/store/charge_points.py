@@ -288,8 +288,6 @@ class ChargePoints:
                           .values(offline=True))
                 changes += _set_statuses(c, self.cpo, _evses_of(c, point["id"]),
                                          lambda _evse: "UNKNOWN", now)
-            if changes:
-                touch_locations(c, {change.location_id for change in changes}, now)
             return changes
 
     def record_status(self, charge_point_id: str, connector_id: int, status: str,
@@ -310,15 +308,12 @@ class ChargePoints:
             if updated.rowcount == 0:
                 c.execute(connector_status.insert().values(
                     charge_point_id=charge_point_id, connector_id=connector_id, **values))
-            changes = _seen(c, self.cpo, charge_point_id, now)
+            # A charger back from offline gets every EVSE's status back, this one included.
+            back = _seen(c, self.cpo, charge_point_id, now)
             evse_rows = [evse for evse in _evses_of(c, charge_point_id)
                          if connector_id in (0, evse["ocpp_connector_id"])]
-            reported = _reported_statuses(c, charge_point_id)
-            fresh = _set_statuses(c, self.cpo, evse_rows, lambda evse: evse_status(
-                reported.get(evse["ocpp_connector_id"]), reported.get(0)), now)
-            if fresh:
-                touch_locations(c, {change.location_id for change in fresh}, now)
-            return _merged(changes, fresh)
+            return back + _set_statuses(c, self.cpo, evse_rows,
+                                        _reported_status_of(c, charge_point_id), now)
 
 
 def _evses_of(c: Connection, charge_point_id: str) -> list[RowMapping]:
@@ -328,7 +323,8 @@ def _evses_of(c: Connection, charge_point_id: str) -> list[RowMapping]:
 
 def _set_statuses(c: Connection, cpo: CpoIdentity, evse_rows: Sequence[RowMapping],
                   status_of: Callable[[RowMapping], str], now: datetime) -> list[EvseChange]:
-    """Give each EVSE its status from ``status_of``; every change is PATCHed to partners."""
+    """Give each EVSE its status from ``status_of``; every change is PATCHed to partners
+    and marks its location changed."""
     changes = []
     for evse in evse_rows:
         new_status = status_of(evse)
@@ -338,7 +334,15 @@ def _set_statuses(c: Connection, cpo: CpoIdentity, evse_rows: Sequence[RowMappin
                   .values(status=new_status, last_updated=now))
         push_evse_status(c, cpo, evse["location_id"], evse["uid"], new_status, now)
         changes.append(EvseChange(evse["location_id"], evse["uid"], new_status))
+    if changes:
+        touch_locations(c, {change.location_id for change in changes}, now)
     return changes
+
+
+def _reported_status_of(c: Connection, charge_point_id: str) -> Callable[[RowMapping], str]:
+    """An EVSE's status from what its charger last reported (see ``status.evse_status``)."""
+    reported = _reported_statuses(c, charge_point_id)
+    return lambda evse: evse_status(reported.get(evse["ocpp_connector_id"]), reported.get(0))
 
 
 def _seen(c: Connection, cpo: CpoIdentity, charge_point_id: str,
@@ -351,18 +355,8 @@ def _seen(c: Connection, cpo: CpoIdentity, charge_point_id: str,
               .values(last_seen=now, offline=False))
     if not was_offline:
         return []
-    reported = _reported_statuses(c, charge_point_id)
-    changes = _set_statuses(c, cpo, _evses_of(c, charge_point_id), lambda evse: evse_status(
-        reported.get(evse["ocpp_connector_id"]), reported.get(0)), now)
-    if changes:
-        touch_locations(c, {change.location_id for change in changes}, now)
-    return changes
-
-
-def _merged(first: list[EvseChange], then: list[EvseChange]) -> list[EvseChange]:
-    """Each EVSE's last change of ``first`` followed by ``then``."""
-    last = {change.evse_uid: change for change in [*first, *then]}
-    return list(last.values())
+    return _set_statuses(c, cpo, _evses_of(c, charge_point_id),
+                         _reported_status_of(c, charge_point_id), now)
 
 
 def _evses_changed(c: Connection, cpo: CpoIdentity, charge_point_id: str,

@@ -68,9 +68,9 @@ def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
 def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:
     """Queue the session to every partner that receives sessions.
 
-    "PUT" sends each the whole session (its start, and its end: after that the session
-    never changes, so what was sent is forgotten); "PATCH" sends each what it lacks
-    (:func:`queue_session_update`).
+    "PUT" sends each the whole session (at its start, and at its end, so whatever pushes
+    were lost on the way, each partner ends up with the session as it is); "PATCH" sends
+    each what it lacks (:func:`queue_session_update`).
     """
     partners_base = receivers(c, "sessions")
     if not partners_base:
@@ -79,8 +79,6 @@ def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -
     for partner_id, base in partners_base:
         url = object_url(base.rstrip("/"), cpo.country_code, cpo.party_id, tx["session_id"])
         queue_session_update(c, partner_id, url, tx["id"], session, whole=method == "PUT")
-    if session["status"] != "ACTIVE":
-        c.execute(session_pushes.delete().where(session_pushes.c.transaction_id == tx["id"]))
 
 
 def queue_session_update(c: Connection, partner_id: int, url: str, transaction_id: int,
@@ -100,6 +98,11 @@ def queue_session_update(c: Connection, partner_id: int, url: str, transaction_i
     if push is None:
         return
     push_id = enqueue(c, partner_id, "sessions", push.method, url, push.body)
+    where = (session_pushes.c.partner_id == partner_id,
+             session_pushes.c.transaction_id == transaction_id)
+    if session["status"] != "ACTIVE":  # it changes no more: nothing to remember
+        c.execute(session_pushes.delete().where(*where))
+        return
     held = ocpi_objects.SentSession.of(session)
     values: dict[str, Any] = dict(fields=held.fields, period_digests=held.period_digests,
                                   updated_at=utcnow())
@@ -109,9 +112,7 @@ def queue_session_update(c: Connection, partner_id: int, url: str, transaction_i
         c.execute(session_pushes.insert().values(partner_id=partner_id,
                                                  transaction_id=transaction_id, **values))
     else:
-        c.execute(session_pushes.update().where(
-            session_pushes.c.partner_id == partner_id,
-            session_pushes.c.transaction_id == transaction_id).values(**values))
+        c.execute(session_pushes.update().where(*where).values(**values))
 
 
 def _failed_since(c: Connection, partner_id: int, url: str, push_id: int) -> bool:
