@@ -73,6 +73,8 @@ class SimCharger(OcppChargePoint):
         # (as some chargers do): answered Rejected unless the CSMS says Accepted.
         self.authorize_first: set[str] = set()
         self.authorized: list[tuple[str, dict[str, Any]]] = []  # (idTag, idTagInfo)
+        # Its SupportedFeatureProfiles configuration key (None: it does not know the key).
+        self.feature_profiles: str | None = None
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -136,9 +138,16 @@ class SimCharger(OcppChargePoint):
     @on(Action.get_configuration)
     async def on_get_configuration(self, **kw: Any) -> call_result.GetConfiguration:
         self.received.append(("GetConfiguration", kw))
+        keys = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+        if self.feature_profiles is not None:
+            keys.append({"key": "SupportedFeatureProfiles", "readonly": True,
+                         "value": self.feature_profiles})
+        asked = kw.get("key") or []
+        known = {k["key"] for k in keys}
         return call_result.GetConfiguration(
-            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
-            unknown_key=[k for k in kw.get("key", []) if k != "HeartbeatInterval"] or None)
+            configuration_key=[k for k in keys if not asked or k["key"] in asked
+                               or k["key"] == "HeartbeatInterval"],
+            unknown_key=[k for k in asked if k not in known] or None)
 
     @on(Action.reset)
     async def on_reset(self, **kw: Any) -> call_result.Reset:
@@ -433,10 +442,11 @@ def add_test_charger(store: Any, charge_point_id: str = "CP1", password: str | N
 ACCEPTED = AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID", "DE-EMS-C001")
 
 
-def add_registered_partner(store: Store, url: str = "http://emsp.invalid/ocpi") -> int:
-    """A registered eMSP (DE*EMS) that receives sessions, CDRs and locations under ``url``;
-    nothing listens there, so its pushes stay queued."""
-    party = [Party("DE", "EMS")]
+def add_registered_partner(store: Store, url: str = "http://emsp.invalid/ocpi",
+                           party_id: str = "EMS") -> int:
+    """A registered eMSP (DE*``party_id``) that receives sessions, CDRs and locations under
+    ``url``; nothing listens there, so its pushes stay queued."""
+    party = [Party("DE", party_id)]
     partner_id, _ = store.add_partner("eMSP", party)
     store.register_partner(partner_id, "their-token", f"{url}/versions", "2.2.1", [
         {"identifier": "sessions", "role": "RECEIVER", "url": f"{url}/sessions"},

@@ -27,17 +27,24 @@ country_option = click.option(
 party_option = click.option(
     "--party-id", default="CFW", show_default=True, envvar="CHARGERFW_CSMS_PARTY_ID",
     help="our OCPI party id (3 characters)")
+evse_id_format_option = click.option(
+    "--evse-id-format", default=None, envvar="CHARGERFW_CSMS_EVSE_ID_FORMAT",
+    help="how EVSEs given without an EVSE id are named, in eMI3 form; fields {country_code}, "
+         "{party_id}, {uid}, {charge_point}, {connector} (default "
+         "{country_code}*{party_id}*E{uid})")
 
 
 def _cpo(country_code: str, party_id: str, name: str = "chargerfw CSMS",
-         currency: str = "EUR") -> Any:
+         currency: str = "EUR", evse_id_format: str | None = None) -> Any:
     from chargerfw.csms.store import CpoIdentity
+    from chargerfw.csms.store.values import DEFAULT_EVSE_ID_FORMAT
 
     if len(country_code) != 2 or not country_code.isalpha():
         raise click.BadParameter("two letters, e.g. NL", param_hint="--country-code")
     if len(party_id) != 3 or not party_id.isalnum():
         raise click.BadParameter("three letters or digits", param_hint="--party-id")
-    return CpoIdentity(country_code.upper(), party_id.upper(), name, currency.upper())
+    return CpoIdentity(country_code.upper(), party_id.upper(), name, currency.upper(),
+                       evse_id_format or DEFAULT_EVSE_ID_FORMAT)
 
 
 def _open_store(db: str, cpo: Any) -> Any:
@@ -92,9 +99,14 @@ def csms() -> None:
 @click.option("--max-reservation-minutes", default=120, show_default=True,
               type=click.IntRange(1, 7 * 24 * 60),
               help="the furthest ahead an eMSP's reservation may expire")
+@click.option("--offline-grace", default=300, show_default=True,
+              type=click.IntRange(10, 86400), envvar="CHARGERFW_CSMS_OFFLINE_GRACE",
+              help="seconds a charger may be disconnected (or late with its heartbeat) "
+                   "before partners see its EVSEs UNKNOWN")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
-          currency: str, heartbeat_interval: int, max_reservation_minutes: int) -> None:
+          currency: str, heartbeat_interval: int, max_reservation_minutes: int,
+          offline_grace: int) -> None:
     """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
@@ -102,7 +114,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             auto_register=auto_register, public_url=public_url,
                             cpo=_cpo(country_code, party_id, name, currency),
                             heartbeat_interval=heartbeat_interval,
-                            max_reservation_s=max_reservation_minutes * 60.0)
+                            max_reservation_s=max_reservation_minutes * 60.0,
+                            offline_grace_s=float(offline_grace))
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -158,13 +171,17 @@ def charger() -> None:
 @click.option("--max-power", default=None, type=click.IntRange(1, 10_000_000),
               help="max electric power in W")
 @click.option("--tariff", "tariff_id", default=None, help="tariff id pricing its connectors")
+@click.option("--rfid-reader/--no-rfid-reader", default=True, show_default=True,
+              help="whether drivers can start with a card there (EVSE capability RFID_READER)")
+@evse_id_format_option
 def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
                 password: str | None, no_password: bool, location_id: str, name: str | None,
                 address: str | None, city: str | None, postal_code: str | None,
                 country: str | None, coordinates: str | None, time_zone: str | None,
                 unpublished: bool, evse_args: Sequence[str], standard: str,
                 connector_format: str, power_type: str, max_voltage: int, max_amperage: int,
-                max_power: int | None, tariff_id: str | None) -> None:
+                max_power: int | None, tariff_id: str | None, rfid_reader: bool,
+                evse_id_format: str | None) -> None:
     """Register CHARGE_POINT_ID with its location, EVSEs and connectors.
 
     A charge point that is registered already without EVSEs (one that auto-registered on
@@ -175,7 +192,7 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
 
     if password is not None and no_password:
         raise click.UsageError("--password and --no-password exclude each other")
-    store = _open_store(db, _cpo(country_code, party_id))
+    store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
     attach = store.get_charge_point(charge_point_id) is not None
     if not attach and password is None and not no_password:
         raise click.UsageError("give --password (recommended) or --no-password")
@@ -209,10 +226,10 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     if attach:
         _run_store_action(lambda: store.attach_charge_point(
             charge_point_id, location, evses, tariff_id, password=password,
-            clear_password=no_password))
+            clear_password=no_password, rfid_reader=rfid_reader))
     else:
         _run_store_action(lambda: store.add_charge_point(charge_point_id, password, location,
-                                                         evses, tariff_id))
+                                                         evses, tariff_id, rfid_reader))
     click.echo(f"{'attached' if attach else 'registered'} {charge_point_id} at {location_id} "
                f"with {len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
 
@@ -228,10 +245,165 @@ def charger_list(db: str, as_json: bool) -> None:
         click.echo(json.dumps(points, indent=2, default=_fmt_time))
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
-                       "firmware", "last heartbeat"], [
+                       "firmware", "connection", "last seen"], [
         [p["id"], p["location_id"] or "-", "basic" if p["password"] else "none",
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
-         or "-", p["firmware_version"] or "", p["last_heartbeat"]] for p in points]))
+         or "-", p["firmware_version"] or "",
+         "offline" if p["offline"] else "connected" if p["connected"] else "-",
+         p["last_seen"]] for p in points]))
+
+
+@charger.command("set")
+@click.argument("charge_point_id")
+@db_option
+@country_option
+@party_option
+@click.option("--rfid-reader/--no-rfid-reader", required=True,
+              help="whether drivers can start with a card there (EVSE capability RFID_READER)")
+def charger_set(charge_point_id: str, db: str, country_code: str, party_id: str,
+                rfid_reader: bool) -> None:
+    """Change what partners are told CHARGE_POINT_ID supports (its locations are pushed)."""
+    store = _open_store(db, _cpo(country_code, party_id))
+    _run_store_action(lambda: store.set_rfid_reader(charge_point_id, rfid_reader))
+    click.echo(f"{charge_point_id}: {'has' if rfid_reader else 'has no'} RFID reader")
+
+
+# --- locations --------------------------------------------------------------------------------
+
+@csms.group()
+def location() -> None:
+    """What an eMSP app shows of a location (locations are created by `charger add`)."""
+
+
+def _weekdays(text: str) -> list[int]:
+    """"1-5", "6,7" or "3" (Monday is 1) as weekday numbers."""
+    days: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"weekdays {text!r}: use 1 (Monday) to 7, e.g. 1-5 or 6,7")
+        days += range(int(first), int(last or first) + 1)
+    if not days or not all(1 <= d <= 7 for d in days):
+        raise ValueError(f"weekdays {text!r}: use 1 (Monday) to 7, e.g. 1-5 or 6,7")
+    return sorted(set(days))
+
+
+def _regular_hours(spec: str) -> list[dict[str, Any]]:
+    """"1-5 08:00-20:00" as OCPI RegularHours (one per weekday)."""
+    days, _, times = spec.strip().partition(" ")
+    begin, _, end = times.strip().partition("-")
+    if not begin or not end:
+        raise ValueError(f"hours {spec!r}: use WEEKDAYS HH:MM-HH:MM, e.g. '1-5 08:00-20:00'")
+    return [{"weekday": day, "period_begin": begin.strip(), "period_end": end.strip()}
+            for day in _weekdays(days)]
+
+
+def _period(spec: str) -> dict[str, str]:
+    """"2026-12-25T00:00:00Z/2026-12-26T00:00:00Z" as an OCPI ExceptionalPeriod."""
+    begin, _, end = spec.partition("/")
+    if not begin or not end:
+        raise ValueError(f"period {spec!r}: use BEGIN/END in UTC, e.g. "
+                         "2026-12-25T00:00:00Z/2026-12-26T00:00:00Z")
+    return {"period_begin": begin.strip(), "period_end": end.strip()}
+
+
+@location.command("set")
+@click.argument("location_id")
+@db_option
+@country_option
+@party_option
+@click.option("--open-247", is_flag=True, help="open 24 hours a day, 7 days a week")
+@click.option("--hours", "hours", multiple=True, metavar="'WEEKDAYS HH:MM-HH:MM'",
+              help="regular opening hours in local time, e.g. '1-5 08:00-20:00' (Monday is 1)")
+@click.option("--closed", multiple=True, metavar="BEGIN/END",
+              help="an exceptional closing, UTC, e.g. 2026-12-25T00:00:00Z/2026-12-26T00:00:00Z")
+@click.option("--extra-opening", multiple=True, metavar="BEGIN/END",
+              help="an exceptional opening, UTC")
+@click.option("--charging-when-closed/--no-charging-when-closed", default=None,
+              help="whether charging goes on while the location is closed")
+@click.option("--clear-opening-times", is_flag=True, help="say nothing of opening times")
+@click.option("--operator", "operator_name", default=None, help="operator's name")
+@click.option("--operator-website", default=None, help="operator's website URL")
+@click.option("--clear-operator", is_flag=True)
+@click.option("--facility", "facilities", multiple=True, metavar="FACILITY",
+              help="OCPI Facility nearby (repeat; replaces the list), e.g. CAFE, WIFI")
+@click.option("--clear-facilities", is_flag=True)
+@click.option("--parking-type", default=None, metavar="PARKING_TYPE",
+              help="OCPI ParkingType, e.g. ON_STREET, PARKING_GARAGE")
+@click.option("--clear-parking-type", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the OCPI Location")
+def location_set(location_id: str, db: str, country_code: str, party_id: str,
+                 open_247: bool, hours: Sequence[str], closed: Sequence[str],
+                 extra_opening: Sequence[str], charging_when_closed: bool | None,
+                 clear_opening_times: bool, operator_name: str | None,
+                 operator_website: str | None, clear_operator: bool,
+                 facilities: Sequence[str], clear_facilities: bool, parking_type: str | None,
+                 clear_parking_type: bool, as_json: bool) -> None:
+    """Set LOCATION_ID's opening times, operator, facilities or parking type; what is not
+    given stays as it is. Partners that receive locations get it again."""
+    from chargerfw.csms.store import LocationDetails
+
+    opening_times: dict[str, Any] | None = None
+    try:
+        if open_247 and hours:
+            raise ValueError("--open-247 and --hours exclude each other")
+        if clear_opening_times and (open_247 or hours or closed or extra_opening):
+            raise ValueError("--clear-opening-times excludes the other opening times")
+        if open_247 or hours or closed or extra_opening:
+            if not open_247 and not hours:
+                raise ValueError("exceptional openings and closings need --open-247 or --hours")
+            opening_times = {"twentyfourseven": open_247}
+            if hours:
+                opening_times["regular_hours"] = [h for spec in hours
+                                                  for h in _regular_hours(spec)]
+            if extra_opening:
+                opening_times["exceptional_openings"] = [_period(p) for p in extra_opening]
+            if closed:
+                opening_times["exceptional_closings"] = [_period(p) for p in closed]
+        elif clear_opening_times:
+            opening_times = {}
+        if clear_operator and (operator_name or operator_website):
+            raise ValueError("--clear-operator excludes --operator and --operator-website")
+        if operator_website and not operator_name:
+            raise ValueError("--operator-website needs --operator (the name is required)")
+        if clear_facilities and facilities:
+            raise ValueError("--clear-facilities excludes --facility")
+        if clear_parking_type and parking_type:
+            raise ValueError("--clear-parking-type excludes --parking-type")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    operator = None
+    if operator_name:
+        operator = {"name": operator_name}
+        if operator_website:
+            operator["website"] = operator_website
+    elif clear_operator:
+        operator = {}
+    details = LocationDetails(
+        opening_times=opening_times, charging_when_closed=charging_when_closed,
+        operator=operator,
+        facilities=[] if clear_facilities else ([f.upper() for f in facilities] or None),
+        parking_type="" if clear_parking_type else (parking_type.upper() if parking_type
+                                                    else None))
+    store = _open_store(db, _cpo(country_code, party_id))
+    result = _run_store_action(lambda: store.set_location_details(location_id, details))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"location {location_id} updated")
+
+
+@location.command("show")
+@click.argument("location_id")
+@db_option
+def location_show(location_id: str, db: str) -> None:
+    """Print LOCATION_ID as partners see it (an OCPI Location, JSON)."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    result = store.get_location(location_id)
+    if result is None:
+        click.echo(f"error: unknown location {location_id!r}", err=True)
+        raise SystemExit(2)
+    click.echo(json.dumps(result, indent=2))
 
 
 # --- tariffs ----------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ Quick start::
     chargerfw csms charger add CP1 --password s3cret --location-id LOC1 \\
         --address "Stationsplein 1" --city Utrecht --country NLD \\
         --coordinates 52.08917,5.11028 --time-zone Europe/Amsterdam --tariff T1
+    chargerfw csms location set LOC1 --open-247 --operator "My CPO" --facility CAFE \
+        --parking-type PARKING_LOT              # what an eMSP app shows
     chargerfw csms partner add "My eMSP"        # prints TOKEN_A for the eMSP
     chargerfw csms serve                        # ws://127.0.0.1:9000/ocpp/CP1, OCPI on :9001
     chargerfw csms sessions --json              # OCPI Session objects

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ocpp.exceptions import FormatViolationError, OCPPError
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
@@ -38,6 +39,8 @@ log = get_logger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
+FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
+SEEN_NOTE_INTERVAL_S = 60.0
 
 
 class ChargerNotConnected(Exception):
@@ -103,20 +106,49 @@ class ChargerConnection(OcppChargePoint):
         super().__init__(charge_point_id, connection, response_timeout=server.response_timeout)
         self._server = server
         self._db = server.db
+        self._seen_noted_at = time.monotonic()  # the connect itself is noted
+
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        # Any message is a sign of life (a charger need not send heartbeats while it sends
+        # other messages); the store hears of it at most once a minute.
+        now = time.monotonic()
+        if now - self._seen_noted_at >= SEEN_NOTE_INTERVAL_S:
+            self._seen_noted_at = now
+            if await self._db(self._db.store.record_seen, self.id):
+                self._server.changed()
+        await super().route_message(raw_msg)
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str,
                                    **extra: Any) -> call_result.BootNotification:
-        await self._db(self._db.store.record_boot, self.id, charge_point_vendor,
-                       charge_point_model, extra.get("charge_point_serial_number"),
-                       extra.get("firmware_version"))
+        changes = await self._db(self._db.store.record_boot, self.id, charge_point_vendor,
+                                 charge_point_model, extra.get("charge_point_serial_number"),
+                                 extra.get("firmware_version"))
+        if changes:
+            self._server.changed()
         return call_result.BootNotification(current_time=_now_iso(),
                                             interval=self._server.heartbeat_interval,
                                             status=RegistrationStatus.accepted)
 
+    @after(Action.boot_notification)
+    async def learn_features(self, **_boot: Any) -> None:
+        """Ask a booted charger which OCPP feature profiles it supports: its EVSEs'
+        capabilities (e.g. RESERVABLE) follow what it says."""
+        try:
+            keys, _ = await self._server.get_configuration(self.id, [FEATURE_PROFILES_KEY])
+        except (ChargerNotConnected, ChargerCallError, TimeoutError) as exc:
+            log.info("csms.feature_profiles_unknown", charge_point=self.id, error=str(exc))
+            return
+        for entry in keys:
+            if entry.get("key") == FEATURE_PROFILES_KEY and entry.get("value") is not None:
+                if await self._db(self._db.store.record_feature_profiles, self.id,
+                                  str(entry["value"]).split(",")):
+                    self._server.changed()
+
     @on(Action.heartbeat)
     async def on_heartbeat(self) -> call_result.Heartbeat:
-        await self._db(self._db.store.record_heartbeat, self.id)
+        if await self._db(self._db.store.record_heartbeat, self.id):
+            self._server.changed()
         return call_result.Heartbeat(current_time=_now_iso())
 
     @on(Action.status_notification)
@@ -307,12 +339,15 @@ class OcppServer:
             await previous._connection.close()
         log.info("csms.connected", charge_point=cp_id)
         try:
+            if await self.db(self.db.store.charger_connected, cp_id):
+                self.changed()
             await charger.start()
         except ConnectionClosed:
             pass
         finally:
             if self.connected.get(cp_id) is charger:
                 del self.connected[cp_id]
+                await self.db(self.db.store.charger_disconnected, cp_id)
             log.info("csms.disconnected", charge_point=cp_id)
 
     # -- requests to a charger --

@@ -62,6 +62,10 @@ class CsmsSettings:
     reservation_sweep_s: float = 5.0
     # The furthest ahead an eMSP's RESERVE_NOW may expire.
     max_reservation_s: float = DEFAULT_MAX_RESERVATION.total_seconds()
+    # A charger silent this long (disconnected, or a heartbeat missed by this much) shows
+    # its EVSEs UNKNOWN to partners until it returns; checked every offline_sweep_s.
+    offline_grace_s: float = 300.0
+    offline_sweep_s: float = 15.0
 
 
 @dataclass
@@ -102,6 +106,21 @@ async def _sweep_reservations(db: AsyncStore, every_s: float) -> None:
             log.exception("csms.reservation_sweep_failed")
 
 
+async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
+                        on_change: Callable[[], None]) -> None:
+    grace = timedelta(seconds=settings.offline_grace_s)
+    heartbeat = timedelta(seconds=settings.heartbeat_interval)
+    while True:
+        await asyncio.sleep(settings.offline_sweep_s)
+        try:
+            changes = await db(db.store.sweep_offline, grace, heartbeat)
+            if changes:
+                log.info("csms.chargers_offline", evses=[c.evse_uid for c in changes])
+                on_change()
+        except Exception:
+            log.exception("csms.offline_sweep_failed")
+
+
 @contextlib.asynccontextmanager
 async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
     """Start the backend; stop everything it started on exit."""
@@ -110,6 +129,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.callback(engine.dispose)
         await asyncio.to_thread(upgrade_database, engine)
         store = Store(engine, settings.cpo)
+        await asyncio.to_thread(store.reset_connections)
         db = AsyncStore(store)
         stack.callback(db.close)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_s))
@@ -154,14 +174,17 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
 
         pusher.start()
         stack.push_async_callback(pusher.stop)
-        sweeper = asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s))
+        sweepers = [
+            asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
+            asyncio.create_task(_sweep_offline(db, settings, pusher.wake))]
 
-        async def stop_sweeper() -> None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        async def stop_sweepers() -> None:
+            for sweeper in sweepers:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
-        stack.push_async_callback(stop_sweeper)
+        stack.push_async_callback(stop_sweepers)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher,
                           api_server, api_task)

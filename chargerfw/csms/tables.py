@@ -53,6 +53,12 @@ locations = sa.Table(
     sa.Column("latitude", sa.String(10), nullable=False),
     sa.Column("longitude", sa.String(11), nullable=False),
     sa.Column("time_zone", sa.String(255), nullable=False),
+    # What an eMSP app shows: OCPI Hours, BusinessDetails, Facility list, ParkingType.
+    sa.Column("opening_times", sa.JSON),
+    sa.Column("charging_when_closed", sa.Boolean),
+    sa.Column("operator", sa.JSON),
+    sa.Column("facilities", sa.JSON),
+    sa.Column("parking_type", sa.String(32)),
     sa.Column("last_updated", UtcDateTime, nullable=False, index=True),
 )
 
@@ -69,6 +75,17 @@ charge_points = sa.Table(
     sa.Column("firmware_version", sa.String(50)),
     sa.Column("last_boot", UtcDateTime),
     sa.Column("last_heartbeat", UtcDateTime),
+    # OCPP SupportedFeatureProfiles as the charger reported them (NULL: not asked yet).
+    sa.Column("feature_profiles", sa.String(255)),
+    # Whether the charger has a token reader (the operator says; OCPP 1.6 cannot tell).
+    sa.Column("rfid_reader", sa.Boolean, nullable=False, default=True,
+              server_default="1"),
+    # Its OCPP connection, and when we last heard from it (a message, or the disconnect).
+    sa.Column("connected", sa.Boolean, nullable=False, default=False,
+              server_default="0"),
+    sa.Column("last_seen", UtcDateTime),
+    # Silent past the grace period: its EVSEs are shown UNKNOWN until it returns.
+    sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
@@ -279,6 +296,24 @@ push_queue = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("done_at", UtcDateTime),
     sa.Index("ix_push_queue_status_id", "status", "id"),
+)
+
+# What each partner holds of each running session, as far as the pushes queued to it say:
+# its fields (but charging_periods) and a digest per charging period, in order. The next push
+# to that partner PATCHes only what differs and appends only the new periods.
+session_pushes = sa.Table(
+    "session_pushes", metadata,
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id"),
+              primary_key=True),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("period_digests", sa.JSON, nullable=False),
+    # The PUT that gave the partner the whole session; a push of it that failed since then
+    # means the partner's copy is unknown, and the next push is a PUT again.
+    sa.Column("base_push_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+              nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 pending_commands = sa.Table(

@@ -533,9 +533,9 @@ def _merge(a: Period, b: Period) -> Period:
 
 
 def _periods(pieces: Sequence[Usage], elements: Sequence[Element], session_start: datetime,
-             zone: tzinfo) -> tuple[list[Period], Component | None]:
-    """Charging periods (neighbouring pieces priced alike joined) and the session's FLAT
-    component."""
+             zone: tzinfo, join_alike: bool) -> tuple[list[Period], Component | None]:
+    """Charging periods (with ``join_alike``, neighbouring pieces priced alike joined) and the
+    session's FLAT component."""
     periods: list[Period] = []
     flat: Component | None = None
     delivered = Decimal(0)
@@ -552,7 +552,7 @@ def _periods(pieces: Sequence[Usage], elements: Sequence[Element], session_start
         period = Period(piece.start, piece.end, piece.charging, piece.energy_wh, components,
                         piece.min_current_a, piece.max_current_a, piece.min_power_kw,
                         piece.max_power_kw)
-        if (periods and periods[-1].charging == period.charging
+        if (join_alike and periods and periods[-1].charging == period.charging
                 and periods[-1].components == period.components
                 and periods[-1].end == period.start):
             periods[-1] = _merge(periods[-1], period)
@@ -645,10 +645,15 @@ def time_zone(name: str | None) -> tzinfo:
 
 def price_session(tariff: Mapping[str, Any] | None, usage: Sequence[Usage],
                   zone: tzinfo = UTC, reservation: Reservation | None = None,
-                  session_start: datetime | None = None) -> Bill:
+                  session_start: datetime | None = None, join_alike: bool = True) -> Bill:
     """Price a session's ``usage`` (contiguous, oldest first) under ``tariff`` at a location
     in time zone ``zone``; durations count from ``session_start`` (default: the first
-    usage's start). Without a tariff the periods are those of the usage, unpriced."""
+    usage's start). Without a tariff the periods are those of the usage, unpriced.
+
+    ``join_alike`` joins neighbouring periods priced alike (a CDR's periods). A running
+    session is served without: a partner appends PATCHed periods, so a period once sent must
+    not grow, and each stretch between meter readings stays a period of its own. The cost is
+    the same either way."""
     elements = parse_elements(tariff) if tariff is not None else []
     session_elements = [e for e in elements if e.restrictions.reservation is None]
     periods: list[Period] = []
@@ -656,7 +661,7 @@ def price_session(tariff: Mapping[str, Any] | None, usage: Sequence[Usage],
     if usage:
         start = session_start or usage[0].start
         pieces = _cut(usage, session_elements, start, zone)
-        periods, flat = _periods(pieces, session_elements, start, zone)
+        periods, flat = _periods(pieces, session_elements, start, zone, join_alike)
         periods = [_priced(p) for p in _apply_steps(periods)]
     if tariff is None:
         return Bill(tuple(periods))

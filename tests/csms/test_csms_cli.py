@@ -46,8 +46,9 @@ def test_register_price_and_list(db: str) -> None:
     assert "CP1-A, CP1-B" in out
     store = Store(create_db_engine(db), CpoIdentity())
     location = m.Location.model_validate(store.get_location("LOC1"))
+    # An EVSE given without an evse_id is named in eMI3 form after its uid.
     assert [(e.uid, e.evse_id) for e in location.evses] == [("CP1-A", "NL*CFW*E1"),
-                                                            ("CP1-B", None)]
+                                                            ("CP1-B", "NL*CFW*ECP1*B")]
     conn = location.evses[0].connectors[0]
     assert (conn.standard, conn.format, conn.power_type, conn.max_voltage, conn.max_amperage,
             conn.tariff_ids) == ("IEC_62196_T2_COMBO", "CABLE", "DC", 920, 200, ["T1"])
@@ -264,3 +265,58 @@ async def test_token_add_decides_authorize_without_an_emsp(tmp_path: Path) -> No
         blocked = await authorizer.authorize("CP1", "0BADCAFE")
     assert (accepted.status, accepted.auth_method) == ("Accepted", "WHITELIST")
     assert blocked.status == "Blocked"
+
+
+def test_location_details_and_charger_capabilities(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    code, out = run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION,
+                    "--evse-id-format", "{country_code}*{party_id}*E{charge_point}*{connector}",
+                    "--no-rfid-reader", "--format", "CABLE")
+    assert code == 0, out
+    code, out = run("location", "set", "LOC1", "--db", db, "--hours", "1-5 08:00-20:00",
+                    "--hours", "6,7 10:00-16:00", "--closed",
+                    "2026-12-25T00:00:00Z/2026-12-26T00:00:00Z", "--operator", "Example",
+                    "--operator-website", "https://example.org", "--facility", "cafe",
+                    "--facility", "WIFI", "--parking-type", "parking_garage",
+                    "--charging-when-closed")
+    assert code == 0, out
+    code, out = run("location", "show", "LOC1", "--db", db)
+    assert code == 0, out
+    location = m.Location.model_validate(json.loads(out))
+    assert location.opening_times is not None and not location.opening_times.twentyfourseven
+    assert [(h.weekday, h.period_begin, h.period_end)
+            for h in location.opening_times.regular_hours or []] == [
+        *[(day, "08:00", "20:00") for day in range(1, 6)], (6, "10:00", "16:00"),
+        (7, "10:00", "16:00")]
+    assert location.opening_times.exceptional_closings is not None
+    assert location.operator is not None and location.operator.website == "https://example.org"
+    assert location.facilities == ["CAFE", "WIFI"] and location.parking_type == "PARKING_GARAGE"
+    assert location.charging_when_closed is True
+    evse = (location.evses or [])[0]
+    assert evse.evse_id == "NL*CFW*ECP1*1" and evse.capabilities == ["REMOTE_START_STOP_CAPABLE"]
+    # Only what is given changes; clearing is explicit.
+    code, out = run("location", "set", "LOC1", "--db", db, "--open-247", "--clear-facilities")
+    assert code == 0, out
+    location = m.Location.model_validate(json.loads(run("location", "show", "LOC1", "--db",
+                                                        db)[1]))
+    assert location.opening_times is not None and location.opening_times.twentyfourseven
+    assert location.facilities is None and location.parking_type == "PARKING_GARAGE"
+    code, out = run("charger", "set", "CP1", "--db", db, "--rfid-reader")
+    assert code == 0, out
+    shown = json.loads(run("location", "show", "LOC1", "--db", db)[1])
+    assert shown["evses"][0]["capabilities"] == ["REMOTE_START_STOP_CAPABLE", "RFID_READER"]
+    for args, message in (
+            (["--hours", "1-5 20:00-08:00"], "period_end must be later"),
+            (["--hours", "8 10:00-11:00"], "use 1 (Monday) to 7"),
+            (["--open-247", "--hours", "1 10:00-11:00"], "exclude each other"),
+            (["--facility", "CASINO"], "facilities: unknown CASINO"),
+            (["--parking-type", "ROOFTOP"], "parking_type: unknown ROOFTOP"),
+            (["--operator-website", "https://x"], "needs --operator")):
+        code, out = run("location", "set", "LOC1", "--db", db, *args)
+        assert code == 2 and message in out, (args, out)
+    assert json.loads(run("location", "show", "LOC1", "--db", db)[1]) == shown
+    code, out = run("location", "show", "NOPE", "--db", db)
+    assert code == 2 and "unknown location" in out
+    code, out = run("charger", "add", "CP2", "--db", db, "--no-password", *LOCATION,
+                    "--evse", "CP2-1=not an evse id")
+    assert code == 2 and "eMI3" in out

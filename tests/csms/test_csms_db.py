@@ -54,3 +54,41 @@ def test_migrations_ship_as_package_data() -> None:
     assert "migrations/env.py" in files and "migrations/versions/0001_initial_schema.py" in files
     assert all(any(fnmatch(name, pattern) for pattern in patterns) for name in files), files
     assert "chargerfw.csms.ocpi" in parser["options"]["packages"].split()
+
+
+def test_the_locations_migration_names_evses_in_emi3_form(db: str) -> None:
+    """Upgrading a database with chargers in it: every EVSE gets an eMI3 evse_id."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from chargerfw.csms.db import MIGRATIONS, create_db_engine
+
+    engine = create_db_engine(db)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(sa.text(
+            "INSERT INTO locations (id, country_code, party_id, publish, address, city, "
+            "country, latitude, longitude, time_zone, last_updated) VALUES ('LOC1', 'DE', "
+            "'ABC', true, 'Main 1', 'Berlin', 'DEU', '52.52000', '13.40500', 'Europe/Berlin', "
+            "'2026-01-01 00:00:00')"))
+        conn.execute(sa.text(
+            "INSERT INTO charge_points (id, location_id, auto_registered, created_at) VALUES "
+            "('CP1', 'LOC1', false, '2026-01-01 00:00:00')"))
+        for uid, evse_id in (("cp1-1", None), ("CP1-2", "DE*ABC*E7")):
+            conn.execute(sa.text(
+                "INSERT INTO evses (uid, location_id, evse_id, charge_point_id, "
+                "ocpp_connector_id, status, last_updated) VALUES (:uid, 'LOC1', :evse_id, "
+                "'CP1', :n, 'UNKNOWN', '2026-01-01 00:00:00')"),
+                {"uid": uid, "evse_id": evse_id, "n": 1 if evse_id is None else 2})
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        named = dict(conn.execute(sa.text("SELECT uid, evse_id FROM evses")).all())
+        point = conn.execute(sa.text("SELECT rfid_reader, connected, offline FROM "
+                                     "charge_points")).one()
+    engine.dispose()
+    assert named == {"cp1-1": "DE*ABC*ECP1*1", "CP1-2": "DE*ABC*E7"}
+    assert tuple(map(bool, point)) == (True, False, False)  # the charger kept its rows

@@ -219,3 +219,24 @@ async def test_outgoing_requests_reach_the_charger(tmp_path: Path) -> None:
             assert sent["SendLocalList"]["list_version"] == 2
         with pytest.raises(ChargerNotConnected):
             await ocpp.reset("CP1")
+
+
+async def test_any_message_from_a_silent_charger_brings_it_back(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    from chargerfw.csms import ocpp_server
+
+    monkeypatch.setattr(ocpp_server, "SEEN_NOTE_INTERVAL_S", 0.0)
+    async with csms_running(str(tmp_path / "c.db")) as csms:
+        await csms.db(add_test_charger, csms.store, "CP1", None)
+        async with sim_charger(csms, "CP1") as charger:
+            await charger.status(1, "Available")
+            # Connected, but nothing came through for longer than heartbeat + grace.
+            later = datetime.now(UTC) + timedelta(hours=1)
+            changes = await csms.db(csms.store.sweep_offline, timedelta(minutes=5),
+                                    timedelta(minutes=10), later)
+            assert [c.status for c in changes] == ["UNKNOWN"]
+            assert await charger.authorize("NOBODY") == "Invalid"  # a sign of life
+            evses = await csms.db(csms.store.evses_of_location, "LOC1")
+            assert [e["status"] for e in evses] == ["AVAILABLE"]
+            assert (await csms.db(csms.store.get_charge_point, "CP1"))["offline"] is False

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    model_validator,
 )
 
 # The OCPI version these models describe and this backend speaks.
@@ -204,12 +205,96 @@ class Connector(OcpiModel):
     last_updated: DateTime
 
 
+class Capability(StrEnum):
+    CHARGING_PROFILE_CAPABLE = "CHARGING_PROFILE_CAPABLE"
+    CHARGING_PREFERENCES_CAPABLE = "CHARGING_PREFERENCES_CAPABLE"
+    CHIP_CARD_SUPPORT = "CHIP_CARD_SUPPORT"
+    CONTACTLESS_CARD_SUPPORT = "CONTACTLESS_CARD_SUPPORT"
+    CREDIT_CARD_PAYABLE = "CREDIT_CARD_PAYABLE"
+    DEBIT_CARD_PAYABLE = "DEBIT_CARD_PAYABLE"
+    PED_TERMINAL = "PED_TERMINAL"
+    REMOTE_START_STOP_CAPABLE = "REMOTE_START_STOP_CAPABLE"
+    RESERVABLE = "RESERVABLE"
+    RFID_READER = "RFID_READER"
+    START_SESSION_CONNECTOR_REQUIRED = "START_SESSION_CONNECTOR_REQUIRED"
+    TOKEN_GROUP_CAPABLE = "TOKEN_GROUP_CAPABLE"
+    UNLOCK_CAPABLE = "UNLOCK_CAPABLE"
+
+
+class Facility(StrEnum):
+    HOTEL = "HOTEL"
+    RESTAURANT = "RESTAURANT"
+    CAFE = "CAFE"
+    MALL = "MALL"
+    SUPERMARKET = "SUPERMARKET"
+    SPORT = "SPORT"
+    RECREATION_AREA = "RECREATION_AREA"
+    NATURE = "NATURE"
+    MUSEUM = "MUSEUM"
+    BIKE_SHARING = "BIKE_SHARING"
+    BUS_STOP = "BUS_STOP"
+    TAXI_STAND = "TAXI_STAND"
+    TRAM_STOP = "TRAM_STOP"
+    METRO_STATION = "METRO_STATION"
+    TRAIN_STATION = "TRAIN_STATION"
+    AIRPORT = "AIRPORT"
+    PARKING_LOT = "PARKING_LOT"
+    CARPOOL_PARKING = "CARPOOL_PARKING"
+    FUEL_STATION = "FUEL_STATION"
+    WIFI = "WIFI"
+
+
+class ParkingType(StrEnum):
+    ALONG_MOTORWAY = "ALONG_MOTORWAY"
+    PARKING_GARAGE = "PARKING_GARAGE"
+    PARKING_LOT = "PARKING_LOT"
+    ON_DRIVEWAY = "ON_DRIVEWAY"
+    ON_STREET = "ON_STREET"
+    UNDERGROUND_GARAGE = "UNDERGROUND_GARAGE"
+
+
+def _begins_before_end(value: Any) -> Any:
+    if value.period_end <= value.period_begin:
+        raise ValueError("period_end must be later than period_begin")
+    return value
+
+
+class RegularHours(OcpiModel):
+    weekday: Annotated[int, Field(ge=1, le=7)]
+    period_begin: Annotated[str, StringConstraints(pattern=r"^([0-1][0-9]|2[0-3]):[0-5][0-9]$")]
+    period_end: Annotated[str, StringConstraints(pattern=r"^([0-1][0-9]|2[0-3]):[0-5][0-9]$")]
+
+    _order = model_validator(mode="after")(_begins_before_end)
+
+
+class ExceptionalPeriod(OcpiModel):
+    period_begin: DateTime
+    period_end: DateTime
+
+    _order = model_validator(mode="after")(_begins_before_end)
+
+
+class Hours(OcpiModel):
+    twentyfourseven: bool
+    regular_hours: list[RegularHours] | None = None
+    exceptional_openings: list[ExceptionalPeriod] | None = None
+    exceptional_closings: list[ExceptionalPeriod] | None = None
+
+    @model_validator(mode="after")
+    def _regular_hours_unless_always_open(self) -> Hours:
+        if self.twentyfourseven and self.regular_hours:
+            raise ValueError("regular_hours only apply when twentyfourseven is false")
+        if not self.twentyfourseven and not self.regular_hours:
+            raise ValueError("give regular_hours when twentyfourseven is false")
+        return self
+
+
 class EVSE(OcpiModel):
     uid: CiString36
     evse_id: Annotated[str, StringConstraints(max_length=48)] | None = None
     status: Status
     status_schedule: list[dict[str, Any]] | None = None
-    capabilities: list[str] | None = None
+    capabilities: list[Capability] | None = None
     connectors: Annotated[list[Connector], Field(min_length=1)]
     floor_level: str | None = None
     coordinates: GeoLocation | None = None
@@ -234,15 +319,15 @@ class Location(OcpiModel):
     country: Annotated[str, StringConstraints(min_length=3, max_length=3)]
     coordinates: GeoLocation
     related_locations: list[dict[str, Any]] | None = None
-    parking_type: str | None = None
+    parking_type: ParkingType | None = None
     evses: list[EVSE] | None = None
     directions: list[dict[str, Any]] | None = None
     operator: BusinessDetails | None = None
     suboperator: BusinessDetails | None = None
     owner: BusinessDetails | None = None
-    facilities: list[str] | None = None
+    facilities: list[Facility] | None = None
     time_zone: str
-    opening_times: dict[str, Any] | None = None
+    opening_times: Hours | None = None
     charging_when_closed: bool | None = None
     images: list[Image] | None = None
     energy_mix: dict[str, Any] | None = None

@@ -7,7 +7,7 @@ go in and out of it.
   its SQL and its pushes.
 - ``parties``: the parties the operator gives partners, and the one rule of who sees what.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
-- ``status``: OCPP connector status -> OCPI EVSE status.
+- ``status``: OCPP connector status -> OCPI EVSE status; when a charger counts as offline.
 - ``hashing``: charge point passwords and credentials tokens at rest.
 - ``endpoints``: finding a module in a partner's OCPI endpoints.
 - ``sql``: the SQL shapes the aggregates share (a page of a listing, an inserted id).
@@ -32,6 +32,7 @@ from chargerfw.csms.store.values import (
     CpoIdentity,
     EvseChange,
     EvseSpec,
+    LocationDetails,
     LocationSpec,
     NotFound,
     Page,
@@ -44,8 +45,8 @@ from chargerfw.csms.store.values import (
 
 __all__ = [
     "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
-    "EvseSpec", "LocationSpec", "NotFound", "Page", "PageQuery", "Party", "PartyNotAllowed",
-    "PushItem", "StartRequest",
+    "EvseSpec", "LocationDetails", "LocationSpec", "NotFound", "Page", "PageQuery", "Party",
+    "PartyNotAllowed", "PushItem", "StartRequest",
     "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
     "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
     "verify_password",

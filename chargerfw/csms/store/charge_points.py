@@ -4,9 +4,9 @@ statuses partners see."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from chargerfw.csms.store.locations import (
     push_location,
     touch_locations,
 )
-from chargerfw.csms.store.status import evse_status
+from chargerfw.csms.store.status import evse_status, is_offline
 from chargerfw.csms.store.tariffs import check_tariff
 from chargerfw.csms.store.values import (
     AlreadyExists,
@@ -32,6 +32,7 @@ from chargerfw.csms.store.values import (
     LocationSpec,
     NotFound,
     StoreError,
+    check_evse_id,
     utcnow,
 )
 from chargerfw.csms.tables import charge_points, connector_status, connectors, evses
@@ -46,10 +47,12 @@ class ChargePoints:
 
     def add_charge_point(self, charge_point_id: str, password: str | None,
                          location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
-                         tariff_id: str | None = None) -> None:
+                         tariff_id: str | None = None, rfid_reader: bool = True) -> None:
         """Register a charge point with its location, EVSEs and connectors.
 
-        An existing location (same id) is reused; its address is not changed.
+        An existing location (same id) is reused; its address is not changed. An EVSE
+        without an evse_id gets one in eMI3 form (``CpoIdentity.evse_id_format``).
+        ``rfid_reader``: whether drivers can start with a card there.
         """
         now = utcnow()
         _check_specs(location, evse_specs, now)
@@ -64,8 +67,9 @@ class ChargePoints:
                     id=charge_point_id,
                     password_hash=hash_password(password) if password else None,
                     location_id=location.id if location else None, auto_registered=False,
-                    created_at=now))
-                _insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                    rfid_reader=rfid_reader, created_at=now))
+                _insert_evses(c, self.cpo, charge_point_id, location, evse_specs, tariff_id,
+                              now)
                 if location is not None:
                     push_location(c, self.cpo, location.id)
         except IntegrityError as exc:
@@ -73,12 +77,14 @@ class ChargePoints:
 
     def attach_charge_point(self, charge_point_id: str, location: LocationSpec,
                             evse_specs: Sequence[EvseSpec], tariff_id: str | None = None,
-                            password: str | None = None, clear_password: bool = False) -> None:
+                            password: str | None = None, clear_password: bool = False,
+                            rfid_reader: bool | None = None) -> None:
         """Give a registered charge point without EVSEs (e.g. one that auto-registered on
         first connect) its location, EVSEs and connectors.
 
         ``password`` replaces its Basic-auth password, ``clear_password`` lets it connect
-        without one; neither keeps what it has. Its transactions are left as they are. A
+        without one; neither keeps what it has. ``rfid_reader`` None keeps what is known of
+        its token reader. Its transactions are left as they are. A
         charge point that has EVSEs already is refused: changing EVSEs would orphan the
         sessions and CDRs partners hold for them.
         """
@@ -103,13 +109,16 @@ class ChargePoints:
                 check_tariff(c, tariff_id)
                 ensure_location(c, self.cpo, location, now)
                 values: dict[str, Any] = {"location_id": location.id}
+                if rfid_reader is not None:
+                    values["rfid_reader"] = rfid_reader
                 if password:
                     values["password_hash"] = hash_password(password)
                 elif clear_password:
                     values["password_hash"] = None
                 c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
                           .values(**values))
-                _insert_evses(c, charge_point_id, location, evse_specs, tariff_id, now)
+                _insert_evses(c, self.cpo, charge_point_id, location, evse_specs, tariff_id,
+                              now)
                 push_location(c, self.cpo, location.id)
         except IntegrityError as exc:
             raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
@@ -128,7 +137,8 @@ class ChargePoints:
     # -- reading --
 
     def list_charge_points(self) -> list[dict[str, Any]]:
-        """Every charge point with its EVSE mapping and last connector statuses."""
+        """Every charge point with its EVSE mapping, last connector statuses, connection
+        and what it supports."""
         with self.engine.connect() as c:
             points = c.execute(sa.select(charge_points).order_by(charge_points.c.id)
                                ).mappings().all()
@@ -143,6 +153,9 @@ class ChargePoints:
                 "auto_registered": cp["auto_registered"], "vendor": cp["vendor"],
                 "model": cp["model"], "firmware_version": cp["firmware_version"],
                 "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
+                "connected": cp["connected"], "last_seen": cp["last_seen"],
+                "offline": cp["offline"], "feature_profiles": cp["feature_profiles"],
+                "rfid_reader": cp["rfid_reader"],
                 "evses": [{"uid": e["uid"], "evse_id": e["evse_id"],
                            "ocpp_connector_id": e["ocpp_connector_id"], "status": e["status"]}
                           for e in evse_rows if e["charge_point_id"] == cp["id"]],
@@ -180,17 +193,102 @@ class ChargePoints:
     # -- what the charge point reports --
 
     def record_boot(self, charge_point_id: str, vendor: str, model: str,
-                    serial_number: str | None, firmware_version: str | None) -> None:
+                    serial_number: str | None, firmware_version: str | None
+                    ) -> list[EvseChange]:
+        """Store a BootNotification; returns the EVSEs back from offline."""
+        now = utcnow()
         with self.engine.begin() as c:
             c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
                       .values(vendor=vendor, model=model, serial_number=serial_number,
-                              firmware_version=firmware_version, last_boot=utcnow(),
-                              last_heartbeat=utcnow()))
+                              firmware_version=firmware_version, last_boot=now,
+                              last_heartbeat=now))
+            return _seen(c, self.cpo, charge_point_id, now)
 
-    def record_heartbeat(self, charge_point_id: str) -> None:
+    def record_heartbeat(self, charge_point_id: str) -> list[EvseChange]:
+        """Store a Heartbeat; returns the EVSEs back from offline."""
+        now = utcnow()
         with self.engine.begin() as c:
             c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
-                      .values(last_heartbeat=utcnow()))
+                      .values(last_heartbeat=now))
+            return _seen(c, self.cpo, charge_point_id, now)
+
+    def record_seen(self, charge_point_id: str) -> list[EvseChange]:
+        """Any message from the charger; returns the EVSEs back from offline."""
+        with self.engine.begin() as c:
+            return _seen(c, self.cpo, charge_point_id, utcnow())
+
+    def record_feature_profiles(self, charge_point_id: str, profiles: Sequence[str]) -> bool:
+        """Store the OCPP feature profiles a charger supports (its SupportedFeatureProfiles);
+        its EVSEs' capabilities follow, and partners get its locations again when they
+        changed. Returns whether they changed."""
+        value = ",".join(sorted({p.strip() for p in profiles if p.strip()}))[:255]
+        now = utcnow()
+        with self.engine.begin() as c:
+            if c.execute(sa.select(charge_points.c.feature_profiles).where(
+                    charge_points.c.id == charge_point_id)).scalar() == value:
+                return False
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(feature_profiles=value))
+            _evses_changed(c, self.cpo, charge_point_id, now)
+            return True
+
+    def set_rfid_reader(self, charge_point_id: str, present: bool) -> None:
+        """Say whether a charger has a token reader (its EVSEs' RFID_READER capability)."""
+        now = utcnow()
+        with self.engine.begin() as c:
+            updated = c.execute(charge_points.update().where(
+                charge_points.c.id == charge_point_id).values(rfid_reader=present))
+            if updated.rowcount == 0:
+                raise NotFound(f"unknown charge point {charge_point_id!r}")
+            _evses_changed(c, self.cpo, charge_point_id, now)
+
+    # -- its connection: chargers that drop off show UNKNOWN until they return --
+
+    def charger_connected(self, charge_point_id: str) -> list[EvseChange]:
+        """The charger opened its OCPP connection; returns the EVSEs back from offline."""
+        now = utcnow()
+        with self.engine.begin() as c:
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(connected=True))
+            return _seen(c, self.cpo, charge_point_id, now)
+
+    def charger_disconnected(self, charge_point_id: str) -> None:
+        """Its OCPP connection closed: the grace period runs from now."""
+        with self.engine.begin() as c:
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(connected=False, last_seen=utcnow()))
+
+    def reset_connections(self, now: datetime | None = None) -> int:
+        """At start: no charger is connected yet. Those that were (the backend stopped under
+        them) get the grace period from ``now`` to come back. Returns how many."""
+        now = now or utcnow()
+        with self.engine.begin() as c:
+            return int(c.execute(charge_points.update().where(
+                charge_points.c.connected.is_(True)).values(connected=False, last_seen=now)
+            ).rowcount)
+
+    def sweep_offline(self, grace: timedelta, heartbeat_interval: timedelta,
+                      now: datetime | None = None) -> list[EvseChange]:
+        """Show the EVSEs of every charger silent past ``grace`` (see
+        :func:`~chargerfw.csms.store.status.is_offline`) as UNKNOWN, with a PATCH to every
+        partner that receives locations; returns the EVSEs that changed."""
+        now = now or utcnow()
+        with self.engine.begin() as c:
+            candidates = c.execute(sa.select(
+                charge_points.c.id, charge_points.c.connected, charge_points.c.last_seen)
+                .where(charge_points.c.offline.is_(False),
+                       charge_points.c.last_seen.is_not(None))
+                .order_by(charge_points.c.id)).mappings().all()
+            changes: list[EvseChange] = []
+            for point in candidates:
+                if not is_offline(point["connected"], point["last_seen"], now, grace,
+                                  heartbeat_interval):
+                    continue
+                c.execute(charge_points.update().where(charge_points.c.id == point["id"])
+                          .values(offline=True))
+                changes += _set_statuses(c, self.cpo, _evses_of(c, point["id"]),
+                                         lambda _evse: "UNKNOWN", now)
+            return changes
 
     def record_status(self, charge_point_id: str, connector_id: int, status: str,
                       error_code: str, timestamp: datetime | None, info: str | None = None,
@@ -210,27 +308,70 @@ class ChargePoints:
             if updated.rowcount == 0:
                 c.execute(connector_status.insert().values(
                     charge_point_id=charge_point_id, connector_id=connector_id, **values))
-            affected = sa.select(evses).where(evses.c.charge_point_id == charge_point_id)
-            if connector_id != 0:
-                affected = affected.where(evses.c.ocpp_connector_id == connector_id)
-            evse_rows = c.execute(affected.order_by(evses.c.ocpp_connector_id)
-                                  ).mappings().all()
-            if not evse_rows:
-                return []
-            reported = _reported_statuses(c, charge_point_id)
-            changes = []
-            for evse in evse_rows:
-                new_status = evse_status(reported.get(evse["ocpp_connector_id"]),
-                                         reported.get(0))
-                if new_status == evse["status"]:
-                    continue
-                c.execute(evses.update().where(evses.c.uid == evse["uid"])
-                          .values(status=new_status, last_updated=now))
-                push_evse_status(c, self.cpo, evse["location_id"], evse["uid"], new_status, now)
-                changes.append(EvseChange(evse["location_id"], evse["uid"], new_status))
-            if changes:
-                touch_locations(c, {change.location_id for change in changes}, now)
-            return changes
+            # A charger back from offline gets every EVSE's status back, this one included.
+            back = _seen(c, self.cpo, charge_point_id, now)
+            evse_rows = [evse for evse in _evses_of(c, charge_point_id)
+                         if connector_id in (0, evse["ocpp_connector_id"])]
+            return back + _set_statuses(c, self.cpo, evse_rows,
+                                        _reported_status_of(c, charge_point_id), now)
+
+
+def _evses_of(c: Connection, charge_point_id: str) -> list[RowMapping]:
+    return list(c.execute(sa.select(evses).where(evses.c.charge_point_id == charge_point_id)
+                          .order_by(evses.c.ocpp_connector_id)).mappings().all())
+
+
+def _set_statuses(c: Connection, cpo: CpoIdentity, evse_rows: Sequence[RowMapping],
+                  status_of: Callable[[RowMapping], str], now: datetime) -> list[EvseChange]:
+    """Give each EVSE its status from ``status_of``; every change is PATCHed to partners
+    and marks its location changed."""
+    changes = []
+    for evse in evse_rows:
+        new_status = status_of(evse)
+        if new_status == evse["status"]:
+            continue
+        c.execute(evses.update().where(evses.c.uid == evse["uid"])
+                  .values(status=new_status, last_updated=now))
+        push_evse_status(c, cpo, evse["location_id"], evse["uid"], new_status, now)
+        changes.append(EvseChange(evse["location_id"], evse["uid"], new_status))
+    if changes:
+        touch_locations(c, {change.location_id for change in changes}, now)
+    return changes
+
+
+def _reported_status_of(c: Connection, charge_point_id: str) -> Callable[[RowMapping], str]:
+    """An EVSE's status from what its charger last reported (see ``status.evse_status``)."""
+    reported = _reported_statuses(c, charge_point_id)
+    return lambda evse: evse_status(reported.get(evse["ocpp_connector_id"]), reported.get(0))
+
+
+def _seen(c: Connection, cpo: CpoIdentity, charge_point_id: str,
+          now: datetime) -> list[EvseChange]:
+    """We heard from the charger: note when; one that was offline gets its EVSEs' last
+    reported statuses back (returned)."""
+    was_offline = c.execute(sa.select(charge_points.c.offline).where(
+        charge_points.c.id == charge_point_id)).scalar()
+    c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+              .values(last_seen=now, offline=False))
+    if not was_offline:
+        return []
+    return _set_statuses(c, cpo, _evses_of(c, charge_point_id),
+                         _reported_status_of(c, charge_point_id), now)
+
+
+def _evses_changed(c: Connection, cpo: CpoIdentity, charge_point_id: str,
+                   now: datetime) -> None:
+    """Something partners see of a charger's EVSEs changed: stamp them and PUT their
+    locations to partners."""
+    location_ids = set(c.execute(sa.select(evses.c.location_id).where(
+        evses.c.charge_point_id == charge_point_id)).scalars())
+    if not location_ids:
+        return
+    c.execute(evses.update().where(evses.c.charge_point_id == charge_point_id)
+              .values(last_updated=now))
+    touch_locations(c, location_ids, now)
+    for location_id in sorted(location_ids):
+        push_location(c, cpo, location_id)
 
 
 def _reported_statuses(c: Connection, charge_point_id: str) -> dict[int, str]:
@@ -262,15 +403,17 @@ def _check_specs(location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
                              "(5 to 7 decimals)") from None
 
 
-def _insert_evses(c: Connection, charge_point_id: str, location: LocationSpec | None,
-                  evse_specs: Sequence[EvseSpec], tariff_id: str | None,
-                  now: datetime) -> None:
+def _insert_evses(c: Connection, cpo: CpoIdentity, charge_point_id: str,
+                  location: LocationSpec | None, evse_specs: Sequence[EvseSpec],
+                  tariff_id: str | None, now: datetime) -> None:
     # A charger that connected before it had EVSEs has told us its statuses already.
     reported = _reported_statuses(c, charge_point_id)
     for spec in evse_specs:
+        evse_id = (check_evse_id(spec.evse_id) if spec.evse_id else
+                   cpo.evse_id_for(spec.uid, charge_point_id, spec.ocpp_connector_id))
         c.execute(evses.insert().values(
             uid=spec.uid, location_id=location.id if location else None,
-            evse_id=spec.evse_id, charge_point_id=charge_point_id,
+            evse_id=evse_id, charge_point_id=charge_point_id,
             ocpp_connector_id=spec.ocpp_connector_id,
             status=evse_status(reported.get(spec.ocpp_connector_id), reported.get(0)),
             last_updated=now))

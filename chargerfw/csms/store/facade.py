@@ -60,11 +60,19 @@ class Store:
         self.evses_of_location = charge_points.evses_of_location
         self.record_boot = charge_points.record_boot
         self.record_heartbeat = charge_points.record_heartbeat
+        self.record_seen = charge_points.record_seen
         self.record_status = charge_points.record_status
+        self.record_feature_profiles = charge_points.record_feature_profiles
+        self.set_rfid_reader = charge_points.set_rfid_reader
+        self.charger_connected = charge_points.charger_connected
+        self.charger_disconnected = charge_points.charger_disconnected
+        self.reset_connections = charge_points.reset_connections
+        self.sweep_offline = charge_points.sweep_offline
 
-        locations = Locations(engine)
+        locations = Locations(engine, self.cpo)
         self.list_locations = locations.list_locations
         self.get_location = locations.get_location
+        self.set_location_details = locations.set_location_details
 
         tariffs = Tariffs(engine, self.cpo)
         self.add_tariff = tariffs.add_tariff

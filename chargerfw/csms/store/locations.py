@@ -9,21 +9,35 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
-from chargerfw.csms.store.values import CpoIdentity, LocationSpec, Page, PageQuery
-from chargerfw.csms.tables import connectors, evses, locations
+from chargerfw.csms.store.values import (
+    CpoIdentity,
+    LocationDetails,
+    LocationSpec,
+    NotFound,
+    Page,
+    PageQuery,
+    StoreError,
+    utcnow,
+)
+from chargerfw.csms.tables import charge_points, connectors, evses, locations
 
 
 def location_objects(c: Connection, rows: Sequence[RowMapping]) -> list[dict[str, Any]]:
     """The OCPI Locations of ``rows``, with their EVSEs and connectors."""
     ids = [row["id"] for row in rows]
-    evse_rows = c.execute(sa.select(evses).where(evses.c.location_id.in_(ids))
-                          .order_by(evses.c.uid)).mappings().all() if ids else []
+    evse_rows = c.execute(
+        sa.select(evses, charge_points.c.feature_profiles, charge_points.c.rfid_reader)
+        .join(charge_points, charge_points.c.id == evses.c.charge_point_id)
+        .where(evses.c.location_id.in_(ids)).order_by(evses.c.uid)).mappings().all(
+    ) if ids else []
     uids = [row["uid"] for row in evse_rows]
     conn_rows = c.execute(sa.select(connectors).where(connectors.c.evse_uid.in_(uids))
                           .order_by(connectors.c.id)).mappings().all() if uids else []
@@ -37,15 +51,52 @@ def ensure_location(c: Connection, cpo: CpoIdentity, location: LocationSpec | No
     if location is None:
         return
     if not c.execute(sa.select(locations.c.id).where(locations.c.id == location.id)).first():
+        details = detail_values(location.details) if location.details else {}
         c.execute(locations.insert().values(
             id=location.id, country_code=cpo.country_code, party_id=cpo.party_id,
             publish=location.publish, name=location.name, address=location.address,
             city=location.city, postal_code=location.postal_code, country=location.country,
             latitude=location.latitude, longitude=location.longitude,
-            time_zone=location.time_zone, last_updated=now))
+            time_zone=location.time_zone, last_updated=now, **details))
     else:
         c.execute(locations.update().where(locations.c.id == location.id)
                   .values(last_updated=now))
+
+
+def detail_values(details: LocationDetails) -> dict[str, Any]:
+    """The columns that ``details`` change, checked as their OCPI fields; an empty value
+    clears a field. Raises StoreError naming the field that is wrong."""
+    values: dict[str, Any] = {}
+    if details.opening_times is not None:
+        values["opening_times"] = _checked("opening_times", m.Hours, details.opening_times)
+    if details.operator is not None:
+        values["operator"] = _checked("operator", m.BusinessDetails, details.operator)
+    if details.charging_when_closed is not None:
+        values["charging_when_closed"] = details.charging_when_closed
+    if details.facilities is not None:
+        unknown = sorted(set(details.facilities) - set(m.Facility))
+        if unknown:
+            raise StoreError(f"facilities: unknown {', '.join(unknown)} (one of "
+                             f"{', '.join(m.Facility)})")
+        values["facilities"] = sorted(set(details.facilities)) or None
+    if details.parking_type is not None:
+        if details.parking_type and details.parking_type not in set(m.ParkingType):
+            raise StoreError(f"parking_type: unknown {details.parking_type} (one of "
+                             f"{', '.join(m.ParkingType)})")
+        values["parking_type"] = details.parking_type or None
+    return values
+
+
+def _checked(field: str, model: type[m.OcpiModel], value: dict[str, Any]
+             ) -> dict[str, Any] | None:
+    if not value:
+        return None
+    try:
+        return ocpi_objects.dump(model.model_validate(value))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in (field, *first["loc"]))
+        raise StoreError(f"{where}: {first['msg']}") from None
 
 
 def touch_locations(c: Connection, location_ids: set[str], now: datetime) -> None:
@@ -76,6 +127,26 @@ def push_evse_status(c: Connection, cpo: CpoIdentity, location_id: str, evse_uid
 @dataclass(frozen=True)
 class Locations:
     engine: Engine
+    cpo: CpoIdentity
+
+    def set_location_details(self, location_id: str, details: LocationDetails
+                             ) -> dict[str, Any]:
+        """Change what an eMSP app shows of a location (opening times, operator, facilities,
+        parking type); partners that receive locations get it PUT. Returns the location."""
+        values = detail_values(details)
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(locations).where(locations.c.id == location_id)
+                            ).mappings().first()
+            if row is None:
+                raise NotFound(f"unknown location {location_id!r}")
+            if not values:
+                return location_objects(c, [row])[0]
+            c.execute(locations.update().where(locations.c.id == location_id)
+                      .values(**values, last_updated=utcnow()))
+            push_location(c, self.cpo, location_id)
+            row = c.execute(sa.select(locations).where(locations.c.id == location_id)
+                            ).mappings().one()
+            return location_objects(c, [row])[0]
 
     def list_locations(self, query: PageQuery, published_only: bool = False) -> Page:
         conditions = [locations.c.publish.is_(True)] if published_only else []

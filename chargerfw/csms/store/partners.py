@@ -17,6 +17,7 @@ from chargerfw.csms.store.hashing import new_credentials_token, token_digest
 from chargerfw.csms.store.locations import location_objects
 from chargerfw.csms.store.parties import Party, holder_of, holds, parties_of
 from chargerfw.csms.store.push_queue import drop_pending, enqueue
+from chargerfw.csms.store.sessions import forget_session_pushes
 from chargerfw.csms.store.sql import inserted_id
 from chargerfw.csms.store.values import AlreadyExists, CpoIdentity, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import locations, partner_parties, partners, tariffs
@@ -160,6 +161,7 @@ class Partners:
                 their_version=their_version, their_endpoints=their_endpoints,
                 token_a_hash=None, token_c_hash=token_digest(token_c), registered=True,
                 last_updated=utcnow()))
+            forget_session_pushes(c, partner_id)
         return token_c
 
     def add_initiating_partner(self, name: str,
@@ -184,6 +186,7 @@ class Partners:
                 their_token=their_token, their_versions_url=their_versions_url,
                 their_version=their_version, their_endpoints=their_endpoints,
                 registered=True, last_updated=utcnow()))
+            forget_session_pushes(c, partner_id)
 
     def delete_partner(self, partner_id: int) -> None:
         """Forget a partner whose registration failed (nothing refers to it yet)."""
@@ -195,6 +198,7 @@ class Partners:
         """DELETE /credentials: forget their token and ours; pending pushes are dropped."""
         with self.engine.begin() as c:
             drop_pending(c, partner_id, "partner unregistered")
+            forget_session_pushes(c, partner_id)
             c.execute(partners.update().where(partners.c.id == partner_id).values(
                 their_token=None, their_endpoints=None, token_c_hash=None, registered=False,
                 last_updated=utcnow()))

@@ -23,6 +23,18 @@ from chargerfw.csms.store.values import PushItem, utcnow
 from chargerfw.csms.tables import partners, push_queue
 
 
+def receivers(c: Connection, module: str,
+              owner: tuple[str | None, str | None] | None = None) -> list[tuple[int, str]]:
+    """(partner id, endpoint URL) of every registered partner that receives ``module`` or,
+    with ``owner`` (country code, party id), of the partner holding that party."""
+    query = (sa.select(partners.c.id, partners.c.their_endpoints)
+             .where(partners.c.registered.is_(True)).order_by(partners.c.id))
+    if owner is not None:
+        query = query.where(holds(partners.c.id, *owner))
+    return [(partner["id"], base) for partner in c.execute(query).mappings()
+            if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+
+
 def enqueue_to_receivers(c: Connection, module: str, method: str,
                          url_for: Callable[[str], str],
                          body: Any | Callable[[], Any],
@@ -34,21 +46,16 @@ def enqueue_to_receivers(c: Connection, module: str, method: str,
     ``body`` may be a callable: it is then built only when someone receives it.
     """
     now = utcnow()
-    query = sa.select(partners.c.id, partners.c.their_endpoints).where(
-        partners.c.registered.is_(True))
-    if owner is not None:
-        query = query.where(holds(partners.c.id, *owner))
-    receivers = [(partner["id"], base) for partner in c.execute(query).mappings()
-                 if (base := receiver_url(partner["their_endpoints"], module)) is not None]
-    if not receivers:
+    partners_base = receivers(c, module, owner)
+    if not partners_base:
         return 0
     if callable(body):
         body = body()
     c.execute(push_queue.insert(), [
         dict(partner_id=partner_id, module=module, method=method,
              url=url_for(base.rstrip("/")), body=body, status="PENDING", attempts=0,
-             next_attempt_at=now, created_at=now) for partner_id, base in receivers])
-    return len(receivers)
+             next_attempt_at=now, created_at=now) for partner_id, base in partners_base])
+    return len(partners_base)
 
 
 def enqueue(c: Connection, partner_id: int, module: str, method: str, url: str,

@@ -1,5 +1,9 @@
 """OCPI Sessions: transactions on an EVSE, with their meter values as charging periods,
-served to partners and pushed to them as they start, progress and end."""
+served to partners and pushed to them as they start, progress and end.
+
+Each partner gets what it lacks: the store remembers, per partner and running session, what
+the pushes queued to it carry (``session_pushes``), so a PATCH sends only changed fields and
+new charging periods, which an OCPI 2.2.1 receiver appends."""
 
 from __future__ import annotations
 
@@ -14,15 +18,17 @@ from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.parties import holds
-from chargerfw.csms.store.push_queue import enqueue_to_receivers
+from chargerfw.csms.store.push_queue import enqueue, receivers
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.tariffs import tariff_data
-from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError
+from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError, utcnow
 from chargerfw.csms.tables import (
     connectors,
     locations,
     meter_values,
+    push_queue,
     reservations,
+    session_pushes,
     transactions,
 )
 
@@ -90,13 +96,67 @@ def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
 
 def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:
     """Queue the session to the partner of the party that issued its token (when it
-    receives sessions): PUT the whole of it, or PATCH its progress."""
-    def body() -> dict[str, Any]:
-        session = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
-        return ocpi_objects.session_patch(session) if method == "PATCH" else session
+    receives sessions).
 
-    enqueue_to_receivers(c, "sessions", method, lambda base: object_url(
-        base, cpo.country_code, cpo.party_id, tx["session_id"]), body, owner=token_owner(tx))
+    "PUT" sends each the whole session (at its start, and at its end, so whatever pushes
+    were lost on the way, each partner ends up with the session as it is); "PATCH" sends
+    each what it lacks (:func:`queue_session_update`).
+    """
+    partners_base = receivers(c, "sessions", token_owner(tx))
+    if not partners_base:
+        return
+    session = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
+    for partner_id, base in partners_base:
+        url = object_url(base.rstrip("/"), cpo.country_code, cpo.party_id, tx["session_id"])
+        queue_session_update(c, partner_id, url, tx["id"], session, whole=method == "PUT")
+
+
+def queue_session_update(c: Connection, partner_id: int, url: str, transaction_id: int,
+                         session: dict[str, Any], whole: bool = False) -> None:
+    """Queue to one partner (at ``url``) what it lacks of ``session``: a PATCH with the
+    changed fields and the charging periods not sent yet, or a PUT of the whole session
+    when ``whole``, when we sent it nothing yet, or when its copy is unknown because a push
+    of this session to it failed for good (or was dropped)."""
+    row = c.execute(sa.select(session_pushes).where(
+        session_pushes.c.partner_id == partner_id,
+        session_pushes.c.transaction_id == transaction_id)).mappings().first()
+    sent = None
+    if row is not None and not whole and not _failed_since(c, partner_id, url,
+                                                          row["base_push_id"]):
+        sent = ocpi_objects.SentSession(row["fields"], row["period_digests"])
+    push = ocpi_objects.session_update(sent, session)
+    if push is None:
+        return
+    push_id = enqueue(c, partner_id, "sessions", push.method, url, push.body)
+    where = (session_pushes.c.partner_id == partner_id,
+             session_pushes.c.transaction_id == transaction_id)
+    if session["status"] != "ACTIVE":  # it changes no more: nothing to remember
+        c.execute(session_pushes.delete().where(*where))
+        return
+    held = ocpi_objects.SentSession.of(session)
+    values: dict[str, Any] = dict(fields=held.fields, period_digests=held.period_digests,
+                                  updated_at=utcnow())
+    if push.method == "PUT":
+        values["base_push_id"] = push_id
+    if row is None:
+        c.execute(session_pushes.insert().values(partner_id=partner_id,
+                                                 transaction_id=transaction_id, **values))
+    else:
+        c.execute(session_pushes.update().where(*where).values(**values))
+
+
+def _failed_since(c: Connection, partner_id: int, url: str, push_id: int) -> bool:
+    """Whether a push to ``url`` queued from ``push_id`` on was given up or dropped."""
+    return c.execute(sa.select(push_queue.c.id).where(
+        push_queue.c.status == "FAILED", push_queue.c.id >= push_id,
+        push_queue.c.partner_id == partner_id, push_queue.c.url == url).limit(1)
+    ).first() is not None
+
+
+def forget_session_pushes(c: Connection, partner_id: int) -> None:
+    """A partner (re-)registered or left: what it holds is unknown, so each running
+    session's next push to it is a PUT of the whole session."""
+    c.execute(session_pushes.delete().where(session_pushes.c.partner_id == partner_id))
 
 
 def token_owner(tx: RowMapping) -> tuple[str | None, str | None]:

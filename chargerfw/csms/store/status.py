@@ -1,6 +1,9 @@
-"""OCPP 1.6 connector statuses as OCPI EVSE statuses."""
+"""OCPP 1.6 connector statuses as OCPI EVSE statuses, and when a charger counts as offline
+(its EVSEs then show UNKNOWN)."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 # OCPP 1.6 ChargePointStatus -> OCPI EVSE status (see shared/reference/ocpi-2.2.1.md).
 _EVSE_STATUS = {
@@ -38,3 +41,15 @@ def evse_status(connector_status: str | None, charge_point_status: str | None) -
     if whole is None or own == "OUTOFORDER":
         return own
     return whole
+
+
+def is_offline(connected: bool, last_seen: datetime, now: datetime, grace: timedelta,
+               heartbeat_interval: timedelta) -> bool:
+    """Whether a charger we last heard from at ``last_seen`` has dropped off.
+
+    Disconnected: after ``grace`` from its disconnect. Connected: once nothing came from it
+    (any message counts) for its heartbeat interval (as told in its BootNotification) and
+    ``grace`` more: a connection can stay open while the charger behind it hangs.
+    """
+    allowed = grace if not connected else heartbeat_interval + grace
+    return now - last_seen > allowed

@@ -5,6 +5,7 @@ pushes; the store's errors; and the clock it stamps rows with."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,12 +29,45 @@ class AlreadyExists(StoreError):
     """An object with that identity exists already."""
 
 
+# The eMI3 EVSE ID: country, operator, "E", power outlet id (separators "*" optional).
+EVSE_ID_PATTERN = r"^[A-Z]{2}\*?[A-Z0-9]{3}\*?E[A-Z0-9][A-Z0-9*]{0,30}$"
+# How an EVSE registered without an evse_id is named; see ``CpoIdentity.evse_id_for``.
+DEFAULT_EVSE_ID_FORMAT = "{country_code}*{party_id}*E{uid}"
+
+
 @dataclass(frozen=True)
 class CpoIdentity:
     country_code: str = "NL"
     party_id: str = "CFW"
     name: str = "chargerfw CSMS"
     currency: str = "EUR"
+    # Fields: {country_code}, {party_id}, {uid} (the EVSE uid), {charge_point}, {connector}.
+    evse_id_format: str = DEFAULT_EVSE_ID_FORMAT
+
+    def evse_id_for(self, uid: str, charge_point_id: str, connector_id: int) -> str:
+        """The eMI3 EVSE ID of an EVSE registered without one; raises StoreError when the
+        format does not give one (e.g. a field it does not know)."""
+        def outlet(value: str) -> str:
+            # eMI3 allows letters, digits and "*" after the "E": other runs become one "*".
+            return re.sub(r"[^A-Z0-9]+", "*", value.upper()).strip("*")
+
+        try:
+            evse_id = self.evse_id_format.format(
+                country_code=self.country_code.upper(), party_id=self.party_id.upper(),
+                uid=outlet(uid), charge_point=outlet(charge_point_id),
+                connector=str(connector_id))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise StoreError(f"EVSE id format {self.evse_id_format!r}: {exc!r}") from None
+        return check_evse_id(evse_id)
+
+
+def check_evse_id(evse_id: str) -> str:
+    """``evse_id`` in upper case when it is an eMI3 EVSE ID, else StoreError."""
+    normalised = evse_id.strip().upper()
+    if not re.match(EVSE_ID_PATTERN, normalised) or len(normalised) > 48:
+        raise StoreError(f"EVSE id {evse_id!r} is not an eMI3 EVSE ID like NL*CFW*E12345 "
+                         "(country, operator, E, then up to 31 letters, digits or *)")
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -67,6 +101,20 @@ class LocationSpec:
     name: str | None = None
     postal_code: str | None = None
     publish: bool = True
+    details: LocationDetails | None = None
+
+
+@dataclass(frozen=True)
+class LocationDetails:
+    """What an eMSP app shows of a location besides its address; each as its OCPI field
+    (``opening_times`` an OCPI Hours object, ``operator`` a BusinessDetails object). None
+    leaves a field as it is when details are changed."""
+
+    opening_times: dict[str, Any] | None = None
+    charging_when_closed: bool | None = None
+    operator: dict[str, Any] | None = None
+    facilities: Sequence[str] | None = None
+    parking_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,38 @@ async def test_charging_preferences_are_answered_not_possible(tmp_path: Path) ->
             error(await env.client.put(f"{V}/sessions/{other}/charging_preferences",
                                        headers=env.auth, json={"profile_type": "REGULAR"}),
                   404, 2000)
+
+
+async def test_an_appending_emsp_holds_the_session_as_served(db: str) -> None:
+    """OCPI 2.2.1: a receiver appends PATCHed charging periods. Applying what was pushed
+    that way gives the session GET /sessions serves, with no period twice."""
+    async with ocpi_env(db) as env:
+        csms, emsp, client = env.csms, env.emsp, env.client
+        ok(await client.put(f"{V}/tokens/DE/EMS/TAG1", headers=env.auth,
+                            json=token_body("TAG1", "ALLOWED")), Any, http=201)
+        async with sim_charger(csms, "CP1") as charger:
+            tx = await charger.start_tx(1, "TAG1", 50_000, T0)
+            for minutes, wh in ((10, 52_000), (20, 54_500), (30, 57_000)):
+                await charger.meter(1, tx.transaction_id, T0 + timedelta(minutes=minutes), wh)
+            served = ok(await client.get(f"{V}/sessions", headers=env.auth), list[m.Session])
+            session = served[0].model_dump(mode="json", exclude_none=True)
+
+            def caught_up(_r: Any) -> bool:
+                return len(emsp.pushes("sessions")) == 4
+
+            await emsp.wait_for(caught_up)
+        pushes = emsp.pushes("sessions")
+        assert [p.method for p in pushes] == ["PUT", "PATCH", "PATCH", "PATCH"]
+        held = dict(pushes[0].body)
+        for patch in pushes[1:]:
+            assert set(patch.body) <= {"kwh", "charging_periods", "total_cost", "last_updated"}
+            assert len(patch.body["charging_periods"]) == 1
+            for key, value in patch.body.items():
+                if key == "charging_periods":
+                    held["charging_periods"] = held.get("charging_periods", []) + value
+                else:
+                    held[key] = value
+        assert m.Session.model_validate(held).model_dump(mode="json",
+                                                         exclude_none=True) == session
+        starts = [p["start_date_time"] for p in held["charging_periods"]]
+        assert len(starts) == len(set(starts)) == 3

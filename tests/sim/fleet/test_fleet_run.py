@@ -169,10 +169,14 @@ async def test_sessions_started_and_stopped_by_the_backend(tmp_path: Path) -> No
         report = await run_fleet(fast_settings(csms.ocpp_url, tmp_path, 1), scenario)
         await asyncio.wait_for(backend_task, 5)
         backend = csms.store.transactions_table(limit=5)
+        profiles = csms.store.get_charge_point("FLEET-001")["feature_profiles"]
 
     assert not report.failed, render_report(report)
     charger = report.chargers[0]
-    assert charger.backend_calls == {"RemoteStartTransaction": 1, "RemoteStopTransaction": 1}
+    # After its boot the backend asks which OCPP feature profiles it supports (capabilities).
+    assert charger.backend_calls == {"GetConfiguration": 1, "RemoteStartTransaction": 1,
+                                     "RemoteStopTransaction": 1}
+    assert profiles == "Core,LocalAuthListManagement,RemoteTrigger,Reservation"
     assert charger.sessions_started == charger.sessions_stopped == 1
     assert len(backend) == 1 and backend[0]["stop_reason"] == "Remote"
 
