@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
 from chargerfw.csms.store import AuthDecision, CpoIdentity, Store
+from chargerfw.csms.urlpolicy import LOOPBACK_NETWORKS
 
 
 def iso(ts: datetime) -> str:
@@ -47,7 +48,9 @@ def settings_for(db: str, **overrides: Any) -> CsmsSettings:
                                   cpo=CpoIdentity("NL", "CFW", "Test CPO", "EUR"),
                                   push_retry_base_s=0.05, push_poll_s=0.05,
                                   command_timeout_s=3.0, ocpp_response_timeout_s=3.0,
-                                  reservation_sweep_s=0.1)
+                                  reservation_sweep_s=0.1,
+                                  # The partner doubles listen on loopback.
+                                  outbound_allowed_networks=LOOPBACK_NETWORKS)
     values.update(overrides)
     return CsmsSettings(**values)
 

@@ -26,6 +26,20 @@ country_option = click.option(
 party_option = click.option(
     "--party-id", default="CFW", show_default=True, envvar="CHARGERFW_CSMS_PARTY_ID",
     help="our OCPI party id (3 characters)")
+allow_network_option = click.option(
+    "--allow-outbound-network", "allowed_networks", multiple=True, metavar="CIDR",
+    envvar="CHARGERFW_CSMS_ALLOW_OUTBOUND_NETWORKS",
+    help="a non-public network partners' URLs may lead to (e.g. 127.0.0.0/8 on a bench); "
+         "repeatable. Without it only public addresses are called")
+
+
+def _url_policy(allowed_networks: Sequence[str]) -> Any:
+    from chargerfw.csms.urlpolicy import UrlPolicy
+
+    try:
+        return UrlPolicy.allowing(allowed_networks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-outbound-network") from None
 
 
 def _cpo(country_code: str, party_id: str, name: str = "chargerfw CSMS",
@@ -88,16 +102,28 @@ def csms() -> None:
               help="currency of sessions without a tariff")
 @click.option("--heartbeat-interval", default=300, show_default=True,
               type=click.IntRange(10, 86400), help="seconds, sent in BootNotification")
+@allow_network_option
+@click.option("--token-pull-interval", default=6 * 3600, show_default=True,
+              type=click.IntRange(0, 30 * 86400),
+              help="seconds between pulls of eMSPs' token changes (0: never)")
+@click.option("--hub-pull-interval", default=3600, show_default=True,
+              type=click.IntRange(0, 30 * 86400),
+              help="seconds between pulls of hubs' party lists (0: never)")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
-          currency: str, heartbeat_interval: int) -> None:
+          currency: str, heartbeat_interval: int, allowed_networks: Sequence[str],
+          token_pull_interval: int, hub_pull_interval: int) -> None:
     """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
+    _url_policy(allowed_networks)  # refuse a bad network before starting
     settings = CsmsSettings(db=db, host=host, ocpp_port=ocpp_port, api_port=api_port,
                             auto_register=auto_register, public_url=public_url,
                             cpo=_cpo(country_code, party_id, name, currency),
-                            heartbeat_interval=heartbeat_interval)
+                            heartbeat_interval=heartbeat_interval,
+                            outbound_allowed_networks=tuple(allowed_networks),
+                            token_pull_interval_s=float(token_pull_interval),
+                            hub_pull_interval_s=float(hub_pull_interval))
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -324,11 +350,13 @@ def partner() -> None:
 @db_option
 @click.option("--api-url", default="http://127.0.0.1:9001", show_default=True,
               help="our public API base URL, printed for the partner")
-def partner_add(name: str, db: str, api_url: str) -> None:
+@click.option("--role", type=click.Choice(["EMSP", "HUB"]), default="EMSP", show_default=True,
+              help="HUB: a roaming hub that routes for the parties it reports")
+def partner_add(name: str, db: str, api_url: str, role: str) -> None:
     """Add a partner and print its CREDENTIALS_TOKEN_A (shown once; give it to the eMSP)."""
     store = _open_store(db, _cpo("NL", "CFW"))
-    partner_id, token_a = store.add_partner(name)
-    click.echo(f"partner {partner_id}: {name}")
+    partner_id, token_a = _run_store_action(lambda: store.add_partner(name, role=role))
+    click.echo(f"partner {partner_id}: {name} ({role})")
     click.echo(f"versions URL: {api_url.rstrip('/')}/ocpi/versions")
     click.echo(f"TOKEN_A: {token_a}")
 
@@ -344,21 +372,24 @@ def partner_add(name: str, db: str, api_url: str) -> None:
 @country_option
 @party_option
 @click.option("--business-name", default="chargerfw CSMS", show_default=True)
+@allow_network_option
 def partner_register(name: str, versions_url: str, token_a: str, public_url: str, db: str,
-                     country_code: str, party_id: str, business_name: str) -> None:
+                     country_code: str, party_id: str, business_name: str,
+                     allowed_networks: Sequence[str]) -> None:
     """Register with an eMSP that gave us its TOKEN_A (we start the handshake)."""
-    import httpx
-
     from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
     from chargerfw.csms.store import AsyncStore
+    from chargerfw.csms.urlpolicy import guarded_client
 
+    policy = _url_policy(allowed_networks)
     store = _open_store(db, _cpo(country_code, party_id, business_name))
     db_runner = AsyncStore(store)
 
     async def register() -> int:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with guarded_client(policy, 30) as http:
             return await register_with_peer(db_runner, http, versions_url, token_a,
-                                            f"{public_url.rstrip('/')}/ocpi/versions", name)
+                                            f"{public_url.rstrip('/')}/ocpi/versions", name,
+                                            policy=policy)
 
     try:
         partner_id = asyncio.run(register())
@@ -368,6 +399,70 @@ def partner_register(name: str, versions_url: str, token_a: str, public_url: str
     finally:
         db_runner.close()
     click.echo(f"registered with {name} as partner {partner_id}")
+
+
+def _run_pull(db: str, allowed_networks: Sequence[str],
+              pull: Callable[[Any, Any], Any]) -> Any:
+    """Run ``pull(async_store, http)`` against the database; exits 2 with the reason when the
+    partner cannot be read."""
+    from chargerfw.csms.ocpi.pull import PullError
+    from chargerfw.csms.store import AsyncStore, StoreError
+    from chargerfw.csms.urlpolicy import guarded_client
+
+    policy = _url_policy(allowed_networks)
+    db_runner = AsyncStore(_open_store(db, _cpo("NL", "CFW")))
+
+    async def run() -> Any:
+        async with guarded_client(policy, 30) as http:
+            return await pull(db_runner, http)
+
+    try:
+        return asyncio.run(run())
+    except (PullError, StoreError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        db_runner.close()
+
+
+@partner.command("pull-tokens")
+@click.argument("partner_id", type=int)
+@db_option
+@allow_network_option
+@click.option("--full", is_flag=True, help="the whole list, not only changes since the last pull")
+def partner_pull_tokens(partner_id: int, db: str, allowed_networks: Sequence[str],
+                        full: bool) -> None:
+    """Pull PARTNER_ID's token list (its tokens Sender endpoint) into the database."""
+    from chargerfw.csms.ocpi.token_pull import pull_tokens
+
+    result = _run_pull(db, allowed_networks,
+                       lambda store, http: pull_tokens(store, http, partner_id, full=full))
+    click.echo(f"pulled tokens of partner {partner_id}: {result.stored} stored, "
+               f"{result.unchanged} unchanged, {result.refused} of other parties refused, "
+               f"{result.invalid} invalid")
+
+
+@partner.command("hub-parties")
+@click.argument("hub_id", type=int)
+@db_option
+@allow_network_option
+@click.option("--pull", is_flag=True, help="pull the hub's list first")
+@click.option("--json", "as_json", is_flag=True, help="OCPI ClientInfo objects as JSON")
+def partner_hub_parties(hub_id: int, db: str, allowed_networks: Sequence[str], pull: bool,
+                        as_json: bool) -> None:
+    """The parties reachable through hub HUB_ID and their connection status."""
+    from chargerfw.csms.ocpi.hubs import pull_hub_parties
+
+    if pull:
+        _run_pull(db, allowed_networks,
+                  lambda store, http: pull_hub_parties(store, http, hub_id))
+    parties = _open_store(db, _cpo("NL", "CFW")).list_hub_parties(hub_id)
+    if as_json:
+        click.echo(json.dumps(parties, indent=2))
+        return
+    click.echo(_table(["country", "party", "role", "status", "last updated"], [
+        [p["country_code"], p["party_id"], p["role"], p["status"], p["last_updated"]]
+        for p in parties]))
 
 
 # --- listings ---------------------------------------------------------------------------------

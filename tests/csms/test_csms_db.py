@@ -14,12 +14,12 @@ from chargerfw.csms.tables import metadata
 
 
 def test_migrations_build_exactly_the_declared_schema(engine: Engine) -> None:
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0003"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     upgrade_database(engine)  # a second start applies nothing and does not fail
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0003"
 
 
 def test_database_url_forms(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 The queue lives in the database, so pushes survive restarts. Each partner's pushes go out in
 order: a failed push is retried with exponential back-off before anything queued after it.
+
+Routing headers name us as the sender and the partner as the receiver; through a hub, a
+session or CDR is addressed to the party of its token (the eMSP it is for), everything else
+to the hub itself (a broadcast push).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class PushWorker:
                 cpo = self._db.store.cpo
                 headers = ocpi_request_headers(
                     item.their_token, (cpo.country_code, cpo.party_id),
-                    (item.country_code, item.party_id),
+                    await self._receiver(item),
                     correlation_id=f"push-{item.id}")  # the same across retries
                 response = await self._http.request(item.method, item.url, json=item.body,
                                                     headers=headers)
@@ -105,6 +109,19 @@ class PushWorker:
                     gave_up=retry_at is None)
         await self._db(self._db.store.push_failed, item.id, error, retry_at)
         return False
+
+
+    async def _receiver(self, item: PushItem) -> tuple[str | None, str | None]:
+        """The party a push is addressed to (OCPI-to-*)."""
+        if item.role == "HUB" and item.module in ("sessions", "cdrs"):
+            token = item.body.get("cdr_token") if isinstance(item.body, dict) else None
+            if token is None and item.module == "sessions":
+                # A PATCH carries only what changed: the session says whose it is.
+                session = await self._db(self._db.store.get_session, item.url.rsplit("/", 1)[-1])
+                token = session["cdr_token"] if session else None
+            if token is not None:
+                return token["country_code"], token["party_id"]
+        return item.country_code, item.party_id
 
 
 def _ocpi_success(response: httpx.Response) -> bool:

@@ -15,8 +15,11 @@ from chargerfw.csms.store.hashing import new_credentials_token, token_digest
 from chargerfw.csms.store.locations import location_objects
 from chargerfw.csms.store.push_queue import drop_pending, enqueue
 from chargerfw.csms.store.sql import inserted_id
-from chargerfw.csms.store.values import utcnow
+from chargerfw.csms.store.values import StoreError, utcnow
 from chargerfw.csms.tables import locations, partners, tariffs
+
+# The roles a partner can have: an eMSP, or a hub that connects us to many parties.
+PARTNER_ROLES = ("EMSP", "HUB")
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,15 @@ class Partners:
     engine: Engine
 
     def add_partner(self, name: str, country_code: str | None = None,
-                    party_id: str | None = None) -> tuple[int, str]:
-        """Create a partner and issue its CREDENTIALS_TOKEN_A; returns (id, token_a)."""
+                    party_id: str | None = None, role: str = "EMSP") -> tuple[int, str]:
+        """Create a partner (role EMSP, or HUB for a roaming hub) and issue its
+        CREDENTIALS_TOKEN_A; returns (id, token_a)."""
+        if role not in PARTNER_ROLES:
+            raise StoreError(f"a partner's role is one of {', '.join(PARTNER_ROLES)}")
         token_a = new_credentials_token()
         with self.engine.begin() as c:
             partner_id = inserted_id(c.execute(partners.insert().values(
-                name=name, country_code=country_code, party_id=party_id, role="EMSP",
+                name=name, country_code=country_code, party_id=party_id, role=role,
                 token_a_hash=token_digest(token_a), registered=False,
                 last_updated=utcnow())))
         return partner_id, token_a

@@ -12,9 +12,11 @@ from csms_doubles import add_test_charger, csms_running, make_tariff, ocpi_auth,
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
+from chargerfw.csms.urlpolicy import LOOPBACK_NETWORKS, UrlPolicy
 
 pytestmark = pytest.mark.timeout(60)
 V = "/ocpi/2.2.1"
+LOOPBACK = UrlPolicy.allowing(LOOPBACK_NETWORKS)
 
 
 async def test_cpo_initiated_registration(db: str) -> None:
@@ -25,11 +27,13 @@ async def test_cpo_initiated_registration(db: str) -> None:
         async with httpx.AsyncClient() as http:
             with pytest.raises(HandshakeError) as refused:
                 await register_with_peer(csms.db, http, f"{emsp.base}/emsp/versions",
-                                         "not-their-token", our_versions, "eMSP")
+                                         "not-their-token", our_versions, "eMSP",
+                                         policy=LOOPBACK)
             assert refused.value.status_code == 3001
             assert await csms.db(csms.store.list_partners) == []
             partner_id = await register_with_peer(csms.db, http, f"{emsp.base}/emsp/versions",
-                                                  emsp.token_a, our_versions, "eMSP")
+                                                  emsp.token_a, our_versions, "eMSP",
+                                                  policy=LOOPBACK)
         partner = await csms.db(csms.store.get_partner, partner_id)
         assert partner["registered"] and partner["their_token"] == emsp.token_b
         assert (partner["country_code"], partner["party_id"]) == ("DE", "EMS")
@@ -50,7 +54,8 @@ async def test_cli_partner_register_against_a_running_backend(tmp_path: Path) ->
 
     db = str(tmp_path / "c.db")
     async with running_emsp() as emsp, csms_running(db) as csms:
-        args = ["csms", "partner", "register", "eMSP", "--db", db, "--versions-url",
+        args = ["csms", "partner", "register", "eMSP", "--db", db,
+                "--allow-outbound-network", "127.0.0.0/8", "--versions-url",
                 f"{emsp.base}/emsp/versions", "--token-a", emsp.token_a,
                 "--public-url", csms.api_url]
         result = await asyncio.to_thread(CliRunner().invoke, main, args)

@@ -38,10 +38,13 @@ def _our_credentials(ctx: OcpiContext, token: str) -> dict[str, Any]:
 async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Credentials) -> str:
     """Fetch the peer's versions and endpoints with their token; store; issue TOKEN_C."""
     try:
-        peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token)
+        peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token,
+                                          ctx.url_policy)
     except HandshakeError as exc:
         raise OcpiError(400, exc.status_code, str(exc)) from None
-    role = next((r for r in credentials.roles if r.role == "EMSP"), credentials.roles[0])
+    # A hub registers with its HUB role; other partners as the eMSP they are.
+    wanted = "HUB" if partner["role"] == "HUB" else "EMSP"
+    role = next((r for r in credentials.roles if r.role == wanted), credentials.roles[0])
     db = ctx.db
     token_c = await db(db.store.register_partner, partner["id"], credentials.token,
                        credentials.url, m.VERSION, peer.endpoints, role.country_code,
@@ -49,6 +52,8 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     # A new partner gets everything it may not have yet; pushes keep it current after.
     await db(db.store.queue_full_sync, partner["id"])
     ctx.changed()
+    if partner["role"] == "HUB":
+        ctx.hub_registered(partner["id"])
     return token_c
 
 
