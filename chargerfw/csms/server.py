@@ -150,7 +150,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                                     f"http://{settings.host}:{api_port}").rstrip("/"),
                           business_name=settings.cpo.name, on_change=pusher.wake,
                           on_token_change=authorizer.forget,
-                          on_hub_registered=sync.hub_registered, url_policy=policy,
+                          on_partner_registered=sync.partner_registered, url_policy=policy,
                           limits=settings.request_limits)
         api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
                                                    lifespan="off", access_log=False))

@@ -62,8 +62,8 @@ class OcpiContext:
     on_change: Callable[[], None] | None = None
     # Called with a token uid after the eMSP changed it (drops cached decisions).
     on_token_change: Callable[[str], None] | None = None
-    # Called with a hub's partner id once it registered (pulls its parties).
-    on_hub_registered: Callable[[int], None] | None = None
+    # Called with a partner's id once it registered (pulls its hub parties and tokens).
+    on_partner_registered: Callable[[int], None] | None = None
     # Where partner-given URLs may lead, and how much a request may carry.
     url_policy: UrlPolicy = UrlPolicy()
     limits: RequestLimits = RequestLimits()
@@ -84,9 +84,9 @@ class OcpiContext:
         if self.on_token_change is not None:
             self.on_token_change(uid)
 
-    def hub_registered(self, hub_id: int) -> None:
-        if self.on_hub_registered is not None:
-            self.on_hub_registered(hub_id)
+    def partner_registered(self, partner_id: int) -> None:
+        if self.on_partner_registered is not None:
+            self.on_partner_registered(partner_id)
 
 
 def ocpi_context(request: Request) -> OcpiContext:

@@ -1,7 +1,8 @@
 """Scheduled pulls from partners: every registered hub's party list (hubclientinfo) and every
 eMSP's token changes (tokens Sender), once at start-up and then every configured interval
-(with some splay, as the spec advises for pulls; 0 turns a schedule off). A hub that just
-registered gets its party list pulled at once.
+(with some splay, as the spec advises for pulls; 0 turns a schedule off). A partner that
+just registered is pulled at once: a hub's party list first (its parties' tokens are
+accepted by it), then the tokens.
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ class PartnerSync:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def hub_registered(self, hub_id: int) -> None:
-        self._spawn(self._pull_hub(hub_id), f"hub-pull-{hub_id}")
+    def partner_registered(self, partner_id: int) -> None:
+        self._spawn(self._pull_new_partner(partner_id), f"partner-pull-{partner_id}")
+
+    async def _pull_new_partner(self, partner_id: int) -> None:
+        partner = await self._db(self._db.store.get_partner, partner_id)
+        if partner is None:
+            return
+        if partner["role"] == "HUB" and sender_url(partner["their_endpoints"], "hubclientinfo"):
+            await self._pull_hub(partner_id)
+        if sender_url(partner["their_endpoints"], "tokens"):
+            await self._pull_tokens(partner_id)
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         async def run() -> None:
@@ -75,12 +85,14 @@ class PartnerSync:
     async def pull_all_tokens(self) -> None:
         for partner in await self._db(self._db.store.list_partners):
             if partner["registered"] and sender_url(partner["their_endpoints"], "tokens"):
-                try:
-                    await pull_tokens(self._db, self._http, partner["id"],
-                                      on_token_change=self._on_token_change)
-                except (PullError, StoreError) as exc:
-                    log.warning("ocpi.token_pull_skipped", partner=partner["id"],
-                                error=str(exc))
+                await self._pull_tokens(partner["id"])
+
+    async def _pull_tokens(self, partner_id: int) -> None:
+        try:
+            await pull_tokens(self._db, self._http, partner_id,
+                              on_token_change=self._on_token_change)
+        except (PullError, StoreError) as exc:
+            log.warning("ocpi.token_pull_failed", partner=partner_id, error=str(exc))
 
     async def _pull_hub(self, hub_id: int) -> None:
         try:

@@ -52,8 +52,7 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     # A new partner gets everything it may not have yet; pushes keep it current after.
     await db(db.store.queue_full_sync, partner["id"])
     ctx.changed()
-    if partner["role"] == "HUB":
-        ctx.hub_registered(partner["id"])
+    ctx.partner_registered(partner["id"])
     return token_c
 
 
