@@ -232,6 +232,7 @@ class EmspDouble:
     next_link_base: str | None = None  # next-page links point here instead (another host)
     fail_token_offsets: set[int] = field(default_factory=set)  # pages answered HTTP 500
     client_infos: list[dict[str, Any]] = field(default_factory=list)
+    endpoints_base: str | None = None  # where the version details say the modules are
 
     @property
     def base(self) -> str:
@@ -276,7 +277,7 @@ class EmspDouble:
         async def details(request: Request) -> JSONResponse:
             if request.headers.get("Authorization") not in readers:
                 return JSONResponse(envelope(None, 2000), status_code=401)
-            base = f"{self.base}/emsp"
+            base = self.endpoints_base or f"{self.base}/emsp"
             return JSONResponse(envelope({"version": "2.2.1", "endpoints": [
                 {"identifier": "credentials", "role": "RECEIVER", "url": f"{base}/credentials"},
                 {"identifier": "locations", "role": "RECEIVER", "url": f"{base}/locations"},
