@@ -132,13 +132,17 @@ class Authorizer:
         for partner, tokens_url in candidates:
             url = f"{tokens_url.rstrip('/')}/{id_tag}/authorize"
             token_type = token["type"] if token else "RFID"
+            # Through a hub the request is for the token's eMSP; directly, for the partner.
+            receiver = ((token["country_code"], token["party_id"])
+                        if partner["role"] == "HUB" and token is not None
+                        else (partner["country_code"], partner["party_id"]))
             try:
                 response = await self._http.post(
                     url, params={"type": token_type}, json=body,
                     headers=ocpi_request_headers(
                         partner["their_token"],
                         (self._db.store.cpo.country_code, self._db.store.cpo.party_id),
-                        (partner["country_code"], partner["party_id"])),
+                        receiver),
                     timeout=self.realtime_timeout_s)
             except httpx.HTTPError as exc:
                 log.warning("csms.authorize.unreachable", partner=partner["id"],

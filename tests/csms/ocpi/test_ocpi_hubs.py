@@ -20,6 +20,7 @@ from csms_doubles import (
     ok,
     register_emsp,
     running_emsp,
+    sim_charger,
     token_body,
 )
 
@@ -162,6 +163,14 @@ async def test_routing_headers_set_outbound(db: str) -> None:
         pushed = (await hub.wait_for(lambda r: r.path == "/emsp/cdrs"))[0]
         assert (pushed.headers["ocpi-to-country-code"],
                 pushed.headers["ocpi-to-party-id"]) == ("DE", "AAA")
+        # Real-time authorization through the hub asks the token's eMSP.
+        token = m.Token.model_validate(token_body("RT1", "NEVER", party_id="AAA"))
+        await csms.db(csms.store.put_token, token, hub_id)
+        async with sim_charger(csms, "CP1") as charger:
+            assert await charger.authorize("RT1") == "Invalid"  # the eMSP does not know it
+        asked = (await hub.wait_for(lambda r: r.path == "/emsp/tokens/RT1/authorize"))[0]
+        assert (asked.headers["ocpi-to-country-code"],
+                asked.headers["ocpi-to-party-id"]) == ("DE", "AAA")
         # The party list is a configuration module: requested without routing headers.
         listing = next(r for r in hub.received if r.path == "/emsp/hubclientinfo")
         assert not any(h.startswith("ocpi-") for h in listing.headers)
