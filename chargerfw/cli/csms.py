@@ -373,10 +373,14 @@ def partner_add(name: str, db: str, api_url: str, role: str) -> None:
 @party_option
 @click.option("--business-name", default="chargerfw CSMS", show_default=True)
 @allow_network_option
+@click.option("--role", type=click.Choice(["EMSP", "HUB"]), default="EMSP", show_default=True,
+              help="HUB: a roaming hub (its party list is pulled once registered)")
 def partner_register(name: str, versions_url: str, token_a: str, public_url: str, db: str,
                      country_code: str, party_id: str, business_name: str,
-                     allowed_networks: Sequence[str]) -> None:
+                     allowed_networks: Sequence[str], role: str) -> None:
     """Register with an eMSP that gave us its TOKEN_A (we start the handshake)."""
+    from chargerfw.csms.ocpi.hubs import pull_hub_parties
+    from chargerfw.csms.ocpi.pull import PullError
     from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
     from chargerfw.csms.store import AsyncStore
     from chargerfw.csms.urlpolicy import guarded_client
@@ -387,9 +391,15 @@ def partner_register(name: str, versions_url: str, token_a: str, public_url: str
 
     async def register() -> int:
         async with guarded_client(policy, 30) as http:
-            return await register_with_peer(db_runner, http, versions_url, token_a,
-                                            f"{public_url.rstrip('/')}/ocpi/versions", name,
-                                            policy=policy)
+            partner_id = await register_with_peer(
+                db_runner, http, versions_url, token_a,
+                f"{public_url.rstrip('/')}/ocpi/versions", name, policy=policy, role=role)
+            if role == "HUB":
+                try:
+                    await pull_hub_parties(db_runner, http, partner_id)
+                except PullError as exc:  # the hub pushes its list, and serve pulls it
+                    click.echo(f"warning: could not pull the hub's parties: {exc}", err=True)
+            return partner_id
 
     try:
         partner_id = asyncio.run(register())

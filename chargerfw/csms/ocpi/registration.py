@@ -86,8 +86,9 @@ def credentials_for(token: str, versions_url: str, business_name: str, country_c
 
 async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_url: str,
                              token_a: str, our_versions_url: str, name: str, *,
-                             policy: UrlPolicy) -> int:
-    """Register with an eMSP that gave us its TOKEN_A; returns our partner id for it.
+                             policy: UrlPolicy, role: str = "EMSP") -> int:
+    """Register with an eMSP (``role`` HUB: a hub) that gave us its TOKEN_A; returns our
+    partner id for it.
 
     Our API must be reachable at ``our_versions_url`` meanwhile: the peer reads our endpoints
     with the token we send. On failure nothing is kept. The peer's URLs are held to
@@ -99,7 +100,7 @@ async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_u
         (e["url"] for e in peer.endpoints if e.get("identifier") == "credentials"), None)
     if credentials_url is None:
         raise HandshakeError(3003, "peer has no credentials endpoint")
-    partner_id, token_b = await db(store.add_initiating_partner, name)
+    partner_id, token_b = await db(store.add_initiating_partner, name, role)
     try:
         body = credentials_for(token_b, our_versions_url, store.cpo.name,
                                store.cpo.country_code, store.cpo.party_id)
@@ -116,9 +117,10 @@ async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_u
                                        f"{envelope.status_message}")
         # Their endpoints again, now with the token they gave us (TOKEN_C).
         peer = await fetch_peer_endpoints(http, theirs.url, theirs.token, policy)
-        role = next((r for r in theirs.roles if r.role == "EMSP"), theirs.roles[0])
+        theirs_role = next((r for r in theirs.roles if r.role == role), theirs.roles[0])
         await db(store.complete_registration, partner_id, theirs.token, theirs.url, m.VERSION,
-                 peer.endpoints, role.country_code, role.party_id, role.business_details.name)
+                 peer.endpoints, theirs_role.country_code, theirs_role.party_id,
+                 theirs_role.business_details.name)
     except BaseException:
         await db(store.delete_partner, partner_id)
         raise

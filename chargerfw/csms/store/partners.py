@@ -77,13 +77,15 @@ class Partners:
                 last_updated=utcnow()))
         return token_c
 
-    def add_initiating_partner(self, name: str) -> tuple[int, str]:
+    def add_initiating_partner(self, name: str, role: str = "EMSP") -> tuple[int, str]:
         """A partner we register with ourselves: issue the token they will use to call us
         (our CREDENTIALS_TOKEN_B) before we POST it, since they call back during the POST."""
+        if role not in PARTNER_ROLES:
+            raise StoreError(f"a partner's role is one of {', '.join(PARTNER_ROLES)}")
         token_b = new_credentials_token()
         with self.engine.begin() as c:
             partner_id = inserted_id(c.execute(partners.insert().values(
-                name=name, role="EMSP", token_c_hash=token_digest(token_b), registered=False,
+                name=name, role=role, token_c_hash=token_digest(token_b), registered=False,
                 last_updated=utcnow())))
         return partner_id, token_b
 

@@ -212,3 +212,24 @@ async def test_cli_hub_partner_and_its_parties(tmp_path: Path) -> None:
     assert run("partner", "hub-parties", "1", "--db", db, "--pull",
                "--allow-outbound-network", "nonsense")[0] == 2
     engine.dispose()
+
+
+async def test_we_register_with_a_hub(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from chargerfw.cli import main
+
+    hub = hub_double()
+    db = str(tmp_path / "c.db")
+    async with running_emsp(hub), csms_running(db) as csms:
+        args = ["csms", "partner", "register", "Hub Co", "--db", db, "--role", "HUB",
+                "--allow-outbound-network", "127.0.0.1/32", "--versions-url",
+                f"{hub.base}/emsp/versions", "--token-a", hub.token_a,
+                "--public-url", csms.api_url]
+        result = await asyncio.to_thread(CliRunner().invoke, main, args)
+        assert result.exit_code == 0, result.output
+        partner = (await csms.db(csms.store.list_partners))[0]
+        assert (partner["role"], partner["country_code"], partner["party_id"]) == (
+            "HUB", "NL", "HUB")
+        parties = await csms.db(csms.store.list_hub_parties, partner["id"])
+        assert [p["party_id"] for p in parties] == ["AAA", "BBB", "CCC"]
