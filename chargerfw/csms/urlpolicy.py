@@ -121,24 +121,31 @@ def _ip_literal(host: str) -> IPAddress | None:
 
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An HTTP transport that checks every request against a ``UrlPolicy`` and connects to
-    the address it checked (the Host header and TLS server name stay the URL's host)."""
+    the address it checked (the Host header and TLS server name stay the URL's host).
 
-    def __init__(self, policy: UrlPolicy, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    Connections are pooled per host name: requests to two names served from one address
+    never share a connection (nor the TLS session made for the other name)."""
+
+    def __init__(self, policy: UrlPolicy) -> None:
         self.policy = policy
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._pools: dict[str, httpx.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         addresses = await self.policy.check(str(request.url))
         if _ip_literal(host) is None:
-            pinned = addresses[0]
             if request.url.scheme == "https":
                 request.extensions = {**request.extensions, "sni_hostname": host}
-            request.url = request.url.copy_with(host=str(pinned))
-        return await self._inner.handle_async_request(request)
+            request.url = request.url.copy_with(host=str(addresses[0]))
+        pool = self._pools.get(host)
+        if pool is None:
+            pool = self._pools[host] = httpx.AsyncHTTPTransport()
+        return await pool.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
 
 def guarded_client(policy: UrlPolicy, timeout: float) -> httpx.AsyncClient:
