@@ -3,6 +3,7 @@ response_url) are held to the URL policy before the backend calls or keeps them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,3 +73,14 @@ async def test_command_response_url_refused(db: str) -> None:
                 assert "response_url refused" in error(answer, 400, 2001)
             assert charger.received == []
             assert await env.csms.db(env.csms.store.get_command, 1) is None
+
+
+def test_serve_refuses_a_bad_allowed_network(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from chargerfw.cli import main
+
+    result = CliRunner().invoke(main, ["csms", "serve", "--db", str(tmp_path / "c.db"),
+                                       "--allow-outbound-network", "127.0.0.0/33"])
+    assert result.exit_code == 2 and "not an IP network" in result.output
+    assert not (tmp_path / "c.db").exists()  # refused before anything started
