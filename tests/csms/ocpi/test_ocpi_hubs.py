@@ -154,15 +154,24 @@ async def test_routing_headers_set_outbound(db: str) -> None:
         assert (location.headers["ocpi-to-country-code"], location.headers["ocpi-to-party-id"],
                 location.headers["ocpi-from-country-code"],
                 location.headers["ocpi-from-party-id"]) == ("NL", "HUB", "NL", "CFW")
-        # A CDR is for the eMSP of its token only.
-        cdr = {"id": "CDR1", "cdr_token": {"country_code": "DE", "party_id": "AAA", "uid": "X",
-                                           "type": "RFID", "contract_id": "DE-AAA-X"}}
-        await csms.db(csms.store.enqueue_push, hub_id, "cdrs", "POST", f"{hub.base}/emsp/cdrs",
-                      cdr)
+        # A CDR is for the eMSP of its token only; one for a party the hub reports suspended
+        # is not sent (nor does it hold up the next).
+        def cdr(party: str) -> dict[str, Any]:
+            return {"id": f"CDR-{party}", "cdr_token": {
+                "country_code": "DE", "party_id": party, "uid": "X", "type": "RFID",
+                "contract_id": f"DE-{party}-X"}}
+
+        for party in ("BBB", "AAA"):
+            await csms.db(csms.store.enqueue_push, hub_id, "cdrs", "POST",
+                          f"{hub.base}/emsp/cdrs", cdr(party))
         csms.pusher.wake()
-        pushed = (await hub.wait_for(lambda r: r.path == "/emsp/cdrs"))[0]
-        assert (pushed.headers["ocpi-to-country-code"],
-                pushed.headers["ocpi-to-party-id"]) == ("DE", "AAA")
+        pushed = await hub.wait_for(lambda r: r.path == "/emsp/cdrs")
+        assert [p.body["id"] for p in pushed] == ["CDR-AAA"]
+        assert (pushed[0].headers["ocpi-to-country-code"],
+                pushed[0].headers["ocpi-to-party-id"]) == ("DE", "AAA")
+        failed = await csms.db(csms.store.pushes, "FAILED")
+        assert [(f["body"]["id"], f["attempts"]) for f in failed] == [("CDR-BBB", 1)]
+        assert "DE/BBB is SUSPENDED at the hub" in failed[0]["last_error"]
         # Real-time authorization through the hub asks the token's eMSP.
         token = m.Token.model_validate(token_body("RT1", "NEVER", party_id="AAA"))
         await csms.db(csms.store.put_token, token, hub_id)
