@@ -29,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
 from chargerfw.csms.store import AuthDecision, CpoIdentity, Party, Store
+from chargerfw.csms.urlpolicy import LOOPBACK_NETWORKS
 
 
 def iso(ts: datetime) -> str:
@@ -48,7 +49,9 @@ def settings_for(db: str, **overrides: Any) -> CsmsSettings:
                                   cpo=CpoIdentity("NL", "CFW", "Test CPO", "EUR"),
                                   push_retry_base_s=0.05, push_poll_s=0.05,
                                   command_timeout_s=3.0, ocpp_response_timeout_s=3.0,
-                                  reservation_sweep_s=0.1)
+                                  reservation_sweep_s=0.1,
+                                  # The partner doubles listen on loopback.
+                                  outbound_allowed_networks=LOOPBACK_NETWORKS)
     values.update(overrides)
     return CsmsSettings(**values)
 
@@ -255,6 +258,14 @@ class EmspDouble:
     authorize_answers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     fail_pushes: int = 0  # answer this many pushes with HTTP 503 first
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    role: str = "EMSP"  # HUB: also a hubclientinfo Sender listing ``client_infos``
+    # The tokens Sender list (GET /emsp/tokens), ``page_size`` per page at most.
+    token_list: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2
+    next_link_base: str | None = None  # next-page links point here instead (another host)
+    fail_token_offsets: set[int] = field(default_factory=set)  # pages answered HTTP 500
+    client_infos: list[dict[str, Any]] = field(default_factory=list)
+    endpoints_base: str | None = None  # where the version details say the modules are
 
     @property
     def base(self) -> str:
@@ -299,7 +310,7 @@ class EmspDouble:
         async def details(request: Request) -> JSONResponse:
             if request.headers.get("Authorization") not in readers:
                 return JSONResponse(envelope(None, 2000), status_code=401)
-            base = f"{self.base}/emsp"
+            base = self.endpoints_base or f"{self.base}/emsp"
             return JSONResponse(envelope({"version": "2.2.1", "endpoints": [
                 {"identifier": "credentials", "role": "RECEIVER", "url": f"{base}/credentials"},
                 {"identifier": "locations", "role": "RECEIVER", "url": f"{base}/locations"},
@@ -308,7 +319,41 @@ class EmspDouble:
                 {"identifier": "tariffs", "role": "RECEIVER", "url": f"{base}/tariffs"},
                 {"identifier": "tokens", "role": "SENDER", "url": f"{base}/tokens"},
                 {"identifier": "commands", "role": "SENDER", "url": f"{base}/commands"},
-            ]}))
+            ] + ([{"identifier": "hubclientinfo", "role": "SENDER",
+                   "url": f"{base}/hubclientinfo"}] if self.role == "HUB" else [])}))
+
+        @app.get("/emsp/tokens")
+        async def token_list(request: Request) -> JSONResponse:
+            self.received.append(Received("GET", request.url.path,
+                                          dict(request.query_params), dict(request.headers)))
+            self.arrived.set()
+            if request.headers.get("Authorization") != expected:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            offset = int(request.query_params.get("offset", 0))
+            if offset in self.fail_token_offsets:
+                return JSONResponse({"error": "down"}, status_code=500)
+            limit = min(int(request.query_params.get("limit", 100)), self.page_size)
+            since = request.query_params.get("date_from")
+            matching = [t for t in self.token_list
+                        if since is None or t["last_updated"] >= since]
+            page = matching[offset:offset + limit]
+            headers = {"X-Total-Count": str(len(matching)), "X-Limit": str(limit)}
+            if offset + limit < len(matching):
+                params = f"offset={offset + limit}&limit={limit}"
+                if since is not None:
+                    params += f"&date_from={since}"
+                base = self.next_link_base or self.base
+                headers["Link"] = f'<{base}/emsp/tokens?{params}>; rel="next"'
+            return JSONResponse(envelope(page), headers=headers)
+
+        @app.get("/emsp/hubclientinfo")
+        async def client_info_list(request: Request) -> JSONResponse:
+            self.received.append(Received("GET", request.url.path,
+                                          dict(request.query_params), dict(request.headers)))
+            if request.headers.get("Authorization") != expected:
+                return JSONResponse(envelope(None, 2000), status_code=401)
+            return JSONResponse(envelope(self.client_infos),
+                                headers={"X-Total-Count": str(len(self.client_infos))})
 
         @app.post("/emsp/credentials")
         async def credentials(request: Request) -> JSONResponse:
@@ -326,7 +371,7 @@ class EmspDouble:
             self.cpo_token = body["token"]
             return JSONResponse(envelope({
                 "token": self.token_b, "url": f"{self.base}/emsp/versions",
-                "roles": [{"role": "EMSP", "party_id": self.party_id,
+                "roles": [{"role": self.role, "party_id": self.party_id,
                            "country_code": self.country_code,
                            "business_details": {"name": "Test eMSP"}}]}))
 
@@ -397,16 +442,16 @@ def ok(response: httpx.Response, model: Any, http: int = 200) -> Any:
 
 
 async def register_emsp(csms: RunningCsms, emsp: EmspDouble) -> str:
-    """Add the eMSP as a partner fixed to its party and run the credentials handshake as the
-    eMSP would; returns TOKEN_C."""
+    """Add the eMSP (a hub when its role is HUB) as a partner fixed to its party and run the
+    credentials handshake as it would; returns TOKEN_C."""
     _, token_a = await csms.db(csms.store.add_partner, "Test eMSP",
-                               [Party(emsp.country_code, emsp.party_id)])
+                               [Party(emsp.country_code, emsp.party_id, emsp.role)])
     async with httpx.AsyncClient(base_url=csms.api_url) as client:
         versions = await client.get("/ocpi/versions", headers=ocpi_auth(token_a))
         assert versions.status_code == 200, versions.text
         response = await client.post("/ocpi/2.2.1/credentials", headers=ocpi_auth(token_a), json={
             "token": emsp.token_b, "url": f"{emsp.base}/emsp/versions",
-            "roles": [{"role": "EMSP", "party_id": emsp.party_id,
+            "roles": [{"role": emsp.role, "party_id": emsp.party_id,
                        "country_code": emsp.country_code,
                        "business_details": {"name": "Test eMSP"}}]})
         assert response.status_code == 200, response.text

@@ -34,6 +34,22 @@ evse_id_format_option = click.option(
          "{country_code}*{party_id}*E{uid})")
 
 
+allow_network_option = click.option(
+    "--allow-outbound-network", "allowed_networks", multiple=True, metavar="CIDR",
+    envvar="CHARGERFW_CSMS_ALLOW_OUTBOUND_NETWORKS",
+    help="a non-public network partners' URLs may lead to (e.g. 127.0.0.0/8 on a bench); "
+         "repeatable. Without it only public addresses are called")
+
+
+def _url_policy(allowed_networks: Sequence[str]) -> Any:
+    from chargerfw.csms.urlpolicy import UrlPolicy
+
+    try:
+        return UrlPolicy.allowing(allowed_networks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-outbound-network") from None
+
+
 def _cpo(country_code: str, party_id: str, name: str = "chargerfw CSMS",
          currency: str = "EUR", evse_id_format: str | None = None) -> Any:
     from chargerfw.csms.store import CpoIdentity
@@ -103,19 +119,31 @@ def csms() -> None:
               type=click.IntRange(10, 86400), envvar="CHARGERFW_CSMS_OFFLINE_GRACE",
               help="seconds a charger may be disconnected (or late with its heartbeat) "
                    "before partners see its EVSEs UNKNOWN")
+@allow_network_option
+@click.option("--token-pull-interval", default=6 * 3600, show_default=True,
+              type=click.IntRange(0, 30 * 86400),
+              help="seconds between pulls of eMSPs' token changes (0: never)")
+@click.option("--hub-pull-interval", default=3600, show_default=True,
+              type=click.IntRange(0, 30 * 86400),
+              help="seconds between pulls of hubs' party lists (0: never)")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
-          offline_grace: int) -> None:
+          offline_grace: int, allowed_networks: Sequence[str], token_pull_interval: int,
+          hub_pull_interval: int) -> None:
     """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
+    _url_policy(allowed_networks)  # refuse a bad network before starting
     settings = CsmsSettings(db=db, host=host, ocpp_port=ocpp_port, api_port=api_port,
                             auto_register=auto_register, public_url=public_url,
                             cpo=_cpo(country_code, party_id, name, currency),
                             heartbeat_interval=heartbeat_interval,
                             max_reservation_s=max_reservation_minutes * 60.0,
-                            offline_grace_s=float(offline_grace))
+                            offline_grace_s=float(offline_grace),
+                            outbound_allowed_networks=tuple(allowed_networks),
+                            token_pull_interval_s=float(token_pull_interval),
+                            hub_pull_interval_s=float(hub_pull_interval))
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -739,25 +767,36 @@ def partner_route(uid_prefix: str | None, party: str | None, remove: bool, db: s
 @country_option
 @party_option
 @click.option("--business-name", default="chargerfw CSMS", show_default=True)
+@allow_network_option
 def partner_register(name: str, parties: Sequence[str], versions_url: str, token_a: str,
                      public_url: str, db: str, country_code: str, party_id: str,
-                     business_name: str) -> None:
-    """Register with an eMSP that gave us its TOKEN_A (we start the handshake); it must
-    declare exactly the parties given with --party."""
-    import httpx
-
+                     business_name: str, allowed_networks: Sequence[str]) -> None:
+    """Register with an eMSP or a hub that gave us its TOKEN_A (we start the handshake); it
+    must declare exactly the parties given with --party (a hub: CC/PID/HUB; its party list
+    is pulled once registered)."""
+    from chargerfw.csms.ocpi.hubs import pull_hub_parties
+    from chargerfw.csms.ocpi.pull import PullError
     from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
     from chargerfw.csms.store import AsyncStore
+    from chargerfw.csms.store.partners import partner_role
+    from chargerfw.csms.urlpolicy import guarded_client
 
     given = _parties(parties)
+    policy = _url_policy(allowed_networks)
     store = _open_store(db, _cpo(country_code, party_id, business_name))
     db_runner = AsyncStore(store)
 
     async def register() -> int:
-        async with httpx.AsyncClient(timeout=30) as http:
-            return await register_with_peer(db_runner, http, versions_url, token_a,
-                                            f"{public_url.rstrip('/')}/ocpi/versions", name,
-                                            given)
+        async with guarded_client(policy, 30) as http:
+            partner_id = await register_with_peer(
+                db_runner, http, versions_url, token_a,
+                f"{public_url.rstrip('/')}/ocpi/versions", name, given, policy=policy)
+            if partner_role(given) == "HUB":
+                try:
+                    await pull_hub_parties(db_runner, http, partner_id)
+                except PullError as exc:  # the hub pushes its list, and serve pulls it
+                    click.echo(f"warning: could not pull the hub's parties: {exc}", err=True)
+            return partner_id
 
     try:
         partner_id = asyncio.run(register())
@@ -767,6 +806,70 @@ def partner_register(name: str, parties: Sequence[str], versions_url: str, token
     finally:
         db_runner.close()
     click.echo(f"registered with {name} as partner {partner_id}")
+
+
+def _run_pull(db: str, allowed_networks: Sequence[str],
+              pull: Callable[[Any, Any], Any]) -> Any:
+    """Run ``pull(async_store, http)`` against the database; exits 2 with the reason when the
+    partner cannot be read."""
+    from chargerfw.csms.ocpi.pull import PullError
+    from chargerfw.csms.store import AsyncStore, StoreError
+    from chargerfw.csms.urlpolicy import guarded_client
+
+    policy = _url_policy(allowed_networks)
+    db_runner = AsyncStore(_open_store(db, _cpo("NL", "CFW")))
+
+    async def run() -> Any:
+        async with guarded_client(policy, 30) as http:
+            return await pull(db_runner, http)
+
+    try:
+        return asyncio.run(run())
+    except (PullError, StoreError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        db_runner.close()
+
+
+@partner.command("pull-tokens")
+@click.argument("partner_id", type=int)
+@db_option
+@allow_network_option
+@click.option("--full", is_flag=True, help="the whole list, not only changes since the last pull")
+def partner_pull_tokens(partner_id: int, db: str, allowed_networks: Sequence[str],
+                        full: bool) -> None:
+    """Pull PARTNER_ID's token list (its tokens Sender endpoint) into the database."""
+    from chargerfw.csms.ocpi.token_pull import pull_tokens
+
+    result = _run_pull(db, allowed_networks,
+                       lambda store, http: pull_tokens(store, http, partner_id, full=full))
+    click.echo(f"pulled tokens of partner {partner_id}: {result.stored} stored, "
+               f"{result.unchanged} unchanged, {result.refused} of other parties refused, "
+               f"{result.invalid} invalid")
+
+
+@partner.command("hub-parties")
+@click.argument("hub_id", type=int)
+@db_option
+@allow_network_option
+@click.option("--pull", is_flag=True, help="pull the hub's list first")
+@click.option("--json", "as_json", is_flag=True, help="OCPI ClientInfo objects as JSON")
+def partner_hub_parties(hub_id: int, db: str, allowed_networks: Sequence[str], pull: bool,
+                        as_json: bool) -> None:
+    """The parties reachable through hub HUB_ID and their connection status."""
+    from chargerfw.csms.ocpi.hubs import pull_hub_parties
+
+    if pull:
+        _run_pull(db, allowed_networks,
+                  lambda store, http: pull_hub_parties(store, http, hub_id))
+    parties = _open_store(db, _cpo("NL", "CFW")).list_hub_parties(hub_id)
+    if as_json:
+        click.echo(json.dumps(parties, indent=2))
+        return
+    click.echo(_table(["country", "party", "role", "status", "last updated"], [
+        [p["country_code"], p["party_id"], p["role"], p["status"], p["last_updated"]]
+        for p in parties]))
 
 
 # --- listings ---------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ Parts (imports point downwards; nothing here imports the firmware runtime):
 - ``billing``: meter values -> a session's usage (charging or parked).
 - ``tariff_engine``: OCPI 2.2.1 tariffs -> charging periods and what a session costs.
 - ``authorization``: OCPI tokens and real-time authorization decide OCPP Authorize.
-- ``ocpp_server``: the websockets server and requests to connected chargers.
+- ``ocpp_server``: the websockets server and requests to connected chargers;
+  ``login_limits``: the lockout of failed charger logins.
+- ``urlpolicy``: which partner-given URLs the backend may call, and the HTTP transport that
+  holds every outgoing call to it.
 - ``ocpi``: typed models, the FastAPI app (one router per OCPI module, shared pieces in
-  ``common``), commands, the push worker, registration.
+  ``common``, request bounds in ``limits``), commands, the push worker, registration, pulls
+  from partners (``pull``, ``token_pull``, ``hubs``, scheduled by ``partner_sync``).
 - ``server``: ``running_csms(settings)`` runs it all in one loop (``chargerfw csms serve``).
 
 Quick start::

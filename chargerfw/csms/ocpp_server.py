@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
 from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
 from chargerfw.logs import get_logger
 
@@ -253,13 +255,20 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
+def _source_address(connection: ServerConnection) -> str | None:
+    remote = connection.remote_address
+    return str(remote[0]) if remote else None
+
+
 class OcppServer:
     """Accepts charger connections and sends them requests on the backend's behalf."""
 
     def __init__(self, db: AsyncStore, authorizer: Authorizer, *, auto_register: bool = False,
                  heartbeat_interval: int = 300, response_timeout: float = 30.0,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 login_limits: LoginLimits | None = None) -> None:
         self.db = db
+        self.login_throttle = LoginThrottle(login_limits)
         self.authorizer = authorizer
         self.auto_register = auto_register
         self.heartbeat_interval = heartbeat_interval
@@ -300,14 +309,23 @@ class OcppServer:
         if cp_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       "expected /ocpp/{charge_point_id}\n")
+        address = _source_address(connection)
+        throttle = self.login_throttle
+        wait = throttle.retry_after(cp_id, address)
+        if wait > 0:
+            log.warning("csms.login_throttled", charge_point=cp_id, address=address,
+                        retry_after_s=round(wait, 1))
+            return self._throttled(connection, wait)
         credentials = _basic_credentials(request)
         store = self.db.store
         charge_point = await self.db(store.get_charge_point, cp_id)
         if charge_point is None:
             if not self.auto_register:
                 log.warning("csms.unknown_charge_point", charge_point=cp_id)
+                throttle.failed(None, address)
                 return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
             if credentials is not None and credentials[0] != cp_id:
+                throttle.failed(None, address)
                 return self._unauthorized(connection)
             await self.db(store.auto_register, cp_id, credentials[1] if credentials else None)
             log.info("csms.auto_registered", charge_point=cp_id)
@@ -317,9 +335,18 @@ class OcppServer:
         # scrypt is deliberately slow: verify on a plain thread, not the database worker.
         if credentials is None or credentials[0] != cp_id or not await asyncio.to_thread(
                 verify_password, credentials[1], charge_point["password_hash"]):
-            log.warning("csms.bad_credentials", charge_point=cp_id)
+            log.warning("csms.bad_credentials", charge_point=cp_id, address=address)
+            throttle.failed(cp_id, address)
             return self._unauthorized(connection)
+        throttle.succeeded(cp_id)
         return None
+
+    @staticmethod
+    def _throttled(connection: ServerConnection, wait_s: float) -> Response:
+        response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
+                                      "too many failed logins; try again later\n")
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
+        return response
 
     @staticmethod
     def _unauthorized(connection: ServerConnection) -> Response:

@@ -15,17 +15,20 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import uvicorn
 
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
+from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.commands import DEFAULT_MAX_RESERVATION, CommandHandler
 from chargerfw.csms.ocpi.common import OcpiContext
+from chargerfw.csms.ocpi.limits import RequestLimits
+from chargerfw.csms.ocpi.partner_sync import PartnerSync
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
+from chargerfw.csms.urlpolicy import UrlPolicy, guarded_client
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -66,6 +69,14 @@ class CsmsSettings:
     # its EVSEs UNKNOWN to partners until it returns; checked every offline_sweep_s.
     offline_grace_s: float = 300.0
     offline_sweep_s: float = 15.0
+    # Networks outgoing calls may reach although not public (CIDR; e.g. 127.0.0.0/8 on a
+    # bench where the partners run on loopback).
+    outbound_allowed_networks: tuple[str, ...] = ()
+    request_limits: RequestLimits = RequestLimits()
+    login_limits: LoginLimits = LoginLimits()
+    # Pulls from partners (0 = off): eMSPs' token changes, and hubs' party lists.
+    token_pull_interval_s: float = 6 * 3600.0
+    hub_pull_interval_s: float = 3600.0
 
 
 @dataclass
@@ -79,6 +90,7 @@ class RunningCsms:
     db: AsyncStore
     ocpp: OcppServer
     pusher: PushWorker
+    sync: PartnerSync
     api_server: uvicorn.Server
     api_task: asyncio.Task[None]
 
@@ -132,14 +144,15 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         await asyncio.to_thread(store.reset_connections)
         db = AsyncStore(store)
         stack.callback(db.close)
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_s))
+        policy = UrlPolicy.allowing(settings.outbound_allowed_networks)
+        http = await stack.enter_async_context(guarded_client(policy, settings.http_timeout_s))
         pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
                             max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
         authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
         ocpp = OcppServer(db, authorizer, auto_register=settings.auto_register,
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
-                          on_change=pusher.wake)
+                          on_change=pusher.wake, login_limits=settings.login_limits)
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
         stack.push_async_callback(ocpp.close)
 
@@ -152,11 +165,17 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                                   timeout_s=settings.command_timeout_s,
                                   max_reservation=timedelta(seconds=settings.max_reservation_s))
         stack.push_async_callback(commands.close)
+        sync = PartnerSync(db, http, token_interval_s=settings.token_pull_interval_s,
+                           hub_interval_s=settings.hub_pull_interval_s,
+                           on_token_change=authorizer.forget)
+        stack.push_async_callback(sync.stop)
         ctx = OcpiContext(db=db, http=http, commands=commands,
                           base_url=(settings.public_url or
                                     f"http://{settings.host}:{api_port}").rstrip("/"),
                           business_name=settings.cpo.name, on_change=pusher.wake,
-                          on_token_change=authorizer.forget)
+                          on_token_change=authorizer.forget,
+                          on_partner_registered=sync.partner_registered, url_policy=policy,
+                          limits=settings.request_limits)
         api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
                                                    lifespan="off", access_log=False))
         api_task = asyncio.create_task(api_server.serve(sockets=[sock]), name="ocpi-api")
@@ -174,6 +193,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
 
         pusher.start()
         stack.push_async_callback(pusher.stop)
+        sync.start()
         sweepers = [
             asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
             asyncio.create_task(_sweep_offline(db, settings, pusher.wake))]
@@ -186,7 +206,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
 
         stack.push_async_callback(stop_sweepers)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
-        yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher,
+        yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
                           api_server, api_task)
 
 

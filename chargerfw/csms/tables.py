@@ -331,3 +331,24 @@ pending_commands = sa.Table(
     sa.Column("deadline", UtcDateTime, nullable=False),
     sa.Column("finished_at", UtcDateTime),
 )
+
+# Parties reachable through a hub partner, as the hub reports them (OCPI ClientInfo).
+hub_parties = sa.Table(
+    "hub_parties", metadata,
+    sa.Column("hub_id", sa.Integer, sa.ForeignKey("partners.id"), primary_key=True),
+    sa.Column("country_code", sa.String(2), primary_key=True),
+    sa.Column("party_id", sa.String(3), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # OCPI ConnectionStatus
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+)
+
+# Pulls of a partner's token list (tokens Sender): the next pull asks for changes since the
+# start of the last successful one.
+token_pulls = sa.Table(
+    "token_pulls", metadata,
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id"), primary_key=True),
+    sa.Column("last_success_from", UtcDateTime),
+    sa.Column("last_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_error", sa.String(500)),
+)

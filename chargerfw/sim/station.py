@@ -54,9 +54,12 @@ async def bundled_backend(db_path: Path, ocpp_port: int, api_port: int,
     are billed; other charge points register themselves on first connect. ``demo_tag`` is
     whitelisted ALWAYS so the demo card is accepted."""
     from chargerfw.csms import server as csms_server
+    from chargerfw.csms.urlpolicy import LOOPBACK_NETWORKS
 
+    # A bench: roaming partners under test run on this machine.
     settings = csms_server.CsmsSettings(db=str(db_path), host="127.0.0.1", ocpp_port=ocpp_port,
-                                        api_port=api_port, auto_register=True)
+                                        api_port=api_port, auto_register=True,
+                                        outbound_allowed_networks=LOOPBACK_NETWORKS)
     async with csms_server.running_csms(settings) as csms:
         if station is not None:
             await asyncio.to_thread(register_sim_station, csms.store, station)

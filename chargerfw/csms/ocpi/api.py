@@ -10,6 +10,7 @@ from chargerfw.csms.ocpi.routers import (
     cdrs,
     commands,
     credentials,
+    hubclientinfo,
     locations,
     opendata,
     sessions,
@@ -19,7 +20,7 @@ from chargerfw.csms.ocpi.routers import (
 )
 
 MODULES = (versions, credentials, locations, sessions, cdrs, tariffs, tokens, commands,
-           opendata)
+           hubclientinfo, opendata)
 
 
 def create_app(ctx: OcpiContext) -> FastAPI:

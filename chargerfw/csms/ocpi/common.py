@@ -2,6 +2,11 @@
 envelope, errors, the request and routing headers, the credentials-token dependencies,
 request bodies, and pagination.
 
+Routing headers (``OCPI-from-*``/``OCPI-to-*``) are checked on every functional-module request
+of a registered partner: the TO party, when given, must be ours (else 4001, unknown
+receiver); the FROM party must be the partner's own or, for a hub, a party the hub reports
+reachable (else 2001). The party a request acts for is then ``sending_party(request)``.
+
 Every answer, errors included, is an OCPI envelope ``{data, status_code, status_message,
 timestamp}``: validation errors become 2001 (HTTP 400), unknown routes and methods keep their
 HTTP status with 2000, and unexpected failures 3000 (HTTP 500).
@@ -28,7 +33,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.commands import CommandHandler
+from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
+from chargerfw.csms.urlpolicy import UrlPolicy, UrlRefused
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -55,6 +62,11 @@ class OcpiContext:
     on_change: Callable[[], None] | None = None
     # Called with a token uid after the eMSP changed it (drops cached decisions).
     on_token_change: Callable[[str], None] | None = None
+    # Called with a partner's id once it registered (pulls its hub parties and tokens).
+    on_partner_registered: Callable[[int], None] | None = None
+    # Where partner-given URLs may lead, and how much a request may carry.
+    url_policy: UrlPolicy = UrlPolicy()
+    limits: RequestLimits = RequestLimits()
 
     @property
     def versions_url(self) -> str:
@@ -71,6 +83,10 @@ class OcpiContext:
     def token_changed(self, uid: str) -> None:
         if self.on_token_change is not None:
             self.on_token_change(uid)
+
+    def partner_registered(self, partner_id: int) -> None:
+        if self.on_partner_registered is not None:
+            self.on_partner_registered(partner_id)
 
 
 def ocpi_context(request: Request) -> OcpiContext:
@@ -150,16 +166,78 @@ async def ocpi_headers(request: Request,
     response.headers["X-Request-ID"] = request.headers.get("X-Request-ID", str(uuid.uuid4()))
     response.headers["X-Correlation-ID"] = request.headers.get("X-Correlation-ID",
                                                                str(uuid.uuid4()))
-    # Routing headers: the answer goes back to whoever asked.
+    # Routing headers: the answer goes back to whoever asked (configuration modules are not
+    # routed).
     from_cc = request.headers.get("OCPI-from-country-code")
     from_pid = request.headers.get("OCPI-from-party-id")
-    if from_cc and from_pid:
+    if from_cc and from_pid and not _configuration_path(request.url.path):
         cpo = ocpi_context(request).db.store.cpo
         response.headers["OCPI-to-country-code"] = from_cc
         response.headers["OCPI-to-party-id"] = from_pid
         response.headers["OCPI-from-country-code"] = cpo.country_code
         response.headers["OCPI-from-party-id"] = cpo.party_id
     return response
+
+
+CONFIGURATION_MODULES = ("credentials", "hubclientinfo")
+
+
+def _configuration_path(path: str) -> bool:
+    if not path.startswith(MODULE_PREFIX + "/"):
+        return True  # versions, open data: not OCPI functional modules
+    return path[len(MODULE_PREFIX) + 1:].split("/", 1)[0] in CONFIGURATION_MODULES
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+def routing_party(request: Request, direction: str) -> tuple[str, str] | None:
+    """The party named by the ``OCPI-{direction}-*`` headers (upper case), None when both
+    are absent; 2001 when only one is given or either is malformed."""
+    country_code = request.headers.get(f"OCPI-{direction}-country-code")
+    party_id = request.headers.get(f"OCPI-{direction}-party-id")
+    if country_code is None and party_id is None:
+        return None
+    if (country_code is None or party_id is None or len(country_code) != 2
+            or len(party_id) != 3 or not (country_code + party_id).isalnum()
+            or not (country_code + party_id).isascii()):
+        raise OcpiError(400, 2001, f"invalid OCPI-{direction}-country-code/party-id headers")
+    return country_code.upper(), party_id.upper()
+
+
+def partner_party(partner: RowMapping) -> tuple[str, str] | None:
+    """The party a partner registered as (for a hub: the hub's own)."""
+    if partner["country_code"] and partner["party_id"]:
+        return str(partner["country_code"]).upper(), str(partner["party_id"]).upper()
+    return None
+
+
+async def _check_routing(request: Request, partner: RowMapping) -> tuple[str, str] | None:
+    """Check the routing headers of a functional-module request; returns the party the
+    request is sent from."""
+    ctx = ocpi_context(request)
+    cpo = ctx.db.store.cpo
+    to_party = routing_party(request, "to")
+    if to_party is not None and to_party != (cpo.country_code, cpo.party_id):
+        raise OcpiError(400, 4001, f"unknown receiver {to_party[0]}/{to_party[1]}: this "
+                                   f"platform is {cpo.country_code}/{cpo.party_id}")
+    from_party = routing_party(request, "from")
+    own = partner_party(partner)
+    if from_party is None or from_party == own:
+        return own
+    if await ctx.db(ctx.db.store.holds_party, partner["id"], *from_party):
+        return from_party
+    if partner["role"] == "HUB":
+        raise OcpiError(400, 2001, f"party {from_party[0]}/{from_party[1]} is not reachable "
+                                   f"through this hub")
+    raise OcpiError(400, 2001, f"OCPI-from party {from_party[0]}/{from_party[1]} is not one "
+                               f"of the parties of these credentials")
+
+
+def sending_party(request: Request) -> tuple[str, str] | None:
+    """The party a functional-module request acts for (after ``registered_partner``): the
+    partner's own, or the one a hub names in ``OCPI-from-*``."""
+    party: tuple[str, str] | None = getattr(request.state, "ocpi_from", None)
+    return party
 
 
 # --- credentials tokens -----------------------------------------------------------------------
@@ -201,10 +279,23 @@ async def registered_partner(request: Request) -> RowMapping:
     partner, kind, _ = await _identify(request)
     if kind != "C":
         raise OcpiError(401, 2000, "TOKEN_A may only be used for versions and credentials")
+    if not _configuration_path(request.url.path):
+        request.state.ocpi_from = await _check_routing(request, partner)
+    return partner
+
+
+async def hub_partner(request: Request) -> RowMapping:
+    """TOKEN_C of a registered partner with role HUB (the hubclientinfo module)."""
+    partner, kind, _ = await _identify(request)
+    if kind != "C":
+        raise OcpiError(401, 2000, "TOKEN_A may only be used for versions and credentials")
+    if partner["role"] != "HUB":
+        raise OcpiError(403, 2000, "only a hub may use hubclientinfo")
     return partner
 
 
 Partner = Annotated[RowMapping, Depends(registered_partner)]
+Hub = Annotated[RowMapping, Depends(hub_partner)]
 # (partner, "A" or "C", the token as presented)
 AnyToken = Annotated[tuple[RowMapping, str, str], Depends(any_token)]
 
@@ -212,10 +303,29 @@ AnyToken = Annotated[tuple[RowMapping, str, str], Depends(any_token)]
 # --- request bodies ---------------------------------------------------------------------------
 
 async def json_body(request: Request) -> Any:
+    """The request's JSON body, read no further than the size limit; 2001 (HTTP 413 for
+    size, 400 otherwise) when it is too large, nests too deep or is not JSON."""
+    limits = ocpi_context(request).limits
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise OcpiError(413, 2001, f"request body exceeds {limits.max_body_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.max_body_bytes:
+            raise OcpiError(413, 2001, f"request body exceeds {limits.max_body_bytes} bytes")
     try:
-        return await request.json()
-    except ValueError:
-        raise OcpiError(400, 2001, "request body is not valid JSON") from None
+        return parse_json_body(bytes(body), limits)
+    except BodyRefused as exc:
+        raise OcpiError(exc.http_status, 2001, str(exc)) from None
+
+
+async def allowed_url(ctx: OcpiContext, url: str, what: str) -> None:
+    """2001 unless the URL policy lets the backend call ``url`` (named ``what``)."""
+    try:
+        await ctx.url_policy.check(url)
+    except UrlRefused as exc:
+        raise OcpiError(400, 2001, f"{what} refused: {exc}") from None
 
 
 def parse(model: type[ModelT], body: Any) -> ModelT:
@@ -228,13 +338,24 @@ def parse(model: type[ModelT], body: Any) -> ModelT:
 
 # --- pagination -------------------------------------------------------------------------------
 
-def page_query(offset: Annotated[int, Query(ge=0)] = 0,
+def page_query(offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                limit: Annotated[int, Query(ge=1)] = DEFAULT_LIMIT,
                date_from: datetime | None = None,
                date_to: datetime | None = None) -> PageQuery:
+    """Pagination parameters; a limit above MAX_LIMIT is lowered to it (X-Limit says so)."""
     return PageQuery(offset=offset, limit=min(limit, MAX_LIMIT),
-                     date_from=m.as_utc(date_from) if date_from else None,
-                     date_to=m.as_utc(date_to) if date_to else None)
+                     date_from=_utc_parameter("date_from", date_from),
+                     date_to=_utc_parameter("date_to", date_to))
+
+
+def _utc_parameter(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return m.as_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00
+        raise OcpiError(400, 2001, f"invalid or missing parameters: {name} out of range"
+                        ) from None
 
 
 Paging = Annotated[PageQuery, Depends(page_query)]

@@ -651,6 +651,23 @@ class UnlockConnector(OcpiModel):
     connector_id: CiString36
 
 
+class ConnectionStatus(StrEnum):
+    CONNECTED = "CONNECTED"
+    OFFLINE = "OFFLINE"
+    PLANNED = "PLANNED"
+    SUSPENDED = "SUSPENDED"
+
+
+class ClientInfo(OcpiModel):
+    """A party connected to a hub, and the state of its connection (hubclientinfo)."""
+
+    party_id: PartyId
+    country_code: CountryCode
+    role: Role
+    status: ConnectionStatus
+    last_updated: DateTime
+
+
 DataT = TypeVar("DataT")
 
 

@@ -2,6 +2,12 @@
 
 The queue lives in the database, so pushes survive restarts. Each partner's pushes go out in
 order: a failed push is retried with exponential back-off before anything queued after it.
+
+Routing headers name us as the sender and the partner as the receiver; through a hub, a
+session or CDR is addressed to the party of its token (the eMSP it is for), everything else
+to the hub itself (a broadcast push). A push for a party the hub reports OFFLINE, PLANNED or
+SUSPENDED is given up at once, as the spec asks (the party GETs what it missed once back), so
+it does not hold up the hub's other pushes.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from chargerfw.csms.store import AsyncStore, PushItem, utcnow
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
+
+# Statuses at a hub of a party no push can reach: the spec says not to queue pushes for it
+# (once back, it GETs what it missed from our Sender interfaces).
+UNREACHABLE_STATUSES = ("OFFLINE", "PLANNED", "SUSPENDED")
 
 
 class PushWorker:
@@ -77,14 +87,19 @@ class PushWorker:
 
     async def _send(self, item: PushItem) -> bool:
         error = None
+        give_up = False
+        receiver = await self._receiver(item)
+        status = await self._status_at_hub(item, receiver)
         if item.their_token is None:
             error = "partner has no token"
+        elif status in UNREACHABLE_STATUSES:
+            error = f"party {receiver[0]}/{receiver[1]} is {status} at the hub"
+            give_up = True
         else:
             try:
                 cpo = self._db.store.cpo
                 headers = ocpi_request_headers(
-                    item.their_token, (cpo.country_code, cpo.party_id),
-                    (item.country_code, item.party_id),
+                    item.their_token, (cpo.country_code, cpo.party_id), receiver,
                     correlation_id=f"push-{item.id}")  # the same across retries
                 response = await self._http.request(item.method, item.url, json=item.body,
                                                     headers=headers)
@@ -98,13 +113,36 @@ class PushWorker:
                 error = f"{type(exc).__name__}: {exc}"
         attempts = item.attempts + 1
         retry_at = None
-        if attempts < self.max_attempts:
+        if attempts < self.max_attempts and not give_up:
             retry_at = utcnow() + timedelta(seconds=self.retry_delay(item.attempts))
         log.warning("ocpi.push.failed", module=item.module, method=item.method,
                     partner=item.partner_id, attempts=attempts, error=error,
                     gave_up=retry_at is None)
         await self._db(self._db.store.push_failed, item.id, error, retry_at)
         return False
+
+    async def _status_at_hub(self, item: PushItem,
+                             receiver: tuple[str | None, str | None]) -> str | None:
+        """The status the hub reports for the party a push through it is for; None when the
+        push does not go through a hub, is for the hub itself, or the party is unknown to
+        it (the hub then decides)."""
+        if item.role != "HUB" or receiver[0] is None or receiver[1] is None or receiver == (
+                item.country_code, item.party_id):
+            return None
+        info = await self._db(self._db.store.get_hub_party, item.partner_id, *receiver)
+        return str(info["status"]) if info else None
+
+    async def _receiver(self, item: PushItem) -> tuple[str | None, str | None]:
+        """The party a push is addressed to (OCPI-to-*)."""
+        if item.role == "HUB" and item.module in ("sessions", "cdrs"):
+            token = item.body.get("cdr_token") if isinstance(item.body, dict) else None
+            if token is None and item.module == "sessions":
+                # A PATCH carries only what changed: the session says whose it is.
+                session = await self._db(self._db.store.get_session, item.url.rsplit("/", 1)[-1])
+                token = session["cdr_token"] if session else None
+            if token is not None:
+                return token["country_code"], token["party_id"]
+        return item.country_code, item.party_id
 
 
 def _ocpi_success(response: httpx.Response) -> bool:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from chargerfw.csms.authorization import ocpi_request_headers
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store import AsyncStore, Party, PartyNotAllowed, StoreError, receiver_url
+from chargerfw.csms.urlpolicy import UrlPolicy, UrlRefused
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -38,9 +39,23 @@ class PeerEndpoints:
     endpoints: list[dict[str, Any]]
 
 
-async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str,
-                               token: str) -> PeerEndpoints:
-    """GET the peer's versions, then its 2.2.1 details; raises HandshakeError."""
+async def check_peer_url(policy: UrlPolicy, url: str, what: str) -> None:
+    """HandshakeError 2001 unless the policy lets us call ``url``."""
+    try:
+        await policy.check(url)
+    except UrlRefused as exc:
+        raise HandshakeError(2001, f"{what} refused: {exc}") from None
+
+
+async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str, token: str,
+                               policy: UrlPolicy) -> PeerEndpoints:
+    """GET the peer's versions, then its 2.2.1 details; raises HandshakeError.
+
+    Every URL the peer gives is held to ``policy`` before it is called or kept, and a peer
+    that cannot be used gets one answer whatever went wrong (the details are logged), so
+    the handshake tells a caller nothing about what answers at a URL.
+    """
+    await check_peer_url(policy, versions_url, "versions url")
     headers = ocpi_request_headers(token)
     try:
         answer = (await http.get(versions_url, headers=headers)).raise_for_status()
@@ -48,13 +63,16 @@ async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str,
         match = [v for v in versions if v.version == m.VERSION]
         if not match:
             raise HandshakeError(3002, f"peer offers no OCPI {m.VERSION}")
+        await check_peer_url(policy, match[0].url, "version details url")
         answer = (await http.get(match[0].url, headers=headers)).raise_for_status()
         details = m.Envelope[m.VersionDetails].model_validate(answer.json()).data
     except (httpx.HTTPError, ValidationError, ValueError) as exc:
-        raise HandshakeError(3001, f"unable to use the client's API: "
-                                   f"{type(exc).__name__}") from None
+        log.info("ocpi.peer_unusable", error=type(exc).__name__)
+        raise HandshakeError(3001, "unable to use the client's API") from None
     if details is None or not details.endpoints:
         raise HandshakeError(3003, "no matching endpoints")
+    for endpoint in details.endpoints:
+        await check_peer_url(policy, endpoint.url, f"{endpoint.identifier} endpoint url")
     return PeerEndpoints(match[0].url, [e.model_dump(mode="json") for e in details.endpoints])
 
 
@@ -75,17 +93,19 @@ def credentials_for(token: str, versions_url: str, business_name: str, country_c
 
 async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_url: str,
                              token_a: str, our_versions_url: str, name: str,
-                             parties: Sequence[Party]) -> int:
-    """Register with an eMSP that gave us its TOKEN_A; returns our partner id for it.
+                             parties: Sequence[Party], *, policy: UrlPolicy) -> int:
+    """Register with an eMSP (or a hub) that gave us its TOKEN_A; returns our partner id for
+    it.
 
     The partner is fixed to ``parties``: when the peer declares another, the registration
     fails (2001). Our API must be reachable at ``our_versions_url`` meanwhile: the peer
-    reads our endpoints with the token we send. On failure nothing is kept.
+    reads our endpoints with the token we send. On failure nothing is kept. The peer's URLs
+    are held to ``policy``.
     """
     store = db.store
     if not parties:
         raise HandshakeError(2001, "give the partner's parties (COUNTRY/PARTY[/ROLE])")
-    peer = await fetch_peer_endpoints(http, versions_url, token_a)
+    peer = await fetch_peer_endpoints(http, versions_url, token_a, policy)
     credentials_url = receiver_url(peer.endpoints, "credentials") or next(
         (e["url"] for e in peer.endpoints if e.get("identifier") == "credentials"), None)
     if credentials_url is None:
@@ -109,7 +129,7 @@ async def register_with_peer(db: AsyncStore, http: httpx.AsyncClient, versions_u
             raise HandshakeError(3001, f"peer refused our credentials: "
                                        f"{envelope.status_message}")
         # Their endpoints again, now with the token they gave us (TOKEN_C).
-        peer = await fetch_peer_endpoints(http, theirs.url, theirs.token)
+        peer = await fetch_peer_endpoints(http, theirs.url, theirs.token, policy)
         try:
             await db(store.complete_registration, partner_id, theirs.token, theirs.url,
                      m.VERSION, peer.endpoints, declared_parties(theirs))

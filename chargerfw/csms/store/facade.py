@@ -2,7 +2,7 @@
 commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
-partners, tokens, transactions, sessions, CDRs, reservations, commands, the push queue).
+partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, the push queue).
 Each part only knows the engine (and our CPO identity where it builds OCPI objects); work
 that spans aggregates inside one database transaction goes through the owning module's
 functions that take that transaction's connection. ``Store`` offers every part's methods
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
 from chargerfw.csms.store.commands import Commands
+from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.locations import Locations
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
@@ -140,6 +141,14 @@ class Store:
         self.command_vouching_for = commands.command_vouching_for
         self.may_unlock = commands.may_unlock
         self.get_command = commands.get_command
+
+        hubs = Hubs(engine)
+        self.put_hub_party = hubs.put_hub_party
+        self.replace_hub_parties = hubs.replace_hub_parties
+        self.get_hub_party = hubs.get_hub_party
+        self.list_hub_parties = hubs.list_hub_parties
+        self.last_token_pull = hubs.last_token_pull
+        self.record_token_pull = hubs.record_token_pull
 
         push_queue = PushQueue(engine)
         self.enqueue_push = push_queue.enqueue_push

@@ -1,6 +1,7 @@
 """Parties (country code, party id, role) and who holds them: the operator gives each partner
-its parties; a partner registers as, holds the tokens of, and sees the sessions and CDRs of
-those parties only. Every such check in the store goes through ``holds``."""
+its parties, and a hub also holds the parties it reports reachable through it (CONNECTED or
+OFFLINE); a partner registers as, holds the tokens of, sends for, and sees the sessions and
+CDRs of those parties only. Every such check goes through ``holds``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from chargerfw.csms.store.values import StoreError
-from chargerfw.csms.tables import partner_parties
+from chargerfw.csms.tables import hub_parties, partner_parties
+
+# A party a hub reports in one of these states acts through it; PLANNED parties have never
+# been connected and SUSPENDED ones never will be again.
+HUB_ACTIVE_STATUSES = ("CONNECTED", "OFFLINE")
 
 # OCPI 2.2.1 Role
 ROLES = ("CPO", "EMSP", "HUB", "NAP", "NSP", "OTHER", "SCSP")
@@ -58,10 +63,16 @@ class Party:
 
 def holds(partner_id: Any, country_code: Any, party_id: Any) -> sa.ColumnElement[bool]:
     """SQL: the partner ``partner_id`` holds the party ``country_code``/``party_id`` (in any
-    role). Each argument is a column or a value; a party of NULLs is nobody's."""
-    return sa.exists().where(partner_parties.c.partner_id == partner_id,
-                             partner_parties.c.country_code == country_code,
-                             partner_parties.c.party_id == party_id)
+    role): it was given the party, or it is a hub reporting the party active through it.
+    Each argument is a column or a value; a party of NULLs is nobody's."""
+    return sa.or_(
+        sa.exists().where(partner_parties.c.partner_id == partner_id,
+                          partner_parties.c.country_code == country_code,
+                          partner_parties.c.party_id == party_id),
+        sa.exists().where(hub_parties.c.hub_id == partner_id,
+                          hub_parties.c.country_code == country_code,
+                          hub_parties.c.party_id == party_id,
+                          hub_parties.c.status.in_(HUB_ACTIVE_STATUSES)))
 
 
 def parties_of(c: Connection, partner_id: int) -> list[Party]:
@@ -72,9 +83,16 @@ def parties_of(c: Connection, partner_id: int) -> list[Party]:
 
 
 def holder_of(c: Connection, country_code: str, party_id: str) -> int | None:
-    """The partner holding a party (in any role), if any."""
+    """The partner holding a party (in any role), if any: the one it was given to, else a hub
+    reporting it active."""
     found: int | None = c.execute(sa.select(partner_parties.c.partner_id).where(
         partner_parties.c.country_code == country_code.upper(),
         partner_parties.c.party_id == party_id.upper())
         .order_by(partner_parties.c.partner_id)).scalars().first()
+    if found is None:
+        found = c.execute(sa.select(hub_parties.c.hub_id).where(
+            hub_parties.c.country_code == country_code.upper(),
+            hub_parties.c.party_id == party_id.upper(),
+            hub_parties.c.status.in_(HUB_ACTIVE_STATUSES))
+            .order_by(hub_parties.c.hub_id)).scalars().first()
     return found

@@ -39,6 +39,11 @@ def check_declared(c: Connection, partner_id: int, declared: Sequence[Party]) ->
         raise PartyNotAllowed(f"roles: {', '.join(map(str, foreign))} not given to this "
                               f"partner (given: {allowed})")
 
+def partner_role(parties: Sequence[Party]) -> str:
+    """A partner given a HUB party is a hub (it routes for the parties it reports); any
+    other is an eMSP."""
+    return "HUB" if any(party.role == "HUB" for party in parties) else "EMSP"
+
 
 @dataclass(frozen=True)
 class Partners:
@@ -59,7 +64,7 @@ class Partners:
         first = parties[0] if parties else None
         partner_id = inserted_id(c.execute(partners.insert().values(
             name=name, country_code=first.country_code if first else None,
-            party_id=first.party_id if first else None, role=first.role if first else "EMSP",
+            party_id=first.party_id if first else None, role=partner_role(parties),
             registered=False, last_updated=utcnow(), **tokens)))
         for party in dict.fromkeys(parties):
             self._give(c, partner_id, party)

@@ -94,14 +94,15 @@ class PushQueue:
                      .where(push_queue.c.status == "PENDING")
                      .group_by(push_queue.c.partner_id))
             rows = c.execute(sa.select(push_queue, partners.c.their_token,
-                                       partners.c.country_code, partners.c.party_id)
+                                       partners.c.country_code, partners.c.party_id,
+                                       partners.c.role)
                              .join(partners, partners.c.id == push_queue.c.partner_id)
                              .where(push_queue.c.id.in_(heads),
                                     push_queue.c.next_attempt_at <= now)
                              .order_by(push_queue.c.id).limit(limit)).mappings().all()
         return [PushItem(r["id"], r["partner_id"], r["module"], r["method"], r["url"],
                          r["body"], r["attempts"], r["their_token"], r["country_code"],
-                         r["party_id"]) for r in rows]
+                         r["party_id"], r["role"]) for r in rows]
 
     def push_done(self, push_id: int) -> None:
         with self.engine.begin() as c:

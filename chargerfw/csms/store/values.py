@@ -180,3 +180,4 @@ class PushItem:
     their_token: str | None = field(repr=False, default=None)
     country_code: str | None = None  # the partner's, for the OCPI-to-* routing headers
     party_id: str | None = None
+    role: str | None = None  # the partner's (a HUB routes to the party a push is for)

@@ -13,10 +13,12 @@ from csms_doubles import add_test_charger, csms_running, make_tariff, ocpi_auth,
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.registration import HandshakeError, register_with_peer
 from chargerfw.csms.store import Party
+from chargerfw.csms.urlpolicy import LOOPBACK_NETWORKS, UrlPolicy
 
 pytestmark = pytest.mark.timeout(60)
 V = "/ocpi/2.2.1"
 DE_EMS = [Party("DE", "EMS")]
+LOOPBACK = UrlPolicy.allowing(LOOPBACK_NETWORKS)
 
 
 async def test_cpo_initiated_registration(db: str) -> None:
@@ -27,18 +29,20 @@ async def test_cpo_initiated_registration(db: str) -> None:
         async with httpx.AsyncClient() as http:
             with pytest.raises(HandshakeError) as refused:
                 await register_with_peer(csms.db, http, f"{emsp.base}/emsp/versions",
-                                         "not-their-token", our_versions, "eMSP", DE_EMS)
+                                         "not-their-token", our_versions, "eMSP", DE_EMS,
+                                         policy=LOOPBACK)
             assert refused.value.status_code == 3001
             assert await csms.db(csms.store.list_partners) == []
             # The peer declares DE/EMS, which this partner was not given: refused, forgotten.
             with pytest.raises(HandshakeError) as refused:
                 await register_with_peer(csms.db, http, f"{emsp.base}/emsp/versions",
                                          emsp.token_a, our_versions, "eMSP",
-                                         [Party("DE", "XYZ")])
+                                         [Party("DE", "XYZ")], policy=LOOPBACK)
             assert refused.value.status_code == 2001 and "DE/EMS/EMSP" in str(refused.value)
             assert await csms.db(csms.store.list_partners) == []
             partner_id = await register_with_peer(csms.db, http, f"{emsp.base}/emsp/versions",
-                                                  emsp.token_a, our_versions, "eMSP", DE_EMS)
+                                                  emsp.token_a, our_versions, "eMSP", DE_EMS,
+                                                  policy=LOOPBACK)
         partner = await csms.db(csms.store.get_partner, partner_id)
         assert partner["registered"] and partner["their_token"] == emsp.token_b
         assert (partner["country_code"], partner["party_id"]) == ("DE", "EMS")
@@ -60,7 +64,7 @@ async def test_cli_partner_register_against_a_running_backend(tmp_path: Path) ->
     db = str(tmp_path / "c.db")
     async with running_emsp() as emsp, csms_running(db) as csms:
         args = ["csms", "partner", "register", "eMSP", "--party", "DE/EMS", "--db", db,
-                "--versions-url",
+                "--allow-outbound-network", "127.0.0.0/8", "--versions-url",
                 f"{emsp.base}/emsp/versions", "--token-a", emsp.token_a,
                 "--public-url", csms.api_url]
         result = await asyncio.to_thread(CliRunner().invoke, main, args)

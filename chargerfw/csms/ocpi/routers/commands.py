@@ -12,6 +12,7 @@ from chargerfw.csms.ocpi.common import (
     MODULE_PREFIX,
     Context,
     Partner,
+    allowed_url,
     json_body,
     ocpi_json,
     parse,
@@ -24,5 +25,6 @@ router = APIRouter()
 async def post_command(command: m.CommandType, request: Request, partner: Partner,
                        ctx: Context) -> JSONResponse:
     parsed = parse(COMMAND_MODELS[command], await json_body(request))
+    await allowed_url(ctx, parsed.response_url, "response_url")
     response = await ctx.commands.handle(parsed, partner)
     return ocpi_json(response.model_dump(mode="json", exclude_none=True))

@@ -50,7 +50,8 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     declared = declared_parties(credentials)
     try:
         await db(db.store.check_declared_roles, partner["id"], declared)
-        peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token)
+        peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token,
+                                          ctx.url_policy)
         token_c = await db(db.store.register_partner, partner["id"], credentials.token,
                            credentials.url, m.VERSION, peer.endpoints, declared)
     except PartyNotAllowed as exc:
@@ -61,6 +62,7 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     # A new partner gets everything it may not have yet; pushes keep it current after.
     await db(db.store.queue_full_sync, partner["id"])
     ctx.changed()
+    ctx.partner_registered(partner["id"])
     return token_c
 
 

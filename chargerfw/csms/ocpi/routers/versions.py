@@ -13,7 +13,7 @@ router = APIRouter()
 # (module, our role in it)
 ENDPOINTS = [("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations", "SENDER"),
              ("sessions", "SENDER"), ("cdrs", "SENDER"), ("tariffs", "SENDER"),
-             ("tokens", "RECEIVER"), ("commands", "RECEIVER")]
+             ("tokens", "RECEIVER"), ("commands", "RECEIVER"), ("hubclientinfo", "RECEIVER")]
 
 
 @router.get("/ocpi/versions")
