@@ -257,6 +257,8 @@ class EmspDouble:
     received: list[Received] = field(default_factory=list)
     authorize_answers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     fail_pushes: int = 0  # answer this many pushes with HTTP 503 first
+    # Answer this many PATCHes with OCPI 2001 (HTTP 400), as an eMSP that lost the object.
+    refuse_patches: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     role: str = "EMSP"  # HUB: also a hubclientinfo Sender listing ``client_infos``
     # The tokens Sender list (GET /emsp/tokens), ``page_size`` per page at most.
@@ -396,6 +398,9 @@ class EmspDouble:
             if self.fail_pushes > 0:
                 self.fail_pushes -= 1
                 return JSONResponse({"error": "busy"}, status_code=503)
+            if request.method == "PATCH" and self.refuse_patches > 0:
+                self.refuse_patches -= 1
+                return JSONResponse(envelope(None, 2001), status_code=400)
             entry.accepted = True
             return JSONResponse(envelope(None))
 

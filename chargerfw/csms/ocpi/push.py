@@ -109,6 +109,14 @@ class PushWorker:
                              partner=item.partner_id)
                     return True
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
+                if item.method == "PATCH" and _client_error(response):
+                    # It changes something the receiver does not hold as we think: sending
+                    # it (or the PATCHes built on it) again cannot help, and would hold up
+                    # everything queued behind. Given up, the next update is sent whole.
+                    dropped = await self._db(self._db.store.patch_refused, item.id, error)
+                    log.warning("ocpi.push.patch_refused", module=item.module,
+                                partner=item.partner_id, error=error, later_dropped=dropped)
+                    return False
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
         attempts = item.attempts + 1
@@ -154,3 +162,15 @@ def _ocpi_success(response: httpx.Response) -> bool:
     if isinstance(body, dict) and "status_code" in body:
         return body["status_code"] == 1000
     return True
+
+
+def _client_error(response: httpx.Response) -> bool:
+    """HTTP 4xx, or an OCPI client error (2xxx) in the envelope."""
+    if 400 <= response.status_code < 500:
+        return True
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and isinstance(body.get("status_code"), int)
+            and 2000 <= body["status_code"] < 3000)

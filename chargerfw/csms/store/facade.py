@@ -155,6 +155,7 @@ class Store:
         self.due_pushes = push_queue.due_pushes
         self.push_done = push_queue.push_done
         self.push_failed = push_queue.push_failed
+        self.patch_refused = push_queue.patch_refused
         self.pushes = push_queue.pushes
 
 

@@ -117,6 +117,22 @@ class PushQueue:
                 status="PENDING" if retry_at else "FAILED",
                 next_attempt_at=retry_at or utcnow()))
 
+    def patch_refused(self, push_id: int, error: str) -> int:
+        """Give up a PATCH the receiver refused, and the PATCHes queued after it to the same
+        object: each adds to what the refused one would have left. Returns how many later
+        ones were given up too."""
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(push_queue.c.partner_id, push_queue.c.url)
+                            .where(push_queue.c.id == push_id)).one()
+            c.execute(push_queue.update().where(push_queue.c.id == push_id).values(
+                attempts=push_queue.c.attempts + 1, last_error=error[:500], status="FAILED",
+                next_attempt_at=utcnow()))
+            return int(c.execute(push_queue.update().where(
+                push_queue.c.partner_id == row.partner_id, push_queue.c.url == row.url,
+                push_queue.c.method == "PATCH", push_queue.c.status == "PENDING",
+                push_queue.c.id > push_id).values(
+                    status="FAILED", last_error=f"after refused push {push_id}")).rowcount)
+
     def pushes(self, status: str | None = None) -> list[RowMapping]:
         with self.engine.connect() as c:
             stmt = sa.select(push_queue).order_by(push_queue.c.id)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from csms_doubles import error, ocpi_env, ok, sim_charger, token_body
+from fakes import wait_until
 
 from chargerfw.csms.ocpi import models as m
 
@@ -129,3 +130,36 @@ async def test_an_appending_emsp_holds_the_session_as_served(db: str) -> None:
                                                          exclude_none=True) == session
         starts = [p["start_date_time"] for p in held["charging_periods"]]
         assert len(starts) == len(set(starts)) == 3
+
+
+async def test_a_refused_patch_is_not_retried_and_the_next_update_is_whole(db: str) -> None:
+    """An eMSP that answers a session PATCH with a client error (it lost the session) gets
+    no retries of it; the next update is a PUT of the whole session, then PATCHes again."""
+    async with ocpi_env(db) as env:
+        csms, emsp, client = env.csms, env.emsp, env.client
+        ok(await client.put(f"{V}/tokens/DE/EMS/TAG1", headers=env.auth,
+                            json=token_body("TAG1", "ALLOWED")), Any, http=201)
+        emsp.refuse_patches = 1
+        async with sim_charger(csms, "CP1") as charger:
+            tx = await charger.start_tx(1, "TAG1", 50_000, T0)
+            await charger.meter(1, tx.transaction_id, T0 + timedelta(minutes=10), 52_000)
+
+            def refused() -> bool:
+                return any(p["module"] == "sessions" and p["method"] == "PATCH"
+                           and p["status"] == "FAILED" for p in csms.store.pushes())
+
+            await wait_until(refused, timeout=5, what="the PATCH given up")
+            for minutes, wh in ((20, 54_500), (30, 57_000)):
+                await charger.meter(1, tx.transaction_id, T0 + timedelta(minutes=minutes), wh)
+            await emsp.wait_for(lambda _r: len(emsp.pushes("sessions")) == 3)
+            served = ok(await client.get(f"{V}/sessions", headers=env.auth), list[m.Session])
+        refused_patch = [p for p in csms.store.pushes() if p["method"] == "PATCH"
+                         and p["status"] == "FAILED"]
+        assert len(refused_patch) == 1 and refused_patch[0]["attempts"] == 1
+        pushes = emsp.pushes("sessions")
+        assert [p.method for p in pushes] == ["PUT", "PUT", "PATCH"]
+        held = dict(pushes[1].body)
+        held["charging_periods"] = held["charging_periods"] + pushes[2].body["charging_periods"]
+        held.update({k: v for k, v in pushes[2].body.items() if k != "charging_periods"})
+        assert m.Session.model_validate(held).model_dump(mode="json", exclude_none=True) == \
+            served[0].model_dump(mode="json", exclude_none=True)
