@@ -561,13 +561,21 @@ def tariff_add(tariff_id: str, db: str, country_code: str, party_id: str, path: 
                apply_to: Sequence[str], apply_to_all: bool) -> None:
     """Add TARIFF_ID and push it to partners: one element of energy, time, parking and flat
     prices (excl. VAT) with an optional VAT rate, or any OCPI 2.2.1 tariff from --file."""
-    cpo = _cpo(country_code, party_id)
-    model = _tariff_model(tariff_id, cpo, path, currency, {
-        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat)
+    _save_tariff(False, tariff_id, db, _cpo(country_code, party_id), path, currency, {
+        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat,
+        apply_to, apply_to_all)
+
+
+def _save_tariff(replace: bool, tariff_id: str, db: str, cpo: Any, path: Path | None,
+                 currency: str | None, prices: dict[str, float | None], vat: float | None,
+                 apply_to: Sequence[str], apply_to_all: bool) -> None:
+    """Add (or ``replace``) a tariff, push it to partners, and price connectors by it."""
+    model = _tariff_model(tariff_id, cpo, path, currency, prices, vat)
     store = _open_store(db, cpo)
-    _run_store_action(lambda: store.add_tariff(model))
+    _run_store_action(lambda: (store.update_tariff if replace else store.add_tariff)(model))
     applied = _apply_tariff(store, tariff_id, apply_to, apply_to_all)
-    click.echo(f"added tariff {tariff_id} ({model.currency}); {applied} connector(s) priced")
+    done = "updated" if replace else "added"
+    click.echo(f"{done} tariff {tariff_id} ({model.currency}); {applied} connector(s) priced")
 
 
 @tariff.command("update")
@@ -579,13 +587,9 @@ def tariff_update(tariff_id: str, db: str, country_code: str, party_id: str,
                   vat: float | None, apply_to: Sequence[str], apply_to_all: bool) -> None:
     """Replace TARIFF_ID (as `add` describes it) and push it to partners. Sessions already
     running keep the tariff they started under."""
-    cpo = _cpo(country_code, party_id)
-    model = _tariff_model(tariff_id, cpo, path, currency, {
-        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat)
-    store = _open_store(db, cpo)
-    _run_store_action(lambda: store.update_tariff(model))
-    applied = _apply_tariff(store, tariff_id, apply_to, apply_to_all)
-    click.echo(f"updated tariff {tariff_id} ({model.currency}); {applied} connector(s) priced")
+    _save_tariff(True, tariff_id, db, _cpo(country_code, party_id), path, currency, {
+        "ENERGY": energy, "TIME": per_hour, "PARKING_TIME": parking, "FLAT": flat}, vat,
+        apply_to, apply_to_all)
 
 
 @tariff.command("delete")
