@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from chargerfw.config import ConfigError, known_meter_models, load_config, parse_config
-from chargerfw.config.wiring import ContactWiring, inputs_not_fail_safe, safety_inputs
+from chargerfw.config.wiring import (
+    ContactWiring,
+    contactors_without_mirror,
+    inputs_not_fail_safe,
+    safety_inputs,
+)
 from chargerfw.hwdata import data_path
 
 MINIMAL = """
@@ -227,3 +232,14 @@ def test_normally_open_safety_inputs_on_a_pi_are_listed() -> None:
     no_feedback = text.replace("feedback_pin = 27\n", "")
     assert [item.key for item in inputs_not_fail_safe(parse_config(tomllib.loads(no_feedback)))] \
         == ["rcm"]
+
+
+def test_a_pi_contactor_without_a_mirror_contact_is_listed() -> None:
+    with_mirror = parse_config(tomllib.loads(SAFETY_INPUTS))
+    assert contactors_without_mirror(with_mirror) == []
+    without = SAFETY_INPUTS.replace("feedback_pin = 27\n", "")
+    assert contactors_without_mirror(parse_config(tomllib.loads(without))) == [
+        "connector[1].contactor"]
+    # Simulated hardware models the mirror contact itself.
+    assert contactors_without_mirror(
+        parse_config(tomllib.loads('hardware = "sim"\n' + without))) == []

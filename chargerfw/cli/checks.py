@@ -19,7 +19,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from chargerfw.config import ReaderSection, StationConfig
-from chargerfw.config.wiring import inputs_not_fail_safe, safety_inputs
+from chargerfw.config.wiring import (
+    UNMONITORED_CONTACTOR,
+    contactors_without_mirror,
+    inputs_not_fail_safe,
+    safety_inputs,
+)
 from chargerfw.control.api import StatusReply
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.contactor import ContactorFeedback
@@ -228,11 +233,13 @@ def wiring_check(config: StationConfig) -> CheckResult:
                       '(docs/safety.md, "Wiring the inputs")')
     if config.hardware != "pi":
         return skipped(name, "simulated hardware: no wires to break")
+    unmonitored = "".join(f"; {key}: {UNMONITORED_CONTACTOR}"
+                          for key in contactors_without_mirror(config))
     inputs = safety_inputs(config)
     if not inputs:
-        return skipped(name, "no fault input or mirror contact configured")
+        return skipped(name, "no fault input or mirror contact configured" + unmonitored)
     return passed(name, ", ".join(item.key for item in inputs)
-                  + ": normally closed, a cut wire reads as a fault")
+                  + ": normally closed, a cut wire reads as a fault" + unmonitored)
 
 
 TRIP_FAULTS = frozenset({FaultKind.RCD_TRIP, FaultKind.RCD_TRIP_REPEATED,

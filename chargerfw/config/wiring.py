@@ -101,3 +101,15 @@ def inputs_not_fail_safe(config: StationConfig) -> list[SafetyInput]:
     if config.hardware != "pi":
         return []
     return [item for item in safety_inputs(config) if not item.wiring.fail_safe]
+
+
+UNMONITORED_CONTACTOR = "no mirror contact (feedback_pin): a welded contactor would go unseen"
+
+
+def contactors_without_mirror(config: StationConfig) -> list[str]:
+    """The connectors of a station on real hardware whose contactor has no mirror contact
+    (``feedback_pin``): a welded contactor there goes unseen. Allowed, and warned about."""
+    if config.hardware != "pi":
+        return []
+    return [f"connector[{c.id}].contactor" for c in config.connector
+            if c.contactor.feedback_pin is None]

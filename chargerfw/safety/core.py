@@ -29,7 +29,11 @@ from dataclasses import dataclass
 import msgspec
 
 from chargerfw.config import StationConfig
-from chargerfw.config.wiring import inputs_not_fail_safe
+from chargerfw.config.wiring import (
+    UNMONITORED_CONTACTOR,
+    contactors_without_mirror,
+    inputs_not_fail_safe,
+)
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.contactor import Contactor
 from chargerfw.drivers.fault_inputs import RcmSelfTestResult, RcmSelfTestUnavailableError
@@ -129,6 +133,8 @@ class SafetyCore:
         input wired so that a cut wire reads healthy is allowed, and warned about."""
         for item in inputs_not_fail_safe(self.config):
             log.warning("safety.input_not_fail_safe", input=item.key, why=item.why_not_fail_safe)
+        for key in contactors_without_mirror(self.config):
+            log.warning("safety.contactor_unmonitored", contactor=key, why=UNMONITORED_CONTACTOR)
         board = self.board
         if board.rcm is not None:
             self.supervisor.attach_fault_input(FaultKind.RCD_TRIP, board.rcm)

@@ -181,4 +181,20 @@ def test_a_fail_safe_pi_starts_without_a_warning(rigs):
     rigs.append(rig)
     with capture_logs() as logs:
         rig.core.start(self_test=False)
-    assert [e for e in logs if e["event"] == "safety.input_not_fail_safe"] == []
+    assert [e for e in logs if e["event"] in ("safety.input_not_fail_safe",
+                                              "safety.contactor_unmonitored")] == []
+
+
+def test_a_pi_contactor_without_a_mirror_contact_starts_and_warns(rigs):
+    raw = tomllib.loads(SIM_TOML.read_text())
+    raw["hardware"] = "pi"
+    del raw["connector"][0]["contactor"]["feedback_pin"]
+    config = parse_config(raw)
+    rig = Rig(config, build_board(msgspec.structs.replace(config, hardware="sim")))
+    rigs.append(rig)
+    with capture_logs() as logs:
+        rig.core.start(self_test=False)
+    warned = [entry for entry in logs if entry["event"] == "safety.contactor_unmonitored"]
+    assert [(e["contactor"], e["log_level"]) for e in warned] == [
+        ("connector[1].contactor", "warning")]
+    assert "welded contactor would go unseen" in warned[0]["why"]
