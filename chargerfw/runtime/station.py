@@ -286,6 +286,7 @@ class StationRuntime:
         # The backend link starts first: its BootNotification does not wait for the meters'
         # first polls (each task starts at the next await, in this order).
         self._spawn(client.run(), "ocpp-client")
+        self._spawn(parts.smart_charging.run(), "smart-charging")
         for controller in core.controllers.values():
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")
