@@ -288,11 +288,10 @@ class SmartCharging:
         applied = self.applied.get(connector_id)
         source, detail = limit_source(state, applied)
         return {
-            "current_limit_a": cn.offered_current_a(state),
-            "limit_source": source,
-            "limit_detail": detail,
-            "smart_charging_limit_a": state.limit(cn.LimitSource.SMART_CHARGING),
-            "thermal_limit_a": state.limit(cn.LimitSource.THERMAL),
+            "source": source,
+            "detail": detail,
+            "smart_charging_a": state.limit(cn.LimitSource.SMART_CHARGING),
+            "thermal_a": state.limit(cn.LimitSource.THERMAL),
             "hardware_max_a": state.settings.max_current_a,
             "offline_fallback": applied.offline_fallback if applied else False,
         }
