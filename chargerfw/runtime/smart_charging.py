@@ -12,6 +12,11 @@ The limits are evaluated when a profile is installed or cleared, when a transact
 ends, at the schedule's next change, and at least every second (the offline fallback, a W
 limit following the measured voltage), so the PWM follows a schedule within a second.
 
+A lower limit reaches the over-current interlock through the pilot's offered current; it judges
+the draw against the previous limit for ``OverCurrentSettings.follow_time_s`` (5 s), the time
+IEC 61851-1's change-of-duty sequence gives the vehicle to follow (the figure open chargers use;
+no copy of the standard was at hand to confirm it, so it stays a setting, see ``metering.py``).
+
 Offline fallback (``[smart_charging] offline_limit_a``): once the backend has been unreachable
 for ``offline_after_s``, min(composite, offline_limit_a) applies until it is back.
 """
