@@ -155,6 +155,19 @@ async def test_remote_start_with_a_profile(station, csms):
     [stored] = runtime.store.charging_profiles()
     assert (stored.profile.profile_id, stored.awaiting_start) == (9, False)
 
+    # A TxProfile of 4 A on top: below 6 A energy is suspended (no PWM, contactor open,
+    # SuspendedEVSE at the backend), and comes back when it is cleared.
+    assert await backend.ask("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
+        **tx_default(10, [(0, 4)], purpose="TxProfile", level=2), "transactionId": 1000}}) == {
+        "status": "Accepted"}
+    await csms.wait_for(lambda: any(r.payload["status"] == "SuspendedEVSE"
+                                    for r in csms.of("StatusNotification")))
+    assert devices.sim.vehicle.offered_current_a is None
+    assert not devices.contactor.commanded_closed
+    assert await backend.ask("ClearChargingProfile", {"id": 10}) == {"status": "Accepted"}
+    await wait_until(lambda: devices.contactor.commanded_closed, what="contactor closed again")
+    assert devices.sim.vehicle.offered_current_a == pytest.approx(13.0, abs=0.1)
+
     # The transaction ends: its TxProfile goes, from memory and from the store.
     await backend.ask("RemoteStopTransaction", {"transactionId": 1000})
     await csms.wait_for(lambda: csms.of("StopTransaction"))
