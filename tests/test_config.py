@@ -243,3 +243,19 @@ def test_a_pi_contactor_without_a_mirror_contact_is_listed() -> None:
     # Simulated hardware models the mirror contact itself.
     assert contactors_without_mirror(
         parse_config(tomllib.loads('hardware = "sim"\n' + without))) == []
+
+
+def test_smart_charging_section() -> None:
+    config = parse_config(tomllib.loads(MINIMAL))
+    assert (config.smart_charging.time_zone, config.smart_charging.offline_limit_a,
+            config.smart_charging.offline_after_s) == ("UTC", None, 300.0)
+    config = parse_config(tomllib.loads(
+        MINIMAL + '\n[smart_charging]\ntime_zone = "Europe/Amsterdam"\noffline_limit_a = 10\n'
+        "offline_after_s = 60\n"))
+    assert config.smart_charging.offline_limit_a == 10.0
+    assert problems_of(MINIMAL + '\n[smart_charging]\ntime_zone = "Mars/Olympus"\n'
+                       "offline_limit_a = -1\n") == [
+        "smart_charging.offline_limit_a: Expected `float` >= 0.0"]
+    assert problems_of(MINIMAL + '\n[smart_charging]\ntime_zone = "Mars/Olympus"\n') == [
+        "smart_charging.time_zone: unknown time zone 'Mars/Olympus' (an IANA name such as "
+        "Europe/Amsterdam)"]

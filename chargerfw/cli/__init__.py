@@ -39,6 +39,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # name -> ("module:attribute" of its click command or group, the one line `--help` shows);
 # tests/cli/test_cli_startup.py checks each line against the command's own help.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "charging-profiles": (
+        "chargerfw.cli.charging_profiles:charging_profiles_command",
+        "The OCPP charging profiles installed and the schedule they give each connector.",
+    ),
     "config": (
         "chargerfw.cli.config:config_group",
         "Show, read, change and validate the station config and OCPP keys.",

@@ -25,7 +25,13 @@ from chargerfw.cli.common import (
     station_access,
 )
 from chargerfw.control.access import DirectAccess
-from chargerfw.control.api import ControlError, StatusReply, StatusRequest, encode_reply
+from chargerfw.control.api import (
+    ControlError,
+    CurrentLimitStatus,
+    StatusReply,
+    StatusRequest,
+    encode_reply,
+)
 from chargerfw.control.client import ControlUnavailable
 from chargerfw.hwlock import is_locked
 from chargerfw.station.enums import STATION, ChargePointErrorCode
@@ -52,6 +58,19 @@ def _num(value: float | None, fmt: str, unit: str) -> str | None:
 def _phases(values: Sequence[float | None], fmt: str, unit: str) -> str | None:
     shown = [f"{v:{fmt}}" for v in values if v is not None]
     return "/".join(shown) + f" {unit}" if shown else None
+
+
+def limit_line(limit: CurrentLimitStatus) -> str:
+    """Which source limits a connector now, and every source's limit."""
+    parts = [f"limit by {limit.source.replace('_', ' ')}"
+             + (f" ({limit.detail})" if limit.detail else "")]
+    if limit.smart_charging_a is not None:
+        parts.append(f"smart charging {limit.smart_charging_a:g} A"
+                     + (" (offline fallback)" if limit.offline_fallback else ""))
+    if limit.thermal_a is not None:
+        parts.append(f"thermal {limit.thermal_a:g} A")
+    parts.append(f"hardware {limit.hardware_max_a:g} A")
+    return "  ".join(parts)
 
 
 def status_lines(status: StatusReply) -> list[str]:
@@ -89,6 +108,8 @@ def status_lines(status: StatusReply) -> list[str]:
         if c.current_limit_a is not None:
             head += f"  offering {c.current_limit_a:g} A"
         lines.append(head)
+        if c.limit is not None:
+            lines.append("  " + limit_line(c.limit))
         tx = c.transaction
         if tx is not None:
             lines.append("  transaction " + "  ".join(filter(None, [

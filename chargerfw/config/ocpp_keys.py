@@ -3,8 +3,8 @@ and the rule a value must meet. The station config provisions them (``[ocpp.keys
 layer serves and stores them (:mod:`chargerfw.ocpp.config_keys`), the CLI edits them; each key's
 rule lives here once.
 
-Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement keys, the Reservation and
-SmartCharging keys a backend may ask about, and the security whitepaper's AuthorizationKey /
+Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement, Reservation and
+SmartCharging keys, and the security whitepaper's AuthorizationKey /
 SecurityProfile.
 """
 
@@ -33,7 +33,10 @@ SUPPORTED_MEASURANDS = (
     "Temperature",
 )
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
-FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation")
+FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation",
+                    "SmartCharging")
+# ChargingScheduleAllowedChargingRateUnit items: Current (A) and Power (W).
+CHARGING_RATE_UNITS = ("Current", "Power")
 MAX_CSL_ITEMS = 8  # *MaxLength of every measurand list
 
 
@@ -141,8 +144,16 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
         _bool("LocalAuthListEnabled", True),
         _int("LocalAuthListMaxLength", 1000, readonly=True),
         _int("SendLocalListMaxLength", 100, readonly=True),
-        # --- Reservation: per connector only (no connector 0); Smart Charging is absent ---
+        # --- Reservation: per connector only (no connector 0) ---
         _bool("ReserveConnectorZeroSupported", False, readonly=True),
+        # --- Smart Charging (what a profile may hold; chargerfw.station.charging_profiles) ---
+        _int("ChargeProfileMaxStackLevel", 10, readonly=True),
+        KeyDef("ChargingScheduleAllowedChargingRateUnit", KeyType.CSL,
+               ",".join(CHARGING_RATE_UNITS), readonly=True),
+        _int("ChargingScheduleMaxPeriods", 24, readonly=True),
+        # The board has no phase-switch output: numberPhases cannot switch 3 to 1 phase.
+        _bool("ConnectorSwitch3to1PhaseSupported", False, readonly=True),
+        _int("MaxChargingProfilesInstalled", 20, readonly=True),
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
                max_length=40),

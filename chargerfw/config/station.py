@@ -268,6 +268,26 @@ class SafetySection(_Section, frozen=True, kw_only=True):
     watchdog_pin: BcmPin | None = None
 
 
+class SmartChargingSection(_Section, frozen=True, kw_only=True):
+    """OCPP Smart Charging on this station (docs/smart-charging.md)."""
+
+    # Where Recurring charging profiles repeat at the same wall-clock time (IANA name).
+    time_zone: str = "UTC"
+    # The limit that applies while the backend has been unreachable for offline_after_s: a
+    # site's grid protection must not depend on the link. Unset: the profiles alone.
+    offline_limit_a: Annotated[float, Meta(ge=0, le=80)] | None = None
+    offline_after_s: Annotated[float, Meta(ge=0, le=86400)] = 300.0
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FieldError("time_zone", f"unknown time zone {self.time_zone!r} (an IANA "
+                             "name such as Europe/Amsterdam)") from None
+
+
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
 
@@ -284,6 +304,7 @@ class StationConfig(_Section, frozen=True, kw_only=True):
     ocpp: OcppSection | None = None
     storage: StorageSection = msgspec.field(default_factory=StorageSection)
     safety: SafetySection = msgspec.field(default_factory=SafetySection)
+    smart_charging: SmartChargingSection = msgspec.field(default_factory=SmartChargingSection)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.connector]

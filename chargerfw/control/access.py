@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast
 
 from chargerfw.control.api import (
+    ChargingProfilesReply,
+    ChargingProfilesRequest,
+    CompositeScheduleStatus,
     ConfigSetReply,
     ConfigSetRequest,
     ConnectorStatus,
@@ -143,6 +146,9 @@ class ServiceAccess:
 
     def clear_fault(self, kind: FaultKind, connector: int) -> FaultClearReply:
         return self.client.request(FaultClearRequest(kind, connector))
+
+    def charging_profiles(self, request: ChargingProfilesRequest) -> ChargingProfilesReply:
+        return self.client.request(request)
 
     def run_test(self, request: Request[TestReplyT], confirm: Confirm | None = None) -> TestReplyT:
         """Refused from the service's status first (so nobody is asked to confirm a test the
@@ -478,6 +484,36 @@ class DirectAccess:
             keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile)
             status, reason = keys.change(key, value)
         return ConfigSetReply(key, status, reason)
+
+    # -- charging profiles ----------------------------------------------------------------
+
+    def charging_profiles(self, request: ChargingProfilesRequest) -> ChargingProfilesReply:
+        """The profiles the store holds and the schedule they give from now, as the service
+        would start with them (no transaction runs: TxProfiles are gone then)."""
+        from datetime import UTC, datetime
+
+        from chargerfw.station import charging_profiles as cp
+
+        with self._store() as store:
+            installed = tuple(i for i in store.charging_profiles()
+                              if i.profile.purpose is not cp.ChargingProfilePurpose.TX)
+        context = cp.StationContext(
+            tuple(cp.ConnectorContext(c.id, c.max_current_a, c.phases)
+                  for c in self.config.connector),
+            self.config.smart_charging.time_zone)
+        ids = ([0, *(c.id for c in self.config.connector)] if request.connector is None
+               else [request.connector])
+        unit = cp.ChargingRateUnit.AMPS if request.unit == "A" else cp.ChargingRateUnit.WATTS
+        now = datetime.now(UTC)
+        try:
+            schedules = [cp.composite_schedule(installed, context, cid, now, request.duration_s,
+                                               unit) for cid in ids]
+        except cp.ProfileRejected as exc:
+            raise Refused(str(exc)) from None
+        return ChargingProfilesReply(
+            [{"connector_id": i.connector_id, "awaiting_start": i.awaiting_start,
+              **cp.profile_to_wire(i.profile)} for i in installed],
+            [CompositeScheduleStatus.of(s) for s in schedules])
 
     @contextlib.contextmanager
     def _store(self) -> Iterator[Store]:

@@ -21,9 +21,10 @@ import enum
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from chargerfw.drivers.types import (
     MeterSample,
@@ -42,6 +43,11 @@ from chargerfw.safety.results import LockTestReply as LockTestReply
 from chargerfw.safety.results import PilotStep as PilotStep
 from chargerfw.safety.results import PilotTestReply as PilotTestReply
 from chargerfw.safety.results import RcdTestReply as RcdTestReply
+from chargerfw.station.charging_profiles import (
+    ChargingRateUnit,
+    CompositeSchedule,
+    composite_to_wire,
+)
 from chargerfw.station.enums import (
     STATION,
     Availability,
@@ -98,6 +104,7 @@ class Method(enum.StrEnum):
     TEST_PILOT = "test.pilot"
     TEST_LOCK = "test.lock"
     # Served only by a simulated station (hardware = "sim").
+    CHARGING_PROFILES = "charging_profiles"
     SIM_PLUG = "sim.plug"
     SIM_CHARGE = "sim.charge"
     SIM_STOP_CHARGING = "sim.stop_charging"
@@ -184,6 +191,18 @@ class ConnectorMeter(Reply, frozen=True):
         )
 
 
+class CurrentLimitStatus(Reply, frozen=True):
+    """What limits a connector's offered current now, and each source's limit."""
+
+    # hardware_max | thermal | profile | charge_point_max | offline_fallback | local
+    source: str
+    detail: str  # e.g. "profile 12 (TxDefaultProfile)"
+    smart_charging_a: float | None
+    thermal_a: float | None
+    hardware_max_a: float
+    offline_fallback: bool
+
+
 class ConnectorStatus(Reply, frozen=True):
     id: int
     status: ChargePointStatus
@@ -202,6 +221,7 @@ class ConnectorStatus(Reply, frozen=True):
     under_test: str | None  # the technician's hardware test running here
     temperature_c: float | None
     meter: ConnectorMeter | None
+    limit: CurrentLimitStatus | None = None  # None: the service is not running
 
 
 class LinkStatus(Reply, frozen=True):
@@ -281,6 +301,43 @@ class StatusReply(Reply, frozen=True):
 
 class StatusRequest(Request[StatusReply], frozen=True):
     method: ClassVar[Method] = Method.STATUS
+
+
+# -- charging profiles ----------------------------------------------------------------------------
+class SchedulePeriodStatus(Reply, frozen=True):
+    start_period: int  # seconds from the schedule's start
+    limit: float
+
+
+class CompositeScheduleStatus(Reply, frozen=True):
+    """GetCompositeSchedule of one connector (0: the charge point's total)."""
+
+    connector: int
+    start: str  # ISO 8601, UTC
+    duration_s: int
+    unit: Literal["A", "W"]
+    periods: list[SchedulePeriodStatus]
+
+    @classmethod
+    def of(cls, schedule: CompositeSchedule) -> CompositeScheduleStatus:
+        wire = composite_to_wire(schedule)
+        return cls(schedule.connector_id, wire["start_schedule"], schedule.duration,
+                   "A" if schedule.charging_rate_unit is ChargingRateUnit.AMPS else "W",
+                   [SchedulePeriodStatus(p.start_period, p.limit) for p in schedule.periods])
+
+
+class ChargingProfilesReply(Reply, frozen=True):
+    # Each installed profile as its OCPP csChargingProfiles object (snake_case), with the
+    # connector it is on and whether it waits for its RemoteStart's transaction.
+    profiles: list[dict[str, Any]]
+    schedules: list[CompositeScheduleStatus]
+
+
+class ChargingProfilesRequest(Request[ChargingProfilesReply], frozen=True):
+    method: ClassVar[Method] = Method.CHARGING_PROFILES
+    connector: int | None = None  # None: connector 0 and every connector
+    duration_s: Annotated[int, Meta(ge=0, le=31 * 86400)] = 86400
+    unit: Literal["A", "W"] = "A"
 
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -533,6 +590,7 @@ REQUEST_TYPES: dict[Method, type[Request[Any]]] = {
         MeterSampleRequest,
         RfidNextRequest,
         ConfigSetRequest,
+        ChargingProfilesRequest,
         ContactorTestRequest,
         RcdTestRequest,
         PilotTestRequest,

@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from chargerfw.logs import get_logger
+from chargerfw.station.charging_profiles import (
+    ChargingProfile,
+    ChargingRateUnit,
+    ClearCriteria,
+    CompositeSchedule,
+)
 
 log = get_logger(__name__)
 
@@ -37,11 +43,27 @@ class BootInfo:
 
 
 class StationPort(Protocol):
-    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
+    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool,
+                     charging_profile: ChargingProfile | None = None) -> bool:
         """RemoteStartTransaction. True = the station will try (the reply is Accepted); the
         transaction itself starts later through :meth:`OcppClient.start_transaction`.
         ``authorize`` is AuthorizeRemoteTxRequests: authorize ``id_tag`` first (Authorize or
-        local rules) before starting. ``connector_id`` None = the station picks one."""
+        local rules) before starting. ``connector_id`` None = the station picks one.
+        ``charging_profile`` (a TxProfile) is installed for the transaction that starts, or the
+        start is refused (ProfileRejected): never accepted without it."""
+        ...
+
+    def set_charging_profile(self, connector_id: int, profile: ChargingProfile) -> None:
+        """SetChargingProfile (SmartCharging). Raises ProfileRejected with the reason."""
+        ...
+
+    def clear_charging_profile(self, criteria: ClearCriteria) -> bool:
+        """ClearChargingProfile. True = at least one profile matched and is gone."""
+        ...
+
+    def composite_schedule(self, connector_id: int, duration_s: int,
+                           unit: ChargingRateUnit | None) -> CompositeSchedule:
+        """GetCompositeSchedule from now. Raises ProfileRejected for an unknown connector."""
         ...
 
     def remote_stop(self, connector_id: int) -> bool:

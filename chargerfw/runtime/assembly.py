@@ -36,6 +36,7 @@ from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.runtime.core import CoreRunner, Emit, RunBackground, initial_state
 from chargerfw.runtime.port import BackendPort
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator
+from chargerfw.runtime.smart_charging import SmartCharging
 from chargerfw.safety.core import SafetyCore
 from chargerfw.safety.link import SafetyLink
 from chargerfw.safety.port import SafetyPort
@@ -71,6 +72,7 @@ class StationParts:
     authorizer: Authorizer
     safety: SafetyPort
     core: CoreRunner
+    smart_charging: SmartCharging
     reader: TokenReader | None
     sim: SimulatedHardware | None
 
@@ -126,7 +128,9 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     core = CoreRunner(state, config, safety, client, store, authorizer, emit=emit,
                       run_background=run_background)
     core_ready.append(core)
-    client.attach_station(BackendPort(core, emit=emit, restart=restart))
+    smart_charging = SmartCharging(core, config, store, keys, is_online=lambda: client.online,
+                                   emit=emit)
+    client.attach_station(BackendPort(core, smart_charging, emit=emit, restart=restart))
     keys.add_listener(core.on_key_changed)
     if board is not None:
         _restore_faults(store, local, core)
@@ -153,7 +157,8 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         reader.add_listener(core.on_tag_event)
         await reader.start()
         stack.push_async_callback(_stop_reader, reader)
-    return StationParts(config, store, board, client, authorizer, safety, core, reader, sim)
+    return StationParts(config, store, board, client, authorizer, safety, core, smart_charging,
+                        reader, sim)
 
 
 async def _stop_reader(reader: TokenReader) -> None:

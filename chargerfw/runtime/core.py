@@ -114,6 +114,9 @@ class CoreRunner:
         self._connection_timers: dict[int, asyncio.TimerHandle] = {}
         self._reservation_timers: dict[int, asyncio.TimerHandle] = {}
         self.tap_waiters: list[asyncio.Future[TagEvent]] = []  # rfid.next callers
+        # Told (before, after) once an event's actions ran: what follows the state (Smart
+        # Charging binds and removes TxProfiles as transactions start and end).
+        self.state_listeners: list[Callable[[StationState, StationState], None]] = []
         self.controllers: dict[int, ConnectorController] = {}
         for section in config.connector:
             controller = ConnectorController(
@@ -142,6 +145,12 @@ class CoreRunner:
             except Exception:
                 log.exception("station.action_failed", action=type(action).__name__)
         self._follow_connection_timers(before)
+        after = self.state
+        for listener in list(self.state_listeners):
+            try:
+                listener(before, after)
+            except Exception:
+                log.exception("station.state_listener_failed")
         return actions
 
     def _execute(self, action: Action) -> None:

@@ -21,11 +21,15 @@ from chargerfw.control.api import (
     METHOD_NOT_FOUND,
     ActiveFault,
     BackendStatus,
+    ChargingProfilesReply,
+    ChargingProfilesRequest,
+    CompositeScheduleStatus,
     ConfigSetReply,
     ConfigSetRequest,
     ConnectorMeter,
     ConnectorStatus,
     ControlError,
+    CurrentLimitStatus,
     FaultClearReply,
     FaultClearRequest,
     FaultHistoryEntry,
@@ -52,6 +56,7 @@ from chargerfw.control.server import Handler
 from chargerfw.drivers.types import TagEvent
 from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.runtime.hwtests import HardwareTests
+from chargerfw.station.charging_profiles import ChargingRateUnit, ProfileRejected
 from chargerfw.station.enums import STATION
 from chargerfw.station.technician import STILL_PRESENT, clear_refusal, condition_refusal
 
@@ -72,6 +77,7 @@ class ControlHandlers:
         hardware)."""
         handlers: dict[Method, Handler] = {
             Method.STATUS: self.status,
+            Method.CHARGING_PROFILES: self.charging_profiles,
             Method.FAULTS: self.faults,
             Method.FAULT_CLEAR: self.clear_fault,
             Method.METER_SAMPLE: self.meter_sample,
@@ -153,6 +159,7 @@ class ControlHandlers:
             starting=controller.starting,
             under_test=state.under_test,
             temperature_c=controller.temperature_c,
+            limit=CurrentLimitStatus(**self._rt.smart_charging.snapshot(connector_id)),
             meter=None if sample is None else ConnectorMeter(
                 age_s=round(time.time() - sample.timestamp, 1),
                 energy_import_wh=sample.energy_import_wh,
@@ -162,6 +169,17 @@ class ControlHandlers:
                 frequency_hz=sample.frequency_hz,
             ),
         )
+
+    def charging_profiles(self, request: ChargingProfilesRequest) -> ChargingProfilesReply:
+        smart = self._rt.smart_charging
+        ids = [0, *self._rt.controllers] if request.connector is None else [request.connector]
+        unit = ChargingRateUnit.AMPS if request.unit == "A" else ChargingRateUnit.WATTS
+        try:
+            schedules = [smart.composite(cid, request.duration_s, unit) for cid in ids]
+        except ProfileRejected as exc:
+            raise InvalidParams(str(exc)) from None
+        return ChargingProfilesReply(smart.profiles_snapshot(),
+                                     [CompositeScheduleStatus.of(s) for s in schedules])
 
     def _active_faults(self) -> list[ActiveFault]:
         return [ActiveFault.of(f) for f in sorted(self._rt.safety.active_faults(),

@@ -21,8 +21,16 @@ from chargerfw.ocpp.station_port import (
     UnlockAnswer,
 )
 from chargerfw.runtime.core import CoreRunner, Emit
+from chargerfw.runtime.smart_charging import SmartCharging
 from chargerfw.station import connector as cn
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagError, InvalidIdTagInfoError
+from chargerfw.station.charging_profiles import (
+    ChargingProfile,
+    ChargingRateUnit,
+    ClearCriteria,
+    CompositeSchedule,
+    ProfileRejected,
+)
 from chargerfw.station.enums import AuthorizationStatus, Availability, StopReason
 from chargerfw.station.station import (
     AvailabilityOutcome,
@@ -54,18 +62,43 @@ def _answer(actions: Sequence[object], kind: type[T]) -> T:
 class BackendPort:
     """What the backend asks of the station, carried out through the core."""
 
-    def __init__(self, core: CoreRunner, *, emit: Emit,
+    def __init__(self, core: CoreRunner, smart_charging: SmartCharging, *, emit: Emit,
                  restart: Callable[[ResetKind], None]) -> None:
         self._core = core
+        self._smart = smart_charging
         self._emit = emit
         self._restart = restart
 
-    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool) -> bool:
+    def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool,
+                     charging_profile: ChargingProfile | None = None) -> bool:
+        if charging_profile is not None:
+            # Refused before anything starts: a start is never accepted without its profile.
+            self._smart.check_remote_start_profile(connector_id, charging_profile)
         outcome = _answer(self._core.apply(RemoteStartRequested(id_tag, connector_id, authorize)),
                           RemoteStartOutcome)
+        if outcome.accepted and charging_profile is not None:
+            assert outcome.connector_id is not None
+            try:
+                self._smart.remote_start_profile(outcome.connector_id, charging_profile)
+            except ProfileRejected:
+                # Not expected after the check; the start is withdrawn rather than run
+                # without its profile.
+                self._core.apply(ConnectorEvent(outcome.connector_id,
+                                                cn.StopRequested(StopReason.REMOTE)))
+                raise
         if outcome.accepted:
             self._emit("remote.start", id_tag=id_tag, connector=outcome.connector_id)
         return outcome.accepted
+
+    def set_charging_profile(self, connector_id: int, profile: ChargingProfile) -> None:
+        self._smart.set_profile(connector_id, profile)
+
+    def clear_charging_profile(self, criteria: ClearCriteria) -> bool:
+        return self._smart.clear(criteria)
+
+    def composite_schedule(self, connector_id: int, duration_s: int,
+                           unit: ChargingRateUnit | None) -> CompositeSchedule:
+        return self._smart.composite(connector_id, duration_s, unit)
 
     def remote_stop(self, connector_id: int) -> bool:
         outcome = _answer(self._core.apply(RemoteStopRequested(connector_id)), RemoteStopOutcome)

@@ -55,6 +55,7 @@ from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
+from chargerfw.runtime.smart_charging import SmartCharging
 from chargerfw.safety.core import SafetyCore
 from chargerfw.safety.link import SafetyLink
 from chargerfw.safety.port import SafetyPort
@@ -163,6 +164,10 @@ class StationRuntime:
     @property
     def core(self) -> CoreRunner:
         return self._parts().core
+
+    @property
+    def smart_charging(self) -> SmartCharging:
+        return self._parts().smart_charging
 
     @property
     def reader(self) -> TokenReader | None:
@@ -286,6 +291,7 @@ class StationRuntime:
         # The backend link starts first: its BootNotification does not wait for the meters'
         # first polls (each task starts at the next await, in this order).
         self._spawn(client.run(), "ocpp-client")
+        self._spawn(parts.smart_charging.run(), "smart-charging")
         for controller in core.controllers.values():
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")

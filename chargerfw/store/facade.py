@@ -4,8 +4,9 @@ the OCPP layer, the runtime and the technician's commands.
 One SQLite file (:class:`~chargerfw.store.database.Database`: WAL, fsync on every commit that
 matters) holds one part per kind of record: the OCPP configuration keys and the availability
 (``settings``), the authorization cache and local list (``authorization``), transactions and
-the outbox that reports them (``transactions``, ``outbox``), the fault history (``faults``)
-and the ring of recent OCPP frames (``frames``). ``Store`` offers every part's methods under
+the outbox that reports them (``transactions``, ``outbox``), the fault history (``faults``),
+the charging profiles the backend installed (``charging_profiles``) and the ring of recent
+OCPP frames (``frames``). ``Store`` offers every part's methods under
 one name, so callers neither know which part holds a method nor wire the parts; schema changes
 are the list of migrations in ``schema``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chargerfw.store.authorization import AuthorizationCache, LocalList
+from chargerfw.store.charging_profiles import ChargingProfiles
 from chargerfw.store.database import Database
 from chargerfw.store.faults import FaultHistory
 from chargerfw.store.frames import FRAME_LOG_SIZE, FrameLog
@@ -80,6 +82,10 @@ class Store:
         self.fault_raise = faults.record
         self.fault_clear = faults.clear
         self.faults = faults.entries
+
+        profiles = ChargingProfiles(db)
+        self.charging_profiles = profiles.all
+        self.charging_profiles_replace = profiles.replace
 
         frames = self._frames = FrameLog(db, frame_log_size)
         self.frame_log_add = frames.add

@@ -86,5 +86,15 @@ MIGRATIONS: list[str] = [
         operative INTEGER NOT NULL CHECK (operative IN (0, 1))
     );
     """,
+    # 3: OCPP charging profiles (Smart Charging) survive a restart and a power cut. The
+    # profile is its csChargingProfiles object as JSON; connector_id 0 = the charge point.
+    """
+    CREATE TABLE charging_profiles (
+        profile_id INTEGER PRIMARY KEY,
+        connector_id INTEGER NOT NULL CHECK (connector_id >= 0),
+        awaiting_start INTEGER NOT NULL CHECK (awaiting_start IN (0, 1)),
+        profile TEXT NOT NULL,
+        installed_at REAL NOT NULL
+    );
+    """,
 ]
-

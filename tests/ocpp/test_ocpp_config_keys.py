@@ -108,3 +108,20 @@ def test_values_persist_and_listeners_fire(tmp_path):
         assert keys.get_int("HeartbeatInterval") == 42  # the backend's value wins over provisioning
         assert keys.get_list("MeterValuesSampledData") == ["Energy.Active.Import.Register"]
         assert keys.get_bool("LocalAuthorizeOffline") is True
+
+
+SMART_CHARGING_KEYS = {
+    "ChargeProfileMaxStackLevel": "10", "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+    "ChargingScheduleMaxPeriods": "24", "MaxChargingProfilesInstalled": "20",
+    "ConnectorSwitch3to1PhaseSupported": "false",
+}
+
+
+def test_smart_charging_keys_are_read_only_and_advertised(keys):
+    entries, unknown = keys.get_configuration(list(SMART_CHARGING_KEYS))
+    assert unknown == []
+    assert {e.key: (e.value, e.readonly) for e in entries} == {
+        k: (v, True) for k, v in SMART_CHARGING_KEYS.items()}
+    assert "SmartCharging" in keys.get_list("SupportedFeatureProfiles")
+    status, reason = keys.change("ChargeProfileMaxStackLevel", "20")
+    assert (status, reason) == (ChangeStatus.REJECTED, "ChargeProfileMaxStackLevel is read-only")

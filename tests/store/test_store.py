@@ -18,13 +18,13 @@ def store(tmp_path):
 def test_schema_version_wal_and_full_sync(tmp_path):
     path = tmp_path / "state.db"
     with Store(path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == 3
         with s._db.read() as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             # 2 = FULL: every commit fsyncs the WAL.
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     with Store(path) as s:  # reopening does not migrate twice
-        assert s.schema_version == 2
+        assert s.schema_version == 3
 
 
 def test_refuses_a_newer_schema(tmp_path):

@@ -155,6 +155,28 @@ class ChargePoint16(LibraryChargePoint):
                                     connector_id: int | None = None) -> None:
         await self._owner.run_trigger(self, requested_message, connector_id)
 
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                ) -> call_result.SetChargingProfile:
+        return call_result.SetChargingProfile(
+            status=self._commands.set_charging_profile(connector_id, cs_charging_profiles))
+
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
+                                  charging_profile_purpose: str | None = None,
+                                  stack_level: int | None = None,
+                                  ) -> call_result.ClearChargingProfile:
+        return call_result.ClearChargingProfile(status=self._commands.clear_charging_profile(
+            id, connector_id, charging_profile_purpose, stack_level))
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(self, connector_id: int, duration: int,
+                                  charging_rate_unit: str | None = None,
+                                  ) -> call_result.GetCompositeSchedule:
+        status, reply = self._commands.get_composite_schedule(connector_id, duration,
+                                                              charging_rate_unit)
+        return call_result.GetCompositeSchedule(status=status, **(reply or {}))
+
     @on(Action.get_local_list_version)
     def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
         return call_result.GetLocalListVersion(

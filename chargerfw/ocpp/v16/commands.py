@@ -18,6 +18,14 @@ from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
 from chargerfw.ocpp.station_port import StationPort
 from chargerfw.ocpp.v16.requests import wire_id_tag_info
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagInfoError
+from chargerfw.station.charging_profiles import (
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    ClearCriteria,
+    ProfileRejected,
+    composite_to_wire,
+    profile_from_wire,
+)
 from chargerfw.store import Store, StoreError
 
 log = get_logger(__name__)
@@ -111,11 +119,62 @@ class BackendCommands:
             return "Rejected"
         if connector_id is not None and not self._known_connector(connector_id):
             return "Rejected"
-        if charging_profile is not None:
-            log.info("ocpp.remote_start_profile_ignored")  # no Smart Charging profile support
-        ok = self.station.remote_start(id_tag, connector_id,
-                                       self.keys.get_bool("AuthorizeRemoteTxRequests"))
+        authorize = self.keys.get_bool("AuthorizeRemoteTxRequests")
+        if charging_profile is None:
+            ok = self.station.remote_start(id_tag, connector_id, authorize)
+            return "Accepted" if ok else "Rejected"
+        try:
+            profile = profile_from_wire(charging_profile)
+            ok = self.station.remote_start(id_tag, connector_id, authorize,
+                                           charging_profile=profile)
+        except ProfileRejected as exc:
+            log.warning("ocpp.remote_start_profile_rejected", reason=str(exc))
+            return "Rejected"
         return "Accepted" if ok else "Rejected"
+
+    # -- Smart Charging ------------------------------------------------------------------------
+
+    def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> str:
+        """SetChargingProfile: Accepted or Rejected (the reason is logged)."""
+        if self.station is None:
+            return "Rejected"
+        if connector_id != 0 and not self._known_connector(connector_id):
+            log.warning("ocpp.charging_profile_rejected", reason=f"no connector {connector_id}")
+            return "Rejected"
+        try:
+            self.station.set_charging_profile(connector_id, profile_from_wire(cs_charging_profiles))
+        except ProfileRejected as exc:
+            log.warning("ocpp.charging_profile_rejected", connector=connector_id,
+                        reason=str(exc))
+            return "Rejected"
+        return "Accepted"
+
+    def clear_charging_profile(self, profile_id: int | None, connector_id: int | None,
+                               purpose: str | None, stack_level: int | None) -> str:
+        """ClearChargingProfile: Accepted (something was cleared) or Unknown."""
+        if self.station is None:
+            return "Unknown"
+        criteria = ClearCriteria(profile_id, connector_id,
+                                 None if purpose is None else ChargingProfilePurpose(purpose),
+                                 stack_level)
+        return "Accepted" if self.station.clear_charging_profile(criteria) else "Unknown"
+
+    def get_composite_schedule(self, connector_id: int, duration: int,
+                               unit: str | None) -> tuple[str, dict[str, Any] | None]:
+        """GetCompositeSchedule: ("Accepted", the reply's other fields) or ("Rejected", None)
+        for an unknown connector."""
+        if self.station is None or not (connector_id == 0 or self._known_connector(connector_id)):
+            return "Rejected", None
+        rate_unit = None if unit is None else ChargingRateUnit(unit)
+        try:
+            schedule = self.station.composite_schedule(connector_id, duration, rate_unit)
+        except ProfileRejected as exc:
+            log.warning("ocpp.composite_schedule_rejected", reason=str(exc))
+            return "Rejected", None
+        wire = composite_to_wire(schedule)
+        return "Accepted", {"connector_id": connector_id,
+                            "schedule_start": wire["start_schedule"],
+                            "charging_schedule": wire}
 
     def remote_stop(self, transaction_id: int) -> str:
         if self.station is None:

@@ -176,7 +176,7 @@ async def test_sessions_started_and_stopped_by_the_backend(tmp_path: Path) -> No
     # After its boot the backend asks which OCPP feature profiles it supports (capabilities).
     assert charger.backend_calls == {"GetConfiguration": 1, "RemoteStartTransaction": 1,
                                      "RemoteStopTransaction": 1}
-    assert profiles == "Core,LocalAuthListManagement,RemoteTrigger,Reservation"
+    assert profiles == "Core,LocalAuthListManagement,RemoteTrigger,Reservation,SmartCharging"
     assert charger.sessions_started == charger.sessions_stopped == 1
     assert len(backend) == 1 and backend[0]["stop_reason"] == "Remote"
 
