@@ -22,9 +22,13 @@ BAD_FRAMES = [
     ('[2, "b1", "Reset"]', "b1", "FormationViolation"),
     ('[2, "b2", "Reset", []]', "b2", "FormationViolation"),
     ('[7, "b3", "Reset", {}]', "b3", "FormationViolation"),
-    ('[2, "b4", "FlyToTheMoon", {}]', "b4", "NotSupported"),
+    # OCPP-J 1.6 table 7: an action 1.6 does not know is NotImplemented, one it knows that we
+    # do not handle NotSupported.
+    ('[2, "b4", "FlyToTheMoon", {}]', "b4", "NotImplemented"),
     ('[2, "b5", "UpdateFirmware", {"location": "http://x", "retrieveDate": "2020-01-01T00:00:00Z"}]',
-     "b5", "NotImplemented"),
+     "b5", "NotSupported"),
+    ('[2, "b5b", "BootNotification", {"chargePointVendor": "x", "chargePointModel": "y"}]',
+     "b5b", "NotSupported"),
     ('[2, "b6", "Reset", {}]', "b6", "OccurenceConstraintViolation"),
     ('[2, "b7", "Reset", {"type": 5}]', "b7", "TypeConstraintViolation"),
     ('[2, "b8", "Reset", {"type": "Medium"}]', "b8", "PropertyConstraintViolation"),
@@ -56,13 +60,8 @@ HANDLED = {"Reset", "ChangeConfiguration", "RemoteStartTransaction"}
 
 
 @pytest.mark.parametrize("frame, reply_id, code", BAD_FRAMES)
-def test_check_frame_answers_malformed_calls_and_routes_unknown_actions(frame, reply_id, code):
+def test_check_frame_answers_malformed_calls_and_unhandled_actions(frame, reply_id, code):
     verdict = check_frame(frame, HANDLED, answering=True)
-    if code in ("NotSupported", "NotImplemented"):
-        # Well-formed: the library's router answers an action without a handler.
-        assert isinstance(verdict, Route) and verdict.call is not None
-        assert verdict.call.unique_id == reply_id
-        return
     assert isinstance(verdict, Answer)
     assert (verdict.unique_id, verdict.error.code) == (reply_id, code)
     wire = json.loads(verdict.frame())
@@ -77,6 +76,17 @@ def test_check_frame_answer_on_the_wire():
         [4, "b7", "TypeConstraintViolation", verdict.error.description,
          {"cause": "type: 5 is not of type 'string'"}], separators=(",", ":"))
     assert verdict.error.description.startswith("Payload for Action is syntactically correct")
+
+
+def test_unhandled_actions_get_the_codes_and_descriptions_of_the_16_error_table():
+    unknown = check_frame('[2,"u1","FlyToTheMoon",{}]', HANDLED, answering=True)
+    known = check_frame('[2,"u2","GetDiagnostics",{"location":"ftp://x"}]', HANDLED,
+                        answering=True)
+    assert isinstance(unknown, Answer) and isinstance(known, Answer)
+    assert json.loads(unknown.frame())[:4] == [
+        4, "u1", "NotImplemented", "Requested Action is not known by receiver"]
+    assert json.loads(known.frame())[:4] == [
+        4, "u2", "NotSupported", "Requested Action is recognized but not supported by the receiver"]
 
 
 def test_check_frame_routes_well_formed_frames():

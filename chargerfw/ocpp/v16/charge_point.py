@@ -1,7 +1,7 @@
 """One link's OCPP 1.6 endpoint: the ``ocpp`` library's ChargePoint with our handlers.
 
 Every frame from the backend passes :func:`~chargerfw.ocpp.v16.frames.check_frame` first; a
-well-formed one goes to the library's ``route_message``, which answers unknown actions, runs
+well-formed CALL for an action we handle goes to the library's ``route_message``, which runs
 the handlers registered with ``@on``/``@after`` and hands answers to our CALLs to ``call()``.
 The handlers only translate between the wire and :class:`BackendCommands`.
 

@@ -4,8 +4,12 @@ The ``ocpp`` library only logs a frame it cannot unpack and maps schema failures
 OCPP-J 1.6 wants a CALLERROR for every malformed CALL, with its own codes (FormationViolation,
 not 2.0.1's FormatViolation; OccurenceConstraintViolation for a missing field), and 1.6 section
 4.2 wants no answer at all while the backend has Rejected us. :func:`check_frame` decides; only
-a well-formed frame reaches the library, which then answers unknown actions (NotSupported,
-NotImplemented) and runs the handlers.
+a well-formed CALL for an action we handle reaches the library, which runs the handlers.
+
+An action without a handler is answered here too: the library swaps the two codes of the
+OCPP-J 1.6 error table (and their descriptions), so an action 1.6 does not define gets
+NotImplemented ("not known") and one it defines that we do not handle NotSupported
+("recognized but not supported").
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from dataclasses import dataclass
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
+    NotSupportedError,
     OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     TypeConstraintViolationError,
 )
+from ocpp.exceptions import NotImplementedError as NotImplementedCallError
 from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator
+from ocpp.v16.enums import Action
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.connection import redact_frame
@@ -31,6 +38,11 @@ log = get_logger(__name__)
 
 OCPP_VERSION = "1.6"
 UNPARSABLE_ID = "-1"  # 1.6 names no id for a frame we cannot parse; 2.0.1 uses "-1"
+
+# OCPP-J 1.6 section 4.2.3, table 7.
+NOT_KNOWN = "Requested Action is not known by receiver"
+NOT_SUPPORTED = "Requested Action is recognized but not supported by the receiver"
+OCPP16_ACTIONS = frozenset(action.value for action in Action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,15 @@ def schema_error_to_ocpp(error: SchemaValidationError) -> OCPPError:
     return PropertyConstraintViolationError(details=details)
 
 
+def unhandled_action_error(action: str) -> OCPPError:
+    """The CALLERROR for a CALL whose action we have no handler for."""
+    if action in OCPP16_ACTIONS:
+        return NotSupportedError(description=NOT_SUPPORTED,
+                                 details={"cause": f"{action} is not supported here"})
+    return NotImplementedCallError(description=NOT_KNOWN,
+                                   details={"cause": f"{action} is not an OCPP 1.6 action"})
+
+
 def check_frame(raw: str, handled_actions: Container[str], answering: bool) -> FrameVerdict:
     """What to do with one frame from the backend.
 
@@ -108,11 +129,10 @@ def check_frame(raw: str, handled_actions: Container[str], answering: bool) -> F
         log.info("ocpp.call_ignored_while_rejected", action=message[2])
         return Ignore()
     call = Call(call_id, message[2], message[3])
-    if call.action in handled_actions:
-        try:
-            get_validator(MessageType.Call, call.action, OCPP_VERSION).validate(call.payload)
-        except SchemaValidationError as exc:
-            return Answer(call_id, schema_error_to_ocpp(exc))
-        except OSError:
-            pass  # no schema shipped: the library answers NotImplemented
+    if call.action not in handled_actions:
+        return Answer(call_id, unhandled_action_error(call.action))
+    try:
+        get_validator(MessageType.Call, call.action, OCPP_VERSION).validate(call.payload)
+    except SchemaValidationError as exc:
+        return Answer(call_id, schema_error_to_ocpp(exc))
     return Route(call)
