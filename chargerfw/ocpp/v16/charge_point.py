@@ -11,6 +11,7 @@ sends the next one only after the answer to the last (or its timeout).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Protocol
 
 from ocpp.routing import after, on
@@ -55,9 +56,23 @@ class ChargePoint16(LibraryChargePoint):
         self._transport = transport  # for the CALLERRORs we answer before the library
         self._commands = commands
         self._owner = owner
+        self._awaited: set[str] = set()  # unique ids of our CALLs waiting for their answer
+
+    async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None,
+                   skip_schema_validation: bool = False) -> Any:
+        """The library's ``call()``, with the CALL's unique id noted while its answer is due:
+        only such answers reach the library's response queue."""
+        unique_id = unique_id or str(uuid.uuid4())
+        self._awaited.add(unique_id)
+        try:
+            return await super().call(payload, suppress=suppress, unique_id=unique_id,
+                                      skip_schema_validation=skip_schema_validation)
+        finally:
+            self._awaited.discard(unique_id)
 
     async def route_message(self, raw_msg: str) -> None:
-        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend())
+        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
+                              self._awaited)
         if isinstance(verdict, Ignore):
             return
         if isinstance(verdict, Answer):
