@@ -11,6 +11,7 @@ SecurityProfile.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reserva
 # ChargingScheduleAllowedChargingRateUnit items: Current (A) and Power (W).
 CHARGING_RATE_UNITS = ("Current", "Power")
 MAX_CSL_ITEMS = 8  # *MaxLength of every measurand list
+ASCII_INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -169,16 +171,17 @@ def normalise(definition: KeyDef, value: str) -> str:
         raise ConfigValueError(f"{definition.name}: value must be a string")
     if len(value) > definition.max_length:
         raise ConfigValueError(f"{definition.name}: longer than {definition.max_length} characters")
+    # A value is taken as written or refused, never trimmed: " 7 " or Arabic-Indic digits
+    # ("١٢٣", which int() would read as 123) are refused.
     if definition.type is KeyType.BOOL:
-        lowered = value.strip().lower()
+        lowered = value.lower()  # CiString: case does not matter
         if lowered not in ("true", "false"):
             raise ConfigValueError(f"{definition.name}: expected 'true' or 'false', got {value!r}")
         return lowered
     if definition.type is KeyType.INT:
-        text = value.strip()
-        if not text.lstrip("-").isdigit():
+        if not ASCII_INTEGER.fullmatch(value):
             raise ConfigValueError(f"{definition.name}: expected an integer, got {value!r}")
-        number = int(text)
+        number = int(value)
         if definition.minimum is not None and number < definition.minimum:
             raise ConfigValueError(f"{definition.name}: {number} is below {definition.minimum}")
         if definition.maximum is not None and number > definition.maximum:

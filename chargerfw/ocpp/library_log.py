@@ -29,6 +29,8 @@ class RedactingLibraryLogger(logging.LoggerAdapter[logging.Logger]):
         elif kwargs.get("exc_info") and isinstance(sys.exc_info()[1], OCPPError):
             level = logging.WARNING
             kwargs["exc_info"] = False
+        if not self.logger.isEnabledFor(level):
+            return  # every frame passes here: decode it for the log only if it is logged
         self.logger.log(level, msg, *(scrub(a) for a in args), **kwargs)
 
 

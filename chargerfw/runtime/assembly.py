@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ from chargerfw.station.safety import (
     SafetySettings,
     asyncio_notifier,
 )
-from chargerfw.station.station import RememberedFault, faults_to_restore
+from chargerfw.station.station import RememberedFault, ReservationsRestored, faults_to_restore
 from chargerfw.store import Store
 
 log = get_logger(__name__)
@@ -128,6 +129,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     core = CoreRunner(state, config, safety, client, store, authorizer, emit=emit,
                       run_background=run_background)
     core_ready.append(core)
+    core.apply(ReservationsRestored(tuple(store.reservations_all()), time.time()))
     smart_charging = SmartCharging(core, config, store, keys, is_online=lambda: client.online,
                                    emit=emit)
     client.attach_station(BackendPort(core, smart_charging, emit=emit, restart=restart))

@@ -46,6 +46,7 @@ from chargerfw.station.station import (
     KeysChanged,
     OnConnector,
     PersistAvailability,
+    PersistReservations,
     ReservationEnded,
     ReservationsDue,
     StationState,
@@ -164,6 +165,11 @@ class CoreRunner:
                     self.store.availability_set(dict(changes))
                 except Exception:
                     log.exception("station.availability_not_persisted")
+            case PersistReservations(reservations=held):
+                try:
+                    self.store.reservations_replace(held)
+                except Exception:
+                    log.exception("station.reservations_not_persisted")
             case ExpireReservationAt(reservation_id=rid, at=at):
                 self._cancel_reservation_timer(rid)
                 loop = asyncio.get_running_loop()

@@ -10,8 +10,10 @@ machine:
 * ChangeAvailability for one connector or the whole station (connector 0): the answer is
   Rejected, Scheduled (a transaction runs; it applies when that ends) or Accepted, and what was
   asked is persisted so it holds after a restart;
-* reservations: an id is unique across connectors, the expiry travels with the reservation, and
-  :class:`ReservationsDue` (the runtime's timer) ends every reservation whose time has come;
+* reservations: an id is unique across connectors, the expiry travels with the reservation,
+  :class:`ReservationsDue` (the runtime's timer) ends every reservation whose time has come,
+  every change of the set of reservations is persisted (:class:`PersistReservations`) and
+  :class:`ReservationsRestored` brings them back after a restart, expired ones dropped;
 * stopping every transaction (reset, shutdown), a technician's hardware test taking connectors
   over, OCPP key changes that steer the machines, and faults of the whole station;
 * at start-up, which remembered faults come back (:func:`faults_to_restore`).
@@ -154,6 +156,15 @@ class ReservationsDue:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationsRestored:
+    """At start-up: the reservations persisted before, as (connector id, reservation); those
+    expired by ``now`` (or refused by their connector now) are dropped."""
+
+    reservations: tuple[tuple[int, cn.Reservation], ...]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class KeysChanged:
     """OCPP key values that steer the connector machines (StopTransactionOnInvalidId, ...)."""
 
@@ -183,6 +194,7 @@ Event = (
     | ReservationRequested
     | ReservationCancelRequested
     | ReservationsDue
+    | ReservationsRestored
     | KeysChanged
     | HardwareTestStarted
     | HardwareTestEnded
@@ -276,6 +288,13 @@ class CancelOutcome:
     cancelled: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PersistReservations:
+    """The reservations now held, as (connector id, reservation): to hold after a restart."""
+
+    reservations: tuple[tuple[int, cn.Reservation], ...]
+
+
 Action = (
     OnConnector
     | TagOutcome
@@ -289,6 +308,7 @@ Action = (
     | ExpireReservationAt
     | ReservationEnded
     | CancelOutcome
+    | PersistReservations
 )
 
 # ---- decisions ----------------------------------------------------------------------------
@@ -493,6 +513,25 @@ def _on_reservation(s: _Step, ev: ReservationRequested) -> None:
         s.actions.append(ExpireReservationAt(reservation.reservation_id, reservation.expires_at))
 
 
+def _restore_reservations(s: _Step, ev: ReservationsRestored) -> None:
+    for connector_id, reservation in ev.reservations:
+        if (not s.state.has(connector_id) or _holder_of(s.state, reservation.reservation_id)
+                is not None
+                or (reservation.expires_at is not None and reservation.expires_at <= ev.now)):
+            continue
+        answers = [a.status for a in s.on(connector_id, cn.Reserve(reservation))
+                   if isinstance(a, cn.ReservationAnswer)]
+        if answers == [ReservationStatus.ACCEPTED] and reservation.expires_at is not None:
+            s.actions.append(ExpireReservationAt(reservation.reservation_id,
+                                                 reservation.expires_at))
+
+
+def reservations_of(state: StationState) -> tuple[tuple[int, cn.Reservation], ...]:
+    """The reservations held, as (connector id, reservation), by connector."""
+    return tuple((c.connector_id, c.reservation) for c in state.connectors
+                 if c.reservation is not None)
+
+
 def _end_reservation(s: _Step, connector_id: int, reservation_id: int, expired: bool) -> None:
     s.on(connector_id, cn.CancelReservation(reservation_id))
     s.actions.append(ReservationEnded(connector_id, reservation_id, expired))
@@ -537,6 +576,8 @@ def _transition(s: _Step, ev: Event) -> None:
                 r = c.reservation
                 if r is not None and r.expires_at is not None and r.expires_at <= now:
                     _end_reservation(s, c.connector_id, r.reservation_id, expired=True)
+        case ReservationsRestored():
+            _restore_reservations(s, ev)
         case KeysChanged(values=values):
             for c in s.state.connectors:
                 s.on(c.connector_id, cn.SettingsChanged(c.settings.with_keys(values)))
@@ -554,4 +595,8 @@ def step(state: StationState, event: Event) -> tuple[StationState, list[Action]]
     """Apply one event to the station; return the new state and the actions to carry out."""
     s = _Step(state)
     _transition(s, event)
+    held = reservations_of(s.state)
+    stored = event.reservations if isinstance(event, ReservationsRestored) else reservations_of(state)
+    if held != stored:
+        s.actions.append(PersistReservations(held))
     return s.state, s.actions

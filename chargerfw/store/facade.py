@@ -2,11 +2,11 @@
 the OCPP layer, the runtime and the technician's commands.
 
 One SQLite file (:class:`~chargerfw.store.database.Database`: WAL, fsync on every commit that
-matters) holds one part per kind of record: the OCPP configuration keys and the availability
-(``settings``), the authorization cache and local list (``authorization``), transactions and
-the outbox that reports them (``transactions``, ``outbox``), the fault history (``faults``),
-the charging profiles the backend installed (``charging_profiles``) and the ring of recent
-OCPP frames (``frames``). ``Store`` offers every part's methods under
+matters) holds one part per kind of record: the OCPP configuration keys, the availability and
+the reservations (``settings``), the authorization cache and local list (``authorization``),
+transactions and the outbox that reports them (``transactions``, ``outbox``), the fault history
+(``faults``), the charging profiles the backend installed (``charging_profiles``) and the ring
+of recent OCPP frames (``frames``). ``Store`` offers every part's methods under
 one name, so callers neither know which part holds a method nor wire the parts; schema changes
 are the list of migrations in ``schema``.
 """
@@ -21,7 +21,7 @@ from chargerfw.store.database import Database
 from chargerfw.store.faults import FaultHistory
 from chargerfw.store.frames import FRAME_LOG_SIZE, FrameLog
 from chargerfw.store.outbox import Outbox
-from chargerfw.store.settings import Availability, ConfigKeyValues
+from chargerfw.store.settings import Availability, ConfigKeyValues, Reservations
 from chargerfw.store.transactions import Transactions
 
 
@@ -41,6 +41,10 @@ class Store:
         availability = Availability(db)
         self.availability_set = availability.set
         self.availability_all = availability.all
+
+        reservations = Reservations(db)
+        self.reservations_replace = reservations.replace
+        self.reservations_all = reservations.all
 
         # The station core's AuthStore protocol.
         cache = AuthorizationCache(db)

@@ -97,4 +97,14 @@ MIGRATIONS: list[str] = [
         installed_at REAL NOT NULL
     );
     """,
+    # 4: reservations survive a restart. connector_id 0 = any connector.
+    """
+    CREATE TABLE reservations (
+        reservation_id INTEGER PRIMARY KEY,
+        connector_id INTEGER NOT NULL CHECK (connector_id >= 0),
+        id_tag TEXT NOT NULL CHECK (length(id_tag) BETWEEN 1 AND 20),
+        parent_id_tag TEXT CHECK (parent_id_tag IS NULL OR length(parent_id_tag) BETWEEN 1 AND 20),
+        expires_at REAL
+    );
+    """,
 ]

@@ -1,12 +1,14 @@
 """What a station keeps of its settings: the OCPP configuration keys the backend (or a technician)
-changed, and the availability ChangeAvailability left (OCPP 1.6 5.2: it survives a restart)."""
+changed, the availability ChangeAvailability left (OCPP 1.6 5.2: it survives a restart) and the
+reservations ReserveNow made."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from chargerfw.station.connector import Reservation
 from chargerfw.store.database import Database
-from chargerfw.store.records import StoreError, check_int
+from chargerfw.store.records import StoreError, check_int, check_time
 
 
 class ConfigKeyValues:
@@ -61,3 +63,36 @@ class Availability:
         with self._db.read() as conn:
             rows = conn.execute("SELECT connector_id, operative FROM availability").fetchall()
         return {int(r["connector_id"]): bool(r["operative"]) for r in rows}
+
+
+class Reservations:
+    """The reservations the station holds, as (connector id, reservation)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def replace(self, held: Iterable[tuple[int, Reservation]]) -> None:
+        """Persist exactly ``held`` (the previous set is replaced), in one commit."""
+        rows = []
+        for connector_id, r in held:
+            check_int("connector_id", connector_id)
+            check_int("reservation_id", r.reservation_id, minimum=-(2**63))
+            for name, tag in (("id_tag", r.id_tag), ("parent_id_tag", r.parent_id_tag)):
+                if tag is not None and not (isinstance(tag, str) and 1 <= len(tag) <= 20):
+                    raise StoreError(f"{name} must be 1 to 20 characters, got {tag!r}")
+            if r.expires_at is not None:
+                check_time("expires_at", r.expires_at)
+            rows.append((r.reservation_id, connector_id, r.id_tag, r.parent_id_tag, r.expires_at))
+        with self._db.tx() as conn:
+            conn.execute("DELETE FROM reservations")
+            conn.executemany(
+                "INSERT INTO reservations (reservation_id, connector_id, id_tag, parent_id_tag, "
+                "expires_at) VALUES (?, ?, ?, ?, ?)", rows)
+
+    def all(self) -> list[tuple[int, Reservation]]:
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT * FROM reservations ORDER BY connector_id, "
+                                "reservation_id").fetchall()
+        return [(int(r["connector_id"]),
+                 Reservation(int(r["reservation_id"]), r["id_tag"], r["parent_id_tag"],
+                             r["expires_at"])) for r in rows]

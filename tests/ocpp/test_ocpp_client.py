@@ -224,3 +224,12 @@ pwm_pin = 18
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             store.close()
+
+
+async def test_an_authorize_cut_by_a_closed_link_falls_back_to_offline_rules(tmp_path):
+    async with TestCsms(in_memory=True) as csms, memory_client(tmp_path, csms) as client:
+        await wait_until(lambda: client.online)
+        await csms.drop_connections()
+        assert client.online  # the client has not noticed the closed link yet
+        # No answer (the station decides by its offline rules), not an exception.
+        assert await client.authorize("04AABBCC") is None

@@ -212,3 +212,44 @@ async def test_meter_start_without_a_fresh_sample_uses_the_persisted_reading(
     assert waited <= controller.fresh_sample_wait_s + 0.5  # bounded
     warned = [f for e, f in events if e == "transaction.meter_start_not_fresh"]
     assert warned and warned[0]["persisted_wh"] == 5000
+
+
+def _expiry_in(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+async def test_reservations_survive_a_restart_and_expired_ones_are_dropped(
+        tmp_path: Path, short_dir: Path):
+    sock = short_dir / "control.sock"
+    async with TestCsms() as csms:
+        _, config = sim_station_config(tmp_path, csms.url)
+        async with running_station(config, sock):
+            await csms.wait_for(lambda: statuses(csms))
+            result = await csms.server_side.call(call.ReserveNow(
+                connector_id=1, expiry_date=_expiry_in(120), id_tag="RES1",
+                reservation_id=41, parent_id_tag="GROUP"))
+            assert result.status == "Accepted"
+            await csms.wait_for(lambda: statuses(csms)[-1] == "Reserved")
+
+        csms.received.clear()
+        async with running_station(config, sock) as runtime:
+            await csms.wait_for(lambda: statuses(csms))
+            assert statuses(csms) == ["Reserved"]  # never Available first
+            reservation = runtime.connector_state(1).reservation
+            assert (reservation.reservation_id, reservation.id_tag,
+                    reservation.parent_id_tag) == (41, "RES1", "GROUP")
+            # The same id can be cancelled after the restart; then it is gone from the store.
+            result = await csms.server_side.call(call.CancelReservation(reservation_id=41))
+            assert result.status == "Accepted"
+            assert runtime.store.reservations_all() == []
+            result = await csms.server_side.call(call.ReserveNow(
+                connector_id=1, expiry_date=_expiry_in(2), id_tag="RES2", reservation_id=42))
+            assert result.status == "Accepted"
+
+        await asyncio.sleep(2.5)  # it expires while the station is down
+        csms.received.clear()
+        async with running_station(config, sock) as runtime:
+            await csms.wait_for(lambda: statuses(csms))
+            assert statuses(csms) == ["Available"]
+            assert runtime.connector_state(1).reservation is None
+            assert runtime.store.reservations_all() == []

@@ -33,6 +33,7 @@ from chargerfw.station.station import (
     KeysChanged,
     OnConnector,
     PersistAvailability,
+    PersistReservations,
     RememberedFault,
     RemoteStartOutcome,
     RemoteStartRequested,
@@ -43,6 +44,7 @@ from chargerfw.station.station import (
     ReservationOutcome,
     ReservationRequested,
     ReservationsDue,
+    ReservationsRestored,
     StationState,
     StationStatusChanged,
     StopAll,
@@ -53,6 +55,7 @@ from chargerfw.station.station import (
     UnlockRequested,
     faults_to_restore,
     pick_connector,
+    reservations_of,
     sessions_a_tap_may_end,
     step,
 )
@@ -205,6 +208,48 @@ def test_availability_of_an_unknown_connector_is_rejected_and_not_persisted():
     state, actions = step(station(), AvailabilityRequested(3, Availability.INOPERATIVE))
     assert actions == [AvailabilityOutcome(AvailabilityChange.REJECTED)]
     assert state == station()
+
+
+def test_every_change_to_the_reservations_is_persisted():
+    reservation = cn.Reservation(5, "AA", "PARENT", expires_at=T0 + 60)
+    state, actions = step(station(), ReservationRequested(1, reservation, now=T0))
+    assert of_type(actions, PersistReservations) == [PersistReservations(((1, reservation),))]
+    # A refused request changes nothing, so nothing is written.
+    same, actions = step(state, ReservationRequested(2, cn.Reservation(5, "BB"), now=T0))
+    assert same == state and of_type(actions, PersistReservations) == []
+    ended, actions = step(state, ReservationCancelRequested(5))
+    assert of_type(actions, PersistReservations) == [PersistReservations(())]
+    expired, actions = step(state, ReservationsDue(T0 + 60))
+    assert of_type(actions, PersistReservations) == [PersistReservations(())]
+    # The reserved tag starts: the reservation is used up.
+    used, actions = step(step(state, TagAccepted("AA"))[0],
+                         ConnectorEvent(1, cn.PilotChanged(P.C)))
+    assert used.connector(1).reservation is None
+    assert of_type(actions, PersistReservations) == [PersistReservations(())]
+
+
+@pytest.mark.parametrize(("saved", "held", "persisted"), [
+    (((1, cn.Reservation(5, "AA", expires_at=T0 + 60)),),
+     ((1, cn.Reservation(5, "AA", expires_at=T0 + 60)),), None),
+    (((1, cn.Reservation(5, "AA", expires_at=T0)),), (), ()),  # expired while down
+    (((2, cn.Reservation(6, "BB", expires_at=T0 + 60)),
+      (1, cn.Reservation(5, "AA", expires_at=T0 - 1))),
+     ((2, cn.Reservation(6, "BB", expires_at=T0 + 60)),),
+     ((2, cn.Reservation(6, "BB", expires_at=T0 + 60)),)),
+    (((3, cn.Reservation(5, "AA", expires_at=T0 + 60)),), (), ()),  # connector gone
+    (((1, cn.Reservation(5, "AA")), (2, cn.Reservation(5, "BB"))),
+     ((1, cn.Reservation(5, "AA")),), ((1, cn.Reservation(5, "AA")),)),  # one id, one holder
+], ids=["kept", "expired dropped", "expired dropped, other kept", "unknown connector",
+        "duplicate id"])
+def test_reservations_are_restored_at_start_up(saved, held, persisted):
+    state, actions = step(station(connector(1), connector(2)), ReservationsRestored(saved, T0))
+    assert reservations_of(state) == held
+    assert of_type(actions, PersistReservations) == (
+        [] if persisted is None else [PersistReservations(persisted)])
+    assert of_type(actions, ExpireReservationAt) == [
+        ExpireReservationAt(r.reservation_id, r.expires_at) for _, r in held if r.expires_at]
+    for cid, _ in held:
+        assert on(actions, cid, cn.StatusChanged)[0].status is S.RESERVED
 
 
 def test_a_reservation_expires_when_its_time_comes():

@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from chargerfw.store import OUTBOX_DEAD, OUTBOX_DELIVERED, Store, StoreError
+from chargerfw.store.schema import MIGRATIONS
 
 
 @pytest.fixture
@@ -18,13 +19,13 @@ def store(tmp_path):
 def test_schema_version_wal_and_full_sync(tmp_path):
     path = tmp_path / "state.db"
     with Store(path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == len(MIGRATIONS)  # every migration ran
         with s._db.read() as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             # 2 = FULL: every commit fsyncs the WAL.
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     with Store(path) as s:  # reopening does not migrate twice
-        assert s.schema_version == 3
+        assert s.schema_version == len(MIGRATIONS)  # every migration ran
 
 
 def test_refuses_a_newer_schema(tmp_path):
@@ -252,3 +253,23 @@ def test_outbox_prune_keeps_pending_dead_and_newest_delivered(store):
     assert store.outbox_head().seq == stop2.seq
     assert store.transaction_data(1) == [] and store.transaction_data(2) != []
     assert store.transaction_data(3) != []  # still open
+
+
+def test_reservations_are_replaced_as_a_set_and_survive_reopening(tmp_path):
+    from chargerfw.station.connector import Reservation
+
+    held = [(1, Reservation(7, "AA", "PARENT", 1_000_060.0)), (2, Reservation(8, "BB"))]
+    with Store(tmp_path / "s.db") as store:
+        assert store.reservations_all() == []
+        store.reservations_replace(held)
+        store.reservations_replace(held)  # the same set again: no duplicate
+    with Store(tmp_path / "s.db") as store:
+        assert store.reservations_all() == held
+        # Bad input changes nothing.
+        with pytest.raises(StoreError):
+            store.reservations_replace([(1, Reservation(9, ""))])
+        with pytest.raises(StoreError):
+            store.reservations_replace([(-1, Reservation(9, "CC"))])
+        assert store.reservations_all() == held
+        store.reservations_replace([])
+        assert store.reservations_all() == []

@@ -1,7 +1,7 @@
 """One link's OCPP 1.6 endpoint: the ``ocpp`` library's ChargePoint with our handlers.
 
 Every frame from the backend passes :func:`~chargerfw.ocpp.v16.frames.check_frame` first; a
-well-formed one goes to the library's ``route_message``, which answers unknown actions, runs
+well-formed CALL for an action we handle goes to the library's ``route_message``, which runs
 the handlers registered with ``@on``/``@after`` and hands answers to our CALLs to ``call()``.
 The handlers only translate between the wire and :class:`BackendCommands`.
 
@@ -11,6 +11,8 @@ sends the next one only after the answer to the last (or its timeout).
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any, Protocol
 
 from ocpp.routing import after, on
@@ -23,7 +25,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.connection import Transport
 from chargerfw.ocpp.library_log import LIBRARY_LOGGER
 from chargerfw.ocpp.v16.commands import BackendCommands
-from chargerfw.ocpp.v16.frames import Answer, Ignore, check_frame
+from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
 
 log = get_logger(__name__)
 
@@ -55,9 +57,43 @@ class ChargePoint16(LibraryChargePoint):
         self._transport = transport  # for the CALLERRORs we answer before the library
         self._commands = commands
         self._owner = owner
+        self._awaited: set[str] = set()  # unique ids of our CALLs waiting for their answer
+        self._answering = 0  # backend CALLs being handled whose answer is not out yet
+        self._answered = asyncio.Event()
+        self._answered.set()
+
+    async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None,
+                   skip_schema_validation: bool = False) -> Any:
+        """The library's ``call()``, after the answers to the backend's CALLs being handled
+        went out (what a command causes, a StatusNotification after RemoteStartTransaction
+        say, must follow its answer), and with the CALL's unique id noted while its answer
+        is due: only such answers reach the library's response queue."""
+        while self._answering:
+            await self._answered.wait()
+        unique_id = unique_id or str(uuid.uuid4())
+        self._awaited.add(unique_id)
+        try:
+            return await super().call(payload, suppress=suppress, unique_id=unique_id,
+                                      skip_schema_validation=skip_schema_validation)
+        finally:
+            self._awaited.discard(unique_id)
 
     async def route_message(self, raw_msg: str) -> None:
-        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend())
+        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
+                              self._awaited)
+        if isinstance(verdict, Route) and verdict.call is not None:
+            self._answering += 1
+            self._answered.clear()
+            try:
+                await self._route(raw_msg, verdict)
+            finally:
+                self._answering -= 1
+                if not self._answering:
+                    self._answered.set()
+            return
+        await self._route(raw_msg, verdict)
+
+    async def _route(self, raw_msg: str, verdict: FrameVerdict) -> None:
         if isinstance(verdict, Ignore):
             return
         if isinstance(verdict, Answer):

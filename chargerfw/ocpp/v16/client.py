@@ -302,15 +302,16 @@ class OcppClient:
 
     async def authorize(self, id_tag: str) -> dict[str, str] | None:
         """Authorize.req when online; the idTagInfo in wire keys, or None when offline or the
-        backend did not answer (the station then applies its offline rules)."""
+        backend did not answer, however the link failed (a timeout, a CALLERROR, a connection
+        closed under the request): the station then applies its offline rules."""
         cp = self._cp
         if cp is None or not self.online:
             return None
         try:
             async with asyncio.timeout(self.call_timeout_s):
                 result = await self._call(cp, call.Authorize(id_tag=id_tag))
-        except CALL_FAILURES as exc:
-            log.warning("ocpp.authorize_failed", error=str(exc))
+        except Exception as exc:  # the link's own errors (websockets, OSError) included
+            log.warning("ocpp.authorize_failed", error=f"{type(exc).__name__}: {exc}")
             return None
         info = wire_id_tag_info(result.id_tag_info)
         notify_id_tag_info(self.station, id_tag, info)

@@ -4,33 +4,57 @@ The ``ocpp`` library only logs a frame it cannot unpack and maps schema failures
 OCPP-J 1.6 wants a CALLERROR for every malformed CALL, with its own codes (FormationViolation,
 not 2.0.1's FormatViolation; OccurenceConstraintViolation for a missing field), and 1.6 section
 4.2 wants no answer at all while the backend has Rejected us. :func:`check_frame` decides; only
-a well-formed frame reaches the library, which then answers unknown actions (NotSupported,
-NotImplemented) and runs the handlers.
+a well-formed CALL for an action we handle reaches the library, which runs the handlers.
+
+An action without a handler is answered here too: the library swaps the two codes of the
+OCPP-J 1.6 error table (and their descriptions), so an action 1.6 does not define gets
+NotImplemented ("not known") and one it defines that we do not handle NotSupported
+("recognized but not supported").
+
+Hostile input gets a defined answer, never an internal error or a dropped link: a frame that
+is not JSON, nests deeper than any OCPP message, or holds a lone surrogate is a
+FormationViolation (unique id "-1" when it cannot be read); a CALL's uniqueId must be 1-36
+characters; an integer outside OCPP's 32 bits is a TypeConstraintViolation. A CALLRESULT or
+CALLERROR is never answered, however malformed, and one that answers none of our outstanding
+CALLs is dropped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
+    NotSupportedError,
     OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     TypeConstraintViolationError,
 )
-from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator
+from ocpp.exceptions import NotImplementedError as NotImplementedCallError
+from ocpp.messages import Call, CallError, MessageType, get_validator
+from ocpp.v16.enums import Action
 
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.connection import redact_frame
+from chargerfw.ocpp.connection import FrameDecodeError, decode_frame, redact_frame
 
 log = get_logger(__name__)
 
 OCPP_VERSION = "1.6"
 UNPARSABLE_ID = "-1"  # 1.6 names no id for a frame we cannot parse; 2.0.1 uses "-1"
+
+# OCPP-J 1.6 section 4.2.3, table 7.
+NOT_KNOWN = "Requested Action is not known by receiver"
+NOT_SUPPORTED = "Requested Action is recognized but not supported by the receiver"
+OCPP16_ACTIONS = frozenset(action.value for action in Action)
+MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 section 4.1.4
+# OCPP 1.6 ``integer`` fields are 32-bit (``xs:int`` in the 1.6 SOAP schema; the JSON schemas
+# only say "integer").
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_CAUSE_LENGTH = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +87,8 @@ FrameVerdict = Route | Answer | Ignore
 def schema_error_to_ocpp(error: SchemaValidationError) -> OCPPError:
     """OCPP-J 1.6 section 4.2.3 error codes for a payload that fails its JSON schema."""
     where = "/".join(str(p) for p in error.absolute_path) or "payload"
-    details = {"cause": f"{where}: {error.message}"}
+    # The schema's complaint quotes the value: keep the answer small for a huge one.
+    details = {"cause": f"{where}: {error.message}"[:MAX_CAUSE_LENGTH]}
     if error.validator in ("type", "maxLength"):
         return TypeConstraintViolationError(details=details)
     if error.validator in ("required", "minItems", "maxItems"):
@@ -73,46 +98,104 @@ def schema_error_to_ocpp(error: SchemaValidationError) -> OCPPError:
     return PropertyConstraintViolationError(details=details)
 
 
-def check_frame(raw: str, handled_actions: Container[str], answering: bool) -> FrameVerdict:
+def unhandled_action_error(action: str) -> OCPPError:
+    """The CALLERROR for a CALL whose action we have no handler for."""
+    if action in OCPP16_ACTIONS:
+        return NotSupportedError(description=NOT_SUPPORTED,
+                                 details={"cause": f"{action} is not supported here"})
+    return NotImplementedCallError(description=NOT_KNOWN,
+                                   details={"cause": f"{action} is not an OCPP 1.6 action"})
+
+
+def _is_answer(message: Any) -> bool:
+    """A CALLRESULT or CALLERROR by its MessageTypeId (never answered, however malformed)."""
+    return (isinstance(message, list) and bool(message) and not isinstance(message[0], bool)
+            and message[0] in (MessageType.CallResult, MessageType.CallError))
+
+
+def _valid_unique_id(unique_id: Any) -> bool:
+    return isinstance(unique_id, str) and 0 < len(unique_id) <= MAX_UNIQUE_ID_LENGTH
+
+
+def _answer_shape_ok(message: list[Any]) -> bool:
+    if not isinstance(message[0], int) or not _valid_unique_id(
+            message[1] if len(message) > 1 else None):
+        return False
+    if message[0] == MessageType.CallResult:
+        return len(message) == 3 and isinstance(message[2], dict)
+    return (len(message) == 5 and isinstance(message[2], str) and isinstance(message[3], str)
+            and isinstance(message[4], dict))
+
+
+def integer_out_of_range(payload: Any) -> str | None:
+    """Where ``payload`` holds an integer outside OCPP's 32-bit ``integer``, or None."""
+    pending: list[tuple[Any, str]] = [(payload, "")]
+    while pending:
+        node, where = pending.pop()
+        if isinstance(node, dict | list):
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            pending.extend((value, f"{where}/{key}" if where else str(key))
+                           for key, value in items)
+        elif isinstance(node, int) and not isinstance(node, bool) \
+                and not INT32_MIN <= node <= INT32_MAX:
+            return where or "payload"
+    return None
+
+
+def check_frame(raw: str, handled_actions: Container[str], answering: bool,
+                awaited_answers: Container[str]) -> FrameVerdict:
     """What to do with one frame from the backend.
 
     ``handled_actions``: the actions we have a handler for (their payloads are checked against
-    the 1.6 schema here); ``answering``: False while the backend has Rejected us."""
+    the 1.6 schema here); ``answering``: False while the backend has Rejected us;
+    ``awaited_answers``: the unique ids of our CALLs waiting for an answer (any other answer is
+    dropped here, so stale answers never pile up in the library's queue)."""
     try:
-        message = json.loads(raw)
-    except ValueError:
-        return Answer(UNPARSABLE_ID, FormationViolationError(
-            details={"cause": "frame is not valid JSON"}))
+        message = decode_frame(raw)
+    except FrameDecodeError as exc:
+        if _is_answer(exc.message):
+            log.warning("ocpp.bad_response_frame", error=str(exc))
+            return Ignore()
+        parsed = exc.message
+        unique = (parsed[1] if isinstance(parsed, list) and len(parsed) > 1
+                  and _valid_unique_id(parsed[1]) else UNPARSABLE_ID)
+        return Answer(unique, FormationViolationError(
+            details={"cause": f"frame is {exc}" if parsed is None else str(exc)}))
+    if _is_answer(message):
+        if not _answer_shape_ok(message):
+            log.warning("ocpp.bad_response_frame", frame=redact_frame(raw)[:200])
+            return Ignore()
+        if message[1] not in awaited_answers:
+            log.info("ocpp.unmatched_answer_dropped", unique_id=message[1][:40])
+            return Ignore()
+        return Route()
     if not isinstance(message, list) or not message or not isinstance(message[0], int):
         unique = (message[1] if isinstance(message, list) and len(message) > 1
-                  and isinstance(message[1], str) else UNPARSABLE_ID)
+                  and _valid_unique_id(message[1]) else UNPARSABLE_ID)
         return Answer(unique, FormationViolationError(
             details={"cause": "frame is not an OCPP-J array [MessageTypeId, UniqueId, ...]"}))
     kind = message[0]
-    if kind in (MessageType.CallResult, MessageType.CallError):
-        try:
-            if kind == MessageType.CallResult:
-                CallResult(*message[1:])
-            else:
-                CallError(*message[1:])
-        except TypeError:
-            log.warning("ocpp.bad_response_frame", frame=redact_frame(raw)[:200])
-            return Ignore()
-        return Route()
     call_id = message[1] if len(message) > 1 and isinstance(message[1], str) else None
     if kind != MessageType.Call or call_id is None or len(message) != 4 \
             or not isinstance(message[2], str) or not isinstance(message[3], dict):
         return Answer(call_id or UNPARSABLE_ID, FormationViolationError(
             details={"cause": "a CALL is [2, \"<uniqueId>\", \"<Action>\", {<payload>}]"}))
+    if not _valid_unique_id(call_id):
+        # Answered with the id as sent, so the backend can match the refusal to its CALL.
+        return Answer(call_id, FormationViolationError(
+            details={"cause": f"uniqueId must be 1 to {MAX_UNIQUE_ID_LENGTH} characters"}))
     if not answering:
         log.info("ocpp.call_ignored_while_rejected", action=message[2])
         return Ignore()
     call = Call(call_id, message[2], message[3])
-    if call.action in handled_actions:
-        try:
-            get_validator(MessageType.Call, call.action, OCPP_VERSION).validate(call.payload)
-        except SchemaValidationError as exc:
-            return Answer(call_id, schema_error_to_ocpp(exc))
-        except OSError:
-            pass  # no schema shipped: the library answers NotImplemented
+    if call.action not in handled_actions:
+        return Answer(call_id, unhandled_action_error(call.action))
+    try:
+        get_validator(MessageType.Call, call.action, OCPP_VERSION).validate(call.payload)
+    except SchemaValidationError as exc:
+        return Answer(call_id, schema_error_to_ocpp(exc))
+    where = integer_out_of_range(call.payload)
+    if where is not None:
+        return Answer(call_id, TypeConstraintViolationError(
+            details={"cause": f"{where}: integer outside -2^31..2^31-1"}))
     return Route(call)

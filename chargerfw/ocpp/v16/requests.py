@@ -18,6 +18,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.outbox import Delivered, Refused, Undeliverable
 from chargerfw.ocpp.station_port import BootInfo, StationPort, notify_id_tag_info
 from chargerfw.ocpp.status import ConnectorStatusReport
+from chargerfw.ocpp.v16.frames import integer_out_of_range
 from chargerfw.store import OutboxMessage, Store
 from chargerfw.timestamps import iso_utc
 
@@ -98,6 +99,13 @@ class OutboxSender16:
             code = getattr(exc, "code", "GenericError")
             raise Refused(f"{code}: {getattr(exc, 'description', exc)}") from exc
         if message.action == "StartTransaction":
+            if integer_out_of_range(result.transaction_id) is not None:
+                # No id we could send back (1.6 integers are 32-bit): a refused answer, retried
+                # as TransactionMessageAttempts allows; the transaction stays local meanwhile.
+                log.warning("transaction.bad_transaction_id", local_id=message.local_tx_id,
+                            transaction_id=str(result.transaction_id)[:40])
+                raise Refused(f"transactionId {str(result.transaction_id)[:40]} is not a 32-bit "
+                              "integer")
             info = wire_id_tag_info(result.id_tag_info)
             return Delivered(backend_tx_id=int(result.transaction_id),
                              start_status=info.get("status"), id_tag_info=info)
