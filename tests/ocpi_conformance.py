@@ -15,7 +15,8 @@ import contextlib
 import contextvars
 import json
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -33,10 +34,14 @@ BASE_ID = "https://ocpi.example/2.2.1/"
 FORMATS = FormatChecker()
 
 
+DATETIME_SHAPE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?$")
+
+
 @FORMATS.checks("ocpi-date-time", raises=ValueError)
 def _is_datetime(value: object) -> bool:
-    # The pattern fixes the shape; this rejects impossible dates and times (2026-02-30T25:00).
-    if isinstance(value, str):
+    # The schema's pattern reports the wrong shape; this rejects impossible dates and times
+    # (2026-02-30T25:00:00Z) of the right one.
+    if isinstance(value, str) and DATETIME_SHAPE.match(value):
         datetime.fromisoformat(value.removesuffix("Z"))
     return True
 
@@ -151,9 +156,10 @@ def response_kind(method: str, path: str) -> tuple[bool, str | None]:
     return False, None
 
 
-def check_response(method: str, path: str, status: int, body: bytes) -> None:
+def check_response(method: str, path: str, status: int, body: bytes) -> str:
     """An answer of our API: always an OCPI envelope; in a 1000 answer ``data`` is the
-    route's object (or list), or absent where the route returns none."""
+    route's object (or list), or absent where the route returns none. Returns what was
+    checked (``Response`` alone, or ``Response/<kind>``)."""
     where = f"{method} {path} (HTTP {status})"
     try:
         parsed = json.loads(body)
@@ -162,13 +168,14 @@ def check_response(method: str, path: str, status: int, body: bytes) -> None:
     check("Response", parsed, where=where)
     known, kind = response_kind(method, path)
     if parsed["status_code"] != 1000 or not known:
-        return
+        return "Response"
     data = parsed.get("data")
     if kind is None:
         if data is not None:
             raise Nonconforming(f"{where}: this answer carries no data, got {data!r}")
-        return
+        return "Response"
     check(kind, data, where=f"{where} data")
+    return f"Response/{kind}"
 
 
 # --- pushes: what a body sent to a partner's module URL is ---------------------------------------
@@ -207,18 +214,20 @@ def push_kind(method: str, url: str, response_urls: set[str] | frozenset[str] = 
 
 
 def check_push(method: str, url: str, body: bytes,
-               response_urls: set[str] | frozenset[str] = frozenset()) -> None:
+               response_urls: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """A body the backend sends to ``url``; returns the kind checked (``Session PATCH``)."""
     kind, patch = push_kind(method, url, response_urls)
     where = f"{method} {url}"
     if kind is None:
         if body:
             raise Nonconforming(f"{where}: this call carries no body, got {body[:200]!r}")
-        return
+        return None
     if not body:
         if kind == "LocationReferences":  # real-time authorization may send no location
-            return
+            return None
         raise Nonconforming(f"{where}: a {kind} body is missing")
     check(kind, json.loads(body), partial=patch, where=where)
+    return f"{kind} PATCH" if patch else kind
 
 
 # --- every exchange of a test ----------------------------------------------------------------------
@@ -233,7 +242,8 @@ class OcpiTraffic:
     ``found``; an answer that does not conform also raises where the client receives it."""
 
     found: list[str] = field(default_factory=list)
-    checked: int = 0
+    # What passed, counted by kind: "Response/Session[]", "Session PATCH", "CDR", ...
+    checked: Counter[str] = field(default_factory=Counter)
     response_urls: set[str] = field(default_factory=set)
 
     @contextlib.contextmanager
@@ -284,11 +294,13 @@ class OcpiTraffic:
                 if isinstance(url, str):
                     self.response_urls.add(url)
 
-    def note(self, checking: Any, raise_: bool = False) -> None:
-        self.checked += 1
+    def note(self, checking: Callable[[], str | None], raise_: bool = False) -> None:
         try:
-            checking()
+            kind = checking()
         except Nonconforming as exc:
             self.found.append(str(exc))
             if raise_:
                 raise
+        else:
+            if kind is not None:
+                self.checked[kind] += 1
