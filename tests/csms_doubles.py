@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -415,22 +415,33 @@ async def _body(request: Request) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDouble]:
-    emsp = emsp or EmspDouble()
+async def serving(app: Callable[[socket.socket], FastAPI]) -> AsyncIterator[int]:
+    """``app`` (built for its bound socket) served on a loopback port; yields the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    emsp.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(emsp.app(), log_level="warning", lifespan="off",
+    server = uvicorn.Server(uvicorn.Config(app(sock), log_level="warning", lifespan="off",
                                            access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             await asyncio.sleep(0.01)
-        yield emsp
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDouble]:
+    emsp = emsp or EmspDouble()
+
+    def app(sock: socket.socket) -> FastAPI:
+        emsp.port = sock.getsockname()[1]
+        return emsp.app()
+
+    async with serving(app):
+        yield emsp
 
 
 def ocpi_auth(token: str, encode: bool = True) -> dict[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -109,8 +110,19 @@ class OcpiError(Exception):
         self.message = message
 
 
+# OCPI strings are printable: control characters a caller put in a URL or body and a message
+# quotes are written as escapes.
+_NON_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return _NON_PRINTABLE.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def envelope(data: Any = None, status_code: int = 1000, message: str | None = "Success"
              ) -> dict[str, Any]:
+    if message is not None:
+        message = printable(message)
     return {"data": data, "status_code": status_code, "status_message": message,
             "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
 
