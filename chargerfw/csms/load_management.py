@@ -16,15 +16,17 @@ the backend knows of it; the OCPP server sends the limits that changed as chargi
 - What is left goes to idle connectors as the limit a vehicle arriving there starts with
   (0 unless it reaches the minimum), so an arrival cannot overload the site either.
 
-The sum of the limits on each phase never exceeds the site limit (unless the chargers that
-cannot be changed exceed it on their own: ``Allocation.overcommitted``). Work is done in
+A site may have sub-feeders with limits of their own (a connector behind one draws from
+its capacity and the site's). The sum of the limits on each phase never exceeds the site's
+limit nor any feeder's (unless the chargers that cannot be changed exceed one on their own:
+``Allocation.overcommitted``). Work is done in
 tenths of an ampere, rounded down, the resolution OCPP limits are sent with.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -85,6 +87,15 @@ class ConnectorLoad:
     offline: bool = False
     fallback_a: float = 0.0  # what the charger applies when it loses the backend
     pinned_a: float | None = None
+    # The sub-feeders it is behind (each with its own limit per phase), besides the site.
+    feeders: frozenset[str] = frozenset()
+
+    def resources(self) -> frozenset[tuple[str, int]]:
+        """The (feeder, phase) capacities it draws from; the site is feeder ""."""
+        return frozenset((feeder, p) for feeder in ("", *self.feeders) for p in self.phases)
+
+
+Resource = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -113,9 +124,14 @@ def _deci(amps: float) -> int:
     return max(0, math.floor(amps * _DECI + 1e-6))
 
 
-def _check(site_limit_a: float, connectors: Sequence[ConnectorLoad]) -> None:
+def _check(site_limit_a: float, connectors: Sequence[ConnectorLoad],
+           feeder_limits: Mapping[str, float]) -> None:
     if not math.isfinite(site_limit_a) or site_limit_a < 0:
         raise LoadInputError(f"site limit {site_limit_a!r} A: a finite number >= 0")
+    for feeder, limit in feeder_limits.items():
+        if not feeder or not math.isfinite(limit) or limit < 0:
+            raise LoadInputError(f"feeder {feeder!r} limit {limit!r} A: a named feeder with "
+                                 "a finite number >= 0")
     seen: set[ConnectorKey] = set()
     for load in connectors:
         if load.key in seen:
@@ -124,6 +140,9 @@ def _check(site_limit_a: float, connectors: Sequence[ConnectorLoad]) -> None:
         if not load.phases or not load.phases <= ALL_PHASES:
             raise LoadInputError(f"connector {load.key}: phases {sorted(load.phases)} must be "
                                  f"a non-empty subset of {list(PHASES)}")
+        if unknown := load.feeders - set(feeder_limits):
+            raise LoadInputError(f"connector {load.key}: feeders {sorted(unknown)} have no "
+                                 "limit")
         for name in ("max_a", "drawn_a", "offered_a", "vehicle_max_a", "fallback_a",
                      "pinned_a"):
             value = getattr(load, name)
@@ -158,16 +177,16 @@ def _cap_deci(load: ConnectorLoad) -> int:
 
 
 def _fill(alloc: dict[ConnectorKey, int], caps: dict[ConnectorKey, int],
-          phases: dict[ConnectorKey, frozenset[int]], headroom: dict[int, int],
+          phases: dict[ConnectorKey, frozenset[Resource]], headroom: dict[Resource, int],
           order: Sequence[ConnectorKey]) -> None:
-    """Raise every allocation in ``order`` evenly until it reaches its cap or a phase it
-    draws from is full (max-min fair shares)."""
+    """Raise every allocation in ``order`` evenly until it reaches its cap or a capacity it
+    draws from (a phase of the site or of a feeder) is full: max-min fair shares."""
     def open_(key: ConnectorKey) -> bool:
         return alloc[key] < caps[key] and all(headroom[p] > 0 for p in phases[key])
 
     active = [key for key in order if open_(key)]
     while active:
-        users = {p: sum(1 for key in active if p in phases[key]) for p in PHASES}
+        users = {p: sum(1 for key in active if p in phases[key]) for p in headroom}
         step = min(min(caps[key] - alloc[key] for key in active),
                    min(headroom[p] // n for p, n in users.items() if n))
         if step > 0:
@@ -176,7 +195,7 @@ def _fill(alloc: dict[ConnectorKey, int], caps: dict[ConnectorKey, int],
                 for p in phases[key]:
                     headroom[p] -= step
         else:
-            # A phase has fewer tenths left than users: the earliest get one each.
+            # A capacity has fewer tenths left than users: the earliest get one each.
             for key in active:
                 if all(headroom[p] > 0 for p in phases[key]):
                     alloc[key] += 1
@@ -185,20 +204,23 @@ def _fill(alloc: dict[ConnectorKey, int], caps: dict[ConnectorKey, int],
         active = [key for key in active if open_(key)]
 
 
-def allocate(site_limit_a: float, connectors: Sequence[ConnectorLoad]) -> Allocation:
-    """Every connector's limit on a site of ``site_limit_a`` per phase."""
-    _check(site_limit_a, connectors)
-    limit = _deci(site_limit_a)
-    headroom = {p: limit for p in PHASES}
+def allocate(site_limit_a: float, connectors: Sequence[ConnectorLoad],
+             feeder_limits: Mapping[str, float] | None = None) -> Allocation:
+    """Every connector's limit on a site of ``site_limit_a`` per phase, whose sub-feeders
+    have the limits ``feeder_limits`` (per phase, by name)."""
+    feeder_limits = feeder_limits or {}
+    _check(site_limit_a, connectors, feeder_limits)
+    headroom = {(feeder, p): _deci(limit) for feeder, limit
+                in [("", site_limit_a), *feeder_limits.items()] for p in PHASES}
     limits: dict[ConnectorKey, tuple[int, Role]] = {}
-    phases = {load.key: load.phases for load in connectors}
+    phases = {load.key: load.resources() for load in connectors}
 
     for load in connectors:
         fixed = _fixed_deci(load)
         if fixed is not None:
             limits[load.key] = fixed
-            for p in load.phases:
-                headroom[p] -= fixed[0]
+            for resource in phases[load.key]:
+                headroom[resource] -= fixed[0]
     overcommitted = any(room < 0 for room in headroom.values())
     headroom = {p: max(room, 0) for p, room in headroom.items()}
 
@@ -211,10 +233,10 @@ def allocate(site_limit_a: float, connectors: Sequence[ConnectorLoad]) -> Alloca
     admitted: list[ConnectorKey] = []
     queue: list[ConnectorKey] = []
     for load in wanting:
-        if caps[load.key] >= minimum and all(headroom[p] >= minimum for p in load.phases):
+        if caps[load.key] >= minimum and all(headroom[r] >= minimum for r in phases[load.key]):
             admitted.append(load.key)
-            for p in load.phases:
-                headroom[p] -= minimum
+            for resource in phases[load.key]:
+                headroom[resource] -= minimum
         else:
             queue.append(load.key)
     shares = {key: minimum for key in admitted}

@@ -114,6 +114,17 @@ def test_offline_chargers_beyond_the_limit_leave_nothing_and_are_reported() -> N
     assert not allocate(40, [load(1, offline=True, fallback_a=16.0), load(3)]).overcommitted
 
 
+def test_sub_feeders_limit_their_connectors_and_the_rest_is_shared() -> None:
+    loads = [load(1, feeders=frozenset({"F"})), load(2, feeders=frozenset({"F", "G"})),
+             load(3), load(4, feeders=frozenset({"G"}))]
+    result = allocate(60, loads, {"F": 20, "G": 100})
+    assert [entry.limit_a for entry in result.limits] == [10.0, 10.0, 20.0, 20.0]
+    with pytest.raises(LoadInputError, match="feeders"):
+        allocate(60, loads, {"F": 20})
+    with pytest.raises(LoadInputError, match="feeder"):
+        allocate(60, [], {"F": -1})
+
+
 def test_phase_load_is_the_sum_of_limits_per_phase() -> None:
     result = allocate(32, [load(1, phases=frozenset({1})), load(2), load(3, IDLE, max_a=10)])
     assert result.phase_load_a == (32.0, 16.0, 16.0)
@@ -137,21 +148,31 @@ def test_bad_input_is_named(site_a: float, loads: list[ConnectorLoad], message: 
 
 amps = st.floats(min_value=0, max_value=80, allow_nan=False)
 connector_loads = st.builds(
-    lambda n, state, max_a, phases, minute, drawn, offered, vehicle, offline, fallback, pinned:
-    ConnectorLoad(key(n), state, max_a, frozenset(phases),
-                  T0 + timedelta(minutes=minute) if state != IDLE else None, drawn, offered,
-                  vehicle, offline, fallback, pinned),
+    lambda n, state, max_a, phases, minute, drawn, offered, vehicle, offline, fallback, pinned,
+    feeders: ConnectorLoad(key(n), state, max_a, frozenset(phases),
+                           T0 + timedelta(minutes=minute) if state != IDLE else None, drawn,
+                           offered, vehicle, offline, fallback, pinned, frozenset(feeders)),
     st.integers(1, 10_000), st.sampled_from(SessionState), st.floats(0, 80),
     st.sets(st.sampled_from([1, 2, 3]), min_size=1), st.integers(0, 100),
     st.none() | amps, st.none() | amps, st.none() | amps, st.booleans(), amps,
-    st.none() | amps)
+    st.none() | amps, st.sets(st.sampled_from(["A", "B"])))
 
 
 @settings(max_examples=400, deadline=None)
 @given(site_a=st.floats(0, 400), loads=st.lists(connector_loads, max_size=25,
-                                                unique_by=lambda c: c.key))
-def test_properties(site_a: float, loads: list[ConnectorLoad]) -> None:
-    result = allocate(site_a, loads)
+                                                unique_by=lambda c: c.key),
+       feeder_a=st.floats(0, 100), feeder_b=st.floats(0, 100))
+def test_properties(site_a: float, loads: list[ConnectorLoad], feeder_a: float,
+                    feeder_b: float) -> None:
+    feeders = {"A": feeder_a, "B": feeder_b}
+    result = allocate(site_a, loads, feeders)
+    if not result.overcommitted:
+        for feeder, limit in feeders.items():
+            for p in (1, 2, 3):
+                behind = sum(round(by_limit.limit_a * 10) for by_limit, c
+                             in zip(result.limits, loads, strict=True)
+                             if feeder in c.feeders and p in c.phases)
+                assert behind <= math.floor(limit * 10 + 1e-6)
     by_key = {entry.key: entry for entry in result.limits}
     assert [entry.key for entry in result.limits] == [c.key for c in loads]
     # Within the site limit on every phase, unless the unchangeable ones exceed it alone.
