@@ -161,6 +161,13 @@ def _fixed_deci(load: ConnectorLoad) -> tuple[int, Role] | None:
     return None
 
 
+def draws_less(drawn_a: float, offered_a: float) -> bool:
+    """Whether a vehicle draws clearly less than it is offered (and keeps only its draw
+    plus the margin). Half the margin of hysteresis: a vehicle given its draw plus the
+    margin is not taken for one that wants more until it draws close to that."""
+    return drawn_a <= offered_a - DRAW_MARGIN_A / 2
+
+
 def _cap_deci(load: ConnectorLoad) -> int:
     """The most a wanting vehicle is given."""
     cap = load.max_a
@@ -169,9 +176,7 @@ def _cap_deci(load: ConnectorLoad) -> int:
     if load.state == SessionState.SUSPENDED_EV:
         cap = min(cap, MIN_CHARGING_A)
     elif (load.drawn_a is not None and load.offered_a is not None
-          and load.drawn_a <= load.offered_a - DRAW_MARGIN_A / 2):
-        # Half the margin of hysteresis: a vehicle given its draw plus the margin is not
-        # taken for one that wants more until it draws close to that.
+          and draws_less(load.drawn_a, load.offered_a)):
         cap = min(cap, max(MIN_CHARGING_A, load.drawn_a + DRAW_MARGIN_A))
     return _deci(cap)
 

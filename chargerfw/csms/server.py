@@ -27,6 +27,7 @@ from chargerfw.csms.ocpi.limits import RequestLimits
 from chargerfw.csms.ocpi.partner_sync import PartnerSync
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
+from chargerfw.csms.site_balancer import SiteBalancer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
 from chargerfw.csms.urlpolicy import UrlPolicy, guarded_client
 from chargerfw.logs import get_logger
@@ -93,6 +94,7 @@ class RunningCsms:
     sync: PartnerSync
     api_server: uvicorn.Server
     api_task: asyncio.Task[None]
+    balancer: SiteBalancer
 
     @property
     def ocpp_url(self) -> str:
@@ -153,8 +155,10 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
                           on_change=pusher.wake, login_limits=settings.login_limits)
+        balancer = SiteBalancer(db, ocpp)
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
         stack.push_async_callback(ocpp.close)
+        stack.push_async_callback(balancer.close)
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -207,7 +211,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.push_async_callback(stop_sweepers)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
-                          api_server, api_task)
+                          api_server, api_task, balancer)
 
 
 async def serve_forever(settings: CsmsSettings,

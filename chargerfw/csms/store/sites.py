@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from chargerfw.csms.billing import CURRENT_IMPORT
 from chargerfw.csms.store.values import AlreadyExists, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import (
     charge_points,
@@ -37,7 +38,6 @@ DEFAULT_CONNECTOR_MAX_A = 32.0
 DEFAULT_FALLBACK_A = 6.0
 DEFAULT_STACK_LEVEL = 1
 MAX_SITE_DEPTH = 8
-CURRENT_MEASURAND = "Current.Import"
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ def _drawn(c: Connection, transaction_id: int) -> float | None:
     """The highest phase current of the transaction's latest Current.Import sample."""
     latest = c.execute(sa.select(sa.func.max(meter_values.c.timestamp)).where(
         meter_values.c.transaction_id == transaction_id,
-        meter_values.c.measurand == CURRENT_MEASURAND)).scalar_one_or_none()
+        meter_values.c.measurand == CURRENT_IMPORT)).scalar_one_or_none()
     if latest is None:
         return None
     value = c.execute(sa.select(sa.func.max(meter_values.c.value)).where(
         meter_values.c.transaction_id == transaction_id,
-        meter_values.c.measurand == CURRENT_MEASURAND,
+        meter_values.c.measurand == CURRENT_IMPORT,
         meter_values.c.timestamp == latest)).scalar_one_or_none()
     return None if value is None else float(value)
 
