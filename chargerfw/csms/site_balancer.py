@@ -178,6 +178,10 @@ class SiteBalancer:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def is_pinned(self, key: ConnectorKey) -> bool:
+        """Whether the connector's charger refused (or left unanswered) its last change."""
+        return key in self._pinned
+
     # -- what the OCPP server tells it --
 
     def charger_changed(self, charge_point_id: str) -> None:

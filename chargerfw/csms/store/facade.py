@@ -158,6 +158,7 @@ class Store:
         self.assign_site = sites.assign_site
         self.top_site_of = sites.top_site_of
         self.site_snapshot = sites.site_snapshot
+        self.connector_rating = sites.connector_rating
         self.record_allocation = sites.record_allocation
         self.set_allocation_role = sites.set_allocation_role
         self.forget_allocations = sites.forget_allocations

@@ -234,6 +234,15 @@ class Sites:
                 given.get(connector_id)))
         return result
 
+    def connector_rating(self, charge_point_id: str, connector_id: int) -> float:
+        """What a connector carries per phase (as registered, else the default)."""
+        with self.engine.connect() as c:
+            rated = c.execute(sa.select(sa.func.max(connectors.c.max_amperage)).select_from(
+                evses.join(connectors, connectors.c.evse_uid == evses.c.uid)).where(
+                evses.c.charge_point_id == charge_point_id,
+                evses.c.ocpp_connector_id == connector_id)).scalar_one_or_none()
+        return float(rated) if rated else DEFAULT_CONNECTOR_MAX_A
+
     # -- what the balancer writes --
 
     def record_allocation(self, charge_point_id: str, connector_id: int, limit_a: float,
