@@ -332,11 +332,13 @@ class SiteBalancer:
                                                       emsp.get(conn.transaction_id), now)
             profile = charging_profile(conn.connector_id, stack_level, conn.transaction_id,
                                        kind, schedule, start)
-            if (given is not None and given["transaction_id"] == conn.transaction_id
-                    and given["schedule"] == profile):
+            same_session = given is not None and given["transaction_id"] == conn.transaction_id
+            if same_session and given is not None and given["schedule"] == profile:
                 continue
+            # A session new to us runs on the charger's TxDefaultProfile until its TxProfile.
+            now_given = given if same_session else snap.defaults.get(conn.charge_point_id)
             sends.append(_Send(conn.charge_point_id, conn.connector_id, entry.limit_a,
-                               float(given["limit_a"]) if given is not None else None,
+                               float(now_given["limit_a"]) if now_given is not None else None,
                                conn.max_a, entry.role.value, conn.transaction_id, profile))
         for cp_id, shares in idle.items():
             limit = min(share for _, share in shares)

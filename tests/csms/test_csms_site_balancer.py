@@ -13,8 +13,10 @@ import pytest
 from csms_doubles import SimCharger, add_test_charger, csms_running, sim_charger
 from fakes import wait_until
 
+from chargerfw.csms.load_management import allocate
 from chargerfw.csms.server import RunningCsms
-from chargerfw.csms.site_balancer import combined_schedule
+from chargerfw.csms.site_balancer import SiteBalancer, combined_schedule
+from chargerfw.csms.store.sites import ConnectorSnapshot, SiteSnapshot
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -98,6 +100,30 @@ async def test_shares_follow_sessions_reductions_first(tmp_path: Path) -> None:
                                                        c.allocation["role"])
                  for c in shown.connectors if c.allocation is not None}
         assert given == {("CP1", 1): (10.2, "share"), ("CP2", 1): (21.8, "idle")}
+
+
+def test_a_new_session_counts_from_its_default_not_an_ended_sessions_limit() -> None:
+    """A connector whose last TxProfile (20 A) belonged to an ended session runs its new
+    one on the charger's TxDefaultProfile (0 A): 10 A is an increase, sent after the
+    reductions, not with them."""
+    class NoServer:
+        connected = {"CP1": None, "CP2": None}
+        load_listener = None
+
+    def conn(cp: str, tx: int, given: dict[str, Any]) -> ConnectorSnapshot:
+        return ConnectorSnapshot(cp, 1, "S", frozenset(), 32.0, 6.0, "Charging", tx, T0,
+                                 None, given)  # type: ignore[arg-type]
+
+    snap = SiteSnapshot(
+        {"id": "S", "stack_level": 1}, {},  # type: ignore[arg-type]
+        [conn("CP1", 3, {"limit_a": 20.0, "transaction_id": 1, "schedule": {}}),
+         conn("CP2", 2, {"limit_a": 20.0, "transaction_id": 2, "schedule": {}})],
+        {"CP1": {"limit_a": 0.0, "schedule": {}}})  # type: ignore[dict-item]
+    balancer = SiteBalancer(None, NoServer())  # type: ignore[arg-type]
+    loads = [balancer._load(c) for c in snap.connectors]
+    sends = balancer._sends(snap, allocate(20, loads), {})
+    assert [(s.charge_point_id, s.limit_a, s.old_a, s.lowers) for s in sends] == [
+        ("CP1", 10.0, 0.0, False), ("CP2", 10.0, 20.0, True)]
 
 
 async def test_queue_when_the_minimum_does_not_fit(tmp_path: Path) -> None:
