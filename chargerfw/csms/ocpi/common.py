@@ -33,6 +33,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.ocpi.chargingprofiles import ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import CommandHandler
 from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
@@ -68,6 +69,8 @@ class OcpiContext:
     # Where partner-given URLs may lead, and how much a request may carry.
     url_policy: UrlPolicy = UrlPolicy()
     limits: RequestLimits = RequestLimits()
+    # eMSPs' charging profiles on their sessions (None: the module is not served).
+    charging_profiles: ChargingProfileHandler | None = None
 
     @property
     def versions_url(self) -> str:
