@@ -16,11 +16,12 @@ import contextvars
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,7 +109,26 @@ def violations(kind: str, body: Any, *, partial: bool = False) -> list[str]:
         found.append(f"{_path(error.absolute_path)}: {error.message}")
     if partial and isinstance(body, dict) and "last_updated" not in body:
         found.append("$: 'last_updated' is a required property of a PATCH")
+    found.extend(one_digit_fractions(body))
     return sorted(found)
+
+
+def one_digit_fractions(body: Any, path: str = "$") -> list[str]:
+    """A ChargingProfile's ``limit`` and ``min_charging_rate`` "accept at most one digit
+    fraction (e.g. 8.1)" (14.5.3, 14.5.4)."""
+    found = []
+    if isinstance(body, dict):
+        if "charging_rate_unit" in body or "start_period" in body:
+            for key in ("limit", "min_charging_rate"):
+                value = body.get(key)
+                if isinstance(value, float) and round(value, 1) != value:
+                    found.append(f"{path}.{key}: {value!r} has more than one digit fraction")
+        for key, value in body.items():
+            found.extend(one_digit_fractions(value, f"{path}.{key}"))
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            found.extend(one_digit_fractions(value, f"{path}[{index}]"))
+    return found
 
 
 def check(kind: str, body: Any, *, partial: bool = False, where: str = "") -> None:
@@ -141,6 +161,7 @@ API_ROUTES: list[tuple[str, str, str | None]] = [
     ("PUT PATCH", rf"/ocpi/2\.2\.1/tokens/{_ID}/{_ID}/{_ID}", None),
     ("POST", rf"/ocpi/2\.2\.1/commands/{_ID}", "CommandResponse"),
     ("GET", rf"/ocpi/2\.2\.1/hubclientinfo/{_ID}/{_ID}", "ClientInfo"),
+    ("GET PUT DELETE", rf"/ocpi/2\.2\.1/chargingprofiles/{_ID}", "ChargingProfileResponse"),
     ("PUT", rf"/ocpi/2\.2\.1/hubclientinfo/{_ID}/{_ID}", None),
     ("GET", r"/opendata/locations", "Location[]"),
 ]
@@ -180,18 +201,24 @@ def check_response(method: str, path: str, status: int, body: bytes) -> str:
 
 # --- pushes: what a body sent to a partner's module URL is ---------------------------------------
 
+# chargingprofiles: what the backend POSTs to the response_url of a GET, PUT or DELETE (14.2.1)
+RESULT_OF = {"GET": "ActiveChargingProfileResult", "PUT": "ChargingProfileResult",
+             "DELETE": "ClearProfileResult"}
+
 MODULES = ("locations", "sessions", "cdrs", "tariffs", "tokens", "commands", "credentials",
            "hubclientinfo", "versions")
 
 
-def push_kind(method: str, url: str, response_urls: set[str] | frozenset[str] = frozenset()
+def push_kind(method: str, url: str, response_urls: Mapping[str, str] = MappingProxyType({})
               ) -> tuple[str | None, bool]:
     """(the kind of a body sent to ``url``, whether it is a PATCH); kind None when the call
-    carries no body by the spec (GET, DELETE); raises for a URL of no module."""
+    carries no body by the spec (GET, DELETE); raises for a URL of no module.
+    ``response_urls``: the response_url of each asynchronous request a test made -> the
+    result the backend POSTs there."""
     if method in ("GET", "DELETE"):
         return None, False
     if method == "POST" and url in response_urls:
-        return "CommandResult", False
+        return response_urls[url], False
     segments = [s for s in urlsplit(url).path.split("/") if s]
     index = next((i for i, s in enumerate(segments) if s in MODULES), None)
     if index is None:
@@ -214,7 +241,7 @@ def push_kind(method: str, url: str, response_urls: set[str] | frozenset[str] = 
 
 
 def check_push(method: str, url: str, body: bytes,
-               response_urls: set[str] | frozenset[str] = frozenset()) -> str | None:
+               response_urls: Mapping[str, str] = MappingProxyType({})) -> str | None:
     """A body the backend sends to ``url``; returns the kind checked (``Session PATCH``)."""
     kind, patch = push_kind(method, url, response_urls)
     where = f"{method} {url}"
@@ -244,7 +271,7 @@ class OcpiTraffic:
     found: list[str] = field(default_factory=list)
     # What passed, counted by kind: "Response/Session[]", "Session PATCH", "CDR", ...
     checked: Counter[str] = field(default_factory=Counter)
-    response_urls: set[str] = field(default_factory=set)
+    response_urls: dict[str, str] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[OcpiTraffic]:
@@ -286,13 +313,19 @@ class OcpiTraffic:
             GuardedTransport.handle_async_request = guarded  # type: ignore[method-assign]
 
     def note_request(self, request: httpx.Request, body: bytes) -> None:
-        """Remember the response_url of a command sent to our API: the backend POSTs the
-        CommandResult there."""
-        if request.method == "POST" and "/commands/" in request.url.path and body:
+        """Remember the response_url of an asynchronous request sent to our API (a command, a
+        charging profile set, read or cleared): the backend POSTs its result there."""
+        path, method = request.url.path, request.method
+        url: object = None
+        if "/chargingprofiles/" in path and method in ("GET", "DELETE"):
+            url = request.url.params.get("response_url")
+        elif body and ((method == "POST" and "/commands/" in path)
+                       or (method == "PUT" and "/chargingprofiles/" in path)):
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 url = json.loads(body).get("response_url")
-                if isinstance(url, str):
-                    self.response_urls.add(url)
+        if isinstance(url, str):
+            self.response_urls[url] = (RESULT_OF[method] if "/chargingprofiles/" in path
+                                       else "CommandResult")
 
     def note(self, checking: Callable[[], str | None], raise_: bool = False) -> None:
         try:

@@ -81,6 +81,14 @@ def session() -> dict[str, Any]:
             "last_updated": WHEN}
 
 
+def active_profile() -> dict[str, Any]:
+    return {"result": "ACCEPTED", "profile": {
+        "start_date_time": WHEN, "charging_profile": {
+            "charging_rate_unit": "A", "min_charging_rate": 6.0,
+            "charging_profile_period": [{"start_period": 0, "limit": 16.5},
+                                        {"start_period": 900, "limit": 8}]}}}
+
+
 def location() -> dict[str, Any]:
     return json.loads((SPEC_DIR / "examples" / "location_example.json").read_text())
 
@@ -123,6 +131,15 @@ DEVIATIONS = [
     ("Location", location, "evses.0.status", "Available", "$.evses[0].status"),
     ("Location", location, "address", "x" * 46, "$.address"),
     ("Location", location, "publish", "true", "$.publish"),
+    ("ActiveChargingProfileResult", active_profile, "result", "NOT_FOUND", "$.result"),
+    ("ActiveChargingProfileResult", active_profile,
+     "profile.charging_profile.charging_rate_unit", "kW",
+     "$.profile.charging_profile.charging_rate_unit"),
+    ("ActiveChargingProfileResult", active_profile,
+     "profile.charging_profile.charging_profile_period.0.limit", 16.25,
+     "$.profile.charging_profile.charging_profile_period[0].limit"),  # one digit fraction
+    ("ActiveChargingProfileResult", active_profile, "profile.start_date_time", ...,
+     "$.profile"),
 ]
 
 
