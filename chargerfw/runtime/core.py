@@ -345,6 +345,14 @@ class CoreRunner:
             self._emit("tag.presented", id_tag=id_tag)
             for target in sessions_a_tap_may_end(self.state, id_tag):
                 cid = target.connector_id
+                if target.held:
+                    if not await self.authorizer.may_stop(
+                        target.id_tag, target.parent_id_tag, id_tag
+                    ):
+                        continue
+                    self.apply(ConnectorEvent(cid, cn.CableReleased()))
+                    self._emit("tag.released_cable", connector=cid)
+                    return "released"
                 if target.running:
                     if not await self.authorizer.may_stop(
                         target.id_tag, target.parent_id_tag, id_tag

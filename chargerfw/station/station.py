@@ -122,7 +122,8 @@ class AvailabilityRequested:
 
 @dataclass(frozen=True, slots=True)
 class UnlockRequested:
-    """UnlockConnector: a running transaction there ends (UnlockCommand) before the unlock."""
+    """UnlockConnector: a running transaction there ends (UnlockCommand) before the unlock; a
+    cable held for its tag is released."""
 
     connector_id: int
 
@@ -326,7 +327,7 @@ def pick_connector(state: StationState, id_tag: str) -> int | None:
     for c in state.connectors:
         if cn.outputs(c).status in _NOT_STARTABLE:
             continue
-        if c.phase not in (cn.TxPhase.IDLE, cn.TxPhase.FINISHED):
+        if c.phase not in (cn.TxPhase.IDLE, cn.TxPhase.FINISHED) or c.held_for is not None:
             continue
         reservation = c.reservation
         if reservation is not None and not same_tag(reservation.id_tag, id_tag):
@@ -339,21 +340,26 @@ def pick_connector(state: StationState, id_tag: str) -> int | None:
 @dataclass(frozen=True, slots=True)
 class TapTarget:
     """A session a presented tag may end: stop a running transaction (if the tag, or one with
-    the same parent, started it) or cancel a pending authorization (the same tag)."""
+    the same parent, started it), release the cable its transaction left locked (the same
+    rule), or cancel a pending authorization (the same tag)."""
 
     connector_id: int
     running: bool  # True: a transaction runs (stop it); False: authorized, waiting (cancel)
     id_tag: str
     parent_id_tag: str | None
+    held: bool = False  # True: the cable is held for the tag (release it)
 
 
 def sessions_a_tap_may_end(state: StationState, id_tag: str) -> list[TapTarget]:
     """The sessions, in connector order, that ``id_tag`` presented again could end. Whether it
-    may stop a running one (its parent) is the authorizer's question; a pending authorization
-    is cancelled by the same tag only."""
+    may stop a running one or take a held cable (its parent) is the authorizer's question; a
+    pending authorization is cancelled by the same tag only."""
     targets = []
     for c in state.connectors:
-        if c.phase is cn.TxPhase.RUNNING and c.id_tag is not None:
+        if c.held_for is not None:
+            targets.append(TapTarget(c.connector_id, False, c.held_for, c.held_for_parent,
+                                     held=True))
+        elif c.phase is cn.TxPhase.RUNNING and c.id_tag is not None:
             targets.append(TapTarget(c.connector_id, True, c.id_tag, c.parent_id_tag))
         elif c.phase is cn.TxPhase.AUTHORIZED and c.id_tag is not None \
                 and same_tag(c.id_tag, id_tag):
@@ -560,6 +566,8 @@ def _transition(s: _Step, ev: Event) -> None:
         case UnlockRequested(connector_id=cid):
             if s.state.has(cid) and s.state.connector(cid).phase is cn.TxPhase.RUNNING:
                 s.on(cid, cn.StopRequested(StopReason.UNLOCK_COMMAND))
+            if s.state.has(cid) and s.state.connector(cid).held_for is not None:
+                s.on(cid, cn.CableReleased())
         case StopAll(reason=reason):
             for c in s.state.connectors:
                 if c.phase is cn.TxPhase.RUNNING:

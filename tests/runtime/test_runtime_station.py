@@ -419,6 +419,41 @@ async def test_unplugging_while_charging_ends_the_session(station, csms):
     await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
 
 
+def cable_locked(runtime: StationRuntime) -> bool:
+    assert runtime.board is not None
+    return runtime.board.connectors[1].sim.lock.is_locked
+
+
+async def test_unplugging_at_the_vehicle_unlocks_the_cable(station, csms):
+    runtime, sock = station
+    await start_charging(runtime, sock, csms)
+    await wait_until(lambda: cable_locked(runtime), what="cable locked")
+    await ctl(sock, "sim.unplug")
+    await wait_until(lambda: not cable_locked(runtime), what="cable unlocked")
+
+
+async def test_cable_stays_locked_for_its_tag_when_unlock_on_ev_side_disconnect_is_false(
+        tmp_path, short_dir, csms):
+    _, config = sim_station_config(tmp_path, csms.url,
+                                   keys={"UnlockConnectorOnEVSideDisconnect": "false"})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        await start_charging(runtime, sock, csms)
+        await ctl(sock, "sim.unplug")
+        await csms.wait_for(lambda: csms.of("StopTransaction"))
+        assert csms.of("StopTransaction")[0].payload["reason"] == "EVDisconnected"
+        await csms.wait_for(lambda: last_status(csms) == ("Finishing", "NoError"))
+        assert cable_locked(runtime)
+        await ctl(sock, "sim.tap", uid="04FFEE")  # another card neither takes it nor starts
+        await asyncio.sleep(0.3)
+        assert cable_locked(runtime) and len(csms.of("StartTransaction")) == 1
+        await ctl(sock, "sim.tap", uid=TAG)  # its own card releases it
+        await wait_until(lambda: not cable_locked(runtime), what="cable released")
+        await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
+        assert len(csms.of("StartTransaction")) == 1
+
+
 async def test_technician_methods_meter_sample_rfid_next_and_config_set(station, csms):
     runtime, sock = station
     await wait_until(lambda: runtime.controllers[1].latest_sample is not None)

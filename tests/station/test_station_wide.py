@@ -98,6 +98,7 @@ PICK_TABLE = [
     ("authorized is skipped", (connector(1, phase=cn.TxPhase.AUTHORIZED, id_tag="CC"), connector(2)), "BB", 2),
     ("finishing may take a new session", (connector(1, phase=cn.TxPhase.FINISHED, pilot=P.B), connector(2)), "BB", 1),
     ("under test is skipped", (connector(1, under_test="lock"), connector(2)), "AA", 2),
+    ("a cable held for a tag is skipped", (connector(1, phase=cn.TxPhase.FINISHED, held_for="AA"), connector(2)), "BB", 2),
     ("none left", (connector(1, faults=WELDED), connector(2, **RUNNING)), "BB", None),
 ]  # fmt: skip
 
@@ -314,6 +315,14 @@ def test_unlock_ends_the_running_transaction_there():
     assert actions == []
 
 
+def test_unlock_releases_a_held_cable():
+    held = connector(1, phase=cn.TxPhase.FINISHED, held_for="AA")
+    after, actions = step(station(held), UnlockRequested(1))
+    assert on(actions, 1, cn.SetLock) == [cn.SetLock(False)]
+    assert after.connector(1).held_for is None
+    assert after.connector(1).phase is cn.TxPhase.IDLE
+
+
 def test_keys_steer_every_connector():
     state, _ = step(station(), KeysChanged({"StopTransactionOnEVSideDisconnect": "false"}))
     assert [c.settings.stop_on_ev_side_disconnect for c in state.connectors] == [False, False]
@@ -352,6 +361,9 @@ def test_sessions_a_tap_may_end():
     assert sessions_a_tap_may_end(state, "bb") == [
         TapTarget(1, True, "AA", "P"), TapTarget(2, False, "BB", None)]
     assert sessions_a_tap_may_end(station(), "AA") == []
+    # A cable held for a tag: whoever may stop its session may take it (the authorizer says).
+    held = station(connector(1, phase=cn.TxPhase.FINISHED, held_for="AA", held_for_parent="P"))
+    assert sessions_a_tap_may_end(held, "ZZ") == [TapTarget(1, False, "AA", "P", held=True)]
 
 
 def test_faults_to_restore_at_start_up():
