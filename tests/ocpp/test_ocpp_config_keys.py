@@ -54,6 +54,14 @@ def test_every_core_key_is_defined(keys):
     ("StopTxnSampledData", "", "Accepted", ""),
     ("ConnectorPhaseRotation", "0.RST,1.RST,2.Unknown", "Accepted", "0.RST,1.RST,2.Unknown"),
     ("ConnectorPhaseRotation", "1.ABC", "Rejected", None),
+    # Stored and reported as written: a list naming some connectors, any order.
+    ("ConnectorPhaseRotation", "2.TSR,1.NotApplicable", "Accepted", "2.TSR,1.NotApplicable"),
+    ("ConnectorPhaseRotation", "1.RST,1.RTS", "Rejected", None),  # a connector twice
+    ("ConnectorPhaseRotation", "3.RST", "Rejected", None),  # no connector 3 (fixture: 2)
+    ("ConnectorPhaseRotation", "\u0661.RST", "Rejected", None),  # Arabic-Indic digit
+    ("ConnectorPhaseRotation", "01.RST", "Rejected", None),
+    ("ConnectorPhaseRotation", "1.rst", "Rejected", None),
+    ("ConnectorPhaseRotation", "1RST", "Rejected", None),
     ("NumberOfConnectors", "3", "Rejected", None),
     ("SupportedFeatureProfiles", "Core", "Rejected", None),
     ("GetConfigurationMaxKeys", "5", "Rejected", None),
