@@ -19,8 +19,10 @@ client, reader, meters, supervisor and board are closed.
 
 Reset from the backend: ``Soft`` stops transactions with ``SoftReset`` and :meth:`run` returns
 :attr:`RunOutcome.SOFT_RESET` (``chargerfw run`` then builds a fresh runtime in the same
-process); ``Hard`` stops them with ``HardReset`` and returns :attr:`RunOutcome.HARD_RESET`
-(``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so systemd restarts the process).
+process, and tries again ResetRetries times if that fresh runtime fails to start, then
+falls back to a hard reset); ``Hard`` stops them with ``HardReset`` and returns
+:attr:`RunOutcome.HARD_RESET` (``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so
+systemd restarts the process).
 
 The rest of the runtime: the core's state and actions (:mod:`~chargerfw.runtime.core`), each
 connector's executor (:mod:`~chargerfw.runtime.connector`), the OCPP port
@@ -136,6 +138,14 @@ class StationRuntime:
     @property
     def store(self) -> Store:
         return self._parts().store
+
+    @property
+    def reset_retries(self) -> int:
+        """ResetRetries: how many times a soft reset's restart is tried again if it fails
+        (``chargerfw run`` carries that out; 0 before the station started)."""
+        if self.parts is None:
+            return 0
+        return self.parts.client.keys.get_int("ResetRetries")
 
     @property
     def board(self) -> Board:
