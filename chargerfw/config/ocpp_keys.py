@@ -32,6 +32,8 @@ SUPPORTED_MEASURANDS = (
     "Voltage",
     "Frequency",
     "Temperature",
+    "Current.Offered",  # what the pilot's PWM offers (0 A without PWM)
+    "Power.Offered",  # that current x measured voltage x phases
 )
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation",
@@ -74,6 +76,10 @@ def _measurand_problem(item: str) -> str | None:
 
     if item not in {m.value for m in Measurand}:
         return f"{item!r} is not an OCPP 1.6 Measurand"
+    if item == "SoC":
+        # A vehicle on a basic PWM pilot (IEC 61851-1) never reports its state of charge;
+        # only high-level communication (ISO 15118) would, and this charge point has none.
+        return "SoC is not known here: the vehicle reports none over the PWM pilot"
     return f"measurand {item!r} is not measured by this charge point"
 
 

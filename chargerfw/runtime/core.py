@@ -292,7 +292,9 @@ class CoreRunner:
         controller = self.controllers[connector_id]
         controller.note_sample(sample)
         self.safety.update_meter(connector_id, sample)
-        self.client.update_meter(connector_id, sample, temperature_c=controller.temperature_c)
+        pilot = cn.outputs(controller.state).pilot
+        self.client.update_meter(connector_id, sample, temperature_c=controller.temperature_c,
+                                 offered_current_a=pilot.current_a or 0.0)
         tx = controller.transaction
         if tx is not None and controller.phase is cn.TxPhase.RUNNING:
             delivered = max(0.0, sample.energy_import_wh - tx.meter_start_wh)

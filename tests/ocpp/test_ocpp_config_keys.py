@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys
 from chargerfw.store import Store
 
@@ -33,6 +34,12 @@ def test_every_core_key_is_defined(keys):
     assert keys.raw("ConnectorPhaseRotation") == "0.Unknown,1.Unknown,2.Unknown"
 
 
+def test_soc_is_refused_with_the_reason():
+    definition = key_definitions(1)["MeterValuesSampledData"]
+    with pytest.raises(ConfigValueError, match="SoC is not known here"):
+        normalise(definition, "Energy.Active.Import.Register,SoC")
+
+
 @pytest.mark.parametrize("key, value, status, stored", [
     ("HeartbeatInterval", "120", "Accepted", "120"),
     ("HeartbeatInterval", "0", "Rejected", None),
@@ -49,6 +56,9 @@ def test_every_core_key_is_defined(keys):
      "Energy.Active.Import.Register,Current.Import"),
     ("MeterValuesSampledData", "Energy.Bogus", "Rejected", None),
     ("MeterValuesSampledData", "SoC", "Rejected", None),  # valid measurand, not measured here
+    ("MeterValuesSampledData", "Energy.Active.Import.Register,Current.Offered,Power.Offered",
+     "Accepted", "Energy.Active.Import.Register,Current.Offered,Power.Offered"),
+    ("MeterValuesAlignedData", "Current.Offered", "Accepted", "Current.Offered"),
     ("MeterValuesSampledData", "Voltage,Voltage", "Rejected", None),
     ("MeterValuesSampledData", "Voltage,,Frequency", "Rejected", None),
     ("StopTxnSampledData", "", "Accepted", ""),

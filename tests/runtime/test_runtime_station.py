@@ -419,6 +419,26 @@ async def test_unplugging_while_charging_ends_the_session(station, csms):
     await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
 
 
+async def test_meter_values_carry_the_offered_current_and_power(tmp_path, short_dir, csms):
+    measurands = "Energy.Active.Import.Register,Current.Offered,Power.Offered"
+    _, config = sim_station_config(tmp_path, csms.url,
+                                   keys={"MeterValuesSampledData": measurands})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        await start_charging(runtime, sock, csms)
+        await csms.wait_for(lambda: any(
+            len(m.payload["meterValue"][0]["sampledValue"]) == 3 for m in csms.of("MeterValues")),
+            timeout=10)
+        value = next(m for m in csms.of("MeterValues")
+                     if len(m.payload["meterValue"][0]["sampledValue"]) == 3)
+        offered = {v["measurand"]: (v["value"], v["unit"])
+                   for v in value.payload["meterValue"][0]["sampledValue"]}
+        # The simulated connector offers its 32 A rating on three phases at 230 V.
+        assert offered["Current.Offered"] == ("32", "A")
+        assert offered["Power.Offered"] == ("22080", "W")
+
+
 def cable_locked(runtime: StationRuntime) -> bool:
     assert runtime.board is not None
     return runtime.board.connectors[1].sim.lock.is_locked

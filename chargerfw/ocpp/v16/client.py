@@ -359,9 +359,10 @@ class OcppClient:
         return stopped
 
     def update_meter(self, connector_id: int, sample: MeterSample,
-                     temperature_c: float | None = None) -> None:
+                     temperature_c: float | None = None,
+                     offered_current_a: float | None = None) -> None:
         """The latest meter sample of a connector (see :meth:`MeterSampler.update`)."""
-        self.sampler.update(connector_id, sample, temperature_c)
+        self.sampler.update(connector_id, sample, temperature_c, offered_current_a)
 
     def _send_untracked_values(self, connector_id: int, value: dict[str, Any]) -> None:
         cp = self._cp
