@@ -216,6 +216,9 @@ class OcppClient:
             self._accepted.clear()
             for task in (reader, booted, *workers):
                 task.cancel()
+            # CALLs made from outside the session (an Authorize for a card tap, a trigger)
+            # end now rather than at their timeout.
+            cp.link_closed()
             for task in (reader, booted, *workers):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
