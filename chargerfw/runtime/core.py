@@ -379,6 +379,7 @@ class CoreRunner:
                     id_tag=id_tag,
                     status=decision.status.value,
                     source=decision.source.value,
+                    online=decision.online,
                 )
                 return "rejected"
             outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag)))
@@ -397,6 +398,7 @@ class CoreRunner:
                 id_tag=id_tag,
                 connector=outcome.connector_id,
                 source=decision.source.value,
+                online=decision.online,
             )
             return "authorized" if authorized else "refused"
 
