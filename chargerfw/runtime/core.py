@@ -47,6 +47,7 @@ from chargerfw.station.station import (
     OnConnector,
     PersistAvailability,
     PersistReservations,
+    RemoteStartAuthorized,
     ReservationEnded,
     ReservationsDue,
     StationState,
@@ -404,12 +405,19 @@ class CoreRunner:
 
     async def _authorize_then_start(self, id_tag: str, connector_id: int) -> None:
         """RemoteStartTransaction with AuthorizeRemoteTxRequests: Authorize (or the local
-        rules) first, then start on the connector the core chose."""
-        decision = await self.authorizer.authorize(id_tag)
+        rules) first, then start on the connector the core chose. The core always hears the
+        decision: until then that connector takes no other remote start."""
+        try:
+            decision = await self.authorizer.authorize(id_tag)
+        except BaseException:
+            self.apply(RemoteStartAuthorized(connector_id, id_tag, accepted=False))
+            raise
         if not decision.accepted:
+            self.apply(RemoteStartAuthorized(connector_id, id_tag, accepted=False))
             self._emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
             return
-        outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag, connector_id)))
+        outcome = _outcome(self.apply(RemoteStartAuthorized(
+            connector_id, id_tag, accepted=True, parent_id_tag=decision.parent_id_tag)))
         if outcome.result is not TagResult.AUTHORIZED:
             log.info(
                 "connector.authorization_refused",

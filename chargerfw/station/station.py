@@ -7,6 +7,11 @@ machine:
 * which connector a tag goes to (reserved for it, else plugged in, else free: the lowest id on a
   tie), and whether a RemoteStartTransaction can be taken (the connector named or picked is not
   Faulted, Unavailable or busy);
+* one pending start per connector: a RemoteStartTransaction for a connector that is already
+  authorized and waiting for its vehicle, or whose remote start is still being authorized
+  (AuthorizeRemoteTxRequests), is Rejected. A burst of remote starts therefore authorizes a
+  connector once, and that authorization lasts ConnectionTimeOut from when it was given,
+  never extended by the requests that followed;
 * ChangeAvailability for one connector or the whole station (connector 0): the answer is
   Rejected, Scheduled (a transaction runs; it applies when that ends) or Accepted, and what was
   asked is persisted so it holds after a restart;
@@ -47,6 +52,8 @@ _NOT_STARTABLE = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAIL
 class StationState:
     connectors: tuple[cn.ConnectorState, ...]  # ordered by connector id
     available: bool = True  # the whole station's availability (ChangeAvailability on 0)
+    # Connectors whose RemoteStartTransaction is being authorized (AuthorizeRemoteTxRequests).
+    remote_authorizing: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, connectors: Iterable[cn.ConnectorState], available: bool = True) -> StationState:
@@ -105,6 +112,17 @@ class RemoteStartRequested:
     id_tag: str
     connector_id: int | None
     authorize_first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartAuthorized:
+    """The Authorize (or local rules) for a remote start on ``connector_id`` decided:
+    accepted, it starts there as :class:`TagAccepted` would; refused, the connector is free."""
+
+    connector_id: int
+    id_tag: str
+    accepted: bool
+    parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +206,7 @@ Event = (
     | EveryConnector
     | TagAccepted
     | RemoteStartRequested
+    | RemoteStartAuthorized
     | RemoteStopRequested
     | AvailabilityRequested
     | UnlockRequested
@@ -233,8 +252,9 @@ class RemoteStartOutcome:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizeThenStart:
-    """Authorize ``id_tag`` (Authorize or local rules), then feed :class:`TagAccepted` for
-    ``connector_id`` if accepted."""
+    """Authorize ``id_tag`` (Authorize or local rules), then feed
+    :class:`RemoteStartAuthorized` for ``connector_id`` with the decision (always: until then
+    the connector takes no other remote start)."""
 
     id_tag: str
     connector_id: int
@@ -325,7 +345,7 @@ def pick_connector(state: StationState, id_tag: str) -> int | None:
     Unavailable or busy one, nor one reserved for another tag."""
     candidates: list[tuple[int, int]] = []
     for c in state.connectors:
-        if cn.outputs(c).status in _NOT_STARTABLE:
+        if cn.outputs(c).status in _NOT_STARTABLE or c.connector_id in state.remote_authorizing:
             continue
         if c.phase not in (cn.TxPhase.IDLE, cn.TxPhase.FINISHED) or c.held_for is not None:
             continue
@@ -453,10 +473,13 @@ def _on_remote_start(s: _Step, ev: RemoteStartRequested) -> None:
         s.actions.append(RemoteStartOutcome(False))
         return
     c = s.state.connector(cid)
-    if cn.outputs(c).status in _NOT_STARTABLE or c.phase is cn.TxPhase.RUNNING:
+    if (cn.outputs(c).status in _NOT_STARTABLE
+            or c.phase in (cn.TxPhase.RUNNING, cn.TxPhase.AUTHORIZED)  # one pending start
+            or cid in s.state.remote_authorizing):
         s.actions.append(RemoteStartOutcome(False, cid))
         return
     if ev.authorize_first:
+        s.state = replace(s.state, remote_authorizing=s.state.remote_authorizing | {cid})
         s.actions.append(RemoteStartOutcome(True, cid))
         s.actions.append(AuthorizeThenStart(ev.id_tag, cid))
         return
@@ -556,6 +579,10 @@ def _transition(s: _Step, ev: Event) -> None:
             _on_tag_accepted(s, ev)
         case RemoteStartRequested():
             _on_remote_start(s, ev)
+        case RemoteStartAuthorized(connector_id=cid):
+            s.state = replace(s.state, remote_authorizing=s.state.remote_authorizing - {cid})
+            if ev.accepted:
+                _on_tag_accepted(s, TagAccepted(ev.id_tag, ev.parent_id_tag, cid))
         case RemoteStopRequested(connector_id=cid):
             running = s.state.has(cid) and s.state.connector(cid).phase is cn.TxPhase.RUNNING
             if running:

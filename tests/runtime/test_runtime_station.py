@@ -496,3 +496,31 @@ async def test_technician_methods_meter_sample_rfid_next_and_config_set(station,
     refused = await ctl(sock, "config.set", key="NumberOfConnectors", value="2")
     assert refused["status"] == "Rejected"
     assert runtime.client.keys.get_int("NumberOfConnectors") == 1
+
+
+@pytest.mark.parametrize("authorize_first", ["false", "true"])
+async def test_a_burst_of_remote_starts_authorizes_a_connector_once_for_connection_timeout(
+        tmp_path, short_dir, csms, authorize_first):
+    _, config = sim_station_config(tmp_path, csms.url, keys={
+        "ConnectionTimeOut": "1", "AuthorizeRemoteTxRequests": authorize_first})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        answers = [(await csms.server_side.call(call.RemoteStartTransaction(
+            id_tag=f"BURST{i}", connector_id=1))).status for i in range(5)]
+        assert answers == ["Accepted"] + ["Rejected"] * 4
+        await wait_until(lambda: runtime.connector_state(1).phase.value == "authorized")
+        assert runtime.connector_state(1).id_tag == "BURST0"
+        # ConnectionTimeOut from the one authorization: nothing of the burst is left after it.
+        await wait_until(lambda: runtime.connector_state(1).phase.value == "idle", timeout=5,
+                         what="authorization withdrawn after ConnectionTimeOut")
+        await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
+        await ctl(sock, "sim.plug")
+        await asyncio.sleep(0.5)
+        assert not csms.of("StartTransaction")
+        # The connector takes a remote start again.
+        again = await csms.server_side.call(call.RemoteStartTransaction(id_tag="LATER",
+                                                                        connector_id=1))
+        assert again.status == "Accepted"
+        await csms.wait_for(lambda: csms.of("StartTransaction"))
+        assert csms.of("StartTransaction")[0].payload["idTag"] == "LATER"
