@@ -127,6 +127,9 @@ class StationRuntime:
         self._outcome = RunOutcome.STOPPED
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
+        # ResetRetries as it was when a reset was asked for: how many times ``chargerfw run``
+        # tries a soft reset's restart again if it fails.
+        self.reset_retries = 0
 
     # -- the parts, for the control handlers, the fleet and tests --------------------------
 
@@ -138,14 +141,6 @@ class StationRuntime:
     @property
     def store(self) -> Store:
         return self._parts().store
-
-    @property
-    def reset_retries(self) -> int:
-        """ResetRetries: how many times a soft reset's restart is tried again if it fails
-        (``chargerfw run`` carries that out; 0 before the station started)."""
-        if self.parts is None:
-            return 0
-        return self.parts.client.keys.get_int("ResetRetries")
 
     @property
     def board(self) -> Board:
@@ -254,6 +249,8 @@ class StationRuntime:
         return self._outcome
 
     def _restart(self, kind: ResetKind) -> None:
+        if self.parts is not None:  # read now: the store is closed once the runtime stopped
+            self.reset_retries = self.parts.client.keys.get_int("ResetRetries")
         self.request_stop(RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET)
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:

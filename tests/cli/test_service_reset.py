@@ -8,12 +8,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from ocpp.v16 import call
 from ocpp_testcsms import TestCsms
-from runtime_helpers import running_station, sim_station_config
+from runtime_helpers import sim_station_config
 
 from chargerfw.cli.service import run_station
 from chargerfw.config import StationConfig
-from chargerfw.runtime.station import HARD_RESET_EXIT_CODE, RunOutcome
+from chargerfw.runtime.station import HARD_RESET_EXIT_CODE, RunOutcome, StationRuntime
+from chargerfw.sim.hardware import simulated_hardware
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -89,10 +91,20 @@ async def test_a_start_failure_without_a_reset_is_not_retried(config):
     assert len(made) == 1
 
 
-async def test_the_runtime_reports_reset_retries_from_its_key(tmp_path, short_dir):
+async def test_a_soft_reset_keeps_reset_retries_as_the_key_said(tmp_path, short_dir):
     async with TestCsms() as csms:
         _, config = sim_station_config(tmp_path, csms.url, keys={"ResetRetries": "5"})
-        async with running_station(config, short_dir / "control.sock") as runtime:
-            assert runtime.reset_retries == 5
-            runtime.client.keys.change("ResetRetries", "1")
-            assert runtime.reset_retries == 1
+        runtime = StationRuntime(config, control_socket=short_dir / "control.sock",
+                                 shutdown_flush_s=0.5, simulator=simulated_hardware)
+        task = asyncio.create_task(runtime.run())
+        try:
+            await asyncio.wait_for(runtime.ready.wait(), 10)
+            await csms.wait_for(lambda: csms.of("StatusNotification"))
+            assert runtime.client.keys.change("ResetRetries", "2")[0].value == "Accepted"
+            result = await csms.server_side.call(call.Reset(type="Soft"))
+            assert result.status == "Accepted"
+            assert await asyncio.wait_for(task, 10) is RunOutcome.SOFT_RESET
+        finally:
+            runtime.request_stop()
+            await asyncio.wait_for(task, 10)
+        assert runtime.reset_retries == 2  # readable after the runtime (and its store) closed
