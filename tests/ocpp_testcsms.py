@@ -42,6 +42,7 @@ class CsmsBehaviour:
     boot_status: str = "Accepted"
     boot_interval: int = 300
     authorize_status: str = "Accepted"
+    authorize_error: bool = False  # answer Authorize with a CALLERROR (InternalError)
     start_errors: int = 0  # answer this many StartTransactions with a CALLERROR
     first_tx_id: int = 1000
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
@@ -110,6 +111,8 @@ class _ServerSide(LibChargePoint):
 
     @on(Action.authorize)
     def authorize(self, id_tag: str) -> call_result.Authorize:
+        if self.csms.behaviour.authorize_error:
+            raise InternalError(description="test backend fails Authorize")
         return call_result.Authorize(id_tag_info={"status": self.csms.behaviour.authorize_status})
 
     @on(Action.start_transaction)

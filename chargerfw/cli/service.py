@@ -24,6 +24,7 @@ from chargerfw.logs import get_logger, setup_logging
 if TYPE_CHECKING:
     from chargerfw.config import StationConfig
     from chargerfw.drivers.board import Board
+    from chargerfw.runtime.station import StationRuntime
     from chargerfw.safety.process import SafetyProcess
 
 log = get_logger(__name__)
@@ -256,13 +257,28 @@ def build_safety_process(
     )
 
 
+RESET_RETRY_DELAY_S = 2.0
+
+
 async def run_station(
-    config: StationConfig, control_socket: Path, on_started: Callable[[object], None] | None = None
+    config: StationConfig,
+    control_socket: Path,
+    on_started: Callable[[object], None] | None = None,
+    *,
+    make_runtime: Callable[[], StationRuntime] | None = None,
+    reset_retry_delay_s: float = RESET_RETRY_DELAY_S,
 ) -> int:
     """Run the station until SIGTERM/SIGINT or a Reset; return the process exit code.
 
     A Soft reset builds a fresh runtime in this process; a Hard reset returns
-    ``HARD_RESET_EXIT_CODE`` so systemd (Restart=on-failure) starts a new process."""
+    ``HARD_RESET_EXIT_CODE`` so systemd (Restart=on-failure) starts a new process.
+
+    ResetRetries: a soft reset is unsuccessful when the fresh runtime fails before it is
+    ready (a device that does not open, the store, a lock another process holds). It is tried
+    again, ``reset_retry_delay_s`` apart, as many times as ResetRetries said when the reset
+    was asked for; when every retry failed too the reset becomes a hard one (the process exits
+    with ``HARD_RESET_EXIT_CODE`` and systemd starts a new one). A start that fails other than
+    after a reset raises, as before."""
     import asyncio
     import signal
 
@@ -278,21 +294,37 @@ async def run_station(
         from chargerfw.safety.process import default_socket_path as safety_socket_path
 
         safety_socket = safety_socket_path()
+    if make_runtime is None:
+
+        def make_runtime() -> StationRuntime:
+            return StationRuntime(config, control_socket=control_socket, simulator=simulator,
+                                  safety_socket=safety_socket)
+
     loop = asyncio.get_running_loop()
+    retries_left: int | None = None  # after a soft reset: restarts that may still fail
     while True:
-        runtime = StationRuntime(
-            config, control_socket=control_socket, simulator=simulator, safety_socket=safety_socket
-        )
+        runtime = make_runtime()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runtime.request_stop)
         if on_started is not None:
             on_started(runtime)
         try:
             outcome = await runtime.run()
+        except Exception as exc:
+            if retries_left is None or runtime.ready.is_set():
+                raise
+            if retries_left == 0:
+                log.error("station.reset_failed", error=repr(exc), then="hard_reset")
+                return HARD_RESET_EXIT_CODE
+            retries_left -= 1
+            log.warning("station.reset_retry", error=repr(exc), retries_left=retries_left)
+            await asyncio.sleep(reset_retry_delay_s)
+            continue
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         if outcome is RunOutcome.SOFT_RESET:
-            log.info("station.soft_reset_restart")
+            retries_left = runtime.reset_retries
+            log.info("station.soft_reset_restart", reset_retries=retries_left)
             continue
         return HARD_RESET_EXIT_CODE if outcome is RunOutcome.HARD_RESET else 0

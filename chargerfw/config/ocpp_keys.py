@@ -32,6 +32,8 @@ SUPPORTED_MEASURANDS = (
     "Voltage",
     "Frequency",
     "Temperature",
+    "Current.Offered",  # what the pilot's PWM offers (0 A without PWM)
+    "Power.Offered",  # that current x measured voltage x phases
 )
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation",
@@ -55,6 +57,7 @@ class KeyDef:
     max_length: int = 500  # ConfigurationKey value is CiString500 in 1.6
     max_items: int | None = None
     item_check: Callable[[str], str | None] | None = None  # returns a problem or None
+    list_check: Callable[[list[str]], str | None] | None = None  # the same, for the whole list
     readable: bool = True
     min_length: int = 0
     choices: tuple[str, ...] = field(default=())
@@ -73,14 +76,35 @@ def _measurand_problem(item: str) -> str | None:
 
     if item not in {m.value for m in Measurand}:
         return f"{item!r} is not an OCPP 1.6 Measurand"
+    if item == "SoC":
+        # A vehicle on a basic PWM pilot (IEC 61851-1) never reports its state of charge;
+        # only high-level communication (ISO 15118) would, and this charge point has none.
+        return "SoC is not known here: the vehicle reports none over the PWM pilot"
     return f"measurand {item!r} is not measured by this charge point"
 
 
-def _rotation_problem(item: str) -> str | None:
-    connector, dot, rotation = item.partition(".")
-    if not dot or not connector.isdigit() or rotation not in PHASE_ROTATIONS:
-        return f"{item!r} is not <connectorId>.<{'|'.join(PHASE_ROTATIONS)}>"
-    return None
+CONNECTOR_ID = re.compile(r"0|[1-9][0-9]*")  # ASCII digits, no leading zero
+
+
+def _rotation_checks(number_of_connectors: int) -> tuple[Callable[[str], str | None],
+                                                          Callable[[list[str]], str | None]]:
+    """ConnectorPhaseRotation: each item ``<connectorId>.<rotation>`` for connector 0 (the
+    grid connection) to ``number_of_connectors``, each connector at most once."""
+
+    def item_problem(item: str) -> str | None:
+        connector, dot, rotation = item.partition(".")
+        if not dot or not CONNECTOR_ID.fullmatch(connector) or rotation not in PHASE_ROTATIONS:
+            return f"{item!r} is not <connectorId>.<{'|'.join(PHASE_ROTATIONS)}>"
+        if int(connector) > number_of_connectors:
+            return f"{item!r}: this charge point has connectors 0 to {number_of_connectors}"
+        return None
+
+    def list_problem(items: list[str]) -> str | None:
+        connectors = [item.partition(".")[0] for item in items]
+        repeated = sorted({c for c in connectors if connectors.count(c) > 1}, key=int)
+        return f"connector {repeated[0]} given more than once" if repeated else None
+
+    return item_problem, list_problem
 
 
 def _profile_problem(item: str) -> str | None:
@@ -105,6 +129,7 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
     SecurityProfile is read-only here and reports the station config's profile: moving to a
     higher profile needs a wss URL and a CA file, which are local provisioning, not a key."""
     rotations = ",".join(f"{c}.Unknown" for c in range(0, number_of_connectors + 1))
+    rotation_item, rotation_list = _rotation_checks(number_of_connectors)
     keys = [
         # --- Core profile (OCPP 1.6 section 9.1) ---
         _bool("AllowOfflineTxForUnknownId", False),
@@ -112,8 +137,10 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
         _bool("AuthorizeRemoteTxRequests", False),
         _int("ClockAlignedDataInterval", 900),
         _int("ConnectionTimeOut", 60, lo=1, hi=3600),
+        # Stored and reported as the backend (or [ocpp.keys]) wrote it; this firmware cannot
+        # measure the rotation, so every connector starts Unknown.
         KeyDef("ConnectorPhaseRotation", KeyType.CSL, rotations, max_items=number_of_connectors + 1,
-               item_check=_rotation_problem),
+               item_check=rotation_item, list_check=rotation_list),
         _int("ConnectorPhaseRotationMaxLength", number_of_connectors + 1, readonly=True),
         _int("GetConfigurationMaxKeys", 100, readonly=True),
         _int("HeartbeatInterval", 300, lo=1),
@@ -200,6 +227,9 @@ def normalise(definition: KeyDef, value: str) -> str:
             problem = definition.item_check(item) if definition.item_check else None
             if problem:
                 raise ConfigValueError(f"{definition.name}: {problem}")
+        problem = definition.list_check(items) if definition.list_check else None
+        if problem:
+            raise ConfigValueError(f"{definition.name}: {problem}")
         return ",".join(items)
     if len(value) < definition.min_length:
         raise ConfigValueError(f"{definition.name}: at least {definition.min_length} characters")

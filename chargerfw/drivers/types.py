@@ -30,6 +30,12 @@ class MeterSample:
         currents = [c for c in (self.current_l1_a, self.current_l2_a, self.current_l3_a) if c is not None]
         return max(currents) if currents else None
 
+    def mean_voltage_v(self) -> float | None:
+        """The mean of the phase voltages measured (above 0 V and finite); None: none."""
+        volts = [v for v in (self.voltage_l1_v, self.voltage_l2_v, self.voltage_l3_v)
+                 if v is not None and 0 < v < float("inf")]
+        return sum(volts) / len(volts) if volts else None
+
 
 class MeterFaultKind(enum.StrEnum):
     TIMEOUT = "timeout"  # no reply in time

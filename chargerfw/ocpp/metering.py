@@ -20,9 +20,14 @@ def _number(value: float) -> str:
 
 
 def sampled_values(sample: MeterSample, measurands: list[str], context: str, phases: int = 3,
-                   temperature_c: float | None = None) -> list[dict[str, Any]]:
+                   temperature_c: float | None = None,
+                   offered_current_a: float | None = None) -> list[dict[str, Any]]:
     """One SampledValue per measurand (per phase for Current.Import and Voltage) that the
-    sample has. Measurands the sample lacks are left out rather than sent as made-up zeros."""
+    sample has. Measurands the sample lacks are left out rather than sent as made-up zeros.
+
+    ``offered_current_a`` is what the pilot offers now (0 without PWM): Current.Offered, and
+    Power.Offered = that current x the mean measured phase voltage x the connector's phases
+    (left out when the meter measures no voltage: no nominal voltage is made up)."""
     values: list[dict[str, Any]] = []
 
     def add(measurand: str, value: float | None, unit: str | None, phase: str | None = None,
@@ -61,13 +66,21 @@ def sampled_values(sample: MeterSample, measurands: list[str], context: str, pha
             add(measurand, sample.frequency_hz, None)  # 1.6 UnitOfMeasure has no Hz
         elif measurand == "Temperature":
             add(measurand, temperature_c, "Celsius", location="Body")
+        elif measurand == "Current.Offered":
+            add(measurand, offered_current_a, "A")
+        elif measurand == "Power.Offered":
+            volts = sample.mean_voltage_v()
+            add(measurand, None if offered_current_a is None or volts is None
+                else offered_current_a * volts * len(per_phase), "W")
     return values
 
 
 def meter_value(sample: MeterSample, measurands: list[str], context: str, phases: int = 3,
-                temperature_c: float | None = None, at: float | None = None) -> dict[str, Any] | None:
+                temperature_c: float | None = None, at: float | None = None,
+                offered_current_a: float | None = None) -> dict[str, Any] | None:
     """A MeterValue (timestamp + sampledValue) or None if nothing asked for is measured."""
-    values = sampled_values(sample, measurands, context, phases, temperature_c)
+    values = sampled_values(sample, measurands, context, phases, temperature_c,
+                            offered_current_a)
     if not values:
         return None
     return {"timestamp": iso_utc(sample.timestamp if at is None else at), "sampledValue": values}

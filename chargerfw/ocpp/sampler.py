@@ -12,6 +12,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chargerfw.drivers.types import MeterSample
@@ -47,6 +48,15 @@ class MeteringSettings(Protocol):
     def measurands(self, which: Measurands) -> list[str]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A connector's latest meter sample and what was known beside it then."""
+
+    sample: MeterSample
+    temperature_c: float | None = None
+    offered_current_a: float | None = None  # what the pilot offered (0: no PWM)
+
+
 # Sends a MeterValue of a connector outside any transaction, if the link is up (best effort).
 SendUntracked = Callable[[int, dict[str, Any]], None]
 
@@ -76,7 +86,7 @@ class MeterSampler:
         self.persist_interval_s = persist_interval_s
         self._wake_outbox = wake_outbox
         self._send_untracked = send_untracked
-        self._latest: dict[int, tuple[MeterSample, float | None]] = {}
+        self._latest: dict[int, Latest] = {}
         self._last_persist: dict[int, float] = {}
         self._last_sampled: dict[int, float] = {}
         self._last_aligned_slot: int | None = None
@@ -86,11 +96,13 @@ class MeterSampler:
 
     # -- what the client tells it --------------------------------------------------------------
 
-    def update(self, connector_id: int, sample: MeterSample, temperature_c: float | None) -> None:
-        """The latest sample of a connector. Persists the energy register of a running
-        transaction at most every ``persist_interval_s`` (a bounded loss of a few seconds of
-        energy instead of an fsync per poll)."""
-        self._latest[connector_id] = (sample, temperature_c)
+    def update(self, connector_id: int, sample: MeterSample, temperature_c: float | None,
+               offered_current_a: float | None = None) -> None:
+        """The latest sample of a connector (with its temperature and the current the pilot
+        offers). Persists the energy register of a running transaction at most every
+        ``persist_interval_s`` (a bounded loss of a few seconds of energy instead of an fsync
+        per poll)."""
+        self._latest[connector_id] = Latest(sample, temperature_c, offered_current_a)
         now = time.monotonic()
         if now - self._last_persist.get(connector_id, 0.0) >= self.persist_interval_s:
             self._persist(connector_id, sample)
@@ -121,11 +133,12 @@ class MeterSampler:
         """A MeterValue from the latest sample of each connector (or of one), by connector:
         what the backend gets when it asks for meter values."""
         values = []
-        for cid, (sample, temperature) in sorted(self._latest.items()):
+        for cid, latest in sorted(self._latest.items()):
             if connector_id not in (None, cid):
                 continue
-            value = meter_value(sample, self.settings.measurands(Measurands.SAMPLED), context,
-                                self._phases(cid), temperature)
+            value = meter_value(latest.sample, self.settings.measurands(Measurands.SAMPLED),
+                                context, self._phases(cid), latest.temperature_c,
+                                offered_current_a=latest.offered_current_a)
             if value is not None:
                 values.append((cid, value))
         return values
@@ -146,16 +159,16 @@ class MeterSampler:
         now_wall = time.time() if now_wall is None else now_wall
         now = time.monotonic()
         interval = self.settings.sample_interval_s()
-        for connector_id, (sample, temperature) in list(self._latest.items()):
+        for connector_id, latest in list(self._latest.items()):
             last = self._last_sampled.get(connector_id)
             if interval <= 0 or last is None or now - last < interval:
                 continue
-            open_tx = self._persist(connector_id, sample)
+            open_tx = self._persist(connector_id, latest.sample)
             if open_tx is None:
                 self._last_sampled.pop(connector_id, None)
                 continue
             self._last_sampled[connector_id] = now
-            self._queue_tx_values(open_tx, sample, temperature, "Sample.Periodic",
+            self._queue_tx_values(open_tx, latest, "Sample.Periodic",
                                   Measurands.SAMPLED, Measurands.STOP_SAMPLED)
         aligned = self.settings.aligned_interval_s()
         if aligned > 0:
@@ -164,8 +177,8 @@ class MeterSampler:
                 self._last_aligned_slot = slot
             elif slot != self._last_aligned_slot:
                 self._last_aligned_slot = slot
-                for connector_id, (sample, temperature) in list(self._latest.items()):
-                    self._send_aligned(connector_id, sample, temperature, slot * aligned)
+                for connector_id, latest in list(self._latest.items()):
+                    self._send_aligned(connector_id, latest, slot * aligned)
 
     # -- the work ------------------------------------------------------------------------------
 
@@ -188,29 +201,29 @@ class MeterSampler:
         if value is not None:
             self.store.add_transaction_data(record.local_id, value)
 
-    def _queue_tx_values(self, open_tx: TransactionRecord, sample: MeterSample,
-                         temperature: float | None, context: str, which: Measurands,
-                         stop_which: Measurands, at: float | None = None) -> None:
+    def _queue_tx_values(self, open_tx: TransactionRecord, latest: Latest, context: str,
+                         which: Measurands, stop_which: Measurands,
+                         at: float | None = None) -> None:
         phases = self._phases(open_tx.connector_id)
-        value = meter_value(sample, self.settings.measurands(which), context, phases, temperature,
-                            at)
+        value = meter_value(latest.sample, self.settings.measurands(which), context, phases,
+                            latest.temperature_c, at, latest.offered_current_a)
         if value is not None:
             self.store.enqueue_meter_values(open_tx.local_id, open_tx.connector_id, [value])
             self._wake_outbox()
-        stop_value = meter_value(sample, self.settings.measurands(stop_which), context, phases,
-                                 temperature, at)
+        stop_value = meter_value(latest.sample, self.settings.measurands(stop_which), context,
+                                 phases, latest.temperature_c, at, latest.offered_current_a)
         if stop_value is not None:
             self.store.add_transaction_data(open_tx.local_id, stop_value)
 
-    def _send_aligned(self, connector_id: int, sample: MeterSample, temperature: float | None,
-                      at: float) -> None:
-        open_tx = self._persist(connector_id, sample)
+    def _send_aligned(self, connector_id: int, latest: Latest, at: float) -> None:
+        open_tx = self._persist(connector_id, latest.sample)
         if open_tx is not None:
-            self._queue_tx_values(open_tx, sample, temperature, "Sample.Clock",
+            self._queue_tx_values(open_tx, latest, "Sample.Clock",
                                   Measurands.ALIGNED, Measurands.STOP_ALIGNED, at)
             return
         # Outside a transaction clock-aligned values are not transaction-related: best effort.
-        value = meter_value(sample, self.settings.measurands(Measurands.ALIGNED), "Sample.Clock",
-                            self._phases(connector_id), temperature, at)
+        value = meter_value(latest.sample, self.settings.measurands(Measurands.ALIGNED),
+                            "Sample.Clock", self._phases(connector_id), latest.temperature_c, at,
+                            latest.offered_current_a)
         if value is not None:
             self._send_untracked(connector_id, value)

@@ -28,6 +28,7 @@ from chargerfw.station.connector import (
     ConnectorState,
     PilotOutput,
     SetContactor,
+    SetLock,
     SetPilot,
     StartTransaction,
     StatusChanged,
@@ -160,6 +161,8 @@ class ConnectorController:
                 self._emit("connector.contactor", closed=False)
             case SetPilot(output=output):
                 self.apply_pilot(output)
+            case SetLock(locked=locked):
+                self._drive_lock(locked)
             case StartTransaction():
                 self._start_transaction(action)
             case StopTransaction():
@@ -245,7 +248,6 @@ class ConnectorController:
                                               meter_start)
         self._emit("transaction.started", local_id=record.local_id, id_tag=action.id_tag,
                    meter_start_wh=meter_start)
-        self._drive_lock(True)
 
     def _stop_transaction(self, action: StopTransaction) -> None:
         self._finish_pending_start()
@@ -259,7 +261,6 @@ class ConnectorController:
         self._emit("transaction.stopped", local_id=tx.local_id if tx else None,
                    reason=action.reason.value, meter_stop_wh=meter_stop, recorded=stopped)
         self.transaction = None
-        self._drive_lock(False)
 
     def _drive_lock(self, locked: bool) -> None:
         if not self.safety.has_lock(self.id):

@@ -47,6 +47,7 @@ from chargerfw.station.station import (
     OnConnector,
     PersistAvailability,
     PersistReservations,
+    RemoteStartAuthorized,
     ReservationEnded,
     ReservationsDue,
     StationState,
@@ -292,7 +293,9 @@ class CoreRunner:
         controller = self.controllers[connector_id]
         controller.note_sample(sample)
         self.safety.update_meter(connector_id, sample)
-        self.client.update_meter(connector_id, sample, temperature_c=controller.temperature_c)
+        pilot = cn.outputs(controller.state).pilot
+        self.client.update_meter(connector_id, sample, temperature_c=controller.temperature_c,
+                                 offered_current_a=pilot.current_a or 0.0)
         tx = controller.transaction
         if tx is not None and controller.phase is cn.TxPhase.RUNNING:
             delivered = max(0.0, sample.energy_import_wh - tx.meter_start_wh)
@@ -345,6 +348,14 @@ class CoreRunner:
             self._emit("tag.presented", id_tag=id_tag)
             for target in sessions_a_tap_may_end(self.state, id_tag):
                 cid = target.connector_id
+                if target.held:
+                    if not await self.authorizer.may_stop(
+                        target.id_tag, target.parent_id_tag, id_tag
+                    ):
+                        continue
+                    self.apply(ConnectorEvent(cid, cn.CableReleased()))
+                    self._emit("tag.released_cable", connector=cid)
+                    return "released"
                 if target.running:
                     if not await self.authorizer.may_stop(
                         target.id_tag, target.parent_id_tag, id_tag
@@ -369,6 +380,7 @@ class CoreRunner:
                     id_tag=id_tag,
                     status=decision.status.value,
                     source=decision.source.value,
+                    online=decision.online,
                 )
                 return "rejected"
             outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag)))
@@ -387,17 +399,25 @@ class CoreRunner:
                 id_tag=id_tag,
                 connector=outcome.connector_id,
                 source=decision.source.value,
+                online=decision.online,
             )
             return "authorized" if authorized else "refused"
 
     async def _authorize_then_start(self, id_tag: str, connector_id: int) -> None:
         """RemoteStartTransaction with AuthorizeRemoteTxRequests: Authorize (or the local
-        rules) first, then start on the connector the core chose."""
-        decision = await self.authorizer.authorize(id_tag)
+        rules) first, then start on the connector the core chose. The core always hears the
+        decision: until then that connector takes no other remote start."""
+        try:
+            decision = await self.authorizer.authorize(id_tag)
+        except BaseException:
+            self.apply(RemoteStartAuthorized(connector_id, id_tag, accepted=False))
+            raise
         if not decision.accepted:
+            self.apply(RemoteStartAuthorized(connector_id, id_tag, accepted=False))
             self._emit("remote.start_rejected", id_tag=id_tag, status=decision.status.value)
             return
-        outcome = _outcome(self.apply(TagAccepted(id_tag, decision.parent_id_tag, connector_id)))
+        outcome = _outcome(self.apply(RemoteStartAuthorized(
+            connector_id, id_tag, accepted=True, parent_id_tag=decision.parent_id_tag)))
         if outcome.result is not TagResult.AUTHORIZED:
             log.info(
                 "connector.authorization_refused",

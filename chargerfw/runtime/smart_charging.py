@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chargerfw.config import StationConfig
+from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.runtime.core import CoreRunner
@@ -327,10 +327,6 @@ def limit_source(state: cn.ConnectorState, applied: AppliedLimit | None
     return "hardware_max", f"{state.settings.max_current_a:g} A rating"
 
 
-def _voltage(sample: Any) -> float | None:
+def _voltage(sample: MeterSample | None) -> float | None:
     """The mean of the phase voltages a fresh sample has (None: no fresh sample)."""
-    if sample is None:
-        return None
-    volts = [v for v in (sample.voltage_l1_v, sample.voltage_l2_v, sample.voltage_l3_v)
-             if v is not None and v > 0]
-    return statistics.fmean(volts) if volts else None
+    return None if sample is None else sample.mean_voltage_v()

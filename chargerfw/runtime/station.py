@@ -19,8 +19,10 @@ client, reader, meters, supervisor and board are closed.
 
 Reset from the backend: ``Soft`` stops transactions with ``SoftReset`` and :meth:`run` returns
 :attr:`RunOutcome.SOFT_RESET` (``chargerfw run`` then builds a fresh runtime in the same
-process); ``Hard`` stops them with ``HardReset`` and returns :attr:`RunOutcome.HARD_RESET`
-(``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so systemd restarts the process).
+process, and tries again ResetRetries times if that fresh runtime fails to start, then
+falls back to a hard reset); ``Hard`` stops them with ``HardReset`` and returns
+:attr:`RunOutcome.HARD_RESET` (``chargerfw run`` exits with :data:`HARD_RESET_EXIT_CODE` so
+systemd restarts the process).
 
 The rest of the runtime: the core's state and actions (:mod:`~chargerfw.runtime.core`), each
 connector's executor (:mod:`~chargerfw.runtime.connector`), the OCPP port
@@ -125,6 +127,9 @@ class StationRuntime:
         self._outcome = RunOutcome.STOPPED
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()  # short jobs: keep a reference
+        # ResetRetries as it was when a reset was asked for: how many times ``chargerfw run``
+        # tries a soft reset's restart again if it fails.
+        self.reset_retries = 0
 
     # -- the parts, for the control handlers, the fleet and tests --------------------------
 
@@ -244,6 +249,8 @@ class StationRuntime:
         return self._outcome
 
     def _restart(self, kind: ResetKind) -> None:
+        if self.parts is not None:  # read now: the store is closed once the runtime stopped
+            self.reset_retries = self.parts.client.keys.get_int("ResetRetries")
         self.request_stop(RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET)
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:

@@ -18,6 +18,13 @@ OCPP 1.6 rules implemented:
   authorization.
 * StopTransactionOnEVSideDisconnect: pilot A ends the transaction with ``EVDisconnected``,
   or when false suspends it (SuspendedEV) until the vehicle is back.
+* The cable lock (socket outlets): locked while a transaction runs; unlocked when it ends.
+  UnlockConnectorOnEVSideDisconnect: when true, pilot A (the EV side disconnected) unlocks the
+  cable at once, whether the transaction ends (StopTransactionOnEVSideDisconnect) or is
+  suspended (locked again when the vehicle is back). When false the cable stays locked at the
+  charge point: a transaction ended by pilot A leaves the connector Finishing with the cable
+  held for its tag, until that tag (or one with the same parent) is presented again or the
+  backend sends UnlockConnector (:class:`CableReleased`); other tags are refused meanwhile.
 * StopTransactionOnInvalidId / MaxEnergyOnInvalidId: a StartTransaction.conf whose idTagInfo is
   not Accepted stops the transaction (``DeAuthorized``) or, when the key is false, stops energy
   (SuspendedEVSE); either happens once MaxEnergyOnInvalidId Wh were delivered (at once when
@@ -92,9 +99,11 @@ class ConnectorSettings:
     stop_on_ev_side_disconnect: bool = True  # StopTransactionOnEVSideDisconnect
     stop_on_invalid_id: bool = True  # StopTransactionOnInvalidId
     max_energy_on_invalid_id_wh: float | None = None  # MaxEnergyOnInvalidId
+    unlock_on_ev_side_disconnect: bool = True  # UnlockConnectorOnEVSideDisconnect
 
     KEYS = {
         "StopTransactionOnEVSideDisconnect": "stop_on_ev_side_disconnect",
+        "UnlockConnectorOnEVSideDisconnect": "unlock_on_ev_side_disconnect",
         "StopTransactionOnInvalidId": "stop_on_invalid_id",
         "MaxEnergyOnInvalidId": "max_energy_on_invalid_id_wh",
     }
@@ -145,6 +154,10 @@ class ConnectorState:
     # The technician's hardware test running here ("contactor", "rcd", ...): Unavailable, no
     # session, and the test owns the pilot until it ends.
     under_test: str | None = None
+    # The cable stays locked after its transaction ended by an EV-side disconnect
+    # (UnlockConnectorOnEVSideDisconnect false), held for this tag (and its parent).
+    held_for: str | None = None
+    held_for_parent: str | None = None
 
     def limit(self, source: LimitSource) -> float | None:
         return dict(self.limits).get(source)
@@ -231,6 +244,11 @@ class SettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class CableReleased:
+    """The held cable may go: its tag was presented again, or UnlockConnector."""
+
+
+@dataclass(frozen=True, slots=True)
 class EnteredTestMode:
     """A technician's hardware test takes the connector over (its pilot included)."""
 
@@ -256,6 +274,7 @@ Event = (
     | FaultCleared
     | CurrentLimitChanged
     | SettingsChanged
+    | CableReleased
     | EnteredTestMode
     | LeftTestMode
 )
@@ -271,6 +290,13 @@ class SetContactor:
 @dataclass(frozen=True, slots=True)
 class SetPilot:
     output: PilotOutput
+
+
+@dataclass(frozen=True, slots=True)
+class SetLock:
+    """Drive the cable lock (a connector without one ignores it)."""
+
+    locked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +349,7 @@ class ReservationAnswer:
 Action = (
     SetContactor
     | SetPilot
+    | SetLock
     | StartTransaction
     | StopTransaction
     | StatusChanged
@@ -342,6 +369,7 @@ class ConnectorOutputs:
     contactor_closed: bool
     pilot: PilotOutput
     offered_current_a: float
+    cable_locked: bool
 
 
 def offered_current_a(state: ConnectorState) -> float:
@@ -357,6 +385,16 @@ def _energy_offered(state: ConnectorState) -> bool:
     if state.pilot is PilotState.D and not state.settings.ventilation_available:
         return False
     return offered_current_a(state) >= MIN_PWM_CURRENT_A
+
+
+def _cable_locked(state: ConnectorState) -> bool:
+    """Locked while a transaction runs (unless the EV side is disconnected and the key says
+    unlock) and while the cable is held for its tag."""
+    if state.held_for is not None:
+        return True
+    if state.phase is not TxPhase.RUNNING:
+        return False
+    return state.pilot is not PilotState.A or not state.settings.unlock_on_ev_side_disconnect
 
 
 def _faulted(state: ConnectorState) -> bool:
@@ -427,6 +465,7 @@ def outputs(state: ConnectorState) -> ConnectorOutputs:
         contactor_closed=contactor_closed,
         pilot=_pilot_output(state, own_status),
         offered_current_a=offered_current_a(state),
+        cable_locked=_cable_locked(state),
     )
 
 
@@ -443,9 +482,13 @@ class _Step:
 def _end_transaction(s: _Step, reason: StopReason) -> None:
     st = s.state
     s.tx.append(StopTransaction(st.connector_id, reason))
+    hold = (reason is StopReason.EV_DISCONNECTED
+            and not st.settings.unlock_on_ev_side_disconnect and st.id_tag is not None)
+    if hold:
+        st = replace(st, held_for=st.id_tag, held_for_parent=st.parent_id_tag)
     st = replace(
         st,
-        phase=TxPhase.FINISHED if st.pilot in PLUGGED else TxPhase.IDLE,
+        phase=TxPhase.FINISHED if st.pilot in PLUGGED or hold else TxPhase.IDLE,
         id_tag=None,
         parent_id_tag=None,
         tx_reservation_id=None,
@@ -518,7 +561,7 @@ def _on_pilot(s: _Step, ev: PilotChanged) -> None:
         _on_fault_state(s)
     elif st.phase is TxPhase.AUTHORIZED and ev.pilot in PLUGGED:
         _start_transaction(s)
-    elif st.phase is TxPhase.FINISHED and ev.pilot is PilotState.A:
+    elif st.phase is TxPhase.FINISHED and ev.pilot is PilotState.A and st.held_for is None:
         s.state = replace(st, phase=TxPhase.IDLE)
 
 
@@ -548,7 +591,7 @@ def _on_authorized(s: _Step, ev: Authorized) -> None:
     if st.availability is Availability.INOPERATIVE:
         s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.UNAVAILABLE))
         return
-    if st.phase is TxPhase.RUNNING:
+    if st.phase is TxPhase.RUNNING or st.held_for is not None:
         s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.OCCUPIED))
         return
     if _reserved_for_other(st, ev.id_tag, ev.parent_id_tag):
@@ -641,6 +684,12 @@ def _transition(s: _Step, ev: Event) -> None:
             s.state = replace(st, limits=tuple(sorted(limits.items())))
         case SettingsChanged(settings=settings):
             s.state = replace(st, settings=settings)
+        case CableReleased():
+            if st.held_for is not None:
+                st = replace(st, held_for=None, held_for_parent=None)
+                if st.phase is TxPhase.FINISHED and st.pilot not in PLUGGED:
+                    st = replace(st, phase=TxPhase.IDLE)
+                s.state = st
         case EnteredTestMode(test=test):
             s.state = replace(st, under_test=test)
         case LeftTestMode():
@@ -651,8 +700,9 @@ def _transition(s: _Step, ev: Event) -> None:
 
 def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Action]]:
     """Apply one event; return the new state and the actions to carry out, in order:
-    contactor opening first (safety), then answers, pilot, transaction messages, contactor
-    closing, and the status notification last."""
+    contactor opening first (safety), then answers, pilot, the cable lock and transaction
+    messages (locked before a start, unlocked after a stop), contactor closing, and the status
+    notification last."""
     before = outputs(state)
     s = _Step(state)
     _transition(s, event)
@@ -667,7 +717,13 @@ def step(state: ConnectorState, event: Event) -> tuple[ConnectorState, list[Acti
         actions.append(SetPilot(after.pilot))
     elif before.pilot != after.pilot and s.state.under_test is None:
         actions.append(SetPilot(after.pilot))
-    actions.extend(s.tx)
+    if before.cable_locked and not after.cable_locked:
+        actions.extend(s.tx)
+        actions.append(SetLock(False))  # after the contactor opened and the stop is recorded
+    else:
+        if after.cable_locked and not before.cable_locked:
+            actions.append(SetLock(True))  # before the contactor may close
+        actions.extend(s.tx)
     if after.contactor_closed and not before.contactor_closed:
         actions.append(SetContactor(True))
     if (before.status, before.error_code, before.vendor_error_code) != (

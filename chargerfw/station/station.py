@@ -7,6 +7,11 @@ machine:
 * which connector a tag goes to (reserved for it, else plugged in, else free: the lowest id on a
   tie), and whether a RemoteStartTransaction can be taken (the connector named or picked is not
   Faulted, Unavailable or busy);
+* one pending start per connector: a RemoteStartTransaction for a connector that is already
+  authorized and waiting for its vehicle, or whose remote start is still being authorized
+  (AuthorizeRemoteTxRequests), is Rejected. A burst of remote starts therefore authorizes a
+  connector once, and that authorization lasts ConnectionTimeOut from when it was given,
+  never extended by the requests that followed;
 * ChangeAvailability for one connector or the whole station (connector 0): the answer is
   Rejected, Scheduled (a transaction runs; it applies when that ends) or Accepted, and what was
   asked is persisted so it holds after a restart;
@@ -47,6 +52,8 @@ _NOT_STARTABLE = frozenset({ChargePointStatus.FAULTED, ChargePointStatus.UNAVAIL
 class StationState:
     connectors: tuple[cn.ConnectorState, ...]  # ordered by connector id
     available: bool = True  # the whole station's availability (ChangeAvailability on 0)
+    # Connectors whose RemoteStartTransaction is being authorized (AuthorizeRemoteTxRequests).
+    remote_authorizing: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, connectors: Iterable[cn.ConnectorState], available: bool = True) -> StationState:
@@ -108,6 +115,17 @@ class RemoteStartRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteStartAuthorized:
+    """The Authorize (or local rules) for a remote start on ``connector_id`` decided:
+    accepted, it starts there as :class:`TagAccepted` would; refused, the connector is free."""
+
+    connector_id: int
+    id_tag: str
+    accepted: bool
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteStopRequested:
     connector_id: int
 
@@ -122,7 +140,8 @@ class AvailabilityRequested:
 
 @dataclass(frozen=True, slots=True)
 class UnlockRequested:
-    """UnlockConnector: a running transaction there ends (UnlockCommand) before the unlock."""
+    """UnlockConnector: a running transaction there ends (UnlockCommand) before the unlock; a
+    cable held for its tag is released."""
 
     connector_id: int
 
@@ -187,6 +206,7 @@ Event = (
     | EveryConnector
     | TagAccepted
     | RemoteStartRequested
+    | RemoteStartAuthorized
     | RemoteStopRequested
     | AvailabilityRequested
     | UnlockRequested
@@ -232,8 +252,9 @@ class RemoteStartOutcome:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizeThenStart:
-    """Authorize ``id_tag`` (Authorize or local rules), then feed :class:`TagAccepted` for
-    ``connector_id`` if accepted."""
+    """Authorize ``id_tag`` (Authorize or local rules), then feed
+    :class:`RemoteStartAuthorized` for ``connector_id`` with the decision (always: until then
+    the connector takes no other remote start)."""
 
     id_tag: str
     connector_id: int
@@ -324,9 +345,9 @@ def pick_connector(state: StationState, id_tag: str) -> int | None:
     Unavailable or busy one, nor one reserved for another tag."""
     candidates: list[tuple[int, int]] = []
     for c in state.connectors:
-        if cn.outputs(c).status in _NOT_STARTABLE:
+        if cn.outputs(c).status in _NOT_STARTABLE or c.connector_id in state.remote_authorizing:
             continue
-        if c.phase not in (cn.TxPhase.IDLE, cn.TxPhase.FINISHED):
+        if c.phase not in (cn.TxPhase.IDLE, cn.TxPhase.FINISHED) or c.held_for is not None:
             continue
         reservation = c.reservation
         if reservation is not None and not same_tag(reservation.id_tag, id_tag):
@@ -339,21 +360,26 @@ def pick_connector(state: StationState, id_tag: str) -> int | None:
 @dataclass(frozen=True, slots=True)
 class TapTarget:
     """A session a presented tag may end: stop a running transaction (if the tag, or one with
-    the same parent, started it) or cancel a pending authorization (the same tag)."""
+    the same parent, started it), release the cable its transaction left locked (the same
+    rule), or cancel a pending authorization (the same tag)."""
 
     connector_id: int
     running: bool  # True: a transaction runs (stop it); False: authorized, waiting (cancel)
     id_tag: str
     parent_id_tag: str | None
+    held: bool = False  # True: the cable is held for the tag (release it)
 
 
 def sessions_a_tap_may_end(state: StationState, id_tag: str) -> list[TapTarget]:
     """The sessions, in connector order, that ``id_tag`` presented again could end. Whether it
-    may stop a running one (its parent) is the authorizer's question; a pending authorization
-    is cancelled by the same tag only."""
+    may stop a running one or take a held cable (its parent) is the authorizer's question; a
+    pending authorization is cancelled by the same tag only."""
     targets = []
     for c in state.connectors:
-        if c.phase is cn.TxPhase.RUNNING and c.id_tag is not None:
+        if c.held_for is not None:
+            targets.append(TapTarget(c.connector_id, False, c.held_for, c.held_for_parent,
+                                     held=True))
+        elif c.phase is cn.TxPhase.RUNNING and c.id_tag is not None:
             targets.append(TapTarget(c.connector_id, True, c.id_tag, c.parent_id_tag))
         elif c.phase is cn.TxPhase.AUTHORIZED and c.id_tag is not None \
                 and same_tag(c.id_tag, id_tag):
@@ -447,10 +473,13 @@ def _on_remote_start(s: _Step, ev: RemoteStartRequested) -> None:
         s.actions.append(RemoteStartOutcome(False))
         return
     c = s.state.connector(cid)
-    if cn.outputs(c).status in _NOT_STARTABLE or c.phase is cn.TxPhase.RUNNING:
+    if (cn.outputs(c).status in _NOT_STARTABLE
+            or c.phase in (cn.TxPhase.RUNNING, cn.TxPhase.AUTHORIZED)  # one pending start
+            or cid in s.state.remote_authorizing):
         s.actions.append(RemoteStartOutcome(False, cid))
         return
     if ev.authorize_first:
+        s.state = replace(s.state, remote_authorizing=s.state.remote_authorizing | {cid})
         s.actions.append(RemoteStartOutcome(True, cid))
         s.actions.append(AuthorizeThenStart(ev.id_tag, cid))
         return
@@ -550,6 +579,10 @@ def _transition(s: _Step, ev: Event) -> None:
             _on_tag_accepted(s, ev)
         case RemoteStartRequested():
             _on_remote_start(s, ev)
+        case RemoteStartAuthorized(connector_id=cid):
+            s.state = replace(s.state, remote_authorizing=s.state.remote_authorizing - {cid})
+            if ev.accepted:
+                _on_tag_accepted(s, TagAccepted(ev.id_tag, ev.parent_id_tag, cid))
         case RemoteStopRequested(connector_id=cid):
             running = s.state.has(cid) and s.state.connector(cid).phase is cn.TxPhase.RUNNING
             if running:
@@ -560,6 +593,8 @@ def _transition(s: _Step, ev: Event) -> None:
         case UnlockRequested(connector_id=cid):
             if s.state.has(cid) and s.state.connector(cid).phase is cn.TxPhase.RUNNING:
                 s.on(cid, cn.StopRequested(StopReason.UNLOCK_COMMAND))
+            if s.state.has(cid) and s.state.connector(cid).held_for is not None:
+                s.on(cid, cn.CableReleased())
         case StopAll(reason=reason):
             for c in s.state.connectors:
                 if c.phase is cn.TxPhase.RUNNING:

@@ -233,3 +233,24 @@ async def test_an_authorize_cut_by_a_closed_link_falls_back_to_offline_rules(tmp
         assert client.online  # the client has not noticed the closed link yet
         # No answer (the station decides by its offline rules), not an exception.
         assert await client.authorize("04AABBCC") is None
+
+
+@pytest.mark.timeout(20)
+async def test_an_authorize_waiting_for_its_answer_ends_when_the_link_closes(tmp_path):
+    # The call timeout is far beyond the test's: the answer is None because the link closed.
+    async with TestCsms(CsmsBehaviour(swallow={"Authorize"}), in_memory=True) as csms, \
+            memory_client(tmp_path, csms, call_timeout_s=600) as client:
+        await wait_until(lambda: client.online)
+        asking = asyncio.create_task(client.authorize("04AABBCC"))
+        await csms.wait_for(lambda: csms.of("Authorize"))
+        assert not asking.done()
+        await csms.drop_connections()
+        assert await asking is None
+
+
+async def test_an_authorize_answered_with_a_callerror_is_no_answer(tmp_path):
+    async with TestCsms(CsmsBehaviour(authorize_error=True), in_memory=True) as csms, \
+            memory_client(tmp_path, csms) as client:
+        await wait_until(lambda: client.online)
+        assert await client.authorize("04AABBCC") is None
+        assert client.online  # the link stays up

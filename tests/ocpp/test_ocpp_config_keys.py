@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
 from chargerfw.ocpp.config_keys import ChangeStatus, ConfigurationKeys
 from chargerfw.store import Store
 
@@ -33,6 +34,12 @@ def test_every_core_key_is_defined(keys):
     assert keys.raw("ConnectorPhaseRotation") == "0.Unknown,1.Unknown,2.Unknown"
 
 
+def test_soc_is_refused_with_the_reason():
+    definition = key_definitions(1)["MeterValuesSampledData"]
+    with pytest.raises(ConfigValueError, match="SoC is not known here"):
+        normalise(definition, "Energy.Active.Import.Register,SoC")
+
+
 @pytest.mark.parametrize("key, value, status, stored", [
     ("HeartbeatInterval", "120", "Accepted", "120"),
     ("HeartbeatInterval", "0", "Rejected", None),
@@ -49,11 +56,22 @@ def test_every_core_key_is_defined(keys):
      "Energy.Active.Import.Register,Current.Import"),
     ("MeterValuesSampledData", "Energy.Bogus", "Rejected", None),
     ("MeterValuesSampledData", "SoC", "Rejected", None),  # valid measurand, not measured here
+    ("MeterValuesSampledData", "Energy.Active.Import.Register,Current.Offered,Power.Offered",
+     "Accepted", "Energy.Active.Import.Register,Current.Offered,Power.Offered"),
+    ("MeterValuesAlignedData", "Current.Offered", "Accepted", "Current.Offered"),
     ("MeterValuesSampledData", "Voltage,Voltage", "Rejected", None),
     ("MeterValuesSampledData", "Voltage,,Frequency", "Rejected", None),
     ("StopTxnSampledData", "", "Accepted", ""),
     ("ConnectorPhaseRotation", "0.RST,1.RST,2.Unknown", "Accepted", "0.RST,1.RST,2.Unknown"),
     ("ConnectorPhaseRotation", "1.ABC", "Rejected", None),
+    # Stored and reported as written: a list naming some connectors, any order.
+    ("ConnectorPhaseRotation", "2.TSR,1.NotApplicable", "Accepted", "2.TSR,1.NotApplicable"),
+    ("ConnectorPhaseRotation", "1.RST,1.RTS", "Rejected", None),  # a connector twice
+    ("ConnectorPhaseRotation", "3.RST", "Rejected", None),  # no connector 3 (fixture: 2)
+    ("ConnectorPhaseRotation", "\u0661.RST", "Rejected", None),  # Arabic-Indic digit
+    ("ConnectorPhaseRotation", "01.RST", "Rejected", None),
+    ("ConnectorPhaseRotation", "1.rst", "Rejected", None),
+    ("ConnectorPhaseRotation", "1RST", "Rejected", None),
     ("NumberOfConnectors", "3", "Rejected", None),
     ("SupportedFeatureProfiles", "Core", "Rejected", None),
     ("GetConfigurationMaxKeys", "5", "Rejected", None),

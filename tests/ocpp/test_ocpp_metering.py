@@ -33,6 +33,29 @@ def test_sampled_values_table(measurands, phases, expected):
     assert {v["context"] for v in values} == {"Sample.Periodic"}
 
 
+@pytest.mark.parametrize("offered, phases, expected", [
+    # Power.Offered = offered A x mean measured phase voltage (230.083 V) x phases
+    (16.0, 3, [("Current.Offered", None, "16", "A", "Outlet"),
+               ("Power.Offered", None, "11044", "W", "Outlet")]),
+    (10.5, 1, [("Current.Offered", None, "10.5", "A", "Outlet"),
+               ("Power.Offered", None, "2415.875", "W", "Outlet")]),
+    (0.0, 3, [("Current.Offered", None, "0", "A", "Outlet"),
+              ("Power.Offered", None, "0", "W", "Outlet")]),  # no PWM: nothing offered
+    (None, 3, []),  # not known: left out
+])
+def test_offered_current_and_power(offered, phases, expected):
+    values = sampled_values(FULL, ["Current.Offered", "Power.Offered"], "Sample.Periodic", phases,
+                            offered_current_a=offered)
+    assert compact(values) == expected
+
+
+def test_power_offered_is_left_out_without_a_measured_voltage():
+    bare = MeterSample(timestamp=0.0, energy_import_wh=5.0)
+    assert compact(sampled_values(bare, ["Current.Offered", "Power.Offered"], "Sample.Clock",
+                                  offered_current_a=16.0)) == [
+        ("Current.Offered", None, "16", "A", "Outlet")]
+
+
 def test_missing_quantities_are_left_out_not_zeroed():
     bare = MeterSample(timestamp=0.0, energy_import_wh=5.0)
     assert compact(sampled_values(bare, ["Voltage", "Temperature", "Energy.Active.Export.Register"],

@@ -419,6 +419,61 @@ async def test_unplugging_while_charging_ends_the_session(station, csms):
     await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
 
 
+async def test_meter_values_carry_the_offered_current_and_power(tmp_path, short_dir, csms):
+    measurands = "Energy.Active.Import.Register,Current.Offered,Power.Offered"
+    _, config = sim_station_config(tmp_path, csms.url,
+                                   keys={"MeterValuesSampledData": measurands})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        await start_charging(runtime, sock, csms)
+        await csms.wait_for(lambda: any(
+            len(m.payload["meterValue"][0]["sampledValue"]) == 3 for m in csms.of("MeterValues")),
+            timeout=10)
+        value = next(m for m in csms.of("MeterValues")
+                     if len(m.payload["meterValue"][0]["sampledValue"]) == 3)
+        offered = {v["measurand"]: (v["value"], v["unit"])
+                   for v in value.payload["meterValue"][0]["sampledValue"]}
+        # The simulated connector offers its 32 A rating on three phases at 230 V.
+        assert offered["Current.Offered"] == ("32", "A")
+        assert offered["Power.Offered"] == ("22080", "W")
+
+
+def cable_locked(runtime: StationRuntime) -> bool:
+    assert runtime.board is not None
+    return runtime.board.connectors[1].sim.lock.is_locked
+
+
+async def test_unplugging_at_the_vehicle_unlocks_the_cable(station, csms):
+    runtime, sock = station
+    await start_charging(runtime, sock, csms)
+    await wait_until(lambda: cable_locked(runtime), what="cable locked")
+    await ctl(sock, "sim.unplug")
+    await wait_until(lambda: not cable_locked(runtime), what="cable unlocked")
+
+
+async def test_cable_stays_locked_for_its_tag_when_unlock_on_ev_side_disconnect_is_false(
+        tmp_path, short_dir, csms):
+    _, config = sim_station_config(tmp_path, csms.url,
+                                   keys={"UnlockConnectorOnEVSideDisconnect": "false"})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        await start_charging(runtime, sock, csms)
+        await ctl(sock, "sim.unplug")
+        await csms.wait_for(lambda: csms.of("StopTransaction"))
+        assert csms.of("StopTransaction")[0].payload["reason"] == "EVDisconnected"
+        await csms.wait_for(lambda: last_status(csms) == ("Finishing", "NoError"))
+        assert cable_locked(runtime)
+        await ctl(sock, "sim.tap", uid="04FFEE")  # another card neither takes it nor starts
+        await asyncio.sleep(0.3)
+        assert cable_locked(runtime) and len(csms.of("StartTransaction")) == 1
+        await ctl(sock, "sim.tap", uid=TAG)  # its own card releases it
+        await wait_until(lambda: not cable_locked(runtime), what="cable released")
+        await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
+        assert len(csms.of("StartTransaction")) == 1
+
+
 async def test_technician_methods_meter_sample_rfid_next_and_config_set(station, csms):
     runtime, sock = station
     await wait_until(lambda: runtime.controllers[1].latest_sample is not None)
@@ -441,3 +496,31 @@ async def test_technician_methods_meter_sample_rfid_next_and_config_set(station,
     refused = await ctl(sock, "config.set", key="NumberOfConnectors", value="2")
     assert refused["status"] == "Rejected"
     assert runtime.client.keys.get_int("NumberOfConnectors") == 1
+
+
+@pytest.mark.parametrize("authorize_first", ["false", "true"])
+async def test_a_burst_of_remote_starts_authorizes_a_connector_once_for_connection_timeout(
+        tmp_path, short_dir, csms, authorize_first):
+    _, config = sim_station_config(tmp_path, csms.url, keys={
+        "ConnectionTimeOut": "1", "AuthorizeRemoteTxRequests": authorize_first})
+    sock = short_dir / "control.sock"
+    async with running_station(config, sock) as runtime:
+        await csms.wait_for(lambda: statuses(csms))
+        answers = [(await csms.server_side.call(call.RemoteStartTransaction(
+            id_tag=f"BURST{i}", connector_id=1))).status for i in range(5)]
+        assert answers == ["Accepted"] + ["Rejected"] * 4
+        await wait_until(lambda: runtime.connector_state(1).phase.value == "authorized")
+        assert runtime.connector_state(1).id_tag == "BURST0"
+        # ConnectionTimeOut from the one authorization: nothing of the burst is left after it.
+        await wait_until(lambda: runtime.connector_state(1).phase.value == "idle", timeout=5,
+                         what="authorization withdrawn after ConnectionTimeOut")
+        await csms.wait_for(lambda: last_status(csms) == ("Available", "NoError"))
+        await ctl(sock, "sim.plug")
+        await asyncio.sleep(0.5)
+        assert not csms.of("StartTransaction")
+        # The connector takes a remote start again.
+        again = await csms.server_side.call(call.RemoteStartTransaction(id_tag="LATER",
+                                                                        connector_id=1))
+        assert again.status == "Accepted"
+        await csms.wait_for(lambda: csms.of("StartTransaction"))
+        assert csms.of("StartTransaction")[0].payload["idTag"] == "LATER"

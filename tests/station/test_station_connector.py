@@ -14,6 +14,7 @@ from chargerfw.station.connector import (
     AuthorizationRefused,
     Authorized,
     AvailabilityAnswer,
+    CableReleased,
     CancelReservation,
     ChangeAvailability,
     ConnectionTimedOut,
@@ -35,6 +36,7 @@ from chargerfw.station.connector import (
     ReservationAnswer,
     Reserve,
     SetContactor,
+    SetLock,
     SetPilot,
     SettingsChanged,
     StartConfirmed,
@@ -218,6 +220,7 @@ def test_plug_then_tap_then_charge_then_local_stop_then_unplug():
     assert m.handle(PilotChanged(P.B)) == [status(S.PREPARING)]
     assert m.handle(Authorized("AA", "PARENT")) == [
         SetPilot(PilotOutput.pwm(32.0)),
+        SetLock(True),
         StartTransaction(1, "AA", None),
         status(S.SUSPENDED_EV),
     ]
@@ -228,6 +231,7 @@ def test_plug_then_tap_then_charge_then_local_stop_then_unplug():
         SetContactor(False),
         SetPilot(PilotOutput(PilotMode.STANDBY)),
         StopTransaction(1, StopReason.LOCAL),
+        SetLock(False),
         status(S.FINISHING),
     ]
     assert m.state.id_tag is None
@@ -240,6 +244,7 @@ def test_tap_then_plug_in_c_starts_and_closes_in_one_step():
     assert m.handle(Authorized("AA")) == [status(S.PREPARING)]
     assert m.handle(PilotChanged(P.C)) == [
         SetPilot(PilotOutput.pwm(16.0)),
+        SetLock(True),
         StartTransaction(1, "AA", None),
         SetContactor(True),
         status(S.CHARGING),
@@ -276,6 +281,7 @@ def test_ev_disconnect_stops_with_evdisconnected():
         SetContactor(False),
         SetPilot(PilotOutput(PilotMode.STANDBY)),
         StopTransaction(1, StopReason.EV_DISCONNECTED),
+        SetLock(False),
         status(S.AVAILABLE),
     ]
 
@@ -283,8 +289,57 @@ def test_ev_disconnect_stops_with_evdisconnected():
 def test_ev_disconnect_suspends_when_stop_on_ev_side_disconnect_false():
     m = ConnectorMachine(1, ConnectorSettings(stop_on_ev_side_disconnect=False))
     run(m, Authorized("AA"), PilotChanged(P.C))
+    # UnlockConnectorOnEVSideDisconnect (true): the cable unlocks while the vehicle is away,
+    # and locks again when it is back.
+    assert m.handle(PilotChanged(P.A)) == [SetContactor(False), SetLock(False),
+                                           status(S.SUSPENDED_EV)]
+    assert m.handle(PilotChanged(P.C)) == [SetLock(True), SetContactor(True), status(S.CHARGING)]
+
+
+def test_ev_disconnect_keeps_the_cable_locked_when_unlock_on_ev_side_disconnect_false():
+    m = ConnectorMachine(1, ConnectorSettings(stop_on_ev_side_disconnect=False,
+                                              unlock_on_ev_side_disconnect=False))
+    run(m, Authorized("AA"), PilotChanged(P.C))
     assert m.handle(PilotChanged(P.A)) == [SetContactor(False), status(S.SUSPENDED_EV)]
+    assert m.outputs.cable_locked
     assert m.handle(PilotChanged(P.C)) == [SetContactor(True), status(S.CHARGING)]
+
+
+def test_cable_held_after_ev_disconnect_until_released():
+    m = ConnectorMachine(1, ConnectorSettings(unlock_on_ev_side_disconnect=False))
+    run(m, Authorized("AA", "PARENT"), PilotChanged(P.C))
+    # The transaction ends (StopTransactionOnEVSideDisconnect) but the cable stays locked,
+    # held for its tag: Finishing, and no one else may start here.
+    assert m.handle(PilotChanged(P.A)) == [
+        SetContactor(False),
+        SetPilot(PilotOutput(PilotMode.STANDBY)),
+        StopTransaction(1, StopReason.EV_DISCONNECTED),
+        status(S.FINISHING),
+    ]
+    assert (m.state.held_for, m.state.held_for_parent) == ("AA", "PARENT")
+    assert m.outputs.cable_locked and m.state.phase is TxPhase.FINISHED
+    assert m.handle(Authorized("BB")) == [AuthorizationRefused("BB", RefusalReason.OCCUPIED)]
+    assert m.handle(PilotChanged(P.B)) == []  # the held cable plugged into a vehicle again
+    assert m.handle(PilotChanged(P.A)) == []
+    assert m.handle(CableReleased()) == [SetLock(False), status(S.AVAILABLE)]
+    assert m.state.held_for is None and m.state.phase is TxPhase.IDLE
+    assert m.handle(CableReleased()) == []  # nothing held: nothing to do
+
+
+@pytest.mark.parametrize("reason", [StopReason.LOCAL, StopReason.REMOTE,
+                                    StopReason.UNLOCK_COMMAND])
+def test_only_an_ev_side_disconnect_holds_the_cable(reason):
+    m = ConnectorMachine(1, ConnectorSettings(unlock_on_ev_side_disconnect=False))
+    run(m, Authorized("AA"), PilotChanged(P.C))
+    assert SetLock(False) in m.handle(StopRequested(reason))
+    assert m.state.held_for is None
+
+
+def test_unlock_key_is_read_from_its_wire_value():
+    settings = ConnectorSettings().with_keys({"UnlockConnectorOnEVSideDisconnect": "false"})
+    assert settings.unlock_on_ev_side_disconnect is False
+    with pytest.raises(ValueError, match="UnlockConnectorOnEVSideDisconnect"):
+        ConnectorSettings().with_keys({"UnlockConnectorOnEVSideDisconnect": "maybe"})
 
 
 def test_ev_pauses_in_b_and_resumes():

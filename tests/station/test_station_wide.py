@@ -4,6 +4,8 @@ start-up. Table tests over :func:`chargerfw.station.station.step`; no asyncio, n
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from chargerfw.drivers.types import PilotMode, PilotState
@@ -35,6 +37,7 @@ from chargerfw.station.station import (
     PersistAvailability,
     PersistReservations,
     RememberedFault,
+    RemoteStartAuthorized,
     RemoteStartOutcome,
     RemoteStartRequested,
     RemoteStopOutcome,
@@ -98,6 +101,7 @@ PICK_TABLE = [
     ("authorized is skipped", (connector(1, phase=cn.TxPhase.AUTHORIZED, id_tag="CC"), connector(2)), "BB", 2),
     ("finishing may take a new session", (connector(1, phase=cn.TxPhase.FINISHED, pilot=P.B), connector(2)), "BB", 1),
     ("under test is skipped", (connector(1, under_test="lock"), connector(2)), "AA", 2),
+    ("a cable held for a tag is skipped", (connector(1, phase=cn.TxPhase.FINISHED, held_for="AA"), connector(2)), "BB", 2),
     ("none left", (connector(1, faults=WELDED), connector(2, **RUNNING)), "BB", None),
 ]  # fmt: skip
 
@@ -150,6 +154,15 @@ REMOTE_START_TABLE = [
      RemoteStartRequested("BB", 1, False), RemoteStartOutcome(False, 1), []),
     ("nothing free", station(connector(1, **RUNNING)), RemoteStartRequested("BB", None, True),
      RemoteStartOutcome(False), []),
+    # One pending start per connector: a burst authorizes a connector once.
+    ("authorized, waiting for the vehicle", station(connector(1, phase=cn.TxPhase.AUTHORIZED, id_tag="AA")),
+     RemoteStartRequested("BB", 1, False), RemoteStartOutcome(False, 1), []),
+    ("the same tag again", station(connector(1, phase=cn.TxPhase.AUTHORIZED, id_tag="AA")),
+     RemoteStartRequested("AA", 1, True), RemoteStartOutcome(False, 1), []),
+    ("a remote start being authorized", dataclasses.replace(station(), remote_authorizing=frozenset({1})),
+     RemoteStartRequested("BB", 1, False), RemoteStartOutcome(False, 1), []),
+    ("picked past one being authorized", dataclasses.replace(station(), remote_authorizing=frozenset({1})),
+     RemoteStartRequested("BB", None, True), RemoteStartOutcome(True, 2), [AuthorizeThenStart("BB", 2)]),
 ]  # fmt: skip
 
 
@@ -314,6 +327,14 @@ def test_unlock_ends_the_running_transaction_there():
     assert actions == []
 
 
+def test_unlock_releases_a_held_cable():
+    held = connector(1, phase=cn.TxPhase.FINISHED, held_for="AA")
+    after, actions = step(station(held), UnlockRequested(1))
+    assert on(actions, 1, cn.SetLock) == [cn.SetLock(False)]
+    assert after.connector(1).held_for is None
+    assert after.connector(1).phase is cn.TxPhase.IDLE
+
+
 def test_keys_steer_every_connector():
     state, _ = step(station(), KeysChanged({"StopTransactionOnEVSideDisconnect": "false"}))
     assert [c.settings.stop_on_ev_side_disconnect for c in state.connectors] == [False, False]
@@ -352,6 +373,9 @@ def test_sessions_a_tap_may_end():
     assert sessions_a_tap_may_end(state, "bb") == [
         TapTarget(1, True, "AA", "P"), TapTarget(2, False, "BB", None)]
     assert sessions_a_tap_may_end(station(), "AA") == []
+    # A cable held for a tag: whoever may stop its session may take it (the authorizer says).
+    held = station(connector(1, phase=cn.TxPhase.FINISHED, held_for="AA", held_for_parent="P"))
+    assert sessions_a_tap_may_end(held, "ZZ") == [TapTarget(1, False, "AA", "P", held=True)]
 
 
 def test_faults_to_restore_at_start_up():
@@ -379,3 +403,23 @@ def test_start_confirmed_invalid_reaches_its_connector():
     state, actions = step(station(connector(1, **RUNNING)),
                           ConnectorEvent(1, cn.StartConfirmed(AuthorizationStatus.INVALID)))
     assert on(actions, 1, cn.StopTransaction) == [cn.StopTransaction(1, StopReason.DE_AUTHORIZED)]
+
+
+def test_a_remote_start_being_authorized_holds_its_connector_until_decided():
+    state, actions = step(station(), RemoteStartRequested("AA", 1, True))
+    assert of_type(actions, RemoteStartOutcome) == [RemoteStartOutcome(True, 1)]
+    assert state.remote_authorizing == {1}
+    state, actions = step(state, RemoteStartRequested("BB", 1, True))
+    assert of_type(actions, RemoteStartOutcome) == [RemoteStartOutcome(False, 1)]
+    accepted, actions = step(state, RemoteStartAuthorized(1, "AA", accepted=True,
+                                                          parent_id_tag="P"))
+    assert accepted.remote_authorizing == frozenset()
+    assert (accepted.connector(1).phase, accepted.connector(1).id_tag,
+            accepted.connector(1).parent_id_tag) == (cn.TxPhase.AUTHORIZED, "AA", "P")
+    assert of_type(actions, TagOutcome) == [TagOutcome(TagResult.AUTHORIZED, 1)]
+    # Refused: the connector is free again and takes the next remote start.
+    refused, actions = step(state, RemoteStartAuthorized(1, "AA", accepted=False))
+    assert refused.remote_authorizing == frozenset()
+    assert refused.connector(1).phase is cn.TxPhase.IDLE and actions == []
+    _, actions = step(refused, RemoteStartRequested("BB", 1, False))
+    assert of_type(actions, RemoteStartOutcome) == [RemoteStartOutcome(True, 1)]

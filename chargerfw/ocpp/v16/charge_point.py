@@ -6,14 +6,18 @@ the handlers registered with ``@on``/``@after`` and hands answers to our CALLs t
 The handlers only translate between the wire and :class:`BackendCommands`.
 
 One outstanding CALL at a time: every CALL goes through the library's ``call()``, which
-sends the next one only after the answer to the last (or its timeout).
+sends the next one only after the answer to the last (or its timeout). When the link closes
+(:meth:`ChargePoint16.link_closed`), a CALL still waiting for its answer ends at once with
+:class:`LinkClosed` instead of waiting out its timeout: a card tap's Authorize falls back to
+the offline rules then and there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
@@ -28,6 +32,12 @@ from chargerfw.ocpp.v16.commands import BackendCommands
 from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
 
 log = get_logger(__name__)
+
+_T = TypeVar("_T")
+
+
+class LinkClosed(ConnectionError):
+    """The link closed while a CALL waited for its answer (or before it was sent)."""
 
 
 class LinkOwner(Protocol):
@@ -61,6 +71,11 @@ class ChargePoint16(LibraryChargePoint):
         self._answering = 0  # backend CALLs being handled whose answer is not out yet
         self._answered = asyncio.Event()
         self._answered.set()
+        self._closed = asyncio.Event()
+
+    def link_closed(self) -> None:
+        """The link is gone: CALLs waiting on it end with :class:`LinkClosed`."""
+        self._closed.set()
 
     async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None,
                    skip_schema_validation: bool = False) -> Any:
@@ -68,15 +83,32 @@ class ChargePoint16(LibraryChargePoint):
         went out (what a command causes, a StatusNotification after RemoteStartTransaction
         say, must follow its answer), and with the CALL's unique id noted while its answer
         is due: only such answers reach the library's response queue."""
-        while self._answering:
-            await self._answered.wait()
+        while self._answering and not self._closed.is_set():
+            await self._until_closed(self._answered.wait())
+        if self._closed.is_set():
+            raise LinkClosed("the link to the backend closed")
         unique_id = unique_id or str(uuid.uuid4())
         self._awaited.add(unique_id)
         try:
-            return await super().call(payload, suppress=suppress, unique_id=unique_id,
-                                      skip_schema_validation=skip_schema_validation)
+            return await self._until_closed(super().call(
+                payload, suppress=suppress, unique_id=unique_id,
+                skip_schema_validation=skip_schema_validation))
         finally:
             self._awaited.discard(unique_id)
+
+    async def _until_closed(self, awaitable: Coroutine[Any, Any, _T]) -> _T:
+        """``awaitable``'s result, or :class:`LinkClosed` as soon as the link closes."""
+        work = asyncio.ensure_future(awaitable)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({work, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not work.done():
+                work.cancel()
+        if work.done() and not work.cancelled():
+            return work.result()
+        raise LinkClosed("the link to the backend closed while a CALL waited for its answer")
 
     async def route_message(self, raw_msg: str) -> None:
         verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),

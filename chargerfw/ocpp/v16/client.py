@@ -216,6 +216,9 @@ class OcppClient:
             self._accepted.clear()
             for task in (reader, booted, *workers):
                 task.cancel()
+            # CALLs made from outside the session (an Authorize for a card tap, a trigger)
+            # end now rather than at their timeout.
+            cp.link_closed()
             for task in (reader, booted, *workers):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -359,9 +362,10 @@ class OcppClient:
         return stopped
 
     def update_meter(self, connector_id: int, sample: MeterSample,
-                     temperature_c: float | None = None) -> None:
+                     temperature_c: float | None = None,
+                     offered_current_a: float | None = None) -> None:
         """The latest meter sample of a connector (see :meth:`MeterSampler.update`)."""
-        self.sampler.update(connector_id, sample, temperature_c)
+        self.sampler.update(connector_id, sample, temperature_c, offered_current_a)
 
     def _send_untracked_values(self, connector_id: int, value: dict[str, Any]) -> None:
         cp = self._cp
