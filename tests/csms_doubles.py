@@ -79,6 +79,7 @@ class SimCharger(OcppChargePoint):
         # Its SupportedFeatureProfiles configuration key (None: it does not know the key).
         self.feature_profiles: str | None = None
         self.events: asyncio.Queue[str] = asyncio.Queue()
+        self.frames: list[str] = []  # every frame the CSMS sent, as it came over the wire
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -86,6 +87,7 @@ class SimCharger(OcppChargePoint):
         (its Authorize answer arrives on this same connection)."""
         while True:
             message = await self._connection.recv()
+            self.frames.append(message)
             parsed = json.loads(message)
             if parsed[0] == 2 and parsed[2] in self.authorize_first:
                 task = asyncio.create_task(self.route_message(message))
@@ -199,6 +201,15 @@ class SimCharger(OcppChargePoint):
         return await self.call(call.MeterValues(
             connector_id=connector_id, transaction_id=transaction_id,
             meter_value=[{"timestamp": iso(timestamp), "sampledValue": sampled}]))
+
+    async def wire_answer(self, payload: Any) -> Any:
+        """Send ``payload`` and return the CSMS's CALLRESULT payload as it was on the wire
+        (camelCase keys, nothing the library added or dropped)."""
+        seen = len(self.frames)
+        await self.call(payload, suppress=False)
+        answers = [json.loads(f) for f in self.frames[seen:]]
+        [answer] = [a for a in answers if a[0] == 3]
+        return answer[2]
 
     async def stop_tx(self, transaction_id: int, meter_stop: int, timestamp: datetime,
                    id_tag: str | None = None, reason: str = "Local") -> Any:

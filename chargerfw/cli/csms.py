@@ -647,15 +647,39 @@ def token() -> None:
 @click.option("--type", "token_type", type=click.Choice(["RFID", "AD_HOC_USER", "APP_USER", "OTHER"]),
               default="RFID", show_default=True)
 @click.option("--contract-id", default=None, help="default: CC-PPP-UID")
+@click.option("--parent", "parent_id_tag", default=None, metavar="ID_TAG",
+              help="the card's group (OCPP parentIdTag): a card of the same group may stop "
+                   "its sessions")
+@click.option("--expires", "expires", default=None, metavar="TIME",
+              help="when the card stops being accepted (ISO 8601 with offset, e.g. "
+                   "2027-01-01T00:00:00Z); chargers are told it as the expiryDate")
 def token_add(uid: str, db: str, country_code: str, party_id: str, whitelist: str,
-              invalid: bool, token_type: str, contract_id: str | None) -> None:
+              invalid: bool, token_type: str, contract_id: str | None,
+              parent_id_tag: str | None, expires: str | None) -> None:
     """Accept card UID (as its OCPP idTag, e.g. 04A1B2C3D4E5F6) at this backend's chargers."""
+    expires_at = _aware_time(expires, "--expires") if expires is not None else None
     store = _open_store(db, _cpo(country_code, party_id))
     created = _run_store_action(lambda: store.add_local_token(
         uid, whitelist=whitelist, valid=not invalid, token_type=token_type,
-        contract_id=contract_id))
+        contract_id=contract_id, parent_id_tag=parent_id_tag, expires_at=expires_at))
+    extras = [f"parent {parent_id_tag}"] if parent_id_tag else []
+    if expires_at is not None:
+        extras.append(f"expires {_fmt_time(expires_at)}")
     click.echo(f"{'added' if created else 'replaced'} token {uid} ({token_type}, {whitelist}"
-               f"{', blocked' if invalid else ''})")
+               f"{', blocked' if invalid else ''}{''.join(', ' + e for e in extras)})")
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (``Z`` or ``+01:00``), as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. 2027-01-01T00:00:00Z",
+                                 param_hint=option) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no UTC offset; add Z or e.g. +01:00",
+                                 param_hint=option)
+    return parsed.astimezone(UTC)
 
 
 # --- partners ---------------------------------------------------------------------------------

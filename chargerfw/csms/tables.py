@@ -182,6 +182,9 @@ tokens = sa.Table(
     sa.Column("contract_id", sa.String(36), nullable=False),
     sa.Column("valid", sa.Boolean, nullable=False),
     sa.Column("whitelist", sa.String(16), nullable=False),
+    # When a card of the site's own stops being accepted (OCPI tokens have no expiry); it is
+    # the expiryDate of the OCPP idTagInfo. The parentIdTag is the token's OCPI group_id.
+    sa.Column("expires_at", UtcDateTime),
     sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
     # The whole OCPI Token object as last stored (GET answers with exactly that).
     sa.Column("data", sa.JSON, nullable=False),
@@ -352,3 +355,4 @@ token_pulls = sa.Table(
     sa.Column("last_attempt_at", UtcDateTime, nullable=False),
     sa.Column("last_error", sa.String(500)),
 )
+

@@ -25,6 +25,7 @@ from chargerfw.csms.store.hashing import (
 from chargerfw.csms.store.parties import Party
 from chargerfw.csms.store.partners import PartyNotAllowed
 from chargerfw.csms.store.status import evse_status, evse_status_from_ocpp
+from chargerfw.csms.store.tokens import ID_TOKEN_MAX_LENGTH, StoredToken
 from chargerfw.csms.store.values import (
     AlreadyExists,
     AuthDecision,
@@ -44,10 +45,10 @@ from chargerfw.csms.store.values import (
 )
 
 __all__ = [
-    "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
-    "EvseSpec", "LocationDetails", "LocationSpec", "NotFound", "Page", "PageQuery", "Party",
-    "PartyNotAllowed", "PushItem", "StartRequest",
-    "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
+    "ID_TOKEN_MAX_LENGTH", "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec",
+    "CpoIdentity", "EvseChange", "EvseSpec", "LocationDetails", "LocationSpec", "NotFound",
+    "Page", "PageQuery", "Party", "PartyNotAllowed", "PushItem", "StartRequest", "Store",
+    "StoredToken", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
     "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
     "verify_password",
 ]

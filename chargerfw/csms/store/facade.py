@@ -107,6 +107,7 @@ class Store:
         self.get_token = tokens.get_token
         self.patch_token = tokens.patch_token
         self.tokens_by_uid = tokens.tokens_by_uid
+        self.deciding_tokens = tokens.deciding_tokens
         self.set_token_route = tokens.set_token_route
         self.remove_token_route = tokens.remove_token_route
         self.token_routes = tokens.token_routes
