@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +65,8 @@ class SimCharger(OcppChargePoint):
     def __init__(self, charge_point_id: str, connection: ClientConnection) -> None:
         super().__init__(charge_point_id, connection, response_timeout=5)
         self.received: list[tuple[str, dict[str, Any]]] = []
-        self.answers: dict[str, str] = {
+        # The status each request is answered with, or a function of the request's payload.
+        self.answers: dict[str, str | Callable[[dict[str, Any]], str]] = {
             "RemoteStartTransaction": "Accepted", "RemoteStopTransaction": "Accepted",
             "ReserveNow": "Accepted", "CancelReservation": "Accepted",
             "UnlockConnector": "Unlocked", "ChangeAvailability": "Accepted",
@@ -78,6 +79,8 @@ class SimCharger(OcppChargePoint):
         self.authorized: list[tuple[str, dict[str, Any]]] = []  # (idTag, idTagInfo)
         # Its SupportedFeatureProfiles configuration key (None: it does not know the key).
         self.feature_profiles: str | None = None
+        self.config_keys: dict[str, str] = {}  # further keys GetConfiguration reports
+        self.local_list_version = 0  # what GetLocalListVersion answers
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.frames: list[str] = []  # every frame the CSMS sent, as it came over the wire
         self._handlers: set[asyncio.Task[None]] = set()
@@ -106,7 +109,8 @@ class SimCharger(OcppChargePoint):
             self.authorized.append((payload["id_tag"], result.id_tag_info))
             if result.id_tag_info["status"] != "Accepted":
                 return "Rejected"
-        return self.answers[action]
+        answer = self.answers[action]
+        return answer(payload) if callable(answer) else answer
 
     @on(Action.remote_start_transaction)
     async def on_remote_start(self, **kw: Any) -> call_result.RemoteStartTransaction:
@@ -147,6 +151,8 @@ class SimCharger(OcppChargePoint):
         if self.feature_profiles is not None:
             keys.append({"key": "SupportedFeatureProfiles", "readonly": True,
                          "value": self.feature_profiles})
+        keys.extend({"key": key, "readonly": True, "value": value}
+                    for key, value in self.config_keys.items())
         asked = kw.get("key") or []
         known = {k["key"] for k in keys}
         return call_result.GetConfiguration(
@@ -165,6 +171,11 @@ class SimCharger(OcppChargePoint):
     @on(Action.send_local_list)
     async def on_send_local_list(self, **kw: Any) -> call_result.SendLocalList:
         return call_result.SendLocalList(status=await self._answer("SendLocalList", kw))
+
+    @on(Action.get_local_list_version)
+    async def on_get_local_list_version(self, **kw: Any) -> call_result.GetLocalListVersion:
+        self.received.append(("GetLocalListVersion", kw))
+        return call_result.GetLocalListVersion(list_version=self.local_list_version)
 
     # -- what the charger sends --
 

@@ -457,6 +457,10 @@ class OcppServer:
             requested_message=requested_message, connector_id=connector_id))
         return str(result.status)
 
+    async def get_local_list_version(self, charge_point_id: str) -> int:
+        result = await self.call(charge_point_id, call.GetLocalListVersion())
+        return int(result.list_version)
+
     async def send_local_list(self, charge_point_id: str, list_version: int, update_type: str,
                               entries: Sequence[dict[str, Any]]) -> str:
         """``entries``: [{"id_tag": ..., "id_tag_info": {"status": ...}}, ...]."""

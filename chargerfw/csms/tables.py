@@ -356,3 +356,28 @@ token_pulls = sa.Table(
     sa.Column("last_error", sa.String(500)),
 )
 
+# The OCPP local authorization list each charger holds, as far as it has accepted our
+# SendLocalList messages: its version and entries (idTag -> idTagInfo); a Differential push
+# sends only what changed since.
+local_lists = sa.Table(
+    "local_lists", metadata,
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              primary_key=True),
+    sa.Column("list_version", sa.BigInteger, nullable=False),
+    sa.Column("entries", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Pushes an administrator asked for (`chargerfw csms local-list push`): the running server
+# claims each, sends it to the connected charger and writes the outcome back.
+local_list_requests = sa.Table(
+    "local_list_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("full", sa.Boolean, nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("outcome", sa.JSON),
+)

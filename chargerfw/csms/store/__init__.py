@@ -3,7 +3,8 @@ go in and out of it.
 
 - ``facade``: ``Store`` composed of one part per aggregate, ``AsyncStore``.
 - ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``hubs``, ``tokens``,
-  ``transactions``, ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``push_queue``:
+  ``transactions``, ``sessions``, ``cdrs``, ``reservations``, ``commands``,
+  ``local_lists``, ``push_queue``:
   one aggregate each, its SQL and its pushes.
 - ``parties``: the parties the operator gives partners, and the one rule of who sees what.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
@@ -22,6 +23,7 @@ from chargerfw.csms.store.hashing import (
     token_digest,
     verify_password,
 )
+from chargerfw.csms.store.local_lists import HeldList, ListEntries
 from chargerfw.csms.store.parties import Party
 from chargerfw.csms.store.partners import PartyNotAllowed
 from chargerfw.csms.store.status import evse_status, evse_status_from_ocpp
@@ -46,9 +48,9 @@ from chargerfw.csms.store.values import (
 
 __all__ = [
     "ID_TOKEN_MAX_LENGTH", "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec",
-    "CpoIdentity", "EvseChange", "EvseSpec", "LocationDetails", "LocationSpec", "NotFound",
-    "Page", "PageQuery", "Party", "PartyNotAllowed", "PushItem", "StartRequest", "Store",
-    "StoredToken", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
-    "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
-    "verify_password",
+    "CpoIdentity", "EvseChange", "EvseSpec", "HeldList", "ListEntries", "LocationDetails",
+    "LocationSpec", "NotFound", "Page", "PageQuery", "Party", "PartyNotAllowed", "PushItem",
+    "StartRequest", "Store", "StoredToken", "StoreError", "evse_status",
+    "evse_status_from_ocpp", "hash_password", "new_credentials_token", "receiver_url",
+    "sender_url", "token_digest", "utcnow", "verify_password",
 ]

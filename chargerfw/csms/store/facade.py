@@ -2,7 +2,8 @@
 commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
-partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, the push queue).
+partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, local
+authorization lists, the push queue).
 Each part only knows the engine (and our CPO identity where it builds OCPI objects); work
 that spans aggregates inside one database transaction goes through the owning module's
 functions that take that transaction's connection. ``Store`` offers every part's methods
@@ -29,6 +30,7 @@ from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
 from chargerfw.csms.store.commands import Commands
 from chargerfw.csms.store.hubs import Hubs
+from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
@@ -150,6 +152,16 @@ class Store:
         self.list_hub_parties = hubs.list_hub_parties
         self.last_token_pull = hubs.last_token_pull
         self.record_token_pull = hubs.record_token_pull
+
+        local_lists = LocalLists(engine)
+        self.held_local_list = local_lists.held_local_list
+        self.record_local_list = local_lists.record_local_list
+        self.request_local_list_push = local_lists.request_local_list_push
+        self.claim_local_list_requests = local_lists.claim_local_list_requests
+        self.finish_local_list_request = local_lists.finish_local_list_request
+        self.withdraw_local_list_request = local_lists.withdraw_local_list_request
+        self.local_list_request = local_lists.local_list_request
+        self.last_local_list_request = local_lists.last_local_list_request
 
         push_queue = PushQueue(engine)
         self.enqueue_push = push_queue.enqueue_push
