@@ -8,6 +8,7 @@ load the backend's libraries at collection.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from ocpi_conformance import OcpiTraffic
     from pg import PostgresServer
     from reader_pcscd import VpcdStack
 
@@ -60,3 +62,37 @@ def runtime_dir(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHARGERFW_RUNTIME_DIR", str(short_dir))
     monkeypatch.delenv("CHARGERFW_CONTROL_SOCKET", raising=False)
     return short_dir
+
+
+# --- OCPI 2.2.1 conformance of every exchange -------------------------------------------------
+
+OCPI_TRAFFIC = pytest.StashKey["OcpiTraffic"]()
+
+
+@pytest.fixture(autouse=True)
+def ocpi_traffic(request: pytest.FixtureRequest) -> Iterator[OcpiTraffic | None]:
+    """In a test that loaded the backend: every answer of the OCPI API a client receives and
+    every body the backend sends to a partner is checked against the OCPI 2.2.1 model in
+    tests/ocpi_spec (tests/ocpi_conformance.py); a violation fails the test."""
+    if "chargerfw.csms.urlpolicy" not in sys.modules:
+        yield None
+        return
+    from ocpi_conformance import OcpiTraffic
+
+    with OcpiTraffic().installed() as traffic:
+        request.node.stash[OCPI_TRAFFIC] = traffic
+        yield traffic
+    if traffic.found:  # found while fixtures were torn down
+        pytest.fail("\n".join(traffic.found), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    traffic = item.stash.get(OCPI_TRAFFIC, None)
+    try:
+        result = yield
+    finally:
+        found, traffic.found = (traffic.found, []) if traffic is not None else ([], [])
+    if found:
+        pytest.fail("Not OCPI 2.2.1:\n" + "\n".join(found), pytrace=False)
+    return result

@@ -71,7 +71,16 @@ class SimCharger(OcppChargePoint):
             "ReserveNow": "Accepted", "CancelReservation": "Accepted",
             "UnlockConnector": "Unlocked", "ChangeAvailability": "Accepted",
             "ChangeConfiguration": "Accepted", "Reset": "Accepted",
-            "TriggerMessage": "Accepted", "SendLocalList": "Accepted"}
+            "TriggerMessage": "Accepted", "SendLocalList": "Accepted",
+            "SetChargingProfile": "Accepted", "ClearChargingProfile": "Accepted",
+            "GetCompositeSchedule": "Accepted"}
+        # Charging profiles it accepted: (connector, purpose) -> the latest csChargingProfiles
+        # (snake_case); ``limit(connector)`` is what it applies (simple composite: its
+        # TxProfile, else the TxDefaultProfile of the connector or of connector 0).
+        self.profiles: dict[tuple[int, str], dict[str, Any]] = {}
+        # Every SetChargingProfile as (monotonic time, charge point, connector, limit,
+        # answer); tests share one list between chargers to see the order across them.
+        self.journal: list[tuple[float, str, int, float, str]] = []
         self.silent: set[str] = set()  # actions left unanswered (to provoke timeouts)
         # Actions whose idTag the charger authorizes with the CSMS before it accepts them
         # (as some chargers do): answered Rejected unless the CSMS says Accepted.
@@ -159,6 +168,56 @@ class SimCharger(OcppChargePoint):
             configuration_key=[k for k in keys if not asked or k["key"] in asked
                                or k["key"] == "HeartbeatInterval"],
             unknown_key=[k for k in asked if k not in known] or None)
+
+    @on(Action.set_charging_profile)
+    async def on_set_charging_profile(self, connector_id: int,
+                                      cs_charging_profiles: dict[str, Any]
+                                      ) -> call_result.SetChargingProfile:
+        answer = await self._answer("SetChargingProfile", {
+            "connector_id": connector_id, "cs_charging_profiles": cs_charging_profiles})
+        periods = cs_charging_profiles["charging_schedule"]["charging_schedule_period"]
+        self.journal.append((asyncio.get_running_loop().time(), self.id, connector_id,
+                             float(periods[0]["limit"]), answer))
+        if answer == "Accepted":
+            purpose = cs_charging_profiles["charging_profile_purpose"]
+            self.profiles[(connector_id, purpose)] = cs_charging_profiles
+        return call_result.SetChargingProfile(status=answer)
+
+    def limit(self, connector_id: int) -> float | None:
+        for key in ((connector_id, "TxProfile"), (connector_id, "TxDefaultProfile"),
+                    (0, "TxDefaultProfile")):
+            if key in self.profiles:
+                periods = self.profiles[key]["charging_schedule"]["charging_schedule_period"]
+                return float(periods[0]["limit"])
+        return None
+
+    @on(Action.clear_charging_profile)
+    async def on_clear_charging_profile(self, **kw: Any) -> call_result.ClearChargingProfile:
+        answer = await self._answer("ClearChargingProfile", kw)
+        if answer == "Accepted":
+            for key, profile in list(self.profiles.items()):
+                if kw.get("id") in (None, profile["charging_profile_id"]):
+                    del self.profiles[key]
+        return call_result.ClearChargingProfile(status=answer)
+
+    @on(Action.get_composite_schedule)
+    async def on_get_composite_schedule(self, connector_id: int, duration: int, **kw: Any
+                                        ) -> call_result.GetCompositeSchedule:
+        answer = await self._answer("GetCompositeSchedule", {
+            "connector_id": connector_id, "duration": duration, **kw})
+        limit = self.limit(connector_id)
+        if answer != "Accepted" or limit is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        return call_result.GetCompositeSchedule(
+            status="Accepted", connector_id=connector_id,
+            schedule_start="2026-03-01T10:00:00Z",
+            charging_schedule={"duration": duration, "charging_rate_unit": "A",
+                               "charging_schedule_period": [
+                                   {"start_period": 0, "limit": limit}]})
+
+    def tx_ended(self, connector_id: int) -> None:
+        """A transaction's TxProfile goes when it ends."""
+        self.profiles.pop((connector_id, "TxProfile"), None)
 
     @on(Action.reset)
     async def on_reset(self, **kw: Any) -> call_result.Reset:
@@ -437,22 +496,33 @@ async def _body(request: Request) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDouble]:
-    emsp = emsp or EmspDouble()
+async def serving(app: Callable[[socket.socket], FastAPI]) -> AsyncIterator[int]:
+    """``app`` (built for its bound socket) served on a loopback port; yields the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    emsp.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(emsp.app(), log_level="warning", lifespan="off",
+    server = uvicorn.Server(uvicorn.Config(app(sock), log_level="warning", lifespan="off",
                                            access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             await asyncio.sleep(0.01)
-        yield emsp
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def running_emsp(emsp: EmspDouble | None = None) -> AsyncIterator[EmspDouble]:
+    emsp = emsp or EmspDouble()
+
+    def app(sock: socket.socket) -> FastAPI:
+        emsp.port = sock.getsockname()[1]
+        return emsp.app()
+
+    async with serving(app):
+        yield emsp
 
 
 def ocpi_auth(token: str, encode: bool = True) -> dict[str, str]:

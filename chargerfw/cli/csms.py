@@ -783,6 +783,109 @@ def local_list_show(charge_point_id: str, db: str, country_code: str, party_id: 
                    f"{_push_summary(last['outcome'])}")
 
 
+# --- sites ------------------------------------------------------------------------------------
+
+@csms.group()
+def site() -> None:
+    """Sites for load management: chargers sharing a grid connection's current."""
+
+
+@site.command("add")
+@click.argument("site_id")
+@click.option("--name", default=None, help="default: the site id")
+@click.option("--max-current", "max_current", type=float, required=True,
+              help="the most its chargers may draw together, in A per phase")
+@click.option("--parent", default=None,
+              help="the site this one is a sub-feeder of (its current counts there too)")
+@click.option("--fallback", "fallback", type=float, default=6.0, show_default=True,
+              help="the limit (A per phase) each connector of its chargers applies when it "
+                   "loses the backend, as configured on the chargers")
+@click.option("--stack-level", type=click.IntRange(0, 100), default=1, show_default=True,
+              help="stack level of the charging profiles the backend sends")
+@db_option
+def site_add(site_id: str, name: str | None, max_current: float, parent: str | None,
+             fallback: float, stack_level: int, db: str) -> None:
+    """Add a site (or a sub-feeder of one) of MAX-CURRENT A per phase."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    _run_store_action(lambda: store.add_site(site_id, name or site_id, max_current, parent,
+                                             fallback, stack_level))
+    click.echo(f"added site {site_id} ({max_current:g} A per phase"
+               f"{f', under {parent}' if parent else ''})")
+
+
+@site.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def site_list(db: str, as_json: bool) -> None:
+    """List the sites."""
+    store = _open_store(db, _cpo("NL", "CFW"))
+    rows = store.list_sites()
+    if as_json:
+        click.echo(json.dumps([{k: _fmt_time(v) if isinstance(v, datetime) else v
+                                for k, v in row.items()} for row in rows], indent=2))
+        return
+    click.echo(_table(["site", "name", "max A", "parent", "fallback A", "chargers"], [
+        [r["id"], r["name"], f"{r['max_current_a']:g}", r["parent_id"] or "",
+         f"{r['fallback_a']:g}", r["members"]] for r in rows]))
+
+
+@site.command("assign")
+@click.argument("charge_point_id")
+@click.argument("site_id", required=False)
+@click.option("--remove", is_flag=True, help="take the charger off its site")
+@db_option
+def site_assign(charge_point_id: str, site_id: str | None, remove: bool, db: str) -> None:
+    """Put charger CHARGE_POINT_ID on site SITE_ID (or --remove it from its site)."""
+    if remove == (site_id is not None):
+        raise click.UsageError("give a SITE_ID or --remove")
+    store = _open_store(db, _cpo("NL", "CFW"))
+    _run_store_action(lambda: store.assign_site(charge_point_id, site_id))
+    click.echo(f"{charge_point_id}: {f'on site {site_id}' if site_id else 'on no site'} "
+               "(the running backend re-allocates at the charger's next message)")
+
+
+@site.command("show")
+@click.argument("site_id")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def site_show(site_id: str, db: str, as_json: bool) -> None:
+    """The current allocation of a site: per connector its limit, drawn current and
+    whether it waits in the queue."""
+    from chargerfw.csms.store import NotFound
+
+    store = _open_store(db, _cpo("NL", "CFW"))
+    try:
+        snapshot = store.site_snapshot(site_id)
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    rows = []
+    for conn in snapshot.connectors:
+        given = conn.allocation
+        rows.append({
+            "charge_point": conn.charge_point_id, "connector": conn.connector_id,
+            "site": conn.site_id, "status": conn.status, "transaction": conn.transaction_id,
+            "limit_a": given["limit_a"] if given else None,
+            "role": given["role"] if given else None, "drawn_a": conn.drawn_a,
+            "queued": bool(given and given["role"] == "queued")})
+    top = snapshot.site
+    total = sum(r["limit_a"] or 0.0 for r in rows)
+    if as_json:
+        click.echo(json.dumps({"site": top["id"], "max_current_a": top["max_current_a"],
+                               "feeders": snapshot.feeder_limits, "allocated_a": total,
+                               "connectors": rows}, indent=2))
+        return
+    click.echo(f"site {top['id']} ({top['name']}): {top['max_current_a']:g} A per phase, "
+               f"{total:g} A given out")
+    for feeder, limit in sorted(snapshot.feeder_limits.items()):
+        click.echo(f"  sub-feeder {feeder}: {limit:g} A per phase")
+    click.echo(_table(["charger", "conn", "site", "status", "tx", "limit A", "drawn A", "role"], [
+        [r["charge_point"], r["connector"], r["site"], r["status"] or "",
+         r["transaction"] or "", "" if r["limit_a"] is None else f"{r['limit_a']:g}",
+         "" if r["drawn_a"] is None else f"{r['drawn_a']:g}",
+         "QUEUED" if r["queued"] else r["role"] or "not sent"] for r in rows]))
+
+
 # --- partners ---------------------------------------------------------------------------------
 
 @csms.group()

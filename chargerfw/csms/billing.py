@@ -22,6 +22,7 @@ from chargerfw.csms.tariff_engine import Usage
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 CURRENT_IMPORT = "Current.Import"
+CURRENT_IMPORT = "Current.Import"
 POWER_IMPORT = "Power.Active.Import"
 
 CHARGING_POWER_W = 100

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from ocpp.exceptions import FormatViolationError, OCPPError
@@ -43,6 +43,21 @@ PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SEEN_NOTE_INTERVAL_S = 60.0
+
+
+class LoadListener(Protocol):
+    """Hears what changes a site's load (the site balancer)."""
+
+    def charger_changed(self, charge_point_id: str) -> None: ...
+
+    def charger_booted(self, charge_point_id: str) -> None: ...
+
+    def charger_connected(self, charge_point_id: str) -> None: ...
+
+    def status_changed(self, charge_point_id: str, connector_id: int, status: str) -> None: ...
+
+    def current_measured(self, charge_point_id: str, connector_id: int,
+                         drawn_a: float) -> None: ...
 
 
 class ChargerNotConnected(Exception):
@@ -138,7 +153,10 @@ class ChargerConnection(OcppChargePoint):
     @after(Action.boot_notification)
     async def learn_features(self, **_boot: Any) -> None:
         """Ask a booted charger which OCPP feature profiles it supports: its EVSEs'
-        capabilities (e.g. RESERVABLE) follow what it says."""
+        capabilities (e.g. RESERVABLE) follow what it says. Its site's limits are sent to
+        it again."""
+        if (listener := self._server.load_listener) is not None:
+            listener.charger_booted(self.id)
         try:
             keys, _ = await self._server.get_configuration(self.id, [FEATURE_PROFILES_KEY])
         except (ChargerNotConnected, ChargerCallError, TimeoutError) as exc:
@@ -167,6 +185,8 @@ class ChargerConnection(OcppChargePoint):
                                  error_code, stamp, info, vendor_id, vendor_error_code)
         if changes:
             self._server.changed()
+        if (listener := self._server.load_listener) is not None:
+            listener.status_changed(self.id, connector_id, status)
         return call_result.StatusNotification()
 
     @on(Action.authorize)
@@ -190,6 +210,18 @@ class ChargerConnection(OcppChargePoint):
                  status=tx["id_tag_status"])
         return call_result.StartTransaction(transaction_id=tx["id"],
                                             id_tag_info=id_tag_info(decision))
+
+    @after(Action.start_transaction)
+    async def share_after_start(self, **_start: Any) -> None:
+        """A session began: its site is shared again (after the answer, so the charger
+        knows the transaction a TxProfile names)."""
+        if (listener := self._server.load_listener) is not None:
+            listener.charger_changed(self.id)
+
+    @after(Action.stop_transaction)
+    async def share_after_stop(self, **_stop: Any) -> None:
+        if (listener := self._server.load_listener) is not None:
+            listener.charger_changed(self.id)
 
     async def _open_transaction(self, request: StartRequest) -> tuple[RowMapping, AuthDecision]:
         """Authorise the idTag at the EVSE of the connector and open the transaction."""
@@ -233,6 +265,10 @@ class ChargerConnection(OcppChargePoint):
                             transaction_id, samples)
         if tx is not None:
             self._server.changed()
+        currents = [s.value for s in samples if s.measurand == billing.CURRENT_IMPORT]
+        if (listener := self._server.load_listener) is not None and currents \
+                and transaction_id is not None:
+            listener.current_measured(self.id, connector_id, max(currents))
         return call_result.MeterValues()
 
     @on(Action.firmware_status_notification)
@@ -287,6 +323,7 @@ class OcppServer:
         self._on_change = on_change
         self.connected: dict[str, ChargerConnection] = {}
         self._server: Server | None = None
+        self.load_listener: LoadListener | None = None
 
     def changed(self) -> None:
         if self._on_change is not None:
@@ -379,6 +416,8 @@ class OcppServer:
         try:
             if await self.db(self.db.store.charger_connected, cp_id):
                 self.changed()
+            if self.load_listener is not None:
+                self.load_listener.charger_connected(cp_id)
             await charger.start()
         except ConnectionClosed:
             pass
@@ -386,6 +425,8 @@ class OcppServer:
             if self.connected.get(cp_id) is charger:
                 del self.connected[cp_id]
                 await self.db(self.db.store.charger_disconnected, cp_id)
+                if self.load_listener is not None:
+                    self.load_listener.charger_changed(cp_id)
             log.info("csms.disconnected", charge_point=cp_id)
 
     # -- requests to a charger --
@@ -468,6 +509,26 @@ class OcppServer:
             list_version=list_version, update_type=update_type,
             local_authorization_list=list(entries)))
         return str(result.status)
+
+    async def set_charging_profile(self, charge_point_id: str, connector_id: int,
+                                   profile: dict[str, Any]) -> str:
+        """``profile``: csChargingProfiles with snake_case keys."""
+        result = await self.call(charge_point_id, call.SetChargingProfile(
+            connector_id=connector_id, cs_charging_profiles=profile))
+        return str(result.status)
+
+    async def clear_charging_profile(self, charge_point_id: str, profile_id: int | None = None,
+                                     connector_id: int | None = None,
+                                     purpose: str | None = None) -> str:
+        result = await self.call(charge_point_id, call.ClearChargingProfile(
+            id=profile_id, connector_id=connector_id, charging_profile_purpose=purpose))
+        return str(result.status)
+
+    async def get_composite_schedule(self, charge_point_id: str, connector_id: int,
+                                     duration: int, unit: str | None = None) -> Any:
+        """The charger's answer (status, schedule_start, charging_schedule)."""
+        return await self.call(charge_point_id, call.GetCompositeSchedule(
+            connector_id=connector_id, duration=duration, charging_rate_unit=unit))
 
     async def disconnect(self, charge_point_id: str) -> None:
         charger = self.connected.get(charge_point_id)

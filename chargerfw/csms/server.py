@@ -22,12 +22,14 @@ from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
+from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import DEFAULT_MAX_RESERVATION, CommandHandler
 from chargerfw.csms.ocpi.common import OcpiContext
 from chargerfw.csms.ocpi.limits import RequestLimits
 from chargerfw.csms.ocpi.partner_sync import PartnerSync
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
+from chargerfw.csms.site_balancer import SiteBalancer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
 from chargerfw.csms.urlpolicy import UrlPolicy, guarded_client
 from chargerfw.logs import get_logger
@@ -64,6 +66,8 @@ class CsmsSettings:
     push_max_attempts: int = 50
     push_poll_s: float = 1.0
     reservation_sweep_s: float = 5.0
+    # The shortest time between two changes of one session's charging profile by an eMSP.
+    profile_min_interval_s: float = DEFAULT_MIN_INTERVAL_S
     # The furthest ahead an eMSP's RESERVE_NOW may expire.
     max_reservation_s: float = DEFAULT_MAX_RESERVATION.total_seconds()
     # A charger silent this long (disconnected, or a heartbeat missed by this much) shows
@@ -96,6 +100,7 @@ class RunningCsms:
     sync: PartnerSync
     api_server: uvicorn.Server
     api_task: asyncio.Task[None]
+    balancer: SiteBalancer
 
     @property
     def ocpp_url(self) -> str:
@@ -156,8 +161,10 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
                           on_change=pusher.wake, login_limits=settings.login_limits)
+        balancer = SiteBalancer(db, ocpp)
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
         stack.push_async_callback(ocpp.close)
+        stack.push_async_callback(balancer.close)
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -168,6 +175,10 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                                   timeout_s=settings.command_timeout_s,
                                   max_reservation=timedelta(seconds=settings.max_reservation_s))
         stack.push_async_callback(commands.close)
+        profiles = ChargingProfileHandler(db, ocpp, balancer, on_result=pusher.wake,
+                                          timeout_s=settings.command_timeout_s,
+                                          min_interval_s=settings.profile_min_interval_s)
+        stack.push_async_callback(profiles.close)
         sync = PartnerSync(db, http, token_interval_s=settings.token_pull_interval_s,
                            hub_interval_s=settings.hub_pull_interval_s,
                            on_token_change=authorizer.forget)
@@ -178,7 +189,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           business_name=settings.cpo.name, on_change=pusher.wake,
                           on_token_change=authorizer.forget,
                           on_partner_registered=sync.partner_registered, url_policy=policy,
-                          limits=settings.request_limits)
+                          limits=settings.request_limits, charging_profiles=profiles)
         api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
                                                    lifespan="off", access_log=False))
         api_task = asyncio.create_task(api_server.serve(sockets=[sock]), name="ocpi-api")
@@ -212,7 +223,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.push_async_callback(stop_sweepers)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
-                          api_server, api_task)
+                          api_server, api_task, balancer)
 
 
 async def serve_forever(settings: CsmsSettings,

@@ -381,3 +381,52 @@ local_list_requests = sa.Table(
     sa.Column("finished_at", UtcDateTime),
     sa.Column("outcome", sa.JSON),
 )
+
+# Site load management: a site (or a sub-feeder of one, ``parent_id``) with a maximum current
+# per phase, shared among the charge points assigned to it.
+sites = sa.Table(
+    "sites", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("max_current_a", sa.Float, nullable=False),  # per phase
+    sa.Column("parent_id", sa.String(36), sa.ForeignKey("sites.id")),
+    # What each connector of its chargers applies when it loses the backend (per phase).
+    sa.Column("fallback_a", sa.Float, nullable=False),
+    # The stack level of the charging profiles the backend sends its chargers.
+    sa.Column("stack_level", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+site_members = sa.Table(
+    "site_members", metadata,
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              primary_key=True),
+    sa.Column("site_id", sa.String(36), sa.ForeignKey("sites.id"), nullable=False,
+              index=True),
+)
+
+# The limit each connector was last given (connector 0: the charger's TxDefaultProfile) and
+# the profile that carried it; what the allocation is compared with before sending.
+site_allocations = sa.Table(
+    "site_allocations", metadata,
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              primary_key=True),
+    sa.Column("connector_id", sa.Integer, primary_key=True),
+    sa.Column("limit_a", sa.Float, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("profile_id", sa.Integer, nullable=False),
+    sa.Column("transaction_id", sa.Integer),
+    sa.Column("schedule", sa.JSON, nullable=False),  # the OCPP chargingSchedule sent
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# An eMSP's charging profile on one of its sessions (OCPI chargingprofiles): combined with the
+# site's share (the lower wins) into the TxProfile the charger gets.
+session_charging_profiles = sa.Table(
+    "session_charging_profiles", metadata,
+    sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id"),
+              primary_key=True),
+    sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
+    sa.Column("profile", sa.JSON, nullable=False),  # the OCPI ChargingProfile
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -100,9 +100,7 @@ class OverCurrentDetector:
             self._over_since = now
         return now - self._over_since >= self.settings.persist_s
 
-    def stop(self) -> None:
-        """Nothing is offered and the contactor is open: forget limits and timers."""
-        self._limit_a = None
-        self._previous_limit_a = None
-        self._follow_until = 0.0
+    def not_powered(self) -> None:
+        """The contactor is open: no draw to judge, a running timer is forgotten. The offer is
+        still tracked (``set_offered``): the vehicle reads the PWM before power flows."""
         self._over_since = None

@@ -494,22 +494,23 @@ class SafetySupervisor:
             self._judge_feedback(cid, feedback, events)
             if temperature is not None and hw.temperature_limits is not None:
                 self._judge_temperature(cid, watch, temperature, hw.temperature_limits, events)
-            if hw.contactor.commanded_closed:
-                watch.over_current.set_offered(offered, now)
-            else:
-                watch.over_current.stop()  # no power can flow: nothing to judge
+            # The vehicle reads the PWM before the contactor closes too: an offer lowered just
+            # before or after closing still gives it the time to follow.
+            watch.over_current.set_offered(offered, now)
             current = fresh_current_a(
                 watch.meter_sample, self._wall_clock(), self.settings.over_current.max_sample_age_s
             )
             key = (FaultKind.OVER_CURRENT, cid)
-            if watch.over_current.update(current, now):
+            if not hw.contactor.commanded_closed:
+                watch.over_current.not_powered()  # no power can flow: nothing to judge
+                if key in self._faults:
+                    self._condition_gone(key, events)  # no power flows: it waits for the unplug
+            elif watch.over_current.update(current, now):
                 self._raise(
                     key,
                     f"{current:.1f} A over {watch.over_current.allowed_limit_a(now)} A offered",
                     events,
                 )
-            elif key in self._faults and not hw.contactor.commanded_closed:
-                self._condition_gone(key, events)  # no power flows: it waits for the unplug
 
     def _read_pilot(
         self, cid: int, watch: _ConnectorWatch, events: list[SafetyEvent]

@@ -77,6 +77,28 @@ def test_vehicle_draws_the_offer_when_below_its_maximum(rig):
     assert rig.vehicle.current_a == 0.0
 
 
+def test_a_slow_vehicle_follows_a_lower_offer_after_its_delay_and_a_higher_one_at_once():
+    rig = Rig(max_current_a=32.0)
+    now = [100.0]
+    rig.vehicle = SimulatedVehicle(rig.line, max_current_a=32.0, follow_delay_s=2.0,
+                                   clock=lambda: now[0])
+    rig.vehicle.plug_in()
+    rig.vehicle.request_charge()
+    rig.power = True
+    rig.pilot.set_current_limit(16)
+    assert rig.vehicle.current_a == pytest.approx(16)
+    rig.pilot.set_current_limit(8)
+    assert rig.vehicle.current_a == pytest.approx(16)  # still ramping down
+    now[0] += 1.9
+    assert rig.vehicle.current_a == pytest.approx(16)
+    now[0] += 0.1
+    assert rig.vehicle.current_a == pytest.approx(8)
+    rig.pilot.set_current_limit(20)
+    assert rig.vehicle.current_a == pytest.approx(20)  # more is taken at once
+    rig.pilot.set_standby()  # the offer goes: nothing drawn, whatever the delay
+    assert rig.vehicle.current_a == 0.0
+
+
 @pytest.mark.parametrize("amps", [6, 16, 51, 80])
 def test_both_plateaus_are_seen_at_extreme_duty(amps):
     rig = Rig()

@@ -1,23 +1,29 @@
 """Smart Charging in the running station: profiles survive a SIGKILL and apply before the
-backend is back, and the offline fallback limit takes over while the backend is unreachable."""
+backend is back, the offline fallback limit takes over while the backend is unreachable, and
+the over-current interlock gives a vehicle time to follow a lower limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import tomllib
 from pathlib import Path
 
 import pytest
+from fakes import wait_until
 from ocpp_testcsms import TestCsms
 from runtime_helpers import (
     StationProcess,
+    ctl,
     running_station,
     sim_station_config,
     wait_status,
 )
 
 from chargerfw.config import parse_config
+from chargerfw.station.metering import OverCurrentSettings
+from chargerfw.station.safety import SafetySettings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,3 +95,47 @@ async def test_offline_fallback_limit(tmp_path: Path, short_dir: Path):
                                        and s["connectors"][0]["current_limit_a"] == 10.0,
                                        timeout=30)
             assert status["connectors"][0]["limit"]["source"] == "profile"
+
+
+@pytest.mark.parametrize(("follow_delay_s", "trips"), [(0.8, False), (600.0, True)],
+                         ids=["vehicle follows in time", "vehicle never follows"])
+async def test_over_current_interlock_gives_the_vehicle_time_to_follow_a_lower_profile(
+        tmp_path: Path, short_dir: Path, follow_delay_s: float, trips: bool):
+    async with TestCsms() as csms:
+        _, config = sim_station_config(tmp_path, csms.url)
+        sock = short_dir / "control.sock"
+        safety = SafetySettings(poll_interval_s=0.05, over_current=OverCurrentSettings(
+            persist_s=0.5, follow_time_s=2.0, max_sample_age_s=3.0))
+        async with running_station(config, sock, safety) as runtime:
+            assert runtime.board is not None
+            simulated = runtime.board.connectors[1].sim
+            assert simulated is not None
+            simulated.vehicle.follow_delay_s = follow_delay_s
+            await csms.wait_for(lambda: csms.of("StatusNotification"))
+            await ctl(sock, "sim.tap", uid="04A1B2C3")
+            await ctl(sock, "sim.plug")
+            await csms.wait_for(lambda: csms.of("StartTransaction"))
+            await ctl(sock, "sim.charge")
+            await wait_until(lambda: simulated.vehicle.current_a == 32.0, what="drawing 32 A")
+
+            assert await set_profile(csms, 1, {**DEFAULT_10A, "chargingSchedule": {
+                "chargingRateUnit": "A", "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 8}]}}) == "Accepted"
+            await wait_until(lambda: simulated.vehicle.offered_current_a == pytest.approx(8),
+                             what="the pilot offers 8 A")
+            if trips:
+                # Still 32 A after the follow time: the interlock opens the contactor.
+                status = await wait_status(sock, lambda s: "over_current" in
+                                           [f["kind"] for f in s["faults"]], timeout=10)
+                assert status["connectors"][0]["status"] == "Faulted"
+                await wait_until(lambda: not simulated.contactor.is_closed,
+                                 what="contactor open")
+            else:
+                await wait_until(lambda: simulated.vehicle.current_a == 8.0,
+                                 what="the vehicle follows")
+                # Past the follow time and the persistence: still charging, nothing tripped.
+                await asyncio.sleep(2.0 + 0.5 + 1.0)
+                status = await ctl(sock, "status")
+                assert "over_current" not in [f["kind"] for f in status["faults"]]
+                assert status["connectors"][0]["status"] == "Charging"
+                assert simulated.contactor.is_closed

@@ -42,8 +42,22 @@ def test_detector_timeline():
     assert d.update(30.0, 14.0) is False
     assert d.update(30.0, 15.0) is False  # the 5 s of excess start now
     assert d.update(30.0, 20.0) is True
-    d.stop()
+    d.not_powered()  # the contactor opened: the running excess is forgotten
     assert d.update(30.0, 21.0) is False
+    assert d.update(30.0, 25.9) is False
+    assert d.update(30.0, 26.0) is True
+
+
+def test_an_offer_lowered_as_the_contactor_closes_still_gives_the_time_to_follow():
+    # The vehicle read 32 A on the PWM in state B; 8 A comes just as power starts to flow.
+    d = OverCurrentDetector(OverCurrentSettings(persist_s=0.5, follow_time_s=5.0))
+    d.set_offered(32.0, 0.0)
+    d.not_powered()
+    d.set_offered(8.0, 0.1)
+    assert d.update(32.0, 0.2) is False
+    assert d.update(32.0, 5.0) is False  # judged against 32 until 5.1
+    assert d.update(32.0, 5.1) is False  # the excess starts now
+    assert d.update(32.0, 5.6) is True
 
 
 def test_two_quick_reductions_keep_the_highest_limit():

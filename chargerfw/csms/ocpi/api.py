@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from chargerfw.csms.ocpi.common import OcpiContext, answer_errors_in_envelopes, ocpi_headers
 from chargerfw.csms.ocpi.routers import (
     cdrs,
+    chargingprofiles,
     commands,
     credentials,
     hubclientinfo,
@@ -20,7 +21,7 @@ from chargerfw.csms.ocpi.routers import (
 )
 
 MODULES = (versions, credentials, locations, sessions, cdrs, tariffs, tokens, commands,
-           hubclientinfo, opendata)
+           chargingprofiles, hubclientinfo, opendata)
 
 
 def create_app(ctx: OcpiContext) -> FastAPI:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.ocpi.chargingprofiles import ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import CommandHandler
 from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
@@ -67,6 +69,8 @@ class OcpiContext:
     # Where partner-given URLs may lead, and how much a request may carry.
     url_policy: UrlPolicy = UrlPolicy()
     limits: RequestLimits = RequestLimits()
+    # eMSPs' charging profiles on their sessions (None: the module is not served).
+    charging_profiles: ChargingProfileHandler | None = None
 
     @property
     def versions_url(self) -> str:
@@ -109,8 +113,19 @@ class OcpiError(Exception):
         self.message = message
 
 
+# OCPI strings are printable: control characters a caller put in a URL or body and a message
+# quotes are written as escapes.
+_NON_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return _NON_PRINTABLE.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def envelope(data: Any = None, status_code: int = 1000, message: str | None = "Success"
              ) -> dict[str, Any]:
+    if message is not None:
+        message = printable(message)
     return {"data": data, "status_code": status_code, "status_message": message,
             "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
 

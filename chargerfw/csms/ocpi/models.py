@@ -651,6 +651,85 @@ class UnlockConnector(OcpiModel):
     connector_id: CiString36
 
 
+# --- chargingprofiles (OCPI 2.2.1 section 13) -------------------------------------------------
+
+class ChargingRateUnit(StrEnum):
+    W = "W"
+    A = "A"
+
+
+# An OCPP 1.6 chargingSchedule holds at most a few dozen periods; more is not a real profile.
+MAX_PROFILE_PERIODS = 48
+# Longest schedule accepted: a week (OCPP limits are seconds in a 32-bit field anyway).
+MAX_PROFILE_SECONDS = 7 * 24 * 3600
+
+
+class ChargingProfilePeriod(OcpiModel):
+    start_period: Annotated[int, Field(ge=0, le=MAX_PROFILE_SECONDS)]
+    limit: Annotated[Decimal, Field(ge=0, le=1_000_000, allow_inf_nan=False),
+                     PlainSerializer(float, return_type=float)]
+
+
+class ChargingProfile(OcpiModel):
+    start_date_time: DateTime | None = None
+    duration: Annotated[int, Field(gt=0, le=MAX_PROFILE_SECONDS)] | None = None
+    charging_rate_unit: ChargingRateUnit
+    min_charging_rate: Annotated[Decimal, Field(ge=0, le=1_000_000, allow_inf_nan=False),
+                                 PlainSerializer(float, return_type=float)] | None = None
+    charging_profile_period: Annotated[list[ChargingProfilePeriod],
+                                       Field(min_length=1, max_length=MAX_PROFILE_PERIODS)]
+
+    @model_validator(mode="after")
+    def _periods_in_order(self) -> ChargingProfile:
+        starts = [p.start_period for p in self.charging_profile_period]
+        if starts[0] != 0 or starts != sorted(set(starts)):
+            raise ValueError("charging_profile_period: start_period must begin at 0 and "
+                             "increase")
+        return self
+
+
+class SetChargingProfile(OcpiModel):
+    charging_profile: ChargingProfile
+    response_url: str
+
+
+class ChargingProfileResponseType(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    REJECTED = "REJECTED"
+    TOO_OFTEN = "TOO_OFTEN"
+    UNKNOWN_SESSION = "UNKNOWN_SESSION"
+
+
+class ChargingProfileResponse(OcpiModel):
+    result: ChargingProfileResponseType
+    timeout: int
+
+
+class ChargingProfileResultType(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    UNKNOWN = "UNKNOWN"
+
+
+class ActiveChargingProfile(OcpiModel):
+    start_date_time: DateTime
+    charging_profile: ChargingProfile
+
+
+class ActiveChargingProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+    profile: ActiveChargingProfile | None = None
+
+
+class ChargingProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+
+
+class ClearProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+
+
 class ConnectionStatus(StrEnum):
     CONNECTED = "CONNECTED"
     OFFLINE = "OFFLINE"

@@ -77,8 +77,12 @@ async def fetch_peer_endpoints(http: httpx.AsyncClient, versions_url: str, token
 
 
 def declared_parties(credentials: m.Credentials) -> list[Party]:
-    """The roles a Credentials object declares, as parties."""
-    return [Party(r.country_code, r.party_id, str(r.role)) for r in credentials.roles]
+    """The roles a Credentials object declares, as parties; a malformed party (``;&``) is
+    a HandshakeError 2001."""
+    try:
+        return [Party(r.country_code, r.party_id, str(r.role)) for r in credentials.roles]
+    except StoreError as exc:
+        raise HandshakeError(2001, f"invalid or missing parameters: roles: {exc}") from None
 
 
 def credentials_for(token: str, versions_url: str, business_name: str, country_code: str,

@@ -2,11 +2,11 @@
 commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
-partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, local
-authorization lists, the push queue).
-Each part only knows the engine (and our CPO identity where it builds OCPI objects); work
-that spans aggregates inside one database transaction goes through the owning module's
-functions that take that transaction's connection. ``Store`` offers every part's methods
+partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, sites,
+local authorization lists, the push queue). Each part only knows the engine (and our CPO
+identity where it builds OCPI objects); work that spans aggregates inside one database
+transaction goes through the owning module's functions that take that transaction's
+connection. ``Store`` offers every part's methods
 under one name, so a caller needs neither to know which part holds a method nor to wire the
 parts.
 
@@ -36,6 +36,7 @@ from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
 from chargerfw.csms.store.reservations import Reservations
 from chargerfw.csms.store.sessions import Sessions
+from chargerfw.csms.store.sites import Sites
 from chargerfw.csms.store.tariffs import Tariffs
 from chargerfw.csms.store.tokens import Tokens
 from chargerfw.csms.store.transactions import Transactions
@@ -162,6 +163,22 @@ class Store:
         self.withdraw_local_list_request = local_lists.withdraw_local_list_request
         self.local_list_request = local_lists.local_list_request
         self.last_local_list_request = local_lists.last_local_list_request
+
+        sites = Sites(engine)
+        self.add_site = sites.add_site
+        self.list_sites = sites.list_sites
+        self.get_site = sites.get_site
+        self.assign_site = sites.assign_site
+        self.top_site_of = sites.top_site_of
+        self.site_snapshot = sites.site_snapshot
+        self.connector_rating = sites.connector_rating
+        self.record_allocation = sites.record_allocation
+        self.set_allocation_role = sites.set_allocation_role
+        self.forget_allocations = sites.forget_allocations
+        self.set_session_profile = sites.set_session_profile
+        self.clear_session_profile = sites.clear_session_profile
+        self.session_profile = sites.session_profile
+        self.session_profiles = sites.session_profiles
 
         push_queue = PushQueue(engine)
         self.enqueue_push = push_queue.enqueue_push

@@ -9,6 +9,7 @@ so the real classification code decides the state.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 
 from chargerfw.drivers.gpio import PinMode, SimulatedPin
@@ -96,16 +97,22 @@ class SimulatedPilotLine:
 class SimulatedVehicle:
     """An EV at the end of the cable. It asks for states B/C/D by switching its resistors,
     reads the offered current from the PWM duty, and draws min(its maximum, the offer) while
-    charging with power on."""
+    charging with power on. A lower offer is followed after ``follow_delay_s`` (a real
+    vehicle's charger takes a moment to ramp down; IEC 61851-1 allows for it)."""
 
     def __init__(
-        self, line: SimulatedPilotLine, *, max_current_a: float = 32.0, phases: int = 3
+        self, line: SimulatedPilotLine, *, max_current_a: float = 32.0, phases: int = 3,
+        follow_delay_s: float = 0.0, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.line = line
         self.max_current_a = max_current_a
         self.phases = phases
+        self.follow_delay_s = follow_delay_s
         self.state = VehicleState.UNPLUGGED
         self.has_diode = True
+        self._clock = clock
+        self._drawing_a: float | None = None  # what the charger was last set to draw
+        self._lowered_at: float | None = None  # when the offer fell below that
 
     # -- what a test or the bench does ----------------------------------------------------------
     def plug_in(self) -> None:
@@ -161,8 +168,21 @@ class SimulatedVehicle:
         if self.state not in (VehicleState.CHARGING, VehicleState.VENTILATION):
             return 0.0
         if offered is None or not self.line.power_on():
+            self._drawing_a = self._lowered_at = None
             return 0.0
-        return min(self.max_current_a, offered)
+        return self._follow(min(self.max_current_a, offered))
+
+    def _follow(self, target_a: float) -> float:
+        """What the vehicle draws on its way to ``target_a``: a lower target only once it has
+        stood for ``follow_delay_s``, a higher one at once."""
+        now = self._clock()
+        if self._drawing_a is not None and target_a < self._drawing_a:
+            if self._lowered_at is None:
+                self._lowered_at = now
+            if now - self._lowered_at < self.follow_delay_s:
+                return self._drawing_a
+        self._drawing_a, self._lowered_at = target_a, None
+        return target_a
 
     def power_w(self, voltage_v: float = 230.0) -> float:
         return self.current_a * voltage_v * self.phases

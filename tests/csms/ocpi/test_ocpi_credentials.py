@@ -31,6 +31,10 @@ async def test_credentials_update_and_delete(db: str) -> None:
         assert renewed.token != env.token_c
         error(await client.get(f"{V}/locations", headers=env.auth), 401, 2000)
         new_auth = ocpi_auth(renewed.token)
+        malformed = {**body, "roles": [{**body["roles"][0], "country_code": ";&"}]}
+        assert "roles" in error(await client.put(f"{V}/credentials", headers=new_auth,
+                                                 json=malformed), 400, 2001)
+        ok(await client.get(f"{V}/locations", headers=new_auth), Any)  # still registered
         ok(await client.delete(f"{V}/credentials", headers=new_auth), Any)
         error(await client.get(f"{V}/locations", headers=new_auth), 401, 2000)
 
@@ -44,6 +48,17 @@ async def test_registration_with_bad_input_changes_nothing(tmp_path: Path) -> No
             assert "url" in msg and "roles" in msg
             error(await client.post(f"{V}/credentials", headers=ocpi_auth(token_a),
                                     content=b"{not json"), 400, 2001)
+            # A malformed party in the roles is invalid, before anything is fetched.
+            for cc, pid in ((";&", "EMS"), ("DE", "E/S")):
+                msg = error(await client.post(f"{V}/credentials", headers=ocpi_auth(token_a),
+                                              json={"token": emsp.token_b,
+                                                    "url": f"{emsp.base}/emsp/versions",
+                                                    "roles": [{"role": "EMSP", "party_id": pid,
+                                                               "country_code": cc,
+                                                               "business_details": {
+                                                                   "name": "x"}}]}),
+                            400, 2001)
+                assert "roles" in msg
             # Wrong token for their versions endpoint: we cannot use their API (3001).
             error(await client.post(f"{V}/credentials", headers=ocpi_auth(token_a), json={
                 "token": "wrong", "url": f"{emsp.base}/emsp/versions",

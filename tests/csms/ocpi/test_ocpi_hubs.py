@@ -157,9 +157,23 @@ async def test_routing_headers_set_outbound(db: str) -> None:
         # A CDR is for the eMSP of its token only; one for a party the hub reports suspended
         # is not sent (nor does it hold up the next).
         def cdr(party: str) -> dict[str, Any]:
-            return {"id": f"CDR-{party}", "cdr_token": {
-                "country_code": "DE", "party_id": party, "uid": "X", "type": "RFID",
-                "contract_id": f"DE-{party}-X"}}
+            when = "2026-01-01T10:00:00Z"
+            return {"country_code": "NL", "party_id": "CFW", "id": f"CDR-{party}",
+                    "start_date_time": when, "end_date_time": when, "cdr_token": {
+                        "country_code": "DE", "party_id": party, "uid": "X", "type": "RFID",
+                        "contract_id": f"DE-{party}-X"},
+                    "auth_method": "WHITELIST", "cdr_location": {
+                        "id": "LOC1", "address": "Stationsplein 1", "city": "Utrecht",
+                        "country": "NLD",
+                        "coordinates": {"latitude": "52.08917", "longitude": "5.11028"},
+                        "evse_uid": "CP1-1", "evse_id": "NL*CFW*ECP11", "connector_id": "1",
+                        "connector_standard": "IEC_62196_T2", "connector_format": "SOCKET",
+                        "connector_power_type": "AC_3_PHASE"},
+                    "currency": "EUR", "charging_periods": [{
+                        "start_date_time": when,
+                        "dimensions": [{"type": "ENERGY", "volume": 0}]}],
+                    "total_cost": {"excl_vat": 0}, "total_energy": 0, "total_time": 0,
+                    "last_updated": when}
 
         for party in ("BBB", "AAA"):
             await csms.db(csms.store.enqueue_push, hub_id, "cdrs", "POST",

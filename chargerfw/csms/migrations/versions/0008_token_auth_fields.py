@@ -1,7 +1,7 @@
 """token_auth_fields: an expiry for the site's own cards
 
 Revision ID: 0008_token_auth_fields
-Revises: 0006_hubs
+Revises: 0007_sites
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import chargerfw.csms.tables
 
 revision = '0008_token_auth_fields'
-down_revision = '0006_hubs'
+down_revision = '0007_sites'
 branch_labels = None
 depends_on = None
 

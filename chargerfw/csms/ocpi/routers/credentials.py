@@ -47,8 +47,8 @@ async def _exchange(ctx: OcpiContext, partner: RowMapping, credentials: m.Creden
     store them and issue TOKEN_C. Roles the operator did not give the partner are refused
     (2001) before anything is fetched or stored."""
     db = ctx.db
-    declared = declared_parties(credentials)
     try:
+        declared = declared_parties(credentials)
         await db(db.store.check_declared_roles, partner["id"], declared)
         peer = await fetch_peer_endpoints(ctx.http, credentials.url, credentials.token,
                                           ctx.url_policy)

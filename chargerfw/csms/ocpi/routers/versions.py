@@ -13,7 +13,8 @@ router = APIRouter()
 # (module, our role in it)
 ENDPOINTS = [("credentials", "SENDER"), ("credentials", "RECEIVER"), ("locations", "SENDER"),
              ("sessions", "SENDER"), ("cdrs", "SENDER"), ("tariffs", "SENDER"),
-             ("tokens", "RECEIVER"), ("commands", "RECEIVER"), ("hubclientinfo", "RECEIVER")]
+             ("tokens", "RECEIVER"), ("commands", "RECEIVER"), ("chargingprofiles", "RECEIVER"),
+             ("hubclientinfo", "RECEIVER")]
 
 
 @router.get("/ocpi/versions")
