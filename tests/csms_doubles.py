@@ -65,7 +65,8 @@ class SimCharger(OcppChargePoint):
     def __init__(self, charge_point_id: str, connection: ClientConnection) -> None:
         super().__init__(charge_point_id, connection, response_timeout=5)
         self.received: list[tuple[str, dict[str, Any]]] = []
-        self.answers: dict[str, str] = {
+        # The status each request is answered with, or a function of the request's payload.
+        self.answers: dict[str, str | Callable[[dict[str, Any]], str]] = {
             "RemoteStartTransaction": "Accepted", "RemoteStopTransaction": "Accepted",
             "ReserveNow": "Accepted", "CancelReservation": "Accepted",
             "UnlockConnector": "Unlocked", "ChangeAvailability": "Accepted",
@@ -87,7 +88,10 @@ class SimCharger(OcppChargePoint):
         self.authorized: list[tuple[str, dict[str, Any]]] = []  # (idTag, idTagInfo)
         # Its SupportedFeatureProfiles configuration key (None: it does not know the key).
         self.feature_profiles: str | None = None
+        self.config_keys: dict[str, str] = {}  # further keys GetConfiguration reports
+        self.local_list_version = 0  # what GetLocalListVersion answers
         self.events: asyncio.Queue[str] = asyncio.Queue()
+        self.frames: list[str] = []  # every frame the CSMS sent, as it came over the wire
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -95,6 +99,7 @@ class SimCharger(OcppChargePoint):
         (its Authorize answer arrives on this same connection)."""
         while True:
             message = await self._connection.recv()
+            self.frames.append(message)
             parsed = json.loads(message)
             if parsed[0] == 2 and parsed[2] in self.authorize_first:
                 task = asyncio.create_task(self.route_message(message))
@@ -113,7 +118,8 @@ class SimCharger(OcppChargePoint):
             self.authorized.append((payload["id_tag"], result.id_tag_info))
             if result.id_tag_info["status"] != "Accepted":
                 return "Rejected"
-        return self.answers[action]
+        answer = self.answers[action]
+        return answer(payload) if callable(answer) else answer
 
     @on(Action.remote_start_transaction)
     async def on_remote_start(self, **kw: Any) -> call_result.RemoteStartTransaction:
@@ -154,6 +160,8 @@ class SimCharger(OcppChargePoint):
         if self.feature_profiles is not None:
             keys.append({"key": "SupportedFeatureProfiles", "readonly": True,
                          "value": self.feature_profiles})
+        keys.extend({"key": key, "readonly": True, "value": value}
+                    for key, value in self.config_keys.items())
         asked = kw.get("key") or []
         known = {k["key"] for k in keys}
         return call_result.GetConfiguration(
@@ -223,6 +231,11 @@ class SimCharger(OcppChargePoint):
     async def on_send_local_list(self, **kw: Any) -> call_result.SendLocalList:
         return call_result.SendLocalList(status=await self._answer("SendLocalList", kw))
 
+    @on(Action.get_local_list_version)
+    async def on_get_local_list_version(self, **kw: Any) -> call_result.GetLocalListVersion:
+        self.received.append(("GetLocalListVersion", kw))
+        return call_result.GetLocalListVersion(list_version=self.local_list_version)
+
     # -- what the charger sends --
 
     async def boot(self) -> Any:
@@ -258,6 +271,15 @@ class SimCharger(OcppChargePoint):
         return await self.call(call.MeterValues(
             connector_id=connector_id, transaction_id=transaction_id,
             meter_value=[{"timestamp": iso(timestamp), "sampledValue": sampled}]))
+
+    async def wire_answer(self, payload: Any) -> Any:
+        """Send ``payload`` and return the CSMS's CALLRESULT payload as it was on the wire
+        (camelCase keys, nothing the library added or dropped)."""
+        seen = len(self.frames)
+        await self.call(payload, suppress=False)
+        answers = [json.loads(f) for f in self.frames[seen:]]
+        [answer] = [a for a in answers if a[0] == 3]
+        return answer[2]
 
     async def stop_tx(self, transaction_id: int, meter_stop: int, timestamp: datetime,
                    id_tag: str | None = None, reason: str = "Local") -> Any:

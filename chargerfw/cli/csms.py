@@ -647,15 +647,140 @@ def token() -> None:
 @click.option("--type", "token_type", type=click.Choice(["RFID", "AD_HOC_USER", "APP_USER", "OTHER"]),
               default="RFID", show_default=True)
 @click.option("--contract-id", default=None, help="default: CC-PPP-UID")
+@click.option("--parent", "parent_id_tag", default=None, metavar="ID_TAG",
+              help="the card's group (OCPP parentIdTag): a card of the same group may stop "
+                   "its sessions")
+@click.option("--expires", "expires", default=None, metavar="TIME",
+              help="when the card stops being accepted (ISO 8601 with offset, e.g. "
+                   "2027-01-01T00:00:00Z); chargers are told it as the expiryDate")
 def token_add(uid: str, db: str, country_code: str, party_id: str, whitelist: str,
-              invalid: bool, token_type: str, contract_id: str | None) -> None:
+              invalid: bool, token_type: str, contract_id: str | None,
+              parent_id_tag: str | None, expires: str | None) -> None:
     """Accept card UID (as its OCPP idTag, e.g. 04A1B2C3D4E5F6) at this backend's chargers."""
+    expires_at = _aware_time(expires, "--expires") if expires is not None else None
     store = _open_store(db, _cpo(country_code, party_id))
     created = _run_store_action(lambda: store.add_local_token(
         uid, whitelist=whitelist, valid=not invalid, token_type=token_type,
-        contract_id=contract_id))
+        contract_id=contract_id, parent_id_tag=parent_id_tag, expires_at=expires_at))
+    extras = [f"parent {parent_id_tag}"] if parent_id_tag else []
+    if expires_at is not None:
+        extras.append(f"expires {_fmt_time(expires_at)}")
     click.echo(f"{'added' if created else 'replaced'} token {uid} ({token_type}, {whitelist}"
-               f"{', blocked' if invalid else ''})")
+               f"{', blocked' if invalid else ''}{''.join(', ' + e for e in extras)})")
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (``Z`` or ``+01:00``), as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time, e.g. 2027-01-01T00:00:00Z",
+                                 param_hint=option) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no UTC offset; add Z or e.g. +01:00",
+                                 param_hint=option)
+    return parsed.astimezone(UTC)
+
+
+# --- local authorization lists ----------------------------------------------------------------
+
+@csms.group("local-list")
+def local_list() -> None:
+    """The OCPP local authorization list each charger gets from the token database."""
+
+
+@local_list.command("push")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@click.option("--full", is_flag=True,
+              help="send the whole list (default: only what changed since the charger's "
+                   "version, or the whole list when it holds another)")
+@click.option("--wait", "wait_s", default=120, show_default=True, type=click.IntRange(1, 3600),
+              help="seconds to wait for the running backend to push")
+def local_list_push(charge_point_id: str, db: str, full: bool, wait_s: int) -> None:
+    """Push the list to CHARGER through the running `chargerfw csms serve` on this database
+    (it holds the charger's connection). Exits 1 when the charger did not take the list."""
+    import time
+
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())  # only queues the request
+    request_id = _run_store_action(lambda: store.request_local_list_push(charge_point_id, full))
+    deadline = time.monotonic() + wait_s
+    while True:
+        request = store.local_list_request(request_id)
+        if request["finished_at"] is not None:
+            break
+        if time.monotonic() > deadline:
+            if store.withdraw_local_list_request(request_id):
+                click.echo(f"error: no running backend took the request within {wait_s} s; "
+                           "start `chargerfw csms serve` on this database", err=True)
+            else:
+                click.echo(f"error: the backend is still pushing after {wait_s} s; see "
+                           f"`chargerfw csms local-list show {charge_point_id}`", err=True)
+            raise SystemExit(1)
+        time.sleep(0.2)
+    outcome = request["outcome"]
+    click.echo(_push_summary(outcome))
+    if outcome["status"] not in ("Accepted", "UpToDate"):
+        raise SystemExit(1)
+
+
+def _push_summary(outcome: dict[str, Any]) -> str:
+    sent = ""
+    if outcome["update_type"] is not None:
+        sent = (f" [{outcome['update_type']}, {outcome['messages']} message(s) accepted, "
+                f"{outcome['entries_sent']} entries]")
+    return f"{outcome['charge_point_id']}: {outcome['status']}: {outcome['detail']}{sent}"
+
+
+@local_list.command("show")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@country_option
+@party_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def local_list_show(charge_point_id: str, db: str, country_code: str, party_id: str,
+                    as_json: bool) -> None:
+    """The list CHARGER holds as far as the backend knows, and what a push would change."""
+    from chargerfw.csms.local_list import differential_update, wanted_list
+
+    store = _open_store(db, _cpo(country_code, party_id))
+    if store.get_charge_point(charge_point_id) is None:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
+    held = store.held_local_list(charge_point_id)
+    held_entries = held.entries if held else {}
+    wanted = wanted_list(store)
+    changes = differential_update(held_entries, wanted)
+    last = store.last_local_list_request(charge_point_id)
+    if as_json:
+        click.echo(json.dumps({
+            "charge_point_id": charge_point_id,
+            "version": held.version if held else None,
+            "updated_at": _fmt_time(held.updated_at) if held else None,
+            "held": held_entries, "wanted": wanted, "changes": changes,
+            "last_push": last["outcome"] if last else None}, indent=2))
+        return
+    if held is None:
+        click.echo(f"{charge_point_id} holds no list from this backend; a push sends "
+                   f"{len(wanted)} entries (Full)")
+    else:
+        click.echo(f"{charge_point_id} holds version {held.version} ({len(held_entries)} "
+                   f"entries, {_fmt_time(held.updated_at)} UTC); a push changes "
+                   f"{len(changes)}")
+    pending = {c["id_tag"]: "remove" if "id_tag_info" not in c
+               else "change" if c["id_tag"] in held_entries else "add" for c in changes}
+    rows = []
+    for tag in sorted(held_entries.keys() | wanted.keys()):
+        info = wanted.get(tag) or held_entries[tag]
+        rows.append([tag, info["status"], info.get("expiry_date", ""),
+                     info.get("parent_id_tag", ""), pending.get(tag, "")])
+    if rows:
+        click.echo(_table(["id tag", "status", "expiry", "parent", "push"], rows))
+    if last is not None:
+        click.echo(f"last push ({_fmt_time(last['finished_at'])} UTC): "
+                   f"{_push_summary(last['outcome'])}")
 
 
 # --- sites ------------------------------------------------------------------------------------

@@ -13,6 +13,14 @@ Rules (OCPI 2.2.1 WhitelistType):
 - An idTag that a pending or accepted eMSP command (START_SESSION, RESERVE_NOW) carries to
   this charger is accepted there, until the command stops vouching for it (auth_method
   COMMAND, expiry given to the charger); the rule is the store's ``command_vouching_for``.
+- A site card past its expiry is Expired without asking. A decision carries what the
+  charger's idTagInfo says besides the status: the expiry (a site card's, or a command's end)
+  and the parentIdTag (the token's OCPI group_id).
+
+What the charger is told about an idTag at StopTransaction (``standing``) is what the backend
+knows without asking anyone: the command vouching for it, else the stored token's own status
+(Blocked, Expired, Accepted), else a recent Accepted decision, else the status the
+transaction started with when it is the same idTag, else Invalid.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -28,13 +36,38 @@ import httpx
 from pydantic import ValidationError
 
 from chargerfw.csms.ocpi import models as m
-from chargerfw.csms.store import AsyncStore, AuthDecision, sender_url
+from chargerfw.csms.store import (
+    ID_TOKEN_MAX_LENGTH,
+    AsyncStore,
+    AuthDecision,
+    StoredToken,
+    sender_url,
+    utcnow,
+)
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
 
 _ALLOWED_TO_OCPP = {"ALLOWED": "Accepted", "BLOCKED": "Blocked", "EXPIRED": "Expired",
                     "NO_CREDIT": "Invalid", "NOT_ALLOWED": "Invalid"}
+# Whitelist rules under which a valid stored token is accepted without asking its eMSP.
+WHITELIST_WITHOUT_ASKING = ("ALWAYS", "ALLOWED")
+# ... and those under which it may be accepted when the eMSP cannot be asked: the tokens a
+# charger's local authorization list holds (it decides by the list when offline).
+WHITELIST_OFFLINE = (*WHITELIST_WITHOUT_ASKING, "ALLOWED_OFFLINE")
+
+
+def _parent(group_id: str | None) -> str | None:
+    """An OCPI group_id as an OCPP parentIdTag (None when it does not fit an IdToken)."""
+    return group_id if group_id and len(group_id) <= ID_TOKEN_MAX_LENGTH else None
+
+
+def stored_decision(token: StoredToken, status: str) -> AuthDecision:
+    """The decision a stored token gives by itself (whitelisted), with status ``status``."""
+    data = token.data
+    return AuthDecision(status, "WHITELIST", data["country_code"], data["party_id"],
+                        data["type"], data["contract_id"], expires_at=token.expires_at,
+                        parent_id_tag=token.parent_id_tag)
 
 
 def ocpi_token_header(token: str) -> dict[str, str]:
@@ -83,23 +116,64 @@ class Authorizer:
     async def authorize(self, charge_point_id: str, id_tag: str,
                         location_id: str | None = None,
                         evse_uid: str | None = None) -> AuthDecision:
-        vouched = await self._db(self._db.store.command_vouching_for, charge_point_id, id_tag)
+        vouched = await self._vouched(charge_point_id, id_tag)
         if vouched is not None:
-            command, until = vouched
-            token = command["request"].get("token", {})
-            return AuthDecision("Accepted", "COMMAND", token.get("country_code"),
-                                token.get("party_id"), token.get("type"),
-                                token.get("contract_id"),
-                                command["request"].get("authorization_reference"), until)
-        key = (charge_point_id, id_tag)
-        cached = self._cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self._cache_s:
-            return cached[1]
+            return vouched
+        cached = self._cached(charge_point_id, id_tag)
+        if cached is not None:
+            return cached
         decision = await self._decide(id_tag, location_id, evse_uid)
         if decision.status == "Accepted":
-            self._cache[key] = (time.monotonic(), decision)
+            self._cache[(charge_point_id, id_tag)] = (time.monotonic(), decision)
         log.info("csms.authorize", charge_point=charge_point_id, status=decision.status,
                  method=decision.auth_method)
+        return decision
+
+    async def standing(self, charge_point_id: str, id_tag: str,
+                       started_with: tuple[str, str] | None = None) -> AuthDecision:
+        """What the backend knows of ``id_tag`` without asking an eMSP (see the module's
+        rules); ``started_with`` is the (idTag, status) a transaction started with."""
+        known = await self._known(charge_point_id, id_tag)
+        if known is not None:
+            return known
+        if started_with is not None and started_with[0] == id_tag:
+            return AuthDecision(started_with[1])
+        return AuthDecision("Invalid", "AUTH_REQUEST")
+
+    async def recorded(self, charge_point_id: str, id_tag: str, status: str) -> AuthDecision:
+        """A decision already taken (``status``, e.g. the one a stored transaction started
+        with) with what the backend now knows of the idTag's expiry and parent."""
+        known = await self._known(charge_point_id, id_tag)
+        return AuthDecision(status) if known is None else replace(known, status=status)
+
+    async def _known(self, charge_point_id: str, id_tag: str) -> AuthDecision | None:
+        vouched = await self._vouched(charge_point_id, id_tag)
+        if vouched is not None:
+            return vouched
+        stored = await self._db(self._db.store.tokens_by_uid, id_tag)
+        if stored:
+            return stored_decision(stored[0], stored[0].status(utcnow()))
+        return self._cached(charge_point_id, id_tag)
+
+    async def _vouched(self, charge_point_id: str, id_tag: str) -> AuthDecision | None:
+        vouched = await self._db(self._db.store.command_vouching_for, charge_point_id, id_tag)
+        if vouched is None:
+            return None
+        command, until = vouched
+        token = command["request"].get("token", {})
+        return AuthDecision("Accepted", "COMMAND", token.get("country_code"),
+                            token.get("party_id"), token.get("type"), token.get("contract_id"),
+                            command["request"].get("authorization_reference"), until,
+                            _parent(token.get("group_id")))
+
+    def _cached(self, charge_point_id: str, id_tag: str) -> AuthDecision | None:
+        """A recent Accepted decision, unless it has expired since."""
+        cached = self._cache.get((charge_point_id, id_tag))
+        if cached is None or time.monotonic() - cached[0] >= self._cache_s:
+            return None
+        decision = cached[1]
+        if decision.expires_at is not None and decision.expires_at <= utcnow():
+            return None
         return decision
 
     async def _decide(self, id_tag: str, location_id: str | None,
@@ -107,18 +181,16 @@ class Authorizer:
         stored = await self._db(self._db.store.tokens_by_uid, id_tag)
         token = stored[0] if stored else None
         if token is not None:
-            whitelisted = AuthDecision("Accepted", "WHITELIST", token["country_code"],
-                                       token["party_id"], token["type"], token["contract_id"])
-            if not token["valid"]:
-                return AuthDecision("Blocked", "WHITELIST", token["country_code"],
-                                    token["party_id"], token["type"], token["contract_id"])
-            if token["whitelist"] in ("ALWAYS", "ALLOWED"):
-                return whitelisted
-        answer = await self._realtime(id_tag, token, location_id, evse_uid)
+            status = token.status(utcnow())
+            if status != "Accepted" or token.data["whitelist"] in WHITELIST_WITHOUT_ASKING:
+                return stored_decision(token, status)
+        answer = await self._realtime(id_tag, token.data if token else None, location_id,
+                                      evse_uid)
         if answer.decision is not None:
             return answer.decision
-        if token is not None and token["whitelist"] == "ALLOWED_OFFLINE" and not answer.reachable:
-            return whitelisted
+        if (token is not None and token.data["whitelist"] == "ALLOWED_OFFLINE"
+                and not answer.reachable):
+            return stored_decision(token, "Accepted")
         return AuthDecision("Invalid", "AUTH_REQUEST")
 
     async def _realtime(self, id_tag: str, token: dict[str, Any] | None,
@@ -175,4 +247,4 @@ class Authorizer:
         return _RealtimeAnswer(AuthDecision(
             _ALLOWED_TO_OCPP[info.allowed], "AUTH_REQUEST", info.token.country_code,
             info.token.party_id, info.token.type, info.token.contract_id,
-            info.authorization_reference), True)
+            info.authorization_reference, parent_id_tag=_parent(info.token.group_id)), True)

@@ -107,11 +107,14 @@ def parse_meter_values(meter_value: Sequence[dict[str, Any]]) -> list[billing.Sa
 
 
 def id_tag_info(decision: AuthDecision) -> dict[str, str]:
-    """OCPP IdTagInfo of a decision: a time-boxed one (a command vouching for the idTag)
-    carries its expiry, so the charger does not cache it beyond."""
+    """OCPP IdTagInfo of a decision: a time-boxed one (a card with an expiry, a command
+    vouching for the idTag) carries its expiry, so the charger does not cache it beyond, and
+    a token in a group its parentIdTag."""
     info = {"status": decision.status}
     if decision.expires_at is not None:
         info["expiry_date"] = decision.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if decision.parent_id_tag is not None:
+        info["parent_id_tag"] = decision.parent_id_tag
     return info
 
 
@@ -199,11 +202,14 @@ class ChargerConnection(OcppChargePoint):
                                parse_ocpp_time(timestamp), reservation_id)
         tx = await self._db(self._db.store.transaction_for_start, request)
         if tx is None:  # the first delivery of this StartTransaction
-            tx = await self._open_transaction(request)
+            tx, decision = await self._open_transaction(request)
+        else:
+            decision = await self._server.authorizer.recorded(self.id, id_tag,
+                                                              tx["id_tag_status"])
         log.info("csms.start_transaction", charge_point=self.id, transaction=tx["id"],
                  status=tx["id_tag_status"])
         return call_result.StartTransaction(transaction_id=tx["id"],
-                                            id_tag_info={"status": tx["id_tag_status"]})
+                                            id_tag_info=id_tag_info(decision))
 
     @after(Action.start_transaction)
     async def share_after_start(self, **_start: Any) -> None:
@@ -217,7 +223,7 @@ class ChargerConnection(OcppChargePoint):
         if (listener := self._server.load_listener) is not None:
             listener.charger_changed(self.id)
 
-    async def _open_transaction(self, request: StartRequest) -> RowMapping:
+    async def _open_transaction(self, request: StartRequest) -> tuple[RowMapping, AuthDecision]:
         """Authorise the idTag at the EVSE of the connector and open the transaction."""
         store = self._db.store
         evse = await self._db(store.evse_for_connector, self.id, request.connector_id)
@@ -227,7 +233,10 @@ class ChargerConnection(OcppChargePoint):
         tx, created = await self._db(store.start_transaction, request, decision)
         if created:
             self._server.changed()
-        return tx
+            return tx, decision
+        # The same start arrived twice at once: answer with what the first copy stored.
+        return tx, await self._server.authorizer.recorded(self.id, request.id_tag,
+                                                          tx["id_tag_status"])
 
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, meter_stop: int, timestamp: str, transaction_id: int,
@@ -244,7 +253,9 @@ class ChargerConnection(OcppChargePoint):
             self._server.changed()
         if id_tag is None:
             return call_result.StopTransaction()
-        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        decision = await self._server.authorizer.standing(
+            self.id, id_tag, (tx["id_tag"], tx["id_tag_status"]) if tx is not None else None)
+        return call_result.StopTransaction(id_tag_info=id_tag_info(decision))
 
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
@@ -486,6 +497,10 @@ class OcppServer:
         result = await self.call(charge_point_id, call.TriggerMessage(
             requested_message=requested_message, connector_id=connector_id))
         return str(result.status)
+
+    async def get_local_list_version(self, charge_point_id: str) -> int:
+        result = await self.call(charge_point_id, call.GetLocalListVersion())
+        return int(result.list_version)
 
     async def send_local_list(self, charge_point_id: str, list_version: int, update_type: str,
                               entries: Sequence[dict[str, Any]]) -> str:

@@ -19,6 +19,7 @@ import uvicorn
 
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
+from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
@@ -81,6 +82,8 @@ class CsmsSettings:
     # Pulls from partners (0 = off): eMSPs' token changes, and hubs' party lists.
     token_pull_interval_s: float = 6 * 3600.0
     hub_pull_interval_s: float = 3600.0
+    # How often pushes of local lists asked for through the database are looked for.
+    local_list_poll_s: float = 1.0
 
 
 @dataclass
@@ -207,7 +210,9 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         sync.start()
         sweepers = [
             asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
-            asyncio.create_task(_sweep_offline(db, settings, pusher.wake))]
+            asyncio.create_task(_sweep_offline(db, settings, pusher.wake)),
+            asyncio.create_task(LocalListPusher(db, ocpp).serve_requests(
+                settings.local_list_poll_s))]
 
         async def stop_sweepers() -> None:
             for sweeper in sweepers:

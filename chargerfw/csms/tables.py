@@ -182,6 +182,9 @@ tokens = sa.Table(
     sa.Column("contract_id", sa.String(36), nullable=False),
     sa.Column("valid", sa.Boolean, nullable=False),
     sa.Column("whitelist", sa.String(16), nullable=False),
+    # When a card of the site's own stops being accepted (OCPI tokens have no expiry); it is
+    # the expiryDate of the OCPP idTagInfo. The parentIdTag is the token's OCPI group_id.
+    sa.Column("expires_at", UtcDateTime),
     sa.Column("partner_id", sa.Integer, sa.ForeignKey("partners.id")),
     # The whole OCPI Token object as last stored (GET answers with exactly that).
     sa.Column("data", sa.JSON, nullable=False),
@@ -351,6 +354,32 @@ token_pulls = sa.Table(
     sa.Column("last_success_from", UtcDateTime),
     sa.Column("last_attempt_at", UtcDateTime, nullable=False),
     sa.Column("last_error", sa.String(500)),
+)
+
+# The OCPP local authorization list each charger holds, as far as it has accepted our
+# SendLocalList messages: its version and entries (idTag -> idTagInfo); a Differential push
+# sends only what changed since.
+local_lists = sa.Table(
+    "local_lists", metadata,
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              primary_key=True),
+    sa.Column("list_version", sa.BigInteger, nullable=False),
+    sa.Column("entries", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Pushes an administrator asked for (`chargerfw csms local-list push`): the running server
+# claims each, sends it to the connected charger and writes the outcome back.
+local_list_requests = sa.Table(
+    "local_list_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("full", sa.Boolean, nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("outcome", sa.JSON),
 )
 
 # Site load management: a site (or a sub-feeder of one, ``parent_id``) with a maximum current

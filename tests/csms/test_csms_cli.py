@@ -267,6 +267,25 @@ async def test_token_add_decides_authorize_without_an_emsp(tmp_path: Path) -> No
     assert blocked.status == "Blocked"
 
 
+def test_token_add_with_parent_and_expiry(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    code, out = run("token", "add", "04AA", "--db", db, "--parent", "FLEET-1",
+                    "--expires", "2027-01-01T01:00:00+01:00")
+    assert code == 0 and out.strip() == (
+        "added token 04AA (RFID, ALWAYS, parent FLEET-1, expires 2027-01-01 00:00:00)")
+    for args, message in (
+            (["--expires", "2027-01-01"], "no UTC offset"),
+            (["--expires", "soon"], "not an ISO 8601 time"),
+            (["--parent", "P" * 21], "parent id tag")):
+        code, out = run("token", "add", "04BB", "--db", db, *args)
+        assert code == 2 and message in out, out
+    store = Store(create_db_engine(db), CpoIdentity())
+    assert store.tokens_by_uid("04BB") == []
+    [card] = store.tokens_by_uid("04AA")
+    assert (card.parent_id_tag, card.expires_at) == (
+        "FLEET-1", datetime(2027, 1, 1, tzinfo=UTC))
+
+
 def test_location_details_and_charger_capabilities(tmp_path: Path) -> None:
     db = str(tmp_path / "c.db")
     code, out = run("charger", "add", "CP1", "--db", db, "--no-password", *LOCATION,

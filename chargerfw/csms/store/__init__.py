@@ -4,7 +4,7 @@ go in and out of it.
 - ``facade``: ``Store`` composed of one part per aggregate, ``AsyncStore``.
 - ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``hubs``, ``tokens``,
   ``transactions``, ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``sites``,
-  ``push_queue``:
+  ``local_lists``, ``push_queue``:
   one aggregate each, its SQL and its pushes.
 - ``parties``: the parties the operator gives partners, and the one rule of who sees what.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).
@@ -23,9 +23,11 @@ from chargerfw.csms.store.hashing import (
     token_digest,
     verify_password,
 )
+from chargerfw.csms.store.local_lists import HeldList, ListEntries
 from chargerfw.csms.store.parties import Party
 from chargerfw.csms.store.partners import PartyNotAllowed
 from chargerfw.csms.store.status import evse_status, evse_status_from_ocpp
+from chargerfw.csms.store.tokens import ID_TOKEN_MAX_LENGTH, StoredToken
 from chargerfw.csms.store.values import (
     AlreadyExists,
     AuthDecision,
@@ -45,10 +47,10 @@ from chargerfw.csms.store.values import (
 )
 
 __all__ = [
-    "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec", "CpoIdentity", "EvseChange",
-    "EvseSpec", "LocationDetails", "LocationSpec", "NotFound", "Page", "PageQuery", "Party",
-    "PartyNotAllowed", "PushItem", "StartRequest",
-    "Store", "StoreError", "evse_status", "evse_status_from_ocpp", "hash_password",
-    "new_credentials_token", "receiver_url", "sender_url", "token_digest", "utcnow",
-    "verify_password",
+    "ID_TOKEN_MAX_LENGTH", "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec",
+    "CpoIdentity", "EvseChange", "EvseSpec", "HeldList", "ListEntries", "LocationDetails",
+    "LocationSpec", "NotFound", "Page", "PageQuery", "Party", "PartyNotAllowed", "PushItem",
+    "StartRequest", "Store", "StoredToken", "StoreError", "evse_status",
+    "evse_status_from_ocpp", "hash_password", "new_credentials_token", "receiver_url",
+    "sender_url", "token_digest", "utcnow", "verify_password",
 ]

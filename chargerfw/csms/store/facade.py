@@ -2,10 +2,11 @@
 commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
-partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, sites, the
-push queue). Each part only knows the engine (and our CPO identity where it builds OCPI objects); work
-that spans aggregates inside one database transaction goes through the owning module's
-functions that take that transaction's connection. ``Store`` offers every part's methods
+partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, sites,
+local authorization lists, the push queue). Each part only knows the engine (and our CPO
+identity where it builds OCPI objects); work that spans aggregates inside one database
+transaction goes through the owning module's functions that take that transaction's
+connection. ``Store`` offers every part's methods
 under one name, so a caller needs neither to know which part holds a method nor to wire the
 parts.
 
@@ -29,6 +30,7 @@ from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
 from chargerfw.csms.store.commands import Commands
 from chargerfw.csms.store.hubs import Hubs
+from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
@@ -108,6 +110,7 @@ class Store:
         self.get_token = tokens.get_token
         self.patch_token = tokens.patch_token
         self.tokens_by_uid = tokens.tokens_by_uid
+        self.deciding_tokens = tokens.deciding_tokens
         self.set_token_route = tokens.set_token_route
         self.remove_token_route = tokens.remove_token_route
         self.token_routes = tokens.token_routes
@@ -150,6 +153,16 @@ class Store:
         self.list_hub_parties = hubs.list_hub_parties
         self.last_token_pull = hubs.last_token_pull
         self.record_token_pull = hubs.record_token_pull
+
+        local_lists = LocalLists(engine)
+        self.held_local_list = local_lists.held_local_list
+        self.record_local_list = local_lists.record_local_list
+        self.request_local_list_push = local_lists.request_local_list_push
+        self.claim_local_list_requests = local_lists.claim_local_list_requests
+        self.finish_local_list_request = local_lists.finish_local_list_request
+        self.withdraw_local_list_request = local_lists.withdraw_local_list_request
+        self.local_list_request = local_lists.local_list_request
+        self.last_local_list_request = local_lists.last_local_list_request
 
         sites = Sites(engine)
         self.add_site = sites.add_site

@@ -130,6 +130,8 @@ class AuthDecision:
     authorization_reference: str | None = None
     # When the charger must ask again (it may cache the answer until then).
     expires_at: datetime | None = None
+    # The token's group (OCPP parentIdTag): cards of one group may stop each other's sessions.
+    parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_the_sites_own_card_is_never_shadowed(store: Store) -> None:
             "country_code": "DE", "party_id": party_id, "uid": "04CAFE", "type": "RFID",
             "contract_id": f"DE-{party_id}-1", "issuer": party_id, "valid": False,
             "whitelist": "ALWAYS", "last_updated": "2030-01-01T00:00:00Z"}), None)
-    assert [t["party_id"] for t in store.tokens_by_uid("04CAFE")][0] == "CFW"
+    assert [t.data["party_id"] for t in store.tokens_by_uid("04CAFE")][0] == "CFW"
     store.put_token(m.Token.model_validate({
         "country_code": "DE", "party_id": "AAA", "uid": "04BEEF", "type": "RFID",
         "contract_id": "DE-AAA-2", "issuer": "AAA", "valid": True, "whitelist": "ALWAYS",
@@ -65,6 +65,6 @@ def test_the_sites_own_card_is_never_shadowed(store: Store) -> None:
         "country_code": "DE", "party_id": "BBB", "uid": "04BEEF", "type": "RFID",
         "contract_id": "DE-BBB-2", "issuer": "BBB", "valid": True, "whitelist": "ALWAYS",
         "last_updated": "2030-01-01T00:00:00Z"}), None)
-    assert store.tokens_by_uid("04BEEF")[0]["party_id"] == "BBB"  # the newest
+    assert store.tokens_by_uid("04BEEF")[0].data["party_id"] == "BBB"  # the newest
     store.set_token_route("04BE", "DE", "AAA")
-    assert store.tokens_by_uid("04BEEF")[0]["party_id"] == "AAA"  # the routed issuer's
+    assert store.tokens_by_uid("04BEEF")[0].data["party_id"] == "AAA"  # the routed issuer's
