@@ -41,8 +41,9 @@ def test_a_command_vouches_at_its_charger_while_it_holds(store: Store) -> None:
         "expiry_date": expiry.isoformat(), "reservation_id": "R-1", "location_id": "LOC1"},
         "http://e/r", "CP1", "RES1", 30)
     # Pending: until the command's deadline (the charger may ask before it accepts).
-    assert store.command_vouching_for("CP1", "RES1", created)[1] == (
-        created + timedelta(seconds=30))
+    reserve_created = store.get_command(reserve)["created_at"]
+    assert store.command_vouching_for("CP1", "RES1", reserve_created)[1] == (
+        reserve_created + timedelta(seconds=30))
     store.set_reservation_status(rid, "ACCEPTED")
     store.finish_command(reserve, "ACCEPTED")
     assert store.command_vouching_for("CP1", "RES1", created)[1] == expiry
