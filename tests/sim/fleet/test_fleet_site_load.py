@@ -62,15 +62,17 @@ class PilotWatch:
 
 
 @contextlib.asynccontextmanager
-async def site_fleet(csms: RunningCsms, tmp_path: Path) -> AsyncIterator[list[FleetCharger]]:
-    """COUNT fleet chargers on a SITE_A site (no offline fallback), online."""
-    settings = FleetSettings(count=COUNT, csms_url=csms.ocpp_url, state_dir=tmp_path / "fleet",
+async def site_fleet(csms: RunningCsms, tmp_path: Path, count: int = COUNT,
+                     fallback_a: float = 0.0, keys: dict[str, str] | None = None
+                     ) -> AsyncIterator[list[FleetCharger]]:
+    """``count`` fleet chargers on a SITE_A site, online; ``keys``: OCPP keys they start with."""
+    settings = FleetSettings(count=count, csms_url=csms.ocpp_url, state_dir=tmp_path / "fleet",
                              safety_poll_s=0.05, meter_poll_s=0.25, meter_values_interval_s=1,
                              shutdown_flush_s=1.0)
-    csms.store.add_site("SITE", "Test car park", SITE_A, fallback_a=0.0)
+    csms.store.add_site("SITE", "Test car park", SITE_A, fallback_a=fallback_a)
     chargers = []
-    for index in range(1, COUNT + 1):
-        cp_id = charge_point_id(settings.id_prefix, index, COUNT)
+    for index in range(1, count + 1):
+        cp_id = charge_point_id(settings.id_prefix, index, count)
         csms.store.add_charge_point(cp_id, None, LOCATION, [EvseSpec(
             uid=f"{cp_id}-1", ocpp_connector_id=CONNECTOR, connectors=[ConnectorSpec(
                 "1", "IEC_62196_T2", "SOCKET", "AC_3_PHASE", 400, 32, 22000)])])
@@ -82,6 +84,8 @@ async def site_fleet(csms: RunningCsms, tmp_path: Path) -> AsyncIterator[list[Fl
             # The backend re-shares when a vehicle draws less than offered: it needs the current.
             store.config_set("MeterValuesSampledData",
                              "Energy.Active.Import.Register,Current.Import")
+            for key, value in (keys or {}).items():
+                store.config_set(key, value)
         chargers.append(charger)
     stations = []
     try:
@@ -162,3 +166,24 @@ async def test_vehicles_share_the_site_at_their_pilots(tmp_path: Path) -> None:
     assert watch.samples > 50
     assert watch.violations == [], watch.violations[:5]
     assert watch.peak_a > SITE_A - 1  # the site was used up, not just left idle
+
+
+async def test_a_charger_that_loses_the_backend_falls_to_the_sites_fallback(
+        tmp_path: Path) -> None:
+    """The backend tells every charger of the site its fallback (ChargerfwOfflineLimitA); when
+    the link goes, each pilot falls to it, which is what the allocator counts them at."""
+    async with bundled_csms(tmp_path, 2) as csms, \
+            site_fleet(csms, tmp_path, count=2, fallback_a=8.0,
+                       keys={"ChargerfwOfflineAfterS": "1"}) as chargers:
+        for charger in chargers:
+            await arrive(charger)
+        await settle_at(csms, chargers, [16.0, 16.0], "two vehicles, even shares")
+        for charger in chargers:
+            assert charger.runtime is not None and charger.runtime.client is not None
+            assert charger.runtime.client.keys.raw("ChargerfwOfflineLimitA") == "8"
+        await csms.ocpp.close()
+        for charger in chargers:
+            await csms.ocpp.disconnect(charger.id)
+        await wait_until(lambda: near(offers(chargers), [8.0, 8.0]), timeout=15,
+                         what="the fallback at the pilots")
+        assert all(not c.online for c in chargers)
