@@ -92,7 +92,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         result = yield
     finally:
-        found, traffic.found = (traffic.found, []) if traffic is not None else ([], [])
+        found: list[str] = []
+        if traffic is not None:
+            found, traffic.found = traffic.found, []
     if found:
         pytest.fail("Not OCPI 2.2.1:\n" + "\n".join(found), pytrace=False)
     return result

@@ -67,7 +67,8 @@ def ocpp_keys(station: Station) -> Iterator[tuple[ConfigurationKeys, Store] | No
         return
     profile = station.config.ocpp.security_profile if station.config.ocpp else 0
     try:
-        yield ConfigurationKeys(store, len(station.config.connector), security_profile=profile), store
+        yield ConfigurationKeys(store, len(station.config.connector), security_profile=profile,
+                                defaults=station.config.ocpp_key_defaults()), store
     finally:
         store.close()
 

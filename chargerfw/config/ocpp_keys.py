@@ -4,16 +4,18 @@ layer serves and stores them (:mod:`chargerfw.ocpp.config_keys`), the CLI edits 
 rule lives here once.
 
 Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement, Reservation and
-SmartCharging keys, and the security whitepaper's AuthorizationKey /
-SecurityProfile.
+SmartCharging keys, the security whitepaper's AuthorizationKey /
+SecurityProfile, and two vendor keys of this firmware: the offline fallback limit
+(``ChargerfwOfflineLimitA``, ``ChargerfwOfflineAfterS``), so a backend that shares a site's
+current can tell each charger the safe share it counts the charger at when the link is lost.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 
 class KeyType(enum.StrEnum):
@@ -21,6 +23,7 @@ class KeyType(enum.StrEnum):
     INT = "int"
     STRING = "string"
     CSL = "csl"  # comma separated list
+    DECIMAL = "decimal"  # a number with at most one decimal place; "" = not set
 
 
 # Measurands this firmware can produce from a MeterSample (plus temperature).
@@ -42,6 +45,11 @@ FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reserva
 CHARGING_RATE_UNITS = ("Current", "Power")
 MAX_CSL_ITEMS = 8  # *MaxLength of every measurand list
 ASCII_INTEGER = re.compile(r"-?[0-9]+")
+ASCII_DECIMAL = re.compile(r"[0-9]+(\.[0-9])?")
+# Vendor keys: the offline fallback (docs/smart-charging.md). Defaults: the station config's
+# [smart_charging] offline_limit_a / offline_after_s.
+OFFLINE_LIMIT_KEY = "ChargerfwOfflineLimitA"
+OFFLINE_AFTER_KEY = "ChargerfwOfflineAfterS"
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,10 @@ def _measurands(name: str, default: str) -> KeyDef:
     return KeyDef(name, KeyType.CSL, default, max_items=MAX_CSL_ITEMS, item_check=_measurand_problem)
 
 
-def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dict[str, KeyDef]:
-    """Every key this firmware knows, for a station with ``number_of_connectors``.
+def key_definitions(number_of_connectors: int, security_profile: int = 0,
+                    defaults: Mapping[str, str] | None = None) -> dict[str, KeyDef]:
+    """Every key this firmware knows, for a station with ``number_of_connectors``;
+    ``defaults`` replaces the built-in default of writable keys (from the station config).
 
     SecurityProfile is read-only here and reports the station config's profile: moving to a
     higher profile needs a wss URL and a CA file, which are local provisioning, not a key."""
@@ -183,12 +193,21 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0) -> dic
         # The board has no phase-switch output: numberPhases cannot switch 3 to 1 phase.
         _bool("ConnectorSwitch3to1PhaseSupported", False, readonly=True),
         _int("MaxChargingProfilesInstalled", 20, readonly=True),
+        # --- chargerfw: the offline fallback ("": none, the profiles alone) ---
+        KeyDef(OFFLINE_LIMIT_KEY, KeyType.DECIMAL, "", minimum=0, maximum=80),
+        _int(OFFLINE_AFTER_KEY, 300),
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
                max_length=40),
         _int("SecurityProfile", security_profile, hi=2, readonly=True),
     ]
-    return {k.name: k for k in keys}
+    definitions = {k.name: k for k in keys}
+    for name, value in (defaults or {}).items():
+        definition = definitions[name]
+        if definition.readonly:
+            raise ConfigValueError(f"{name}: read-only, it has no configurable default")
+        definitions[name] = replace(definition, default=normalise(definition, value))
+    return definitions
 
 
 def normalise(definition: KeyDef, value: str) -> str:
@@ -214,6 +233,18 @@ def normalise(definition: KeyDef, value: str) -> str:
         if definition.maximum is not None and number > definition.maximum:
             raise ConfigValueError(f"{definition.name}: {number} is above {definition.maximum}")
         return str(number)
+    if definition.type is KeyType.DECIMAL:
+        if value == "":
+            return value
+        if not ASCII_DECIMAL.fullmatch(value):
+            raise ConfigValueError(f"{definition.name}: expected a number with at most one "
+                                   f"decimal place (or empty: not set), got {value!r}")
+        amount = float(value)
+        if definition.minimum is not None and amount < definition.minimum:
+            raise ConfigValueError(f"{definition.name}: {value} is below {definition.minimum}")
+        if definition.maximum is not None and amount > definition.maximum:
+            raise ConfigValueError(f"{definition.name}: {value} is above {definition.maximum}")
+        return f"{amount:g}"
     if definition.type is KeyType.CSL:
         items = [item.strip() for item in value.split(",")] if value.strip() else []
         if any(not item for item in items):

@@ -11,6 +11,7 @@ which checks the section's own rules (``__post_init__``) again but not its range
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -19,7 +20,13 @@ import msgspec
 from msgspec import Meta
 
 from chargerfw.config import DEFAULT_CONFIG_PATH
-from chargerfw.config.ocpp_keys import ConfigValueError, key_definitions, normalise
+from chargerfw.config.ocpp_keys import (
+    OFFLINE_AFTER_KEY,
+    OFFLINE_LIMIT_KEY,
+    ConfigValueError,
+    key_definitions,
+    normalise,
+)
 from chargerfw.config.wiring import FAIL_SAFE_WIRING, ContactWiring, PullDirection, Wiring
 from chargerfw.hwdata import data_path
 from chargerfw.tomlfile import TomlFileError, read_toml, validation_problems
@@ -325,6 +332,17 @@ class StationConfig(_Section, frozen=True, kw_only=True):
         if self.safety.mode is not None:
             return self.safety.mode
         return "process" if self.hardware == "pi" else "thread"
+
+    def ocpp_key_defaults(self) -> dict[str, str]:
+        """The OCPP keys whose default is this config's: the offline fallback
+        (``[smart_charging]``; a backend's ChangeConfiguration overrides it)."""
+        section = self.smart_charging
+        limit = section.offline_limit_a
+        return {
+            OFFLINE_LIMIT_KEY: "" if limit is None
+            else f"{math.floor(limit * 10 + 1e-6) / 10:g}",  # the key's resolution, 0.1 A
+            OFFLINE_AFTER_KEY: str(math.ceil(section.offline_after_s)),
+        }
 
     def _pins_not_shared(self) -> None:
         owners: dict[int, str] = {}

@@ -481,7 +481,8 @@ class DirectAccess:
 
         profile = self.config.ocpp.security_profile if self.config.ocpp else 0
         with self._store() as store:
-            keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile)
+            keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile,
+                                     defaults=self.config.ocpp_key_defaults())
             status, reason = keys.change(key, value)
         return ConfigSetReply(key, status, reason)
 

@@ -16,12 +16,20 @@ apply; a refused reduction re-runs the allocation at once so the others make roo
 
 An eMSP's profile on a session (OCPI chargingprofiles) is combined with the connector's
 share: every period at most the share (``combined_schedule``).
+
+The allocator counts a charger it cannot reach at its offline fallback; so that the charger
+does fall to it, every charger of a site is told the site's fallback (the configuration key
+``ChargerfwOfflineLimitA`` of chargerfw's firmware, by ChangeConfiguration) before the run
+that first sends it a share, again after it boots or reconnects, and when the fallback
+changes. A charger that refuses the key (another firmware) is logged, not retried until it
+reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +63,8 @@ CLOCK_SLACK = timedelta(minutes=1)
 # Re-allocation rounds after refused reductions before giving up until the next change.
 MAX_ROUNDS = 5
 STATES_THAT_REALLOCATE = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+# chargerfw's vendor configuration key for the offline fallback limit (A, one decimal).
+OFFLINE_LIMIT_KEY = "ChargerfwOfflineLimitA"
 
 
 def profile_id(connector_id: int) -> int:
@@ -164,6 +174,8 @@ class SiteBalancer:
         self._pinned: dict[ConnectorKey, tuple[float, int | None]] = {}
         self._offered: dict[ConnectorKey, float] = {}
         self._drawing_less: dict[ConnectorKey, bool] = {}
+        # The offline fallback each charger was told (or refused): charge point -> A.
+        self._fallback_told: dict[str, float] = {}
         ocpp.load_listener = self
 
     async def close(self) -> None:
@@ -219,6 +231,7 @@ class SiteBalancer:
             self.charger_changed(charge_point_id)
 
     def _forget(self, charge_point_id: str) -> None:
+        self._fallback_told.pop(charge_point_id, None)
         for key in [k for k in self._pinned if k.charge_point_id == charge_point_id]:
             del self._pinned[key]
 
@@ -265,6 +278,7 @@ class SiteBalancer:
         running = [c.transaction_id for c in snap.connectors if c.transaction_id is not None]
         emsp = await self._db(store.session_profiles, running) if running else {}
         self._unpin_ended(snap)
+        await self._tell_fallbacks(snap)
         loads = [self._load(conn) for conn in snap.connectors]
         try:
             allocation = allocate(float(snap.site["max_current_a"]), loads,
@@ -292,6 +306,30 @@ class SiteBalancer:
                  queued=[str(k) for k in allocation.queue],
                  phase_load_a=list(allocation.phase_load_a))
         return False
+
+    async def _tell_fallbacks(self, snap: SiteSnapshot) -> None:
+        """ChangeConfiguration of the offline fallback, to each connected charger of the site
+        not told its site's yet."""
+        wanted = {c.charge_point_id: c.fallback_a for c in snap.connectors}
+        todo = [(cp_id, amps) for cp_id, amps in sorted(wanted.items())
+                if cp_id in self._ocpp.connected and self._fallback_told.get(cp_id) != amps]
+        await asyncio.gather(*(self._tell_fallback(cp_id, amps) for cp_id, amps in todo))
+
+    async def _tell_fallback(self, charge_point_id: str, amps: float) -> None:
+        value = f"{math.floor(amps * 10 + 1e-6) / 10:g}"  # the key's resolution: 0.1 A
+        try:
+            answer = await self._ocpp.change_configuration(charge_point_id, OFFLINE_LIMIT_KEY,
+                                                           value)
+        except (TimeoutError, ChargerNotConnected, ChargerCallError) as exc:
+            log.warning("csms.load.fallback_not_set", charge_point=charge_point_id,
+                        fallback_a=amps, error=str(exc) or type(exc).__name__)
+            return  # asked again at the next run
+        if answer in ("Accepted", "RebootRequired"):
+            log.info("csms.load.fallback_set", charge_point=charge_point_id, fallback_a=amps)
+        else:
+            log.warning("csms.load.fallback_refused", charge_point=charge_point_id,
+                        fallback_a=amps, answer=answer)
+        self._fallback_told[charge_point_id] = amps
 
     def _unpin_ended(self, snap: SiteSnapshot) -> None:
         running = {ConnectorKey(c.charge_point_id, c.connector_id): c.transaction_id

@@ -17,8 +17,9 @@ the draw against the previous limit for ``OverCurrentSettings.follow_time_s`` (5
 IEC 61851-1's change-of-duty sequence gives the vehicle to follow (the figure open chargers use;
 no copy of the standard was at hand to confirm it, so it stays a setting, see ``metering.py``).
 
-Offline fallback (``[smart_charging] offline_limit_a``): once the backend has been unreachable
-for ``offline_after_s``, min(composite, offline_limit_a) applies until it is back.
+Offline fallback (the keys ``ChargerfwOfflineLimitA`` / ``ChargerfwOfflineAfterS``, whose
+defaults are ``[smart_charging] offline_limit_a`` / ``offline_after_s``): once the backend has
+been unreachable for that long, min(composite, the limit) applies until it is back.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chargerfw.config import StationConfig
+from chargerfw.config.ocpp_keys import OFFLINE_AFTER_KEY, OFFLINE_LIMIT_KEY
 from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigurationKeys
@@ -178,13 +180,14 @@ class SmartCharging:
     # -- evaluation -------------------------------------------------------------------------
 
     def offline_fallback_a(self) -> float | None:
-        """The offline limit, if the backend has been away long enough for it to apply."""
-        settings = self._config.smart_charging
-        if settings.offline_limit_a is None or self._offline_since is None:
+        """The offline limit, if the backend has been away long enough for it to apply (the
+        keys ChargerfwOfflineLimitA / ChargerfwOfflineAfterS, defaults from the config)."""
+        limit = self._keys.raw(OFFLINE_LIMIT_KEY)
+        if not limit or self._offline_since is None:
             return None
-        if self._monotonic() - self._offline_since < settings.offline_after_s:
+        if self._monotonic() - self._offline_since < self._keys.get_int(OFFLINE_AFTER_KEY):
             return None
-        return settings.offline_limit_a
+        return float(limit)
 
     def _follow_link(self) -> None:
         online = self._is_online()

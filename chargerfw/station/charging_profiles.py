@@ -43,6 +43,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -216,7 +217,9 @@ def _int(value: object, name: str) -> int:
 
 
 def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # Decimal: the ocpp library parses SetChargingProfile and RemoteStartTransaction so.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) \
+            or not math.isfinite(value):
         raise ProfileRejected(f"{name}: expected a number, got {value!r}")
     return float(value)
 

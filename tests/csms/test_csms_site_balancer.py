@@ -187,6 +187,51 @@ async def test_offline_charger_keeps_its_share_until_it_returns(tmp_path: Path) 
             assert cp2.profiles[(1, "TxProfile")]["transaction_id"] == tx2
 
 
+def fallbacks_told(charger: SimCharger) -> list[str]:
+    return [kw["value"] for action, kw in charger.received
+            if action == "ChangeConfiguration" and kw["key"] == "ChargerfwOfflineLimitA"]
+
+
+async def test_chargers_are_told_the_sites_offline_fallback(tmp_path: Path) -> None:
+    journal: Journal = []
+    async with csms_running(str(tmp_path / "c.db")) as csms, AsyncExitStack() as stack:
+        await csms.db(csms.store.add_site, "S", "Car park", 32, fallback_a=7.56)
+        await csms.db(csms.store.add_local_token, "TAG1")
+        for n in (1, 2):
+            await csms.db(add_test_charger, csms.store, f"CP{n}", None, None, f"LOC{n}")
+        await csms.db(csms.store.assign_site, "CP1", "S")
+        cp1 = await stack.enter_async_context(sim_charger(csms, "CP1"))
+        cp2 = await stack.enter_async_context(sim_charger(csms, "CP2"))
+        cp1.journal = cp2.journal = journal
+        cp2.answers["ChangeConfiguration"] = "NotSupported"  # another firmware
+        for charger in (cp1, cp2):
+            await charger.boot()
+        await wait_until(lambda: cp1.limit(1) == 32.0, what="CP1's default")
+        # Before its first share, in the key's resolution; told once, not at every run.
+        assert fallbacks_told(cp1) == ["7.5"]
+        first_told = next(i for i, (action, _) in enumerate(cp1.received)
+                          if action == "ChangeConfiguration")
+        first_profile = next(i for i, (action, _) in enumerate(cp1.received)
+                             if action == "SetChargingProfile")
+        assert first_told < first_profile
+        assert fallbacks_told(cp2) == []  # on no site: nothing to tell
+        await cp1.start_tx(1, "TAG1", 0, T0)
+        await until_limits([32.0], cp1)
+        await csms.balancer.settled()
+        assert fallbacks_told(cp1) == ["7.5"]
+
+        # Assigned to the site while connected: told at its next run; a refusal is logged
+        # and not asked again until it boots.
+        await csms.db(csms.store.assign_site, "CP2", "S")
+        await cp2.status(1, "Available")
+        await csms.balancer.rebalance("S")
+        await csms.balancer.rebalance("S")
+        assert fallbacks_told(cp2) == ["7.5"]
+        # A boot: told again (it may be a replaced unit).
+        await cp1.boot()
+        await wait_until(lambda: fallbacks_told(cp1) == ["7.5", "7.5"], what="told again")
+
+
 def test_combined_schedule_never_exceeds_the_share() -> None:
     now = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
     assert combined_schedule(16.0, None, now) == (

@@ -173,3 +173,29 @@ async def test_remote_start_with_a_profile(station, csms):
     await csms.wait_for(lambda: csms.of("StopTransaction"))
     await wait_until(lambda: runtime.store.charging_profiles() == (), what="TxProfile removed")
     assert smart_limit(runtime) is None
+
+
+async def test_limits_with_decimals_are_applied_and_keep_the_link(station, csms):
+    """A limit such as 16.5 (what a site balancer sends) is validated as the schema's
+    decimal, whichever of the frame check and the library validates first: Accepted, the
+    link stays up; one that is not a multiple of 0.1 gets a CALLERROR, also on the same link."""
+    runtime, _ = station
+    backend = Backend(csms)
+    connects = runtime.client.connection.health.connects
+    for pid, connector_id, level, limit in [(21, 1, 1, 16.5), (21, 1, 1, 32.0),
+                                            (22, 0, 2, 7.3)]:
+        assert await backend.ask("SetChargingProfile", {
+            "connectorId": connector_id,
+            "csChargingProfiles": tx_default(pid, [(0, limit)], level=level)}) == {
+            "status": "Accepted"}
+        await wait_until(lambda limit=limit: smart_limit(runtime) == limit,
+                         what=f"{limit} A applied")
+    reply = await backend.ask("SetChargingProfile", {
+        "connectorId": 1, "csChargingProfiles": tx_default(23, [(0, 16.55)], level=5)})
+    assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation", reply
+    assert await backend.ask("RemoteStartTransaction", {
+        "idTag": TAG, "connectorId": 1,
+        "chargingProfile": tx_default(24, [(0, 10.5)], purpose="TxProfile")}) == {
+        "status": "Accepted"}
+    assert runtime.client.online
+    assert runtime.client.connection.health.connects == connects

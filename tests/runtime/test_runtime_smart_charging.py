@@ -97,6 +97,30 @@ async def test_offline_fallback_limit(tmp_path: Path, short_dir: Path):
             assert status["connectors"][0]["limit"]["source"] == "profile"
 
 
+async def test_offline_fallback_set_by_the_backend_as_keys(tmp_path: Path, short_dir: Path):
+    """No fallback in the config: the backend sets ChargerfwOfflineLimitA/AfterS, and the
+    station falls to that limit once the link is gone; a bad value changes nothing."""
+    async with TestCsms() as csms:
+        _, config = sim_station_config(tmp_path, csms.url)
+        sock = short_dir / "control.sock"
+        async with running_station(config, sock):
+            await csms.wait_for(lambda: csms.of("StatusNotification"))
+            for key, value, status in [("ChargerfwOfflineLimitA", "6.55", "Rejected"),
+                                       ("ChargerfwOfflineLimitA", "7.5", "Accepted"),
+                                       ("ChargerfwOfflineAfterS", "1", "Accepted")]:
+                reply = await csms.send_raw(json.dumps([2, f"cc-{value}", "ChangeConfiguration",
+                                                        {"key": key, "value": value}]),
+                                            f"cc-{value}")
+                assert reply[2] == {"status": status}
+            assert await set_profile(csms, 1, DEFAULT_10A) == "Accepted"
+            await wait_status(sock, lambda s: s["connectors"][0]["current_limit_a"] == 10.0)
+            await csms.stop()
+            await csms.drop_connections()
+            status = await wait_status(sock, lambda s: s["connectors"][0]["limit"]["source"]
+                                       == "offline_fallback")
+            assert status["connectors"][0]["current_limit_a"] == 7.5
+
+
 @pytest.mark.parametrize(("follow_delay_s", "trips"), [(0.8, False), (600.0, True)],
                          ids=["vehicle follows in time", "vehicle never follows"])
 async def test_over_current_interlock_gives_the_vehicle_time_to_follow_a_lower_profile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -441,6 +442,16 @@ def test_wire_round_trip() -> None:
     assert p.kind is ChargingProfileKind.RECURRING and p.schedule.charging_rate_unit is W
     assert p.schedule.start_schedule == datetime(2024, 1, 1, 21, tzinfo=UTC)
     assert profile_to_wire(p) == WIRE
+
+
+def test_wire_decimals_as_the_library_parses_them() -> None:
+    schedule = {**WIRE["charging_schedule"], "min_charging_rate": Decimal("1380.5"),
+                "charging_schedule_period": [{"start_period": 0, "limit": Decimal("16.5")}]}
+    p = profile_from_wire({**WIRE, "charging_schedule": schedule})
+    assert p.schedule.periods[0].limit == 16.5 and p.schedule.min_charging_rate == 1380.5
+    with pytest.raises(ProfileRejected, match="expected a number"):
+        profile_from_wire({**WIRE, "charging_schedule": {**schedule, "charging_schedule_period": [
+            {"start_period": 0, "limit": Decimal("NaN")}]}})
 
 
 @pytest.mark.parametrize(("change", "reason"), [

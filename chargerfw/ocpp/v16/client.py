@@ -434,7 +434,8 @@ def client_from_config(config: StationConfig, store: Store, station: StationPort
     ocpp_cfg = config.ocpp
     keys = ConfigurationKeys(store, number_of_connectors=len(config.connector),
                              overrides={k: str(v) for k, v in ocpp_cfg.keys.items()},
-                             security_profile=ocpp_cfg.security_profile)
+                             security_profile=ocpp_cfg.security_profile,
+                             defaults=config.ocpp_key_defaults())
     connection = OcppConnection(
         ocpp_cfg.url, config.station.id, security_profile=ocpp_cfg.security_profile,
         password=lambda: keys.raw("AuthorizationKey") or ocpp_cfg.password,

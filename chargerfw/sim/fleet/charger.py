@@ -36,6 +36,8 @@ from chargerfw.control.api import (
     SimWeldRequest,
     TransactionStatus,
 )
+from chargerfw.drivers.board import ConnectorSim
+from chargerfw.drivers.simulated.vehicle import VehicleState
 from chargerfw.drivers.types import PLUGGED, PilotState
 from chargerfw.logs import get_logger
 from chargerfw.runtime.station import RunOutcome, StationRuntime
@@ -212,6 +214,27 @@ class FleetCharger:
 
     def running_tx(self) -> TransactionStatus | None:
         return self.connector().transaction
+
+    def offered_at_pilot_a(self) -> float | None:
+        """What the simulated vehicle reads from the pilot's PWM duty (None: no PWM)."""
+        return self._sim_parts().vehicle.offered_current_a
+
+    def offered_while_drawing_a(self) -> float:
+        """The current the pilot offers while the vehicle may draw it (the contactor is
+        closed, or the vehicle asks for charge: state C); 0 otherwise. The sum over a site's
+        chargers is what its supply must carry at the worst."""
+        parts = self._sim_parts()
+        offered = parts.vehicle.offered_current_a
+        if offered is None or not (parts.contactor.is_closed
+                                   or parts.vehicle.state is VehicleState.CHARGING):
+            return 0.0
+        return offered
+
+    def _sim_parts(self) -> ConnectorSim:
+        parts = self._rt().board.connectors[CONNECTOR].sim
+        if parts is None:
+            raise StepFailed("the station has no simulated hardware")
+        return parts
 
     async def request(self, request: Request[ReplyT]) -> ReplyT:
         """A control request, answered by the running station's handlers."""
