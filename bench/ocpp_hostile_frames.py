@@ -10,7 +10,8 @@ not answer (a malformed CALLERROR, CALLRESULTs answering nothing). Each CALL wai
 answer before the next frame goes.
 
 Printed: the child's VmRSS after the first ``--warmup`` frames and after all of them, its VmHWM,
-the answer latency of the CALLs (median, p99), CALLs left unanswered, frames the station sent
+the answer latency of the hostile CALLs (median, p99) beside that of a well-formed
+GetConfiguration sent in every cycle (the baseline, same run), CALLs left unanswered, frames the station sent
 that answered nothing it was asked (a malformed CALLERROR answered, say), and how many
 connections the station opened (1 = the link was never dropped). ``--json`` prints the figures
 as one JSON object.
@@ -40,6 +41,7 @@ from typing import Any
 from station_common import REPO, child_env, nearest_rank, proc_status
 
 DEEP = "[" * 100_000 + "]" * 100_000
+BENIGN = "ok-"  # the unique-id prefix of the baseline CALLs
 
 
 def hostile_cycle(n: int) -> list[tuple[str, str | None]]:
@@ -48,6 +50,9 @@ def hostile_cycle(n: int) -> list[tuple[str, str | None]]:
     stale = [(f'[3,"stale-{n}-{i}",{{"currentTime":"2020-01-01T00:00:00Z"}}]', None)
              for i in range(10)]
     return [
+        # The baseline: a well-formed CALL the station answers normally, in every cycle.
+        (f'[2,"{BENIGN}{n}","GetConfiguration",{{"key":["HeartbeatInterval"]}}]',
+         f"{BENIGN}{n}"),
         (f'[2,"sl-{n}","SendLocalList",{{"listVersion":1,"updateType":"Full",'
          f'"localAuthorizationList":[{{"idTag":"\\ud800","idTagInfo":{{"status":"Accepted"}}}}]}}]',
          f"sl-{n}"),
@@ -154,6 +159,7 @@ async def run_bench(total: int, warmup: int) -> dict[str, Any]:
         try:
             await asyncio.wait_for(backend.booted.wait(), 30)
             latencies: list[float] = []
+            benign: list[float] = []
             unanswered = 0
             rss_after_warmup = 0
             sent = 0
@@ -169,7 +175,7 @@ async def run_bench(total: int, warmup: int) -> dict[str, Any]:
                     if took is None:
                         unanswered += 1
                     else:
-                        latencies.append(took)
+                        (benign if reply_id.startswith(BENIGN) else latencies).append(took)
             # The last frames are read before the figures are taken: one more CALL round trip.
             with contextlib.suppress(TimeoutError):
                 await backend.send('[2,"last","ClearCache",{}]', "last")
@@ -181,15 +187,18 @@ async def run_bench(total: int, warmup: int) -> dict[str, Any]:
             _, stderr = await child.communicate()
             server.close()
             await server.wait_closed()
-    ordered = sorted(latencies)
+    ordered, baseline = sorted(latencies), sorted(benign)
     return {
-        "frames": sent, "warmup": warmup, "calls": len(latencies) + unanswered,
+        "frames": sent, "warmup": warmup, "calls": len(latencies) + len(benign) + unanswered,
+        "benign_calls": len(benign),
         "unanswered": unanswered, "unexpected": len(backend.unexpected),
         "connections": backend.connections, "station_alive": alive,
         "rss_after_warmup_kib": rss_after_warmup, "rss_after_kib": status["VmRSS"],
         "hwm_kib": status["VmHWM"],
         "latency_p50_ms": round(nearest_rank(ordered, 50) * 1000, 3) if ordered else None,
         "latency_p99_ms": round(nearest_rank(ordered, 99) * 1000, 3) if ordered else None,
+        "baseline_p50_ms": round(nearest_rank(baseline, 50) * 1000, 3) if baseline else None,
+        "baseline_p99_ms": round(nearest_rank(baseline, 99) * 1000, 3) if baseline else None,
         "station_stderr": stderr.decode(errors="replace")[-2000:],
     }
 
@@ -238,8 +247,10 @@ def main() -> None:
     print(f"  VmRSS after {figures['warmup']} frames: {figures['rss_after_warmup_kib'] / 1024:.1f} "
           f"MiB, after all: {figures['rss_after_kib'] / 1024:.1f} MiB, "
           f"VmHWM {figures['hwm_kib'] / 1024:.1f} MiB")
-    print(f"  answer latency: p50 {figures['latency_p50_ms']} ms, "
-          f"p99 {figures['latency_p99_ms']} ms")
+    print(f"  answer latency of the hostile CALLs: p50 {figures['latency_p50_ms']} ms, "
+          f"p99 {figures['latency_p99_ms']} ms; baseline, {figures['benign_calls']} "
+          f"well-formed GetConfiguration CALLs among them: p50 {figures['baseline_p50_ms']} ms, "
+          f"p99 {figures['baseline_p99_ms']} ms")
 
 
 if __name__ == "__main__":

@@ -190,8 +190,10 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           on_token_change=authorizer.forget,
                           on_partner_registered=sync.partner_registered, url_policy=policy,
                           limits=settings.request_limits, charging_profiles=profiles)
+        # A request stuck on a slow partner or database must not hold up a shutdown forever.
         api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
-                                                   lifespan="off", access_log=False))
+                                                   lifespan="off", access_log=False,
+                                                   timeout_graceful_shutdown=5))
         api_task = asyncio.create_task(api_server.serve(sockets=[sock]), name="ocpi-api")
 
         async def stop_api() -> None:
