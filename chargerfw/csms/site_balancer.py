@@ -28,13 +28,13 @@ reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chargerfw.csms.background import BackgroundTasks
 from chargerfw.csms.load_management import (
     Allocation,
     ConnectorKey,
@@ -169,7 +169,7 @@ class SiteBalancer:
         self._ocpp = ocpp
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: set[str] = set()  # sites with a run queued behind the current one
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks()
         # Limits a charger would not change: (charge point, connector) -> (A, transaction).
         self._pinned: dict[ConnectorKey, tuple[float, int | None]] = {}
         self._offered: dict[ConnectorKey, float] = {}
@@ -179,16 +179,11 @@ class SiteBalancer:
         ocpp.load_listener = self
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
 
     async def settled(self) -> None:
         """Wait until no re-allocation runs or is queued."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.settled()
 
     def is_pinned(self, key: ConnectorKey) -> bool:
         """Whether the connector's charger refused (or left unanswered) its last change."""
@@ -235,16 +230,8 @@ class SiteBalancer:
         for key in [k for k in self._pinned if k.charge_point_id == charge_point_id]:
             del self._pinned[key]
 
-    def _spawn(self, work: Any) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("csms.load.rebalance_crashed")
-
-        task = asyncio.create_task(guarded(), name="site-rebalance")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(work, "site-rebalance", "csms.load.rebalance_crashed")
 
     async def _rebalance_charger(self, charge_point_id: str) -> None:
         site_id = await self._db(self._db.store.top_site_of, charge_point_id)

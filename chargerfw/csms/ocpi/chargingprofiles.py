@@ -15,7 +15,6 @@ period at most what the connector carries).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.engine import RowMapping
 
+from chargerfw.csms.background import BackgroundTasks
 from chargerfw.csms.load_management import ConnectorKey
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
@@ -59,14 +59,10 @@ class ChargingProfileHandler:
         self.timeout_s = timeout_s
         self.min_interval_s = min_interval_s
         self._last_change: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
 
     def _response(self, result: Response) -> m.ChargingProfileResponse:
         return m.ChargingProfileResponse(result=result, timeout=max(int(self.timeout_s), 1))
@@ -110,15 +106,8 @@ class ChargingProfileHandler:
                      result=getattr(result, "result", None))
             self._on_result()
 
-        async def guarded() -> None:
-            try:
-                await execute()
-            except Exception:
-                log.exception("ocpi.chargingprofile.crashed", request=what)
-
-        task = asyncio.create_task(guarded(), name=f"ocpi-chargingprofile-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(execute(), f"ocpi-chargingprofile-{what}",
+                          "ocpi.chargingprofile.crashed", request=what)
 
     async def _apply(self, tx: RowMapping) -> str:
         """Send the connector its TxProfile as it now stands; the charger's answer."""

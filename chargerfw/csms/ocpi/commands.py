@@ -12,13 +12,13 @@ reservation expires at most ``max_reservation`` ahead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import assert_never
 
 from sqlalchemy.engine import RowMapping
 
+from chargerfw.csms.background import BackgroundTasks
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
 from chargerfw.csms.store import AsyncStore, utcnow
@@ -71,14 +71,10 @@ class CommandHandler:
         self._on_result = on_result
         self.timeout_s = timeout_s
         self.max_reservation = max_reservation
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
 
     async def handle(self, request: CommandRequest, partner: RowMapping) -> m.CommandResponse:
         """Answer a command at once; its result follows as a push to its response_url."""
@@ -147,15 +143,8 @@ class CommandHandler:
             log.info("ocpi.command.result", command=command, result=result.value)
             self._on_result()
 
-        async def guarded() -> None:
-            try:
-                await execute()
-            except Exception:
-                log.exception("ocpi.command.crashed", command=command)
-
-        task = asyncio.create_task(guarded(), name=f"ocpi-command-{command}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(execute(), f"ocpi-command-{command}", "ocpi.command.crashed",
+                          command=command)
 
     async def _start_session(self, request: m.StartSession,
                              partner: RowMapping) -> m.CommandResponse:

@@ -1,0 +1,53 @@
+"""Work a backend component starts and does not wait for (a command's result, a profile's
+result, a site's re-allocation): kept so that closing the component ends it, and guarded so
+that a crash is logged with its context instead of vanishing with the task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class BackgroundTasks:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str, crash_event: str,
+              **context: Any) -> None:
+        """Run ``work``; if it raises, log ``crash_event`` with ``context`` and the trace."""
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception(crash_event, **context)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            work.close()  # cancelled before it started: ended here, not left unawaited
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(finished)
+
+    async def settled(self) -> None:
+        """Wait until no task runs, also those started meanwhile."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel every task and wait for each to end."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._tasks.discard(task)  # its done callback may not have run yet
