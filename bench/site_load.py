@@ -17,6 +17,11 @@ Two variants, side by side (``--variant both``, the default):
   composite, the pilot), which is what a site engineer asks about.
 
 Prints figures only; exits 1 if the sum ever exceeded the site limit (a bug, not a figure).
+Log lines below WARNING are left out (``--log-level INFO`` shows the whole exchange).
+
+Figures on the 2-core dev VM (120 arrivals, other work running): baseline highest sum 100.0 A
+over 1679 samples, start -> applied p50 78 ms / p99 234 ms; firmware 100.0 A over 4281
+samples, p50 291 ms / p99 1540 ms, 53 arrivals queued at 0 A.
 
     python bench/site_load.py [--variant both|firmware|baseline] [--chargers 20]
                               [--site-a 100] [--starts 120]
@@ -47,6 +52,7 @@ from chargerfw.control.api import SimChargeRequest
 from chargerfw.csms.server import CsmsSettings, running_csms
 from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
 from chargerfw.csms.tables import site_allocations
+from chargerfw.logs import setup_logging
 from chargerfw.sim.fleet import FleetCharger, FleetSettings, charge_point_id
 from chargerfw.sim.fleet.settings import CONNECTOR
 from chargerfw.sim.scenario import PlugIn, Tap, Unplug, charger_uid
@@ -383,7 +389,10 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=120)
     parser.add_argument("--safety-poll-s", type=float, default=0.1,
                         help="the fleet chargers' safety monitor period")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the chargers' and the backend's log lines from this level up")
     args = parser.parse_args()
+    setup_logging(args.log_level)
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in (("baseline", run_baseline), ("firmware", run_firmware)):
