@@ -88,6 +88,9 @@ def limits(site_a: float, *loads: ConnectorLoad) -> dict[str, tuple[float, Role]
      {"CP1/1": (10.0, Role.SHARE), "CP2/1": (20.0, Role.SHARE), "CP3/1": (10.0, Role.SHARE)}),
     # A connector that cannot carry the minimum never charges.
     (40, [load(1, max_a=5.0)], {"CP1/1": (0.0, Role.QUEUED)}),
+    # Limits are whole tenths: binary noise below one (5.999999999999986) is that tenth.
+    (40, [load(1, max_a=5.999999999999986)], {"CP1/1": (6.0, Role.SHARE)}),
+    (40, [load(1, max_a=5.99)], {"CP1/1": (0.0, Role.QUEUED)}),
 ])
 def test_allocation_table(site_a: float, loads: list[ConnectorLoad],
                           expected: dict[str, tuple[float, Role]]) -> None:
@@ -158,7 +161,7 @@ connector_loads = st.builds(
     st.none() | amps, st.sets(st.sampled_from(["A", "B"])))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(site_a=st.floats(0, 400), loads=st.lists(connector_loads, max_size=25,
                                                 unique_by=lambda c: c.key),
        feeder_a=st.floats(0, 100), feeder_b=st.floats(0, 100))
@@ -185,8 +188,9 @@ def test_properties(site_a: float, loads: list[ConnectorLoad], feeder_a: float,
         entry = by_key[c.key]
         if entry.role in (Role.SHARE, Role.IDLE, Role.QUEUED):
             # A vehicle (or an arrival) gets nothing or at least the minimum, never more
-            # than its connector carries.
-            assert entry.limit_a == 0 or MIN_CHARGING_A <= entry.limit_a <= c.max_a
+            # than its connector carries (in whole tenths: binary noise such as
+            # 5.999999999999986 is the tenth it stands for).
+            assert entry.limit_a == 0 or MIN_CHARGING_A <= entry.limit_a <= c.max_a + 1e-6
         if entry.role == Role.SHARE:
             assert entry.limit_a >= MIN_CHARGING_A
         assert (entry.role == Role.QUEUED) == (c.key in result.queue)
