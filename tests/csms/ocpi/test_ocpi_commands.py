@@ -102,8 +102,10 @@ async def test_reservation_honoured_cancelled_and_expired(db: str) -> None:
 
             # A second reservation is cancelled, a third expires.
             for rid, path in (("R-2", "RESERVE/2"), ("R-3", "RESERVE/3")):
+                # R-3 expires soon, but not before a loaded machine has carried the command
+                # (an expiry already past is refused at once, with no result to wait for).
                 exp = datetime.now(UTC) + (timedelta(minutes=30) if rid == "R-2"
-                                           else timedelta(seconds=1))
+                                           else timedelta(seconds=4))
                 await client.post(f"{cmd}/RESERVE_NOW", headers=env.auth, json={
                     "response_url": f"{emsp.base}/emsp/commands/{path}",
                     "token": token_body("RES2"), "reservation_id": rid,
@@ -123,7 +125,7 @@ async def test_reservation_honoured_cancelled_and_expired(db: str) -> None:
             assert result[0].body == {"result": "UNKNOWN_RESERVATION"}
         r2 = await csms.db(csms.store.reservation_by_ocpi_id, 1, "R-2")
         assert r2["status"] == "CANCELLED"
-        for _ in range(50):
+        for _ in range(150):
             r3 = await csms.db(csms.store.reservation_by_ocpi_id, 1, "R-3")
             if r3["status"] == "EXPIRED":
                 break
