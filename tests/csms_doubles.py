@@ -71,7 +71,7 @@ class SimCharger(OcppChargePoint):
             "ReserveNow": "Accepted", "CancelReservation": "Accepted",
             "UnlockConnector": "Unlocked", "ChangeAvailability": "Accepted",
             "ChangeConfiguration": "Accepted", "Reset": "Accepted",
-            "TriggerMessage": "Accepted", "SendLocalList": "Accepted",
+            "TriggerMessage": "Accepted", "SendLocalList": "Accepted", "ClearCache": "Accepted",
             "SetChargingProfile": "Accepted", "ClearChargingProfile": "Accepted",
             "GetCompositeSchedule": "Accepted"}
         # Charging profiles it accepted: (connector, purpose) -> the latest csChargingProfiles
@@ -226,6 +226,10 @@ class SimCharger(OcppChargePoint):
     @on(Action.trigger_message)
     async def on_trigger(self, **kw: Any) -> call_result.TriggerMessage:
         return call_result.TriggerMessage(status=await self._answer("TriggerMessage", kw))
+
+    @on(Action.clear_cache)
+    async def on_clear_cache(self, **kw: Any) -> call_result.ClearCache:
+        return call_result.ClearCache(status=await self._answer("ClearCache", kw))
 
     @on(Action.send_local_list)
     async def on_send_local_list(self, **kw: Any) -> call_result.SendLocalList:

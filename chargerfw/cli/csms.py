@@ -682,6 +682,181 @@ def _aware_time(text: str, option: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# --- commands sent through the running server ------------------------------------------------
+
+wait_option = click.option(
+    "--wait", "wait_s", default=120, show_default=True, type=click.IntRange(1, 3600),
+    help="seconds to wait for the running backend and the charger")
+
+
+def _through_server(db: str, charge_point_id: str, command: str, params: dict[str, Any],
+                    wait_s: int, follow_up: str | None = None) -> dict[str, Any]:
+    """Queue ``command`` for the running `chargerfw csms serve` on this database (it holds
+    the charger's connection), wait for its outcome; exits 1 when none comes."""
+    import time
+
+    from chargerfw.csms.operator_commands import InvalidCommand, check_params
+    from chargerfw.csms.store import CpoIdentity
+
+    try:
+        checked = check_params(command, params)
+    except InvalidCommand as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    store = _open_store(db, CpoIdentity())  # only queues the request
+    request_id = _run_store_action(
+        lambda: store.request_operator_command(charge_point_id, command, checked))
+    deadline = time.monotonic() + wait_s
+    while True:
+        request = store.operator_command(request_id)
+        if request["finished_at"] is not None:
+            return dict(request["outcome"])
+        if time.monotonic() > deadline:
+            if store.withdraw_operator_command(request_id):
+                click.echo(f"error: no running backend took the request within {wait_s} s; "
+                           "start `chargerfw csms serve` on this database", err=True)
+            else:
+                later = f"; see `{follow_up}`" if follow_up else ""
+                click.echo(f"error: the backend took the request but has no answer from the "
+                           f"charger after {wait_s} s{later}", err=True)
+            raise SystemExit(1)
+        time.sleep(0.2)
+
+
+def _report(outcome: dict[str, Any], as_json: bool) -> None:
+    """Print the charger's answer; exit 1 when it did not do what was asked."""
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2))
+    else:
+        click.echo(f"{outcome['charge_point_id']}: {outcome['status']}: {outcome['detail']}")
+        if outcome.get("configuration"):
+            click.echo(_table(["key", "value", "access"], [
+                [entry["key"], "" if entry["value"] is None else entry["value"],
+                 "read-only" if entry["readonly"] else "read-write"]
+                for entry in outcome["configuration"]]))
+    if not outcome["ok"]:
+        raise SystemExit(1)
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="print the outcome as JSON")
+
+
+@csms.group()
+def cp() -> None:
+    """Send an OCPP command to a connected charger, through the running `chargerfw csms
+    serve` on this database. Each prints the charger's answer and exits 1 when the charger
+    refuses, does not answer or is not connected."""
+
+
+@cp.command("reset")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--hard", is_flag=True, help="a Hard reset (default: Soft)")
+@db_option
+@wait_option
+@json_option
+def cp_reset(charge_point_id: str, hard: bool, db: str, wait_s: int, as_json: bool) -> None:
+    """Reset CHARGER (Reset)."""
+    _report(_through_server(db, charge_point_id, "reset",
+                            {"type": "Hard" if hard else "Soft"}, wait_s), as_json)
+
+
+@cp.command("availability")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("availability", type=click.Choice(["operative", "inoperative"],
+                                                  case_sensitive=False))
+@click.option("--connector", default=0, show_default=True, type=click.IntRange(0),
+              help="the connector (0: the whole charger)")
+@db_option
+@wait_option
+@json_option
+def cp_availability(charge_point_id: str, availability: str, connector: int, db: str,
+                    wait_s: int, as_json: bool) -> None:
+    """Make CHARGER (or one connector) operative or inoperative (ChangeAvailability)."""
+    _report(_through_server(db, charge_point_id, "availability",
+                            {"connector": connector, "type": availability.capitalize()},
+                            wait_s), as_json)
+
+
+@cp.group("config")
+def cp_config() -> None:
+    """A charger's configuration keys (GetConfiguration, ChangeConfiguration)."""
+
+
+@cp_config.command("get")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@db_option
+@wait_option
+@json_option
+def cp_config_get(charge_point_id: str, keys: tuple[str, ...], db: str, wait_s: int,
+                  as_json: bool) -> None:
+    """CHARGER's configuration: the KEYs given, or all. Exits 1 when it does not know one."""
+    _report(_through_server(db, charge_point_id, "config_get", {"keys": list(keys)}, wait_s),
+            as_json)
+
+
+@cp_config.command("set")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("key")
+@click.argument("value")
+@db_option
+@wait_option
+@json_option
+def cp_config_set(charge_point_id: str, key: str, value: str, db: str, wait_s: int,
+                  as_json: bool) -> None:
+    """Set CHARGER's configuration KEY to VALUE."""
+    _report(_through_server(db, charge_point_id, "config_set", {"key": key, "value": value},
+                            wait_s), as_json)
+
+
+@cp.command("trigger")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("message", metavar="MESSAGE")
+@click.option("--connector", default=None, type=click.IntRange(1),
+              help="the connector the message is about")
+@db_option
+@wait_option
+@json_option
+def cp_trigger(charge_point_id: str, message: str, connector: int | None, db: str,
+               wait_s: int, as_json: bool) -> None:
+    """Ask CHARGER to send MESSAGE now (TriggerMessage): BootNotification,
+    DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues or
+    StatusNotification."""
+    from chargerfw.csms.operator_commands import TRIGGER_MESSAGES
+
+    known = {name.lower(): name for name in TRIGGER_MESSAGES}
+    if message.lower() not in known:
+        raise click.BadParameter(f"{message!r} is not one of {', '.join(TRIGGER_MESSAGES)}",
+                                 param_hint="MESSAGE")
+    _report(_through_server(db, charge_point_id, "trigger",
+                            {"message": known[message.lower()], "connector": connector},
+                            wait_s), as_json)
+
+
+@cp.command("clear-cache")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@wait_option
+@json_option
+def cp_clear_cache(charge_point_id: str, db: str, wait_s: int, as_json: bool) -> None:
+    """Clear CHARGER's authorization cache (ClearCache)."""
+    _report(_through_server(db, charge_point_id, "clear_cache", {}, wait_s), as_json)
+
+
+@cp.command("unlock")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("connector", type=click.IntRange(1))
+@db_option
+@wait_option
+@json_option
+def cp_unlock(charge_point_id: str, connector: int, db: str, wait_s: int,
+              as_json: bool) -> None:
+    """Unlock CHARGER's CONNECTOR (UnlockConnector)."""
+    _report(_through_server(db, charge_point_id, "unlock", {"connector": connector}, wait_s),
+            as_json)
+
+
 # --- local authorization lists ----------------------------------------------------------------
 
 @csms.group("local-list")
@@ -700,29 +875,12 @@ def local_list() -> None:
 def local_list_push(charge_point_id: str, db: str, full: bool, wait_s: int) -> None:
     """Push the list to CHARGER through the running `chargerfw csms serve` on this database
     (it holds the charger's connection). Exits 1 when the charger did not take the list."""
-    import time
+    from chargerfw.csms.operator_commands import LOCAL_LIST_PUSH
 
-    from chargerfw.csms.store import CpoIdentity
-
-    store = _open_store(db, CpoIdentity())  # only queues the request
-    request_id = _run_store_action(lambda: store.request_local_list_push(charge_point_id, full))
-    deadline = time.monotonic() + wait_s
-    while True:
-        request = store.local_list_request(request_id)
-        if request["finished_at"] is not None:
-            break
-        if time.monotonic() > deadline:
-            if store.withdraw_local_list_request(request_id):
-                click.echo(f"error: no running backend took the request within {wait_s} s; "
-                           "start `chargerfw csms serve` on this database", err=True)
-            else:
-                click.echo(f"error: the backend is still pushing after {wait_s} s; see "
-                           f"`chargerfw csms local-list show {charge_point_id}`", err=True)
-            raise SystemExit(1)
-        time.sleep(0.2)
-    outcome = request["outcome"]
+    outcome = _through_server(db, charge_point_id, LOCAL_LIST_PUSH, {"full": full}, wait_s,
+                              f"chargerfw csms local-list show {charge_point_id}")
     click.echo(_push_summary(outcome))
-    if outcome["status"] not in ("Accepted", "UpToDate"):
+    if not outcome["ok"]:
         raise SystemExit(1)
 
 
@@ -753,7 +911,7 @@ def local_list_show(charge_point_id: str, db: str, country_code: str, party_id: 
     held_entries = held.entries if held else {}
     wanted = wanted_list(store)
     changes = differential_update(held_entries, wanted)
-    last = store.last_local_list_request(charge_point_id)
+    last = store.last_operator_command(charge_point_id, "local_list_push")
     if as_json:
         click.echo(json.dumps({
             "charge_point_id": charge_point_id,

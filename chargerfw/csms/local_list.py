@@ -16,13 +16,11 @@ several, each a new version: a Full then Differentials); a list longer than its
 LocalAuthListMaxLength is not sent. What the charger accepted is recorded message by message,
 so a push cut short leaves the record true.
 
-Administrators ask for pushes through the database (``request_local_list_push``); the
-running server claims them, pushes and writes the outcome back (``serve_requests``).
+Administrators ask for pushes through the operator-command queue (``operator_commands``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -261,23 +259,3 @@ class LocalListPusher:
                                "positive whole number; nothing was sent")
             limits.append(limit)
         return limits[0], limits[1]
-
-    # -- pushes asked for through the database --
-
-    async def run_requests(self) -> int:
-        """Carry out the push requests nobody has taken yet; returns how many."""
-        requests = await self._db(self._db.store.claim_local_list_requests)
-        for request in requests:
-            outcome = await self.push(request["charge_point_id"], bool(request["full"]))
-            await self._db(self._db.store.finish_local_list_request, request["id"],
-                           outcome.to_json())
-        return len(requests)
-
-    async def serve_requests(self, poll_s: float) -> None:
-        """``run_requests`` every ``poll_s`` seconds, until cancelled."""
-        while True:
-            try:
-                await self.run_requests()
-            except Exception:
-                log.exception("csms.local_list_requests_failed")
-            await asyncio.sleep(poll_s)

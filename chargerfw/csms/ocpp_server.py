@@ -498,6 +498,10 @@ class OcppServer:
             requested_message=requested_message, connector_id=connector_id))
         return str(result.status)
 
+    async def clear_cache(self, charge_point_id: str) -> str:
+        result = await self.call(charge_point_id, call.ClearCache())
+        return str(result.status)
+
     async def get_local_list_version(self, charge_point_id: str) -> int:
         result = await self.call(charge_point_id, call.GetLocalListVersion())
         return int(result.list_version)

@@ -19,7 +19,6 @@ import uvicorn
 
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
-from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
@@ -29,6 +28,7 @@ from chargerfw.csms.ocpi.limits import RequestLimits
 from chargerfw.csms.ocpi.partner_sync import PartnerSync
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
+from chargerfw.csms.operator_commands import OperatorCommandRunner
 from chargerfw.csms.site_balancer import SiteBalancer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
 from chargerfw.csms.urlpolicy import UrlPolicy, guarded_client
@@ -83,7 +83,7 @@ class CsmsSettings:
     token_pull_interval_s: float = 6 * 3600.0
     hub_pull_interval_s: float = 3600.0
     # How often pushes of local lists asked for through the database are looked for.
-    local_list_poll_s: float = 1.0
+    operator_command_poll_s: float = 1.0
 
 
 @dataclass
@@ -213,8 +213,8 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         sweepers = [
             asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
             asyncio.create_task(_sweep_offline(db, settings, pusher.wake)),
-            asyncio.create_task(LocalListPusher(db, ocpp).serve_requests(
-                settings.local_list_poll_s))]
+            asyncio.create_task(OperatorCommandRunner(db, ocpp).serve_requests(
+                settings.operator_command_poll_s))]
 
         async def stop_sweepers() -> None:
             for sweeper in sweepers:

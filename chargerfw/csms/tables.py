@@ -368,14 +368,16 @@ local_lists = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# Pushes an administrator asked for (`chargerfw csms local-list push`): the running server
-# claims each, sends it to the connected charger and writes the outcome back.
-local_list_requests = sa.Table(
-    "local_list_requests", metadata,
+# Commands an operator asked the running server to send to a charger (`chargerfw csms cp
+# ...`, `local-list push`): the server claims each, sends it over the charger's connection
+# and writes the outcome back. ``command`` names what to do, ``params`` its arguments.
+operator_commands = sa.Table(
+    "operator_commands", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
               nullable=False),
-    sa.Column("full", sa.Boolean, nullable=False),
+    sa.Column("command", sa.String(40), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
     sa.Column("requested_at", UtcDateTime, nullable=False),
     sa.Column("claimed_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),

@@ -208,7 +208,7 @@ async def test_what_is_not_sent(tmp_path: Any) -> None:
             assert _sent(charger) == []
         assert await csms.db(store.held_local_list, "CP1") is None
         with pytest.raises(NotFound):
-            store.request_local_list_push("NOPE", False)
+            store.request_operator_command("NOPE", "local_list_push", {"full": False})
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -217,7 +217,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 async def test_cli_push_goes_through_the_running_backend(db: str) -> None:
-    async with csms_running(db, local_list_poll_s=0.1) as csms:
+    async with csms_running(db, operator_command_poll_s=0.1) as csms:
         store = csms.store
         await csms.db(add_test_charger, store, "CP1", None)
         await csms.db(store.add_local_token, "C1", parent_id_tag="FLEET")
@@ -265,4 +265,4 @@ def test_cli_push_without_a_running_backend(tmp_path: Any) -> None:
     add_test_charger(store, "CP1", None)
     code, out = _cli("push", "CP1", "--db", db, "--wait", "1")
     assert code == 1 and "no running backend took the request within 1 s" in out
-    assert store.claim_local_list_requests() == []  # withdrawn: a later server won't push
+    assert store.claim_operator_commands() == []  # withdrawn: a later server won't push

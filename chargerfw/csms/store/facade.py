@@ -32,6 +32,7 @@ from chargerfw.csms.store.commands import Commands
 from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
+from chargerfw.csms.store.operator_commands import OperatorCommands
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
 from chargerfw.csms.store.reservations import Reservations
@@ -157,12 +158,14 @@ class Store:
         local_lists = LocalLists(engine)
         self.held_local_list = local_lists.held_local_list
         self.record_local_list = local_lists.record_local_list
-        self.request_local_list_push = local_lists.request_local_list_push
-        self.claim_local_list_requests = local_lists.claim_local_list_requests
-        self.finish_local_list_request = local_lists.finish_local_list_request
-        self.withdraw_local_list_request = local_lists.withdraw_local_list_request
-        self.local_list_request = local_lists.local_list_request
-        self.last_local_list_request = local_lists.last_local_list_request
+
+        queue = OperatorCommands(engine)
+        self.request_operator_command = queue.request_operator_command
+        self.claim_operator_commands = queue.claim_operator_commands
+        self.finish_operator_command = queue.finish_operator_command
+        self.withdraw_operator_command = queue.withdraw_operator_command
+        self.operator_command = queue.operator_command
+        self.last_operator_command = queue.last_operator_command
 
         sites = Sites(engine)
         self.add_site = sites.add_site

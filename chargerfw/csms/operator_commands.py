@@ -1,0 +1,234 @@
+"""The operator's commands to a charger (Reset, ChangeAvailability, Get/ChangeConfiguration,
+TriggerMessage, ClearCache, UnlockConnector, a local-list push): their arguments checked, sent
+over the charger's connection, and the charger's answer as one outcome.
+
+``OperatorCommandRunner.run`` sends one at once (for a caller inside the server). Callers in
+other processes queue a request in the database (``request_operator_command`` after
+``check_params``); the running server claims it, runs it and writes the outcome back
+(``serve_requests``).
+
+An outcome is a JSON object: ``charge_point_id``, ``command``, ``status`` (the charger's
+answer, or NotConnected, NoAnswer, CallError), ``ok`` (the charger did what was asked),
+``detail`` (a sentence), and what the command adds (GetConfiguration's keys; a push's
+counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ocpp.v16.enums import MessageTrigger
+
+from chargerfw.csms.local_list import LocalListPusher
+from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
+from chargerfw.csms.store import AsyncStore
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+RESET = "reset"
+AVAILABILITY = "availability"
+CONFIG_GET = "config_get"
+CONFIG_SET = "config_set"
+TRIGGER = "trigger"
+CLEAR_CACHE = "clear_cache"
+UNLOCK = "unlock"
+LOCAL_LIST_PUSH = "local_list_push"
+COMMANDS = (RESET, AVAILABILITY, CONFIG_GET, CONFIG_SET, TRIGGER, CLEAR_CACHE, UNLOCK,
+            LOCAL_LIST_PUSH)
+
+RESET_TYPES = ("Soft", "Hard")
+AVAILABILITY_TYPES = ("Operative", "Inoperative")
+TRIGGER_MESSAGES = tuple(m.value for m in MessageTrigger if m.value not in (
+    "LogStatusNotification", "SignChargePointCertificate"))  # the Security extension's
+CONFIG_KEY_MAX = 50  # OCPP CiString50Type
+CONFIG_VALUE_MAX = 500  # OCPP CiString500Type
+
+# Answers meaning the charger did (or will do) what was asked.
+DONE: dict[str, tuple[str, ...]] = {
+    RESET: ("Accepted",), AVAILABILITY: ("Accepted", "Scheduled"),
+    CONFIG_SET: ("Accepted", "RebootRequired"), TRIGGER: ("Accepted",),
+    CLEAR_CACHE: ("Accepted",), UNLOCK: ("Unlocked",), CONFIG_GET: ("Accepted",),
+    LOCAL_LIST_PUSH: ("Accepted", "UpToDate")}
+
+_EXPLAINED = {
+    (RESET, "Accepted"): "the charger will reset",
+    (RESET, "Rejected"): "the charger refused to reset",
+    (AVAILABILITY, "Accepted"): "the charger changed the availability",
+    (AVAILABILITY, "Scheduled"): "the charger will change the availability when its "
+                                 "transaction ends",
+    (AVAILABILITY, "Rejected"): "the charger refused to change the availability",
+    (CONFIG_SET, "Accepted"): "the charger changed the key",
+    (CONFIG_SET, "RebootRequired"): "the charger took the value; it applies after a reboot",
+    (CONFIG_SET, "Rejected"): "the charger refused the value",
+    (CONFIG_SET, "NotSupported"): "the charger does not know the key (or it is read-only)",
+    (TRIGGER, "Accepted"): "the charger will send the message",
+    (TRIGGER, "Rejected"): "the charger refused to send the message",
+    (TRIGGER, "NotImplemented"): "the charger cannot send that message",
+    (CLEAR_CACHE, "Accepted"): "the charger cleared its authorization cache",
+    (CLEAR_CACHE, "Rejected"): "the charger refused to clear its authorization cache",
+    (UNLOCK, "Unlocked"): "the charger unlocked the connector",
+    (UNLOCK, "UnlockFailed"): "the charger could not unlock the connector",
+    (UNLOCK, "NotSupported"): "the charger cannot unlock that connector",
+}
+
+
+class InvalidCommand(ValueError):
+    """A command or its arguments that cannot be sent."""
+
+
+def _connector(params: dict[str, Any], minimum: int, required: bool = True) -> int | None:
+    value = params.get("connector")
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidCommand(f"connector must be a whole number from {minimum}, not {value!r}")
+    return value
+
+
+def _choice(params: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = params.get(name)
+    if value not in choices:
+        raise InvalidCommand(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def _text(value: Any, name: str, longest: int, empty_ok: bool = False) -> str:
+    if not isinstance(value, str) or (not value and not empty_ok) or len(value) > longest:
+        raise InvalidCommand(f"{name} must be text of {0 if empty_ok else 1} to {longest} "
+                             f"characters, not {value!r}")
+    return value
+
+
+def check_params(command: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` for ``command`` in their stored form; raises InvalidCommand."""
+    if command == RESET:
+        return {"type": _choice(params, "type", RESET_TYPES)}
+    if command == AVAILABILITY:
+        return {"connector": _connector(params, 0),
+                "type": _choice(params, "type", AVAILABILITY_TYPES)}
+    if command == CONFIG_GET:
+        keys = params.get("keys", [])
+        if not isinstance(keys, list):
+            raise InvalidCommand(f"keys must be a list, not {keys!r}")
+        return {"keys": [_text(key, "a key", CONFIG_KEY_MAX) for key in keys]}
+    if command == CONFIG_SET:
+        return {"key": _text(params.get("key"), "key", CONFIG_KEY_MAX),
+                "value": _text(params.get("value"), "value", CONFIG_VALUE_MAX, empty_ok=True)}
+    if command == TRIGGER:
+        return {"message": _choice(params, "message", TRIGGER_MESSAGES),
+                "connector": _connector(params, 1, required=False)}
+    if command in (CLEAR_CACHE,):
+        return {}
+    if command == UNLOCK:
+        return {"connector": _connector(params, 1)}
+    if command == LOCAL_LIST_PUSH:
+        return {"full": bool(params.get("full", False))}
+    raise InvalidCommand(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+
+
+def outcome(charge_point_id: str, command: str, status: str, detail: str | None = None,
+            **extra: Any) -> dict[str, Any]:
+    """An outcome object (see the module)."""
+    return {"charge_point_id": charge_point_id, "command": command, "status": status,
+            "ok": status in DONE.get(command, ()),
+            "detail": detail or _EXPLAINED.get((command, status),
+                                               f"the charger answered {status}"),
+            **extra}
+
+
+class OperatorCommandRunner:
+    """Sends operator commands to connected chargers."""
+
+    def __init__(self, db: AsyncStore, ocpp: OcppServer) -> None:
+        self._db = db
+        self._ocpp = ocpp
+        self._pusher = LocalListPusher(db, ocpp)
+        self._send: dict[str, Callable[[str, dict[str, Any]],
+                                       Awaitable[dict[str, Any]]]] = {
+            RESET: self._reset, AVAILABILITY: self._availability, CONFIG_GET: self._config_get,
+            CONFIG_SET: self._config_set, TRIGGER: self._trigger,
+            CLEAR_CACHE: self._clear_cache, UNLOCK: self._unlock,
+            LOCAL_LIST_PUSH: self._local_list_push}
+
+    async def run(self, charge_point_id: str, command: str,
+                  params: dict[str, Any]) -> dict[str, Any]:
+        """Send ``command``; the outcome (raises InvalidCommand for bad arguments)."""
+        checked = check_params(command, params)
+        try:
+            result = await self._send[command](charge_point_id, checked)
+        except ChargerNotConnected:
+            result = outcome(charge_point_id, command, "NotConnected",
+                             "the charger is not connected to this backend")
+        except TimeoutError:
+            result = outcome(charge_point_id, command, "NoAnswer",
+                             "the charger did not answer in time")
+        except ChargerCallError as exc:
+            result = outcome(charge_point_id, command, "CallError",
+                             f"the charger answered with an error: {exc}")
+        log.info("csms.operator_command", charge_point=charge_point_id, command=command,
+                 status=result["status"])
+        return result
+
+    async def _reset(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        return outcome(cp, RESET, await self._ocpp.reset(cp, params["type"]))
+
+    async def _availability(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status = await self._ocpp.change_availability(cp, params["connector"], params["type"])
+        return outcome(cp, AVAILABILITY, status)
+
+    async def _config_get(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        keys, unknown = await self._ocpp.get_configuration(cp, params["keys"])
+        configuration = [{"key": entry.get("key"), "value": entry.get("value"),
+                          "readonly": bool(entry.get("readonly"))} for entry in keys]
+        if unknown:
+            return outcome(cp, CONFIG_GET, "UnknownKey",
+                           f"the charger does not know {', '.join(unknown)}",
+                           configuration=configuration, unknown=unknown)
+        return outcome(cp, CONFIG_GET, "Accepted", f"the charger reported {len(keys)} key(s)",
+                       configuration=configuration, unknown=unknown)
+
+    async def _config_set(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status = await self._ocpp.change_configuration(cp, params["key"], params["value"])
+        return outcome(cp, CONFIG_SET, status)
+
+    async def _trigger(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status = await self._ocpp.trigger_message(cp, params["message"], params["connector"])
+        return outcome(cp, TRIGGER, status)
+
+    async def _clear_cache(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        return outcome(cp, CLEAR_CACHE, await self._ocpp.clear_cache(cp))
+
+    async def _unlock(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        return outcome(cp, UNLOCK, await self._ocpp.unlock_connector(cp, params["connector"]))
+
+    async def _local_list_push(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        pushed = (await self._pusher.push(cp, params["full"])).to_json()
+        return outcome(cp, LOCAL_LIST_PUSH, **{k: v for k, v in pushed.items()
+                                               if k != "charge_point_id"})
+
+    # -- commands asked for through the database --
+
+    async def run_requests(self) -> int:
+        """Carry out the requests nobody has taken yet; returns how many."""
+        requests = await self._db(self._db.store.claim_operator_commands)
+        for request in requests:
+            try:
+                result = await self.run(request["charge_point_id"], request["command"],
+                                        dict(request["params"]))
+            except InvalidCommand as exc:
+                result = outcome(request["charge_point_id"], request["command"], "Invalid",
+                                 str(exc))
+            await self._db(self._db.store.finish_operator_command, request["id"], result)
+        return len(requests)
+
+    async def serve_requests(self, poll_s: float) -> None:
+        """``run_requests`` every ``poll_s`` seconds, until cancelled."""
+        while True:
+            try:
+                await self.run_requests()
+            except Exception:
+                log.exception("csms.operator_commands_failed")
+            await asyncio.sleep(poll_s)
