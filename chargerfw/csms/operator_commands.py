@@ -120,7 +120,7 @@ def check_params(command: str, params: dict[str, Any]) -> dict[str, Any]:
     if command == TRIGGER:
         return {"message": _choice(params, "message", TRIGGER_MESSAGES),
                 "connector": _connector(params, 1, required=False)}
-    if command in (CLEAR_CACHE,):
+    if command == CLEAR_CACHE:
         return {}
     if command == UNLOCK:
         return {"connector": _connector(params, 1)}
