@@ -168,3 +168,29 @@ def test_sigkill_at_any_moment_leaves_a_bootable_current(releases: dict[str, Pat
     target = releases[NEW] if status.current.version == OLD else releases[OLD]
     install(target, prefix)
     assert slot_dirs(prefix) == {OLD, NEW}, where
+
+
+def test_the_builder_makes_a_marked_test_key_when_none_is_given(tmp_path: Path) -> None:
+    from release_builds import source_with_version
+
+    from chargerfw.release import load_private_key, verify_release
+
+    source = source_with_version(tmp_path / "src", NEW)
+    key = tmp_path / "keys" / "test.pem"
+    done = subprocess.run([sys.executable, "-m", "chargerfw.release.build", "--source",
+                           str(source), "--out", str(tmp_path / "dist"), "--key", str(key),
+                           "--no-deps", "--min-previous-version", OLD],
+                          capture_output=True, text=True, check=True)
+    assert "NEW TEST KEY" in done.stderr
+    archive = Path(done.stdout.strip())
+    assert archive == tmp_path / "dist" / f"chargerfw-{NEW}-release.tar"
+    manifest = verify_release(archive, load_private_key(key.read_bytes()).public_key(),
+                              installed_version=OLD).manifest
+    assert (manifest.version, manifest.min_previous_version) == (NEW, OLD)
+    assert list(manifest.files) == [f"wheels/chargerfw-{NEW}-py3-none-any.whl"]
+    # A key that exists is used, not replaced.
+    again = subprocess.run([sys.executable, "-m", "chargerfw.release.build", "--source",
+                            str(source), "--out", str(tmp_path / "dist2"), "--key", str(key),
+                            "--no-deps"], capture_output=True, text=True, check=True)
+    assert "TEST KEY" not in again.stderr
+    verify_release(Path(again.stdout.strip()), load_private_key(key.read_bytes()).public_key())
