@@ -13,10 +13,13 @@ never touched here.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ COMPLETE_MARKER = ".complete"
 RELEASES_DIR = "releases"
 CURRENT_LINK = "current"
 PREVIOUS_LINK = "previous"
+LOCK_NAME = ".lock"
 DEFAULT_PREFIX = Path("/opt/chargerfw")
 DEFAULT_PUBLIC_KEY = Path("/etc/chargerfw/release-signing.pub")
 
@@ -127,11 +131,28 @@ def install_release(archive: Path, prefix: Path, public_key: Ed25519PublicKey, *
     for a release that carries only that wheel."""
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / RELEASES_DIR).mkdir(exist_ok=True)
+    with _prefix_lock(prefix):
+        return _install_locked(archive, prefix, public_key, python, with_dependencies)
+
+
+@contextlib.contextmanager
+def _prefix_lock(prefix: Path) -> Iterator[None]:
+    """One install or rollback at a time per prefix (the kernel drops it if the holder dies)."""
+    with open(prefix / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReleaseError(f"another install or rollback is running in {prefix}") from None
+        yield
+
+
+def _install_locked(archive: Path, prefix: Path, public_key: Ed25519PublicKey,
+                    python: str | None, with_dependencies: bool) -> Slot:
     status = slot_status(prefix)
     installed_version = status.current.version if status.current else None
-    _remove_unused_slots(prefix)
     # Checked whole before anything is written; extracting checks every hash again.
     manifest = verify_release(archive, public_key, installed_version=installed_version).manifest
+    _remove_unused_slots(prefix)
     slot = prefix / RELEASES_DIR / manifest.version
     if status.current is not None and slot.resolve() == status.current.path:
         raise ReleaseError(f"version {manifest.version} is already current")
@@ -151,6 +172,8 @@ def install_release(archive: Path, prefix: Path, public_key: Ed25519PublicKey, *
             pip.append("--no-deps")
         _run([*pip, f"chargerfw=={manifest.version}"], "installing the wheels")
         _check_runs(slot, manifest.version)
+        # Everything the slot holds reaches the disk before the marker can.
+        os.sync()
         marker = slot / COMPLETE_MARKER
         with open(marker, "w") as handle:
             handle.write(manifest.version + "\n")
@@ -181,6 +204,13 @@ def _check_runs(slot: Path, version: str) -> None:
 
 def rollback(prefix: Path) -> SlotStatus:
     """Swap ``current`` and ``previous``; the new status."""
+    if not prefix.is_dir():
+        raise ReleaseError(f"{prefix}: no such directory")
+    with _prefix_lock(prefix):
+        return _rollback_locked(prefix)
+
+
+def _rollback_locked(prefix: Path) -> SlotStatus:
     status = slot_status(prefix)
     if status.previous is None:
         raise ReleaseError(f"no complete previous slot under {prefix} to roll back to")

@@ -56,6 +56,11 @@ def reported_version(prefix: Path) -> str:
     return done.stdout.split()[-1]
 
 
+def firmware_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chargerfw", "firmware", *args],
+                          capture_output=True, text=True)
+
+
 def slot_dirs(prefix: Path) -> set[str]:
     return {p.name for p in (prefix / "releases").iterdir()}
 
@@ -72,16 +77,21 @@ def test_install_switches_keeps_previous_and_rolls_back(releases: dict[str, Path
     assert (status.current and status.current.version, status.previous and
             status.previous.version) == (NEW, OLD)
     assert os.readlink(prefix / "current") == f"releases/{NEW}"
-    rollback(prefix)
+    rolled = firmware_cli("rollback", "--prefix", str(prefix))
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"current is now {OLD}" in rolled.stdout
     assert reported_version(prefix) == OLD
-    assert slot_status(prefix).previous.version == NEW  # type: ignore[union-attr]
+    assert os.readlink(prefix / "previous") == f"releases/{NEW}"
     assert slot_dirs(prefix) == {OLD, NEW}
     # The technician's command shows the same.
-    shown = subprocess.run([sys.executable, "-m", "chargerfw", "firmware", "status",
-                            "--prefix", str(prefix), "--json"],
-                           capture_output=True, text=True, check=True)
+    shown = firmware_cli("status", "--prefix", str(prefix), "--json")
     body = json.loads(shown.stdout)
     assert (body["current"]["version"], body["previous"]["version"]) == (OLD, NEW)
+    # Rolling back again returns to the newer release.
+    status = rollback(prefix)
+    assert (status.current and status.current.version, status.previous and
+            status.previous.version) == (NEW, OLD)
+    assert reported_version(prefix) == NEW
 
 
 def test_cli_install_refuses_a_release_signed_by_another_key(releases: dict[str, Path],
@@ -194,3 +204,29 @@ def test_the_builder_makes_a_marked_test_key_when_none_is_given(tmp_path: Path) 
                             "--no-deps"], capture_output=True, text=True, check=True)
     assert "TEST KEY" not in again.stderr
     verify_release(Path(again.stdout.strip()), load_private_key(key.read_bytes()).public_key())
+
+
+def test_cli_status_and_rollback_of_an_empty_prefix(tmp_path: Path) -> None:
+    shown = firmware_cli("status", "--prefix", str(tmp_path))
+    assert shown.returncode == 0
+    assert shown.stdout.split() == ["current", "none", "previous", "none"]
+    refused = firmware_cli("rollback", "--prefix", str(tmp_path))
+    assert refused.returncode == 1
+    assert "no complete previous slot" in refused.stderr
+    missing_key = firmware_cli("install", str(tmp_path / "r.tar"), "--prefix", str(tmp_path),
+                               "--public-key", str(tmp_path / "absent.pub"))
+    assert missing_key.returncode == 2
+    assert "absent.pub" in missing_key.stderr
+
+
+def test_one_install_at_a_time(releases: dict[str, Path], tmp_path: Path) -> None:
+    import fcntl
+
+    prefix = tmp_path / "opt"
+    prefix.mkdir()
+    with open(prefix / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ReleaseError, match="another install"):
+            install(releases[OLD], prefix)
+    assert not (prefix / "releases" / OLD).exists()
+    assert install(releases[OLD], prefix) == OLD
