@@ -117,8 +117,13 @@ def _remove_unused_slots(prefix: Path) -> None:
             log.info("release.slot_removed", slot=str(slot))
 
 
+def _slot_env() -> dict[str, str]:
+    """The environment for the new slot's tools: none of this process's import paths."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=_slot_env())
     if done.returncode != 0:
         raise InstallFailed(f"{what} failed (exit {done.returncode}): "
                             f"{(done.stderr or done.stdout).strip()[-2000:]}")
@@ -195,8 +200,7 @@ def _install_locked(archive: Path, prefix: Path, public_key: Ed25519PublicKey,
 def _check_runs(slot: Path, version: str) -> None:
     executable = slot / "bin" / "chargerfw"
     done = subprocess.run([str(executable), "--version"], capture_output=True, text=True,
-                          check=False, env={k: v for k, v in os.environ.items()
-                                            if k != "PYTHONPATH"})
+                          check=False, env=_slot_env())
     if done.returncode != 0 or version not in done.stdout.split():
         raise InstallFailed(f"{executable} --version gave exit {done.returncode}: "
                             f"{(done.stdout + done.stderr).strip()[-500:]}")
