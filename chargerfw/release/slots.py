@@ -105,9 +105,13 @@ def _sync_dir(path: Path) -> None:
 
 
 def _remove_unused_slots(prefix: Path) -> None:
-    """Slots neither link points at (older releases, ones an interrupted install left)."""
+    """Slots neither link points at (older releases, ones an interrupted install left) and
+    temporary links a cut switch left."""
     keep = {(prefix / link).resolve() for link in (CURRENT_LINK, PREVIOUS_LINK)
             if (prefix / link).is_symlink()}
+    for temporary in prefix.glob(".*.tmp"):
+        if temporary.is_symlink():
+            temporary.unlink()
     releases = prefix / RELEASES_DIR
     if not releases.is_dir():
         return

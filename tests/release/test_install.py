@@ -230,3 +230,23 @@ def test_one_install_at_a_time(releases: dict[str, Path], tmp_path: Path) -> Non
             install(releases[OLD], prefix)
     assert not (prefix / "releases" / OLD).exists()
     assert install(releases[OLD], prefix) == OLD
+
+
+def test_what_a_cut_install_leaves_is_ignored_then_cleaned(releases: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    prefix = tmp_path / "opt"
+    install(releases[OLD], prefix)
+    # A slot cut before its marker, and a temporary link cut before its rename.
+    half = prefix / "releases" / NEW
+    (half / "bin").mkdir(parents=True)
+    (half / "manifest.json").write_text("{}")
+    (prefix / ".current.4242.tmp").symlink_to(f"releases/{NEW}")
+    status = slot_status(prefix)
+    assert status.current is not None and status.current.version == OLD
+    assert status.previous is None
+    with pytest.raises(ReleaseError, match="no complete previous slot"):
+        rollback(prefix)
+    assert install(releases[NEW], prefix) == NEW
+    assert reported_version(prefix) == NEW
+    assert not (prefix / ".current.4242.tmp").is_symlink()
+    assert slot_dirs(prefix) == {OLD, NEW}
