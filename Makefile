@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PREFIX ?= /opt/chargerfw
 EXTRAS ?= pi
 
-.PHONY: help sysdeps venv test lint sim wheel bench install clean
+.PHONY: help sysdeps venv test lint sim wheel release bench install clean
 
 help:
 	@echo "make sim      run the station on simulated hardware against the bundled backend"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint     ruff, mypy and the layer contracts"
 	@echo "make bench    print the benchmark figures"
 	@echo "make wheel    build a wheel into dist/"
+	@echo "make release  build a signed release (wheels + manifest) into dist/, RELEASE_KEY=path"
 	@echo "make install  install on a Raspberry Pi (root): venv in $(PREFIX), config in /etc/chargerfw"
 
 sysdeps:
@@ -50,6 +51,15 @@ bench: venv
 
 wheel: venv
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
+
+# A signed release for `chargerfw firmware install`; wheels for this machine's platform (build on
+# aarch64 for a Pi). Without RELEASE_KEY, or with a missing file, a test key is made and said so.
+RELEASE_KEY ?= dist/release-test-key.pem
+MIN_PREVIOUS_VERSION ?= 0
+
+release: venv
+	$(BIN)/python -m chargerfw.release.build --source . --out dist --key '$(RELEASE_KEY)' \
+	  --min-previous-version '$(MIN_PREVIOUS_VERSION)'
 
 # DESTDIR stages every file under a root (no live-system changes); EXTRAS= installs no pip extra.
 install:

@@ -55,6 +55,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "chargerfw.cli.faults:faults_group",
         "Fault history (time, code, connector, active or cleared); `faults clear` acknowledges.",
     ),
+    "firmware": (
+        "chargerfw.cli.firmware:firmware_group",
+        "The installed releases (A/B slots): status, install a release file, roll back.",
+    ),
     "meter": ("chargerfw.cli.meter:meter_group", "Energy meter tools."),
     "meters": (
         "chargerfw.cli.meter:meters_command",
@@ -103,6 +107,13 @@ def console(args: Sequence[str] | None = None) -> None:
     from chargerfw.cli.service import guard, safety_options, serve, service_options
 
     argv = list(sys.argv[1:] if args is None else args)
+    if argv == ["--version"]:
+        # Answered without click (as the group's own --version prints it): an installer
+        # checks a new release's venv runs with this.
+        from chargerfw import __version__
+
+        print(f"chargerfw, version {__version__}")
+        return
     options = service_options(argv)
     if options is not None:
         serve(options)
