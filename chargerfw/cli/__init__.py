@@ -108,11 +108,10 @@ def console(args: Sequence[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if args is None else args)
     if argv == ["--version"]:
-        # Answered without click (as the group's own --version prints it): an installer
-        # checks a new release's venv runs with this.
-        from chargerfw import __version__
+        # Answered without click: an installer checks a new release's venv runs with this.
+        from chargerfw import VERSION_LINE
 
-        print(f"chargerfw, version {__version__}")
+        print(VERSION_LINE)
         return
     options = service_options(argv)
     if options is not None:

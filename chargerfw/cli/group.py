@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from chargerfw import __version__
+from chargerfw import VERSION_LINE, __version__
 from chargerfw.cli import COMMANDS, CONFIG_ENV, LOG_LEVEL_ENV, LOG_LEVELS
 from chargerfw.config import DEFAULT_CONFIG_PATH
 from chargerfw.logs import setup_logging
@@ -53,7 +53,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy_subcommands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="chargerfw")
+@click.version_option(__version__, prog_name="chargerfw", message=VERSION_LINE)
 @click.option("--log-level", default="WARNING", show_default=True, envvar=LOG_LEVEL_ENV,
               type=click.Choice(LOG_LEVELS, case_sensitive=False))
 def main(log_level: str) -> None:
