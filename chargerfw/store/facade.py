@@ -108,6 +108,10 @@ class Store:
     def schema_version(self) -> int:
         return self._db.schema_version
 
+    def backup(self, target: str | Path) -> None:
+        """A consistent copy of the store at ``target`` (kept before a firmware switch)."""
+        self._db.backup(target)
+
     def close(self) -> None:
         self._db.close()
 
