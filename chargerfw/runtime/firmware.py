@@ -320,7 +320,10 @@ class FirmwareUpdater:
     async def _health_check(self, trial: Trial) -> None:
         self.trial_deadline = trial.deadline
         log.info("firmware.trial_start", version=self.version, deadline=trial.deadline)
-        failures = await self._self_test() if self._self_test is not None else []
+        try:
+            failures = await self._self_test() if self._self_test is not None else []
+        except Exception as exc:
+            failures = [f"the self-test itself failed: {exc!r}"]
         if failures:
             await self._fail_trial("self-test failed: " + "; ".join(failures))
             return
