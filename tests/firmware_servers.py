@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ class HttpFiles:
 
     files: dict[str, bytes]
     cut_after: dict[str, int] = field(default_factory=dict)
+    # Seconds to pause after each 16 KiB sent: a download slow enough to cut in the middle.
+    pause_s: float = 0.0
     ranges: list[str | None] = field(default_factory=list)  # each GET's Range header
     url: str = ""
 
@@ -47,7 +50,12 @@ def _handler(state: HttpFiles) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
             cut = state.cut_after.pop(self.path, None)
-            self.wfile.write(body[start:] if cut is None else body[start:start + cut])
+            data = body[start:] if cut is None else body[start:start + cut]
+            for offset in range(0, len(data), 16384):
+                self.wfile.write(data[offset:offset + 16384])
+                if state.pause_s:
+                    self.wfile.flush()
+                    time.sleep(state.pause_s)
             if cut is not None:
                 self.wfile.flush()
                 self.close_connection = True
