@@ -51,7 +51,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # A release that installs and says its version but cannot run the station.
     source = source_with_version(tmp_path_factory.mktemp("broken") / "src", NEW)
     runtime = source / "chargerfw" / "runtime" / "station.py"
-    runtime.write_text('raise RuntimeError("broken release")\n' + runtime.read_text())
+    runtime.write_text(runtime.read_text() + '\nraise RuntimeError("broken release")\n')
     built["broken"] = build_release(source, tmp_path_factory.mktemp("broken-dist"), KEY,
                                     min_previous_version="0", with_dependencies=False)
     return built
