@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware_servers import HttpFiles, http_server
 from ocpp_testcsms import TestCsms
 from release_builds import build_test_release
-from runtime_helpers import sim_station_config
+from runtime_helpers import ctl, sim_station_config
 
 import chargerfw
 from chargerfw.config import FirmwareSection, StationConfig
@@ -39,6 +39,7 @@ from chargerfw.runtime.firmware import FirmwareUpdater
 from chargerfw.runtime.station import RunOutcome, StationRuntime
 from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.station.enums import ChargePointStatus
+from chargerfw.station.firmware import Phase
 from chargerfw.store.schema import MIGRATIONS
 
 pytestmark = pytest.mark.timeout(180)
@@ -223,3 +224,30 @@ async def test_a_new_release_never_accepted_rolls_back_at_its_deadline(tmp_path,
             await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=30)
     assert statuses(csms)[-2:] == ["InstallationFailed", "Idle"]
     assert slot_status(config.firmware.prefix).current.version == OLD
+
+
+async def test_the_install_waits_for_the_running_transaction(tmp_path, release, monkeypatch):
+    async with backend_and_files({"/r.tar": release}) as (csms, files):
+        config = station_config(tmp_path, csms.url)
+        async with station(config, csms, monkeypatch=monkeypatch) as (runtime, task):
+            sock = runtime.control_socket
+            await csms.wait_for(lambda: csms.of("StatusNotification"))  # online
+            await ctl(sock, "sim.tap", uid="04AABB")
+            await csms.wait_for(lambda: csms.of("Authorize"))
+            await ctl(sock, "sim.plug")
+            await csms.wait_for(lambda: csms.of("StartTransaction"))
+            await ctl(sock, "sim.charge")
+            await update_firmware(csms, f"{files.url}/r.tar")
+            await csms.wait_for(lambda: statuses(csms) == ["Downloading", "Downloaded"],
+                                timeout=30)
+            await asyncio.sleep(1.0)  # ten ticks of the updater: none may start installing
+            assert runtime.firmware.state.phase is Phase.WAITING_FOR_TRANSACTIONS
+            assert runtime.connector_outputs(1).status is ChargePointStatus.CHARGING
+            await ctl(sock, "sim.tap", uid="04AABB")  # the driver ends the session
+            assert await outcome_of(task) is RunOutcome.HARD_RESET
+    actions = [(m.action, m.payload.get("status")) for m in csms.received]
+    stop = actions.index(("StopTransaction", None))
+    assert stop < actions.index(("FirmwareStatusNotification", "Installing"))
+    # Once the session ended the connector took no other: Unavailable until the restart.
+    assert ("StatusNotification", "Unavailable") in actions[stop:]
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing"]
