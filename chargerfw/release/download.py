@@ -14,9 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
-
-import httpx
 
 from chargerfw.logs import get_logger
 
@@ -101,7 +100,7 @@ def download(location: str, target: Path, *, progress: ProgressCallback | None =
                                 "http, https or ftp")
     except DownloadError:
         raise
-    except (httpx.HTTPError, ftplib.Error, OSError, EOFError) as exc:
+    except (ftplib.Error, OSError, EOFError) as exc:
         raise DownloadError(f"{type(exc).__name__}: {exc}") from exc
     with open(partial, "rb+") as handle:
         os.fsync(handle.fileno())
@@ -129,6 +128,17 @@ def _append(partial: Path, chunks: Iterable[bytes], offset: int, total: int | No
 
 def _http(url: str, partial: Path, report: ProgressCallback, stop: threading.Event,
           timeout_s: float) -> None:
+    # Imported here: the station's start-up (and its import-time budget) does not need it.
+    import httpx
+
+    try:
+        _http_get(httpx, url, partial, report, stop, timeout_s)
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _http_get(httpx: Any, url: str, partial: Path, report: ProgressCallback,
+              stop: threading.Event, timeout_s: float) -> None:
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
