@@ -40,7 +40,13 @@ from chargerfw.release import (
     rollback,
     verify_release,
 )
-from chargerfw.release.download import DownloadError, ProgressLog, download, partial_path
+from chargerfw.release.download import (
+    DownloadError,
+    ProgressLog,
+    download,
+    partial_path,
+    safe_location,
+)
 from chargerfw.release.trial import (
     Outcome,
     Trial,
@@ -135,7 +141,7 @@ class FirmwareUpdater:
 
     def request(self, request: FirmwareRequest) -> None:
         """UpdateFirmware (or SignedUpdateFirmware) taken."""
-        log.info("firmware.update_requested", location=ProgressLog(request.location).location,
+        log.info("firmware.update_requested", location=safe_location(request.location),
                  retrieve_at=request.retrieve_at, tries=request.tries,
                  retry_interval_s=request.retry_interval_s)
         self.apply(UpdateRequested(request))
@@ -149,7 +155,7 @@ class FirmwareUpdater:
         """For ``chargerfw status``."""
         progress = self.progress if self.state.phase is Phase.DOWNLOADING else None
         return {"status": self.state.status.value, "phase": self.state.phase.value,
-                "location": (ProgressLog(self.state.request.location).location
+                "location": (safe_location(self.state.request.location)
                              if self.state.request else None),
                 "version": self.state.version,
                 "bytes": progress.received if progress else None,
