@@ -15,7 +15,7 @@ help:
 	@echo "make bench    print the benchmark figures"
 	@echo "make wheel    build a wheel into dist/"
 	@echo "make release  build a signed release (wheels + manifest) into dist/, RELEASE_KEY=path"
-	@echo "make install  install on a Raspberry Pi (root): venv in $(PREFIX), config in /etc/chargerfw"
+	@echo "make install  install on a Raspberry Pi (root): release slot in $(PREFIX)/releases, config in /etc/chargerfw"
 
 sysdeps:
 	@bash scripts/sysdeps.sh

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Install chargerfw on a Raspberry Pi: venv under PREFIX, config under /etc/chargerfw,
-# state under /var/lib/chargerfw (systemd StateDirectory), both units enabled: the safety
-# process (chargerfw-safety.service) and the station (chargerfw.service, which requires it).
+# Install chargerfw on a Raspberry Pi: the tree as the first release slot under PREFIX
+# (PREFIX/releases/<version>, a venv, with PREFIX/current pointing at it, as firmware updates
+# install theirs; docs/firmware-update.md), the boot launcher PREFIX/bin/chargerfw-boot, config
+# under /etc/chargerfw, state under /var/lib/chargerfw (systemd StateDirectory), both units
+# enabled: the safety process (chargerfw-safety.service) and the station (chargerfw.service,
+# which requires it and starts through the launcher).
 #
 # Usage (as root): scripts/install.sh [PREFIX]      or: make install [VAR=value ...]
 # Variables, read from the environment (`make install` passes them through):
-#   PREFIX            where the venv goes (default /opt/chargerfw; a first argument wins).
-#   DESTDIR           staging root, as packagers use: every file is written under it (venv at
-#                     $DESTDIR$PREFIX/venv, $DESTDIR/etc/...), root is not required, and the
+#   PREFIX            where the release slots go (default /opt/chargerfw; a first argument wins).
+#   DESTDIR           staging root, as packagers use: every file is written under it (slot at
+#                     $DESTDIR$PREFIX/releases/<version>, $DESTDIR/etc/...), root is not required, and the
 #                     steps that change the live system (groupadd/useradd, udevadm, systemctl,
 #                     ownership by a chargerfw group that does not exist) are skipped, each with
 #                     a line saying what a real install does. The units still name $PREFIX.
@@ -19,7 +22,8 @@
 #   PIP_INSTALL_ARGS  extra arguments for the pip install of chargerfw, split on spaces. Empty
 #                     (the default) is the normal, full install with dependencies; tests use
 #                     "--no-deps" and provide the dependencies themselves.
-# Safe to run again: a working venv is reused, an existing chargerfw.toml is always kept.
+# Safe to run again: a working slot venv is reused, an existing chargerfw.toml is always kept;
+# a slot another version made current (an update) becomes `previous`.
 set -euo pipefail
 
 prefix=${1:-${PREFIX:-/opt/chargerfw}}
@@ -63,18 +67,49 @@ if [ -n "$destdir" ] && { [ "$(id -u)" -ne 0 ] || ! getent group chargerfw >/dev
   owner_args=()
 fi
 
-venv=$destdir$prefix/venv
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$src/chargerfw/__init__.py")
+[ -n "$version" ] || { echo "no __version__ in $src/chargerfw/__init__.py" >&2; exit 1; }
+root=$destdir$prefix
+venv=$root/releases/$version
 # Reuse a working venv; remake one whose interpreter is gone (e.g. after an OS upgrade).
 if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   mkdir -p "$(dirname "$venv")"
   "$python" -m venv --clear "$venv"
 fi
+rm -f "$venv/.complete"
 "$venv/bin/python" -m pip install -q --upgrade pip
 package=$src
 # The Pi 5 has no RPi.GPIO; rpi-lgpio provides the same API everywhere else too.
 [ -z "$extras" ] || package="$src[$extras]"
 # pip always reinstalls from a source directory, so a re-run picks up a newer checkout.
 "$venv/bin/python" -m pip install -q "${pip_install_args[@]}" "$package"
+
+# The slot's manifest (unsigned: it was built here, not downloaded), spelt as
+# chargerfw.release.manifest reads it, then the marker that makes the slot complete.
+"$venv/bin/python" - "$version" >"$venv/manifest.json" <<'PY'
+import json, sys, sysconfig
+print(json.dumps({"format_version": 1, "version": sys.argv[1], "min_previous_version": "0",
+                  "python_tag": f"cp{sys.version_info.major}{sys.version_info.minor}",
+                  "platform": sysconfig.get_platform().replace("-", "_").replace(".", "_"),
+                  "files": {}}, indent=2, sort_keys=True))
+PY
+sync
+echo "$version" >"$venv/.complete"
+# Links are relative to the prefix and replaced atomically (a new link renamed over the old).
+point() {
+  ln -sfn "$2" "$root/.$1.install.tmp"
+  mv -T "$root/.$1.install.tmp" "$root/$1"
+}
+old=$(readlink "$root/current" || true)
+if [ -n "$old" ] && [ "$old" != "releases/$version" ] && [ -f "$root/$old/.complete" ]; then
+  point previous "$old"
+fi
+point current "releases/$version"
+install -d -m 0755 "$root/bin"
+install -m 0755 "$src/chargerfw/release/chargerfw-boot" "$root/bin/chargerfw-boot"
+# Firmware updates from the backend build new slots and switch the links as the service user.
+live chgrp chargerfw "$root" "$root/releases"
+chmod 2775 "$root" "$root/releases"
 
 etc=$destdir/etc/chargerfw
 install -d -m 0750 "${owner_args[@]}" "$etc"
@@ -85,12 +120,12 @@ else
   echo "kept the existing $etc/chargerfw.toml"
 fi
 
-# The units name the venv at its final place, not the staging path.
+# The units name the prefix at its final place, not the staging path.
 units=(chargerfw-safety.service chargerfw.service)
 unit_dir=$destdir/etc/systemd/system
 install -d -m 0755 "$unit_dir"
 for unit in "${units[@]}"; do
-  sed "s|/opt/chargerfw/venv|$prefix/venv|" "$src/systemd/$unit" >"$unit_dir/$unit.tmp"
+  sed "s|/opt/chargerfw|$prefix|g" "$src/systemd/$unit" >"$unit_dir/$unit.tmp"
   chmod 0644 "$unit_dir/$unit.tmp"
   mv "$unit_dir/$unit.tmp" "$unit_dir/$unit"
 done
@@ -102,4 +137,4 @@ if [ -d "$src/hw/udev" ]; then
 fi
 live systemctl daemon-reload
 live systemctl enable "${units[@]}"
-echo "chargerfw installed in $destdir$prefix; config $etc/chargerfw.toml; state /var/lib/chargerfw"
+echo "chargerfw $version installed in $venv (current); config $etc/chargerfw.toml; state /var/lib/chargerfw"

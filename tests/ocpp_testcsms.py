@@ -136,6 +136,10 @@ class _ServerSide(LibChargePoint):
     def data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
         return call_result.DataTransfer(status="Accepted", data=f"hello {vendor_id}")
 
+    @on(Action.firmware_status_notification)
+    def firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
+        return call_result.FirmwareStatusNotification()
+
 
 class TestCsms:
     __test__ = False  # not a pytest class

@@ -1,7 +1,8 @@
 """chargerfw's systemd units as installed: read their settings, verify them, measure their exposure.
 
-The units in systemd/ name the venv at /opt/chargerfw; install.sh rewrites that for another
-PREFIX, and the tests point it at an existing executable (systemd checks ExecStart exists).
+The units in systemd/ name the current release under /opt/chargerfw (the station through the
+boot launcher); install.sh rewrites the prefix for another PREFIX, and the tests point them at
+an existing executable (systemd checks ExecStart exists).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The executable the units in systemd/ name; install.sh rewrites the venv part for another PREFIX.
-INSTALLED_EXECUTABLE = "/opt/chargerfw/venv/bin/chargerfw"
+# The executables the units in systemd/ name; install.sh rewrites the prefix for another PREFIX.
+INSTALLED_EXECUTABLE = "/opt/chargerfw/current/bin/chargerfw"
+BOOT_LAUNCHER = "/opt/chargerfw/bin/chargerfw-boot"
 # The safety process first: the station unit requires it.
 UNIT_NAMES = ("chargerfw-safety.service", "chargerfw.service")
 # The most `systemd-analyze security` may rate any unit we ship (0 safe .. 10 exposed).
@@ -116,9 +118,11 @@ def resolve_specifiers(value: str) -> str:
 
 
 def installed_as(text: str, executable: Path) -> str:
-    """The unit text with its chargerfw executable replaced by ``executable``."""
-    assert INSTALLED_EXECUTABLE in text
-    return text.replace(INSTALLED_EXECUTABLE, str(executable))
+    """The unit text with its chargerfw executable (or the launcher) replaced by
+    ``executable``."""
+    assert INSTALLED_EXECUTABLE in text or BOOT_LAUNCHER in text
+    return text.replace(INSTALLED_EXECUTABLE, str(executable)).replace(BOOT_LAUNCHER,
+                                                                       str(executable))
 
 
 def write_units(units: Mapping[str, str], executable: Path, directory: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from machine_locks import exclusive
 from systemd_units import (
+    BOOT_LAUNCHER,
     INSTALLED_EXECUTABLE,
     UNIT_NAMES,
     assert_units_verify_clean,
@@ -28,6 +29,8 @@ from systemd_units import (
 
 import chargerfw
 from chargerfw.config import known_meter_models
+from chargerfw.release import slot_status
+from chargerfw.release.trial import boot_script_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "/opt/chargerfw"
@@ -117,7 +120,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory, stubs: LiveCommandStubs,
     report = tmp_path_factory.mktemp("pip") / "report.json"
     output = make_install(stubs, DESTDIR=str(destdir), EXTRAS="", PYTHON=sys.executable,
                           PIP_INSTALL_ARGS=f"--no-deps --report {report}")
-    venv = destdir / PREFIX.lstrip("/") / "venv"
+    venv = destdir / PREFIX.lstrip("/") / "releases" / chargerfw.__version__
     # The package is the staged copy; its dependencies come from this test environment.
     venv_site = next((venv / "lib").glob("python3*/site-packages"))
     (venv_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -142,12 +145,27 @@ def test_empty_extras_installs_chargerfw_without_an_extra(staged: StagedInstall)
 def test_units_name_the_real_prefix_and_verify(staged: StagedInstall, tmp_path: Path) -> None:
     units = {name: (staged.destdir / "etc/systemd/system" / name).read_text() for name in UNIT_NAMES}
     for name, unit in units.items():
-        assert re.search(rf"^ExecStart={re.escape(INSTALLED_EXECUTABLE)} .*run", unit,
-                         re.MULTILINE), name
+        executable = BOOT_LAUNCHER if name == "chargerfw.service" else INSTALLED_EXECUTABLE
+        assert re.search(rf"^ExecStart={re.escape(executable)} .*run", unit, re.MULTILINE), name
         assert str(staged.destdir) not in unit
         assert unit == (ROOT / "systemd" / name).read_text()
         assert (staged.destdir / "etc/systemd/system" / name).stat().st_mode & 0o777 == 0o644
     assert_units_verify_clean(units, staged.venv / "bin/chargerfw", tmp_path)
+
+
+def test_the_tree_is_the_first_release_slot_started_through_the_launcher(
+        staged: StagedInstall) -> None:
+    prefix = staged.destdir / PREFIX.lstrip("/")
+    status = slot_status(prefix)
+    assert status.current is not None and status.previous is None
+    assert (status.current.version, status.current.path) == (chargerfw.__version__, staged.venv)
+    assert os.readlink(prefix / "current") == f"releases/{chargerfw.__version__}"
+    launcher = prefix / "bin/chargerfw-boot"
+    assert launcher.read_text() == boot_script_text() and launcher.stat().st_mode & 0o111
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run([str(launcher), "--version"], capture_output=True, text=True, env=env,
+                          check=True)
+    assert done.stdout.strip() == f"chargerfw, version {chargerfw.__version__}"
 
 
 def test_config_is_the_pi_example_readable_by_its_group_only(staged: StagedInstall) -> None:
@@ -189,12 +207,13 @@ def test_prefix_and_default_extras_pass_through_make(tmp_path: Path, stubs: Live
     (planned,) = json.loads(report.read_text())["install"]
     assert planned["metadata"]["name"] == "chargerfw"
     assert planned["requested_extras"] == ["pi"]
-    assert (tmp_path / "root/srv/chargerfw/venv/bin/python").exists()
+    assert (tmp_path / f"root/srv/chargerfw/releases/{chargerfw.__version__}/bin/python").exists()
     for name, shipped in shipped_units().items():
         unit = (tmp_path / "root/etc/systemd/system" / name).read_text()
-        assert "ExecStart=/srv/chargerfw/venv/bin/chargerfw " in unit
+        assert re.search(r"^ExecStart=/srv/chargerfw/(current/bin/chargerfw|bin/chargerfw-boot) ",
+                         unit, re.MULTILINE)
         assert "/opt/chargerfw" not in unit and str(tmp_path) not in unit
-        assert unit == shipped.replace("/opt/chargerfw/venv", "/srv/chargerfw/venv")
+        assert unit == shipped.replace("/opt/chargerfw", "/srv/chargerfw")
 
 
 def test_real_install_refuses_to_run_without_root(stubs: LiveCommandStubs) -> None:

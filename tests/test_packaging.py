@@ -93,7 +93,7 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 def test_systemd_units_verify_clean(tmp_path: Path) -> None:
-    # `make install` rewrites the venv path; verify the units as installed, pointing at this venv.
+    # `make install` rewrites the prefix; verify the units as installed, pointing at this venv.
     units = shipped_units()
     for text in units.values():
         assert "Type=notify" in text and "WatchdogSec=" in text

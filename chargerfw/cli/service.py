@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
@@ -260,6 +260,24 @@ def build_safety_process(
 RESET_RETRY_DELAY_S = 2.0
 
 
+def trial_self_test(runtime: StationRuntime) -> Callable[[], Awaitable[list[str]]]:
+    """A new firmware release's self-test at its first start: the checks `chargerfw selftest`
+    makes of a running service that say whether this release works (pins readable, contactor
+    feedback, free disk for the store). Not the wiring (the config's) or a pressed emergency
+    stop (the site's): neither is the release's doing. The failed checks, "name: detail"."""
+
+    async def check() -> list[str]:
+        from chargerfw.cli.checks import CheckStatus, check_disk, hardware_checks_service
+        from chargerfw.control.api import StatusRequest
+
+        status = runtime.handlers.status(StatusRequest())
+        results = [check_disk(runtime.config.storage.path),
+                   *(r for r in hardware_checks_service(status) if r.name != "fault inputs")]
+        return [f"{r.name}: {r.detail}" for r in results if r.status is CheckStatus.FAIL]
+
+    return check
+
+
 async def run_station(
     config: StationConfig,
     control_socket: Path,
@@ -297,8 +315,10 @@ async def run_station(
     if make_runtime is None:
 
         def make_runtime() -> StationRuntime:
-            return StationRuntime(config, control_socket=control_socket, simulator=simulator,
-                                  safety_socket=safety_socket)
+            runtime = StationRuntime(config, control_socket=control_socket,
+                                     simulator=simulator, safety_socket=safety_socket)
+            runtime.self_test = trial_self_test(runtime)
+            return runtime
 
     loop = asyncio.get_running_loop()
     retries_left: int | None = None  # after a soft reset: restarts that may still fail

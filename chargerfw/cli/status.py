@@ -98,6 +98,18 @@ def status_lines(status: StatusReply) -> list[str]:
         parts.append(f"clock offset {backend.clock_offset_s:+.1f} s")
     lines.append("  ".join(p for p in parts if p))
     lines.append(f"outbox     {status.outbox.pending} waiting, {status.outbox.dead} dead")
+    firmware = status.firmware
+    if firmware is not None and firmware.phase != "idle":
+        line = f"firmware   update {firmware.status} ({firmware.phase})"
+        if firmware.bytes is not None:
+            line += f"  {firmware.bytes} bytes" + (
+                f" of {firmware.total} ({firmware.percent:g} %)"
+                if firmware.total and firmware.percent is not None else "")
+        if firmware.version:
+            line += f"  release {firmware.version}"
+        if firmware.trial_deadline is not None:
+            line += f"  on trial until {iso(firmware.trial_deadline)}"
+        lines.append(line)
     for c in status.connectors:
         head = f"connector {c.id}  {c.status.value}  pilot {c.pilot.value}"
         if c.error_code is not ChargePointErrorCode.NO_ERROR:

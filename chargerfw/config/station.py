@@ -295,6 +295,24 @@ class SmartChargingSection(_Section, frozen=True, kw_only=True):
                              "name such as Europe/Amsterdam)") from None
 
 
+class FirmwareSection(_Section, frozen=True, kw_only=True):
+    """Firmware updates from the backend (docs/firmware-update.md)."""
+
+    # Where the release slots live (releases/, current, previous, the boot launcher).
+    prefix: Path = Path("/opt/chargerfw")
+    # The Ed25519 key (PEM) a release must be signed with.
+    public_key: Path = Path("/etc/chargerfw/release-signing.pub")
+    # After the restart into a new release: its self-test and an Accepted BootNotification
+    # within this time, or it rolls back to the previous release.
+    health_check_s: Annotated[float, Meta(gt=0, le=86400)] = 300.0
+    # How many starts of a new release the boot launcher allows before it rolls back.
+    boot_attempts: Annotated[int, Meta(ge=1, le=20)] = 3
+    # Whether the unsigned UpdateFirmware is taken (SignedUpdateFirmware is not affected).
+    allow_unsigned_update_firmware: bool = True
+    # Where downloads are kept until installed; unset: ``firmware/`` beside the store.
+    download_dir: Path | None = None
+
+
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
 
@@ -312,6 +330,7 @@ class StationConfig(_Section, frozen=True, kw_only=True):
     storage: StorageSection = msgspec.field(default_factory=StorageSection)
     safety: SafetySection = msgspec.field(default_factory=SafetySection)
     smart_charging: SmartChargingSection = msgspec.field(default_factory=SmartChargingSection)
+    firmware: FirmwareSection = msgspec.field(default_factory=FirmwareSection)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.connector]
@@ -343,6 +362,10 @@ class StationConfig(_Section, frozen=True, kw_only=True):
             else f"{math.floor(limit * 10 + 1e-6) / 10:g}",  # the key's resolution, 0.1 A
             OFFLINE_AFTER_KEY: str(math.ceil(section.offline_after_s)),
         }
+
+    @property
+    def firmware_download_dir(self) -> Path:
+        return self.firmware.download_dir or self.storage.path.parent / "firmware"
 
     def _pins_not_shared(self) -> None:
         owners: dict[int, str] = {}

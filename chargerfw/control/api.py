@@ -253,6 +253,20 @@ class OutboxStatus(Reply, frozen=True):
     dead: int
 
 
+class FirmwareUpdateStatus(Reply, frozen=True):
+    """The firmware update: the status last reported to the backend and, while downloading,
+    the progress."""
+
+    status: str  # FirmwareStatusNotification spelling: Idle, Downloading, ...
+    phase: str
+    location: str | None = None  # without a password
+    version: str | None = None  # the release downloaded, once verified
+    bytes: int | None = None
+    total: int | None = None
+    percent: float | None = None
+    trial_deadline: float | None = None  # this release is on trial until then
+
+
 class ActiveFault(Reply, frozen=True):
     kind: FaultKind
     connector: int  # 0: the whole station
@@ -294,6 +308,7 @@ class StatusReply(Reply, frozen=True):
     outbox: OutboxStatus
     faults: list[ActiveFault]
     reader: ReaderStatus | None
+    firmware: FirmwareUpdateStatus | None = None
 
     def connector(self, connector_id: int) -> ConnectorStatus | None:
         return next((c for c in self.connectors if c.id == connector_id), None)

@@ -21,6 +21,7 @@ from chargerfw.station.charging_profiles import (
     ClearCriteria,
     CompositeSchedule,
 )
+from chargerfw.station.firmware import FirmwareRequest
 
 log = get_logger(__name__)
 
@@ -94,6 +95,16 @@ class StationPort(Protocol):
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         """CancelReservation. True = a reservation with that id existed and is gone."""
+        ...
+
+    def update_firmware(self, request: FirmwareRequest) -> str | None:
+        """UpdateFirmware (FirmwareManagement; optional: a station without it is answered
+        NotImplemented). None: taken (it replaces one that has not started installing);
+        otherwise why it is refused."""
+        ...
+
+    def firmware_status(self) -> str:
+        """The FirmwareStatusNotification status last reported (Idle when none runs)."""
         ...
 
     def transaction_confirmed(self, connector_id: int, local_id: int, transaction_id: int,

@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from chargerfw.release.manifest import (
     ReleaseError,
     parse_manifest,
 )
+from chargerfw.release.trial import install_boot_script
 
 log = get_logger(__name__)
 
@@ -134,14 +135,18 @@ def _run(command: list[str], what: str) -> None:
 
 
 def install_release(archive: Path, prefix: Path, public_key: Ed25519PublicKey, *,
-                    python: str | None = None, with_dependencies: bool = True) -> Slot:
+                    python: str | None = None, with_dependencies: bool = True,
+                    before_switch: Callable[[Slot], None] | None = None) -> Slot:
     """Verify ``archive``, build its slot and make it current; the old current becomes
     previous. ``with_dependencies=False`` installs the chargerfw wheel alone (pip --no-deps),
-    for a release that carries only that wheel."""
+    for a release that carries only that wheel. ``before_switch`` runs once the new slot is
+    complete, just before the links change (an exception from it leaves them alone). The boot
+    launcher ``<prefix>/bin/chargerfw-boot`` is refreshed from this version's copy."""
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / RELEASES_DIR).mkdir(exist_ok=True)
     with _prefix_lock(prefix):
-        return _install_locked(archive, prefix, public_key, python, with_dependencies)
+        return _install_locked(archive, prefix, public_key, python, with_dependencies,
+                               before_switch)
 
 
 @contextlib.contextmanager
@@ -156,7 +161,8 @@ def _prefix_lock(prefix: Path) -> Iterator[None]:
 
 
 def _install_locked(archive: Path, prefix: Path, public_key: Ed25519PublicKey,
-                    python: str | None, with_dependencies: bool) -> Slot:
+                    python: str | None, with_dependencies: bool,
+                    before_switch: Callable[[Slot], None] | None) -> Slot:
     status = slot_status(prefix)
     installed_version = status.current.version if status.current else None
     # Checked whole before anything is written; extracting checks every hash again.
@@ -192,6 +198,9 @@ def _install_locked(archive: Path, prefix: Path, public_key: Ed25519PublicKey,
     except BaseException:
         shutil.rmtree(slot, ignore_errors=True)
         raise
+    install_boot_script(prefix)
+    if before_switch is not None:
+        before_switch(Slot(slot, manifest.version))
     # Previous first: after it both links point at complete slots, so a cut before the
     # switch still boots the old version.
     if status.current is not None:

@@ -35,6 +35,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.station_port import ResetKind
 from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.runtime.core import CoreRunner, Emit, RunBackground, initial_state
+from chargerfw.runtime.firmware import FirmwareUpdater, SelfTest, restore_store_after_rollback
 from chargerfw.runtime.port import BackendPort
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator
 from chargerfw.runtime.smart_charging import SmartCharging
@@ -74,6 +75,7 @@ class StationParts:
     safety: SafetyPort
     core: CoreRunner
     smart_charging: SmartCharging
+    firmware: FirmwareUpdater
     reader: TokenReader | None
     sim: SimulatedHardware | None
 
@@ -82,11 +84,14 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
                    safety_settings: SafetySettings, simulator: Simulator | None,
                    emit: Emit, run_background: RunBackground,
                    restart: Callable[[ResetKind], None],
-                   safety_socket: Path | None = None) -> StationParts:
+                   safety_socket: Path | None = None,
+                   self_test: SelfTest | None = None) -> StationParts:
     """The station's parts, started; each is closed by ``stack``."""
     loop = asyncio.get_running_loop()
     quiet_pymodbus()
     config.storage.path.parent.mkdir(parents=True, exist_ok=True)
+    # A failed firmware trial rolled back to this release: its store as before the switch.
+    restore_store_after_rollback(config)
     store = Store(config.storage.path)
     stack.callback(store.close)
     for record in store.recover_interrupted():
@@ -132,7 +137,12 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
     core.apply(ReservationsRestored(tuple(store.reservations_all()), time.time()))
     smart_charging = SmartCharging(core, config, store, keys, is_online=lambda: client.online,
                                    emit=emit)
-    client.attach_station(BackendPort(core, smart_charging, emit=emit, restart=restart))
+    firmware = FirmwareUpdater(config, store, core, wake_outbox=client.outbox.wake,
+                               request_restart=lambda: restart("Hard"),
+                               is_accepted=lambda: client.online, self_test=self_test)
+    stack.callback(firmware.close)
+    client.attach_station(BackendPort(core, smart_charging, firmware, emit=emit,
+                                      restart=restart))
     keys.add_listener(core.on_key_changed)
     if board is not None:
         _restore_faults(store, local, core)
@@ -160,7 +170,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
         await reader.start()
         stack.push_async_callback(_stop_reader, reader)
     return StationParts(config, store, board, client, authorizer, safety, core, smart_charging,
-                        reader, sim)
+                        firmware, reader, sim)
 
 
 async def _stop_reader(reader: TokenReader) -> None:

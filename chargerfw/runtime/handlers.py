@@ -35,6 +35,7 @@ from chargerfw.control.api import (
     FaultHistoryEntry,
     FaultsReply,
     FaultsRequest,
+    FirmwareUpdateStatus,
     InvalidParams,
     LinkStatus,
     MeterSampleReply,
@@ -125,6 +126,7 @@ class ControlHandlers:
             faults=self._active_faults(),
             reader=None if rt.reader is None else ReaderStatus(rt.reader.name,
                                                                  rt.reader.available),
+            firmware=FirmwareUpdateStatus(**rt.firmware.snapshot()),
         )
 
     def connector_status(self, connector_id: int) -> ConnectorStatus:

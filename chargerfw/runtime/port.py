@@ -21,6 +21,7 @@ from chargerfw.ocpp.station_port import (
     UnlockAnswer,
 )
 from chargerfw.runtime.core import CoreRunner, Emit
+from chargerfw.runtime.firmware import FirmwareUpdater
 from chargerfw.runtime.smart_charging import SmartCharging
 from chargerfw.station import connector as cn
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagError, InvalidIdTagInfoError
@@ -32,6 +33,7 @@ from chargerfw.station.charging_profiles import (
     ProfileRejected,
 )
 from chargerfw.station.enums import AuthorizationStatus, Availability, StopReason
+from chargerfw.station.firmware import FirmwareRequest
 from chargerfw.station.station import (
     AvailabilityOutcome,
     AvailabilityRequested,
@@ -62,12 +64,25 @@ def _answer(actions: Sequence[object], kind: type[T]) -> T:
 class BackendPort:
     """What the backend asks of the station, carried out through the core."""
 
-    def __init__(self, core: CoreRunner, smart_charging: SmartCharging, *, emit: Emit,
+    def __init__(self, core: CoreRunner, smart_charging: SmartCharging,
+                 firmware: FirmwareUpdater, *, emit: Emit,
                  restart: Callable[[ResetKind], None]) -> None:
         self._core = core
         self._smart = smart_charging
+        self._firmware = firmware
         self._emit = emit
         self._restart = restart
+
+    def update_firmware(self, request: FirmwareRequest) -> str | None:
+        if not self._firmware.section.allow_unsigned_update_firmware:
+            log.warning("firmware.unsigned_update_refused")
+            return "unsigned UpdateFirmware is disabled on this station"
+        self._firmware.request(request)
+        self._emit("firmware.update_requested", retrieve_at=request.retrieve_at, log_it=False)
+        return None
+
+    def firmware_status(self) -> str:
+        return self._firmware.status
 
     def remote_start(self, id_tag: str, connector_id: int | None, authorize: bool,
                      charging_profile: ChargingProfile | None = None) -> bool:

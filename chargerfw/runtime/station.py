@@ -55,6 +55,7 @@ from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.runtime.assembly import StationParts, assemble
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.core import CoreRunner
+from chargerfw.runtime.firmware import FirmwareUpdater, SelfTest
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.runtime.smart_charging import SmartCharging
@@ -103,6 +104,7 @@ class StationRuntime:
         shutdown_flush_s: float = SHUTDOWN_FLUSH_S,
         simulator: Simulator | None = None,
         safety_socket: Path | None = None,
+        self_test: SelfTest | None = None,
     ) -> None:
         if config.ocpp is None:
             raise ValueError("chargerfw run needs an [ocpp] section in the station config")
@@ -117,6 +119,8 @@ class StationRuntime:
         # Where the safety process listens ([safety] mode = "process"); None: the safety
         # core runs in this process.
         self.safety_socket = safety_socket
+        # What a new firmware release on trial checks at start-up (besides being Accepted).
+        self.self_test = self_test
         self.started_at: float | None = None
         self.ready = asyncio.Event()
         self.parts: StationParts | None = None  # set once every part is built
@@ -173,6 +177,10 @@ class StationRuntime:
     @property
     def smart_charging(self) -> SmartCharging:
         return self._parts().smart_charging
+
+    @property
+    def firmware(self) -> FirmwareUpdater:
+        return self._parts().firmware
 
     @property
     def reader(self) -> TokenReader | None:
@@ -281,6 +289,7 @@ class StationRuntime:
             run_background=self._run_background,
             restart=self._restart,
             safety_socket=self.safety_socket,
+            self_test=self.self_test,
         )
 
         # What the station and the connectors show before any event: pilot and status.
@@ -299,6 +308,7 @@ class StationRuntime:
         # first polls (each task starts at the next await, in this order).
         self._spawn(client.run(), "ocpp-client")
         self._spawn(parts.smart_charging.run(), "smart-charging")
+        self._spawn(parts.firmware.run(), "firmware")
         for controller in core.controllers.values():
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")

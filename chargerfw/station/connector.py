@@ -158,6 +158,9 @@ class ConnectorState:
     # (UnlockConnectorOnEVSideDisconnect false), held for this tag (and its parent).
     held_for: str | None = None
     held_for_parent: str | None = None
+    # A firmware update waits for transactions to end, then installs: no new session meanwhile
+    # (Unavailable once no transaction runs here). Not persisted: the update restores it.
+    update_hold: bool = False
 
     def limit(self, source: LimitSource) -> float | None:
         return dict(self.limits).get(source)
@@ -260,6 +263,13 @@ class LeftTestMode:
     """The hardware test is over: the machine's own pilot and status apply again."""
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateHold:
+    """A firmware update holds the connector (True) or lets it go (False)."""
+
+    hold: bool
+
+
 Event = (
     PilotChanged
     | Authorized
@@ -277,6 +287,7 @@ Event = (
     | CableReleased
     | EnteredTestMode
     | LeftTestMode
+    | UpdateHold
 )
 
 # ---- actions ------------------------------------------------------------------------------
@@ -415,7 +426,7 @@ def _status(state: ConnectorState) -> ChargePointStatus:
         if state.pilot in (PilotState.C, PilotState.D):
             return ChargePointStatus.CHARGING
         return ChargePointStatus.SUSPENDED_EV
-    if state.availability is Availability.INOPERATIVE:
+    if state.availability is Availability.INOPERATIVE or state.update_hold:
         return ChargePointStatus.UNAVAILABLE
     if state.phase is TxPhase.FINISHED:
         return ChargePointStatus.FINISHING
@@ -588,7 +599,7 @@ def _on_authorized(s: _Step, ev: Authorized) -> None:
     if _faulted(st):
         s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.FAULTED))
         return
-    if st.availability is Availability.INOPERATIVE:
+    if st.availability is Availability.INOPERATIVE or st.update_hold:
         s.answers.append(AuthorizationRefused(ev.id_tag, RefusalReason.UNAVAILABLE))
         return
     if st.phase is TxPhase.RUNNING or st.held_for is not None:
@@ -625,7 +636,7 @@ def _on_reserve(s: _Step, ev: Reserve) -> None:
     st = s.state
     if _faulted(st):
         status = ReservationStatus.FAULTED
-    elif st.availability is Availability.INOPERATIVE:
+    elif st.availability is Availability.INOPERATIVE or st.update_hold:
         status = ReservationStatus.UNAVAILABLE
     elif st.phase is not TxPhase.IDLE or st.pilot in PLUGGED:
         status = ReservationStatus.OCCUPIED
@@ -694,6 +705,11 @@ def _transition(s: _Step, ev: Event) -> None:
             s.state = replace(st, under_test=test)
         case LeftTestMode():
             s.state = replace(st, under_test=None)
+        case UpdateHold(hold=hold):
+            st = replace(st, update_hold=hold)
+            if hold and st.phase is TxPhase.AUTHORIZED:
+                st = replace(st, phase=TxPhase.IDLE, id_tag=None, parent_id_tag=None)
+            s.state = st
         case _:
             raise TypeError(f"not a connector event: {ev!r}")
 

@@ -13,6 +13,7 @@ rolls back with nothing stored.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -72,6 +73,22 @@ class Database:
             finally:
                 if not durable:
                     self._conn.execute("PRAGMA synchronous=FULL")
+
+    def backup(self, target: str | Path) -> None:
+        """A consistent copy of the whole database at ``target`` (SQLite's online backup),
+        fsynced before it is renamed into place."""
+        target = Path(target)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.unlink(missing_ok=True)
+        copy = sqlite3.connect(str(temporary))
+        try:
+            with self._lock:
+                self._conn.backup(copy)
+        finally:
+            copy.close()
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
 
     @property
     def schema_version(self) -> int:

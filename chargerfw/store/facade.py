@@ -5,7 +5,7 @@ One SQLite file (:class:`~chargerfw.store.database.Database`: WAL, fsync on ever
 matters) holds one part per kind of record: the OCPP configuration keys, the availability and
 the reservations (``settings``), the authorization cache and local list (``authorization``),
 transactions and the outbox that reports them (``transactions``, ``outbox``), the fault history
-(``faults``), the charging profiles the backend installed (``charging_profiles``) and the ring
+(``faults``), the firmware update's state (``firmware``), the charging profiles the backend installed (``charging_profiles``) and the ring
 of recent OCPP frames (``frames``). ``Store`` offers every part's methods under
 one name, so callers neither know which part holds a method nor wire the parts; schema changes
 are the list of migrations in ``schema``.
@@ -19,6 +19,7 @@ from chargerfw.store.authorization import AuthorizationCache, LocalList
 from chargerfw.store.charging_profiles import ChargingProfiles
 from chargerfw.store.database import Database
 from chargerfw.store.faults import FaultHistory
+from chargerfw.store.firmware import FirmwareUpdates
 from chargerfw.store.frames import FRAME_LOG_SIZE, FrameLog
 from chargerfw.store.outbox import Outbox
 from chargerfw.store.settings import Availability, ConfigKeyValues, Reservations
@@ -91,6 +92,10 @@ class Store:
         self.charging_profiles = profiles.all
         self.charging_profiles_replace = profiles.replace
 
+        firmware = FirmwareUpdates(db)
+        self.firmware_state = firmware.state
+        self.firmware_save = firmware.save
+
         frames = self._frames = FrameLog(db, frame_log_size)
         self.frame_log_add = frames.add
         self.frame_log = frames.recent
@@ -102,6 +107,10 @@ class Store:
     @property
     def schema_version(self) -> int:
         return self._db.schema_version
+
+    def backup(self, target: str | Path) -> None:
+        """A consistent copy of the store at ``target`` (kept before a firmware switch)."""
+        self._db.backup(target)
 
     def close(self) -> None:
         self._db.close()

@@ -1,5 +1,6 @@
-"""The outbox: transaction-related OCPP messages on disk before they are sent, delivered strictly
-in order, at least once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
+"""The outbox: transaction-related OCPP messages (and the status notifications of firmware
+updates and diagnostics) on disk before they are sent, delivered strictly in order, at least
+once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chargerfw.store.database import Database
 from chargerfw.store.records import (
     OUTBOX_ACTIONS,
     OUTBOX_DEAD,
+    OUTBOX_NOTIFICATIONS,
     OutboxMessage,
     StoreError,
     check_int,
@@ -23,7 +25,8 @@ from chargerfw.store.records import (
 log = get_logger(__name__)
 
 _SELECT = (
-    "SELECT o.*, t.backend_tx_id FROM outbox o JOIN transactions t ON t.local_id = o.local_tx_id "
+    "SELECT o.*, t.backend_tx_id FROM outbox o "
+    "LEFT JOIN transactions t ON t.local_id = o.local_tx_id "
 )
 
 
@@ -39,6 +42,20 @@ def enqueue(conn: sqlite3.Connection, local_id: int, action: str,
         "INSERT INTO outbox (local_tx_id, action, payload, unique_id, state, created_at) "
         "VALUES (?, ?, ?, ?, 'pending', ?)",
         (local_id, action, json.dumps(payload, separators=(",", ":")), unique_id, now),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def enqueue_notification(conn: sqlite3.Connection, action: str, payload: Mapping[str, Any],
+                         now: float) -> int:
+    """Queue a status notification that belongs to no transaction, inside the caller's SQLite
+    transaction (the state it reports commits with it)."""
+    if action not in OUTBOX_NOTIFICATIONS:
+        raise StoreError(f"{action} is not a status notification the outbox carries")
+    cur = conn.execute(
+        "INSERT INTO outbox (local_tx_id, action, payload, unique_id, state, created_at) "
+        "VALUES (NULL, ?, ?, ?, 'pending', ?)",
+        (action, json.dumps(payload, separators=(",", ":")), str(uuid.uuid4()), now),
     )
     return int(cur.lastrowid or 0)
 

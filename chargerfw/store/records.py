@@ -11,6 +11,9 @@ from chargerfw.station.auth import IdTagInfo
 
 # Actions the outbox carries: the OCPP 1.6 transaction-related messages.
 OUTBOX_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction")
+# ... and the status notifications of the station's own processes (no transaction).
+OUTBOX_NOTIFICATIONS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification",
+                        "SignedFirmwareStatusNotification", "LogStatusNotification")
 
 # Outbox message states. "dead" = the backend refused it TransactionMessageAttempts times (or it
 # depends on a StartTransaction that was refused); kept on disk for a technician, never sent.
@@ -49,7 +52,8 @@ class TransactionRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """A transaction-related message waiting for (or past) delivery.
+    """A transaction-related message (or a status notification: ``local_tx_id`` None) waiting
+    for (or past) delivery.
 
     ``payload`` is the OCPP payload (camelCase) without ``transactionId``; the sender adds the
     backend's id from the transaction at send time, so a message queued offline carries the id
@@ -57,7 +61,7 @@ class OutboxMessage:
     """
 
     seq: int
-    local_tx_id: int
+    local_tx_id: int | None
     action: str
     payload: dict[str, Any]
     unique_id: str

@@ -107,4 +107,34 @@ MIGRATIONS: list[str] = [
         expires_at REAL
     );
     """,
+    # 5: the outbox also carries the station's status notifications, which belong to no
+    # transaction (local_tx_id NULL), and the firmware update's state survives a restart.
+    """
+    CREATE TABLE outbox_next (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        local_tx_id INTEGER REFERENCES transactions (local_id),
+        action TEXT NOT NULL CHECK (action IN ('StartTransaction', 'MeterValues',
+            'StopTransaction', 'FirmwareStatusNotification', 'DiagnosticsStatusNotification',
+            'SignedFirmwareStatusNotification', 'LogStatusNotification')),
+        payload TEXT NOT NULL,
+        unique_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        sends INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        delivered_at REAL,
+        CHECK ((local_tx_id IS NULL) =
+               (action NOT IN ('StartTransaction', 'MeterValues', 'StopTransaction')))
+    );
+    INSERT INTO outbox_next SELECT * FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_next RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox (state, seq);
+    CREATE TABLE firmware_update (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL
+    );
+    """,
 ]

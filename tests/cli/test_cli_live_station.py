@@ -13,6 +13,9 @@ import pytest
 from fakes import wait_until
 from runtime_helpers import LiveStation, ctl, live_station, wait_status
 
+from chargerfw.cli.service import trial_self_test
+from chargerfw.station.faults import FaultKind
+
 pytestmark = pytest.mark.timeout(60)
 
 TAG = "04A1B2C3"
@@ -98,3 +101,14 @@ async def test_welded_contactor_fault_and_technician_clear(station):
     await wait_status(sock, lambda s: s["faults"] == [])
     code, out, err = await cli("selftest")
     assert "PASS  contactor 1 feedback" in out and "PASS  backend reachable" in out
+
+
+async def test_the_self_test_of_a_release_on_trial(station):
+    """What a new firmware release checks at its first start, on a healthy station and on one
+    whose contactor reports welded."""
+    runtime = station[0]
+    check = trial_self_test(runtime)
+    assert await check() == []
+    runtime.local_safety.restore_latched_fault(FaultKind.CONTACTOR_WELDED, 1, "welded")
+    await wait_until(lambda: runtime.connector_outputs(1).vendor_error_code is not None)
+    assert await check() == ["contactor 1 feedback: contactor_welded"]

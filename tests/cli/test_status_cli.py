@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 from diag_support import (
     FakeService,
@@ -16,6 +17,7 @@ from diag_support import (
 
 from chargerfw.control.api import (
     ConnectorMeter,
+    FirmwareUpdateStatus,
     Method,
     StatusRequest,
     TransactionStatus,
@@ -59,6 +61,23 @@ def test_status_from_the_service(station, runtime_dir):
                                "status": encode_reply(StatusRequest, status)}
     fault = as_json(report)["status"]["faults"][0]
     assert (fault["description"], fault["hint"]) == (spec.description, spec.hint)
+
+
+def test_status_shows_a_firmware_update_and_its_progress(station, runtime_dir):
+    downloading = msgspec.structs.replace(status_result(), firmware=FirmwareUpdateStatus(
+        status="Downloading", phase="downloading", location="http://b/fw.tar", bytes=1500,
+        total=6000, percent=25.0))
+    with FakeService(runtime_dir / "control.sock", {Method.STATUS: lambda _: downloading}):
+        human = invoke("status", "-c", station)
+        report = invoke("status", "-c", station, "--json")
+    assert "firmware   update Downloading (downloading)  1500 bytes of 6000 (25 %)" in (
+        human.stdout.splitlines())
+    assert as_json(report)["status"]["firmware"]["percent"] == 25.0
+    idle = msgspec.structs.replace(status_result(), firmware=FirmwareUpdateStatus(
+        status="Idle", phase="idle"))
+    with FakeService(runtime_dir / "control.sock", {Method.STATUS: lambda _: idle}):
+        assert "firmware" not in invoke("status", "-c", station).stdout.replace(
+            "firmware 0.1.0", "")
 
 
 def test_status_with_the_service_down_says_so_and_shows_the_store(station, store):

@@ -101,5 +101,9 @@ async def test_trigger_message(tmp_path):
         assert mv.payload["meterValue"][0]["sampledValue"][0]["value"] == "777"
         assert await trigger("t3", {"requestedMessage": "Heartbeat"}) == {"status": "Accepted"}
         await csms.wait_for(lambda: csms.of("Heartbeat"))
-        assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "NotImplemented"}
+        # No update has run: Idle (OCPP 1.6 4.5: only as the answer to a trigger).
+        assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "Accepted"}
+        await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
+        assert [m.payload for m in csms.of("FirmwareStatusNotification")] == [{"status": "Idle"}]
+        assert await trigger("t4b", {"requestedMessage": "DiagnosticsStatusNotification"}) == {"status": "NotImplemented"}
         assert await trigger("t5", {"requestedMessage": "Heartbeat", "connectorId": 5}) == {"status": "Rejected"}

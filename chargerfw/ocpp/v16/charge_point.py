@@ -194,6 +194,12 @@ class ChargePoint16(LibraryChargePoint):
     async def on_unlock_connector(self, connector_id: int) -> call_result.UnlockConnector:
         return call_result.UnlockConnector(status=await self._commands.unlock(connector_id))
 
+    @on(Action.update_firmware)
+    def on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                           retry_interval: int | None = None) -> call_result.UpdateFirmware:
+        self._commands.update_firmware(location, retrieve_date, retries, retry_interval)
+        return call_result.UpdateFirmware()
+
     @on(Action.reserve_now)
     def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
                        reservation_id: int, parent_id_tag: str | None = None,

@@ -395,6 +395,9 @@ class OcppClient:
                 self._note_time((await self._call(cp, call.Heartbeat())).current_time)
             elif message == "StatusNotification":
                 self.statuses.send_current(connector_id)
+            elif message == "FirmwareStatusNotification":
+                await self._call(cp, call.FirmwareStatusNotification(
+                    status=self.commands.firmware_status()))
             elif message == "MeterValues":
                 for cid, value in self.sampler.values_now("Trigger", connector_id):
                     open_tx = open_transaction(self.store, cid)

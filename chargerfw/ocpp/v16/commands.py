@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ocpp.exceptions import OccurenceConstraintViolationError
+from ocpp.exceptions import (
+    FormatViolationError,
+    NotSupportedError,
+    OccurenceConstraintViolationError,
+    PropertyConstraintViolationError,
+)
+from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
@@ -26,6 +32,7 @@ from chargerfw.station.charging_profiles import (
     composite_to_wire,
     profile_from_wire,
 )
+from chargerfw.station.firmware import DEFAULT_RETRY_INTERVAL_S, DEFAULT_TRIES, FirmwareRequest
 from chargerfw.store import Store, StoreError
 
 log = get_logger(__name__)
@@ -33,7 +40,8 @@ log = get_logger(__name__)
 # Answers a backend DataTransfer of one vendor: (message_id, data) -> (status, data).
 DataTransferHandler = Callable[[str | None, str | None], Awaitable[tuple[str, str | None]]]
 
-TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues")
+TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+               "FirmwareStatusNotification")
 
 
 class BackendCommands:
@@ -230,10 +238,46 @@ class BackendCommands:
             return "UnknownVendorId", None
         return await handler(message_id, data)
 
+    # -- Firmware Management -----------------------------------------------------------------
+
+    def update_firmware(self, location: str, retrieve_date: str, retries: int | None,
+                        retry_interval: int | None) -> None:
+        """UpdateFirmware: taken, or a CALLERROR saying why not (its reply has no status)."""
+        update = getattr(self.station, "update_firmware", None)
+        if update is None:
+            raise OcppNotImplementedError(details={"cause": "no firmware updates here"})
+        try:
+            retrieve_at = datetime.fromisoformat(retrieve_date.replace("Z", "+00:00"))
+        except ValueError:
+            raise FormatViolationError(
+                details={"cause": f"retrieveDate {retrieve_date[:40]!r} is not a date-time"}
+            ) from None
+        if retrieve_at.tzinfo is None:
+            raise FormatViolationError(details={"cause": "retrieveDate has no time zone"})
+        if (retries is not None and retries < 0) or (retry_interval is not None
+                                                     and retry_interval < 0):
+            raise PropertyConstraintViolationError(
+                details={"cause": "retries and retryInterval must not be negative"})
+        try:
+            request = FirmwareRequest(
+                location, retrieve_at.timestamp(),
+                tries=DEFAULT_TRIES if retries is None else max(1, retries),
+                retry_interval_s=DEFAULT_RETRY_INTERVAL_S if retry_interval is None
+                else retry_interval)
+        except ValueError as exc:
+            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from None
+        refused = update(request)
+        if refused is not None:
+            raise NotSupportedError(details={"cause": refused})
+
+    def firmware_status(self) -> str:
+        status = getattr(self.station, "firmware_status", None)
+        return "Idle" if status is None else str(status())
+
     def trigger(self, message: str, connector_id: int | None) -> str:
         """Whether TriggerMessage is Accepted; the client sends the message after the reply."""
         if message not in TRIGGERABLE:
-            return "NotImplemented"  # no firmware update / diagnostics upload support
+            return "NotImplemented"  # no diagnostics upload support
         if connector_id is not None and not (connector_id == 0
                                              or self._known_connector(connector_id)):
             return "Rejected"

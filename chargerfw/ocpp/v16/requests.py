@@ -65,6 +65,11 @@ def outbox_request(message: OutboxMessage) -> Any:
     """The CALL for an outbox message; :class:`Undeliverable` if it needs the backend's
     transactionId and none is known."""
     p = message.payload
+    if message.action == "FirmwareStatusNotification":
+        return call.FirmwareStatusNotification(status=p["status"])
+    if message.local_tx_id is None:
+        raise Undeliverable(f"outbox {message.seq}: {message.action} is not sent by this "
+                            "version")
     if message.action == "StartTransaction":
         return call.StartTransaction(connector_id=p["connectorId"], id_tag=p["idTag"],
                                      meter_start=p["meterStart"], timestamp=p["timestamp"],
@@ -117,6 +122,7 @@ class OutboxSender16:
         info = dict(answer.id_tag_info or {})
         if message.action == "StartTransaction":
             p = message.payload
+            assert message.local_tx_id is not None
             log.info("transaction.confirmed", local_id=message.local_tx_id,
                      transaction_id=answer.backend_tx_id, status=info.get("status"))
             notify_id_tag_info(self._station, p["idTag"], info)
@@ -127,5 +133,6 @@ class OutboxSender16:
                 except Exception:
                     log.exception("station.transaction_confirmed_failed")
         elif message.action == "StopTransaction" and answer.id_tag_info is not None:
+            assert message.local_tx_id is not None
             tag = message.payload.get("idTag") or self._store.transaction(message.local_tx_id).id_tag
             notify_id_tag_info(self._station, tag, info)
