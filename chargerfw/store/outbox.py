@@ -1,5 +1,6 @@
-"""The outbox: transaction-related OCPP messages on disk before they are sent, delivered strictly
-in order, at least once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
+"""The outbox: transaction-related OCPP messages, and the status notifications that must not be
+lost (diagnostics, log, firmware, security), on disk before they are sent, delivered strictly in
+order, at least once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from chargerfw.logs import get_logger
 from chargerfw.store.database import Database
 from chargerfw.store.records import (
+    NOTIFICATION_ACTIONS,
     OUTBOX_ACTIONS,
     OUTBOX_DEAD,
     OutboxMessage,
@@ -23,15 +25,19 @@ from chargerfw.store.records import (
 log = get_logger(__name__)
 
 _SELECT = (
-    "SELECT o.*, t.backend_tx_id FROM outbox o JOIN transactions t ON t.local_id = o.local_tx_id "
+    "SELECT o.*, t.backend_tx_id FROM outbox o "
+    "LEFT JOIN transactions t ON t.local_id = o.local_tx_id "
 )
 
 
-def enqueue(conn: sqlite3.Connection, local_id: int, action: str,
+def enqueue(conn: sqlite3.Connection, local_id: int | None, action: str,
             payload: Mapping[str, Any], now: float) -> int:
-    """Queue one message about a transaction, inside the caller's SQLite transaction (the
-    change it reports commits with it)."""
-    if action not in OUTBOX_ACTIONS:
+    """Queue one message about a transaction (``local_id``), or a notification (``local_id``
+    None), inside the caller's SQLite transaction (the change it reports commits with it)."""
+    if local_id is None and action not in NOTIFICATION_ACTIONS:
+        raise StoreError(f"{action} is not a notification the outbox carries; one of "
+                         f"{', '.join(NOTIFICATION_ACTIONS)}")
+    if local_id is not None and action not in OUTBOX_ACTIONS:
         raise StoreError(f"{action} is not a transaction-related message")
     # The unique id stays the same for every resend so a backend can recognise a duplicate.
     unique_id = str(uuid.uuid4())  # OCPP-J: at most 36 characters
@@ -58,6 +64,16 @@ class Outbox:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def notify(self, action: str, payload: Mapping[str, Any]) -> int:
+        """Queue a notification (one of :data:`NOTIFICATION_ACTIONS`, ``payload`` in wire
+        spelling) behind everything already queued; durable when this returns. Its seq."""
+        try:
+            json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{action} payload is not JSON: {exc}") from None
+        with self._db.tx() as conn:
+            return enqueue(conn, None, action, payload, time.time())
 
     def head(self) -> OutboxMessage | None:
         """The oldest undelivered message: the only one that may be sent (strict order)."""
