@@ -101,5 +101,7 @@ async def test_trigger_message(tmp_path):
         assert mv.payload["meterValue"][0]["sampledValue"][0]["value"] == "777"
         assert await trigger("t3", {"requestedMessage": "Heartbeat"}) == {"status": "Accepted"}
         await csms.wait_for(lambda: csms.of("Heartbeat"))
-        assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "NotImplemented"}
+        assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "Accepted"}
+        await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
+        assert csms.of("FirmwareStatusNotification")[0].payload == {"status": "Idle"}
         assert await trigger("t5", {"requestedMessage": "Heartbeat", "connectorId": 5}) == {"status": "Rejected"}
