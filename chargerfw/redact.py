@@ -60,10 +60,12 @@ _AUTHORIZATION = re.compile(r"(?i)(\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*)
 _SECRET_PAIR = re.compile(
     r"(?i)(\b[\"']?(?:" + "|".join(sorted(SECRET_KEY_NAMES, key=len, reverse=True))
     + r")[\"']?\s*[:=]\s*)(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;}\]]+)")
-# A configuration key/value pair naming a secret key, as in ChangeConfiguration frames.
+# A configuration key/value pair naming a secret key: in a ChangeConfiguration frame
+# ("key":"AuthorizationKey","value":"...") or a log event (key='AuthorizationKey' value=...).
 _SECRET_KEY_VALUE = re.compile(
-    r"(?i)(\"key\"\s*:\s*\"(?:" + "|".join(SECRET_KEY_NAMES)
-    + r")\"\s*,\s*\"value\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"")
+    r"(?i)([\"']?\bkey[\"']?\s*[:=]\s*[\"']?(?:" + "|".join(SECRET_KEY_NAMES)
+    + r")[\"']?\s*,?\s*[\"']?value[\"']?\s*[:=]\s*)"
+    r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;}\]]+)")
 # Credentials in a URL (ws://user:password@host, ftp://user:password@host).
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@")
 
@@ -73,6 +75,6 @@ def redact_text(text: str) -> str:
     of secret-named fields and passwords in URLs replaced."""
     text = _PEM_PRIVATE_KEY.sub(REDACTED, text)
     text = _AUTHORIZATION.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _SECRET_KEY_VALUE.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+    text = _SECRET_KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, text)
     return _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + "@", text)

@@ -20,6 +20,8 @@ CASES = [
     ("headers={'authorization': 'Bearer abc.def'}", "abc.def"),
     ('[2,"1","ChangeConfiguration",{"key":"AuthorizationKey","value":"deadbeefcafe"}]',
      "deadbeefcafe"),
+    ("ocpp.config_changed key='AuthorizationKey' value='00ff00ff00ff'", "00ff00ff00ff"),
+    ("config key=AuthorizationKey value=11ee11ee11ee next", "11ee11ee11ee"),
     ("dialing ws://CP1:s3cr3tpw@backend:9000/ocpp", "s3cr3tpw"),
     ("ftp upload ftp://diag:ftppass@10.0.0.1/logs/ failed", "ftppass"),
     (f"loaded key\n{KEY}\nnext line", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oqEpN9xxQbhcoAoGCCqGSM49"),
