@@ -20,8 +20,6 @@ import ftplib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -88,6 +86,10 @@ def _redacted_url(location: str) -> str:
 
 
 async def _upload_http(path: Path, location: str, file_name: str, timeout_s: float) -> None:
+    # Imported here: httpx loads its command line (click, rich) when it is importable, which
+    # the service's start-up should not pay for.
+    import httpx
+
     content = await asyncio.to_thread(path.read_bytes)
     async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client:
         try:
