@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -118,6 +118,7 @@ class MemoryConnection:
         self.charge_point_id = charge_point_id
         self.health = LinkHealth(url=f"memory:///ocpp/{charge_point_id}")
         self.frame_sink: FrameSink | None = None
+        self.auth_failed: Callable[[str], None] | None = None
         self._backend = backend
         self._retry_s = retry_s
         self._current: MemoryEnd | None = None

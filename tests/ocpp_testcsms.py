@@ -136,9 +136,21 @@ class _ServerSide(LibChargePoint):
     def data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
         return call_result.DataTransfer(status="Accepted", data=f"hello {vendor_id}")
 
+    @on(Action.diagnostics_status_notification)
+    def diagnostics_status(self, **_: Any) -> call_result.DiagnosticsStatusNotification:
+        return call_result.DiagnosticsStatusNotification()
+
     @on(Action.firmware_status_notification)
     def firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
         return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def log_status(self, **_: Any) -> call_result.LogStatusNotification:
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    def signed_firmware_status(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
+        return call_result.SignedFirmwareStatusNotification()
 
 
 class TestCsms:

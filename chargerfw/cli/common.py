@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,14 +22,16 @@ import click
 from chargerfw.cli import load_config_or_exit
 from chargerfw.control.access import DirectAccess, ServiceAccess, Unreachable, open_existing_store
 from chargerfw.control.client import ControlClient, ControlUnavailable, control_socket_path
+from chargerfw.control.records import fault_dict, iso, record_dict
 from chargerfw.hwlock import HardwareBusy, HardwareLockError
 from chargerfw.station.faults import FAULT_SPECS, FaultKind
-from chargerfw.station.technician import stored_kind
 
 if TYPE_CHECKING:
     from chargerfw.config import StationConfig
     from chargerfw.drivers.board import Board
-    from chargerfw.store import FaultRecord, Store
+    from chargerfw.store import Store
+
+__all__ = ["fault_dict", "iso", "record_dict"]  # shared with the support bundle
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed, or the command refused to act (vehicle connected, no confirmation)
@@ -56,32 +56,6 @@ def fail(message: str, code: int) -> NoReturn:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def record_dict(record: Any, time_fields: Iterable[str] = ()) -> dict[str, Any]:
-    """A store record as JSON-ready dict, with the named POSIX times as ISO 8601."""
-    data = asdict(record)
-    for name in time_fields:
-        if name in data:
-            data[name] = iso(data[name])
-    return data
-
-
-def fault_dict(fault: FaultRecord) -> dict[str, Any]:
-    """A stored fault for ``--json``: its record, whether it is active, and what the fault
-    catalogue says it means and what to do (None for a code this firmware does not know)."""
-    data = record_dict(fault, ("raised_at", "cleared_at"))
-    data["state"] = "active" if fault.cleared_at is None else "cleared"
-    kind = stored_kind(fault.code)
-    data["description"] = FAULT_SPECS[kind].description if kind else None
-    data["hint"] = FAULT_SPECS[kind].hint if kind else None
-    return data
 
 
 def fault_advice_lines(kind: FaultKind, indent: str = "  ") -> list[str]:

@@ -3,6 +3,8 @@ read from the store."""
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from chargerfw.cli import config_option
@@ -61,6 +63,7 @@ def queue_command(config_path: str, show_all: bool, limit: int, as_json: bool) -
     click.echo(f"{pending} pending, {dead} dead" + (" (nothing waiting)" if not rows else ""))
     for r in rows:
         tx = r["backend_tx_id"] if r["backend_tx_id"] is not None else "-"
-        click.echo(f"#{r['seq']:<5} {r['action']:<16} {r['state']:<9} tx {r['local_tx_id']}/"
-                   f"{tx}  attempts {r['attempts']} sends {r['sends']}  queued {r['created_at']}"
+        about = (f"tx {r['local_tx_id']}/{tx}" if r["local_tx_id"] is not None
+                 else json.dumps(r["payload"], separators=(",", ":")))
+        click.echo(f"#{r['seq']:<5} {r['action']:<16} {r['state']:<9} {about}  attempts {r['attempts']} sends {r['sends']}  queued {r['created_at']}"
                    + (f"  last error: {r['last_error']}" if r["last_error"] else ""))

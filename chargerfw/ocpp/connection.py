@@ -222,6 +222,7 @@ class BackendLink(Protocol):
     charge_point_id: str
     health: LinkHealth
     frame_sink: FrameSink | None  # sees every frame in and out
+    auth_failed: Callable[[str], None] | None  # the backend refused our credentials
 
     async def run(self, session: Session) -> None: ...
 
@@ -259,6 +260,7 @@ class OcppConnection:
         self.backoff = backoff or Backoff()
         self._stable_after_s = stable_after_s
         self.frame_sink = frame_sink
+        self.auth_failed: Callable[[str], None] | None = None
         self.health = LinkHealth(url=f"{self.url}/{charge_point_id}")
         self._ws: ClientConnection | None = None
         self._stopping = False
@@ -353,6 +355,7 @@ class OcppConnection:
                     await ws.close(code=1002, reason="ocpp1.6 required")
                     raise ConnectionSetupError(f"server chose subprotocol {ws.subprotocol!r}")
             except Exception as exc:  # refused, 401, TLS, timeout, bad URI: never give up
+                self._note_refused_credentials(exc)
                 await self._wait_after_failure(exc)
                 continue
             await self._serve(ws, session)
@@ -405,6 +408,13 @@ class OcppConnection:
             await asyncio.sleep(1.0)
             if ws.latency:
                 self.health.last_pong_latency_s = ws.latency
+
+    def _note_refused_credentials(self, exc: BaseException) -> None:
+        from websockets.exceptions import InvalidStatus
+
+        if (isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403)
+                and self.auth_failed is not None):
+            self.auth_failed(f"HTTP {exc.response.status_code} from {self.health.url}")
 
     async def _wait_after_failure(self, exc: BaseException) -> None:
         import asyncio

@@ -12,6 +12,7 @@ could only be read after they return. Schedule such work as a task instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from chargerfw.logs import get_logger
@@ -115,6 +116,30 @@ class StationPort(Protocol):
 
     def id_tag_info_received(self, id_tag: str, id_tag_info: dict[str, str]) -> None:
         """Any idTagInfo from the backend (Authorize, Start/StopTransaction) for the cache."""
+        ...
+
+
+@dataclass(frozen=True)
+class FirmwareState:
+    """Where a firmware update stands, for a triggered FirmwareStatusNotification (or, with
+    ``request_id`` from SignedUpdateFirmware, SignedFirmwareStatusNotification)."""
+
+    status: str = "Idle"
+    request_id: int | None = None
+
+
+class LogSource(Protocol):
+    """What the station uploads for GetDiagnostics and GetLog. Both are called on a worker
+    thread (they may read the journal and the store for a while) and write one file;
+    ``since``/``until`` (Unix times, None = open) limit what carries a time. Secrets are
+    redacted by the source."""
+
+    def write_diagnostics(self, path: Path, since: float | None, until: float | None) -> None:
+        """The support bundle (tar.gz) at ``path``."""
+        ...
+
+    def write_security_log(self, path: Path, since: float | None, until: float | None) -> None:
+        """The security log (text, one event a line) at ``path``."""
         ...
 
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from chargerfw import __version__
 from chargerfw.config import StationConfig
+from chargerfw.control.api import StatusRequest, encode_reply
 from chargerfw.control.server import ControlServer, ControlSocketLock
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.meter.driver import EnergyMeter
@@ -50,11 +51,13 @@ from chargerfw.drivers.readers import TokenReader
 from chargerfw.drivers.types import MeterFault, TagEvent
 from chargerfw.hwlock import HardwareLock
 from chargerfw.logs import get_logger
+from chargerfw.ocpp.security_log import RESET, STARTUP, record_security_event
 from chargerfw.ocpp.station_port import ResetKind
 from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.runtime.assembly import StationParts, assemble
 from chargerfw.runtime.connector import ConnectorController
 from chargerfw.runtime.core import CoreRunner
+from chargerfw.runtime.diagnostics import StationLogs
 from chargerfw.runtime.firmware import FirmwareUpdater, SelfTest
 from chargerfw.runtime.handlers import ControlHandlers
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
@@ -259,6 +262,7 @@ class StationRuntime:
     def _restart(self, kind: ResetKind) -> None:
         if self.parts is not None:  # read now: the store is closed once the runtime stopped
             self.reset_retries = self.parts.client.keys.get_int("ResetRetries")
+            record_security_event(self.parts.store, RESET, f"{kind} reset")
         self.request_stop(RunOutcome.HARD_RESET if kind == "Hard" else RunOutcome.SOFT_RESET)
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
@@ -291,6 +295,12 @@ class StationRuntime:
             safety_socket=self.safety_socket,
             self_test=self.self_test,
         )
+
+        record_security_event(parts.store, STARTUP, f"chargerfw {__version__}")
+        parts.client.attach_logs(StationLogs(
+            config, parts.store,
+            lambda: encode_reply(StatusRequest, self.handlers.status(StatusRequest())),
+            asyncio.get_running_loop()))
 
         # What the station and the connectors show before any event: pilot and status.
         client, core = parts.client, parts.core

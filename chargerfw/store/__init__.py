@@ -2,7 +2,7 @@
 
 What lives here: OCPP configuration keys the backend may change, the availability it set, the
 authorization cache and local list, transactions with their last persisted meter reading, the
-outbox of transaction-related OCPP messages, fault history, and a small ring of recent OCPP
+outbox of transaction-related OCPP messages and notifications, fault history, the security log, and a small ring of recent OCPP
 frames. A transaction start, a meter reading, a stop and the outbox message about it are on
 disk (fsynced) before anyone sends them. See :mod:`~chargerfw.store.facade`.
 """
@@ -10,6 +10,7 @@ disk (fsynced) before anyone sends them. See :mod:`~chargerfw.store.facade`.
 from chargerfw.store.facade import Store
 from chargerfw.store.frames import FRAME_LOG_SIZE
 from chargerfw.store.records import (
+    NOTIFICATION_ACTIONS,
     OUTBOX_ACTIONS,
     OUTBOX_DEAD,
     OUTBOX_DELIVERED,
@@ -19,12 +20,13 @@ from chargerfw.store.records import (
     FaultRecord,
     FrameRecord,
     OutboxMessage,
+    SecurityEvent,
     StoreError,
     TransactionRecord,
 )
 
 __all__ = [
-    "FRAME_LOG_SIZE", "OUTBOX_ACTIONS", "OUTBOX_DEAD", "OUTBOX_DELIVERED", "OUTBOX_PENDING",
-    "TX_OPEN", "TX_STOPPED", "FaultRecord", "FrameRecord", "OutboxMessage", "Store", "StoreError",
-    "TransactionRecord",
+    "FRAME_LOG_SIZE", "NOTIFICATION_ACTIONS", "OUTBOX_ACTIONS", "OUTBOX_DEAD",
+    "OUTBOX_DELIVERED", "OUTBOX_PENDING", "TX_OPEN", "TX_STOPPED", "FaultRecord", "FrameRecord",
+    "OutboxMessage", "SecurityEvent", "Store", "StoreError", "TransactionRecord",
 ]

@@ -5,8 +5,9 @@ One SQLite file (:class:`~chargerfw.store.database.Database`: WAL, fsync on ever
 matters) holds one part per kind of record: the OCPP configuration keys, the availability and
 the reservations (``settings``), the authorization cache and local list (``authorization``),
 transactions and the outbox that reports them (``transactions``, ``outbox``), the fault history
-(``faults``), the firmware update's state (``firmware``), the charging profiles the backend installed (``charging_profiles``) and the ring
-of recent OCPP frames (``frames``). ``Store`` offers every part's methods under
+(``faults``), the firmware update's state (``firmware``), the charging profiles the backend
+installed (``charging_profiles``), the security log (``security_log``) and the ring of recent
+OCPP frames (``frames``). ``Store`` offers every part's methods under
 one name, so callers neither know which part holds a method nor wire the parts; schema changes
 are the list of migrations in ``schema``.
 """
@@ -22,6 +23,7 @@ from chargerfw.store.faults import FaultHistory
 from chargerfw.store.firmware import FirmwareUpdates
 from chargerfw.store.frames import FRAME_LOG_SIZE, FrameLog
 from chargerfw.store.outbox import Outbox
+from chargerfw.store.security_log import SecurityLog
 from chargerfw.store.settings import Availability, ConfigKeyValues, Reservations
 from chargerfw.store.transactions import Transactions
 
@@ -82,6 +84,7 @@ class Store:
         self.outbox_failed = outbox.failed
         self.outbox_defer = outbox.defer
         self.outbox_prune = outbox.prune
+        self.outbox_notify = outbox.notify
 
         faults = FaultHistory(db)
         self.fault_raise = faults.record
@@ -95,6 +98,9 @@ class Store:
         firmware = FirmwareUpdates(db)
         self.firmware_state = firmware.state
         self.firmware_save = firmware.save
+        security_log = SecurityLog(db)
+        self.security_event_add = security_log.add
+        self.security_events = security_log.entries
 
         frames = self._frames = FrameLog(db, frame_log_size)
         self.frame_log_add = frames.add

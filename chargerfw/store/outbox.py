@@ -1,6 +1,6 @@
-"""The outbox: transaction-related OCPP messages (and the status notifications of firmware
-updates and diagnostics) on disk before they are sent, delivered strictly in order, at least
-once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
+"""The outbox: transaction-related OCPP messages, and the status notifications that must not be
+lost (diagnostics, log, firmware, security), on disk before they are sent, delivered strictly in
+order, at least once, with TransactionMessageAttempts and TransactionMessageRetryInterval."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 from chargerfw.logs import get_logger
 from chargerfw.store.database import Database
 from chargerfw.store.records import (
+    NOTIFICATION_ACTIONS,
     OUTBOX_ACTIONS,
     OUTBOX_DEAD,
-    OUTBOX_NOTIFICATIONS,
     OutboxMessage,
     StoreError,
     check_int,
@@ -30,11 +30,14 @@ _SELECT = (
 )
 
 
-def enqueue(conn: sqlite3.Connection, local_id: int, action: str,
+def enqueue(conn: sqlite3.Connection, local_id: int | None, action: str,
             payload: Mapping[str, Any], now: float) -> int:
-    """Queue one message about a transaction, inside the caller's SQLite transaction (the
-    change it reports commits with it)."""
-    if action not in OUTBOX_ACTIONS:
+    """Queue one message about a transaction (``local_id``), or a notification (``local_id``
+    None), inside the caller's SQLite transaction (the change it reports commits with it)."""
+    if local_id is None and action not in NOTIFICATION_ACTIONS:
+        raise StoreError(f"{action} is not a notification the outbox carries; one of "
+                         f"{', '.join(NOTIFICATION_ACTIONS)}")
+    if local_id is not None and action not in OUTBOX_ACTIONS:
         raise StoreError(f"{action} is not a transaction-related message")
     # The unique id stays the same for every resend so a backend can recognise a duplicate.
     unique_id = str(uuid.uuid4())  # OCPP-J: at most 36 characters
@@ -50,14 +53,7 @@ def enqueue_notification(conn: sqlite3.Connection, action: str, payload: Mapping
                          now: float) -> int:
     """Queue a status notification that belongs to no transaction, inside the caller's SQLite
     transaction (the state it reports commits with it)."""
-    if action not in OUTBOX_NOTIFICATIONS:
-        raise StoreError(f"{action} is not a status notification the outbox carries")
-    cur = conn.execute(
-        "INSERT INTO outbox (local_tx_id, action, payload, unique_id, state, created_at) "
-        "VALUES (NULL, ?, ?, ?, 'pending', ?)",
-        (action, json.dumps(payload, separators=(",", ":")), str(uuid.uuid4()), now),
-    )
-    return int(cur.lastrowid or 0)
+    return enqueue(conn, None, action, payload, now)
 
 
 def _message(row: sqlite3.Row) -> OutboxMessage:
@@ -75,6 +71,16 @@ class Outbox:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def notify(self, action: str, payload: Mapping[str, Any]) -> int:
+        """Queue a notification (one of :data:`NOTIFICATION_ACTIONS`, ``payload`` in wire
+        spelling) behind everything already queued; durable when this returns. Its seq."""
+        try:
+            json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{action} payload is not JSON: {exc}") from None
+        with self._db.tx() as conn:
+            return enqueue(conn, None, action, payload, time.time())
 
     def head(self) -> OutboxMessage | None:
         """The oldest undelivered message: the only one that may be sent (strict order)."""

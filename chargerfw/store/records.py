@@ -9,11 +9,13 @@ from typing import Any
 
 from chargerfw.station.auth import IdTagInfo
 
-# Actions the outbox carries: the OCPP 1.6 transaction-related messages.
+# Actions the outbox carries: the OCPP 1.6 transaction-related messages ...
 OUTBOX_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction")
-# ... and the status notifications of the station's own processes (no transaction).
-OUTBOX_NOTIFICATIONS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification",
-                        "SignedFirmwareStatusNotification", "LogStatusNotification")
+# ... and the status notifications that must reach the backend in order, belonging to no
+# transaction (Security Whitepaper messages included).
+NOTIFICATION_ACTIONS = ("DiagnosticsStatusNotification", "FirmwareStatusNotification",
+                        "LogStatusNotification", "SignedFirmwareStatusNotification",
+                        "SecurityEventNotification")
 
 # Outbox message states. "dead" = the backend refused it TransactionMessageAttempts times (or it
 # depends on a StartTransaction that was refused); kept on disk for a technician, never sent.
@@ -52,12 +54,12 @@ class TransactionRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """A transaction-related message (or a status notification: ``local_tx_id`` None) waiting
-    for (or past) delivery.
+    """A message waiting for (or past) delivery.
 
     ``payload`` is the OCPP payload (camelCase) without ``transactionId``; the sender adds the
     backend's id from the transaction at send time, so a message queued offline carries the id
-    the backend gave once StartTransaction.conf arrived.
+    the backend gave once StartTransaction.conf arrived. A notification
+    (:data:`NOTIFICATION_ACTIONS`) has no transaction: ``local_tx_id`` is None.
     """
 
     seq: int
@@ -119,3 +121,13 @@ def check_time(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise StoreError(f"{name} must be a POSIX timestamp, got {value!r}")
     return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """One entry of the security log (OCPP Security Whitepaper event types)."""
+
+    seq: int
+    at: float
+    type: str
+    tech_info: str | None

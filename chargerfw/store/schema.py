@@ -107,15 +107,21 @@ MIGRATIONS: list[str] = [
         expires_at REAL
     );
     """,
-    # 5: the outbox also carries the station's status notifications, which belong to no
-    # transaction (local_tx_id NULL), and the firmware update's state survives a restart.
+    # 5: the outbox also carries the station's status notifications that must not be lost
+    # (diagnostics, log, firmware and security): they belong to no transaction, so
+    # local_tx_id is NULL for them and only for them. SQLite cannot change a CHECK in place:
+    # the table is rebuilt with its rows and numbering. The security log: the events the
+    # station records for GetLog(SecurityLog) and SecurityEventNotification. The firmware
+    # update's state survives a restart.
     """
-    CREATE TABLE outbox_next (
+    CREATE TABLE outbox_v5 (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         local_tx_id INTEGER REFERENCES transactions (local_id),
-        action TEXT NOT NULL CHECK (action IN ('StartTransaction', 'MeterValues',
-            'StopTransaction', 'FirmwareStatusNotification', 'DiagnosticsStatusNotification',
-            'SignedFirmwareStatusNotification', 'LogStatusNotification')),
+        action TEXT NOT NULL CHECK (action IN (
+            'StartTransaction', 'MeterValues', 'StopTransaction',
+            'DiagnosticsStatusNotification', 'FirmwareStatusNotification',
+            'LogStatusNotification', 'SignedFirmwareStatusNotification',
+            'SecurityEventNotification')),
         payload TEXT NOT NULL,
         unique_id TEXT NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
@@ -128,10 +134,20 @@ MIGRATIONS: list[str] = [
         CHECK ((local_tx_id IS NULL) =
                (action NOT IN ('StartTransaction', 'MeterValues', 'StopTransaction')))
     );
-    INSERT INTO outbox_next SELECT * FROM outbox;
+    INSERT INTO outbox_v5 (seq, local_tx_id, action, payload, unique_id, state, created_at,
+                           attempts, sends, next_attempt_at, last_error, delivered_at)
+        SELECT seq, local_tx_id, action, payload, unique_id, state, created_at,
+               attempts, sends, next_attempt_at, last_error, delivered_at FROM outbox;
     DROP TABLE outbox;
-    ALTER TABLE outbox_next RENAME TO outbox;
+    ALTER TABLE outbox_v5 RENAME TO outbox;
     CREATE INDEX outbox_pending ON outbox (state, seq);
+    CREATE TABLE security_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        type TEXT NOT NULL CHECK (length(type) BETWEEN 1 AND 50),
+        tech_info TEXT CHECK (tech_info IS NULL OR length(tech_info) <= 255)
+    );
+    CREATE INDEX security_log_at ON security_log (at);
     CREATE TABLE firmware_update (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         state TEXT NOT NULL

@@ -68,3 +68,35 @@ def test_support_bundle_logs_come_from_both_units(tmp_path, runtime_dir, monkeyp
         logs = next(tar.extractfile(m).read().decode() for m in tar.getmembers()
                     if m.name.endswith("/logs.txt"))
     assert "-u chargerfw-safety -u chargerfw " in logs
+
+
+JOURNAL_WITH_SECRETS = """\
+2026-12-03T10:00:00+0000 pi chargerfw[7]: ocpp.connect url=ws://CP1:urlsecret1@backend/ocpp
+2026-12-03T10:00:01+0000 pi chargerfw[7]: http.request Authorization: Basic Q1AxOmhlYWRlcnNlY3JldA==
+2026-12-03T10:00:02+0000 pi chargerfw[7]: config.loaded password=journalsecret2
+2026-12-03T10:00:03+0000 pi chargerfw[7]: -----BEGIN PRIVATE KEY-----
+2026-12-03T10:00:03+0000 pi chargerfw[7]: MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7
+2026-12-03T10:00:03+0000 pi chargerfw[7]: -----END PRIVATE KEY-----
+2026-12-03T10:00:04+0000 pi chargerfw[7]: transaction.started connector=1
+"""
+
+
+def test_support_bundle_journal_is_redacted(tmp_path, runtime_dir, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "journal.txt").write_text(JOURNAL_WITH_SECRETS)
+    fake = bin_dir / "journalctl"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'journal.txt'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    path = write_station(tmp_path)
+    out = tmp_path / "bundle.tar.gz"
+    result = invoke("support-bundle", "-c", str(path), "-o", str(out))
+    assert result.exit_code in (0, 1), result.output
+    with tarfile.open(out) as tar:
+        logs = next(tar.extractfile(m).read().decode() for m in tar.getmembers()
+                    if m.name.endswith("/logs.txt"))
+    for secret in ("urlsecret1", "Q1AxOmhlYWRlcnNlY3JldA==", "journalsecret2",
+                   "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"):
+        assert secret not in logs
+    assert "transaction.started connector=1" in logs  # the rest is kept

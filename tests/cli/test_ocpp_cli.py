@@ -35,6 +35,11 @@ def test_queue_shows_pending_and_dead(station, store):
         ("StartTransaction", "dead"), ("StopTransaction", "dead")]
     human = invoke("queue", "-c", station)
     assert "0 pending, 2 dead" in human.stdout and "FormationViolation" in human.stdout
+    # A notification belongs to no transaction: its payload is shown instead.
+    store.outbox_notify("DiagnosticsStatusNotification", {"status": "Uploading"})
+    human = invoke("queue", "-c", station)
+    assert "1 pending, 2 dead" in human.stdout
+    assert 'DiagnosticsStatusNotification pending   {"status":"Uploading"}' in human.stdout
 
 
 def test_store_commands_without_a_store(station):

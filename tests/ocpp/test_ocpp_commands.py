@@ -105,5 +105,4 @@ async def test_trigger_message(tmp_path):
         assert await trigger("t4", {"requestedMessage": "FirmwareStatusNotification"}) == {"status": "Accepted"}
         await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
         assert [m.payload for m in csms.of("FirmwareStatusNotification")] == [{"status": "Idle"}]
-        assert await trigger("t4b", {"requestedMessage": "DiagnosticsStatusNotification"}) == {"status": "NotImplemented"}
         assert await trigger("t5", {"requestedMessage": "Heartbeat", "connectorId": 5}) == {"status": "Rejected"}

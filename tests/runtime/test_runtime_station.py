@@ -17,11 +17,12 @@ from ocpp.v16 import call
 from ocpp_testcsms import TestCsms
 from runtime_helpers import ctl, running_station, sim_station_config, wait_status
 
-from chargerfw import control
+from chargerfw import __version__, control
 from chargerfw.runtime.station import StationRuntime
 from chargerfw.sim.hardware import simulated_hardware
 from chargerfw.station.metering import OverCurrentSettings
 from chargerfw.station.safety import SafetySettings
+from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -356,6 +357,9 @@ async def test_reset_stops_the_session_and_ends_the_run(tmp_path, short_dir, csm
     assert [s.payload["reason"] for s in csms.of("StopTransaction")] == [reason]
     assert not runtime.board.connectors[1].contactor.commanded_closed
     assert not sock.exists()  # the control socket is gone with the runtime
+    with Store(config.storage.path) as store:  # the security log has both
+        assert [(e.type, e.tech_info) for e in store.security_events()][-2:] == [
+            ("StartupOfTheDevice", f"chargerfw {__version__}"), ("ResetOrReboot", f"{kind} reset")]
 
 
 def _in(seconds: float) -> str:

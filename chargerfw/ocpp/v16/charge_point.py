@@ -56,6 +56,11 @@ class LinkOwner(Protocol):
         """Send what an Accepted TriggerMessage asked for, after the reply went out."""
         ...
 
+    async def run_extended_trigger(self, cp: ChargePoint16, message: str,
+                                   connector_id: int | None) -> None:
+        """Send what an Accepted ExtendedTriggerMessage asked for, after the reply went out."""
+        ...
+
 
 class ChargePoint16(LibraryChargePoint):
     """The endpoint of one WebSocket session; :class:`LinkOwner` outlives it."""
@@ -262,3 +267,32 @@ class ChargePoint16(LibraryChargePoint):
                            ) -> call_result.SendLocalList:
         return call_result.SendLocalList(status=self._commands.send_local_list(
             list_version, update_type, local_authorization_list or []))
+
+    # -- diagnostics and logs (GetDiagnostics; GetLog, ExtendedTriggerMessage of the Security
+    # Whitepaper) -------------------------------------------------------------------------------
+
+    @on(Action.get_diagnostics)
+    def on_get_diagnostics(self, location: str, retries: int | None = None,
+                           retry_interval: int | None = None, start_time: str | None = None,
+                           stop_time: str | None = None) -> call_result.GetDiagnostics:
+        return call_result.GetDiagnostics(file_name=self._commands.get_diagnostics(
+            location, retries, retry_interval, start_time, stop_time))
+
+    @on(Action.get_log)
+    def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
+                   retries: int | None = None, retry_interval: int | None = None,
+                   ) -> call_result.GetLog:
+        status, filename = self._commands.get_log(log_type, request_id, log, retries,
+                                                  retry_interval)
+        return call_result.GetLog(status=status, filename=filename)
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                                    ) -> call_result.ExtendedTriggerMessage:
+        return call_result.ExtendedTriggerMessage(
+            status=self._commands.extended_trigger(requested_message, connector_id))
+
+    @after(Action.extended_trigger_message)
+    async def after_extended_trigger_message(self, requested_message: str,
+                                             connector_id: int | None = None) -> None:
+        await self._owner.run_extended_trigger(self, requested_message, connector_id)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +34,22 @@ from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, redact_frame
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
-from chargerfw.ocpp.station_port import BootInfo, StationPort, notify_id_tag_info
+from chargerfw.ocpp.security_log import (
+    FAILED_TO_AUTHENTICATE,
+    SECURITY_RECONFIGURED,
+    record_security_event,
+)
+from chargerfw.ocpp.station_port import (
+    BootInfo,
+    FirmwareState,
+    LogSource,
+    StationPort,
+    notify_id_tag_info,
+)
 from chargerfw.ocpp.status import ConnectorStatusReport, StatusReporter
 from chargerfw.ocpp.v16.charge_point import ChargePoint16
 from chargerfw.ocpp.v16.commands import BackendCommands, DataTransferHandler
+from chargerfw.ocpp.v16.diagnostics import LogUploads
 from chargerfw.ocpp.v16.requests import (
     CALL_FAILURES,
     OutboxSender16,
@@ -95,13 +107,19 @@ class OcppClient:
         self.registration: str | None = None  # None until a BootNotification was answered
         self.clock_offset_s: float | None = None  # backend time minus ours
         self.data_transfer_handlers: dict[str, DataTransferHandler] = {}
-        self.commands = BackendCommands(store=store, keys=keys, station=station,
-                                        connector_phases=self.connector_phases,
-                                        data_transfer_handlers=self.data_transfer_handlers)
         self.statuses = StatusReporter(lambda: keys.get_int("MinimumStatusDuration"))
         self.outbox = OutboxPump(
             store, max_attempts=lambda: keys.get_int("TransactionMessageAttempts"),
             retry_interval_s=lambda: keys.get_int("TransactionMessageRetryInterval"))
+        self.uploads = LogUploads(store, connection.charge_point_id, self.outbox.wake)
+        self.commands = BackendCommands(store=store, keys=keys, station=station,
+                                        connector_phases=self.connector_phases,
+                                        data_transfer_handlers=self.data_transfer_handlers,
+                                        uploads=self.uploads)
+        # Where a firmware update stands, for triggered Firmware status notifications: what the
+        # station's update reports (a signed update may replace it with its request id).
+        self.firmware_state: Callable[[], FirmwareState] = (
+            lambda: FirmwareState(self.commands.firmware_status()))
         self.sampler = MeterSampler(
             store, KeyMeteringSettings(keys), connector_phases=self.connector_phases,
             wake_outbox=self.outbox.wake, send_untracked=self._send_untracked_values,
@@ -114,10 +132,16 @@ class OcppClient:
         self._untracked_sends: set[asyncio.Future[None]] = set()
         keys.add_listener(self._on_key_changed)
         connection.frame_sink = self._log_frame  # the frame log ring, secrets redacted
+        connection.auth_failed = functools.partial(record_security_event, store,
+                                                   FAILED_TO_AUTHENTICATE)
 
     @property
     def station(self) -> StationPort | None:
         return self.commands.station
+
+    def attach_logs(self, source: LogSource) -> None:
+        """What GetDiagnostics and GetLog upload; without it they upload nothing."""
+        self.uploads.source = source
 
     def attach_station(self, station: StationPort) -> None:
         """The station backend commands go to, when it is built after the client (the station
@@ -177,6 +201,7 @@ class OcppClient:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
+        await self.uploads.close()
         await self.connection.close()
 
     def _log_frame(self, direction: str, frame: str) -> None:
@@ -397,13 +422,40 @@ class OcppClient:
                 self.statuses.send_current(connector_id)
             elif message == "FirmwareStatusNotification":
                 await self._call(cp, call.FirmwareStatusNotification(
-                    status=self.commands.firmware_status()))
+                    status=self.firmware_state().status))
             elif message == "MeterValues":
                 for cid, value in self.sampler.values_now("Trigger", connector_id):
                     open_tx = open_transaction(self.store, cid)
                     await self._call(cp, call.MeterValues(
                         connector_id=cid, meter_value=[value],
                         transaction_id=open_tx.backend_tx_id if open_tx else None))
+            elif message == "DiagnosticsStatusNotification":
+                await self._call(cp, call.DiagnosticsStatusNotification(
+                    status=self.uploads.diagnostics_status()))
+        except CALL_FAILURES as exc:
+            log.warning("ocpp.trigger_failed", message=message, error=str(exc))
+
+    async def run_extended_trigger(self, cp: ChargePoint16, message: str,
+                                   connector_id: int | None) -> None:
+        """Send what ExtendedTriggerMessage asked for, after its Accepted reply went out: the
+        current log upload state, the firmware state (signed when a SignedUpdateFirmware runs),
+        or what TriggerMessage sends for the same message."""
+        if self.commands.extended_trigger(message, connector_id) != "Accepted":
+            return
+        try:
+            if message == "LogStatusNotification":
+                status, request_id = self.uploads.log_status()
+                await self._call(cp, call.LogStatusNotification(status=status,
+                                                                request_id=request_id))
+            elif message == "FirmwareStatusNotification":
+                state = self.firmware_state()
+                if state.request_id is None:
+                    await self._call(cp, call.FirmwareStatusNotification(status=state.status))
+                else:
+                    await self._call(cp, call.SignedFirmwareStatusNotification(
+                        status=state.status, request_id=state.request_id))
+            else:
+                await self.run_trigger(cp, message, connector_id)
         except CALL_FAILURES as exc:
             log.warning("ocpp.trigger_failed", message=message, error=str(exc))
 
@@ -420,6 +472,7 @@ class OcppClient:
             self.connection.set_ping_interval(int(value))
         elif key == "AuthorizationKey":
             self._reconnect_for = key
+            record_security_event(self.store, SECURITY_RECONFIGURED, "AuthorizationKey changed")
         elif key in ("TransactionMessageRetryInterval", "TransactionMessageAttempts"):
             self.outbox.wake()
         elif key == "MinimumStatusDuration":

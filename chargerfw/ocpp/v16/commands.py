@@ -22,6 +22,7 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
 from chargerfw.ocpp.station_port import StationPort
+from chargerfw.ocpp.v16.diagnostics import LogUploads
 from chargerfw.ocpp.v16.requests import wire_id_tag_info
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagInfoError
 from chargerfw.station.charging_profiles import (
@@ -41,7 +42,11 @@ log = get_logger(__name__)
 DataTransferHandler = Callable[[str | None, str | None], Awaitable[tuple[str, str | None]]]
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
-               "FirmwareStatusNotification")
+               "DiagnosticsStatusNotification", "FirmwareStatusNotification")
+# ExtendedTriggerMessage (Security Whitepaper); SignChargePointCertificate is answered Rejected
+# until the station has a certificate of its own (security profile 3).
+EXTENDED_TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+                        "LogStatusNotification", "FirmwareStatusNotification")
 
 
 class BackendCommands:
@@ -50,8 +55,10 @@ class BackendCommands:
 
     def __init__(self, *, store: Store, keys: ConfigurationKeys, station: StationPort | None,
                  connector_phases: Mapping[int, int],
-                 data_transfer_handlers: dict[str, DataTransferHandler]) -> None:
+                 data_transfer_handlers: dict[str, DataTransferHandler],
+                 uploads: LogUploads | None = None) -> None:
         self.store = store
+        self.uploads = uploads
         self.keys = keys
         self.station = station
         self.connector_phases = dict(connector_phases)
@@ -277,8 +284,36 @@ class BackendCommands:
     def trigger(self, message: str, connector_id: int | None) -> str:
         """Whether TriggerMessage is Accepted; the client sends the message after the reply."""
         if message not in TRIGGERABLE:
-            return "NotImplemented"  # no diagnostics upload support
+            return "NotImplemented"
         if connector_id is not None and not (connector_id == 0
                                              or self._known_connector(connector_id)):
             return "Rejected"
         return "Accepted"
+
+    def extended_trigger(self, message: str, connector_id: int | None) -> str:
+        """Whether ExtendedTriggerMessage is Accepted; the client sends after the reply."""
+        if message == "SignChargePointCertificate":
+            return "Rejected"  # no charge point certificate yet (security profile 3)
+        if message not in EXTENDED_TRIGGERABLE:
+            return "NotImplemented"
+        if connector_id is not None and not (connector_id == 0
+                                             or self._known_connector(connector_id)):
+            return "Rejected"
+        return "Accepted"
+
+    # -- diagnostics and logs --------------------------------------------------------------------
+
+    def get_diagnostics(self, location: str, retries: int | None, retry_interval: int | None,
+                        start_time: str | None, stop_time: str | None) -> str | None:
+        """GetDiagnostics: the fileName, or None when nothing will be uploaded."""
+        if self.uploads is None:
+            return None
+        return self.uploads.get_diagnostics(location, retries, retry_interval, start_time,
+                                            stop_time)
+
+    def get_log(self, log_type: str, request_id: int, parameters: dict[str, Any],
+                retries: int | None, retry_interval: int | None) -> tuple[str, str | None]:
+        """GetLog: (status, filename)."""
+        if self.uploads is None:
+            return "Rejected", None
+        return self.uploads.get_log(log_type, request_id, parameters, retries, retry_interval)

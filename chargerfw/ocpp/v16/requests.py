@@ -1,6 +1,7 @@
 """OCPP 1.6 requests built from what the station and the store hold, and their answers read.
 
-The outbox's messages become StartTransaction, MeterValues and StopTransaction CALLs here
+The outbox's messages become StartTransaction, MeterValues and StopTransaction CALLs, and the
+status notifications (diagnostics, log, firmware, security) theirs, here
 (:class:`OutboxSender16`); a message queued offline gets the backend's transactionId at send
 time, and a message of a transaction the backend never gave an id is never sent with a made-up
 one.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 from ocpp.v16 import call
 
@@ -61,15 +63,26 @@ def status_notification(connector_id: int, report: ConnectorStatusReport,
         vendor_error_code=report.vendor_error_code)
 
 
+NOTIFICATION_CALLS: dict[str, Any] = {
+    "DiagnosticsStatusNotification": call.DiagnosticsStatusNotification,
+    "FirmwareStatusNotification": call.FirmwareStatusNotification,
+    "LogStatusNotification": call.LogStatusNotification,
+    "SignedFirmwareStatusNotification": call.SignedFirmwareStatusNotification,
+    "SecurityEventNotification": call.SecurityEventNotification,
+}
+
+
 def outbox_request(message: OutboxMessage) -> Any:
     """The CALL for an outbox message; :class:`Undeliverable` if it needs the backend's
-    transactionId and none is known."""
+    transactionId and none is known, or its payload does not fit its notification."""
     p = message.payload
-    if message.action == "FirmwareStatusNotification":
-        return call.FirmwareStatusNotification(status=p["status"])
-    if message.local_tx_id is None:
-        raise Undeliverable(f"outbox {message.seq}: {message.action} is not sent by this "
-                            "version")
+    notification = NOTIFICATION_CALLS.get(message.action)
+    if notification is not None:
+        try:
+            return notification(**camel_to_snake_case(p))
+        except TypeError as exc:
+            raise Undeliverable(f"outbox {message.seq}: {message.action} payload {p}: {exc}"
+                                ) from None
     if message.action == "StartTransaction":
         return call.StartTransaction(connector_id=p["connectorId"], id_tag=p["idTag"],
                                      meter_start=p["meterStart"], timestamp=p["timestamp"],
@@ -126,13 +139,16 @@ class OutboxSender16:
             log.info("transaction.confirmed", local_id=message.local_tx_id,
                      transaction_id=answer.backend_tx_id, status=info.get("status"))
             notify_id_tag_info(self._station, p["idTag"], info)
-            if self._station is not None and answer.backend_tx_id is not None:
+            if (self._station is not None and answer.backend_tx_id is not None
+                    and message.local_tx_id is not None):
                 try:
                     self._station.transaction_confirmed(p["connectorId"], message.local_tx_id,
                                                         answer.backend_tx_id, p["idTag"], info)
                 except Exception:
                     log.exception("station.transaction_confirmed_failed")
         elif message.action == "StopTransaction" and answer.id_tag_info is not None:
-            assert message.local_tx_id is not None
-            tag = message.payload.get("idTag") or self._store.transaction(message.local_tx_id).id_tag
-            notify_id_tag_info(self._station, tag, info)
+            tag = message.payload.get("idTag")
+            if not tag and message.local_tx_id is not None:
+                tag = self._store.transaction(message.local_tx_id).id_tag
+            if tag:
+                notify_id_tag_info(self._station, tag, info)
