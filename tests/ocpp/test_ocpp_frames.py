@@ -26,7 +26,8 @@ BAD_FRAMES = [
     # OCPP-J 1.6 table 7: an action 1.6 does not know is NotImplemented, one it knows that we
     # do not handle NotSupported.
     ('[2, "b4", "FlyToTheMoon", {}]', "b4", "NotImplemented"),
-    ('[2, "b5", "GetDiagnostics", {"location": "http://x"}]', "b5", "NotSupported"),
+    ('[2, "b5", "GetInstalledCertificateIds", {"certificateType": "ManufacturerRootCertificate"}]',
+     "b5", "NotSupported"),
     ('[2, "b5b", "BootNotification", {"chargePointVendor": "x", "chargePointModel": "y"}]',
      "b5b", "NotSupported"),
     ('[2, "b6", "Reset", {}]', "b6", "OccurenceConstraintViolation"),

@@ -34,7 +34,7 @@ def test_state_and_notifications_survive_a_reopen_in_order_with_transaction_mess
 
 def test_a_notification_the_outbox_does_not_carry_changes_nothing(tmp_path):
     with Store(tmp_path / "state.db") as store:
-        with pytest.raises(StoreError, match="not a status notification"):
+        with pytest.raises(StoreError, match="not a notification the outbox carries"):
             with store._db.tx() as conn:
                 enqueue_notification(conn, "Heartbeat", {}, 0.0)
         assert store.outbox_all() == []
