@@ -12,8 +12,9 @@ OCPI API and the admin API neither need nor expose it.
   up. Bodies over the limit are refused with 413 and nothing is kept.
 
 A token is refused (404, nothing served or stored) when unknown, of another kind, used up or
-expired; a download also (403) when it does not come from the address the token's charger
-last connected to OCPP from.
+expired, and (403) when the request does not come from the address the token's charger last
+connected to OCPP from. A download counts as complete when the server sent its last byte: a
+transfer cut after that cannot resume, and the charger needs a new URL.
 """
 
 from __future__ import annotations
@@ -236,10 +237,8 @@ class FileServer:
         if row is None or request.path_params["name"] != row["file_name"]:
             return PlainTextResponse("no such file\n", status_code=404)
         charger = row["charge_point_id"]
-        address = request.client.host if request.client else None
-        if address is None or self._ocpp.last_address.get(charger) != address:
-            log.warning("csms.file_download_foreign", charge_point=charger, address=address)
-            return PlainTextResponse("this URL belongs to another charger\n", status_code=403)
+        if (refused := self._foreign(request, charger)) is not None:
+            return refused
         path = self.settings.data_dir / row["release_path"]
         if not path.is_file():
             log.error("csms.release_file_missing", path=str(path))
@@ -256,10 +255,20 @@ class FileServer:
         response.background = BackgroundTask(finished)
         return response
 
+    def _foreign(self, request: Request, charger: str) -> Response | None:
+        """403 for a request that does not come from where ``charger`` last connected from."""
+        address = request.client.host if request.client else None
+        if address is not None and self._ocpp.last_address.get(charger) == address:
+            return None
+        log.warning("csms.file_url_foreign", charge_point=charger, address=address)
+        return PlainTextResponse("this URL belongs to another charger\n", status_code=403)
+
     async def _upload(self, request: Request) -> Response:
         row = await self._token(request.path_params["token"], UPLOAD_KINDS)
         if row is None:
             return PlainTextResponse("no such upload URL\n", status_code=404)
+        if (refused := self._foreign(request, row["charge_point_id"])) is not None:
+            return refused
         limit = self.settings.max_upload_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

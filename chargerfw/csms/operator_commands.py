@@ -320,7 +320,7 @@ class OperatorCommandRunner:
                         send: Callable[[IssuedToken, str], Awaitable[dict[str, Any]]]
                         ) -> dict[str, Any]:
         """Issue a one-time URL and send the request carrying it; the URL is revoked when
-        the request did not reach the charger."""
+        the charger refused the request."""
         if self._files is None:
             raise InvalidCommand("this backend serves no files (no file server configured)")
         if cp not in self._ocpp.connected:
@@ -331,7 +331,8 @@ class OperatorCommandRunner:
             raise InvalidCommand(str(exc)) from None
         try:
             result = await send(issued, url)
-        except BaseException:
+        except ChargerCallError:
+            # Refused for sure; a charger that did not answer in time may still use the URL.
             await self._files.revoke(issued)
             raise
         if not result["ok"]:

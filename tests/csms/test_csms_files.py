@@ -232,8 +232,13 @@ async def test_diagnostics_and_logs_are_uploaded_once_within_the_limit(
         assert Path(files[1]["full_path"]).read_bytes() == b"security log " * 50
         assert Path(files[1]["full_path"]).parent == data_dir / "uploads" / "CP1"
 
-        # Refusals: too large (declared or streamed), path parts, a used or unknown URL.
+        # Refusals: another address, too large (declared or streamed), path parts, a used or
+        # unknown URL.
         issued, url = await csms.files.issue("CP1", "diagnostics")
+        elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(transport=elsewhere) as stranger:
+            foreign = await stranger.put(url, content=b"not from CP1")
+        assert foreign.status_code == 403
 
         async def chunks() -> Any:
             for _ in range(5):
@@ -294,6 +299,9 @@ async def test_cli_refusals(db: str, tmp_path: Path) -> None:
                                    "http://example.com/fw.bin", "--db", db)
         assert code == 2 and "unknown charge point 'NOPE'" in out
         code, out = await csms_cli("cp", "diagnostics", "CP1", "--db", db)
+        assert code == 1 and "CP1: NotConnected" in out
+        code, out = await csms_cli("cp", "firmware", "update", "CP1", "--url",
+                                   "http://example.com/fw.bin", "--db", db)
         assert code == 1 and "CP1: NotConnected" in out
         code, out = await csms_cli("cp", "log", "CP1", "--type", "SecurityLog", "--db", db)
         assert code == 1 and "CP1: NotConnected" in out
