@@ -321,3 +321,18 @@ async def test_cli_refusals(db: str, tmp_path: Path) -> None:
                                        "http://fw.example.com/x.tar", "--follow",
                                        "--follow-timeout", "1", "--db", db)
             assert code == 1 and "no final status from CP1 within 1 s" in out
+
+
+async def test_a_backend_without_a_file_server_refuses_uploads_but_sends_urls(
+        tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    async with csms_running(db, files_port=None, operator_command_poll_s=0.1) as csms:
+        assert csms.files is None
+        await csms.db(add_test_charger, csms.store, "CP1", None)
+        async with sim_charger(csms, "CP1") as charger:
+            code, out = await csms_cli("cp", "diagnostics", "CP1", "--db", db)
+            assert code == 1 and "CP1: Invalid: this backend serves no files" in out
+            code, out = await csms_cli("cp", "firmware", "update", "CP1", "--url",
+                                       "https://fw.example.com/1.tar", "--db", db)
+            assert code == 0 and out.startswith("CP1: Accepted")
+        assert [action for action, _ in charger.received] == ["UpdateFirmware"]
