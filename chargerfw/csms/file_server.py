@@ -19,12 +19,10 @@ transfer cut after that cannot resume, and the charger needs a new URL.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import tarfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,22 +278,22 @@ class FileServer:
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{stamp}-{row['id']}.part"
         try:
-            async with self._received(limited, partial) as (file_name, size, sha256):
-                if file_name is not None and (
-                        "/" in file_name or "\\" in file_name or file_name in (".", "..")):
-                    return PlainTextResponse("the file name must not have path parts\n",
-                                             status_code=400)
-                suffix = (f"-{file_name}" if file_name and _SAFE_NAME.match(file_name)
-                          else "")
-                target = folder / f"{stamp}-{row['kind']}{suffix}"
-                partial.replace(target)
-                try:
-                    stored = await self._db(self._db.store.record_received_file, row["id"],
-                                            file_name, str(target.relative_to(
-                                                self.settings.data_dir)), size, sha256)
-                except TokenRefused:
-                    target.unlink(missing_ok=True)
-                    return PlainTextResponse("no such upload URL\n", status_code=404)
+            file_name, size, sha256 = await self._receive(limited, partial)
+            if file_name is not None and (
+                    "/" in file_name or "\\" in file_name or file_name in (".", "..")):
+                return PlainTextResponse("the file name must not have path parts\n",
+                                         status_code=400)
+            suffix = (f"-{file_name}" if file_name and _SAFE_NAME.match(file_name)
+                      else "")
+            target = folder / f"{stamp}-{row['kind']}{suffix}"
+            partial.replace(target)
+            try:
+                stored = await self._db(self._db.store.record_received_file, row["id"],
+                                        file_name, str(target.relative_to(
+                                            self.settings.data_dir)), size, sha256)
+            except TokenRefused:
+                target.unlink(missing_ok=True)
+                return PlainTextResponse("no such upload URL\n", status_code=404)
         except UploadTooLarge:
             return self._too_large(row)
         except _NoFileField:
@@ -313,9 +311,8 @@ class FileServer:
         return PlainTextResponse(f"the upload is larger than "
                                  f"{self.settings.max_upload_bytes} bytes\n", status_code=413)
 
-    @contextlib.asynccontextmanager
-    async def _received(self, request: Request, partial: Path
-                        ) -> AsyncIterator[tuple[str | None, int, str]]:
+    @staticmethod
+    async def _receive(request: Request, partial: Path) -> tuple[str | None, int, str]:
         """Write the request's file to ``partial``: (its name, size, sha256)."""
         digest = hashlib.sha256()
         size = 0
@@ -336,7 +333,7 @@ class FileServer:
                         digest.update(chunk)
                         size += len(chunk)
                         out.write(chunk)
-        yield file_name, size, digest.hexdigest()
+        return file_name, size, digest.hexdigest()
 
 
 class _NoFileField(Exception):
