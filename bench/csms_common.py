@@ -22,7 +22,7 @@ def served_csms(db: str, extra_args: Sequence[str] = ()) -> Iterator[ServedCsms]
     """Run the backend on free loopback ports; stop it (only it) with SIGINT on exit."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",
-         "--api-port", "0", "--allow-outbound-network", "127.0.0.0/8", *extra_args],
+         "--api-port", "0", "--files-port", "0", "--allow-outbound-network", "127.0.0.0/8", *extra_args],
         stdout=subprocess.PIPE, text=True,
         env={**os.environ, "CHARGERFW_LOG_LEVEL": "ERROR"})
     try:

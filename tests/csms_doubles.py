@@ -51,7 +51,8 @@ def settings_for(db: str, **overrides: Any) -> CsmsSettings:
                                   command_timeout_s=3.0, ocpp_response_timeout_s=3.0,
                                   reservation_sweep_s=0.1,
                                   # The partner doubles listen on loopback.
-                                  outbound_allowed_networks=LOOPBACK_NETWORKS)
+                                  outbound_allowed_networks=LOOPBACK_NETWORKS,
+                                  files_port=0)
     values.update(overrides)
     return CsmsSettings(**values)
 
@@ -73,7 +74,7 @@ class SimCharger(OcppChargePoint):
             "ChangeConfiguration": "Accepted", "Reset": "Accepted",
             "TriggerMessage": "Accepted", "SendLocalList": "Accepted", "ClearCache": "Accepted",
             "SetChargingProfile": "Accepted", "ClearChargingProfile": "Accepted",
-            "GetCompositeSchedule": "Accepted"}
+            "GetCompositeSchedule": "Accepted", "GetLog": "Accepted"}
         # Charging profiles it accepted: (connector, purpose) -> the latest csChargingProfiles
         # (snake_case); ``limit(connector)`` is what it applies (simple composite: its
         # TxProfile, else the TxDefaultProfile of the connector or of connector 0).
@@ -93,6 +94,18 @@ class SimCharger(OcppChargePoint):
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.frames: list[str] = []  # every frame the CSMS sent, as it came over the wire
         self._handlers: set[asyncio.Task[None]] = set()
+        # Files: UpdateFirmware downloads its location when ``fetch_firmware`` (stopping after
+        # ``cut_download_at`` bytes once, then resuming with Range) into ``downloaded``;
+        # GetDiagnostics / GetLog upload ``upload_body`` (by PUT, or POST multipart) when set.
+        # Each sends the status notifications a charger would.
+        self.fetch_firmware = False
+        self.cut_download_at: int | None = None
+        self.downloaded = b""
+        self.upload_body: bytes | None = None
+        self.upload_method = "PUT"
+        self.upload_name = "diagnostics.tar"
+        self.http_statuses: list[int] = []  # of its downloads' and uploads' requests
+        self.file_work_done = asyncio.Event()
 
     async def start(self) -> None:
         """Handle the CSMS's requests; one that authorizes first is handled on its own task
@@ -239,6 +252,78 @@ class SimCharger(OcppChargePoint):
     async def on_get_local_list_version(self, **kw: Any) -> call_result.GetLocalListVersion:
         self.received.append(("GetLocalListVersion", kw))
         return call_result.GetLocalListVersion(list_version=self.local_list_version)
+
+    @on(Action.update_firmware)
+    async def on_update_firmware(self, **kw: Any) -> call_result.UpdateFirmware:
+        self.received.append(("UpdateFirmware", kw))
+        self.events.put_nowait("UpdateFirmware")
+        if self.fetch_firmware:
+            self._in_background(self._download(kw["location"]))
+        return call_result.UpdateFirmware()
+
+    @on(Action.get_diagnostics)
+    async def on_get_diagnostics(self, **kw: Any) -> call_result.GetDiagnostics:
+        self.received.append(("GetDiagnostics", kw))
+        self.events.put_nowait("GetDiagnostics")
+        if self.upload_body is not None:
+            self._in_background(self._upload(kw["location"], None))
+        return call_result.GetDiagnostics(file_name=self.upload_name)
+
+    @on(Action.get_log)
+    async def on_get_log(self, **kw: Any) -> call_result.GetLog:
+        status = await self._answer("GetLog", kw)
+        if status == "Accepted" and self.upload_body is not None:
+            self._in_background(self._upload(kw["log"]["remote_location"], kw["request_id"]))
+        return call_result.GetLog(status=status, filename=self.upload_name)
+
+    def _in_background(self, work: Any) -> None:
+        self.file_work_done.clear()
+        task = asyncio.create_task(work)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+        task.add_done_callback(lambda _: self.file_work_done.set())
+
+    async def _download(self, url: str) -> None:
+        await self.call(call.FirmwareStatusNotification(status="Downloading"))
+        self.downloaded = b""
+        async with httpx.AsyncClient(timeout=10) as http:
+            if self.cut_download_at is not None:
+                async with http.stream("GET", url) as response:
+                    self.http_statuses.append(response.status_code)
+                    async for chunk in response.aiter_bytes(16):
+                        self.downloaded += chunk
+                        if len(self.downloaded) >= self.cut_download_at:
+                            break
+                self.downloaded = self.downloaded[:self.cut_download_at]
+            response = await http.get(url, headers={"Range": f"bytes={len(self.downloaded)}-"}
+                                      if self.downloaded else None)
+            self.http_statuses.append(response.status_code)
+        if response.status_code not in (200, 206):
+            await self.call(call.FirmwareStatusNotification(status="DownloadFailed"))
+            return
+        self.downloaded += response.content
+        for status in ("Downloaded", "Installing", "Installed"):
+            await self.call(call.FirmwareStatusNotification(status=status))
+
+    async def _upload(self, url: str, request_id: int | None) -> None:
+        async def notify(status: str) -> None:
+            if request_id is None:
+                await self.call(call.DiagnosticsStatusNotification(status=status))
+            else:
+                failed = "UploadFailure" if status == "UploadFailed" else status
+                await self.call(call.LogStatusNotification(status=failed,
+                                                           request_id=request_id))
+
+        await notify("Uploading")
+        assert self.upload_body is not None
+        async with httpx.AsyncClient(timeout=10) as http:
+            if self.upload_method == "PUT":
+                response = await http.put(url, content=self.upload_body)
+            else:
+                response = await http.post(url, files={
+                    "file": (self.upload_name, self.upload_body, "application/x-tar")})
+        self.http_statuses.append(response.status_code)
+        await notify("Uploaded" if response.status_code in (200, 201, 204) else "UploadFailed")
 
     # -- what the charger sends --
 

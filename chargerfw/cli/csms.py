@@ -126,12 +126,27 @@ def csms() -> None:
 @click.option("--hub-pull-interval", default=3600, show_default=True,
               type=click.IntRange(0, 30 * 86400),
               help="seconds between pulls of hubs' party lists (0: never)")
+@click.option("--files-port", default=9002, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTP port chargers download firmware from and upload diagnostics to")
+@click.option("--files-url", default=None,
+              help="base URL chargers reach the file server at (default http://HOST:FILES-PORT)")
+@click.option("--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="where published firmware and uploads are kept (default: beside a SQLite "
+                   "database, DB.files; ./csms-files with PostgreSQL)")
+@click.option("--max-upload-mb", default=100, show_default=True, type=click.IntRange(1, 100000),
+              help="the largest diagnostics or log upload taken, in MiB")
+@click.option("--file-url-hours", default=24.0, show_default=True,
+              type=click.FloatRange(0.01, 24 * 30),
+              help="how long a one-time download or upload URL stays valid")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
           offline_grace: int, allowed_networks: Sequence[str], token_pull_interval: int,
-          hub_pull_interval: int) -> None:
-    """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
+          hub_pull_interval: int, files_port: int, files_url: str | None,
+          data_dir: Path | None, max_upload_mb: int, file_url_hours: float) -> None:
+    """Run the OCPP server, the OCPI API and the file server for chargers in one process
+    (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
     _url_policy(allowed_networks)  # refuse a bad network before starting
@@ -143,7 +158,11 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             offline_grace_s=float(offline_grace),
                             outbound_allowed_networks=tuple(allowed_networks),
                             token_pull_interval_s=float(token_pull_interval),
-                            hub_pull_interval_s=float(hub_pull_interval))
+                            hub_pull_interval_s=float(hub_pull_interval),
+                            files_port=files_port, files_url=files_url,
+                            data_dir=str(data_dir) if data_dir is not None else None,
+                            max_upload_bytes=max_upload_mb * 1024 * 1024,
+                            file_url_valid_s=file_url_hours * 3600)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -152,6 +171,9 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
         click.echo(f"OCPP  {running.ocpp_url}/<charge_point_id>")
         click.echo(f"OCPI  {running.api_url}/ocpi/versions")
         click.echo(f"open  {running.api_url}/opendata/locations")
+        if running.files is not None:
+            click.echo(f"files {running.files.settings.base_url} (data in "
+                       f"{running.files.settings.data_dir})")
 
     try:
         asyncio.run(serve_forever(settings, ready))
@@ -855,6 +877,297 @@ def cp_unlock(charge_point_id: str, connector: int, db: str, wait_s: int,
     """Unlock CHARGER's CONNECTOR (UnlockConnector)."""
     _report(_through_server(db, charge_point_id, "unlock", {"connector": connector}, wait_s),
             as_json)
+
+
+# --- files: firmware updates, diagnostics, logs -----------------------------------------------
+
+data_dir_option = click.option(
+    "--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the backend keeps published firmware and uploaded files (default: beside a "
+         "SQLite database, DB.files; ./csms-files with PostgreSQL)")
+
+
+def _data_dir(db: str, data_dir: Path | None) -> Path:
+    from chargerfw.csms.file_server import default_data_dir
+
+    return data_dir.resolve() if data_dir is not None else default_data_dir(db)
+
+
+follow_options = [
+    click.option("--follow", is_flag=True,
+                 help="then print the charger's status notifications as they arrive, until "
+                      "a final one; exit 1 unless it reports success"),
+    click.option("--follow-timeout", default=1800, show_default=True,
+                 type=click.IntRange(1, 7 * 86400), help="seconds to follow at most"),
+]
+
+
+def _follow_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(follow_options):
+        f = option(f)
+    return f
+
+
+def _follow(db: str, charge_point_id: str, kind: str, after_id: int, timeout_s: int,
+            request_id: int | None = None) -> None:
+    """Print ``kind`` statuses newer than ``after_id`` until a final one; exit 1 unless it
+    is a success or when none comes in time."""
+    import time
+
+    from chargerfw.csms.operator_commands import FINAL_STATUSES, SUCCEEDED
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for row in store.file_statuses(charge_point_id, kind, after_id):
+            after_id = row["id"]
+            if request_id is not None and row["request_id"] not in (None, request_id):
+                continue
+            click.echo(f"{charge_point_id}: {row['status']} ({_fmt_time(row['reported_at'])} "
+                       f"UTC)")
+            if row["status"] in FINAL_STATUSES[kind]:
+                if row["status"] not in SUCCEEDED:
+                    raise SystemExit(1)
+                return
+        time.sleep(0.2)
+    click.echo(f"error: no final status from {charge_point_id} within {timeout_s} s",
+               err=True)
+    raise SystemExit(1)
+
+
+def _send_and_follow(db: str, charge_point_id: str, command: str, params: dict[str, Any],
+                     wait_s: int, as_json: bool, follow: bool, follow_timeout: int,
+                     kind: str) -> None:
+    from chargerfw.csms.store import CpoIdentity
+
+    before = _open_store(db, CpoIdentity()).last_file_status_id()
+    outcome = _through_server(db, charge_point_id, command, params, wait_s)
+    _report(outcome, as_json)
+    if follow:
+        _follow(db, charge_point_id, kind, before, follow_timeout,
+                outcome.get("request_id") if command == "get_log" else None)
+
+
+@csms.group()
+def firmware() -> None:
+    """Firmware releases the backend serves to its chargers."""
+
+
+@firmware.command("publish")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@data_dir_option
+def firmware_publish(path: Path, db: str, data_dir: Path | None) -> None:
+    """Publish the release archive FILE (`make release`) for chargers to download: it must
+    be a tar holding manifest.json with the release's version."""
+    from chargerfw.csms.file_server import ReleaseRefused, publish_release
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    try:
+        release = _run_store_action(
+            lambda: publish_release(store, _data_dir(db, data_dir), path))
+    except ReleaseRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"published {release['version']} as {release['file_name']} "
+               f"({release['size']} bytes, sha256 {release['sha256']})")
+
+
+@firmware.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def firmware_list(db: str, as_json: bool) -> None:
+    """The published releases."""
+    from chargerfw.csms.store import CpoIdentity
+
+    releases = [dict(r) for r in _open_store(db, CpoIdentity()).list_releases()]
+    if as_json:
+        click.echo(json.dumps(releases, indent=2, default=_fmt_time))
+        return
+    click.echo(_table(["version", "file", "size", "sha256", "published (UTC)"], [
+        [r["version"], r["file_name"], r["size"], r["sha256"], r["published_at"]]
+        for r in releases]))
+
+
+@cp.command("show")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
+    """CHARGER as the backend knows it: connection, connectors, and the status history of
+    its firmware updates, diagnostics and log uploads, and the files it uploaded."""
+    from chargerfw.csms.store import CpoIdentity
+    from chargerfw.csms.store.charger_files import STATUS_KINDS
+
+    store = _open_store(db, CpoIdentity())
+    found = [p for p in store.list_charge_points() if p["id"] == charge_point_id]
+    if not found:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
+    point = found[0]
+    statuses = store.file_statuses(charge_point_id)
+    history = {kind: [{"status": row["status"], "request_id": row["request_id"],
+                       "reported_at": row["reported_at"]}
+                      for row in statuses if row["kind"] == kind] for kind in STATUS_KINDS}
+    files = [dict(row) for row in store.received_files(charge_point_id)]
+    if as_json:
+        click.echo(json.dumps({**point, "file_statuses": history, "received_files": files},
+                              indent=2, default=_fmt_time))
+        return
+    connection = ("offline" if point["offline"] else "connected" if point["connected"]
+                  else "not connected")
+    click.echo(f"{charge_point_id}: {connection}, last seen {_fmt_time(point['last_seen'])}"
+               f" UTC; {point['vendor'] or '?'} {point['model'] or '?'}, firmware "
+               f"{point['firmware_version'] or '?'}")
+    for connector, status in sorted(point["connectors"].items()):
+        click.echo(f"  connector {connector}: {status}")
+    for kind, rows in history.items():
+        if rows:
+            last = rows[-1]
+            earlier = ", ".join(row["status"] for row in rows[-6:-1])
+            request = f" (request {last['request_id']})" if last["request_id"] else ""
+            click.echo(f"  {kind.replace('_', ' ')}: {last['status']}{request} at "
+                       f"{_fmt_time(last['reported_at'])} UTC"
+                       f"{'; before: ' + earlier if earlier else ''}")
+    if files:
+        click.echo(f"  uploaded files: {len(files)}, the newest {files[-1]['path']}")
+
+
+@cp.group("firmware")
+def cp_firmware() -> None:
+    """A charger's firmware (UpdateFirmware)."""
+
+
+@cp_firmware.command("update")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("version", required=False)
+@click.option("--url", default=None, help="a firmware URL of your own instead of a release "
+                                          "the backend publishes")
+@click.option("--retrieve-date", default=None, metavar="TIME",
+              help="when the charger should fetch it, ISO 8601 with offset (default: now)")
+@click.option("--retries", default=None, type=click.IntRange(0, 100),
+              help="how often the charger retries the download")
+@click.option("--retry-interval", default=None, type=click.IntRange(0, 86400),
+              help="seconds between its retries")
+@_follow_options
+@db_option
+@wait_option
+@json_option
+def cp_firmware_update(charge_point_id: str, version: str | None, url: str | None,
+                       retrieve_date: str | None, retries: int | None,
+                       retry_interval: int | None, follow: bool, follow_timeout: int, db: str,
+                       wait_s: int, as_json: bool) -> None:
+    """Have CHARGER install the published release VERSION (through a one-time URL of the
+    file server only it may use), or the firmware at --url."""
+    from chargerfw.csms.store import CpoIdentity
+    from chargerfw.csms.store.charger_files import FIRMWARE
+
+    if (version is None) == (url is None):
+        raise click.UsageError("give a published release's VERSION or --url")
+    if version is not None and _open_store(db, CpoIdentity()).get_release(version) is None:
+        click.echo(f"error: no published release {version!r}; see `chargerfw csms firmware "
+                   "list`", err=True)
+        raise SystemExit(2)
+    params = {"version": version, "url": url, "retries": retries,
+              "retry_interval": retry_interval,
+              "retrieve_date": retrieve_date and _aware_time(retrieve_date,
+                                                             "--retrieve-date").isoformat()}
+    _send_and_follow(db, charge_point_id, "firmware_update", params, wait_s, as_json, follow,
+                     follow_timeout, FIRMWARE)
+
+
+period_options = [
+    click.option("--start", default=None, metavar="TIME",
+                 help="the oldest entries wanted, ISO 8601 with offset"),
+    click.option("--stop", default=None, metavar="TIME",
+                 help="the newest entries wanted, ISO 8601 with offset"),
+    click.option("--retries", default=None, type=click.IntRange(0, 100),
+                 help="how often the charger retries the upload"),
+    click.option("--retry-interval", default=None, type=click.IntRange(0, 86400),
+                 help="seconds between its retries"),
+]
+
+
+def _period_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(period_options):
+        f = option(f)
+    return f
+
+
+def _period_params(start: str | None, stop: str | None, retries: int | None,
+                   retry_interval: int | None) -> dict[str, Any]:
+    return {"start": start and _aware_time(start, "--start").isoformat(),
+            "stop": stop and _aware_time(stop, "--stop").isoformat(),
+            "retries": retries, "retry_interval": retry_interval}
+
+
+@cp.command("diagnostics")
+@click.argument("charge_point_id", metavar="CHARGER")
+@_period_options
+@_follow_options
+@db_option
+@wait_option
+@json_option
+def cp_diagnostics(charge_point_id: str, start: str | None, stop: str | None,
+                   retries: int | None, retry_interval: int | None, follow: bool,
+                   follow_timeout: int, db: str, wait_s: int, as_json: bool) -> None:
+    """Have CHARGER upload its diagnostics to a one-time URL of the file server
+    (GetDiagnostics); `cp diagnostics-files` lists what arrived."""
+    from chargerfw.csms.store.charger_files import DIAGNOSTICS
+
+    _send_and_follow(db, charge_point_id, "diagnostics",
+                     _period_params(start, stop, retries, retry_interval), wait_s, as_json,
+                     follow, follow_timeout, DIAGNOSTICS)
+
+
+@cp.command("log")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--type", "log_type", required=True,
+              type=click.Choice(["DiagnosticsLog", "SecurityLog"]), help="which log")
+@_period_options
+@_follow_options
+@db_option
+@wait_option
+@json_option
+def cp_log(charge_point_id: str, log_type: str, start: str | None, stop: str | None,
+           retries: int | None, retry_interval: int | None, follow: bool,
+           follow_timeout: int, db: str, wait_s: int, as_json: bool) -> None:
+    """Have CHARGER upload a log to a one-time URL of the file server (GetLog, OCPP 1.6
+    Security Whitepaper)."""
+    from chargerfw.csms.store.charger_files import LOG
+
+    _send_and_follow(db, charge_point_id, "get_log",
+                     {"log_type": log_type, **_period_params(start, stop, retries,
+                                                             retry_interval)},
+                     wait_s, as_json, follow, follow_timeout, LOG)
+
+
+@cp.command("diagnostics-files")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def cp_diagnostics_files(charge_point_id: str, db: str, data_dir: Path | None,
+                         as_json: bool) -> None:
+    """The diagnostics and logs CHARGER uploaded (paths under the data directory)."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    if store.get_charge_point(charge_point_id) is None:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
+    base = _data_dir(db, data_dir)
+    files = [{**row, "full_path": str(base / row["path"])}
+             for row in store.received_files(charge_point_id)]
+    if as_json:
+        click.echo(json.dumps(files, indent=2, default=_fmt_time))
+        return
+    click.echo(_table(["received (UTC)", "kind", "size", "charger's name", "file"], [
+        [f["received_at"], f["kind"], f["size"], f["file_name"] or "", f["full_path"]]
+        for f in files]))
 
 
 # --- local authorization lists ----------------------------------------------------------------

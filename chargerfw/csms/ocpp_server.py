@@ -34,6 +34,7 @@ from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
 from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
+from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNED_FIRMWARE
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -81,6 +82,10 @@ def parse_ocpp_time(value: str) -> datetime:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ocpp_time(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_meter_values(meter_value: Sequence[dict[str, Any]]) -> list[billing.Sample]:
@@ -271,16 +276,34 @@ class ChargerConnection(OcppChargePoint):
             listener.current_measured(self.id, connector_id, max(currents))
         return call_result.MeterValues()
 
+    async def _file_status(self, kind: str, status: str, request_id: int | None = None
+                           ) -> None:
+        log.info("csms.file_status", charge_point=self.id, kind=kind, status=status,
+                 request_id=request_id)
+        await self._db(self._db.store.record_file_status, self.id, kind, status, request_id)
+
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
-        log.info("csms.firmware_status", charge_point=self.id, status=status)
+        await self._file_status(FIRMWARE, status)
         return call_result.FirmwareStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(self, status: str, request_id: int
+                                        ) -> call_result.SignedFirmwareStatusNotification:
+        await self._file_status(SIGNED_FIRMWARE, status, request_id)
+        return call_result.SignedFirmwareStatusNotification()
 
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status(self, status: str
                                     ) -> call_result.DiagnosticsStatusNotification:
-        log.info("csms.diagnostics_status", charge_point=self.id, status=status)
+        await self._file_status(DIAGNOSTICS, status)
         return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status(self, status: str, request_id: int
+                            ) -> call_result.LogStatusNotification:
+        await self._file_status(LOG, status, request_id)
+        return call_result.LogStatusNotification()
 
     @on(Action.data_transfer)
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
@@ -322,6 +345,8 @@ class OcppServer:
         self.response_timeout = response_timeout
         self._on_change = on_change
         self.connected: dict[str, ChargerConnection] = {}
+        # The address each charger last connected from: who may use its one-time file URLs.
+        self.last_address: dict[str, str] = {}
         self._server: Server | None = None
         self.load_listener: LoadListener | None = None
 
@@ -407,6 +432,8 @@ class OcppServer:
         cp_id = self.charge_point_id(connection.request.path)
         assert cp_id is not None
         charger = ChargerConnection(cp_id, connection, self)
+        if (address := _source_address(connection)) is not None:
+            self.last_address[cp_id] = address
         previous = self.connected.get(cp_id)
         self.connected[cp_id] = charger
         if previous is not None:
@@ -501,6 +528,38 @@ class OcppServer:
     async def clear_cache(self, charge_point_id: str) -> str:
         result = await self.call(charge_point_id, call.ClearCache())
         return str(result.status)
+
+    async def update_firmware(self, charge_point_id: str, location: str, retrieve_date: datetime,
+                              retries: int | None = None,
+                              retry_interval: int | None = None) -> None:
+        await self.call(charge_point_id, call.UpdateFirmware(
+            location=location, retrieve_date=retrieve_date.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"), retries=retries, retry_interval=retry_interval))
+
+    async def get_diagnostics(self, charge_point_id: str, location: str,
+                              start_time: datetime | None = None,
+                              stop_time: datetime | None = None, retries: int | None = None,
+                              retry_interval: int | None = None) -> str | None:
+        """The name of the file the charger will upload (None: it has nothing)."""
+        result = await self.call(charge_point_id, call.GetDiagnostics(
+            location=location, retries=retries, retry_interval=retry_interval,
+            start_time=_ocpp_time(start_time), stop_time=_ocpp_time(stop_time)))
+        return None if result.file_name is None else str(result.file_name)
+
+    async def get_log(self, charge_point_id: str, log_type: str, request_id: int,
+                      location: str, oldest: datetime | None = None,
+                      latest: datetime | None = None, retries: int | None = None,
+                      retry_interval: int | None = None) -> tuple[str, str | None]:
+        """GetLog (Security Whitepaper): the charger's status and file name."""
+        log_parameters = {"remote_location": location}
+        if oldest is not None:
+            log_parameters["oldest_timestamp"] = _ocpp_time(oldest) or ""
+        if latest is not None:
+            log_parameters["latest_timestamp"] = _ocpp_time(latest) or ""
+        result = await self.call(charge_point_id, call.GetLog(
+            log=log_parameters, log_type=log_type, request_id=request_id, retries=retries,
+            retry_interval=retry_interval))
+        return str(result.status), None if result.filename is None else str(result.filename)
 
     async def get_local_list_version(self, charge_point_id: str) -> int:
         result = await self.call(charge_point_id, call.GetLocalListVersion())

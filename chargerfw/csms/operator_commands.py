@@ -1,6 +1,7 @@
 """The operator's commands to a charger (Reset, ChangeAvailability, Get/ChangeConfiguration,
-TriggerMessage, ClearCache, UnlockConnector, a local-list push): their arguments checked, sent
-over the charger's connection, and the charger's answer as one outcome.
+TriggerMessage, ClearCache, UnlockConnector, a local-list push, UpdateFirmware,
+GetDiagnostics, GetLog): their arguments checked, sent over the charger's connection, and the
+charger's answer as one outcome.
 
 ``OperatorCommandRunner.run`` sends one at once (for a caller inside the server). Callers in
 other processes queue a request in the database (``request_operator_command`` after
@@ -10,20 +11,26 @@ other processes queue a request in the database (``request_operator_command`` af
 An outcome is a JSON object: ``charge_point_id``, ``command``, ``status`` (the charger's
 answer, or NotConnected, NoAnswer, CallError), ``ok`` (the charger did what was asked),
 ``detail`` (a sentence), and what the command adds (GetConfiguration's keys; a push's
-counts).
+counts; a firmware update's or upload's one-time URL's expiry and request id).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from ocpp.v16.enums import MessageTrigger
 
 from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
-from chargerfw.csms.store import AsyncStore
+from chargerfw.csms.store import AsyncStore, NotFound
+from chargerfw.csms.store.charger_files import DIAGNOSTICS as DIAGNOSTICS_KIND
+from chargerfw.csms.store.charger_files import FIRMWARE as FIRMWARE_KIND
+from chargerfw.csms.store.charger_files import LOG as LOG_KIND
+from chargerfw.csms.store.charger_files import IssuedToken
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -36,8 +43,11 @@ TRIGGER = "trigger"
 CLEAR_CACHE = "clear_cache"
 UNLOCK = "unlock"
 LOCAL_LIST_PUSH = "local_list_push"
+FIRMWARE_UPDATE = "firmware_update"
+DIAGNOSTICS = "diagnostics"
+GET_LOG = "get_log"
 COMMANDS = (RESET, AVAILABILITY, CONFIG_GET, CONFIG_SET, TRIGGER, CLEAR_CACHE, UNLOCK,
-            LOCAL_LIST_PUSH)
+            LOCAL_LIST_PUSH, FIRMWARE_UPDATE, DIAGNOSTICS, GET_LOG)
 
 RESET_TYPES = ("Soft", "Hard")
 AVAILABILITY_TYPES = ("Operative", "Inoperative")
@@ -45,13 +55,19 @@ TRIGGER_MESSAGES = tuple(m.value for m in MessageTrigger if m.value not in (
     "LogStatusNotification", "SignChargePointCertificate"))  # the Security extension's
 CONFIG_KEY_MAX = 50  # OCPP CiString50Type
 CONFIG_VALUE_MAX = 500  # OCPP CiString500Type
+LOG_TYPES = ("DiagnosticsLog", "SecurityLog")
+URL_SCHEMES = ("http", "https", "ftp", "ftps")
+URL_MAX = 512  # the firmware's location (anyURI; the Security Whitepaper's string[0..512])
+RETRIES_MAX = 100
+RETRY_INTERVAL_MAX = 86400
 
 # Answers meaning the charger did (or will do) what was asked.
 DONE: dict[str, tuple[str, ...]] = {
     RESET: ("Accepted",), AVAILABILITY: ("Accepted", "Scheduled"),
     CONFIG_SET: ("Accepted", "RebootRequired"), TRIGGER: ("Accepted",),
     CLEAR_CACHE: ("Accepted",), UNLOCK: ("Unlocked",), CONFIG_GET: ("Accepted",),
-    LOCAL_LIST_PUSH: ("Accepted", "UpToDate")}
+    LOCAL_LIST_PUSH: ("Accepted", "UpToDate"), FIRMWARE_UPDATE: ("Accepted",),
+    DIAGNOSTICS: ("Accepted",), GET_LOG: ("Accepted", "AcceptedCanceled")}
 
 _EXPLAINED = {
     (RESET, "Accepted"): "the charger will reset",
@@ -72,7 +88,27 @@ _EXPLAINED = {
     (UNLOCK, "Unlocked"): "the charger unlocked the connector",
     (UNLOCK, "UnlockFailed"): "the charger could not unlock the connector",
     (UNLOCK, "NotSupported"): "the charger cannot unlock that connector",
+    (FIRMWARE_UPDATE, "Accepted"): "the charger will download the firmware",
+    (DIAGNOSTICS, "Accepted"): "the charger will upload its diagnostics",
+    (GET_LOG, "Accepted"): "the charger will upload the log",
+    (GET_LOG, "AcceptedCanceled"): "the charger will upload the log; it cancelled an "
+                                   "upload in progress",
+    (GET_LOG, "Rejected"): "the charger refused to upload the log",
 }
+
+# The last status of each process (firmware update, upload): the charger is done with it.
+FINAL_STATUSES: dict[str, tuple[str, ...]] = {
+    FIRMWARE_KIND: ("Installed", "InstallationFailed", "DownloadFailed", "InvalidSignature",
+                    "InstallVerificationFailed"),
+    DIAGNOSTICS_KIND: ("Uploaded", "UploadFailed"),
+    LOG_KIND: ("Uploaded", "UploadFailure", "BadMessage", "NotSupportedOperation",
+               "PermissionDenied")}
+# The final statuses that mean it worked.
+SUCCEEDED = ("Installed", "Uploaded")
+
+
+def _parsed(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 class InvalidCommand(ValueError):
@@ -102,6 +138,55 @@ def _text(value: Any, name: str, longest: int, empty_ok: bool = False) -> str:
     return value
 
 
+def _count(params: dict[str, Any], name: str, largest: int) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
+        raise InvalidCommand(f"{name} must be a whole number from 0 to {largest}, not {value!r}")
+    return value
+
+
+def _time(params: dict[str, Any], name: str) -> str | None:
+    """An ISO 8601 time with its UTC offset, kept as text in UTC."""
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidCommand(f"{name} must be an ISO 8601 time with its UTC offset, "
+                             f"not {value!r}")
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _period(params: dict[str, Any]) -> dict[str, Any]:
+    start, stop = _time(params, "start"), _time(params, "stop")
+    if start is not None and stop is not None and start >= stop:
+        raise InvalidCommand(f"start {start} must be before stop {stop}")
+    return {"start": start, "stop": stop, "retries": _count(params, "retries", RETRIES_MAX),
+            "retry_interval": _count(params, "retry_interval", RETRY_INTERVAL_MAX)}
+
+
+def _firmware_params(params: dict[str, Any]) -> dict[str, Any]:
+    version, url = params.get("version"), params.get("url")
+    if (version is None) == (url is None):
+        raise InvalidCommand("give either a published release's version or a URL")
+    if version is not None:
+        version = _text(version, "version", 50)
+    if url is not None:
+        url = _text(url, "url", URL_MAX)
+        parts = urlsplit(url)
+        if parts.scheme not in URL_SCHEMES or not parts.netloc:
+            raise InvalidCommand(f"url must be an {'/'.join(URL_SCHEMES)} URL, not {url!r}")
+    return {"version": version, "url": url,
+            "retrieve_date": _time(params, "retrieve_date"),
+            "retries": _count(params, "retries", RETRIES_MAX),
+            "retry_interval": _count(params, "retry_interval", RETRY_INTERVAL_MAX)}
+
+
 def check_params(command: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` for ``command`` in their stored form; raises InvalidCommand."""
     if command == RESET:
@@ -126,6 +211,12 @@ def check_params(command: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"connector": _connector(params, 1)}
     if command == LOCAL_LIST_PUSH:
         return {"full": bool(params.get("full", False))}
+    if command == FIRMWARE_UPDATE:
+        return _firmware_params(params)
+    if command == DIAGNOSTICS:
+        return _period(params)
+    if command == GET_LOG:
+        return {"log_type": _choice(params, "log_type", LOG_TYPES), **_period(params)}
     raise InvalidCommand(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
 
 
@@ -139,19 +230,35 @@ def outcome(charge_point_id: str, command: str, status: str, detail: str | None 
             **extra}
 
 
-class OperatorCommandRunner:
-    """Sends operator commands to connected chargers."""
+class FileUrls(Protocol):
+    """Makes the one-time URLs a charger downloads firmware from and uploads files to."""
 
-    def __init__(self, db: AsyncStore, ocpp: OcppServer) -> None:
+    async def issue(self, charge_point_id: str, kind: str,
+                    release_version: str | None = None) -> tuple[IssuedToken, str]:
+        """A new token and its URL; raises NotFound for an unknown charger or release."""
+        ...
+
+    async def revoke(self, token: IssuedToken) -> None:
+        """Make an issued token unusable (the charger never got its URL)."""
+        ...
+
+
+class OperatorCommandRunner:
+    """Sends operator commands to connected chargers. Without ``files`` (no file server)
+    firmware updates from a published release and uploads are refused."""
+
+    def __init__(self, db: AsyncStore, ocpp: OcppServer, files: FileUrls | None = None) -> None:
         self._db = db
         self._ocpp = ocpp
+        self._files = files
         self._pusher = LocalListPusher(db, ocpp)
         self._send: dict[str, Callable[[str, dict[str, Any]],
                                        Awaitable[dict[str, Any]]]] = {
             RESET: self._reset, AVAILABILITY: self._availability, CONFIG_GET: self._config_get,
             CONFIG_SET: self._config_set, TRIGGER: self._trigger,
             CLEAR_CACHE: self._clear_cache, UNLOCK: self._unlock,
-            LOCAL_LIST_PUSH: self._local_list_push}
+            LOCAL_LIST_PUSH: self._local_list_push, FIRMWARE_UPDATE: self._firmware_update,
+            DIAGNOSTICS: self._diagnostics, GET_LOG: self._get_log}
 
     async def run(self, charge_point_id: str, command: str,
                   params: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +315,63 @@ class OperatorCommandRunner:
         pushed = (await self._pusher.push(cp, params["full"])).to_json()
         return outcome(cp, LOCAL_LIST_PUSH, **{k: v for k, v in pushed.items()
                                                if k != "charge_point_id"})
+
+    async def _with_url(self, cp: str, kind: str, release_version: str | None,
+                        send: Callable[[IssuedToken, str], Awaitable[dict[str, Any]]]
+                        ) -> dict[str, Any]:
+        """Issue a one-time URL and send the request carrying it; the URL is revoked when
+        the charger refused the request."""
+        if self._files is None:
+            raise InvalidCommand("this backend serves no files (no file server configured)")
+        if cp not in self._ocpp.connected:
+            raise ChargerNotConnected(cp)
+        try:
+            issued, url = await self._files.issue(cp, kind, release_version)
+        except NotFound as exc:
+            raise InvalidCommand(str(exc)) from None
+        try:
+            result = await send(issued, url)
+        except ChargerCallError:
+            # Refused for sure; a charger that did not answer in time may still use the URL.
+            await self._files.revoke(issued)
+            raise
+        if not result["ok"]:
+            await self._files.revoke(issued)
+        return {**result, "request_id": issued.id, "url_expires_at": issued.expires_at.isoformat()}
+
+    async def _firmware_update(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        retrieve = (datetime.fromisoformat(params["retrieve_date"]) if params["retrieve_date"]
+                    else datetime.now(UTC))
+
+        async def send(url: str) -> dict[str, Any]:
+            await self._ocpp.update_firmware(cp, url, retrieve, params["retries"],
+                                             params["retry_interval"])
+            return outcome(cp, FIRMWARE_UPDATE, "Accepted", version=params["version"],
+                           retrieve_date=retrieve.astimezone(UTC).isoformat())
+
+        if params["url"] is not None:
+            return await send(params["url"])
+        return await self._with_url(cp, FIRMWARE_KIND, params["version"],
+                                    lambda _issued, url: send(url))
+
+    async def _diagnostics(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        async def send(_issued: IssuedToken, url: str) -> dict[str, Any]:
+            file_name = await self._ocpp.get_diagnostics(
+                cp, url, _parsed(params["start"]), _parsed(params["stop"]), params["retries"],
+                params["retry_interval"])
+            return outcome(cp, DIAGNOSTICS, "Accepted", file_name=file_name)
+
+        return await self._with_url(cp, DIAGNOSTICS_KIND, None, send)
+
+    async def _get_log(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        async def send(issued: IssuedToken, url: str) -> dict[str, Any]:
+            status, file_name = await self._ocpp.get_log(
+                cp, params["log_type"], issued.id, url, _parsed(params["start"]),
+                _parsed(params["stop"]), params["retries"], params["retry_interval"])
+            return outcome(cp, GET_LOG, status, file_name=file_name,
+                           log_type=params["log_type"])
+
+        return await self._with_url(cp, LOG_KIND, None, send)
 
     # -- commands asked for through the database --
 

@@ -14,11 +14,19 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import uvicorn
 
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
+from chargerfw.csms.file_server import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DEFAULT_TOKEN_VALIDITY,
+    FileServer,
+    FileSettings,
+    default_data_dir,
+)
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
@@ -84,6 +92,13 @@ class CsmsSettings:
     hub_pull_interval_s: float = 3600.0
     # How often pushes of local lists asked for through the database are looked for.
     operator_command_poll_s: float = 1.0
+    # The file server chargers download firmware from and upload diagnostics to (None: none;
+    # 0: any free port); files_url is how chargers reach it (default http://host:port).
+    files_port: int | None = None
+    files_url: str | None = None
+    data_dir: str | None = None  # default: beside a SQLite database, see default_data_dir
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    file_url_valid_s: float = DEFAULT_TOKEN_VALIDITY.total_seconds()
 
 
 @dataclass
@@ -101,6 +116,8 @@ class RunningCsms:
     api_server: uvicorn.Server
     api_task: asyncio.Task[None]
     balancer: SiteBalancer
+    files: FileServer | None = None
+    files_port: int | None = None
 
     @property
     def ocpp_url(self) -> str:
@@ -141,6 +158,31 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
             log.exception("csms.offline_sweep_failed")
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+async def _start_http(stack: contextlib.AsyncExitStack, server: uvicorn.Server,
+                      sock: socket.socket, name: str) -> asyncio.Task[None]:
+    """Serve on ``sock`` until the stack closes; returns once it listens."""
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+
+    async def stop() -> None:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start
+        await asyncio.sleep(0.01)
+    return task
+
+
 @contextlib.asynccontextmanager
 async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
     """Start the backend; stop everything it started on exit."""
@@ -166,9 +208,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.push_async_callback(ocpp.close)
         stack.push_async_callback(balancer.close)
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, settings.api_port))
+        sock = _listening_socket(settings.host, settings.api_port)
         stack.callback(sock.close)
         api_port = int(sock.getsockname()[1])
         commands = CommandHandler(db, ocpp, on_result=pusher.wake,
@@ -194,18 +234,24 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
                                                    lifespan="off", access_log=False,
                                                    timeout_graceful_shutdown=5))
-        api_task = asyncio.create_task(api_server.serve(sockets=[sock]), name="ocpi-api")
+        api_task = await _start_http(stack, api_server, sock, "ocpi-api")
 
-        async def stop_api() -> None:
-            api_server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await api_task
-
-        stack.push_async_callback(stop_api)
-        while not api_server.started:
-            if api_task.done():
-                api_task.result()  # raises why it could not start
-            await asyncio.sleep(0.01)
+        files: FileServer | None = None
+        files_port: int | None = None
+        if settings.files_port is not None:
+            files_sock = _listening_socket(settings.host, settings.files_port)
+            stack.callback(files_sock.close)
+            files_port = int(files_sock.getsockname()[1])
+            files = FileServer(db, ocpp, FileSettings(
+                data_dir=Path(settings.data_dir) if settings.data_dir
+                else default_data_dir(settings.db),
+                base_url=settings.files_url or f"http://{settings.host}:{files_port}",
+                token_valid_for=timedelta(seconds=settings.file_url_valid_s),
+                max_upload_bytes=settings.max_upload_bytes))
+            files_server = EmbeddedUvicorn(uvicorn.Config(
+                files.app(), log_level="warning", lifespan="off", access_log=False,
+                timeout_graceful_shutdown=5))
+            await _start_http(stack, files_server, files_sock, "file-server")
 
         pusher.start()
         stack.push_async_callback(pusher.stop)
@@ -213,7 +259,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         sweepers = [
             asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
             asyncio.create_task(_sweep_offline(db, settings, pusher.wake)),
-            asyncio.create_task(OperatorCommandRunner(db, ocpp).serve_requests(
+            asyncio.create_task(OperatorCommandRunner(db, ocpp, files).serve_requests(
                 settings.operator_command_poll_s))]
 
         async def stop_sweepers() -> None:
@@ -223,9 +269,9 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                     await sweeper
 
         stack.push_async_callback(stop_sweepers)
-        log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port)
+        log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port, files_port=files_port)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
-                          api_server, api_task, balancer)
+                          api_server, api_task, balancer, files, files_port)
 
 
 async def serve_forever(settings: CsmsSettings,

@@ -432,3 +432,62 @@ session_charging_profiles = sa.Table(
     sa.Column("profile", sa.JSON, nullable=False),  # the OCPI ChargingProfile
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# What chargers report of their firmware updates and uploads: FirmwareStatusNotification
+# ("firmware"), SignedFirmwareStatusNotification ("signed_firmware"),
+# DiagnosticsStatusNotification ("diagnostics") and LogStatusNotification ("log"); the newest
+# few per charger and kind are kept.
+charger_file_statuses = sa.Table(
+    "charger_file_statuses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("request_id", sa.Integer),
+    sa.Column("reported_at", UtcDateTime, nullable=False),
+    sa.Index("ix_charger_file_statuses_cp_kind", "charge_point_id", "kind", "id"),
+)
+
+# Firmware releases published for chargers to download: the file under the backend's data
+# directory (``path``, relative to it) with what its manifest says.
+firmware_releases = sa.Table(
+    "firmware_releases", metadata,
+    sa.Column("version", sa.String(50), primary_key=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("published_at", UtcDateTime, nullable=False),
+)
+
+# One-time URLs: a firmware download ("firmware", bound to a release) or an upload
+# ("diagnostics", "log") for one charger. Only the token's SHA-256 is kept; ``used_at`` is set
+# when a download completed or an upload was stored, after which the token is refused.
+file_tokens = sa.Table(
+    "file_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("release_version", sa.String(50), sa.ForeignKey("firmware_releases.version")),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("used_at", UtcDateTime),
+)
+
+# Files chargers uploaded (diagnostics, logs): where under the data directory, how big.
+received_files = sa.Table(
+    "received_files", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("file_tokens.id"), nullable=False),
+    sa.Column("file_name", sa.String(255)),  # as the charger named it, if it did
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)

@@ -213,7 +213,7 @@ def test_serve_runs_both_servers_and_stops_on_sigint(tmp_path: Path) -> None:
     token_a = out.split("TOKEN_A: ")[1].strip()
     proc = subprocess.Popen(
         [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",
-         "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--api-port", "0", "--files-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "CHARGERFW_LOG_LEVEL": "WARNING"})
     try:
         assert proc.stdout is not None
@@ -223,6 +223,12 @@ def test_serve_runs_both_servers_and_stops_on_sigint(tmp_path: Path) -> None:
                                                 else "")
         ocpp_url = ocpp_line.split()[1].replace("<charge_point_id>", "CP1")
         api_url = api_line.split()[1].removesuffix("/ocpi/versions")
+        proc.stdout.readline()  # the open-data feed
+        files_line = proc.stdout.readline()
+        assert files_line.startswith("files http://127.0.0.1:")
+        assert files_line.endswith(f"(data in {db}.files)\n")
+        # The file server answers (nothing without a valid one-time URL).
+        assert httpx.get(files_line.split()[1] + "/diagnostics/x").status_code == 405
         with connect(ocpp_url, subprotocols=["ocpp1.6"]) as ws:
             ws.send(json.dumps([2, "1", "Heartbeat", {}]))
             reply = json.loads(ws.recv(timeout=5))

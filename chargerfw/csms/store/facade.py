@@ -3,7 +3,7 @@ commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
 partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, sites,
-local authorization lists, the push queue). Each part only knows the engine (and our CPO
+local authorization lists, chargers' files, the push queue). Each part only knows the engine (and our CPO
 identity where it builds OCPI objects); work that spans aggregates inside one database
 transaction goes through the owning module's functions that take that transaction's
 connection. ``Store`` offers every part's methods
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
+from chargerfw.csms.store.charger_files import ChargerFiles
 from chargerfw.csms.store.commands import Commands
 from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.local_lists import LocalLists
@@ -166,6 +167,19 @@ class Store:
         self.withdraw_operator_command = queue.withdraw_operator_command
         self.operator_command = queue.operator_command
         self.last_operator_command = queue.last_operator_command
+
+        files = ChargerFiles(engine)
+        self.record_file_status = files.record_file_status
+        self.file_statuses = files.file_statuses
+        self.last_file_status_id = files.last_file_status_id
+        self.add_release = files.add_release
+        self.get_release = files.get_release
+        self.list_releases = files.list_releases
+        self.issue_file_token = files.issue_file_token
+        self.usable_file_token = files.usable_file_token
+        self.use_file_token = files.use_file_token
+        self.record_received_file = files.record_received_file
+        self.received_files = files.received_files
 
         sites = Sites(engine)
         self.add_site = sites.add_site
