@@ -32,8 +32,12 @@ def _cp(*args: str) -> tuple[int, str]:
     ("trigger", {"message": "Authorize"}, "message must be one of"),
     ("unlock", {"connector": 0}, "connector must be a whole number from 1"),
     ("explode", {}, "unknown command 'explode'"),
+    ("reset", {"type": "Hard", "delay": 5}, r"reset takes no parameter delay \(it takes: type\)"),
+    ("clear_cache", {"all": True}, r"takes no parameter all \(it takes: none\)"),
+    ("local_list_push", {"full": "yes"}, "full must be true or false"),
+    ("unlock", ["connector", 1], "the parameters must be a JSON object"),
 ])
-def test_bad_arguments_are_refused(command: str, params: dict[str, Any], error: str) -> None:
+def test_bad_arguments_are_refused(command: str, params: Any, error: str) -> None:
     with pytest.raises(InvalidCommand, match=error):
         check_params(command, params)
 
