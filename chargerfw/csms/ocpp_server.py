@@ -274,12 +274,16 @@ class ChargerConnection(OcppChargePoint):
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:
         log.info("csms.firmware_status", charge_point=self.id, status=status)
+        await self._db(self._db.store.record_charge_point_event, self.id,
+                       "FirmwareStatusNotification", {"status": status})
         return call_result.FirmwareStatusNotification()
 
     @on(Action.diagnostics_status_notification)
     async def on_diagnostics_status(self, status: str
                                     ) -> call_result.DiagnosticsStatusNotification:
         log.info("csms.diagnostics_status", charge_point=self.id, status=status)
+        await self._db(self._db.store.record_charge_point_event, self.id,
+                       "DiagnosticsStatusNotification", {"status": status})
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.data_transfer)

@@ -232,6 +232,8 @@ class OperatorCommandRunner:
                              f"the charger answered with an error: {exc}")
         log.info("csms.operator_command", charge_point=charge_point_id, command=command,
                  status=result["status"])
+        await self._db(self._db.store.record_charge_point_event, charge_point_id, "command",
+                       result)
         return result
 
     async def _reset(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
