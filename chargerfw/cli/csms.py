@@ -266,11 +266,21 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="as JSON")
 def charger_list(db: str, as_json: bool) -> None:
-    """List registered charge points, their EVSEs and last known statuses."""
+    """List registered charge points, their EVSEs and last known statuses (as `cp list`)."""
+    _print_charge_points(db, None, as_json)
+
+
+def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) -> None:
+    """Every charge point (``charge_point_id`` None) or one with its latest events."""
+    from chargerfw.csms.charge_point_view import charge_points_view
+
     store = _open_store(db, _cpo("NL", "CFW"))
-    points = store.list_charge_points()
+    points = charge_points_view(store, charge_point_id)
+    if charge_point_id is not None and not points:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
     if as_json:
-        click.echo(json.dumps(points, indent=2, default=_fmt_time))
+        click.echo(json.dumps(points[0] if charge_point_id else points, indent=2))
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
                        "firmware", "connection", "last seen"], [
@@ -278,7 +288,12 @@ def charger_list(db: str, as_json: bool) -> None:
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
          or "-", p["firmware_version"] or "",
          "offline" if p["offline"] else "connected" if p["connected"] else "-",
-         p["last_seen"]] for p in points]))
+         p["last_seen"] or ""] for p in points]))
+    if charge_point_id is not None and points[0]["latest_events"]:
+        click.echo("\nlatest events:")
+        click.echo(_table(["id", "at", "kind", "status", "detail"], [
+            [e["id"], e["at"], e["kind"], e["data"].get("status", ""),
+             e["data"].get("detail", "")] for e in points[0]["latest_events"]]))
 
 
 @charger.command("set")
@@ -744,9 +759,28 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 @csms.group()
 def cp() -> None:
-    """Send an OCPP command to a connected charger, through the running `chargerfw csms
-    serve` on this database. Each prints the charger's answer and exits 1 when the charger
-    refuses, does not answer or is not connected."""
+    """The charge points: list and show them, and send an OCPP command to a connected
+    charger through the running `chargerfw csms serve` on this database. A command prints
+    the charger's answer and exits 1 when the charger refuses, does not answer or is not
+    connected."""
+
+
+@cp.command("list")
+@db_option
+@json_option
+def cp_list(db: str, as_json: bool) -> None:
+    """List registered charge points, their EVSEs, statuses, connection and firmware."""
+    _print_charge_points(db, None, as_json)
+
+
+@cp.command("show")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@json_option
+def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
+    """CHARGER as in `cp list`, with its latest events: command outcomes and firmware,
+    diagnostics and log status notifications."""
+    _print_charge_points(db, charge_point_id, as_json)
 
 
 @cp.command("reset")

@@ -101,3 +101,12 @@ class ChargePointEvents:
                 charge_point_events.c.charge_point_id == charge_point_id,
                 charge_point_events.c.id > after)
                 .order_by(charge_point_events.c.id).limit(limit)).mappings().all())
+
+    def latest_charge_point_events(self, charge_point_id: str,
+                                   limit: int = 10) -> list[RowMapping]:
+        """The charger's newest ``limit`` events, oldest first."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(charge_point_events).where(
+                charge_point_events.c.charge_point_id == charge_point_id)
+                .order_by(charge_point_events.c.id.desc()).limit(limit)).mappings().all()
+        return list(reversed(rows))

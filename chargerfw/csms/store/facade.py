@@ -177,6 +177,7 @@ class Store:
         events = ChargePointEvents(engine)
         self.record_charge_point_event = events.record_charge_point_event
         self.charge_point_events = events.charge_point_events
+        self.latest_charge_point_events = events.latest_charge_point_events
 
         sites = Sites(engine)
         self.add_site = sites.add_site
