@@ -126,11 +126,17 @@ def csms() -> None:
 @click.option("--hub-pull-interval", default=3600, show_default=True,
               type=click.IntRange(0, 30 * 86400),
               help="seconds between pulls of hubs' party lists (0: never)")
+@click.option("--admin-port", default=None, type=click.IntRange(0, 65535),
+              envvar="CHARGERFW_CSMS_ADMIN_PORT",
+              help="port of the admin HTTP API (off when not given); its tokens come from "
+                   "`chargerfw csms admin token create`")
+@click.option("--admin-host", default="127.0.0.1", show_default=True,
+              envvar="CHARGERFW_CSMS_ADMIN_HOST", help="address the admin API listens on")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
           offline_grace: int, allowed_networks: Sequence[str], token_pull_interval: int,
-          hub_pull_interval: int) -> None:
+          hub_pull_interval: int, admin_port: int | None, admin_host: str) -> None:
     """Run the OCPP server and the OCPI API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
@@ -143,7 +149,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             offline_grace_s=float(offline_grace),
                             outbound_allowed_networks=tuple(allowed_networks),
                             token_pull_interval_s=float(token_pull_interval),
-                            hub_pull_interval_s=float(hub_pull_interval))
+                            hub_pull_interval_s=float(hub_pull_interval),
+                            admin_port=admin_port, admin_host=admin_host)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -152,12 +159,65 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
         click.echo(f"OCPP  {running.ocpp_url}/<charge_point_id>")
         click.echo(f"OCPI  {running.api_url}/ocpi/versions")
         click.echo(f"open  {running.api_url}/opendata/locations")
+        if running.admin_url is not None:
+            click.echo(f"admin {running.admin_url}/docs")
 
     try:
         asyncio.run(serve_forever(settings, ready))
     except OSError as exc:
         click.echo(f"error: cannot listen: {exc}", err=True)
         raise SystemExit(2) from None
+
+
+# --- the admin API's tokens -------------------------------------------------------------------
+
+@csms.group()
+def admin() -> None:
+    """The admin HTTP API (`serve --admin-port`): its tokens."""
+
+
+@admin.group("token")
+def admin_token() -> None:
+    """Tokens for the admin API (separate from OCPI partners' tokens)."""
+
+
+@admin_token.command("create")
+@db_option
+@click.option("--name", default=None,
+              help="what the token is for, logged with every command sent with it "
+                   "(default token-<n>)")
+def admin_token_create(db: str, name: str | None) -> None:
+    """Make a new token and print it once (only a hash of it is stored)."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    name, token = _run_store_action(lambda: store.create_admin_token(name))
+    click.echo(f"admin token {name!r} (shown once; send it as 'Authorization: Bearer "
+               f"<token>'):", err=True)
+    click.echo(token)
+
+
+@admin_token.command("list")
+@db_option
+def admin_token_list(db: str) -> None:
+    """The tokens: name, when made, when revoked."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    click.echo(_table(["name", "created (UTC)", "revoked (UTC)"], [
+        [t["name"], t["created_at"], t["revoked_at"]] for t in store.list_admin_tokens()]))
+
+
+@admin_token.command("revoke")
+@click.argument("name")
+@db_option
+def admin_token_revoke(name: str, db: str) -> None:
+    """Revoke the token NAME: the admin API refuses it from now on."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    revoked = _run_store_action(lambda: store.revoke_admin_token(name))
+    click.echo(f"revoked {name}" if revoked else f"{name} was revoked already")
 
 
 # --- charge points ----------------------------------------------------------------------------
