@@ -303,3 +303,24 @@ def test_token_commands_and_serve_with_the_admin_api(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_a_waiting_long_poll_is_answered_when_the_backend_stops(tmp_path: Path) -> None:
+    import threading
+
+    polling = threading.Event()
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with admin_env(str(tmp_path / "c.db")) as env:
+            read_events = env.csms.store.charge_point_events
+
+            def noting_the_poll(*args: Any) -> Any:
+                polling.set()
+                return read_events(*args)
+
+            env.csms.store.charge_point_events = noting_the_poll  # type: ignore[method-assign]
+            waiting = asyncio.create_task(client.get(
+                f"{env.csms.admin_url}/chargepoints/CP1/events", params={"wait": 60},
+                headers={"Authorization": f"Bearer {env.token}"}))
+            assert await asyncio.to_thread(polling.wait, 20)
+        answer = await waiting
+    assert (answer.status_code, answer.json()) == (200, {"events": [], "next": 0})
