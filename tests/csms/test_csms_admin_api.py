@@ -123,11 +123,17 @@ async def test_refusal_not_connected_no_answer_and_unknown_charger(db: str) -> N
             assert response.status_code == 200
             assert (response.json()["status"], response.json()["ok"]) == ("UnlockFailed", False)
             assert response.json()["detail"] == "the charger could not unlock the connector"
+            def broken(payload: dict[str, Any]) -> str:
+                raise RuntimeError("the charger's handler fails")
+
+            charger.answers["TriggerMessage"] = broken  # answered with a CALLERROR
+            response = await env.client.post(command("trigger"), json={"message": "Heartbeat"})
+            assert response.status_code == 502 and response.json()["status"] == "CallError"
             charger.silent.add("ClearCache")
             response = await env.client.post(command("clear_cache"))
             assert response.status_code == 504 and response.json()["status"] == "NoAnswer"
         assert [r["outcome"]["status"] for r in env.commands_stored()] == [
-            "NotConnected", "UnlockFailed", "NoAnswer"]
+            "NotConnected", "UnlockFailed", "CallError", "NoAnswer"]
 
 
 @pytest.mark.parametrize(("kind", "body", "error"), [
