@@ -28,7 +28,6 @@ from chargerfw.csms.charge_point_view import charge_points_view, event_json
 from chargerfw.csms.ocpi.limits import BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.operator_commands import (
     KINDS,
-    CommandKind,
     InvalidCommand,
     OperatorCommandRunner,
     check_params,
@@ -112,8 +111,7 @@ async def _body_params(ctx: AdminContext, request: Request) -> Any:
         raise AdminError(exc.http_status, str(exc)) from None
 
 
-def _command_route(kind_name: str, kind: CommandKind
-                   ) -> Callable[[str, Request, str], Awaitable[JSONResponse]]:
+def _command_route(kind_name: str) -> Callable[[str, Request, str], Awaitable[JSONResponse]]:
     async def send_command(charge_point_id: str, request: Request,
                            token_name: Operator) -> JSONResponse:
         ctx = _context(request)
@@ -219,5 +217,5 @@ def create_admin_app(ctx: AdminContext) -> FastAPI:
                  openapi_extra={"requestBody": {"required": False, "content": {
                      "application/json": {"schema": {"type": "object"},
                                           "example": kind.example}}}},
-                 )(_command_route(kind_name, kind))
+                 )(_command_route(kind_name))
     return app
