@@ -317,6 +317,8 @@ class OcpiTraffic:
         charging profile set, read or cleared): the backend POSTs its result there."""
         path, method = request.url.path, request.method
         url: object = None
+        if not OUR_PATHS.match(path):  # e.g. the admin API's commands
+            return
         if "/chargingprofiles/" in path and method in ("GET", "DELETE"):
             url = request.url.params.get("response_url")
         elif body and ((method == "POST" and "/commands/" in path)

@@ -139,14 +139,21 @@ def csms() -> None:
 @click.option("--file-url-hours", default=24.0, show_default=True,
               type=click.FloatRange(0.01, 24 * 30),
               help="how long a one-time download or upload URL stays valid")
+@click.option("--admin-port", default=None, type=click.IntRange(0, 65535),
+              envvar="CHARGERFW_CSMS_ADMIN_PORT",
+              help="port of the admin HTTP API (off when not given); its tokens come from "
+                   "`chargerfw csms admin token create`")
+@click.option("--admin-host", default="127.0.0.1", show_default=True,
+              envvar="CHARGERFW_CSMS_ADMIN_HOST", help="address the admin API listens on")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
           offline_grace: int, allowed_networks: Sequence[str], token_pull_interval: int,
           hub_pull_interval: int, files_port: int, files_url: str | None,
-          data_dir: Path | None, max_upload_mb: int, file_url_hours: float) -> None:
-    """Run the OCPP server, the OCPI API and the file server for chargers in one process
-    (Ctrl-C stops it)."""
+          data_dir: Path | None, max_upload_mb: int, file_url_hours: float,
+          admin_port: int | None, admin_host: str) -> None:
+    """Run the OCPP server, the OCPI API, the file server for chargers and (with
+    --admin-port) the admin API in one process (Ctrl-C stops it)."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
 
     _url_policy(allowed_networks)  # refuse a bad network before starting
@@ -162,7 +169,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             files_port=files_port, files_url=files_url,
                             data_dir=str(data_dir) if data_dir is not None else None,
                             max_upload_bytes=max_upload_mb * 1024 * 1024,
-                            file_url_valid_s=file_url_hours * 3600)
+                            file_url_valid_s=file_url_hours * 3600,
+                            admin_port=admin_port, admin_host=admin_host)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -174,12 +182,65 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
         if running.files is not None:
             click.echo(f"files {running.files.settings.base_url} (data in "
                        f"{running.files.settings.data_dir})")
+        if running.admin_url is not None:
+            click.echo(f"admin {running.admin_url}/docs")
 
     try:
         asyncio.run(serve_forever(settings, ready))
     except OSError as exc:
         click.echo(f"error: cannot listen: {exc}", err=True)
         raise SystemExit(2) from None
+
+
+# --- the admin API's tokens -------------------------------------------------------------------
+
+@csms.group()
+def admin() -> None:
+    """The admin HTTP API (`serve --admin-port`): its tokens."""
+
+
+@admin.group("token")
+def admin_token() -> None:
+    """Tokens for the admin API (separate from OCPI partners' tokens)."""
+
+
+@admin_token.command("create")
+@db_option
+@click.option("--name", default=None,
+              help="what the token is for, logged with every command sent with it "
+                   "(default token-<n>)")
+def admin_token_create(db: str, name: str | None) -> None:
+    """Make a new token and print it once (only a hash of it is stored)."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    name, token = _run_store_action(lambda: store.create_admin_token(name))
+    click.echo(f"admin token {name!r} (shown once; send it as 'Authorization: Bearer "
+               f"<token>'):", err=True)
+    click.echo(token)
+
+
+@admin_token.command("list")
+@db_option
+def admin_token_list(db: str) -> None:
+    """The tokens: name, when made, when revoked."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    click.echo(_table(["name", "created (UTC)", "revoked (UTC)"], [
+        [t["name"], t["created_at"], t["revoked_at"]] for t in store.list_admin_tokens()]))
+
+
+@admin_token.command("revoke")
+@click.argument("name")
+@db_option
+def admin_token_revoke(name: str, db: str) -> None:
+    """Revoke the token NAME: the admin API refuses it from now on."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    revoked = _run_store_action(lambda: store.revoke_admin_token(name))
+    click.echo(f"revoked {name}" if revoked else f"{name} was revoked already")
 
 
 # --- charge points ----------------------------------------------------------------------------
@@ -288,11 +349,21 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="as JSON")
 def charger_list(db: str, as_json: bool) -> None:
-    """List registered charge points, their EVSEs and last known statuses."""
+    """List registered charge points, their EVSEs and last known statuses (as `cp list`)."""
+    _print_charge_points(db, None, as_json)
+
+
+def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) -> None:
+    """Every charge point (``charge_point_id`` None) or one with its latest events."""
+    from chargerfw.csms.charge_point_view import charge_points_view
+
     store = _open_store(db, _cpo("NL", "CFW"))
-    points = store.list_charge_points()
+    points = charge_points_view(store, charge_point_id)
+    if charge_point_id is not None and not points:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
     if as_json:
-        click.echo(json.dumps(points, indent=2, default=_fmt_time))
+        click.echo(json.dumps(points[0] if charge_point_id else points, indent=2))
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
                        "firmware", "connection", "last seen"], [
@@ -300,7 +371,24 @@ def charger_list(db: str, as_json: bool) -> None:
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
          or "-", p["firmware_version"] or "",
          "offline" if p["offline"] else "connected" if p["connected"] else "-",
-         p["last_seen"]] for p in points]))
+         p["last_seen"] or ""] for p in points]))
+    if charge_point_id is None:
+        return
+    for kind, rows in points[0]["file_statuses"].items():
+        if rows:
+            last = rows[-1]
+            earlier = ", ".join(row["status"] for row in rows[-6:-1])
+            request = f" (request {last['request_id']})" if last["request_id"] else ""
+            click.echo(f"{kind.replace('_', ' ')}: {last['status']}{request} at "
+                       f"{last['reported_at']}{'; before: ' + earlier if earlier else ''}")
+    files = points[0]["received_files"]
+    if files:
+        click.echo(f"uploaded files: {len(files)}, the newest {files[-1]['path']}")
+    if points[0]["latest_events"]:
+        click.echo("\nlatest events:")
+        click.echo(_table(["id", "at", "kind", "status", "detail"], [
+            [e["id"], e["at"], e["kind"], e["data"].get("status", ""),
+             e["data"].get("detail", "")] for e in points[0]["latest_events"]]))
 
 
 @charger.command("set")
@@ -766,9 +854,28 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 @csms.group()
 def cp() -> None:
-    """Send an OCPP command to a connected charger, through the running `chargerfw csms
-    serve` on this database. Each prints the charger's answer and exits 1 when the charger
-    refuses, does not answer or is not connected."""
+    """The charge points: list and show them, and send an OCPP command to a connected
+    charger through the running `chargerfw csms serve` on this database. A command prints
+    the charger's answer and exits 1 when the charger refuses, does not answer or is not
+    connected."""
+
+
+@cp.command("list")
+@db_option
+@json_option
+def cp_list(db: str, as_json: bool) -> None:
+    """List registered charge points, their EVSEs, statuses, connection and firmware."""
+    _print_charge_points(db, None, as_json)
+
+
+@cp.command("show")
+@click.argument("charge_point_id", metavar="CHARGER")
+@db_option
+@json_option
+def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
+    """CHARGER as in `cp list`, with its latest events: command outcomes and firmware,
+    diagnostics and log status notifications."""
+    _print_charge_points(db, charge_point_id, as_json)
 
 
 @cp.command("reset")
@@ -990,50 +1097,6 @@ def firmware_list(db: str, as_json: bool) -> None:
     click.echo(_table(["version", "file", "size", "sha256", "published (UTC)"], [
         [r["version"], r["file_name"], r["size"], r["sha256"], r["published_at"]]
         for r in releases]))
-
-
-@cp.command("show")
-@click.argument("charge_point_id", metavar="CHARGER")
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="as JSON")
-def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
-    """CHARGER as the backend knows it: connection, connectors, and the status history of
-    its firmware updates, diagnostics and log uploads, and the files it uploaded."""
-    from chargerfw.csms.store import CpoIdentity
-    from chargerfw.csms.store.charger_files import STATUS_KINDS
-
-    store = _open_store(db, CpoIdentity())
-    found = [p for p in store.list_charge_points() if p["id"] == charge_point_id]
-    if not found:
-        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
-        raise SystemExit(2)
-    point = found[0]
-    statuses = store.file_statuses(charge_point_id)
-    history = {kind: [{"status": row["status"], "request_id": row["request_id"],
-                       "reported_at": row["reported_at"]}
-                      for row in statuses if row["kind"] == kind] for kind in STATUS_KINDS}
-    files = [dict(row) for row in store.received_files(charge_point_id)]
-    if as_json:
-        click.echo(json.dumps({**point, "file_statuses": history, "received_files": files},
-                              indent=2, default=_fmt_time))
-        return
-    connection = ("offline" if point["offline"] else "connected" if point["connected"]
-                  else "not connected")
-    click.echo(f"{charge_point_id}: {connection}, last seen {_fmt_time(point['last_seen'])}"
-               f" UTC; {point['vendor'] or '?'} {point['model'] or '?'}, firmware "
-               f"{point['firmware_version'] or '?'}")
-    for connector, status in sorted(point["connectors"].items()):
-        click.echo(f"  connector {connector}: {status}")
-    for kind, rows in history.items():
-        if rows:
-            last = rows[-1]
-            earlier = ", ".join(row["status"] for row in rows[-6:-1])
-            request = f" (request {last['request_id']})" if last["request_id"] else ""
-            click.echo(f"  {kind.replace('_', ' ')}: {last['status']}{request} at "
-                       f"{_fmt_time(last['reported_at'])} UTC"
-                       f"{'; before: ' + earlier if earlier else ''}")
-    if files:
-        click.echo(f"  uploaded files: {len(files)}, the newest {files[-1]['path']}")
 
 
 @cp.group("firmware")

@@ -46,6 +46,12 @@ FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SEEN_NOTE_INTERVAL_S = 60.0
 
 
+# The OCPP message each stored file status comes from, as charger events name it.
+_NOTIFICATION_OF_KIND = {FIRMWARE: "FirmwareStatusNotification",
+                         SIGNED_FIRMWARE: "SignedFirmwareStatusNotification",
+                         DIAGNOSTICS: "DiagnosticsStatusNotification",
+                         LOG: "LogStatusNotification"}
+
 class LoadListener(Protocol):
     """Hears what changes a site's load (the site balancer)."""
 
@@ -281,6 +287,11 @@ class ChargerConnection(OcppChargePoint):
         log.info("csms.file_status", charge_point=self.id, kind=kind, status=status,
                  request_id=request_id)
         await self._db(self._db.store.record_file_status, self.id, kind, status, request_id)
+        event: dict[str, Any] = {"status": status}
+        if request_id is not None:
+            event["requestId"] = request_id
+        await self._db(self._db.store.record_charge_point_event, self.id,
+                       _NOTIFICATION_OF_KIND[kind], event)
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, status: str) -> call_result.FirmwareStatusNotification:

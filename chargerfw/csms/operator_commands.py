@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ocpp.v16.enums import MessageTrigger
 
+from chargerfw.csms import local_list
 from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
 from chargerfw.csms.store import AsyncStore, NotFound
@@ -46,8 +48,6 @@ LOCAL_LIST_PUSH = "local_list_push"
 FIRMWARE_UPDATE = "firmware_update"
 DIAGNOSTICS = "diagnostics"
 GET_LOG = "get_log"
-COMMANDS = (RESET, AVAILABILITY, CONFIG_GET, CONFIG_SET, TRIGGER, CLEAR_CACHE, UNLOCK,
-            LOCAL_LIST_PUSH, FIRMWARE_UPDATE, DIAGNOSTICS, GET_LOG)
 
 RESET_TYPES = ("Soft", "Hard")
 AVAILABILITY_TYPES = ("Operative", "Inoperative")
@@ -60,14 +60,6 @@ URL_SCHEMES = ("http", "https", "ftp", "ftps")
 URL_MAX = 512  # the firmware's location (anyURI; the Security Whitepaper's string[0..512])
 RETRIES_MAX = 100
 RETRY_INTERVAL_MAX = 86400
-
-# Answers meaning the charger did (or will do) what was asked.
-DONE: dict[str, tuple[str, ...]] = {
-    RESET: ("Accepted",), AVAILABILITY: ("Accepted", "Scheduled"),
-    CONFIG_SET: ("Accepted", "RebootRequired"), TRIGGER: ("Accepted",),
-    CLEAR_CACHE: ("Accepted",), UNLOCK: ("Unlocked",), CONFIG_GET: ("Accepted",),
-    LOCAL_LIST_PUSH: ("Accepted", "UpToDate"), FIRMWARE_UPDATE: ("Accepted",),
-    DIAGNOSTICS: ("Accepted",), GET_LOG: ("Accepted", "AcceptedCanceled")}
 
 _EXPLAINED = {
     (RESET, "Accepted"): "the charger will reset",
@@ -187,44 +179,121 @@ def _firmware_params(params: dict[str, Any]) -> dict[str, Any]:
             "retry_interval": _count(params, "retry_interval", RETRY_INTERVAL_MAX)}
 
 
+def _check_get_log(params: dict[str, Any]) -> dict[str, Any]:
+    return {"log_type": _choice(params, "log_type", LOG_TYPES), **_period(params)}
+
+
+def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
+    return {"type": _choice(params, "type", RESET_TYPES)}
+
+
+def _check_availability(params: dict[str, Any]) -> dict[str, Any]:
+    return {"connector": _connector(params, 0),
+            "type": _choice(params, "type", AVAILABILITY_TYPES)}
+
+
+def _check_config_get(params: dict[str, Any]) -> dict[str, Any]:
+    keys = params.get("keys", [])
+    if not isinstance(keys, list):
+        raise InvalidCommand(f"keys must be a list, not {keys!r}")
+    return {"keys": [_text(key, "a key", CONFIG_KEY_MAX) for key in keys]}
+
+
+def _check_config_set(params: dict[str, Any]) -> dict[str, Any]:
+    return {"key": _text(params.get("key"), "key", CONFIG_KEY_MAX),
+            "value": _text(params.get("value"), "value", CONFIG_VALUE_MAX, empty_ok=True)}
+
+
+def _check_trigger(params: dict[str, Any]) -> dict[str, Any]:
+    return {"message": _choice(params, "message", TRIGGER_MESSAGES),
+            "connector": _connector(params, 1, required=False)}
+
+
+def _check_nothing(params: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _check_unlock(params: dict[str, Any]) -> dict[str, Any]:
+    return {"connector": _connector(params, 1)}
+
+
+def _check_local_list_push(params: dict[str, Any]) -> dict[str, Any]:
+    full = params.get("full", False)
+    if not isinstance(full, bool):
+        raise InvalidCommand(f"full must be true or false, not {full!r}")
+    return {"full": full}
+
+
+@dataclass(frozen=True)
+class CommandKind:
+    """One kind of operator command: what it does, its arguments' check (returns them in
+    their stored form, raises InvalidCommand), an example of them, and the charger's answers
+    meaning it did (or will do) what was asked."""
+
+    summary: str
+    check: Callable[[dict[str, Any]], dict[str, Any]]
+    example: dict[str, Any]
+    done: tuple[str, ...] = ("Accepted",)
+
+
+# Every command an operator can send; the CLI, the queue and the admin API offer these.
+KINDS: dict[str, CommandKind] = {
+    RESET: CommandKind("Reset the charger (Reset)", _check_reset, {"type": "Soft"}),
+    AVAILABILITY: CommandKind(
+        "Make the charger (connector 0) or one connector operative or inoperative "
+        "(ChangeAvailability)", _check_availability, {"connector": 0, "type": "Inoperative"},
+        ("Accepted", "Scheduled")),
+    CONFIG_GET: CommandKind("Read configuration keys, all when none are named "
+                            "(GetConfiguration)", _check_config_get,
+                            {"keys": ["HeartbeatInterval"]}),
+    CONFIG_SET: CommandKind("Set a configuration key (ChangeConfiguration)", _check_config_set,
+                            {"key": "HeartbeatInterval", "value": "300"},
+                            ("Accepted", "RebootRequired")),
+    TRIGGER: CommandKind("Ask the charger to send a message now (TriggerMessage)",
+                         _check_trigger, {"message": "StatusNotification", "connector": 1}),
+    CLEAR_CACHE: CommandKind("Clear the authorization cache (ClearCache)", _check_nothing, {}),
+    UNLOCK: CommandKind("Unlock a connector (UnlockConnector)", _check_unlock,
+                        {"connector": 1}, ("Unlocked",)),
+    LOCAL_LIST_PUSH: CommandKind(
+        "Push the local authorization list built from the token database (SendLocalList); "
+        "only the changes unless full", _check_local_list_push, {"full": False},
+        local_list.DONE),
+    FIRMWARE_UPDATE: CommandKind(
+        "Install firmware: a published release's version or a URL (UpdateFirmware)",
+        _firmware_params, {"version": "1.2.0", "retries": 3}),
+    DIAGNOSTICS: CommandKind(
+        "Have the charger upload its diagnostics to this backend's file server "
+        "(GetDiagnostics)", _period, {"start": "2026-01-01T00:00:00+00:00"}),
+    GET_LOG: CommandKind(
+        "Have the charger upload its diagnostics or security log to this backend's file "
+        "server (GetLog)", _check_get_log, {"log_type": "SecurityLog"},
+        ("Accepted", "AcceptedCanceled")),
+}
+COMMANDS = tuple(KINDS)
+
+
 def check_params(command: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` for ``command`` in their stored form; raises InvalidCommand."""
-    if command == RESET:
-        return {"type": _choice(params, "type", RESET_TYPES)}
-    if command == AVAILABILITY:
-        return {"connector": _connector(params, 0),
-                "type": _choice(params, "type", AVAILABILITY_TYPES)}
-    if command == CONFIG_GET:
-        keys = params.get("keys", [])
-        if not isinstance(keys, list):
-            raise InvalidCommand(f"keys must be a list, not {keys!r}")
-        return {"keys": [_text(key, "a key", CONFIG_KEY_MAX) for key in keys]}
-    if command == CONFIG_SET:
-        return {"key": _text(params.get("key"), "key", CONFIG_KEY_MAX),
-                "value": _text(params.get("value"), "value", CONFIG_VALUE_MAX, empty_ok=True)}
-    if command == TRIGGER:
-        return {"message": _choice(params, "message", TRIGGER_MESSAGES),
-                "connector": _connector(params, 1, required=False)}
-    if command == CLEAR_CACHE:
-        return {}
-    if command == UNLOCK:
-        return {"connector": _connector(params, 1)}
-    if command == LOCAL_LIST_PUSH:
-        return {"full": bool(params.get("full", False))}
-    if command == FIRMWARE_UPDATE:
-        return _firmware_params(params)
-    if command == DIAGNOSTICS:
-        return _period(params)
-    if command == GET_LOG:
-        return {"log_type": _choice(params, "log_type", LOG_TYPES), **_period(params)}
-    raise InvalidCommand(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    """``params`` for ``command`` in their stored form; raises InvalidCommand (also for a
+    parameter the command does not take)."""
+    kind = KINDS.get(command)
+    if kind is None:
+        raise InvalidCommand(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    if not isinstance(params, dict):
+        raise InvalidCommand(f"the parameters must be a JSON object, not {params!r}")
+    checked = kind.check(params)
+    unknown = sorted(set(params) - set(checked))
+    if unknown:
+        taken = ", ".join(checked) or "none"
+        raise InvalidCommand(f"{command} takes no parameter {', '.join(unknown)} "
+                             f"(it takes: {taken})")
+    return checked
 
 
 def outcome(charge_point_id: str, command: str, status: str, detail: str | None = None,
             **extra: Any) -> dict[str, Any]:
     """An outcome object (see the module)."""
     return {"charge_point_id": charge_point_id, "command": command, "status": status,
-            "ok": status in DONE.get(command, ()),
+            "ok": command in KINDS and status in KINDS[command].done,
             "detail": detail or _EXPLAINED.get((command, status),
                                                f"the charger answered {status}"),
             **extra}
@@ -277,6 +346,8 @@ class OperatorCommandRunner:
                              f"the charger answered with an error: {exc}")
         log.info("csms.operator_command", charge_point=charge_point_id, command=command,
                  status=result["status"])
+        await self._db(self._db.store.record_charge_point_event, charge_point_id, "command",
+                       result)
         return result
 
     async def _reset(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Runs the whole backend in one asyncio loop: OCPP WebSocket server, OCPI API (uvicorn),
-push worker and reservation expiry.
+the admin API (uvicorn, on its own port when one is given), push worker and reservation
+expiry.
 
 ``running_csms(settings)`` is an async context manager that a test (or the CLI) enters to get a
 live backend on the requested ports (0 = any free port) and learns the bound ports from it.
@@ -15,9 +16,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
+from chargerfw.csms.admin_api import AdminContext, create_admin_app
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.file_server import (
@@ -99,6 +102,9 @@ class CsmsSettings:
     data_dir: str | None = None  # default: beside a SQLite database, see default_data_dir
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     file_url_valid_s: float = DEFAULT_TOKEN_VALIDITY.total_seconds()
+    # The admin API (None: off); loopback unless told otherwise.
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
 
 
 @dataclass
@@ -118,6 +124,8 @@ class RunningCsms:
     balancer: SiteBalancer
     files: FileServer | None = None
     files_port: int | None = None
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
 
     @property
     def ocpp_url(self) -> str:
@@ -126,6 +134,12 @@ class RunningCsms:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def admin_url(self) -> str | None:
+        if self.admin_port is None:
+            return None
+        return f"http://{self.admin_host}:{self.admin_port}"
 
     async def wait_closed(self) -> None:
         """Wait until the API server stops (SIGINT/SIGTERM in ``serve``)."""
@@ -158,16 +172,21 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
             log.exception("csms.offline_sweep_failed")
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int
+                      ) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    stack.callback(sock.close)
     sock.bind((host, port))
     return sock
 
 
-async def _start_http(stack: contextlib.AsyncExitStack, server: uvicorn.Server,
-                      sock: socket.socket, name: str) -> asyncio.Task[None]:
-    """Serve on ``sock`` until the stack closes; returns once it listens."""
+async def _serve_app(stack: contextlib.AsyncExitStack, app: Any, sock: socket.socket,
+                     name: str) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve ``app`` on ``sock`` until the stack closes; returns once it accepts requests."""
+    # A request stuck on a slow partner or database must not hold up a shutdown forever.
+    server = EmbeddedUvicorn(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                            access_log=False, timeout_graceful_shutdown=5))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
 
     async def stop() -> None:
@@ -180,7 +199,7 @@ async def _start_http(stack: contextlib.AsyncExitStack, server: uvicorn.Server,
         if task.done():
             task.result()  # raises why it could not start
         await asyncio.sleep(0.01)
-    return task
+    return server, task
 
 
 @contextlib.asynccontextmanager
@@ -208,8 +227,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.push_async_callback(ocpp.close)
         stack.push_async_callback(balancer.close)
 
-        sock = _listening_socket(settings.host, settings.api_port)
-        stack.callback(sock.close)
+        sock = _listening_socket(stack, settings.host, settings.api_port)
         api_port = int(sock.getsockname()[1])
         commands = CommandHandler(db, ocpp, on_result=pusher.wake,
                                   timeout_s=settings.command_timeout_s,
@@ -230,17 +248,12 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           on_token_change=authorizer.forget,
                           on_partner_registered=sync.partner_registered, url_policy=policy,
                           limits=settings.request_limits, charging_profiles=profiles)
-        # A request stuck on a slow partner or database must not hold up a shutdown forever.
-        api_server = EmbeddedUvicorn(uvicorn.Config(create_app(ctx), log_level="warning",
-                                                   lifespan="off", access_log=False,
-                                                   timeout_graceful_shutdown=5))
-        api_task = await _start_http(stack, api_server, sock, "ocpi-api")
+        api_server, api_task = await _serve_app(stack, create_app(ctx), sock, "ocpi-api")
 
         files: FileServer | None = None
         files_port: int | None = None
         if settings.files_port is not None:
-            files_sock = _listening_socket(settings.host, settings.files_port)
-            stack.callback(files_sock.close)
+            files_sock = _listening_socket(stack, settings.host, settings.files_port)
             files_port = int(files_sock.getsockname()[1])
             files = FileServer(db, ocpp, FileSettings(
                 data_dir=Path(settings.data_dir) if settings.data_dir
@@ -248,10 +261,17 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                 base_url=settings.files_url or f"http://{settings.host}:{files_port}",
                 token_valid_for=timedelta(seconds=settings.file_url_valid_s),
                 max_upload_bytes=settings.max_upload_bytes))
-            files_server = EmbeddedUvicorn(uvicorn.Config(
-                files.app(), log_level="warning", lifespan="off", access_log=False,
-                timeout_graceful_shutdown=5))
-            await _start_http(stack, files_server, files_sock, "file-server")
+            await _serve_app(stack, files.app(), files_sock, "file-server")
+
+        runner = OperatorCommandRunner(db, ocpp, files)
+        admin_port = None
+        if settings.admin_port is not None:
+            admin_sock = _listening_socket(stack, settings.admin_host, settings.admin_port)
+            admin_port = int(admin_sock.getsockname()[1])
+            admin_ctx = AdminContext(db=db, runner=runner, limits=settings.request_limits)
+            admin_server, _ = await _serve_app(stack, create_admin_app(admin_ctx), admin_sock,
+                                               "admin-api")
+            admin_ctx.stopping = lambda: bool(admin_server.should_exit)
 
         pusher.start()
         stack.push_async_callback(pusher.stop)
@@ -259,8 +279,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         sweepers = [
             asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
             asyncio.create_task(_sweep_offline(db, settings, pusher.wake)),
-            asyncio.create_task(OperatorCommandRunner(db, ocpp, files).serve_requests(
-                settings.operator_command_poll_s))]
+            asyncio.create_task(runner.serve_requests(settings.operator_command_poll_s))]
 
         async def stop_sweepers() -> None:
             for sweeper in sweepers:
@@ -269,9 +288,11 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                     await sweeper
 
         stack.push_async_callback(stop_sweepers)
-        log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port, files_port=files_port)
+        log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port, files_port=files_port,
+                 admin_port=admin_port)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
-                          api_server, api_task, balancer, files, files_port)
+                          api_server, api_task, balancer, files, files_port, admin_port,
+                          settings.admin_host)
 
 
 async def serve_forever(settings: CsmsSettings,

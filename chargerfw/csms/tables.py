@@ -382,6 +382,32 @@ operator_commands = sa.Table(
     sa.Column("claimed_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
     sa.Column("outcome", sa.JSON),
+    # Who asked: the admin API token's name (None: the CLI on the backend's host).
+    sa.Column("requested_by", sa.String(100)),
+)
+
+# Tokens of the admin HTTP API (separate from OCPI partners' credentials): a SHA-256 digest
+# of each random token, never the token itself.
+admin_tokens = sa.Table(
+    "admin_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+)
+
+# What happened at a charger, in order (``id`` is the admin API's events cursor): the
+# outcome of each operator command and the status notifications of the processes they start.
+# ``kind`` is "command" or the OCPP notification's action; ``data`` its content.
+charge_point_events = sa.Table(
+    "charge_point_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(60), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
 )
 
 # Site load management: a site (or a sub-feeder of one, ``parent_id``) with a maximum current

@@ -32,8 +32,12 @@ def _cp(*args: str) -> tuple[int, str]:
     ("trigger", {"message": "Authorize"}, "message must be one of"),
     ("unlock", {"connector": 0}, "connector must be a whole number from 1"),
     ("explode", {}, "unknown command 'explode'"),
+    ("reset", {"type": "Hard", "delay": 5}, r"reset takes no parameter delay \(it takes: type\)"),
+    ("clear_cache", {"all": True}, r"takes no parameter all \(it takes: none\)"),
+    ("local_list_push", {"full": "yes"}, "full must be true or false"),
+    ("unlock", ["connector", 1], "the parameters must be a JSON object"),
 ])
-def test_bad_arguments_are_refused(command: str, params: dict[str, Any], error: str) -> None:
+def test_bad_arguments_are_refused(command: str, params: Any, error: str) -> None:
     with pytest.raises(InvalidCommand, match=error):
         check_params(command, params)
 
@@ -125,3 +129,34 @@ def test_without_a_running_backend_the_request_is_withdrawn(tmp_path: Any) -> No
     code, out = _cp("reset", "CP1", "--db", db, "--wait", "1")
     assert code == 1 and "no running backend took the request within 1 s" in out
     assert store.claim_operator_commands() == []
+
+
+def test_cp_list_and_show_give_the_charge_points_and_latest_events(tmp_path: Any) -> None:
+    from chargerfw.csms.db import create_db_engine, upgrade_database
+    from chargerfw.csms.store import CpoIdentity, Store
+
+    db = str(tmp_path / "csms.sqlite3")
+    engine = create_db_engine(db)
+    upgrade_database(engine)
+    store = Store(engine, CpoIdentity())
+    add_test_charger(store, "CP1", connectors=2)
+    add_test_charger(store, "CP2", None, location_id="LOC2")
+    store.record_charge_point_event("CP1", "FirmwareStatusNotification",
+                                    {"status": "Downloading"})
+    engine.dispose()
+
+    code, out = _cp("list", "--db", db)
+    assert code == 0 and "CP1-1(1:UNKNOWN) CP1-2(2:UNKNOWN)" in out and "CP2" in out
+    code, out = _cp("list", "--db", db, "--json")
+    listed = json.loads(out)
+    assert [p["id"] for p in listed] == ["CP1", "CP2"]
+    assert "latest_events" not in listed[0] and listed[0]["password"] is True
+    code, out = _cp("show", "CP1", "--db", db, "--json")
+    shown = json.loads(out)
+    assert code == 0 and {k: v for k, v in shown.items() if k != "latest_events"} == listed[0]
+    assert [(e["kind"], e["data"]) for e in shown["latest_events"]] == [
+        ("FirmwareStatusNotification", {"status": "Downloading"})]
+    code, out = _cp("show", "CP1", "--db", db)
+    assert code == 0 and "FirmwareStatusNotification  Downloading" in out
+    code, out = _cp("show", "CP9", "--db", db)
+    assert code == 2 and "unknown charge point 'CP9'" in out

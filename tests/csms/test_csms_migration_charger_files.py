@@ -31,7 +31,7 @@ def test_the_charger_files_tables_come_and_go(db: str) -> None:
         store = Store(engine, CpoIdentity())
         add_test_charger(store, "CP1", None)
         assert not TABLES & set(sa.inspect(engine).get_table_names())
-        upgrade_database(engine)
+        migrate("upgrade", "0011_charger_files")
         assert current_revision(engine) == "0011_charger_files"
         store.record_file_status("CP1", "firmware", "Downloading")
         store.add_release("1.0", "chargerfw-1.0-release.tar", "firmware/x.tar", "0" * 64, 1)

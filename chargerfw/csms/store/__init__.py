@@ -4,7 +4,8 @@ go in and out of it.
 - ``facade``: ``Store`` composed of one part per aggregate, ``AsyncStore``.
 - ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``hubs``, ``tokens``,
   ``transactions``, ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``sites``,
-  ``local_lists``, ``operator_commands``, ``charger_files``, ``push_queue``:
+  ``local_lists``, ``operator_commands``, ``charger_files``, ``admin`` (admin API tokens,
+  charger events), ``push_queue``:
   one aggregate each, its SQL and its pushes.
 - ``parties``: the parties the operator gives partners, and the one rule of who sees what.
 - ``ocpi_objects``: OCPI Location, Session and CDR objects built from rows (no SQL).

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from chargerfw.csms.store.admin import AdminTokens, ChargePointEvents
 from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
 from chargerfw.csms.store.charger_files import ChargerFiles
@@ -180,6 +181,17 @@ class Store:
         self.use_file_token = files.use_file_token
         self.record_received_file = files.record_received_file
         self.received_files = files.received_files
+
+        tokens_of_admins = AdminTokens(engine)
+        self.create_admin_token = tokens_of_admins.create_admin_token
+        self.list_admin_tokens = tokens_of_admins.list_admin_tokens
+        self.revoke_admin_token = tokens_of_admins.revoke_admin_token
+        self.admin_token_name = tokens_of_admins.admin_token_name
+
+        events = ChargePointEvents(engine)
+        self.record_charge_point_event = events.record_charge_point_event
+        self.charge_point_events = events.charge_point_events
+        self.latest_charge_point_events = events.latest_charge_point_events
 
         sites = Sites(engine)
         self.add_site = sites.add_site

@@ -20,15 +20,18 @@ class OperatorCommands:
     engine: Engine
 
     def request_operator_command(self, charge_point_id: str, command: str,
-                        params: dict[str, Any]) -> int:
-        """Queue ``command`` for the running server; returns the request's id."""
+                                 params: dict[str, Any], requested_by: str | None = None,
+                                 claimed: bool = False) -> int:
+        """Queue ``command`` for the running server; returns the request's id. ``claimed``:
+        the caller runs it itself (the admin API, inside the server) and only records it."""
         with self.engine.begin() as c:
             if c.execute(sa.select(charge_points.c.id).where(
                     charge_points.c.id == charge_point_id)).first() is None:
                 raise NotFound(f"unknown charge point {charge_point_id!r}")
             return inserted_id(c.execute(operator_commands.insert().values(
                 charge_point_id=charge_point_id, command=command, params=params,
-                requested_at=utcnow())))
+                requested_at=utcnow(), requested_by=requested_by,
+                claimed_at=utcnow() if claimed else None)))
 
     def claim_operator_commands(self) -> list[RowMapping]:
         """The requests nobody has taken yet, now taken by the caller (oldest first)."""

@@ -1,0 +1,56 @@
+"""What an operator sees of the charge points (`chargerfw csms cp list|show` and the admin
+API): registration, EVSEs and statuses, connection, firmware, and for one charger its latest
+events. JSON-ready: times are ISO 8601 UTC strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from chargerfw.csms.store import Store
+from chargerfw.csms.store.charger_files import STATUS_KINDS
+
+LATEST_EVENTS = 10
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_json(row: RowMapping) -> dict[str, Any]:
+    """One event as the admin API and `cp show` give it; ``id`` is its cursor."""
+    return {"id": row["id"], "at": iso_utc(row["at"]), "kind": row["kind"],
+            "data": row["data"]}
+
+
+def _json_ready(point: dict[str, Any]) -> dict[str, Any]:
+    return {key: iso_utc(value) if isinstance(value, datetime) else value
+            for key, value in point.items()}
+
+
+def charge_points_view(store: Store, charge_point_id: str | None = None
+                       ) -> list[dict[str, Any]]:
+    """Every charge point, or only ``charge_point_id`` (an empty list when unknown) with its
+    latest events, file statuses and uploaded files added."""
+    points = [_json_ready(p) for p in store.list_charge_points()
+              if charge_point_id is None or p["id"] == charge_point_id]
+    if charge_point_id is not None:
+        for point in points:
+            point["latest_events"] = [
+                event_json(row) for row in
+                store.latest_charge_point_events(charge_point_id, LATEST_EVENTS)]
+            point.update(_files_view(store, charge_point_id))
+    return points
+
+
+def _files_view(store: Store, charge_point_id: str) -> dict[str, Any]:
+    """The status history of the charger's firmware updates, diagnostics and log uploads (per
+    kind, oldest first) and the files it uploaded."""
+    statuses = store.file_statuses(charge_point_id)
+    history = {kind: [{"status": row["status"], "request_id": row["request_id"],
+                       "reported_at": iso_utc(row["reported_at"])}
+                      for row in statuses if row["kind"] == kind] for kind in STATUS_KINDS}
+    files = [_json_ready(dict(row)) for row in store.received_files(charge_point_id)]
+    return {"file_statuses": history, "received_files": files}
