@@ -30,6 +30,9 @@ from chargerfw.csms.tables import operator_commands
 
 pytestmark = pytest.mark.timeout(90)
 
+# What `cp show` (and the API for one charger) adds to its `cp list` row.
+ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "received_files")
+
 
 @dataclass
 class AdminEnv:
@@ -70,7 +73,9 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
                   "config_set": {"key": "HeartbeatInterval", "value": "60"},
                   "trigger": {"message": "StatusNotification", "connector": 1},
                   "clear_cache": {}, "unlock": {"connector": 1},
-                  "local_list_push": {"full": True}}
+                  "local_list_push": {"full": True},
+                  "firmware_update": {"url": "http://127.0.0.1:9/chargerfw.tar", "retries": 0},
+                  "diagnostics": {}, "get_log": {"log_type": "SecurityLog"}}
         assert set(bodies) == set(KINDS), "a new command kind needs a case here"
         outcomes = {}
         for kind, body in bodies.items():
@@ -83,7 +88,11 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
             outcomes["config_get"]["configuration"])
         assert outcomes["local_list_push"]["update_type"] == "Full"
         sent = [(action, payload) for action, payload in charger.received
-                if action not in ("GetConfiguration", "SendLocalList")]
+                if action not in ("GetConfiguration", "SendLocalList", "UpdateFirmware",
+                                  "GetDiagnostics", "GetLog")]
+        # The file commands start processes whose status notifications follow as events.
+        assert {"UpdateFirmware", "GetDiagnostics", "GetLog"} <= {
+            action for action, _ in charger.received}
         assert sent == [
             ("Reset", {"type": "Hard"}),
             ("ChangeAvailability", {"connector_id": 0, "type": "Inoperative"}),
@@ -96,7 +105,7 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
         assert [(r["command"], r["requested_by"], r["outcome"]["status"]) for r in stored] == [
             (kind, "ops", outcomes[kind]["status"]) for kind in bodies]
         events = (await env.client.get("/chargepoints/CP1/events")).json()["events"]
-        assert [(e["kind"], e["data"]) for e in events] == [
+        assert [(e["kind"], e["data"]) for e in events if e["kind"] == "command"] == [
             ("command", outcomes[kind]) for kind in bodies]
         logged = capsys.readouterr().out
         for kind in bodies:
@@ -196,7 +205,7 @@ async def test_charge_points_are_listed_and_shown_as_the_cli_does(db: str,
         assert [p["id"] for p in listed] == ["CP1", "CP2"]
         assert listed[0]["connected"] is True and listed[0]["firmware_version"] == "test"
         assert shown.status_code == 200
-        assert {k: v for k, v in shown.json().items() if k != "latest_events"} == listed[0]
+        assert {k: v for k, v in shown.json().items() if k not in ONE_CHARGER_ONLY} == listed[0]
         assert [(e["kind"], e["data"]) for e in shown.json()["latest_events"]] == [
             ("FirmwareStatusNotification", {"status": "Downloading"})]
         missing = await env.client.get("/chargepoints/CP9")
@@ -292,13 +301,13 @@ def test_token_commands_and_serve_with_the_admin_api(tmp_path: Path) -> None:
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",
-         "--api-port", "0", "--admin-port", "0"], stdout=subprocess.PIPE,
+         "--api-port", "0", "--files-port", "0", "--admin-port", "0"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env={**os.environ, "CHARGERFW_LOG_LEVEL": "WARNING"})
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        assert lines[3].startswith("admin http://127.0.0.1:"), lines
-        admin_url = lines[3].split()[1].removesuffix("/docs")
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert lines[4].startswith("admin http://127.0.0.1:"), lines
+        admin_url = lines[4].split()[1].removesuffix("/docs")
         listed = httpx.get(f"{admin_url}/chargepoints",
                            headers={"Authorization": f"Bearer {token}"})
         assert (listed.status_code, listed.json()) == (200, [])
