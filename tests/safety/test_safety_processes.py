@@ -102,6 +102,7 @@ async def two_processes(tmp_path: Path, runtime_dir: Path, bound_ms: int = 200
         config_path = two_process_config(tmp_path, csms.url, bound_ms)
         safety = SafetyChild(config_path, runtime_dir, tmp_path / "safety.log")
         station = StationProcess(config_path, runtime_dir, tmp_path / "station.log")
+        pair: Pair | None = None
         observer = SafetyLink(safety.socket_path, lambda event: None, role="technician",
                               name="test observer")
         try:
@@ -109,10 +110,14 @@ async def two_processes(tmp_path: Path, runtime_dir: Path, bound_ms: int = 200
             station.start()
             await station.wait_ready()
             await csms.wait_for(lambda: csms.of("StatusNotification"), timeout=15)
-            yield Pair(safety, station, observer, csms)
+            pair = Pair(safety, station, observer, csms)
+            yield pair
         finally:
             observer.stop()
             station.kill_if_running()
+            # A test may have started another station process (systemd's restart) in its place.
+            if pair is not None:
+                pair.station.kill_if_running()
             safety.end()
 
 
