@@ -10,10 +10,11 @@ import base64
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -743,3 +744,38 @@ def token_body(uid: str, whitelist: str = "ALWAYS", **extra: Any) -> dict[str, A
     return {"country_code": "DE", "party_id": "EMS", "uid": uid, "type": "RFID",
             "contract_id": f"DE-EMS-{uid}", "issuer": "Test eMSP", "valid": True,
             "whitelist": whitelist, "last_updated": "2026-01-01T00:00:00Z", **extra}
+
+
+_Served = TypeVar("_Served")
+
+
+@contextlib.contextmanager
+def served_in_thread(serving: Callable[[], contextlib.AbstractAsyncContextManager[_Served]]
+                     ) -> Iterator[_Served]:
+    """What ``serving`` yields, kept running on its own event loop in a thread until the block
+    ends: for callers that make plain blocking requests (schemathesis)."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        try:
+            async with serving() as value:
+                box["value"] = value
+                box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+                ready.set()
+                await box["stop"].wait()
+        except BaseException as exc:
+            box["error"] = exc
+            ready.set()
+            raise
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(30), "the backend did not start"
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["value"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(30)

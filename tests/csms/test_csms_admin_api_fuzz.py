@@ -6,15 +6,15 @@ is JSON: an error or a command's outcome."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from csms_doubles import add_test_charger, csms_running
+from csms_doubles import add_test_charger, csms_running, served_in_thread
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -34,34 +34,18 @@ class LiveAdminApi:
 def live_admin_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAdminApi]:
     """A backend on SQLite with charger CP1 (never connected) and an admin token, served from
     its own thread (the generated requests are plain blocking calls)."""
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
+    @contextlib.asynccontextmanager
+    async def serving() -> AsyncIterator[LiveAdminApi]:
         db = str(tmp_path_factory.mktemp("fuzz") / "csms.sqlite3")
-        try:
-            async with csms_running(db, admin_port=0) as csms:
-                await csms.db(add_test_charger, csms.store, "CP1", None)
-                _, token = await csms.db(csms.store.create_admin_token, "fuzz")
-                openapi = (await asyncio.to_thread(
-                    httpx.get, f"{csms.admin_url}/openapi.json")).json()
-                box["api"] = LiveAdminApi(str(csms.admin_url), token, openapi)
-                box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-                ready.set()
-                await box["stop"].wait()
-        except BaseException as exc:
-            box["error"] = exc
-            ready.set()
-            raise
+        async with csms_running(db, admin_port=0) as csms:
+            await csms.db(add_test_charger, csms.store, "CP1", None)
+            _, token = await csms.db(csms.store.create_admin_token, "fuzz")
+            openapi = (await asyncio.to_thread(
+                httpx.get, f"{csms.admin_url}/openapi.json")).json()
+            yield LiveAdminApi(str(csms.admin_url), token, openapi)
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(30), "the backend did not start"
-    if "error" in box:
-        raise box["error"]
-    yield box["api"]
-    box["loop"].call_soon_threadsafe(box["stop"].set)
-    thread.join(30)
+    with served_in_thread(serving) as api:
+        yield api
 
 
 def test_no_request_gets_a_server_error(live_admin_api: LiveAdminApi) -> None:

@@ -5,10 +5,9 @@ and every success carries the spec's object."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
-from csms_doubles import ocpi_auth, ocpi_env, token_body
+from csms_doubles import ocpi_auth, ocpi_env, served_in_thread, token_body
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from ocpi_conformance import SPEC_DIR, check_response
@@ -122,39 +121,23 @@ class LiveApi:
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """A backend on SQLite with two chargers, a registered eMSP, its token and a session,
     served from its own thread (the generated requests are plain blocking calls)."""
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
+    @contextlib.asynccontextmanager
+    async def serving() -> AsyncIterator[LiveApi]:
         db = str(tmp_path_factory.mktemp("fuzz") / "csms.sqlite3")
-        try:
-            async with ocpi_env(db, chargers=2, command_timeout_s=1.0) as env:
-                await env.client.put("/ocpi/2.2.1/tokens/DE/EMS/TAG1", headers=env.auth,
-                                     json=token_body("TAG1", "ALLOWED"))
-                await env.csms.db(env.csms.store.start_transaction,
-                                  StartRequest("CP1", 1, "TAG1", 0, T0),
-                                  AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID",
-                                               "DE-EMS-TAG1"))
-                sessions = await env.client.get("/ocpi/2.2.1/sessions", headers=env.auth)
-                box["api"] = LiveApi(env.csms.api_url, env.token_c,
-                                     env.csms.api_server.config.app.openapi(),
-                                     KNOWN | {"session_id": sessions.json()["data"][0]["id"]})
-                box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-                ready.set()
-                await box["stop"].wait()
-        except BaseException as exc:
-            box["error"] = exc
-            ready.set()
-            raise
+        async with ocpi_env(db, chargers=2, command_timeout_s=1.0) as env:
+            await env.client.put("/ocpi/2.2.1/tokens/DE/EMS/TAG1", headers=env.auth,
+                                 json=token_body("TAG1", "ALLOWED"))
+            await env.csms.db(env.csms.store.start_transaction,
+                              StartRequest("CP1", 1, "TAG1", 0, T0),
+                              AuthDecision("Accepted", "WHITELIST", "DE", "EMS", "RFID",
+                                           "DE-EMS-TAG1"))
+            sessions = await env.client.get("/ocpi/2.2.1/sessions", headers=env.auth)
+            yield LiveApi(env.csms.api_url, env.token_c,
+                          env.csms.api_server.config.app.openapi(),
+                          KNOWN | {"session_id": sessions.json()["data"][0]["id"]})
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(30), "the backend did not start"
-    if "error" in box:
-        raise box["error"]
-    yield box["api"]
-    box["loop"].call_soon_threadsafe(box["stop"].set)
-    thread.join(30)
+    with served_in_thread(serving) as api:
+        yield api
 
 
 def test_the_openapi_names_every_route(live_api: LiveApi) -> None:
