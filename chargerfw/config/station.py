@@ -313,6 +313,35 @@ class FirmwareSection(_Section, frozen=True, kw_only=True):
     download_dir: Path | None = None
 
 
+class SecuritySection(_Section, frozen=True, kw_only=True):
+    """Keys and certificates of the OCPP Security Whitepaper (docs/security.md)."""
+
+    # The station's certificate store, readable by the service user only. Its layout is
+    # fixed here so that everything that reads or writes a certificate agrees on it.
+    certificates_dir: Path = Path("/etc/chargerfw/certs")
+
+    @property
+    def manufacturer_roots_dir(self) -> Path:
+        """ManufacturerRootCertificates (PEM), which signed firmware must chain to."""
+        return self.certificates_dir / "manufacturer"
+
+    @property
+    def central_system_roots_dir(self) -> Path:
+        """CentralSystemRootCertificates (PEM), which the backend's TLS certificate must
+        chain to."""
+        return self.certificates_dir / "central_system"
+
+    @property
+    def charge_point_certificate(self) -> Path:
+        """The station's own certificate chain (PEM, leaf first) for security profile 3."""
+        return self.certificates_dir / "charge_point" / "cert.pem"
+
+    @property
+    def charge_point_key(self) -> Path:
+        """The private key of :attr:`charge_point_certificate` (PEM, mode 0600)."""
+        return self.certificates_dir / "charge_point" / "key.pem"
+
+
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
 
@@ -331,6 +360,7 @@ class StationConfig(_Section, frozen=True, kw_only=True):
     safety: SafetySection = msgspec.field(default_factory=SafetySection)
     smart_charging: SmartChargingSection = msgspec.field(default_factory=SmartChargingSection)
     firmware: FirmwareSection = msgspec.field(default_factory=FirmwareSection)
+    security: SecuritySection = msgspec.field(default_factory=SecuritySection)
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.connector]

@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-DEFAULT_MANUFACTURER_ROOTS_DIR = Path("/etc/chargerfw/certs/manufacturer")
 ROOT_SUFFIXES = (".pem", ".crt")
 MAX_CHAIN_LENGTH = 5  # signing certificate, intermediates and root
 _READ_CHUNK = 1 << 20
@@ -99,9 +98,9 @@ class SignedFirmware:
     algorithm: str  # "RSA-PKCS1v15-SHA256", "RSA-PSS-SHA256" or "ECDSA-SHA256"
 
 
-def load_manufacturer_roots(directory: Path = DEFAULT_MANUFACTURER_ROOTS_DIR,
-                            ) -> list[x509.Certificate]:
-    """Every certificate in the PEM files (``*.pem``, ``*.crt``) of ``directory``. A file that
+def load_manufacturer_roots(directory: Path) -> list[x509.Certificate]:
+    """Every certificate in the PEM files (``*.pem``, ``*.crt``) of ``directory`` (the
+    station's ``[security]`` manufacturer roots). A file that
     is not PEM is skipped: one bad file must not distrust the others; none at all raises
     :class:`NoManufacturerRoots`."""
     roots: list[x509.Certificate] = []
