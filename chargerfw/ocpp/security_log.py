@@ -9,15 +9,25 @@ from chargerfw.store import Store, StoreError
 
 log = get_logger(__name__)
 
-# Event types of the whitepaper this firmware records.
+# Event types of the whitepaper's list ("Security events").
+FIRMWARE_UPDATED = "FirmwareUpdated"
+FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCentralSystem"
+CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE = "CentralSystemFailedToAuthenticate"
+SETTING_SYSTEM_TIME = "SettingSystemTime"
 STARTUP = "StartupOfTheDevice"
 RESET = "ResetOrReboot"
-FIRMWARE_UPDATED = "FirmwareUpdated"
+SECURITY_LOG_CLEARED = "SecurityLogWasCleared"
+SECURITY_RECONFIGURED = "ReconfigurationOfSecurityParameters"
+MEMORY_EXHAUSTION = "MemoryExhaustion"
+INVALID_MESSAGES = "InvalidMessages"
+ATTEMPTED_REPLAY_ATTACKS = "AttemptedReplayAttacks"
+TAMPER_DETECTED = "TamperDetectionActivated"
 INVALID_FIRMWARE_SIGNATURE = "InvalidFirmwareSignature"
 INVALID_FIRMWARE_SIGNING_CERTIFICATE = "InvalidFirmwareSigningCertificate"
-FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCentralSystem"
-SECURITY_RECONFIGURED = "ReconfigurationOfSecurityParameters"
-
+INVALID_CENTRAL_SYSTEM_CERTIFICATE = "InvalidCentralSystemCertificate"
+INVALID_CHARGE_POINT_CERTIFICATE = "InvalidChargePointCertificate"
+INVALID_TLS_VERSION = "InvalidTLSVersion"
+INVALID_TLS_CIPHER_SUITE = "InvalidTLSCipherSuite"
 
 def record_security_event(store: Store, event_type: str, tech_info: str | None = None) -> None:
     """Append one event to the security log (durable) and the journal. A store that refuses

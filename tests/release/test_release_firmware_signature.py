@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cert_factory
 import pytest
+from cert_factory import Issued, PrivateKey
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from chargerfw.release.firmware_signature import (
     BadCertificate,
@@ -33,47 +34,15 @@ from chargerfw.release.firmware_signature import (
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 FIRMWARE = b"chargerfw release 9.9.9\n" * 1000
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
-
-@dataclass
-class Issued:
-    key: PrivateKey
-    cert: x509.Certificate
-
-    @property
-    def pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Manufacturer"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def issue(common_name: str, *, issuer: Issued | None = None, ca: bool = False,
           key: PrivateKey | None = None, not_before: datetime = NOW - timedelta(days=30),
           not_after: datetime = NOW + timedelta(days=365),
           eku: list[x509.ObjectIdentifier] | None = None) -> Issued:
-    """A certificate for ``common_name``, self-signed unless ``issuer`` is given."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    builder = (x509.CertificateBuilder()
-               .subject_name(_name(common_name))
-               .issuer_name(issuer.cert.subject if issuer else _name(common_name))
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(not_before).not_valid_after(not_after)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-    if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    signer = issuer.key if issuer else key
-    algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return Issued(key, builder.sign(signer, algorithm))
+    """A certificate valid around :data:`NOW`."""
+    return cert_factory.issue(common_name, issuer=issuer, ca=ca, key=key, not_before=not_before,
+                              not_after=not_after, eku=eku, organization="Test Manufacturer")
 
 
 def sign_ecdsa(key: PrivateKey, data: bytes) -> str:
