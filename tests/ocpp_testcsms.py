@@ -8,6 +8,7 @@ frames and wait for the raw reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import ssl
@@ -244,10 +245,14 @@ class TestCsms:
         return [r for r in self.received if r.action == action]
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Until ``predicate()`` holds: checked on every message and every 0.1 s besides, for a
+        predicate that also looks at something else (a station's task that ended without a
+        word to the backend)."""
         async def loop() -> None:
             while not predicate():
                 self.changed.clear()
-                await self.changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 0.1)
         await asyncio.wait_for(loop(), timeout)
 
     async def send_raw(self, frame: str, reply_id: str, timeout: float = 5.0) -> list[Any]:
