@@ -244,6 +244,12 @@ transactions = sa.Table(
     sa.Column("start_time", UtcDateTime, nullable=False),
     sa.Column("stop_time", UtcDateTime),
     sa.Column("stop_reason", sa.String(20)),
+    # Why the backend, not the charger, closed it (an orphan, a start it refused); the CDR's
+    # remark.
+    sa.Column("remark", sa.String(255)),
+    # Open when its charger booted: closed as an orphan once the charger reports the
+    # connector Available without having stopped it.
+    sa.Column("open_at_boot", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("tariff_id", sa.String(36)),
