@@ -107,15 +107,19 @@ class SimulatedStation:
         """The simulated hardware of a station (a :data:`~chargerfw.runtime.simulation.Simulator`)."""
         if board.sim is None:
             raise SimulationError('the board was not built with hardware = "sim"')
-        # The meters go on from where the station's store last saw them (a fresh world without
-        # a store, as in the safety process, starts at zero).
+        # The meters go on from their registers kept beside the store, else from where the
+        # store last saw them (a fresh world without a store, as in the safety process, starts
+        # at zero).
         start_energy = store.highest_energy_wh_by_connector() if store is not None else {}
         loads = {}
         for section in config.connector:
             parts = board.connectors[section.id].sim
             assert parts is not None
-            meter = SimulatedMeter(section.meter.model, unit_id=section.meter.unit_id,
-                                   energy_import_wh=start_energy.get(section.id, 0.0))
+            meter = SimulatedMeter(
+                section.meter.model, unit_id=section.meter.unit_id,
+                energy_import_wh=start_energy.get(section.id, 0.0),
+                register_file=(None if store is None else config.storage.path.with_name(
+                    f"{config.storage.path.name}.sim-meter-{section.id}.json")))
             loads[section.id] = SimulatedConnectorLoad(section, parts, meter)
         return cls(board, reader if isinstance(reader, SimulatedReader) else None, loads)
 
