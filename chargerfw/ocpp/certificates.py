@@ -48,6 +48,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
@@ -305,9 +306,9 @@ def signing_request(key: ec.EllipticCurvePrivateKey, charge_point_id: str,
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _public_der(key: Any) -> bytes:
-    return bytes(key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+def _public_der(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def check_signed_chain(chain_pem: str, *, pending_key: ec.EllipticCurvePrivateKey | None,
@@ -325,7 +326,7 @@ def check_signed_chain(chain_pem: str, *, pending_key: ec.EllipticCurvePrivateKe
     if pending_key is None:
         raise NoPendingKey("no SignCertificate waits for a certificate (no pending key)")
     leaf = chain[0]
-    if _public_der(leaf.public_key()) != _public_der(pending_key):
+    if _public_der(leaf.public_key()) != _public_der(pending_key.public_key()):
         raise KeyMismatch(f"{x509chain.subject_name(leaf)} is not for the key of the last "
                           "SignCertificate")
     common_names = [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
