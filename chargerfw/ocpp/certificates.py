@@ -421,6 +421,9 @@ class CertificateStore:
                                if p.suffix in ROOT_SUFFIXES and not p.name.startswith("."))
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                log.warning("certificates.roots_unreadable", path=str(directory), error=str(exc))
+                continue
             entries: list[tuple[Path, x509.Certificate]] = []
             for path in files:
                 try:
