@@ -51,10 +51,10 @@ ASCII_DECIMAL = re.compile(r"[0-9]+(\.[0-9])?")
 # [smart_charging] offline_limit_a / offline_after_s.
 OFFLINE_LIMIT_KEY = "ChargerfwOfflineLimitA"
 OFFLINE_AFTER_KEY = "ChargerfwOfflineAfterS"
-# The certificate store's limits (chargerfw.ocpp.certificates): the bytes of a
-# CertificateSigned chain (the whitepaper caps the key at 10000) and the root certificates
-# of both types together.
-CERTIFICATE_SIGNED_MAX_CHAIN_SIZE = 10000
+# The certificate store's limits (chargerfw.ocpp.certificates): the characters of a
+# CertificateSigned chain (a leaf and two RSA-4096 CAs fit; the schema caps the field at
+# 10000, the whitepaper the key likewise) and the root certificates of both types together.
+CERTIFICATE_SIGNED_MAX_CHAIN_SIZE = 8000
 CERTIFICATE_STORE_MAX_LENGTH = 10
 
 
