@@ -239,3 +239,19 @@ async def test_a_station_without_a_certificate_store(tmp_path):
                            {"certificateType": "CentralSystemRootCertificate",
                             "certificate": "x"})
         assert reply[:3] == [4, "i", "NotSupported"]
+
+
+
+async def test_a_key_that_cannot_be_stored_sends_nothing_and_keeps_the_client(tmp_path, station):
+    blocker = station.security.charge_point_generations_dir
+    blocker.write_text("not a directory")  # where the pending key would go
+    async with TestCsms(in_memory=True) as csms, memory_client(
+            tmp_path, csms, certificates=station.messages(answer_timeout_s=0.2)) as client:
+        await wait_until(lambda: client.online)
+        assert (await _ask(csms, "t1", "ExtendedTriggerMessage", TRIGGER))[2] == {
+            "status": "Accepted"}
+        assert csms.of("SignCertificate") == []
+        blocker.unlink()
+        # The certificate task lives on: the next trigger sends a CSR.
+        await _triggered_csr(csms)
+        assert station.security.pending_charge_point_key.exists()

@@ -52,6 +52,7 @@ OFFLINE_RETRY_S = 30.0
 # security log entry of this type (the whitepaper's list has none for it).
 ROOT_WARNING = timedelta(days=90)
 ROOT_CERTIFICATE_EXPIRING = "RootCertificateExpiring"
+NO_CSR = "NoCsr"  # the pending key could not be stored: an attempt, nothing sent
 
 
 class StationCertificates:
@@ -160,8 +161,14 @@ class StationCertificates:
 
     async def sign_certificate(self, send: SendNow) -> str | None:
         """One SignCertificate with a CSR over the pending key: the backend's status, or None
-        when it was not delivered (offline, no answer, CALLERROR)."""
-        csr = self.certificates.signing_request(self.charge_point_id, self.keys.raw("CpoName"))
+        when it was not delivered (offline, no answer, CALLERROR); ``NoCsr`` when the key
+        could not be stored."""
+        try:
+            csr = self.certificates.signing_request(self.charge_point_id,
+                                                    self.keys.raw("CpoName"))
+        except OSError as exc:
+            log.error("certificates.csr_failed", error=str(exc))
+            return NO_CSR
         try:
             result = await send(call.SignCertificate(csr=csr))
         except Exception as exc:  # a timeout, a CALLERROR or the link's own errors
