@@ -48,6 +48,7 @@ class CsmsBehaviour:
     first_tx_id: int = 1000
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
     swallow: set[str] = field(default_factory=set)
+    sign_certificate_status: str = "Accepted"  # the answer to SignCertificate
 
 
 class Link(Protocol):
@@ -152,6 +153,10 @@ class _ServerSide(LibChargePoint):
     @on(Action.signed_firmware_status_notification)
     def signed_firmware_status(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
         return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.sign_certificate)
+    def sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
 
 
 class TestCsms:

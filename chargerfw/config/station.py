@@ -341,6 +341,24 @@ class SecuritySection(_Section, frozen=True, kw_only=True):
         """The private key of :attr:`charge_point_certificate` (PEM, mode 0600)."""
         return self.certificates_dir / "charge_point" / "key.pem"
 
+    # Renew the station's certificate (SignCertificate) this many days before it expires.
+    renew_before_days: Annotated[int, Meta(ge=1, le=365)] = 30
+    # The read-only key AdditionalRootCertificateCheck: one CentralSystemRootCertificate at a
+    # time (plus the one it replaced, as a fallback), each new one signed by the one before.
+    additional_root_certificate_check: bool = False
+
+    @property
+    def charge_point_generations_dir(self) -> Path:
+        """Complete generations of the station's certificate and key, one directory each;
+        ``charge_point`` is a symlink to the current one, swapped atomically."""
+        return self.certificates_dir / ".charge_point"
+
+    @property
+    def pending_charge_point_key(self) -> Path:
+        """The private key of the last SignCertificate's CSR (mode 0600), until its
+        CertificateSigned arrives."""
+        return self.charge_point_generations_dir / "pending-key.pem"
+
 
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")

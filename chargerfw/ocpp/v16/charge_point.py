@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result
@@ -28,6 +29,7 @@ from ocpp.v16.enums import Action
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.connection import Transport
 from chargerfw.ocpp.library_log import LIBRARY_LOGGER
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.commands import BackendCommands
 from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
 
@@ -296,3 +298,34 @@ class ChargePoint16(LibraryChargePoint):
     async def after_extended_trigger_message(self, requested_message: str,
                                              connector_id: int | None = None) -> None:
         await self._owner.run_extended_trigger(self, requested_message, connector_id)
+
+    # -- certificates (Security Whitepaper) ------------------------------------------------------
+
+    def _certificates(self) -> StationCertificates:
+        if self._commands.certificates is None:
+            raise NotSupportedError(description="this station has no certificate store")
+        return self._commands.certificates
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str,
+                               certificate: str) -> call_result.InstallCertificate:
+        return call_result.InstallCertificate(
+            status=self._certificates().install_certificate(certificate_type, certificate))
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, Any],
+                              ) -> call_result.DeleteCertificate:
+        return call_result.DeleteCertificate(
+            status=self._certificates().delete_certificate(certificate_hash_data))
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: str,
+                                         ) -> call_result.GetInstalledCertificateIds:
+        status, hash_data = self._certificates().installed_certificate_ids(certificate_type)
+        return call_result.GetInstalledCertificateIds(status=status,
+                                                      certificate_hash_data=hash_data)
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
+        return call_result.CertificateSigned(
+            status=self._certificates().certificate_signed(certificate_chain))
