@@ -242,6 +242,20 @@ class ChargePoints:
                 raise NotFound(f"unknown charge point {charge_point_id!r}")
             _evses_changed(c, self.cpo, charge_point_id, now)
 
+    def require_client_certificate(self, charge_point_id: str, required: bool) -> bool:
+        """Whether the charger must present a client certificate from now on; returns
+        whether that changed."""
+        with self.engine.begin() as c:
+            current = c.execute(sa.select(charge_points.c.client_certificate_required).where(
+                charge_points.c.id == charge_point_id)).scalar_one_or_none()
+            if current is None:
+                raise NotFound(f"unknown charge point {charge_point_id!r}")
+            if current == required:
+                return False
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(client_certificate_required=required))
+            return True
+
     # -- its connection: chargers that drop off show UNKNOWN until they return --
 
     def charger_connected(self, charge_point_id: str) -> list[EvseChange]:
