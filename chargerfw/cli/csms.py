@@ -98,13 +98,15 @@ def csms() -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--ocpp-port", default=9000, show_default=True, type=click.IntRange(0, 65535),
-              help="OCPP WebSocket port (chargers connect to ws://HOST:PORT/ocpp/<id>)")
+              help="OCPP WebSocket port (chargers connect to ws://HOST:PORT/ocpp/<id>, "
+                   "wss:// with --tls-cert)")
 @click.option("--api-port", default=9001, show_default=True, type=click.IntRange(0, 65535),
               help="OCPI HTTP API port")
 @click.option("--auto-register/--no-auto-register", default=False, show_default=True,
               help="accept unknown charge points and register them on first connect")
 @click.option("--public-url", default=None,
-              help="base URL partners use to reach the API (default http://HOST:API-PORT)")
+              help="base URL partners use to reach the API (default http://HOST:API-PORT, "
+                   "https with --tls-cert)")
 @country_option
 @party_option
 @click.option("--name", default="chargerfw CSMS", show_default=True, help="our business name")
@@ -129,7 +131,8 @@ def csms() -> None:
 @click.option("--files-port", default=9002, show_default=True, type=click.IntRange(0, 65535),
               help="HTTP port chargers download firmware from and upload diagnostics to")
 @click.option("--files-url", default=None,
-              help="base URL chargers reach the file server at (default http://HOST:FILES-PORT)")
+              help="base URL chargers reach the file server at (default "
+                   "http://HOST:FILES-PORT, https with --tls-cert)")
 @click.option("--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
               type=click.Path(file_okay=False, path_type=Path),
               help="where published firmware and uploads are kept (default: beside a SQLite "
@@ -385,6 +388,14 @@ def charger_list(db: str, as_json: bool) -> None:
     _print_charge_points(db, None, as_json)
 
 
+def _auth_shown(point: dict[str, Any]) -> str:
+    """How the charger authenticates: its client certificate (security profile 3), Basic
+    auth, or nothing."""
+    if point["client_certificate_required"]:
+        return "certificate"
+    return "basic" if point["password"] else "none"
+
+
 def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) -> None:
     """Every charge point (``charge_point_id`` None) or one with its latest events."""
     from chargerfw.csms.charge_point_view import charge_points_view
@@ -399,7 +410,7 @@ def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) ->
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
                        "firmware", "connection", "last seen"], [
-        [p["id"], p["location_id"] or "-", "basic" if p["password"] else "none",
+        [p["id"], p["location_id"] or "-", _auth_shown(p),
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
          or "-", p["firmware_version"] or "",
          "offline" if p["offline"] else "connected" if p["connected"] else "-",

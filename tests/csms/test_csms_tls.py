@@ -316,6 +316,9 @@ def test_serve_with_tls_and_client_certificates(tmp_path: Path, pki: Pki) -> Non
         url = ocpp_line.split()[1].replace("<charge_point_id>", "CP1")
         with sync_connect(url, subprotocols=["ocpp1.6"], ssl=pki.client("CP1")) as ws:
             assert ws.subprotocol == "ocpp1.6"
+        listed = CliRunner().invoke(main, ["csms", "charger", "list", "--db", db]).output
+        assert [line.split()[2] for line in listed.splitlines()
+                if line.startswith("CP1")] == ["certificate"]
         with pytest.raises(InvalidStatus):
             with sync_connect(url, subprotocols=["ocpp1.6"], ssl=pki.trusting(),
                               additional_headers=basic_auth("CP1", PASSWORD)):

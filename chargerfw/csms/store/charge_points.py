@@ -150,6 +150,7 @@ class ChargePoints:
             result.append({
                 "id": cp["id"], "location_id": cp["location_id"],
                 "password": cp["password_hash"] is not None,
+                "client_certificate_required": cp["client_certificate_required"],
                 "auto_registered": cp["auto_registered"], "vendor": cp["vendor"],
                 "model": cp["model"], "firmware_version": cp["firmware_version"],
                 "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
