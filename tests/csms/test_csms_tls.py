@@ -161,6 +161,24 @@ async def test_a_profile_3_charger_cannot_fall_back_to_basic_auth(
         assert ws.subprotocol == "ocpp1.6"
 
 
+async def test_a_client_certificate_registers_an_unknown_charger_only_with_auto_register(
+        tmp_path: Path, pki: Pki) -> None:
+    async with csms_running(str(tmp_path / "a.db"), tls=pki.files) as csms:
+        with pytest.raises(InvalidStatus) as unknown:
+            async with connect(f"{csms.ocpp_url}/NEW1", subprotocols=["ocpp1.6"],
+                               ssl=pki.client("NEW1")):
+                pass
+        assert unknown.value.response.status_code == 404
+        assert await csms.db(csms.store.get_charge_point, "NEW1") is None
+    async with csms_running(str(tmp_path / "b.db"), tls=pki.files, auto_register=True) as csms:
+        async with connect(f"{csms.ocpp_url}/NEW1", subprotocols=["ocpp1.6"],
+                           ssl=pki.client("NEW1")):
+            pass
+        row = await csms.db(csms.store.get_charge_point, "NEW1")
+        assert row["auto_registered"] is True and row["client_certificate_required"] is True
+        assert row["password_hash"] is None
+
+
 async def test_http_ports_answer_over_https_only(tls_csms: RunningCsms, pki: Pki) -> None:
     assert tls_csms.api_url.startswith("https://") and tls_csms.admin_url is not None
     assert tls_csms.files is not None
