@@ -428,6 +428,7 @@ class OcppServer:
             return None
         if charge_point["client_certificate_required"]:
             # Once on profile 3, Basic auth alone would be a downgrade.
+            log.warning("csms.client_certificate_missing", charge_point=cp_id, address=address)
             await self._refuse_event(cp_id, CERTIFICATE_REQUIRED, address,
                                      "connected without its client certificate")
             throttle.failed(cp_id, address)
