@@ -87,6 +87,10 @@ charge_points = sa.Table(
     # Silent past the grace period: its EVSEs are shown UNKNOWN until it returns.
     sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Set once it connected with a client certificate (security profile 3): Basic auth alone
+    # is refused from then on; only the operator clears it (`charger client-certificate`).
+    sa.Column("client_certificate_required", sa.Boolean, nullable=False, default=False,
+              server_default="0"),
 )
 
 # One OCPI EVSE per OCPP connector of a charge point (each can charge on its own).
