@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
@@ -47,6 +47,9 @@ class CsmsBehaviour:
     first_tx_id: int = 1000
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
     swallow: set[str] = field(default_factory=set)
+    # Answer SecurityEventNotification with NotSupported (a backend without the security
+    # extension).
+    refuse_security_events: bool = False
 
 
 class Link(Protocol):
@@ -151,6 +154,12 @@ class _ServerSide(LibChargePoint):
     @on(Action.signed_firmware_status_notification)
     def signed_firmware_status(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
         return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.security_event_notification)
+    def security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        if self.csms.behaviour.refuse_security_events:
+            raise NotSupportedError(description="test backend has no security extension")
+        return call_result.SecurityEventNotification()
 
 
 class TestCsms:

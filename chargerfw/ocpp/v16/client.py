@@ -38,6 +38,7 @@ from chargerfw.ocpp.security_log import (
     FAILED_TO_AUTHENTICATE,
     SECURITY_RECONFIGURED,
     record_security_event,
+    wake_on_security_events,
 )
 from chargerfw.ocpp.station_port import (
     BootInfo,
@@ -111,6 +112,7 @@ class OcppClient:
         self.outbox = OutboxPump(
             store, max_attempts=lambda: keys.get_int("TransactionMessageAttempts"),
             retry_interval_s=lambda: keys.get_int("TransactionMessageRetryInterval"))
+        wake_on_security_events(store, self.outbox.wake)
         self.uploads = LogUploads(store, connection.charge_point_id, self.outbox.wake)
         self.commands = BackendCommands(store=store, keys=keys, station=station,
                                         connector_phases=self.connector_phases,
