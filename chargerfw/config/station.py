@@ -341,6 +341,15 @@ class SecuritySection(_Section, frozen=True, kw_only=True):
         """The private key of :attr:`charge_point_certificate` (PEM, mode 0600)."""
         return self.certificates_dir / "charge_point" / "key.pem"
 
+    # Security events the station watches for (docs/security.md, "Security events"): a tamper
+    # contact (an enclosure switch; fail-safe wiring reads a cut wire as opened), each
+    # activation one TamperDetectionActivated; the wall clock moving this many seconds against
+    # the monotonic clock is SettingSystemTime; less free space than this on the store's disk
+    # is MemoryExhaustion.
+    tamper: FaultInputSection | None = None
+    clock_jump_s: Annotated[float, Meta(ge=1)] = 60.0
+    min_free_disk_mb: Annotated[int, Meta(ge=0)] = 16
+
 
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
@@ -414,6 +423,8 @@ class StationConfig(_Section, frozen=True, kw_only=True):
         if self.emergency_stop:
             claim(self.emergency_stop.pin, "emergency_stop.pin")
         claim(self.safety.watchdog_pin, "safety.watchdog_pin")
+        if self.security.tamper:
+            claim(self.security.tamper.pin, "security.tamper.pin")
         for c in self.connector:
             prefix = f"connector[{c.id}]"
             claim(c.contactor.pin, f"{prefix}.contactor.pin")

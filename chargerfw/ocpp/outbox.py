@@ -30,6 +30,9 @@ from chargerfw.store import OutboxMessage, Store
 log = get_logger(__name__)
 
 NO_ANSWER_RETRY_S = 5.0
+# An idle pump looks at the head again this often: another process (a technician's command)
+# may have queued something it was not woken for.
+IDLE_RECHECK_S = 10.0
 PRUNE_EVERY = 100  # deliveries
 
 
@@ -107,7 +110,9 @@ class OutboxPump:
             message = self.store.outbox_head()
             if message is None:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_RECHECK_S):
+                        await self._wakeup.wait()
                 continue
             wait = message.next_attempt_at - time.time()
             if wait > 0:
