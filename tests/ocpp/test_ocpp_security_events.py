@@ -23,6 +23,7 @@ from chargerfw.ocpp.security_log import (
     TAMPER_DETECTED,
     record_security_event,
 )
+from chargerfw.ocpp.v16.frame_guard import ThrottledEvent
 from chargerfw.store import Store, StoreError
 from chargerfw.timestamps import iso_utc
 
@@ -144,3 +145,17 @@ async def test_a_backend_without_the_security_extension_does_not_hold_up_the_out
         [dead] = [m for m in client.store.outbox_all() if m.state == "dead"]
         assert dead.action == "SecurityEventNotification"
         assert dead.last_error.startswith("NotSupported")
+
+
+def test_a_throttled_event_counts_what_it_did_not_record(tmp_path):
+    now = [0.0]
+    with Store(tmp_path / "state.db") as store:
+        throttled = ThrottledEvent(store, INVALID_MESSAGES, every_s=60.0, clock=lambda: now[0])
+        assert throttled.occurred("first")
+        now[0] = 30.0
+        assert not throttled.occurred("second")
+        assert not throttled.occurred("third")
+        now[0] = 61.0
+        assert throttled.occurred("fourth")
+        assert [e.tech_info for e in store.security_events()] == [
+            "first", "fourth (and 2 more since the last report)"]
