@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
@@ -49,6 +49,9 @@ class CsmsBehaviour:
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
     swallow: set[str] = field(default_factory=set)
     sign_certificate_status: str = "Accepted"  # the answer to SignCertificate
+    # Answer SecurityEventNotification with NotSupported (a backend without the security
+    # extension).
+    refuse_security_events: bool = False
 
 
 class Link(Protocol):
@@ -157,6 +160,12 @@ class _ServerSide(LibChargePoint):
     @on(Action.sign_certificate)
     def sign_certificate(self, csr: str) -> call_result.SignCertificate:
         return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
+
+    @on(Action.security_event_notification)
+    def security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        if self.csms.behaviour.refuse_security_events:
+            raise NotSupportedError(description="test backend has no security extension")
+        return call_result.SecurityEventNotification()
 
 
 class TestCsms:

@@ -6,9 +6,11 @@ rule lives here once.
 Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement, Reservation and
 SmartCharging keys, the security whitepaper's AuthorizationKey /
 SecurityProfile and certificate keys (CpoName, CertificateSignedMaxChainSize,
-CertificateStoreMaxLength, AdditionalRootCertificateCheck), and two vendor keys of this firmware: the offline fallback limit
+CertificateStoreMaxLength, AdditionalRootCertificateCheck), and vendor keys of this firmware: the
+offline fallback limit
 (``ChargerfwOfflineLimitA``, ``ChargerfwOfflineAfterS``), so a backend that shares a site's
-current can tell each charger the safe share it counts the charger at when the link is lost.
+current can tell each charger the safe share it counts the charger at when the link is lost,
+and ``ChargerfwNotifyAllSecurityEvents`` (push every security event, not only critical ones).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ OFFLINE_AFTER_KEY = "ChargerfwOfflineAfterS"
 # 10000, the whitepaper the key likewise) and the root certificates of both types together.
 CERTIFICATE_SIGNED_MAX_CHAIN_SIZE = 8000
 CERTIFICATE_STORE_MAX_LENGTH = 10
+# Vendor key: send a SecurityEventNotification for every security event, not only the
+# whitepaper's critical ones (docs/security.md, "Security events").
+NOTIFY_ALL_SECURITY_EVENTS_KEY = "ChargerfwNotifyAllSecurityEvents"
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,8 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0,
         # --- chargerfw: the offline fallback ("": none, the profiles alone) ---
         KeyDef(OFFLINE_LIMIT_KEY, KeyType.DECIMAL, "", minimum=0, maximum=80),
         _int(OFFLINE_AFTER_KEY, 300),
+        # --- chargerfw: which security events are pushed to the backend ---
+        _bool(NOTIFY_ALL_SECURITY_EVENTS_KEY, False),
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
                max_length=40),

@@ -358,6 +358,14 @@ class SecuritySection(_Section, frozen=True, kw_only=True):
         """The private key of the last SignCertificate's CSR (mode 0600), until its
         CertificateSigned arrives."""
         return self.charge_point_generations_dir / "pending-key.pem"
+    # Security events the station watches for (docs/security.md, "Security events"): a tamper
+    # contact (an enclosure switch; fail-safe wiring reads a cut wire as opened), each
+    # activation one TamperDetectionActivated; the wall clock moving this many seconds against
+    # the monotonic clock is SettingSystemTime; less free space than this on the store's disk
+    # is MemoryExhaustion.
+    tamper: FaultInputSection | None = None
+    clock_jump_s: Annotated[float, Meta(ge=1)] = 60.0
+    min_free_disk_mb: Annotated[int, Meta(ge=0)] = 16
 
 
 class StorageSection(_Section, frozen=True, kw_only=True):
@@ -432,6 +440,8 @@ class StationConfig(_Section, frozen=True, kw_only=True):
         if self.emergency_stop:
             claim(self.emergency_stop.pin, "emergency_stop.pin")
         claim(self.safety.watchdog_pin, "safety.watchdog_pin")
+        if self.security.tamper:
+            claim(self.security.tamper.pin, "security.tamper.pin")
         for c in self.connector:
             prefix = f"connector[{c.id}]"
             claim(c.contactor.pin, f"{prefix}.contactor.pin")

@@ -36,6 +36,7 @@ from chargerfw.control.api import (
     SimOverdrawRequest,
     SimTapRequest,
     SimTemperatureRequest,
+    TamperSwitchReply,
     TapReply,
     TemperatureReply,
     VehicleReply,
@@ -202,6 +203,18 @@ class SimulatedStation:
                 return EmergencyStopSwitchReply(action)
             return handler
 
+        def tamper(action: str) -> Handler:
+            def handler(request: object) -> TamperSwitchReply:
+                switch = self.board.sim.tamper if self.board.sim is not None else None
+                if switch is None:
+                    raise Refused("the station has no [security.tamper] contact")
+                if action == "open":
+                    switch.trip()
+                else:
+                    switch.clear()
+                return TamperSwitchReply(action)
+            return handler
+
         def contactor(action: str) -> Handler:
             def handler(request: OnConnector) -> ContactorSimReply:
                 getattr(self._parts_for(request.connector).contactor, action)()
@@ -238,6 +251,8 @@ class SimulatedStation:
             Method.SIM_RCD_CLEAR: rcm("clear"),
             Method.SIM_ESTOP_PRESS: emergency_stop("press"),
             Method.SIM_ESTOP_RELEASE: emergency_stop("release"),
+            Method.SIM_TAMPER_OPEN: tamper("open"),
+            Method.SIM_TAMPER_CLOSE: tamper("close"),
             Method.SIM_WELD: contactor("weld"),
             Method.SIM_REPAIR: contactor("repair"),
             Method.SIM_FAIL_TO_CLOSE: contactor("fail_to_close"),

@@ -31,6 +31,7 @@ from chargerfw.ocpp.connection import Transport
 from chargerfw.ocpp.library_log import LIBRARY_LOGGER
 from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.commands import BackendCommands
+from chargerfw.ocpp.v16.frame_guard import FrameGuard
 from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
 
 log = get_logger(__name__)
@@ -68,7 +69,8 @@ class ChargePoint16(LibraryChargePoint):
     """The endpoint of one WebSocket session; :class:`LinkOwner` outlives it."""
 
     def __init__(self, charge_point_id: str, transport: Transport, commands: BackendCommands,
-                 owner: LinkOwner, response_timeout: float) -> None:
+                 owner: LinkOwner, response_timeout: float,
+                 guard: FrameGuard | None = None) -> None:
         super().__init__(charge_point_id, transport, response_timeout=response_timeout,
                          logger=LIBRARY_LOGGER)
         self._transport = transport  # for the CALLERRORs we answer before the library
@@ -79,6 +81,8 @@ class ChargePoint16(LibraryChargePoint):
         self._answered = asyncio.Event()
         self._answered.set()
         self._closed = asyncio.Event()
+        # The security events of incoming frames (invalid, replayed); None: check only.
+        self._check_frame = check_frame if guard is None else guard.check
 
     def link_closed(self) -> None:
         """The link is gone: CALLs waiting on it end with :class:`LinkClosed`."""
@@ -118,8 +122,8 @@ class ChargePoint16(LibraryChargePoint):
         raise LinkClosed("the link to the backend closed while a CALL waited for its answer")
 
     async def route_message(self, raw_msg: str) -> None:
-        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
-                              self._awaited)
+        verdict = self._check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
+                                    self._awaited)
         if isinstance(verdict, Route) and verdict.call is not None:
             self._answering += 1
             self._answered.clear()

@@ -36,9 +36,12 @@ from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, re
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
 from chargerfw.ocpp.security_log import (
+    ATTEMPTED_REPLAY_ATTACKS,
     FAILED_TO_AUTHENTICATE,
+    INVALID_MESSAGES,
     SECURITY_RECONFIGURED,
     record_security_event,
+    wake_on_security_events,
 )
 from chargerfw.ocpp.station_port import (
     BootInfo,
@@ -52,6 +55,7 @@ from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.charge_point import ChargePoint16
 from chargerfw.ocpp.v16.commands import BackendCommands, DataTransferHandler
 from chargerfw.ocpp.v16.diagnostics import LogUploads
+from chargerfw.ocpp.v16.frame_guard import FrameGuard, ThrottledEvent
 from chargerfw.ocpp.v16.requests import (
     CALL_FAILURES,
     OutboxSender16,
@@ -114,6 +118,9 @@ class OcppClient:
         self.outbox = OutboxPump(
             store, max_attempts=lambda: keys.get_int("TransactionMessageAttempts"),
             retry_interval_s=lambda: keys.get_int("TransactionMessageRetryInterval"))
+        wake_on_security_events(store, self.outbox.wake)
+        self._invalid_frames = ThrottledEvent(store, INVALID_MESSAGES)
+        self._replayed_calls = ThrottledEvent(store, ATTEMPTED_REPLAY_ATTACKS)
         self.uploads = LogUploads(store, connection.charge_point_id, self.outbox.wake)
         self.commands = BackendCommands(store=store, keys=keys, station=station,
                                         connector_phases=self.connector_phases,
@@ -219,7 +226,8 @@ class OcppClient:
 
     async def _session(self, transport: Transport) -> None:
         cp = ChargePoint16(self.connection.charge_point_id, transport, self.commands, self,
-                           self.call_timeout_s)
+                           self.call_timeout_s, FrameGuard(self.store, self._invalid_frames,
+                                                           self._replayed_calls))
         self._cp = cp
         self._accepted.clear()
         self.registration = None

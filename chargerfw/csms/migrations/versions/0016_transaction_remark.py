@@ -2,7 +2,7 @@
 it was open when its charger booted
 
 Revision ID: 0016_transaction_remark
-Revises: 0012_admin_api
+Revises: 0014_charger_tls
 Create Date: 2026-12-03 14:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_transaction_remark'
-down_revision = '0012_admin_api'
+down_revision = '0014_charger_tls'
 branch_labels = None
 depends_on = None
 
