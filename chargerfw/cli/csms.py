@@ -342,41 +342,29 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     first connect) gets them attached; its password stays unless --password or
     --no-password is given. One that has EVSEs already is refused.
     """
-    from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
+    from chargerfw.csms.charger_registration import (
+        RegistrationError,
+        option_label,
+        registration,
+    )
 
-    if password is not None and no_password:
-        raise click.UsageError("--password and --no-password exclude each other")
     store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
     attach = store.get_charge_point(charge_point_id) is not None
-    if not attach and password is None and not no_password:
-        raise click.UsageError("give --password (recommended) or --no-password")
-    existing = store.get_location(location_id)
-    location = None
-    if existing is None:
-        missing = [opt for opt, value in (("--address", address), ("--city", city),
-                                          ("--country", country),
-                                          ("--coordinates", coordinates),
-                                          ("--time-zone", time_zone)) if not value]
-        if missing:
-            raise click.UsageError(f"new location {location_id!r} needs {', '.join(missing)}")
-        lat, _, lon = (coordinates or "").partition(",")
-        location = LocationSpec(id=location_id, address=address or "", city=city or "",
-                                country=(country or "").upper(), latitude=lat.strip(),
-                                longitude=lon.strip(), time_zone=time_zone or "", name=name,
-                                postal_code=postal_code, publish=not unpublished)
-    else:
-        location = LocationSpec(id=location_id, address=existing["address"],
-                                city=existing["city"], country=existing["country"],
-                                latitude=existing["coordinates"]["latitude"],
-                                longitude=existing["coordinates"]["longitude"],
-                                time_zone=existing["time_zone"])
-    connector = ConnectorSpec("1", standard, connector_format, power_type, max_voltage,
-                              max_amperage, max_power)
-    evses = []
-    for n, arg in enumerate(evse_args or [f"{charge_point_id}-1"], start=1):
-        uid, _, evse_id = arg.partition("=")
-        evses.append(EvseSpec(uid=uid, ocpp_connector_id=n, connectors=[connector],
-                              evse_id=evse_id or None))
+    fields = {"charge_point_id": charge_point_id, "password": password,
+              "no_password": no_password, "location_id": location_id, "name": name,
+              "address": address, "city": city, "postal_code": postal_code,
+              "country": country, "coordinates": coordinates, "time_zone": time_zone,
+              "unpublished": unpublished, "evses": list(evse_args), "standard": standard,
+              "format": connector_format, "power_type": power_type,
+              "max_voltage": max_voltage, "max_amperage": max_amperage,
+              "max_power": max_power, "tariff": tariff_id, "rfid_reader": rfid_reader}
+    try:
+        # Attaching keeps a self-registered charger's password unless one is given.
+        item = registration(fields, store.get_location, password_required=not attach,
+                            label=option_label)
+    except RegistrationError as exc:
+        raise click.UsageError(str(exc)) from None
+    location, evses = item.location, list(item.evses)
     if attach:
         _run_store_action(lambda: store.attach_charge_point(
             charge_point_id, location, evses, tariff_id, password=password,
@@ -386,6 +374,35 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
                                                          evses, tariff_id, rfid_reader))
     click.echo(f"{'attached' if attach else 'registered'} {charge_point_id} at {location_id} "
                f"with {len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
+
+
+@charger.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@country_option
+@party_option
+@evse_id_format_option
+def charger_import(file: Path, db: str, country_code: str, party_id: str,
+                   evse_id_format: str | None) -> None:
+    """Register many chargers from FILE in one go: a CSV file (a header row of field names)
+    or a TOML file of [[charger]] tables, with the fields of `charger add` (charge_point_id,
+    password or no_password, location_id and a new location's address, city, country,
+    coordinates, time_zone; evses as UID[=EVSE_ID] separated by ';' in CSV; standard,
+    format, power_type, max_voltage, max_amperage, max_power, tariff, rfid_reader). All are
+    checked first and registered in one transaction: a bad row registers none."""
+    from chargerfw.csms.charger_registration import RegistrationError, read_registrations
+
+    store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
+    try:
+        items = read_registrations(file.name, file.read_bytes(), store.get_location)
+    except RegistrationError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        raise SystemExit(2) from None
+    _run_store_action(lambda: store.add_charge_points([
+        (i.charge_point_id, i.password, i.location, i.evses, i.tariff_id, i.rfid_reader)
+        for i in items]))
+    click.echo(f"registered {len(items)} charger(s) with "
+               f"{sum(len(i.evses) for i in items)} EVSE(s) from {file}")
 
 
 @charger.command("list")

@@ -58,24 +58,38 @@ class ChargePoints:
         without an evse_id gets one in eMI3 form (``CpoIdentity.evse_id_format``).
         ``rfid_reader``: whether drivers can start with a card there.
         """
+        self.add_charge_points([(charge_point_id, password, location, evse_specs, tariff_id,
+                                 rfid_reader)])
+
+    def add_charge_points(self, registrations: Sequence[tuple[
+            str, str | None, LocationSpec | None, Sequence[EvseSpec], str | None, bool]],
+                          ) -> None:
+        """Register several charge points (id, password, location, EVSEs, tariff, RFID
+        reader; as :meth:`add_charge_point`) in one database transaction: all or none."""
         now = utcnow()
-        _check_specs(location, evse_specs, now)
+        for _, _, location, evse_specs, _, _ in registrations:
+            _check_specs(location, evse_specs, now)
         try:
             with self.engine.begin() as c:
-                if c.execute(sa.select(charge_points.c.id)
-                             .where(charge_points.c.id == charge_point_id)).first():
-                    raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
-                check_tariff(c, tariff_id)
-                ensure_location(c, self.cpo, location, now)
-                c.execute(charge_points.insert().values(
-                    id=charge_point_id,
-                    password_hash=hash_password(password) if password else None,
-                    location_id=location.id if location else None, auto_registered=False,
-                    rfid_reader=rfid_reader, created_at=now))
-                _insert_evses(c, self.cpo, charge_point_id, location, evse_specs, tariff_id,
-                              now)
-                if location is not None:
-                    push_location(c, self.cpo, location.id)
+                locations_changed: set[str] = set()
+                for (charge_point_id, password, location, evse_specs, tariff_id,
+                     rfid_reader) in registrations:
+                    if c.execute(sa.select(charge_points.c.id)
+                                 .where(charge_points.c.id == charge_point_id)).first():
+                        raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
+                    check_tariff(c, tariff_id)
+                    ensure_location(c, self.cpo, location, now)
+                    c.execute(charge_points.insert().values(
+                        id=charge_point_id,
+                        password_hash=hash_password(password) if password else None,
+                        location_id=location.id if location else None, auto_registered=False,
+                        rfid_reader=rfid_reader, created_at=now))
+                    _insert_evses(c, self.cpo, charge_point_id, location, evse_specs,
+                                  tariff_id, now)
+                    if location is not None:
+                        locations_changed.add(location.id)
+                for location_id in sorted(locations_changed):
+                    push_location(c, self.cpo, location_id)
         except IntegrityError as exc:
             raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
 
