@@ -305,6 +305,7 @@ class OcppConnection:
         """Arguments for :func:`websockets.asyncio.client.connect` for the current profile."""
         import ssl
 
+        from chargerfw.ocpp.library_log import WEBSOCKETS_LOGGER
         from chargerfw.ocpp.tls import TlsSetupError, tls_context
 
         profile = self._profile()
@@ -320,6 +321,7 @@ class OcppConnection:
             "compression": None,  # OCPP frames are small; save the Pi the zlib work
             "proxy": None,
             "user_agent_header": "chargerfw",
+            "logger": WEBSOCKETS_LOGGER,  # handshake headers redacted
         }
         if profile not in (0, 1, 2, 3):
             raise ConnectionSetupError(f"security profile {profile} is not supported (0-3)")
