@@ -7,8 +7,10 @@ falls back; AuthorizationKey refused over ws and kept with its fallback until th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -24,6 +26,8 @@ from ocpp_testcsms import TestCsms
 
 from chargerfw.config import StationConfig
 from chargerfw.config.station import SecuritySection, parse_config
+from chargerfw.logs import capture_logs, render_line
+from chargerfw.ocpp import library_log
 from chargerfw.ocpp.connection import Backoff, ConnectionSetupError, OcppConnection
 from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.security_log import (
@@ -407,3 +411,38 @@ def test_a_key_an_older_release_kept_in_the_store_moves_to_the_file(tmp_path, st
     assert store.config_get("AuthorizationKey") == ""
     assert key_file.passwords() == [NEW_KEY]
     assert AuthorizationKeyFile(key_file.path).passwords() == [NEW_KEY]
+
+
+# -- no secret in any log --------------------------------------------------------------------
+
+async def test_no_secret_in_any_log_at_debug_through_profiles_1_and_2(tmp_path, pki, caplog):
+    caplog.set_level(logging.DEBUG)
+    secrets = [PASSWORD, NEW_KEY]
+    secrets += [base64.b64encode(f"CP1:{s}".encode()).decode() for s in secrets]
+    context = server_context(tmp_path, pki["server"])
+    with capture_logs() as station_events:
+        async with TestCsms(password=PASSWORD) as plain, \
+                TestCsms(password=PASSWORD, ssl_context=context) as secure:
+            config = station_config(tmp_path, plain.url, secure.url)
+            install(config.security, pki, client=None)
+            async with station_client(config) as client:
+                await wait_until(lambda: client.online)
+                assert await change(plain, "SecurityProfile", "2") == "Accepted"
+                await wait_until(lambda: client.online and secure.of("BootNotification"))
+                secure.password = NEW_KEY
+                assert await change(secure, "AuthorizationKey", NEW_KEY) == "Accepted"
+                await wait_until(lambda: len(secure.of("BootNotification")) == 2 and client.online)
+                assert secure.authorizations[-1] == f"Basic {secrets[3]}"  # it was sent
+    # The station's own lines as they are written, and every line of the libraries on its
+    # side (the test backends' server side logs what it receives: not the station's).
+    lines = [render_line(e["log_level"], e["event"],
+                         {k: v for k, v in e.items() if k not in ("event", "log_level")})
+             for e in station_events]
+    station_side = [r for r in caplog.records
+                    if r.name.startswith("websockets.client") or r.name.startswith("chargerfw")
+                    or (r.name == "ocpp" and r.pathname == library_log.__file__)]
+    lines += [r.getMessage() for r in station_side]
+    assert any("Authorization: ***" in line for line in lines)  # websockets' handshake log
+    assert any("AuthorizationKey" in line for line in lines)
+    leaks = [line for line in lines for secret in secrets if secret in line]
+    assert leaks == []
