@@ -94,7 +94,13 @@ class AuthorizationKeyFile:
         if not stored:
             return
         if self._key is None:
-            self._write(stored, None)
+            try:
+                self._write(stored, None)
+            except OSError as exc:  # e.g. a simulated station without the certificate store
+                log.error("ocpp.authorization_key_not_moved", path=str(self.path),
+                          error=f"{type(exc).__name__}: {exc}")
+                self._key = stored  # used, and left in the store until it can be moved
+                return
         store.config_set(STORE_KEY, "")
         log.info("ocpp.authorization_key_moved", path=str(self.path))
 

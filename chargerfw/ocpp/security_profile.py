@@ -179,7 +179,10 @@ def authorization_key_applier(authorization_keys: AuthorizationKeyFile,
         if over_tls is not None and not over_tls():
             return (ChangeStatus.REJECTED,
                     "AuthorizationKey is not set over an unencrypted link (profile 0 or ws://)")
-        authorization_keys.set(value)
+        try:
+            authorization_keys.set(value)
+        except OSError as exc:
+            return ChangeStatus.REJECTED, f"cannot write {authorization_keys.path}: {exc.strerror}"
         return ChangeStatus.ACCEPTED, ""
 
     return apply

@@ -37,7 +37,11 @@ from chargerfw.ocpp.security_log import (
     INVALID_TLS_VERSION,
     SECURITY_RECONFIGURED,
 )
-from chargerfw.ocpp.security_profile import TRIAL_KEY, SecurityProfiles
+from chargerfw.ocpp.security_profile import (
+    TRIAL_KEY,
+    SecurityProfiles,
+    authorization_key_applier,
+)
 from chargerfw.ocpp.tls import SecurityEventLimiter, provision_ca_file, tls_context
 from chargerfw.ocpp.v16.client import OcppClient, client_from_config
 from chargerfw.store import Store
@@ -446,3 +450,15 @@ async def test_no_secret_in_any_log_at_debug_through_profiles_1_and_2(tmp_path, 
     assert any("AuthorizationKey" in line for line in lines)
     leaks = [line for line in lines for secret in secrets if secret in line]
     assert leaks == []
+
+
+def test_a_key_file_that_cannot_be_written_leaves_the_key_where_it_was(tmp_path, store):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    store.config_set("AuthorizationKey", NEW_KEY)
+    key_file = AuthorizationKeyFile(blocked / "authorization_key.json", PASSWORD)
+    key_file.adopt_from_store(store)
+    assert store.config_get("AuthorizationKey") == NEW_KEY and key_file.passwords() == [NEW_KEY]
+    status, reason = authorization_key_applier(key_file)("another-key-0123456789")
+    assert status.value == "Rejected" and reason.startswith(f"cannot write {key_file.path}")
+    assert key_file.passwords() == [NEW_KEY]
