@@ -170,15 +170,11 @@ def station_keys(config: StationConfig, store: ConfigStore, provision: bool = Fa
 
 
 def authorization_key_applier(authorization_keys: AuthorizationKeyFile,
-                              over_tls: Callable[[], bool] | None = None,
                               ) -> Callable[[str], tuple[ChangeStatus, str]]:
-    """AuthorizationKey into its file; Rejected when ``over_tls`` says the link the change
-    came over is not encrypted (security profile 0, or a ws:// URL)."""
+    """AuthorizationKey into its file (from the backend only over an encrypted link: the OCPP
+    adapter checks that before the change reaches the keys)."""
 
     def apply(value: str) -> tuple[ChangeStatus, str]:
-        if over_tls is not None and not over_tls():
-            return (ChangeStatus.REJECTED,
-                    "AuthorizationKey is not set over an unencrypted link (profile 0 or ws://)")
         try:
             authorization_keys.set(value)
         except OSError as exc:

@@ -384,6 +384,9 @@ async def test_authorization_key_is_refused_over_plain_ws(tmp_path, pki):
             assert await change(plain, "AuthorizationKey", NEW_KEY) == "Rejected"
             assert not config.security.authorization_key_file.exists()
             assert client.store.config_get("AuthorizationKey") is None
+            # A technician's change (the control socket) does not cross the network.
+            assert client.keys.change("AuthorizationKey", NEW_KEY)[0].value == "Accepted"
+            assert json.loads(config.security.authorization_key_file.read_text())["key"] == NEW_KEY
 
 
 async def test_authorization_key_keeps_its_fallback_until_the_new_one_worked(tmp_path, pki):

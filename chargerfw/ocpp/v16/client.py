@@ -157,13 +157,13 @@ class OcppClient:
                         authorization_keys: AuthorizationKeyFile,
                         over_tls: Callable[[], bool]) -> None:
         """SecurityProfile raised on trial by ``profiles``; AuthorizationKey kept in its file
-        with a fallback, refused unless ``over_tls``; both learn of every connection attempt.
-        Before :meth:`run`, on an :class:`OcppConnection`."""
+        with a fallback, refused from the backend unless ``over_tls``; both learn of every
+        connection attempt. Before :meth:`run`, on an :class:`OcppConnection`."""
         assert isinstance(self.connection, OcppConnection)
         self.security_profiles = profiles
         self.keys.set_applier("SecurityProfile", profiles.apply)
-        self.keys.set_applier("AuthorizationKey",
-                              authorization_key_applier(authorization_keys, over_tls))
+        self.keys.set_applier("AuthorizationKey", authorization_key_applier(authorization_keys))
+        self.commands.link_encrypted = over_tls
 
         def attempt(profile: int, password: str | None, error: BaseException | None) -> None:
             profiles.observe(profile, error)
