@@ -27,6 +27,7 @@ from chargerfw.ocpp.connection import (
     Session,
 )
 from chargerfw.ocpp.station_port import BootInfo
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.store import Store
 
@@ -183,12 +184,16 @@ def client_keys(store: Store, overrides: dict[str, str] | None = None) -> Config
 
 
 def make_client(store: Store, keys: ConfigurationKeys, connection: BackendLink, *,
-                station: Any = None, call_timeout_s: float = 3.0) -> OcppClient:
-    """A client for two connectors (three-phase 1, single-phase 2) with fast ticks."""
+                station: Any = None, call_timeout_s: float = 3.0,
+                certificates: Callable[[Store, ConfigurationKeys], StationCertificates] | None
+                = None) -> OcppClient:
+    """A client for two connectors (three-phase 1, single-phase 2) with fast ticks;
+    ``certificates`` builds its certificate messages (none without)."""
     return OcppClient(store=store, keys=keys, connection=connection,
                       boot=BootInfo(vendor="chargerfw", model="test", firmware_version="0.1"),
                       connector_phases={1: 3, 2: 1}, station=station,
-                      call_timeout_s=call_timeout_s, tick_s=0.02, meter_persist_interval_s=0.0)
+                      call_timeout_s=call_timeout_s, tick_s=0.02, meter_persist_interval_s=0.0,
+                      certificates=None if certificates is None else certificates(store, keys))
 
 
 @contextlib.asynccontextmanager
@@ -207,12 +212,15 @@ async def _running(client: OcppClient) -> AsyncIterator[OcppClient]:
 @contextlib.asynccontextmanager
 async def memory_client(tmp_path: Path, backend: MemoryBackend, *, station: Any = None,
                         keys_overrides: dict[str, str] | None = None,
-                        call_timeout_s: float = 3.0) -> AsyncIterator[OcppClient]:
+                        call_timeout_s: float = 3.0,
+                        certificates: Callable[[Store, ConfigurationKeys], StationCertificates]
+                        | None = None) -> AsyncIterator[OcppClient]:
     """A running client whose links to ``backend`` (a ``TestCsms(in_memory=True)``) are in
     memory."""
     store = Store(tmp_path / "state.db")
     client = make_client(store, client_keys(store, keys_overrides), MemoryConnection(backend),
-                         station=station, call_timeout_s=call_timeout_s)
+                         station=station, call_timeout_s=call_timeout_s,
+                         certificates=certificates)
     async with _running(client):
         yield client
 

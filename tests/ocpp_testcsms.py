@@ -8,6 +8,7 @@ frames and wait for the raw reply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import ssl
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
@@ -48,6 +49,10 @@ class CsmsBehaviour:
     first_tx_id: int = 1000
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
     swallow: set[str] = field(default_factory=set)
+    sign_certificate_status: str = "Accepted"  # the answer to SignCertificate
+    # Answer SecurityEventNotification with NotSupported (a backend without the security
+    # extension).
+    refuse_security_events: bool = False
 
 
 class Link(Protocol):
@@ -152,6 +157,16 @@ class _ServerSide(LibChargePoint):
     @on(Action.signed_firmware_status_notification)
     def signed_firmware_status(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
         return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.sign_certificate)
+    def sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
+
+    @on(Action.security_event_notification)
+    def security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        if self.csms.behaviour.refuse_security_events:
+            raise NotSupportedError(description="test backend has no security extension")
+        return call_result.SecurityEventNotification()
 
 
 class TestCsms:
@@ -264,10 +279,14 @@ class TestCsms:
         return [r for r in self.received if r.action == action]
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Until ``predicate()`` holds: checked on every message and every 0.1 s besides, for a
+        predicate that also looks at something else (a station's task that ended without a
+        word to the backend)."""
         async def loop() -> None:
             while not predicate():
                 self.changed.clear()
-                await self.changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), 0.1)
         await asyncio.wait_for(loop(), timeout)
 
     async def send_raw(self, frame: str, reply_id: str, timeout: float = 5.0) -> list[Any]:

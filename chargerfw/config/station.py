@@ -360,6 +360,32 @@ class SecuritySection(_Section, frozen=True, kw_only=True):
         """The private key of :attr:`charge_point_certificate` (PEM, mode 0600)."""
         return self.certificates_dir / "charge_point" / "key.pem"
 
+    # Renew the station's certificate (SignCertificate) this many days before it expires.
+    renew_before_days: Annotated[int, Meta(ge=1, le=365)] = 30
+    # The read-only key AdditionalRootCertificateCheck: one CentralSystemRootCertificate at a
+    # time (plus the one it replaced, as a fallback), each new one signed by the one before.
+    additional_root_certificate_check: bool = False
+
+    @property
+    def charge_point_generations_dir(self) -> Path:
+        """Complete generations of the station's certificate and key, one directory each;
+        ``charge_point`` is a symlink to the current one, swapped atomically."""
+        return self.certificates_dir / ".charge_point"
+
+    @property
+    def pending_charge_point_key(self) -> Path:
+        """The private key of the last SignCertificate's CSR (mode 0600), until its
+        CertificateSigned arrives."""
+        return self.charge_point_generations_dir / "pending-key.pem"
+    # Security events the station watches for (docs/security.md, "Security events"): a tamper
+    # contact (an enclosure switch; fail-safe wiring reads a cut wire as opened), each
+    # activation one TamperDetectionActivated; the wall clock moving this many seconds against
+    # the monotonic clock is SettingSystemTime; less free space than this on the store's disk
+    # is MemoryExhaustion.
+    tamper: FaultInputSection | None = None
+    clock_jump_s: Annotated[float, Meta(ge=1)] = 60.0
+    min_free_disk_mb: Annotated[int, Meta(ge=0)] = 16
+
     @property
     def authorization_key_file(self) -> Path:
         """The AuthorizationKey a backend set, and its fallback (JSON, mode 0600)."""
@@ -438,6 +464,8 @@ class StationConfig(_Section, frozen=True, kw_only=True):
         if self.emergency_stop:
             claim(self.emergency_stop.pin, "emergency_stop.pin")
         claim(self.safety.watchdog_pin, "safety.watchdog_pin")
+        if self.security.tamper:
+            claim(self.security.tamper.pin, "security.tamper.pin")
         for c in self.connector:
             prefix = f"connector[{c.id}]"
             claim(c.contactor.pin, f"{prefix}.contactor.pin")

@@ -87,6 +87,10 @@ charge_points = sa.Table(
     # Silent past the grace period: its EVSEs are shown UNKNOWN until it returns.
     sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Set once it connected with a client certificate (security profile 3): Basic auth alone
+    # is refused from then on; only the operator clears it (`charger client-certificate`).
+    sa.Column("client_certificate_required", sa.Boolean, nullable=False, default=False,
+              server_default="0"),
 )
 
 # One OCPI EVSE per OCPP connector of a charge point (each can charge on its own).
@@ -244,6 +248,12 @@ transactions = sa.Table(
     sa.Column("start_time", UtcDateTime, nullable=False),
     sa.Column("stop_time", UtcDateTime),
     sa.Column("stop_reason", sa.String(20)),
+    # Why the backend, not the charger, closed it (an orphan, a start it refused); the CDR's
+    # remark.
+    sa.Column("remark", sa.String(255)),
+    # Open when its charger booted: closed as an orphan once the charger reports the
+    # connector Available without having stopped it.
+    sa.Column("open_at_boot", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("tariff_id", sa.String(36)),

@@ -52,11 +52,13 @@ class ConfigurationKeys:
 
     def __init__(self, store: ConfigStore, number_of_connectors: int = 1,
                  overrides: dict[str, str] | None = None, security_profile: int = 0,
-                 defaults: dict[str, str] | None = None) -> None:
+                 defaults: dict[str, str] | None = None,
+                 additional_root_certificate_check: bool = False) -> None:
         self._store = store
         # ``defaults``: what a key not written yet reads as (the station config's, which may
         # change), unlike ``overrides``, written once.
-        self.definitions = key_definitions(number_of_connectors, security_profile, defaults)
+        self.definitions = key_definitions(number_of_connectors, security_profile, defaults,
+                                           additional_root_certificate_check)
         self._listeners: list[Callable[[str, str], None]] = []
         self._appliers: dict[str, Applier] = {}
         # Station-config provisioning (e.g. AuthorizationKey from the TOML password) is applied

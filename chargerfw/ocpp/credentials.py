@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.tls import write_private_file
+from chargerfw.ocpp.certificates import write_atomically
 
 log = get_logger(__name__)
 
@@ -105,5 +105,7 @@ class AuthorizationKeyFile:
         log.info("ocpp.authorization_key_moved", path=str(self.path))
 
     def _write(self, key: str, fallback: str | None) -> None:
-        write_private_file(self.path, json.dumps({"key": key, "fallback": fallback}))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, json.dumps({"key": key, "fallback": fallback}).encode(),
+                         0o600)
         self._key, self._fallback = key, fallback

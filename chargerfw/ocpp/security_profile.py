@@ -156,12 +156,14 @@ def station_keys(config: StationConfig, store: ConfigStore, provision: bool = Fa
     older release kept in the store is moved there). The service (which also writes the
     config's ``[ocpp.keys]``: ``provision``), the CLI and the control API build them here
     alike; the service adds the SecurityProfile applier."""
-    ocpp = config.ocpp
+    ocpp, security = config.ocpp, config.security
     provisioned = ocpp.keys if ocpp is not None and provision else {}
     keys = ConfigurationKeys(store, number_of_connectors=len(config.connector),
                              overrides={k: str(v) for k, v in provisioned.items()},
                              security_profile=ocpp.security_profile if ocpp else 0,
-                             defaults=config.ocpp_key_defaults())
+                             defaults=config.ocpp_key_defaults(),
+                             additional_root_certificate_check=(
+                                 security.additional_root_certificate_check))
     authorization_keys = AuthorizationKeyFile(config.security.authorization_key_file,
                                               provisioned=ocpp.password if ocpp else None)
     authorization_keys.adopt_from_store(store)

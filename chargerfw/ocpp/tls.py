@@ -13,7 +13,6 @@ and what a failed handshake means as a security event.
 
 from __future__ import annotations
 
-import os
 import stat
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from chargerfw.ocpp.security_log import (
     INVALID_TLS_CIPHER_SUITE,
     INVALID_TLS_VERSION,
 )
+from chargerfw.x509chain import ROOT_SUFFIXES
 
 if TYPE_CHECKING:
     import ssl
@@ -36,7 +36,6 @@ log = get_logger(__name__)
 # TLS_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_256_GCM_SHA384 in OpenSSL's names.
 WHITEPAPER_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
                             "AES128-GCM-SHA256", "AES256-GCM-SHA384")
-ROOT_SUFFIX = ".pem"
 PROVISIONED_ROOT = "provisioned-ca.pem"  # where [ocpp] ca_file is installed
 
 
@@ -46,9 +45,11 @@ class TlsSetupError(ValueError):
 
 
 def installed_roots(roots_dir: Path) -> list[Path]:
-    """The CentralSystemRootCertificate files, in name order."""
+    """The CentralSystemRootCertificate files, in name order (a replaced root kept as the
+    fallback included: it is still trusted until a connection is verified without it)."""
     try:
-        return sorted(p for p in roots_dir.iterdir() if p.suffix == ROOT_SUFFIX and p.is_file())
+        return sorted(p for p in roots_dir.iterdir() if p.suffix in ROOT_SUFFIXES
+                      and not p.name.startswith(".") and p.is_file())
     except FileNotFoundError:
         return []
 
@@ -166,8 +167,11 @@ def provision_ca_file(ca_file: Path, roots_dir: Path) -> bool:
     except (OSError, UnicodeDecodeError, ssl.SSLError) as exc:
         raise TlsSetupError(f"[ocpp] ca_file {ca_file}: not a readable PEM certificate "
                             f"({type(exc).__name__})") from None
+    from chargerfw.ocpp.certificates import write_atomically
+
     try:
-        write_private_file(roots_dir / PROVISIONED_ROOT, text, mode=0o644)
+        roots_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(roots_dir / PROVISIONED_ROOT, text.encode(), 0o644)
     except OSError as exc:
         log.error("ocpp.ca_file_not_installed", ca_file=str(ca_file), roots=str(roots_dir),
                   error=f"{type(exc).__name__}: {exc}")
@@ -175,23 +179,3 @@ def provision_ca_file(ca_file: Path, roots_dir: Path) -> bool:
     log.info("ocpp.ca_file_installed", ca_file=str(ca_file),
              root=str(roots_dir / PROVISIONED_ROOT))
     return True
-
-
-def write_private_file(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` atomically, with ``mode`` (the service user's only by
-    default), synced before and after the rename (a power cut leaves the old file or the
-    new, never half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        os.fchmod(file.fileno(), mode)  # an older temporary file may have had another mode
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -32,6 +32,7 @@ from typing import Any
 from chargerfw import __version__
 from chargerfw.config import StationConfig
 from chargerfw.logs import get_logger
+from chargerfw.ocpp.security_log import FIRMWARE_UPDATED, record_security_event
 from chargerfw.release import (
     ReleaseError,
     Slot,
@@ -317,7 +318,7 @@ class FirmwareUpdater:
             await self._health_check(trial)
         elif self.state.version == self.version:
             # The trial ended (healthy) just before a restart that left no Installed.
-            self.apply(InstallFinished(True))
+            self._updated()
         else:
             end_trial(prefix)
             self.apply(InstallFinished(False, f"the install of {self.state.version} was "
@@ -342,6 +343,13 @@ class FirmwareUpdater:
         end_trial(self.section.prefix)
         self.trial_deadline = None
         log.info("firmware.trial_passed", version=self.version)
+        self._updated()
+
+    def _updated(self) -> None:
+        """The new release runs Accepted: the security event, then Installed. (A cut between
+        the two repeats the event at the next start rather than losing it.)"""
+        record_security_event(self.store, FIRMWARE_UPDATED,
+                              f"chargerfw {self.version} installed")
         self.apply(InstallFinished(True))
 
     async def _fail_trial(self, reason: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import logging
 import socket
@@ -302,9 +303,13 @@ async def station_client(config: StationConfig) -> AsyncIterator[OcppClient]:
         store.close()
 
 
+CALL_IDS = itertools.count()
+
+
 async def change(csms: TestCsms, key: str, value: str) -> str:
-    reply = await csms.send_raw(json.dumps([2, key, "ChangeConfiguration",
-                                            {"key": key, "value": value}]), key)
+    unique_id = f"change-{next(CALL_IDS)}"  # a repeated uniqueId would be a replay
+    reply = await csms.send_raw(json.dumps([2, unique_id, "ChangeConfiguration",
+                                            {"key": key, "value": value}]), unique_id)
     return str(reply[2]["status"])
 
 

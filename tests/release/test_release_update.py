@@ -177,6 +177,10 @@ async def test_update_installs_restarts_and_the_new_release_commits(tmp_path, re
                            monkeypatch=monkeypatch, runtimes=runtimes) as (runtime, task):
             await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
             assert runtime.connector_outputs(1).status is ChargePointStatus.AVAILABLE
+            assert [e.tech_info for e in runtime.store.security_events()
+                    if e.type == "FirmwareUpdated"] == [f"chargerfw {NEW} installed"]
+            await csms.wait_for(lambda: "FirmwareUpdated" in [
+                m.payload["type"] for m in csms.of("SecurityEventNotification")])
     assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed", "Idle"]
     assert held == ["Unavailable"]  # no session during the trial
     prefix = config.firmware.prefix

@@ -193,7 +193,9 @@ async def test_get_log_security_and_diagnostics_logs_and_extended_triggers(
             assert await trigger("e2", "FirmwareStatusNotification") == {"status": "Accepted"}
             await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
             assert _statuses(csms, "FirmwareStatusNotification") == [{"status": "Idle"}]
-            assert await trigger("e3", "SignChargePointCertificate") == {"status": "Rejected"}
+            assert await trigger("e3", "SignChargePointCertificate") == {"status": "Accepted"}
+            await csms.wait_for(lambda: csms.of("SignCertificate"))
+            assert config.security.pending_charge_point_key.exists()
             heartbeats = len(csms.of("Heartbeat"))
             assert await trigger("e4", "Heartbeat") == {"status": "Accepted"}
             await csms.wait_for(lambda: len(csms.of("Heartbeat")) == heartbeats + 1)

@@ -111,7 +111,11 @@ async def two_processes(tmp_path: Path, runtime_dir: Path, bound_ms: int = 200
             await station.wait_ready()
             await csms.wait_for(lambda: csms.of("StatusNotification"), timeout=15)
             pair = Pair(safety, station, observer, csms)
-            yield pair
+            try:
+                yield pair
+            except BaseException:
+                _print_logs_of(pair, tmp_path)
+                raise
         finally:
             observer.stop()
             station.kill_if_running()
@@ -119,6 +123,17 @@ async def two_processes(tmp_path: Path, runtime_dir: Path, bound_ms: int = 200
             if pair is not None:
                 pair.station.kill_if_running()
             safety.end()
+
+
+def _print_logs_of(pair: Pair, tmp_path: Path) -> None:
+    """What both processes said, shown by pytest with a failure (a load-dependent failure is
+    otherwise lost with its temporary directory)."""
+    print("faults seen by the observer:", sorted(f.kind.value for f in pair.observer.active_faults()))
+    for log_path in sorted(tmp_path.glob("*.log")):
+        lines = log_path.read_text(errors="replace").splitlines()
+        shown = [line for line in lines if "ocpp.frame" not in line][-40:]
+        print(f"--- {log_path.name} (last {len(shown)} lines without frames)")
+        print("\n".join(shown))
 
 
 async def test_a_killed_station_leaves_the_outlet_dead_and_finds_the_truth_when_back(

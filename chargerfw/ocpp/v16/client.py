@@ -30,15 +30,19 @@ from chargerfw import __version__
 from chargerfw.config import StationConfig
 from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
+from chargerfw.ocpp.certificates import CertificateStore
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, redact_frame
 from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
 from chargerfw.ocpp.security_log import (
+    ATTEMPTED_REPLAY_ATTACKS,
     FAILED_TO_AUTHENTICATE,
+    INVALID_MESSAGES,
     SECURITY_RECONFIGURED,
     record_security_event,
+    wake_on_security_events,
 )
 from chargerfw.ocpp.security_profile import (
     SecurityProfiles,
@@ -55,9 +59,11 @@ from chargerfw.ocpp.station_port import (
 )
 from chargerfw.ocpp.status import ConnectorStatusReport, StatusReporter
 from chargerfw.ocpp.tls import SecurityEventLimiter, provision_ca_file
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.charge_point import ChargePoint16
 from chargerfw.ocpp.v16.commands import BackendCommands, DataTransferHandler
 from chargerfw.ocpp.v16.diagnostics import LogUploads
+from chargerfw.ocpp.v16.frame_guard import FrameGuard, ThrottledEvent
 from chargerfw.ocpp.v16.requests import (
     CALL_FAILURES,
     OutboxSender16,
@@ -105,7 +111,8 @@ class OcppClient:
     def __init__(self, *, store: Store, keys: ConfigurationKeys, connection: BackendLink,
                  boot: BootInfo, connector_phases: Mapping[int, int],
                  station: StationPort | None = None, call_timeout_s: float = 30.0,
-                 tick_s: float = 1.0, meter_persist_interval_s: float = 10.0) -> None:
+                 tick_s: float = 1.0, meter_persist_interval_s: float = 10.0,
+                 certificates: StationCertificates | None = None) -> None:
         self.store = store
         self.keys = keys
         self.connection = connection
@@ -119,11 +126,15 @@ class OcppClient:
         self.outbox = OutboxPump(
             store, max_attempts=lambda: keys.get_int("TransactionMessageAttempts"),
             retry_interval_s=lambda: keys.get_int("TransactionMessageRetryInterval"))
+        wake_on_security_events(store, self.outbox.wake)
+        self._invalid_frames = ThrottledEvent(store, INVALID_MESSAGES)
+        self._replayed_calls = ThrottledEvent(store, ATTEMPTED_REPLAY_ATTACKS)
         self.uploads = LogUploads(store, connection.charge_point_id, self.outbox.wake)
         self.commands = BackendCommands(store=store, keys=keys, station=station,
                                         connector_phases=self.connector_phases,
                                         data_transfer_handlers=self.data_transfer_handlers,
                                         uploads=self.uploads)
+        self.commands.certificates = certificates
         # Where a firmware update stands, for triggered Firmware status notifications: what the
         # station's update reports (a signed update may replace it with its request id).
         self.firmware_state: Callable[[], FirmwareState] = (
@@ -207,6 +218,9 @@ class OcppClient:
     async def run(self) -> None:
         background = [asyncio.create_task(self.sampler.run(), name="ocpp-sampler"),
                       asyncio.create_task(self.statuses.run_settler(), name="ocpp-status-settler")]
+        if self.commands.certificates is not None:
+            background.append(asyncio.create_task(
+                self.commands.certificates.run(self._send_when_online), name="ocpp-certificates"))
         try:
             await self.connection.run(self._session)
         finally:
@@ -245,7 +259,8 @@ class OcppClient:
 
     async def _session(self, transport: Transport) -> None:
         cp = ChargePoint16(self.connection.charge_point_id, transport, self.commands, self,
-                           self.call_timeout_s)
+                           self.call_timeout_s, FrameGuard(self.store, self._invalid_frames,
+                                                           self._replayed_calls))
         self._cp = cp
         self._accepted.clear()
         self.registration = None
@@ -315,6 +330,7 @@ class OcppClient:
                 if result.interval > 0:
                     self.keys.change("HeartbeatInterval", str(min(result.interval, 86400)))
                 self._accepted.set()
+                self._connection_verified()
                 return
             # Pending: answer the backend's calls meanwhile. Rejected: stay silent. Either way
             # no other CALL until the interval has passed, then boot again.
@@ -336,6 +352,24 @@ class OcppClient:
                 self._note_time(result.current_time)
             except CALL_FAILURES as exc:
                 log.warning("ocpp.heartbeat_failed", error=str(exc))
+
+    def _connection_verified(self) -> None:
+        """Registered over TLS: the backend's certificate chained to the current roots, so
+        roots kept as a fallback (AdditionalRootCertificateCheck) are no longer needed."""
+        certificates = self.commands.certificates
+        if certificates is None or self.keys.get_int("SecurityProfile") < 2:
+            return
+        try:
+            certificates.certificates.central_system_confirmed()
+        except OSError as exc:
+            log.warning("certificates.fallback_not_removed", error=str(exc))
+
+    async def _send_when_online(self, payload: Any) -> Any:
+        """A CALL on the current link once registered; None while not."""
+        cp = self._cp
+        if cp is None or not self.online:
+            return None
+        return await self._call(cp, payload)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -476,7 +510,9 @@ class OcppClient:
         if self.commands.extended_trigger(message, connector_id) != "Accepted":
             return
         try:
-            if message == "LogStatusNotification":
+            if message == "SignChargePointCertificate" and self.commands.certificates:
+                self.commands.certificates.request_signing()
+            elif message == "LogStatusNotification":
                 status, request_id = self.uploads.log_status()
                 await self._call(cp, call.LogStatusNotification(status=status,
                                                                 request_id=request_id))
@@ -542,9 +578,12 @@ def client_from_config(config: StationConfig, store: Store, station: StationPort
     boot = BootInfo(vendor=config.station.vendor, model=config.station.model,
                     serial_number=config.station.serial_number, firmware_version=firmware_version,
                     meter_type=config.connector[0].meter.model[:25])
+    certificates = StationCertificates(
+        certificates=CertificateStore(config.security), keys=keys, store=store,
+        charge_point_id=config.station.id, renew_before_days=config.security.renew_before_days)
     client = OcppClient(store=store, keys=keys, connection=connection, boot=boot,
                         connector_phases={c.id: c.phases for c in config.connector},
-                        station=station)
+                        station=station, certificates=certificates)
 
     def over_tls() -> bool:
         profile = profiles.current()

@@ -22,6 +22,7 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
 from chargerfw.ocpp.station_port import StationPort
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.diagnostics import LogUploads
 from chargerfw.ocpp.v16.requests import wire_id_tag_info
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagInfoError
@@ -43,8 +44,8 @@ DataTransferHandler = Callable[[str | None, str | None], Awaitable[tuple[str, st
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                "DiagnosticsStatusNotification", "FirmwareStatusNotification")
-# ExtendedTriggerMessage (Security Whitepaper); SignChargePointCertificate is answered Rejected
-# until the station has a certificate of its own (security profile 3).
+# ExtendedTriggerMessage (Security Whitepaper); SignChargePointCertificate is Accepted where the
+# station has a certificate store (``BackendCommands.certificates``).
 EXTENDED_TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                         "LogStatusNotification", "FirmwareStatusNotification")
 
@@ -65,6 +66,8 @@ class BackendCommands:
         self.data_transfer_handlers = data_transfer_handlers
         # Whether the link the backend's commands come over is encrypted (wss://, profile 1+).
         self.link_encrypted: Callable[[], bool] = lambda: True
+        # The certificate messages; None where the station has no certificate store.
+        self.certificates: StationCertificates | None = None
 
     def _known_connector(self, connector_id: int) -> bool:
         return connector_id in self.connector_phases
@@ -299,7 +302,7 @@ class BackendCommands:
     def extended_trigger(self, message: str, connector_id: int | None) -> str:
         """Whether ExtendedTriggerMessage is Accepted; the client sends after the reply."""
         if message == "SignChargePointCertificate":
-            return "Rejected"  # no charge point certificate yet (security profile 3)
+            return "Accepted" if self.certificates is not None else "Rejected"
         if message not in EXTENDED_TRIGGERABLE:
             return "NotImplemented"
         if connector_id is not None and not (connector_id == 0
