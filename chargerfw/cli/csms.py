@@ -16,10 +16,17 @@ from typing import Any
 
 import click
 
-DEFAULT_DB = "csms.sqlite3"
+
+def _default_db() -> str:
+    from chargerfw.csms.paths import default_database
+
+    return default_database()
+
 
 db_option = click.option(
-    "--db", default=DEFAULT_DB, show_default=True, envvar="CHARGERFW_CSMS_DB",
+    "--db", default=_default_db, envvar="CHARGERFW_CSMS_DB",
+    show_default="csms.sqlite3 in $STATE_DIRECTORY, else $XDG_DATA_HOME/chargerfw, else "
+                 "~/.local/share/chargerfw",
     help="SQLite file path, or a postgresql://user:pass@host/db URL")
 country_option = click.option(
     "--country-code", default="NL", show_default=True, envvar="CHARGERFW_CSMS_COUNTRY_CODE",
@@ -136,7 +143,8 @@ def csms() -> None:
 @click.option("--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
               type=click.Path(file_okay=False, path_type=Path),
               help="where published firmware and uploads are kept (default: beside a SQLite "
-                   "database, DB.files; ./csms-files with PostgreSQL)")
+                   "database, DB.files; csms-files in the default database's directory with "
+                   "PostgreSQL)")
 @click.option("--max-upload-mb", default=100, show_default=True, type=click.IntRange(1, 100000),
               help="the largest diagnostics or log upload taken, in MiB")
 @click.option("--file-url-hours", default=24.0, show_default=True,
@@ -1055,11 +1063,12 @@ data_dir_option = click.option(
     "--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
     type=click.Path(file_okay=False, path_type=Path),
     help="where the backend keeps published firmware and uploaded files (default: beside a "
-         "SQLite database, DB.files; ./csms-files with PostgreSQL)")
+         "SQLite database, DB.files; csms-files in the default database's directory "
+         "with PostgreSQL)")
 
 
 def _data_dir(db: str, data_dir: Path | None) -> Path:
-    from chargerfw.csms.file_server import default_data_dir
+    from chargerfw.csms.paths import default_data_dir
 
     return data_dir.resolve() if data_dir is not None else default_data_dir(db)
 

@@ -73,14 +73,6 @@ class FileSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
-def default_data_dir(db: str) -> Path:
-    """Where a backend keeps its files when not told: beside a SQLite database
-    (``csms.sqlite3`` -> ``csms.sqlite3.files``), else ``./csms-files``."""
-    if "://" not in db:
-        return Path(db).expanduser().resolve().with_name(Path(db).name + ".files")
-    return Path("csms-files").resolve()
-
-
 # --- publishing releases --------------------------------------------------------------------
 
 def release_version(path: Path) -> str:

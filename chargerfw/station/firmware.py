@@ -6,7 +6,7 @@ UpdateFirmware, 4.5 FirmwareStatusNotification).
     Idle ──UpdateRequested──► Scheduled ──Tick(now ≥ retrieve time)──► Downloading
     Downloading ──DownloadFinished──► WaitingForTransactions ──Tick(no transaction)──► Installing
     Downloading ──DownloadAttemptFailed──► RetryWait ──Tick(retry time)──► Downloading
-                                     (the last try: DownloadFailed, Idle)
+                                     (the last try: DownloadFailed, back to Idle)
     Downloading ──ReleaseRefused──► Idle (Downloaded, InstallationFailed: nothing installed)
     Installing ──InstallFinished(ok)──► Idle (Installed) | Idle (InstallationFailed)
 
@@ -101,7 +101,7 @@ class FirmwareState:
     next_attempt_at: float | None = None
     archive: str | None = None  # the downloaded, verified release
     version: str | None = None  # ... and its version
-    status: FirmwareStatus = FirmwareStatus.IDLE  # the last status reported
+    status: FirmwareStatus = FirmwareStatus.IDLE  # what TriggerMessage reports
 
     @property
     def holds_connectors(self) -> bool:
@@ -240,11 +240,12 @@ def _notify(state: FirmwareState, actions: list[Action], *statuses: FirmwareStat
 
 def _end(state: FirmwareState, actions: list[Action], *statuses: FirmwareStatus
          ) -> FirmwareState:
-    """Back to Idle after reporting ``statuses`` (and Idle itself)."""
+    """Back to Idle after reporting ``statuses``. Idle itself is not sent: 1.6 (4.5) allows it
+    only as the answer to a TriggerMessage, which reports it from now on."""
     if state.holds_connectors:
         actions.append(HoldConnectors(False))
-    state = _notify(state, actions, *statuses, FirmwareStatus.IDLE)
-    return FirmwareState(status=state.status)
+    _notify(state, actions, *statuses)
+    return FirmwareState(status=FirmwareStatus.IDLE)
 
 
 def _start_download(state: FirmwareState, actions: list[Action]) -> FirmwareState:

@@ -6,6 +6,7 @@ GetInstalledCertificateIds on the root stores."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import stat
 from collections.abc import Callable
@@ -66,8 +67,15 @@ def station(tmp_path: Path) -> Station:
     return Station(tmp_path)
 
 
+_CALL_NUMBERS = itertools.count(1)
+
+
 async def _ask(csms: TestCsms, uid: str, action: str, payload: dict[str, Any]) -> list[Any]:
-    return await csms.send_raw(json.dumps([2, uid, action, payload]), uid)
+    """The reply, under ``uid``; on the wire each call has an id of its own (a repeated one is
+    refused as a replay)."""
+    sent_as = f"{uid}-{next(_CALL_NUMBERS)}"
+    reply = await csms.send_raw(json.dumps([2, sent_as, action, payload]), sent_as)
+    return [reply[0], uid, *reply[2:]]
 
 
 def _csrs(csms: TestCsms) -> list[x509.CertificateSigningRequest]:

@@ -57,26 +57,26 @@ def statuses(actions: list[object]) -> list[FirmwareStatus]:
      Tick(229.0, False), Phase.RETRY_WAIT, []),
     (dataclasses.replace(DOWNLOADING, phase=Phase.RETRY_WAIT, next_attempt_at=230.0),
      Tick(230.0, False), Phase.DOWNLOADING, [StartDownload(REQUEST, 2)]),
-    # The last try fails: DownloadFailed, then Idle.
+    # The last try fails: DownloadFailed; Idle is not sent (only a trigger reports it).
     (dataclasses.replace(DOWNLOADING, attempts=2), DownloadAttemptFailed("reset", 300.0),
      Phase.IDLE, [Log("firmware.download_failed", "try 2 of 2: reset"),
-                  Notify(S.DOWNLOAD_FAILED), Notify(S.IDLE)]),
+                  Notify(S.DOWNLOAD_FAILED)]),
     # Downloaded and verified: hold the connectors, wait for transactions to end.
     (DOWNLOADING, DownloadFinished("/d/fw.tar", "2.0"), Phase.WAITING_FOR_TRANSACTIONS,
      [HoldConnectors(True), Notify(S.DOWNLOADED)]),
     (WAITING, Tick(500.0, True), Phase.WAITING_FOR_TRANSACTIONS, []),
     (WAITING, Tick(500.0, False), Phase.INSTALLING,
      [StartInstall("/d/fw.tar", "2.0"), Notify(S.INSTALLING)]),
-    # A refused release: Downloaded, InstallationFailed, Idle; nothing installed.
+    # A refused release: Downloaded, InstallationFailed; nothing installed.
     (DOWNLOADING, ReleaseRefused("bad signature"), Phase.IDLE,
      [Log("firmware.release_refused", "bad signature"), Notify(S.DOWNLOADED),
-      Notify(S.INSTALLATION_FAILED), Notify(S.IDLE)]),
+      Notify(S.INSTALLATION_FAILED)]),
     # The install's outcome.
     (INSTALLING, InstallFinished(True), Phase.IDLE,
-     [HoldConnectors(False), Notify(S.INSTALLED), Notify(S.IDLE)]),
+     [HoldConnectors(False), Notify(S.INSTALLED)]),
     (INSTALLING, InstallFinished(False, "self-test failed"), Phase.IDLE,
      [Log("firmware.installation_failed", "self-test failed"), HoldConnectors(False),
-      Notify(S.INSTALLATION_FAILED), Notify(S.IDLE)]),
+      Notify(S.INSTALLATION_FAILED)]),
     # Late or stray outcomes change nothing.
     (IDLE, InstallFinished(True), Phase.IDLE, []),
     (WAITING, DownloadFinished("/d/other.tar", "3.0"), Phase.WAITING_FOR_TRANSACTIONS, []),
@@ -99,7 +99,7 @@ def test_the_whole_sequence_reports_every_status_once_in_order():
                   InstallFinished(True)):
         state, actions = step(state, event)
         reported += statuses(actions)
-    assert reported == [S.DOWNLOADING, S.DOWNLOADED, S.INSTALLING, S.INSTALLED, S.IDLE]
+    assert reported == [S.DOWNLOADING, S.DOWNLOADED, S.INSTALLING, S.INSTALLED]
 
 
 NEW = FirmwareRequest("ftp://other/fw.tar", retrieve_at=0.0)
