@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from chargerfw.config.station import SecuritySection
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import (
     BackendLink,
@@ -120,6 +121,7 @@ class MemoryConnection:
         self.health = LinkHealth(url=f"memory:///ocpp/{charge_point_id}")
         self.frame_sink: FrameSink | None = None
         self.auth_failed: Callable[[str], None] | None = None
+        self.security_event: Callable[[str, str], None] | None = None
         self._backend = backend
         self._retry_s = retry_s
         self._current: MemoryEnd | None = None
@@ -227,15 +229,16 @@ async def memory_client(tmp_path: Path, backend: MemoryBackend, *, station: Any 
 async def running_client(tmp_path: Path, url: str, *, station: Any = None,
                          keys_overrides: dict[str, str] | None = None,
                          password: str | None = None, profile: int = 0,
-                         ca_file: str | None = None,
+                         security: SecuritySection | None = None,
                          call_timeout_s: float = 3.0,
                          backoff: Backoff | None = None) -> AsyncIterator[OcppClient]:
     """A running client connected to ``url`` over a real WebSocket on loopback (reconnecting
-    after 10-200 ms unless ``backoff`` says otherwise)."""
+    after 10-200 ms unless ``backoff`` says otherwise); ``security`` is its certificate
+    store (profiles 2 and 3)."""
     store = Store(tmp_path / "state.db")
     keys = client_keys(store, keys_overrides)
     connection = OcppConnection(url, "CP1", security_profile=profile, password=password,
-                                ca_file=ca_file,
+                                security=security,
                                 ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"),
                                 backoff=backoff or Backoff(initial_s=0.05, maximum_s=0.2,
                                                            floor_s=0.01),

@@ -148,8 +148,8 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0,
     """Every key this firmware knows, for a station with ``number_of_connectors``;
     ``defaults`` replaces the built-in default of writable keys (from the station config).
 
-    SecurityProfile is read-only here and reports the station config's profile: moving to a
-    higher profile needs a wss URL and a CA file, which are local provisioning, not a key."""
+    SecurityProfile defaults to the station config's profile; the running service alone
+    changes it (upward only, after trying the new profile: chargerfw.ocpp.security_profile)."""
     rotations = ",".join(f"{c}.Unknown" for c in range(0, number_of_connectors + 1))
     rotation_item, rotation_list = _rotation_checks(number_of_connectors)
     keys = [
@@ -213,7 +213,7 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0,
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
                max_length=40),
-        _int("SecurityProfile", security_profile, hi=2, readonly=True),
+        _int("SecurityProfile", security_profile, hi=3),
         # The O of the station's certificate (its CSR); 64 is X.520's bound for O.
         KeyDef("CpoName", KeyType.STRING, "", max_length=64),
         _int("CertificateSignedMaxChainSize", CERTIFICATE_SIGNED_MAX_CHAIN_SIZE, hi=10000,

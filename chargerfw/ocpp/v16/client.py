@@ -33,6 +33,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.certificates import CertificateStore
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, redact_frame
+from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
 from chargerfw.ocpp.security_log import (
@@ -43,6 +44,12 @@ from chargerfw.ocpp.security_log import (
     record_security_event,
     wake_on_security_events,
 )
+from chargerfw.ocpp.security_profile import (
+    SecurityProfiles,
+    authorization_key_applier,
+    profile_problem,
+    station_keys,
+)
 from chargerfw.ocpp.station_port import (
     BootInfo,
     FirmwareState,
@@ -51,6 +58,7 @@ from chargerfw.ocpp.station_port import (
     notify_id_tag_info,
 )
 from chargerfw.ocpp.status import ConnectorStatusReport, StatusReporter
+from chargerfw.ocpp.tls import SecurityEventLimiter, provision_ca_file
 from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.charge_point import ChargePoint16
 from chargerfw.ocpp.v16.commands import BackendCommands, DataTransferHandler
@@ -143,12 +151,37 @@ class OcppClient:
         self._untracked_sends: set[asyncio.Future[None]] = set()
         keys.add_listener(self._on_key_changed)
         connection.frame_sink = self._log_frame  # the frame log ring, secrets redacted
-        connection.auth_failed = functools.partial(record_security_event, store,
+        # A reconnect loop repeats the same refusal: each kind is recorded at most every
+        # ten minutes.
+        self.link_security_events = SecurityEventLimiter(
+            functools.partial(record_security_event, store))
+        connection.auth_failed = functools.partial(self.link_security_events,
                                                    FAILED_TO_AUTHENTICATE)
+        connection.security_event = self.link_security_events
+        self.security_profiles: SecurityProfiles | None = None
 
     @property
     def station(self) -> StationPort | None:
         return self.commands.station
+
+    def attach_security(self, profiles: SecurityProfiles,
+                        authorization_keys: AuthorizationKeyFile,
+                        over_tls: Callable[[], bool]) -> None:
+        """SecurityProfile raised on trial by ``profiles``; AuthorizationKey kept in its file
+        with a fallback, refused from the backend unless ``over_tls``; both learn of every
+        connection attempt. Before :meth:`run`, on an :class:`OcppConnection`."""
+        assert isinstance(self.connection, OcppConnection)
+        self.security_profiles = profiles
+        self.keys.set_applier("SecurityProfile", profiles.apply)
+        self.keys.set_applier("AuthorizationKey", authorization_key_applier(authorization_keys))
+        self.commands.link_encrypted = over_tls
+
+        def attempt(profile: int, password: str | None, error: BaseException | None) -> None:
+            profiles.observe(profile, error)
+            if error is None and password is not None:
+                authorization_keys.worked(password)
+
+        self.connection.attempt_observer = attempt
 
     def attach_logs(self, source: LogSource) -> None:
         """What GetDiagnostics and GetLog upload; without it they upload nothing."""
@@ -509,6 +542,9 @@ class OcppClient:
         elif key == "AuthorizationKey":
             self._reconnect_for = key
             record_security_event(self.store, SECURITY_RECONFIGURED, "AuthorizationKey changed")
+        elif key == "SecurityProfile":
+            if self.security_profiles is not None and self.security_profiles.trial is not None:
+                self._reconnect_for = key
         elif key in ("TransactionMessageRetryInterval", "TransactionMessageAttempts"):
             self.outbox.wake()
         elif key == "MinimumStatusDuration":
@@ -519,27 +555,39 @@ def client_from_config(config: StationConfig, store: Store, station: StationPort
                        firmware_version: str = __version__) -> OcppClient:
     """The OCPP client for a station config (its ``[ocpp]`` section must be present).
 
-    The password is the AuthorizationKey the backend set, else the config's ``ocpp.password``;
-    WebSocketPingInterval is read at every (re)connect and applied live on change."""
+    The password is the AuthorizationKey the backend set (in its file, with a fallback until a
+    new one worked), else the config's ``ocpp.password``; the security profile is the one the
+    station last connected with, raised on trial by SecurityProfile; a ``[ocpp] ca_file`` is
+    installed as a CentralSystemRootCertificate when none is; WebSocketPingInterval is read at
+    every (re)connect and applied live on change."""
     if config.ocpp is None:
         raise ValueError("the station config has no [ocpp] section")
     ocpp_cfg = config.ocpp
-    keys = ConfigurationKeys(store, number_of_connectors=len(config.connector),
-                             overrides={k: str(v) for k, v in ocpp_cfg.keys.items()},
-                             security_profile=ocpp_cfg.security_profile,
-                             defaults=config.ocpp_key_defaults(),
-                             additional_root_certificate_check=(
-                                 config.security.additional_root_certificate_check))
+    keys, authorization_keys = station_keys(config, store, provision=True)
+    if ocpp_cfg.ca_file is not None:
+        provision_ca_file(ocpp_cfg.ca_file, config.security.central_system_roots_dir)
+    profiles = SecurityProfiles(
+        store, ocpp_cfg.security_profile,
+        problem=functools.partial(profile_problem, config, passwords=authorization_keys.passwords),
+        record_event=functools.partial(record_security_event, store))
     connection = OcppConnection(
-        ocpp_cfg.url, config.station.id, security_profile=ocpp_cfg.security_profile,
-        password=lambda: keys.raw("AuthorizationKey") or ocpp_cfg.password,
-        ca_file=ocpp_cfg.ca_file, ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"))
+        ocpp_cfg.url, config.station.id, security_profile=profiles.current,
+        passwords=authorization_keys.passwords, security=config.security,
+        secure_url=ocpp_cfg.secure_url,
+        ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"))
     boot = BootInfo(vendor=config.station.vendor, model=config.station.model,
                     serial_number=config.station.serial_number, firmware_version=firmware_version,
                     meter_type=config.connector[0].meter.model[:25])
     certificates = StationCertificates(
         certificates=CertificateStore(config.security), keys=keys, store=store,
         charge_point_id=config.station.id, renew_before_days=config.security.renew_before_days)
-    return OcppClient(store=store, keys=keys, connection=connection, boot=boot,
-                      connector_phases={c.id: c.phases for c in config.connector}, station=station,
-                      certificates=certificates)
+    client = OcppClient(store=store, keys=keys, connection=connection, boot=boot,
+                        connector_phases={c.id: c.phases for c in config.connector},
+                        station=station, certificates=certificates)
+
+    def over_tls() -> bool:
+        profile = profiles.current()
+        return profile >= 1 and connection.url_for(profile).startswith("wss://")
+
+    client.attach_security(profiles, authorization_keys, over_tls)
+    return client

@@ -64,6 +64,8 @@ class BackendCommands:
         self.station = station
         self.connector_phases = dict(connector_phases)
         self.data_transfer_handlers = data_transfer_handlers
+        # Whether the link the backend's commands come over is encrypted (wss://, profile 1+).
+        self.link_encrypted: Callable[[], bool] = lambda: True
         # The certificate messages; None where the station has no certificate store.
         self.certificates: StationCertificates | None = None
 
@@ -73,6 +75,10 @@ class BackendCommands:
     # -- configuration and authorization data ------------------------------------------------
 
     def change_configuration(self, key: str, value: str) -> str:
+        if key == "AuthorizationKey" and not self.link_encrypted():
+            # It would cross the network in the clear (a technician's local change may).
+            log.warning("ocpp.authorization_key_refused", reason="unencrypted link")
+            return "Rejected"
         status, _reason = self.keys.change(key, value)
         return status.value
 
