@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chargerfw.logs import get_logger
 
 # asyncio, ssl and websockets are imported where a link is run: the control API's status
-# (LinkHealth) and the CLI's frame log (redact_frame) need none of them.
+# (LinkHealth) needs none of them.
 if TYPE_CHECKING:
     import asyncio
 
@@ -46,8 +44,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
-REDACTED = "***"
-_SECRET_KEYS = {"authorizationkey", "password"}
 
 
 class ConnectionSetupError(ValueError):
@@ -98,91 +94,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
-
-
-# OCPP-J payloads nest a few levels (SetChargingProfile, the deepest 1.6 message, has six); a
-# frame nested deeper is refused before anything recurses over it.
-MAX_FRAME_DEPTH = 20
-LOGGED_UNREADABLE_CHARS = 2000  # what the log keeps of a frame that cannot be decoded
-
-
-class FrameDecodeError(ValueError):
-    """A frame that is not an OCPP-J JSON text. ``message`` is what was parsed, if the text
-    was JSON but holds what no OCPP frame may (deep nesting, a lone surrogate, NaN)."""
-
-    def __init__(self, reason: str, message: Any = None) -> None:
-        super().__init__(reason)
-        self.message = message
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode_frame(raw: str) -> Any:
-    """The JSON of one frame, or :class:`FrameDecodeError`: not JSON (NaN and Infinity
-    included), nested deeper than :data:`MAX_FRAME_DEPTH`, or a string that is not Unicode
-    text (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store or log can take).
-
-    Nothing here recurses in Python: a frame of 100,000 nested arrays ends in the decoder's
-    own depth guard, caught here."""
-    try:
-        message = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels") from None
-    except ValueError as exc:
-        raise FrameDecodeError(f"not JSON ({exc})") from None
-    pending: list[tuple[Any, int]] = [(message, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if isinstance(node, dict | list):
-            if depth > MAX_FRAME_DEPTH:
-                raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels", message)
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in items:
-                if isinstance(key, str) and not _is_text(key):
-                    raise FrameDecodeError("a key is not Unicode text (lone surrogate)", message)
-                pending.append((value, depth + 1))
-        elif isinstance(node, str) and not _is_text(node):
-            raise FrameDecodeError("a string is not Unicode text (lone surrogate)", message)
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise FrameDecodeError("a number is out of range", message)
-    return message
-
-
-def _is_text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def redact_frame(frame: str) -> str:
-    """A frame for the log with secrets replaced: AuthorizationKey values in
-    ChangeConfiguration / GetConfiguration, and any field named like a password. A frame that
-    cannot be decoded is logged as it came, cut to :data:`LOGGED_UNREADABLE_CHARS`."""
-    try:
-        message = decode_frame(frame)
-    except FrameDecodeError:
-        if len(frame) <= LOGGED_UNREADABLE_CHARS:
-            return frame
-        return f"{frame[:LOGGED_UNREADABLE_CHARS]}...({len(frame)} characters)"
-    if not isinstance(message, list):
-        return frame
-
-    def scrub(node: Any) -> Any:  # depth is bounded by decode_frame
-        if isinstance(node, dict):
-            secret_pair = str(node.get("key", "")).lower() in _SECRET_KEYS and "value" in node
-            return {k: (REDACTED if (k.lower() in _SECRET_KEYS or (secret_pair and k == "value"))
-                        else scrub(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [scrub(v) for v in node]
-        return node
-
-    return json.dumps(scrub(message), separators=(",", ":"))
 
 
 FrameSink = Callable[[str, str], None]  # (direction "in"/"out", raw frame)
@@ -305,8 +216,8 @@ class OcppConnection:
         """Arguments for :func:`websockets.asyncio.client.connect` for the current profile."""
         import ssl
 
-        from chargerfw.ocpp.library_log import WEBSOCKETS_LOGGER
         from chargerfw.ocpp.tls import TlsSetupError, tls_context
+        from chargerfw.ocppj.library_log import WEBSOCKETS_LOGGER
 
         profile = self._profile()
         uri = f"{self.url_for(profile)}/{self.charge_point_id}"

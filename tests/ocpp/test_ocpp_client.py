@@ -15,9 +15,9 @@ from ocpp.exceptions import NotSupportedError
 from ocpp_support import MemoryConnection, client_keys, make_client, memory_client, running_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
-from chargerfw.ocpp import library_log
 from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.ocpp.connection import Backoff
+from chargerfw.ocppj import library_log
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)

@@ -16,8 +16,8 @@ from chargerfw.ocpp.connection import (
     Backoff,
     ConnectionSetupError,
     OcppConnection,
-    redact_frame,
 )
+from chargerfw.ocppj.frames import redact_frame
 
 pytestmark = pytest.mark.timeout(30)
 

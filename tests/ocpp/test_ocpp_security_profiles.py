@@ -28,7 +28,6 @@ from ocpp_testcsms import TestCsms
 from chargerfw.config import StationConfig
 from chargerfw.config.station import SecuritySection, parse_config
 from chargerfw.logs import capture_logs, render_line
-from chargerfw.ocpp import library_log
 from chargerfw.ocpp.connection import Backoff, ConnectionSetupError, OcppConnection
 from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.security_log import (
@@ -45,6 +44,7 @@ from chargerfw.ocpp.security_profile import (
 )
 from chargerfw.ocpp.tls import SecurityEventLimiter, provision_ca_file, tls_context
 from chargerfw.ocpp.v16.client import OcppClient, client_from_config
+from chargerfw.ocppj import library_log
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(60)

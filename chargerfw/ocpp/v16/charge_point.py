@@ -1,6 +1,6 @@
 """One link's OCPP 1.6 endpoint: the ``ocpp`` library's ChargePoint with our handlers.
 
-Every frame from the backend passes :func:`~chargerfw.ocpp.v16.frames.check_frame` first; a
+Every frame from the backend passes :func:`~chargerfw.ocppj.frames.check_frame` first; a
 well-formed CALL for an action we handle goes to the library's ``route_message``, which runs
 the handlers registered with ``@on``/``@after`` and hands answers to our CALLs to ``call()``.
 The handlers only translate between the wire and :class:`BackendCommands`.
@@ -28,11 +28,11 @@ from ocpp.v16.enums import Action
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.connection import Transport
-from chargerfw.ocpp.library_log import LIBRARY_LOGGER
 from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.commands import BackendCommands
 from chargerfw.ocpp.v16.frame_guard import FrameGuard
-from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
+from chargerfw.ocppj.frames import Answer, FrameVerdict, Ignore, Route, check_frame
+from chargerfw.ocppj.library_log import LIBRARY_LOGGER
 
 log = get_logger(__name__)
 

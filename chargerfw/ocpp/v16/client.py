@@ -32,7 +32,7 @@ from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.certificates import CertificateStore
 from chargerfw.ocpp.config_keys import ConfigurationKeys
-from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, redact_frame
+from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport
 from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
@@ -71,6 +71,7 @@ from chargerfw.ocpp.v16.requests import (
     status_notification,
     wire_id_tag_info,
 )
+from chargerfw.ocppj.frames import redact_frame
 from chargerfw.store import Store, TransactionRecord
 
 log = get_logger(__name__)

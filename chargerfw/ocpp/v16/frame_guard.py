@@ -1,5 +1,5 @@
 """The security events a backend's frames can cause (1.6 Security Whitepaper, "Security events"),
-decided beside :func:`~chargerfw.ocpp.v16.frames.check_frame` for one link:
+decided beside :func:`~chargerfw.ocppj.frames.check_frame` for one link:
 
 - **InvalidMessages**: a CALL refused as malformed (a CALLERROR FormationViolation, a type,
   property or occurrence constraint violation). An action we do not handle is not counted: a
@@ -26,7 +26,7 @@ from chargerfw.ocpp.security_log import (
     MEMORY_EXHAUSTION,
     record_security_event,
 )
-from chargerfw.ocpp.v16.frames import UNPARSABLE_ID, Answer, FrameVerdict, Route, check_frame
+from chargerfw.ocppj.frames import UNPARSABLE_ID, Answer, FrameVerdict, Route, check_frame
 from chargerfw.store import Store
 
 log = get_logger(__name__)

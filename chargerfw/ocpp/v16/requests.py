@@ -20,7 +20,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.outbox import Delivered, Refused, Undeliverable
 from chargerfw.ocpp.station_port import BootInfo, StationPort, notify_id_tag_info
 from chargerfw.ocpp.status import ConnectorStatusReport
-from chargerfw.ocpp.v16.frames import integer_out_of_range
+from chargerfw.ocppj.frames import integer_out_of_range
 from chargerfw.store import OutboxMessage, Store
 from chargerfw.timestamps import iso_utc
 

@@ -1,5 +1,5 @@
-"""The loggers handed to the libraries of the link: the ``ocpp`` library's charge points and
-``websockets``' client connections.
+"""The loggers handed to the libraries of an OCPP link, at either end: the ``ocpp`` library's
+charge points and ``websockets``' connections.
 
 The library logs every frame at INFO, secrets included; we keep its lines at DEBUG with frames
 redacted (our own structured log says what matters). It also logs an answered CALLERROR as an
@@ -15,7 +15,7 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError
 
-from chargerfw.ocpp.connection import redact_frame
+from chargerfw.ocppj.frames import redact_frame
 from chargerfw.redact import redact_text
 
 
