@@ -100,3 +100,19 @@ def server_certificate(ca: Issued, host: str = "localhost", **kwargs: object) ->
 def client_certificate(ca: Issued, charge_point_id: str, **kwargs: object) -> Issued:
     """A TLS client certificate whose CN is ``charge_point_id`` (security profile 3)."""
     return issue(charge_point_id, issuer=ca, eku=[CLIENT_AUTH], **kwargs)  # type: ignore[arg-type]
+
+
+def sign_firmware(signer: Issued, firmware: bytes) -> str:
+    """The base64 signature over ``firmware`` that SignedUpdateFirmware carries: ECDSA or RSA
+    PKCS#1 v1.5 with SHA-256 by ``signer``'s key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    if isinstance(signer.key, ec.EllipticCurvePrivateKey):
+        raw = signer.key.sign(firmware, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(signer.key, rsa.RSAPrivateKey):
+        raw = signer.key.sign(firmware, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise TypeError(f"cannot sign firmware with a {type(signer.key).__name__}")
+    return base64.b64encode(raw).decode()
