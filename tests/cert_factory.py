@@ -133,3 +133,19 @@ def sign_request(ca: Issued, csr_pem: str, *, common_name: str | None = None,
             .sign(ca.key, None if isinstance(ca.key, ed25519.Ed25519PrivateKey)
                   else hashes.SHA256()))
     return Issued(ca.key, cert)
+
+
+def sign_firmware(signer: Issued, firmware: bytes) -> str:
+    """The base64 signature over ``firmware`` that SignedUpdateFirmware carries: ECDSA or RSA
+    PKCS#1 v1.5 with SHA-256 by ``signer``'s key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    if isinstance(signer.key, ec.EllipticCurvePrivateKey):
+        raw = signer.key.sign(firmware, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(signer.key, rsa.RSAPrivateKey):
+        raw = signer.key.sign(firmware, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise TypeError(f"cannot sign firmware with a {type(signer.key).__name__}")
+    return base64.b64encode(raw).decode()

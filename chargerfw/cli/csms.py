@@ -1143,7 +1143,8 @@ def _send_and_follow(db: str, charge_point_id: str, command: str, params: dict[s
     _report(outcome, as_json)
     if follow:
         _follow(db, charge_point_id, kind, before, follow_timeout,
-                outcome.get("request_id") if command == "get_log" else None)
+                outcome.get("request_id") if command == "get_log" or outcome.get("signed")
+                else None)
 
 
 @csms.group()
@@ -1153,23 +1154,43 @@ def firmware() -> None:
 
 @firmware.command("publish")
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--signing-certificate", "certificate", metavar="CERT.pem", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="publish it signed (for `cp firmware update --signed`): the "
+                   "manufacturer's firmware signing certificate, PEM")
+@click.option("--signature", metavar="SIG.b64", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the base64 signature over FILE made with that certificate's key")
+@click.option("--sign-with", "sign_with", metavar="KEY.pem", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="or sign FILE here with that certificate's private key (PEM, EC or RSA)")
 @db_option
 @data_dir_option
-def firmware_publish(path: Path, db: str, data_dir: Path | None) -> None:
+def firmware_publish(path: Path, certificate: Path | None, signature: Path | None,
+                     sign_with: Path | None, db: str, data_dir: Path | None) -> None:
     """Publish the release archive FILE (`make release`) for chargers to download: it must
-    be a tar holding manifest.json with the release's version."""
+    be a tar holding manifest.json with the release's version. With --signing-certificate
+    and --signature or --sign-with it is published signed; the signature must be valid over
+    FILE with the certificate's key (the chargers check the certificate's chain)."""
     from chargerfw.csms.file_server import ReleaseRefused, publish_release
     from chargerfw.csms.store import CpoIdentity
 
+    if (signature is not None or sign_with is not None) and certificate is None:
+        raise click.UsageError("--signature and --sign-with need --signing-certificate")
+    if certificate is not None and (signature is None) == (sign_with is None):
+        raise click.UsageError("--signing-certificate needs one of --signature or --sign-with")
     store = _open_store(db, CpoIdentity())
     try:
-        release = _run_store_action(
-            lambda: publish_release(store, _data_dir(db, data_dir), path))
-    except ReleaseRefused as exc:
+        release = _run_store_action(lambda: publish_release(
+            store, _data_dir(db, data_dir), path,
+            signing_certificate=None if certificate is None else certificate.read_text(),
+            signature=None if signature is None else signature.read_text(),
+            sign_with=None if sign_with is None else sign_with.read_bytes()))
+    except (ReleaseRefused, UnicodeDecodeError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    click.echo(f"published {release['version']} as {release['file_name']} "
-               f"({release['size']} bytes, sha256 {release['sha256']})")
+    click.echo(f"published {release['version']}{' signed' if release['signed'] else ''} as "
+               f"{release['file_name']} ({release['size']} bytes, sha256 {release['sha256']})")
 
 
 @firmware.command("list")
@@ -1183,14 +1204,15 @@ def firmware_list(db: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(releases, indent=2, default=_fmt_time))
         return
-    click.echo(_table(["version", "file", "size", "sha256", "published (UTC)"], [
-        [r["version"], r["file_name"], r["size"], r["sha256"], r["published_at"]]
+    click.echo(_table(["version", "file", "size", "sha256", "signed", "published (UTC)"], [
+        [r["version"], r["file_name"], r["size"], r["sha256"],
+         "no" if r["signature"] is None else "yes", r["published_at"]]
         for r in releases]))
 
 
 @cp.group("firmware")
 def cp_firmware() -> None:
-    """A charger's firmware (UpdateFirmware)."""
+    """A charger's firmware (UpdateFirmware, SignedUpdateFirmware)."""
 
 
 @cp_firmware.command("update")
@@ -1204,31 +1226,41 @@ def cp_firmware() -> None:
               help="how often the charger retries the download")
 @click.option("--retry-interval", default=None, type=click.IntRange(0, 86400),
               help="seconds between its retries")
+@click.option("--signed", is_flag=True,
+              help="SignedUpdateFirmware with the signature VERSION was published with (the "
+                   "charger checks it against its manufacturer roots)")
 @_follow_options
 @db_option
 @wait_option
 @json_option
 def cp_firmware_update(charge_point_id: str, version: str | None, url: str | None,
                        retrieve_date: str | None, retries: int | None,
-                       retry_interval: int | None, follow: bool, follow_timeout: int, db: str,
-                       wait_s: int, as_json: bool) -> None:
+                       retry_interval: int | None, signed: bool, follow: bool,
+                       follow_timeout: int, db: str, wait_s: int, as_json: bool) -> None:
     """Have CHARGER install the published release VERSION (through a one-time URL of the
     file server only it may use), or the firmware at --url."""
     from chargerfw.csms.store import CpoIdentity
-    from chargerfw.csms.store.charger_files import FIRMWARE
+    from chargerfw.csms.store.charger_files import FIRMWARE, SIGNED_FIRMWARE
 
     if (version is None) == (url is None):
         raise click.UsageError("give a published release's VERSION or --url")
-    if version is not None and _open_store(db, CpoIdentity()).get_release(version) is None:
+    if signed and version is None:
+        raise click.UsageError("--signed needs a published release's VERSION")
+    release = None if version is None else _open_store(db, CpoIdentity()).get_release(version)
+    if version is not None and release is None:
         click.echo(f"error: no published release {version!r}; see `chargerfw csms firmware "
                    "list`", err=True)
         raise SystemExit(2)
+    if signed and release is not None and release["signature"] is None:
+        click.echo(f"error: release {version} was published without a signature; publish it "
+                   "with --signing-certificate", err=True)
+        raise SystemExit(2)
     params = {"version": version, "url": url, "retries": retries,
-              "retry_interval": retry_interval,
+              "retry_interval": retry_interval, "signed": signed,
               "retrieve_date": retrieve_date and _aware_time(retrieve_date,
                                                              "--retrieve-date").isoformat()}
     _send_and_follow(db, charge_point_id, "firmware_update", params, wait_s, as_json, follow,
-                     follow_timeout, FIRMWARE)
+                     follow_timeout, SIGNED_FIRMWARE if signed else FIRMWARE)
 
 
 period_options = [

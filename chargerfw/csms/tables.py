@@ -486,7 +486,9 @@ charger_file_statuses = sa.Table(
 )
 
 # Firmware releases published for chargers to download: the file under the backend's data
-# directory (``path``, relative to it) with what its manifest says.
+# directory (``path``, relative to it) with what its manifest says; a signed release also has
+# the manufacturer's signing certificate (PEM) and signature (base64) that SignedUpdateFirmware
+# carries.
 firmware_releases = sa.Table(
     "firmware_releases", metadata,
     sa.Column("version", sa.String(50), primary_key=True),
@@ -495,6 +497,8 @@ firmware_releases = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("published_at", UtcDateTime, nullable=False),
+    sa.Column("signing_certificate", sa.Text),
+    sa.Column("signature", sa.Text),
 )
 
 # One-time URLs: a firmware download ("firmware", bound to a release) or an upload

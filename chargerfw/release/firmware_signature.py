@@ -179,12 +179,12 @@ def _verify_signature(cert: x509.Certificate, signature: bytes, digest: bytes) -
     raise UnsupportedKey(f"{_name(cert)} has a {type(key).__name__}; RSA or EC is required")
 
 
-def verify_signed_firmware(signing_certificate: str, signature: str, firmware: bytes | Path,
-                           roots: list[x509.Certificate], now: datetime | None = None,
-                           ) -> SignedFirmware:
-    """Check SignedUpdateFirmware's ``signingCertificate`` (PEM; intermediates may follow the
-    signing certificate) against ``roots`` and its base64 ``signature`` over ``firmware``
-    (the file's bytes or its path). Raises a :class:`FirmwareSignatureError`."""
+def check_signing_certificate(signing_certificate: str, roots: list[x509.Certificate],
+                              now: datetime | None = None,
+                              ) -> tuple[x509.Certificate, x509.Certificate]:
+    """Check SignedUpdateFirmware's ``signingCertificate`` alone (as the request arrives,
+    before any download): (the signing certificate, the root it chains to). Raises a
+    :class:`FirmwareSignatureError` (status InvalidCertificate)."""
     now = datetime.now(UTC) if now is None else now
     if not roots:
         raise NoManufacturerRoots("no ManufacturerRootCertificate is installed")
@@ -195,6 +195,16 @@ def verify_signed_firmware(signing_certificate: str, signature: str, firmware: b
     leaf, intermediates = chain[0], chain[1:]
     root = _chain_to_root(leaf, intermediates, roots, now)
     _check_code_signing(leaf)
+    return leaf, root
+
+
+def verify_signed_firmware(signing_certificate: str, signature: str, firmware: bytes | Path,
+                           roots: list[x509.Certificate], now: datetime | None = None,
+                           ) -> SignedFirmware:
+    """Check SignedUpdateFirmware's ``signingCertificate`` (PEM; intermediates may follow the
+    signing certificate) against ``roots`` and its base64 ``signature`` over ``firmware``
+    (the file's bytes or its path). Raises a :class:`FirmwareSignatureError`."""
+    leaf, root = check_signing_certificate(signing_certificate, roots, now)
     try:
         raw_signature = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:

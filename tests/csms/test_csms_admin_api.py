@@ -31,7 +31,7 @@ from chargerfw.csms.tables import operator_commands
 pytestmark = pytest.mark.timeout(90)
 
 # What `cp show` (and the API for one charger) adds to its `cp list` row.
-ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "received_files")
+ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files")
 
 
 @dataclass

@@ -211,6 +211,13 @@ class ChargePoint16(LibraryChargePoint):
         self._commands.update_firmware(location, retrieve_date, retries, retry_interval)
         return call_result.UpdateFirmware()
 
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any],
+                                  retries: int | None = None, retry_interval: int | None = None,
+                                  ) -> call_result.SignedUpdateFirmware:
+        return call_result.SignedUpdateFirmware(status=self._commands.signed_update_firmware(
+            request_id, firmware, retries, retry_interval))
+
     @on(Action.reserve_now)
     def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
                        reservation_id: int, parent_id_tag: str | None = None,

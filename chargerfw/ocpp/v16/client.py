@@ -72,6 +72,7 @@ from chargerfw.ocpp.v16.requests import (
     wire_id_tag_info,
 )
 from chargerfw.ocppj.frames import redact_frame
+from chargerfw.station.firmware import FirmwareStatus, core_status
 from chargerfw.store import Store, TransactionRecord
 
 log = get_logger(__name__)
@@ -490,7 +491,7 @@ class OcppClient:
                 self.statuses.send_current(connector_id)
             elif message == "FirmwareStatusNotification":
                 await self._call(cp, call.FirmwareStatusNotification(
-                    status=self.firmware_state().status))
+                    status=core_status(FirmwareStatus(self.firmware_state().status)).value))
             elif message == "MeterValues":
                 for cid, value in self.sampler.values_now("Trigger", connector_id):
                     open_tx = open_transaction(self.store, cid)
