@@ -26,9 +26,9 @@ A signed request (Security Whitepaper SignedUpdateFirmware: ``request_id``, ``si
 SignedFirmwareStatusNotification with its requestId::
 
     [DownloadScheduled] Downloading Downloaded SignatureVerified [InstallScheduled]
-    Installing InstallRebooting Installed Idle
-    ... Downloaded InvalidSignature Idle           (SignatureRefused: nothing installed)
-    ... SignatureVerified InstallVerificationFailed Idle   (ReleaseRefused)
+    Installing InstallRebooting Installed
+    ... Downloaded InvalidSignature                (SignatureRefused: nothing installed)
+    ... SignatureVerified InstallVerificationFailed        (ReleaseRefused)
 
 DownloadScheduled when the retrieve time is still ahead, InstallScheduled when the request
 names an install time (installDateTime), which the install then waits for.

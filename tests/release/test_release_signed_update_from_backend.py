@@ -98,12 +98,12 @@ async def test_a_signed_release_is_verified_installed_and_boots(tmp_path: Path,
             await wait_for(lambda: booted_as() == NEW, "a BootNotification of the new release",
                            service)
             await wait_for(lambda: [r["status"] for r in csms.store.file_statuses(
-                "CP1", "signed_firmware")][-1:] == ["Idle"], "Idle after Installed", service)
+                "CP1", "signed_firmware")][-1:] == ["Installed"], "Installed stored", service)
 
         signed = csms.store.file_statuses("CP1", "signed_firmware")
         assert [row["status"] for row in signed] == [
             "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
-            "Installed", "Idle"]
+            "Installed"]
         assert len({row["request_id"] for row in signed}) == 1  # the one request's id
         assert csms.store.file_statuses("CP1", "firmware") == []
         status = slot_status(service.prefix)
@@ -136,7 +136,8 @@ async def test_a_file_that_is_not_what_was_signed_is_refused(tmp_path: Path,
             assert [line.split()[1] for line in out.splitlines()[1:]] == [
                 "Downloading", "Downloaded", "InvalidSignature"]
             await wait_for(lambda: [r["status"] for r in csms.store.file_statuses(
-                "CP1", "signed_firmware")][-1:] == ["Idle"], "Idle after the refusal", service)
+                "CP1", "signed_firmware")][-1:] == ["InvalidSignature"], "the refusal stored",
+                service)
         assert service.starts == 1  # never restarted
         status_of_slots = slot_status(service.prefix)
         assert status_of_slots.current is not None and status_of_slots.current.version == OLD

@@ -250,12 +250,11 @@ S_INSTALLING = dataclasses.replace(S_WAITING, phase=Phase.INSTALLING, status=S.I
       *signed(S.DOWNLOADED, S.SIGNATURE_VERIFIED, S.INSTALL_SCHEDULED)]),
     # The signature over the file does not hold: InvalidSignature, nothing installed.
     (S_DOWNLOADING, SignatureRefused("bad"), Phase.IDLE,
-     [Log("firmware.signature_refused", "bad"), *signed(S.DOWNLOADED, S.INVALID_SIGNATURE,
-                                                        S.IDLE)]),
+     [Log("firmware.signature_refused", "bad"), *signed(S.DOWNLOADED, S.INVALID_SIGNATURE)]),
     # The release itself refused (hash, version) after a valid signature.
     (S_DOWNLOADING, ReleaseRefused("hash"), Phase.IDLE,
      [Log("firmware.release_refused", "hash"),
-      *signed(S.DOWNLOADED, S.SIGNATURE_VERIFIED, S.INSTALL_VERIFICATION_FAILED, S.IDLE)]),
+      *signed(S.DOWNLOADED, S.SIGNATURE_VERIFIED, S.INSTALL_VERIFICATION_FAILED)]),
     # An install time: not before it, even with no transaction.
     (dataclasses.replace(S_WAITING, request=SIGNED_LATER), Tick(899.0, False),
      Phase.WAITING_FOR_TRANSACTIONS, []),
@@ -263,10 +262,10 @@ S_INSTALLING = dataclasses.replace(S_WAITING, phase=Phase.INSTALLING, status=S.I
      Phase.INSTALLING, [StartInstall("/d/fw.tar", "2.0"), *signed(S.INSTALLING)]),
     (S_INSTALLING, Rebooting(), Phase.INSTALLING, signed(S.INSTALL_REBOOTING)),
     (dataclasses.replace(S_INSTALLING, status=S.INSTALL_REBOOTING), InstallFinished(True),
-     Phase.IDLE, [HoldConnectors(False), *signed(S.INSTALLED, S.IDLE)]),
+     Phase.IDLE, [HoldConnectors(False), *signed(S.INSTALLED)]),
     (S_INSTALLING, InstallFinished(False, "self-test"), Phase.IDLE,
      [Log("firmware.installation_failed", "self-test"), HoldConnectors(False),
-      *signed(S.INSTALLATION_FAILED, S.IDLE)]),
+      *signed(S.INSTALLATION_FAILED)]),
     # A signed request replaces one that has not installed: AcceptedCanceled.
     (DOWNLOADING, UpdateRequested(SIGNED, now=100.0), Phase.SCHEDULED,
      [CANCELED, Log("firmware.update_replaced",
@@ -292,7 +291,7 @@ def test_a_signed_update_reports_the_whitepaper_sequence_with_its_request_id():
                       InstallFinished(True))
     assert [a for a in done if isinstance(a, Notify)] == signed(
         S.DOWNLOAD_SCHEDULED, S.DOWNLOADING, S.DOWNLOADED, S.SIGNATURE_VERIFIED, S.INSTALLING,
-        S.INSTALL_REBOOTING, S.INSTALLED, S.IDLE)
+        S.INSTALL_REBOOTING, S.INSTALLED)  # Idle only when a trigger asks
     assert state == FirmwareState(status=S.IDLE)
 
 
