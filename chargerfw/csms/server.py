@@ -30,6 +30,7 @@ from chargerfw.csms.file_server import (
     FileSettings,
     default_data_dir,
 )
+from chargerfw.csms.fleet_ca import FleetCa
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
@@ -105,6 +106,11 @@ class CsmsSettings:
     # The admin API (None: off); loopback unless told otherwise.
     admin_port: int | None = None
     admin_host: str = "127.0.0.1"
+    # The fleet CA that signs chargers' CSRs (None: SignCertificate is Rejected), the O their
+    # CSRs must carry (None: any), and how long a certificate it signs is valid.
+    ca_dir: str | None = None
+    cpo_name: str | None = None
+    charger_certificate_days: int = 365
 
 
 @dataclass
@@ -218,10 +224,14 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
                             max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
         authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
+        fleet_ca = None if settings.ca_dir is None else FleetCa.load(
+            Path(settings.ca_dir), cpo_name=settings.cpo_name,
+            validity=timedelta(days=settings.charger_certificate_days))
         ocpp = OcppServer(db, authorizer, auto_register=settings.auto_register,
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
-                          on_change=pusher.wake, login_limits=settings.login_limits)
+                          on_change=pusher.wake, login_limits=settings.login_limits,
+                          fleet_ca=fleet_ca)
         balancer = SiteBalancer(db, ocpp)
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
         stack.push_async_callback(ocpp.close)
