@@ -98,13 +98,15 @@ def csms() -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--ocpp-port", default=9000, show_default=True, type=click.IntRange(0, 65535),
-              help="OCPP WebSocket port (chargers connect to ws://HOST:PORT/ocpp/<id>)")
+              help="OCPP WebSocket port (chargers connect to ws://HOST:PORT/ocpp/<id>, "
+                   "wss:// with --tls-cert)")
 @click.option("--api-port", default=9001, show_default=True, type=click.IntRange(0, 65535),
               help="OCPI HTTP API port")
 @click.option("--auto-register/--no-auto-register", default=False, show_default=True,
               help="accept unknown charge points and register them on first connect")
 @click.option("--public-url", default=None,
-              help="base URL partners use to reach the API (default http://HOST:API-PORT)")
+              help="base URL partners use to reach the API (default http://HOST:API-PORT, "
+                   "https with --tls-cert)")
 @country_option
 @party_option
 @click.option("--name", default="chargerfw CSMS", show_default=True, help="our business name")
@@ -129,7 +131,8 @@ def csms() -> None:
 @click.option("--files-port", default=9002, show_default=True, type=click.IntRange(0, 65535),
               help="HTTP port chargers download firmware from and upload diagnostics to")
 @click.option("--files-url", default=None,
-              help="base URL chargers reach the file server at (default http://HOST:FILES-PORT)")
+              help="base URL chargers reach the file server at (default "
+                   "http://HOST:FILES-PORT, https with --tls-cert)")
 @click.option("--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
               type=click.Path(file_okay=False, path_type=Path),
               help="where published firmware and uploads are kept (default: beside a SQLite "
@@ -145,18 +148,42 @@ def csms() -> None:
                    "`chargerfw csms admin token create`")
 @click.option("--admin-host", default="127.0.0.1", show_default=True,
               envvar="CHARGERFW_CSMS_ADMIN_HOST", help="address the admin API listens on")
+@click.option("--tls-cert", default=None, envvar="CHARGERFW_CSMS_TLS_CERT",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="server certificate chain (PEM, leaf first): OCPP becomes wss, the other "
+                   "ports https")
+@click.option("--tls-key", default=None, envvar="CHARGERFW_CSMS_TLS_KEY",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="its private key (PEM)")
+@click.option("--tls-client-ca", default=None, envvar="CHARGERFW_CSMS_TLS_CLIENT_CA",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="CA of chargers' client certificates: a charger presenting one (CN = its "
+                   "id) needs no Basic auth (security profile 3)")
+@click.option("--allow-plain", is_flag=True, envvar="CHARGERFW_CSMS_ALLOW_PLAIN",
+              help="serve plain ws/http on an address other than loopback (without TLS)")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
           offline_grace: int, allowed_networks: Sequence[str], token_pull_interval: int,
           hub_pull_interval: int, files_port: int, files_url: str | None,
           data_dir: Path | None, max_upload_mb: int, file_url_hours: float,
-          admin_port: int | None, admin_host: str) -> None:
+          admin_port: int | None, admin_host: str, tls_cert: Path | None,
+          tls_key: Path | None, tls_client_ca: Path | None, allow_plain: bool) -> None:
     """Run the OCPP server, the OCPI API, the file server for chargers and (with
-    --admin-port) the admin API in one process (Ctrl-C stops it)."""
+    --admin-port) the admin API in one process (Ctrl-C stops it).
+
+    Without --tls-cert/--tls-key every port is plain, which only loopback addresses get
+    unless --allow-plain."""
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
+    from chargerfw.csms.tls import TlsFiles, TlsSetupError
 
     _url_policy(allowed_networks)  # refuse a bad network before starting
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_client_ca is not None and tls_cert is None:
+        raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    tls = TlsFiles(tls_cert, tls_key, tls_client_ca) \
+        if tls_cert is not None and tls_key is not None else None
     settings = CsmsSettings(db=db, host=host, ocpp_port=ocpp_port, api_port=api_port,
                             auto_register=auto_register, public_url=public_url,
                             cpo=_cpo(country_code, party_id, name, currency),
@@ -170,7 +197,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             data_dir=str(data_dir) if data_dir is not None else None,
                             max_upload_bytes=max_upload_mb * 1024 * 1024,
                             file_url_valid_s=file_url_hours * 3600,
-                            admin_port=admin_port, admin_host=admin_host)
+                            admin_port=admin_port, admin_host=admin_host, tls=tls,
+                            allow_plain=allow_plain)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -184,9 +212,16 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                        f"{running.files.settings.data_dir})")
         if running.admin_url is not None:
             click.echo(f"admin {running.admin_url}/docs")
+        if running.plain_hosts:
+            click.echo(f"warning: plain ws/http on {', '.join(running.plain_hosts)} "
+                       f"(--allow-plain): passwords and charging data cross the network "
+                       f"unencrypted", err=True)
 
     try:
         asyncio.run(serve_forever(settings, ready))
+    except TlsSetupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     except OSError as exc:
         click.echo(f"error: cannot listen: {exc}", err=True)
         raise SystemExit(2) from None
@@ -353,6 +388,14 @@ def charger_list(db: str, as_json: bool) -> None:
     _print_charge_points(db, None, as_json)
 
 
+def _auth_shown(point: dict[str, Any]) -> str:
+    """How the charger authenticates: its client certificate (security profile 3), Basic
+    auth, or nothing."""
+    if point["client_certificate_required"]:
+        return "certificate"
+    return "basic" if point["password"] else "none"
+
+
 def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) -> None:
     """Every charge point (``charge_point_id`` None) or one with its latest events."""
     from chargerfw.csms.charge_point_view import charge_points_view
@@ -367,7 +410,7 @@ def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) ->
         return
     click.echo(_table(["charge point", "location", "auth", "EVSEs (connector:status)",
                        "firmware", "connection", "last seen"], [
-        [p["id"], p["location_id"] or "-", "basic" if p["password"] else "none",
+        [p["id"], p["location_id"] or "-", _auth_shown(p),
          " ".join(f"{e['uid']}({e['ocpp_connector_id']}:{e['status']})" for e in p["evses"])
          or "-", p["firmware_version"] or "",
          "offline" if p["offline"] else "connected" if p["connected"] else "-",
@@ -404,6 +447,26 @@ def charger_set(charge_point_id: str, db: str, country_code: str, party_id: str,
     store = _open_store(db, _cpo(country_code, party_id))
     _run_store_action(lambda: store.set_rfid_reader(charge_point_id, rfid_reader))
     click.echo(f"{charge_point_id}: {'has' if rfid_reader else 'has no'} RFID reader")
+
+
+@charger.command("client-certificate")
+@click.argument("charge_point_id")
+@db_option
+@click.option("--required/--not-required", required=True,
+              help="--not-required lets the charger connect with Basic auth again (it was "
+                   "set when it first connected with a client certificate)")
+def charger_client_certificate(charge_point_id: str, db: str, required: bool) -> None:
+    """Whether CHARGE_POINT_ID must present its client certificate (security profile 3).
+
+    The backend sets it when the charger first connects with one; lowering the profile is
+    the operator's decision, never an OCPP message's."""
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    changed = _run_store_action(
+        lambda: store.require_client_certificate(charge_point_id, required))
+    state = "must present its client certificate" if required else "may use Basic auth"
+    click.echo(f"{charge_point_id}: {state}{'' if changed else ' (unchanged)'}")
 
 
 # --- locations --------------------------------------------------------------------------------

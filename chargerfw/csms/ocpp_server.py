@@ -1,8 +1,10 @@
 """The OCPP 1.6J central system: a websockets server with one ``ocpp`` ChargePoint per charger.
 
-Chargers connect to ``ws://host:port/ocpp/{charge_point_id}`` with subprotocol ``ocpp1.6``
-(other subprotocols are refused by the handshake) and, when the charge point has a password,
-HTTP Basic credentials whose user name is the charge point id.
+Chargers connect to ``ws://host:port/ocpp/{charge_point_id}`` (``wss://`` with TLS) with
+subprotocol ``ocpp1.6`` (other subprotocols are refused by the handshake) and, when the charge
+point has a password, HTTP Basic credentials whose user name is the charge point id. Over TLS
+with a client CA, a charger may instead present a client certificate whose CN is its id
+(security profile 3); from then on it must always do so.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import math
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
 from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
 from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNED_FIRMWARE
 from chargerfw.csms.store.fleet_security import NOT_DELIVERED, IssuedRecord
+from chargerfw.csms.tls import certificate_common_names
 from chargerfw.logs import get_logger
 
 log = get_logger(__name__)
@@ -53,6 +57,10 @@ SECURITY_EVENT_NOTIFICATION = "SecurityEventNotification"
 BACKEND_SECURITY_EVENT = "SecurityEvent"
 CONNECTED = "Connected"
 CERTIFICATE_SIGNED = "CertificateSigned"
+# The charger event of a connection refused at the handshake, and its statuses.
+CONNECTION_REFUSED = "ConnectionRefused"
+CERTIFICATE_ID_MISMATCH = "CertificateIdMismatch"
+CERTIFICATE_REQUIRED = "CertificateRequired"
 
 
 # The OCPP message each stored file status comes from, as charger events name it.
@@ -458,11 +466,12 @@ class OcppServer:
         if self._on_change is not None:
             self._on_change()
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (0 picks a free port); returns the bound port."""
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on host:port (0 picks a free port; wss with ``tls``); returns the bound
+        port."""
         self._server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
                                    process_request=self._process_request,
-                                   ping_interval=60, ping_timeout=60)
+                                   ping_interval=60, ping_timeout=60, ssl=tls)
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def close(self) -> None:
@@ -493,6 +502,9 @@ class OcppServer:
             log.warning("csms.login_throttled", charge_point=cp_id, address=address,
                         retry_after_s=round(wait, 1))
             return self._throttled(connection, wait)
+        common_names = certificate_common_names(connection.transport.get_extra_info("peercert"))
+        if common_names:
+            return await self._certificate_login(connection, cp_id, common_names, address)
         credentials = _basic_credentials(request)
         store = self.db.store
         charge_point = await self.db(store.get_charge_point, cp_id)
@@ -507,6 +519,13 @@ class OcppServer:
             await self.db(store.auto_register, cp_id, credentials[1] if credentials else None)
             log.info("csms.auto_registered", charge_point=cp_id)
             return None
+        if charge_point["client_certificate_required"]:
+            # Once on profile 3, Basic auth alone would be a downgrade.
+            await self._refuse_event(cp_id, CERTIFICATE_REQUIRED, address,
+                                     "connected without its client certificate")
+            throttle.failed(cp_id, address)
+            return connection.respond(HTTPStatus.UNAUTHORIZED,
+                                      "this charge point must present its client certificate\n")
         if charge_point["password_hash"] is None:
             return None
         # scrypt is deliberately slow: verify on a plain thread, not the database worker.
@@ -517,6 +536,38 @@ class OcppServer:
             return self._unauthorized(connection)
         throttle.succeeded(cp_id)
         return None
+
+    async def _certificate_login(self, connection: ServerConnection, cp_id: str,
+                                 common_names: list[str], address: str | None
+                                 ) -> Response | None:
+        """A client certificate the TLS layer verified authenticates the charger whose id
+        is its CN (no Basic auth needed); any other id is refused."""
+        store = self.db.store
+        if common_names != [cp_id]:
+            log.warning("csms.certificate_id_mismatch", charge_point=cp_id,
+                        certificate_cn=",".join(common_names), address=address)
+            await self._refuse_event(cp_id, CERTIFICATE_ID_MISMATCH, address,
+                                     f"client certificate CN {','.join(common_names)!r} is "
+                                     f"not {cp_id!r}")
+            self.login_throttle.failed(cp_id, address)
+            return connection.respond(HTTPStatus.FORBIDDEN,
+                                      "the client certificate is not this charge point's\n")
+        if await self.db(store.get_charge_point, cp_id) is None:
+            if not self.auto_register:
+                log.warning("csms.unknown_charge_point", charge_point=cp_id)
+                self.login_throttle.failed(None, address)
+                return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+            await self.db(store.auto_register, cp_id, None)
+            log.info("csms.auto_registered", charge_point=cp_id)
+        if await self.db(store.require_client_certificate, cp_id, True):
+            log.info("csms.client_certificate_bound", charge_point=cp_id)
+        self.login_throttle.succeeded(cp_id)
+        return None
+
+    async def _refuse_event(self, cp_id: str, status: str, address: str | None,
+                            detail: str) -> None:
+        await self.db(self.db.store.record_charge_point_event, cp_id, CONNECTION_REFUSED,
+                      {"status": status, "detail": detail, "address": address})
 
     @staticmethod
     def _throttled(connection: ServerConnection, wait_s: float) -> Response:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +44,7 @@ from chargerfw.csms.ocpp_server import OcppServer
 from chargerfw.csms.operator_commands import OperatorCommandRunner
 from chargerfw.csms.site_balancer import SiteBalancer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
+from chargerfw.csms.tls import TlsFiles, plain_exposed_hosts, server_context
 from chargerfw.csms.urlpolicy import UrlPolicy, guarded_client
 from chargerfw.logs import get_logger
 
@@ -111,6 +113,10 @@ class CsmsSettings:
     ca_dir: str | None = None
     cpo_name: str | None = None
     charger_certificate_days: int = 365
+    # TLS on every port (wss for OCPP, https for the rest); None: plain, which only loopback
+    # addresses get unless allow_plain (see chargerfw.csms.tls.plain_exposed_hosts).
+    tls: TlsFiles | None = None
+    allow_plain: bool = False
 
 
 @dataclass
@@ -132,24 +138,31 @@ class RunningCsms:
     files_port: int | None = None
     admin_port: int | None = None
     admin_host: str = "127.0.0.1"
+    tls: bool = False
+    # Addresses other than loopback served without TLS (allowed explicitly).
+    plain_hosts: tuple[str, ...] = ()
 
     @property
     def ocpp_url(self) -> str:
-        return f"ws://{self.host}:{self.ocpp_port}/ocpp"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.ocpp_port}/ocpp"
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return f"{_http_scheme(self.tls)}://{self.host}:{self.api_port}"
 
     @property
     def admin_url(self) -> str | None:
         if self.admin_port is None:
             return None
-        return f"http://{self.admin_host}:{self.admin_port}"
+        return f"{_http_scheme(self.tls)}://{self.admin_host}:{self.admin_port}"
 
     async def wait_closed(self) -> None:
         """Wait until the API server stops (SIGINT/SIGTERM in ``serve``)."""
         await self.api_task
+
+
+def _http_scheme(tls: bool) -> str:
+    return "https" if tls else "http"
 
 
 async def _sweep_reservations(db: AsyncStore, every_s: float) -> None:
@@ -188,11 +201,14 @@ def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int
 
 
 async def _serve_app(stack: contextlib.AsyncExitStack, app: Any, sock: socket.socket,
-                     name: str) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """Serve ``app`` on ``sock`` until the stack closes; returns once it accepts requests."""
+                     name: str, tls: ssl.SSLContext | None = None
+                     ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve ``app`` on ``sock`` (https with ``tls``) until the stack closes; returns once
+    it accepts requests."""
     # A request stuck on a slow partner or database must not hold up a shutdown forever.
-    server = EmbeddedUvicorn(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                            access_log=False, timeout_graceful_shutdown=5))
+    server = EmbeddedUvicorn(uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5,
+        ssl_context_factory=None if tls is None else lambda _config, _default: tls))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
 
     async def stop() -> None:
@@ -210,7 +226,21 @@ async def _serve_app(stack: contextlib.AsyncExitStack, app: Any, sock: socket.so
 
 @contextlib.asynccontextmanager
 async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
-    """Start the backend; stop everything it started on exit."""
+    """Start the backend; stop everything it started on exit.
+
+    Raises TlsSetupError before anything listens when a certificate file is unusable or a
+    port would be plain on an address other than loopback without ``allow_plain``.
+    """
+    hosts = [settings.host] + ([settings.admin_host] if settings.admin_port is not None else [])
+    plain_hosts = plain_exposed_hosts(hosts, tls=settings.tls is not None,
+                                      allow_plain=settings.allow_plain)
+    if plain_hosts:
+        log.warning("csms.plain_on_network", hosts=list(plain_hosts))
+    ocpp_tls = http_tls = None
+    if settings.tls is not None:
+        ocpp_tls = server_context(settings.tls, client_certificates=True)
+        http_tls = server_context(settings.tls)
+    scheme = _http_scheme(settings.tls is not None)
     engine = create_db_engine(settings.db)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(engine.dispose)
@@ -233,7 +263,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           on_change=pusher.wake, login_limits=settings.login_limits,
                           fleet_ca=fleet_ca)
         balancer = SiteBalancer(db, ocpp)
-        ocpp_port = await ocpp.start(settings.host, settings.ocpp_port)
+        ocpp_port = await ocpp.start(settings.host, settings.ocpp_port, ocpp_tls)
         stack.push_async_callback(ocpp.close)
         stack.push_async_callback(balancer.close)
 
@@ -253,12 +283,13 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.push_async_callback(sync.stop)
         ctx = OcpiContext(db=db, http=http, commands=commands,
                           base_url=(settings.public_url or
-                                    f"http://{settings.host}:{api_port}").rstrip("/"),
+                                    f"{scheme}://{settings.host}:{api_port}").rstrip("/"),
                           business_name=settings.cpo.name, on_change=pusher.wake,
                           on_token_change=authorizer.forget,
                           on_partner_registered=sync.partner_registered, url_policy=policy,
                           limits=settings.request_limits, charging_profiles=profiles)
-        api_server, api_task = await _serve_app(stack, create_app(ctx), sock, "ocpi-api")
+        api_server, api_task = await _serve_app(stack, create_app(ctx), sock, "ocpi-api",
+                                                http_tls)
 
         files: FileServer | None = None
         files_port: int | None = None
@@ -268,10 +299,10 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
             files = FileServer(db, ocpp, FileSettings(
                 data_dir=Path(settings.data_dir) if settings.data_dir
                 else default_data_dir(settings.db),
-                base_url=settings.files_url or f"http://{settings.host}:{files_port}",
+                base_url=settings.files_url or f"{scheme}://{settings.host}:{files_port}",
                 token_valid_for=timedelta(seconds=settings.file_url_valid_s),
                 max_upload_bytes=settings.max_upload_bytes))
-            await _serve_app(stack, files.app(), files_sock, "file-server")
+            await _serve_app(stack, files.app(), files_sock, "file-server", http_tls)
 
         runner = OperatorCommandRunner(db, ocpp, files)
         admin_port = None
@@ -280,7 +311,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
             admin_port = int(admin_sock.getsockname()[1])
             admin_ctx = AdminContext(db=db, runner=runner, limits=settings.request_limits)
             admin_server, _ = await _serve_app(stack, create_admin_app(admin_ctx), admin_sock,
-                                               "admin-api")
+                                               "admin-api", http_tls)
             admin_ctx.stopping = lambda: bool(admin_server.should_exit)
 
         pusher.start()
@@ -299,10 +330,12 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
 
         stack.push_async_callback(stop_sweepers)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port, files_port=files_port,
-                 admin_port=admin_port)
+                 admin_port=admin_port, tls=settings.tls is not None,
+                 client_certificates=ocpp_tls is not None
+                 and ocpp_tls.verify_mode != ssl.CERT_NONE)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
                           api_server, api_task, balancer, files, files_port, admin_port,
-                          settings.admin_host)
+                          settings.admin_host, settings.tls is not None, plain_hosts)
 
 
 async def serve_forever(settings: CsmsSettings,

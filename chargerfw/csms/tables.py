@@ -89,6 +89,10 @@ charge_points = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     # The OCPP security profile of its latest connection (0-3; NULL: not connected since).
     sa.Column("security_profile", sa.Integer),
+    # Set once it connected with a client certificate (security profile 3): Basic auth alone
+    # is refused from then on; only the operator clears it (`charger client-certificate`).
+    sa.Column("client_certificate_required", sa.Boolean, nullable=False, default=False,
+              server_default="0"),
 )
 
 # One OCPI EVSE per OCPP connector of a charge point (each can charge on its own).

@@ -150,6 +150,7 @@ class ChargePoints:
             result.append({
                 "id": cp["id"], "location_id": cp["location_id"],
                 "password": cp["password_hash"] is not None,
+                "client_certificate_required": cp["client_certificate_required"],
                 "auto_registered": cp["auto_registered"], "vendor": cp["vendor"],
                 "model": cp["model"], "firmware_version": cp["firmware_version"],
                 "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
@@ -241,6 +242,20 @@ class ChargePoints:
             if updated.rowcount == 0:
                 raise NotFound(f"unknown charge point {charge_point_id!r}")
             _evses_changed(c, self.cpo, charge_point_id, now)
+
+    def require_client_certificate(self, charge_point_id: str, required: bool) -> bool:
+        """Whether the charger must present a client certificate from now on; returns
+        whether that changed."""
+        with self.engine.begin() as c:
+            current = c.execute(sa.select(charge_points.c.client_certificate_required).where(
+                charge_points.c.id == charge_point_id)).scalar_one_or_none()
+            if current is None:
+                raise NotFound(f"unknown charge point {charge_point_id!r}")
+            if current == required:
+                return False
+            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
+                      .values(client_certificate_required=required))
+            return True
 
     # -- its connection: chargers that drop off show UNKNOWN until they return --
 

@@ -72,6 +72,7 @@ class Store:
         self.record_status = charge_points.record_status
         self.record_feature_profiles = charge_points.record_feature_profiles
         self.set_rfid_reader = charge_points.set_rfid_reader
+        self.require_client_certificate = charge_points.require_client_certificate
         self.charger_connected = charge_points.charger_connected
         self.charger_disconnected = charge_points.charger_disconnected
         self.reset_connections = charge_points.reset_connections

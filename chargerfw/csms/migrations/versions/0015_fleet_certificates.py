@@ -2,7 +2,7 @@
 type of security events among charger events; each charger's latest security profile
 
 Revision ID: 0015_fleet_certificates
-Revises: 0012_admin_api
+Revises: 0014_charger_tls
 Create Date: 2026-12-03 14:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import chargerfw.csms.tables
 
 revision = '0015_fleet_certificates'
-down_revision = '0012_admin_api'
+down_revision = '0014_charger_tls'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,28 @@
+"""charger_tls: a charger that connected with a client certificate (security profile 3) must
+always present one; Basic auth alone is refused for it
+
+Revision ID: 0014_charger_tls
+Revises: 0012_admin_api
+Create Date: 2026-12-20 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0014_charger_tls'
+down_revision = '0012_admin_api'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('charge_points') as batch:
+        batch.add_column(sa.Column('client_certificate_required', sa.Boolean(),
+                                   server_default='0', nullable=False))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('charge_points') as batch:
+        batch.drop_column('client_certificate_required')
