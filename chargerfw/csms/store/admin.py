@@ -79,6 +79,14 @@ class AdminTokens:
         return found
 
 
+def _of_charger(charge_point_id: str, of_type: str | None) -> list[Any]:
+    conditions: list[Any] = [charge_point_events.c.charge_point_id == charge_point_id]
+    if of_type is not None:
+        conditions.append(sa.or_(charge_point_events.c.kind == of_type,
+                                 charge_point_events.c.event_type == of_type))
+    return conditions
+
+
 @dataclass(frozen=True)
 class ChargePointEvents:
     engine: Engine
@@ -97,12 +105,12 @@ class ChargePointEvents:
                 event_type=event_type)))
 
     def charge_point_events(self, charge_point_id: str, after: int = 0,
-                            limit: int = 100) -> list[RowMapping]:
-        """The charger's events with an id above ``after``, oldest first."""
+                            limit: int = 100, of_type: str | None = None) -> list[RowMapping]:
+        """The charger's events with an id above ``after``, oldest first (``of_type``: see
+        :meth:`charge_point_event_history`)."""
         with self.engine.connect() as c:
             return list(c.execute(sa.select(charge_point_events).where(
-                charge_point_events.c.charge_point_id == charge_point_id,
-                charge_point_events.c.id > after)
+                *_of_charger(charge_point_id, of_type), charge_point_events.c.id > after)
                 .order_by(charge_point_events.c.id).limit(limit)).mappings().all())
 
     def charge_point_event_history(self, charge_point_id: str, of_type: str | None = None,
@@ -110,12 +118,9 @@ class ChargePointEvents:
         """The charger's newest ``limit`` events, newest first; with ``of_type`` only those
         of that kind (e.g. ``command``, ``SecurityEventNotification``) or security event
         type (e.g. ``InvalidChargePointCertificate``)."""
-        conditions = [charge_point_events.c.charge_point_id == charge_point_id]
-        if of_type is not None:
-            conditions.append(sa.or_(charge_point_events.c.kind == of_type,
-                                     charge_point_events.c.event_type == of_type))
         with self.engine.connect() as c:
-            return list(c.execute(sa.select(charge_point_events).where(*conditions)
+            return list(c.execute(sa.select(charge_point_events).where(
+                *_of_charger(charge_point_id, of_type))
                                   .order_by(charge_point_events.c.id.desc()).limit(limit)
                                   ).mappings().all())
 
