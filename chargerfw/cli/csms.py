@@ -929,8 +929,6 @@ def _through_server(db: str, charge_point_id: str, command: str, params: dict[st
                     wait_s: int, follow_up: str | None = None) -> dict[str, Any]:
     """Queue ``command`` for the running `chargerfw csms serve` on this database (it holds
     the charger's connection), wait for its outcome; exits 1 when none comes."""
-    import time
-
     from chargerfw.csms.operator_commands import InvalidCommand, check_params
     from chargerfw.csms.store import CpoIdentity
 
@@ -940,22 +938,34 @@ def _through_server(db: str, charge_point_id: str, command: str, params: dict[st
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
     store = _open_store(db, CpoIdentity())  # only queues the request
+    result, taken = _queued_outcome(store, charge_point_id, command, checked, wait_s)
+    if result is not None:
+        return result
+    if not taken:
+        click.echo(f"error: no running backend took the request within {wait_s} s; "
+                   "start `chargerfw csms serve` on this database", err=True)
+    else:
+        later = f"; see `{follow_up}`" if follow_up else ""
+        click.echo(f"error: the backend took the request but has no answer from the "
+                   f"charger after {wait_s} s{later}", err=True)
+    raise SystemExit(1)
+
+
+def _queued_outcome(store: Any, charge_point_id: str, command: str, checked: dict[str, Any],
+                    wait_s: float) -> tuple[dict[str, Any] | None, bool]:
+    """Queue a checked command and wait up to ``wait_s`` for its outcome: (the outcome or
+    None, whether a running backend took the request; one nobody took is withdrawn)."""
+    import time
+
     request_id = _run_store_action(
         lambda: store.request_operator_command(charge_point_id, command, checked))
     deadline = time.monotonic() + wait_s
     while True:
         request = store.operator_command(request_id)
         if request["finished_at"] is not None:
-            return dict(request["outcome"])
+            return dict(request["outcome"]), True
         if time.monotonic() > deadline:
-            if store.withdraw_operator_command(request_id):
-                click.echo(f"error: no running backend took the request within {wait_s} s; "
-                           "start `chargerfw csms serve` on this database", err=True)
-            else:
-                later = f"; see `{follow_up}`" if follow_up else ""
-                click.echo(f"error: the backend took the request but has no answer from the "
-                           f"charger after {wait_s} s{later}", err=True)
-            raise SystemExit(1)
+            return None, not store.withdraw_operator_command(request_id)
         time.sleep(0.2)
 
 
@@ -1227,6 +1237,66 @@ def cp_extended_trigger(charge_point_id: str, message: str, connector: int | Non
     _report(_through_server(db, charge_point_id, "extended_trigger",
                             {"message": known[message.lower()], "connector": connector},
                             wait_s), as_json)
+
+
+@cp.command("security-migrate")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--to-profile", "target", required=True, type=click.IntRange(2, 3),
+              help="the security profile to reach (from 1 through 2 to 3)")
+@click.option("--root", "root_file", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the backend's TLS root certificate (PEM), installed on the charger as "
+                   "CentralSystemRootCertificate (needed to leave profile 1)")
+@click.option("--cpo-name", default=None,
+              help="set the charger's CpoName first (the O its CSR carries; as serve "
+                   "--cpo-name)")
+@click.option("--reconnect-timeout", default=180, show_default=True,
+              type=click.IntRange(5, 3600),
+              help="seconds to wait for the charger to reconnect after a change")
+@db_option
+@wait_option
+def cp_security_migrate(charge_point_id: str, target: int, root_file: Path | None,
+                        cpo_name: str | None, reconnect_timeout: int, db: str,
+                        wait_s: int) -> None:
+    """Raise CHARGER's security profile step by step, each verified before the next,
+    through the running `serve` (with TLS, and --ca-dir for profile 3): install the root
+    and check it, SecurityProfile 2 and its reconnect over TLS, a fresh AuthorizationKey;
+    then a certificate from the fleet CA (ExtendedTriggerMessage SignChargePointCertificate)
+    and SecurityProfile 3 with its reconnect. Exits 1 at the first step that fails (the
+    charger stays on the profile it works on)."""
+    from chargerfw.csms.security_migration import MigrationStopped, SecurityMigration, Step
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+
+    async def send(command: str, params: dict[str, Any]) -> dict[str, Any]:
+        from chargerfw.csms.operator_commands import outcome
+
+        result, taken = await asyncio.to_thread(_queued_outcome, store, charge_point_id,
+                                                command, params, wait_s)
+        if result is not None:
+            return result
+        return outcome(charge_point_id, command, "NoAnswer",
+                       f"no running backend took the request within {wait_s} s" if not taken
+                       else f"no answer from the charger after {wait_s} s")
+
+    def report(step: Step) -> None:
+        click.echo(f"{charge_point_id}: profile {step.profile}: {step.name}: "
+                   f"{'ok' if step.ok else 'FAILED'}: {step.detail}")
+
+    migration = SecurityMigration(
+        store, send, charge_point_id,
+        central_system_root=root_file.read_text(encoding="utf-8", errors="replace")
+        if root_file is not None else None, cpo_name=cpo_name,
+        reconnect_timeout_s=reconnect_timeout, certificate_timeout_s=reconnect_timeout,
+        report=report)
+    try:
+        reached = asyncio.run(migration.run(target))
+    except MigrationStopped as stopped:
+        click.echo(f"error: {charge_point_id} stopped before security profile "
+                   f"{stopped.step.profile}: {stopped.step.detail}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{charge_point_id}: on security profile {reached}")
 
 
 # --- files: firmware updates, diagnostics, logs -----------------------------------------------

@@ -459,7 +459,7 @@ class OcppServer:
         self.connected: dict[str, ChargerConnection] = {}
         # The address each charger last connected from: who may use its one-time file URLs.
         self.last_address: dict[str, str] = {}
-        self._server: Server | None = None
+        self._servers: list[Server] = []
         self.load_listener: LoadListener | None = None
 
     def changed(self) -> None:
@@ -468,16 +468,18 @@ class OcppServer:
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
         """Listen on host:port (0 picks a free port; wss with ``tls``); returns the bound
-        port."""
-        self._server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
-                                   process_request=self._process_request,
-                                   ping_interval=60, ping_timeout=60, ssl=tls)
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        port. Called again, it listens on another port too (e.g. ws beside wss while
+        chargers move from security profile 1 to 2)."""
+        server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
+                             process_request=self._process_request,
+                             ping_interval=60, ping_timeout=60, ssl=tls)
+        self._servers.append(server)
+        return int(next(iter(server.sockets)).getsockname()[1])
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
 
     @staticmethod
     def charge_point_id(path: str) -> str | None:
