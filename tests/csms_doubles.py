@@ -10,10 +10,12 @@ import base64
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -568,6 +570,96 @@ async def sim_charger(csms: RunningCsms, charge_point_id: str,
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+@dataclass
+class SimStation:
+    """A charger double that connects as a station does for its security profile (1: ws +
+    Basic, 2: wss + Basic, verifying the server with its installed
+    CentralSystemRootCertificates, 3: wss with the client certificate it was signed), and
+    reconnects when a change takes effect; a connection refused with a new profile or key
+    falls back to the previous one. ``profiles`` lists the profile of each connection made."""
+
+    charge_point_id: str
+    plain_url: str  # ws://host:port/ocpp
+    tls_url: str  # wss://host:port/ocpp
+    workdir: Path
+    security: ChargerSecurity
+    charger: SimCharger | None = None
+    profiles: list[int] = field(default_factory=list)
+    fallbacks: int = 0
+    refusals: list[str] = field(default_factory=list)  # why connecting failed
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata="".join(
+            self.security.roots[CS_ROOT]) or None)
+        if self.security.profile == 3:
+            assert self.security.key is not None and self.security.chain is not None
+            cert, key = self.workdir / "client.pem", self.workdir / "client.key"
+            cert.write_text(self.security.chain)
+            key.write_bytes(self.security.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+            context.load_cert_chain(cert, key)
+        return context
+
+    async def _connect(self) -> ClientConnection:
+        security = self.security
+        url = self.plain_url if security.profile < 2 else self.tls_url
+        headers = basic_auth(self.charge_point_id, security.password) \
+            if security.profile in (1, 2) and security.password else None
+        return await connect(f"{url}/{self.charge_point_id}", subprotocols=["ocpp1.6"],
+                             additional_headers=headers,
+                             ssl=self._tls() if security.profile >= 2 else None,
+                             open_timeout=5)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                ws = await self._connect()
+            except Exception as exc:
+                self.refusals.append(repr(exc))
+                previous = self.security.previous
+                if previous is None:
+                    await asyncio.sleep(0.1)
+                    continue
+                self.fallbacks += 1
+                self.security.profile, self.security.password = previous
+                self.security.previous = None
+                continue
+            self.security.previous = None
+            self.profiles.append(self.security.profile)
+            charger = SimCharger(self.charge_point_id, ws)
+            charger.security, charger.station_like = self.security, True
+            self.charger = charger
+            self.security.reconnect.clear()
+            self.connected.set()
+            serving = asyncio.create_task(charger.start())
+            reconnect = asyncio.create_task(self.security.reconnect.wait())
+            await asyncio.wait([serving, reconnect], return_when=asyncio.FIRST_COMPLETED)
+            for task in (serving, reconnect):
+                task.cancel()
+            await ws.close()
+            self.connected.clear()
+
+
+@contextlib.asynccontextmanager
+async def sim_station(csms: RunningCsms, station: SimStation) -> AsyncIterator[SimStation]:
+    """``station`` connected to ``csms`` (and reconnecting) until the block ends."""
+    task = asyncio.create_task(station.run())
+    try:
+        for _ in range(500):
+            if station.charge_point_id in csms.ocpp.connected and station.connected.is_set():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"the station did not connect: {station.refusals[-3:]}")
+        yield station
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 # --- eMSP -------------------------------------------------------------------------------------

@@ -1017,7 +1017,7 @@ def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
 @cp.command("events")
 @click.argument("charge_point_id", metavar="CHARGER")
 @click.option("--type", "of_type", default=None,
-              help="only events of this kind (command, Connected, SecurityEventNotification, "
+              help="only events of this kind (command, SecurityEventNotification, "
                    "SecurityEvent, CertificateSigned, ...) or security event type "
                    "(e.g. InvalidChargePointCertificate)")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
@@ -1026,8 +1026,8 @@ def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
 def cp_events(charge_point_id: str, of_type: str | None, limit: int, db: str,
               as_json: bool) -> None:
     """CHARGER's events, newest first: security events it reported (SecurityEventNotification)
-    and the backend saw (SecurityEvent), connections with their security profile, command
-    outcomes, certificates signed, status notifications."""
+    and the backend saw (SecurityEvent), command outcomes, certificates signed
+    (CertificateSigned), status notifications."""
     from chargerfw.csms.charge_point_view import event_json
     from chargerfw.csms.store import CpoIdentity
 
@@ -1042,8 +1042,7 @@ def cp_events(charge_point_id: str, of_type: str | None, limit: int, db: str,
         return
     click.echo(_table(["id", "at", "kind", "type / status", "detail"], [
         [e["id"], e["at"], e["kind"],
-         e["data"].get("type") or e["data"].get("status")
-         or e["data"].get("security_profile", ""),
+         e["data"].get("type") or e["data"].get("status") or "",
          e["data"].get("techInfo") or e["data"].get("detail") or ""] for e in events]))
 
 

@@ -192,8 +192,8 @@ def create_admin_app(ctx: AdminContext) -> FastAPI:
              description="Command outcomes (kind `command`), status notifications and "
                          "security events (kind: the OCPP action, e.g. "
                          "FirmwareStatusNotification, SecurityEventNotification; `SecurityEvent` "
-                         "for one the backend saw itself), connections (`Connected`, with the "
-                         "security profile), oldest first. `type` keeps one kind or security "
+                         "for one the backend saw itself), certificates signed "
+                         "(`CertificateSigned`), oldest first. `type` keeps one kind or security "
                          "event type. Pass the answer's `next` as `after` to get only newer "
                          "ones.",
              responses=_answers(400, 401, 404))

@@ -51,11 +51,10 @@ MAX_ID_LENGTH = 48
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SEEN_NOTE_INTERVAL_S = 60.0
 # Charger events of the security extension: a security event the charger reported, one the
-# backend saw itself (e.g. a CSR it refused), each connection with its security profile, and
-# the charger's answer to a certificate the fleet CA signed for it.
+# backend saw itself (e.g. a CSR it refused), and the charger's answer to a certificate the
+# fleet CA signed for it.
 SECURITY_EVENT_NOTIFICATION = "SecurityEventNotification"
 BACKEND_SECURITY_EVENT = "SecurityEvent"
-CONNECTED = "Connected"
 CERTIFICATE_SIGNED = "CertificateSigned"
 # The charger event of a connection refused at the handshake, and its statuses.
 CONNECTION_REFUSED = "ConnectionRefused"
@@ -617,9 +616,6 @@ class OcppServer:
     async def _note_security_profile(self, charger: ChargerConnection) -> None:
         await self.db(self.db.store.record_security_profile, charger.id,
                       charger.security_profile)
-        await self.db(self.db.store.record_charge_point_event, charger.id, CONNECTED,
-                      {"security_profile": charger.security_profile,
-                       "address": self.last_address.get(charger.id)})
 
     # -- requests to a charger --
 

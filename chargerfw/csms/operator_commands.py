@@ -219,13 +219,13 @@ def _hex(params: dict[str, Any], name: str, longest: int) -> str:
 
 
 def _check_install_certificate(params: dict[str, Any]) -> dict[str, Any]:
+    certificate_type = _choice(params, "certificate_type", CERTIFICATE_TYPES)
     pem = _text(params.get("certificate"), "certificate", CERTIFICATE_MAX)
     try:
         x509.load_pem_x509_certificate(pem.encode())
     except ValueError as exc:
         raise InvalidCommand(f"certificate must be one PEM certificate: {exc}") from None
-    return {"certificate_type": _choice(params, "certificate_type", CERTIFICATE_TYPES),
-            "certificate": pem}
+    return {"certificate_type": certificate_type, "certificate": pem}
 
 
 def _check_delete_certificate(params: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ SignChargePointCertificate, then the charger's CSR is signed by the running back
 CA (`serve --ca-dir`) and CertificateSigned must be Accepted; SecurityProfile=3 and wait for
 the charger to reconnect with its client certificate.
 
-A reconnect is seen as a ``Connected`` charger event after the change, with the security
-profile the backend saw (``ChargerConnection.security_profile``). A step that fails stops the
+A reconnect is seen as the charger's connection count going up after the change; the
+backend stores the security profile each connection had (``ChargerConnection.security_profile``
+as the running backend saw it). A step that fails stops the
 migration with a message saying what failed; the charger stays on the profile it works on (a
 charger that cannot connect with a new profile falls back to its previous one itself; a new
 AuthorizationKey it did not reconnect with is replaced by the previous one again).
@@ -30,7 +31,7 @@ from typing import Any, NoReturn
 from cryptography import x509
 
 from chargerfw.csms.fleet_ca import root_hash_data, same_hash_data
-from chargerfw.csms.ocpp_server import BACKEND_SECURITY_EVENT, CONNECTED
+from chargerfw.csms.ocpp_server import BACKEND_SECURITY_EVENT
 from chargerfw.csms.store import Store
 
 CS_ROOT = "CentralSystemRootCertificate"
@@ -113,7 +114,7 @@ class SecurityMigration:
         key = secrets.token_hex(AUTHORIZATION_KEY_BYTES)
         previous = await asyncio.to_thread(self._store.replace_password, self.charge_point_id,
                                            key)
-        after = await self._last_event_id()
+        after = await self._connection_count()
         try:
             await self._command(2, "authorization key", "config_set",
                                 {"key": "AuthorizationKey", "value": key})
@@ -145,7 +146,7 @@ class SecurityMigration:
         await self._raise_to(3)
 
     async def _raise_to(self, profile: int) -> None:
-        after = await self._last_event_id()
+        after = await self._connection_count()
         await self._command(profile, "raise profile", "config_set",
                             {"key": "SecurityProfile", "value": str(profile)})
         await self._reconnected(profile, after, "raise profile",
@@ -156,15 +157,14 @@ class SecurityMigration:
     # -- what is waited for --
 
     async def _reconnected(self, profile: int, after: int, step: str, how: str) -> None:
-        """Wait for the charger's next connection after event ``after``: it must be with
+        """Wait for the charger's next connection after its ``after``-th: it must be with
         ``profile``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._reconnect_timeout_s
         while loop.time() < deadline:
-            events = await asyncio.to_thread(self._store.charge_point_events,
-                                             self.charge_point_id, after, 100, CONNECTED)
-            for event in events:
-                seen = event["data"].get("security_profile")
+            point = await asyncio.to_thread(self._store.get_charge_point, self.charge_point_id)
+            if point is not None and point["connection_count"] > after:
+                seen = point["security_profile"]
                 if seen == profile:
                     return
                 self._fail(profile, step, f"the charger reconnected with security profile "
@@ -215,6 +215,10 @@ class SecurityMigration:
             self._fail(0, "start", "the charger connects without credentials (profile 0); "
                                    "give it a password first (security profile 1)")
         return int(profile)
+
+    async def _connection_count(self) -> int:
+        point = await asyncio.to_thread(self._store.get_charge_point, self.charge_point_id)
+        return int(point["connection_count"]) if point is not None else 0
 
     async def _last_event_id(self) -> int:
         rows = await asyncio.to_thread(self._store.charge_point_event_history,

@@ -74,10 +74,12 @@ class FleetSecurity:
                 .order_by(fleet_certificates.c.id.desc()).limit(1)).mappings().first()
 
     def record_security_profile(self, charge_point_id: str, profile: int) -> None:
-        """The security profile the charger just connected with."""
+        """The charger opened a connection with security ``profile`` (its connection count
+        goes up)."""
         with self.engine.begin() as c:
             c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
-                      .values(security_profile=profile))
+                      .values(security_profile=profile,
+                              connection_count=charge_points.c.connection_count + 1))
 
     def replace_password(self, charge_point_id: str, password: str) -> str | None:
         """Make ``password`` the charger's Basic-auth password; returns the hash it replaces

@@ -1,5 +1,6 @@
 """the fleet CA: each certificate it signed for a charger and the charger's answer; the
-type of security events among charger events; each charger's latest security profile
+type of security events among charger events; each charger's latest security profile and
+its count of connections
 
 Revision ID: 0015_fleet_certificates
 Revises: 0014_charger_tls
@@ -45,10 +46,13 @@ def upgrade() -> None:
                            unique=False)
     with op.batch_alter_table('charge_points') as batch:
         batch.add_column(sa.Column('security_profile', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('connection_count', sa.Integer(), server_default='0',
+                                   nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('charge_points') as batch:
+        batch.drop_column('connection_count')
         batch.drop_column('security_profile')
     with op.batch_alter_table('charge_point_events') as batch:
         batch.drop_index(batch.f('ix_charge_point_events_event_type'))
