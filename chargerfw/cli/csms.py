@@ -167,6 +167,9 @@ def csms() -> None:
                    "(SignCertificate); without it they are Rejected")
 @click.option("--cpo-name", default=None, envvar="CHARGERFW_CSMS_CPO_NAME",
               help="the O a charger's CSR must carry (its CpoName key); any when not given")
+@click.option("--plain-ocpp-port", default=None, type=click.IntRange(0, 65535),
+              help="with TLS, also serve OCPP as plain ws on this port, for chargers still "
+                   "on security profile 0 or 1 (loopback unless --allow-plain)")
 @click.option("--charger-cert-days", default=365, show_default=True,
               type=click.IntRange(1, 3650), help="how long a charger certificate is valid")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
@@ -177,7 +180,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
           data_dir: Path | None, max_upload_mb: int, file_url_hours: float,
           admin_port: int | None, admin_host: str, tls_cert: Path | None,
           tls_key: Path | None, tls_client_ca: Path | None, allow_plain: bool,
-          ca_dir: Path | None, cpo_name: str | None, charger_cert_days: int) -> None:
+          ca_dir: Path | None, cpo_name: str | None, plain_ocpp_port: int | None,
+          charger_cert_days: int) -> None:
     """Run the OCPP server, the OCPI API, the file server for chargers and (with
     --admin-port) the admin API in one process (Ctrl-C stops it).
 
@@ -210,13 +214,17 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             admin_port=admin_port, admin_host=admin_host, tls=tls,
                             allow_plain=allow_plain,
                             ca_dir=str(ca_dir) if ca_dir is not None else None,
-                            cpo_name=cpo_name, charger_certificate_days=charger_cert_days)
+                            cpo_name=cpo_name, charger_certificate_days=charger_cert_days,
+                            plain_ocpp_port=plain_ocpp_port)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
             click.echo("warning: listening on all addresses; give --public-url so partners "
                        "get a reachable address in versions and Link headers", err=True)
         click.echo(f"OCPP  {running.ocpp_url}/<charge_point_id>")
+        if running.plain_ocpp_url is not None:
+            click.echo(f"OCPP  {running.plain_ocpp_url}/<charge_point_id> (security profile "
+                       "0/1 until migrated)")
         click.echo(f"OCPI  {running.api_url}/ocpi/versions")
         click.echo(f"open  {running.api_url}/opendata/locations")
         if running.files is not None:

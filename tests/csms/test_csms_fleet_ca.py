@@ -330,7 +330,7 @@ async def migrating_backend(db: str, ca_dir: Path, tmp_path: Path) -> dict[str, 
     server_cert, server_key = server_certificate(ca_as_issued(ca_dir)).write(
         tmp_path / "server", "server")
     return dict(ca_dir=str(ca_dir), cpo_name="Test CPO",
-                tls=TlsFiles(server_cert, server_key, ca_dir / "ca.pem"))
+                tls=TlsFiles(server_cert, server_key, ca_dir / "ca.pem"), plain_ocpp_port=0)
 
 
 def printed(output: str) -> str:
@@ -348,8 +348,8 @@ async def test_security_migrate_moves_a_charger_from_profile_1_through_2_to_3(
     settings = await migrating_backend(db, ca_dir, tmp_path)
     async with csms_running(db, **settings) as csms:
         await csms.db(add_test_charger, csms.store, "CP1", "first-password")
-        plain_port = await csms.ocpp.start("127.0.0.1", 0)
-        station = SimStation("CP1", f"ws://127.0.0.1:{plain_port}/ocpp", csms.ocpp_url,
+        assert csms.plain_ocpp_url is not None
+        station = SimStation("CP1", csms.plain_ocpp_url, csms.ocpp_url,
                              tmp_path, ChargerSecurity(profile=1, password="first-password"))
         async with sim_station(csms, station):
             assert station.profiles == [1]
@@ -385,8 +385,8 @@ async def test_a_refused_certificate_stops_the_migration_on_profile_2(
     settings = await migrating_backend(db, ca_dir, tmp_path)
     async with csms_running(db, **settings) as csms:
         await csms.db(add_test_charger, csms.store, "CP1", "first-password")
-        plain_port = await csms.ocpp.start("127.0.0.1", 0)
-        station = SimStation("CP1", f"ws://127.0.0.1:{plain_port}/ocpp", csms.ocpp_url,
+        assert csms.plain_ocpp_url is not None
+        station = SimStation("CP1", csms.plain_ocpp_url, csms.ocpp_url,
                              tmp_path, ChargerSecurity(profile=1, password="first-password"))
         async with sim_station(csms, station):
             to_two = await run_cli("csms", "cp", "security-migrate", "CP1", "--to-profile",
