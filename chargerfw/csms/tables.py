@@ -90,10 +90,10 @@ charge_points = sa.Table(
     # The OCPP security profile of its latest connection (0-3; NULL: not connected since),
     # and how many connections it opened (a reconnect shows as a new count).
     sa.Column("security_profile", sa.Integer),
-    sa.Column("connection_count", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("connection_count", sa.Integer, nullable=False, server_default="0"),
     # Set once it connected with a client certificate (security profile 3): Basic auth alone
     # is refused from then on; only the operator clears it (`charger client-certificate`).
-    sa.Column("client_certificate_required", sa.Boolean, nullable=False, default=False,
+    sa.Column("client_certificate_required", sa.Boolean, nullable=False,
               server_default="0"),
 )
 

@@ -51,9 +51,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('charge_points') as batch:
-        batch.drop_column('connection_count')
-        batch.drop_column('security_profile')
+    # In place (SQLite 3.35+ drops a column itself): copying charge_points is what its
+    # foreign keys would not allow.
+    op.drop_column('charge_points', 'connection_count')
+    op.drop_column('charge_points', 'security_profile')
     with op.batch_alter_table('charge_point_events') as batch:
         batch.drop_index(batch.f('ix_charge_point_events_event_type'))
         batch.drop_column('event_type')
