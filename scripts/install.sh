@@ -118,6 +118,9 @@ if [ ! -e "$etc/chargerfw.toml" ]; then
   echo "wrote $etc/chargerfw.toml: edit it, then: systemctl start chargerfw"
 else
   echo "kept the existing $etc/chargerfw.toml"
+  # It may hold the OCPP password: readable by the service's group only, as a new one is.
+  chmod 0640 "$etc/chargerfw.toml"
+  [ ${#owner_args[@]} -eq 0 ] || chown root:chargerfw "$etc/chargerfw.toml"
 fi
 
 # The units name the prefix at its final place, not the staging path.

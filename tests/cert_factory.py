@@ -100,3 +100,52 @@ def server_certificate(ca: Issued, host: str = "localhost", **kwargs: object) ->
 def client_certificate(ca: Issued, charge_point_id: str, **kwargs: object) -> Issued:
     """A TLS client certificate whose CN is ``charge_point_id`` (security profile 3)."""
     return issue(charge_point_id, issuer=ca, eku=[CLIENT_AUTH], **kwargs)  # type: ignore[arg-type]
+
+
+def sign_request(ca: Issued, csr_pem: str, *, common_name: str | None = None,
+                 organization: str | None = None, not_before: datetime | None = None,
+                 not_after: datetime | None = None) -> Issued:
+    """A client certificate for the key of a PEM CSR, issued by ``ca``: the CSR's CN and O
+    unless told otherwise. The returned ``Issued`` has the CA's key (the CSR's stays with its
+    maker), so only its ``cert``/``pem`` are of use."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+
+    def first(oid: x509.ObjectIdentifier) -> str | None:
+        values = csr.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else None
+
+    now = datetime.now(UTC)
+    organization = organization or first(NameOID.ORGANIZATION_NAME)
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME,
+                                     common_name or first(NameOID.COMMON_NAME) or "")]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    subject = x509.Name(attributes)
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - timedelta(days=1))
+            .not_valid_after(not_after or now + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]), critical=False)
+            .sign(ca.key, None if isinstance(ca.key, ed25519.Ed25519PrivateKey)
+                  else hashes.SHA256()))
+    return Issued(ca.key, cert)
+
+
+def sign_firmware(signer: Issued, firmware: bytes) -> str:
+    """The base64 signature over ``firmware`` that SignedUpdateFirmware carries: ECDSA or RSA
+    PKCS#1 v1.5 with SHA-256 by ``signer``'s key."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    if isinstance(signer.key, ec.EllipticCurvePrivateKey):
+        raw = signer.key.sign(firmware, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(signer.key, rsa.RSAPrivateKey):
+        raw = signer.key.sign(firmware, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise TypeError(f"cannot sign firmware with a {type(signer.key).__name__}")
+    return base64.b64encode(raw).decode()

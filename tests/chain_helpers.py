@@ -166,12 +166,14 @@ class Chain:
 @contextlib.asynccontextmanager
 async def running_chain(db: str, tmp_path: Path, *, energy_per_kwh: float,
                         time_per_hour: float, flat: float, vat: float,
-                        station_keys: dict[str, str] | None = None) -> AsyncIterator[Chain]:
+                        station_keys: dict[str, str] | None = None,
+                        **csms_settings: Any) -> AsyncIterator[Chain]:
     """Backend with tariff T1 and charger CP1 (HTTP Basic password) at LOC1, the eMSP
-    registered over the credentials handshake, and the firmware connected and Available."""
+    registered over the credentials handshake, and the firmware connected and Available.
+    ``csms_settings`` are the backend's settings beyond the tests' defaults (``admin_port``...)."""
     short_dir = Path(tempfile.mkdtemp(prefix="cfw-chain-"))  # Unix socket path length
     try:
-        async with running_emsp() as emsp, csms_running(db) as csms:
+        async with running_emsp() as emsp, csms_running(db, **csms_settings) as csms:
             await csms.db(csms.store.add_tariff, make_tariff(
                 TARIFF, energy=energy_per_kwh, time_h=time_per_hour, flat=flat, vat=vat))
             await csms.db(add_test_charger, csms.store, CHARGER, CHARGER_PASSWORD, TARIFF,

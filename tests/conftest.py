@@ -22,6 +22,25 @@ if TYPE_CHECKING:
     from reader_pcscd import VpcdStack
 
 
+@pytest.fixture(autouse=True)
+def _station_logging_restored() -> Iterator[None]:
+    """Each test starts with the log output a fresh process has: a CLI invoked in-process
+    (``main`` sets the level, WARNING by default, and its own stream) must not silence or
+    redirect the lines of the tests after it on the same worker."""
+    import logging
+
+    from chargerfw import logs
+
+    root = logging.getLogger()
+    level, stream = logs._output.level, logs._output.stream
+    root_level, root_handlers = root.level, list(root.handlers)
+    yield
+    with logs._output.lock:
+        logs._output.level, logs._output.stream = level, stream
+    root.setLevel(root_level)
+    root.handlers[:] = root_handlers
+
+
 @pytest.fixture(scope="module")
 def pg(request: pytest.FixtureRequest) -> PostgresServer:
     """The session's PostgreSQL server (started on first use, stopped when the session ends)."""

@@ -331,6 +331,13 @@ class SimCharger(OcppChargePoint):
             self._in_background(self._download(kw["location"]))
         return call_result.UpdateFirmware()
 
+    @on(Action.signed_update_firmware)
+    async def on_signed_update_firmware(self, **kw: Any) -> call_result.SignedUpdateFirmware:
+        """Answered from ``answers`` (Accepted unless told); downloads nothing."""
+        self.answers.setdefault("SignedUpdateFirmware", "Accepted")
+        return call_result.SignedUpdateFirmware(
+            status=await self._answer("SignedUpdateFirmware", kw))
+
     @on(Action.get_diagnostics)
     async def on_get_diagnostics(self, **kw: Any) -> call_result.GetDiagnostics:
         self.received.append(("GetDiagnostics", kw))

@@ -52,6 +52,7 @@ def write_station(directory: Path, *, meter_port: int | None = None,
     document = tomlkit.parse(SIM_TOML.read_text())
     document["station"]["id"] = station_id
     document["storage"]["path"] = str(directory / "state.db")
+    document["security"] = {"certificates_dir": str(directory / "certs")}
     document["connector"][0]["meter"]["tcp_port"] = meter_port or free_port()
     document["ocpp"]["url"] = ocpp_url or f"ws://127.0.0.1:{free_port()}/ocpp"
     if edit:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from chargerfw.config.station import SecuritySection
 from chargerfw.ocpp.config_keys import ConfigurationKeys
 from chargerfw.ocpp.connection import (
     BackendLink,
@@ -26,6 +27,7 @@ from chargerfw.ocpp.connection import (
     Session,
 )
 from chargerfw.ocpp.station_port import BootInfo
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.client import OcppClient
 from chargerfw.store import Store
 
@@ -119,6 +121,7 @@ class MemoryConnection:
         self.health = LinkHealth(url=f"memory:///ocpp/{charge_point_id}")
         self.frame_sink: FrameSink | None = None
         self.auth_failed: Callable[[str], None] | None = None
+        self.security_event: Callable[[str, str], None] | None = None
         self._backend = backend
         self._retry_s = retry_s
         self._current: MemoryEnd | None = None
@@ -181,12 +184,16 @@ def client_keys(store: Store, overrides: dict[str, str] | None = None) -> Config
 
 
 def make_client(store: Store, keys: ConfigurationKeys, connection: BackendLink, *,
-                station: Any = None, call_timeout_s: float = 3.0) -> OcppClient:
-    """A client for two connectors (three-phase 1, single-phase 2) with fast ticks."""
+                station: Any = None, call_timeout_s: float = 3.0,
+                certificates: Callable[[Store, ConfigurationKeys], StationCertificates] | None
+                = None) -> OcppClient:
+    """A client for two connectors (three-phase 1, single-phase 2) with fast ticks;
+    ``certificates`` builds its certificate messages (none without)."""
     return OcppClient(store=store, keys=keys, connection=connection,
                       boot=BootInfo(vendor="chargerfw", model="test", firmware_version="0.1"),
                       connector_phases={1: 3, 2: 1}, station=station,
-                      call_timeout_s=call_timeout_s, tick_s=0.02, meter_persist_interval_s=0.0)
+                      call_timeout_s=call_timeout_s, tick_s=0.02, meter_persist_interval_s=0.0,
+                      certificates=None if certificates is None else certificates(store, keys))
 
 
 @contextlib.asynccontextmanager
@@ -205,12 +212,15 @@ async def _running(client: OcppClient) -> AsyncIterator[OcppClient]:
 @contextlib.asynccontextmanager
 async def memory_client(tmp_path: Path, backend: MemoryBackend, *, station: Any = None,
                         keys_overrides: dict[str, str] | None = None,
-                        call_timeout_s: float = 3.0) -> AsyncIterator[OcppClient]:
+                        call_timeout_s: float = 3.0,
+                        certificates: Callable[[Store, ConfigurationKeys], StationCertificates]
+                        | None = None) -> AsyncIterator[OcppClient]:
     """A running client whose links to ``backend`` (a ``TestCsms(in_memory=True)``) are in
     memory."""
     store = Store(tmp_path / "state.db")
     client = make_client(store, client_keys(store, keys_overrides), MemoryConnection(backend),
-                         station=station, call_timeout_s=call_timeout_s)
+                         station=station, call_timeout_s=call_timeout_s,
+                         certificates=certificates)
     async with _running(client):
         yield client
 
@@ -219,15 +229,16 @@ async def memory_client(tmp_path: Path, backend: MemoryBackend, *, station: Any 
 async def running_client(tmp_path: Path, url: str, *, station: Any = None,
                          keys_overrides: dict[str, str] | None = None,
                          password: str | None = None, profile: int = 0,
-                         ca_file: str | None = None,
+                         security: SecuritySection | None = None,
                          call_timeout_s: float = 3.0,
                          backoff: Backoff | None = None) -> AsyncIterator[OcppClient]:
     """A running client connected to ``url`` over a real WebSocket on loopback (reconnecting
-    after 10-200 ms unless ``backoff`` says otherwise)."""
+    after 10-200 ms unless ``backoff`` says otherwise); ``security`` is its certificate
+    store (profiles 2 and 3)."""
     store = Store(tmp_path / "state.db")
     keys = client_keys(store, keys_overrides)
     connection = OcppConnection(url, "CP1", security_profile=profile, password=password,
-                                ca_file=ca_file,
+                                security=security,
                                 ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"),
                                 backoff=backoff or Backoff(initial_s=0.05, maximum_s=0.2,
                                                            floor_s=0.01),

@@ -15,9 +15,10 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Protocol
 
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call_result
@@ -48,6 +49,10 @@ class CsmsBehaviour:
     first_tx_id: int = 1000
     # Actions to swallow (no answer at all), to simulate a backend that hangs.
     swallow: set[str] = field(default_factory=set)
+    sign_certificate_status: str = "Accepted"  # the answer to SignCertificate
+    # Answer SecurityEventNotification with NotSupported (a backend without the security
+    # extension).
+    refuse_security_events: bool = False
 
 
 class Link(Protocol):
@@ -153,6 +158,16 @@ class _ServerSide(LibChargePoint):
     def signed_firmware_status(self, **_: Any) -> call_result.SignedFirmwareStatusNotification:
         return call_result.SignedFirmwareStatusNotification()
 
+    @on(Action.sign_certificate)
+    def sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
+
+    @on(Action.security_event_notification)
+    def security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        if self.csms.behaviour.refuse_security_events:
+            raise NotSupportedError(description="test backend has no security extension")
+        return call_result.SecurityEventNotification()
+
 
 class TestCsms:
     __test__ = False  # not a pytest class
@@ -172,6 +187,8 @@ class TestCsms:
         self.changed = asyncio.Event()
         self.raw_waiters: dict[str, asyncio.Future[list[Any]]] = {}
         self.tx_ids = itertools.count(self.behaviour.first_tx_id)
+        self.client_certificates: list[str] = []  # the CN of each accepted client certificate
+        self.authorizations: list[str | None] = []  # each handshake's Authorization header
         self.connections: list[Link] = []
         self.server_side: _ServerSide | None = None
         self._server: Any = None
@@ -189,12 +206,29 @@ class TestCsms:
         self.listening = True
         if self.in_memory:
             return
-        kwargs: dict[str, Any] = {"subprotocols": ["ocpp1.6"], "ssl": self.ssl_context}
-        if self.password is not None:
-            kwargs["process_request"] = basic_auth(
-                realm="ocpp", check_credentials=lambda user, pw: pw == self.password and user == "CP1")
+        kwargs: dict[str, Any] = {"subprotocols": ["ocpp1.6"], "ssl": self.ssl_context,
+                                  "process_request": self._check_client}
+        self._basic_auth = basic_auth(
+            realm="ocpp", check_credentials=lambda user, pw: pw == self.password and user == "CP1")
         self._server = await serve(self._handle, "127.0.0.1", port, **kwargs)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _check_client(self, connection: ServerConnection, request: Any) -> Any:
+        """A client certificate (security profile 3; the server's context asks for one) must
+        name the charge point of the path; without one, Basic auth when ``password`` is set
+        (read at each handshake: a test may change it)."""
+        self.authorizations.append(request.headers.get("Authorization"))
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        if certificate:
+            names = dict(item[0] for item in certificate["subject"])
+            if names.get("commonName") != request.path.rsplit("/", 1)[-1]:
+                return connection.respond(HTTPStatus.FORBIDDEN, "not this charge point\n")
+            self.client_certificates.append(names["commonName"])
+            return None
+        if self.password is not None:
+            return await self._basic_auth(connection, request)
+        return None
 
     async def stop(self) -> None:
         """Stop listening; connections that are open stay open (see drop_connections)."""

@@ -73,6 +73,7 @@ def sim_station_config(tmp_path: Path, url: str, *, station_id: str = "CP1",
     if password:
         raw["ocpp"]["password"] = password
     raw["storage"] = {"path": str(tmp_path / "state.db")}
+    raw["security"] = {"certificates_dir": str(tmp_path / "certs")}
     raw["connector"][0]["meter"]["tcp_port"] = free_port()
     raw["connector"][0]["meter"]["poll_interval_s"] = 0.5
     path = tmp_path / "station.toml"

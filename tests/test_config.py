@@ -96,6 +96,30 @@ def test_ocpp_profile_rules() -> None:
     assert "wss://" in problem
     (problem,) = problems_of(MINIMAL + '\n[ocpp]\nurl = "http://h"\n')
     assert problem == "ocpp.url: must start with ws:// or wss://"
+    # Profiles 2 and 3 need a wss:// URL: the url itself or secure_url (a remote raise).
+    raised = parse_config(tomllib.loads(
+        base + 'security_profile = 3\nsecure_url = "wss://h:8443/ocpp/"\n')).ocpp
+    assert raised.tls_url == "wss://h:8443/ocpp" and raised.password is None
+    (problem,) = problems_of(base + 'secure_url = "ws://h"\n')
+    assert problem == "ocpp.secure_url: must start with wss://"
+    (problem,) = problems_of(base + 'keys = {SecurityProfile = "2"}\n')
+    assert "SecurityProfile: provisioned by [ocpp] security_profile" in problem
+
+
+def test_a_password_in_a_file_everyone_may_read_is_warned_about(tmp_path: Path) -> None:
+    from chargerfw.logs import capture_logs
+
+    path = tmp_path / "station.toml"
+    path.write_text(MINIMAL + '\n[ocpp]\nurl = "ws://h"\nsecurity_profile = 1\npassword = "pw"\n')
+    path.chmod(0o644)
+    with capture_logs() as logged:
+        load_config(path)
+    (warning,) = [e for e in logged if e["event"] == "config.password_readable_by_all"]
+    assert warning["mode"] == "0644" and "chmod 0640" in warning["fix"]
+    path.chmod(0o640)  # readable by the service's group only: fine
+    with capture_logs() as logged:
+        load_config(path)
+    assert not [e for e in logged if e["event"] == "config.password_readable_by_all"]
 
 
 def test_password_is_not_in_repr() -> None:

@@ -234,6 +234,7 @@ def test_second_run_keeps_an_edited_config(staged: StagedInstall, stubs: LiveCom
     edited = config.read_text().replace('id = "CP-0001"', 'id = "CP-4711"')
     assert edited != config.read_text()
     config.write_text(edited)
+    config.chmod(0o644)  # as an older install left it: the password readable by everyone
     output = make_install(stubs, DESTDIR=str(staged.destdir), EXTRAS="", PYTHON=sys.executable,
                           PIP_INSTALL_ARGS="--no-deps")
     assert config.read_text() == edited

@@ -78,6 +78,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "chargerfw.cli.safety:safety_group",
         "The safety process: contactor coils, fault inputs, control pilot and lock.",
     ),
+    "security-log": (
+        "chargerfw.cli.security_log:security_log_group",
+        "The security log (OCPP security events): `show`, `clear`.",
+    ),
     "selftest": (
         "chargerfw.cli.selftest:selftest_command",
         "Check config, meter, reader, pins, contactor feedback, backend, clock and disk "

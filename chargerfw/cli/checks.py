@@ -146,16 +146,22 @@ class BackendProbe:
     round_trip_s: float | None = None
 
 
-async def probe_backend(config: StationConfig, password: str | None = None,
+async def probe_backend(config: StationConfig, profile: int | None = None,
                         timeout_s: float = 5.0) -> BackendProbe:
-    """Open the OCPP WebSocket the way the service does (profile, credentials, CA), note the
+    """Open the OCPP WebSocket the way the service does (``profile``, else the config's;
+    the AuthorizationKey, the installed roots and the station's certificate), note the
     server's HTTP ``Date`` header, and close at once without sending a CALL."""
+    from chargerfw.ocpp.credentials import AuthorizationKeyFile
+
     ocpp = config.ocpp
     if ocpp is None:
         return BackendProbe(False, "no [ocpp] section in the config")
-    connection = OcppConnection(ocpp.url, config.station.id, security_profile=ocpp.security_profile,
-                                password=password or ocpp.password, ca_file=ocpp.ca_file,
-                                open_timeout_s=timeout_s, ping_interval_s=0)
+    keys = AuthorizationKeyFile(config.security.authorization_key_file, ocpp.password)
+    connection = OcppConnection(
+        ocpp.url, config.station.id,
+        security_profile=ocpp.security_profile if profile is None else profile,
+        password=keys.key, security=config.security, secure_url=ocpp.secure_url,
+        open_timeout_s=timeout_s, ping_interval_s=0)
     try:
         kwargs = connection.connect_kwargs()
     except (ConnectionSetupError, OSError, ValueError) as exc:
@@ -194,7 +200,7 @@ def backend_check(probe: BackendProbe) -> CheckResult:
         return passed("backend reachable", probe.detail)
     return failed("backend reachable", probe.detail,
                   "check the network (ping the backend host), the [ocpp] url, the password / "
-                  "AuthorizationKey and, for wss, the CA file")
+                  "AuthorizationKey and, for wss, the installed CentralSystemRootCertificates")
 
 
 

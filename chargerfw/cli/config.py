@@ -65,18 +65,23 @@ def ocpp_keys(station: Station) -> Iterator[tuple[ConfigurationKeys, Store] | No
     if store is None:
         yield None
         return
-    profile = station.config.ocpp.security_profile if station.config.ocpp else 0
+    from chargerfw.ocpp.security_profile import station_keys
+
     try:
-        yield ConfigurationKeys(store, len(station.config.connector), security_profile=profile,
-                                defaults=station.config.ocpp_key_defaults()), store
+        yield station_keys(station.config, store)[0], store
     finally:
         store.close()
 
 
 def _ocpp_rows(station: Station) -> list[dict[str, Any]]:
+    from chargerfw.ocpp.credentials import STORE_KEY, AuthorizationKeyFile
+
     definitions = key_definitions(len(station.config.connector))
     with ocpp_keys(station) as opened:
         stored = opened[1].config_all() if opened is not None else {}
+    # The AuthorizationKey is kept in a file of its own, never in the store.
+    if AuthorizationKeyFile(station.config.security.authorization_key_file).key:
+        stored[STORE_KEY] = REDACTED
     rows = []
     for name, definition in sorted(definitions.items()):
         if not definition.readable:

@@ -16,10 +16,17 @@ from typing import Any
 
 import click
 
-DEFAULT_DB = "csms.sqlite3"
+
+def _default_db() -> str:
+    from chargerfw.csms.paths import default_database
+
+    return default_database()
+
 
 db_option = click.option(
-    "--db", default=DEFAULT_DB, show_default=True, envvar="CHARGERFW_CSMS_DB",
+    "--db", default=_default_db, envvar="CHARGERFW_CSMS_DB",
+    show_default="csms.sqlite3 in $STATE_DIRECTORY, else $XDG_DATA_HOME/chargerfw, else "
+                 "~/.local/share/chargerfw",
     help="SQLite file path, or a postgresql://user:pass@host/db URL")
 country_option = click.option(
     "--country-code", default="NL", show_default=True, envvar="CHARGERFW_CSMS_COUNTRY_CODE",
@@ -136,7 +143,8 @@ def csms() -> None:
 @click.option("--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
               type=click.Path(file_okay=False, path_type=Path),
               help="where published firmware and uploads are kept (default: beside a SQLite "
-                   "database, DB.files; ./csms-files with PostgreSQL)")
+                   "database, DB.files; csms-files in the default database's directory with "
+                   "PostgreSQL)")
 @click.option("--max-upload-mb", default=100, show_default=True, type=click.IntRange(1, 100000),
               help="the largest diagnostics or log upload taken, in MiB")
 @click.option("--file-url-hours", default=24.0, show_default=True,
@@ -398,41 +406,29 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     first connect) gets them attached; its password stays unless --password or
     --no-password is given. One that has EVSEs already is refused.
     """
-    from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
+    from chargerfw.csms.charger_registration import (
+        RegistrationError,
+        option_label,
+        registration,
+    )
 
-    if password is not None and no_password:
-        raise click.UsageError("--password and --no-password exclude each other")
     store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
     attach = store.get_charge_point(charge_point_id) is not None
-    if not attach and password is None and not no_password:
-        raise click.UsageError("give --password (recommended) or --no-password")
-    existing = store.get_location(location_id)
-    location = None
-    if existing is None:
-        missing = [opt for opt, value in (("--address", address), ("--city", city),
-                                          ("--country", country),
-                                          ("--coordinates", coordinates),
-                                          ("--time-zone", time_zone)) if not value]
-        if missing:
-            raise click.UsageError(f"new location {location_id!r} needs {', '.join(missing)}")
-        lat, _, lon = (coordinates or "").partition(",")
-        location = LocationSpec(id=location_id, address=address or "", city=city or "",
-                                country=(country or "").upper(), latitude=lat.strip(),
-                                longitude=lon.strip(), time_zone=time_zone or "", name=name,
-                                postal_code=postal_code, publish=not unpublished)
-    else:
-        location = LocationSpec(id=location_id, address=existing["address"],
-                                city=existing["city"], country=existing["country"],
-                                latitude=existing["coordinates"]["latitude"],
-                                longitude=existing["coordinates"]["longitude"],
-                                time_zone=existing["time_zone"])
-    connector = ConnectorSpec("1", standard, connector_format, power_type, max_voltage,
-                              max_amperage, max_power)
-    evses = []
-    for n, arg in enumerate(evse_args or [f"{charge_point_id}-1"], start=1):
-        uid, _, evse_id = arg.partition("=")
-        evses.append(EvseSpec(uid=uid, ocpp_connector_id=n, connectors=[connector],
-                              evse_id=evse_id or None))
+    fields = {"charge_point_id": charge_point_id, "password": password,
+              "no_password": no_password, "location_id": location_id, "name": name,
+              "address": address, "city": city, "postal_code": postal_code,
+              "country": country, "coordinates": coordinates, "time_zone": time_zone,
+              "unpublished": unpublished, "evses": list(evse_args), "standard": standard,
+              "format": connector_format, "power_type": power_type,
+              "max_voltage": max_voltage, "max_amperage": max_amperage,
+              "max_power": max_power, "tariff": tariff_id, "rfid_reader": rfid_reader}
+    try:
+        # Attaching keeps a self-registered charger's password unless one is given.
+        item = registration(fields, store.get_location, password_required=not attach,
+                            label=option_label)
+    except RegistrationError as exc:
+        raise click.UsageError(str(exc)) from None
+    location, evses = item.location, list(item.evses)
     if attach:
         _run_store_action(lambda: store.attach_charge_point(
             charge_point_id, location, evses, tariff_id, password=password,
@@ -442,6 +438,35 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
                                                          evses, tariff_id, rfid_reader))
     click.echo(f"{'attached' if attach else 'registered'} {charge_point_id} at {location_id} "
                f"with {len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
+
+
+@charger.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@country_option
+@party_option
+@evse_id_format_option
+def charger_import(file: Path, db: str, country_code: str, party_id: str,
+                   evse_id_format: str | None) -> None:
+    """Register many chargers from FILE in one go: a CSV file (a header row of field names)
+    or a TOML file of [[charger]] tables, with the fields of `charger add` (charge_point_id,
+    password or no_password, location_id and a new location's address, city, country,
+    coordinates, time_zone; evses as UID[=EVSE_ID] separated by ';' in CSV; standard,
+    format, power_type, max_voltage, max_amperage, max_power, tariff, rfid_reader). All are
+    checked first and registered in one transaction: a bad row registers none."""
+    from chargerfw.csms.charger_registration import RegistrationError, read_registrations
+
+    store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
+    try:
+        items = read_registrations(file.name, file.read_bytes(), store.get_location)
+    except RegistrationError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        raise SystemExit(2) from None
+    _run_store_action(lambda: store.add_charge_points([
+        (i.charge_point_id, i.password, i.location, i.evses, i.tariff_id, i.rfid_reader)
+        for i in items]))
+    click.echo(f"registered {len(items)} charger(s) with "
+               f"{sum(len(i.evses) for i in items)} EVSE(s) from {file}")
 
 
 @charger.command("list")
@@ -1312,11 +1337,12 @@ data_dir_option = click.option(
     "--data-dir", default=None, envvar="CHARGERFW_CSMS_DATA_DIR",
     type=click.Path(file_okay=False, path_type=Path),
     help="where the backend keeps published firmware and uploaded files (default: beside a "
-         "SQLite database, DB.files; ./csms-files with PostgreSQL)")
+         "SQLite database, DB.files; csms-files in the default database's directory "
+         "with PostgreSQL)")
 
 
 def _data_dir(db: str, data_dir: Path | None) -> Path:
-    from chargerfw.csms.file_server import default_data_dir
+    from chargerfw.csms.paths import default_data_dir
 
     return data_dir.resolve() if data_dir is not None else default_data_dir(db)
 
@@ -1374,7 +1400,8 @@ def _send_and_follow(db: str, charge_point_id: str, command: str, params: dict[s
     _report(outcome, as_json)
     if follow:
         _follow(db, charge_point_id, kind, before, follow_timeout,
-                outcome.get("request_id") if command == "get_log" else None)
+                outcome.get("request_id") if command == "get_log" or outcome.get("signed")
+                else None)
 
 
 @csms.group()
@@ -1384,23 +1411,43 @@ def firmware() -> None:
 
 @firmware.command("publish")
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--signing-certificate", "certificate", metavar="CERT.pem", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="publish it signed (for `cp firmware update --signed`): the "
+                   "manufacturer's firmware signing certificate, PEM")
+@click.option("--signature", metavar="SIG.b64", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the base64 signature over FILE made with that certificate's key")
+@click.option("--sign-with", "sign_with", metavar="KEY.pem", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="or sign FILE here with that certificate's private key (PEM, EC or RSA)")
 @db_option
 @data_dir_option
-def firmware_publish(path: Path, db: str, data_dir: Path | None) -> None:
+def firmware_publish(path: Path, certificate: Path | None, signature: Path | None,
+                     sign_with: Path | None, db: str, data_dir: Path | None) -> None:
     """Publish the release archive FILE (`make release`) for chargers to download: it must
-    be a tar holding manifest.json with the release's version."""
+    be a tar holding manifest.json with the release's version. With --signing-certificate
+    and --signature or --sign-with it is published signed; the signature must be valid over
+    FILE with the certificate's key (the chargers check the certificate's chain)."""
     from chargerfw.csms.file_server import ReleaseRefused, publish_release
     from chargerfw.csms.store import CpoIdentity
 
+    if (signature is not None or sign_with is not None) and certificate is None:
+        raise click.UsageError("--signature and --sign-with need --signing-certificate")
+    if certificate is not None and (signature is None) == (sign_with is None):
+        raise click.UsageError("--signing-certificate needs one of --signature or --sign-with")
     store = _open_store(db, CpoIdentity())
     try:
-        release = _run_store_action(
-            lambda: publish_release(store, _data_dir(db, data_dir), path))
-    except ReleaseRefused as exc:
+        release = _run_store_action(lambda: publish_release(
+            store, _data_dir(db, data_dir), path,
+            signing_certificate=None if certificate is None else certificate.read_text(),
+            signature=None if signature is None else signature.read_text(),
+            sign_with=None if sign_with is None else sign_with.read_bytes()))
+    except (ReleaseRefused, UnicodeDecodeError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    click.echo(f"published {release['version']} as {release['file_name']} "
-               f"({release['size']} bytes, sha256 {release['sha256']})")
+    click.echo(f"published {release['version']}{' signed' if release['signed'] else ''} as "
+               f"{release['file_name']} ({release['size']} bytes, sha256 {release['sha256']})")
 
 
 @firmware.command("list")
@@ -1414,14 +1461,15 @@ def firmware_list(db: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(releases, indent=2, default=_fmt_time))
         return
-    click.echo(_table(["version", "file", "size", "sha256", "published (UTC)"], [
-        [r["version"], r["file_name"], r["size"], r["sha256"], r["published_at"]]
+    click.echo(_table(["version", "file", "size", "sha256", "signed", "published (UTC)"], [
+        [r["version"], r["file_name"], r["size"], r["sha256"],
+         "no" if r["signature"] is None else "yes", r["published_at"]]
         for r in releases]))
 
 
 @cp.group("firmware")
 def cp_firmware() -> None:
-    """A charger's firmware (UpdateFirmware)."""
+    """A charger's firmware (UpdateFirmware, SignedUpdateFirmware)."""
 
 
 @cp_firmware.command("update")
@@ -1435,31 +1483,41 @@ def cp_firmware() -> None:
               help="how often the charger retries the download")
 @click.option("--retry-interval", default=None, type=click.IntRange(0, 86400),
               help="seconds between its retries")
+@click.option("--signed", is_flag=True,
+              help="SignedUpdateFirmware with the signature VERSION was published with (the "
+                   "charger checks it against its manufacturer roots)")
 @_follow_options
 @db_option
 @wait_option
 @json_option
 def cp_firmware_update(charge_point_id: str, version: str | None, url: str | None,
                        retrieve_date: str | None, retries: int | None,
-                       retry_interval: int | None, follow: bool, follow_timeout: int, db: str,
-                       wait_s: int, as_json: bool) -> None:
+                       retry_interval: int | None, signed: bool, follow: bool,
+                       follow_timeout: int, db: str, wait_s: int, as_json: bool) -> None:
     """Have CHARGER install the published release VERSION (through a one-time URL of the
     file server only it may use), or the firmware at --url."""
     from chargerfw.csms.store import CpoIdentity
-    from chargerfw.csms.store.charger_files import FIRMWARE
+    from chargerfw.csms.store.charger_files import FIRMWARE, SIGNED_FIRMWARE
 
     if (version is None) == (url is None):
         raise click.UsageError("give a published release's VERSION or --url")
-    if version is not None and _open_store(db, CpoIdentity()).get_release(version) is None:
+    if signed and version is None:
+        raise click.UsageError("--signed needs a published release's VERSION")
+    release = None if version is None else _open_store(db, CpoIdentity()).get_release(version)
+    if version is not None and release is None:
         click.echo(f"error: no published release {version!r}; see `chargerfw csms firmware "
                    "list`", err=True)
         raise SystemExit(2)
+    if signed and release is not None and release["signature"] is None:
+        click.echo(f"error: release {version} was published without a signature; publish it "
+                   "with --signing-certificate", err=True)
+        raise SystemExit(2)
     params = {"version": version, "url": url, "retries": retries,
-              "retry_interval": retry_interval,
+              "retry_interval": retry_interval, "signed": signed,
               "retrieve_date": retrieve_date and _aware_time(retrieve_date,
                                                              "--retrieve-date").isoformat()}
     _send_and_follow(db, charge_point_id, "firmware_update", params, wait_s, as_json, follow,
-                     follow_timeout, FIRMWARE)
+                     follow_timeout, SIGNED_FIRMWARE if signed else FIRMWARE)
 
 
 period_options = [

@@ -9,7 +9,7 @@ import click
 
 from chargerfw.cli import config_option
 from chargerfw.cli.common import echo_json, iso, json_option, load_station, record_dict
-from chargerfw.ocpp.connection import redact_frame
+from chargerfw.ocppj.frames import redact_frame
 
 
 @click.group("ocpp")

@@ -174,12 +174,13 @@ def _direct_checks(station: Station) -> list[CheckResult]:
         results.append(skipped("backend reachable", "no [ocpp] section"))
         results.append(check_clock(datetime.now(UTC)))
     else:
-        password = None
+        profile = None  # the profile the station last connected with, if raised remotely
         store = station.open_store()
         if store is not None:
-            password = store.config_get("AuthorizationKey") or None
+            stored = store.config_get("SecurityProfile")
+            profile = int(stored) if stored else None
             store.close()
-        probe = asyncio.run(probe_backend(config, password))
+        probe = asyncio.run(probe_backend(config, profile))
         results.append(backend_check(probe))
         results.append(check_clock(datetime.now(UTC), probe.server_time, "backend"))
     return results

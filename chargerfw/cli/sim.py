@@ -37,6 +37,8 @@ from chargerfw.control.api import (
     SimRestoreDiodeRequest,
     SimShortPilotRequest,
     SimStopChargingRequest,
+    SimTamperCloseRequest,
+    SimTamperOpenRequest,
     SimTapRequest,
     SimTemperatureRequest,
     SimUnplugRequest,
@@ -384,6 +386,8 @@ STATION_ACTIONS: dict[str, tuple[Callable[[], Request[Any]], str]] = {
     "rcd-clear": (SimRcdClearRequest, "Release the residual current monitor."),
     "estop-press": (SimEstopPressRequest, "Press the emergency stop."),
     "estop-release": (SimEstopReleaseRequest, "Release the emergency stop."),
+    "tamper-open": (SimTamperOpenRequest, "Open the enclosure's tamper contact."),
+    "tamper-close": (SimTamperCloseRequest, "Close the tamper contact again."),
 }
 
 socket_option = click.option(

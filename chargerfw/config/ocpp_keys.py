@@ -5,9 +5,12 @@ rule lives here once.
 
 Every OCPP 1.6 Core key is defined, plus the LocalAuthListManagement, Reservation and
 SmartCharging keys, the security whitepaper's AuthorizationKey /
-SecurityProfile, and two vendor keys of this firmware: the offline fallback limit
+SecurityProfile and certificate keys (CpoName, CertificateSignedMaxChainSize,
+CertificateStoreMaxLength, AdditionalRootCertificateCheck), and vendor keys of this firmware: the
+offline fallback limit
 (``ChargerfwOfflineLimitA``, ``ChargerfwOfflineAfterS``), so a backend that shares a site's
-current can tell each charger the safe share it counts the charger at when the link is lost.
+current can tell each charger the safe share it counts the charger at when the link is lost,
+and ``ChargerfwNotifyAllSecurityEvents`` (push every security event, not only critical ones).
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ ASCII_DECIMAL = re.compile(r"[0-9]+(\.[0-9])?")
 # [smart_charging] offline_limit_a / offline_after_s.
 OFFLINE_LIMIT_KEY = "ChargerfwOfflineLimitA"
 OFFLINE_AFTER_KEY = "ChargerfwOfflineAfterS"
+# The certificate store's limits (chargerfw.ocpp.certificates): the characters of a
+# CertificateSigned chain (a leaf and two RSA-4096 CAs fit; the schema caps the field at
+# 10000, the whitepaper the key likewise) and the root certificates of both types together.
+CERTIFICATE_SIGNED_MAX_CHAIN_SIZE = 8000
+CERTIFICATE_STORE_MAX_LENGTH = 10
+# Vendor key: send a SecurityEventNotification for every security event, not only the
+# whitepaper's critical ones (docs/security.md, "Security events").
+NOTIFY_ALL_SECURITY_EVENTS_KEY = "ChargerfwNotifyAllSecurityEvents"
 
 
 @dataclass(frozen=True)
@@ -132,12 +143,13 @@ def _measurands(name: str, default: str) -> KeyDef:
 
 
 def key_definitions(number_of_connectors: int, security_profile: int = 0,
-                    defaults: Mapping[str, str] | None = None) -> dict[str, KeyDef]:
+                    defaults: Mapping[str, str] | None = None,
+                    additional_root_certificate_check: bool = False) -> dict[str, KeyDef]:
     """Every key this firmware knows, for a station with ``number_of_connectors``;
     ``defaults`` replaces the built-in default of writable keys (from the station config).
 
-    SecurityProfile is read-only here and reports the station config's profile: moving to a
-    higher profile needs a wss URL and a CA file, which are local provisioning, not a key."""
+    SecurityProfile defaults to the station config's profile; the running service alone
+    changes it (upward only, after trying the new profile: chargerfw.ocpp.security_profile)."""
     rotations = ",".join(f"{c}.Unknown" for c in range(0, number_of_connectors + 1))
     rotation_item, rotation_list = _rotation_checks(number_of_connectors)
     keys = [
@@ -196,10 +208,19 @@ def key_definitions(number_of_connectors: int, security_profile: int = 0,
         # --- chargerfw: the offline fallback ("": none, the profiles alone) ---
         KeyDef(OFFLINE_LIMIT_KEY, KeyType.DECIMAL, "", minimum=0, maximum=80),
         _int(OFFLINE_AFTER_KEY, 300),
+        # --- chargerfw: which security events are pushed to the backend ---
+        _bool(NOTIFY_ALL_SECURITY_EVENTS_KEY, False),
         # --- Security whitepaper (1.6 edition 3) ---
         KeyDef("AuthorizationKey", KeyType.STRING, "", readable=False, min_length=16,
                max_length=40),
-        _int("SecurityProfile", security_profile, hi=2, readonly=True),
+        _int("SecurityProfile", security_profile, hi=3),
+        # The O of the station's certificate (its CSR); 64 is X.520's bound for O.
+        KeyDef("CpoName", KeyType.STRING, "", max_length=64),
+        _int("CertificateSignedMaxChainSize", CERTIFICATE_SIGNED_MAX_CHAIN_SIZE, hi=10000,
+             readonly=True),
+        _int("CertificateStoreMaxLength", CERTIFICATE_STORE_MAX_LENGTH, readonly=True),
+        # [security] additional_root_certificate_check
+        _bool("AdditionalRootCertificateCheck", additional_root_certificate_check, readonly=True),
     ]
     definitions = {k.name: k for k in keys}
     for name, value in (defaults or {}).items():

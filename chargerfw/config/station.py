@@ -209,9 +209,15 @@ class ConnectorSection(_Section, frozen=True, kw_only=True):
 
 class OcppSection(_Section, frozen=True, kw_only=True):
     url: str  # the CSMS WebSocket URL without the charge point id
-    security_profile: Literal[0, 1, 2] = 0
+    # The profile the station starts with; a backend may raise it (SecurityProfile), and the
+    # raised profile, kept in the store, wins over this one (docs/security.md).
+    security_profile: Literal[0, 1, 2, 3] = 0
     password: str | None = None
+    # The backend's root CA, installed as a CentralSystemRootCertificate at start-up when the
+    # certificate store has none: the station trusts only the store ([security]).
     ca_file: Path | None = None
+    # The wss:// URL for profiles 2 and 3 when ``url`` is ws:// (a profile raised remotely).
+    secure_url: str | None = None
     # Factory values for OCPP configuration keys (MeterValueSampleInterval = "10", ...), as
     # OCPP's strings once validated. They are written to the store only where it holds no value
     # yet: the backend's changes win.
@@ -222,10 +228,20 @@ class OcppSection(_Section, frozen=True, kw_only=True):
             raise FieldError("url", "must start with ws:// or wss://")
         msgspec.structs.force_setattr(self, "url", self.url.rstrip("/"))
         msgspec.structs.force_setattr(self, "keys", _provisioned_keys(self.keys))
-        if self.security_profile >= 1 and not self.password:
+        if self.secure_url is not None:
+            if not self.secure_url.startswith("wss://"):
+                raise FieldError("secure_url", "must start with wss://")
+            msgspec.structs.force_setattr(self, "secure_url", self.secure_url.rstrip("/"))
+        if self.security_profile in (1, 2) and not self.password:
             raise ValueError(f"security_profile {self.security_profile} needs 'password'")
-        if self.security_profile == 2 and not self.url.startswith("wss://"):
-            raise ValueError("security_profile 2 needs a wss:// url")
+        if self.security_profile >= 2 and self.tls_url is None:
+            raise ValueError(f"security_profile {self.security_profile} needs a wss:// url "
+                             "(url or secure_url)")
+
+    @property
+    def tls_url(self) -> str | None:
+        """The wss:// URL of security profiles 2 and 3, if there is one."""
+        return self.url if self.url.startswith("wss://") else self.secure_url
 
     def __repr__(self) -> str:
         # The password stays out of logs and tracebacks.
@@ -243,6 +259,9 @@ def _provisioned_keys(value: dict[str, str | int | bool]) -> dict[str, str | int
             continue
         if definition.readonly:
             problems.append(f"{key}: read-only, it cannot be provisioned")
+            continue
+        if key == "SecurityProfile":
+            problems.append(f"{key}: provisioned by [ocpp] security_profile")
             continue
         text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
         try:
@@ -341,6 +360,37 @@ class SecuritySection(_Section, frozen=True, kw_only=True):
         """The private key of :attr:`charge_point_certificate` (PEM, mode 0600)."""
         return self.certificates_dir / "charge_point" / "key.pem"
 
+    # Renew the station's certificate (SignCertificate) this many days before it expires.
+    renew_before_days: Annotated[int, Meta(ge=1, le=365)] = 30
+    # The read-only key AdditionalRootCertificateCheck: one CentralSystemRootCertificate at a
+    # time (plus the one it replaced, as a fallback), each new one signed by the one before.
+    additional_root_certificate_check: bool = False
+
+    @property
+    def charge_point_generations_dir(self) -> Path:
+        """Complete generations of the station's certificate and key, one directory each;
+        ``charge_point`` is a symlink to the current one, swapped atomically."""
+        return self.certificates_dir / ".charge_point"
+
+    @property
+    def pending_charge_point_key(self) -> Path:
+        """The private key of the last SignCertificate's CSR (mode 0600), until its
+        CertificateSigned arrives."""
+        return self.charge_point_generations_dir / "pending-key.pem"
+    # Security events the station watches for (docs/security.md, "Security events"): a tamper
+    # contact (an enclosure switch; fail-safe wiring reads a cut wire as opened), each
+    # activation one TamperDetectionActivated; the wall clock moving this many seconds against
+    # the monotonic clock is SettingSystemTime; less free space than this on the store's disk
+    # is MemoryExhaustion.
+    tamper: FaultInputSection | None = None
+    clock_jump_s: Annotated[float, Meta(ge=1)] = 60.0
+    min_free_disk_mb: Annotated[int, Meta(ge=0)] = 16
+
+    @property
+    def authorization_key_file(self) -> Path:
+        """The AuthorizationKey a backend set, and its fallback (JSON, mode 0600)."""
+        return self.certificates_dir / "authorization_key.json"
+
 
 class StorageSection(_Section, frozen=True, kw_only=True):
     path: Path = Path("/var/lib/chargerfw/chargerfw.db")
@@ -414,6 +464,8 @@ class StationConfig(_Section, frozen=True, kw_only=True):
         if self.emergency_stop:
             claim(self.emergency_stop.pin, "emergency_stop.pin")
         claim(self.safety.watchdog_pin, "safety.watchdog_pin")
+        if self.security.tamper:
+            claim(self.security.tamper.pin, "security.tamper.pin")
         for c in self.connector:
             prefix = f"connector[{c.id}]"
             claim(c.contactor.pin, f"{prefix}.contactor.pin")
@@ -442,6 +494,28 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> StationConfi
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> StationConfig:
-    """Read and validate a station config file; raise :class:`ConfigError` on any problem."""
+    """Read and validate a station config file; raise :class:`ConfigError` on any problem.
+
+    A file that holds the OCPP password and that every user may read is loaded with a
+    warning, not refused: refusing would stop a charger that a firmware update finds so, and
+    the fix (mode 0640, root:chargerfw, as scripts/install.sh installs it) is the operator's."""
     path = Path(path)
-    return parse_config(read_toml(path, ConfigError), str(path))
+    config = parse_config(read_toml(path, ConfigError), str(path))
+    if config.ocpp is not None and config.ocpp.password:
+        _warn_if_world_readable(path)
+    return config
+
+
+def _warn_if_world_readable(path: Path) -> None:
+    import stat
+
+    from chargerfw.logs import get_logger
+
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o004:
+        get_logger(__name__).warning(
+            "config.password_readable_by_all", path=str(path), mode=f"{mode:04o}",
+            fix=f"chown root:chargerfw {path} && chmod 0640 {path}")

@@ -477,13 +477,10 @@ class DirectAccess:
     def set_ocpp_key(self, key: str, value: str) -> ConfigSetReply:
         """Written to the store, validated as the service would; the service reads it when it
         next starts."""
-        from chargerfw.ocpp.config_keys import ConfigurationKeys
+        from chargerfw.ocpp.security_profile import station_keys
 
-        profile = self.config.ocpp.security_profile if self.config.ocpp else 0
         with self._store() as store:
-            keys = ConfigurationKeys(store, len(self.config.connector), security_profile=profile,
-                                     defaults=self.config.ocpp_key_defaults())
-            status, reason = keys.change(key, value)
+            status, reason = station_keys(self.config, store)[0].change(key, value)
         return ConfigSetReply(key, status, reason)
 
     # -- charging profiles ----------------------------------------------------------------

@@ -125,6 +125,8 @@ class Method(enum.StrEnum):
     SIM_READER_UNPLUG = "sim.reader_unplug"
     SIM_READER_REPLUG = "sim.reader_replug"
     SIM_OVERDRAW = "sim.overdraw"
+    SIM_TAMPER_OPEN = "sim.tamper_open"
+    SIM_TAMPER_CLOSE = "sim.tamper_close"
 
 
 ReplyT = TypeVar("ReplyT")
@@ -540,6 +542,18 @@ class SimEstopReleaseRequest(Request[EmergencyStopSwitchReply], frozen=True):
     method: ClassVar[Method] = Method.SIM_ESTOP_RELEASE
 
 
+class TamperSwitchReply(Reply, frozen=True):
+    tamper: str  # open, close
+
+
+class SimTamperOpenRequest(Request[TamperSwitchReply], frozen=True):
+    method: ClassVar[Method] = Method.SIM_TAMPER_OPEN
+
+
+class SimTamperCloseRequest(Request[TamperSwitchReply], frozen=True):
+    method: ClassVar[Method] = Method.SIM_TAMPER_CLOSE
+
+
 class ContactorSimReply(Reply, frozen=True):
     connector: int
     contactor: str  # weld, repair, fail_to_close
@@ -630,6 +644,8 @@ REQUEST_TYPES: dict[Method, type[Request[Any]]] = {
         SimReaderUnplugRequest,
         SimReaderReplugRequest,
         SimOverdrawRequest,
+        SimTamperOpenRequest,
+        SimTamperCloseRequest,
     )
 }
 assert set(REQUEST_TYPES) == set(Method), "every method needs its request type"

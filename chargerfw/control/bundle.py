@@ -31,7 +31,7 @@ import msgspec
 
 from chargerfw import __version__
 from chargerfw.control.records import fault_dict, iso, record_dict
-from chargerfw.ocpp.connection import redact_frame
+from chargerfw.ocppj.frames import redact_frame
 from chargerfw.redact import redact, redact_text, redact_toml_text
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.store import Store
-from chargerfw.csms.store.charger_files import STATUS_KINDS
+from chargerfw.csms.store.charger_files import FIRMWARE, SIGNED_FIRMWARE, STATUS_KINDS
 
 LATEST_EVENTS = 10
 
@@ -60,10 +60,16 @@ def certificate_view(store: Store, charge_point_id: str) -> dict[str, Any] | Non
 
 def _files_view(store: Store, charge_point_id: str) -> dict[str, Any]:
     """The status history of the charger's firmware updates, diagnostics and log uploads (per
-    kind, oldest first) and the files it uploaded."""
+    kind, oldest first), its latest firmware status whether signed or not, and the files it
+    uploaded."""
     statuses = store.file_statuses(charge_point_id)
     history = {kind: [{"status": row["status"], "request_id": row["request_id"],
                        "reported_at": iso_utc(row["reported_at"])}
                       for row in statuses if row["kind"] == kind] for kind in STATUS_KINDS}
+    firmware = [row for row in statuses if row["kind"] in (FIRMWARE, SIGNED_FIRMWARE)]
+    latest = None if not firmware else {
+        "status": firmware[-1]["status"], "signed": firmware[-1]["kind"] == SIGNED_FIRMWARE,
+        "request_id": firmware[-1]["request_id"],
+        "reported_at": iso_utc(firmware[-1]["reported_at"])}
     files = [_json_ready(dict(row)) for row in store.received_files(charge_point_id)]
-    return {"file_statuses": history, "received_files": files}
+    return {"file_statuses": history, "firmware_status": latest, "received_files": files}

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from chargerfw.csms.ocpp_server import OcppServer
+from chargerfw.csms.release_signing import ReleaseSignature, SigningRefused, release_signature
 from chargerfw.csms.store import AsyncStore, NotFound, Store
 from chargerfw.csms.store.charger_files import (
     DIAGNOSTICS,
@@ -73,14 +74,6 @@ class FileSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
-def default_data_dir(db: str) -> Path:
-    """Where a backend keeps its files when not told: beside a SQLite database
-    (``csms.sqlite3`` -> ``csms.sqlite3.files``), else ``./csms-files``."""
-    if "://" not in db:
-        return Path(db).expanduser().resolve().with_name(Path(db).name + ".files")
-    return Path("csms-files").resolve()
-
-
 # --- publishing releases --------------------------------------------------------------------
 
 def release_version(path: Path) -> str:
@@ -105,12 +98,26 @@ def release_version(path: Path) -> str:
     return version
 
 
-def publish_release(store: Store, data_dir: Path, path: Path) -> dict[str, Any]:
+def publish_release(store: Store, data_dir: Path, path: Path,
+                    signing_certificate: str | None = None, signature: str | None = None,
+                    sign_with: bytes | None = None) -> dict[str, Any]:
     """Copy a release archive under ``data_dir`` and record it; raises ReleaseRefused or
-    the store's AlreadyExists (nothing kept then)."""
+    the store's AlreadyExists (nothing kept then). With ``signing_certificate`` (PEM) it is
+    published signed, for SignedUpdateFirmware: with ``signature`` (base64, checked) or
+    signed here with the key ``sign_with`` (PEM)."""
     version = release_version(path)
     if store.get_release(version) is not None:
         raise ReleaseRefused(f"release {version} is published already")
+    signed: ReleaseSignature | None = None
+    if signing_certificate is not None:
+        try:
+            signed = release_signature(path, signing_certificate, signature=signature,
+                                       key_pem=sign_with)
+        except SigningRefused as exc:
+            raise ReleaseRefused(f"{path}: {exc}") from None
+    elif signature is not None or sign_with is not None:
+        raise ReleaseRefused("a signature (or a key to sign with) needs the signing "
+                             "certificate")
     file_name = f"chargerfw-{version}-release.tar"
     target = data_dir / "firmware" / file_name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -125,12 +132,15 @@ def publish_release(store: Store, data_dir: Path, path: Path) -> dict[str, Any]:
     partial.replace(target)
     try:
         store.add_release(version, file_name, str(target.relative_to(data_dir)),
-                          digest.hexdigest(), size)
+                          digest.hexdigest(), size,
+                          signing_certificate=None if signed is None
+                          else signed.signing_certificate,
+                          signature=None if signed is None else signed.signature)
     except Exception:
         target.unlink(missing_ok=True)
         raise
     return {"version": version, "file_name": file_name, "sha256": digest.hexdigest(),
-            "size": size}
+            "size": size, "signed": signed is not None}
 
 
 # --- serving --------------------------------------------------------------------------------

@@ -522,6 +522,7 @@ class OcppServer:
             return None
         if charge_point["client_certificate_required"]:
             # Once on profile 3, Basic auth alone would be a downgrade.
+            log.warning("csms.client_certificate_missing", charge_point=cp_id, address=address)
             await self._refuse_event(cp_id, CERTIFICATE_REQUIRED, address,
                                      "connected without its client certificate")
             throttle.failed(cp_id, address)
@@ -696,6 +697,18 @@ class OcppServer:
         await self.call(charge_point_id, call.UpdateFirmware(
             location=location, retrieve_date=retrieve_date.astimezone(UTC).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"), retries=retries, retry_interval=retry_interval))
+
+    async def signed_update_firmware(self, charge_point_id: str, request_id: int,
+                                     location: str, retrieve_date: datetime,
+                                     signing_certificate: str, signature: str,
+                                     retries: int | None = None,
+                                     retry_interval: int | None = None) -> str:
+        """SignedUpdateFirmware (Security Whitepaper): the charger's status."""
+        result = await self.call(charge_point_id, call.SignedUpdateFirmware(
+            request_id=request_id, retries=retries, retry_interval=retry_interval,
+            firmware={"location": location, "retrieve_date_time": _ocpp_time(retrieve_date),
+                      "signing_certificate": signing_certificate, "signature": signature}))
+        return str(result.status)
 
     async def get_diagnostics(self, charge_point_id: str, location: str,
                               start_time: datetime | None = None,

@@ -35,6 +35,7 @@ from chargerfw.csms.store import AsyncStore, NotFound
 from chargerfw.csms.store.charger_files import DIAGNOSTICS as DIAGNOSTICS_KIND
 from chargerfw.csms.store.charger_files import FIRMWARE as FIRMWARE_KIND
 from chargerfw.csms.store.charger_files import LOG as LOG_KIND
+from chargerfw.csms.store.charger_files import SIGNED_FIRMWARE as SIGNED_FIRMWARE_KIND
 from chargerfw.csms.store.charger_files import IssuedToken
 from chargerfw.logs import get_logger
 
@@ -96,6 +97,13 @@ _EXPLAINED = {
     (UNLOCK, "UnlockFailed"): "the charger could not unlock the connector",
     (UNLOCK, "NotSupported"): "the charger cannot unlock that connector",
     (FIRMWARE_UPDATE, "Accepted"): "the charger will download the firmware",
+    (FIRMWARE_UPDATE, "AcceptedCanceled"): "the charger will download the firmware; it "
+                                           "cancelled an update in progress",
+    (FIRMWARE_UPDATE, "InvalidCertificate"): "the charger does not trust the signing "
+                                             "certificate (no installed manufacturer root)",
+    (FIRMWARE_UPDATE, "RevokedCertificate"): "the charger found the signing certificate "
+                                             "revoked",
+    (FIRMWARE_UPDATE, "Rejected"): "the charger refused the update (one is installing)",
     (DIAGNOSTICS, "Accepted"): "the charger will upload its diagnostics",
     (GET_LOG, "Accepted"): "the charger will upload the log",
     (GET_LOG, "AcceptedCanceled"): "the charger will upload the log; it cancelled an "
@@ -118,6 +126,8 @@ _EXPLAINED = {
 FINAL_STATUSES: dict[str, tuple[str, ...]] = {
     FIRMWARE_KIND: ("Installed", "InstallationFailed", "DownloadFailed", "InvalidSignature",
                     "InstallVerificationFailed"),
+    SIGNED_FIRMWARE_KIND: ("Installed", "InstallationFailed", "DownloadFailed",
+                           "InvalidSignature", "InstallVerificationFailed"),
     DIAGNOSTICS_KIND: ("Uploaded", "UploadFailed"),
     LOG_KIND: ("Uploaded", "UploadFailure", "BadMessage", "NotSupportedOperation",
                "PermissionDenied")}
@@ -199,7 +209,13 @@ def _firmware_params(params: dict[str, Any]) -> dict[str, Any]:
         parts = urlsplit(url)
         if parts.scheme not in URL_SCHEMES or not parts.netloc:
             raise InvalidCommand(f"url must be an {'/'.join(URL_SCHEMES)} URL, not {url!r}")
-    return {"version": version, "url": url,
+    signed = params.get("signed", False)
+    if not isinstance(signed, bool):
+        raise InvalidCommand(f"signed must be true or false, not {signed!r}")
+    if signed and version is None:
+        raise InvalidCommand("a signed update (SignedUpdateFirmware) needs a published "
+                             "release's version, not a URL")
+    return {"version": version, "url": url, "signed": signed,
             "retrieve_date": _time(params, "retrieve_date"),
             "retries": _count(params, "retries", RETRIES_MAX),
             "retry_interval": _count(params, "retry_interval", RETRY_INTERVAL_MAX)}
@@ -320,8 +336,10 @@ KINDS: dict[str, CommandKind] = {
         "only the changes unless full", _check_local_list_push, {"full": False},
         local_list.DONE),
     FIRMWARE_UPDATE: CommandKind(
-        "Install firmware: a published release's version or a URL (UpdateFirmware)",
-        _firmware_params, {"version": "1.2.0", "retries": 3}),
+        "Install firmware: a published release's version or a URL (UpdateFirmware); "
+        "signed: a release published with its signature (SignedUpdateFirmware)",
+        _firmware_params, {"version": "1.2.0", "retries": 3, "signed": False},
+        ("Accepted", "AcceptedCanceled")),
     DIAGNOSTICS: CommandKind(
         "Have the charger upload its diagnostics to this backend's file server "
         "(GetDiagnostics)", _period, {"start": "2026-01-01T00:00:00+00:00"}),
@@ -504,8 +522,30 @@ class OperatorCommandRunner:
 
         if params["url"] is not None:
             return await send(params["url"])
+        if params["signed"]:
+            return await self._signed_firmware_update(cp, params, retrieve)
         return await self._with_url(cp, FIRMWARE_KIND, params["version"],
                                     lambda _issued, url: send(url))
+
+    async def _signed_firmware_update(self, cp: str, params: dict[str, Any],
+                                      retrieve: datetime) -> dict[str, Any]:
+        """SignedUpdateFirmware of a release published with its signature; the one-time
+        URL's id is the request's requestId."""
+        release = await self._db(self._db.store.get_release, params["version"])
+        if release is not None and release["signature"] is None:
+            raise InvalidCommand(f"release {params['version']} was published without a "
+                                 "signature; publish it with its signing certificate")
+
+        async def send(issued: IssuedToken, url: str) -> dict[str, Any]:
+            assert release is not None
+            status = await self._ocpp.signed_update_firmware(
+                cp, issued.id, url, retrieve, release["signing_certificate"],
+                release["signature"], params["retries"], params["retry_interval"])
+            return outcome(cp, FIRMWARE_UPDATE, status, version=params["version"],
+                           signed=True, retrieve_date=retrieve.astimezone(UTC).isoformat())
+
+        # An unknown release is refused by the URL's issue, as for an unsigned update.
+        return await self._with_url(cp, FIRMWARE_KIND, params["version"], send)
 
     async def _diagnostics(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
         async def send(_issued: IssuedToken, url: str) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from chargerfw.csms.file_server import (
     DEFAULT_TOKEN_VALIDITY,
     FileServer,
     FileSettings,
-    default_data_dir,
 )
 from chargerfw.csms.fleet_ca import FleetCa
 from chargerfw.csms.login_limits import LoginLimits
@@ -42,6 +41,7 @@ from chargerfw.csms.ocpi.partner_sync import PartnerSync
 from chargerfw.csms.ocpi.push import PushWorker
 from chargerfw.csms.ocpp_server import OcppServer
 from chargerfw.csms.operator_commands import OperatorCommandRunner
+from chargerfw.csms.paths import default_data_dir
 from chargerfw.csms.site_balancer import SiteBalancer
 from chargerfw.csms.store import AsyncStore, CpoIdentity, Store
 from chargerfw.csms.tls import TlsFiles, plain_exposed_hosts, server_context

@@ -252,6 +252,12 @@ transactions = sa.Table(
     sa.Column("start_time", UtcDateTime, nullable=False),
     sa.Column("stop_time", UtcDateTime),
     sa.Column("stop_reason", sa.String(20)),
+    # Why the backend, not the charger, closed it (an orphan, a start it refused); the CDR's
+    # remark.
+    sa.Column("remark", sa.String(255)),
+    # Open when its charger booted: closed as an orphan once the charger reports the
+    # connector Available without having stopped it.
+    sa.Column("open_at_boot", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("tariff_id", sa.String(36)),
@@ -504,7 +510,9 @@ charger_file_statuses = sa.Table(
 )
 
 # Firmware releases published for chargers to download: the file under the backend's data
-# directory (``path``, relative to it) with what its manifest says.
+# directory (``path``, relative to it) with what its manifest says; a signed release also has
+# the manufacturer's signing certificate (PEM) and signature (base64) that SignedUpdateFirmware
+# carries.
 firmware_releases = sa.Table(
     "firmware_releases", metadata,
     sa.Column("version", sa.String(50), primary_key=True),
@@ -513,6 +521,8 @@ firmware_releases = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("published_at", UtcDateTime, nullable=False),
+    sa.Column("signing_certificate", sa.Text),
+    sa.Column("signature", sa.Text),
 )
 
 # One-time URLs: a firmware download ("firmware", bound to a release) or an upload

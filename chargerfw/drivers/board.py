@@ -64,6 +64,7 @@ class BoardSim:
     adcs: dict[tuple[int, int], SimulatedAds1115] = field(default_factory=dict)  # (bus, address)
     rcm: SimulatedRcm | None = None  # trip(), clear(), break_self_test(), cut_wire(), mend_wire()
     emergency_stop: SimulatedFaultSwitch | None = None  # press(), release(), cut_wire(), ...
+    tamper: SimulatedFaultSwitch | None = None  # trip() = the enclosure opened, clear()
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Board:
     rcm: Rcm | None = None
     emergency_stop: FaultInput | None = None
     sim: BoardSim | None = None
+    tamper: FaultInput | None = None  # [security.tamper]: the enclosure's tamper contact
 
     def open_all_contactors(self) -> None:
         """Any thread; for shutdown and last-resort safety."""
@@ -175,7 +177,12 @@ def _build_devices(
         if config.emergency_stop
         else None
     )
-    return Board(config.hardware, factory, buses, connectors, rcm, estop)
+    tamper = (
+        FaultInput.from_config(config.security.tamper, factory, name="tamper")
+        if config.security.tamper
+        else None
+    )
+    return Board(config.hardware, factory, buses, connectors, rcm, estop, tamper=tamper)
 
 
 def _contacts_closed(mirror: SimulatedContactorMirror) -> Callable[[], bool]:
@@ -222,6 +229,10 @@ def _build_sim(config: StationConfig, pin_factory: PinFactory | None) -> Board:
     if config.emergency_stop:
         sim.emergency_stop = SimulatedFaultSwitch(
             factory.pin(config.emergency_stop.pin), wiring=config.emergency_stop.contact_wiring
+        )
+    if config.security.tamper:
+        sim.tamper = SimulatedFaultSwitch(
+            factory.pin(config.security.tamper.pin), wiring=config.security.tamper.contact_wiring
         )
     # No real conversion time to wait for in simulation.
     board = _build_devices(config, factory, bus, buses, adc_sample_interval_s=0.0)

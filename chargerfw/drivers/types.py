@@ -4,7 +4,15 @@ layer read these."""
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
+
+
+def whole_wh(energy_wh: float) -> int:
+    """The one rule by which an energy reading becomes the whole Wh that OCPP sends and the
+    store keeps: to the nearest Wh (half up), never truncated (a register read as
+    167.99999 Wh is 168 Wh)."""
+    return math.floor(energy_wh + 0.5)
 
 
 @dataclass(frozen=True, slots=True)

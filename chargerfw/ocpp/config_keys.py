@@ -6,8 +6,12 @@ Values live in the store as the strings OCPP puts on the wire; a key never writt
 its default.
 
 RebootRequired is never answered: every writable key takes effect without a reboot (interval
-keys at their next tick, WebSocketPingInterval on the live socket, AuthorizationKey by a
-reconnect with the new password right after the reply).
+keys at their next tick, WebSocketPingInterval on the live socket, AuthorizationKey and
+SecurityProfile by a reconnect right after the reply).
+
+A key with an applier (:meth:`ConfigurationKeys.set_applier`) is not written to the store by
+a change: the applier decides and keeps it where it belongs (AuthorizationKey in its own file,
+SecurityProfile once the new profile connected). Such a key without its applier is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from chargerfw.logs import get_logger
 from chargerfw.station.enums import ChangeStatus
 
 log = get_logger(__name__)
+
+# Keys only an applier may change (see the module's docstring).
+APPLIED_KEYS = frozenset({"AuthorizationKey", "SecurityProfile"})
+Applier = Callable[[str], tuple[ChangeStatus, str]]
 
 
 class ConfigStore(Protocol):
@@ -44,12 +52,15 @@ class ConfigurationKeys:
 
     def __init__(self, store: ConfigStore, number_of_connectors: int = 1,
                  overrides: dict[str, str] | None = None, security_profile: int = 0,
-                 defaults: dict[str, str] | None = None) -> None:
+                 defaults: dict[str, str] | None = None,
+                 additional_root_certificate_check: bool = False) -> None:
         self._store = store
         # ``defaults``: what a key not written yet reads as (the station config's, which may
         # change), unlike ``overrides``, written once.
-        self.definitions = key_definitions(number_of_connectors, security_profile, defaults)
+        self.definitions = key_definitions(number_of_connectors, security_profile, defaults,
+                                           additional_root_certificate_check)
         self._listeners: list[Callable[[str, str], None]] = []
+        self._appliers: dict[str, Applier] = {}
         # Station-config provisioning (e.g. AuthorizationKey from the TOML password) is applied
         # only where the store has no value yet: the backend's later changes win.
         stored = store.config_all()
@@ -61,6 +72,13 @@ class ConfigurationKeys:
 
     def add_listener(self, listener: Callable[[str, str], None]) -> None:
         self._listeners.append(listener)
+
+    def set_applier(self, key: str, applier: Applier) -> None:
+        """``applier(canonical value) -> (status, reason)`` takes the changes of ``key`` in
+        place of the store (one of :data:`APPLIED_KEYS`)."""
+        if key not in APPLIED_KEYS:
+            raise ValueError(f"{key} is written to the store, it has no applier")
+        self._appliers[key] = applier
 
     def raw(self, key: str) -> str:
         definition = self.definitions[key]
@@ -104,7 +122,15 @@ class ConfigurationKeys:
             canonical = normalise(definition, value)
         except ConfigValueError as exc:
             return ChangeStatus.REJECTED, str(exc)
-        self._store.config_set(key, canonical)
+        if key in APPLIED_KEYS:
+            applier = self._appliers.get(key)
+            if applier is None:
+                return ChangeStatus.REJECTED, f"{key} is changed by the running service only"
+            status, reason = applier(canonical)
+            if status is not ChangeStatus.ACCEPTED:
+                return status, reason
+        else:
+            self._store.config_set(key, canonical)
         log.info("ocpp.config_changed", key=key,
                  value=canonical if definition.readable else "<redacted>")
         for listener in list(self._listeners):

@@ -3,8 +3,12 @@
 - URL ``{url}/{charge_point_id}``, subprotocol ``ocpp1.6`` (a server that does not agree to it
   is treated as a failed connection attempt).
 - Security profile 0: plain ws. 1: HTTP Basic (user = charge point id, password =
-  AuthorizationKey) over ws. 2: Basic over wss with the server certificate (and host name)
-  verified against a configured CA file only.
+  AuthorizationKey) over ws. 2: Basic over wss, the server certificate (and host name)
+  verified against the installed CentralSystemRootCertificates only. 3: wss with the station's
+  client certificate, no Basic auth. The TLS context is :func:`chargerfw.ocpp.tls.tls_context`;
+  profiles 2 and 3 use ``secure_url`` when ``url`` is ws:// (a profile raised from 0 or 1).
+- Credentials: the passwords to try, in order (a new AuthorizationKey, then the previous one);
+  a 401 moves to the next one for the next attempt.
 - Liveness: WebSocket pings every WebSocketPingInterval seconds (websockets' keepalive); a pong
   missing for as long closes the socket, the session ends and we reconnect. The interval can
   change on a live socket. :class:`LinkHealth` shows connected-since, last frame, last pong
@@ -20,33 +24,35 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chargerfw.logs import get_logger
 
 # asyncio, ssl and websockets are imported where a link is run: the control API's status
-# (LinkHealth) and the CLI's frame log (redact_frame) need none of them.
+# (LinkHealth) needs none of them.
 if TYPE_CHECKING:
     import asyncio
 
     from websockets.asyncio.client import ClientConnection
 
+    from chargerfw.config.station import SecuritySection
+
 log = get_logger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
-REDACTED = "***"
-_SECRET_KEYS = {"authorizationkey", "password"}
 
 
 class ConnectionSetupError(ValueError):
     """The link cannot be set up as configured (bad profile, missing CA or password)."""
+
+
+# What the link reports of each connection attempt: (security profile, the password sent or
+# None, the failure or None when the handshake succeeded).
+AttemptObserver = Callable[[int, "str | None", "BaseException | None"], None]
 
 
 @dataclass
@@ -88,91 +94,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
-
-
-# OCPP-J payloads nest a few levels (SetChargingProfile, the deepest 1.6 message, has six); a
-# frame nested deeper is refused before anything recurses over it.
-MAX_FRAME_DEPTH = 20
-LOGGED_UNREADABLE_CHARS = 2000  # what the log keeps of a frame that cannot be decoded
-
-
-class FrameDecodeError(ValueError):
-    """A frame that is not an OCPP-J JSON text. ``message`` is what was parsed, if the text
-    was JSON but holds what no OCPP frame may (deep nesting, a lone surrogate, NaN)."""
-
-    def __init__(self, reason: str, message: Any = None) -> None:
-        super().__init__(reason)
-        self.message = message
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode_frame(raw: str) -> Any:
-    """The JSON of one frame, or :class:`FrameDecodeError`: not JSON (NaN and Infinity
-    included), nested deeper than :data:`MAX_FRAME_DEPTH`, or a string that is not Unicode
-    text (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store or log can take).
-
-    Nothing here recurses in Python: a frame of 100,000 nested arrays ends in the decoder's
-    own depth guard, caught here."""
-    try:
-        message = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels") from None
-    except ValueError as exc:
-        raise FrameDecodeError(f"not JSON ({exc})") from None
-    pending: list[tuple[Any, int]] = [(message, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if isinstance(node, dict | list):
-            if depth > MAX_FRAME_DEPTH:
-                raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels", message)
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            for key, value in items:
-                if isinstance(key, str) and not _is_text(key):
-                    raise FrameDecodeError("a key is not Unicode text (lone surrogate)", message)
-                pending.append((value, depth + 1))
-        elif isinstance(node, str) and not _is_text(node):
-            raise FrameDecodeError("a string is not Unicode text (lone surrogate)", message)
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise FrameDecodeError("a number is out of range", message)
-    return message
-
-
-def _is_text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def redact_frame(frame: str) -> str:
-    """A frame for the log with secrets replaced: AuthorizationKey values in
-    ChangeConfiguration / GetConfiguration, and any field named like a password. A frame that
-    cannot be decoded is logged as it came, cut to :data:`LOGGED_UNREADABLE_CHARS`."""
-    try:
-        message = decode_frame(frame)
-    except FrameDecodeError:
-        if len(frame) <= LOGGED_UNREADABLE_CHARS:
-            return frame
-        return f"{frame[:LOGGED_UNREADABLE_CHARS]}...({len(frame)} characters)"
-    if not isinstance(message, list):
-        return frame
-
-    def scrub(node: Any) -> Any:  # depth is bounded by decode_frame
-        if isinstance(node, dict):
-            secret_pair = str(node.get("key", "")).lower() in _SECRET_KEYS and "value" in node
-            return {k: (REDACTED if (k.lower() in _SECRET_KEYS or (secret_pair and k == "value"))
-                        else scrub(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [scrub(v) for v in node]
-        return node
-
-    return json.dumps(scrub(message), separators=(",", ":"))
 
 
 FrameSink = Callable[[str, str], None]  # (direction "in"/"out", raw frame)
@@ -223,6 +144,7 @@ class BackendLink(Protocol):
     health: LinkHealth
     frame_sink: FrameSink | None  # sees every frame in and out
     auth_failed: Callable[[str], None] | None  # the backend refused our credentials
+    security_event: Callable[[str, str], None] | None  # (event type, tech info): TLS refusals
 
     async def run(self, session: Session) -> None: ...
 
@@ -243,7 +165,9 @@ class OcppConnection:
         *,
         security_profile: Callable[[], int] | int = 0,
         password: Callable[[], str | None] | str | None = None,
-        ca_file: Path | str | None = None,
+        passwords: Callable[[], Sequence[str]] | None = None,
+        security: SecuritySection | None = None,
+        secure_url: str | None = None,
         ping_interval_s: Callable[[], int] | int = 60,
         open_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
@@ -253,14 +177,20 @@ class OcppConnection:
         self.url = url.rstrip("/")
         self.charge_point_id = charge_point_id
         self._profile = security_profile if callable(security_profile) else (lambda: security_profile)
-        self._password = password if callable(password) else (lambda: password)
-        self._ca_file = Path(ca_file) if ca_file else None
+        fixed = password if callable(password) else (lambda: password)
+        self._passwords: Callable[[], Sequence[str]] = passwords or (
+            lambda: [p] if (p := fixed()) else [])
+        self._password_index = 0  # which of the passwords the next attempt sends
+        self._security = security
+        self.secure_url = secure_url.rstrip("/") if secure_url else None
         self._ping_interval = ping_interval_s if callable(ping_interval_s) else (lambda: ping_interval_s)
         self._open_timeout_s = open_timeout_s
         self.backoff = backoff or Backoff()
         self._stable_after_s = stable_after_s
         self.frame_sink = frame_sink
         self.auth_failed: Callable[[str], None] | None = None
+        self.security_event: Callable[[str, str], None] | None = None
+        self.attempt_observer: AttemptObserver | None = None
         self.health = LinkHealth(url=f"{self.url}/{charge_point_id}")
         self._ws: ClientConnection | None = None
         self._stopping = False
@@ -268,12 +198,30 @@ class OcppConnection:
 
     # -- set-up -----------------------------------------------------------------------------
 
+    def url_for(self, profile: int) -> str:
+        """The backend URL (without the charge point id) for ``profile``: ``secure_url`` for
+        the TLS profiles when ``url`` is ws://."""
+        if profile >= 2 and self.url.startswith("ws://") and self.secure_url:
+            return self.secure_url
+        return self.url
+
+    def password(self) -> str | None:
+        """The password the next attempt sends (profiles 1 and 2)."""
+        candidates = self._passwords()
+        if not candidates:
+            return None
+        return candidates[self._password_index % len(candidates)]
+
     def connect_kwargs(self) -> dict[str, Any]:
         """Arguments for :func:`websockets.asyncio.client.connect` for the current profile."""
         import ssl
 
+        from chargerfw.ocpp.tls import TlsSetupError, tls_context
+        from chargerfw.ocppj.library_log import WEBSOCKETS_LOGGER
+
         profile = self._profile()
-        uri = f"{self.url}/{self.charge_point_id}"
+        uri = f"{self.url_for(profile)}/{self.charge_point_id}"
+        self.health.url = uri
         kwargs: dict[str, Any] = {
             "uri": uri,
             "subprotocols": [SUBPROTOCOL],
@@ -284,25 +232,29 @@ class OcppConnection:
             "compression": None,  # OCPP frames are small; save the Pi the zlib work
             "proxy": None,
             "user_agent_header": "chargerfw",
+            "logger": WEBSOCKETS_LOGGER,  # handshake headers redacted
         }
-        if profile not in (0, 1, 2):
-            raise ConnectionSetupError(f"security profile {profile} is not supported (0, 1, 2)")
-        if profile >= 1:
-            password = self._password()
+        if profile not in (0, 1, 2, 3):
+            raise ConnectionSetupError(f"security profile {profile} is not supported (0-3)")
+        if profile in (1, 2):
+            password = self.password()
             if not password:
                 raise ConnectionSetupError(f"security profile {profile} needs a password")
             token = base64.b64encode(f"{self.charge_point_id}:{password}".encode()).decode()
             kwargs["additional_headers"] = {"Authorization": f"Basic {token}"}
-        if profile == 2:
+        if profile >= 2:
             if not uri.startswith("wss://"):
-                raise ConnectionSetupError("security profile 2 needs a wss:// url")
-            if self._ca_file is None:
-                raise ConnectionSetupError("security profile 2 needs ca_file")
-            # Only the configured CA is trusted, not the system store: a charger pins its backend.
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_verify_locations(cafile=str(self._ca_file))
-            kwargs["ssl"] = context
+                raise ConnectionSetupError(
+                    f"security profile {profile} needs a wss:// url ([ocpp] url or secure_url)")
+            if self._security is None:
+                raise ConnectionSetupError(
+                    f"security profile {profile} needs the certificate store ([security])")
+            try:
+                kwargs["ssl"] = tls_context(
+                    profile, self._security.central_system_roots_dir,
+                    self._security.charge_point_certificate, self._security.charge_point_key)
+            except TlsSetupError as exc:
+                raise ConnectionSetupError(str(exc)) from None
         elif uri.startswith("wss://"):
             kwargs["ssl"] = ssl.create_default_context()
         interval = self._ping_interval()
@@ -348,6 +300,8 @@ class OcppConnection:
         while not self._stopping:
             self.health.state = "connecting"
             self.health.next_attempt_in_s = None
+            profile = self._profile()
+            password = self.password() if profile in (1, 2) else None
             try:
                 kwargs = self.connect_kwargs()
                 ws = await connect(**kwargs)
@@ -356,8 +310,11 @@ class OcppConnection:
                     raise ConnectionSetupError(f"server chose subprotocol {ws.subprotocol!r}")
             except Exception as exc:  # refused, 401, TLS, timeout, bad URI: never give up
                 self._note_refused_credentials(exc)
+                self._note_handshake_failure(exc)
+                self._observe(profile, password, exc)
                 await self._wait_after_failure(exc)
                 continue
+            self._observe(profile, password, None)
             await self._serve(ws, session)
         self.health.state = "disconnected"
 
@@ -412,9 +369,26 @@ class OcppConnection:
     def _note_refused_credentials(self, exc: BaseException) -> None:
         from websockets.exceptions import InvalidStatus
 
-        if (isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403)
-                and self.auth_failed is not None):
-            self.auth_failed(f"HTTP {exc.response.status_code} from {self.health.url}")
+        if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+            self._password_index += 1  # the next attempt tries the next password
+            if self.auth_failed is not None:
+                self.auth_failed(f"HTTP {exc.response.status_code} from {self.health.url}")
+
+    def _note_handshake_failure(self, exc: BaseException) -> None:
+        from chargerfw.ocpp.tls import handshake_security_event
+
+        event = handshake_security_event(exc)
+        if event is not None and self.security_event is not None:
+            self.security_event(*event)
+
+    def _observe(self, profile: int, password: str | None, error: BaseException | None) -> None:
+        if error is None:
+            self._password_index = 0  # start from the newest password again next time
+        if self.attempt_observer is not None:
+            try:
+                self.attempt_observer(profile, password, error)
+            except Exception:  # an observer's bug must not end the backend link
+                log.exception("ocpp.attempt_observer_failed")
 
     async def _wait_after_failure(self, exc: BaseException) -> None:
         import asyncio

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, whole_wh
 from chargerfw.timestamps import iso_utc
 
 PHASES = ("L1", "L2", "L3")
@@ -45,10 +45,10 @@ def sampled_values(sample: MeterSample, measurands: list[str], context: str, pha
     per_phase = PHASES[: 1 if phases == 1 else 3]
     for measurand in measurands:
         if measurand == "Energy.Active.Import.Register":
-            add(measurand, float(int(sample.energy_import_wh)), "Wh")
+            add(measurand, float(whole_wh(sample.energy_import_wh)), "Wh")
         elif measurand == "Energy.Active.Export.Register":
             export = sample.energy_export_wh
-            add(measurand, None if export is None else float(int(export)), "Wh")
+            add(measurand, None if export is None else float(whole_wh(export)), "Wh")
         elif measurand == "Power.Active.Import":
             power = sample.power_w
             if power is None:

@@ -9,13 +9,16 @@ its link and reads the answer.
   the failures so far, and after the allowed attempts it is dead (kept on disk).
 - No answer in time is not a failure to process: the message stays at the head and goes again
   (a dead link is found by the ping, and the message goes out on the next connection).
-- A message that cannot be turned into a request at all is dead at once.
+- A message that cannot be turned into a request at all is dead at once, and so is a
+  notification the backend refuses as an action it does not know or support (a backend without
+  the security extension): retrying it could never succeed and would hold up the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +30,9 @@ from chargerfw.store import OutboxMessage, Store
 log = get_logger(__name__)
 
 NO_ANSWER_RETRY_S = 5.0
+# An idle pump looks at the head again this often: another process (a technician's command)
+# may have queued something it was not woken for.
+IDLE_RECHECK_S = 10.0
 PRUNE_EVERY = 100  # deliveries
 
 
@@ -35,7 +41,12 @@ class Undeliverable(Exception):
 
 
 class Refused(Exception):
-    """The backend answered the message with an error (a failure to process it)."""
+    """The backend answered the message with an error (a failure to process it). ``final``:
+    the answer says no resend can succeed (the message is dead at once)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +91,28 @@ class OutboxPump:
         self._retry_interval_s = retry_interval_s
         self._wakeup = asyncio.Event()
         self._deliveries = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
 
     def wake(self) -> None:
-        """Something was queued, or the retry settings changed: look at the head again."""
-        self._wakeup.set()
+        """Something was queued, or the retry settings changed: look at the head again. Any
+        thread may call it (a security event recorded on a worker thread, say)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._wakeup.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     async def run(self, sender: OutboxSender[RequestT]) -> None:
         """Deliver messages with ``sender`` for the life of one link."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         while True:
             message = self.store.outbox_head()
             if message is None:
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_RECHECK_S):
+                        await self._wakeup.wait()
                 continue
             wait = message.next_attempt_at - time.time()
             if wait > 0:
@@ -113,7 +134,8 @@ class OutboxPump:
         try:
             answer = await sender.send(message, request)
         except Refused as exc:
-            self.store.outbox_failed(message.seq, str(exc), max_attempts=self._max_attempts(),
+            self.store.outbox_failed(message.seq, str(exc),
+                                     max_attempts=1 if exc.final else self._max_attempts(),
                                      retry_interval_s=self._retry_interval_s())
             return
         except TimeoutError:

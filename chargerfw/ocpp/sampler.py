@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, whole_wh
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.metering import meter_value
 from chargerfw.store import Store, StoreError, TransactionRecord
@@ -187,7 +187,7 @@ class MeterSampler:
         if open_tx is None:
             return None
         try:
-            self.store.record_meter(open_tx.local_id, int(sample.energy_import_wh), sample.timestamp)
+            self.store.record_meter(open_tx.local_id, whole_wh(sample.energy_import_wh), sample.timestamp)
             self._last_persist[connector_id] = time.monotonic()
         except StoreError as exc:
             log.warning("meter.not_persisted", connector_id=connector_id, error=str(exc))

@@ -30,6 +30,7 @@ AvailabilityAnswer = Literal["Accepted", "Rejected", "Scheduled"]
 UnlockAnswer = Literal["Unlocked", "UnlockFailed", "NotSupported"]
 ResetKind = Literal["Soft", "Hard"]
 ReservationAnswer = Literal["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"]
+SignedUpdateAnswer = Literal["Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,14 @@ class StationPort(Protocol):
         """UpdateFirmware (FirmwareManagement; optional: a station without it is answered
         NotImplemented). None: taken (it replaces one that has not started installing);
         otherwise why it is refused."""
+        ...
+
+    def signed_update_firmware(self, request: FirmwareRequest) -> SignedUpdateAnswer:
+        """SignedUpdateFirmware (Security Whitepaper; optional: a station without it is
+        answered NotImplemented). ``request`` carries request_id, signature and
+        signing_certificate. InvalidCertificate: the signing certificate does not chain to an
+        installed ManufacturerRootCertificate (nothing stored); AcceptedCanceled: it replaced
+        an update that had not started installing; Rejected: one is installing."""
         ...
 
     def firmware_status(self) -> str:

@@ -6,12 +6,8 @@ Pure: certificates, signature and file in, a :class:`SignedFirmware` or a
 :class:`FirmwareSignatureError` out. Each error carries the SignedFirmwareStatusNotification
 status it maps to (``InvalidCertificate`` or ``InvalidSignature``).
 
-The chain is checked by verifying each issuer's signature directly
-(``Certificate.verify_directly_issued_by``) rather than with ``cryptography.x509.verification``:
-that verifier applies the Web PKI profile (server or client names, required extensions), which
-manufacturer code-signing hierarchies do not follow. What is checked, for every certificate up
-to and including the root: the validity period at ``now``; the issuer's name and signature; an
-issuer is a CA (basicConstraints) allowed to sign certificates (keyUsage, where present). The
+The chain is checked by :func:`chargerfw.x509chain.chain_to_root` (each issuer's signature
+verified directly: validity, names, CA and keyUsage of every issuer, up to the root). The
 signing certificate, when it carries extendedKeyUsage, must allow codeSigning.
 
 Signature algorithms: the whitepaper's certificate properties name RSA-PSS or ECDSA with SHA-256
@@ -34,8 +30,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-ROOT_SUFFIXES = (".pem", ".crt")
-MAX_CHAIN_LENGTH = 5  # signing certificate, intermediates and root
+from chargerfw import x509chain
+from chargerfw.x509chain import ROOT_SUFFIXES
+
 _READ_CHUNK = 1 << 20
 
 INVALID_CERTIFICATE = "InvalidCertificate"
@@ -129,36 +126,7 @@ def _file_digest(firmware: bytes | Path) -> bytes:
 
 
 def _name(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
-
-
-def _check_validity(cert: x509.Certificate, now: datetime) -> None:
-    if now < cert.not_valid_before_utc:
-        raise CertificateNotYetValid(
-            f"{_name(cert)} is not valid before {cert.not_valid_before_utc.isoformat()}")
-    if now > cert.not_valid_after_utc:
-        raise CertificateExpired(
-            f"{_name(cert)} expired at {cert.not_valid_after_utc.isoformat()}")
-
-
-def _may_issue(issuer: x509.Certificate) -> bool:
-    try:
-        if not issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return False
-    except x509.ExtensionNotFound:
-        return False
-    try:
-        return issuer.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
-    except x509.ExtensionNotFound:
-        return True
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, CryptoInvalidSignature):
-        return False
-    return True
+    return x509chain.subject_name(cert)
 
 
 def _check_code_signing(cert: x509.Certificate) -> None:
@@ -170,24 +138,21 @@ def _check_code_signing(cert: x509.Certificate) -> None:
         raise NotCodeSigning(f"{_name(cert)} is not for code signing (extendedKeyUsage)")
 
 
+_CHAIN_ERRORS: dict[type[x509chain.CertificateChainError], type[FirmwareSignatureError]] = {
+    x509chain.CertificateExpired: CertificateExpired,
+    x509chain.CertificateNotYetValid: CertificateNotYetValid,
+    x509chain.UntrustedCertificate: UntrustedCertificate,
+}
+
+
 def _chain_to_root(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                    roots: list[x509.Certificate], now: datetime) -> x509.Certificate:
     """The root ``leaf`` chains to, checking validity and signatures on the way."""
-    current = leaf
-    for _ in range(MAX_CHAIN_LENGTH):
-        _check_validity(current, now)
-        for root in roots:
-            if _may_issue(root) and _issued_by(current, root):
-                _check_validity(root, now)
-                return root
-        issuer = next((c for c in intermediates
-                       if c is not current and _may_issue(c) and _issued_by(current, c)), None)
-        if issuer is None:
-            break
-        current = issuer
-    raise UntrustedCertificate(
-        f"{_name(leaf)} (issuer {leaf.issuer.rfc4514_string()}) does not chain to an "
-        "installed ManufacturerRootCertificate")
+    try:
+        return x509chain.chain_to_root(leaf, intermediates, roots, now,
+                                       roots_name="ManufacturerRootCertificate")
+    except x509chain.CertificateChainError as exc:
+        raise _CHAIN_ERRORS[type(exc)](str(exc)) from None
 
 
 def _verify_signature(cert: x509.Certificate, signature: bytes, digest: bytes) -> str:
@@ -214,12 +179,12 @@ def _verify_signature(cert: x509.Certificate, signature: bytes, digest: bytes) -
     raise UnsupportedKey(f"{_name(cert)} has a {type(key).__name__}; RSA or EC is required")
 
 
-def verify_signed_firmware(signing_certificate: str, signature: str, firmware: bytes | Path,
-                           roots: list[x509.Certificate], now: datetime | None = None,
-                           ) -> SignedFirmware:
-    """Check SignedUpdateFirmware's ``signingCertificate`` (PEM; intermediates may follow the
-    signing certificate) against ``roots`` and its base64 ``signature`` over ``firmware``
-    (the file's bytes or its path). Raises a :class:`FirmwareSignatureError`."""
+def check_signing_certificate(signing_certificate: str, roots: list[x509.Certificate],
+                              now: datetime | None = None,
+                              ) -> tuple[x509.Certificate, x509.Certificate]:
+    """Check SignedUpdateFirmware's ``signingCertificate`` alone (as the request arrives,
+    before any download): (the signing certificate, the root it chains to). Raises a
+    :class:`FirmwareSignatureError` (status InvalidCertificate)."""
     now = datetime.now(UTC) if now is None else now
     if not roots:
         raise NoManufacturerRoots("no ManufacturerRootCertificate is installed")
@@ -230,6 +195,16 @@ def verify_signed_firmware(signing_certificate: str, signature: str, firmware: b
     leaf, intermediates = chain[0], chain[1:]
     root = _chain_to_root(leaf, intermediates, roots, now)
     _check_code_signing(leaf)
+    return leaf, root
+
+
+def verify_signed_firmware(signing_certificate: str, signature: str, firmware: bytes | Path,
+                           roots: list[x509.Certificate], now: datetime | None = None,
+                           ) -> SignedFirmware:
+    """Check SignedUpdateFirmware's ``signingCertificate`` (PEM; intermediates may follow the
+    signing certificate) against ``roots`` and its base64 ``signature`` over ``firmware``
+    (the file's bytes or its path). Raises a :class:`FirmwareSignatureError`."""
+    leaf, root = check_signing_certificate(signing_certificate, roots, now)
     try:
         raw_signature = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:

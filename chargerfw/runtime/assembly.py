@@ -141,6 +141,7 @@ async def assemble(config: StationConfig, stack: contextlib.AsyncExitStack, *,
                                request_restart=lambda: restart("Hard"),
                                is_accepted=lambda: client.online, self_test=self_test)
     stack.callback(firmware.close)
+    client.firmware_state = firmware.notification_state
     client.attach_station(BackendPort(core, smart_charging, firmware, emit=emit,
                                       restart=restart))
     keys.add_listener(core.on_key_changed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chargerfw.config import ConnectorSection
-from chargerfw.drivers.types import MeterSample
+from chargerfw.drivers.types import MeterSample, whole_wh
 from chargerfw.logs import get_logger
 from chargerfw.safety.core import PilotCommand
 from chargerfw.safety.port import SafetyPort
@@ -217,7 +217,7 @@ class ConnectorController:
         seen = self.latest_sample.energy_import_wh if self.latest_sample is not None else None
         meter_start = max((v for v in (persisted, seen) if v is not None), default=0.0)
         self._emit("transaction.meter_start_not_fresh", level="warning",
-                   meter_start_wh=int(meter_start), persisted_wh=persisted, last_sample_wh=seen,
+                   meter_start_wh=whole_wh(meter_start), persisted_wh=persisted, last_sample_wh=seen,
                    waited_s=self.fresh_sample_wait_s)
         self._record_start(action, meter_start, None)
 
@@ -236,7 +236,7 @@ class ConnectorController:
 
     def _record_start(self, action: StartTransaction, energy_wh: float,
                       sample: MeterSample | None) -> None:
-        meter_start = int(energy_wh)
+        meter_start = whole_wh(energy_wh)
         try:
             record = self.client.start_transaction(
                 self.id, action.id_tag, meter_start, reservation_id=action.reservation_id,
@@ -252,7 +252,7 @@ class ConnectorController:
     def _stop_transaction(self, action: StopTransaction) -> None:
         self._finish_pending_start()
         tx = self.transaction
-        meter_stop = int(self.energy_now_wh())
+        meter_stop = whole_wh(self.energy_now_wh())
         if tx is not None:
             meter_stop = max(meter_stop, tx.meter_start_wh)  # a stop never below its start
         stop_tag, self.stop_id_tag = self.stop_id_tag, None

@@ -6,6 +6,10 @@
 - Downloads run in a thread (:func:`chargerfw.release.download.download`), then the release is
   verified against the configured public key; the event loop and the safety path never wait
   for them.
+- A signed update (SignedUpdateFirmware): its signing certificate is checked against the
+  installed ManufacturerRootCertificates when it arrives (refused: InvalidCertificate, nothing
+  stored), and the signature over the downloaded file before the release's own checks
+  (refused: InvalidSignature, the file dropped); each refusal is a security event.
 - Installing: the slot is built (:func:`chargerfw.release.install_release`); just before the
   switch the store is copied (SQLite backup) and the trial record written; then the station
   stops (contactors open) and exits with the hard-reset code so systemd starts the boot
@@ -32,6 +36,13 @@ from typing import Any
 from chargerfw import __version__
 from chargerfw.config import StationConfig
 from chargerfw.logs import get_logger
+from chargerfw.ocpp.security_log import (
+    FIRMWARE_UPDATED,
+    INVALID_FIRMWARE_SIGNATURE,
+    INVALID_FIRMWARE_SIGNING_CERTIFICATE,
+    record_security_event,
+)
+from chargerfw.ocpp.station_port import FirmwareState as NotificationState
 from chargerfw.release import (
     ReleaseError,
     Slot,
@@ -47,6 +58,13 @@ from chargerfw.release.download import (
     partial_path,
     safe_location,
 )
+from chargerfw.release.firmware_signature import (
+    INVALID_SIGNATURE,
+    FirmwareSignatureError,
+    check_signing_certificate,
+    load_manufacturer_roots,
+    verify_signed_firmware,
+)
 from chargerfw.release.trial import (
     Outcome,
     Trial,
@@ -59,6 +77,8 @@ from chargerfw.release.trial import (
 from chargerfw.runtime.core import CoreRunner
 from chargerfw.station import connector as cn
 from chargerfw.station.firmware import (
+    Action,
+    Answer,
     CancelDownload,
     DownloadAttemptFailed,
     DownloadFinished,
@@ -69,12 +89,16 @@ from chargerfw.station.firmware import (
     Log,
     Notify,
     Phase,
+    Rebooting,
     ReleaseRefused,
     Resumed,
+    SignatureRefused,
     StartDownload,
     StartInstall,
     Tick,
+    UpdateAnswer,
     UpdateRequested,
+    core_status,
     step,
 )
 from chargerfw.station.station import EveryConnector
@@ -139,17 +163,45 @@ class FirmwareUpdater:
 
     # -- what the OCPP side asks -------------------------------------------------------------
 
-    def request(self, request: FirmwareRequest) -> None:
-        """UpdateFirmware (or SignedUpdateFirmware) taken."""
+    def request(self, request: FirmwareRequest) -> UpdateAnswer:
+        """UpdateFirmware (or SignedUpdateFirmware) taken; the machine's answer (Accepted,
+        AcceptedCanceled when it replaced a pending update, Rejected while one installs)."""
         log.info("firmware.update_requested", location=safe_location(request.location),
                  retrieve_at=request.retrieve_at, tries=request.tries,
-                 retry_interval_s=request.retry_interval_s)
-        self.apply(UpdateRequested(request))
+                 retry_interval_s=request.retry_interval_s, request_id=request.request_id)
+        actions = self.apply(UpdateRequested(request, time.time()))
+        return next(a.status for a in actions if isinstance(a, Answer))
+
+    def signed_request(self, request: FirmwareRequest) -> str:
+        """SignedUpdateFirmware: its status. The signing certificate must chain to an
+        installed ManufacturerRootCertificate now; otherwise InvalidCertificate (a security
+        event) and nothing changes."""
+        assert request.signing_certificate is not None
+        roots_dir = self.config.security.manufacturer_roots_dir
+        try:
+            check_signing_certificate(request.signing_certificate,
+                                      load_manufacturer_roots(roots_dir))
+        except FirmwareSignatureError as exc:
+            log.warning("firmware.signing_certificate_refused", request_id=request.request_id,
+                        error=type(exc).__name__, reason=str(exc))
+            record_security_event(self.store, INVALID_FIRMWARE_SIGNING_CERTIFICATE,
+                                  f"{type(exc).__name__}: {exc}")
+            return "InvalidCertificate"
+        return self.request(request).value
 
     @property
     def status(self) -> str:
-        """The status last reported (what TriggerMessage FirmwareStatusNotification sends)."""
-        return self.state.status.value
+        """The status last reported as FirmwareStatusNotification says it (what
+        TriggerMessage FirmwareStatusNotification sends)."""
+        return core_status(self.state.status).value
+
+    def notification_state(self) -> NotificationState:
+        """What a triggered notification reports: the signed status with its requestId while
+        a signed update runs, else the plain status."""
+        request_id = self.state.signed_request_id
+        if request_id is None:
+            return NotificationState(self.status)
+        return NotificationState(self.state.status.value, request_id)
 
     def snapshot(self) -> dict[str, Any]:
         """For ``chargerfw status``."""
@@ -165,23 +217,24 @@ class FirmwareUpdater:
 
     # -- the machine -------------------------------------------------------------------------
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event) -> list[Action]:
         state, actions = step(self.state, event)
-        statuses = [a.status for a in actions if isinstance(a, Notify)]
-        if state != self.state or statuses:
-            self.store.firmware_save(state, statuses)
+        notifications = [a for a in actions if isinstance(a, Notify)]
+        if state != self.state or notifications:
+            self.store.firmware_save(state, notifications)
         self.state = state
-        for status in statuses:
-            log.info("firmware.status", status=status.value)
-        if statuses:
+        for notify in notifications:
+            log.info("firmware.status", status=notify.status.value, request_id=notify.request_id)
+        if notifications:
             self._wake_outbox()
         for action in actions:
             self._carry_out(action)
+        return actions
 
     def _carry_out(self, action: object) -> None:
         match action:
-            case Notify():
-                pass  # queued with the state
+            case Notify() | Answer():
+                pass  # queued with the state; the answer is the caller's
             case StartDownload(request=request, attempt=attempt):
                 self._cancel = threading.Event()
                 self._job(self._download(request, attempt, self._cancel), "firmware-download")
@@ -234,6 +287,14 @@ class FirmwareUpdater:
             return
         if cancel.is_set():
             return
+        if request.signed:
+            try:
+                await asyncio.to_thread(self._verify_signature, request, archive)
+            except FirmwareSignatureError as exc:
+                self._signature_refused(exc)
+                return
+            if cancel.is_set():
+                return
         try:
             version = await asyncio.to_thread(self._verify, archive)
         except ReleaseError as exc:
@@ -243,6 +304,26 @@ class FirmwareUpdater:
             self.apply(ReleaseRefused(f"{type(exc).__name__}: {exc}"))
             return
         self.apply(DownloadFinished(str(archive), version))
+
+    def _verify_signature(self, request: FirmwareRequest, archive: Path) -> None:
+        """The signature over the downloaded file, by the signing certificate (checked again:
+        it may have expired, or the roots changed, since the request came)."""
+        assert request.signing_certificate is not None and request.signature is not None
+        roots = load_manufacturer_roots(self.config.security.manufacturer_roots_dir)
+        signed = verify_signed_firmware(request.signing_certificate, request.signature,
+                                        archive, roots)
+        log.info("firmware.signature_verified", request_id=request.request_id,
+                 signer=signed.signer, root=signed.root, algorithm=signed.algorithm,
+                 sha256=signed.sha256)
+
+    def _signature_refused(self, exc: FirmwareSignatureError) -> None:
+        self._drop_download()
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("firmware.signature_refused", error=type(exc).__name__, reason=str(exc))
+        record_security_event(self.store, INVALID_FIRMWARE_SIGNATURE
+                              if exc.status == INVALID_SIGNATURE
+                              else INVALID_FIRMWARE_SIGNING_CERTIFICATE, reason)
+        self.apply(SignatureRefused(reason))
 
     def _verify(self, archive: Path) -> str:
         try:
@@ -266,6 +347,7 @@ class FirmwareUpdater:
             return
         self._drop_download()
         log.info("firmware.switched", version=version, previous=self.version)
+        self.apply(Rebooting())
         self._request_restart()
 
     def _install_blocking(self, archive: Path, version: str) -> Slot:
@@ -317,7 +399,7 @@ class FirmwareUpdater:
             await self._health_check(trial)
         elif self.state.version == self.version:
             # The trial ended (healthy) just before a restart that left no Installed.
-            self.apply(InstallFinished(True))
+            self._updated()
         else:
             end_trial(prefix)
             self.apply(InstallFinished(False, f"the install of {self.state.version} was "
@@ -342,6 +424,13 @@ class FirmwareUpdater:
         end_trial(self.section.prefix)
         self.trial_deadline = None
         log.info("firmware.trial_passed", version=self.version)
+        self._updated()
+
+    def _updated(self) -> None:
+        """The new release runs Accepted: the security event, then Installed. (A cut between
+        the two repeats the event at the next start rather than losing it.)"""
+        record_security_event(self.store, FIRMWARE_UPDATED,
+                              f"chargerfw {self.version} installed")
         self.apply(InstallFinished(True))
 
     async def _fail_trial(self, reason: str) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.station_port import (
     AvailabilityAnswer,
     ReservationAnswer,
     ResetKind,
+    SignedUpdateAnswer,
     UnlockAnswer,
 )
 from chargerfw.runtime.core import CoreRunner, Emit
@@ -80,6 +81,13 @@ class BackendPort:
         self._firmware.request(request)
         self._emit("firmware.update_requested", retrieve_at=request.retrieve_at, log_it=False)
         return None
+
+    def signed_update_firmware(self, request: FirmwareRequest) -> SignedUpdateAnswer:
+        # Not subject to allow_unsigned_update_firmware: this is the update it leaves allowed.
+        answer = self._firmware.signed_request(request)
+        self._emit("firmware.signed_update_requested", request_id=request.request_id,
+                   answer=answer, log_it=False)
+        return cast(SignedUpdateAnswer, answer)
 
     def firmware_status(self) -> str:
         return self._firmware.status

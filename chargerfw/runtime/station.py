@@ -60,6 +60,7 @@ from chargerfw.runtime.core import CoreRunner
 from chargerfw.runtime.diagnostics import StationLogs
 from chargerfw.runtime.firmware import FirmwareUpdater, SelfTest
 from chargerfw.runtime.handlers import ControlHandlers
+from chargerfw.runtime.security_watch import SecurityWatch
 from chargerfw.runtime.simulation import SimulatedHardware, Simulator, SimulatorMissing
 from chargerfw.runtime.smart_charging import SmartCharging
 from chargerfw.safety.core import SafetyCore
@@ -297,6 +298,8 @@ class StationRuntime:
         )
 
         record_security_event(parts.store, STARTUP, f"chargerfw {__version__}")
+        security_watch = SecurityWatch(config, parts.store)
+        security_watch.watch_tamper(parts.board)
         parts.client.attach_logs(StationLogs(
             config, parts.store,
             lambda: encode_reply(StatusRequest, self.handlers.status(StatusRequest())),
@@ -319,6 +322,7 @@ class StationRuntime:
         self._spawn(client.run(), "ocpp-client")
         self._spawn(parts.smart_charging.run(), "smart-charging")
         self._spawn(parts.firmware.run(), "firmware")
+        self._spawn(security_watch.run(), "security-watch")
         for controller in core.controllers.values():
             meter = self._make_meter(controller)
             self._spawn(self._meter_loop(controller.id, meter), f"meter-{controller.id}")

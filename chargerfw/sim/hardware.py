@@ -36,6 +36,7 @@ from chargerfw.control.api import (
     SimOverdrawRequest,
     SimTapRequest,
     SimTemperatureRequest,
+    TamperSwitchReply,
     TapReply,
     TemperatureReply,
     VehicleReply,
@@ -107,15 +108,19 @@ class SimulatedStation:
         """The simulated hardware of a station (a :data:`~chargerfw.runtime.simulation.Simulator`)."""
         if board.sim is None:
             raise SimulationError('the board was not built with hardware = "sim"')
-        # The meters go on from where the station's store last saw them (a fresh world without
-        # a store, as in the safety process, starts at zero).
+        # The meters go on from their registers kept beside the store, else from where the
+        # store last saw them (a fresh world without a store, as in the safety process, starts
+        # at zero).
         start_energy = store.highest_energy_wh_by_connector() if store is not None else {}
         loads = {}
         for section in config.connector:
             parts = board.connectors[section.id].sim
             assert parts is not None
-            meter = SimulatedMeter(section.meter.model, unit_id=section.meter.unit_id,
-                                   energy_import_wh=start_energy.get(section.id, 0.0))
+            meter = SimulatedMeter(
+                section.meter.model, unit_id=section.meter.unit_id,
+                energy_import_wh=start_energy.get(section.id, 0.0),
+                register_file=(None if store is None else config.storage.path.with_name(
+                    f"{config.storage.path.name}.sim-meter-{section.id}.json")))
             loads[section.id] = SimulatedConnectorLoad(section, parts, meter)
         return cls(board, reader if isinstance(reader, SimulatedReader) else None, loads)
 
@@ -198,6 +203,18 @@ class SimulatedStation:
                 return EmergencyStopSwitchReply(action)
             return handler
 
+        def tamper(action: str) -> Handler:
+            def handler(request: object) -> TamperSwitchReply:
+                switch = self.board.sim.tamper if self.board.sim is not None else None
+                if switch is None:
+                    raise Refused("the station has no [security.tamper] contact")
+                if action == "open":
+                    switch.trip()
+                else:
+                    switch.clear()
+                return TamperSwitchReply(action)
+            return handler
+
         def contactor(action: str) -> Handler:
             def handler(request: OnConnector) -> ContactorSimReply:
                 getattr(self._parts_for(request.connector).contactor, action)()
@@ -234,6 +251,8 @@ class SimulatedStation:
             Method.SIM_RCD_CLEAR: rcm("clear"),
             Method.SIM_ESTOP_PRESS: emergency_stop("press"),
             Method.SIM_ESTOP_RELEASE: emergency_stop("release"),
+            Method.SIM_TAMPER_OPEN: tamper("open"),
+            Method.SIM_TAMPER_CLOSE: tamper("close"),
             Method.SIM_WELD: contactor("weld"),
             Method.SIM_REPAIR: contactor("repair"),
             Method.SIM_FAIL_TO_CLOSE: contactor("fail_to_close"),

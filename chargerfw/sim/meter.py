@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import math
+import os
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pymodbus import FramerType
@@ -91,6 +94,7 @@ class SimulatedMeter:
         clock: Callable[[], float] = time.monotonic,
         voltage_jitter_v: float = 0.0,
         seed: int = 1,
+        register_file: Path | None = None,
     ) -> None:
         self.map = load_meter_map(model) if isinstance(model, str) else model
         self.unit_id = unit_id if unit_id is not None else self.map.serial.unit_id
@@ -98,6 +102,16 @@ class SimulatedMeter:
         self._last_tick = clock()
         self.energy_import_wh = float(energy_import_wh)
         self.energy_export_wh = float(energy_export_wh)
+        # A real meter's registers outlive the station's process: kept here, the simulated
+        # one goes on from its exact register after a restart (or a SIGKILL), not from the
+        # whole Wh the store saw last.
+        self._register_file = register_file
+        self._saved: tuple[float, float] | None = None
+        if register_file is not None:
+            saved = _read_registers(register_file)
+            if saved is not None:
+                self.energy_import_wh, self.energy_export_wh = saved
+                self._saved = saved
         self.voltage_v = {p: 230.0 for p in PHASES}
         self.power_w = {p: 0.0 for p in PHASES}
         self.frequency_hz = 50.0
@@ -175,9 +189,23 @@ class SimulatedMeter:
         if export_wh is not None:
             self.energy_export_wh = float(export_wh)
 
+
+    def _save_registers(self) -> None:
+        """Written before a reading is served, so no reading seen outside is above what a
+        restarted meter starts from."""
+        registers = (self.energy_import_wh, self.energy_export_wh)
+        if self._register_file is None or registers == self._saved:
+            return
+        tmp = self._register_file.with_name(self._register_file.name + ".tmp")
+        tmp.write_text(json.dumps({"energy_import_wh": registers[0],
+                                   "energy_export_wh": registers[1]}))
+        os.replace(tmp, self._register_file)
+        self._saved = registers
+
     def values(self) -> dict[Quantity, float]:
         """What the meter measures right now, in the sample's units (Wh, W, V, A, Hz)."""
         self._integrate()
+        self._save_registers()
         out: dict[Quantity, float] = {
             Quantity.ENERGY_IMPORT: self.energy_import_wh,
             Quantity.ENERGY_EXPORT: self.energy_export_wh,
@@ -401,3 +429,14 @@ class SimulatedMeterBackend(EnergyMeter):
         sim.counters.replies += 1
         return [words.get((block.function_code, a), 0) for a in range(block.address,
                                                                        block.end + 1)]
+
+
+def _read_registers(path: Path) -> tuple[float, float] | None:
+    """The registers a simulated meter kept, or None (none kept, or unreadable: then it
+    starts where the station's store last saw it)."""
+    try:
+        data = json.loads(path.read_text())
+        values = (float(data["energy_import_wh"]), float(data["energy_export_wh"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return values if all(math.isfinite(v) and v >= 0 for v in values) else None

@@ -6,7 +6,7 @@ UpdateFirmware, 4.5 FirmwareStatusNotification).
     Idle ──UpdateRequested──► Scheduled ──Tick(now ≥ retrieve time)──► Downloading
     Downloading ──DownloadFinished──► WaitingForTransactions ──Tick(no transaction)──► Installing
     Downloading ──DownloadAttemptFailed──► RetryWait ──Tick(retry time)──► Downloading
-                                     (the last try: DownloadFailed, Idle)
+                                     (the last try: DownloadFailed, back to Idle)
     Downloading ──ReleaseRefused──► Idle (Downloaded, InstallationFailed: nothing installed)
     Installing ──InstallFinished(ok)──► Idle (Installed) | Idle (InstallationFailed)
 
@@ -17,7 +17,21 @@ Unavailable at once, a busy one when its transaction ends.
 
 A second UpdateFirmware while one runs (1.6 gives UpdateFirmware.conf no status to refuse
 with): before Installing it replaces the pending one (its download is cancelled, the new one
-starts over from its own retrieve time); from Installing on it is ignored and logged.
+starts over from its own retrieve time); from Installing on it is ignored and logged. Every
+request is answered (:class:`Answer`): Accepted, AcceptedCanceled when it replaced one,
+Rejected when ignored; SignedUpdateFirmware.conf carries it, UpdateFirmware.conf does not.
+
+A signed request (Security Whitepaper SignedUpdateFirmware: ``request_id``, ``signature``,
+``signing_certificate``) runs the same machine with the whitepaper's finer statuses, each a
+SignedFirmwareStatusNotification with its requestId::
+
+    [DownloadScheduled] Downloading Downloaded SignatureVerified [InstallScheduled]
+    Installing InstallRebooting Installed Idle
+    ... Downloaded InvalidSignature Idle           (SignatureRefused: nothing installed)
+    ... SignatureVerified InstallVerificationFailed Idle   (ReleaseRefused)
+
+DownloadScheduled when the retrieve time is still ahead, InstallScheduled when the request
+names an install time (installDateTime), which the install then waits for.
 
 The state is saved after every step, so a power cut resumes from it (:class:`Resumed`): a
 download starts again (resuming its partial file), a wait goes on, and an install ends with the
@@ -48,6 +62,39 @@ class FirmwareStatus(enum.StrEnum):
     INSTALLATION_FAILED = "InstallationFailed"
     INSTALLING = "Installing"
     INSTALLED = "Installed"
+    # SignedFirmwareStatusNotification only (Security Whitepaper).
+    DOWNLOAD_SCHEDULED = "DownloadScheduled"
+    INSTALL_SCHEDULED = "InstallScheduled"
+    INSTALL_REBOOTING = "InstallRebooting"
+    INSTALL_VERIFICATION_FAILED = "InstallVerificationFailed"
+    INVALID_SIGNATURE = "InvalidSignature"
+    SIGNATURE_VERIFIED = "SignatureVerified"
+
+
+# What FirmwareStatusNotification (1.6 core) says for a status only the signed notification
+# has: the plain status of the same step.
+_CORE_STATUS = {
+    FirmwareStatus.DOWNLOAD_SCHEDULED: FirmwareStatus.IDLE,
+    FirmwareStatus.SIGNATURE_VERIFIED: FirmwareStatus.DOWNLOADED,
+    FirmwareStatus.INSTALL_SCHEDULED: FirmwareStatus.DOWNLOADED,
+    FirmwareStatus.INSTALL_REBOOTING: FirmwareStatus.INSTALLING,
+    FirmwareStatus.INSTALL_VERIFICATION_FAILED: FirmwareStatus.INSTALLATION_FAILED,
+    FirmwareStatus.INVALID_SIGNATURE: FirmwareStatus.INSTALLATION_FAILED,
+}
+
+
+def core_status(status: FirmwareStatus) -> FirmwareStatus:
+    """``status`` as FirmwareStatusNotification (OCPP 1.6 core) can say it."""
+    return _CORE_STATUS.get(status, status)
+
+
+class UpdateAnswer(enum.StrEnum):
+    """SignedUpdateFirmware.conf's status as the machine decides it (InvalidCertificate is
+    decided before, from the signing certificate)."""
+
+    ACCEPTED = "Accepted"
+    ACCEPTED_CANCELED = "AcceptedCanceled"  # it replaced an update that had not installed
+    REJECTED = "Rejected"  # an update is installing: it cannot be cancelled
 
 
 class Phase(enum.StrEnum):
@@ -62,7 +109,9 @@ class Phase(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class FirmwareRequest:
     """What UpdateFirmware (or SignedUpdateFirmware) asked for. ``tries`` counts every download
-    attempt (1.6 ``retries``: how many times to try), at least 1."""
+    attempt (1.6 ``retries``: how many times to try), at least 1. A signed request has all of
+    ``request_id``, ``signature`` (base64) and ``signing_certificate`` (PEM), and may name an
+    install time (``install_at``)."""
 
     location: str
     retrieve_at: float  # Unix time
@@ -71,6 +120,7 @@ class FirmwareRequest:
     request_id: int | None = None
     signature: str | None = None
     signing_certificate: str | None = None
+    install_at: float | None = None  # Unix time; None = as soon as downloaded
 
     def __post_init__(self) -> None:
         if not self.location:
@@ -79,18 +129,33 @@ class FirmwareRequest:
             raise ValueError(f"tries must be at least 1, got {self.tries}")
         if self.retry_interval_s < 0:
             raise ValueError(f"retry interval must be >= 0 s, got {self.retry_interval_s}")
+        signed = (self.request_id, self.signature, self.signing_certificate)
+        if any(v is not None for v in signed) and any(v is None for v in signed):
+            raise ValueError("a signed firmware request needs its request id, signature and "
+                             "signing certificate")
+        if self.signature is not None and not self.signature.strip():
+            raise ValueError("the firmware signature is empty")
+        if self.signing_certificate is not None and not self.signing_certificate.strip():
+            raise ValueError("the signing certificate is empty")
+
+    @property
+    def signed(self) -> bool:
+        return self.request_id is not None
 
     def to_json(self) -> dict[str, Any]:
         return {"location": self.location, "retrieve_at": self.retrieve_at, "tries": self.tries,
                 "retry_interval_s": self.retry_interval_s, "request_id": self.request_id,
-                "signature": self.signature, "signing_certificate": self.signing_certificate}
+                "signature": self.signature, "signing_certificate": self.signing_certificate,
+                "install_at": self.install_at}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FirmwareRequest:
+        install_at = data.get("install_at")
         return cls(location=str(data["location"]), retrieve_at=float(data["retrieve_at"]),
                    tries=int(data["tries"]), retry_interval_s=int(data["retry_interval_s"]),
                    request_id=data.get("request_id"), signature=data.get("signature"),
-                   signing_certificate=data.get("signing_certificate"))
+                   signing_certificate=data.get("signing_certificate"),
+                   install_at=None if install_at is None else float(install_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +166,16 @@ class FirmwareState:
     next_attempt_at: float | None = None
     archive: str | None = None  # the downloaded, verified release
     version: str | None = None  # ... and its version
-    status: FirmwareStatus = FirmwareStatus.IDLE  # the last status reported
+    status: FirmwareStatus = FirmwareStatus.IDLE  # what TriggerMessage reports
 
     @property
     def holds_connectors(self) -> bool:
         return self.phase in (Phase.WAITING_FOR_TRANSACTIONS, Phase.INSTALLING)
+
+    @property
+    def signed_request_id(self) -> int | None:
+        """The requestId of the signed update running (None: none, or an unsigned one)."""
+        return None if self.request is None else self.request.request_id
 
     def to_json(self) -> dict[str, Any]:
         return {"phase": self.phase.value,
@@ -128,7 +198,10 @@ class FirmwareState:
 
 @dataclass(frozen=True, slots=True)
 class UpdateRequested:
+    """A request arrived at ``now`` (None: the time does not matter, no DownloadScheduled)."""
+
     request: FirmwareRequest
+    now: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +234,19 @@ class ReleaseRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class SignatureRefused:
+    """Downloaded, but the signature over the file (or the signing certificate, checked again
+    at that time) does not hold: InvalidSignature, nothing installed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rebooting:
+    """The new release is in place: the station restarts into it now."""
+
+
+@dataclass(frozen=True, slots=True)
 class InstallFinished:
     """The install's outcome: after the restart into the new version and its health check, or
     a failure before or after the switch."""
@@ -177,7 +263,7 @@ class Resumed:
 
 
 Event = (UpdateRequested | Tick | DownloadFinished | DownloadAttemptFailed | ReleaseRefused
-         | InstallFinished | Resumed)
+         | SignatureRefused | Rebooting | InstallFinished | Resumed)
 
 
 # ---- actions ------------------------------------------------------------------------------
@@ -185,9 +271,18 @@ Event = (UpdateRequested | Tick | DownloadFinished | DownloadAttemptFailed | Rel
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Send FirmwareStatusNotification ``status`` (through the durable outbox)."""
+    """Send FirmwareStatusNotification ``status`` (through the durable outbox); with
+    ``request_id``, SignedFirmwareStatusNotification."""
 
     status: FirmwareStatus
+    request_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to the request just made (SignedUpdateFirmware.conf's status)."""
+
+    status: UpdateAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +320,7 @@ class Log:
     detail: str
 
 
-Action = Notify | StartDownload | CancelDownload | HoldConnectors | StartInstall | Log
+Action = Notify | Answer | StartDownload | CancelDownload | HoldConnectors | StartInstall | Log
 
 
 # ---- the machine --------------------------------------------------------------------------
@@ -233,18 +328,24 @@ Action = Notify | StartDownload | CancelDownload | HoldConnectors | StartInstall
 
 def _notify(state: FirmwareState, actions: list[Action], *statuses: FirmwareStatus
             ) -> FirmwareState:
-    for status in statuses:
-        actions.append(Notify(status))
-    return replace(state, status=statuses[-1])
+    """Report ``statuses`` of the request in ``state``; the signed-only ones only for a
+    signed request."""
+    request_id = state.signed_request_id
+    reported = [s for s in statuses if request_id is not None or core_status(s) is s]
+    if not reported:
+        return state
+    actions.extend(Notify(status, request_id) for status in reported)
+    return replace(state, status=reported[-1])
 
 
 def _end(state: FirmwareState, actions: list[Action], *statuses: FirmwareStatus
          ) -> FirmwareState:
-    """Back to Idle after reporting ``statuses`` (and Idle itself)."""
+    """Back to Idle after reporting ``statuses``. Idle itself is not sent: 1.6 (4.5) allows it
+    only as the answer to a TriggerMessage, which reports it from now on."""
     if state.holds_connectors:
         actions.append(HoldConnectors(False))
-    state = _notify(state, actions, *statuses, FirmwareStatus.IDLE)
-    return FirmwareState(status=state.status)
+    _notify(state, actions, *statuses)
+    return FirmwareState(status=FirmwareStatus.IDLE)
 
 
 def _start_download(state: FirmwareState, actions: list[Action]) -> FirmwareState:
@@ -260,18 +361,25 @@ def _start_download(state: FirmwareState, actions: list[Action]) -> FirmwareStat
 def _on_request(state: FirmwareState, ev: UpdateRequested, actions: list[Action]
                 ) -> FirmwareState:
     if state.phase is Phase.INSTALLING:
+        actions.append(Answer(UpdateAnswer.REJECTED))
         actions.append(Log("firmware.update_ignored",
                            f"installing {state.version}; {ev.request.location} ignored"))
         return state
     if state.phase is not Phase.IDLE:
         assert state.request is not None
+        actions.append(Answer(UpdateAnswer.ACCEPTED_CANCELED))
         actions.append(Log("firmware.update_replaced",
                            f"{state.request.location} replaced by {ev.request.location}"))
         if state.phase is Phase.DOWNLOADING:
             actions.append(CancelDownload())
         if state.holds_connectors:
             actions.append(HoldConnectors(False))
-    return FirmwareState(phase=Phase.SCHEDULED, request=ev.request, status=state.status)
+    else:
+        actions.append(Answer(UpdateAnswer.ACCEPTED))
+    new = FirmwareState(phase=Phase.SCHEDULED, request=ev.request, status=state.status)
+    if ev.request.signed and ev.now is not None and ev.request.retrieve_at > ev.now:
+        new = _notify(new, actions, FirmwareStatus.DOWNLOAD_SCHEDULED)
+    return new
 
 
 def _on_tick(state: FirmwareState, ev: Tick, actions: list[Action]) -> FirmwareState:
@@ -284,6 +392,9 @@ def _on_tick(state: FirmwareState, ev: Tick, actions: list[Action]) -> FirmwareS
             return _start_download(state, actions)
     elif state.phase is Phase.WAITING_FOR_TRANSACTIONS and not ev.transactions_running:
         assert state.archive is not None and state.version is not None
+        assert state.request is not None
+        if state.request.install_at is not None and ev.now < state.request.install_at:
+            return state
         actions.append(StartInstall(state.archive, state.version))
         return _notify(replace(state, phase=Phase.INSTALLING), actions,
                        FirmwareStatus.INSTALLING)
@@ -300,9 +411,12 @@ def _transition(state: FirmwareState, ev: Event, actions: list[Action]) -> Firmw
             if state.phase is not Phase.DOWNLOADING:
                 return state  # a download that was cancelled finished anyway
             actions.append(HoldConnectors(True))
+            assert state.request is not None
+            statuses = [FirmwareStatus.DOWNLOADED, FirmwareStatus.SIGNATURE_VERIFIED]
+            if state.request.install_at is not None:
+                statuses.append(FirmwareStatus.INSTALL_SCHEDULED)
             return _notify(replace(state, phase=Phase.WAITING_FOR_TRANSACTIONS,
-                                   archive=archive, version=version),
-                           actions, FirmwareStatus.DOWNLOADED)
+                                   archive=archive, version=version), actions, *statuses)
         case DownloadAttemptFailed(reason=reason, now=now):
             if state.phase is not Phase.DOWNLOADING:
                 return state
@@ -317,8 +431,22 @@ def _transition(state: FirmwareState, ev: Event, actions: list[Action]) -> Firmw
             if state.phase is not Phase.DOWNLOADING:
                 return state
             actions.append(Log("firmware.release_refused", reason))
+            if state.signed_request_id is not None:
+                return _end(state, actions, FirmwareStatus.DOWNLOADED,
+                            FirmwareStatus.SIGNATURE_VERIFIED,
+                            FirmwareStatus.INSTALL_VERIFICATION_FAILED)
             return _end(state, actions, FirmwareStatus.DOWNLOADED,
                         FirmwareStatus.INSTALLATION_FAILED)
+        case SignatureRefused(reason=reason):
+            if state.phase is not Phase.DOWNLOADING:
+                return state
+            actions.append(Log("firmware.signature_refused", reason))
+            return _end(state, actions, FirmwareStatus.DOWNLOADED,
+                        FirmwareStatus.INVALID_SIGNATURE)
+        case Rebooting():
+            if state.phase is not Phase.INSTALLING:
+                return state
+            return _notify(state, actions, FirmwareStatus.INSTALL_REBOOTING)
         case InstallFinished(ok=ok, reason=reason):
             if state.phase is not Phase.INSTALLING:
                 return state

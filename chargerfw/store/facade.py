@@ -101,6 +101,7 @@ class Store:
         security_log = SecurityLog(db)
         self.security_event_add = security_log.add
         self.security_events = security_log.entries
+        self.security_log_clear = security_log.clear
 
         frames = self._frames = FrameLog(db, frame_log_size)
         self.frame_log_add = frames.add

@@ -73,7 +73,9 @@ async def test_status_meter_refusal_and_bundle_during_a_session(station, tmp_pat
 
     code, out, err = await cli("queue", "--all", "--json")
     assert code == 0, err
-    assert [m["action"] for m in json.loads(out)][0] == "StartTransaction"
+    # The start-up's security event, then the session.
+    assert [(m["action"], m["payload"].get("type")) for m in json.loads(out)][:2] == [
+        ("SecurityEventNotification", "StartupOfTheDevice"), ("StartTransaction", None)]
 
     bundle = tmp_path / "bundle.tar.gz"
     code, out, err = await cli("support-bundle", "-o", str(bundle))

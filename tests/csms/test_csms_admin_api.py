@@ -39,7 +39,8 @@ from chargerfw.csms.tables import operator_commands
 pytestmark = pytest.mark.timeout(90)
 
 # What `cp show` (and the API for one charger) adds to its `cp list` row.
-ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "received_files", "certificate")
+ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files",
+                    "certificate")
 
 
 @dataclass

@@ -345,3 +345,24 @@ def test_location_details_and_charger_capabilities(tmp_path: Path) -> None:
     code, out = run("charger", "add", "CP2", "--db", db, "--no-password", *LOCATION,
                     "--evse", "CP2-1=not an evse id")
     assert code == 2 and "eMI3" in out
+
+
+def test_the_default_database_does_not_depend_on_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHARGERFW_CSMS_DB", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for cwd in (tmp_path / "one", tmp_path / "two"):
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        code, out = run("charger", "add", f"CP-{cwd.name}", "--no-password", *LOCATION)
+        assert code == 0, out
+        assert list(cwd.iterdir()) == []
+    database = tmp_path / "data" / "chargerfw" / "csms.sqlite3"
+    code, out = run("charger", "list", "--db", str(database))
+    assert code == 0 and "CP-one" in out and "CP-two" in out
+    # Under systemd's StateDirectory= the service's state directory wins.
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    code, out = run("charger", "list")
+    assert code == 0 and (tmp_path / "state" / "csms.sqlite3").exists()
+    assert "CP-one" not in out

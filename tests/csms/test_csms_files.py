@@ -87,6 +87,10 @@ async def test_statuses_are_stored_with_a_short_history_and_shown(db: str) -> No
         code, out = await csms_cli("cp", "show", "CP1", "--db", db, "--json")
         shown = json.loads(out)["file_statuses"]
         assert code == 0
+        # The latest firmware status, signed or not: the signed notification came last.
+        latest = json.loads(out)["firmware_status"]
+        assert (latest["status"], latest["signed"], latest["request_id"]) == (
+            "InvalidSignature", True, 7)
         assert [s["status"] for s in shown["firmware"]][-2:] == ["Downloading", "Downloaded"]
         assert [(s["status"], s["request_id"]) for s in shown["signed_firmware"]] == [
             ("InvalidSignature", 7)]

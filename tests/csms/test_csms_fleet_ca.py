@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,19 +55,6 @@ def with_broken_signature(pem: str) -> str:
     der[-3] ^= 0x01
     request = x509.load_der_x509_csr(bytes(der))
     return request.public_bytes(serialization.Encoding.PEM).decode()
-
-
-@pytest.fixture(autouse=True)
-def logging_kept() -> Iterator[None]:
-    """The CLI run in this process points the log lines at its own captured stream; put
-    them back where they were for the tests that follow."""
-    from chargerfw import logs
-
-    level, stream = logs._output.level, logs._output.stream
-    root_handlers = list(logging.getLogger().handlers)
-    yield
-    logs._output.level, logs._output.stream = level, stream
-    logging.getLogger().handlers[:] = root_handlers
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from ocpp.exceptions import NotSupportedError
 from ocpp_support import MemoryConnection, client_keys, make_client, memory_client, running_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
-from chargerfw.ocpp import library_log
+from chargerfw.ocpp.config_keys import ChangeStatus
 from chargerfw.ocpp.connection import Backoff
+from chargerfw.ocppj import library_log
 from chargerfw.store import Store
 
 pytestmark = pytest.mark.timeout(30)
@@ -63,6 +64,7 @@ async def test_rejected_sends_nothing_and_ignores_backend(tmp_path):
 async def test_frame_log_redacts_authorization_key(tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="ocpp")
     async with TestCsms(in_memory=True) as csms, memory_client(tmp_path, csms) as client:
+        client.keys.set_applier("AuthorizationKey", lambda value: (ChangeStatus.ACCEPTED, ""))
         await wait_until(lambda: client.online)
         secret = "0123456789abcdef0123"
         reply = await csms.send_raw(json.dumps(

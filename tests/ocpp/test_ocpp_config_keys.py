@@ -82,7 +82,8 @@ def test_soc_is_refused_with_the_reason():
     ("MinimumStatusDuration", "3601", "Rejected", None),
     ("TransactionMessageAttempts", "0", "Rejected", None),
     ("AuthorizationKey", "short", "Rejected", None),
-    ("AuthorizationKey", "0123456789abcdef", "Accepted", "0123456789abcdef"),
+    # Only its applier stores it (in a file of its own, never the store).
+    ("AuthorizationKey", "0123456789abcdef", "Rejected", None),
     ("HeartbeatInterval", "9" * 501, "Rejected", None),
     # Taken as written or refused, never normalised: padding, other scripts' digits, digits
     # int() cannot read.
@@ -104,12 +105,27 @@ def test_change_configuration(store, keys, key, value, status, stored):
 def test_security_profile_reports_the_station_config(store):
     keys = ConfigurationKeys(store, security_profile=2)
     assert keys.get_int("SecurityProfile") == 2
-    assert keys.change("SecurityProfile", "0")[0] == ChangeStatus.REJECTED
-    assert keys.get_int("SecurityProfile") == 2
+    # Without the running service's applier nothing changes it.
+    assert keys.change("SecurityProfile", "3") == (
+        ChangeStatus.REJECTED, "SecurityProfile is changed by the running service only")
+    assert keys.get_int("SecurityProfile") == 2 and store.config_get("SecurityProfile") is None
+
+
+def test_an_applier_decides_and_stores_instead_of_the_store(store, keys):
+    applied, seen = [], []
+    keys.add_listener(lambda key, value: seen.append((key, value)))
+    keys.set_applier("AuthorizationKey", lambda value: (
+        (ChangeStatus.REJECTED, "no") if value.startswith("x") else
+        (applied.append(value) or ChangeStatus.ACCEPTED, "")))
+    assert keys.change("AuthorizationKey", "x123456789abcdef") == (ChangeStatus.REJECTED, "no")
+    assert keys.change("AuthorizationKey", "0123456789abcdef") == (ChangeStatus.ACCEPTED, "")
+    assert applied == ["0123456789abcdef"] and seen == [("AuthorizationKey", "0123456789abcdef")]
+    assert store.config_get("AuthorizationKey") is None
+    with pytest.raises(ValueError, match="has no applier"):
+        keys.set_applier("HeartbeatInterval", lambda value: (ChangeStatus.ACCEPTED, ""))
 
 
 def test_get_configuration_all_and_requested(keys):
-    keys.change("AuthorizationKey", "0123456789abcdef")
     entries, unknown = keys.get_configuration(None)
     by_key = {e.key: e for e in entries}
     assert unknown == [] and set(by_key) == set(keys.definitions)

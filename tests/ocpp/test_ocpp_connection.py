@@ -1,25 +1,23 @@
-"""The WebSocket link: security profiles 1/2, back-off, liveness by ping/pong, redaction."""
+"""The WebSocket link: security profile 1 and the set-up of each profile, back-off, liveness by ping/pong, redaction."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
-import shutil
-import ssl
-import subprocess
 
 import pytest
 from fakes import wait_until
 from ocpp_support import running_client
 from ocpp_testcsms import TestCsms
 
+from chargerfw.config.station import SecuritySection
 from chargerfw.ocpp.connection import (
     Backoff,
     ConnectionSetupError,
     OcppConnection,
-    redact_frame,
 )
+from chargerfw.ocppj.frames import redact_frame
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,12 +49,19 @@ def test_connect_kwargs_per_profile(tmp_path):
 
     with pytest.raises(ConnectionSetupError, match="needs a password"):
         OcppConnection("ws://h", "CP1", security_profile=1).connect_kwargs()
+    security = SecuritySection(certificates_dir=tmp_path / "certs")
     with pytest.raises(ConnectionSetupError, match="wss"):
-        OcppConnection("ws://h", "CP1", security_profile=2, password="p", ca_file="x").connect_kwargs()
-    with pytest.raises(ConnectionSetupError, match="ca_file"):
-        OcppConnection("wss://h", "CP1", security_profile=2, password="p").connect_kwargs()
+        OcppConnection("ws://h", "CP1", security_profile=2, password="p",
+                       security=security).connect_kwargs()
+    with pytest.raises(ConnectionSetupError, match="CentralSystemRootCertificate"):
+        OcppConnection("wss://h", "CP1", security_profile=2, password="p",
+                       security=security).connect_kwargs()
     with pytest.raises(ConnectionSetupError, match="not supported"):
-        OcppConnection("wss://h", "CP1", security_profile=3, password="p").connect_kwargs()
+        OcppConnection("wss://h", "CP1", security_profile=4, password="p").connect_kwargs()
+    # A profile raised from ws:// uses the secure URL; the lower profiles keep the plain one.
+    raised = OcppConnection("ws://h/ocpp", "CP1", security_profile=1, password="p",
+                            secure_url="wss://h:8443/ocpp/")
+    assert raised.url_for(1) == "ws://h/ocpp" and raised.url_for(2) == "wss://h:8443/ocpp"
 
 
 @pytest.mark.parametrize("frame, expected", [
@@ -70,51 +75,6 @@ def test_connect_kwargs_per_profile(tmp_path):
 ])
 def test_redact_frame(frame, expected):
     assert redact_frame(frame) == expected
-
-
-def _openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """A test CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
-    assert shutil.which("openssl"), "openssl is needed for the TLS tests"
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=chargerfw test CA", cwd=d)
-    _openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2",
-             "-subj", "/CN=someone else", cwd=d)
-    _openssl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1", cwd=d)
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
-    return d
-
-
-def _server_context(pki) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki / "srv.pem", pki / "srv.key")
-    return context
-
-
-async def test_profile2_tls_with_configured_ca_and_basic_auth(tmp_path, pki):
-    async with TestCsms(password="tls-password-12345", ssl_context=_server_context(pki)) as csms, \
-            running_client(tmp_path, csms.url, profile=2, password="tls-password-12345",
-                           ca_file=pki / "ca.pem") as client:
-        assert csms.url.startswith("wss://")
-        await wait_until(lambda: client.online)
-        assert csms.of("BootNotification")
-
-
-async def test_profile2_refuses_a_server_not_signed_by_the_ca(tmp_path, pki):
-    async with TestCsms(password="tls-password-12345", ssl_context=_server_context(pki)) as csms, \
-            running_client(tmp_path, csms.url, profile=2, password="tls-password-12345",
-                           ca_file=pki / "other.pem") as client:
-        await wait_until(lambda: client.connection.health.failed_attempts >= 2)
-        assert "CERTIFICATE_VERIFY_FAILED" in client.connection.health.last_error
-        assert csms.received == [] and not client.online
 
 
 async def test_profile1_sends_basic_auth(tmp_path):

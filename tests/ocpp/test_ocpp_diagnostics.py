@@ -15,6 +15,9 @@ from ocpp_support import memory_client, running_client
 from ocpp_testcsms import TestCsms
 from upload_servers import HttpUploadServer
 
+from chargerfw.ocpp.credentials import AuthorizationKeyFile
+from chargerfw.ocpp.security_profile import authorization_key_applier
+
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -111,6 +114,8 @@ async def test_security_events_for_refused_credentials_and_a_new_authorization_k
             assert "HTTP 401" in (refused.tech_info or "")
             assert "wrong-password-1" not in (refused.tech_info or "")
             assert not client.online
+            client.keys.set_applier("AuthorizationKey", authorization_key_applier(
+                AuthorizationKeyFile(tmp_path / "authorization_key.json")))
             client.keys.change("AuthorizationKey", "0011223344556677")
             assert "ReconfigurationOfSecurityParameters" in [
                 e.type for e in client.store.security_events()]

@@ -98,3 +98,58 @@ async def test_firmware_status_notifications_go_through_the_outbox_in_order(tmp_
         assert [m.payload["status"] for m in csms.of("FirmwareStatusNotification")] == [
             "Downloading", "Downloaded"]
         await wait_until(lambda: not client.store.outbox_pending())
+
+
+class SignedFirmwareStation(FirmwareStation):
+    def __init__(self, answer: str) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def signed_update_firmware(self, request: FirmwareRequest) -> str:
+        self.requests.append(request)
+        return self.answer
+
+
+SIGNED_PAYLOAD = {"requestId": 12, "retries": 2, "retryInterval": 5, "firmware": {
+    "location": "https://b/fw.tar", "retrieveDateTime": "2030-01-01T00:00:00Z",
+    "installDateTime": "2030-01-01T01:00:00+01:00",
+    "signingCertificate": "-----BEGIN CERTIFICATE-----", "signature": "c2ln"}}
+
+
+@pytest.mark.parametrize("answer", ["Accepted", "AcceptedCanceled", "InvalidCertificate",
+                                    "Rejected"])
+async def test_signed_update_firmware_reaches_the_station_with_its_answer(tmp_path, answer):
+    station = SignedFirmwareStation(answer)
+    async with TestCsms(in_memory=True) as csms, memory_client(tmp_path, csms, station=station) as client:
+        await wait_until(lambda: client.online)
+        reply = await csms.send_raw(json.dumps([2, "s1", "SignedUpdateFirmware", SIGNED_PAYLOAD]),
+                                    "s1")
+        assert reply == [3, "s1", {"status": answer}]
+        assert station.requests == [FirmwareRequest(
+            "https://b/fw.tar", 1893456000.0, tries=2, retry_interval_s=5, request_id=12,
+            signature="c2ln", signing_certificate="-----BEGIN CERTIFICATE-----",
+            install_at=1893456000.0)]
+
+
+async def test_signed_update_firmware_without_support_is_not_implemented(tmp_path):
+    async with TestCsms(in_memory=True) as csms, memory_client(tmp_path, csms, station=FakeStation()) as client:
+        await wait_until(lambda: client.online)
+        reply = await csms.send_raw(json.dumps([2, "s1", "SignedUpdateFirmware", SIGNED_PAYLOAD]),
+                                    "s1")
+        assert (reply[0], reply[2]) == (4, "NotImplemented")
+
+
+async def test_signed_firmware_status_notifications_carry_the_request_id(tmp_path):
+    from chargerfw.station.firmware import Notify
+
+    async with TestCsms(in_memory=True) as csms, memory_client(tmp_path, csms) as client:
+        await wait_until(lambda: client.online)
+        client.store.firmware_save(FirmwareState(), [
+            Notify(FirmwareStatus.DOWNLOADED, 9), Notify(FirmwareStatus.SIGNATURE_VERIFIED, 9),
+            FirmwareStatus.IDLE])
+        client.outbox.wake()
+        await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
+        assert [m.payload for m in csms.of("SignedFirmwareStatusNotification")] == [
+            {"status": "Downloaded", "requestId": 9},
+            {"status": "SignatureVerified", "requestId": 9}]
+        assert [m.payload for m in csms.of("FirmwareStatusNotification")] == [{"status": "Idle"}]

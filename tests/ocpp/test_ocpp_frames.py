@@ -12,7 +12,7 @@ from fakes import FakeStation, wait_until
 from ocpp_support import memory_client
 from ocpp_testcsms import CsmsBehaviour, TestCsms
 
-from chargerfw.ocpp.v16.frames import Answer, Ignore, Route, check_frame
+from chargerfw.ocppj.frames import Answer, Ignore, Route, check_frame
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,7 +16,7 @@ FULL = MeterSample(timestamp=1_700_000_000.25, energy_import_wh=12345.9, energy_
 
 @pytest.mark.parametrize("measurands, phases, expected", [
     (["Energy.Active.Import.Register"], 3,
-     [("Energy.Active.Import.Register", None, "12345", "Wh", "Outlet")]),
+     [("Energy.Active.Import.Register", None, "12346", "Wh", "Outlet")]),  # nearest Wh
     (["Energy.Active.Export.Register", "Power.Active.Import"], 3,
      [("Energy.Active.Export.Register", None, "7", "Wh", "Outlet"),
       ("Power.Active.Import", None, "3000", "W", "Outlet")]),  # summed from the phases

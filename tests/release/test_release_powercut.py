@@ -81,8 +81,8 @@ async def test_a_cut_download_resumes_and_the_new_release_boots(tmp_path, releas
 
             await wait_for(downloading, "download under way", service)
             service.power_cut()
-            await wait_for(lambda: statuses(csms)[-1:] == ["Idle"], "update done", service)
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed", "Idle"]
+            await wait_for(lambda: statuses(csms)[-1:] == ["Installed"], "update done", service)
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert booted_versions(csms) == [OLD, OLD, NEW]
     resumed = [r for r in files.ranges if r is not None]
     assert len(resumed) == 1 and resumed[0] != "bytes=0-"
@@ -99,9 +99,8 @@ async def test_a_cut_while_the_slot_is_built_keeps_the_old_release(tmp_path, rel
             await update_firmware(csms, f"{files.url}/r.tar")
             await wait_for(slot.exists, "slot being built", service)
             service.power_cut()
-            await wait_for(lambda: statuses(csms)[-1:] == ["Idle"], "update ended", service)
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed",
-                              "Idle"]
+            await wait_for(lambda: statuses(csms)[-1:] == ["InstallationFailed"], "update ended", service)
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
     assert booted_versions(csms) == [OLD, OLD]
     assert slot_status(service.prefix).current.version == OLD
 
@@ -118,8 +117,8 @@ async def test_a_cut_during_the_trial_then_healthy(tmp_path, releases):
             service.power_cut()
             await wait_for(lambda: boots_counted(service.prefix) == 2, "second start", service)
             csms.behaviour.boot_status = "Accepted"
-            await wait_for(lambda: statuses(csms)[-1:] == ["Idle"], "update done", service)
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed", "Idle"]
+            await wait_for(lambda: statuses(csms)[-1:] == ["Installed"], "update done", service)
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert slot_status(service.prefix).current.version == NEW
     assert read_trial(service.prefix) is None
 
@@ -131,9 +130,8 @@ async def test_a_release_that_cannot_start_is_rolled_back_by_the_launcher(tmp_pa
         async with service.running():
             await wait_for(lambda: booted_versions(csms) == [OLD], "old release booted", service)
             await update_firmware(csms, f"{files.url}/r.tar")
-            await wait_for(lambda: statuses(csms)[-1:] == ["Idle"], "update ended", service)
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed",
-                              "Idle"]
+            await wait_for(lambda: statuses(csms)[-1:] == ["InstallationFailed"], "update ended", service)
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
     assert booted_versions(csms) == [OLD, OLD]
     status = slot_status(service.prefix)
     assert (status.current.version, status.previous.version) == (OLD, NEW)

@@ -124,8 +124,8 @@ async def test_a_release_signed_with_another_key_is_refused(tmp_path, release, m
         config = station_config(tmp_path, csms.url, key=Ed25519PrivateKey.generate())
         async with station(config, csms, monkeypatch=monkeypatch):
             await update_firmware(csms, f"{files.url}/r.tar")
-            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
-    assert statuses(csms) == ["Downloading", "Downloaded", "InstallationFailed", "Idle"]
+            await csms.wait_for(lambda: statuses(csms)[-1:] == ["InstallationFailed"], timeout=60)
+    assert statuses(csms) == ["Downloading", "Downloaded", "InstallationFailed"]
     assert slot_status(config.firmware.prefix).current.version == OLD
     assert not (config.firmware.prefix / "releases" / NEW).exists()
     assert not list(config.firmware_download_dir.iterdir())
@@ -136,8 +136,8 @@ async def test_a_missing_file_is_download_failed_after_the_tries(tmp_path, monke
         config = station_config(tmp_path, csms.url)
         async with station(config, csms, monkeypatch=monkeypatch):
             await update_firmware(csms, f"{files.url}/missing.tar", retries=2, retryInterval=1)
-            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
-    assert statuses(csms) == ["Downloading", "DownloadFailed", "Idle"]
+            await csms.wait_for(lambda: statuses(csms)[-1:] == ["DownloadFailed"], timeout=60)
+    assert statuses(csms) == ["Downloading", "DownloadFailed"]
     assert files.ranges == [None, None]  # two tries
 
 
@@ -175,9 +175,13 @@ async def test_update_installs_restarts_and_the_new_release_commits(tmp_path, re
 
         async with station(config, csms, version=NEW, self_test=self_test,
                            monkeypatch=monkeypatch, runtimes=runtimes) as (runtime, task):
-            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
+            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Installed"], timeout=60)
             assert runtime.connector_outputs(1).status is ChargePointStatus.AVAILABLE
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed", "Idle"]
+            assert [e.tech_info for e in runtime.store.security_events()
+                    if e.type == "FirmwareUpdated"] == [f"chargerfw {NEW} installed"]
+            await csms.wait_for(lambda: "FirmwareUpdated" in [
+                m.payload["type"] for m in csms.of("SecurityEventNotification")])
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert held == ["Unavailable"]  # no session during the trial
     prefix = config.firmware.prefix
     assert read_trial(prefix) is None and read_outcome(prefix) is None
@@ -204,9 +208,8 @@ async def test_a_new_release_failing_its_self_test_rolls_back(tmp_path, release,
         with contextlib.closing(sqlite3.connect(config.storage.path)) as db:
             db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
         async with station(config, csms, monkeypatch=monkeypatch):
-            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
-    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed",
-                              "Idle"]
+            await csms.wait_for(lambda: statuses(csms)[-1:] == ["InstallationFailed"], timeout=60)
+    assert statuses(csms) == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
     assert read_trial(prefix) is None and read_outcome(prefix) is None
 
 
@@ -222,8 +225,8 @@ async def test_a_new_release_never_accepted_rolls_back_at_its_deadline(tmp_path,
             "no Accepted BootNotification before the deadline")
         csms.behaviour.boot_status = "Accepted"
         async with station(config, csms, monkeypatch=monkeypatch):
-            await csms.wait_for(lambda: statuses(csms)[-1:] == ["Idle"], timeout=60)
-    assert statuses(csms)[-2:] == ["InstallationFailed", "Idle"]
+            await csms.wait_for(lambda: statuses(csms)[-1:] == ["InstallationFailed"], timeout=60)
+    assert statuses(csms)[-2:] == ["Installing", "InstallationFailed"]
     assert slot_status(config.firmware.prefix).current.version == OLD
 
 

@@ -102,7 +102,9 @@ async def test_get_diagnostics_uploads_a_redacted_bundle_over_http(
     everything = "\n".join(files.values())
     for secret in SECRETS:
         assert secret not in everything, secret
-    assert json.loads(files["ocpp-keys.json"])["AuthorizationKey"] == "***"
+    # The provisioned key was moved out of the store into its own file, blank in the store.
+    assert json.loads(files["ocpp-keys.json"])["AuthorizationKey"] == ""
+    assert json.loads(config.security.authorization_key_file.read_text())["key"] == AUTHORIZATION_KEY
     assert json.loads(files["config.json"])["ocpp"]["password"] == "***"
     assert json.loads(files["status.json"])["station"] == "CP1"
     assert json.loads(files["window.json"]) == {"since": "2026-12-01T00:00:00Z", "until": None}
@@ -191,7 +193,9 @@ async def test_get_log_security_and_diagnostics_logs_and_extended_triggers(
             assert await trigger("e2", "FirmwareStatusNotification") == {"status": "Accepted"}
             await csms.wait_for(lambda: csms.of("FirmwareStatusNotification"))
             assert _statuses(csms, "FirmwareStatusNotification") == [{"status": "Idle"}]
-            assert await trigger("e3", "SignChargePointCertificate") == {"status": "Rejected"}
+            assert await trigger("e3", "SignChargePointCertificate") == {"status": "Accepted"}
+            await csms.wait_for(lambda: csms.of("SignCertificate"))
+            assert config.security.pending_charge_point_key.exists()
             heartbeats = len(csms.of("Heartbeat"))
             assert await trigger("e4", "Heartbeat") == {"status": "Accepted"}
             await csms.wait_for(lambda: len(csms.of("Heartbeat")) == heartbeats + 1)

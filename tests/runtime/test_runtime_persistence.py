@@ -253,3 +253,25 @@ async def test_reservations_survive_a_restart_and_expired_ones_are_dropped(
             assert statuses(csms) == ["Available"]
             assert runtime.connector_state(1).reservation is None
             assert runtime.store.reservations_all() == []
+
+
+async def test_the_simulated_meter_keeps_its_exact_register_across_a_restart(
+        tmp_path: Path, short_dir: Path):
+    """As a real meter does: a restarted station reads the register where it was (1234.56 Wh),
+    not the whole Wh its store saw last, so no reading goes backwards between sessions."""
+    sock = short_dir / "control.sock"
+    async with TestCsms() as csms:
+        _, config = sim_station_config(tmp_path, csms.url)
+        async with running_station(config, sock) as runtime:
+            runtime.sim.loads[1].meter.set_energy(import_wh=1234.56)
+            controller = runtime.controllers[1]
+            await wait_until(lambda: controller.latest_sample
+                             and controller.latest_sample.energy_import_wh == 1234.56,
+                             what="the meter read at 1234.56 Wh")
+        async with running_station(config, sock) as runtime:
+            assert runtime.sim.loads[1].meter.energy_import_wh == 1234.56
+            await wait_until(lambda: runtime.client.online, what="online again")
+            await ctl(sock, "sim.tap", uid=TAG)
+            await ctl(sock, "sim.plug")
+            await csms.wait_for(lambda: ours(csms), timeout=10)
+    assert ours(csms)[0]["meterStart"] == 1235  # the one rounding rule: to the nearest Wh

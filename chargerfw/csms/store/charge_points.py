@@ -24,6 +24,7 @@ from chargerfw.csms.store.locations import (
 )
 from chargerfw.csms.store.status import evse_status, is_offline
 from chargerfw.csms.store.tariffs import check_tariff
+from chargerfw.csms.store.transactions import close_orphans_after_boot, mark_open_at_boot
 from chargerfw.csms.store.values import (
     AlreadyExists,
     CpoIdentity,
@@ -36,6 +37,9 @@ from chargerfw.csms.store.values import (
     utcnow,
 )
 from chargerfw.csms.tables import charge_points, connector_status, connectors, evses
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,24 +58,38 @@ class ChargePoints:
         without an evse_id gets one in eMI3 form (``CpoIdentity.evse_id_format``).
         ``rfid_reader``: whether drivers can start with a card there.
         """
+        self.add_charge_points([(charge_point_id, password, location, evse_specs, tariff_id,
+                                 rfid_reader)])
+
+    def add_charge_points(self, registrations: Sequence[tuple[
+            str, str | None, LocationSpec | None, Sequence[EvseSpec], str | None, bool]],
+                          ) -> None:
+        """Register several charge points (id, password, location, EVSEs, tariff, RFID
+        reader; as :meth:`add_charge_point`) in one database transaction: all or none."""
         now = utcnow()
-        _check_specs(location, evse_specs, now)
+        for _, _, location, evse_specs, _, _ in registrations:
+            _check_specs(location, evse_specs, now)
         try:
             with self.engine.begin() as c:
-                if c.execute(sa.select(charge_points.c.id)
-                             .where(charge_points.c.id == charge_point_id)).first():
-                    raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
-                check_tariff(c, tariff_id)
-                ensure_location(c, self.cpo, location, now)
-                c.execute(charge_points.insert().values(
-                    id=charge_point_id,
-                    password_hash=hash_password(password) if password else None,
-                    location_id=location.id if location else None, auto_registered=False,
-                    rfid_reader=rfid_reader, created_at=now))
-                _insert_evses(c, self.cpo, charge_point_id, location, evse_specs, tariff_id,
-                              now)
-                if location is not None:
-                    push_location(c, self.cpo, location.id)
+                locations_changed: set[str] = set()
+                for (charge_point_id, password, location, evse_specs, tariff_id,
+                     rfid_reader) in registrations:
+                    if c.execute(sa.select(charge_points.c.id)
+                                 .where(charge_points.c.id == charge_point_id)).first():
+                        raise AlreadyExists(f"charge point {charge_point_id!r} exists already")
+                    check_tariff(c, tariff_id)
+                    ensure_location(c, self.cpo, location, now)
+                    c.execute(charge_points.insert().values(
+                        id=charge_point_id,
+                        password_hash=hash_password(password) if password else None,
+                        location_id=location.id if location else None, auto_registered=False,
+                        rfid_reader=rfid_reader, created_at=now))
+                    _insert_evses(c, self.cpo, charge_point_id, location, evse_specs,
+                                  tariff_id, now)
+                    if location is not None:
+                        locations_changed.add(location.id)
+                for location_id in sorted(locations_changed):
+                    push_location(c, self.cpo, location_id)
         except IntegrityError as exc:
             raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
 
@@ -119,6 +137,8 @@ class ChargePoints:
                           .values(**values))
                 _insert_evses(c, self.cpo, charge_point_id, location, evse_specs, tariff_id,
                               now)
+                # Every connector it has told us of becomes an EVSE, not only those named.
+                _add_evses_for_reported(c, self.cpo, charge_point_id, now)
                 push_location(c, self.cpo, location.id)
         except IntegrityError as exc:
             raise AlreadyExists(f"conflicting identifiers: {exc.orig}") from None
@@ -203,6 +223,7 @@ class ChargePoints:
                       .values(vendor=vendor, model=model, serial_number=serial_number,
                               firmware_version=firmware_version, last_boot=now,
                               last_heartbeat=now))
+            mark_open_at_boot(c, charge_point_id)
             return _seen(c, self.cpo, charge_point_id, now)
 
     def record_heartbeat(self, charge_point_id: str) -> list[EvseChange]:
@@ -323,9 +344,20 @@ class ChargePoints:
             if updated.rowcount == 0:
                 c.execute(connector_status.insert().values(
                     charge_point_id=charge_point_id, connector_id=connector_id, **values))
+            if status == "Available" and connector_id > 0:
+                close_orphans_after_boot(c, self.cpo, charge_point_id, connector_id, now)
             # A charger back from offline gets every EVSE's status back, this one included.
             back = _seen(c, self.cpo, charge_point_id, now)
-            evse_rows = [evse for evse in _evses_of(c, charge_point_id)
+            evse_rows = _evses_of(c, charge_point_id)
+            if (connector_id > 0 and evse_rows
+                    and connector_id not in {e["ocpp_connector_id"] for e in evse_rows}
+                    and _auto_registered(c, charge_point_id)):
+                # A connector first seen now on a charger that registered itself: sessions
+                # there need an EVSE to become OCPI sessions and CDRs.
+                for location_id in _add_evses_for_reported(c, self.cpo, charge_point_id, now):
+                    push_location(c, self.cpo, location_id)
+                evse_rows = _evses_of(c, charge_point_id)
+            evse_rows = [evse for evse in evse_rows
                          if connector_id in (0, evse["ocpp_connector_id"])]
             return back + _set_statuses(c, self.cpo, evse_rows,
                                         _reported_status_of(c, charge_point_id), now)
@@ -334,6 +366,48 @@ class ChargePoints:
 def _evses_of(c: Connection, charge_point_id: str) -> list[RowMapping]:
     return list(c.execute(sa.select(evses).where(evses.c.charge_point_id == charge_point_id)
                           .order_by(evses.c.ocpp_connector_id)).mappings().all())
+
+
+def _auto_registered(c: Connection, charge_point_id: str) -> bool:
+    return bool(c.execute(sa.select(charge_points.c.auto_registered).where(
+        charge_points.c.id == charge_point_id)).scalar())
+
+
+def _add_evses_for_reported(c: Connection, cpo: CpoIdentity, charge_point_id: str,
+                            now: datetime) -> set[str]:
+    """An EVSE for every connector the charger reported a status for and that has none yet,
+    like its first EVSE (location, connectors, tariff), uid ``<charge point>-<connector>``.
+    Returns the locations that gained one."""
+    existing = _evses_of(c, charge_point_id)
+    if not existing:
+        return set()
+    template = existing[0]
+    mapped = {evse["ocpp_connector_id"] for evse in existing}
+    reported = _reported_statuses(c, charge_point_id)
+    plugs = list(c.execute(sa.select(connectors).where(
+        connectors.c.evse_uid == template["uid"]).order_by(connectors.c.id)).mappings().all())
+    changed: set[str] = set()
+    for connector_id in sorted(n for n in reported if n > 0 and n not in mapped):
+        uid = f"{charge_point_id}-{connector_id}"
+        if c.execute(sa.select(evses.c.uid).where(evses.c.uid == uid)).first():
+            log.warning("csms.evse_uid_taken", charge_point=charge_point_id,
+                        connector=connector_id, uid=uid)
+            continue
+        c.execute(evses.insert().values(
+            uid=uid, location_id=template["location_id"],
+            evse_id=cpo.evse_id_for(uid, charge_point_id, connector_id),
+            charge_point_id=charge_point_id, ocpp_connector_id=connector_id,
+            status=evse_status(reported.get(connector_id), reported.get(0)),
+            last_updated=now))
+        for plug in plugs:
+            c.execute(connectors.insert().values(
+                {**dict(plug), "evse_uid": uid, "last_updated": now}))
+        log.info("csms.evse_added", charge_point=charge_point_id, connector=connector_id,
+                 uid=uid, location=template["location_id"])
+        changed.add(template["location_id"])
+    if changed:
+        touch_locations(c, changed, now)
+    return changed
 
 
 def _set_statuses(c: Connection, cpo: CpoIdentity, evse_rows: Sequence[RowMapping],

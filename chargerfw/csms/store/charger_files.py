@@ -88,14 +88,21 @@ class ChargerFiles:
     # -- releases --
 
     def add_release(self, version: str, file_name: str, path: str, sha256: str,
-                    size: int) -> None:
+                    size: int, signing_certificate: str | None = None,
+                    signature: str | None = None) -> None:
+        """Record a published release; a signed one with both its signing certificate and
+        signature."""
+        if (signing_certificate is None) != (signature is None):
+            raise ValueError("a signed release needs its signing certificate and signature")
         with self.engine.begin() as c:
             if c.execute(sa.select(firmware_releases.c.version).where(
                     firmware_releases.c.version == version)).first() is not None:
                 raise AlreadyExists(f"release {version} is published already")
+            signed = ({} if signature is None else
+                      {"signing_certificate": signing_certificate, "signature": signature})
             c.execute(firmware_releases.insert().values(
                 version=version, file_name=file_name, path=path, sha256=sha256, size=size,
-                published_at=utcnow()))
+                published_at=utcnow(), **signed))
 
     def get_release(self, version: str) -> RowMapping | None:
         with self.engine.connect() as c:

@@ -58,6 +58,7 @@ class Store:
 
         charge_points = ChargePoints(engine, self.cpo)
         self.add_charge_point = charge_points.add_charge_point
+        self.add_charge_points = charge_points.add_charge_points
         self.attach_charge_point = charge_points.attach_charge_point
         self.auto_register = charge_points.auto_register
         self.list_charge_points = charge_points.list_charge_points

@@ -242,5 +242,6 @@ def cdr_object(cpo: CpoIdentity, tx: RowMapping, evse: RowMapping, location: Row
         "total_parking_cost": priced.parking.as_price(),
         "total_reservation_cost": (priced.reservation.as_price()
                                    if reservation is not None else None),
+        "remark": tx["remark"],
         "last_updated": utcnow()}
     return dump(m.CDR.model_validate(obj))

@@ -21,10 +21,66 @@ from chargerfw.csms.store.sql import inserted_id
 from chargerfw.csms.store.values import AuthDecision, CpoIdentity, StartRequest, utcnow
 from chargerfw.csms.tables import connectors, evses, meter_values, tariffs, transactions
 
+# OCPP 1.6: a StopTransaction without a reason was stopped locally.
+DEFAULT_STOP_REASON = "Local"
+# The reason recorded for a transaction the backend closed itself.
+ORPHAN_STOP_REASON = "Other"
+REFUSED_STOP_REASON = "DeAuthorized"
+ORPHAN_BY_NEW_START = ("closed by the backend: the charger started another transaction on this "
+                       "connector without stopping this one; energy up to its last reading")
+ORPHAN_AFTER_BOOT = ("closed by the backend: the charger rebooted and reported this connector "
+                     "Available without stopping this transaction; energy up to its last "
+                     "reading")
+
 
 def _transaction(c: Connection, transaction_id: int) -> RowMapping:
     return c.execute(sa.select(transactions).where(transactions.c.id == transaction_id)
                      ).mappings().one()
+
+
+def _close_by_backend(c: Connection, cpo: CpoIdentity, tx: RowMapping, at: datetime,
+                      remark: str) -> None:
+    """Close a transaction its charger will never stop, at its last reading (no energy is
+    billed that was not measured), with the reason in its CDR."""
+    now = utcnow()
+    status = "COMPLETED" if tx["status"] == "ACTIVE" else tx["status"]
+    c.execute(transactions.update().where(transactions.c.id == tx["id"]).values(
+        meter_stop=tx["meter_last"], stop_time=max(at, tx["start_time"]),
+        stop_reason=ORPHAN_STOP_REASON, remark=remark, status=status, open_at_boot=False,
+        last_updated=now))
+    row = _transaction(c, tx["id"])
+    if status == "COMPLETED" and row["evse_uid"] is not None:
+        push_session(c, cpo, row, "PUT")
+        record_cdr(c, cpo, row, now)
+
+
+def _open_on_connector(c: Connection, charge_point_id: str, connector_id: int,
+                       *conditions: sa.ColumnElement[bool]) -> list[RowMapping]:
+    return list(c.execute(sa.select(transactions).where(
+        transactions.c.charge_point_id == charge_point_id,
+        transactions.c.connector_id == connector_id,
+        transactions.c.stop_time.is_(None), *conditions).order_by(transactions.c.id)
+    ).mappings().all())
+
+
+def mark_open_at_boot(c: Connection, charge_point_id: str) -> None:
+    """The charger booted: its open transactions become orphans if it then reports their
+    connector Available without stopping them (it may still stop them: a charger sends what
+    it queued before the reboot)."""
+    c.execute(transactions.update().where(
+        transactions.c.charge_point_id == charge_point_id,
+        transactions.c.stop_time.is_(None)).values(open_at_boot=True))
+
+
+def close_orphans_after_boot(c: Connection, cpo: CpoIdentity, charge_point_id: str,
+                             connector_id: int, at: datetime) -> int:
+    """The charger reported ``connector_id`` Available: a transaction open there since before
+    its last boot is one it forgot, and is closed. Returns how many."""
+    orphans = _open_on_connector(c, charge_point_id, connector_id,
+                                 transactions.c.open_at_boot.is_(True))
+    for orphan in orphans:
+        _close_by_backend(c, cpo, orphan, at, ORPHAN_AFTER_BOOT)
+    return len(orphans)
 
 
 @dataclass(frozen=True)
@@ -45,6 +101,11 @@ class Transactions:
         accepted = auth.status == "Accepted"
         try:
             with self.engine.begin() as c:
+                # A connector carries one transaction: one still open there was given up by
+                # the charger (e.g. its StartTransaction timed out there and was committed
+                # here).
+                for orphan in _open_on_connector(c, req.charge_point_id, req.connector_id):
+                    _close_by_backend(c, self.cpo, orphan, req.timestamp, ORPHAN_BY_NEW_START)
                 evse = c.execute(sa.select(evses).where(
                     evses.c.charge_point_id == req.charge_point_id,
                     evses.c.ocpp_connector_id == req.connector_id)).mappings().first()
@@ -71,7 +132,12 @@ class Transactions:
                     reservation_id=req.reservation_id, meter_start=req.meter_start,
                     meter_last=req.meter_start, start_time=req.timestamp,
                     status="ACTIVE" if accepted else "INVALID", currency=currency,
-                    tariff_id=tariff_id, tariff=tariff, last_updated=now)))
+                    tariff_id=tariff_id, tariff=tariff, last_updated=now,
+                    # A refused start is closed where it began: nothing is left open for it.
+                    **({} if accepted else dict(
+                        stop_time=req.timestamp, meter_stop=req.meter_start,
+                        stop_reason=REFUSED_STOP_REASON,
+                        remark=f"refused at start ({auth.status})")))))
                 if req.reservation_id is not None:
                     mark_used(c, req.reservation_id, req.charge_point_id)
                 row = _transaction(c, tx_id)
@@ -156,13 +222,20 @@ class Transactions:
                          timestamp: datetime, reason: str | None,
                          samples: Sequence[billing.Sample] = ()) -> tuple[RowMapping | None,
                                                                           bool]:
-        """Close a transaction and write its CDR; a repeated StopTransaction changes nothing.
+        """Close a transaction and write its CDR. A repeated StopTransaction, or one for a
+        transaction the backend closed already, changes nothing (its samples neither); one
+        without a reason was stopped ``Local``.
 
         Returns (transaction row or None when unknown, stopped now).
         """
+        reason = reason or DEFAULT_STOP_REASON
+        known = self.get_transaction(transaction_id)
+        if known is None or known["charge_point_id"] != charge_point_id:
+            return None, False
+        if known["stop_time"] is not None:
+            return known, False
         if samples:
-            self.add_meter_values(charge_point_id,
-                                  self._connector_of(transaction_id) or 0, transaction_id,
+            self.add_meter_values(charge_point_id, known["connector_id"], transaction_id,
                                   samples)
         with self.engine.begin() as c:
             tx = c.execute(sa.select(transactions).where(
@@ -182,10 +255,6 @@ class Transactions:
                 push_session(c, self.cpo, row, "PUT")
                 record_cdr(c, self.cpo, row, now)
             return row, True
-
-    def _connector_of(self, transaction_id: int) -> int | None:
-        tx = self.get_transaction(transaction_id)
-        return tx["connector_id"] if tx else None
 
     def active_transaction(self, charge_point_id: str, connector_id: int) -> RowMapping | None:
         with self.engine.connect() as c:

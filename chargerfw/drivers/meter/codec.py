@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from decimal import Decimal
 
 from chargerfw.drivers.meter.regmap import DataType, QuantitySpec
 
@@ -48,9 +49,27 @@ def _decade(exponent: int) -> float:
     return 10.0 ** exponent
 
 
+def _float32_as_meant(raw: int) -> Decimal:
+    """The decimal a meter stored in a float32 register: the shortest one that encodes to the
+    same bits (0.168 kWh is stored as 0.16799999773502350 and read back as 0.168)."""
+    value = struct.unpack(">f", raw.to_bytes(4, "big"))[0]
+    if not math.isfinite(value):
+        raise DecodeError(f"not a finite number ({value})")
+    packed = raw.to_bytes(4, "big")
+    for digits in range(6, 10):  # float32 holds 6 to 9 significant decimal digits
+        text = f"{value:.{digits}g}"
+        if struct.pack(">f", float(text)) == packed:
+            return Decimal(text)
+    return Decimal(repr(value))
+
+
 def decode(spec: QuantitySpec, words: Sequence[int], exponent_word: int | None = None,
            unit_factor: float = 1.0) -> float:
-    """Decode one quantity from its registers into the sample's unit (Wh, W, V, A, Hz)."""
+    """Decode one quantity from its registers into the sample's unit (Wh, W, V, A, Hz).
+
+    The register's value, its scale, exponent and unit are combined in decimal, so the reading
+    is the register's value at its own resolution with no binary-float residue (0.168 kWh is
+    168 Wh, not 167.99999)."""
     if len(words) != spec.width:
         raise DecodeError(f"need {spec.width} register(s), got {len(words)}")
     raw = _words_to_int(words, spec.word_order)
@@ -61,21 +80,23 @@ def decode(spec: QuantitySpec, words: Sequence[int], exponent_word: int | None =
         mantissa = raw & 0xFFFFFF
         if spec.data_type is DataType.ISKRA_T6 and mantissa & 0x800000:
             mantissa -= 1 << 24
-        value = mantissa * _decade(exponent)
+        value = Decimal(mantissa).scaleb(exponent)
+    elif spec.data_type is DataType.FLOAT32:
+        value = _float32_as_meant(raw)
     else:
         fmt = _STRUCT[spec.data_type]
-        value = struct.unpack(f">{fmt}", raw.to_bytes(2 * spec.width, "big"))[0]
+        value = Decimal(struct.unpack(f">{fmt}", raw.to_bytes(2 * spec.width, "big"))[0])
     if spec.exponent_address is not None:
         if exponent_word is None:
             raise DecodeError("exponent register missing")
         exponent = struct.unpack(">h", exponent_word.to_bytes(2, "big"))[0]
         if exponent not in _EXPONENT_RANGE:
             raise DecodeError(f"implausible exponent {exponent}")
-        value = value * _decade(exponent)
-    value = float(value) * spec.scale * unit_factor
-    if not math.isfinite(value):
-        raise DecodeError(f"not a finite number ({value})")
-    return value
+        value = value.scaleb(exponent)
+    result = float(value * Decimal(repr(spec.scale)) * Decimal(repr(unit_factor)))
+    if not math.isfinite(result):
+        raise DecodeError(f"not a finite number ({result})")
+    return result
 
 
 def _fits(data_type: DataType, raw: int) -> bool:

@@ -1,6 +1,6 @@
 """One link's OCPP 1.6 endpoint: the ``ocpp`` library's ChargePoint with our handlers.
 
-Every frame from the backend passes :func:`~chargerfw.ocpp.v16.frames.check_frame` first; a
+Every frame from the backend passes :func:`~chargerfw.ocppj.frames.check_frame` first; a
 well-formed CALL for an action we handle goes to the library's ``route_message``, which runs
 the handlers registered with ``@on``/``@after`` and hands answers to our CALLs to ``call()``.
 The handlers only translate between the wire and :class:`BackendCommands`.
@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as LibraryChargePoint
 from ocpp.v16 import call_result
@@ -27,9 +28,11 @@ from ocpp.v16.enums import Action
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.connection import Transport
-from chargerfw.ocpp.library_log import LIBRARY_LOGGER
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.commands import BackendCommands
-from chargerfw.ocpp.v16.frames import Answer, FrameVerdict, Ignore, Route, check_frame
+from chargerfw.ocpp.v16.frame_guard import FrameGuard
+from chargerfw.ocppj.frames import Answer, FrameVerdict, Ignore, Route, check_frame
+from chargerfw.ocppj.library_log import LIBRARY_LOGGER
 
 log = get_logger(__name__)
 
@@ -66,7 +69,8 @@ class ChargePoint16(LibraryChargePoint):
     """The endpoint of one WebSocket session; :class:`LinkOwner` outlives it."""
 
     def __init__(self, charge_point_id: str, transport: Transport, commands: BackendCommands,
-                 owner: LinkOwner, response_timeout: float) -> None:
+                 owner: LinkOwner, response_timeout: float,
+                 guard: FrameGuard | None = None) -> None:
         super().__init__(charge_point_id, transport, response_timeout=response_timeout,
                          logger=LIBRARY_LOGGER)
         self._transport = transport  # for the CALLERRORs we answer before the library
@@ -77,6 +81,8 @@ class ChargePoint16(LibraryChargePoint):
         self._answered = asyncio.Event()
         self._answered.set()
         self._closed = asyncio.Event()
+        # The security events of incoming frames (invalid, replayed); None: check only.
+        self._check_frame = check_frame if guard is None else guard.check
 
     def link_closed(self) -> None:
         """The link is gone: CALLs waiting on it end with :class:`LinkClosed`."""
@@ -116,8 +122,8 @@ class ChargePoint16(LibraryChargePoint):
         raise LinkClosed("the link to the backend closed while a CALL waited for its answer")
 
     async def route_message(self, raw_msg: str) -> None:
-        verdict = check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
-                              self._awaited)
+        verdict = self._check_frame(raw_msg, self.route_map, self._owner.may_answer_backend(),
+                                    self._awaited)
         if isinstance(verdict, Route) and verdict.call is not None:
             self._answering += 1
             self._answered.clear()
@@ -204,6 +210,13 @@ class ChargePoint16(LibraryChargePoint):
                            retry_interval: int | None = None) -> call_result.UpdateFirmware:
         self._commands.update_firmware(location, retrieve_date, retries, retry_interval)
         return call_result.UpdateFirmware()
+
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any],
+                                  retries: int | None = None, retry_interval: int | None = None,
+                                  ) -> call_result.SignedUpdateFirmware:
+        return call_result.SignedUpdateFirmware(status=self._commands.signed_update_firmware(
+            request_id, firmware, retries, retry_interval))
 
     @on(Action.reserve_now)
     def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
@@ -296,3 +309,34 @@ class ChargePoint16(LibraryChargePoint):
     async def after_extended_trigger_message(self, requested_message: str,
                                              connector_id: int | None = None) -> None:
         await self._owner.run_extended_trigger(self, requested_message, connector_id)
+
+    # -- certificates (Security Whitepaper) ------------------------------------------------------
+
+    def _certificates(self) -> StationCertificates:
+        if self._commands.certificates is None:
+            raise NotSupportedError(description="this station has no certificate store")
+        return self._commands.certificates
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str,
+                               certificate: str) -> call_result.InstallCertificate:
+        return call_result.InstallCertificate(
+            status=self._certificates().install_certificate(certificate_type, certificate))
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, Any],
+                              ) -> call_result.DeleteCertificate:
+        return call_result.DeleteCertificate(
+            status=self._certificates().delete_certificate(certificate_hash_data))
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: str,
+                                         ) -> call_result.GetInstalledCertificateIds:
+        status, hash_data = self._certificates().installed_certificate_ids(certificate_type)
+        return call_result.GetInstalledCertificateIds(status=status,
+                                                      certificate_hash_data=hash_data)
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
+        return call_result.CertificateSigned(
+            status=self._certificates().certificate_signed(certificate_chain))

@@ -30,14 +30,25 @@ from chargerfw import __version__
 from chargerfw.config import StationConfig
 from chargerfw.drivers.types import MeterSample
 from chargerfw.logs import get_logger
+from chargerfw.ocpp.certificates import CertificateStore
 from chargerfw.ocpp.config_keys import ConfigurationKeys
-from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport, redact_frame
+from chargerfw.ocpp.connection import BackendLink, OcppConnection, Transport
+from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.outbox import OutboxPump
 from chargerfw.ocpp.sampler import Measurands, MeterSampler, open_transaction
 from chargerfw.ocpp.security_log import (
+    ATTEMPTED_REPLAY_ATTACKS,
     FAILED_TO_AUTHENTICATE,
+    INVALID_MESSAGES,
     SECURITY_RECONFIGURED,
     record_security_event,
+    wake_on_security_events,
+)
+from chargerfw.ocpp.security_profile import (
+    SecurityProfiles,
+    authorization_key_applier,
+    profile_problem,
+    station_keys,
 )
 from chargerfw.ocpp.station_port import (
     BootInfo,
@@ -47,9 +58,12 @@ from chargerfw.ocpp.station_port import (
     notify_id_tag_info,
 )
 from chargerfw.ocpp.status import ConnectorStatusReport, StatusReporter
+from chargerfw.ocpp.tls import SecurityEventLimiter, provision_ca_file
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.charge_point import ChargePoint16
 from chargerfw.ocpp.v16.commands import BackendCommands, DataTransferHandler
 from chargerfw.ocpp.v16.diagnostics import LogUploads
+from chargerfw.ocpp.v16.frame_guard import FrameGuard, ThrottledEvent
 from chargerfw.ocpp.v16.requests import (
     CALL_FAILURES,
     OutboxSender16,
@@ -57,6 +71,8 @@ from chargerfw.ocpp.v16.requests import (
     status_notification,
     wire_id_tag_info,
 )
+from chargerfw.ocppj.frames import redact_frame
+from chargerfw.station.firmware import FirmwareStatus, core_status
 from chargerfw.store import Store, TransactionRecord
 
 log = get_logger(__name__)
@@ -97,7 +113,8 @@ class OcppClient:
     def __init__(self, *, store: Store, keys: ConfigurationKeys, connection: BackendLink,
                  boot: BootInfo, connector_phases: Mapping[int, int],
                  station: StationPort | None = None, call_timeout_s: float = 30.0,
-                 tick_s: float = 1.0, meter_persist_interval_s: float = 10.0) -> None:
+                 tick_s: float = 1.0, meter_persist_interval_s: float = 10.0,
+                 certificates: StationCertificates | None = None) -> None:
         self.store = store
         self.keys = keys
         self.connection = connection
@@ -111,11 +128,15 @@ class OcppClient:
         self.outbox = OutboxPump(
             store, max_attempts=lambda: keys.get_int("TransactionMessageAttempts"),
             retry_interval_s=lambda: keys.get_int("TransactionMessageRetryInterval"))
+        wake_on_security_events(store, self.outbox.wake)
+        self._invalid_frames = ThrottledEvent(store, INVALID_MESSAGES)
+        self._replayed_calls = ThrottledEvent(store, ATTEMPTED_REPLAY_ATTACKS)
         self.uploads = LogUploads(store, connection.charge_point_id, self.outbox.wake)
         self.commands = BackendCommands(store=store, keys=keys, station=station,
                                         connector_phases=self.connector_phases,
                                         data_transfer_handlers=self.data_transfer_handlers,
                                         uploads=self.uploads)
+        self.commands.certificates = certificates
         # Where a firmware update stands, for triggered Firmware status notifications: what the
         # station's update reports (a signed update may replace it with its request id).
         self.firmware_state: Callable[[], FirmwareState] = (
@@ -132,12 +153,37 @@ class OcppClient:
         self._untracked_sends: set[asyncio.Future[None]] = set()
         keys.add_listener(self._on_key_changed)
         connection.frame_sink = self._log_frame  # the frame log ring, secrets redacted
-        connection.auth_failed = functools.partial(record_security_event, store,
+        # A reconnect loop repeats the same refusal: each kind is recorded at most every
+        # ten minutes.
+        self.link_security_events = SecurityEventLimiter(
+            functools.partial(record_security_event, store))
+        connection.auth_failed = functools.partial(self.link_security_events,
                                                    FAILED_TO_AUTHENTICATE)
+        connection.security_event = self.link_security_events
+        self.security_profiles: SecurityProfiles | None = None
 
     @property
     def station(self) -> StationPort | None:
         return self.commands.station
+
+    def attach_security(self, profiles: SecurityProfiles,
+                        authorization_keys: AuthorizationKeyFile,
+                        over_tls: Callable[[], bool]) -> None:
+        """SecurityProfile raised on trial by ``profiles``; AuthorizationKey kept in its file
+        with a fallback, refused from the backend unless ``over_tls``; both learn of every
+        connection attempt. Before :meth:`run`, on an :class:`OcppConnection`."""
+        assert isinstance(self.connection, OcppConnection)
+        self.security_profiles = profiles
+        self.keys.set_applier("SecurityProfile", profiles.apply)
+        self.keys.set_applier("AuthorizationKey", authorization_key_applier(authorization_keys))
+        self.commands.link_encrypted = over_tls
+
+        def attempt(profile: int, password: str | None, error: BaseException | None) -> None:
+            profiles.observe(profile, error)
+            if error is None and password is not None:
+                authorization_keys.worked(password)
+
+        self.connection.attempt_observer = attempt
 
     def attach_logs(self, source: LogSource) -> None:
         """What GetDiagnostics and GetLog upload; without it they upload nothing."""
@@ -174,6 +220,9 @@ class OcppClient:
     async def run(self) -> None:
         background = [asyncio.create_task(self.sampler.run(), name="ocpp-sampler"),
                       asyncio.create_task(self.statuses.run_settler(), name="ocpp-status-settler")]
+        if self.commands.certificates is not None:
+            background.append(asyncio.create_task(
+                self.commands.certificates.run(self._send_when_online), name="ocpp-certificates"))
         try:
             await self.connection.run(self._session)
         finally:
@@ -212,7 +261,8 @@ class OcppClient:
 
     async def _session(self, transport: Transport) -> None:
         cp = ChargePoint16(self.connection.charge_point_id, transport, self.commands, self,
-                           self.call_timeout_s)
+                           self.call_timeout_s, FrameGuard(self.store, self._invalid_frames,
+                                                           self._replayed_calls))
         self._cp = cp
         self._accepted.clear()
         self.registration = None
@@ -282,6 +332,7 @@ class OcppClient:
                 if result.interval > 0:
                     self.keys.change("HeartbeatInterval", str(min(result.interval, 86400)))
                 self._accepted.set()
+                self._connection_verified()
                 return
             # Pending: answer the backend's calls meanwhile. Rejected: stay silent. Either way
             # no other CALL until the interval has passed, then boot again.
@@ -303,6 +354,24 @@ class OcppClient:
                 self._note_time(result.current_time)
             except CALL_FAILURES as exc:
                 log.warning("ocpp.heartbeat_failed", error=str(exc))
+
+    def _connection_verified(self) -> None:
+        """Registered over TLS: the backend's certificate chained to the current roots, so
+        roots kept as a fallback (AdditionalRootCertificateCheck) are no longer needed."""
+        certificates = self.commands.certificates
+        if certificates is None or self.keys.get_int("SecurityProfile") < 2:
+            return
+        try:
+            certificates.certificates.central_system_confirmed()
+        except OSError as exc:
+            log.warning("certificates.fallback_not_removed", error=str(exc))
+
+    async def _send_when_online(self, payload: Any) -> Any:
+        """A CALL on the current link once registered; None while not."""
+        cp = self._cp
+        if cp is None or not self.online:
+            return None
+        return await self._call(cp, payload)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -422,7 +491,7 @@ class OcppClient:
                 self.statuses.send_current(connector_id)
             elif message == "FirmwareStatusNotification":
                 await self._call(cp, call.FirmwareStatusNotification(
-                    status=self.firmware_state().status))
+                    status=core_status(FirmwareStatus(self.firmware_state().status)).value))
             elif message == "MeterValues":
                 for cid, value in self.sampler.values_now("Trigger", connector_id):
                     open_tx = open_transaction(self.store, cid)
@@ -443,7 +512,9 @@ class OcppClient:
         if self.commands.extended_trigger(message, connector_id) != "Accepted":
             return
         try:
-            if message == "LogStatusNotification":
+            if message == "SignChargePointCertificate" and self.commands.certificates:
+                self.commands.certificates.request_signing()
+            elif message == "LogStatusNotification":
                 status, request_id = self.uploads.log_status()
                 await self._call(cp, call.LogStatusNotification(status=status,
                                                                 request_id=request_id))
@@ -473,6 +544,9 @@ class OcppClient:
         elif key == "AuthorizationKey":
             self._reconnect_for = key
             record_security_event(self.store, SECURITY_RECONFIGURED, "AuthorizationKey changed")
+        elif key == "SecurityProfile":
+            if self.security_profiles is not None and self.security_profiles.trial is not None:
+                self._reconnect_for = key
         elif key in ("TransactionMessageRetryInterval", "TransactionMessageAttempts"):
             self.outbox.wake()
         elif key == "MinimumStatusDuration":
@@ -483,21 +557,39 @@ def client_from_config(config: StationConfig, store: Store, station: StationPort
                        firmware_version: str = __version__) -> OcppClient:
     """The OCPP client for a station config (its ``[ocpp]`` section must be present).
 
-    The password is the AuthorizationKey the backend set, else the config's ``ocpp.password``;
-    WebSocketPingInterval is read at every (re)connect and applied live on change."""
+    The password is the AuthorizationKey the backend set (in its file, with a fallback until a
+    new one worked), else the config's ``ocpp.password``; the security profile is the one the
+    station last connected with, raised on trial by SecurityProfile; a ``[ocpp] ca_file`` is
+    installed as a CentralSystemRootCertificate when none is; WebSocketPingInterval is read at
+    every (re)connect and applied live on change."""
     if config.ocpp is None:
         raise ValueError("the station config has no [ocpp] section")
     ocpp_cfg = config.ocpp
-    keys = ConfigurationKeys(store, number_of_connectors=len(config.connector),
-                             overrides={k: str(v) for k, v in ocpp_cfg.keys.items()},
-                             security_profile=ocpp_cfg.security_profile,
-                             defaults=config.ocpp_key_defaults())
+    keys, authorization_keys = station_keys(config, store, provision=True)
+    if ocpp_cfg.ca_file is not None:
+        provision_ca_file(ocpp_cfg.ca_file, config.security.central_system_roots_dir)
+    profiles = SecurityProfiles(
+        store, ocpp_cfg.security_profile,
+        problem=functools.partial(profile_problem, config, passwords=authorization_keys.passwords),
+        record_event=functools.partial(record_security_event, store))
     connection = OcppConnection(
-        ocpp_cfg.url, config.station.id, security_profile=ocpp_cfg.security_profile,
-        password=lambda: keys.raw("AuthorizationKey") or ocpp_cfg.password,
-        ca_file=ocpp_cfg.ca_file, ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"))
+        ocpp_cfg.url, config.station.id, security_profile=profiles.current,
+        passwords=authorization_keys.passwords, security=config.security,
+        secure_url=ocpp_cfg.secure_url,
+        ping_interval_s=lambda: keys.get_int("WebSocketPingInterval"))
     boot = BootInfo(vendor=config.station.vendor, model=config.station.model,
                     serial_number=config.station.serial_number, firmware_version=firmware_version,
                     meter_type=config.connector[0].meter.model[:25])
-    return OcppClient(store=store, keys=keys, connection=connection, boot=boot,
-                      connector_phases={c.id: c.phases for c in config.connector}, station=station)
+    certificates = StationCertificates(
+        certificates=CertificateStore(config.security), keys=keys, store=store,
+        charge_point_id=config.station.id, renew_before_days=config.security.renew_before_days)
+    client = OcppClient(store=store, keys=keys, connection=connection, boot=boot,
+                        connector_phases={c.id: c.phases for c in config.connector},
+                        station=station, certificates=certificates)
+
+    def over_tls() -> bool:
+        profile = profiles.current()
+        return profile >= 1 and connection.url_for(profile).startswith("wss://")
+
+    client.attach_security(profiles, authorization_keys, over_tls)
+    return client

@@ -22,6 +22,7 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.config_keys import ConfigEntry, ConfigurationKeys
 from chargerfw.ocpp.station_port import StationPort
+from chargerfw.ocpp.v16.certificates import StationCertificates
 from chargerfw.ocpp.v16.diagnostics import LogUploads
 from chargerfw.ocpp.v16.requests import wire_id_tag_info
 from chargerfw.station.auth import IdTagInfo, InvalidIdTagInfoError
@@ -43,8 +44,8 @@ DataTransferHandler = Callable[[str | None, str | None], Awaitable[tuple[str, st
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                "DiagnosticsStatusNotification", "FirmwareStatusNotification")
-# ExtendedTriggerMessage (Security Whitepaper); SignChargePointCertificate is answered Rejected
-# until the station has a certificate of its own (security profile 3).
+# ExtendedTriggerMessage (Security Whitepaper); SignChargePointCertificate is Accepted where the
+# station has a certificate store (``BackendCommands.certificates``).
 EXTENDED_TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                         "LogStatusNotification", "FirmwareStatusNotification")
 
@@ -63,6 +64,10 @@ class BackendCommands:
         self.station = station
         self.connector_phases = dict(connector_phases)
         self.data_transfer_handlers = data_transfer_handlers
+        # Whether the link the backend's commands come over is encrypted (wss://, profile 1+).
+        self.link_encrypted: Callable[[], bool] = lambda: True
+        # The certificate messages; None where the station has no certificate store.
+        self.certificates: StationCertificates | None = None
 
     def _known_connector(self, connector_id: int) -> bool:
         return connector_id in self.connector_phases
@@ -70,6 +75,10 @@ class BackendCommands:
     # -- configuration and authorization data ------------------------------------------------
 
     def change_configuration(self, key: str, value: str) -> str:
+        if key == "AuthorizationKey" and not self.link_encrypted():
+            # It would cross the network in the clear (a technician's local change may).
+            log.warning("ocpp.authorization_key_refused", reason="unencrypted link")
+            return "Rejected"
         status, _reason = self.keys.change(key, value)
         return status.value
 
@@ -253,29 +262,26 @@ class BackendCommands:
         update = getattr(self.station, "update_firmware", None)
         if update is None:
             raise OcppNotImplementedError(details={"cause": "no firmware updates here"})
-        try:
-            retrieve_at = datetime.fromisoformat(retrieve_date.replace("Z", "+00:00"))
-        except ValueError:
-            raise FormatViolationError(
-                details={"cause": f"retrieveDate {retrieve_date[:40]!r} is not a date-time"}
-            ) from None
-        if retrieve_at.tzinfo is None:
-            raise FormatViolationError(details={"cause": "retrieveDate has no time zone"})
-        if (retries is not None and retries < 0) or (retry_interval is not None
-                                                     and retry_interval < 0):
-            raise PropertyConstraintViolationError(
-                details={"cause": "retries and retryInterval must not be negative"})
-        try:
-            request = FirmwareRequest(
-                location, retrieve_at.timestamp(),
-                tries=DEFAULT_TRIES if retries is None else max(1, retries),
-                retry_interval_s=DEFAULT_RETRY_INTERVAL_S if retry_interval is None
-                else retry_interval)
-        except ValueError as exc:
-            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from None
+        request = _firmware_request(location, retrieve_date, "retrieveDate", retries,
+                                    retry_interval)
         refused = update(request)
         if refused is not None:
             raise NotSupportedError(details={"cause": refused})
+
+    def signed_update_firmware(self, request_id: int, firmware: dict[str, Any],
+                               retries: int | None, retry_interval: int | None) -> str:
+        """SignedUpdateFirmware (Security Whitepaper): its status, or a CALLERROR naming the
+        field that cannot be taken (nothing changes then)."""
+        update = getattr(self.station, "signed_update_firmware", None)
+        if update is None:
+            raise OcppNotImplementedError(details={"cause": "no signed firmware updates here"})
+        install = firmware.get("install_date_time")
+        request = _firmware_request(
+            firmware["location"], firmware["retrieve_date_time"], "retrieveDateTime", retries,
+            retry_interval, request_id=request_id, signature=firmware["signature"],
+            signing_certificate=firmware["signing_certificate"],
+            install_at=None if install is None else _aware_time(install, "installDateTime"))
+        return str(update(request))
 
     def firmware_status(self) -> str:
         status = getattr(self.station, "firmware_status", None)
@@ -293,7 +299,7 @@ class BackendCommands:
     def extended_trigger(self, message: str, connector_id: int | None) -> str:
         """Whether ExtendedTriggerMessage is Accepted; the client sends after the reply."""
         if message == "SignChargePointCertificate":
-            return "Rejected"  # no charge point certificate yet (security profile 3)
+            return "Accepted" if self.certificates is not None else "Rejected"
         if message not in EXTENDED_TRIGGERABLE:
             return "NotImplemented"
         if connector_id is not None and not (connector_id == 0
@@ -317,3 +323,35 @@ class BackendCommands:
         if self.uploads is None:
             return "Rejected", None
         return self.uploads.get_log(log_type, request_id, parameters, retries, retry_interval)
+
+
+def _aware_time(text: str, field: str) -> float:
+    """A wire date-time with its zone as a Unix time; FormatViolation naming ``field``."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise FormatViolationError(
+            details={"cause": f"{field} {text[:40]!r} is not a date-time"}) from None
+    if parsed.tzinfo is None:
+        raise FormatViolationError(details={"cause": f"{field} has no time zone"})
+    return parsed.timestamp()
+
+
+def _firmware_request(location: str, retrieve_date: str, retrieve_field: str,
+                      retries: int | None, retry_interval: int | None,
+                      **signed: Any) -> FirmwareRequest:
+    """(Signed)UpdateFirmware's request, with the station's defaults for what it leaves
+    out; a CALLERROR naming what is wrong."""
+    retrieve_at = _aware_time(retrieve_date, retrieve_field)
+    if (retries is not None and retries < 0) or (retry_interval is not None
+                                                 and retry_interval < 0):
+        raise PropertyConstraintViolationError(
+            details={"cause": "retries and retryInterval must not be negative"})
+    try:
+        return FirmwareRequest(
+            location, retrieve_at,
+            tries=DEFAULT_TRIES if retries is None else max(1, retries),
+            retry_interval_s=DEFAULT_RETRY_INTERVAL_S if retry_interval is None
+            else retry_interval, **signed)
+    except ValueError as exc:
+        raise PropertyConstraintViolationError(details={"cause": str(exc)}) from None

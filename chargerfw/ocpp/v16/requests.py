@@ -20,7 +20,7 @@ from chargerfw.logs import get_logger
 from chargerfw.ocpp.outbox import Delivered, Refused, Undeliverable
 from chargerfw.ocpp.station_port import BootInfo, StationPort, notify_id_tag_info
 from chargerfw.ocpp.status import ConnectorStatusReport
-from chargerfw.ocpp.v16.frames import integer_out_of_range
+from chargerfw.ocppj.frames import integer_out_of_range
 from chargerfw.store import OutboxMessage, Store
 from chargerfw.timestamps import iso_utc
 
@@ -29,6 +29,10 @@ log = get_logger(__name__)
 # What a CALL can end in besides its answer: a CALLERROR (as the library raises it), an error
 # code 1.6 does not know, or no answer within the call timeout.
 CALL_FAILURES = (TimeoutError, OCPPError, UnknownCallErrorCodeError)
+
+# CALLERROR codes that say the backend does not handle the action at all (OCPP-J 1.6 4.2.3; the
+# library may swap the two): a notification refused so is never resent.
+UNHANDLED_ACTION_CODES = frozenset({"NotImplemented", "NotSupported"})
 
 # Sends one CALL on the current link and returns the library's answer object; the unique id
 # is the outbox message's own, so a resend keeps it.
@@ -115,7 +119,9 @@ class OutboxSender16:
             result = await self._send_call(request, message.unique_id)
         except (OCPPError, UnknownCallErrorCodeError) as exc:
             code = getattr(exc, "code", "GenericError")
-            raise Refused(f"{code}: {getattr(exc, 'description', exc)}") from exc
+            raise Refused(f"{code}: {getattr(exc, 'description', exc)}",
+                          final=message.local_tx_id is None and code in UNHANDLED_ACTION_CODES,
+                          ) from exc
         if message.action == "StartTransaction":
             if integer_out_of_range(result.transaction_id) is not None:
                 # No id we could send back (1.6 integers are 32-bit): a refused answer, retried

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import pytest
 
 from chargerfw.drivers.meter.codec import DecodeError, EncodeError, decode, encode
 from chargerfw.drivers.meter.regmap import Quantity, QuantitySpec, load_meter_map
+from chargerfw.drivers.types import whole_wh
 
 
 def spec_of(model: str, quantity: str) -> tuple[QuantitySpec, float]:
@@ -99,3 +101,25 @@ def test_values_the_encoding_cannot_hold_are_refused(model, quantity, value):
     spec, factor = spec_of(model, quantity)
     with pytest.raises(EncodeError):
         encode(spec, value, factor)
+
+
+@pytest.mark.parametrize(("kwh", "wh"), [(0.168, 168.0), (0.001, 1.0), (12345.67, 12345670.0),
+                                         (99999.99, 99999990.0), (1.5, 1500.0)])
+def test_a_float32_energy_register_reads_as_the_meter_meant_it(kwh, wh):
+    # 0.168 kWh in float32 is 0.16799999773502350: read back as 168 Wh, not 167.99999.
+    spec, factor = spec_of("eastron-sdm630-v2", "energy_import")
+    raw = int.from_bytes(struct.pack(">f", kwh), "big")
+    assert decode(spec, [raw >> 16, raw & 0xFFFF], None, factor) == wh
+
+
+def test_a_scaled_integer_register_has_no_binary_residue():
+    # 0.1 kWh steps (Carlo Gavazzi): 7 steps are 700 Wh, where binary floats make 700.0000000001.
+    spec, factor = spec_of("carlo-gavazzi-em340", "energy_import")
+    assert 7 * spec.scale * factor != 700.0
+    assert decode(spec, [7, 0], None, factor) == 700.0
+
+
+@pytest.mark.parametrize(("reading", "whole"), [(167.99999, 168), (167.5, 168), (167.49, 167),
+                                                (0.0, 0), (0.5, 1), (2.5, 3)])
+def test_one_rounding_rule_to_whole_wh(reading, whole):
+    assert whole_wh(reading) == whole

@@ -2,7 +2,7 @@
 always present one; Basic auth alone is refused for it
 
 Revision ID: 0014_charger_tls
-Revises: 0012_admin_api
+Revises: 0013_signed_releases
 Create Date: 2026-12-20 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014_charger_tls'
-down_revision = '0012_admin_api'
+down_revision = '0013_signed_releases'
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,5 @@
-"""The logger handed to the ``ocpp`` library's charge points.
+"""The loggers handed to the libraries of an OCPP link, at either end: the ``ocpp`` library's
+charge points and ``websockets``' connections.
 
 The library logs every frame at INFO, secrets included; we keep its lines at DEBUG with frames
 redacted (our own structured log says what matters). It also logs an answered CALLERROR as an
@@ -14,7 +15,8 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError
 
-from chargerfw.ocpp.connection import redact_frame
+from chargerfw.ocppj.frames import redact_frame
+from chargerfw.redact import redact_text
 
 
 class RedactingLibraryLogger(logging.LoggerAdapter[logging.Logger]):
@@ -35,3 +37,18 @@ class RedactingLibraryLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 LIBRARY_LOGGER = RedactingLibraryLogger(logging.getLogger("ocpp"), {})
+
+
+class RedactingWebsocketsLogger(logging.LoggerAdapter[logging.Logger]):
+    """websockets logs the opening handshake's headers at DEBUG (``> Authorization: Basic
+    ...``, reversible to the password) and every frame: each line is redacted as free text
+    before it is written."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.logger.isEnabledFor(level):
+            return  # every frame passes here: format it only if it is logged
+        text = str(msg) % args if args else str(msg)
+        self.logger.log(level, "%s", redact_text(text), **kwargs)
+
+
+WEBSOCKETS_LOGGER = RedactingWebsocketsLogger(logging.getLogger("websockets.client"), {})

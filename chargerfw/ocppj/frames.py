@@ -1,4 +1,7 @@
-"""Frame hardening for OCPP-J 1.6: what to do with a backend frame before the library routes it.
+"""OCPP-J 1.6 frames as both ends of a link meet them — the station and the backend alike: a
+frame decoded with bounds (:func:`decode_frame`), redacted for a log (:func:`redact_frame`), and
+judged before the ``ocpp`` library routes it (:func:`check_frame`).
+Frame hardening for OCPP-J 1.6: what to do with a backend frame before the library routes it.
 
 The ``ocpp`` library only logs a frame it cannot unpack and maps schema failures to 2.0.1 codes.
 OCPP-J 1.6 wants a CALLERROR for every malformed CALL, with its own codes (FormationViolation,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import math
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +45,96 @@ from ocpp.messages import Call, CallError, MessageType, get_validator
 from ocpp.v16.enums import Action
 
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.connection import FrameDecodeError, decode_frame, redact_frame
 
 log = get_logger(__name__)
+
+REDACTED = "***"
+_SECRET_KEYS = {"authorizationkey", "password"}
+
+# OCPP-J payloads nest a few levels (SetChargingProfile, the deepest 1.6 message, has six); a
+# frame nested deeper is refused before anything recurses over it.
+MAX_FRAME_DEPTH = 20
+LOGGED_UNREADABLE_CHARS = 2000  # what the log keeps of a frame that cannot be decoded
+
+
+class FrameDecodeError(ValueError):
+    """A frame that is not an OCPP-J JSON text. ``message`` is what was parsed, if the text
+    was JSON but holds what no OCPP frame may (deep nesting, a lone surrogate, NaN)."""
+
+    def __init__(self, reason: str, message: Any = None) -> None:
+        super().__init__(reason)
+        self.message = message
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_frame(raw: str) -> Any:
+    """The JSON of one frame, or :class:`FrameDecodeError`: not JSON (NaN and Infinity
+    included), nested deeper than :data:`MAX_FRAME_DEPTH`, or a string that is not Unicode
+    text (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store or log can take).
+
+    Nothing here recurses in Python: a frame of 100,000 nested arrays ends in the decoder's
+    own depth guard, caught here."""
+    try:
+        message = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels") from None
+    except ValueError as exc:
+        raise FrameDecodeError(f"not JSON ({exc})") from None
+    pending: list[tuple[Any, int]] = [(message, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_FRAME_DEPTH:
+                raise FrameDecodeError(f"nested deeper than {MAX_FRAME_DEPTH} levels", message)
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if isinstance(key, str) and not _is_text(key):
+                    raise FrameDecodeError("a key is not Unicode text (lone surrogate)", message)
+                pending.append((value, depth + 1))
+        elif isinstance(node, str) and not _is_text(node):
+            raise FrameDecodeError("a string is not Unicode text (lone surrogate)", message)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise FrameDecodeError("a number is out of range", message)
+    return message
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def redact_frame(frame: str) -> str:
+    """A frame for the log with secrets replaced: AuthorizationKey values in
+    ChangeConfiguration / GetConfiguration, and any field named like a password. A frame that
+    cannot be decoded is logged as it came, cut to :data:`LOGGED_UNREADABLE_CHARS`."""
+    try:
+        message = decode_frame(frame)
+    except FrameDecodeError:
+        if len(frame) <= LOGGED_UNREADABLE_CHARS:
+            return frame
+        return f"{frame[:LOGGED_UNREADABLE_CHARS]}...({len(frame)} characters)"
+    if not isinstance(message, list):
+        return frame
+
+    def scrub(node: Any) -> Any:  # depth is bounded by decode_frame
+        if isinstance(node, dict):
+            secret_pair = str(node.get("key", "")).lower() in _SECRET_KEYS and "value" in node
+            return {k: (REDACTED if (k.lower() in _SECRET_KEYS or (secret_pair and k == "value"))
+                        else scrub(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(v) for v in node]
+        return node
+
+    return json.dumps(scrub(message), separators=(",", ":"))
+
 
 OCPP_VERSION = "1.6"
 UNPARSABLE_ID = "-1"  # 1.6 names no id for a frame we cannot parse; 2.0.1 uses "-1"
