@@ -76,6 +76,18 @@ EXTENDED_TRIGGER_MESSAGES = ("BootNotification", "LogStatusNotification",
 CERTIFICATE_MAX = 5500  # InstallCertificate.req certificate: string[0..5500]
 HASH_MAX = 128  # CertificateHashDataType issuerNameHash / issuerKeyHash
 SERIAL_MAX = 40  # CertificateHashDataType serialNumber
+# A self-signed root (CN "Example CSMS root"), the admin API's example for InstallCertificate.
+EXAMPLE_ROOT = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBOTCB4KADAgECAgEBMAoGCCqGSM49BAMCMBwxGjAYBgNVBAMMEUV4YW1wbGUg\n"
+    "Q1NNUyByb290MB4XDTI2MDEwMTAwMDAwMFoXDTQ2MDEwMTAwMDAwMFowHDEaMBgG\n"
+    "A1UEAwwRRXhhbXBsZSBDU01TIHJvb3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AATgs9Y1xVkBpg1YsG3fhF+ckSUe0DqCHTeDW56Gpvk6R5XqWXf9xuiay2SLEUYc\n"
+    "Gpkn4KPtdvh5l1iw6q8J2SCQoxMwETAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49\n"
+    "BAMCA0gAMEUCIQDjMioxWpUUP3Mew5Jl9odSyWBde2eY9c0X8yvUCiRqKgIgBubV\n"
+    "0ppRpEQma5YjGPs+DwpPdCfURmbGrrLSQokvDog=\n"
+    "-----END CERTIFICATE-----\n"
+)
 
 _EXPLAINED = {
     (RESET, "Accepted"): "the charger will reset",
@@ -351,7 +363,7 @@ KINDS: dict[str, CommandKind] = {
         "Install a root certificate on the charger (InstallCertificate)",
         _check_install_certificate,
         {"certificate_type": "CentralSystemRootCertificate",
-         "certificate": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n"}),
+         "certificate": EXAMPLE_ROOT}),
     DELETE_CERTIFICATE: CommandKind(
         "Delete a root certificate from the charger by its CertificateHashData "
         "(DeleteCertificate)", _check_delete_certificate,
