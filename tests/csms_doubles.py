@@ -10,17 +10,24 @@ import base64
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
@@ -59,6 +66,54 @@ def settings_for(db: str, **overrides: Any) -> CsmsSettings:
 
 
 # --- charger ----------------------------------------------------------------------------------
+
+CS_ROOT = "CentralSystemRootCertificate"
+MANUFACTURER_ROOT = "ManufacturerRootCertificate"
+
+
+def hash_data_of(pem: str) -> dict[str, str]:
+    """A self-signed root's CertificateHashData (SHA-256, snake_case) as a charger reports
+    it: OCSP's CertID with the root as its own issuer."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, hashes.SHA256()).build()
+    return {"hash_algorithm": "SHA256", "issuer_name_hash": request.issuer_name_hash.hex(),
+            "issuer_key_hash": request.issuer_key_hash.hex(),
+            "serial_number": format(cert.serial_number, "x")}
+
+
+@dataclass
+class ChargerSecurity:
+    """What a charger double keeps of the Security Whitepaper across its connections: its
+    security profile and password, CpoName, installed roots, the key of its last CSR and the
+    certificate chain it accepted. ``reconnect`` is set when a change takes effect by
+    reconnecting (SecurityProfile raised, AuthorizationKey over TLS)."""
+
+    profile: int = 1
+    password: str | None = None
+    cpo_name: str | None = None
+    roots: dict[str, list[str]] = field(default_factory=lambda: {CS_ROOT: [],
+                                                                 MANUFACTURER_ROOT: []})
+    pending_key: ec.EllipticCurvePrivateKey | None = None
+    key: ec.EllipticCurvePrivateKey | None = None
+    chain: str | None = None
+    csrs: list[str] = field(default_factory=list)
+    sign_answers: list[str] = field(default_factory=list)  # the backend's SignCertificate answers
+    previous: tuple[int, str | None] | None = None  # (profile, password) to fall back to
+    reconnect: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def csr(self, charge_point_id: str, common_name: str | None = None,
+            organization: str | None = None) -> str:
+        """A new key (kept pending) and its CSR (CN = the charge point id, O = CpoName
+        unless told otherwise)."""
+        self.pending_key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name or charge_point_id)]
+        if organization or self.cpo_name:
+            attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME,
+                                                    organization or self.cpo_name or ""))
+        request = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes))
+                   .sign(self.pending_key, hashes.SHA256()))
+        return request.public_bytes(serialization.Encoding.PEM).decode()
+
 
 class SimCharger(OcppChargePoint):
     """An OCPP 1.6 charger double: sends what a test asks, answers the CSMS's requests with
@@ -107,6 +162,12 @@ class SimCharger(OcppChargePoint):
         self.upload_name = "diagnostics.tar"
         self.http_statuses: list[int] = []  # of its downloads' and uploads' requests
         self.file_work_done = asyncio.Event()
+        # The security extension's state; a station-like charger shares one across
+        # connections (see SimStation).
+        self.security = ChargerSecurity()
+        self.answers.update({"ExtendedTriggerMessage": "Accepted", "InstallCertificate":
+                             "Accepted", "CertificateSigned": "Accepted"})
+        self.station_like = False  # SecurityProfile and AuthorizationKey act as on a station
 
     async def start(self) -> None:
         """Handle the CSMS's requests; one that authorizes first is handled on its own task
@@ -164,8 +225,16 @@ class SimCharger(OcppChargePoint):
 
     @on(Action.change_configuration)
     async def on_change_configuration(self, **kw: Any) -> call_result.ChangeConfiguration:
-        return call_result.ChangeConfiguration(
-            status=await self._answer("ChangeConfiguration", kw))
+        status = await self._answer("ChangeConfiguration", kw)
+        if self.station_like and status == "Accepted":
+            status = self._station_configuration(kw["key"], kw["value"]) or status
+        return call_result.ChangeConfiguration(status=status)
+
+    @after(Action.change_configuration)
+    async def reconnect_after_change(self, key: str, value: str) -> None:
+        if self.station_like and key in ("SecurityProfile", "AuthorizationKey") \
+                and self.security.previous is not None:
+            self.security.reconnect.set()
 
     @on(Action.get_configuration)
     async def on_get_configuration(self, **kw: Any) -> call_result.GetConfiguration:
@@ -333,6 +402,106 @@ class SimCharger(OcppChargePoint):
         self.http_statuses.append(response.status_code)
         await notify("Uploaded" if response.status_code in (200, 201, 204) else "UploadFailed")
 
+    # -- the Security Whitepaper's messages --
+
+    @on(Action.install_certificate)
+    async def on_install_certificate(self, certificate_type: str, certificate: str
+                                     ) -> call_result.InstallCertificate:
+        status = await self._answer("InstallCertificate", {
+            "certificate_type": certificate_type, "certificate": certificate})
+        if status == "Accepted":
+            self.security.roots[certificate_type].append(certificate)
+        return call_result.InstallCertificate(status=status)
+
+    @on(Action.get_installed_certificate_ids)
+    async def on_get_installed_certificate_ids(self, certificate_type: str
+                                               ) -> call_result.GetInstalledCertificateIds:
+        self.received.append(("GetInstalledCertificateIds",
+                              {"certificate_type": certificate_type}))
+        roots = self.security.roots[certificate_type]
+        if not roots:
+            return call_result.GetInstalledCertificateIds(status="NotFound")
+        return call_result.GetInstalledCertificateIds(
+            status="Accepted", certificate_hash_data=[hash_data_of(pem) for pem in roots])
+
+    @on(Action.delete_certificate)
+    async def on_delete_certificate(self, certificate_hash_data: dict[str, str]
+                                    ) -> call_result.DeleteCertificate:
+        self.received.append(("DeleteCertificate",
+                              {"certificate_hash_data": certificate_hash_data}))
+        for roots in self.security.roots.values():
+            for pem in roots:
+                if hash_data_of(pem) == certificate_hash_data:
+                    if len(roots) == 1:
+                        return call_result.DeleteCertificate(status="Failed")
+                    roots.remove(pem)
+                    return call_result.DeleteCertificate(status="Accepted")
+        return call_result.DeleteCertificate(status="NotFound")
+
+    @on(Action.extended_trigger_message)
+    async def on_extended_trigger(self, requested_message: str,
+                                  connector_id: int | None = None
+                                  ) -> call_result.ExtendedTriggerMessage:
+        status = await self._answer("ExtendedTriggerMessage", {
+            "requested_message": requested_message, "connector_id": connector_id})
+        if status == "Accepted" and requested_message == "SignChargePointCertificate":
+            self._in_background(self.sign_certificate(self.security.csr(self.id)))
+        return call_result.ExtendedTriggerMessage(status=status)
+
+    @on(Action.certificate_signed)
+    async def on_certificate_signed(self, certificate_chain: str
+                                    ) -> call_result.CertificateSigned:
+        status = await self._answer("CertificateSigned",
+                                    {"certificate_chain": certificate_chain})
+        leaf = x509.load_pem_x509_certificates(certificate_chain.encode())[0]
+        pending = self.security.pending_key
+        public = (serialization.Encoding.DER,
+                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        if pending is None or leaf.public_key().public_bytes(*public) != \
+                pending.public_key().public_bytes(*public):
+            status = "Rejected"
+        if status == "Accepted":
+            self.security.key, self.security.chain = pending, certificate_chain
+            self.security.pending_key = None
+        return call_result.CertificateSigned(status=status)
+
+    async def sign_certificate(self, csr: str) -> str:
+        """Send SignCertificate; the backend's answer."""
+        self.security.csrs.append(csr)
+        result = await self.call(call.SignCertificate(csr=csr))
+        self.security.sign_answers.append(str(result.status))
+        return str(result.status)
+
+    async def security_event(self, event_type: str, tech_info: str | None = None,
+                             timestamp: datetime | None = None) -> Any:
+        return await self.call(call.SecurityEventNotification(
+            type=event_type, timestamp=iso(timestamp or datetime.now(UTC)),
+            tech_info=tech_info))
+
+    def _station_configuration(self, key: str, value: str) -> str | None:
+        """A station's answer to SecurityProfile / AuthorizationKey / CpoName, or None for
+        another key: the profile only upward with its prerequisites, the key only over
+        TLS; both take effect by reconnecting (the previous ones kept as a fallback)."""
+        security = self.security
+        if key == "CpoName":
+            security.cpo_name = value
+            return "Accepted"
+        if key == "SecurityProfile":
+            profile = int(value)
+            if profile <= security.profile or (profile >= 2 and not security.roots[CS_ROOT]) \
+                    or (profile == 3 and security.chain is None):
+                return "Rejected"
+            security.previous = (security.profile, security.password)
+            security.profile = profile
+            return "Accepted"
+        if key == "AuthorizationKey":
+            if security.profile < 2:
+                return "Rejected"
+            security.previous = (security.profile, security.password)
+            security.password = value
+            return "Accepted"
+        return None
+
     # -- what the charger sends --
 
     async def boot(self) -> Any:
@@ -408,6 +577,96 @@ async def sim_charger(csms: RunningCsms, charge_point_id: str,
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+@dataclass
+class SimStation:
+    """A charger double that connects as a station does for its security profile (1: ws +
+    Basic, 2: wss + Basic, verifying the server with its installed
+    CentralSystemRootCertificates, 3: wss with the client certificate it was signed), and
+    reconnects when a change takes effect; a connection refused with a new profile or key
+    falls back to the previous one. ``profiles`` lists the profile of each connection made."""
+
+    charge_point_id: str
+    plain_url: str  # ws://host:port/ocpp
+    tls_url: str  # wss://host:port/ocpp
+    workdir: Path
+    security: ChargerSecurity
+    charger: SimCharger | None = None
+    profiles: list[int] = field(default_factory=list)
+    fallbacks: int = 0
+    refusals: list[str] = field(default_factory=list)  # why connecting failed
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata="".join(
+            self.security.roots[CS_ROOT]) or None)
+        if self.security.profile == 3:
+            assert self.security.key is not None and self.security.chain is not None
+            cert, key = self.workdir / "client.pem", self.workdir / "client.key"
+            cert.write_text(self.security.chain)
+            key.write_bytes(self.security.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+            context.load_cert_chain(cert, key)
+        return context
+
+    async def _connect(self) -> ClientConnection:
+        security = self.security
+        url = self.plain_url if security.profile < 2 else self.tls_url
+        headers = basic_auth(self.charge_point_id, security.password) \
+            if security.profile in (1, 2) and security.password else None
+        return await connect(f"{url}/{self.charge_point_id}", subprotocols=["ocpp1.6"],
+                             additional_headers=headers,
+                             ssl=self._tls() if security.profile >= 2 else None,
+                             open_timeout=5)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                ws = await self._connect()
+            except Exception as exc:
+                self.refusals.append(repr(exc))
+                previous = self.security.previous
+                if previous is None:
+                    await asyncio.sleep(0.1)
+                    continue
+                self.fallbacks += 1
+                self.security.profile, self.security.password = previous
+                self.security.previous = None
+                continue
+            self.security.previous = None
+            self.profiles.append(self.security.profile)
+            charger = SimCharger(self.charge_point_id, ws)
+            charger.security, charger.station_like = self.security, True
+            self.charger = charger
+            self.security.reconnect.clear()
+            self.connected.set()
+            serving = asyncio.create_task(charger.start())
+            reconnect = asyncio.create_task(self.security.reconnect.wait())
+            await asyncio.wait([serving, reconnect], return_when=asyncio.FIRST_COMPLETED)
+            for task in (serving, reconnect):
+                task.cancel()
+            await ws.close()
+            self.connected.clear()
+
+
+@contextlib.asynccontextmanager
+async def sim_station(csms: RunningCsms, station: SimStation) -> AsyncIterator[SimStation]:
+    """``station`` connected to ``csms`` (and reconnecting) until the block ends."""
+    task = asyncio.create_task(station.run())
+    try:
+        for _ in range(500):
+            if station.charge_point_id in csms.ocpp.connected and station.connected.is_set():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"the station did not connect: {station.refusals[-3:]}")
+        yield station
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 # --- eMSP -------------------------------------------------------------------------------------

@@ -169,6 +169,17 @@ def csms() -> None:
                    "id) needs no Basic auth (security profile 3)")
 @click.option("--allow-plain", is_flag=True, envvar="CHARGERFW_CSMS_ALLOW_PLAIN",
               help="serve plain ws/http on an address other than loopback (without TLS)")
+@click.option("--ca-dir", default=None, envvar="CHARGERFW_CSMS_CA_DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="the fleet CA (`chargerfw csms ca init`) that signs chargers' CSRs "
+                   "(SignCertificate); without it they are Rejected")
+@click.option("--cpo-name", default=None, envvar="CHARGERFW_CSMS_CPO_NAME",
+              help="the O a charger's CSR must carry (its CpoName key); any when not given")
+@click.option("--plain-ocpp-port", default=None, type=click.IntRange(0, 65535),
+              help="with TLS, also serve OCPP as plain ws on this port, for chargers still "
+                   "on security profile 0 or 1 (loopback unless --allow-plain)")
+@click.option("--charger-cert-days", default=365, show_default=True,
+              type=click.IntRange(1, 3650), help="how long a charger certificate is valid")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
@@ -176,12 +187,15 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
           hub_pull_interval: int, files_port: int, files_url: str | None,
           data_dir: Path | None, max_upload_mb: int, file_url_hours: float,
           admin_port: int | None, admin_host: str, tls_cert: Path | None,
-          tls_key: Path | None, tls_client_ca: Path | None, allow_plain: bool) -> None:
+          tls_key: Path | None, tls_client_ca: Path | None, allow_plain: bool,
+          ca_dir: Path | None, cpo_name: str | None, plain_ocpp_port: int | None,
+          charger_cert_days: int) -> None:
     """Run the OCPP server, the OCPI API, the file server for chargers and (with
     --admin-port) the admin API in one process (Ctrl-C stops it).
 
     Without --tls-cert/--tls-key every port is plain, which only loopback addresses get
     unless --allow-plain."""
+    from chargerfw.csms.fleet_ca import CaError
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
     from chargerfw.csms.tls import TlsFiles, TlsSetupError
 
@@ -206,13 +220,19 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             max_upload_bytes=max_upload_mb * 1024 * 1024,
                             file_url_valid_s=file_url_hours * 3600,
                             admin_port=admin_port, admin_host=admin_host, tls=tls,
-                            allow_plain=allow_plain)
+                            allow_plain=allow_plain,
+                            ca_dir=str(ca_dir) if ca_dir is not None else None,
+                            cpo_name=cpo_name, charger_certificate_days=charger_cert_days,
+                            plain_ocpp_port=plain_ocpp_port)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
             click.echo("warning: listening on all addresses; give --public-url so partners "
                        "get a reachable address in versions and Link headers", err=True)
         click.echo(f"OCPP  {running.ocpp_url}/<charge_point_id>")
+        if running.plain_ocpp_url is not None:
+            click.echo(f"OCPP  {running.plain_ocpp_url}/<charge_point_id> (security profile "
+                       "0/1 until migrated)")
         click.echo(f"OCPI  {running.api_url}/ocpi/versions")
         click.echo(f"open  {running.api_url}/opendata/locations")
         if running.files is not None:
@@ -227,12 +247,56 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
 
     try:
         asyncio.run(serve_forever(settings, ready))
-    except TlsSetupError as exc:
+    except (TlsSetupError, CaError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
     except OSError as exc:
         click.echo(f"error: cannot listen: {exc}", err=True)
         raise SystemExit(2) from None
+
+
+# --- the fleet CA -----------------------------------------------------------------------------
+
+@csms.group()
+def ca() -> None:
+    """The fleet CA that signs chargers' certificates (`serve --ca-dir`)."""
+
+
+@ca.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", "common_name", default="chargerfw fleet CA", show_default=True,
+              help="the new CA's CN")
+@click.option("--organization", default=None, help="the new CA's O")
+@click.option("--days", default=3650, show_default=True, type=click.IntRange(1, 36500),
+              help="how long the new CA is valid")
+@click.option("--cert", "existing_cert", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="use this existing CA certificate (PEM; then the ones above it) instead")
+@click.option("--key", "existing_key", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the existing CA's private key (PEM, unencrypted)")
+def ca_init(directory: Path, common_name: str, organization: str | None, days: int,
+            existing_cert: Path | None, existing_key: Path | None) -> None:
+    """Make DIRECTORY the fleet CA: a new EC P-256 CA (ca.pem, and ca-key.pem with mode
+    0600), or an existing CA's certificate and key checked and copied in."""
+    from datetime import timedelta
+
+    from chargerfw.csms.fleet_ca import CaError, fingerprint, init_ca
+
+    if (existing_cert is None) != (existing_key is None):
+        raise click.UsageError("--cert and --key go together")
+    try:
+        cert = init_ca(directory, common_name=common_name, organization=organization,
+                       validity=timedelta(days=days),
+                       existing=(existing_cert, existing_key)
+                       if existing_cert is not None and existing_key is not None else None)
+    except CaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"fleet CA {cert.subject.rfc4514_string()} in {directory} (valid until "
+               f"{cert.not_valid_after_utc:%Y-%m-%d}, SHA-256 {fingerprint(cert)})")
+    click.echo(f"serve with: chargerfw csms serve --ca-dir {directory} "
+               f"--tls-client-ca {directory}/ca.pem ...")
 
 
 # --- the admin API's tokens -------------------------------------------------------------------
@@ -442,6 +506,13 @@ def _print_charge_points(db: str, charge_point_id: str | None, as_json: bool) ->
          p["last_seen"] or ""] for p in points]))
     if charge_point_id is None:
         return
+    point = points[0]
+    if point["security_profile"] is not None:
+        click.echo(f"security profile (latest connection): {point['security_profile']}")
+    if point["certificate"] is not None:
+        cert = point["certificate"]
+        click.echo(f"certificate: serial {cert['serial']}, valid until {cert['not_after']} "
+                   f"(SHA-256 {cert['fingerprint'][:16]}...)")
     for kind, rows in points[0]["file_statuses"].items():
         if rows:
             last = rows[-1]
@@ -891,8 +962,6 @@ def _through_server(db: str, charge_point_id: str, command: str, params: dict[st
                     wait_s: int, follow_up: str | None = None) -> dict[str, Any]:
     """Queue ``command`` for the running `chargerfw csms serve` on this database (it holds
     the charger's connection), wait for its outcome; exits 1 when none comes."""
-    import time
-
     from chargerfw.csms.operator_commands import InvalidCommand, check_params
     from chargerfw.csms.store import CpoIdentity
 
@@ -902,22 +971,34 @@ def _through_server(db: str, charge_point_id: str, command: str, params: dict[st
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
     store = _open_store(db, CpoIdentity())  # only queues the request
+    result, taken = _queued_outcome(store, charge_point_id, command, checked, wait_s)
+    if result is not None:
+        return result
+    if not taken:
+        click.echo(f"error: no running backend took the request within {wait_s} s; "
+                   "start `chargerfw csms serve` on this database", err=True)
+    else:
+        later = f"; see `{follow_up}`" if follow_up else ""
+        click.echo(f"error: the backend took the request but has no answer from the "
+                   f"charger after {wait_s} s{later}", err=True)
+    raise SystemExit(1)
+
+
+def _queued_outcome(store: Any, charge_point_id: str, command: str, checked: dict[str, Any],
+                    wait_s: float) -> tuple[dict[str, Any] | None, bool]:
+    """Queue a checked command and wait up to ``wait_s`` for its outcome: (the outcome or
+    None, whether a running backend took the request; one nobody took is withdrawn)."""
+    import time
+
     request_id = _run_store_action(
         lambda: store.request_operator_command(charge_point_id, command, checked))
     deadline = time.monotonic() + wait_s
     while True:
         request = store.operator_command(request_id)
         if request["finished_at"] is not None:
-            return dict(request["outcome"])
+            return dict(request["outcome"]), True
         if time.monotonic() > deadline:
-            if store.withdraw_operator_command(request_id):
-                click.echo(f"error: no running backend took the request within {wait_s} s; "
-                           "start `chargerfw csms serve` on this database", err=True)
-            else:
-                later = f"; see `{follow_up}`" if follow_up else ""
-                click.echo(f"error: the backend took the request but has no answer from the "
-                           f"charger after {wait_s} s{later}", err=True)
-            raise SystemExit(1)
+            return None, not store.withdraw_operator_command(request_id)
         time.sleep(0.2)
 
 
@@ -964,6 +1045,38 @@ def cp_show(charge_point_id: str, db: str, as_json: bool) -> None:
     """CHARGER as in `cp list`, with its latest events: command outcomes and firmware,
     diagnostics and log status notifications."""
     _print_charge_points(db, charge_point_id, as_json)
+
+
+@cp.command("events")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--type", "of_type", default=None,
+              help="only events of this kind (command, SecurityEventNotification, "
+                   "SecurityEvent, CertificateSigned, ...) or security event type "
+                   "(e.g. InvalidChargePointCertificate)")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@db_option
+@json_option
+def cp_events(charge_point_id: str, of_type: str | None, limit: int, db: str,
+              as_json: bool) -> None:
+    """CHARGER's events, newest first: security events it reported (SecurityEventNotification)
+    and the backend saw (SecurityEvent), command outcomes, certificates signed
+    (CertificateSigned), status notifications."""
+    from chargerfw.csms.charge_point_view import event_json
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    if store.get_charge_point(charge_point_id) is None:
+        click.echo(f"error: unknown charge point {charge_point_id!r}", err=True)
+        raise SystemExit(2)
+    events = [event_json(row) for row in
+              store.charge_point_event_history(charge_point_id, of_type, limit)]
+    if as_json:
+        click.echo(json.dumps(events, indent=2))
+        return
+    click.echo(_table(["id", "at", "kind", "type / status", "detail"], [
+        [e["id"], e["at"], e["kind"],
+         e["data"].get("type") or e["data"].get("status") or "",
+         e["data"].get("techInfo") or e["data"].get("detail") or ""] for e in events]))
 
 
 @cp.command("reset")
@@ -1072,6 +1185,150 @@ def cp_unlock(charge_point_id: str, connector: int, db: str, wait_s: int,
     """Unlock CHARGER's CONNECTOR (UnlockConnector)."""
     _report(_through_server(db, charge_point_id, "unlock", {"connector": connector}, wait_s),
             as_json)
+
+
+@cp.command("install-certificate")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("certificate_type", metavar="TYPE", type=click.Choice(
+    ["CentralSystemRootCertificate", "ManufacturerRootCertificate"]))
+@click.argument("pem_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@db_option
+@wait_option
+@json_option
+def cp_install_certificate(charge_point_id: str, certificate_type: str, pem_file: Path,
+                           db: str, wait_s: int, as_json: bool) -> None:
+    """Install the root certificate in PEM_FILE on CHARGER as TYPE (InstallCertificate)."""
+    _report(_through_server(db, charge_point_id, "install_certificate",
+                            {"certificate_type": certificate_type,
+                             "certificate": pem_file.read_text(encoding="utf-8",
+                                                               errors="replace")},
+                            wait_s), as_json)
+
+
+@cp.command("delete-certificate")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--issuer-name-hash", required=True, help="hex")
+@click.option("--issuer-key-hash", required=True, help="hex")
+@click.option("--serial-number", required=True, help="hex")
+@click.option("--hash-algorithm", default="SHA256", show_default=True,
+              type=click.Choice(["SHA256", "SHA384", "SHA512"]))
+@db_option
+@wait_option
+@json_option
+def cp_delete_certificate(charge_point_id: str, issuer_name_hash: str, issuer_key_hash: str,
+                          serial_number: str, hash_algorithm: str, db: str, wait_s: int,
+                          as_json: bool) -> None:
+    """Delete a root certificate from CHARGER by its CertificateHashData, as
+    `cp certificates` lists it (DeleteCertificate)."""
+    _report(_through_server(db, charge_point_id, "delete_certificate",
+                            {"hash_algorithm": hash_algorithm,
+                             "issuer_name_hash": issuer_name_hash,
+                             "issuer_key_hash": issuer_key_hash,
+                             "serial_number": serial_number}, wait_s), as_json)
+
+
+@cp.command("certificates")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("certificate_type", metavar="TYPE", type=click.Choice(
+    ["CentralSystemRootCertificate", "ManufacturerRootCertificate"]))
+@db_option
+@wait_option
+@json_option
+def cp_certificates(charge_point_id: str, certificate_type: str, db: str, wait_s: int,
+                    as_json: bool) -> None:
+    """The root certificates of TYPE installed on CHARGER (GetInstalledCertificateIds)."""
+    outcome = _through_server(db, charge_point_id, "certificate_ids",
+                              {"certificate_type": certificate_type}, wait_s)
+    if not as_json and outcome.get("certificate_hash_data"):
+        click.echo(_table(["hash", "issuer name hash", "issuer key hash", "serial"], [
+            [h.get("hash_algorithm"), h.get("issuer_name_hash"), h.get("issuer_key_hash"),
+             h.get("serial_number")] for h in outcome["certificate_hash_data"]]))
+    _report(outcome, as_json)
+
+
+@cp.command("extended-trigger")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.argument("message", metavar="MESSAGE")
+@click.option("--connector", default=None, type=click.IntRange(1),
+              help="the connector the message is about")
+@db_option
+@wait_option
+@json_option
+def cp_extended_trigger(charge_point_id: str, message: str, connector: int | None, db: str,
+                        wait_s: int, as_json: bool) -> None:
+    """Ask CHARGER to send MESSAGE now (ExtendedTriggerMessage): BootNotification,
+    LogStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues,
+    SignChargePointCertificate (a new CSR, which `serve --ca-dir` signs) or
+    StatusNotification."""
+    from chargerfw.csms.operator_commands import EXTENDED_TRIGGER_MESSAGES
+
+    known = {name.lower(): name for name in EXTENDED_TRIGGER_MESSAGES}
+    if message.lower() not in known:
+        raise click.BadParameter(f"{message!r} is not one of "
+                                 f"{', '.join(EXTENDED_TRIGGER_MESSAGES)}", param_hint="MESSAGE")
+    _report(_through_server(db, charge_point_id, "extended_trigger",
+                            {"message": known[message.lower()], "connector": connector},
+                            wait_s), as_json)
+
+
+@cp.command("security-migrate")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--to-profile", "target", required=True, type=click.IntRange(2, 3),
+              help="the security profile to reach (from 1 through 2 to 3)")
+@click.option("--root", "root_file", default=None,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="the backend's TLS root certificate (PEM), installed on the charger as "
+                   "CentralSystemRootCertificate (needed to leave profile 1)")
+@click.option("--cpo-name", default=None,
+              help="set the charger's CpoName first (the O its CSR carries; as serve "
+                   "--cpo-name)")
+@click.option("--reconnect-timeout", default=180, show_default=True,
+              type=click.IntRange(5, 3600),
+              help="seconds to wait for the charger to reconnect after a change")
+@db_option
+@wait_option
+def cp_security_migrate(charge_point_id: str, target: int, root_file: Path | None,
+                        cpo_name: str | None, reconnect_timeout: int, db: str,
+                        wait_s: int) -> None:
+    """Raise CHARGER's security profile step by step, each verified before the next,
+    through the running `serve` (with TLS, and --ca-dir for profile 3): install the root
+    and check it, SecurityProfile 2 and its reconnect over TLS, a fresh AuthorizationKey;
+    then a certificate from the fleet CA (ExtendedTriggerMessage SignChargePointCertificate)
+    and SecurityProfile 3 with its reconnect. Exits 1 at the first step that fails (the
+    charger stays on the profile it works on)."""
+    from chargerfw.csms.security_migration import MigrationStopped, SecurityMigration, Step
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+
+    async def send(command: str, params: dict[str, Any]) -> dict[str, Any]:
+        from chargerfw.csms.operator_commands import outcome
+
+        result, taken = await asyncio.to_thread(_queued_outcome, store, charge_point_id,
+                                                command, params, wait_s)
+        if result is not None:
+            return result
+        return outcome(charge_point_id, command, "NoAnswer",
+                       f"no running backend took the request within {wait_s} s" if not taken
+                       else f"no answer from the charger after {wait_s} s")
+
+    def report(step: Step) -> None:
+        click.echo(f"{charge_point_id}: profile {step.profile}: {step.name}: "
+                   f"{'ok' if step.ok else 'FAILED'}: {step.detail}")
+
+    migration = SecurityMigration(
+        store, send, charge_point_id,
+        central_system_root=root_file.read_text(encoding="utf-8", errors="replace")
+        if root_file is not None else None, cpo_name=cpo_name,
+        reconnect_timeout_s=reconnect_timeout, certificate_timeout_s=reconnect_timeout,
+        report=report)
+    try:
+        reached = asyncio.run(migration.run(target))
+    except MigrationStopped as stopped:
+        click.echo(f"error: {charge_point_id} stopped before security profile "
+                   f"{stopped.step.profile}: {stopped.step.detail}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{charge_point_id}: on security profile {reached}")
 
 
 # --- files: firmware updates, diagnostics, logs -----------------------------------------------

@@ -189,22 +189,29 @@ def create_admin_app(ctx: AdminContext) -> FastAPI:
 
     @app.get("/chargepoints/{charge_point_id}/events",
              summary="The charger's events after a cursor, waiting for one up to `wait` s",
-             description="Command outcomes (kind `command`) and status notifications (kind: "
-                         "the OCPP action, e.g. FirmwareStatusNotification), oldest first. "
-                         "Pass the answer's `next` as `after` to get only newer ones.",
+             description="Command outcomes (kind `command`), status notifications and "
+                         "security events (kind: the OCPP action, e.g. "
+                         "FirmwareStatusNotification, SecurityEventNotification; `SecurityEvent` "
+                         "for one the backend saw itself), certificates signed "
+                         "(`CertificateSigned`), oldest first. `type` keeps one kind or security "
+                         "event type. Pass the answer's `next` as `after` to get only newer "
+                         "ones.",
              responses=_answers(400, 401, 404))
     async def charge_point_events(
             charge_point_id: str, request: Request, token_name: Operator,
             after: Annotated[int, Query(ge=0, description="the last event id seen")] = 0,
             wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S,
                                          description="seconds to wait for an event")] = 0.0,
+            type: Annotated[str | None, Query(
+                max_length=60, description="only events of this kind or security event "
+                                           "type")] = None,
     ) -> dict[str, Any]:
         ctx = _context(request)
         await _known(ctx, charge_point_id)
         deadline = asyncio.get_running_loop().time() + wait
         while True:
             rows = await ctx.db(ctx.db.store.charge_point_events, charge_point_id, after,
-                                MAX_EVENTS)
+                                MAX_EVENTS, type)
             if rows or ctx.stopping() or asyncio.get_running_loop().time() >= deadline:
                 break
             await asyncio.sleep(EVENT_POLL_S)

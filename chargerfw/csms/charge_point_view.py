@@ -1,6 +1,7 @@
 """What an operator sees of the charge points (`chargerfw csms cp list|show` and the admin
-API): registration, EVSEs and statuses, connection, firmware, and for one charger its latest
-events. JSON-ready: times are ISO 8601 UTC strings."""
+API): registration, EVSEs and statuses, connection (with its security profile), firmware,
+and for one charger its latest events and the certificate the fleet CA signed for it that it
+accepted last. JSON-ready: times are ISO 8601 UTC strings."""
 
 from __future__ import annotations
 
@@ -42,7 +43,19 @@ def charge_points_view(store: Store, charge_point_id: str | None = None
                 event_json(row) for row in
                 store.latest_charge_point_events(charge_point_id, LATEST_EVENTS)]
             point.update(_files_view(store, charge_point_id))
+            point["certificate"] = certificate_view(store, charge_point_id)
     return points
+
+
+def certificate_view(store: Store, charge_point_id: str) -> dict[str, Any] | None:
+    """The charger's current certificate from the fleet CA (the newest it accepted): serial,
+    SHA-256 fingerprint, subject, validity, when issued; None when it has none."""
+    row = store.current_certificate(charge_point_id)
+    if row is None:
+        return None
+    return {"serial": row["serial"], "fingerprint": row["fingerprint"],
+            "subject": row["subject"], "not_before": iso_utc(row["not_before"]),
+            "not_after": iso_utc(row["not_after"]), "issued_at": iso_utc(row["issued_at"])}
 
 
 def _files_view(store: Store, charge_point_id: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ocpp.exceptions import FormatViolationError, OCPPError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
-from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
+from ocpp.v16.enums import Action, DataTransferStatus, GenericStatus, RegistrationStatus
 from sqlalchemy.engine import RowMapping
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -35,9 +35,11 @@ from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.fleet_ca import INVALID_CHARGE_POINT_CERTIFICATE, CsrRefused, FleetCa
 from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
 from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
 from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNED_FIRMWARE
+from chargerfw.csms.store.fleet_security import NOT_DELIVERED, IssuedRecord
 from chargerfw.csms.tls import certificate_common_names
 from chargerfw.logs import get_logger
 
@@ -48,6 +50,12 @@ PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SEEN_NOTE_INTERVAL_S = 60.0
+# Charger events of the security extension: a security event the charger reported, one the
+# backend saw itself (e.g. a CSR it refused), and the charger's answer to a certificate the
+# fleet CA signed for it.
+SECURITY_EVENT_NOTIFICATION = "SecurityEventNotification"
+BACKEND_SECURITY_EVENT = "SecurityEvent"
+CERTIFICATE_SIGNED = "CertificateSigned"
 # The charger event of a connection refused at the handshake, and its statuses.
 CONNECTION_REFUSED = "ConnectionRefused"
 CERTIFICATE_ID_MISMATCH = "CertificateIdMismatch"
@@ -137,8 +145,21 @@ def id_tag_info(decision: AuthDecision) -> dict[str, str]:
     return info
 
 
+def connection_security_profile(connection: ServerConnection) -> int:
+    """The OCPP security profile a charger connected with, as the connection shows it: 3 over
+    TLS with a (verified) client certificate, 2 over TLS with Basic auth, 1 with Basic auth
+    without TLS, 0 without credentials."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    if ssl_object is not None and ssl_object.getpeercert():
+        return 3
+    if connection.request is None or _basic_credentials(connection.request) is None:
+        return 0
+    return 2 if ssl_object is not None else 1
+
+
 class ChargerConnection(OcppChargePoint):
-    """The central system's side of one charger's OCPP connection."""
+    """The central system's side of one charger's OCPP connection. ``security_profile`` is
+    the security profile it connected with (see :func:`connection_security_profile`)."""
 
     def __init__(self, charge_point_id: str, connection: ServerConnection,
                  server: OcppServer) -> None:
@@ -146,6 +167,7 @@ class ChargerConnection(OcppChargePoint):
         self._server = server
         self._db = server.db
         self._seen_noted_at = time.monotonic()  # the connect itself is noted
+        self.security_profile = connection_security_profile(connection)
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         # Any message is a sign of life (a charger need not send heartbeats while it sends
@@ -332,6 +354,74 @@ class ChargerConnection(OcppChargePoint):
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
 
+    # -- the Security Whitepaper's messages from the charger --
+
+    @on(Action.security_event_notification)
+    async def on_security_event(self, type: str, timestamp: str,
+                                tech_info: str | None = None
+                                ) -> call_result.SecurityEventNotification:
+        stamp = parse_ocpp_time(timestamp)
+        log.info("csms.security_event", charge_point=self.id, type=type, tech_info=tech_info)
+        await self._db(self._db.store.record_charge_point_event, self.id,
+                       SECURITY_EVENT_NOTIFICATION,
+                       {"type": type, "timestamp": _ocpp_time(stamp), "techInfo": tech_info},
+                       type)
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        """Accepted when the fleet CA will sign the CSR; it is signed and sent after this
+        answer (CertificateSigned). A refused CSR is stored as a security event."""
+        ca = self._server.fleet_ca
+        if ca is None:
+            log.warning("csms.sign_certificate_without_ca", charge_point=self.id)
+            await self._db(self._db.store.record_charge_point_event, self.id, "SignCertificate",
+                           {"status": "Rejected",
+                            "detail": "this backend has no fleet CA (serve --ca-dir)"})
+            return call_result.SignCertificate(status=GenericStatus.rejected)
+        try:
+            ca.check_csr(csr, self.id)
+        except CsrRefused as exc:
+            log.warning("csms.csr_refused", charge_point=self.id, reason=str(exc))
+            await self._db(self._db.store.record_charge_point_event, self.id,
+                           BACKEND_SECURITY_EVENT,
+                           {"type": INVALID_CHARGE_POINT_CERTIFICATE, "timestamp": _now_iso(),
+                            "techInfo": f"SignCertificate refused: {exc}",
+                            "status": "Rejected", "detail": str(exc)},
+                           INVALID_CHARGE_POINT_CERTIFICATE)
+            return call_result.SignCertificate(status=GenericStatus.rejected)
+        return call_result.SignCertificate(status=GenericStatus.accepted)
+
+    @after(Action.sign_certificate)
+    async def send_signed_certificate(self, csr: str) -> None:
+        """Sign an accepted CSR, keep the certificate and send it (CertificateSigned)."""
+        ca = self._server.fleet_ca
+        if ca is None:
+            return
+        try:
+            request = ca.check_csr(csr, self.id)
+        except CsrRefused:
+            return  # answered Rejected
+        issued = ca.sign(request, self.id)
+        record_id = await self._db(self._db.store.record_issued_certificate, IssuedRecord(
+            self.id, issued.serial, issued.fingerprint,
+            issued.certificate.subject.rfc4514_string(), issued.not_before, issued.not_after,
+            issued.chain_pem))
+        log.info("csms.certificate_issued", charge_point=self.id, serial=issued.serial,
+                 not_after=_ocpp_time(issued.not_after))
+        try:
+            status = await self._server.certificate_signed(self.id, issued.chain_pem)
+            detail = f"the charger answered {status}"
+        except (ChargerNotConnected, ChargerCallError, TimeoutError) as exc:
+            status, detail = NOT_DELIVERED, f"not delivered: {type(exc).__name__} {exc}"
+        await self._db(self._db.store.record_certificate_answer, record_id, status)
+        log.info("csms.certificate_signed_answer", charge_point=self.id, serial=issued.serial,
+                 status=status)
+        await self._db(self._db.store.record_charge_point_event, self.id, CERTIFICATE_SIGNED,
+                       {"status": status, "serial": issued.serial,
+                        "not_after": _ocpp_time(issued.not_after), "detail": detail})
+
+
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization")
     if not header or not header.lower().startswith("basic "):
@@ -355,8 +445,10 @@ class OcppServer:
     def __init__(self, db: AsyncStore, authorizer: Authorizer, *, auto_register: bool = False,
                  heartbeat_interval: int = 300, response_timeout: float = 30.0,
                  on_change: Callable[[], None] | None = None,
-                 login_limits: LoginLimits | None = None) -> None:
+                 login_limits: LoginLimits | None = None, fleet_ca: FleetCa | None = None
+                 ) -> None:
         self.db = db
+        self.fleet_ca = fleet_ca  # signs chargers' CSRs (None: SignCertificate is Rejected)
         self.login_throttle = LoginThrottle(login_limits)
         self.authorizer = authorizer
         self.auto_register = auto_register
@@ -366,7 +458,7 @@ class OcppServer:
         self.connected: dict[str, ChargerConnection] = {}
         # The address each charger last connected from: who may use its one-time file URLs.
         self.last_address: dict[str, str] = {}
-        self._server: Server | None = None
+        self._servers: list[Server] = []
         self.load_listener: LoadListener | None = None
 
     def changed(self) -> None:
@@ -375,16 +467,18 @@ class OcppServer:
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
         """Listen on host:port (0 picks a free port; wss with ``tls``); returns the bound
-        port."""
-        self._server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
-                                   process_request=self._process_request,
-                                   ping_interval=60, ping_timeout=60, ssl=tls)
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        port. Called again, it listens on another port too (e.g. ws beside wss while
+        chargers move from security profile 1 to 2)."""
+        server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
+                             process_request=self._process_request,
+                             ping_interval=60, ping_timeout=60, ssl=tls)
+        self._servers.append(server)
+        return int(next(iter(server.sockets)).getsockname()[1])
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
 
     @staticmethod
     def charge_point_id(path: str) -> str | None:
@@ -506,6 +600,7 @@ class OcppServer:
         try:
             if await self.db(self.db.store.charger_connected, cp_id):
                 self.changed()
+            await self._note_security_profile(charger)
             if self.load_listener is not None:
                 self.load_listener.charger_connected(cp_id)
             await charger.start()
@@ -518,6 +613,10 @@ class OcppServer:
                 if self.load_listener is not None:
                     self.load_listener.charger_changed(cp_id)
             log.info("csms.disconnected", charge_point=cp_id)
+
+    async def _note_security_profile(self, charger: ChargerConnection) -> None:
+        await self.db(self.db.store.record_security_profile, charger.id,
+                      charger.security_profile)
 
     # -- requests to a charger --
 
@@ -667,6 +766,37 @@ class OcppServer:
         """The charger's answer (status, schedule_start, charging_schedule)."""
         return await self.call(charge_point_id, call.GetCompositeSchedule(
             connector_id=connector_id, duration=duration, charging_rate_unit=unit))
+
+    async def certificate_signed(self, charge_point_id: str, certificate_chain: str) -> str:
+        result = await self.call(charge_point_id, call.CertificateSigned(
+            certificate_chain=certificate_chain))
+        return str(result.status)
+
+    async def install_certificate(self, charge_point_id: str, certificate_type: str,
+                                  certificate: str) -> str:
+        result = await self.call(charge_point_id, call.InstallCertificate(
+            certificate_type=certificate_type, certificate=certificate))
+        return str(result.status)
+
+    async def delete_certificate(self, charge_point_id: str,
+                                 hash_data: dict[str, str]) -> str:
+        """``hash_data``: CertificateHashData with snake_case keys."""
+        result = await self.call(charge_point_id, call.DeleteCertificate(
+            certificate_hash_data=hash_data))
+        return str(result.status)
+
+    async def get_installed_certificate_ids(self, charge_point_id: str, certificate_type: str
+                                            ) -> tuple[str, list[dict[str, str]]]:
+        """The charger's status and the CertificateHashData (snake_case) of its roots."""
+        result = await self.call(charge_point_id, call.GetInstalledCertificateIds(
+            certificate_type=certificate_type))
+        return str(result.status), [dict(entry) for entry in result.certificate_hash_data or []]
+
+    async def extended_trigger_message(self, charge_point_id: str, requested_message: str,
+                                       connector_id: int | None = None) -> str:
+        result = await self.call(charge_point_id, call.ExtendedTriggerMessage(
+            requested_message=requested_message, connector_id=connector_id))
+        return str(result.status)
 
     async def disconnect(self, charge_point_id: str) -> None:
         charger = self.connected.get(charge_point_id)

@@ -1,6 +1,7 @@
 """The operator's commands to a charger (Reset, ChangeAvailability, Get/ChangeConfiguration,
 TriggerMessage, ClearCache, UnlockConnector, a local-list push, UpdateFirmware,
-GetDiagnostics, GetLog): their arguments checked, sent over the charger's connection, and the
+GetDiagnostics, GetLog, and the Security Whitepaper's InstallCertificate, DeleteCertificate,
+GetInstalledCertificateIds and ExtendedTriggerMessage): their arguments checked, sent over the charger's connection, and the
 charger's answer as one outcome.
 
 ``OperatorCommandRunner.run`` sends one at once (for a caller inside the server). Callers in
@@ -11,7 +12,8 @@ other processes queue a request in the database (``request_operator_command`` af
 An outcome is a JSON object: ``charge_point_id``, ``command``, ``status`` (the charger's
 answer, or NotConnected, NoAnswer, CallError), ``ok`` (the charger did what was asked),
 ``detail`` (a sentence), and what the command adds (GetConfiguration's keys; a push's
-counts; a firmware update's or upload's one-time URL's expiry and request id).
+counts; a firmware update's or upload's one-time URL's expiry and request id;
+GetInstalledCertificateIds' ``certificate_hash_data``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ocpp.v16.enums import MessageTrigger
+from cryptography import x509
+from ocpp.v16.enums import CertificateUse, HashAlgorithm, MessageTrigger
 
 from chargerfw.csms import local_list
 from chargerfw.csms.local_list import LocalListPusher
@@ -49,6 +52,10 @@ LOCAL_LIST_PUSH = "local_list_push"
 FIRMWARE_UPDATE = "firmware_update"
 DIAGNOSTICS = "diagnostics"
 GET_LOG = "get_log"
+INSTALL_CERTIFICATE = "install_certificate"
+DELETE_CERTIFICATE = "delete_certificate"
+CERTIFICATE_IDS = "certificate_ids"
+EXTENDED_TRIGGER = "extended_trigger"
 
 RESET_TYPES = ("Soft", "Hard")
 AVAILABILITY_TYPES = ("Operative", "Inoperative")
@@ -61,6 +68,26 @@ URL_SCHEMES = ("http", "https", "ftp", "ftps")
 URL_MAX = 512  # the firmware's location (anyURI; the Security Whitepaper's string[0..512])
 RETRIES_MAX = 100
 RETRY_INTERVAL_MAX = 86400
+CERTIFICATE_TYPES = tuple(use.value for use in CertificateUse)
+HASH_ALGORITHMS = tuple(algorithm.value for algorithm in HashAlgorithm)
+EXTENDED_TRIGGER_MESSAGES = ("BootNotification", "LogStatusNotification",
+                             "FirmwareStatusNotification", "Heartbeat", "MeterValues",
+                             "SignChargePointCertificate", "StatusNotification")
+CERTIFICATE_MAX = 5500  # InstallCertificate.req certificate: string[0..5500]
+HASH_MAX = 128  # CertificateHashDataType issuerNameHash / issuerKeyHash
+SERIAL_MAX = 40  # CertificateHashDataType serialNumber
+# A self-signed root (CN "Example CSMS root"), the admin API's example for InstallCertificate.
+EXAMPLE_ROOT = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBOTCB4KADAgECAgEBMAoGCCqGSM49BAMCMBwxGjAYBgNVBAMMEUV4YW1wbGUg\n"
+    "Q1NNUyByb290MB4XDTI2MDEwMTAwMDAwMFoXDTQ2MDEwMTAwMDAwMFowHDEaMBgG\n"
+    "A1UEAwwRRXhhbXBsZSBDU01TIHJvb3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+    "AATgs9Y1xVkBpg1YsG3fhF+ckSUe0DqCHTeDW56Gpvk6R5XqWXf9xuiay2SLEUYc\n"
+    "Gpkn4KPtdvh5l1iw6q8J2SCQoxMwETAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49\n"
+    "BAMCA0gAMEUCIQDjMioxWpUUP3Mew5Jl9odSyWBde2eY9c0X8yvUCiRqKgIgBubV\n"
+    "0ppRpEQma5YjGPs+DwpPdCfURmbGrrLSQokvDog=\n"
+    "-----END CERTIFICATE-----\n"
+)
 
 _EXPLAINED = {
     (RESET, "Accepted"): "the charger will reset",
@@ -94,6 +121,17 @@ _EXPLAINED = {
     (GET_LOG, "AcceptedCanceled"): "the charger will upload the log; it cancelled an "
                                    "upload in progress",
     (GET_LOG, "Rejected"): "the charger refused to upload the log",
+    (INSTALL_CERTIFICATE, "Accepted"): "the charger installed the certificate",
+    (INSTALL_CERTIFICATE, "Rejected"): "the charger refused the certificate",
+    (INSTALL_CERTIFICATE, "Failed"): "the charger could not install the certificate",
+    (DELETE_CERTIFICATE, "Accepted"): "the charger deleted the certificate",
+    (DELETE_CERTIFICATE, "Failed"): "the charger did not delete the certificate (e.g. its "
+                                    "last root of that type)",
+    (DELETE_CERTIFICATE, "NotFound"): "the charger has no such certificate",
+    (CERTIFICATE_IDS, "NotFound"): "the charger has no certificate of that type",
+    (EXTENDED_TRIGGER, "Accepted"): "the charger will send the message",
+    (EXTENDED_TRIGGER, "Rejected"): "the charger refused to send the message",
+    (EXTENDED_TRIGGER, "NotImplemented"): "the charger cannot send that message",
 }
 
 # The last status of each process (firmware update, upload): the charger is done with it.
@@ -199,6 +237,41 @@ def _check_get_log(params: dict[str, Any]) -> dict[str, Any]:
     return {"log_type": _choice(params, "log_type", LOG_TYPES), **_period(params)}
 
 
+def _hex(params: dict[str, Any], name: str, longest: int) -> str:
+    value = _text(params.get(name), name, longest)
+    try:
+        int(value, 16)
+    except ValueError:
+        raise InvalidCommand(f"{name} must be hexadecimal, not {value!r}") from None
+    return value.lower()
+
+
+def _check_install_certificate(params: dict[str, Any]) -> dict[str, Any]:
+    certificate_type = _choice(params, "certificate_type", CERTIFICATE_TYPES)
+    pem = _text(params.get("certificate"), "certificate", CERTIFICATE_MAX)
+    try:
+        x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:
+        raise InvalidCommand(f"certificate must be one PEM certificate: {exc}") from None
+    return {"certificate_type": certificate_type, "certificate": pem}
+
+
+def _check_delete_certificate(params: dict[str, Any]) -> dict[str, Any]:
+    return {"hash_algorithm": _choice(params, "hash_algorithm", HASH_ALGORITHMS),
+            "issuer_name_hash": _hex(params, "issuer_name_hash", HASH_MAX),
+            "issuer_key_hash": _hex(params, "issuer_key_hash", HASH_MAX),
+            "serial_number": _hex(params, "serial_number", SERIAL_MAX)}
+
+
+def _check_certificate_ids(params: dict[str, Any]) -> dict[str, Any]:
+    return {"certificate_type": _choice(params, "certificate_type", CERTIFICATE_TYPES)}
+
+
+def _check_extended_trigger(params: dict[str, Any]) -> dict[str, Any]:
+    return {"message": _choice(params, "message", EXTENDED_TRIGGER_MESSAGES),
+            "connector": _connector(params, 1, required=False)}
+
+
 def _check_reset(params: dict[str, Any]) -> dict[str, Any]:
     return {"type": _choice(params, "type", RESET_TYPES)}
 
@@ -286,6 +359,24 @@ KINDS: dict[str, CommandKind] = {
         "Have the charger upload its diagnostics or security log to this backend's file "
         "server (GetLog)", _check_get_log, {"log_type": "SecurityLog"},
         ("Accepted", "AcceptedCanceled")),
+    INSTALL_CERTIFICATE: CommandKind(
+        "Install a root certificate on the charger (InstallCertificate)",
+        _check_install_certificate,
+        {"certificate_type": "CentralSystemRootCertificate",
+         "certificate": EXAMPLE_ROOT}),
+    DELETE_CERTIFICATE: CommandKind(
+        "Delete a root certificate from the charger by its CertificateHashData "
+        "(DeleteCertificate)", _check_delete_certificate,
+        {"hash_algorithm": "SHA256", "issuer_name_hash": "0a1b", "issuer_key_hash": "2c3d",
+         "serial_number": "1f"}),
+    CERTIFICATE_IDS: CommandKind(
+        "List the root certificates of a type the charger has installed "
+        "(GetInstalledCertificateIds)", _check_certificate_ids,
+        {"certificate_type": "CentralSystemRootCertificate"}, ("Accepted", "NotFound")),
+    EXTENDED_TRIGGER: CommandKind(
+        "Ask the charger to send a message now, including SignChargePointCertificate "
+        "(ExtendedTriggerMessage)", _check_extended_trigger,
+        {"message": "SignChargePointCertificate"}),
 }
 COMMANDS = tuple(KINDS)
 
@@ -345,7 +436,10 @@ class OperatorCommandRunner:
             CONFIG_SET: self._config_set, TRIGGER: self._trigger,
             CLEAR_CACHE: self._clear_cache, UNLOCK: self._unlock,
             LOCAL_LIST_PUSH: self._local_list_push, FIRMWARE_UPDATE: self._firmware_update,
-            DIAGNOSTICS: self._diagnostics, GET_LOG: self._get_log}
+            DIAGNOSTICS: self._diagnostics, GET_LOG: self._get_log,
+            INSTALL_CERTIFICATE: self._install_certificate,
+            DELETE_CERTIFICATE: self._delete_certificate,
+            CERTIFICATE_IDS: self._certificate_ids, EXTENDED_TRIGGER: self._extended_trigger}
 
     async def run(self, charge_point_id: str, command: str,
                   params: dict[str, Any]) -> dict[str, Any]:
@@ -483,6 +577,30 @@ class OperatorCommandRunner:
                            log_type=params["log_type"])
 
         return await self._with_url(cp, LOG_KIND, None, send)
+
+    async def _install_certificate(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status = await self._ocpp.install_certificate(cp, params["certificate_type"],
+                                                      params["certificate"])
+        return outcome(cp, INSTALL_CERTIFICATE, status,
+                       certificate_type=params["certificate_type"])
+
+    async def _delete_certificate(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        return outcome(cp, DELETE_CERTIFICATE,
+                       await self._ocpp.delete_certificate(cp, dict(params)))
+
+    async def _certificate_ids(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status, hash_data = await self._ocpp.get_installed_certificate_ids(
+            cp, params["certificate_type"])
+        detail = (f"the charger has {len(hash_data)} {params['certificate_type']}(s)"
+                  if status == "Accepted" else None)
+        return outcome(cp, CERTIFICATE_IDS, status, detail,
+                       certificate_type=params["certificate_type"],
+                       certificate_hash_data=hash_data)
+
+    async def _extended_trigger(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        status = await self._ocpp.extended_trigger_message(cp, params["message"],
+                                                           params["connector"])
+        return outcome(cp, EXTENDED_TRIGGER, status)
 
     # -- commands asked for through the database --
 

@@ -30,6 +30,7 @@ from chargerfw.csms.file_server import (
     FileServer,
     FileSettings,
 )
+from chargerfw.csms.fleet_ca import FleetCa
 from chargerfw.csms.login_limits import LoginLimits
 from chargerfw.csms.ocpi.api import create_app
 from chargerfw.csms.ocpi.chargingprofiles import DEFAULT_MIN_INTERVAL_S, ChargingProfileHandler
@@ -107,6 +108,14 @@ class CsmsSettings:
     # The admin API (None: off); loopback unless told otherwise.
     admin_port: int | None = None
     admin_host: str = "127.0.0.1"
+    # The fleet CA that signs chargers' CSRs (None: SignCertificate is Rejected), the O their
+    # CSRs must carry (None: any), and how long a certificate it signs is valid.
+    ca_dir: str | None = None
+    cpo_name: str | None = None
+    charger_certificate_days: int = 365
+    # A plain ws OCPP port beside the wss one, for chargers still on security profile 0 or 1
+    # (until `cp security-migrate` raises them); plain, so loopback unless allow_plain.
+    plain_ocpp_port: int | None = None
     # TLS on every port (wss for OCPP, https for the rest); None: plain, which only loopback
     # addresses get unless allow_plain (see chargerfw.csms.tls.plain_exposed_hosts).
     tls: TlsFiles | None = None
@@ -135,6 +144,13 @@ class RunningCsms:
     tls: bool = False
     # Addresses other than loopback served without TLS (allowed explicitly).
     plain_hosts: tuple[str, ...] = ()
+    plain_ocpp_port: int | None = None
+
+    @property
+    def plain_ocpp_url(self) -> str | None:
+        if self.plain_ocpp_port is None:
+            return None
+        return f"ws://{self.host}:{self.plain_ocpp_port}/ocpp"
 
     @property
     def ocpp_url(self) -> str:
@@ -228,6 +244,9 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
     hosts = [settings.host] + ([settings.admin_host] if settings.admin_port is not None else [])
     plain_hosts = plain_exposed_hosts(hosts, tls=settings.tls is not None,
                                       allow_plain=settings.allow_plain)
+    if settings.plain_ocpp_port is not None and settings.tls is not None:
+        plain_hosts += plain_exposed_hosts([settings.host], tls=False,
+                                           allow_plain=settings.allow_plain)
     if plain_hosts:
         log.warning("csms.plain_on_network", hosts=list(plain_hosts))
     ocpp_tls = http_tls = None
@@ -248,12 +267,19 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
                             max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
         authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
+        fleet_ca = None if settings.ca_dir is None else FleetCa.load(
+            Path(settings.ca_dir), cpo_name=settings.cpo_name,
+            validity=timedelta(days=settings.charger_certificate_days))
         ocpp = OcppServer(db, authorizer, auto_register=settings.auto_register,
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
-                          on_change=pusher.wake, login_limits=settings.login_limits)
+                          on_change=pusher.wake, login_limits=settings.login_limits,
+                          fleet_ca=fleet_ca)
         balancer = SiteBalancer(db, ocpp)
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port, ocpp_tls)
+        plain_ocpp_port = None
+        if settings.plain_ocpp_port is not None and ocpp_tls is not None:
+            plain_ocpp_port = await ocpp.start(settings.host, settings.plain_ocpp_port)
         stack.push_async_callback(ocpp.close)
         stack.push_async_callback(balancer.close)
 
@@ -325,7 +351,8 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                  and ocpp_tls.verify_mode != ssl.CERT_NONE)
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
                           api_server, api_task, balancer, files, files_port, admin_port,
-                          settings.admin_host, settings.tls is not None, plain_hosts)
+                          settings.admin_host, settings.tls is not None, plain_hosts,
+                          plain_ocpp_port)
 
 
 async def serve_forever(settings: CsmsSettings,

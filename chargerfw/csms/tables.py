@@ -87,9 +87,13 @@ charge_points = sa.Table(
     # Silent past the grace period: its EVSEs are shown UNKNOWN until it returns.
     sa.Column("offline", sa.Boolean, nullable=False, default=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # The OCPP security profile of its latest connection (0-3; NULL: not connected since),
+    # and how many connections it opened (a reconnect shows as a new count).
+    sa.Column("security_profile", sa.Integer),
+    sa.Column("connection_count", sa.Integer, nullable=False, server_default="0"),
     # Set once it connected with a client certificate (security profile 3): Basic auth alone
     # is refused from then on; only the operator clears it (`charger client-certificate`).
-    sa.Column("client_certificate_required", sa.Boolean, nullable=False, default=False,
+    sa.Column("client_certificate_required", sa.Boolean, nullable=False,
               server_default="0"),
 )
 
@@ -418,6 +422,26 @@ charge_point_events = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("kind", sa.String(60), nullable=False),
     sa.Column("data", sa.JSON, nullable=False),
+    # A security event's type (the whitepaper's, e.g. InvalidChargePointCertificate).
+    sa.Column("event_type", sa.String(50), index=True),
+)
+
+# Every certificate the fleet CA signed for a charger, and the charger's answer to its
+# CertificateSigned (NULL until it answered; NotDelivered when it never got it).
+fleet_certificates = sa.Table(
+    "fleet_certificates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), sa.ForeignKey("charge_points.id"),
+              nullable=False, index=True),
+    sa.Column("serial", sa.String(40), nullable=False, unique=True),  # hex
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of the DER, hex
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("not_before", UtcDateTime, nullable=False),
+    sa.Column("not_after", UtcDateTime, nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(20)),
+    sa.Column("answered_at", UtcDateTime),
+    sa.Column("certificate", sa.Text, nullable=False),  # PEM
 )
 
 # Site load management: a site (or a sub-feeder of one, ``parent_id``) with a maximum current

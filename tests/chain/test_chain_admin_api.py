@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cert_factory import issue
 from chain_helpers import CHARGER, CHARGER_PASSWORD, Chain, ocpp_exchanges, running_chain
-from csms_doubles import add_test_charger
+from csms_doubles import CS_ROOT, add_test_charger, hash_data_of
 from fakes import wait_until
 from runtime_helpers import wait_status
 
@@ -281,13 +282,54 @@ async def check_get_log(env: AdminChain) -> None:
     assert (env.files / received["path"]).stat().st_size == received["size"] > 0
 
 
+async def check_install_certificate(env: AdminChain) -> None:
+    root = issue("Backend root", ca=True)
+    answer = await env.command("install_certificate", {"certificate_type": CS_ROOT,
+                                                       "certificate": root.pem})
+    assert (answer["status"], answer["ok"]) == ("Accepted", True)
+    listed = await env.command("certificate_ids", {"certificate_type": CS_ROOT})
+    assert hash_data_of(root.pem) in listed["certificate_hash_data"]
+
+
+async def check_certificate_ids(env: AdminChain) -> None:
+    answer = await env.command("certificate_ids", {"certificate_type": CS_ROOT})
+    assert (answer["status"], answer["ok"]) == ("Accepted", True)
+    assert answer["certificate_hash_data"]
+    for entry in answer["certificate_hash_data"]:
+        assert entry["hash_algorithm"] == "SHA256" and len(entry["issuer_name_hash"]) == 64
+
+
+async def check_delete_certificate(env: AdminChain) -> None:
+    extra = issue("Second backend root", ca=True)
+    installed = await env.command("install_certificate", {"certificate_type": CS_ROOT,
+                                                          "certificate": extra.pem})
+    assert installed["ok"], installed
+    answer = await env.command("delete_certificate", hash_data_of(extra.pem))
+    assert (answer["status"], answer["ok"]) == ("Accepted", True)
+    listed = await env.command("certificate_ids", {"certificate_type": CS_ROOT})
+    assert hash_data_of(extra.pem) not in listed["certificate_hash_data"]
+    unknown = await env.command("delete_certificate", hash_data_of(extra.pem))
+    assert (unknown["status"], unknown["ok"]) == ("NotFound", False)
+
+
+async def check_extended_trigger(env: AdminChain) -> None:
+    before = env.sent_by_station("SignCertificate")
+    answer = await env.command("extended_trigger", {"message": "SignChargePointCertificate"})
+    assert (answer["status"], answer["ok"]) == ("Accepted", True)
+    await wait_until(lambda: env.sent_by_station("SignCertificate") > before,
+                     what="the station sending its CSR")
+
+
 # The OCPP request each kind sends to the station.
 ACTION_OF = {"reset": "Reset", "availability": "ChangeAvailability",
               "config_get": "GetConfiguration", "config_set": "ChangeConfiguration",
               "trigger": "TriggerMessage", "clear_cache": "ClearCache",
               "unlock": "UnlockConnector", "local_list_push": "SendLocalList",
               "firmware_update": "UpdateFirmware", "diagnostics": "GetDiagnostics",
-              "get_log": "GetLog"}
+              "get_log": "GetLog", "install_certificate": "InstallCertificate",
+              "certificate_ids": "GetInstalledCertificateIds",
+              "delete_certificate": "DeleteCertificate",
+              "extended_trigger": "ExtendedTriggerMessage"}
 
 
 CHECKS: dict[str, Callable[[AdminChain], Awaitable[None]]] = {
@@ -296,6 +338,9 @@ CHECKS: dict[str, Callable[[AdminChain], Awaitable[None]]] = {
     "clear_cache": check_clear_cache, "unlock": check_unlock,
     "local_list_push": check_local_list_push, "firmware_update": check_firmware_update,
     "diagnostics": check_diagnostics, "get_log": check_get_log,
+    "install_certificate": check_install_certificate,
+    "certificate_ids": check_certificate_ids, "delete_certificate": check_delete_certificate,
+    "extended_trigger": check_extended_trigger,
     "reset": check_reset,  # last: the station goes away to restart
 }
 # Kinds a station cannot carry out in this test, each with the reason.

@@ -18,8 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+from cert_factory import issue
 from click.testing import CliRunner
-from csms_doubles import add_test_charger, csms_running, ocpi_auth, sim_charger
+from csms_doubles import (
+    CS_ROOT,
+    add_test_charger,
+    csms_running,
+    hash_data_of,
+    ocpi_auth,
+    sim_charger,
+)
 from ocpi_conformance import OcpiTraffic
 from ocpp.v16 import call
 
@@ -31,7 +39,8 @@ from chargerfw.csms.tables import operator_commands
 pytestmark = pytest.mark.timeout(90)
 
 # What `cp show` (and the API for one charger) adds to its `cp list` row.
-ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files")
+ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files",
+                    "certificate")
 
 
 @dataclass
@@ -67,6 +76,8 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
     async with admin_env(db) as env, sim_charger(env.csms, "CP1") as charger:
         charger.config_keys = {"MeterValueSampleInterval": "60", "SendLocalListMaxLength": "2",
                                "LocalAuthListMaxLength": "5"}
+        old_root, new_root = issue("Old root", ca=True), issue("New root", ca=True)
+        charger.security.roots[CS_ROOT] = [old_root.pem]
         bodies = {"reset": {"type": "Hard"},
                   "availability": {"connector": 0, "type": "Inoperative"},
                   "config_get": {"keys": ["MeterValueSampleInterval"]},
@@ -75,7 +86,12 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
                   "clear_cache": {}, "unlock": {"connector": 1},
                   "local_list_push": {"full": True},
                   "firmware_update": {"url": "http://127.0.0.1:9/chargerfw.tar", "retries": 0},
-                  "diagnostics": {}, "get_log": {"log_type": "SecurityLog"}}
+                  "diagnostics": {}, "get_log": {"log_type": "SecurityLog"},
+                  "install_certificate": {"certificate_type": CS_ROOT,
+                                          "certificate": new_root.pem},
+                  "certificate_ids": {"certificate_type": CS_ROOT},
+                  "delete_certificate": hash_data_of(old_root.pem),
+                  "extended_trigger": {"message": "Heartbeat"}}
         assert set(bodies) == set(KINDS), "a new command kind needs a case here"
         outcomes = {}
         for kind, body in bodies.items():
@@ -87,9 +103,16 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
         assert {"key": "MeterValueSampleInterval", "value": "60", "readonly": True} in (
             outcomes["config_get"]["configuration"])
         assert outcomes["local_list_push"]["update_type"] == "Full"
+        assert outcomes["certificate_ids"]["certificate_hash_data"] == [
+            hash_data_of(old_root.pem), hash_data_of(new_root.pem)]
+        assert charger.security.roots[CS_ROOT] == [new_root.pem]
+        assert ("ExtendedTriggerMessage", {"requested_message": "Heartbeat",
+                                           "connector_id": None}) in charger.received
         sent = [(action, payload) for action, payload in charger.received
                 if action not in ("GetConfiguration", "SendLocalList", "UpdateFirmware",
-                                  "GetDiagnostics", "GetLog")]
+                                  "GetDiagnostics", "GetLog", "InstallCertificate",
+                                  "GetInstalledCertificateIds", "DeleteCertificate",
+                                  "ExtendedTriggerMessage")]
         # The file commands start processes whose status notifications follow as events.
         assert {"UpdateFirmware", "GetDiagnostics", "GetLog"} <= {
             action for action, _ in charger.received}
@@ -208,6 +231,7 @@ async def test_charge_points_are_listed_and_shown_as_the_cli_does(db: str,
         assert {k: v for k, v in shown.json().items() if k not in ONE_CHARGER_ONLY} == listed[0]
         assert [(e["kind"], e["data"]) for e in shown.json()["latest_events"]] == [
             ("FirmwareStatusNotification", {"status": "Downloading"})]
+        assert shown.json()["certificate"] is None and listed[0]["security_profile"] == 0
         missing = await env.client.get("/chargepoints/CP9")
         assert (missing.status_code, missing.json()) == (
             404, {"error": "unknown charge point 'CP9'"})

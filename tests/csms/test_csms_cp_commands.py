@@ -17,7 +17,8 @@ from chargerfw.csms.operator_commands import InvalidCommand, check_params
 pytestmark = pytest.mark.timeout(90)
 
 # What `cp show` (and the API for one charger) adds to its `cp list` row.
-ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files")
+ONE_CHARGER_ONLY = ("latest_events", "file_statuses", "firmware_status", "received_files",
+                    "certificate")
 
 
 def _cp(*args: str) -> tuple[int, str]:

@@ -79,28 +79,50 @@ class AdminTokens:
         return found
 
 
+def _of_charger(charge_point_id: str, of_type: str | None) -> list[Any]:
+    conditions: list[Any] = [charge_point_events.c.charge_point_id == charge_point_id]
+    if of_type is not None:
+        conditions.append(sa.or_(charge_point_events.c.kind == of_type,
+                                 charge_point_events.c.event_type == of_type))
+    return conditions
+
+
 @dataclass(frozen=True)
 class ChargePointEvents:
     engine: Engine
 
     def record_charge_point_event(self, charge_point_id: str, kind: str,
-                                  data: dict[str, Any]) -> int | None:
-        """Append an event; its id (the cursor), or None for an unknown charge point."""
+                                  data: dict[str, Any],
+                                  event_type: str | None = None) -> int | None:
+        """Append an event (a security event with its ``event_type``); its id (the cursor),
+        or None for an unknown charge point."""
         with self.engine.begin() as c:
             if c.execute(sa.select(charge_points.c.id).where(
                     charge_points.c.id == charge_point_id)).first() is None:
                 return None
             return inserted_id(c.execute(charge_point_events.insert().values(
-                charge_point_id=charge_point_id, at=utcnow(), kind=kind, data=data)))
+                charge_point_id=charge_point_id, at=utcnow(), kind=kind, data=data,
+                event_type=event_type)))
 
     def charge_point_events(self, charge_point_id: str, after: int = 0,
-                            limit: int = 100) -> list[RowMapping]:
-        """The charger's events with an id above ``after``, oldest first."""
+                            limit: int = 100, of_type: str | None = None) -> list[RowMapping]:
+        """The charger's events with an id above ``after``, oldest first (``of_type``: see
+        :meth:`charge_point_event_history`)."""
         with self.engine.connect() as c:
             return list(c.execute(sa.select(charge_point_events).where(
-                charge_point_events.c.charge_point_id == charge_point_id,
-                charge_point_events.c.id > after)
+                *_of_charger(charge_point_id, of_type), charge_point_events.c.id > after)
                 .order_by(charge_point_events.c.id).limit(limit)).mappings().all())
+
+    def charge_point_event_history(self, charge_point_id: str, of_type: str | None = None,
+                                   limit: int = 50) -> list[RowMapping]:
+        """The charger's newest ``limit`` events, newest first; with ``of_type`` only those
+        of that kind (e.g. ``command``, ``SecurityEventNotification``) or security event
+        type (e.g. ``InvalidChargePointCertificate``)."""
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(charge_point_events).where(
+                *_of_charger(charge_point_id, of_type))
+                                  .order_by(charge_point_events.c.id.desc()).limit(limit)
+                                  ).mappings().all())
 
     def latest_charge_point_events(self, charge_point_id: str,
                                    limit: int = 10) -> list[RowMapping]:

@@ -176,7 +176,7 @@ class ChargePoints:
                 "last_boot": cp["last_boot"], "last_heartbeat": cp["last_heartbeat"],
                 "connected": cp["connected"], "last_seen": cp["last_seen"],
                 "offline": cp["offline"], "feature_profiles": cp["feature_profiles"],
-                "rfid_reader": cp["rfid_reader"],
+                "rfid_reader": cp["rfid_reader"], "security_profile": cp["security_profile"],
                 "evses": [{"uid": e["uid"], "evse_id": e["evse_id"],
                            "ocpp_connector_id": e["ocpp_connector_id"], "status": e["status"]}
                           for e in evse_rows if e["charge_point_id"] == cp["id"]],

@@ -31,6 +31,7 @@ from chargerfw.csms.store.cdrs import Cdrs
 from chargerfw.csms.store.charge_points import ChargePoints
 from chargerfw.csms.store.charger_files import ChargerFiles
 from chargerfw.csms.store.commands import Commands
+from chargerfw.csms.store.fleet_security import FleetSecurity
 from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
@@ -194,6 +195,16 @@ class Store:
         self.record_charge_point_event = events.record_charge_point_event
         self.charge_point_events = events.charge_point_events
         self.latest_charge_point_events = events.latest_charge_point_events
+        self.charge_point_event_history = events.charge_point_event_history
+
+        fleet_security = FleetSecurity(engine)
+        self.record_issued_certificate = fleet_security.record_issued_certificate
+        self.record_certificate_answer = fleet_security.record_certificate_answer
+        self.charger_certificates = fleet_security.charger_certificates
+        self.current_certificate = fleet_security.current_certificate
+        self.record_security_profile = fleet_security.record_security_profile
+        self.replace_password = fleet_security.replace_password
+        self.restore_password_hash = fleet_security.restore_password_hash
 
         sites = Sites(engine)
         self.add_site = sites.add_site
