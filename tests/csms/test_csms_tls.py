@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -28,6 +29,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from chargerfw.cli import main
+from chargerfw.config.station import SecuritySection
 from chargerfw.csms.server import RunningCsms
 from chargerfw.csms.tls import (
     TlsFiles,
@@ -93,8 +95,12 @@ async def tls_csms(db: str, pki: Pki) -> AsyncIterator[RunningCsms]:
 async def test_our_station_on_profile_2_connects_over_wss_and_boots(
         tls_csms: RunningCsms, pki: Pki, tmp_path: Path) -> None:
     assert tls_csms.ocpp_url.startswith("wss://127.0.0.1:")
+    security = SecuritySection(certificates_dir=tmp_path / "certs")
+    security.central_system_roots_dir.mkdir(parents=True)
+    shutil.copy(pki.ca_file, security.central_system_roots_dir / "fleet-root.pem")
+    (tmp_path / "station").mkdir()
     async with running_client(tmp_path / "station", tls_csms.ocpp_url, profile=2,
-                              password=PASSWORD, ca_file=str(pki.ca_file)) as client:
+                              password=PASSWORD, security=security) as client:
         await wait_until(lambda: client.online, what="the station online over wss")
         row = await tls_csms.db(tls_csms.store.get_charge_point, "CP1")
         assert row["last_boot"] is not None and row["vendor"] == "chargerfw"

@@ -3,7 +3,7 @@ type of security events among charger events; each charger's latest security pro
 its count of connections
 
 Revision ID: 0015_fleet_certificates
-Revises: 0016_transaction_remark
+Revises: 0014_charger_tls
 Create Date: 2026-12-03 14:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import chargerfw.csms.tables
 
 revision = '0015_fleet_certificates'
-down_revision = '0016_transaction_remark'
+down_revision = '0014_charger_tls'
 branch_labels = None
 depends_on = None
 

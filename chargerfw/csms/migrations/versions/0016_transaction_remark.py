@@ -2,7 +2,7 @@
 it was open when its charger booted
 
 Revision ID: 0016_transaction_remark
-Revises: 0014_charger_tls
+Revises: 0015_fleet_certificates
 Create Date: 2026-12-03 14:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016_transaction_remark'
-down_revision = '0014_charger_tls'
+down_revision = '0015_fleet_certificates'
 branch_labels = None
 depends_on = None
 
