@@ -42,6 +42,7 @@ from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNE
 from chargerfw.csms.store.fleet_security import NOT_DELIVERED, IssuedRecord
 from chargerfw.csms.tls import certificate_common_names
 from chargerfw.logs import get_logger
+from chargerfw.ocppj.library_log import LIBRARY_LOGGER, WEBSOCKETS_SERVER_LOGGER
 
 log = get_logger(__name__)
 
@@ -163,7 +164,10 @@ class ChargerConnection(OcppChargePoint):
 
     def __init__(self, charge_point_id: str, connection: ServerConnection,
                  server: OcppServer) -> None:
-        super().__init__(charge_point_id, connection, response_timeout=server.response_timeout)
+        # Frames at DEBUG with secrets (AuthorizationKey, passwords) redacted: INFO says
+        # what happened, not every frame.
+        super().__init__(charge_point_id, connection, response_timeout=server.response_timeout,
+                         logger=LIBRARY_LOGGER)
         self._server = server
         self._db = server.db
         self._seen_noted_at = time.monotonic()  # the connect itself is noted
@@ -471,7 +475,8 @@ class OcppServer:
         chargers move from security profile 1 to 2)."""
         server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
                              process_request=self._process_request,
-                             ping_interval=60, ping_timeout=60, ssl=tls)
+                             ping_interval=60, ping_timeout=60, ssl=tls,
+                             logger=WEBSOCKETS_SERVER_LOGGER)
         self._servers.append(server)
         return int(next(iter(server.sockets)).getsockname()[1])
 

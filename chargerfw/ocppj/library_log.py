@@ -52,3 +52,5 @@ class RedactingWebsocketsLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 WEBSOCKETS_LOGGER = RedactingWebsocketsLogger(logging.getLogger("websockets.client"), {})
+# The backend's end: the headers a charger sends (its Basic credentials) are redacted alike.
+WEBSOCKETS_SERVER_LOGGER = RedactingWebsocketsLogger(logging.getLogger("websockets.server"), {})
