@@ -14,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import math
+import re
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from ocpp.exceptions import FormatViolationError, OCPPError
+from ocpp.exceptions import OCPPError
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
@@ -37,11 +38,19 @@ from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.fleet_ca import INVALID_CHARGE_POINT_CERTIFICATE, CsrRefused, FleetCa
 from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
+from chargerfw.csms.ocpp_values import (
+    check_connector_id,
+    event_time,
+    meter_samples,
+    parse_time,
+    plausible,
+)
 from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
 from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNED_FIRMWARE
 from chargerfw.csms.store.fleet_security import NOT_DELIVERED, IssuedRecord
 from chargerfw.csms.tls import certificate_common_names
 from chargerfw.logs import get_logger
+from chargerfw.ocppj.frames import Answer, Ignore, check_frame
 from chargerfw.ocppj.library_log import LIBRARY_LOGGER, WEBSOCKETS_SERVER_LOGGER
 
 log = get_logger(__name__)
@@ -49,6 +58,9 @@ log = get_logger(__name__)
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 PATH_PREFIX = "/ocpp/"
 MAX_ID_LENGTH = 48
+# A charge point id as it may stand in the URL path: letters, digits and the path characters
+# RFC 3986 allows unencoded (no "/", no "%", no spaces or controls).
+CHARGE_POINT_ID = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
 FEATURE_PROFILES_KEY = "SupportedFeatureProfiles"
 SEEN_NOTE_INTERVAL_S = 60.0
 # Charger events of the security extension: a security event the charger reported, one the
@@ -92,46 +104,12 @@ class ChargerCallError(Exception):
     """The charge point answered a request with a CALLERROR."""
 
 
-def parse_ocpp_time(value: str) -> datetime:
-    """An OCPP timestamp as aware UTC; a value without offset is taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise FormatViolationError(description=f"invalid timestamp {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ocpp_time(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_meter_values(meter_value: Sequence[dict[str, Any]]) -> list[billing.Sample]:
-    """OCPP MeterValue entries (snake_case keys) as samples in Wh / W / A.
-
-    Raises FormatViolationError for a value that is not a number, so nothing is stored.
-    """
-    samples = []
-    for entry in meter_value:
-        stamp = parse_ocpp_time(entry["timestamp"])
-        for sampled in entry.get("sampled_value", []):
-            if sampled.get("format") == "SignedData":
-                continue
-            try:
-                value = float(sampled["value"])
-            except ValueError:
-                raise FormatViolationError(
-                    description=f"sampled value {sampled['value']!r} is not a number") from None
-            measurand = sampled.get("measurand", billing.ENERGY_REGISTER)
-            unit = sampled.get("unit", "Wh" if measurand.startswith("Energy") else "")
-            samples.append(billing.Sample(stamp, measurand, sampled.get("phase", ""),
-                                          billing.to_canonical(value, unit)))
-    return samples
 
 
 def id_tag_info(decision: AuthDecision) -> dict[str, str]:
@@ -158,6 +136,16 @@ def connection_security_profile(connection: ServerConnection) -> int:
     return 2 if ssl_object is not None else 1
 
 
+class _EveryAnswer:
+    """Answers are matched to the backend's CALLs by the library itself."""
+
+    def __contains__(self, unique_id: object) -> bool:
+        return True
+
+
+_EVERY_ANSWER = _EveryAnswer()
+
+
 class ChargerConnection(OcppChargePoint):
     """The central system's side of one charger's OCPP connection. ``security_profile`` is
     the security profile it connected with (see :func:`connection_security_profile`)."""
@@ -181,7 +169,18 @@ class ChargerConnection(OcppChargePoint):
             self._seen_noted_at = now
             if await self._db(self._db.store.record_seen, self.id):
                 self._server.changed()
-        await super().route_message(raw_msg)
+        raw = raw_msg if isinstance(raw_msg, str) else raw_msg.decode("utf-8", "replace")
+        verdict = check_frame(raw, self.route_map, answering=True,
+                              awaited_answers=_EVERY_ANSWER)
+        if isinstance(verdict, Answer):
+            # One line per bad frame; the library would log a traceback, or nothing at all.
+            log.warning("csms.bad_frame", charge_point=self.id, code=verdict.error.code,
+                        cause=str(verdict.error.details.get("cause", ""))[:200])
+            await self._send(verdict.frame())
+            return
+        if isinstance(verdict, Ignore):
+            return
+        await super().route_message(raw)
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str,
@@ -225,7 +224,10 @@ class ChargerConnection(OcppChargePoint):
                                      vendor_id: str | None = None,
                                      vendor_error_code: str | None = None
                                      ) -> call_result.StatusNotification:
-        stamp = parse_ocpp_time(timestamp) if timestamp else None
+        check_connector_id(connector_id, 0)
+        stamp = parse_time(timestamp) if timestamp else None
+        if stamp is not None and not plausible(stamp, datetime.now(UTC)):
+            stamp = None  # the charger's clock, not the time of the change
         changes = await self._db(self._db.store.record_status, self.id, connector_id, status,
                                  error_code, stamp, info, vendor_id, vendor_error_code)
         if changes:
@@ -243,8 +245,10 @@ class ChargerConnection(OcppChargePoint):
     async def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int,
                                    timestamp: str, reservation_id: int | None = None
                                    ) -> call_result.StartTransaction:
+        check_connector_id(connector_id, 1)
         request = StartRequest(self.id, connector_id, id_tag, meter_start,
-                               parse_ocpp_time(timestamp), reservation_id)
+                               event_time(timestamp, self.id, "StartTransaction"),
+                               reservation_id)
         tx = await self._db(self._db.store.transaction_for_start, request)
         if tx is None:  # the first delivery of this StartTransaction
             tx, decision = await self._open_transaction(request)
@@ -288,9 +292,10 @@ class ChargerConnection(OcppChargePoint):
                                   reason: str | None = None, id_tag: str | None = None,
                                   transaction_data: list[dict[str, Any]] | None = None
                                   ) -> call_result.StopTransaction:
-        samples = parse_meter_values(transaction_data or [])
+        samples = meter_samples(transaction_data or [], self.id)
         tx, stopped = await self._db(self._db.store.stop_transaction, self.id, transaction_id,
-                                     meter_stop, parse_ocpp_time(timestamp), reason, samples)
+                                     meter_stop, event_time(timestamp, self.id, "StopTransaction"),
+                                     reason, samples)
         if tx is None:
             log.warning("csms.stop_unknown_transaction", charge_point=self.id,
                         transaction=transaction_id)
@@ -305,7 +310,8 @@ class ChargerConnection(OcppChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
                               transaction_id: int | None = None) -> call_result.MeterValues:
-        samples = parse_meter_values(meter_value)
+        check_connector_id(connector_id, 0)
+        samples = meter_samples(meter_value, self.id)
         tx = await self._db(self._db.store.add_meter_values, self.id, connector_id,
                             transaction_id, samples)
         if tx is not None:
@@ -357,14 +363,13 @@ class ChargerConnection(OcppChargePoint):
                  message_id=message_id)
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
-
     # -- the Security Whitepaper's messages from the charger --
 
     @on(Action.security_event_notification)
     async def on_security_event(self, type: str, timestamp: str,
                                 tech_info: str | None = None
                                 ) -> call_result.SecurityEventNotification:
-        stamp = parse_ocpp_time(timestamp)
+        stamp = event_time(timestamp, self.id, "SecurityEventNotification")
         log.info("csms.security_event", charge_point=self.id, type=type, tech_info=tech_info)
         await self._db(self._db.store.record_charge_point_event, self.id,
                        SECURITY_EVENT_NOTIFICATION,
@@ -490,8 +495,11 @@ class OcppServer:
         path = path.split("?", 1)[0]
         if not path.startswith(PATH_PREFIX):
             return None
-        cp_id = unquote(path[len(PATH_PREFIX):])
-        if not cp_id or "/" in cp_id or len(cp_id) > MAX_ID_LENGTH or not cp_id.isprintable():
+        try:
+            cp_id = unquote(path[len(PATH_PREFIX):], errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if not cp_id or len(cp_id) > MAX_ID_LENGTH or not CHARGE_POINT_ID.fullmatch(cp_id):
             return None
         return cp_id
 
@@ -522,9 +530,7 @@ class OcppServer:
             if credentials is not None and credentials[0] != cp_id:
                 throttle.failed(None, address)
                 return self._unauthorized(connection)
-            await self.db(store.auto_register, cp_id, credentials[1] if credentials else None)
-            log.info("csms.auto_registered", charge_point=cp_id)
-            return None
+            return None  # registered once the handshake has succeeded (see _handle)
         if charge_point["client_certificate_required"]:
             # Once on profile 3, Basic auth alone would be a downgrade.
             log.warning("csms.client_certificate_missing", charge_point=cp_id, address=address)
@@ -593,6 +599,13 @@ class OcppServer:
         assert connection.request is not None
         cp_id = self.charge_point_id(connection.request.path)
         assert cp_id is not None
+        if self.auto_register and await self.db(self.db.store.get_charge_point, cp_id) is None:
+            # Only now: a handshake refused after the request (no common subprotocol, say)
+            # registers nothing.
+            credentials = _basic_credentials(connection.request)
+            await self.db(self.db.store.auto_register, cp_id,
+                          credentials[1] if credentials else None)
+            log.info("csms.auto_registered", charge_point=cp_id)
         charger = ChargerConnection(cp_id, connection, self)
         if (address := _source_address(connection)) is not None:
             self.last_address[cp_id] = address

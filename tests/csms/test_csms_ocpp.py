@@ -16,7 +16,7 @@ from csms_doubles import (
     running_emsp,
     sim_charger,
 )
-from ocpp.exceptions import FormatViolationError
+from ocpp.exceptions import FormationViolationError
 from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -178,7 +178,7 @@ async def test_bad_meter_value_is_refused_and_stores_nothing(tmp_path: Path) -> 
         await csms.db(csms.store.put_token, _token("TAG1", "ALWAYS"), None)
         async with sim_charger(csms, "CP1") as charger:
             started = await charger.start_tx(1, "TAG1", 100, T0)
-            with pytest.raises(FormatViolationError):
+            with pytest.raises(FormationViolationError):  # OCPP 1.6's code for it
                 await charger.call(call.MeterValues(
                     connector_id=1, transaction_id=started.transaction_id,
                     meter_value=[{"timestamp": "2026-03-01T10:01:00Z", "sampledValue": [

@@ -247,9 +247,18 @@ class Transactions:
                 return tx, False
             now = utcnow()
             status = "COMPLETED" if tx["status"] == "ACTIVE" else tx["status"]
+            remark = tx["remark"]
+            if meter_stop < tx["meter_start"]:
+                # A register below where the session began is a meter fault, not a credit:
+                # the session ends at its last reading (meterStart if there was none).
+                remark = (f"meterStop {meter_stop} Wh was below meterStart "
+                          f"{tx['meter_start']} Wh: the last reading, {tx['meter_last']} Wh, "
+                          "counts")
+                meter_stop = tx["meter_last"]
             c.execute(transactions.update().where(transactions.c.id == transaction_id).values(
                 meter_stop=meter_stop, meter_last=max(meter_stop, tx["meter_last"]),
-                stop_time=timestamp, stop_reason=reason, status=status, last_updated=now))
+                stop_time=max(timestamp, tx["start_time"]), stop_reason=reason, remark=remark,
+                status=status, last_updated=now))
             row = _transaction(c, transaction_id)
             if status == "COMPLETED" and row["evse_uid"] is not None:
                 push_session(c, self.cpo, row, "PUT")
