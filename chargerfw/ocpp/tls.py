@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from chargerfw.logs import get_logger
 from chargerfw.ocpp.security_log import (
+    CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE,
     INVALID_CENTRAL_SYSTEM_CERTIFICATE,
     INVALID_TLS_CIPHER_SUITE,
     INVALID_TLS_VERSION,
@@ -42,6 +43,12 @@ PROVISIONED_ROOT = "provisioned-ca.pem"  # where [ocpp] ca_file is installed
 class TlsSetupError(ValueError):
     """The TLS context cannot be built: no root installed, a missing or exposed key, a
     certificate file that is not PEM."""
+
+
+# OpenSSL's verify codes of a certificate for another name (X509_V_ERR_HOSTNAME_MISMATCH,
+# X509_V_ERR_IP_ADDRESS_MISMATCH).
+_HOSTNAME_MISMATCH = 62
+_IP_ADDRESS_MISMATCH = 64
 
 
 def installed_roots(roots_dir: Path) -> list[Path]:
@@ -111,6 +118,10 @@ def handshake_security_event(exc: BaseException) -> tuple[str, str] | None:
     import ssl
 
     if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+            # A good certificate, but not for the backend we asked for: it failed to
+            # authenticate as itself.
+            return CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE, str(exc.verify_message or exc)[:255]
         return INVALID_CENTRAL_SYSTEM_CERTIFICATE, str(exc.verify_message or exc)[:255]
     if not isinstance(exc, ssl.SSLError):
         return None

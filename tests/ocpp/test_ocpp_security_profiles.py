@@ -31,6 +31,7 @@ from chargerfw.logs import capture_logs, render_line
 from chargerfw.ocpp.connection import Backoff, ConnectionSetupError, OcppConnection
 from chargerfw.ocpp.credentials import AuthorizationKeyFile
 from chargerfw.ocpp.security_log import (
+    CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE,
     FAILED_TO_AUTHENTICATE,
     INVALID_CENTRAL_SYSTEM_CERTIFICATE,
     INVALID_TLS_CIPHER_SUITE,
@@ -155,7 +156,6 @@ def test_profile3_refuses_a_key_file_others_may_read(tmp_path, pki):
     ("foreign", "unable to get local issuer certificate"),
     ("expired", "certificate has expired"),
     ("not_yet_valid", "certificate is not yet valid"),
-    ("other_host", "IP address mismatch"),
 ])
 async def test_refused_server_certificates_are_security_events(tmp_path, pki, certificate, why):
     security = install(SecuritySection(certificates_dir=tmp_path / "certs"), pki)
@@ -179,9 +179,23 @@ async def test_a_host_name_mismatch_is_refused(tmp_path, pki):
         url = f"wss://localhost:{csms.port}/ocpp"
         async with running_client(tmp_path, url, profile=2, password=PASSWORD,
                                   security=security) as client:
-            await wait_until(lambda: events(client.store, INVALID_CENTRAL_SYSTEM_CERTIFICATE))
-            assert "mismatch" in events(client.store, INVALID_CENTRAL_SYSTEM_CERTIFICATE)[0]
+            # A valid certificate for another name: the backend failed to authenticate.
+            await wait_until(lambda: events(client.store, CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE))
+            assert "mismatch" in events(client.store, CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE)[0]
+            assert events(client.store, INVALID_CENTRAL_SYSTEM_CERTIFICATE) == []
             assert csms.received == []
+
+
+async def test_an_ip_address_mismatch_is_the_backend_failing_to_authenticate(tmp_path, pki):
+    security = install(SecuritySection(certificates_dir=tmp_path / "certs"), pki)
+    async with TestCsms(password=PASSWORD,
+                        ssl_context=server_context(tmp_path, pki["other_host"])) as csms, \
+            running_client(tmp_path, csms.url, profile=2, password=PASSWORD,
+                           security=security) as client:
+        await wait_until(lambda: events(client.store, CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE))
+        assert "IP address mismatch" in events(client.store,
+                                               CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE)[0]
+        assert csms.received == [] and not client.online
 
 
 async def test_a_client_certificate_for_another_id_is_refused(tmp_path, pki):
