@@ -21,6 +21,7 @@ from chargerfw.ocpp.security_log import (
     TAMPER_DETECTED,
     record_security_event,
 )
+from chargerfw.safety.link import SafetyLink
 from chargerfw.station.security_watch import Finding, Reading, WatchSettings, WatchState, step
 from chargerfw.store import Store
 
@@ -56,14 +57,15 @@ class SecurityWatch:
         self._disk_free = disk_free
         self._tamper_configured = section.tamper is not None
 
-    def watch_tamper(self, board: Board | None) -> None:
-        """Record TamperDetectionActivated at every activation of the board's tamper contact
-        (on the input's thread), and once now if it is open already."""
+    def watch_tamper(self, board: Board | None, link: SafetyLink | None = None) -> None:
+        """Record TamperDetectionActivated at every activation of the tamper contact, and once
+        now if it is open already: the board's input (on its thread), or, when the safety
+        process holds the board, each opening it counts (on the link's thread)."""
+        if board is None and link is not None and self._tamper_configured:
+            link.on_tamper_opened = self._tamper_opened
+            return
         tamper = board.tamper if board is not None else None
         if tamper is None:
-            if self._tamper_configured:
-                log.warning("security.tamper_unwatched",
-                            reason="the safety process holds the board and its tamper input")
             return
         tamper.on_trip(self._tamper_opened)
         if tamper.is_tripped:

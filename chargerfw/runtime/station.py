@@ -299,7 +299,8 @@ class StationRuntime:
 
         record_security_event(parts.store, STARTUP, f"chargerfw {__version__}")
         security_watch = SecurityWatch(config, parts.store)
-        security_watch.watch_tamper(parts.board)
+        security_watch.watch_tamper(
+            parts.board, parts.safety if isinstance(parts.safety, SafetyLink) else None)
         parts.client.attach_logs(StationLogs(
             config, parts.store,
             lambda: encode_reply(StatusRequest, self.handlers.status(StatusRequest())),

@@ -102,6 +102,10 @@ class SafetyLink:
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self.sim_snapshot: dict[str, Any] | None = None
+        # Called (on the link's thread) once per opening of the tamper contact the safety
+        # process watches.
+        self.on_tamper_opened: Callable[[], None] | None = None
+        self._tamper_openings: int | None = None
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -332,7 +336,14 @@ class SafetyLink:
             self._monitor_current = state.monitor_current
             self._state_at = time.monotonic()
             self.sim_snapshot = state.sim
+            seen, self._tamper_openings = self._tamper_openings, state.tamper_openings
             known = set(self._faults)
+        openings = state.tamper_openings or 0
+        # A safety process that restarted counts from 0 again: its count is all new then.
+        new = openings - (seen or 0) if seen is not None and openings >= seen else openings
+        if new > 0 and self.on_tamper_opened is not None:
+            for _ in range(new):
+                self.on_tamper_opened()
         now = {(f.kind, f.connector) for f in state.faults}
         # Events lost on the way (a full queue, a reconnect) are made good here.
         for event in state.faults:

@@ -185,6 +185,14 @@ class SafetyProcess:
         self.core = SafetyCore(
             config, board, self._on_event, settings, heartbeat_bound_s=heartbeat_bound_s
         )
+        self._tamper_openings: int | None = None
+        if board.tamper is not None:
+            self._tamper_openings = 1 if board.tamper.is_tripped else 0
+            board.tamper.on_trip(self._tamper_opened)
+
+    def _tamper_opened(self) -> None:
+        assert self._tamper_openings is not None
+        self._tamper_openings += 1
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -251,6 +259,7 @@ class SafetyProcess:
             ],
             faults=[_fault_event(f, True) for f in self.core.active_faults()],
             sim=self.world.snapshot() if self.world is not None else None,
+            tamper_openings=self._tamper_openings,
         )
 
     # -- events from the core -----------------------------------------------------------------

@@ -152,6 +152,10 @@ class State(_Message, tag="state"):
     connectors: list[ConnectorState]
     faults: list[FaultEvent]
     sim: dict[str, Any] | None = None  # what the simulated world shows (simulated stations)
+    # How often the tamper contact ([security.tamper]) has opened since the safety process
+    # started (None: no contact): the station records one TamperDetectionActivated for each,
+    # however short, without the security log being a safety matter.
+    tamper_openings: int | None = None
 
 
 Answer = Reply | FaultEvent | PilotEvent | ThermalEvent | State

@@ -229,3 +229,30 @@ async def test_every_fault_opens_the_coil_while_the_station_is_frozen(
             assert lost is None or lost.timestamp - frozen_at >= bound_s - HEARTBEAT_INTERVAL_S
         finally:
             pair.station.signal(signal.SIGCONT)
+
+
+async def test_the_tamper_contact_the_safety_process_holds_reaches_the_backend(
+        tmp_path, short_dir):
+    """With the safety process holding the pins, each opening of the tamper contact it counts
+    is one TamperDetectionActivated on the station, sent to the backend."""
+    async with TestCsms() as csms:
+        config_path = two_process_config(tmp_path, csms.url, 200)
+        raw = tomllib.loads(config_path.read_text())
+        raw.setdefault("security", {})["tamper"] = {"pin": 26}
+        config_path.write_text(dump_toml(raw))
+        safety = SafetyChild(config_path, short_dir, tmp_path / "safety.log")
+        station = StationProcess(config_path, short_dir, tmp_path / "station.log")
+        try:
+            station.start()
+            await station.wait_ready()
+            await csms.wait_for(lambda: csms.of("StatusNotification"), timeout=15)
+            sock = station.socket_path
+            for _ in range(2):
+                assert await ctl(sock, "sim.tamper_open") == {"tamper": "open"}
+                assert await ctl(sock, "sim.tamper_close") == {"tamper": "close"}
+            await csms.wait_for(lambda: len([
+                m for m in csms.of("SecurityEventNotification")
+                if m.payload["type"] == "TamperDetectionActivated"]) == 2, timeout=15)
+        finally:
+            station.kill_if_running()
+            safety.end()
