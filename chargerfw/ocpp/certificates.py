@@ -54,6 +54,7 @@ from cryptography.x509.oid import NameOID
 
 from chargerfw import x509chain
 from chargerfw.config.station import SecuritySection
+from chargerfw.durable import sync_directory, write_atomically, write_synced
 from chargerfw.logs import get_logger
 from chargerfw.x509chain import ROOT_SUFFIXES
 
@@ -360,33 +361,6 @@ def expiring(certs: Iterable[x509.Certificate], now: datetime,
 
 # -- files ------------------------------------------------------------------------------------
 
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` (created with ``mode``, never wider) and fsync it, not its directory."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` with ``data`` so that a power cut leaves the old or the new file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_synced(temporary, data, mode)
-    os.replace(temporary, path)
-    _sync_directory(path.parent)
-
-
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -472,7 +446,7 @@ class CertificateStore:
             write_atomically(root.path, _pem(others), 0o644)
         else:
             root.path.unlink(missing_ok=True)
-            _sync_directory(root.path.parent)
+            sync_directory(root.path.parent)
 
     def central_system_confirmed(self) -> list[InstalledRoot]:
         """A connection verified with the current roots: fallback roots are deleted."""
@@ -531,15 +505,15 @@ class CertificateStore:
         building = generations / f".{name}.tmp"
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(mode=0o700)
-        _write_synced(building / self.security.charge_point_key.name, _key_pem(key), 0o600)
-        _write_synced(building / self.security.charge_point_certificate.name, _pem(chain),
+        write_synced(building / self.security.charge_point_key.name, _key_pem(key), 0o600)
+        write_synced(building / self.security.charge_point_certificate.name, _pem(chain),
                       0o644)
-        _sync_directory(building)
+        sync_directory(building)
         os.replace(building, generations / name)
-        _sync_directory(generations)
+        sync_directory(generations)
         self._point_at(generations / name)
         self.security.pending_charge_point_key.unlink(missing_ok=True)
-        _sync_directory(generations)
+        sync_directory(generations)
         self._remove_unused_generations()
         return chain
 
@@ -554,7 +528,7 @@ class CertificateStore:
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(os.path.relpath(generation, link.parent))
         os.replace(temporary, link)
-        _sync_directory(link.parent)
+        sync_directory(link.parent)
 
     def _generations(self) -> list[Path]:
         try:
@@ -573,7 +547,7 @@ class CertificateStore:
             generations.mkdir(parents=True, exist_ok=True, mode=0o700)
             target = generations / "00000000T000000-provisioned"
             os.replace(link, target)
-            _sync_directory(link.parent)
+            sync_directory(link.parent)
             self._point_at(target)
         elif not link.is_symlink() and not link.exists():
             complete = self._generations()

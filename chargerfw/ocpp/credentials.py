@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Protocol
 
+from chargerfw.durable import write_atomically
 from chargerfw.logs import get_logger
-from chargerfw.ocpp.certificates import write_atomically
 
 log = get_logger(__name__)
 

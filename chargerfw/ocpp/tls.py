@@ -178,7 +178,7 @@ def provision_ca_file(ca_file: Path, roots_dir: Path) -> bool:
     except (OSError, UnicodeDecodeError, ssl.SSLError) as exc:
         raise TlsSetupError(f"[ocpp] ca_file {ca_file}: not a readable PEM certificate "
                             f"({type(exc).__name__})") from None
-    from chargerfw.ocpp.certificates import write_atomically
+    from chargerfw.durable import write_atomically
 
     try:
         roots_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from chargerfw.durable import sync_directory
 from chargerfw.logs import get_logger
 from chargerfw.release.archive import extract_release, verify_release
 from chargerfw.release.manifest import (
@@ -94,15 +95,7 @@ def _point(prefix: Path, link: str, slot: Path) -> None:
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(os.path.relpath(slot, prefix))
     os.replace(temporary, prefix / link)
-    _sync_dir(prefix)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_directory(prefix)
 
 
 def _remove_unused_slots(prefix: Path) -> None:
@@ -194,7 +187,7 @@ def _install_locked(archive: Path, prefix: Path, public_key: Ed25519PublicKey,
             handle.write(manifest.version + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        _sync_dir(slot)
+        sync_directory(slot)
     except BaseException:
         shutil.rmtree(slot, ignore_errors=True)
         raise

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from chargerfw.durable import write_atomically
+
 TRIAL_NAME = "trial"
 BOOTS_NAME = "trial-boots"
 OUTCOME_NAME = "trial-outcome"
@@ -40,20 +42,6 @@ class Trial:
 class Outcome:
     version: str  # the release that failed its trial
     reason: str
-
-
-def _write_synced(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _one_line(value: str) -> str:
@@ -77,12 +65,12 @@ def write_trial(prefix: Path, trial: Trial) -> None:
     """Start a trial: the record on disk (fsynced) and no boots counted yet."""
     (prefix / BOOTS_NAME).unlink(missing_ok=True)
     (prefix / OUTCOME_NAME).unlink(missing_ok=True)
-    _write_synced(prefix / TRIAL_NAME,
-                  f"NEW_VERSION={trial.new_version}\n"
-                  f"PREVIOUS_VERSION={trial.previous_version}\n"
-                  f"DEADLINE={int(trial.deadline)}\n"
-                  f"MAX_BOOTS={trial.max_boots}\n"
-                  f"STORE_BACKUP={trial.store_backup or ''}\n")
+    write_atomically(prefix / TRIAL_NAME, (
+        f"NEW_VERSION={trial.new_version}\n"
+        f"PREVIOUS_VERSION={trial.previous_version}\n"
+        f"DEADLINE={int(trial.deadline)}\n"
+        f"MAX_BOOTS={trial.max_boots}\n"
+        f"STORE_BACKUP={trial.store_backup or ''}\n").encode())
 
 
 def read_trial(prefix: Path) -> Trial | None:
@@ -107,8 +95,9 @@ def boots_counted(prefix: Path) -> int:
 
 
 def write_outcome(prefix: Path, outcome: Outcome) -> None:
-    _write_synced(prefix / OUTCOME_NAME, f"RESULT=failed\nVERSION={_one_line(outcome.version)}\n"
-                                         f"REASON={_one_line(outcome.reason)}\n")
+    write_atomically(prefix / OUTCOME_NAME, (
+        f"RESULT=failed\nVERSION={_one_line(outcome.version)}\n"
+        f"REASON={_one_line(outcome.reason)}\n").encode())
 
 
 def read_outcome(prefix: Path) -> Outcome | None:

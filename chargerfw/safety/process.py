@@ -34,6 +34,7 @@ import msgspec
 from chargerfw.config import StationConfig
 from chargerfw.drivers.board import Board
 from chargerfw.drivers.gpio import Pin
+from chargerfw.durable import write_atomically
 from chargerfw.hwlock import runtime_dir
 from chargerfw.logs import get_logger
 from chargerfw.safety import protocol as p
@@ -112,18 +113,7 @@ class LatchedFaults:
             if FAULT_SPECS[f.kind].clear_rule is ClearRule.TECHNICIAN
         ]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as out:
-            json.dump(entries, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
-        with contextlib.suppress(OSError):  # the rename itself, durable
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        write_atomically(self.path, json.dumps(entries).encode())
 
 
 class _Client:
