@@ -1155,11 +1155,18 @@ def cp_trigger(charge_point_id: str, message: str, connector: int | None, db: st
     StatusNotification."""
     from chargerfw.csms.operator_commands import TRIGGER_MESSAGES
 
-    known = {name.lower(): name for name in TRIGGER_MESSAGES}
+    _trigger(charge_point_id, "trigger", TRIGGER_MESSAGES, message, connector, db, wait_s,
+             as_json)
+
+
+def _trigger(charge_point_id: str, kind: str, messages: Sequence[str], message: str,
+             connector: int | None, db: str, wait_s: int, as_json: bool) -> None:
+    """A TriggerMessage or ExtendedTriggerMessage of one of ``messages`` (any case)."""
+    known = {name.lower(): name for name in messages}
     if message.lower() not in known:
-        raise click.BadParameter(f"{message!r} is not one of {', '.join(TRIGGER_MESSAGES)}",
+        raise click.BadParameter(f"{message!r} is not one of {', '.join(messages)}",
                                  param_hint="MESSAGE")
-    _report(_through_server(db, charge_point_id, "trigger",
+    _report(_through_server(db, charge_point_id, kind,
                             {"message": known[message.lower()], "connector": connector},
                             wait_s), as_json)
 
@@ -1262,13 +1269,8 @@ def cp_extended_trigger(charge_point_id: str, message: str, connector: int | Non
     StatusNotification."""
     from chargerfw.csms.operator_commands import EXTENDED_TRIGGER_MESSAGES
 
-    known = {name.lower(): name for name in EXTENDED_TRIGGER_MESSAGES}
-    if message.lower() not in known:
-        raise click.BadParameter(f"{message!r} is not one of "
-                                 f"{', '.join(EXTENDED_TRIGGER_MESSAGES)}", param_hint="MESSAGE")
-    _report(_through_server(db, charge_point_id, "extended_trigger",
-                            {"message": known[message.lower()], "connector": connector},
-                            wait_s), as_json)
+    _trigger(charge_point_id, "extended_trigger", EXTENDED_TRIGGER_MESSAGES, message, connector,
+             db, wait_s, as_json)
 
 
 @cp.command("security-migrate")
