@@ -197,7 +197,8 @@ def make_client(store: Store, keys: ConfigurationKeys, connection: BackendLink, 
 
 
 @contextlib.asynccontextmanager
-async def _running(client: OcppClient) -> AsyncIterator[OcppClient]:
+async def running(client: OcppClient) -> AsyncIterator[OcppClient]:
+    """``client`` running until the block ends; then closed, with its store."""
     task = asyncio.create_task(client.run())
     try:
         yield client
@@ -221,7 +222,7 @@ async def memory_client(tmp_path: Path, backend: MemoryBackend, *, station: Any 
     client = make_client(store, client_keys(store, keys_overrides), MemoryConnection(backend),
                          station=station, call_timeout_s=call_timeout_s,
                          certificates=certificates)
-    async with _running(client):
+    async with running(client):
         yield client
 
 
@@ -244,5 +245,5 @@ async def running_client(tmp_path: Path, url: str, *, station: Any = None,
                                                            floor_s=0.01),
                                 stable_after_s=0.5)
     client = make_client(store, keys, connection, station=station, call_timeout_s=call_timeout_s)
-    async with _running(client):
+    async with running(client):
         yield client

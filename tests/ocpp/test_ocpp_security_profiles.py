@@ -6,7 +6,6 @@ falls back; AuthorizationKey refused over ws and kept with its fallback until th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import itertools
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from cert_factory import SERVER_AUTH, Issued, client_certificate, issue, server_certificate
 from fakes import wait_until
-from ocpp_support import running_client
+from ocpp_support import running, running_client
 from ocpp_testcsms import TestCsms
 
 from chargerfw.config import StationConfig
@@ -306,15 +305,8 @@ async def station_client(config: StationConfig) -> AsyncIterator[OcppClient]:
     client = client_from_config(config, store)
     assert isinstance(client.connection, OcppConnection)
     client.connection.backoff = Backoff(initial_s=0.05, maximum_s=0.2, floor_s=0.01)
-    task = asyncio.create_task(client.run())
-    try:
+    async with running(client):
         yield client
-    finally:
-        await client.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        store.close()
 
 
 CALL_IDS = itertools.count()
