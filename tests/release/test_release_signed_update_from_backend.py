@@ -10,6 +10,7 @@ station stays on the old version."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,9 @@ def station_with_roots(tmp_path: Path, url: str, first_release: Path) -> Service
     certificates = station / "certs"
     (certificates / "manufacturer").mkdir(parents=True)
     (certificates / "manufacturer" / "root.pem").write_text(ROOT.pem)
-    service.config_path.write_text(service.config_path.read_text() + dump_toml(
-        {"security": {"certificates_dir": str(certificates)}}))
+    raw = tomllib.loads(service.config_path.read_text())
+    raw.setdefault("security", {})["certificates_dir"] = str(certificates)
+    service.config_path.write_text(dump_toml(raw))
     return service
 
 
