@@ -41,7 +41,7 @@ test: venv sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n $(JOBS)
+	$(BIN)/pytest -q -n $(JOBS) --durations=25
 
 sim: venv
 	$(BIN)/chargerfw sim station --demo
