@@ -1,23 +1,24 @@
 """Chaos between the station and the backend: does any charging session get lost on the way?
 
-Everything runs on 127.0.0.1 as real processes, each started and stopped by this script by its
-pid: the backend (``chargerfw csms serve`` on a SQLite file, with the charger, a tariff and a
-card registered first), the station (``chargerfw run`` on simulated hardware, hw/stations/
-sim.toml), and between them a TCP proxy of ours. ``--sessions`` charging sessions are driven
-through the station's control socket (a card tap, the plug, the vehicle charging for a moment,
-then a stop by a second tap or by unplugging) while a seeded random schedule, printed as it
-goes, cuts the link (and keeps it down a while), swallows the requests or the answers (held,
-then the link cut with them), delays the traffic, and SIGKILLs the station or the backend
-(each restarted after a short pause on the same state).
+Everything runs on 127.0.0.1, each process started and stopped by this script by its pid: the
+backend (``chargerfw csms serve`` on a SQLite file, the charger, a tariff and an eMSP partner
+registered first), the station (``chargerfw run`` on simulated hardware, hw/stations/sim.toml),
+a TCP proxy of ours between them, and an eMSP registered over OCPI whose card is used.
+``--sessions`` sessions are driven through the station's control socket (a card tap, the plug,
+the vehicle charging for a moment, then a stop by a second tap, by unplugging, or by the eMSP's
+STOP_SESSION, which falls back to unplugging when the backend cannot reach the station) while
+a seeded random schedule, printed as it goes, cuts the link (and keeps it down a while),
+swallows the requests or the answers (held, then the link cut with them), delays the traffic,
+and SIGKILLs the station or the backend (each restarted after a short pause on its state).
 
 Then everything is healed, the station's outbox is given a bounded time to drain, both
 processes are stopped and the station's store is compared with the backend's database.
 Printed, as numbers: sessions lost (a station transaction the backend does not have, or has
 not stopped), duplicated (backend transactions no station transaction is), stuck in the
-outbox (pending or given up), stop reasons that differ, meter readings going backwards within
-a session and between consecutive sessions on the connector, and the orphans the backend
-closed itself. The exit status is 1 unless lost, duplicated, stuck and both backwards counts
-are all 0.
+outbox (a session's message pending or given up), stop reasons and meterStops that differ,
+meter readings going backwards within a session and between consecutive sessions on the
+connector, and the orphans the backend closed itself. The exit status is 1 unless lost,
+duplicated, stuck and both backwards counts are all 0.
 
     python bench/chaos.py --sessions 20 [--seed N] [--json]
 """
@@ -47,7 +48,10 @@ from station_common import SIM_TOML, child_env, free_port
 
 CHARGER = "CHAOS-CP-1"
 PASSWORD = "chaos-station-secret"
-TAG = "04CA05CA05"
+TAG = "04CA05CA05"  # an eMSP's card, so its sessions can be stopped remotely (OCPI)
+EMSP = ("DE", "EMS")
+EMSP_TOKEN_B = "chaos-emsp-token-b"
+OCPI = "/ocpi/2.2.1"
 LOCATION = "CHAOS-LOC"
 TARIFF = "CHAOS-T"
 CONNECTOR = 1
@@ -98,6 +102,7 @@ class ChaosFigures:
     orphans_closed: int = 0
     notifications_undelivered: int = 0  # status notifications of no session (not counted)
     faults: dict[str, int] = field(default_factory=dict)
+    stops: dict[str, int] = field(default_factory=dict)  # how the sessions were ended
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)  # one line per finding, for a human
 
@@ -108,9 +113,11 @@ class ChaosFigures:
 
     def summary(self) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
+        stops = ", ".join(f"{k} {v}" for k, v in sorted(self.stops.items())) or "none"
         return "\n".join([
-            f"seed {self.seed}: {self.sessions_driven} sessions driven in {self.elapsed_s:.0f} s;"
-            f" faults: {faults}",
+            f"seed {self.seed}: {self.sessions_driven} sessions driven in {self.elapsed_s:.0f} s",
+            f"  faults: {faults}",
+            f"  stopped by: {stops}",
             f"  station transactions  {self.station_transactions:>6}",
             f"  backend transactions  {self.backend_transactions:>6}",
             f"  lost                  {self.lost:>6}",
@@ -442,6 +449,116 @@ class ChaosProxy:
                 writer.transport.abort()
 
 
+# ---- the eMSP (for remote stops) ---------------------------------------------------------------
+
+
+def ocpi_auth(token: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
+
+
+class Emsp:
+    """An eMSP on loopback, registered with the backend over the credentials handshake: it
+    owns the card and sends STOP_SESSION; pushes and command results it takes and forgets."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.token_c = ""
+        self.results: list[dict[str, Any]] = []
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        from chargerfw.timestamps import iso_utc
+
+        expected = ocpi_auth(EMSP_TOKEN_B)["Authorization"]
+
+        def envelope(data: Any, code: int = 1000, http: int = 200) -> JSONResponse:
+            return JSONResponse({"data": data, "status_code": code, "status_message": "Success",
+                                 "timestamp": iso_utc(time.time())}, status_code=http)
+
+        async def versions(request: Request) -> JSONResponse:
+            if request.headers.get("Authorization") != expected:
+                return envelope(None, 2000, 401)
+            return envelope([{"version": "2.2.1", "url": f"{self.base}/2.2.1"}])
+
+        async def details(request: Request) -> JSONResponse:
+            if request.headers.get("Authorization") != expected:
+                return envelope(None, 2000, 401)
+            return envelope({"version": "2.2.1", "endpoints": [
+                {"identifier": module, "role": "RECEIVER", "url": f"{self.base}/{module}"}
+                for module in ("credentials", "sessions", "cdrs")]})
+
+        async def receive(request: Request) -> JSONResponse:
+            if request.url.path.startswith("/results/"):
+                self.results.append(await request.json())
+            return envelope(None)
+
+        return Starlette(routes=[
+            Route("/versions", versions), Route("/2.2.1", details),
+            Route("/{rest:path}", receive, methods=["PUT", "PATCH", "POST", "DELETE"])])
+
+    async def start(self) -> None:
+        import uvicorn
+
+        self._server = uvicorn.Server(uvicorn.Config(
+            self._app(), host="127.0.0.1", port=self.port, log_level="warning",
+            lifespan="off", access_log=False))
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+    async def register(self, api_url: str, token_a: str) -> None:
+        """The credentials handshake, then the card pushed into the backend's tokens."""
+        import httpx
+
+        from chargerfw.timestamps import iso_utc
+
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            response = await http.post(f"{OCPI}/credentials", headers=ocpi_auth(token_a), json={
+                "token": EMSP_TOKEN_B, "url": f"{self.base}/versions",
+                "roles": [{"role": "EMSP", "country_code": EMSP[0], "party_id": EMSP[1],
+                           "business_details": {"name": "Chaos eMSP"}}]})
+            if response.status_code != 200:
+                raise RuntimeError(f"the eMSP's registration failed: {response.text}")
+            self.token_c = str(response.json()["data"]["token"])
+            token = {"country_code": EMSP[0], "party_id": EMSP[1], "uid": TAG, "type": "RFID",
+                     "contract_id": f"{EMSP[0]}-{EMSP[1]}-C0CA05CA05", "issuer": "Chaos eMSP",
+                     "valid": True, "whitelist": "ALWAYS", "last_updated": iso_utc(time.time())}
+            response = await http.put(f"{OCPI}/tokens/{EMSP[0]}/{EMSP[1]}/{TAG}",
+                                      headers=ocpi_auth(self.token_c), json=token)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"the eMSP's token was refused: {response.text}")
+
+    async def stop_session(self, api_url: str, session_id: str, n: int) -> str:
+        """STOP_SESSION; the backend's immediate answer (ACCEPTED, REJECTED, ...)."""
+        import httpx
+
+        async with httpx.AsyncClient(base_url=api_url, timeout=5) as http:
+            response = await http.post(f"{OCPI}/commands/STOP_SESSION",
+                                       headers=ocpi_auth(self.token_c), json={
+                "response_url": f"{self.base}/results/{n}", "session_id": session_id})
+            body = response.json()
+            return str((body.get("data") or {}).get("result", body.get("status_code")))
+
+
 # ---- the run -----------------------------------------------------------------------------------
 
 
@@ -462,7 +579,9 @@ class ChaosRun:
         self.backend = Child("backend", chargerfw(
             "csms", "serve", "--db", str(self.backend_db),
             "--ocpp-port", str(self.ports["ocpp"]), "--api-port", str(self.ports["api"]),
-            "--files-port", str(self.ports["files"])), workdir / "backend.log", child_env())
+            "--files-port", str(self.ports["files"]),
+            "--allow-outbound-network", "127.0.0.0/8"), workdir / "backend.log", child_env())
+        self.emsp = Emsp()
         self.station: Child | None = None
         self.healing = False
         self.started_at = time.monotonic()
@@ -484,14 +603,21 @@ class ChaosRun:
                 "--city", "Utrecht", "--postal-code", "3511", "--country", "NLD",
                 "--coordinates", "52.08917,5.11028", "--time-zone", "Europe/Amsterdam",
                 "--tariff", TARIFF)
-        run_cli("csms", "token", "add", TAG, "--db", db)
+        out = run_cli("csms", "partner", "add", "Chaos eMSP", "--db", db, "--party",
+                      "/".join(EMSP))
+        self.token_a = out.split("TOKEN_A:")[1].split()[0]
         config = write_station_config(self.dir, f"ws://127.0.0.1:{self.proxy.port}/ocpp")
         self.station = Child("station", chargerfw("run", "--config", str(config)),
                              self.dir / "station.log", child_env(self.runtime_dir))
 
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
     async def start_backend(self) -> None:
         self.backend.start()
         await wait_port(self.ports["ocpp"], self.backend)
+        await wait_port(self.ports["api"], self.backend)
 
     async def start_station(self) -> None:
         assert self.station is not None
@@ -588,7 +714,7 @@ class ChaosRun:
     async def one_session(self, n: int) -> bool:
         """Drive one session; True when the station started a transaction for it."""
         rng = self.sessions_rng
-        stop_by = rng.choice(["tap", "unplug"])
+        stop_by = rng.choice(["tap", "unplug", "remote"])
         charge_s = rng.uniform(*self.settings.charge_s)
         started = False
         try:
@@ -600,17 +726,52 @@ class ChaosRun:
                                       "a transaction started")
             started = True
             await asyncio.sleep(charge_s)
+            if stop_by == "remote" and not await self.remote_stop(n):
+                # Unplugging ends it either way; a tap could start another session.
+                stop_by = "unplug (remote stop failed)"
             if stop_by == "tap":
                 await ctl(self.socket_path, "sim.tap", uid=TAG)
-            else:
+            elif stop_by.startswith("unplug"):
                 await ctl(self.socket_path, "sim.unplug")
             await self.wait_connector(lambda c: c["transaction"] is None, "the session stopped")
-            if stop_by == "tap":
+            if not stop_by.startswith("unplug"):
                 await ctl(self.socket_path, "sim.unplug")
+            self.figures.stops[stop_by] = self.figures.stops.get(stop_by, 0) + 1
             self.say(f"session {n}: charged {charge_s:.1f} s, stopped by {stop_by}")
         except (StationGone, TimeoutError) as exc:
             self.say(f"session {n}: interrupted ({exc})")
         return started
+
+    async def remote_stop(self, n: int) -> bool:
+        """STOP_SESSION from the eMSP for the session charging now; False when it did not stop
+        it within a few seconds (the link or the backend down, the start not confirmed yet)."""
+        import httpx
+
+        c = await self.connector()
+        tx_id = c["transaction"]["transaction_id"] if c["transaction"] else None
+        if tx_id is None:
+            self.say(f"session {n}: no STOP_SESSION, the start is not confirmed yet")
+            return False
+        try:
+            rows = _rows(self.backend_db, "SELECT session_id FROM transactions WHERE id = ?",
+                         tx_id)
+            if not rows:
+                self.say(f"session {n}: the backend has no transaction {tx_id}")
+                return False
+            answer = await self.emsp.stop_session(self.api_url, rows[0]["session_id"], n)
+        except (httpx.HTTPError, OSError, sqlite3.Error, ValueError) as exc:
+            self.say(f"session {n}: STOP_SESSION failed ({type(exc).__name__}: {exc})")
+            return False
+        if answer != "ACCEPTED":
+            self.say(f"session {n}: STOP_SESSION answered {answer}")
+            return False
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if (await self.connector())["transaction"] is None:
+                return True
+            await asyncio.sleep(0.1)
+        self.say(f"session {n}: STOP_SESSION accepted, the session still runs")
+        return False
 
     async def drive(self) -> None:
         n = attempts = 0
@@ -652,6 +813,8 @@ class ChaosRun:
         assert self.station is not None
         try:
             await self.start_backend()
+            await self.emsp.start()
+            await self.emsp.register(self.api_url, self.token_a)
             await self.start_station()
             faults = asyncio.create_task(self.faults())
             try:
@@ -664,6 +827,7 @@ class ChaosRun:
             self.station.kill()
             self.backend.kill()
             await self.proxy.close()
+            await self.emsp.stop()
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         self.figures.elapsed_s = time.monotonic() - self.started_at
         return compare_stores(self.dir / "station.db", self.backend_db, CHARGER, self.figures)
