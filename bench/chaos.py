@@ -175,8 +175,9 @@ def compare_stores(station_db: Path, backend_db: Path, charge_point_id: str,
     for m in unsent:
         if m["local_tx_id"] is None:
             figures.notifications_undelivered += 1
-            figures.problems.append(f"outbox {m['seq']} {m['action']} (no session) is "
-                                    f"{m['state']} ({m['last_error']})")
+            if figures.notifications_undelivered == 1:  # the others are like it
+                figures.problems.append(f"outbox {m['seq']} {m['action']} (no session) is "
+                                        f"{m['state']} ({m['last_error']})")
         else:
             figures.stuck += 1
             figures.problems.append(f"outbox {m['seq']} {m['action']} of local tx "
@@ -584,6 +585,7 @@ class ChaosRun:
         self.emsp = Emsp()
         self.station: Child | None = None
         self.healing = False
+        self.session_starts = 0  # the station's start count when the session began
         self.started_at = time.monotonic()
 
     def say(self, message: str) -> None:
@@ -684,7 +686,10 @@ class ChaosRun:
                              what: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.settings.session_timeout_s
         last: dict[str, Any] | None = None
+        assert self.station is not None
         while time.monotonic() < deadline:
+            if self.station.starts != self.session_starts:  # it forgot the vehicle
+                raise StationGone(f"restarted while waiting for {what}")
             with contextlib.suppress(StationGone):
                 last = await self.connector()
                 if predicate(last):
@@ -719,6 +724,8 @@ class ChaosRun:
         started = False
         try:
             await self.settle()
+            assert self.station is not None
+            self.session_starts = self.station.starts
             await ctl(self.socket_path, "sim.tap", uid=TAG)
             await ctl(self.socket_path, "sim.plug")
             await ctl(self.socket_path, "sim.charge")

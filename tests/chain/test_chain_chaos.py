@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(150)
 
 async def test_twenty_sessions_through_chaos_agree_at_both_ends(tmp_path: Path) -> None:
     figures = await run_chaos(ChaosSettings(
-        sessions=20, seed=14, charge_s=(0.3, 1.2), fault_gap_s=(1.5, 4.0),
+        sessions=20, seed=14, charge_s=(0.3, 1.2), fault_gap_s=(1.0, 3.0),
         workdir=tmp_path, verbose=False))
     report = figures.summary() + "\n" + "\n".join(figures.problems)
     assert figures.sessions_driven == 20, report
