@@ -362,14 +362,14 @@ def write_station_config(state_dir: Path, url: str) -> Path:
     from chargerfw.config import load_config
 
     doc = tomlkit.parse(SIM_TOML.read_text())
-    doc["station"]["id"] = CHARGER  # type: ignore[index]
+    doc["station"]["id"] = CHARGER
     doc["ocpp"] = {"url": url, "security_profile": 1, "password": PASSWORD,
                    "keys": {"MeterValueSampleInterval": 1, "HeartbeatInterval": 300,
                             "AllowOfflineTxForUnknownId": True,
                             "LocalAuthorizeOffline": True}}
     doc["storage"] = {"path": str(state_dir / "station.db")}
     doc["security"] = {"certificates_dir": str(state_dir / "certs")}
-    meter = doc["connector"][0]["meter"]  # type: ignore[index]
+    meter = doc["connector"][0]["meter"]
     meter["tcp_port"] = free_port()
     meter["poll_interval_s"] = 0.5
     path = state_dir / "station.toml"
