@@ -46,7 +46,7 @@ from typing import Any
 
 from station_common import SIM_TOML, child_env, free_port
 
-CHARGER = "CHAOS-CP-1"
+CHARGER = "CHAOSCP1"
 PASSWORD = "chaos-station-secret"
 TAG = "04CA05CA05"  # an eMSP's card, so its sessions can be stopped remotely (OCPI)
 EMSP = ("DE", "EMS")
