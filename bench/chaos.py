@@ -801,6 +801,8 @@ class ChaosRun:
             await self.start_backend()
         if not self.station.running:
             await self.start_station()
+        with contextlib.suppress(TimeoutError, StationGone):
+            await self.settle()  # a session the driver left charging (interrupted) ends
         self.say("healed; waiting for the station's outbox to drain")
         deadline = time.monotonic() + self.settings.drain_timeout_s
         while time.monotonic() < deadline:
