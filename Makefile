@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 PREFIX ?= /opt/chargerfw
 EXTRAS ?= pi
 
-.PHONY: help sysdeps venv test lint sim wheel release bench install clean
+.PHONY: help sysdeps venv test lint sim wheel release bench chaos install clean
 
 help:
 	@echo "make sim      run the station on simulated hardware against the bundled backend"
 	@echo "make test     set everything up and run the test suite"
 	@echo "make lint     ruff, mypy and the layer contracts"
 	@echo "make bench    print the benchmark figures"
+	@echo "make chaos    1,000 sessions through link cuts and SIGKILLs, then both ends compared"
 	@echo "make wheel    build a wheel into dist/"
 	@echo "make release  build a signed release (wheels + manifest) into dist/, RELEASE_KEY=path"
 	@echo "make install  install on a Raspberry Pi (root): release slot in $(PREFIX)/releases, config in /etc/chargerfw"
@@ -47,7 +48,17 @@ sim: venv
 	$(BIN)/chargerfw sim station --demo
 
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*.py; do [ $$b = bench/chaos.py ] && continue; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The durability proof (not part of `make test`, which runs 20 sessions of it): the station and
+# the backend as real processes through a proxy that cuts, swallows and delays, both SIGKILLed
+# at random; exits 1 unless nothing was lost, doubled, stuck or metered backwards.
+CHAOS_SESSIONS ?= 1000
+CHAOS_SEED ?=
+
+chaos: venv
+	$(BIN)/python bench/chaos.py --sessions $(CHAOS_SESSIONS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 wheel: venv
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist .

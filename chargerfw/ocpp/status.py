@@ -19,9 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 RETRY_PAUSE_S = 5.0  # after a report the backend did not take
+HELD_RECHECK_S = 0.2  # how often a held connector's report is looked at again
 
 # Sends one report of a connector; False if the backend did not take it (it is sent again).
 SendStatus = Callable[[int, "ConnectorStatusReport"], Awaitable[bool]]
+# Whether a connector's report must wait for now (its StopTransaction is still queued).
+HeldBack = Callable[[int], bool]
 
 
 @dataclass
@@ -129,11 +132,19 @@ class StatusReporter:
                 async with asyncio.timeout(wait):
                     await self._settle_wakeup.wait()
 
-    async def run_sender(self, send: SendStatus) -> None:
-        """Send the unsent reports in order with ``send``, for the life of one link."""
+    async def run_sender(self, send: SendStatus, held: HeldBack | None = None) -> None:
+        """Send the unsent reports in order with ``send``, for the life of one link.
+
+        A connector for which ``held`` is true is passed over until it is not: a backend told
+        "Available" while the StopTransaction of that connector's session is still queued may
+        close that session itself (after a boot it takes the charger to have forgotten it),
+        short of the energy the stop reports."""
         while True:
             while self._unsent:
-                connector_id = next(iter(self._unsent))
+                connector_id = next((cid for cid in self._unsent
+                                     if held is None or cid == 0 or not held(cid)), None)
+                if connector_id is None:
+                    break
                 report = self._unsent[connector_id]
                 if not await send(connector_id, report):
                     await asyncio.sleep(RETRY_PAUSE_S)
@@ -141,4 +152,6 @@ class StatusReporter:
                 if self._unsent.get(connector_id) is report:
                     del self._unsent[connector_id]
             self._send_wakeup.clear()
-            await self._send_wakeup.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HELD_RECHECK_S if self._unsent else None):
+                    await self._send_wakeup.wait()

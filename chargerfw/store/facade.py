@@ -78,6 +78,7 @@ class Store:
         outbox = Outbox(db)
         self.outbox_head = outbox.head
         self.outbox_pending = outbox.pending
+        self.outbox_stop_pending = outbox.stop_pending
         self.outbox_all = outbox.all
         self.outbox_note_send = outbox.note_send
         self.outbox_delivered = outbox.delivered

@@ -89,6 +89,16 @@ class Outbox:
                 _SELECT + "WHERE o.state = 'pending' ORDER BY o.seq LIMIT 1").fetchone()
         return None if row is None else _message(row)
 
+    def stop_pending(self, connector_id: int) -> bool:
+        """Whether a StopTransaction of a transaction on ``connector_id`` is still to be
+        delivered."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM outbox o JOIN transactions t ON t.local_id = o.local_tx_id "
+                "WHERE o.state = 'pending' AND o.action = 'StopTransaction' "
+                "AND t.connector_id = ? LIMIT 1", (connector_id,)).fetchone()
+        return row is not None
+
     def pending(self) -> list[OutboxMessage]:
         with self._db.read() as conn:
             rows = conn.execute(_SELECT + "WHERE o.state = 'pending' ORDER BY o.seq").fetchall()

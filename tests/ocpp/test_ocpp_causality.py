@@ -101,3 +101,33 @@ async def test_caused_messages_follow_the_answer_to_their_command(tmp_path,
         assert reply == [3, "rx", {"status": "Accepted"}]
         await csms.wait_for(lambda: csms.of("StopTransaction"))
         answered_before(csms.frames_in[before:], "rx", "StopTransaction")
+
+
+async def test_a_connector_is_reported_available_only_after_its_queued_stop(tmp_path):
+    """The stop of a session could not be delivered before the link went: after the reconnect
+    (a new boot, every status again) the backend gets that StopTransaction before the
+    connector's Available, which it would otherwise take for a forgotten session to close."""
+    async with TestCsms() as csms, running_client(tmp_path, csms.url,
+                                                  call_timeout_s=1.0) as client:
+        client.set_status(1, "Charging")
+        await wait_until(lambda: client.online)
+        client.start_transaction(1, "04AA", 1000)
+        await wait_until(lambda: client.store.outbox_head() is None)
+        csms.behaviour.swallow.add("StopTransaction")  # the answer never comes ...
+        client.stop_transaction(1, 1500, "EVDisconnected")
+        client.set_status(1, "Available")
+        await csms.wait_for(lambda: csms.of("StopTransaction"))
+        csms.behaviour.swallow.clear()
+        await csms.drop_connections()  # ... the link goes, and comes back
+        await csms.wait_for(lambda: len(csms.of("BootNotification")) == 2)
+        await csms.wait_for(lambda: any(
+            r.action == "StatusNotification" and r.payload["status"] == "Available"
+            for r in csms.received))
+        await wait_until(lambda: client.store.outbox_head() is None)
+        calls = [(r.action, r.payload.get("status")) for r in csms.received
+                 if r.action in ("BootNotification", "StatusNotification", "StopTransaction")]
+        second_boot = max(i for i, c in enumerate(calls) if c[0] == "BootNotification")
+        after_reconnect = calls[second_boot:]
+        assert after_reconnect.index(("StopTransaction", None)) < after_reconnect.index(
+            ("StatusNotification", "Available")), after_reconnect
+        assert ("StatusNotification", "Available") not in calls[:second_boot]

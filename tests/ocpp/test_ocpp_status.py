@@ -245,3 +245,24 @@ async def test_reporter_resends_everything_stable_on_a_new_link_and_the_current_
     assert backend.took == [(2, "Available", "NoError"), (1, "Available", "NoError"),
                             (1, "Available", "NoError"), (2, "Available", "NoError"),
                             (1, "Preparing", "NoError")]
+
+
+async def test_reporter_holds_a_connector_back_while_held_and_sends_the_others():
+    reporter = StatusReporter(lambda: 0)
+    backend = Backend()
+    held = {1, 0}  # connector 0 (the charge point) is never held back
+    for cid in (0, 1, 2):
+        reporter.report(cid, ConnectorStatusReport("Available"))
+    task = asyncio.create_task(reporter.run_sender(backend.send, held.__contains__))
+    try:
+        await wait_until(lambda: len(backend.took) == 2)
+        await asyncio.sleep(status_module.HELD_RECHECK_S * 2)
+        assert backend.took == [(0, "Available", "NoError"), (2, "Available", "NoError")]
+        assert reporter.has_unsent
+        held.clear()  # its StopTransaction went: connector 1's report follows on its own
+        await wait_until(lambda: not reporter.has_unsent)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert backend.took[-1] == (1, "Available", "NoError")

@@ -98,6 +98,19 @@ def test_meter_is_monotonic_and_stop_happens_once(store):
         store.record_meter(tx.local_id, 200, 6.0)
 
 
+def test_stop_pending_names_the_connector_whose_stop_is_queued(store):
+    one = store.start_transaction(1, "A", 100, 1.0)
+    store.start_transaction(2, "B", 0, 1.0)
+    assert not store.outbox_stop_pending(1)  # a queued start is no stop
+    store.stop_transaction(one.local_id, 160, 2.0, "EVDisconnected")
+    assert store.outbox_stop_pending(1) and not store.outbox_stop_pending(2)
+    for message in store.outbox_pending():
+        if message.local_tx_id == one.local_id:
+            store.outbox_delivered(message.seq, backend_tx_id=7 if message.action ==
+                                   "StartTransaction" else None)
+    assert not store.outbox_stop_pending(1)
+
+
 def test_stop_carries_transaction_data(store):
     tx = store.start_transaction(1, "A", 100, 1.0)
     mv = {"timestamp": "t", "sampledValue": [{"value": "100", "context": "Transaction.Begin"}]}

@@ -279,8 +279,10 @@ class OcppClient:
             self.statuses.resend_all()
             sender = OutboxSender16(functools.partial(self._call, cp), self.store, self.station)
             workers = [
-                asyncio.create_task(self.statuses.run_sender(functools.partial(self._send_status, cp)),
-                                    name="ocpp-status"),
+                # A connector's status waits for its queued StopTransaction.
+                asyncio.create_task(self.statuses.run_sender(
+                    functools.partial(self._send_status, cp), self.store.outbox_stop_pending),
+                    name="ocpp-status"),
                 asyncio.create_task(self.outbox.run(sender), name="ocpp-outbox"),
                 asyncio.create_task(self._heartbeat(cp), name="ocpp-heartbeat")]
             done, _ = await asyncio.wait({reader, *workers}, return_when=asyncio.FIRST_COMPLETED)
