@@ -245,13 +245,13 @@ async def test_security_events_are_stored_and_listed_newest_first(db: str) -> No
 
 
 async def test_a_bad_security_event_timestamp_stores_nothing(db: str) -> None:
-    from ocpp.exceptions import FormatViolationError
+    from ocpp.exceptions import FormationViolationError
     from ocpp.v16 import call
 
     async with csms_running(db) as csms:
         await csms.db(add_test_charger, csms.store, "CP1", None)
         async with sim_charger(csms, "CP1") as charger:
-            with pytest.raises(FormatViolationError):
+            with pytest.raises(FormationViolationError):  # OCPP 1.6's code for it
                 await charger.call(call.SecurityEventNotification(
                     type="StartupOfTheDevice", timestamp="yesterday", tech_info=None),
                     suppress=False)
