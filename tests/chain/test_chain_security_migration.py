@@ -48,7 +48,9 @@ async def _cli(*args: str) -> Any:
 
 
 async def test_our_station_is_migrated_from_profile_1_to_3_by_our_backend(
-        db: str, tmp_path: Path, short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # On SQLite only: the migration's database work is the fleet CA tests' (both databases).
+    db = str(tmp_path / "csms.sqlite3")
     caplog.set_level(logging.DEBUG)  # every library's lines too (ocpp, websockets)
     ca_dir = tmp_path / "ca"
     ca = _fleet_ca(ca_dir)
