@@ -197,6 +197,9 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
             if changes:
                 log.info("csms.chargers_offline", evses=[c.evse_uid for c in changes])
                 on_change()
+            if closed := await db(db.store.close_orphans_due):
+                log.info("csms.orphan_transactions_closed", count=closed)
+                on_change()
         except Exception:
             log.exception("csms.offline_sweep_failed")
 

@@ -255,9 +255,10 @@ transactions = sa.Table(
     # Why the backend, not the charger, closed it (an orphan, a start it refused); the CDR's
     # remark.
     sa.Column("remark", sa.String(255)),
-    # Open when its charger booted: closed as an orphan once the charger reports the
-    # connector Available without having stopped it.
+    # Open when its charger booted, and when the charger then reported the connector
+    # Available: closed as an orphan if no StopTransaction follows within a grace period.
     sa.Column("open_at_boot", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("available_after_boot_at", UtcDateTime),
     sa.Column("status", sa.String(16), nullable=False),  # OCPI SessionStatus
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("tariff_id", sa.String(36)),

@@ -24,7 +24,10 @@ from chargerfw.csms.store.locations import (
 )
 from chargerfw.csms.store.status import evse_status, is_offline
 from chargerfw.csms.store.tariffs import check_tariff
-from chargerfw.csms.store.transactions import close_orphans_after_boot, mark_open_at_boot
+from chargerfw.csms.store.transactions import (
+    mark_open_at_boot,
+    note_connector_status_after_boot,
+)
 from chargerfw.csms.store.values import (
     AlreadyExists,
     CpoIdentity,
@@ -344,8 +347,8 @@ class ChargePoints:
             if updated.rowcount == 0:
                 c.execute(connector_status.insert().values(
                     charge_point_id=charge_point_id, connector_id=connector_id, **values))
-            if status == "Available" and connector_id > 0:
-                close_orphans_after_boot(c, self.cpo, charge_point_id, connector_id, now)
+            if connector_id > 0:
+                note_connector_status_after_boot(c, charge_point_id, connector_id, status, now)
             # A charger back from offline gets every EVSE's status back, this one included.
             back = _seen(c, self.cpo, charge_point_id, now)
             evse_rows = _evses_of(c, charge_point_id)

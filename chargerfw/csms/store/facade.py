@@ -124,6 +124,7 @@ class Store:
 
         transactions = Transactions(engine, self.cpo)
         self.start_transaction = transactions.start_transaction
+        self.close_orphans_due = transactions.close_orphans_due
         self.transaction_for_start = transactions.transaction_for_start
         self.get_transaction = transactions.get_transaction
         self.transaction_by_session_id = transactions.transaction_by_session_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -28,9 +28,12 @@ ORPHAN_STOP_REASON = "Other"
 REFUSED_STOP_REASON = "DeAuthorized"
 ORPHAN_BY_NEW_START = ("closed by the backend: the charger started another transaction on this "
                        "connector without stopping this one; energy up to its last reading")
-ORPHAN_AFTER_BOOT = ("closed by the backend: the charger rebooted and reported this connector "
-                     "Available without stopping this transaction; energy up to its last "
+ORPHAN_AFTER_BOOT = ("closed by the backend: after a reboot the charger reported this connector "
+                     "Available and sent no StopTransaction for it; energy up to its last "
                      "reading")
+# How long a StopTransaction may follow the Available of a rebooted charger (a charger may send
+# its statuses before the stops it queued) before the transaction is closed as an orphan.
+ORPHAN_GRACE = timedelta(minutes=5)
 
 
 def _transaction(c: Connection, transaction_id: int) -> RowMapping:
@@ -47,7 +50,7 @@ def _close_by_backend(c: Connection, cpo: CpoIdentity, tx: RowMapping, at: datet
     c.execute(transactions.update().where(transactions.c.id == tx["id"]).values(
         meter_stop=tx["meter_last"], stop_time=max(at, tx["start_time"]),
         stop_reason=ORPHAN_STOP_REASON, remark=remark, status=status, open_at_boot=False,
-        last_updated=now))
+        available_after_boot_at=None, last_updated=now))
     row = _transaction(c, tx["id"])
     if status == "COMPLETED" and row["evse_uid"] is not None:
         push_session(c, cpo, row, "PUT")
@@ -72,15 +75,21 @@ def mark_open_at_boot(c: Connection, charge_point_id: str) -> None:
         transactions.c.stop_time.is_(None)).values(open_at_boot=True))
 
 
-def close_orphans_after_boot(c: Connection, cpo: CpoIdentity, charge_point_id: str,
-                             connector_id: int, at: datetime) -> int:
-    """The charger reported ``connector_id`` Available: a transaction open there since before
-    its last boot is one it forgot, and is closed. Returns how many."""
-    orphans = _open_on_connector(c, charge_point_id, connector_id,
-                                 transactions.c.open_at_boot.is_(True))
-    for orphan in orphans:
-        _close_by_backend(c, cpo, orphan, at, ORPHAN_AFTER_BOOT)
-    return len(orphans)
+def note_connector_status_after_boot(c: Connection, charge_point_id: str, connector_id: int,
+                                     status: str, at: datetime) -> None:
+    """A rebooted charger reported ``connector_id``: Available starts the grace period of a
+    transaction still open there since before the boot (:meth:`Transactions.close_orphans_due`
+    closes it after); any other status (it charges on) ends it."""
+    open_at_boot = (transactions.c.charge_point_id == charge_point_id,
+                    transactions.c.connector_id == connector_id,
+                    transactions.c.stop_time.is_(None), transactions.c.open_at_boot.is_(True))
+    if status == "Available":
+        c.execute(transactions.update().where(
+            *open_at_boot, transactions.c.available_after_boot_at.is_(None))
+            .values(available_after_boot_at=at))
+    else:
+        c.execute(transactions.update().where(*open_at_boot)
+                  .values(available_after_boot_at=None))
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,22 @@ class Transactions:
                 push_session(c, self.cpo, row, "PUT")
                 record_cdr(c, self.cpo, row, now)
             return row, True
+
+    def close_orphans_due(self, grace: timedelta = ORPHAN_GRACE,
+                          now: datetime | None = None) -> int:
+        """Close the transactions whose rebooted charger reported their connector Available
+        more than ``grace`` ago without stopping them (at the Available, at their last
+        reading). Returns how many."""
+        now = now or utcnow()
+        with self.engine.begin() as c:
+            due = list(c.execute(sa.select(transactions).where(
+                transactions.c.stop_time.is_(None),
+                transactions.c.available_after_boot_at <= now - grace)
+                .order_by(transactions.c.id)).mappings().all())
+            for orphan in due:
+                _close_by_backend(c, self.cpo, orphan, orphan["available_after_boot_at"],
+                                  ORPHAN_AFTER_BOOT)
+            return len(due)
 
     def active_transaction(self, charge_point_id: str, connector_id: int) -> RowMapping | None:
         with self.engine.connect() as c:

@@ -1,6 +1,6 @@
 """No transaction left open for ever: one its charger gave up on is closed when the charger
-starts another on that connector or reports it Available after a reboot (and its CDR says
-so); a start the backend refused is closed where it began; a stop without a reason is
+starts another on that connector, or when after a reboot it reported the connector Available
+and sent no stop within a grace period (and its CDR says so); a start the backend refused is closed where it began; a stop without a reason is
 ``Local``; a repeated stop adds nothing. Every connector of a charger that registered itself
 becomes an EVSE."""
 
@@ -22,7 +22,11 @@ from chargerfw.csms.store import (
     StartRequest,
     Store,
 )
-from chargerfw.csms.store.transactions import ORPHAN_AFTER_BOOT, ORPHAN_BY_NEW_START
+from chargerfw.csms.store.transactions import (
+    ORPHAN_AFTER_BOOT,
+    ORPHAN_BY_NEW_START,
+    ORPHAN_GRACE,
+)
 from chargerfw.csms.tables import meter_values
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -61,32 +65,49 @@ def test_a_new_start_on_the_connector_closes_the_open_one_at_its_last_reading(
     assert not stopped and row is not None and row["meter_stop"] == 1800
 
 
-def test_after_a_reboot_a_connector_reported_available_closes_what_was_open_there(
+def test_after_a_reboot_an_available_connector_without_a_stop_is_closed_after_the_grace(
         store: Store) -> None:
     add_test_charger(store, connectors=2)
     tx1, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, T0), ACCEPTED)
     tx2, _ = store.start_transaction(StartRequest("CP1", 2, "TAG1", 0, T0), ACCEPTED)
     # Available without a reboot closes nothing (a charger's view may lag).
     store.record_status("CP1", 1, "Available", "NoError", None)
-    assert store.get_transaction(tx1["id"])["stop_time"] is None
+    assert store.close_orphans_due(ORPHAN_GRACE, datetime.now(UTC) + timedelta(days=1)) == 0
     store.record_boot("CP1", "v", "m", None, None)
-    # Stopped by the charger after the boot (it queued the stop): a normal stop.
-    _, stopped = store.stop_transaction("CP1", tx2["id"], 500, T0 + timedelta(hours=1),
-                                        "PowerLoss")
-    assert stopped
-    # Charging again after the boot: nothing is closed.
-    store.record_status("CP1", 1, "Charging", "NoError", None)
-    assert store.get_transaction(tx1["id"])["stop_time"] is None
+    # Both connectors Available after the boot: their transactions wait for a stop.
     store.record_status("CP1", 1, "Available", "NoError", None)
+    store.record_status("CP1", 2, "Available", "NoError", None)
+    assert store.close_orphans_due(ORPHAN_GRACE) == 0
+    # A stop within the grace (the charger sent its statuses before its queued stops) counts
+    # in full.
+    row, stopped = store.stop_transaction("CP1", tx2["id"], 500, T0 + timedelta(hours=1),
+                                          "PowerLoss")
+    assert stopped and (row["meter_stop"], row["stop_reason"], row["remark"]) == (
+        500, "PowerLoss", None)
+    # No stop for the other: closed once the grace is over, at the Available.
+    later = datetime.now(UTC) + ORPHAN_GRACE + timedelta(seconds=1)
+    assert store.close_orphans_due(ORPHAN_GRACE, later) == 1
     closed = store.get_transaction(tx1["id"])
     assert closed["stop_reason"] == "Other" and closed["remark"] == ORPHAN_AFTER_BOOT
     assert _cdr_of(store, tx1["session_id"]).remark == ORPHAN_AFTER_BOOT
-    assert store.get_transaction(tx2["id"])["stop_reason"] == "PowerLoss"
     # A transaction started after the boot is not an orphan of it.
     tx3, _ = store.start_transaction(StartRequest("CP1", 2, "TAG1", 500, T0 + timedelta(hours=2)),
                                      ACCEPTED)
     store.record_status("CP1", 2, "Available", "NoError", None)
+    assert store.close_orphans_due(ORPHAN_GRACE, later + timedelta(days=1)) == 0
     assert store.get_transaction(tx3["id"])["stop_time"] is None
+
+
+def test_a_connector_that_charges_on_after_the_reboot_keeps_its_transaction(
+        store: Store) -> None:
+    add_test_charger(store)
+    tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, T0), ACCEPTED)
+    store.record_boot("CP1", "v", "m", None, None)
+    store.record_status("CP1", 1, "Available", "NoError", None)
+    store.record_status("CP1", 1, "Charging", "NoError", None)  # it resumed the session
+    later = datetime.now(UTC) + ORPHAN_GRACE + timedelta(minutes=1)
+    assert store.close_orphans_due(ORPHAN_GRACE, later) == 0
+    assert store.get_transaction(tx["id"])["stop_time"] is None
 
 
 def test_a_refused_start_is_closed_where_it_began(store: Store) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import chargerfw.csms.tables
+
 revision = '0016_transaction_remark'
 down_revision = '0015_fleet_certificates'
 branch_labels = None
@@ -22,6 +24,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column('remark', sa.String(length=255), nullable=True))
         batch.add_column(sa.Column('open_at_boot', sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+        batch.add_column(sa.Column('available_after_boot_at',
+                                   chargerfw.csms.tables.UtcDateTime(), nullable=True))
     # Starts the backend refused were left open: they are closed where they began.
     op.execute("UPDATE transactions SET stop_time = start_time, meter_stop = meter_start, "
                "stop_reason = 'DeAuthorized', remark = 'refused at start' "
@@ -30,5 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('transactions') as batch:
+        batch.drop_column('available_after_boot_at')
         batch.drop_column('open_at_boot')
         batch.drop_column('remark')
