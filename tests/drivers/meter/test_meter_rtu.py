@@ -112,8 +112,10 @@ async def test_missing_serial_port_is_a_typed_error(tmp_path):
 
 
 async def mbpoll(*args: str) -> str:
+    # A 5 s answer timeout: at 9600 baud through a pty pair on a busy machine one second was
+    # sometimes not enough (mbpoll's default is 1 s).
     proc = await asyncio.create_subprocess_exec(
-        MBPOLL, "-1", "-0", "-o", "1", *args,
+        MBPOLL, "-1", "-0", "-o", "5", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
