@@ -88,8 +88,9 @@ def note_connector_status_after_boot(c: Connection, charge_point_id: str, connec
             *open_at_boot, transactions.c.available_after_boot_at.is_(None))
             .values(available_after_boot_at=at))
     else:
-        c.execute(transactions.update().where(*open_at_boot)
-                  .values(available_after_boot_at=None))
+        c.execute(transactions.update().where(
+            *open_at_boot, transactions.c.available_after_boot_at.is_not(None))
+            .values(available_after_boot_at=None))
 
 
 @dataclass(frozen=True)
