@@ -16,22 +16,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from chargerfw.code_signature import (
+    PREHASHED,
+    UnsupportedSigningKey,
+    file_sha256,
+    signature_algorithm,
+)
 
 # SignedUpdateFirmware.req's limits (FirmwareType: signingCertificate string[0..5500],
 # signature string[0..800]).
 CERTIFICATE_MAX = 5500
 SIGNATURE_MAX = 800
-_CHUNK = 1 << 20
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
-_PREHASHED = utils.Prehashed(hashes.SHA256())
 
 
 class SigningRefused(ValueError):
@@ -42,14 +46,6 @@ class SigningRefused(ValueError):
 class ReleaseSignature:
     signing_certificate: str  # PEM, the signing certificate first (intermediates may follow)
     signature: str  # base64
-
-
-def _digest(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
 
 
 def _certificate(pem: str) -> x509.Certificate:
@@ -70,31 +66,19 @@ def _sign(key_pem: bytes, digest: bytes) -> bytes:
         raise SigningRefused(f"the signing key is not an unencrypted PEM private key: {exc}"
                              ) from None
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(digest, ec.ECDSA(_PREHASHED))
+        return key.sign(digest, ec.ECDSA(PREHASHED))
     if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(digest, _PSS, _PREHASHED)
+        return key.sign(digest, _PSS, PREHASHED)
     raise SigningRefused(f"the signing key is a {type(key).__name__}; an EC or RSA key is "
                          "needed")
 
 
 def _verifies(certificate: x509.Certificate, signature: bytes, digest: bytes) -> bool:
-    key = certificate.public_key()
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, digest, ec.ECDSA(_PREHASHED))
-            return True
-        if isinstance(key, rsa.RSAPublicKey):
-            for scheme in (_PSS, padding.PKCS1v15()):
-                try:
-                    key.verify(signature, digest, scheme, _PREHASHED)
-                    return True
-                except InvalidSignature:
-                    continue
-            return False
-    except InvalidSignature:
-        return False
-    raise SigningRefused(f"the signing certificate has a {type(key).__name__}; an EC or RSA "
-                         "key is needed")
+        return signature_algorithm(certificate, signature, digest) is not None
+    except UnsupportedSigningKey:
+        raise SigningRefused(f"the signing certificate has {type(certificate.public_key()).__name__}"
+                             "; an EC or RSA key is needed") from None
 
 
 def release_signature(release: Path, signing_certificate: str, *,
@@ -105,7 +89,7 @@ def release_signature(release: Path, signing_certificate: str, *,
     if (signature is None) == (key_pem is None):
         raise SigningRefused("give either the signature or the key to sign with")
     certificate = _certificate(signing_certificate)
-    digest = _digest(release)
+    digest = file_sha256(release)
     if key_pem is not None:
         raw = _sign(key_pem, digest)
         if not _verifies(certificate, raw, digest):

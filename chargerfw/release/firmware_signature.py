@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from chargerfw import x509chain
+from chargerfw.code_signature import UnsupportedSigningKey, file_sha256, signature_algorithm
 from chargerfw.x509chain import ROOT_SUFFIXES
-
-_READ_CHUNK = 1 << 20
 
 INVALID_CERTIFICATE = "InvalidCertificate"
 INVALID_SIGNATURE = "InvalidSignature"
@@ -115,16 +110,6 @@ def load_manufacturer_roots(directory: Path) -> list[x509.Certificate]:
     return roots
 
 
-def _file_digest(firmware: bytes | Path) -> bytes:
-    if isinstance(firmware, bytes):
-        return hashlib.sha256(firmware).digest()
-    digest = hashlib.sha256()
-    with firmware.open("rb") as stream:
-        while chunk := stream.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
-
-
 def _name(cert: x509.Certificate) -> str:
     return x509chain.subject_name(cert)
 
@@ -156,27 +141,14 @@ def _chain_to_root(leaf: x509.Certificate, intermediates: list[x509.Certificate]
 
 
 def _verify_signature(cert: x509.Certificate, signature: bytes, digest: bytes) -> str:
-    key = cert.public_key()
-    prehashed = utils.Prehashed(hashes.SHA256())
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        try:
-            key.verify(signature, digest, ec.ECDSA(prehashed))
-        except CryptoInvalidSignature:
-            raise SignatureMismatch("the ECDSA-SHA256 signature does not match the file") from None
-        return "ECDSA-SHA256"
-    if isinstance(key, rsa.RSAPublicKey):
-        with_pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                               salt_length=padding.PSS.AUTO)
-        for name, scheme in (("RSA-PKCS1v15-SHA256", padding.PKCS1v15()),
-                             ("RSA-PSS-SHA256", with_pss)):
-            try:
-                key.verify(signature, digest, scheme, prehashed)
-            except CryptoInvalidSignature:
-                continue
-            return name
-        raise SignatureMismatch("the RSA-SHA256 signature (PKCS#1 v1.5 or PSS) does not match "
-                                "the file")
-    raise UnsupportedKey(f"{_name(cert)} has a {type(key).__name__}; RSA or EC is required")
+    try:
+        algorithm = signature_algorithm(cert, signature, digest)
+    except UnsupportedSigningKey as exc:
+        raise UnsupportedKey(f"{_name(cert)} has {exc}") from None
+    if algorithm is None:
+        raise SignatureMismatch("the signature (ECDSA, or RSA PKCS#1 v1.5 or PSS, over SHA-256) "
+                                "does not match the file")
+    return algorithm
 
 
 def check_signing_certificate(signing_certificate: str, roots: list[x509.Certificate],
@@ -211,7 +183,7 @@ def verify_signed_firmware(signing_certificate: str, signature: str, firmware: b
         raise BadSignatureEncoding(f"the signature is not base64: {exc}") from None
     if not raw_signature:
         raise BadSignatureEncoding("the signature is empty")
-    digest = _file_digest(firmware)
+    digest = file_sha256(firmware)
     algorithm = _verify_signature(leaf, raw_signature, digest)
     return SignedFirmware(sha256=digest.hex(), signer=_name(leaf), root=_name(root),
                           algorithm=algorithm)
