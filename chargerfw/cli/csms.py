@@ -180,6 +180,15 @@ def csms() -> None:
                    "on security profile 0 or 1 (loopback unless --allow-plain)")
 @click.option("--charger-cert-days", default=365, show_default=True,
               type=click.IntRange(1, 3650), help="how long a charger certificate is valid")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              envvar="CHARGERFW_CSMS_WORKERS",
+              help="backend processes sharing the ports (SO_REUSEPORT) and the database; "
+                   "more than one needs PostgreSQL")
+@click.option("--worker-lease", default=10.0, show_default=True,
+              type=click.FloatRange(1.0, 300.0), envvar="CHARGERFW_CSMS_WORKER_LEASE",
+              help="with PostgreSQL: seconds after which a backend process that stopped "
+                   "renewing its lease counts as dead (its chargers as disconnected, its "
+                   "leadership taken over); renewed every fifth of it")
 def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool,
           public_url: str | None, country_code: str, party_id: str, name: str,
           currency: str, heartbeat_interval: int, max_reservation_minutes: int,
@@ -189,17 +198,24 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
           admin_port: int | None, admin_host: str, tls_cert: Path | None,
           tls_key: Path | None, tls_client_ca: Path | None, allow_plain: bool,
           ca_dir: Path | None, cpo_name: str | None, plain_ocpp_port: int | None,
-          charger_cert_days: int) -> None:
+          charger_cert_days: int, workers: int, worker_lease: float) -> None:
     """Run the OCPP server, the OCPI API, the file server for chargers and (with
-    --admin-port) the admin API in one process (Ctrl-C stops it).
+    --admin-port) the admin API in one process (Ctrl-C stops it), or in --workers processes
+    that share the ports and a PostgreSQL database (SIGTERM stops them all).
 
     Without --tls-cert/--tls-key every port is plain, which only loopback addresses get
     unless --allow-plain."""
+    from chargerfw.csms.db import DatabaseUrlError
     from chargerfw.csms.fleet_ca import CaError
     from chargerfw.csms.server import CsmsSettings, RunningCsms, serve_forever
     from chargerfw.csms.tls import TlsFiles, TlsSetupError
+    from chargerfw.csms.workers import Supervisor, WorkersRefused, check_workers
 
     _url_policy(allowed_networks)  # refuse a bad network before starting
+    try:
+        check_workers(db, workers)
+    except (WorkersRefused, DatabaseUrlError) as exc:
+        raise click.UsageError(str(exc)) from None
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if tls_client_ca is not None and tls_cert is None:
@@ -223,7 +239,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                             allow_plain=allow_plain,
                             ca_dir=str(ca_dir) if ca_dir is not None else None,
                             cpo_name=cpo_name, charger_certificate_days=charger_cert_days,
-                            plain_ocpp_port=plain_ocpp_port)
+                            plain_ocpp_port=plain_ocpp_port,
+                            worker_lease_s=worker_lease, worker_renew_s=worker_lease / 5)
 
     def ready(running: RunningCsms) -> None:
         if public_url is None and host in ("0.0.0.0", "::"):
@@ -246,6 +263,8 @@ def serve(db: str, host: str, ocpp_port: int, api_port: int, auto_register: bool
                        f"unencrypted", err=True)
 
     try:
+        if workers > 1:
+            raise SystemExit(Supervisor(settings, workers, click.echo).run())
         asyncio.run(serve_forever(settings, ready))
     except (TlsSetupError, CaError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -245,7 +245,7 @@ class FileServer:
         if row is None or request.path_params["name"] != row["file_name"]:
             return PlainTextResponse("no such file\n", status_code=404)
         charger = row["charge_point_id"]
-        if (refused := self._foreign(request, charger)) is not None:
+        if (refused := await self._foreign(request, charger)) is not None:
             return refused
         path = self.settings.data_dir / row["release_path"]
         if not path.is_file():
@@ -263,10 +263,10 @@ class FileServer:
         response.background = BackgroundTask(finished)
         return response
 
-    def _foreign(self, request: Request, charger: str) -> Response | None:
+    async def _foreign(self, request: Request, charger: str) -> Response | None:
         """403 for a request that does not come from where ``charger`` last connected from."""
         address = request.client.host if request.client else None
-        if address is not None and self._ocpp.last_address.get(charger) == address:
+        if address is not None and await self._ocpp.charger_address(charger) == address:
             return None
         log.warning("csms.file_url_foreign", charge_point=charger, address=address)
         return PlainTextResponse("this URL belongs to another charger\n", status_code=403)
@@ -275,7 +275,7 @@ class FileServer:
         row = await self._token(request.path_params["token"], UPLOAD_KINDS)
         if row is None:
             return PlainTextResponse("no such upload URL\n", status_code=404)
-        if (refused := self._foreign(request, row["charge_point_id"])) is not None:
+        if (refused := await self._foreign(request, row["charge_point_id"])) is not None:
             return refused
         limit = self.settings.max_upload_bytes
         declared = request.headers.get("content-length")

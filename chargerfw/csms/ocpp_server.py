@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import math
 import re
 import ssl
@@ -36,6 +37,15 @@ from websockets.typing import Subprotocol
 
 from chargerfw.csms import billing
 from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.cluster import (
+    CALL_ERROR,
+    NOT_CONNECTED,
+    RESULT,
+    TIMEOUT,
+    Cluster,
+    RemoteAnswer,
+    RemoteRequest,
+)
 from chargerfw.csms.fleet_ca import INVALID_CHARGE_POINT_CERTIFICATE, CsrRefused, FleetCa
 from chargerfw.csms.login_limits import LoginLimits, LoginThrottle
 from chargerfw.csms.ocpp_values import (
@@ -454,9 +464,15 @@ class OcppServer:
     def __init__(self, db: AsyncStore, authorizer: Authorizer, *, auto_register: bool = False,
                  heartbeat_interval: int = 300, response_timeout: float = 30.0,
                  on_change: Callable[[], None] | None = None,
-                 login_limits: LoginLimits | None = None, fleet_ca: FleetCa | None = None
-                 ) -> None:
+                 login_limits: LoginLimits | None = None, fleet_ca: FleetCa | None = None,
+                 cluster: Cluster | None = None) -> None:
         self.db = db
+        # With several backend processes on one database: chargers held by another process
+        # are reached through it.
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.serve_calls(self.send_passed_request)
+            cluster.on_evicted(self.drop_all)
         self.fleet_ca = fleet_ca  # signs chargers' CSRs (None: SignCertificate is Rejected)
         self.login_throttle = LoginThrottle(login_limits)
         self.authorizer = authorizer
@@ -464,6 +480,8 @@ class OcppServer:
         self.heartbeat_interval = heartbeat_interval
         self.response_timeout = response_timeout
         self._on_change = on_change
+        # The chargers whose connection this process holds (``is_connected`` answers for
+        # the fleet).
         self.connected: dict[str, ChargerConnection] = {}
         # The address each charger last connected from: who may use its one-time file URLs.
         self.last_address: dict[str, str] = {}
@@ -474,14 +492,16 @@ class OcppServer:
         if self._on_change is not None:
             self._on_change()
 
-    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
-        """Listen on host:port (0 picks a free port; wss with ``tls``); returns the bound
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                    reuse_port: bool = False) -> int:
+        """Listen on host:port (0 picks a free port; wss with ``tls``; ``reuse_port``: share
+        the port with other processes, the kernel spreading connections); returns the bound
         port. Called again, it listens on another port too (e.g. ws beside wss while
         chargers move from security profile 1 to 2)."""
         server = await serve(self._handle, host, port, subprotocols=[SUBPROTOCOL],
                              process_request=self._process_request,
                              ping_interval=60, ping_timeout=60, ssl=tls,
-                             logger=WEBSOCKETS_SERVER_LOGGER)
+                             logger=WEBSOCKETS_SERVER_LOGGER, reuse_port=reuse_port or None)
         self._servers.append(server)
         return int(next(iter(server.sockets)).getsockname()[1])
 
@@ -616,7 +636,8 @@ class OcppServer:
             await previous._connection.close()
         log.info("csms.connected", charge_point=cp_id)
         try:
-            if await self.db(self.db.store.charger_connected, cp_id):
+            if await self.db(self.db.store.charger_connected, cp_id, self._worker_id,
+                             _source_address(connection)):
                 self.changed()
             await self._note_security_profile(charger)
             if self.load_listener is not None:
@@ -627,7 +648,7 @@ class OcppServer:
         finally:
             if self.connected.get(cp_id) is charger:
                 del self.connected[cp_id]
-                await self.db(self.db.store.charger_disconnected, cp_id)
+                await self.db(self.db.store.charger_disconnected, cp_id, self._worker_id)
                 if self.load_listener is not None:
                     self.load_listener.charger_changed(cp_id)
             log.info("csms.disconnected", charge_point=cp_id)
@@ -636,19 +657,89 @@ class OcppServer:
         await self.db(self.db.store.record_security_profile, charger.id,
                       charger.security_profile)
 
+    @property
+    def _worker_id(self) -> str | None:
+        return None if self.cluster is None else self.cluster.worker_id
+
+    async def is_connected(self, charge_point_id: str) -> bool:
+        """Whether the charger has an open OCPP connection to any backend process."""
+        if charge_point_id in self.connected:
+            return True
+        if self.cluster is None:
+            return False
+        return await self.cluster.holder_of(charge_point_id) is not None
+
+    async def charger_address(self, charge_point_id: str) -> str | None:
+        """The address the charger last connected from (to this process or, while
+        connected, to any)."""
+        if (address := self.last_address.get(charge_point_id)) is not None \
+                or self.cluster is None:
+            return address
+        return await self.cluster.connected_from(charge_point_id)
+
+    async def drop_all(self) -> None:
+        """Close every connection this process holds (the chargers reconnect)."""
+        for charger in list(self.connected.values()):
+            with contextlib.suppress(Exception):
+                await charger._connection.close()
+
     # -- requests to a charger --
 
     async def call(self, charge_point_id: str, payload: Any) -> Any:
-        """Send one request; raises ChargerNotConnected, ChargerCallError, TimeoutError."""
+        """Send one request, over this process's connection to the charger or through the
+        process holding it; raises ChargerNotConnected, ChargerCallError, TimeoutError."""
         charger = self.connected.get(charge_point_id)
+        if charger is None and self.cluster is not None:
+            return await self._call_elsewhere(charge_point_id, payload)
         if charger is None:
             raise ChargerNotConnected(charge_point_id)
+        return await self._call_on(charger, payload)
+
+    @staticmethod
+    async def _call_on(charger: ChargerConnection, payload: Any) -> Any:
+        charge_point_id = charger.id
         try:
             return await charger.call(payload, suppress=False)
         except ConnectionClosed:
             raise ChargerNotConnected(charge_point_id) from None
         except OCPPError as exc:
             raise ChargerCallError(f"{type(exc).__name__}: {exc.description}") from exc
+
+    async def _call_elsewhere(self, charge_point_id: str, payload: Any) -> Any:
+        assert self.cluster is not None
+        action = type(payload).__name__
+        # The holder waits response_timeout for the charger; the margin lets its answer
+        # (a timeout included) travel back before this side gives up.
+        answer = await self.cluster.call(
+            charge_point_id, RemoteRequest(action, dataclasses.asdict(payload)),
+            self.response_timeout + max(2.0, self.cluster.renew_s))
+        if answer.outcome == RESULT:
+            return getattr(call_result, action)(**answer.answer)
+        if answer.outcome == CALL_ERROR:
+            raise ChargerCallError(str(answer.answer))
+        if answer.outcome == TIMEOUT:
+            raise TimeoutError(str(answer.answer))
+        raise ChargerNotConnected(charge_point_id)
+
+    async def send_passed_request(self, charge_point_id: str, request: RemoteRequest
+                                  ) -> RemoteAnswer:
+        """Send a request another backend process passed on to a charger this one holds."""
+        charger = self.connected.get(charge_point_id)
+        if charger is None:
+            return RemoteAnswer(NOT_CONNECTED, "not connected to this backend process")
+        try:
+            payload = getattr(call, request.action)(**request.payload)
+        except (AttributeError, TypeError) as exc:
+            return RemoteAnswer(CALL_ERROR, f"not an OCPP request: {exc}")
+        try:
+            result = await self._call_on(charger, payload)
+        except ChargerNotConnected:
+            return RemoteAnswer(NOT_CONNECTED, "not connected to this backend process")
+        except ChargerCallError as exc:
+            return RemoteAnswer(CALL_ERROR, str(exc))
+        except TimeoutError as exc:
+            return RemoteAnswer(TIMEOUT, str(exc) or "the charger did not answer in time")
+        return RemoteAnswer(RESULT, dataclasses.asdict(result))
 
     async def remote_start_transaction(self, charge_point_id: str, id_tag: str,
                                        connector_id: int | None = None) -> str:

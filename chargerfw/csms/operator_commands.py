@@ -506,7 +506,7 @@ class OperatorCommandRunner:
         the charger refused the request."""
         if self._files is None:
             raise InvalidCommand("this backend serves no files (no file server configured)")
-        if cp not in self._ocpp.connected:
+        if not await self._ocpp.is_connected(cp):
             raise ChargerNotConnected(cp)
         try:
             issued, url = await self._files.issue(cp, kind, release_version)

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +23,7 @@ import uvicorn
 
 from chargerfw.csms.admin_api import AdminContext, create_admin_app
 from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.cluster import Cluster, LeaderJob, is_postgresql
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.file_server import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -120,6 +121,14 @@ class CsmsSettings:
     # addresses get unless allow_plain (see chargerfw.csms.tls.plain_exposed_hosts).
     tls: TlsFiles | None = None
     allow_plain: bool = False
+    # Several backend processes on one PostgreSQL database (always on with PostgreSQL): how
+    # long a process's lease lasts without renewal, and how often it renews it (also how
+    # soon another process takes over the fleet's once-only work from a dead leader).
+    worker_lease_s: float = 10.0
+    worker_renew_s: float = 2.0
+    # Share the listening ports with this machine's other backend processes (SO_REUSEPORT;
+    # `serve --workers`): the kernel spreads new connections over them.
+    reuse_port: bool = False
 
 
 @dataclass
@@ -145,6 +154,7 @@ class RunningCsms:
     # Addresses other than loopback served without TLS (allowed explicitly).
     plain_hosts: tuple[str, ...] = ()
     plain_ocpp_port: int | None = None
+    cluster: Cluster | None = None  # with PostgreSQL
 
     @property
     def plain_ocpp_url(self) -> str | None:
@@ -204,10 +214,34 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
             log.exception("csms.offline_sweep_failed")
 
 
-def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int
-                      ) -> socket.socket:
+class _LoopJob:
+    """A background loop run as a task between start() and stop()."""
+
+    def __init__(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def job(self) -> LeaderJob:
+        return LeaderJob(self.name, self.start, self.stop)
+
+
+def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int,
+                      reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     stack.callback(sock.close)
     sock.bind((host, port))
     return sock
@@ -262,7 +296,16 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         stack.callback(engine.dispose)
         await asyncio.to_thread(upgrade_database, engine)
         store = Store(engine, settings.cpo)
-        await asyncio.to_thread(store.reset_connections)
+        cluster: Cluster | None = None
+        if is_postgresql(engine):
+            # Other processes may be serving chargers from this database: only those of
+            # processes whose lease ran out are disconnected (by the leader).
+            cluster = Cluster(engine, lease_s=settings.worker_lease_s,
+                              renew_s=settings.worker_renew_s)
+            await cluster.start()
+            stack.push_async_callback(cluster.close)
+        else:
+            await asyncio.to_thread(store.reset_connections)
         db = AsyncStore(store)
         stack.callback(db.close)
         policy = UrlPolicy.allowing(settings.outbound_allowed_networks)
@@ -277,16 +320,18 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
                           on_change=pusher.wake, login_limits=settings.login_limits,
-                          fleet_ca=fleet_ca)
+                          fleet_ca=fleet_ca, cluster=cluster)
         balancer = SiteBalancer(db, ocpp)
-        ocpp_port = await ocpp.start(settings.host, settings.ocpp_port, ocpp_tls)
+        reuse = settings.reuse_port
+        ocpp_port = await ocpp.start(settings.host, settings.ocpp_port, ocpp_tls, reuse)
         plain_ocpp_port = None
         if settings.plain_ocpp_port is not None and ocpp_tls is not None:
-            plain_ocpp_port = await ocpp.start(settings.host, settings.plain_ocpp_port)
+            plain_ocpp_port = await ocpp.start(settings.host, settings.plain_ocpp_port,
+                                               reuse_port=reuse)
         stack.push_async_callback(ocpp.close)
         stack.push_async_callback(balancer.close)
 
-        sock = _listening_socket(stack, settings.host, settings.api_port)
+        sock = _listening_socket(stack, settings.host, settings.api_port, reuse)
         api_port = int(sock.getsockname()[1])
         commands = CommandHandler(db, ocpp, on_result=pusher.wake,
                                   timeout_s=settings.command_timeout_s,
@@ -299,7 +344,6 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         sync = PartnerSync(db, http, token_interval_s=settings.token_pull_interval_s,
                            hub_interval_s=settings.hub_pull_interval_s,
                            on_token_change=authorizer.forget)
-        stack.push_async_callback(sync.stop)
         ctx = OcpiContext(db=db, http=http, commands=commands,
                           base_url=(settings.public_url or
                                     f"{scheme}://{settings.host}:{api_port}").rstrip("/"),
@@ -313,7 +357,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         files: FileServer | None = None
         files_port: int | None = None
         if settings.files_port is not None:
-            files_sock = _listening_socket(stack, settings.host, settings.files_port)
+            files_sock = _listening_socket(stack, settings.host, settings.files_port, reuse)
             files_port = int(files_sock.getsockname()[1])
             files = FileServer(db, ocpp, FileSettings(
                 data_dir=Path(settings.data_dir) if settings.data_dir
@@ -326,28 +370,32 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         runner = OperatorCommandRunner(db, ocpp, files)
         admin_port = None
         if settings.admin_port is not None:
-            admin_sock = _listening_socket(stack, settings.admin_host, settings.admin_port)
+            admin_sock = _listening_socket(stack, settings.admin_host, settings.admin_port,
+                                           reuse)
             admin_port = int(admin_sock.getsockname()[1])
             admin_ctx = AdminContext(db=db, runner=runner, limits=settings.request_limits)
             admin_server, _ = await _serve_app(stack, create_admin_app(admin_ctx), admin_sock,
                                                "admin-api", http_tls)
             admin_ctx.stopping = lambda: bool(admin_server.should_exit)
 
-        pusher.start()
-        stack.push_async_callback(pusher.stop)
-        sync.start()
-        sweepers = [
-            asyncio.create_task(_sweep_reservations(db, settings.reservation_sweep_s)),
-            asyncio.create_task(_sweep_offline(db, settings, pusher.wake)),
-            asyncio.create_task(runner.serve_requests(settings.operator_command_poll_s))]
-
-        async def stop_sweepers() -> None:
-            for sweeper in sweepers:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
-
-        stack.push_async_callback(stop_sweepers)
+        # Work done once for the fleet: by the leader when processes share the database.
+        fleet_jobs = [
+            LeaderJob("ocpi-push", pusher.start, pusher.stop),
+            LeaderJob("partner-sync", sync.start, sync.stop),
+            _LoopJob("reservation-sweep", lambda: _sweep_reservations(
+                db, settings.reservation_sweep_s)).job(),
+            _LoopJob("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake)).job(),
+            _LoopJob("operator-commands", lambda: runner.serve_requests(
+                settings.operator_command_poll_s)).job()]
+        if cluster is not None:
+            for job in fleet_jobs:
+                cluster.lead(job)
+            cluster.campaign()
+            stack.push_async_callback(cluster.resign)
+        else:
+            for job in fleet_jobs:
+                job.start()
+                stack.push_async_callback(job.stop)
         log.info("csms.started", ocpp_port=ocpp_port, api_port=api_port, files_port=files_port,
                  admin_port=admin_port, tls=settings.tls is not None,
                  client_certificates=ocpp_tls is not None
@@ -355,7 +403,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         yield RunningCsms(ocpp_port, api_port, settings.host, store, db, ocpp, pusher, sync,
                           api_server, api_task, balancer, files, files_port, admin_port,
                           settings.admin_host, settings.tls is not None, plain_hosts,
-                          plain_ocpp_port)
+                          plain_ocpp_port, cluster)
 
 
 async def serve_forever(settings: CsmsSettings,

@@ -265,8 +265,11 @@ class SiteBalancer:
         running = [c.transaction_id for c in snap.connectors if c.transaction_id is not None]
         emsp = await self._db(store.session_profiles, running) if running else {}
         self._unpin_ended(snap)
-        await self._tell_fallbacks(snap)
-        loads = [self._load(conn) for conn in snap.connectors]
+        # Connected to any backend process (a charger's process may not be this one).
+        online = {cp_id for cp_id in {c.charge_point_id for c in snap.connectors}
+                  if await self._ocpp.is_connected(cp_id)}
+        await self._tell_fallbacks(snap, online)
+        loads = [self._load(conn, online) for conn in snap.connectors]
         try:
             allocation = allocate(float(snap.site["max_current_a"]), loads,
                                   snap.feeder_limits)
@@ -294,12 +297,12 @@ class SiteBalancer:
                  phase_load_a=list(allocation.phase_load_a))
         return False
 
-    async def _tell_fallbacks(self, snap: SiteSnapshot) -> None:
+    async def _tell_fallbacks(self, snap: SiteSnapshot, online: set[str]) -> None:
         """ChangeConfiguration of the offline fallback, to each connected charger of the site
         not told its site's yet."""
         wanted = {c.charge_point_id: c.fallback_a for c in snap.connectors}
         todo = [(cp_id, amps) for cp_id, amps in sorted(wanted.items())
-                if cp_id in self._ocpp.connected and self._fallback_told.get(cp_id) != amps]
+                if cp_id in online and self._fallback_told.get(cp_id) != amps]
         await asyncio.gather(*(self._tell_fallback(cp_id, amps) for cp_id, amps in todo))
 
     async def _tell_fallback(self, charge_point_id: str, amps: float) -> None:
@@ -325,14 +328,14 @@ class SiteBalancer:
             if running.get(key) != tx:
                 del self._pinned[key]
 
-    def _load(self, conn: ConnectorSnapshot) -> ConnectorLoad:
+    def _load(self, conn: ConnectorSnapshot, online: set[str]) -> ConnectorLoad:
         key = ConnectorKey(conn.charge_point_id, conn.connector_id)
         given = conn.allocation
         offered = float(given["limit_a"]) if given is not None else None
         pinned = self._pinned.get(key)
         return ConnectorLoad(
             key, _state(conn), conn.max_a, started_at=conn.started_at, drawn_a=conn.drawn_a,
-            offered_a=offered, offline=conn.charge_point_id not in self._ocpp.connected,
+            offered_a=offered, offline=conn.charge_point_id not in online,
             fallback_a=conn.fallback_a, pinned_a=pinned[0] if pinned else None,
             feeders=conn.feeders)
 

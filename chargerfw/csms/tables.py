@@ -95,6 +95,10 @@ charge_points = sa.Table(
     # is refused from then on; only the operator clears it (`charger client-certificate`).
     sa.Column("client_certificate_required", sa.Boolean, nullable=False,
               server_default="0"),
+    # With several backend processes: the one holding its connection (backend_workers.id),
+    # and the address it connected from (who may use its one-time file URLs).
+    sa.Column("worker_id", sa.String(40)),
+    sa.Column("connected_from", sa.String(64)),
 )
 
 # One OCPI EVSE per OCPP connector of a charge point (each can charge on its own).
@@ -555,4 +559,36 @@ received_files = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+# The backend processes sharing this database (PostgreSQL only): each renews its lease
+# (heartbeat_at, the database's own clock) every few seconds; one whose lease ran out is
+# dead, and the chargers it held count as disconnected.
+backend_workers = sa.Table(
+    "backend_workers", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+    # Whether it runs the fleet's once-only work (it holds the leader lock).
+    sa.Column("leading", sa.Boolean, nullable=False, server_default="0"),
+)
+
+# Requests to a charger asked for by a process that does not hold its connection: the holder
+# sends them and writes the answer back (each side is woken by a NOTIFY).
+backend_calls = sa.Table(
+    "backend_calls", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charge_point_id", sa.String(48), nullable=False),
+    sa.Column("caller_id", sa.String(40), nullable=False),
+    sa.Column("holder_id", sa.String(40), nullable=False, index=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    # pending -> sending -> answered
+    sa.Column("state", sa.String(16), nullable=False),
+    # result, call_error, timeout or not_connected, and the result's payload or the error
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("answer", sa.JSON),
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )

@@ -120,7 +120,7 @@ def test_a_new_session_counts_from_its_default_not_an_ended_sessions_limit() -> 
          conn("CP2", 2, {"limit_a": 20.0, "transaction_id": 2, "schedule": {}})],
         {"CP1": {"limit_a": 0.0, "schedule": {}}})  # type: ignore[dict-item]
     balancer = SiteBalancer(None, NoServer())  # type: ignore[arg-type]
-    loads = [balancer._load(c) for c in snap.connectors]
+    loads = [balancer._load(c, {"CP1", "CP2"}) for c in snap.connectors]
     sends = balancer._sends(snap, allocate(20, loads), {})
     assert [(s.charge_point_id, s.limit_a, s.old_a, s.lowers) for s in sends] == [
         ("CP1", 10.0, 0.0, False), ("CP2", 10.0, 20.0, True)]

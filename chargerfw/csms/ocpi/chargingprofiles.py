@@ -76,7 +76,8 @@ class ChargingProfileHandler:
         if tx is None or not await self._db(store.holds_party, partner["id"],
                                             tx["token_country_code"], tx["token_party_id"]):
             return None, self._response(Response.UNKNOWN_SESSION)
-        if tx["stop_time"] is not None or tx["charge_point_id"] not in self._ocpp.connected:
+        if tx["stop_time"] is not None \
+                or not await self._ocpp.is_connected(tx["charge_point_id"]):
             return None, self._response(Response.REJECTED)
         charger = await self._db(store.get_charge_point, tx["charge_point_id"])
         profiles = charger["feature_profiles"] if charger is not None else None

@@ -102,7 +102,8 @@ class CommandHandler:
             return await self._db(store.evse, location_id, evse_uid)
         candidates = await self._db(store.evses_of_location, location_id)
         for evse in candidates:
-            if evse["status"] == "AVAILABLE" and evse["charge_point_id"] in self._ocpp.connected:
+            if evse["status"] == "AVAILABLE" \
+                    and await self._ocpp.is_connected(evse["charge_point_id"]):
                 return evse
         return None
 
@@ -115,8 +116,8 @@ class CommandHandler:
         return _response(Response.REJECTED, self._timeout,
                          f"token of {token.country_code}/{token.party_id} is not one of yours")
 
-    def _offline(self, charge_point_id: str) -> m.CommandResponse | None:
-        if charge_point_id not in self._ocpp.connected:
+    async def _offline(self, charge_point_id: str) -> m.CommandResponse | None:
+        if not await self._ocpp.is_connected(charge_point_id):
             return _response(Response.REJECTED, self._timeout, "charge point is offline")
         return None
 
@@ -153,7 +154,7 @@ class CommandHandler:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
             return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
-        if (offline := self._offline(evse["charge_point_id"])) is not None:
+        if (offline := await self._offline(evse["charge_point_id"])) is not None:
             return offline
         cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
         id_tag = request.token.uid[:20]  # OCPP 1.6 idTag is CiString20
@@ -174,7 +175,7 @@ class CommandHandler:
             return _response(Response.UNKNOWN_SESSION, self._timeout, "unknown session")
         if tx["stop_time"] is not None:
             return _response(Response.REJECTED, self._timeout, "session has ended")
-        if (offline := self._offline(tx["charge_point_id"])) is not None:
+        if (offline := await self._offline(tx["charge_point_id"])) is not None:
             return offline
 
         async def run() -> m.CommandResultType:
@@ -198,7 +199,7 @@ class CommandHandler:
         evse = await self._evse(request.location_id, request.evse_uid)
         if evse is None:
             return _response(Response.REJECTED, self._timeout, "no such EVSE, or none available")
-        if (offline := self._offline(evse["charge_point_id"])) is not None:
+        if (offline := await self._offline(evse["charge_point_id"])) is not None:
             return offline
         store = self._db.store
         cp_id, connector = evse["charge_point_id"], evse["ocpp_connector_id"]
@@ -236,7 +237,7 @@ class CommandHandler:
             self._dispatch(partner, "CANCEL_RESERVATION", request, None, None, unknown)
             return _response(Response.ACCEPTED, self._timeout)
         cp_id = reservation["charge_point_id"]
-        if (offline := self._offline(cp_id)) is not None:
+        if (offline := await self._offline(cp_id)) is not None:
             return offline
 
         async def run() -> m.CommandResultType:
@@ -258,7 +259,7 @@ class CommandHandler:
         if not await self._db(self._db.store.may_unlock, partner["id"], cp_id, connector):
             return _response(Response.REJECTED, self._timeout,
                              "no session of yours on this connector")
-        if (offline := self._offline(cp_id)) is not None:
+        if (offline := await self._offline(cp_id)) is not None:
             return offline
 
         async def run() -> m.CommandResultType:

@@ -283,19 +283,26 @@ class ChargePoints:
 
     # -- its connection: chargers that drop off show UNKNOWN until they return --
 
-    def charger_connected(self, charge_point_id: str) -> list[EvseChange]:
-        """The charger opened its OCPP connection; returns the EVSEs back from offline."""
+    def charger_connected(self, charge_point_id: str, worker_id: str | None = None,
+                          address: str | None = None) -> list[EvseChange]:
+        """The charger opened its OCPP connection (held by backend process ``worker_id``
+        when several share the database); returns the EVSEs back from offline."""
         now = utcnow()
         with self.engine.begin() as c:
             c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
-                      .values(connected=True))
+                      .values(connected=True, worker_id=worker_id, connected_from=address))
             return _seen(c, self.cpo, charge_point_id, now)
 
-    def charger_disconnected(self, charge_point_id: str) -> None:
-        """Its OCPP connection closed: the grace period runs from now."""
+    def charger_disconnected(self, charge_point_id: str, worker_id: str | None = None
+                             ) -> bool:
+        """Its OCPP connection closed: the grace period runs from now. Only the process
+        holding it says so: the charger may already be connected to another one. Returns
+        whether it was still held by ``worker_id``."""
         with self.engine.begin() as c:
-            c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
-                      .values(connected=False, last_seen=utcnow()))
+            return bool(c.execute(charge_points.update().where(
+                charge_points.c.id == charge_point_id,
+                charge_points.c.worker_id.is_not_distinct_from(worker_id))
+                .values(connected=False, worker_id=None, last_seen=utcnow())).rowcount)
 
     def reset_connections(self, now: datetime | None = None) -> int:
         """At start: no charger is connected yet. Those that were (the backend stopped under

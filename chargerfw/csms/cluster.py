@@ -1,0 +1,485 @@
+"""Several backend processes (on one or more machines) sharing one PostgreSQL database.
+
+- **Registry and leases.** Each process registers in ``backend_workers`` and renews its lease
+  every ``renew_s``; the database's clock stamps and judges leases, so machines' clocks need
+  not agree. A charger's row names the process holding its connection (``worker_id``); once
+  that process's lease has run out (``lease_s`` without renewal) the leader marks its chargers
+  disconnected from the last renewal on, and the offline grace runs as for any disconnect.
+- **Leader.** Work done once for the fleet (pushes to partners, partner pulls, sweepers, the
+  operator-command queue) runs in the process holding a PostgreSQL session advisory lock on
+  its own connection. The lock goes with that connection: a process that dies or loses the
+  database loses it, and another takes it within ``renew_s``.
+- **Requests to chargers held elsewhere.** ``call()`` writes the request to ``backend_calls``
+  and NOTIFYs the holder's channel in the same transaction; the holder sends it over its
+  websocket and writes the outcome back, NOTIFYing the caller. Both sides also look at the
+  table every ``renew_s``, so a notification lost while a listening connection was being
+  re-established delays an answer instead of losing it; a caller whose holder's lease ran
+  out gets ``not_connected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.engine import Connection, Engine
+
+from chargerfw.csms.tables import backend_calls, backend_workers, charge_points
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
+
+# The advisory lock key of the leader ("cfwslead" in ASCII; any fixed 64-bit number would do).
+LEADER_LOCK_KEY = 0x636677736C656164
+DEFAULT_LEASE_S = 10.0
+DEFAULT_RENEW_S = 2.0
+# A call whose caller never collected the answer (the caller died) is deleted after this.
+STALE_CALL_S = 3600
+
+# Outcomes of a call sent through another process.
+RESULT = "result"
+CALL_ERROR = "call_error"
+TIMEOUT = "timeout"
+NOT_CONNECTED = "not_connected"
+
+PENDING, SENDING, ANSWERED = "pending", "sending", "answered"
+
+
+class ClusterStartError(RuntimeError):
+    """The process could not join the cluster (no listening connection to the database)."""
+
+
+@dataclass(frozen=True)
+class RemoteRequest:
+    """An OCPP request by its action name and snake_case payload (``ocpp.v16.call``)."""
+
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoteAnswer:
+    """What became of a request: RESULT with the snake_case result payload, or CALL_ERROR,
+    TIMEOUT or NOT_CONNECTED with a text saying why."""
+
+    outcome: str
+    answer: Any
+
+
+# Sends a request over a connection this process holds (charge point id, request).
+LocalSender = Callable[[str, RemoteRequest], Awaitable[RemoteAnswer]]
+
+
+@dataclass(frozen=True)
+class LeaderJob:
+    """Once-for-the-fleet work: started when this process becomes leader, stopped when it
+    stops being one (or shuts down)."""
+
+    name: str
+    start: Callable[[], None]
+    stop: Callable[[], Awaitable[None]]
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _conninfo(engine: Engine) -> str:
+    """The engine's database as a libpq URI for psycopg's own (async) connections."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _db_now() -> sa.ColumnElement[Any]:
+    # Naive UTC, as UtcDateTime columns store it.
+    return sa.func.timezone("UTC", sa.func.now())
+
+
+def _lease_start(lease_s: float) -> sa.ColumnElement[Any]:
+    """Leases renewed after this are live."""
+    return _db_now() - sa.literal_column("interval '1 second'") * lease_s
+
+
+def channel_of(worker_id: str) -> str:
+    return f"cfw_{worker_id}"
+
+
+def _notify(c: Connection, worker_id: str, message: str) -> None:
+    """Delivered when the transaction commits (so the row it names is visible)."""
+    c.execute(sa.select(sa.func.pg_notify(channel_of(worker_id), message)))
+
+
+class Cluster:
+    """This process's membership of the cluster: its lease, its listening connection, the
+    leader lock, and the calls it passes to and serves for other processes."""
+
+    def __init__(self, engine: Engine, *, lease_s: float = DEFAULT_LEASE_S,
+                 renew_s: float = DEFAULT_RENEW_S, host: str | None = None) -> None:
+        if renew_s * 2 > lease_s:
+            raise ValueError("the lease must last at least two renewals")
+        self.engine = engine
+        self.lease_s = lease_s
+        self.renew_s = renew_s
+        self.host = host or socket.gethostname()
+        self.worker_id = f"w{uuid.uuid4().hex[:24]}"
+        self.leading = False
+        self._conninfo = _conninfo(engine)
+        self._sender: LocalSender | None = None
+        self._on_evicted: Callable[[], Awaitable[None]] | None = None
+        self._jobs: list[LeaderJob] = []
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._leader_task: asyncio.Task[None] | None = None
+        self._serving: set[asyncio.Task[None]] = set()
+        self._listening = asyncio.Event()
+        self._lock_connection: psycopg.AsyncConnection[Any] | None = None
+
+    # -- wiring --
+
+    def serve_calls(self, sender: LocalSender) -> None:
+        """How calls from other processes reach this process's chargers."""
+        self._sender = sender
+
+    def on_evicted(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Told when this process finds its lease was taken from it (it was silent too
+        long and counted dead): its connections must be dropped so chargers come back."""
+        self._on_evicted = callback
+
+    def lead(self, job: LeaderJob) -> None:
+        self._jobs.append(job)
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._register)
+        self._tasks.append(asyncio.create_task(self._listen_loop(), name="cluster-listen"))
+        try:
+            await asyncio.wait_for(self._listening.wait(), timeout=max(10.0, self.lease_s))
+        except TimeoutError:
+            await self.close()
+            raise ClusterStartError("cannot LISTEN on the database") from None
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="cluster-renew"))
+        log.info("csms.worker_started", worker=self.worker_id, host=self.host,
+                 pid=os.getpid())
+
+    def campaign(self) -> None:
+        """Compete for leadership from now on (once the leader jobs are known)."""
+        if self._leader_task is None:
+            self._leader_task = asyncio.create_task(self._leader_loop(), name="cluster-leader")
+
+    async def resign(self) -> None:
+        """Stop competing; the leader jobs stop and the lock is released."""
+        if self._leader_task is not None:
+            self._leader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leader_task
+            self._leader_task = None
+        await self._step_down()
+        if self._lock_connection is not None:
+            with contextlib.suppress(Exception):
+                await self._lock_connection.close()
+            self._lock_connection = None
+
+    async def close(self) -> None:
+        """Leave the cluster: leadership is released and this process's remaining chargers
+        and unanswered calls are settled at once (no lease to wait out)."""
+        await self.resign()
+        for task in self._tasks + list(self._serving):
+            task.cancel()
+        for task in self._tasks + list(self._serving):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._deregister)
+        log.info("csms.worker_stopped", worker=self.worker_id)
+
+    # -- the fleet's view --
+
+    def _live_holder(self, charge_point_id: str) -> tuple[str | None, str | None]:
+        """(the live process holding the charger's connection, the address it connected
+        from); (None, None) when it is not connected anywhere."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(charge_points.c.worker_id, charge_points.c.connected_from)
+                            .join(backend_workers,
+                                  backend_workers.c.id == charge_points.c.worker_id)
+                            .where(charge_points.c.id == charge_point_id,
+                                   charge_points.c.connected.is_(True),
+                                   backend_workers.c.heartbeat_at > _lease_start(self.lease_s))
+                            ).first()
+        return (None, None) if row is None else (row[0], row[1])
+
+    async def holder_of(self, charge_point_id: str) -> str | None:
+        """The live backend process holding the charger's connection (None: none)."""
+        return (await asyncio.to_thread(self._live_holder, charge_point_id))[0]
+
+    async def connected_from(self, charge_point_id: str) -> str | None:
+        """The address the charger is connected from, at whichever process holds it."""
+        return (await asyncio.to_thread(self._live_holder, charge_point_id))[1]
+
+    # -- calls to chargers held by another process --
+
+    async def call(self, charge_point_id: str, request: RemoteRequest, timeout_s: float
+                   ) -> RemoteAnswer:
+        """Pass a request to the process holding the charger; wait up to ``timeout_s``."""
+        call_id = await asyncio.to_thread(self._post_call, charge_point_id, request)
+        if call_id is None:
+            return RemoteAnswer(NOT_CONNECTED, "not connected to any backend process")
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        self._waiting[call_id] = woken
+        deadline = loop.time() + timeout_s
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(woken), min(remaining, self.renew_s))
+                answer = await asyncio.to_thread(self._collect, call_id)
+                if answer is not None:
+                    return answer
+            await asyncio.to_thread(self._give_up, call_id)
+            return RemoteAnswer(TIMEOUT, f"no answer within {timeout_s:g} s")
+        finally:
+            self._waiting.pop(call_id, None)
+
+    def _post_call(self, charge_point_id: str, request: RemoteRequest) -> int | None:
+        with self.engine.begin() as c:
+            holder = c.execute(sa.select(charge_points.c.worker_id)
+                               .join(backend_workers,
+                                     backend_workers.c.id == charge_points.c.worker_id)
+                               .where(charge_points.c.id == charge_point_id,
+                                      charge_points.c.connected.is_(True),
+                                      backend_workers.c.heartbeat_at
+                                      > _lease_start(self.lease_s))).scalar()
+            if holder is None:
+                return None
+            call_id = int(c.execute(backend_calls.insert().values(
+                charge_point_id=charge_point_id, caller_id=self.worker_id, holder_id=holder,
+                action=request.action, payload=request.payload, state=PENDING,
+                created_at=_db_now()).returning(backend_calls.c.id)).scalar_one())
+            _notify(c, holder, f"call:{call_id}")
+        return call_id
+
+    def _collect(self, call_id: int) -> RemoteAnswer | None:
+        """The answer once there is one (the row is then removed); NOT_CONNECTED when the
+        holder died before answering; None while it is still due."""
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(backend_calls.c.state, backend_calls.c.outcome,
+                                      backend_calls.c.answer, backend_calls.c.holder_id)
+                            .where(backend_calls.c.id == call_id)).first()
+            if row is None:
+                return RemoteAnswer(NOT_CONNECTED, "the call was withdrawn")
+            state, outcome, answer, holder = row
+            if state != ANSWERED:
+                alive = c.execute(sa.select(backend_workers.c.id).where(
+                    backend_workers.c.id == holder,
+                    backend_workers.c.heartbeat_at > _lease_start(self.lease_s))).first()
+                if alive is not None:
+                    return None
+                outcome, answer = NOT_CONNECTED, "the backend process holding it stopped"
+            c.execute(backend_calls.delete().where(backend_calls.c.id == call_id))
+            return RemoteAnswer(str(outcome), answer)
+
+    def _give_up(self, call_id: int) -> None:
+        # A request not yet taken by its holder is withdrawn (it is never sent late); one
+        # being sent is left to be answered and cleaned up later.
+        with self.engine.begin() as c:
+            c.execute(backend_calls.delete().where(backend_calls.c.id == call_id,
+                                                   backend_calls.c.state != SENDING))
+
+    async def _serve(self, call_id: int) -> None:
+        """Send a request another process passed to us and write its outcome back."""
+        claimed = await asyncio.to_thread(self._claim, call_id)
+        if claimed is None:
+            return  # already taken (a notification and a poll both found it), or withdrawn
+        charge_point_id, request, caller = claimed
+        try:
+            if self._sender is None:
+                raise RuntimeError("this process serves no chargers")
+            answer = await self._sender(charge_point_id, request)
+        except Exception as exc:
+            log.exception("csms.remote_call_failed", charge_point=charge_point_id,
+                          action=request.action)
+            answer = RemoteAnswer(CALL_ERROR, f"{type(exc).__name__}: {exc}")
+        await asyncio.to_thread(self._answer, call_id, caller, answer)
+
+    def _claim(self, call_id: int) -> tuple[str, RemoteRequest, str] | None:
+        with self.engine.begin() as c:
+            row = c.execute(backend_calls.update().where(
+                backend_calls.c.id == call_id, backend_calls.c.holder_id == self.worker_id,
+                backend_calls.c.state == PENDING).values(state=SENDING).returning(
+                backend_calls.c.charge_point_id, backend_calls.c.action,
+                backend_calls.c.payload, backend_calls.c.caller_id)).first()
+        if row is None:
+            return None
+        return row[0], RemoteRequest(row[1], dict(row[2])), row[3]
+
+    def _answer(self, call_id: int, caller: str, answer: RemoteAnswer) -> None:
+        with self.engine.begin() as c:
+            c.execute(backend_calls.update().where(backend_calls.c.id == call_id).values(
+                state=ANSWERED, outcome=answer.outcome, answer=answer.answer))
+            _notify(c, caller, f"answer:{call_id}")
+
+    def _pending_for_me(self) -> list[int]:
+        with self.engine.connect() as c:
+            return [int(i) for i in c.execute(sa.select(backend_calls.c.id).where(
+                backend_calls.c.holder_id == self.worker_id,
+                backend_calls.c.state == PENDING)).scalars()]
+
+    def _heard(self, message: str) -> None:
+        kind, _, number = message.partition(":")
+        try:
+            call_id = int(number)
+        except ValueError:
+            log.warning("csms.cluster_bad_notification", message=message[:100])
+            return
+        if kind == "call":
+            self._spawn_serve(call_id)
+        elif kind == "answer" and (woken := self._waiting.get(call_id)) is not None \
+                and not woken.done():
+            woken.set_result(None)
+
+    def _spawn_serve(self, call_id: int) -> None:
+        task = asyncio.create_task(self._serve(call_id), name=f"cluster-call-{call_id}")
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    # -- membership --
+
+    def _register(self) -> None:
+        with self.engine.begin() as c:
+            c.execute(backend_workers.insert().values(
+                id=self.worker_id, host=self.host[:255], pid=os.getpid(),
+                started_at=_db_now(), heartbeat_at=_db_now(), leading=False))
+
+    def _renew(self) -> bool:
+        """Renew the lease; False when it was gone (this process had been counted dead)."""
+        with self.engine.begin() as c:
+            return bool(c.execute(backend_workers.update().where(
+                backend_workers.c.id == self.worker_id).values(
+                heartbeat_at=_db_now(), leading=self.leading)).rowcount)
+
+    def _deregister(self) -> None:
+        with self.engine.begin() as c:
+            self._bury(c, self.worker_id, None)
+
+    def _bury(self, c: Connection, worker_id: str, last_seen: Any) -> int:
+        """Settle what a process leaves behind: its chargers are disconnected (since
+        ``last_seen``; None: now), its unanswered calls answered NOT_CONNECTED. Returns how
+        many chargers it held."""
+        released = c.execute(charge_points.update().where(
+            charge_points.c.worker_id == worker_id).values(
+            connected=False, worker_id=None,
+            last_seen=_db_now() if last_seen is None else last_seen)).rowcount
+        unanswered = c.execute(backend_calls.update().where(
+            backend_calls.c.holder_id == worker_id, backend_calls.c.state != ANSWERED).values(
+            state=ANSWERED, outcome=NOT_CONNECTED,
+            answer="the backend process holding it stopped").returning(
+            backend_calls.c.id, backend_calls.c.caller_id)).all()
+        for call_id, caller in unanswered:
+            _notify(c, caller, f"answer:{call_id}")
+        c.execute(backend_workers.delete().where(backend_workers.c.id == worker_id))
+        return int(released)
+
+    def _reap(self) -> None:
+        """The leader's round: processes whose lease ran out are dead; chargers marked held
+        by a process that is gone are disconnected; calls nobody collected are dropped."""
+        with self.engine.begin() as c:
+            dead = c.execute(sa.select(backend_workers.c.id, backend_workers.c.heartbeat_at)
+                             .where(backend_workers.c.heartbeat_at
+                                    <= _lease_start(self.lease_s))
+                             .with_for_update(skip_locked=True)).all()
+            for worker_id, heartbeat_at in dead:
+                released = self._bury(c, worker_id, heartbeat_at)
+                log.warning("csms.worker_lease_expired", worker=worker_id,
+                            chargers=released)
+            c.execute(charge_points.update().where(
+                charge_points.c.worker_id.is_not(None),
+                charge_points.c.worker_id.not_in(sa.select(backend_workers.c.id))).values(
+                connected=False, worker_id=None, last_seen=_db_now()))
+            c.execute(backend_calls.delete().where(
+                backend_calls.c.created_at
+                < _db_now() - sa.literal_column("interval '1 second'") * STALE_CALL_S))
+
+    # -- background loops --
+
+    async def _listen_loop(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True) as connection:
+                    await connection.execute(sql.SQL("LISTEN {}").format(
+                        sql.Identifier(channel_of(self.worker_id))))
+                    self._listening.set()
+                    async for note in connection.notifies():
+                        self._heard(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("csms.cluster_listen_lost", worker=self.worker_id, error=str(exc))
+            self._listening.clear()
+            await asyncio.sleep(min(1.0, self.renew_s))
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_s)
+            try:
+                if not await asyncio.to_thread(self._renew):
+                    log.error("csms.worker_lease_lost", worker=self.worker_id)
+                    await asyncio.to_thread(self._register)
+                    if self._on_evicted is not None:
+                        await self._on_evicted()
+                # Requests whose notification was missed.
+                for call_id in await asyncio.to_thread(self._pending_for_me):
+                    self._spawn_serve(call_id)
+            except Exception:
+                log.exception("csms.worker_renew_failed", worker=self.worker_id)
+
+    async def _leader_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._lead_round(), timeout=self.lease_s)
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.warning("csms.leader_lock_lost", worker=self.worker_id, error=str(exc))
+                await self._step_down()
+                if self._lock_connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self._lock_connection.close()
+                    self._lock_connection = None
+            except Exception:
+                log.exception("csms.leader_round_failed", worker=self.worker_id)
+            await asyncio.sleep(self.renew_s)
+
+    async def _lead_round(self) -> None:
+        if self._lock_connection is None or self._lock_connection.closed:
+            self._lock_connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True)
+        if self.leading:
+            await self._lock_connection.execute("SELECT 1")  # still holding the lock
+        else:
+            cursor = await self._lock_connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
+            row = await cursor.fetchone()
+            if row is None or not row[0]:
+                return
+            self.leading = True
+            log.info("csms.leader", worker=self.worker_id)
+            for job in self._jobs:
+                job.start()
+        await asyncio.to_thread(self._reap)
+
+    async def _step_down(self) -> None:
+        if not self.leading:
+            return
+        self.leading = False
+        for job in reversed(self._jobs):
+            try:
+                await job.stop()
+            except Exception:
+                log.exception("csms.leader_job_stop_failed", job=job.name)
+        log.info("csms.leader_stepped_down", worker=self.worker_id)

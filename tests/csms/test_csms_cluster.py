@@ -1,0 +1,343 @@
+"""Several backend processes on one PostgreSQL database: real `chargerfw csms serve`
+subprocesses on loopback, a charger double connected to one of them, commands sent to
+another, one process SIGKILLed mid-run, and `serve --workers`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from csms_doubles import (
+    EmspDouble,
+    SimCharger,
+    add_test_charger,
+    ocpi_auth,
+    running_emsp,
+    token_body,
+)
+from pg import PostgresServer, fresh_database
+from websockets.asyncio.client import connect
+
+import chargerfw
+from chargerfw.cli.csms import csms as csms_cli
+from chargerfw.csms.db import create_db_engine, upgrade_database
+from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.store import CpoIdentity, Party, Store
+from chargerfw.csms.tables import backend_workers, cdrs, charge_points
+
+ROOT = Path(chargerfw.__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+LEASE_S = 3.0
+V = "/ocpi/2.2.1"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Backend:
+    process: subprocess.Popen[bytes]
+    ocpp_port: int
+    api_port: int
+    admin_port: int
+    log: Path
+
+    @property
+    def ocpp_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+def start_backend(db_url: str, tmp_path: Path, name: str, *extra: str) -> Backend:
+    ocpp, api, admin, files = (_free_port() for _ in range(4))
+    log = tmp_path / f"{name}.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db_url,
+             "--ocpp-port", str(ocpp), "--api-port", str(api), "--admin-port", str(admin),
+             "--files-port", str(files), "--allow-outbound-network", "127.0.0.0/8",
+             "--worker-lease", str(LEASE_S), "--token-pull-interval", "0",
+             "--hub-pull-interval", "0", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    return Backend(process, ocpp, api, admin, log)
+
+
+async def wait_serving(*backends: Backend, timeout_s: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        for backend in backends:
+            while True:
+                if backend.process.poll() is not None:
+                    raise AssertionError(f"backend exited:\n{backend.log.read_text()}")
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get(f"{backend.admin_url}/chargepoints")
+                    break
+                assert time.monotonic() < deadline, backend.log.read_text()
+                await asyncio.sleep(0.1)
+
+
+def stop_backend(backend: Backend) -> None:
+    if backend.process.poll() is None:
+        backend.process.send_signal(signal.SIGTERM)
+        try:
+            backend.process.wait(20)
+        except subprocess.TimeoutExpired:
+            backend.process.kill()
+            backend.process.wait()
+
+
+@contextlib.contextmanager
+def backends(db_url: str, tmp_path: Path, *names: str) -> Iterator[list[Backend]]:
+    started = [start_backend(db_url, tmp_path, name) for name in names]
+    try:
+        yield started
+    finally:
+        for backend in started:
+            stop_backend(backend)
+
+
+def open_store(db_url: str) -> Store:
+    engine = create_db_engine(db_url)
+    upgrade_database(engine)
+    return Store(engine, CpoIdentity("NL", "CFW", "chargerfw CSMS", "EUR"))
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        await asyncio.sleep(0.1)
+
+
+def holder_pid(store: Store, charge_point_id: str) -> int | None:
+    with store.engine.connect() as c:
+        return c.execute(sa.select(backend_workers.c.pid).join(
+            charge_points, charge_points.c.worker_id == backend_workers.c.id).where(
+            charge_points.c.id == charge_point_id, charge_points.c.connected)).scalar()
+
+
+def leader_pid(store: Store) -> int | None:
+    with store.engine.connect() as c:
+        return c.execute(sa.select(backend_workers.c.pid).where(
+            backend_workers.c.leading)).scalar()
+
+
+def worker_pids(store: Store) -> set[int]:
+    with store.engine.connect() as c:
+        return set(c.execute(sa.select(backend_workers.c.pid)).scalars())
+
+
+@contextlib.asynccontextmanager
+async def charger_at(backend: Backend, charge_point_id: str) -> AsyncIterator[SimCharger]:
+    async with connect(f"{backend.ocpp_url}/{charge_point_id}",
+                       subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        charger = SimCharger(charge_point_id, ws)
+        task = asyncio.create_task(charger.start())
+        try:
+            yield charger
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def register_at(backend: Backend, store: Store, emsp: EmspDouble) -> str:
+    """The eMSP registers through ``backend`` (any process serves OCPI), its token CARD1
+    whitelisted; returns TOKEN_C."""
+    partner_id, token_a = await asyncio.to_thread(
+        store.add_partner, "Test eMSP", [Party(emsp.country_code, emsp.party_id, emsp.role)])
+    async with httpx.AsyncClient(base_url=backend.api_url) as client:
+        response = await client.post(f"{V}/credentials", headers=ocpi_auth(token_a), json={
+            "token": emsp.token_b, "url": f"{emsp.base}/emsp/versions",
+            "roles": [{"role": emsp.role, "party_id": emsp.party_id,
+                       "country_code": emsp.country_code,
+                       "business_details": {"name": "Test eMSP"}}]})
+        assert response.status_code == 200, response.text
+    card = m.Token.model_validate(token_body("CARD1") | {"last_updated": datetime.now(UTC)})
+    await asyncio.to_thread(store.put_token, card, partner_id)
+    return str(response.json()["data"]["token"])
+
+
+@pytest.fixture
+def cluster_db(pg: PostgresServer) -> Iterator[tuple[str, Store]]:
+    url = fresh_database(pg)
+    store = open_store(url)
+    add_test_charger(store, "CP1", None)
+    yield url, store
+    store.engine.dispose()
+
+
+async def test_a_charger_on_one_process_is_commanded_through_another(
+        cluster_db: tuple[str, Store], tmp_path: Path) -> None:
+    url, store = cluster_db
+    _, admin_token = store.create_admin_token("ops")
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    with backends(url, tmp_path, "a", "b") as (a, b):
+        async with running_emsp() as emsp, httpx.AsyncClient() as http:
+            await wait_serving(a, b)
+            token_c = await register_at(b, store, emsp)
+            # Not connected anywhere: each process says so.
+            for backend in (a, b):
+                refused = await http.post(f"{backend.admin_url}/chargepoints/CP1/commands/reset",
+                                          headers=admin, json={"type": "Soft"})
+                assert refused.status_code == 409, refused.text
+            async with charger_at(a, "CP1") as charger:
+                await charger.boot()
+                await charger.status(1, "Available")
+                await eventually(lambda: holder_pid(store, "CP1") == a.process.pid,
+                                 "CP1 held by A")
+                # An OCPI command at B: accepted because the charger is connected (to A),
+                # sent over A's connection, its result pushed to the eMSP.
+                start = await http.post(
+                    f"{b.api_url}{V}/commands/START_SESSION", headers=ocpi_auth(token_c),
+                    json={"response_url": f"{emsp.base}/emsp/commands/START_SESSION/1",
+                          "token": token_body("APP1") | {"type": "APP_USER"},
+                          "location_id": "LOC1", "evse_uid": "CP1-1"})
+                assert start.json()["data"]["result"] == "ACCEPTED", start.text
+                result = await emsp.wait_for(
+                    lambda r: r.path == "/emsp/commands/START_SESSION/1", timeout=10)
+                assert result[0].body["result"] == "ACCEPTED"
+                assert ("RemoteStartTransaction", {"id_tag": "APP1", "connector_id": 1}) \
+                    in charger.received
+                # Operator commands at B: the charger's answers come back to B.
+                reset = await http.post(f"{b.admin_url}/chargepoints/CP1/commands/reset",
+                                        headers=admin, json={"type": "Hard"})
+                assert reset.status_code == 200, reset.text
+                assert reset.json()["status"] == "Accepted"
+                assert ("Reset", {"type": "Hard"}) in charger.received
+                charger.answers["UnlockConnector"] = "UnlockFailed"
+                unlock = await http.post(f"{b.admin_url}/chargepoints/CP1/commands/unlock",
+                                         headers=admin, json={"connector": 1})
+                assert unlock.status_code == 200, unlock.text
+                assert unlock.json()["status"] == "UnlockFailed"
+                for backend in (a, b):
+                    shown = (await http.get(f"{backend.admin_url}/chargepoints/CP1",
+                                            headers=admin)).json()
+                    assert shown["connected"] is True
+            # The charger left A: not connected at either process.
+            await eventually(lambda: holder_pid(store, "CP1") is None, "CP1 released")
+            refused = await http.post(f"{b.admin_url}/chargepoints/CP1/commands/reset",
+                                      headers=admin, json={"type": "Soft"})
+            assert refused.status_code == 409, refused.text
+
+
+async def test_a_killed_process_loses_nothing_and_leadership_moves(
+        cluster_db: tuple[str, Store], tmp_path: Path) -> None:
+    url, store = cluster_db
+    _, admin_token = store.create_admin_token("ops")
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    with backends(url, tmp_path, "a") as (a,):
+        await wait_serving(a)
+        await eventually(lambda: leader_pid(store) == a.process.pid, "A leads")
+        with backends(url, tmp_path, "b") as (b,):
+            async with running_emsp() as emsp, httpx.AsyncClient() as http:
+                await wait_serving(b)
+                await register_at(b, store, emsp)
+                async with charger_at(a, "CP1") as charger:
+                    await charger.boot()
+                    await charger.status(1, "Charging")
+                    started = await charger.start_tx(1, "CARD1", 1000, T0)
+                    await eventually(lambda: holder_pid(store, "CP1") == a.process.pid,
+                                     "CP1 held by A")
+                    await emsp.wait_for(lambda r: r.path.startswith("/emsp/sessions"),
+                                        timeout=10)
+
+                    a.process.send_signal(signal.SIGKILL)
+                    a.process.wait()
+                    # A call to a charger of the dead process is answered, once its lease
+                    # runs out, not left hanging.
+                    asked = time.monotonic()
+                    refused = await http.post(
+                        f"{b.admin_url}/chargepoints/CP1/commands/reset", headers=admin,
+                        json={"type": "Soft"})
+                    assert refused.status_code == 409, refused.text
+                    assert refused.json()["status"] == "NotConnected"
+                    assert time.monotonic() - asked < LEASE_S + 5
+                # The charger reconnects, to B, and ends its session there.
+                await eventually(lambda: leader_pid(store) == b.process.pid, "B leads")
+                async with charger_at(b, "CP1") as charger:
+                    await charger.boot()
+                    await eventually(lambda: holder_pid(store, "CP1") == b.process.pid,
+                                     "CP1 held by B")
+                    await charger.stop_tx(started.transaction_id, 6000,
+                                          T0 + timedelta(hours=1))
+                    await charger.status(1, "Available")
+                    # Pushes continue from the new leader: the session's CDR.
+                    pushed = await emsp.wait_for(lambda r: r.path.startswith("/emsp/cdrs"),
+                                                 timeout=10)
+                    assert len(pushed) == 1
+                    assert pushed[0].body["total_energy"] == 5.0
+                    with store.engine.connect() as c:
+                        assert c.execute(sa.select(sa.func.count()).select_from(cdrs)
+                                         ).scalar() == 1
+                    # A command sent through the survivor reaches the charger.
+                    reset = await http.post(f"{b.admin_url}/chargepoints/CP1/commands/reset",
+                                            headers=admin, json={"type": "Soft"})
+                    assert reset.status_code == 200, reset.text
+    assert worker_pids(store) == set()  # the dead process's lease was settled too
+
+
+async def test_workers_share_the_ports_restart_and_stop_on_sigterm(
+        cluster_db: tuple[str, Store], tmp_path: Path) -> None:
+    url, store = cluster_db
+    _, admin_token = store.create_admin_token("ops")
+    supervisor = start_backend(url, tmp_path, "workers", "--workers", "2")
+    try:
+        await wait_serving(supervisor)
+        pids = await eventually(lambda: len(worker_pids(store)) == 2 and worker_pids(store),
+                                "two workers")
+        assert supervisor.process.pid not in pids
+        async with charger_at(supervisor, "CP1") as charger:
+            assert (await charger.boot()).status == "Accepted"
+        # A worker that dies is started again.
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: len(worker_pids(store) - {victim}) == 2,
+                         "a new worker beside the survivor", timeout_s=30)
+        async with httpx.AsyncClient() as http:
+            shown = await http.get(f"{supervisor.admin_url}/chargepoints/CP1",
+                                   headers={"Authorization": f"Bearer {admin_token}"})
+            assert shown.status_code == 200
+        supervisor.process.send_signal(signal.SIGTERM)
+        assert supervisor.process.wait(25) == 0
+        assert worker_pids(store) - {victim} == set()  # stopped cleanly, leases given back
+    finally:
+        stop_backend(supervisor)
+
+
+def test_workers_with_sqlite_are_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(csms_cli, ["serve", "--db", str(tmp_path / "csms.sqlite3"),
+                                           "--workers", "2"])
+    assert result.exit_code == 2
+    assert "--workers 2 needs PostgreSQL" in result.output
+    assert not (tmp_path / "csms.sqlite3").exists()
