@@ -162,7 +162,8 @@ class Cluster:
         await asyncio.to_thread(self._register)
         self._tasks.append(asyncio.create_task(self._listen_loop(), name="cluster-listen"))
         try:
-            await asyncio.wait_for(self._listening.wait(), timeout=max(10.0, self.lease_s))
+            async with asyncio.timeout(max(10.0, self.lease_s)):
+                await self._listening.wait()
         except TimeoutError:
             await self.close()
             raise ClusterStartError("cannot LISTEN on the database") from None
@@ -204,26 +205,28 @@ class Cluster:
 
     # -- the fleet's view --
 
-    def _live_holder(self, charge_point_id: str) -> tuple[str | None, str | None]:
-        """(the live process holding the charger's connection, the address it connected
-        from); (None, None) when it is not connected anywhere."""
+    def _live_holder(self, charge_point_id: str) -> str | None:
         with self.engine.connect() as c:
-            row = c.execute(sa.select(charge_points.c.worker_id, charge_points.c.connected_from)
-                            .join(backend_workers,
-                                  backend_workers.c.id == charge_points.c.worker_id)
-                            .where(charge_points.c.id == charge_point_id,
-                                   charge_points.c.connected.is_(True),
-                                   backend_workers.c.heartbeat_at > _lease_start(self.lease_s))
-                            ).first()
-        return (None, None) if row is None else (row[0], row[1])
+            return c.execute(sa.select(charge_points.c.worker_id)
+                             .join(backend_workers,
+                                   backend_workers.c.id == charge_points.c.worker_id)
+                             .where(charge_points.c.id == charge_point_id,
+                                    charge_points.c.connected.is_(True),
+                                    backend_workers.c.heartbeat_at
+                                    > _lease_start(self.lease_s))).scalar()
 
     async def holder_of(self, charge_point_id: str) -> str | None:
         """The live backend process holding the charger's connection (None: none)."""
-        return (await asyncio.to_thread(self._live_holder, charge_point_id))[0]
+        return await asyncio.to_thread(self._live_holder, charge_point_id)
+
+    def _connected_from(self, charge_point_id: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(charge_points.c.connected_from).where(
+                charge_points.c.id == charge_point_id)).scalar()
 
     async def connected_from(self, charge_point_id: str) -> str | None:
-        """The address the charger is connected from, at whichever process holds it."""
-        return (await asyncio.to_thread(self._live_holder, charge_point_id))[1]
+        """The address the charger last connected from, to whichever process."""
+        return await asyncio.to_thread(self._connected_from, charge_point_id)
 
     # -- calls to chargers held by another process --
 
@@ -239,27 +242,24 @@ class Cluster:
         deadline = loop.time() + timeout_s
         try:
             while (remaining := deadline - loop.time()) > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(woken), min(remaining, self.renew_s))
+                # asyncio.wait neither cancels ``woken`` nor swallows a cancellation.
+                await asyncio.wait({woken}, timeout=min(remaining, self.renew_s))
                 answer = await asyncio.to_thread(self._collect, call_id)
                 if answer is not None:
                     return answer
+                if woken.done():  # woken for nothing: wait for the next notification
+                    woken = loop.create_future()
+                    self._waiting[call_id] = woken
             await asyncio.to_thread(self._give_up, call_id)
             return RemoteAnswer(TIMEOUT, f"no answer within {timeout_s:g} s")
         finally:
             self._waiting.pop(call_id, None)
 
     def _post_call(self, charge_point_id: str, request: RemoteRequest) -> int | None:
+        holder = self._live_holder(charge_point_id)
+        if holder is None:
+            return None
         with self.engine.begin() as c:
-            holder = c.execute(sa.select(charge_points.c.worker_id)
-                               .join(backend_workers,
-                                     backend_workers.c.id == charge_points.c.worker_id)
-                               .where(charge_points.c.id == charge_point_id,
-                                      charge_points.c.connected.is_(True),
-                                      backend_workers.c.heartbeat_at
-                                      > _lease_start(self.lease_s))).scalar()
-            if holder is None:
-                return None
             call_id = int(c.execute(backend_calls.insert().values(
                 charge_point_id=charge_point_id, caller_id=self.worker_id, holder_id=holder,
                 action=request.action, payload=request.payload, state=PENDING,
@@ -389,8 +389,8 @@ class Cluster:
         return int(released)
 
     def _reap(self) -> None:
-        """The leader's round: processes whose lease ran out are dead; chargers marked held
-        by a process that is gone are disconnected; calls nobody collected are dropped."""
+        """The leader's round: processes whose lease ran out are dead; chargers marked
+        connected by no live process are disconnected; calls nobody collected are dropped."""
         with self.engine.begin() as c:
             dead = c.execute(sa.select(backend_workers.c.id, backend_workers.c.heartbeat_at)
                              .where(backend_workers.c.heartbeat_at
@@ -400,9 +400,11 @@ class Cluster:
                 released = self._bury(c, worker_id, heartbeat_at)
                 log.warning("csms.worker_lease_expired", worker=worker_id,
                             chargers=released)
-            c.execute(charge_points.update().where(
-                charge_points.c.worker_id.is_not(None),
-                charge_points.c.worker_id.not_in(sa.select(backend_workers.c.id))).values(
+            # Also those a backend left connected before processes shared the database.
+            c.execute(charge_points.update().where(sa.or_(
+                charge_points.c.worker_id.not_in(sa.select(backend_workers.c.id)),
+                sa.and_(charge_points.c.worker_id.is_(None),
+                        charge_points.c.connected.is_(True)))).values(
                 connected=False, worker_id=None, last_seen=_db_now()))
             c.execute(backend_calls.delete().where(
                 backend_calls.c.created_at
@@ -443,7 +445,8 @@ class Cluster:
     async def _leader_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._lead_round(), timeout=self.lease_s)
+                async with asyncio.timeout(self.lease_s):
+                    await self._lead_round()
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 log.warning("csms.leader_lock_lost", worker=self.worker_id, error=str(exc))
                 await self._step_down()

@@ -15,6 +15,9 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = "chargerfw.csms:migrations"
+# Backends started at once on several machines migrate one after the other (PostgreSQL
+# advisory lock key; "cfwsmigr" in ASCII).
+MIGRATION_LOCK_KEY = 0x636677736D696772
 
 
 class DatabaseUrlError(ValueError):
@@ -58,6 +61,8 @@ def upgrade_database(engine: Engine) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", MIGRATIONS)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -670,11 +670,9 @@ class OcppServer:
         return await self.cluster.holder_of(charge_point_id) is not None
 
     async def charger_address(self, charge_point_id: str) -> str | None:
-        """The address the charger last connected from (to this process or, while
-        connected, to any)."""
-        if (address := self.last_address.get(charge_point_id)) is not None \
-                or self.cluster is None:
-            return address
+        """The address the charger last connected from (to any process of the cluster)."""
+        if self.cluster is None:
+            return self.last_address.get(charge_point_id)
         return await self.cluster.connected_from(charge_point_id)
 
     async def drop_all(self) -> None:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +28,11 @@ from csms_doubles import (
     add_test_charger,
     ocpi_auth,
     running_emsp,
+    settings_for,
+    sim_charger,
     token_body,
 )
+from ocpp.v16 import call
 from pg import PostgresServer, fresh_database
 from websockets.asyncio.client import connect
 
@@ -37,6 +40,8 @@ import chargerfw
 from chargerfw.cli.csms import csms as csms_cli
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.ocpi import models as m
+from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected
+from chargerfw.csms.server import running_csms
 from chargerfw.csms.store import CpoIdentity, Party, Store
 from chargerfw.csms.tables import backend_workers, cdrs, charge_points
 
@@ -139,6 +144,14 @@ async def eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.
         await asyncio.sleep(0.1)
 
 
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0
+                ) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        await asyncio.sleep(0.05)
+
+
 def holder_pid(store: Store, charge_point_id: str) -> int | None:
     with store.engine.connect() as c:
         return c.execute(sa.select(backend_workers.c.pid).join(
@@ -195,6 +208,37 @@ def cluster_db(pg: PostgresServer) -> Iterator[tuple[str, Store]]:
     add_test_charger(store, "CP1", None)
     yield url, store
     store.engine.dispose()
+
+
+async def test_answers_errors_and_timeouts_come_back_through_the_holder(
+        cluster_db: tuple[str, Store]) -> None:
+    """Two backends in this process on one database: B's requests to A's charger end as
+    they would at A (result, CALLERROR, timeout, not connected)."""
+    url, _ = cluster_db
+    settings = settings_for(url, worker_lease_s=2.0, worker_renew_s=0.4,
+                            ocpp_response_timeout_s=1.0, files_port=None)
+    async with running_csms(settings) as a, running_csms(settings) as b:
+        assert not await b.ocpp.is_connected("CP1")
+        with pytest.raises(ChargerNotConnected):
+            await b.ocpp.reset("CP1")
+        async with sim_charger(a, "CP1") as charger:
+            charger.feature_profiles = "Core,SmartCharging"
+            await until(lambda: b.ocpp.is_connected("CP1"), "CP1 connected, seen from B")
+            assert "CP1" not in b.ocpp.connected
+            assert await b.ocpp.get_configuration("CP1", ["SupportedFeatureProfiles"]) == \
+                await a.ocpp.get_configuration("CP1", ["SupportedFeatureProfiles"])
+            assert await b.ocpp.remote_start_transaction("CP1", "TAG1", 1) == "Accepted"
+            with pytest.raises(ChargerCallError, match="NotImplemented"):
+                await b.ocpp.call("CP1", call.DataTransfer(vendor_id="nobody"))
+            charger.silent.add("Reset")
+            asked = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await b.ocpp.reset("CP1")
+            assert 1.0 <= time.monotonic() - asked < 5.0
+        async def gone() -> bool:
+            return not await b.ocpp.is_connected("CP1")
+
+        await until(gone, "CP1 disconnected, seen from B")
 
 
 async def test_a_charger_on_one_process_is_commanded_through_another(

@@ -66,8 +66,11 @@ class PushWorker:
                 await self.drain_once()
             except Exception:  # a database hiccup must not end the worker
                 log.exception("ocpi.push.worker_error")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation arriving as the wait ends, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def drain_once(self) -> int:
