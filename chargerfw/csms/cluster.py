@@ -24,7 +24,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +134,7 @@ class Cluster:
         self._conninfo = _conninfo(engine)
         self._sender: LocalSender | None = None
         self._on_evicted: Callable[[], Awaitable[None]] | None = None
+        self._on_taken: Callable[[str], Coroutine[Any, Any, None]] | None = None
         self._jobs: list[LeaderJob] = []
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -152,6 +153,10 @@ class Cluster:
         """Told when this process finds its lease was taken from it (it was silent too
         long and counted dead): its connections must be dropped so chargers come back."""
         self._on_evicted = callback
+
+    def on_taken(self, callback: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        """Told the id of a charger another process now holds."""
+        self._on_taken = callback
 
     def lead(self, job: LeaderJob) -> None:
         self._jobs.append(job)
@@ -335,6 +340,10 @@ class Cluster:
 
     def _heard(self, message: str) -> None:
         kind, _, number = message.partition(":")
+        if kind == "taken":
+            if self._on_taken is not None:
+                self._spawn(self._on_taken(number), f"cluster-taken-{number}")
+            return
         try:
             call_id = int(number)
         except ValueError:
@@ -347,9 +356,21 @@ class Cluster:
             woken.set_result(None)
 
     def _spawn_serve(self, call_id: int) -> None:
-        task = asyncio.create_task(self._serve(call_id), name=f"cluster-call-{call_id}")
+        self._spawn(self._serve(call_id), f"cluster-call-{call_id}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
+
+    def _tell_taken(self, worker_id: str, charge_point_id: str) -> None:
+        with self.engine.begin() as c:
+            _notify(c, worker_id, f"taken:{charge_point_id}")
+
+    async def taken_over(self, previous_holder: str, charge_point_id: str) -> None:
+        """Tell the process that held the charger before that this one holds it now: the
+        old connection is dead to the charger (it may not know yet)."""
+        await asyncio.to_thread(self._tell_taken, previous_holder, charge_point_id)
 
     # -- membership --
 

@@ -473,6 +473,7 @@ class OcppServer:
         if cluster is not None:
             cluster.serve_calls(self.send_passed_request)
             cluster.on_evicted(self.drop_all)
+            cluster.on_taken(self.drop_taken)
         self.fleet_ca = fleet_ca  # signs chargers' CSRs (None: SignCertificate is Rejected)
         self.login_throttle = LoginThrottle(login_limits)
         self.authorizer = authorizer
@@ -636,9 +637,16 @@ class OcppServer:
             await previous._connection.close()
         log.info("csms.connected", charge_point=cp_id)
         try:
+            # A charger that reconnected here while another process still holds its old
+            # (half-open) connection: that process is told to let go.
+            previous_holder = None if self.cluster is None \
+                else await self.cluster.holder_of(cp_id)
             if await self.db(self.db.store.charger_connected, cp_id, self._worker_id,
                              _source_address(connection)):
                 self.changed()
+            if previous_holder not in (None, self._worker_id):
+                assert self.cluster is not None and previous_holder is not None
+                await self.cluster.taken_over(previous_holder, cp_id)
             await self._note_security_profile(charger)
             if self.load_listener is not None:
                 self.load_listener.charger_connected(cp_id)
@@ -674,6 +682,14 @@ class OcppServer:
         if self.cluster is None:
             return self.last_address.get(charge_point_id)
         return await self.cluster.connected_from(charge_point_id)
+
+    async def drop_taken(self, charge_point_id: str) -> None:
+        """Another process holds the charger now: close the connection this one still
+        has (it stays marked as the other's)."""
+        if (charger := self.connected.get(charge_point_id)) is not None:
+            log.info("csms.connection_taken_over", charge_point=charge_point_id)
+            with contextlib.suppress(Exception):
+                await charger._connection.close()
 
     async def drop_all(self) -> None:
         """Close every connection this process holds (the chargers reconnect)."""

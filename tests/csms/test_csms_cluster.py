@@ -235,6 +235,17 @@ async def test_answers_errors_and_timeouts_come_back_through_the_holder(
             with pytest.raises(TimeoutError):
                 await b.ocpp.reset("CP1")
             assert 1.0 <= time.monotonic() - asked < 5.0
+            # The charger reconnects, to B, while A still has its old connection: A lets go
+            # of it, and A's requests now go through B.
+            async with sim_charger(b, "CP1") as reconnected:
+                async def let_go() -> bool:
+                    return "CP1" not in a.ocpp.connected
+
+                await until(let_go, "A closed the old connection")
+                assert await a.ocpp.is_connected("CP1")
+                assert await a.ocpp.remote_start_transaction("CP1", "TAG2", 1) == "Accepted"
+                assert ("RemoteStartTransaction", {"id_tag": "TAG2", "connector_id": 1}) \
+                    in reconnected.received
         async def gone() -> bool:
             return not await b.ocpp.is_connected("CP1")
 
