@@ -559,6 +559,13 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+async def _connection_recorded(csms: RunningCsms, charge_point_id: str) -> bool:
+    """The backend stored the connection (and its security profile), as tools reading the
+    database (`cp security-migrate`) need."""
+    point = await csms.db(csms.store.get_charge_point, charge_point_id)
+    return point is not None and point["connected"] and point["security_profile"] is not None
+
+
 @contextlib.asynccontextmanager
 async def sim_charger(csms: RunningCsms, charge_point_id: str,
                       password: str | None = None) -> AsyncIterator[SimCharger]:
@@ -569,7 +576,8 @@ async def sim_charger(csms: RunningCsms, charge_point_id: str,
         task = asyncio.create_task(charger.start())
         try:
             for _ in range(200):  # the server registers the connection after the handshake
-                if charge_point_id in csms.ocpp.connected:
+                if charge_point_id in csms.ocpp.connected and await _connection_recorded(
+                        csms, charge_point_id):
                     break
                 await asyncio.sleep(0.01)
             yield charger

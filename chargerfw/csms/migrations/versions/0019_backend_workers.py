@@ -43,15 +43,16 @@ def upgrade() -> None:
         sa.Column('created_at', chargerfw.csms.tables.UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_backend_calls')))
     op.create_index(op.f('ix_backend_calls_holder_id'), 'backend_calls', ['holder_id'])
-    with op.batch_alter_table('charge_points') as batch:
-        batch.add_column(sa.Column('worker_id', sa.String(length=40), nullable=True))
-        batch.add_column(sa.Column('connected_from', sa.String(length=64), nullable=True))
+    op.add_column('charge_points', sa.Column('worker_id', sa.String(length=40), nullable=True))
+    op.add_column('charge_points',
+                  sa.Column('connected_from', sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('charge_points') as batch:
-        batch.drop_column('connected_from')
-        batch.drop_column('worker_id')
+    # In place (SQLite 3.35+ drops a column itself): copying charge_points is what its
+    # foreign keys would not allow.
+    op.drop_column('charge_points', 'connected_from')
+    op.drop_column('charge_points', 'worker_id')
     op.drop_index(op.f('ix_backend_calls_holder_id'), table_name='backend_calls')
     op.drop_table('backend_calls')
     op.drop_table('backend_workers')
