@@ -49,9 +49,27 @@ def pg(request: pytest.FixtureRequest) -> PostgresServer:
     return session_postgres(request)
 
 
+@pytest.fixture(scope="session")
+def csms_template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this session (this worker) keeps its migrated SQLite template."""
+    return tmp_path_factory.mktemp("csms-templates")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    """A fresh database URL: each test runs once on a SQLite file and once on PostgreSQL."""
+def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer,
+       csms_template_dir: Path) -> str:
+    """A fresh database URL at the newest schema: each test runs once on a SQLite file and once
+    on PostgreSQL. Each is a copy of a template migrated once per session (the migrations
+    themselves are tested from empty through ``empty_db``)."""
+    from csms_doubles import migrated_db_url_for
+
+    return migrated_db_url_for(request.param, tmp_path, pg, csms_template_dir)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
+    """A fresh, empty database URL (no migration applied), on SQLite and on PostgreSQL: for the
+    tests of the migrations themselves."""
     from csms_doubles import db_url_for
 
     return db_url_for(request.param, tmp_path, pg)
