@@ -41,6 +41,44 @@ def _station_logging_restored() -> Iterator[None]:
     root.handlers[:] = root_handlers
 
 
+# Modules whose tests run for tens of seconds each (measured with --durations), longest first.
+# They are collected ahead of the rest, so that xdist (--dist loadgroup, one test at a time in
+# collection order) starts them first and the short tests fill the workers up around them,
+# instead of one being handed out last and running alone at the end.
+LONG_RUNNING_FIRST = (
+    "tests/release/test_release_install.py",
+    "tests/test_install.py",
+    "tests/test_packaging.py",
+    "tests/release/test_release_powercut.py",
+    "tests/safety/test_safety_processes.py",
+    "tests/chain/test_chain_chaos.py",
+    "tests/csms/ocpi/test_ocpi_openapi_fuzz.py",
+    "tests/csms/test_csms_fleet_ca.py",
+    "tests/csms/test_csms_admin_api_fuzz.py",
+    "tests/sim/fleet/test_fleet_run.py",
+    "tests/csms/ocpi/test_ocpi_party_scope.py",
+    "tests/csms/test_csms_cp_commands.py",
+    "tests/release/test_release_update_from_backend.py",
+    "tests/release/test_release_update.py",
+    "tests/release/test_release_signed_update_from_backend.py",
+    "tests/chain/test_chain_security_migration.py",
+    "tests/csms/test_csms_hostile_frames.py",
+    "tests/ocpp/test_ocpp_hostile_memory.py",
+    "tests/csms/test_csms_load_management.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules in LONG_RUNNING_FIRST move ahead, in that order; each module's tests stay
+    together and in their order (module fixtures are set up once), the rest keep theirs."""
+    rank = {module: n for n, module in enumerate(LONG_RUNNING_FIRST)}
+
+    def module_rank(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank))  # nodeids are root-relative
+
+    items.sort(key=module_rank)  # stable: the order within a rank is kept
+
+
 @pytest.fixture(scope="module")
 def pg(request: pytest.FixtureRequest) -> PostgresServer:
     """The session's PostgreSQL server (started on first use, stopped when the session ends)."""

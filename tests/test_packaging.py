@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from machine_locks import exclusive
+from machine_locks import SOURCE_TREE_BUILD, exclusive
 from setuptools import find_packages
 from systemd_units import (
     INSTALLED_EXECUTABLE,
@@ -44,7 +44,7 @@ def test_every_package_directory_is_declared() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    with exclusive("source-tree-build"):  # setuptools builds in the tree (build/, egg-info)
+    with exclusive(SOURCE_TREE_BUILD):  # setuptools builds in the tree (build/, egg-info)
         subprocess.run(
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out),
              str(ROOT)],
@@ -54,6 +54,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+@pytest.mark.xdist_group(SOURCE_TREE_BUILD)  # on the worker of the other tree builds
 def test_wheel_ships_hardware_data_and_unit_free_of_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for model in known_meter_models():
@@ -62,6 +63,7 @@ def test_wheel_ships_hardware_data_and_unit_free_of_tests(wheel: Path) -> None:
     assert not any(n.startswith("tests/") for n in names)
 
 
+@pytest.mark.xdist_group(SOURCE_TREE_BUILD)  # on the worker of the other tree builds
 def test_wheel_in_fresh_venv_lists_meter_models(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
