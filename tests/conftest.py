@@ -41,26 +41,27 @@ def _station_logging_restored() -> Iterator[None]:
     root.handlers[:] = root_handlers
 
 
-# Modules whose tests run for tens of seconds each (measured with --durations), longest first.
-# They are collected ahead of the rest, so that xdist (--dist loadgroup, one test at a time in
-# collection order) starts them first and the short tests fill the workers up around them,
-# instead of one being handed out last and running alone at the end.
+# Modules whose tests run for tens of seconds (measured with --durations). They are collected
+# ahead of the rest, so that xdist (--dist loadfile: one module at a time, in collection order)
+# starts them first and the short ones fill the workers up around them, instead of one being
+# handed out last and running alone at the end. Those installing with pip (slow on a loaded
+# machine) alternate with the others, so the first four modules started do not all run pip.
 LONG_RUNNING_FIRST = (
     "tests/release/test_release_install.py",
-    "tests/test_install.py",
-    "tests/test_packaging.py",
-    "tests/release/test_release_powercut.py",
-    "tests/safety/test_safety_processes.py",
     "tests/chain/test_chain_chaos.py",
+    "tests/test_install.py",
+    "tests/safety/test_safety_processes.py",
+    "tests/release/test_release_powercut.py",
     "tests/csms/ocpi/test_ocpi_openapi_fuzz.py",
+    "tests/test_packaging.py",
     "tests/csms/test_csms_fleet_ca.py",
+    "tests/release/test_release_update_from_backend.py",
     "tests/csms/test_csms_admin_api_fuzz.py",
+    "tests/release/test_release_update.py",
     "tests/sim/fleet/test_fleet_run.py",
+    "tests/release/test_release_signed_update_from_backend.py",
     "tests/csms/ocpi/test_ocpi_party_scope.py",
     "tests/csms/test_csms_cp_commands.py",
-    "tests/release/test_release_update_from_backend.py",
-    "tests/release/test_release_update.py",
-    "tests/release/test_release_signed_update_from_backend.py",
     "tests/chain/test_chain_security_migration.py",
     "tests/csms/test_csms_hostile_frames.py",
     "tests/ocpp/test_ocpp_hostile_memory.py",
@@ -70,7 +71,7 @@ LONG_RUNNING_FIRST = (
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The modules in LONG_RUNNING_FIRST move ahead, in that order; each module's tests stay
-    together and in their order (module fixtures are set up once), the rest keep theirs."""
+    together and in their order, the rest keep theirs."""
     rank = {module: n for n, module in enumerate(LONG_RUNNING_FIRST)}
 
     def module_rank(item: pytest.Item) -> int:

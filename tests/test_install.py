@@ -44,9 +44,7 @@ LIVE_PATHS = (
     "/etc/udev/rules.d/99-chargerfw.rules", "/etc/passwd", "/etc/group",
 )
 
-# One worker runs them all: they share the staged install, and every build in the tree waits
-# for the one before (SOURCE_TREE_BUILD), so spread over workers they would only wait.
-pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group(SOURCE_TREE_BUILD)]
+pytestmark = pytest.mark.timeout(180)
 
 
 @dataclass(frozen=True)

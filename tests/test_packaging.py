@@ -54,7 +54,6 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-@pytest.mark.xdist_group(SOURCE_TREE_BUILD)  # on the worker of the other tree builds
 def test_wheel_ships_hardware_data_and_unit_free_of_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for model in known_meter_models():
@@ -63,7 +62,6 @@ def test_wheel_ships_hardware_data_and_unit_free_of_tests(wheel: Path) -> None:
     assert not any(n.startswith("tests/") for n in names)
 
 
-@pytest.mark.xdist_group(SOURCE_TREE_BUILD)  # on the worker of the other tree builds
 def test_wheel_in_fresh_venv_lists_meter_models(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
