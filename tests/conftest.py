@@ -41,6 +41,45 @@ def _station_logging_restored() -> Iterator[None]:
     root.handlers[:] = root_handlers
 
 
+# Modules whose tests run for tens of seconds (measured with --durations). They are collected
+# ahead of the rest, so that xdist (--dist loadfile: one module at a time, in collection order)
+# starts them first and the short ones fill the workers up around them, instead of one being
+# handed out last and running alone at the end. Those installing with pip (slow on a loaded
+# machine) alternate with the others, so the first four modules started do not all run pip.
+LONG_RUNNING_FIRST = (
+    "tests/release/test_release_install.py",
+    "tests/chain/test_chain_chaos.py",
+    "tests/test_install.py",
+    "tests/safety/test_safety_processes.py",
+    "tests/release/test_release_powercut.py",
+    "tests/csms/ocpi/test_ocpi_openapi_fuzz.py",
+    "tests/test_packaging.py",
+    "tests/csms/test_csms_fleet_ca.py",
+    "tests/release/test_release_update_from_backend.py",
+    "tests/csms/test_csms_admin_api_fuzz.py",
+    "tests/release/test_release_update.py",
+    "tests/sim/fleet/test_fleet_run.py",
+    "tests/release/test_release_signed_update_from_backend.py",
+    "tests/csms/ocpi/test_ocpi_party_scope.py",
+    "tests/csms/test_csms_cp_commands.py",
+    "tests/chain/test_chain_security_migration.py",
+    "tests/csms/test_csms_hostile_frames.py",
+    "tests/ocpp/test_ocpp_hostile_memory.py",
+    "tests/csms/test_csms_load_management.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The modules in LONG_RUNNING_FIRST move ahead, in that order; each module's tests stay
+    together and in their order, the rest keep theirs."""
+    rank = {module: n for n, module in enumerate(LONG_RUNNING_FIRST)}
+
+    def module_rank(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank))  # nodeids are root-relative
+
+    items.sort(key=module_rank)  # stable: the order within a rank is kept
+
+
 @pytest.fixture(scope="module")
 def pg(request: pytest.FixtureRequest) -> PostgresServer:
     """The session's PostgreSQL server (started on first use, stopped when the session ends)."""
@@ -49,9 +88,27 @@ def pg(request: pytest.FixtureRequest) -> PostgresServer:
     return session_postgres(request)
 
 
+@pytest.fixture(scope="session")
+def csms_template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this session (this worker) keeps its migrated SQLite template."""
+    return tmp_path_factory.mktemp("csms-templates")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
-    """A fresh database URL: each test runs once on a SQLite file and once on PostgreSQL."""
+def db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer,
+       csms_template_dir: Path) -> str:
+    """A fresh database URL at the newest schema: each test runs once on a SQLite file and once
+    on PostgreSQL. Each is a copy of a template migrated once per session (the migrations
+    themselves are tested from empty through ``empty_db``)."""
+    from csms_doubles import migrated_db_url_for
+
+    return migrated_db_url_for(request.param, tmp_path, pg, csms_template_dir)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path, pg: PostgresServer) -> str:
+    """A fresh, empty database URL (no migration applied), on SQLite and on PostgreSQL: for the
+    tests of the migrations themselves."""
     from csms_doubles import db_url_for
 
     return db_url_for(request.param, tmp_path, pg)

@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
+import hashlib
 import json
+import os
+import shutil
 import socket
 import ssl
 import threading
@@ -31,9 +35,10 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
-from pg import PostgresServer, fresh_database
+from pg import PostgresServer, fresh_database, template_database
 from websockets.asyncio.client import ClientConnection, connect
 
+from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.server import CsmsSettings, RunningCsms, running_csms
 from chargerfw.csms.store import AuthDecision, CpoIdentity, Party, Store
@@ -46,10 +51,71 @@ def iso(ts: datetime) -> str:
 
 # --- databases ------------------------------------------------------------------------------
 
-def db_url_for(kind: str, tmp_path: Any, pg: PostgresServer) -> str:
+@functools.cache
+def schema_key() -> str:
+    """Names a migrated template: the alembic head plus a digest of the migration sources, so a
+    template made before a migration was added or edited is never copied for a test."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from chargerfw.csms.db import MIGRATIONS
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    assert head is not None
+    digest = hashlib.sha256()
+    for source in sorted(Path(script.dir).rglob("*.py")):
+        digest.update(source.relative_to(script.dir).as_posix().encode() + b"\0")
+        digest.update(source.read_bytes())
+    return f"{head}_{digest.hexdigest()[:12]}".lower()
+
+
+def _migrate(db: str) -> None:
+    engine = create_db_engine(db)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+
+
+def migrated_sqlite(path: Path, template_dir: Path) -> str:
+    """A SQLite database at ``path`` already at the newest schema: a copy of a template migrated
+    once per directory and schema (the CSMS's own migration at start then applies nothing)."""
+    template = template_dir / f"csms-migrated-{schema_key()}.sqlite3"
+    if not template.exists():
+        # Built aside and renamed into place: a half-built template is never copied.
+        building = template.with_name(f"{template.name}.building-{os.getpid()}")
+        _migrate(str(building))
+        os.replace(building, template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return str(path)
+
+
+def migrated_postgres(pg: PostgresServer) -> str:
+    """A new PostgreSQL database already at the newest schema, copied from a template migrated
+    once per server and schema."""
+    # PostgreSQL cuts names at 63 bytes: the key goes in as a digest.
+    key = hashlib.sha256(schema_key().encode()).hexdigest()[:16]
+    template = template_database(pg, f"csms_migrated_{key}", _migrate)
+    return fresh_database(pg, template=template)
+
+
+def db_url_for(kind: str, tmp_path: Path, pg: PostgresServer) -> str:
+    """An empty database for one test (the migrations run on it from the start)."""
     if kind == "sqlite":
         return str(tmp_path / "csms.sqlite3")
     return fresh_database(pg)
+
+
+def migrated_db_url_for(kind: str, tmp_path: Path, pg: PostgresServer, template_dir: Path
+                        ) -> str:
+    """A database for one test at the newest schema (SQLite templates kept in ``template_dir``)."""
+    if kind == "sqlite":
+        return migrated_sqlite(tmp_path / "csms.sqlite3", template_dir)
+    return migrated_postgres(pg)
 
 
 def settings_for(db: str, **overrides: Any) -> CsmsSettings:

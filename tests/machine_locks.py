@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,3 +42,9 @@ def exclusive(name: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
         finally:
             _held[name] = 0
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# A build in the source tree (build/, *.egg-info) excludes only other builds in the same tree:
+# checkouts elsewhere on the machine build in their own.
+SOURCE_TREE_BUILD = "source-tree-build-" + hashlib.sha256(
+    str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:12]

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL 15 server on loopback for tests.
+"""A throwaway PostgreSQL 15 server on loopback for tests, and databases on it (empty, or copies
+of a template built once).
 
 ``postgres_server()`` runs initdb into a temporary directory, starts the server with pg_ctl on
 127.0.0.1 and a free port (its socket directory inside the temp dir), waits until it accepts
@@ -17,9 +18,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,20 +40,55 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Create a fresh database and return its SQLAlchemy-ready URL."""
-        with psycopg.connect(host=self.host, port=self.port, user=self.user,
-                             dbname="postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    def connect(self) -> psycopg.Connection[Any]:
+        """An autocommit connection to the maintenance database (CREATE DATABASE and such)."""
+        return psycopg.connect(host=self.host, port=self.port, user=self.user,
+                               dbname="postgres", autocommit=True)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create a database (empty, or a copy of ``template``) and return its URL."""
+        copy_of = f' TEMPLATE "{template}"' if template is not None else ""
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return self.url(name)
 
 
 _db_names = itertools.count(1)
 
 
-def fresh_database(server: PostgresServer, prefix: str = "csms") -> str:
-    """A new, empty database on ``server`` (one per test keeps tests independent)."""
-    return server.create_database(f"{prefix}_{os.getpid()}_{next(_db_names)}")
+def fresh_database(server: PostgresServer, prefix: str = "csms", template: str | None = None
+                   ) -> str:
+    """A new database on ``server``, empty or a copy of ``template`` (one per test keeps tests
+    independent)."""
+    return server.create_database(f"{prefix}_{os.getpid()}_{next(_db_names)}", template)
+
+
+def template_database(server: PostgresServer, name: str, build: Callable[[str], None]) -> str:
+    """The database ``name`` on ``server``, built by ``build(url)`` the first time any process
+    asks for it; returns ``name`` for ``fresh_database(..., template=name)``.
+
+    An advisory lock serialises the processes sharing a server, and the database is built under
+    another name and renamed only when complete, so a build that dies midway is never copied.
+    It is closed to connections afterwards: PostgreSQL copies a template only while nobody is
+    connected to it.
+    """
+    with server.connect() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (name,)).fetchone()
+            if exists is None:
+                building = f"{name}_building_{os.getpid()}"
+                assert len(building.encode()) <= 63, f"{building!r}: PostgreSQL would cut it"
+                conn.execute(f'DROP DATABASE IF EXISTS "{building}"')
+                conn.execute(f'CREATE DATABASE "{building}"')
+                build(server.url(building))
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+                conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true '
+                             "ALLOW_CONNECTIONS false")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    return name
 
 
 def _free_port() -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from machine_locks import exclusive
+from machine_locks import SOURCE_TREE_BUILD, exclusive
 from systemd_units import (
     BOOT_LAUNCHER,
     INSTALLED_EXECUTABLE,
@@ -97,7 +97,7 @@ def make_install(stubs: LiveCommandStubs, **variables: str) -> str:
     """Run `make install VAR=value ...` with the live-system commands stubbed; return stdout."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{stubs.bin_dir}:{env['PATH']}"
-    with exclusive("source-tree-build"):  # pip builds the wheel in the tree (build/, egg-info)
+    with exclusive(SOURCE_TREE_BUILD):  # pip builds the wheel in the tree (build/, egg-info)
         result = subprocess.run(
             ["make", "-s", "-C", str(ROOT), "install",
              *(f"{k}={v}" for k, v in variables.items())],

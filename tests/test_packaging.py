@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from machine_locks import exclusive
+from machine_locks import SOURCE_TREE_BUILD, exclusive
 from setuptools import find_packages
 from systemd_units import (
     INSTALLED_EXECUTABLE,
@@ -44,7 +44,7 @@ def test_every_package_directory_is_declared() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    with exclusive("source-tree-build"):  # setuptools builds in the tree (build/, egg-info)
+    with exclusive(SOURCE_TREE_BUILD):  # setuptools builds in the tree (build/, egg-info)
         subprocess.run(
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out),
              str(ROOT)],

@@ -9,7 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from chargerfw.csms.db import DatabaseUrlError, current_revision, database_url, upgrade_database
+from chargerfw.csms.db import (
+    DatabaseUrlError,
+    create_db_engine,
+    current_revision,
+    database_url,
+    upgrade_database,
+)
 from chargerfw.csms.tables import metadata
 
 
@@ -24,13 +30,31 @@ def _head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-def test_migrations_build_exactly_the_declared_schema(engine: Engine) -> None:
+def test_migrations_build_exactly_the_declared_schema(empty_db: str) -> None:
+    """From an empty database (every other test's database is a copy of one migrated so)."""
+    engine = create_db_engine(empty_db)
+    try:
+        assert current_revision(engine) is None
+        upgrade_database(engine)
+        assert current_revision(engine) == _head() is not None
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert diff == []
+        upgrade_database(engine)  # a second start applies nothing and does not fail
+        assert current_revision(engine) == _head()
+    finally:
+        engine.dispose()
+
+
+def test_a_test_database_is_a_copy_at_the_newest_schema(engine: Engine) -> None:
+    """The ``db`` fixture's copies of the migrated template: at the head, the declared schema,
+    and the template is named after the head so an older one is never copied."""
+    from csms_doubles import schema_key
+
     assert current_revision(engine) == _head() is not None
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert diff == []
-    upgrade_database(engine)  # a second start applies nothing and does not fail
-    assert current_revision(engine) == _head()
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    assert schema_key().startswith(f"{_head()}_".lower())
 
 
 def test_database_url_forms(tmp_path: Path) -> None:
@@ -56,15 +80,15 @@ def test_migrations_ship_as_package_data() -> None:
     assert "chargerfw.csms.ocpi" in parser["options"]["packages"].split()
 
 
-def test_the_locations_migration_names_evses_in_emi3_form(db: str) -> None:
+def test_the_locations_migration_names_evses_in_emi3_form(empty_db: str) -> None:
     """Upgrading a database with chargers in it: every EVSE gets an eMI3 evse_id."""
     import sqlalchemy as sa
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
-    from chargerfw.csms.db import MIGRATIONS, create_db_engine
+    from chargerfw.csms.db import MIGRATIONS
 
-    engine = create_db_engine(db)
+    engine = create_db_engine(empty_db)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", MIGRATIONS)
     with engine.begin() as conn:

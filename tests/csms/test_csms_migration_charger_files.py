@@ -16,8 +16,8 @@ from chargerfw.csms.store import CpoIdentity, Store
 TABLES = {"charger_file_statuses", "firmware_releases", "file_tokens", "received_files"}
 
 
-def test_the_charger_files_tables_come_and_go(db: str) -> None:
-    engine = create_db_engine(db)
+def test_the_charger_files_tables_come_and_go(empty_db: str) -> None:
+    engine = create_db_engine(empty_db)
     try:
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)

@@ -14,8 +14,8 @@ from chargerfw.csms.db import MIGRATIONS, create_db_engine, upgrade_database
 from chargerfw.csms.store import CpoIdentity, Store
 
 
-def test_local_list_push_requests_move_into_the_queue(db: str) -> None:
-    engine = create_db_engine(db)
+def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
+    engine = create_db_engine(empty_db)
     try:
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)

@@ -14,8 +14,8 @@ from chargerfw.csms.store import CpoIdentity, Party, Store
 from chargerfw.csms.tables import partners
 
 
-def test_registered_partners_keep_an_undisputed_party(db: str) -> None:
-    engine = create_db_engine(db)
+def test_registered_partners_keep_an_undisputed_party(empty_db: str) -> None:
+    engine = create_db_engine(empty_db)
     try:
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)

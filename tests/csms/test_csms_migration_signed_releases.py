@@ -15,8 +15,8 @@ def _columns(engine: sa.Engine) -> set[str]:
     return {c["name"] for c in sa.inspect(engine).get_columns("firmware_releases")}
 
 
-def test_the_signature_columns_come_and_go(db: str) -> None:
-    engine = create_db_engine(db)
+def test_the_signature_columns_come_and_go(empty_db: str) -> None:
+    engine = create_db_engine(empty_db)
     try:
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)

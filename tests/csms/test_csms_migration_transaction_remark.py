@@ -15,8 +15,8 @@ from chargerfw.csms.db import MIGRATIONS, create_db_engine
 REVISION = "0016_transaction_remark"
 
 
-def test_refused_starts_left_open_are_closed_and_accepted_ones_kept(db: str) -> None:
-    engine = create_db_engine(db)
+def test_refused_starts_left_open_are_closed_and_accepted_ones_kept(empty_db: str) -> None:
+    engine = create_db_engine(empty_db)
     try:
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)

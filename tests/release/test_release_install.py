@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from release_builds import build_test_release
+from release_builds import RELEASE_KEY, build_test_release
 
 import chargerfw
 from chargerfw.release import (
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(120)
 
 OLD = chargerfw.__version__
 NEW = f"{OLD}.1"
-KEY = Ed25519PrivateKey.generate()
+KEY = RELEASE_KEY
 PUBLIC = KEY.public_key()
 
 

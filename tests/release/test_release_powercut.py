@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware_servers import HttpFiles, http_server
 from ocpp_testcsms import TestCsms
-from release_builds import build_test_release, source_with_version
+from release_builds import RELEASE_KEY, build_test_release, source_with_version
 from update_service import prepare, wait_for
 
 import chargerfw
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.timeout(300)
 
 OLD = chargerfw.__version__
 NEW = f"{OLD}.1"
-KEY = Ed25519PrivateKey.generate()
+KEY = RELEASE_KEY
 
 
 @pytest.fixture(scope="module")

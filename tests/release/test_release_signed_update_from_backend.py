@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from cert_factory import CODE_SIGNING, issue
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from csms_doubles import add_test_charger, csms_running
-from release_builds import build_test_release
+from release_builds import RELEASE_KEY, build_test_release
 from runtime_helpers import dump_toml
 from update_service import Service, prepare, wait_for
 
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.timeout(300)
 
 OLD = chargerfw.__version__
 NEW = f"{OLD}.1"
-KEY = Ed25519PrivateKey.generate()
+KEY = RELEASE_KEY
 ROOT = issue("Manufacturer Root", ca=True, organization="Test Manufacturer")
 SIGNER = issue("Firmware Signing", issuer=ROOT, eku=[CODE_SIGNING],
                organization="Test Manufacturer")

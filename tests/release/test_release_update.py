@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fakes import wait_until
 from firmware_servers import HttpFiles, http_server
 from ocpp_testcsms import TestCsms
-from release_builds import build_test_release
+from release_builds import RELEASE_KEY, build_test_release
 from runtime_helpers import ctl, sim_station_config
 
 import chargerfw
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.timeout(180)
 
 OLD = chargerfw.__version__
 NEW = f"{OLD}.1"
-KEY = Ed25519PrivateKey.generate()
+KEY = RELEASE_KEY
 
 
 @pytest.fixture(scope="module")

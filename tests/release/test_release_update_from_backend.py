@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from csms_doubles import add_test_charger, csms_running
-from release_builds import build_test_release
+from release_builds import RELEASE_KEY, build_test_release
 from update_service import prepare, wait_for
 
 import chargerfw
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.timeout(300)
 
 OLD = chargerfw.__version__
 NEW = f"{OLD}.1"
-KEY = Ed25519PrivateKey.generate()
+KEY = RELEASE_KEY
 
 
 def _csms(*args: str) -> tuple[int, str]:
