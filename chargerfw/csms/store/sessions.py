@@ -235,7 +235,7 @@ class Sessions:
             uids = {r["evse_uid"] for r in rows}
             first_conn: dict[str, RowMapping] = {}
             for conn in c.execute(sa.select(connectors).where(connectors.c.evse_uid.in_(uids))
-                                  .order_by(connectors.c.id.desc())).mappings():
+                                  .order_by(connectors.c.id.desc())).mappings() if uids else ():
                 first_conn[conn["evse_uid"]] = conn
             made = {r["id"]: session_object(c, self.cpo, r, tx_samples[r["id"]],
                                             first_conn.get(r["evse_uid"]), priced[r["id"]])
