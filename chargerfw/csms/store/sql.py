@@ -53,7 +53,8 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
     else:
         scopes = [[owners.country_code == cc, owners.party_id == pid]
                   for cc, pid in owners.parties]
-    anywhere = sa.or_(*(sa.and_(*scope) for scope in scopes)) if owners else sa.true()
+    anywhere = (sa.or_(*(sa.and_(*scope) for scope in scopes)) if owners is not None
+                else sa.true())
     total = c.execute(sa.select(sa.func.count()).select_from(table)
                       .where(*where, anywhere)).scalar_one()
     # One row more than asked tells whether a next page exists.

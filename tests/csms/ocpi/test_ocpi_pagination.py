@@ -172,19 +172,45 @@ async def test_owner_scope_holds_on_every_page(db: str) -> None:
         assert {(c.cdr_token.country_code, c.cdr_token.party_id) for c in cdrs} == {OURS}
 
 
-def test_many_owners_read_in_one_scan_give_the_same_pages(tmp_path: Any,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def a_store(db: str) -> Store:
+    """A store with charger CP1 (EVSE CP1-1 at LOC1) priced by T1."""
     from csms_doubles import add_test_charger, make_tariff
 
     from chargerfw.csms.db import create_db_engine, upgrade_database
-    from chargerfw.csms.store import CpoIdentity, Party
+    from chargerfw.csms.store import CpoIdentity
 
-    engine = create_db_engine(str(tmp_path / "csms.sqlite3"))
+    engine = create_db_engine(db)
     upgrade_database(engine)
     store = Store(engine, CpoIdentity())
     store.add_tariff(make_tariff("T1"))
     add_test_charger(store, "CP1", None, "T1", "LOC1")
+    return store
+
+
+def test_a_completed_session_is_served_as_kept_while_unchanged(db: str) -> None:
+    from chargerfw.csms.store import Party
+    from chargerfw.csms.tables import session_objects
+
+    store = a_store(db)
+    partner_id, _ = store.add_partner("eMSP", [Party(*OURS)])
+    add_sessions(store, [(OURS, T0)], cdrs=True)  # completing it keeps its Session
+    kept = store.list_sessions(PageQuery(), partner_id).items
+    assert [s["kwh"] for s in kept] == [1.0]
+    with store.engine.begin() as c:
+        c.execute(session_objects.update().values(data={**kept[0], "kwh": 7.5}))
+    assert [s["kwh"] for s in store.list_sessions(PageQuery(), partner_id).items] == [7.5]
+    touch(store, 1, T0 + timedelta(minutes=1))  # changed since: priced anew
+    assert [s["kwh"] for s in store.list_sessions(PageQuery(), partner_id).items] == [1.0]
+    store.engine.dispose()
+
+
+def test_many_owners_read_in_one_scan_give_the_same_pages(tmp_path: Any,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from chargerfw.csms.store import Party
+
+    store = a_store(str(tmp_path / "csms.sqlite3"))
+    engine = store.engine
     partner_id, _ = store.add_partner("two parties", [Party(*OURS), Party(*OTHERS)])
     add_sessions(store, [((OURS, OTHERS, ("NL", "XYZ"))[n % 3], T0 + timedelta(minutes=n // 2))
                          for n in range(15)])
