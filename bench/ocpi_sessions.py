@@ -6,11 +6,12 @@ Session objects and their CDRs: one of each rendered by the backend's own code, 
 copies of it with their own ids and times), starts `chargerfw csms serve` on it and, as a
 partner:
 
-- walks each listing from the first page to the last by following the `Link` headers (one
-  sample per page) and prints p50/p99 of the first, middle and last pages (--bucket pages
-  each);
-- asks --samples plain `offset` pages in each of those places (no cursor: correct, slower);
-- beside a baseline measured in the same run: `GET /ocpi/versions` and a 1-row page.
+- walks each listing from the first page to the last by following the `Link` headers, and
+  keeps each page's URL;
+- then asks, round after round (--bucket rounds), one of each: the next of the first, middle
+  and last --bucket pages by their Link URL, a plain `offset` page in each of those places
+  (no cursor: correct, slower), a `date_from` page, and the baselines `GET /ocpi/versions`
+  and a 1-row page; and prints p50/p99 of each.
 
 PostgreSQL is a private server started as tests/pg.py does, unless --pg-url names one.
 
@@ -172,20 +173,21 @@ def _row(label: str, values: list[float]) -> str:
             f"  max={p['max']:7.1f} ms")
 
 
-def walk(client: httpx.Client, url: str, limit: int, total: int) -> list[float]:
-    """Follow Link from the first page to the last; the time of each page, in order."""
-    times: list[float] = []
-    next_url: str | None = f"{url}?limit={limit}"
+def walk(client: httpx.Client, url: str, limit: int, total: int) -> list[str]:
+    """Follow Link from the first page to the last; the URL of each page, in order."""
+    urls = [f"{url}?limit={limit}"]
     seen = 0
-    while next_url:
-        ms, response = _ms(client, next_url)
-        times.append(ms)
+    while True:
+        response = client.get(urls[-1])
+        response.raise_for_status()
         seen += len(response.json()["data"])
         link = response.headers.get("Link")
-        next_url = link[link.index("<") + 1:link.index(">")] if link else None
+        if not link:
+            break
+        urls.append(link[link.index("<") + 1:link.index(">")])
     if seen != total:
         raise RuntimeError(f"walked {seen} of {total} items")
-    return times
+    return urls
 
 
 def measure(db: str, args: argparse.Namespace) -> None:
@@ -199,34 +201,43 @@ def measure(db: str, args: argparse.Namespace) -> None:
             headers={"Authorization": f"Token {token_c}"}) as client:
         for _ in range(20):  # warm up connections and caches
             _ms(client, "/ocpi/versions")
-        versions = [_ms(client, "/ocpi/versions")[0] for _ in range(args.bucket)]
-        print(f"page size {args.limit}")
-        print(_row("baseline GET /ocpi/versions", versions))
+        print(f"page size {args.limit}; each round asks one request of every row below in "
+              "turn, so the machine's load weighs on all alike")
         for module in ("sessions", "cdrs"):
             url = f"/ocpi/2.2.1/{module}"
-            one_row = [_ms(client, url, {"limit": 1})[0] for _ in range(args.bucket)]
-            print(_row(f"baseline {module} 1-row page", one_row))
             t0 = time.perf_counter()
-            pages = walk(client, url, args.limit, args.sessions)
+            urls = walk(client, url, args.limit, args.sessions)
             elapsed = time.perf_counter() - t0
-            print(f"  {module}: followed Link over {len(pages)} pages in {elapsed:.1f} s "
+            print(f"  {module}: followed Link over all {len(urls)} pages in {elapsed:.1f} s "
                   f"({args.sessions / elapsed:.0f} items/s)")
-            middle = len(pages) // 2 - args.bucket // 2
-            for label, part in (("first", pages[:args.bucket]),
-                                ("middle", pages[middle:middle + args.bucket]),
-                                ("last", pages[-args.bucket:])):
-                print(_row(f"{module} by Link, {label} {len(part)} pages", part))
+            middle = len(urls) // 2 - args.bucket // 2
+            by_link = {"first": urls[:args.bucket],
+                       "middle": urls[middle:middle + args.bucket],
+                       "last": urls[-args.bucket:]}
             span = args.bucket * args.limit
-            for label, low in (("first", 0), ("middle", args.sessions // 2 - span // 2),
-                               ("last", args.sessions - span)):
-                times = [_ms(client, url, {"limit": args.limit, "offset": rng.randrange(
-                    max(low, 0), max(low, 0) + span, args.limit)})[0]
-                    for _ in range(args.offset_samples)]
-                print(_row(f"{module} by offset, {label} pages", times))
+            offset_low = {"first": 0, "middle": args.sessions // 2 - span // 2,
+                          "last": args.sessions - span}
             window = _iso(T0 + timedelta(minutes=10 * int(args.sessions * 0.99)))
-            times = [_ms(client, url, {"limit": args.limit, "date_from": window})[0]
-                     for _ in range(args.bucket)]
-            print(_row(f"{module} date_from (last 1 %)", times))
+            rounds = range(args.bucket)
+            # Per row, the request of each round: (URL, query parameters).
+            plan: dict[str, list[tuple[str, dict[str, Any] | None]]] = {
+                "baseline GET /ocpi/versions": [("/ocpi/versions", None)] * args.bucket,
+                f"baseline {module} 1-row page": [(url, {"limit": 1})] * args.bucket}
+            for where, page_urls in by_link.items():
+                plan[f"{module} by Link, {where} pages"] = [(u, None) for u in page_urls]
+            for where, low in offset_low.items():
+                plan[f"{module} by offset, {where} pages"] = [
+                    (url, {"limit": args.limit,
+                           "offset": rng.randrange(low, low + span, args.limit)})
+                    for _ in rounds]
+            plan[f"{module} date_from (last 1 %)"] = [
+                (url, {"limit": args.limit, "date_from": window})] * args.bucket
+            times: dict[str, list[float]] = {label: [] for label in plan}
+            for i in rounds:
+                for label, requests in plan.items():
+                    times[label].append(_ms(client, *requests[i])[0])
+            for label, values in times.items():
+                print(_row(label, values))
 
 
 @contextlib.contextmanager
@@ -247,8 +258,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--bucket", type=int, default=100,
                         help="pages per position (first, middle, last) and baseline samples")
-    parser.add_argument("--offset-samples", type=int, default=100,
-                        help="plain offset requests per position")
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
     parser.add_argument("--pg-url", default=None,
                         help="an empty PostgreSQL database (default: a private server)")
