@@ -271,6 +271,11 @@ transactions = sa.Table(
     sa.Column("tariff", sa.JSON),
     sa.Column("last_updated", UtcDateTime, nullable=False),
     sa.Index("ix_transactions_last_updated_id", "last_updated", "id"),
+    # A partner's page of sessions (those on an EVSE, of its tokens' party), read and
+    # counted from the index alone.
+    sa.Index("ix_transactions_owner_page", "token_country_code", "token_party_id",
+             "last_updated", "id", sqlite_where=sa.text("evse_uid IS NOT NULL"),
+             postgresql_where=sa.text("evse_uid IS NOT NULL")),
 )
 
 meter_values = sa.Table(
@@ -292,14 +297,30 @@ meter_values = sa.Table(
     sa.Index("ix_meter_values_transaction", "transaction_id", "timestamp"),
 )
 
+# The OCPI Session of a completed transaction as it was when it completed (as its CDR is):
+# listings serve it instead of pricing the session again, while the transaction's
+# last_updated is still the one it was made at.
+session_objects = sa.Table(
+    "session_objects", metadata,
+    sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id"),
+              primary_key=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("last_updated", UtcDateTime, nullable=False),
+)
+
 cdrs = sa.Table(
     "cdrs", metadata,
     sa.Column("id", sa.String(39), primary_key=True),
     sa.Column("transaction_id", sa.Integer, sa.ForeignKey("transactions.id"), nullable=False,
               unique=True),
     sa.Column("data", sa.JSON, nullable=False),  # the OCPI CDR, never changed once written
+    # The party of its transaction's token (which sees it), as the transaction has it.
+    sa.Column("token_country_code", sa.String(2)),
+    sa.Column("token_party_id", sa.String(3)),
     sa.Column("last_updated", UtcDateTime, nullable=False),
     sa.Index("ix_cdrs_last_updated_id", "last_updated", "id"),
+    sa.Index("ix_cdrs_owner_page", "token_country_code", "token_party_id", "last_updated",
+             "id"),
 )
 
 push_queue = sa.Table(

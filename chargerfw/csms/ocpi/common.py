@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -37,6 +39,7 @@ from chargerfw.csms.ocpi.chargingprofiles import ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import CommandHandler
 from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
+from chargerfw.csms.store.values import BadPageKey, PageKey
 from chargerfw.csms.urlpolicy import UrlPolicy, UrlRefused
 from chargerfw.logs import get_logger
 
@@ -159,6 +162,11 @@ def answer_errors_in_envelopes(app: FastAPI) -> None:
                                   ) -> JSONResponse:
         return ocpi_json(None, http_status=400, status_code=2001,
                          message=describe(exc.errors()))
+
+    @app.exception_handler(BadPageKey)
+    async def on_bad_page_key(_request: Request, exc: BadPageKey) -> JSONResponse:
+        return ocpi_json(None, http_status=400, status_code=2001,
+                         message=f"invalid or missing parameters: cursor: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -356,11 +364,18 @@ def parse(model: type[ModelT], body: Any) -> ModelT:
 def page_query(offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                limit: Annotated[int, Query(ge=1)] = DEFAULT_LIMIT,
                date_from: datetime | None = None,
-               date_to: datetime | None = None) -> PageQuery:
-    """Pagination parameters; a limit above MAX_LIMIT is lowered to it (X-Limit says so)."""
-    return PageQuery(offset=offset, limit=min(limit, MAX_LIMIT),
-                     date_from=_utc_parameter("date_from", date_from),
-                     date_to=_utc_parameter("date_to", date_to))
+               date_to: datetime | None = None,
+               cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None
+               ) -> PageQuery:
+    """Pagination parameters; a limit above MAX_LIMIT is lowered to it (X-Limit says so).
+    ``cursor`` is what our own next-page links carry beside ``offset``: see
+    :func:`cursor_key`."""
+    query = PageQuery(offset=offset, limit=min(limit, MAX_LIMIT),
+                      date_from=_utc_parameter("date_from", date_from),
+                      date_to=_utc_parameter("date_to", date_to))
+    if cursor is None:
+        return query
+    return dataclasses.replace(query, after=cursor_key(cursor, query))
 
 
 def _utc_parameter(name: str, value: datetime | None) -> datetime | None:
@@ -375,13 +390,62 @@ def _utc_parameter(name: str, value: datetime | None) -> datetime | None:
 
 Paging = Annotated[PageQuery, Depends(page_query)]
 
+# A cursor is opaque to clients: base64url (unpadded) of the JSON list
+# [offset, date_from, date_to, last_updated, id] -- the page it was made for, and the key
+# of the last row before it.
+MAX_CURSOR_LENGTH = 512
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _cursor_context(offset: int, query: PageQuery) -> list[Any]:
+    return [offset, *(None if d is None else d.isoformat()
+                      for d in (query.date_from, query.date_to))]
+
+
+def page_cursor(offset: int, query: PageQuery, key: PageKey) -> str:
+    """The cursor of the page at ``offset`` of ``query``'s listing that starts after
+    ``key``."""
+    payload = [*_cursor_context(offset, query), key.last_updated.isoformat(), key.id]
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_key(cursor: str, query: PageQuery) -> PageKey | None:
+    """The key a page starts after, from the cursor our next-page link carried: following
+    the link reads the page by key, at the cost of one page wherever it is. A cursor made
+    for another offset or date range (a client that edited the link) is not used: the page
+    is then read by offset, as asked. 2001 when the cursor is not one of ours."""
+    bad = OcpiError(400, 2001, "invalid or missing parameters: cursor is not a page cursor "
+                               "(follow the Link header, or leave it out to page by offset)")
+    if not _CURSOR_TEXT.fullmatch(cursor):
+        raise bad
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSON errors included
+        raise bad from None
+    if not (isinstance(payload, list) and len(payload) == 5
+            and isinstance(payload[3], str) and type(payload[4]) in (int, str)):
+        raise bad
+    try:
+        last_updated = datetime.fromisoformat(payload[3])
+    except ValueError:
+        raise bad from None
+    if last_updated.tzinfo is None or last_updated.utcoffset() != timedelta(0):
+        raise bad
+    if payload[:3] != _cursor_context(query.offset, query):
+        return None
+    return PageKey(last_updated, payload[4])
+
 
 def paginated(request: Request, page: Page, query: PageQuery) -> JSONResponse:
+    """The page's items, X-Total-Count, X-Limit and, unless it is the last, the Link to the
+    next page (with its cursor, so following it costs one page)."""
     headers = {"X-Total-Count": str(page.total), "X-Limit": str(query.limit)}
-    next_offset = query.offset + len(page.items)
-    if page.items and next_offset < page.total:
+    if page.next_key is not None:
+        next_offset = query.offset + len(page.items)
         params = dict(request.query_params)
-        params.update(offset=str(next_offset), limit=str(query.limit))
+        params.update(offset=str(next_offset), limit=str(query.limit),
+                      cursor=page_cursor(next_offset, query, page.next_key))
         # Built on the public base URL: behind a proxy, request.url is not what peers reach.
         base = ocpi_context(request).base_url
         headers["Link"] = f'<{base}{request.url.path}?{urlencode(params)}>; rel="next"'

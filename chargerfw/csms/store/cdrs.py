@@ -13,19 +13,22 @@ from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sessions import (
     first_connector,
+    freeze_session,
+    listing_scope,
     pricing,
     samples,
     token_owner,
-    visible_to,
 )
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
-from chargerfw.csms.tables import cdrs, evses, locations, transactions
+from chargerfw.csms.tables import cdrs, evses, locations
 
 
 def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -> None:
-    """Write the CDR of a completed transaction on an EVSE and queue it to the partner of
-    the party that issued its token (when it receives CDRs)."""
+    """Write the CDR of a completed transaction on an EVSE, and keep its final Session,
+    and queue the CDR to the partner of the party that issued its token (when it receives
+    CDRs)."""
+    freeze_session(c, cpo, tx)
     evse = c.execute(sa.select(evses).where(evses.c.uid == tx["evse_uid"])).mappings().one()
     location = c.execute(sa.select(locations).where(locations.c.id == evse["location_id"])
                          ).mappings().one()
@@ -33,8 +36,11 @@ def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -
     cdr = ocpi_objects.cdr_object(cpo, tx, evse, location, first_connector(c, evse["uid"]),
                                   samples(c, [tx["id"]])[tx["id"]], priced_by.tariff,
                                   priced_by.reservation)
+    # The token's party is kept with the CDR (it never changes): partners' listings
+    # are scoped by it through an index.
     c.execute(cdrs.insert().values(id=cdr["id"], transaction_id=tx["id"], data=cdr,
-                                   last_updated=now))
+                                   token_country_code=tx["token_country_code"],
+                                   token_party_id=tx["token_party_id"], last_updated=now))
     enqueue_to_receivers(c, "cdrs", "POST", lambda base: base, cdr, owner=token_owner(tx))
 
 
@@ -44,10 +50,6 @@ class Cdrs:
 
     def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""
-        conditions = []
-        if partner_id is not None:
-            conditions.append(cdrs.c.transaction_id.in_(
-                sa.select(transactions.c.id).where(*visible_to(partner_id))))
         with self.engine.connect() as c:
-            total, rows = select_page(c, cdrs, query, *conditions, columns=(cdrs.c.data,))
-            return Page(list(rows.scalars().all()), total)
+            page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id))
+            return Page([r["data"] for r in page.rows], page.total, page.next_key)

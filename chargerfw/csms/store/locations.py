@@ -151,8 +151,8 @@ class Locations:
     def list_locations(self, query: PageQuery, published_only: bool = False) -> Page:
         conditions = [locations.c.publish.is_(True)] if published_only else []
         with self.engine.connect() as c:
-            total, rows = select_page(c, locations, query, *conditions)
-            return Page(location_objects(c, rows.mappings().all()), total)
+            page = select_page(c, locations, query, *conditions)
+            return Page(location_objects(c, page.rows), page.total, page.next_key)
 
     def get_location(self, location_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as c:

@@ -96,3 +96,17 @@ def holder_of(c: Connection, country_code: str, party_id: str) -> int | None:
             hub_parties.c.status.in_(HUB_ACTIVE_STATUSES))
             .order_by(hub_parties.c.hub_id)).scalars().first()
     return found
+
+
+def held_parties(c: Connection, partner_id: int) -> list[tuple[str, str]]:
+    """The parties (country code, party id) ``partner_id`` holds now, by ``holds``: the
+    ones a listing scoped to it may show."""
+    candidates = sa.union(
+        sa.select(partner_parties.c.country_code, partner_parties.c.party_id)
+        .where(partner_parties.c.partner_id == partner_id),
+        sa.select(hub_parties.c.country_code, hub_parties.c.party_id)
+        .where(hub_parties.c.hub_id == partner_id)).subquery()
+    return [(r.country_code, r.party_id) for r in c.execute(
+        sa.select(candidates.c.country_code, candidates.c.party_id)
+        .where(holds(partner_id, candidates.c.country_code, candidates.c.party_id))
+        .order_by(candidates.c.country_code, candidates.c.party_id))]

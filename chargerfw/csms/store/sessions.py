@@ -7,7 +7,7 @@ new charging periods, which an OCPI 2.2.1 receiver appends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +17,10 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
-from chargerfw.csms.store.parties import holds
+from chargerfw.csms.store.parties import held_parties, holds
 from chargerfw.csms.store.push_queue import enqueue, receivers
-from chargerfw.csms.store.sql import select_page
-from chargerfw.csms.store.tariffs import tariff_data
+from chargerfw.csms.store.sql import Owners, select_page
+from chargerfw.csms.store.tariffs import tariffs_data
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError, utcnow
 from chargerfw.csms.tables import (
     connectors,
@@ -28,6 +28,7 @@ from chargerfw.csms.tables import (
     meter_values,
     push_queue,
     reservations,
+    session_objects,
     session_pushes,
     transactions,
 )
@@ -69,29 +70,54 @@ class Pricing:
 
 
 def pricing(c: Connection, tx: RowMapping) -> Pricing:
+    return pricings(c, [tx])[tx["id"]]
+
+
+def pricings(c: Connection, txs: Sequence[RowMapping]) -> dict[int, Pricing]:
+    """What each of ``txs`` is priced by (one query per kind, whatever their number)."""
     # Sessions started before tariffs were kept with them are priced by the stored one.
-    tariff = tx["tariff"] if tx["tariff"] is not None else tariff_data(c, tx["tariff_id"])
-    zone = c.execute(sa.select(locations.c.time_zone).where(
-        locations.c.id == tx["location_id"])).scalar_one_or_none()
-    reservation = None
-    if tx["reservation_id"] is not None:
-        made = c.execute(sa.select(reservations.c.created_at).where(
-            reservations.c.id == tx["reservation_id"],
-            reservations.c.charge_point_id == tx["charge_point_id"])).scalar_one_or_none()
-        if made is not None and made <= tx["start_time"]:
-            reservation = tariff_engine.Reservation(made, tx["start_time"])
-    return Pricing(tariff, zone, reservation)
+    stored = tariffs_data(c, (tx["tariff_id"] for tx in txs if tx["tariff"] is None))
+    location_ids = sorted({tx["location_id"] for tx in txs if tx["location_id"] is not None})
+    zones = {r.id: r.time_zone for r in c.execute(
+        sa.select(locations.c.id, locations.c.time_zone)
+        .where(locations.c.id.in_(location_ids)))} if location_ids else {}
+    reservation_ids = sorted({tx["reservation_id"] for tx in txs
+                              if tx["reservation_id"] is not None})
+    made = {(r.id, r.charge_point_id): r.created_at for r in c.execute(
+        sa.select(reservations.c.id, reservations.c.charge_point_id,
+                  reservations.c.created_at).where(reservations.c.id.in_(reservation_ids)))
+            } if reservation_ids else {}
+    result = {}
+    for tx in txs:
+        tariff = tx["tariff"] if tx["tariff"] is not None else stored.get(tx["tariff_id"])
+        created = made.get((tx["reservation_id"], tx["charge_point_id"]))
+        reservation = None
+        if created is not None and created <= tx["start_time"]:
+            reservation = tariff_engine.Reservation(created, tx["start_time"])
+        result[tx["id"]] = Pricing(tariff, zones.get(tx["location_id"]), reservation)
+    return result
 
 
 def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
                    tx_samples: list[billing.Sample],
-                   connector: RowMapping | None = None) -> dict[str, Any]:
+                   connector: RowMapping | None = None,
+                   priced_by: Pricing | None = None) -> dict[str, Any]:
     """The OCPI Session of a transaction on an EVSE."""
-    priced_by = pricing(c, tx)
+    priced_by = priced_by or pricing(c, tx)
     return ocpi_objects.session_object(cpo, tx, tx_samples,
                                        connector or first_connector(c, tx["evse_uid"]),
                                        priced_by.tariff, priced_by.time_zone,
                                        priced_by.reservation)
+
+
+def freeze_session(c: Connection, cpo: CpoIdentity, tx: RowMapping) -> None:
+    """Keep the OCPI Session of a transaction that completed on an EVSE as it is now: its
+    listings serve that (while the transaction is not changed again) and do not price it
+    anew."""
+    data = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
+    c.execute(session_objects.delete().where(session_objects.c.transaction_id == tx["id"]))
+    c.execute(session_objects.insert().values(transaction_id=tx["id"], data=data,
+                                              last_updated=tx["last_updated"]))
 
 
 def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:
@@ -173,6 +199,25 @@ def visible_to(partner_id: int | None) -> list[Any]:
                   transactions.c.token_party_id)]
 
 
+def _frozen_sessions(c: Connection, txs: Sequence[RowMapping]) -> dict[int, dict[str, Any]]:
+    """The kept Session objects of ``txs`` that are still current, by transaction id."""
+    changed_at = {tx["id"]: tx["last_updated"] for tx in txs}
+    if not changed_at:
+        return {}
+    return {r.transaction_id: r.data for r in c.execute(
+        sa.select(session_objects).where(session_objects.c.transaction_id.in_(changed_at)))
+        if r.last_updated == changed_at[r.transaction_id]}
+
+
+def listing_scope(c: Connection, table: sa.Table, partner_id: int | None) -> Owners | None:
+    """The scope of ``partner_id``'s listing of ``table`` (None for all): the rows whose
+    token party it holds (``visible_to``, resolved to the parties)."""
+    if partner_id is None:
+        return None
+    return Owners(table.c.token_country_code, table.c.token_party_id,
+                  held_parties(c, partner_id))
+
+
 @dataclass(frozen=True)
 class Sessions:
     engine: Engine
@@ -181,19 +226,22 @@ class Sessions:
     def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of sessions: those of ``partner_id``'s tokens, or all for None."""
         with self.engine.connect() as c:
-            total, result = select_page(c, transactions, query,
-                                        transactions.c.evse_uid.is_not(None),
-                                        *visible_to(partner_id))
-            rows = result.mappings().all()
+            page = select_page(c, transactions, query, transactions.c.evse_uid.is_not(None),
+                               owners=listing_scope(c, transactions, partner_id))
+            frozen = _frozen_sessions(c, page.rows)
+            rows = [r for r in page.rows if r["id"] not in frozen]
             tx_samples = samples(c, [r["id"] for r in rows])
+            priced = pricings(c, rows)
             uids = {r["evse_uid"] for r in rows}
             first_conn: dict[str, RowMapping] = {}
             for conn in c.execute(sa.select(connectors).where(connectors.c.evse_uid.in_(uids))
-                                  .order_by(connectors.c.id.desc())).mappings():
+                                  .order_by(connectors.c.id.desc())).mappings() if uids else ():
                 first_conn[conn["evse_uid"]] = conn
-            items = [session_object(c, self.cpo, r, tx_samples[r["id"]],
-                                    first_conn.get(r["evse_uid"])) for r in rows]
-        return Page(items, total)
+            made = {r["id"]: session_object(c, self.cpo, r, tx_samples[r["id"]],
+                                            first_conn.get(r["evse_uid"]), priced[r["id"]])
+                    for r in rows}
+        return Page([frozen.get(r["id"]) or made[r["id"]] for r in page.rows], page.total,
+                    page.next_key)
 
     def get_session(self, session_id: str, partner_id: int | None = None
                     ) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ priced; one that cannot is refused with the field at fault and nothing changes."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,15 @@ def tariff_data(c: Connection, tariff_id: str | None) -> dict[str, Any] | None:
     data: dict[str, Any] | None = c.execute(
         sa.select(tariffs.c.data).where(tariffs.c.id == tariff_id)).scalar_one_or_none()
     return data
+
+
+def tariffs_data(c: Connection, tariff_ids: Iterable[str | None]) -> dict[str, Any]:
+    """The OCPI objects of the stored tariffs among ``tariff_ids``, by id."""
+    ids = sorted({i for i in tariff_ids if i is not None})
+    if not ids:
+        return {}
+    return {r.id: r.data for r in c.execute(
+        sa.select(tariffs.c.id, tariffs.c.data).where(tariffs.c.id.in_(ids)))}
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,8 @@ class Tariffs:
 
     def list_tariffs(self, query: PageQuery) -> Page:
         with self.engine.connect() as c:
-            total, rows = select_page(c, tariffs, query, columns=(tariffs.c.data,))
-            return Page(list(rows.scalars().all()), total)
+            page = select_page(c, tariffs, query)
+            return Page([r["data"] for r in page.rows], page.total, page.next_key)
 
     def set_connector_tariff(self, tariff_id: str, evse_uid: str | None = None) -> int:
         """Price connectors (all, or one EVSE's) with ``tariff_id``; returns how many."""

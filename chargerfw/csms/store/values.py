@@ -150,17 +150,38 @@ class StartRequest:
 
 
 @dataclass(frozen=True)
+class PageKey:
+    """A position in a listing ordered by (last_updated, id): the last row a page held."""
+
+    last_updated: datetime
+    id: int | str
+
+
+class BadPageKey(StoreError):
+    """A page key that cannot be a position in the listing it was given to."""
+
+
+@dataclass(frozen=True)
 class PageQuery:
+    """A page of a listing: ``limit`` rows from ``offset`` on or, when ``after`` is given
+    (the previous page's ``Page.next_key``), the rows that follow that key; ``offset`` then
+    only numbers them."""
+
     offset: int = 0
     limit: int = 50
     date_from: datetime | None = None
     date_to: datetime | None = None
+    after: PageKey | None = None
 
 
 @dataclass(frozen=True)
 class Page:
+    """A page and how many rows the whole listing holds; ``next_key`` (None on the last
+    page) is where the next page starts."""
+
     items: list[dict[str, Any]]
     total: int
+    next_key: PageKey | None = None
 
 
 @dataclass(frozen=True)

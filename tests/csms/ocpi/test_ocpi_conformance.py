@@ -275,9 +275,18 @@ async def test_the_whole_chain_conforms(db: str, ocpi_traffic: OcpiTraffic) -> N
                             15)
 
         # A hub tells which parties are reachable through it.
-        hub = EmspDouble(role="HUB", country_code="NL", party_id="HUB", token_b="hub-token-b")
+        listed = {"party_id": "ABC", "country_code": "DE", "role": "EMSP",
+                  "status": "CONNECTED", "last_updated": WHEN}
+        hub = EmspDouble(role="HUB", country_code="NL", party_id="HUB", token_b="hub-token-b",
+                         client_infos=[listed])
         async with running_emsp(hub):
             hub_token = await register_emsp(csms, hub)
+            # Registering pulls the hub's full list, which replaces what it holds: the PUT
+            # below comes after that pull, as it would from a real hub.
+            hub_id = next(p["id"] for p in await csms.db(csms.store.list_partners)
+                          if p["role"] == "HUB")
+            await wait_until(lambda: csms.db(csms.store.list_hub_parties, hub_id), 15,
+                             "the hub's list pulled")
             info = {"party_id": "XYZ", "country_code": "DE", "role": "EMSP",
                     "status": "CONNECTED", "last_updated": WHEN}
             ok(await client.put(f"{V}/hubclientinfo/DE/XYZ", headers=ocpi_auth(hub_token),

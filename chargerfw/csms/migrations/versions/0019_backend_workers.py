@@ -2,7 +2,7 @@
 backend processes on one PostgreSQL database
 
 Revision ID: 0019_backend_workers
-Revises: 0016_transaction_remark
+Revises: 0018_page_indexes
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import chargerfw.csms.tables
 
 revision = '0019_backend_workers'
-down_revision = '0016_transaction_remark'
+down_revision = '0018_page_indexes'
 branch_labels = None
 depends_on = None
 
