@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms import tariff_engine
@@ -20,6 +20,7 @@ from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.ocpi_objects import dump
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import (
     AlreadyExists,
     CpoIdentity,
@@ -58,7 +59,7 @@ def tariff_data(c: Connection, tariff_id: str | None) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Tariffs:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def _body(self, tariff: m.Tariff, now: datetime) -> dict[str, Any]:
