@@ -4,10 +4,9 @@ Aggregates open a transaction with ``begin()`` and read with ``connect()``, as o
 ``Engine``. Normally each ``begin()`` is its own database transaction. A thread that runs a
 group (:meth:`StoreEngine.group`, used by ``AsyncStore``) runs many store calls in one
 database transaction, so one commit (one fsync) holds them all: there ``begin()`` is a
-SAVEPOINT on the group's connection and ``connect()`` reads on that connection; each call runs
-in a savepoint of its own (:meth:`Group.run`), so a failing call rolls back only its own
-effect and raises only to its own caller. Nothing of a group is durable before
-:meth:`Group.commit` returns.
+SAVEPOINT on the group's connection and ``connect()`` reads on that connection, so a failing
+call rolls back what it would roll back alone and raises only to its own caller
+(:meth:`Group.run`). Nothing of a group is durable before :meth:`Group.commit` returns.
 """
 
 from __future__ import annotations
@@ -27,11 +26,24 @@ class Group:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        # PostgreSQL aborts the whole transaction at a failed statement (a read included):
+        # each call runs in a savepoint of its own there. SQLite undoes only the failed
+        # statement, and every write of a call is in a savepoint already (``begin``).
+        self._savepoint_per_call = connection.dialect.name != "sqlite"
 
     def run(self, call: Callable[[], T]) -> T:
-        """Run ``call`` in a savepoint: its effect is kept (until the group commits) when it
-        returns, rolled back when it raises. A failure of the savepoint itself (a broken
-        connection) raises ``GroupBroken``: the whole group is lost."""
+        """Run ``call``; what it wrote is kept (until the group commits) as it would be
+        were it alone: each ``begin()`` block of it that fails is rolled back. A broken
+        transaction (a lost connection, an error that made the database roll back the whole
+        of it) raises ``GroupBroken``: the whole group is lost."""
+        if not self._savepoint_per_call:
+            try:
+                result = call()
+            except Exception:
+                self._check_open()
+                raise
+            self._check_open()
+            return result
         try:
             savepoint = self.connection.begin_nested()
         except Exception as exc:
@@ -49,6 +61,12 @@ class Group:
         except Exception as exc:
             raise GroupBroken(exc) from exc
         return result
+
+    def _check_open(self) -> None:
+        dbapi_connection = self.connection.connection.dbapi_connection
+        if self.connection.invalidated or not getattr(dbapi_connection, "in_transaction",
+                                                      True):
+            raise GroupBroken("the group's transaction ended under it")
 
     def commit(self) -> None:
         self.connection.commit()

@@ -71,7 +71,7 @@ async def test_calls_queued_together_commit_once_each_with_its_own_outcome(
     assert _count(store.engine, transactions) == 3
 
 
-async def test_a_failing_call_rolls_back_only_its_own_writes(store: Store) -> None:
+async def test_a_failing_call_rolls_back_only_its_own_failed_writes(store: Store) -> None:
     add_test_charger(store, "CP1", None)
     db = AsyncStore(store)
 
@@ -79,16 +79,23 @@ async def test_a_failing_call_rolls_back_only_its_own_writes(store: Store) -> No
         store.record_charge_point_event("CP1", kind, {})
 
     def writes_then_fails() -> None:
-        event("Lost")
-        raise RuntimeError("half way")
+        with store.store_engine.begin():
+            event("Lost")
+            raise RuntimeError("half way")
+
+    def fails_to_read() -> None:
+        # PostgreSQL aborts the whole transaction at a failed statement: not the group's.
+        with store.store_engine.connect() as c:
+            c.execute(sa.text("SELECT * FROM no_such_table"))
 
     try:
         results = await _queued_together(db, [lambda: event("Kept1"), writes_then_fails,
-                                              lambda: event("Kept2")])
+                                              fails_to_read, lambda: event("Kept2")])
     finally:
         db.close()
-    assert results[0] is None and results[2] is None
+    assert results[0] is None and results[3] is None
     assert isinstance(results[1], RuntimeError) and str(results[1]) == "half way"
+    assert isinstance(results[2], sa.exc.ProgrammingError | sa.exc.OperationalError)
     with store.engine.connect() as c:
         kinds = c.execute(sa.select(charge_point_events.c.kind).order_by(
             charge_point_events.c.id)).scalars().all()
