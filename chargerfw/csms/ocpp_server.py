@@ -9,7 +9,6 @@ with a client CA, a charger may instead present a client certificate whose CN is
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -45,7 +44,7 @@ from chargerfw.csms.ocpp_values import (
     parse_time,
     plausible,
 )
-from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest, verify_password
+from chargerfw.csms.store import AsyncStore, AuthDecision, StartRequest
 from chargerfw.csms.store.charger_files import DIAGNOSTICS, FIRMWARE, LOG, SIGNED_FIRMWARE
 from chargerfw.csms.store.fleet_security import NOT_DELIVERED, IssuedRecord
 from chargerfw.csms.store.hashing import VerifiedPasswords
@@ -550,22 +549,14 @@ class OcppServer:
                                       "this charge point must present its client certificate\n")
         if charge_point["password_hash"] is None:
             return None
-        if credentials is None or credentials[0] != cp_id or not await self._password_matches(
-                cp_id, credentials[1], charge_point["password_hash"]):
+        if credentials is None or credentials[0] != cp_id or \
+                not await self.verified_passwords.matches(cp_id, credentials[1],
+                                                          charge_point["password_hash"]):
             log.warning("csms.bad_credentials", charge_point=cp_id, address=address)
             throttle.failed(cp_id, address)
             return self._unauthorized(connection)
         throttle.succeeded(cp_id)
         return None
-
-    async def _password_matches(self, cp_id: str, password: str, stored: str) -> bool:
-        if self.verified_passwords.known(cp_id, password, stored):
-            return True
-        # scrypt is deliberately slow: verify on a plain thread, not the database worker.
-        if not await asyncio.to_thread(verify_password, password, stored):
-            return False
-        self.verified_passwords.remember(cp_id, password, stored)
-        return True
 
     async def _certificate_login(self, connection: ServerConnection, cp_id: str,
                                  common_names: list[str], address: str | None

@@ -3,6 +3,7 @@ password, or one verified against a hash since replaced, goes through scrypt aga
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,31 +11,44 @@ from csms_doubles import add_test_charger, basic_auth, csms_running
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chargerfw.csms import ocpp_server
-from chargerfw.csms.store import hash_password
+from chargerfw.csms.store import hash_password, hashing
 from chargerfw.csms.store.hashing import VerifiedPasswords, verify_password
 
 
-def test_remembered_password_is_known_only_for_its_charger_and_stored_hash() -> None:
+async def test_a_verified_password_is_known_only_for_its_charger_and_stored_hash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    scrypts = _counted_scrypts(monkeypatch)
     stored = hash_password("s3cret")
     verified = VerifiedPasswords()
     assert not verified.known("CP1", "s3cret", stored)
-    verified.remember("CP1", "s3cret", stored)
+    # Three handshakes at once, one abandoned: one scrypt, and its result is kept.
+    first = asyncio.create_task(verified.matches("CP1", "s3cret", stored))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await asyncio.gather(verified.matches("CP1", "s3cret", stored),
+                                verified.matches("CP1", "s3cret", stored)) == [True, True]
+    assert scrypts == ["s3cret"]
     assert verified.known("CP1", "s3cret", stored)
     assert not verified.known("CP1", "other", stored)
     assert not verified.known("CP2", "s3cret", stored)
     assert not verified.known("CP1", "s3cret", hash_password("s3cret"))  # a new hash
+    assert not await verified.matches("CP1", "other", stored)
 
 
-async def test_reconnects_skip_scrypt_until_the_password_changes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _counted_scrypts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     scrypts: list[str] = []
 
     def counted(password: str, stored: str) -> bool:
         scrypts.append(password)
         return verify_password(password, stored)
 
-    monkeypatch.setattr(ocpp_server, "verify_password", counted)
+    monkeypatch.setattr(hashing, "verify_password", counted)
+    return scrypts
+
+
+async def test_reconnects_skip_scrypt_until_the_password_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scrypts = _counted_scrypts(monkeypatch)
     async with csms_running(str(tmp_path / "c.db")) as csms:
         await csms.db(add_test_charger, csms.store, "CP1", "s3cret")
         url = f"{csms.ocpp_url}/CP1"

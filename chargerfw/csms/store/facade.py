@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from chargerfw.csms.store.admin import AdminTokens, ChargePointEvents
 from chargerfw.csms.store.cdrs import Cdrs
@@ -332,13 +333,23 @@ class AsyncStore:
                     except Exception as exc:
                         outcomes.append((False, exc))
                 group.commit()
-            return outcomes
         except Exception as exc:
             log.warning("csms.group_commit_failed", calls=len(calls), error=repr(exc)[:300])
-        return [_run_alone(call) for call in calls]
+            return [_run_alone(call) for call in calls]
+        # A call that lost a deadlock to another worker's group (whose locks are held until
+        # that group commits) would have waited its turn alone: it runs again, alone.
+        return [_run_alone(call) if not returned and _lost_to_another_transaction(value)
+                else (returned, value) for call, (returned, value) in zip(calls, outcomes,
+                                                                          strict=True)]
 
 
 _Outcome = tuple[bool, Any]  # (returned, the result or the exception raised)
+
+
+def _lost_to_another_transaction(exc: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialization failure: the statement, not its data, failed."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
+        "40P01", "40001")
 
 
 def _run_alone(call: _Call) -> _Outcome:
