@@ -29,7 +29,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from chargerfw.csms.store.admin import AdminTokens, ChargePointEvents
 from chargerfw.csms.store.cdrs import Cdrs
@@ -260,11 +259,12 @@ class AsyncStore:
     """Runs ``Store`` methods on worker threads so the event loop never blocks on the DB.
 
     Group commit: a worker takes every call queued when it is free (up to ``MAX_GROUP``) and
-    runs them in one database transaction, each in a savepoint of its own, so a burst of
-    requests costs one commit (one fsync) instead of one each. A call's caller hears its
-    result (or its own exception) only after that commit; a call that fails rolls back only
-    what it did. Should the group's transaction itself fail (the commit, the connection),
-    each of its calls is run again alone.
+    runs them in one database transaction, so a burst of requests costs one commit (one
+    fsync) instead of one each. A call's caller hears its result only after that commit.
+    Should a call's write be refused or a statement fail (which PostgreSQL answers by
+    aborting the whole transaction), or the commit fail, the group is rolled back and each
+    of its calls run again alone, so each gets its own outcome as if it had never been
+    grouped (see ``store_engine``).
 
     SQLite gets one worker (one writer at a time is what it supports anyway); PostgreSQL a
     few, each committing its own groups.
@@ -330,26 +330,19 @@ class AsyncStore:
                         outcomes.append((True, group.run(call.run)))
                     except GroupBroken:
                         raise
-                    except Exception as exc:
+                    except Exception as exc:  # it failed before touching the database
                         outcomes.append((False, exc))
                 group.commit()
+            return outcomes
+        except GroupBroken as exc:
+            # A call's write was refused or a statement failed: rolled back with the group.
+            log.debug("csms.group_rerun", calls=len(calls), cause=repr(exc.__cause__)[:300])
         except Exception as exc:
             log.warning("csms.group_commit_failed", calls=len(calls), error=repr(exc)[:300])
-            return [_run_alone(call) for call in calls]
-        # A call that lost a deadlock to another worker's group (whose locks are held until
-        # that group commits) would have waited its turn alone: it runs again, alone.
-        return [_run_alone(call) if not returned and _lost_to_another_transaction(value)
-                else (returned, value) for call, (returned, value) in zip(calls, outcomes,
-                                                                          strict=True)]
+        return [_run_alone(call) for call in calls]
 
 
 _Outcome = tuple[bool, Any]  # (returned, the result or the exception raised)
-
-
-def _lost_to_another_transaction(exc: BaseException) -> bool:
-    """A PostgreSQL deadlock or serialization failure: the statement, not its data, failed."""
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in (
-        "40P01", "40001")
 
 
 def _run_alone(call: _Call) -> _Outcome:

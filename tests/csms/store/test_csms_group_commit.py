@@ -1,5 +1,6 @@
-"""Group commit: ``AsyncStore`` runs the calls queued together in one database transaction,
-each in a savepoint of its own, and answers each only after that transaction committed."""
+"""Group commit: ``AsyncStore`` runs the calls queued together in one database transaction
+and answers each only after it committed; a call that fails gets its own outcome, as if it
+had run alone."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import sqlalchemy as sa
 from csms_doubles import ACCEPTED, add_test_charger
 from sqlalchemy.engine import Engine
 
-from chargerfw.csms.store import AlreadyExists, AsyncStore, StartRequest, Store
+from chargerfw.csms.store import (
+    AlreadyExists,
+    AsyncStore,
+    ConnectorSpec,
+    EvseSpec,
+    StartRequest,
+    Store,
+    StoreError,
+)
 from chargerfw.csms.store.store_engine import Group
 from chargerfw.csms.tables import charge_point_events, transactions
 
@@ -56,19 +65,38 @@ async def test_calls_queued_together_commit_once_each_with_its_own_outcome(
     try:
         starts = [lambda n=n: store.start_transaction(
             StartRequest(f"CP{n}", 1, "TAG1", 100 * n, T0), ACCEPTED) for n in range(3)]
-        duplicate = lambda: add_test_charger(store, "CP1", None)  # noqa: E731
+        evse = EvseSpec("X-1", 1, [ConnectorSpec("1", "IEC_62196_T2", "SOCKET", "AC_3_PHASE",
+                                                 400, 32)])
+        refused = lambda: store.add_charge_point("CPX", None, None, [evse])  # noqa: E731
         before = commits.count
-        results = await _queued_together(db, [starts[0], duplicate, starts[1], starts[2]])
-        # The gate's group and the four calls' group: two commits, not five.
-        assert commits.count - before == 2
+        results = await _queued_together(db, [starts[0], refused, starts[1], starts[2]])
+        # The four calls' group and the gate's (on SQLite; nothing to commit on
+        # PostgreSQL): not one commit per call.
+        assert commits.count - before <= 2
     finally:
         db.close()
-    assert isinstance(results[1], AlreadyExists)
+    assert isinstance(results[1], StoreError) and "need a location" in str(results[1])
     opened = [results[0], results[2], results[3]]
     assert all(created for _, created in opened)
     assert [row["meter_start"] for row, _ in opened] == [0, 100, 200]
     # Answered after the commit: another connection sees every started transaction.
     assert _count(store.engine, transactions) == 3
+
+
+async def test_a_refused_write_fails_its_call_alone(store: Store) -> None:
+    add_test_charger(store, "CP1", None)
+    db = AsyncStore(store)
+    try:
+        results = await _queued_together(db, [
+            lambda: store.start_transaction(StartRequest("CP1", 1, "TAG1", 5, T0), ACCEPTED),
+            lambda: add_test_charger(store, "CP1", None),  # exists: refused in its transaction
+            lambda: store.record_charge_point_event("CP1", "Kept", {})])
+    finally:
+        db.close()
+    assert results[0][1] is True and isinstance(results[1], AlreadyExists)
+    assert isinstance(results[2], int)
+    assert _count(store.engine, transactions) == 1
+    assert _count(store.engine, charge_point_events) == 1
 
 
 async def test_a_failing_call_rolls_back_only_its_own_failed_writes(store: Store) -> None:
@@ -79,12 +107,13 @@ async def test_a_failing_call_rolls_back_only_its_own_failed_writes(store: Store
         store.record_charge_point_event("CP1", kind, {})
 
     def writes_then_fails() -> None:
-        with store.store_engine.begin():
-            event("Lost")
+        with store.store_engine.begin() as c:
+            c.execute(charge_point_events.insert().values(
+                charge_point_id="CP1", at=T0, kind="Lost", data={}))
             raise RuntimeError("half way")
 
     def fails_to_read() -> None:
-        # PostgreSQL aborts the whole transaction at a failed statement: not the group's.
+        # PostgreSQL aborts the whole transaction at a failed statement: not the others'.
         with store.store_engine.connect() as c:
             c.execute(sa.text("SELECT * FROM no_such_table"))
 
