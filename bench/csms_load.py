@@ -1,28 +1,49 @@
 """Many simulated chargers against one `chargerfw csms serve` over loopback.
 
-Each charger connects over OCPP 1.6J, boots, starts a transaction and sends meter values at a
-fixed interval, then stops. Prints the message rate the backend sustained and the round-trip
-latency (request sent -> CALLRESULT received) percentiles.
+Phases, all in one run against one backend process:
 
-    .venv/bin/python bench/csms_load.py --chargers 300 --meter-values 20 --interval 1
+1. baseline: one probe charger alone sends Heartbeats one after another (the backend's
+   round trip with nothing else to do: the figure the others are compared with);
+2. first connect: the fleet connects (Basic auth with ``--password``), boots and reports
+   its connector; the backend's RSS before and after, divided by the fleet, is its memory
+   per connected charger;
+3. sessions: each charger starts a transaction (spread over the first interval), sends
+   MeterValues every ``--interval`` s ``--meter-values`` times, and stops; the probe sends
+   a Heartbeat every ``--probe-gap`` s beside them;
+4. boot storms: the whole fleet drops its connections and reconnects at once, each
+   charger booting and reporting its connector again: the time until all are booted; first
+   with passwords the backend has not verified yet (each charger now has one, as after a
+   backend restart), then again (the passwords verified before).
+
+Prints, per phase and OCPP action, the answers' p50/p99 beside the load offered (msg/s).
+The chargers answer the backend's own requests (GetConfiguration after each boot).
+
+    .venv/bin/python bench/csms_load.py --chargers 1000 --meter-values 6 --interval 10
+    .venv/bin/python bench/csms_load.py --chargers 1000 --postgres   # a private PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import itertools
 import json
+import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import sqlalchemy as sa
 from csms_common import percentiles, served_csms
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -34,88 +55,145 @@ from chargerfw.csms.store import (
     EvseSpec,
     LocationSpec,
     Store,
+    hash_password,
 )
+from chargerfw.csms.tables import charge_points
+
+PROBE = "BENCH0000"
 
 
 @dataclass
 class Stats:
-    latencies: dict[str, list[float]] = field(default_factory=dict)
+    # phase -> action -> latencies (s)
+    latencies: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: int = 0
-    messages: int = 0
+
+    def add(self, phase: str, action: str, latency: float) -> None:
+        self.latencies.setdefault(phase, {}).setdefault(action, []).append(latency)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class RawCharger:
-    """A minimal OCPP-J client: one request in flight, JSON frames by hand (cheap on CPU)."""
+def _answer_to(action: str) -> dict[str, Any]:
+    """What a charger answers to the backend's requests (only GetConfiguration comes
+    unasked; the rest would be an operator's)."""
+    if action == "GetConfiguration":
+        return {"configurationKey": [{"key": "SupportedFeatureProfiles", "readonly": True,
+                                      "value": "Core,SmartCharging"}]}
+    return {"status": "Accepted"}
 
-    def __init__(self, ws: ClientConnection, stats: Stats) -> None:
+
+class BenchCharger:
+    """A minimal OCPP-J client, JSON frames by hand (cheap on CPU): calls the backend and
+    answers what the backend calls."""
+
+    def __init__(self, cp_id: str, ws: ClientConnection, stats: Stats) -> None:
+        self.id = cp_id
         self.ws = ws
         self.stats = stats
-        self.ids = itertools.count(1)
+        self.phase = "?"
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[list[Any]]] = {}
+        self._reader = asyncio.create_task(self._read())
 
-    async def call(self, action: str, payload: dict[str, object]) -> dict[str, object]:
-        unique_id = str(next(self.ids))
+    @classmethod
+    async def open(cls, url: str, cp_id: str, password: str | None,
+                   stats: Stats) -> BenchCharger:
+        headers = {}
+        if password is not None:
+            basic = base64.b64encode(f"{cp_id}:{password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        ws = await connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                           additional_headers=headers, open_timeout=120, ping_interval=None,
+                           close_timeout=5)
+        return cls(cp_id, ws, stats)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if frame[0] == 2:
+                    await self.ws.send(json.dumps([3, frame[1], _answer_to(frame[2])]))
+                elif (waiter := self._pending.pop(frame[1], None)) is not None \
+                        and not waiter.done():
+                    waiter.set_result(frame)
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        unique_id = str(next(self._ids))
+        waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._pending[unique_id] = waiter
         started = time.perf_counter()
         await self.ws.send(json.dumps([2, unique_id, action, payload]))
-        while True:
-            reply = json.loads(await self.ws.recv())
-            if reply[1] == unique_id:
-                break
-        self.stats.latencies.setdefault(action, []).append(time.perf_counter() - started)
-        self.stats.messages += 1
+        reply = await waiter
+        self.stats.add(self.phase, action, time.perf_counter() - started)
         if reply[0] != 3:
             self.stats.errors += 1
             return {}
         return dict(reply[2])
 
+    async def boot(self) -> None:
+        await self.call("BootNotification", {"chargePointVendor": "bench",
+                                             "chargePointModel": "load"})
+        await self.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                               "status": "Available"})
 
-async def run_charger(url: str, cp_id: str, meter_values: int, interval: float,
-                      stats: Stats, ready: asyncio.Barrier) -> None:
-    async with connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=60,
-                       ping_interval=None) as ws:
-        charger = RawCharger(ws, stats)
-        await charger.call("BootNotification", {"chargePointVendor": "bench",
-                                                "chargePointModel": "load"})
-        await charger.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
-                                                  "status": "Available"})
-        await ready.wait()
-        start = await charger.call("StartTransaction", {
-            "connectorId": 1, "idTag": "BENCHTAG", "meterStart": 0, "timestamp": now_iso()})
-        tx_id = start.get("transactionId", 0)
-        await asyncio.sleep(random.uniform(0, interval))  # spread the chargers out
-        energy = 0
-        for _ in range(meter_values):
-            energy += random.randint(50, 200)
-            await charger.call("MeterValues", {
-                "connectorId": 1, "transactionId": tx_id, "meterValue": [{
-                    "timestamp": now_iso(), "sampledValue": [
-                        {"value": str(energy), "measurand": "Energy.Active.Import.Register",
-                         "unit": "Wh"},
-                        {"value": "16.0", "measurand": "Current.Import", "unit": "A",
-                         "phase": "L1"},
-                        {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
-            await asyncio.sleep(interval)
-        await charger.call("StopTransaction", {"transactionId": tx_id, "meterStop": energy,
-                                               "timestamp": now_iso(), "reason": "Local"})
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+async def session(charger: BenchCharger, meter_values: int, interval: float) -> None:
+    await asyncio.sleep(random.uniform(0, interval))  # sessions start spread out
+    start = await charger.call("StartTransaction", {
+        "connectorId": 1, "idTag": "BENCHTAG", "meterStart": 0, "timestamp": now_iso()})
+    tx_id = start.get("transactionId", 0)
+    energy = 0
+    for _ in range(meter_values):
+        await asyncio.sleep(interval)
+        energy += random.randint(50, 200)
+        await charger.call("MeterValues", {
+            "connectorId": 1, "transactionId": tx_id, "meterValue": [{
+                "timestamp": now_iso(), "sampledValue": [
+                    {"value": str(energy), "measurand": "Energy.Active.Import.Register",
+                     "unit": "Wh"},
+                    {"value": "16.0", "measurand": "Current.Import", "unit": "A",
+                     "phase": "L1"},
+                    {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+    await charger.call("StopTransaction", {"transactionId": tx_id, "meterStop": energy,
+                                           "timestamp": now_iso(), "reason": "Local"})
+
+
+async def probe_heartbeats(probe: BenchCharger, count: int | None, gap_s: float,
+                           stop: asyncio.Event | None = None) -> None:
+    for n in itertools.count():
+        if (count is not None and n >= count) or (stop is not None and stop.is_set()):
+            return
+        await probe.call("Heartbeat", {})
+        await asyncio.sleep(gap_s)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
 
 
 def prepare_database(db: str, chargers: int) -> None:
     engine = create_db_engine(db)
     upgrade_database(engine)
     store = Store(engine, CpoIdentity())
-    store.add_charge_point("BENCH0000", None, LocationSpec(
-        "BENCHLOC", "Bench 1", "Utrecht", "NLD", "52.08917", "5.11028", "Europe/Amsterdam"),
-        [EvseSpec("BENCH0000-1", 1, [ConnectorSpec("1", "IEC_62196_T2", "SOCKET",
-                                                   "AC_3_PHASE", 400, 32)])])
-    for n in range(1, chargers):
-        cp_id = f"BENCH{n:04d}"
-        store.add_charge_point(cp_id, None, LocationSpec(
-            "BENCHLOC", "", "", "NLD", "52.08917", "5.11028", ""),
-            [EvseSpec(f"{cp_id}-1", 1, [ConnectorSpec("1", "IEC_62196_T2", "SOCKET",
-                                                      "AC_3_PHASE", 400, 32)])])
+    connector = ConnectorSpec("1", "IEC_62196_T2", "SOCKET", "AC_3_PHASE", 400, 32)
+    location = LocationSpec("BENCHLOC", "Bench 1", "Utrecht", "NLD", "52.08917", "5.11028",
+                            "Europe/Amsterdam")
+    store.add_charge_points([
+        (f"BENCH{n:04d}", None, location,
+         [EvseSpec(f"BENCH{n:04d}-1", 1, [connector])], None, True)
+        for n in range(chargers)])
     store.put_token(Token.model_validate({
         "country_code": "DE", "party_id": "EMS", "uid": "BENCHTAG", "type": "RFID",
         "contract_id": "DE-EMS-BENCH", "issuer": "bench", "valid": True,
@@ -123,46 +201,172 @@ def prepare_database(db: str, chargers: int) -> None:
     engine.dispose()
 
 
+async def connect_fleet(url: str, ids: list[str], password: str | None, stats: Stats,
+                        phase: str, give_up_s: float = 300.0
+                        ) -> tuple[list[BenchCharger], float, int]:
+    """Connect and boot every charger at once; one whose connection fails tries again after
+    1-5 s, as a charger does. Returns (chargers, seconds until all booted, retries)."""
+    retries = 0
+
+    async def one(cp_id: str) -> BenchCharger:
+        nonlocal retries
+        while True:
+            try:
+                charger = await BenchCharger.open(url, cp_id, password, stats)
+            except Exception:
+                if time.perf_counter() - started > give_up_s:
+                    raise
+                retries += 1
+                await asyncio.sleep(random.uniform(1, 5))
+                continue
+            charger.phase = phase
+            await charger.boot()
+            return charger
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(cp_id) for cp_id in ids), return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    chargers = [r for r in results if isinstance(r, BenchCharger)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        print(f"  {phase}: {len(failed)} chargers gave up, first: {failed[0]!r}")
+    return chargers, elapsed, retries
+
+
+def print_phase(stats: Stats, phase: str, duration_s: float, title: str) -> None:
+    print(f"{title} ({duration_s:.1f} s)")
+    for action, values in sorted(stats.latencies.get(phase, {}).items()):
+        figures = percentiles([v * 1000 for v in values])
+        print(f"  {action:<18} n={len(values):<6} offered {len(values) / duration_s:7.1f} "
+              f"msg/s   p50 {figures['p50']:8.1f} ms   p99 {figures['p99']:8.1f} ms   "
+              f"max {figures['max']:8.1f} ms")
+
+
+def set_fleet_password(db: str, password: str) -> None:
+    """Give every charger but the probe ``password`` (one scrypt for the fleet: each its own
+    would take a minute here; the backend still verifies each charger's once)."""
+    engine = create_db_engine(db)
+    with engine.begin() as c:
+        c.execute(charge_points.update().where(charge_points.c.id != PROBE)
+                  .values(password_hash=hash_password(password)))
+    engine.dispose()
+
+
+async def storm(url: str, fleet: list[BenchCharger], ids: list[str], password: str | None,
+                stats: Stats, phase: str, title: str) -> list[BenchCharger]:
+    """Drop every connection of the fleet, then reconnect and boot them all at once."""
+    await asyncio.gather(*(charger.close() for charger in fleet), return_exceptions=True)
+    await asyncio.sleep(2)  # the backend notices every disconnect
+    fleet, storm_s, retries = await connect_fleet(url, ids, password, stats, phase)
+    print_phase(stats, phase, storm_s, f"{title}: {len(fleet)} chargers reconnected at once, "
+                f"all booted in {storm_s:.2f} s ({retries} connection attempts failed and were "
+                "retried)")
+    return fleet
+
+
 async def main_async(args: argparse.Namespace, db: str) -> None:
     stats = Stats()
+    fleet_ids = [f"BENCH{n:04d}" for n in range(1, args.chargers)]
     with served_csms(db) as csms:
-        ready = asyncio.Barrier(args.chargers + 1)
-        t_connect = time.perf_counter()
-        tasks = [asyncio.create_task(run_charger(csms.ocpp_url, f"BENCH{n:04d}",
-                                                 args.meter_values, args.interval, stats,
-                                                 ready))
-                 for n in range(args.chargers)]
-        await ready.wait()
-        connected_s = time.perf_counter() - t_connect
-        t0 = time.perf_counter()
-        before = stats.messages
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        elapsed = time.perf_counter() - t0
-    failures = [r for r in results if isinstance(r, BaseException)]
-    sent = stats.messages - before
-    print(f"backend: {db.split('://')[0] if '://' in db else 'sqlite'}; "
-          f"chargers: {args.chargers}, all booted in {connected_s:.2f} s")
-    print(f"transaction phase: {sent} requests in {elapsed:.2f} s = {sent / elapsed:.0f} msg/s "
-          f"(offered about {args.chargers / args.interval:.0f} msg/s of MeterValues)")
-    print(f"CALLERRORs: {stats.errors}; chargers that failed: {len(failures)}")
-    for action in ("BootNotification", "StartTransaction", "MeterValues", "StopTransaction"):
-        values = stats.latencies.get(action, [])
-        figures = percentiles([v * 1000 for v in values])
-        text = "  ".join(f"{k}={v:.1f}" for k, v in figures.items())
-        print(f"  {action:<17} n={len(values):<6} latency ms: {text}")
-    if failures:
-        print(f"first failure: {failures[0]!r}")
+        rss_idle = rss_bytes(csms.pid)
+        probe = await BenchCharger.open(csms.ocpp_url, PROBE, None, stats)
+        probe.phase = "warmup"
+        await probe.boot()
+        await probe_heartbeats(probe, 20, 0.01)
+        probe.phase = "baseline"
+        started = time.perf_counter()
+        await probe_heartbeats(probe, args.probe_samples, 0.01)
+        print_phase(stats, "baseline", time.perf_counter() - started,
+                    "baseline: the probe alone, Heartbeat after Heartbeat")
+
+        rss_before = rss_bytes(csms.pid)
+        fleet, connect_s, retries = await connect_fleet(csms.ocpp_url, fleet_ids, None,
+                                                        stats, "connect")
+        await asyncio.sleep(2)  # the backend's GetConfiguration round trips settle
+        rss_after = rss_bytes(csms.pid)
+        print_phase(stats, "connect", connect_s,
+                    f"first connect: {len(fleet)} chargers (no password) connected at once, "
+                    f"all booted in {connect_s:.2f} s ({retries} attempts retried)")
+        print(f"  backend RSS: idle {rss_idle / 2**20:.1f} MiB, before {rss_before / 2**20:.1f}"
+              f" MiB, with the fleet {rss_after / 2**20:.1f} MiB: "
+              f"{(rss_after - rss_before) / max(1, len(fleet)) / 1024:.1f} KiB per connected "
+              f"charger")
+
+        for charger in fleet:
+            charger.phase = "sessions"
+        probe.phase = "probe"
+        stop = asyncio.Event()
+        probing = asyncio.create_task(probe_heartbeats(probe, None, args.probe_gap, stop))
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(session(charger, args.meter_values, args.interval) for charger in fleet),
+            return_exceptions=True)
+        sessions_s = time.perf_counter() - started
+        stop.set()
+        await probing
+        failures = [r for r in results if isinstance(r, BaseException)]
+        print_phase(stats, "sessions", sessions_s,
+                    f"sessions: {len(fleet)} chargers, MeterValues every {args.interval:g} s "
+                    f"(about {len(fleet) / args.interval:.0f} msg/s offered)")
+        print_phase(stats, "probe", sessions_s, "  the probe beside them")
+        if failures:
+            print(f"  {len(failures)} sessions failed, first: {failures[0]!r}")
+
+        password = None
+        if not args.no_password:
+            password = args.password
+            set_fleet_password(db, password)
+            fleet = await storm(csms.ocpp_url, fleet, fleet_ids, password, stats, "cold",
+                                "boot storm, passwords new to the backend (as after its "
+                                "restart)")
+        fleet = await storm(csms.ocpp_url, fleet, fleet_ids, password, stats, "storm",
+                            "boot storm" + (", passwords verified before" if password
+                                            else ""))
+        await asyncio.gather(*(charger.close() for charger in fleet), return_exceptions=True)
+        await probe.close()
+    print(f"CALLERRORs: {stats.errors}")
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL (the tests' helper), made durable as a production one is
+    (the tests run theirs without fsync)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import psycopg
+    from pg import postgres_server
+
+    with postgres_server() as server:
+        with psycopg.connect(host=server.host, port=server.port, user=server.user,
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = on")
+            conn.execute("ALTER SYSTEM SET full_page_writes = on")
+            conn.execute("SELECT pg_reload_conf()")
+        yield server.create_database("csms_bench")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chargers", type=int, default=300)
-    parser.add_argument("--meter-values", type=int, default=20, help="per charger")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between them")
+    parser.add_argument("--chargers", type=int, default=300, help="the probe included")
+    parser.add_argument("--meter-values", type=int, default=6, help="per charger")
+    parser.add_argument("--interval", type=float, default=10.0,
+                        help="seconds between MeterValues")
+    parser.add_argument("--password", default="bench-secret-1234",
+                        help="every charger's Basic-auth password")
+    parser.add_argument("--no-password", action="store_true", help="chargers without one")
+    parser.add_argument("--probe-samples", type=int, default=200)
+    parser.add_argument("--probe-gap", type=float, default=0.2,
+                        help="seconds between the probe's Heartbeats beside the fleet")
     parser.add_argument("--db", default=None, help="database (default: a temporary SQLite)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a private PostgreSQL server for the run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="csms-bench-") as tmp:
-        db = args.db or str(Path(tmp) / "bench.sqlite3")
+    with tempfile.TemporaryDirectory(prefix="csms-bench-") as tmp, \
+            contextlib.ExitStack() as stack:
+        db = args.db or (stack.enter_context(private_postgres()) if args.postgres
+                         else str(Path(tmp) / "bench.sqlite3"))
+        print(f"backend: {sa.make_url(db).get_backend_name() if '://' in db else 'sqlite'}; "
+              f"chargers: {args.chargers}; load generator in this process (pid {os.getpid()}),"
+              f" same machine")
         prepare_database(db, args.chargers)
         asyncio.run(main_async(args, db))
 

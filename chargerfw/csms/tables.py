@@ -386,6 +386,14 @@ hub_parties = sa.Table(
     sa.Column("last_updated", UtcDateTime, nullable=False),
 )
 
+# One row whose value changes (by database triggers, see migration 0017) with every change to
+# partners, partner_parties or hub_parties: who receives a push is cached until it does.
+partner_generation = sa.Table(
+    "partner_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.String(32), nullable=False),
+)
+
 # Pulls of a partner's token list (tokens Sender): the next pull asks for changes since the
 # start of the last successful one.
 token_pulls = sa.Table(

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from csms_doubles import add_test_charger
+from sqlalchemy.engine import Engine
 
 from chargerfw.csms.db import MIGRATIONS, create_db_engine, upgrade_database
 from chargerfw.csms.store import CpoIdentity, Store
+from chargerfw.csms.tables import UtcDateTime
 
 
 def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
@@ -23,7 +24,7 @@ def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "0009_local_lists")
         store = Store(engine, CpoIdentity())
-        add_test_charger(store, "CP1", None)
+        _old_schema_charger(engine, "CP1")
         requests = sa.table("local_list_requests", sa.column("id"), sa.column("charge_point_id"),
                             sa.column("full"), sa.column("requested_at"),
                             sa.column("claimed_at"), sa.column("finished_at"),
@@ -52,3 +53,12 @@ def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
             (True, True), (False, False)]
     finally:
         engine.dispose()
+
+
+def _old_schema_charger(engine: Engine, charge_point_id: str) -> None:
+    """A charge point as the old schema holds it (today's Store writes tables it lacks)."""
+    table = sa.table("charge_points", sa.column("id"), sa.column("auto_registered"),
+                     sa.column("created_at", UtcDateTime()))
+    with engine.begin() as c:
+        c.execute(table.insert().values(id=charge_point_id, auto_registered=False,
+                                        created_at=datetime(2026, 1, 1, tzinfo=UTC)))

@@ -2,6 +2,7 @@
 go in and out of it.
 
 - ``facade``: ``Store`` composed of one part per aggregate, ``AsyncStore``.
+- ``store_engine``: the transactions the parts open, and group commit.
 - ``charge_points``, ``locations``, ``tariffs``, ``partners``, ``hubs``, ``tokens``,
   ``transactions``, ``sessions``, ``cdrs``, ``reservations``, ``commands``, ``sites``,
   ``local_lists``, ``operator_commands``, ``charger_files``, ``admin`` (admin API tokens,

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms.store.hashing import new_credentials_token, token_digest
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AlreadyExists, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import admin_tokens, charge_point_events, charge_points
 
@@ -23,7 +24,7 @@ TOKEN_NAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
 
 @dataclass(frozen=True)
 class AdminTokens:
-    engine: Engine
+    engine: StoreEngine
 
     def create_admin_token(self, name: str | None = None) -> tuple[str, str]:
         """A new random token; returns (its name, the token). Only its digest is kept, so
@@ -89,7 +90,7 @@ def _of_charger(charge_point_id: str, of_type: str | None) -> list[Any]:
 
 @dataclass(frozen=True)
 class ChargePointEvents:
-    engine: Engine
+    engine: StoreEngine
 
     def record_charge_point_event(self, charge_point_id: str, kind: str,
                                   data: dict[str, Any],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
@@ -20,6 +20,7 @@ from chargerfw.csms.store.sessions import (
     token_owner,
 )
 from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
 from chargerfw.csms.tables import cdrs, evses, locations
 
@@ -46,7 +47,7 @@ def record_cdr(c: Connection, cpo: CpoIdentity, tx: RowMapping, now: datetime) -
 
 @dataclass(frozen=True)
 class Cdrs:
-    engine: Engine
+    engine: StoreEngine
 
     def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""

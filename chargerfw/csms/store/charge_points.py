@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms.ocpi import models as m
@@ -23,6 +23,7 @@ from chargerfw.csms.store.locations import (
     touch_locations,
 )
 from chargerfw.csms.store.status import evse_status, is_offline
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.tariffs import check_tariff
 from chargerfw.csms.store.transactions import (
     mark_open_at_boot,
@@ -47,7 +48,7 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class ChargePoints:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     # -- registration (administration) --

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.store.hashing import new_credentials_token, token_digest
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AlreadyExists, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import (
     charge_points,
@@ -45,7 +46,7 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class ChargerFiles:
-    engine: Engine
+    engine: StoreEngine
 
     # -- statuses --
 

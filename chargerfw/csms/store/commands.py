@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store.parties import holds
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import utcnow
 from chargerfw.csms.tables import pending_commands, reservations, transactions
 
@@ -43,7 +44,7 @@ def _vouched_until(c: Connection, command: RowMapping) -> datetime | None:
 
 @dataclass(frozen=True)
 class Commands:
-    engine: Engine
+    engine: StoreEngine
 
     def create_command(self, partner_id: int | None, command: str, request: dict[str, Any],
                        response_url: str, charge_point_id: str | None, id_tag: str | None,

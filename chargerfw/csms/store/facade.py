@@ -3,7 +3,7 @@ commands use; and ``AsyncStore``, which runs it off the event loop.
 
 The store is composed of one part per aggregate (charge points, locations, tariffs,
 partners, hubs, tokens, transactions, sessions, CDRs, reservations, commands, sites,
-local authorization lists, chargers' files, the push queue). Each part only knows the engine (and our CPO
+local authorization lists, chargers' files, the push queue). Each part only knows the store engine (and our CPO
 identity where it builds OCPI objects); work that spans aggregates inside one database
 transaction goes through the owning module's functions that take that transaction's
 connection. ``Store`` offers every part's methods
@@ -11,7 +11,8 @@ under one name, so a caller needs neither to know which part holds a method nor 
 parts.
 
 Every method is synchronous and runs one database transaction; the async servers call them
-through ``AsyncStore`` (a worker thread), so the event loop never waits on the database.
+through ``AsyncStore`` (worker threads), so the event loop never waits on the database, and
+the calls queued together there share one commit (see ``store_engine``).
 Changes that partners must hear about enqueue their OCPI pushes in the same transaction, so a
 crash can lose neither the change nor its push.
 """
@@ -19,8 +20,11 @@ crash can lose neither the change nor its push.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,10 +45,14 @@ from chargerfw.csms.store.push_queue import PushQueue
 from chargerfw.csms.store.reservations import Reservations
 from chargerfw.csms.store.sessions import Sessions
 from chargerfw.csms.store.sites import Sites
+from chargerfw.csms.store.store_engine import GroupBroken, StoreEngine
 from chargerfw.csms.store.tariffs import Tariffs
 from chargerfw.csms.store.tokens import Tokens
 from chargerfw.csms.store.transactions import Transactions
 from chargerfw.csms.store.values import CpoIdentity
+from chargerfw.logs import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -55,8 +63,11 @@ class Store:
     def __init__(self, engine: Engine, cpo: CpoIdentity | None = None) -> None:
         self.engine = engine
         self.cpo = cpo or CpoIdentity()
+        # What the parts open transactions on: it lets AsyncStore group many calls into one.
+        self.store_engine = StoreEngine(engine)
+        store_engine = self.store_engine
 
-        charge_points = ChargePoints(engine, self.cpo)
+        charge_points = ChargePoints(store_engine, self.cpo)
         self.add_charge_point = charge_points.add_charge_point
         self.add_charge_points = charge_points.add_charge_points
         self.attach_charge_point = charge_points.attach_charge_point
@@ -79,12 +90,12 @@ class Store:
         self.reset_connections = charge_points.reset_connections
         self.sweep_offline = charge_points.sweep_offline
 
-        locations = Locations(engine, self.cpo)
+        locations = Locations(store_engine, self.cpo)
         self.list_locations = locations.list_locations
         self.get_location = locations.get_location
         self.set_location_details = locations.set_location_details
 
-        tariffs = Tariffs(engine, self.cpo)
+        tariffs = Tariffs(store_engine, self.cpo)
         self.add_tariff = tariffs.add_tariff
         self.update_tariff = tariffs.update_tariff
         self.delete_tariff = tariffs.delete_tariff
@@ -92,7 +103,7 @@ class Store:
         self.list_tariffs = tariffs.list_tariffs
         self.set_connector_tariff = tariffs.set_connector_tariff
 
-        partners = Partners(engine, self.cpo)
+        partners = Partners(store_engine, self.cpo)
         self.add_partner = partners.add_partner
         self.give_party = partners.give_party
         self.take_party = partners.take_party
@@ -110,7 +121,7 @@ class Store:
         self.unregister_partner = partners.unregister_partner
         self.queue_full_sync = partners.queue_full_sync
 
-        tokens = Tokens(engine, self.cpo)
+        tokens = Tokens(store_engine, self.cpo)
         self.put_token = tokens.put_token
         self.add_local_token = tokens.add_local_token
         self.get_token = tokens.get_token
@@ -122,7 +133,7 @@ class Store:
         self.token_routes = tokens.token_routes
         self.route_for_uid = tokens.route_for_uid
 
-        transactions = Transactions(engine, self.cpo)
+        transactions = Transactions(store_engine, self.cpo)
         self.start_transaction = transactions.start_transaction
         self.close_orphans_due = transactions.close_orphans_due
         self.transaction_for_start = transactions.transaction_for_start
@@ -133,27 +144,27 @@ class Store:
         self.active_transaction = transactions.active_transaction
         self.transactions_table = transactions.transactions_table
 
-        sessions = Sessions(engine, self.cpo)
+        sessions = Sessions(store_engine, self.cpo)
         self.list_sessions = sessions.list_sessions
         self.get_session = sessions.get_session
 
-        self.list_cdrs = Cdrs(engine).list_cdrs
+        self.list_cdrs = Cdrs(store_engine).list_cdrs
 
-        reservations = Reservations(engine)
+        reservations = Reservations(store_engine)
         self.create_reservation = reservations.create_reservation
         self.set_reservation_status = reservations.set_reservation_status
         self.reservation_by_ocpi_id = reservations.reservation_by_ocpi_id
         self.get_reservation = reservations.get_reservation
         self.expire_reservations = reservations.expire_reservations
 
-        commands = Commands(engine)
+        commands = Commands(store_engine)
         self.create_command = commands.create_command
         self.finish_command = commands.finish_command
         self.command_vouching_for = commands.command_vouching_for
         self.may_unlock = commands.may_unlock
         self.get_command = commands.get_command
 
-        hubs = Hubs(engine)
+        hubs = Hubs(store_engine)
         self.put_hub_party = hubs.put_hub_party
         self.replace_hub_parties = hubs.replace_hub_parties
         self.get_hub_party = hubs.get_hub_party
@@ -161,11 +172,11 @@ class Store:
         self.last_token_pull = hubs.last_token_pull
         self.record_token_pull = hubs.record_token_pull
 
-        local_lists = LocalLists(engine)
+        local_lists = LocalLists(store_engine)
         self.held_local_list = local_lists.held_local_list
         self.record_local_list = local_lists.record_local_list
 
-        queue = OperatorCommands(engine)
+        queue = OperatorCommands(store_engine)
         self.request_operator_command = queue.request_operator_command
         self.claim_operator_commands = queue.claim_operator_commands
         self.finish_operator_command = queue.finish_operator_command
@@ -173,7 +184,7 @@ class Store:
         self.operator_command = queue.operator_command
         self.last_operator_command = queue.last_operator_command
 
-        files = ChargerFiles(engine)
+        files = ChargerFiles(store_engine)
         self.record_file_status = files.record_file_status
         self.file_statuses = files.file_statuses
         self.last_file_status_id = files.last_file_status_id
@@ -186,19 +197,19 @@ class Store:
         self.record_received_file = files.record_received_file
         self.received_files = files.received_files
 
-        tokens_of_admins = AdminTokens(engine)
+        tokens_of_admins = AdminTokens(store_engine)
         self.create_admin_token = tokens_of_admins.create_admin_token
         self.list_admin_tokens = tokens_of_admins.list_admin_tokens
         self.revoke_admin_token = tokens_of_admins.revoke_admin_token
         self.admin_token_name = tokens_of_admins.admin_token_name
 
-        events = ChargePointEvents(engine)
+        events = ChargePointEvents(store_engine)
         self.record_charge_point_event = events.record_charge_point_event
         self.charge_point_events = events.charge_point_events
         self.latest_charge_point_events = events.latest_charge_point_events
         self.charge_point_event_history = events.charge_point_event_history
 
-        fleet_security = FleetSecurity(engine)
+        fleet_security = FleetSecurity(store_engine)
         self.record_issued_certificate = fleet_security.record_issued_certificate
         self.record_certificate_answer = fleet_security.record_certificate_answer
         self.charger_certificates = fleet_security.charger_certificates
@@ -207,7 +218,7 @@ class Store:
         self.replace_password = fleet_security.replace_password
         self.restore_password_hash = fleet_security.restore_password_hash
 
-        sites = Sites(engine)
+        sites = Sites(store_engine)
         self.add_site = sites.add_site
         self.list_sites = sites.list_sites
         self.get_site = sites.get_site
@@ -223,7 +234,7 @@ class Store:
         self.session_profile = sites.session_profile
         self.session_profiles = sites.session_profiles
 
-        push_queue = PushQueue(engine)
+        push_queue = PushQueue(store_engine)
         self.enqueue_push = push_queue.enqueue_push
         self.due_pushes = push_queue.due_pushes
         self.push_done = push_queue.push_done
@@ -232,21 +243,124 @@ class Store:
         self.pushes = push_queue.pushes
 
 
+# At most this many queued calls share one transaction: the first call of a group is
+# answered only when the whole group has committed.
+MAX_GROUP = 100
+
+
+@dataclass
+class _Call:
+    run: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
 class AsyncStore:
     """Runs ``Store`` methods on worker threads so the event loop never blocks on the DB.
 
-    SQLite gets one worker (one writer at a time is what it supports anyway); PostgreSQL a few.
+    Group commit: a worker takes every call queued when it is free (up to ``MAX_GROUP``) and
+    runs them in one database transaction, so a burst of requests costs one commit (one
+    fsync) instead of one each. A call's caller hears its result only after that commit.
+    Should a call's write be refused or a statement fail (which PostgreSQL answers by
+    aborting the whole transaction), or the commit fail, the group is rolled back and each
+    of its calls run again alone, so each gets its own outcome as if it had never been
+    grouped (see ``store_engine``).
+
+    SQLite gets one worker (one writer at a time is what it supports anyway); PostgreSQL a
+    few, each committing its own groups.
     """
 
     def __init__(self, store: Store, workers: int | None = None) -> None:
         self.store = store
         if workers is None:
             workers = 1 if store.engine.dialect.name == "sqlite" else 4
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csms-db")
+        self._workers = workers
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     async def __call__(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(method, *args, **kwargs))
+        future: asyncio.Future[T] = loop.create_future()
+        self._start_workers()
+        self._queue.put(_Call(partial(method, *args, **kwargs), loop, future))
+        return await future
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Finish the queued calls, then stop the workers."""
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+
+    def _start_workers(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            if self._threads:
+                return
+            for n in range(self._workers):
+                thread = threading.Thread(target=self._work, name=f"csms-db_{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while (first := self._queue.get()) is not None:
+            calls = [first]
+            while len(calls) < MAX_GROUP:
+                try:
+                    queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    self._queue.put(None)  # another worker's (or this one's next) stop
+                    break
+                calls.append(queued)
+            for call, outcome in zip(calls, self._run_group(calls), strict=True):
+                _settle(call, outcome)
+
+    def _run_group(self, calls: list[_Call]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        try:
+            with self.store.store_engine.group() as group:
+                for call in calls:
+                    try:
+                        outcomes.append((True, group.run(call.run)))
+                    except GroupBroken:
+                        raise
+                    except Exception as exc:  # it failed before touching the database
+                        outcomes.append((False, exc))
+                group.commit()
+            return outcomes
+        except GroupBroken as exc:
+            # A call's write was refused or a statement failed: rolled back with the group.
+            log.debug("csms.group_rerun", calls=len(calls), cause=repr(exc.__cause__)[:300])
+        except Exception as exc:
+            log.warning("csms.group_commit_failed", calls=len(calls), error=repr(exc)[:300])
+        return [_run_alone(call) for call in calls]
+
+
+_Outcome = tuple[bool, Any]  # (returned, the result or the exception raised)
+
+
+def _run_alone(call: _Call) -> _Outcome:
+    try:
+        return True, call.run()
+    except Exception as exc:
+        return False, exc
+
+
+def _settle(call: _Call, outcome: _Outcome) -> None:
+    def deliver() -> None:
+        if call.future.done():  # its caller was cancelled
+            return
+        returned, value = outcome
+        if returned:
+            call.future.set_result(value)
+        else:
+            call.future.set_exception(value)
+
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+        call.loop.call_soon_threadsafe(deliver)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.store.hashing import hash_password
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import NotFound, utcnow
 from chargerfw.csms.tables import charge_points, fleet_certificates
 
@@ -36,7 +37,7 @@ class IssuedRecord:
 
 @dataclass(frozen=True)
 class FleetSecurity:
-    engine: Engine
+    engine: StoreEngine
 
     def record_issued_certificate(self, issued: IssuedRecord) -> int:
         """Keep a certificate just signed (before it is sent); its id."""

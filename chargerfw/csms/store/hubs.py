@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store.ocpi_objects import dump
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import utcnow
 from chargerfw.csms.tables import hub_parties, token_pulls
 
@@ -24,7 +25,7 @@ def _key(hub_id: int, country_code: str, party_id: str) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Hubs:
-    engine: Engine
+    engine: StoreEngine
 
     def put_hub_party(self, hub_id: int, info: m.ClientInfo) -> bool:
         """Store what the hub says of one party; True when the party is new."""

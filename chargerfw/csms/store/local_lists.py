@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import utcnow
 from chargerfw.csms.tables import local_lists
 
@@ -27,7 +27,7 @@ class HeldList:
 
 @dataclass(frozen=True)
 class LocalLists:
-    engine: Engine
+    engine: StoreEngine
 
     def held_local_list(self, charge_point_id: str) -> HeldList | None:
         """The list the charger accepted last (None: it never accepted one from us)."""

@@ -10,13 +10,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store import ocpi_objects
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import (
     CpoIdentity,
     LocationDetails,
@@ -126,7 +127,7 @@ def push_evse_status(c: Connection, cpo: CpoIdentity, location_id: str, evse_uid
 
 @dataclass(frozen=True)
 class Locations:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def set_location_details(self, location_id: str, details: LocationDetails

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import NotFound, utcnow
 from chargerfw.csms.tables import charge_points, operator_commands
 
 
 @dataclass(frozen=True)
 class OperatorCommands:
-    engine: Engine
+    engine: StoreEngine
 
     def request_operator_command(self, charge_point_id: str, command: str,
                                  params: dict[str, Any], requested_by: str | None = None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.store.endpoints import object_url, receiver_url
 from chargerfw.csms.store.hashing import new_credentials_token, token_digest
@@ -19,6 +19,7 @@ from chargerfw.csms.store.parties import Party, holder_of, holds, parties_of
 from chargerfw.csms.store.push_queue import drop_pending, enqueue
 from chargerfw.csms.store.sessions import forget_session_pushes
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AlreadyExists, CpoIdentity, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import locations, partner_parties, partners, tariffs
 
@@ -47,7 +48,7 @@ def partner_role(parties: Sequence[Party]) -> str:
 
 @dataclass(frozen=True)
 class Partners:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def add_partner(self, name: str, parties: Sequence[Party] = ()) -> tuple[int, str]:

@@ -8,8 +8,9 @@ its pushes in order.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +20,52 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from chargerfw.csms.store.endpoints import receiver_url
 from chargerfw.csms.store.parties import holds
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import PushItem, utcnow
-from chargerfw.csms.tables import partners, push_queue
+from chargerfw.csms.tables import partner_generation, partners, push_queue
+
+# Prebuilt: a push is queued per meter reading, and building this query costs more than
+# running it.
+_GENERATION = sa.select(partner_generation.c.generation).where(partner_generation.c.id == 1)
+_REGISTERED = (sa.select(partners.c.id, partners.c.their_endpoints)
+               .where(partners.c.registered.is_(True)).order_by(partners.c.id))
+_HOLDING_PARTY = _REGISTERED.where(holds(partners.c.id, sa.bindparam("country_code"),
+                                         sa.bindparam("party_id")))
+
+
+@dataclass
+class _Receivers:
+    """Who receives what, as of one ``partner_generation``."""
+
+    generation: str
+    of: dict[tuple[str, tuple[str | None, str | None] | None], list[tuple[int, str]]] = field(
+        default_factory=dict)
+
+
+_receivers_of_engine: weakref.WeakKeyDictionary[Engine, _Receivers] = \
+    weakref.WeakKeyDictionary()
 
 
 def receivers(c: Connection, module: str,
               owner: tuple[str | None, str | None] | None = None) -> list[tuple[int, str]]:
     """(partner id, endpoint URL) of every registered partner that receives ``module`` or,
-    with ``owner`` (country code, party id), of the partner holding that party."""
-    query = (sa.select(partners.c.id, partners.c.their_endpoints)
-             .where(partners.c.registered.is_(True)).order_by(partners.c.id))
-    if owner is not None:
-        query = query.where(holds(partners.c.id, *owner))
-    return [(partner["id"], base) for partner in c.execute(query).mappings()
-            if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+    with ``owner`` (country code, party id), of the partner holding that party.
+
+    Remembered until ``partner_generation`` changes (any change to partners or parties, by
+    any process); the generation is read first, so an answer is never older than it."""
+    generation = c.execute(_GENERATION).scalar_one()
+    known = _receivers_of_engine.get(c.engine)
+    if known is None or known.generation != generation:
+        known = _Receivers(generation)
+        _receivers_of_engine[c.engine] = known
+    found = known.of.get((module, owner))
+    if found is None:
+        rows = c.execute(_REGISTERED) if owner is None else c.execute(
+            _HOLDING_PARTY, {"country_code": owner[0], "party_id": owner[1]})
+        found = [(partner["id"], base) for partner in rows.mappings()
+                 if (base := receiver_url(partner["their_endpoints"], module)) is not None]
+        known.of[(module, owner)] = found
+    return list(found)
 
 
 def enqueue_to_receivers(c: Connection, module: str, method: str,
@@ -78,7 +111,7 @@ def drop_pending(c: Connection, partner_id: int, reason: str) -> None:
 class PushQueue:
     """The queue as the push worker and the command handler see it."""
 
-    engine: Engine
+    engine: StoreEngine
 
     def enqueue_push(self, partner_id: int, module: str, method: str, url: str,
                      body: Any) -> int:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import utcnow
 from chargerfw.csms.tables import reservations
 
@@ -24,7 +25,7 @@ def mark_used(c: Connection, reservation_id: int, charge_point_id: str) -> None:
 
 @dataclass(frozen=True)
 class Reservations:
-    engine: Engine
+    engine: StoreEngine
 
     def create_reservation(self, charge_point_id: str, connector_id: int, id_tag: str,
                            expiry: datetime, partner_id: int | None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms import billing, tariff_engine
 from chargerfw.csms.store import ocpi_objects
@@ -20,6 +20,7 @@ from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.parties import held_parties, holds
 from chargerfw.csms.store.push_queue import enqueue, receivers
 from chargerfw.csms.store.sql import Owners, select_page
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.tariffs import tariffs_data
 from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError, utcnow
 from chargerfw.csms.tables import (
@@ -220,7 +221,7 @@ def listing_scope(c: Connection, table: sa.Table, partner_id: int | None) -> Own
 
 @dataclass(frozen=True)
 class Sessions:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms.billing import CURRENT_IMPORT
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AlreadyExists, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import (
     charge_points,
@@ -105,7 +106,7 @@ def _drawn(c: Connection, transaction_id: int) -> float | None:
 
 @dataclass(frozen=True)
 class Sites:
-    engine: Engine
+    engine: StoreEngine
 
     # -- administration --
 

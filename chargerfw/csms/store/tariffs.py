@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms import tariff_engine
@@ -21,6 +21,7 @@ from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.ocpi_objects import dump
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import (
     AlreadyExists,
     CpoIdentity,
@@ -68,7 +69,7 @@ def tariffs_data(c: Connection, tariff_ids: Iterable[str | None]) -> dict[str, A
 
 @dataclass(frozen=True)
 class Tariffs:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def _body(self, tariff: m.Tariff, now: datetime) -> dict[str, Any]:

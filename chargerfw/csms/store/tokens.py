@@ -11,10 +11,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store.ocpi_objects import dump
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import CpoIdentity, NotFound, StoreError, utcnow
 from chargerfw.csms.tables import token_routes, tokens
 
@@ -52,7 +53,7 @@ def _identity(country_code: str, party_id: str, uid: str, token_type: str) -> tu
 
 @dataclass(frozen=True)
 class Tokens:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def put_token(self, token: m.Token, partner_id: int | None,

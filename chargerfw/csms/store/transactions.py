@@ -8,9 +8,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms import billing
@@ -18,6 +21,7 @@ from chargerfw.csms.store.cdrs import record_cdr
 from chargerfw.csms.store.reservations import mark_used
 from chargerfw.csms.store.sessions import push_session
 from chargerfw.csms.store.sql import inserted_id
+from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AuthDecision, CpoIdentity, StartRequest, utcnow
 from chargerfw.csms.tables import connectors, evses, meter_values, tariffs, transactions
 
@@ -93,9 +97,17 @@ def note_connector_status_after_boot(c: Connection, charge_point_id: str, connec
             .values(available_after_boot_at=None))
 
 
+def _insert_new_samples(c: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert meter samples; one whose identity (uq_meter_values_sample) is stored already is
+    skipped by the database itself, so a repeated MeterValues needs no lookup first."""
+    insert = (sqlite_insert(meter_values) if c.dialect.name == "sqlite"
+              else postgresql_insert(meter_values))
+    c.execute(insert.on_conflict_do_nothing(), rows)
+
+
 @dataclass(frozen=True)
 class Transactions:
-    engine: Engine
+    engine: StoreEngine
     cpo: CpoIdentity
 
     def start_transaction(self, req: StartRequest, auth: AuthDecision) -> tuple[RowMapping, bool]:
@@ -192,25 +204,11 @@ class Transactions:
                 tx = c.execute(sa.select(transactions).where(
                     transactions.c.id == transaction_id,
                     transactions.c.charge_point_id == charge_point_id)).mappings().first()
-            stamps = {s.timestamp for s in samples}
-            seen = {(r.timestamp, r.measurand, r.phase, r.context) for r in c.execute(
-                sa.select(meter_values.c.timestamp, meter_values.c.measurand,
-                          meter_values.c.phase, meter_values.c.context).where(
-                    meter_values.c.charge_point_id == charge_point_id,
-                    meter_values.c.connector_id == connector_id,
-                    meter_values.c.timestamp.in_(stamps)))}
-            fresh = []
-            for s in samples:
-                ident = (s.timestamp, s.measurand, s.phase, "")
-                if ident in seen:
-                    continue
-                seen.add(ident)
-                fresh.append(dict(charge_point_id=charge_point_id, connector_id=connector_id,
-                                  transaction_id=tx["id"] if tx else None,
-                                  timestamp=s.timestamp, measurand=s.measurand, phase=s.phase,
-                                  context="", unit="", value=s.value))
-            if fresh:
-                c.execute(meter_values.insert(), fresh)
+            _insert_new_samples(c, [dict(
+                charge_point_id=charge_point_id, connector_id=connector_id,
+                transaction_id=tx["id"] if tx else None, timestamp=s.timestamp,
+                measurand=s.measurand, phase=s.phase, context="", unit="", value=s.value)
+                for s in samples])
             if tx is None or tx["status"] != "ACTIVE":
                 return None
             energy = [s for s in samples if s.measurand == billing.ENERGY_REGISTER

@@ -56,6 +56,27 @@ def test_meter_values_repeat_is_ignored_and_kwh_follows(store: Store) -> None:
         == Decimal("0.5")
 
 
+def test_meter_values_partly_repeated_add_only_the_new_samples(store: Store) -> None:
+    add_test_charger(store)
+    tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 1000, T0), ACCEPTED)
+
+    def energy(minute: int, wh: float) -> billing.Sample:
+        return billing.Sample(T0 + timedelta(minutes=minute), billing.ENERGY_REGISTER, "", wh)
+
+    current = billing.Sample(T0 + timedelta(minutes=1), billing.CURRENT_IMPORT, "L1", 16.0)
+    store.add_meter_values("CP1", 1, tx["id"], [energy(1, 1500.0), current])
+    # Sent again with one new reading, which the message itself carries twice.
+    moved = store.add_meter_values("CP1", 1, tx["id"], [
+        energy(1, 1500.0), current, energy(2, 1800.0), energy(2, 1800.0)])
+    assert moved is not None and moved["meter_last"] == 1800
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.text(
+            "SELECT measurand, value FROM meter_values ORDER BY timestamp, measurand")).all()
+    assert [tuple(row) for row in stored] == [
+        (billing.CURRENT_IMPORT, 16.0), (billing.ENERGY_REGISTER, 1500.0),
+        (billing.ENERGY_REGISTER, 1800.0)]
+
+
 def test_stop_writes_one_cdr_priced_by_the_tariff(store: Store) -> None:
     store.add_tariff(make_tariff("T1", energy=0.30, time_h=1.20, flat=0.50, vat=21))
     add_test_charger(store, tariff_id="T1")

@@ -3,7 +3,7 @@ sessions and CDRs, the token's party kept with each CDR (copied from its transac
 completed sessions' OCPI objects kept as they were when they completed
 
 Revision ID: 0018_page_indexes
-Revises: 0016_transaction_remark
+Revises: 0017_partner_generation
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import chargerfw.csms.tables
 
 revision = '0018_page_indexes'
-down_revision = '0016_transaction_remark'
+down_revision = '0017_partner_generation'
 branch_labels = None
 depends_on = None
 
