@@ -62,6 +62,8 @@ async def test_shares_follow_sessions_reductions_first(tmp_path: Path) -> None:
         await until_limits([16.0, 16.0], cp1, cp2)
         assert set(cp1.profiles) == set(cp2.profiles) == {(0, "TxDefaultProfile")}
         assert cp1.profiles[(0, "TxDefaultProfile")]["charging_profile_kind"] == "Relative"
+        # The boots' re-sends may still run after the connects' shares were seen.
+        await csms.balancer.settled()
 
         mark = len(journal)
         tx1 = (await cp1.start_tx(1, "TAG1", 0, T0)).transaction_id
