@@ -46,37 +46,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
-
-
-def create_db_engine(db: str, *, background_checkpoints: bool = False) -> Engine:
-    """Create an engine for a SQLite path or a PostgreSQL URL.
-
-    ``background_checkpoints``: SQLite's commits never copy the WAL back into the database
-    themselves (the commit that crosses the WAL's threshold would otherwise pay for the copy
-    and its fsync, a stall every few hundred requests); the caller runs
-    :func:`checkpoint_wal` on its own thread instead.
-    """
+def create_db_engine(db: str) -> Engine:
+    """Create an engine for a SQLite path or a PostgreSQL URL."""
     url = database_url(db)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        if background_checkpoints:
-            sa.event.listen(engine, "connect", _no_autocheckpoint)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=4)
-
-
-def checkpoint_wal(engine: Engine) -> tuple[int, int]:
-    """Copy what the SQLite WAL holds back into the database without waiting for readers
-    or blocking writers (a PASSIVE checkpoint); returns (frames in the WAL, frames copied)."""
-    with engine.connect() as connection:
-        _busy, in_wal, copied = connection.exec_driver_sql(
-            "PRAGMA wal_checkpoint(PASSIVE)").one()
-        return int(in_wal), int(copied)
 
 
 def upgrade_database(engine: Engine) -> None:

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from sqlalchemy.engine import Engine
 
 from chargerfw.csms.admin_api import AdminContext, create_admin_app
 from chargerfw.csms.authorization import Authorizer
 from chargerfw.csms.cluster import Cluster, LeaderJob, is_postgresql
-from chargerfw.csms.db import checkpoint_wal, create_db_engine, upgrade_database
+from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.file_server import (
     DEFAULT_MAX_UPLOAD_BYTES,
     DEFAULT_TOKEN_VALIDITY,
@@ -82,8 +81,6 @@ class CsmsSettings:
     push_max_attempts: int = 50
     push_poll_s: float = 1.0
     reservation_sweep_s: float = 5.0
-    # How often SQLite's WAL is copied back into the database (off the request path).
-    wal_checkpoint_s: float = 1.0
     # The shortest time between two changes of one session's charging profile by an eMSP.
     profile_min_interval_s: float = DEFAULT_MIN_INTERVAL_S
     # The furthest ahead an eMSP's RESERVE_NOW may expire.
@@ -239,16 +236,6 @@ class _LoopJob:
         return LeaderJob(self.name, self.start, self.stop)
 
 
-async def _checkpoint_wal(engine: Engine, every_s: float) -> None:
-    # On a plain thread: the database worker's requests never wait for the copy.
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await asyncio.to_thread(checkpoint_wal, engine)
-        except Exception:
-            log.exception("csms.wal_checkpoint_failed")
-
-
 def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int,
                       reuse_port: bool = False) -> socket.socket:
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
@@ -306,7 +293,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         ocpp_tls = server_context(settings.tls, client_certificates=True)
         http_tls = server_context(settings.tls)
     scheme = _http_scheme(settings.tls is not None)
-    engine = create_db_engine(settings.db, background_checkpoints=True)
+    engine = create_db_engine(settings.db)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(engine.dispose)
         await asyncio.to_thread(upgrade_database, engine)
@@ -321,10 +308,6 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
             stack.push_async_callback(cluster.close)
         else:
             await asyncio.to_thread(store.reset_connections)
-            checkpoints = _LoopJob("wal-checkpoint", lambda: _checkpoint_wal(
-                engine, settings.wal_checkpoint_s))
-            checkpoints.start()
-            stack.push_async_callback(checkpoints.stop)
         db = AsyncStore(store)
         stack.callback(db.close)
         policy = UrlPolicy.allowing(settings.outbound_allowed_networks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -118,54 +117,3 @@ def test_the_locations_migration_names_evses_in_emi3_form(empty_db: str) -> None
     assert named == {"cp1-1": "DE*ABC*ECP1*1", "CP1-2": "DE*ABC*E7"}
     assert tuple(map(bool, point)) == (True, False, False)  # the charger kept its rows
 
-
-def test_a_serving_engine_leaves_sqlite_checkpoints_to_its_own_thread(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-
-    from chargerfw.csms.db import checkpoint_wal, create_db_engine
-
-    def autocheckpoint(engine: Engine) -> int:
-        with engine.connect() as c:
-            return int(c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
-
-    plain = create_db_engine(str(tmp_path / "plain.sqlite3"))
-    serving = create_db_engine(str(tmp_path / "serving.sqlite3"), background_checkpoints=True)
-    try:
-        assert autocheckpoint(plain) == 1000  # SQLite's default: a commit may copy the WAL
-        assert autocheckpoint(serving) == 0
-        with serving.begin() as c:
-            c.exec_driver_sql("CREATE TABLE t (x BLOB)")
-        for _ in range(30):  # past the default threshold of 1,000 pages
-            with serving.begin() as c:
-                c.execute(sa.text("INSERT INTO t VALUES (randomblob(200000))"))
-        in_wal, copied = checkpoint_wal(serving)
-        assert in_wal > 1000 and copied == in_wal  # no commit copied it; the checkpoint did
-        with serving.connect() as c:
-            assert c.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 30
-    finally:
-        plain.dispose()
-        serving.dispose()
-
-
-async def test_the_backend_checkpoints_sqlite_in_the_background(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from csms_doubles import settings_for
-
-    from chargerfw.csms import server
-
-    copies: list[tuple[int, int]] = []
-
-    def counted(engine: Engine) -> tuple[int, int]:
-        copies.append(result := checkpoint_wal(engine))
-        return result
-
-    checkpoint_wal = server.checkpoint_wal
-    monkeypatch.setattr(server, "checkpoint_wal", counted)
-    async with server.running_csms(settings_for(str(tmp_path / "c.sqlite3"),
-                                                wal_checkpoint_s=0.05)) as csms:
-        await csms.db(csms.store.add_local_token, "TAG1")
-        for _ in range(200):
-            if copies and copies[-1][0] > 0:
-                break
-            await asyncio.sleep(0.05)
-    assert copies and copies[-1][0] == copies[-1][1] > 0
