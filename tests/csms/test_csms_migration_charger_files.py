@@ -3,16 +3,15 @@ go again on downgrade (and come back)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from migration_steps import old_schema_charger
 
 from chargerfw.csms.db import MIGRATIONS, create_db_engine, current_revision, upgrade_database
 from chargerfw.csms.store import CpoIdentity, Store
-from chargerfw.csms.tables import UtcDateTime
 
 TABLES = {"charger_file_statuses", "firmware_releases", "file_tokens", "received_files"}
 
@@ -30,7 +29,7 @@ def test_the_charger_files_tables_come_and_go(empty_db: str) -> None:
 
         migrate("upgrade", "0010_operator_commands")
         store = Store(engine, CpoIdentity())
-        _old_schema_charger(engine, "CP1")
+        old_schema_charger(engine, "CP1")
         assert not TABLES & set(sa.inspect(engine).get_table_names())
         migrate("upgrade", "0011_charger_files")
         assert current_revision(engine) == "0011_charger_files"
@@ -49,11 +48,3 @@ def test_the_charger_files_tables_come_and_go(empty_db: str) -> None:
     finally:
         engine.dispose()
 
-
-def _old_schema_charger(engine: Engine, charge_point_id: str) -> None:
-    """A charge point as the old schema holds it (today's Store writes tables it lacks)."""
-    table = sa.table("charge_points", sa.column("id"), sa.column("auto_registered"),
-                     sa.column("created_at", UtcDateTime()))
-    with engine.begin() as c:
-        c.execute(table.insert().values(id=charge_point_id, auto_registered=False,
-                                        created_at=datetime(2026, 1, 1, tzinfo=UTC)))

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from migration_steps import old_schema_charger
 
 from chargerfw.csms.db import MIGRATIONS, create_db_engine, upgrade_database
 from chargerfw.csms.store import CpoIdentity, Store
-from chargerfw.csms.tables import UtcDateTime
 
 
 def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
@@ -24,7 +23,7 @@ def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "0009_local_lists")
         store = Store(engine, CpoIdentity())
-        _old_schema_charger(engine, "CP1")
+        old_schema_charger(engine, "CP1")
         requests = sa.table("local_list_requests", sa.column("id"), sa.column("charge_point_id"),
                             sa.column("full"), sa.column("requested_at"),
                             sa.column("claimed_at"), sa.column("finished_at"),
@@ -54,11 +53,3 @@ def test_local_list_push_requests_move_into_the_queue(empty_db: str) -> None:
     finally:
         engine.dispose()
 
-
-def _old_schema_charger(engine: Engine, charge_point_id: str) -> None:
-    """A charge point as the old schema holds it (today's Store writes tables it lacks)."""
-    table = sa.table("charge_points", sa.column("id"), sa.column("auto_registered"),
-                     sa.column("created_at", UtcDateTime()))
-    with engine.begin() as c:
-        c.execute(table.insert().values(id=charge_point_id, auto_registered=False,
-                                        created_at=datetime(2026, 1, 1, tzinfo=UTC)))

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+from migration_steps import migrate, revision_before
 
-from chargerfw.csms.db import MIGRATIONS, create_db_engine
+from chargerfw.csms.db import create_db_engine
 
 REVISION = "0018_page_indexes"
 
@@ -18,17 +16,9 @@ REVISION = "0018_page_indexes"
 def test_cdrs_get_their_token_party_and_the_page_indexes_exist(empty_db: str) -> None:
     engine = create_db_engine(empty_db)
     try:
-        config = Config()
-        config.set_main_option("script_location", MIGRATIONS)
-        before = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-        assert isinstance(before, str)
+        before = revision_before(REVISION)
 
-        def migrate(step: str, revision: str) -> None:
-            with engine.begin() as connection:
-                config.attributes["connection"] = connection
-                getattr(command, step)(config, revision)
-
-        migrate("upgrade", before)
+        migrate(engine, "upgrade", before)
         when = datetime(2026, 3, 1, 10, 0, tzinfo=UTC).replace(tzinfo=None)
         with engine.begin() as c:
             c.execute(sa.text("INSERT INTO charge_points (id, auto_registered, created_at, "
@@ -46,7 +36,7 @@ def test_cdrs_get_their_token_party_and_the_page_indexes_exist(empty_db: str) ->
                 c.execute(sa.text("INSERT INTO cdrs (id, transaction_id, data, last_updated) "
                                   "VALUES (:id, :n, '{}', :t)"),
                           {"id": f"cdr-{n}", "n": n, "t": when})
-        migrate("upgrade", REVISION)
+        migrate(engine, "upgrade", REVISION)
         with engine.connect() as c:
             owners = {r.id: (r.token_country_code, r.token_party_id) for r in c.execute(
                 sa.text("SELECT id, token_country_code, token_party_id FROM cdrs"))}
@@ -57,7 +47,7 @@ def test_cdrs_get_their_token_party_and_the_page_indexes_exist(empty_db: str) ->
         assert owners == {"cdr-1": ("DE", "EMS"), "cdr-2": (None, None)}
         assert {"ix_transactions_owner_page", "ix_cdrs_owner_page"} <= indexes
         assert "session_objects" in tables
-        migrate("downgrade", before)
+        migrate(engine, "downgrade", before)
         with engine.connect() as c:
             inspector = sa.inspect(c)
             columns = {col["name"] for col in inspector.get_columns("cdrs")}

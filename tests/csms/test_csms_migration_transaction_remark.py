@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+from migration_steps import migrate, revision_before
 
-from chargerfw.csms.db import MIGRATIONS, create_db_engine
+from chargerfw.csms.db import create_db_engine
 
 REVISION = "0016_transaction_remark"
 
@@ -18,17 +16,9 @@ REVISION = "0016_transaction_remark"
 def test_refused_starts_left_open_are_closed_and_accepted_ones_kept(empty_db: str) -> None:
     engine = create_db_engine(empty_db)
     try:
-        config = Config()
-        config.set_main_option("script_location", MIGRATIONS)
-        before = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-        assert isinstance(before, str)
+        before = revision_before(REVISION)
 
-        def migrate(step: str, revision: str) -> None:
-            with engine.begin() as connection:
-                config.attributes["connection"] = connection
-                getattr(command, step)(config, revision)
-
-        migrate("upgrade", before)
+        migrate(engine, "upgrade", before)
         started = datetime(2026, 3, 1, 10, 0, tzinfo=UTC).replace(tzinfo=None)
         with engine.begin() as c:
             c.execute(sa.text("INSERT INTO charge_points (id, auto_registered, created_at, "
@@ -43,7 +33,7 @@ def test_refused_starts_left_open_are_closed_and_accepted_ones_kept(empty_db: st
                     {"n": n, "s": f"session-{n}", "k": f"key-{n}", "status": status,
                      "tag_status": "Invalid" if status == "INVALID" else "Accepted",
                      "t": started})
-        migrate("upgrade", REVISION)
+        migrate(engine, "upgrade", REVISION)
         with engine.connect() as c:
             rows = {r.id: r for r in c.execute(sa.text(
                 "SELECT id, stop_time, meter_stop, stop_reason, remark, open_at_boot "
@@ -52,7 +42,7 @@ def test_refused_starts_left_open_are_closed_and_accepted_ones_kept(empty_db: st
         assert (rows[1].stop_reason, rows[1].remark) == ("DeAuthorized", "refused at start")
         assert rows[2].stop_time is None and rows[2].remark is None
         assert not rows[2].open_at_boot
-        migrate("downgrade", before)
+        migrate(engine, "downgrade", before)
         with engine.connect() as c:
             columns = {col["name"] for col in sa.inspect(c).get_columns("transactions")}
         assert "remark" not in columns and "open_at_boot" not in columns
