@@ -313,7 +313,11 @@ class ControlPilot:
         volts = [self.to_pilot_volts(v) for v in self.adc.burst(self.adc_channel, self.samples)]
         high, low = max(volts), min(volts)
         previous = self.classifier.state
-        state = self.classifier.update(high, low, pwm_active=output is PilotMode.PWM)
+        # The diode shows only in a burst the PWM ran through: one the output changed in (the
+        # safety loop may stop the PWM from another thread) holds steady volts with no
+        # negative half, which is no diode fault.
+        pwm_throughout = output is PilotMode.PWM and self._output is PilotMode.PWM
+        state = self.classifier.update(high, low, pwm_active=pwm_throughout)
         if state != previous:
             log.info(
                 "pilot.state",

@@ -191,3 +191,30 @@ def test_pilot_from_config_uses_every_key():
     assert reading.state is S.C and reading.high_v == pytest.approx(6.0, abs=0.01)
     assert chip.conversions == 16 and chip.channel == 2
     assert pilot.classifier.margin_v == 0.2 and pilot.classifier.confirm_reads == 3
+
+
+def test_a_burst_the_pwm_stopped_in_is_no_diode_fault():
+    """The safety loop may set stand-by from another thread while a burst runs: the burst then
+    holds the vehicle's steady +6 V without a negative half, which must not read as a missing
+    diode (a diode fault ends the session)."""
+    rig = Rig()
+    rig.vehicle.plug_in()
+    rig.pilot.set_current_limit(16)
+    rig.vehicle.request_charge()
+    assert rig.state() is S.C
+    burst = rig.pilot.adc.burst
+
+    def stopped_during(channel: int, samples: int) -> list[float]:
+        rig.pilot.set_standby()
+        return burst(channel, samples)
+
+    rig.pilot.adc.burst = stopped_during  # type: ignore[method-assign]
+    reading = rig.pilot.read()
+    assert reading.low_v > -10.5  # the burst saw no negative half...
+    assert reading.state is S.C  # ...and that is not a diode fault
+    rig.pilot.adc.burst = burst  # type: ignore[method-assign]
+    # A diode really missing while the PWM runs through the burst still trips.
+    rig.pilot.set_current_limit(16)
+    assert rig.state() is S.C
+    rig.vehicle.remove_diode()
+    assert rig.state() is S.DIODE_FAULT
