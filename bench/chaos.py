@@ -38,13 +38,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from station_common import SIM_TOML, child_env, free_port
+
+from chargerfw.sim.workdir import kept_or_temporary_dir
 
 CHARGER = "CHAOSCP1"
 PASSWORD = "chaos-station-secret"
@@ -842,25 +844,12 @@ class ChaosRun:
         return compare_stores(self.dir / "station.db", self.backend_db, CHARGER, self.figures)
 
 
-@contextlib.contextmanager
-def _workdir(given: Path | None) -> Iterator[Path]:
-    if given is not None:
-        given.mkdir(parents=True, exist_ok=True)
-        yield given
-        return
-    path = Path(tempfile.mkdtemp(prefix="chargerfw-chaos-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 async def run_chaos(settings: ChaosSettings) -> ChaosFigures:
     """Run the chaos as ``settings`` say and return the comparison's figures."""
     seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2**32)
     if settings.verbose:
         log(f"chaos: seed {seed}, {settings.sessions} sessions")
-    with _workdir(settings.workdir) as workdir:
+    with kept_or_temporary_dir(settings.workdir, "chargerfw-chaos-") as workdir:
         return await ChaosRun(settings, workdir, seed).run()
 
 

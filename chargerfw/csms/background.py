@@ -1,12 +1,13 @@
 """Work a backend component starts and does not wait for (a command's result, a profile's
 result, a site's re-allocation): kept so that closing the component ends it, and guarded so
-that a crash is logged with its context instead of vanishing with the task."""
+that a crash is logged with its context instead of vanishing with the task; and the loops a
+backend runs for as long as it serves (pushes, sweeps), started and stopped by name."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from chargerfw.logs import get_logger
@@ -51,3 +52,22 @@ class BackgroundTasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             self._tasks.discard(task)  # its done callback may not have run yet
+
+
+class BackgroundLoop:
+    """A loop run as a task between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

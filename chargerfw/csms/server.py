@@ -23,6 +23,7 @@ import uvicorn
 
 from chargerfw.csms.admin_api import AdminContext, create_admin_app
 from chargerfw.csms.authorization import Authorizer
+from chargerfw.csms.background import BackgroundLoop
 from chargerfw.csms.cluster import Cluster, LeaderJob, is_postgresql
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.file_server import (
@@ -214,26 +215,9 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
             log.exception("csms.offline_sweep_failed")
 
 
-class _LoopJob:
-    """A background loop run as a task between start() and stop()."""
-
-    def __init__(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self.name = name
-        self._loop = loop
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def job(self) -> LeaderJob:
-        return LeaderJob(self.name, self.start, self.stop)
+def _loop_job(name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> LeaderJob:
+    background = BackgroundLoop(name, loop)
+    return LeaderJob(name, background.start, background.stop)
 
 
 def _listening_socket(stack: contextlib.AsyncExitStack, host: str, port: int,
@@ -384,11 +368,11 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         fleet_jobs = [
             LeaderJob("ocpi-push", pusher.start, pusher.stop),
             LeaderJob("partner-sync", sync.start, sync.stop),
-            _LoopJob("reservation-sweep", lambda: _sweep_reservations(
-                db, settings.reservation_sweep_s)).job(),
-            _LoopJob("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake)).job(),
-            _LoopJob("operator-commands", lambda: runner.serve_requests(
-                settings.operator_command_poll_s)).job()]
+            _loop_job("reservation-sweep", lambda: _sweep_reservations(
+                db, settings.reservation_sweep_s)),
+            _loop_job("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake)),
+            _loop_job("operator-commands", lambda: runner.serve_requests(
+                settings.operator_command_poll_s))]
         if cluster is not None:
             for job in fleet_jobs:
                 cluster.lead(job)

@@ -19,6 +19,7 @@ from datetime import timedelta
 import httpx
 
 from chargerfw.csms.authorization import ocpi_request_headers
+from chargerfw.csms.background import BackgroundLoop
 from chargerfw.csms.store import AsyncStore, PushItem, utcnow
 from chargerfw.logs import get_logger
 
@@ -42,19 +43,16 @@ class PushWorker:
         self.max_attempts = max_attempts
         self.poll_s = poll_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("ocpi-push", self._run)
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ocpi-push")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     def retry_delay(self, attempts: int) -> float:
         """Back-off before attempt ``attempts + 1``: base * 2^attempts, capped."""

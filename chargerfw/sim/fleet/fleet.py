@@ -7,11 +7,9 @@ import asyncio
 import collections
 import contextlib
 import random
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from chargerfw.sim.fleet.settings import (
     station_config,
 )
 from chargerfw.sim.scenario import Scenario
+from chargerfw.sim.workdir import kept_or_temporary_dir
 
 
 class LoopLag:
@@ -49,19 +48,6 @@ class LoopLag:
                 "max": round(ordered[-1], 1)}
 
 
-@contextlib.contextmanager
-def _state_root(settings: FleetSettings) -> Iterator[Path]:
-    if settings.state_dir is not None:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        yield settings.state_dir
-        return
-    root = Path(tempfile.mkdtemp(prefix="chargerfw-fleet-"))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 class Fleet:
     """The chargers, their runners, the tally, and the report."""
 
@@ -83,7 +69,7 @@ class Fleet:
         settings = self.settings
         if self.scenario is not None:  # before anything is created
             check_scenario_fits(self.scenario, station_config(settings, 1, Path("unused")))
-        with _state_root(settings) as root:
+        with kept_or_temporary_dir(settings.state_dir, "chargerfw-fleet-") as root:
             self.chargers = [
                 FleetCharger(settings, i, root / charge_point_id(settings.id_prefix, i,
                                                                   settings.count),
