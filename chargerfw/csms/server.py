@@ -394,19 +394,32 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
 
 async def serve_forever(settings: CsmsSettings,
                         on_ready: Callable[[RunningCsms], None] | None = None) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
-    async with running_csms(settings) as csms:
-        loop = asyncio.get_running_loop()
+    """Run until SIGINT or SIGTERM, then shut down cleanly.
 
-        def request_stop() -> None:
+    The signals are handled from the start: one that arrives while the backend is still
+    starting (it may already hold a worker lease) lets the start finish and then shuts down
+    as cleanly as one that arrives later."""
+    loop = asyncio.get_running_loop()
+    stop_requested = False
+    started: list[RunningCsms] = []
+
+    def request_stop() -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        for csms in started:
             csms.api_server.should_exit = True
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, request_stop)
-        if on_ready is not None:
-            on_ready(csms)
-        try:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop)
+    try:
+        async with running_csms(settings) as csms:
+            started.append(csms)
+            if stop_requested:
+                log.info("csms.stopped_while_starting")
+                return
+            if on_ready is not None:
+                on_ready(csms)
             await csms.wait_closed()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -78,14 +78,15 @@ class Backend:
         return f"http://127.0.0.1:{self.admin_port}"
 
 
-def start_backend(db_url: str, tmp_path: Path, name: str, *extra: str) -> Backend:
+def start_backend(db_url: str, tmp_path: Path, name: str, *extra: str,
+                  entry: tuple[str, ...] = ("-m", "chargerfw")) -> Backend:
     ocpp, api, admin, files = (_free_port() for _ in range(4))
     log = tmp_path / f"{name}.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db_url,
+            [sys.executable, *entry, "csms", "serve", "--db", db_url,
              "--ocpp-port", str(ocpp), "--api-port", str(api), "--admin-port", str(admin),
              "--files-port", str(files), "--allow-outbound-network", "127.0.0.0/8",
              "--worker-lease", str(LEASE_S), "--token-pull-interval", "0",
@@ -390,6 +391,39 @@ async def test_workers_share_the_ports_restart_and_stop_on_sigterm(
         assert worker_pids(store) - {victim} == set()  # stopped cleanly, leases given back
     finally:
         stop_backend(supervisor)
+
+
+# `chargerfw csms serve` whose start stalls for a while after its worker lease is taken, as
+# a start on a busy machine does, so that a signal lands in that window every time.
+STALLED_START = """
+import asyncio
+from chargerfw.cli import console
+from chargerfw.csms.cluster import Cluster
+
+registering = Cluster.start
+
+async def start_then_stall(self):
+    await registering(self)
+    print("lease taken", flush=True)
+    await asyncio.sleep(3)
+
+Cluster.start = start_then_stall
+console()
+"""
+
+
+async def test_sigterm_while_starting_gives_the_lease_back(
+        cluster_db: tuple[str, Store], tmp_path: Path) -> None:
+    url, store = cluster_db
+    backend = start_backend(url, tmp_path, "stalled", entry=("-c", STALLED_START))
+    try:
+        await eventually(lambda: "lease taken" in backend.log.read_text(), "the lease taken")
+        assert worker_pids(store) == {backend.process.pid}
+        backend.process.send_signal(signal.SIGTERM)
+        assert backend.process.wait(25) == 0, backend.log.read_text()
+        assert worker_pids(store) == set()
+    finally:
+        stop_backend(backend)
 
 
 def test_workers_with_sqlite_are_refused(tmp_path: Path) -> None:
