@@ -9,6 +9,9 @@
   operator-command queue) runs in the process holding a PostgreSQL session advisory lock on
   its own connection. The lock goes with that connection: a process that dies or loses the
   database loses it, and another takes it within ``renew_s``.
+- **One process at a time.** ``exclusive(name)`` holds a PostgreSQL advisory lock named by a
+  string (a site's re-allocation: two processes sharing out one site's current from two
+  snapshots could together give more than the site has).
 - **Requests to chargers held elsewhere.** ``call()`` writes the request to ``backend_calls``
   and NOTIFYs the holder's channel in the same transaction; the holder sends it over its
   websocket and writes the outcome back, NOTIFYing the caller. Both sides also look at the
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +44,8 @@ log = get_logger(__name__)
 
 # The advisory lock key of the leader ("cfwslead" in ASCII; any fixed 64-bit number would do).
 LEADER_LOCK_KEY = 0x636677736C656164
+# How often a process asks again for a named lock another process holds.
+EXCLUSIVE_POLL_S = 0.05
 DEFAULT_LEASE_S = 10.0
 DEFAULT_RENEW_S = 2.0
 # A call whose caller never collected the answer (the caller died) is deleted after this.
@@ -108,6 +114,12 @@ def _lease_start(lease_s: float) -> sa.ColumnElement[Any]:
     return _db_now() - sa.literal_column("interval '1 second'") * lease_s
 
 
+def lock_key(name: str) -> int:
+    """The 64-bit advisory lock key of a named lock."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
 def channel_of(worker_id: str) -> str:
     return f"cfw_{worker_id}"
 
@@ -142,6 +154,9 @@ class Cluster:
         self._serving: set[asyncio.Task[None]] = set()
         self._listening = asyncio.Event()
         self._lock_connection: psycopg.AsyncConnection[Any] | None = None
+        self._exclusive_connection: psycopg.AsyncConnection[Any] | None = None
+        self._exclusive_connecting = asyncio.Lock()
+        self._exclusive_local: dict[str, asyncio.Lock] = {}
 
     # -- wiring --
 
@@ -204,9 +219,61 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._exclusive_connection is not None:
+            with contextlib.suppress(Exception):
+                await self._exclusive_connection.close()
+            self._exclusive_connection = None
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._deregister)
         log.info("csms.worker_stopped", worker=self.worker_id)
+
+    # -- one process at a time --
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run a block in one process of the cluster at a time, and in one task of this
+        process (a session's advisory locks are re-entrant, so this process's own tasks are
+        kept apart by an asyncio lock). The locks live on one connection kept for them: a
+        process that dies releases its locks with it."""
+        key = lock_key(name)
+        async with self._exclusive_local.setdefault(name, asyncio.Lock()):
+            waited_since = asyncio.get_running_loop().time()
+            warned_at = waited_since
+            while True:
+                try:
+                    connection = await self._exclusive_connection_open()
+                    cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                                      (key,))
+                    row = await cursor.fetchone()
+                    if row is not None and row[0]:
+                        break
+                except (psycopg.Error, OSError) as exc:
+                    # Reconnected on the next try (a broken connection is not reused).
+                    log.warning("csms.cluster_lock_failed", lock=name, error=str(exc))
+                now = asyncio.get_running_loop().time()
+                if now - warned_at >= self.lease_s:
+                    # A frozen process keeps its locks until it dies or its connection does.
+                    log.warning("csms.cluster_lock_busy", lock=name,
+                                waited_s=round(now - waited_since, 1))
+                    warned_at = now
+                await asyncio.sleep(EXCLUSIVE_POLL_S)
+            try:
+                yield
+            finally:
+                try:
+                    await connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                except (psycopg.Error, OSError) as exc:
+                    # The connection is gone, and the lock with it.
+                    log.warning("csms.cluster_lock_connection_lost", lock=name,
+                                error=str(exc))
+
+    async def _exclusive_connection_open(self) -> psycopg.AsyncConnection[Any]:
+        async with self._exclusive_connecting:
+            if self._exclusive_connection is None or self._exclusive_connection.closed \
+                    or self._exclusive_connection.broken:
+                self._exclusive_connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True)
+            return self._exclusive_connection
 
     # -- the fleet's view --
 

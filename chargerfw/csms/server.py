@@ -307,7 +307,8 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                           response_timeout=settings.ocpp_response_timeout_s,
                           on_change=pusher.wake, login_limits=settings.login_limits,
                           fleet_ca=fleet_ca, cluster=cluster)
-        balancer = SiteBalancer(db, ocpp)
+        balancer = SiteBalancer(db, ocpp) if cluster is None \
+            else SiteBalancer(db, ocpp, cluster.exclusive)
         reuse = settings.reuse_port
         ocpp_port = await ocpp.start(settings.host, settings.ocpp_port, ocpp_tls, reuse)
         plain_ocpp_port = None

@@ -4,8 +4,9 @@ there and sends each connector its new limit as an OCPP charging profile.
 A charger's session starting or stopping, a connector's status turning Charging,
 SuspendedEV or SuspendedEVSE, a vehicle starting or ceasing to draw less than it is offered,
 a charger connecting, booting or going away: each asks for the charger's site to be
-re-allocated (``charger_changed``). One re-allocation per site runs at a time, and requests
-made meanwhile are served by one more run.
+re-allocated (``charger_changed``). One re-allocation per site runs at a time, in the whole
+cluster when several backend processes share the database, and requests made meanwhile are
+served by one more run.
 
 A run allocates (``load_management.allocate``), then sends SetChargingProfile only where the
 profile changed: a TxProfile bound to the transaction (connectors with a session), and a
@@ -28,8 +29,9 @@ reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,12 +163,24 @@ def _state(conn: ConnectorSnapshot) -> SessionState:
     return SessionState.CHARGING
 
 
+# Holds a named lock for the whole cluster (``Cluster.exclusive``).
+Exclusive = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+
+def _this_process_only(_name: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class SiteBalancer:
     """Keeps every site's chargers within the site's current."""
 
-    def __init__(self, db: AsyncStore, ocpp: OcppServer) -> None:
+    def __init__(self, db: AsyncStore, ocpp: OcppServer,
+                 exclusive: Exclusive = _this_process_only) -> None:
         self._db = db
         self._ocpp = ocpp
+        # Two processes sharing out one site from two snapshots could together give more
+        # than the site has: a site's runs hold a lock of the whole cluster.
+        self._exclusive = exclusive
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: set[str] = set()  # sites with a run queued behind the current one
         self._tasks = BackgroundTasks()
@@ -248,7 +262,7 @@ class SiteBalancer:
         if coalesce and site_id in self._waiting:
             return {}
         self._waiting.add(site_id)
-        async with lock:
+        async with lock, self._exclusive(f"site-allocation:{site_id}"):
             self._waiting.discard(site_id)
             answers: dict[ConnectorKey, str] = {}
             for _ in range(MAX_ROUNDS):

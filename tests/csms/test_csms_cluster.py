@@ -38,11 +38,13 @@ from websockets.asyncio.client import connect
 
 import chargerfw
 from chargerfw.cli.csms import csms as csms_cli
+from chargerfw.csms.cluster import Cluster
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected
 from chargerfw.csms.server import running_csms
-from chargerfw.csms.store import CpoIdentity, Party, Store
+from chargerfw.csms.site_balancer import SiteBalancer
+from chargerfw.csms.store import AsyncStore, CpoIdentity, Party, Store
 from chargerfw.csms.tables import backend_workers, cdrs, charge_points
 
 ROOT = Path(chargerfw.__file__).resolve().parent.parent
@@ -391,6 +393,117 @@ async def test_workers_share_the_ports_restart_and_stop_on_sigterm(
         assert worker_pids(store) - {victim} == set()  # stopped cleanly, leases given back
     finally:
         stop_backend(supervisor)
+
+
+async def test_a_named_lock_is_held_by_one_process_at_a_time(
+        cluster_db: tuple[str, Store]) -> None:
+    _, store = cluster_db
+    one, other = Cluster(store.engine), Cluster(store.engine)
+    order: list[str] = []
+
+    async def hold(cluster: Cluster, who: str, release: asyncio.Event) -> None:
+        async with cluster.exclusive("site-allocation:S"):
+            order.append(f"{who} in")
+            await release.wait()
+            order.append(f"{who} out")
+
+    try:
+        let_one_go, let_other_go, let_second_go = (asyncio.Event() for _ in range(3))
+        first = asyncio.create_task(hold(one, "one", let_one_go))
+        await eventually(lambda: order == ["one in"], "one holds the lock")
+        waiting = asyncio.create_task(hold(other, "other", let_other_go))
+        # A second task of the same process waits too (advisory locks are re-entrant
+        # within one database session).
+        same_process = asyncio.create_task(hold(one, "one again", let_second_go))
+        await asyncio.sleep(0.5)
+        assert order == ["one in"]
+        # Another name is not held up.
+        async with other.exclusive("site-allocation:T"):
+            pass
+        let_one_go.set()
+        await first
+        await eventually(lambda: len(order) == 3, "the next holder")
+        assert order[2] in ("other in", "one again in")
+        let_other_go.set()
+        let_second_go.set()
+        await asyncio.gather(waiting, same_process)
+        assert sorted(order[1:]) == sorted(["one out", "other in", "other out",
+                                            "one again in", "one again out"])
+        # A process that goes away takes its locks with it.
+        order.clear()
+        never = asyncio.Event()
+        stuck = asyncio.create_task(hold(one, "one", never))
+        await eventually(lambda: order == ["one in"], "one holds the lock again")
+        await one.close()
+        async with asyncio.timeout(10):
+            async with other.exclusive("site-allocation:S"):
+                order.append("other after one left")
+        assert order[-1] == "other after one left"
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+    finally:
+        await one.close()
+        await other.close()
+
+
+class SlowChargers:
+    """The OCPP side of two backend processes: every charger online, every profile
+    accepted after a while, each send noted with the process that made it."""
+
+    load_listener: object = None
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, str, str]] = []  # (process, "begin"/"end", charger)
+
+    def as_process(self, name: str) -> Any:
+        chargers = self
+
+        class Process:
+            load_listener: object = None
+
+            async def is_connected(self, charge_point_id: str) -> bool:
+                return True
+
+            async def change_configuration(self, charge_point_id: str, key: str,
+                                           value: str) -> str:
+                return "Accepted"
+
+            async def set_charging_profile(self, charge_point_id: str, connector_id: int,
+                                           profile: dict[str, Any]) -> str:
+                chargers.sends.append((name, "begin", charge_point_id))
+                await asyncio.sleep(0.3)
+                chargers.sends.append((name, "end", charge_point_id))
+                return "Accepted"
+
+        return Process()
+
+
+async def test_one_sites_allocation_runs_in_one_process_at_a_time(
+        cluster_db: tuple[str, Store]) -> None:
+    """Two processes asked at once to share out one site: the second runs after the first
+    and finds its limits already sent; none of its sends overlaps the first's."""
+    _, store = cluster_db
+    add_test_charger(store, "CP2", None, location_id="LOC2")
+    store.add_site("S", "Car park", 32)
+    for cp_id in ("CP1", "CP2"):
+        store.assign_site(cp_id, "S")
+    chargers = SlowChargers()
+    clusters = [Cluster(store.engine), Cluster(store.engine)]
+    db = AsyncStore(store)
+    try:
+        balancers = [SiteBalancer(db, chargers.as_process(name), cluster.exclusive)
+                     for name, cluster in zip(("A", "B"), clusters, strict=True)]
+        await asyncio.gather(*(balancer.rebalance("S") for balancer in balancers))
+        senders = [process for process, _, _ in chargers.sends]
+        # Each idle charger is sent its TxDefaultProfile once, by whichever process ran
+        # first; the other found them recorded.
+        assert sorted(cp for _, step, cp in chargers.sends if step == "begin") == ["CP1", "CP2"]
+        assert len(set(senders)) == 1, chargers.sends
+    finally:
+        for cluster in clusters:
+            await cluster.close()
+        db.close()
 
 
 # `chargerfw csms serve` whose start stalls for a while after its worker lease is taken, as
