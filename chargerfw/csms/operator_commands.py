@@ -99,6 +99,9 @@ _EXPLAINED = {
                                  "transaction ends",
     (AVAILABILITY, "Rejected"): "the charger refused to change the availability",
     (CONFIG_SET, "Accepted"): "the charger changed the key",
+    (CONFIG_SET, "RebootRequired"): "the charger took the value; it applies after a reboot",
+    (CONFIG_SET, "Rejected"): "the charger refused the value",
+    (CONFIG_SET, "NotSupported"): "the charger does not know the key (or it is read-only)",
     (AUTHORIZATION_KEY, "Accepted"): "the charger took a new AuthorizationKey the backend "
                                      "generated; it is the charger's password from now on",
     (AUTHORIZATION_KEY, "RebootRequired"): "the charger took a new AuthorizationKey the "
@@ -108,9 +111,6 @@ _EXPLAINED = {
                                      "password is unchanged",
     (AUTHORIZATION_KEY, "NotSupported"): "the charger does not know AuthorizationKey; its "
                                          "password is unchanged",
-    (CONFIG_SET, "RebootRequired"): "the charger took the value; it applies after a reboot",
-    (CONFIG_SET, "Rejected"): "the charger refused the value",
-    (CONFIG_SET, "NotSupported"): "the charger does not know the key (or it is read-only)",
     (TRIGGER, "Accepted"): "the charger will send the message",
     (TRIGGER, "Rejected"): "the charger refused to send the message",
     (TRIGGER, "NotImplemented"): "the charger cannot send that message",
