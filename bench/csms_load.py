@@ -115,14 +115,21 @@ class BenchCharger:
         return cls(cp_id, ws, stats)
 
     async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                frame = json.loads(raw)
-                if frame[0] == 2:
-                    await self.ws.send(json.dumps([3, frame[1], _answer_to(frame[2])]))
-                elif (waiter := self._pending.pop(frame[1], None)) is not None \
-                        and not waiter.done():
-                    waiter.set_result(frame)
+        try:
+            with contextlib.suppress(Exception):
+                async for raw in self.ws:
+                    frame = json.loads(raw)
+                    if frame[0] == 2:
+                        await self.ws.send(json.dumps([3, frame[1], _answer_to(frame[2])]))
+                    elif (waiter := self._pending.pop(frame[1], None)) is not None \
+                            and not waiter.done():
+                        waiter.set_result(frame)
+        finally:
+            # A call whose answer can no longer come fails (the backend closed the link).
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError("the connection closed"))
+            self._pending.clear()
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         unique_id = str(next(self._ids))
@@ -209,25 +216,27 @@ async def connect_fleet(url: str, ids: list[str], passwords: Mapping[str, str] |
                         stats: Stats,
                         phase: str, give_up_s: float = 300.0
                         ) -> tuple[list[BenchCharger], float, int]:
-    """Connect and boot every charger at once; one whose connection fails tries again after
-    1-5 s, as a charger does. Returns (chargers, seconds until all booted, retries)."""
+    """Connect and boot every charger at once; one whose connection fails (or is closed
+    before its boot was answered) tries again after 1-5 s, as a charger does. Returns (chargers, seconds until all booted, retries)."""
     retries = 0
 
     async def one(cp_id: str) -> BenchCharger:
         nonlocal retries
         while True:
+            charger = None
             try:
                 charger = await BenchCharger.open(
                     url, cp_id, None if passwords is None else passwords[cp_id], stats)
+                charger.phase = phase
+                await charger.boot()
+                return charger
             except Exception:
+                if charger is not None:
+                    await charger.close()
                 if time.perf_counter() - started > give_up_s:
                     raise
                 retries += 1
                 await asyncio.sleep(random.uniform(1, 5))
-                continue
-            charger.phase = phase
-            await charger.boot()
-            return charger
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one(cp_id) for cp_id in ids), return_exceptions=True)
