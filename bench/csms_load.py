@@ -4,16 +4,19 @@ Phases, all in one run against one backend process:
 
 1. baseline: one probe charger alone sends Heartbeats one after another (the backend's
    round trip with nothing else to do: the figure the others are compared with);
-2. first connect: the fleet connects (Basic auth with ``--password``), boots and reports
-   its connector; the backend's RSS before and after, divided by the fleet, is its memory
-   per connected charger;
+2. first connect: the fleet connects (Basic auth with the AuthorizationKey the backend
+   generated for each charger, as a fleet following the OCPP security whitepaper has), boots
+   and reports its connector; the backend's RSS before and after, divided by the fleet, is its
+   memory per connected charger;
 3. sessions: each charger starts a transaction (spread over the first interval), sends
    MeterValues every ``--interval`` s ``--meter-values`` times, and stops; the probe sends
    a Heartbeat every ``--probe-gap`` s beside them;
-4. boot storms: the whole fleet drops its connections and reconnects at once, each
-   charger booting and reporting its connector again: the time until all are booted; first
-   with passwords the backend has not verified yet (each charger now has one, as after a
-   backend restart), then again (the passwords verified before).
+4. boot storms: the backend is stopped and a fresh one started on the same database, and the
+   whole fleet reconnects at once, each charger booting and reporting its connector again:
+   the time until all are booted. First with the backend-generated keys (stored as a salted
+   SHA-256), then with a password an operator chose (``--password``, stored as salted scrypt:
+   each charger costs one scrypt after a restart); each followed by a second storm on the
+   same backend (scrypt passwords verified before are remembered per process).
 
 Prints, per phase and OCPP action, the answers' p50/p99 beside the load offered (msg/s).
 The chargers answer the backend's own requests (GetConfiguration after each boot).
@@ -35,7 +38,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,7 @@ from chargerfw.csms.store import (
     EvseSpec,
     LocationSpec,
     Store,
+    generate_password,
     hash_password,
 )
 from chargerfw.csms.tables import charge_points
@@ -111,14 +115,21 @@ class BenchCharger:
         return cls(cp_id, ws, stats)
 
     async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                frame = json.loads(raw)
-                if frame[0] == 2:
-                    await self.ws.send(json.dumps([3, frame[1], _answer_to(frame[2])]))
-                elif (waiter := self._pending.pop(frame[1], None)) is not None \
-                        and not waiter.done():
-                    waiter.set_result(frame)
+        try:
+            with contextlib.suppress(Exception):
+                async for raw in self.ws:
+                    frame = json.loads(raw)
+                    if frame[0] == 2:
+                        await self.ws.send(json.dumps([3, frame[1], _answer_to(frame[2])]))
+                    elif (waiter := self._pending.pop(frame[1], None)) is not None \
+                            and not waiter.done():
+                        waiter.set_result(frame)
+        finally:
+            # A call whose answer can no longer come fails (the backend closed the link).
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError("the connection closed"))
+            self._pending.clear()
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         unique_id = str(next(self._ids))
@@ -201,27 +212,31 @@ def prepare_database(db: str, chargers: int) -> None:
     engine.dispose()
 
 
-async def connect_fleet(url: str, ids: list[str], password: str | None, stats: Stats,
+async def connect_fleet(url: str, ids: list[str], passwords: Mapping[str, str] | None,
+                        stats: Stats,
                         phase: str, give_up_s: float = 300.0
                         ) -> tuple[list[BenchCharger], float, int]:
-    """Connect and boot every charger at once; one whose connection fails tries again after
-    1-5 s, as a charger does. Returns (chargers, seconds until all booted, retries)."""
+    """Connect and boot every charger at once; one whose connection fails (or is closed
+    before its boot was answered) tries again after 1-5 s, as a charger does. Returns (chargers, seconds until all booted, retries)."""
     retries = 0
 
     async def one(cp_id: str) -> BenchCharger:
         nonlocal retries
         while True:
+            charger = None
             try:
-                charger = await BenchCharger.open(url, cp_id, password, stats)
+                charger = await BenchCharger.open(
+                    url, cp_id, None if passwords is None else passwords[cp_id], stats)
+                charger.phase = phase
+                await charger.boot()
+                return charger
             except Exception:
+                if charger is not None:
+                    await charger.close()
                 if time.perf_counter() - started > give_up_s:
                     raise
                 retries += 1
                 await asyncio.sleep(random.uniform(1, 5))
-                continue
-            charger.phase = phase
-            await charger.boot()
-            return charger
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one(cp_id) for cp_id in ids), return_exceptions=True)
@@ -242,29 +257,53 @@ def print_phase(stats: Stats, phase: str, duration_s: float, title: str) -> None
               f"max {figures['max']:8.1f} ms")
 
 
-def set_fleet_password(db: str, password: str) -> None:
-    """Give every charger but the probe ``password`` (one scrypt for the fleet: each its own
-    would take a minute here; the backend still verifies each charger's once)."""
+def set_fleet_passwords(db: str, passwords: Mapping[str, str]) -> None:
+    """Store each charger's password: backend-generated keys get the fast scheme; one chosen
+    password for the whole fleet is hashed once (an scrypt each would take a minute here;
+    the backend still verifies each charger's once)."""
     engine = create_db_engine(db)
+    hashes: dict[str, str] = {}
     with engine.begin() as c:
-        c.execute(charge_points.update().where(charge_points.c.id != PROBE)
-                  .values(password_hash=hash_password(password)))
+        for cp_id, password in passwords.items():
+            if password not in hashes:
+                hashes[password] = hash_password(password)
+            c.execute(charge_points.update().where(charge_points.c.id == cp_id)
+                      .values(password_hash=hashes[password]))
     engine.dispose()
 
 
-async def storm(url: str, fleet: list[BenchCharger], ids: list[str], password: str | None,
-                stats: Stats, phase: str, title: str) -> list[BenchCharger]:
-    """Drop every connection of the fleet, then reconnect and boot them all at once."""
-    await asyncio.gather(*(charger.close() for charger in fleet), return_exceptions=True)
-    await asyncio.sleep(2)  # the backend notices every disconnect
-    fleet, storm_s, retries = await connect_fleet(url, ids, password, stats, phase)
+async def storm(url: str, ids: list[str], passwords: Mapping[str, str] | None, stats: Stats,
+                phase: str, title: str) -> tuple[list[BenchCharger], float]:
+    """Reconnect and boot the whole fleet at once (its connections dropped before)."""
+    fleet, storm_s, retries = await connect_fleet(url, ids, passwords, stats, phase)
     print_phase(stats, phase, storm_s, f"{title}: {len(fleet)} chargers reconnected at once, "
                 f"all booted in {storm_s:.2f} s ({retries} connection attempts failed and were "
                 "retried)")
-    return fleet
+    return fleet, storm_s
 
 
-async def main_async(args: argparse.Namespace, db: str) -> None:
+async def close_all(fleet: list[BenchCharger]) -> None:
+    await asyncio.gather(*(charger.close() for charger in fleet), return_exceptions=True)
+
+
+async def storms_after_restart(db: str, ids: list[str], passwords: Mapping[str, str] | None,
+                               stats: Stats, name: str, title: str) -> float:
+    """A fresh backend on the same database, the fleet storming it at once; then the fleet
+    drops its connections and storms the same backend again. The first storm's seconds."""
+    if passwords is not None:
+        set_fleet_passwords(db, passwords)
+    with served_csms(db) as csms:
+        fleet, restart_s = await storm(csms.ocpp_url, ids, passwords, stats, f"{name}-restart",
+                                       f"boot storm right after a backend restart, {title}")
+        await close_all(fleet)
+        await asyncio.sleep(2)  # the backend notices every disconnect
+        fleet, _ = await storm(csms.ocpp_url, ids, passwords, stats, f"{name}-again",
+                               f"boot storm again on that backend, {title}")
+        await close_all(fleet)
+    return restart_s
+
+
+async def main_async(args: argparse.Namespace, db: str, keys: Mapping[str, str] | None) -> None:
     stats = Stats()
     fleet_ids = [f"BENCH{n:04d}" for n in range(1, args.chargers)]
     with served_csms(db) as csms:
@@ -280,13 +319,14 @@ async def main_async(args: argparse.Namespace, db: str) -> None:
                     "baseline: the probe alone, Heartbeat after Heartbeat")
 
         rss_before = rss_bytes(csms.pid)
-        fleet, connect_s, retries = await connect_fleet(csms.ocpp_url, fleet_ids, None,
+        fleet, connect_s, retries = await connect_fleet(csms.ocpp_url, fleet_ids, keys,
                                                         stats, "connect")
         await asyncio.sleep(2)  # the backend's GetConfiguration round trips settle
         rss_after = rss_bytes(csms.pid)
         print_phase(stats, "connect", connect_s,
-                    f"first connect: {len(fleet)} chargers (no password) connected at once, "
-                    f"all booted in {connect_s:.2f} s ({retries} attempts retried)")
+                    f"first connect: {len(fleet)} chargers "
+                    f"({'backend-generated keys' if keys else 'no password'}) connected at "
+                    f"once, all booted in {connect_s:.2f} s ({retries} attempts retried)")
         print(f"  backend RSS: idle {rss_idle / 2**20:.1f} MiB, before {rss_before / 2**20:.1f}"
               f" MiB, with the fleet {rss_after / 2**20:.1f} MiB: "
               f"{(rss_after - rss_before) / max(1, len(fleet)) / 1024:.1f} KiB per connected "
@@ -311,19 +351,24 @@ async def main_async(args: argparse.Namespace, db: str) -> None:
         print_phase(stats, "probe", sessions_s, "  the probe beside them")
         if failures:
             print(f"  {len(failures)} sessions failed, first: {failures[0]!r}")
-
-        password = None
-        if not args.no_password:
-            password = args.password
-            set_fleet_password(db, password)
-            fleet = await storm(csms.ocpp_url, fleet, fleet_ids, password, stats, "cold",
-                                "boot storm, passwords new to the backend (as after its "
-                                "restart)")
-        fleet = await storm(csms.ocpp_url, fleet, fleet_ids, password, stats, "storm",
-                            "boot storm" + (", passwords verified before" if password
-                                            else ""))
-        await asyncio.gather(*(charger.close() for charger in fleet), return_exceptions=True)
+        await close_all(fleet)
         await probe.close()
+
+    if keys is None:
+        no_password_s = await storms_after_restart(db, fleet_ids, None, stats, "storm",
+                                                   "no passwords")
+        print(f"boot storm right after a backend restart, {len(fleet_ids)} chargers: "
+              f"{no_password_s:.2f} s without passwords")
+    else:
+        generated_s = await storms_after_restart(
+            db, fleet_ids, keys, stats, "generated",
+            "backend-generated keys (salted SHA-256)")
+        chosen_s = await storms_after_restart(
+            db, fleet_ids, dict.fromkeys(fleet_ids, args.password), stats, "chosen",
+            "operator-chosen passwords (salted scrypt)")
+        print(f"boot storm right after a backend restart, {len(fleet_ids)} chargers: "
+              f"{generated_s:.2f} s with backend-generated keys, {chosen_s:.2f} s with "
+              "operator-chosen passwords (goal: < 10 s)")
     print(f"CALLERRORs: {stats.errors}")
 
 
@@ -351,8 +396,10 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0,
                         help="seconds between MeterValues")
     parser.add_argument("--password", default="bench-secret-1234",
-                        help="every charger's Basic-auth password")
-    parser.add_argument("--no-password", action="store_true", help="chargers without one")
+                        help="the operator-chosen password of the scrypt storm (every "
+                             "charger's)")
+    parser.add_argument("--no-password", action="store_true",
+                        help="chargers without passwords (one storm after a restart)")
     parser.add_argument("--probe-samples", type=int, default=200)
     parser.add_argument("--probe-gap", type=float, default=0.2,
                         help="seconds between the probe's Heartbeats beside the fleet")
@@ -367,8 +414,15 @@ def main() -> None:
         print(f"backend: {sa.make_url(db).get_backend_name() if '://' in db else 'sqlite'}; "
               f"chargers: {args.chargers}; load generator in this process (pid {os.getpid()}),"
               f" same machine")
+        print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         prepare_database(db, args.chargers)
-        asyncio.run(main_async(args, db))
+        keys = None
+        if not args.no_password:
+            # Each charger's own AuthorizationKey, generated by the backend.
+            keys = {f"BENCH{n:04d}": generate_password() for n in range(1, args.chargers)}
+            set_fleet_passwords(db, keys)
+        asyncio.run(main_async(args, db, keys))
+        print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

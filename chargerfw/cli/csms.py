@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -382,7 +382,12 @@ def charger() -> None:
 @country_option
 @party_option
 @click.option("--password", default=None, envvar="CHARGERFW_CSMS_CP_PASSWORD",
-              help="HTTP Basic password the charger sends (stored as a scrypt hash)")
+              help="HTTP Basic password the charger sends, chosen by you (stored as a scrypt "
+                   "hash)")
+@click.option("--generate-password", is_flag=True,
+              help="the backend generates the password (a random 20-byte AuthorizationKey, "
+                   "printed once: configure the charger with it; stored as a fast hash, so "
+                   "reconnects cost no scrypt)")
 @click.option("--no-password", is_flag=True, help="let it connect without Basic auth")
 @click.option("--location-id", required=True, help="OCPI location id (created if new)")
 @click.option("--name", default=None, help="location name")
@@ -412,7 +417,8 @@ def charger() -> None:
               help="whether drivers can start with a card there (EVSE capability RFID_READER)")
 @evse_id_format_option
 def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
-                password: str | None, no_password: bool, location_id: str, name: str | None,
+                password: str | None, generate_password: bool, no_password: bool,
+                location_id: str, name: str | None,
                 address: str | None, city: str | None, postal_code: str | None,
                 country: str | None, coordinates: str | None, time_zone: str | None,
                 unpublished: bool, evse_args: Sequence[str], standard: str,
@@ -422,8 +428,8 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     """Register CHARGE_POINT_ID with its location, EVSEs and connectors.
 
     A charge point that is registered already without EVSEs (one that auto-registered on
-    first connect) gets them attached; its password stays unless --password or
-    --no-password is given. One that has EVSEs already is refused.
+    first connect) gets them attached; its password stays unless --password,
+    --generate-password or --no-password is given. One that has EVSEs already is refused.
     """
     from chargerfw.csms.charger_registration import (
         RegistrationError,
@@ -434,7 +440,8 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
     attach = store.get_charge_point(charge_point_id) is not None
     fields = {"charge_point_id": charge_point_id, "password": password,
-              "no_password": no_password, "location_id": location_id, "name": name,
+              "generate_password": generate_password, "no_password": no_password,
+              "location_id": location_id, "name": name,
               "address": address, "city": city, "postal_code": postal_code,
               "country": country, "coordinates": coordinates, "time_zone": time_zone,
               "unpublished": unpublished, "evses": list(evse_args), "standard": standard,
@@ -450,13 +457,16 @@ def charger_add(charge_point_id: str, db: str, country_code: str, party_id: str,
     location, evses = item.location, list(item.evses)
     if attach:
         _run_store_action(lambda: store.attach_charge_point(
-            charge_point_id, location, evses, tariff_id, password=password,
+            charge_point_id, location, evses, tariff_id, password=item.password,
             clear_password=no_password, rfid_reader=rfid_reader))
     else:
-        _run_store_action(lambda: store.add_charge_point(charge_point_id, password, location,
-                                                         evses, tariff_id, rfid_reader))
+        _run_store_action(lambda: store.add_charge_point(
+            charge_point_id, item.password, location, evses, tariff_id, rfid_reader))
     click.echo(f"{'attached' if attach else 'registered'} {charge_point_id} at {location_id} "
                f"with {len(evses)} EVSE(s): {', '.join(e.uid for e in evses)}")
+    if item.generated_password is not None:
+        click.echo(f"password (AuthorizationKey) of {charge_point_id}, shown this once: "
+                   f"{item.generated_password}")
 
 
 @charger.command("import")
@@ -469,10 +479,11 @@ def charger_import(file: Path, db: str, country_code: str, party_id: str,
                    evse_id_format: str | None) -> None:
     """Register many chargers from FILE in one go: a CSV file (a header row of field names)
     or a TOML file of [[charger]] tables, with the fields of `charger add` (charge_point_id,
-    password or no_password, location_id and a new location's address, city, country,
-    coordinates, time_zone; evses as UID[=EVSE_ID] separated by ';' in CSV; standard,
-    format, power_type, max_voltage, max_amperage, max_power, tariff, rfid_reader). All are
-    checked first and registered in one transaction: a bad row registers none."""
+    password, generate_password (printed once, as CSV) or no_password, location_id and a new
+    location's address, city, country, coordinates, time_zone; evses as UID[=EVSE_ID]
+    separated by ';' in CSV; standard, format, power_type, max_voltage, max_amperage,
+    max_power, tariff, rfid_reader). All are checked first and registered in one
+    transaction: a bad row registers none."""
     from chargerfw.csms.charger_registration import RegistrationError, read_registrations
 
     store = _open_store(db, _cpo(country_code, party_id, evse_id_format=evse_id_format))
@@ -486,6 +497,14 @@ def charger_import(file: Path, db: str, country_code: str, party_id: str,
         for i in items]))
     click.echo(f"registered {len(items)} charger(s) with "
                f"{sum(len(i.evses) for i in items)} EVSE(s) from {file}")
+    generated = [(i.charge_point_id, i.generated_password) for i in items
+                 if i.generated_password is not None]
+    if generated:
+        click.echo(f"passwords (AuthorizationKeys) generated for {len(generated)} charger(s), "
+                   "shown this once, as CSV:")
+        click.echo("charge_point_id,password")
+        for charge_point_id, key in generated:
+            click.echo(f"{charge_point_id},{key}")
 
 
 @charger.command("list")
@@ -1292,6 +1311,55 @@ def cp_extended_trigger(charge_point_id: str, message: str, connector: int | Non
              db, wait_s, as_json)
 
 
+def _migration_sender(store: Any, charge_point_id: str, wait_s: int
+                      ) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """Sends a security step's operator command through the running backend: its outcome."""
+
+    async def send(command: str, params: dict[str, Any]) -> dict[str, Any]:
+        from chargerfw.csms.operator_commands import outcome
+
+        result, taken = await asyncio.to_thread(_queued_outcome, store, charge_point_id,
+                                                command, params, wait_s)
+        if result is not None:
+            return result
+        return outcome(charge_point_id, command, "NoAnswer",
+                       f"no running backend took the request within {wait_s} s" if not taken
+                       else f"no answer from the charger after {wait_s} s")
+
+    return send
+
+
+@cp.command("rotate-password")
+@click.argument("charge_point_id", metavar="CHARGER")
+@click.option("--reconnect-timeout", default=180, show_default=True,
+              type=click.IntRange(5, 3600),
+              help="seconds to wait for the charger to reconnect with its new key")
+@db_option
+@wait_option
+def cp_rotate_password(charge_point_id: str, reconnect_timeout: int, db: str,
+                       wait_s: int) -> None:
+    """Give CHARGER (connected over TLS: security profile 2 or 3) a new Basic-auth password
+    through the running `serve`: it generates a random AuthorizationKey, sends it
+    (ChangeConfiguration) and keeps it as the password only when the charger takes it; then
+    waits for the charger to reconnect with it (if it does not, the previous password is
+    put back). The key is never shown, stored in clear nor logged. Exits 1 when the key was
+    not changed."""
+    from chargerfw.csms.security_migration import MigrationStopped, SecurityMigration
+    from chargerfw.csms.store import CpoIdentity
+
+    store = _open_store(db, CpoIdentity())
+    rotation = SecurityMigration(store, _migration_sender(store, charge_point_id, wait_s),
+                                 charge_point_id, reconnect_timeout_s=reconnect_timeout)
+    try:
+        asyncio.run(rotation.rotate_authorization_key())
+    except MigrationStopped as stopped:
+        click.echo(f"error: {charge_point_id}: the password was not changed: "
+                   f"{stopped.step.detail}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{charge_point_id}: a new AuthorizationKey is its password; it reconnected "
+               "with it")
+
+
 @cp.command("security-migrate")
 @click.argument("charge_point_id", metavar="CHARGER")
 @click.option("--to-profile", "target", required=True, type=click.IntRange(2, 3),
@@ -1321,17 +1389,7 @@ def cp_security_migrate(charge_point_id: str, target: int, root_file: Path | Non
     from chargerfw.csms.store import CpoIdentity
 
     store = _open_store(db, CpoIdentity())
-
-    async def send(command: str, params: dict[str, Any]) -> dict[str, Any]:
-        from chargerfw.csms.operator_commands import outcome
-
-        result, taken = await asyncio.to_thread(_queued_outcome, store, charge_point_id,
-                                                command, params, wait_s)
-        if result is not None:
-            return result
-        return outcome(charge_point_id, command, "NoAnswer",
-                       f"no running backend took the request within {wait_s} s" if not taken
-                       else f"no answer from the charger after {wait_s} s")
+    send = _migration_sender(store, charge_point_id, wait_s)
 
     def report(step: Step) -> None:
         click.echo(f"{charge_point_id}: profile {step.profile}: {step.name}: "

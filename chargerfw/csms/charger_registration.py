@@ -1,7 +1,8 @@
 """A charger's registration from plain fields — the options of ``csms charger add`` or one row
 of a CSV or TOML file for ``csms charger import`` — checked once, the same way for both.
 
-Fields: ``charge_point_id``, ``password`` or ``no_password``, ``location_id`` and, for a new
+Fields: ``charge_point_id``, ``password`` or ``generate_password`` (the backend makes a random
+AuthorizationKey, shown once) or ``no_password``, ``location_id`` and, for a new
 location, ``address``, ``city``, ``country``, ``coordinates`` (``LAT,LON``), ``time_zone``
 (``name``, ``postal_code``, ``unpublished`` optional); ``evses`` (``UID[=EVSE_ID]``, one per OCPP
 connector in connector order; in CSV separated by ``;``); the connectors' ``standard``,
@@ -19,9 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chargerfw.csms.store import ConnectorSpec, EvseSpec, LocationSpec
+from chargerfw.csms.store import (
+    ConnectorSpec,
+    EvseSpec,
+    GeneratedPassword,
+    LocationSpec,
+    generate_password,
+)
 
-FIELDS = ("charge_point_id", "password", "no_password", "location_id", "name", "address",
+FIELDS = ("charge_point_id", "password", "generate_password", "no_password", "location_id", "name", "address",
           "city", "postal_code", "country", "coordinates", "time_zone", "unpublished",
           "evses", "standard", "format", "power_type", "max_voltage", "max_amperage",
           "max_power", "tariff", "rfid_reader")
@@ -44,6 +51,11 @@ class ChargerRegistration:
     evses: Sequence[EvseSpec]
     tariff_id: str | None
     rfid_reader: bool
+
+    @property
+    def generated_password(self) -> GeneratedPassword | None:
+        """The password the backend generated for it (to show once), or None."""
+        return self.password if isinstance(self.password, GeneratedPassword) else None
 
 
 # An existing location's row (``Store.get_location``), or None for a new one.
@@ -121,11 +133,17 @@ def _registration(fields: Mapping[str, Any], existing_location: LocationLookup,
     if charge_point_id is None:
         raise RegistrationError("{charge_point_id}: required")
     password = _text(fields, "password")
+    generate = _flag(fields, "generate_password")
     no_password = _flag(fields, "no_password")
-    if password and no_password:
-        raise RegistrationError("{password} and {no_password} exclude each other")
-    if password_required and password is None and not no_password:
-        raise RegistrationError("give {password} (recommended) or {no_password}")
+    given = [name for name, chosen in (("password", password is not None),
+                                       ("generate_password", generate),
+                                       ("no_password", no_password)) if chosen]
+    if len(given) > 1:
+        raise RegistrationError(" and ".join(f"{{{name}}}" for name in given)
+                                + " exclude each other")
+    if password_required and not given:
+        raise RegistrationError("give {generate_password} (recommended), {password} or "
+                                "{no_password}")
     location_id = _text(fields, "location_id")
     if location_id is None:
         raise RegistrationError("{location_id}: required")
@@ -162,8 +180,10 @@ def _registration(fields: Mapping[str, Any], existing_location: LocationLookup,
             raise RegistrationError(f"{{evses}}: entry {entry!r} has no UID")
         evses.append(EvseSpec(uid=uid, ocpp_connector_id=n, connectors=[connector],
                               evse_id=evse_id or None))
-    return ChargerRegistration(charge_point_id, password, location, evses,
-                               _text(fields, "tariff"), _flag(fields, "rfid_reader"))
+    tariff_id, rfid_reader = _text(fields, "tariff"), _flag(fields, "rfid_reader")
+    # Generated last: a registration refused above made no secret.
+    return ChargerRegistration(charge_point_id, generate_password() if generate else password,
+                               location, evses, tariff_id, rfid_reader)
 
 
 def read_registrations(name: str, content: bytes, existing_location: LocationLookup,

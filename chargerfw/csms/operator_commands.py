@@ -1,8 +1,9 @@
 """The operator's commands to a charger (Reset, ChangeAvailability, Get/ChangeConfiguration,
 TriggerMessage, ClearCache, UnlockConnector, a local-list push, UpdateFirmware,
 GetDiagnostics, GetLog, and the Security Whitepaper's InstallCertificate, DeleteCertificate,
-GetInstalledCertificateIds and ExtendedTriggerMessage): their arguments checked, sent over the charger's connection, and the
-charger's answer as one outcome.
+GetInstalledCertificateIds and ExtendedTriggerMessage, and a new AuthorizationKey the backend
+generates): their arguments checked, sent over the charger's connection, and the charger's
+answer as one outcome.
 
 ``OperatorCommandRunner.run`` sends one at once (for a caller inside the server). Callers in
 other processes queue a request in the database (``request_operator_command`` after
@@ -31,7 +32,7 @@ from ocpp.v16.enums import CertificateUse, HashAlgorithm, MessageTrigger
 from chargerfw.csms import local_list
 from chargerfw.csms.local_list import LocalListPusher
 from chargerfw.csms.ocpp_server import ChargerCallError, ChargerNotConnected, OcppServer
-from chargerfw.csms.store import AsyncStore, NotFound
+from chargerfw.csms.store import AsyncStore, NotFound, generate_password
 from chargerfw.csms.store.charger_files import DIAGNOSTICS as DIAGNOSTICS_KIND
 from chargerfw.csms.store.charger_files import FIRMWARE as FIRMWARE_KIND
 from chargerfw.csms.store.charger_files import LOG as LOG_KIND
@@ -56,6 +57,7 @@ INSTALL_CERTIFICATE = "install_certificate"
 DELETE_CERTIFICATE = "delete_certificate"
 CERTIFICATE_IDS = "certificate_ids"
 EXTENDED_TRIGGER = "extended_trigger"
+AUTHORIZATION_KEY = "authorization_key"
 
 RESET_TYPES = ("Soft", "Hard")
 AVAILABILITY_TYPES = ("Operative", "Inoperative")
@@ -100,6 +102,15 @@ _EXPLAINED = {
     (CONFIG_SET, "RebootRequired"): "the charger took the value; it applies after a reboot",
     (CONFIG_SET, "Rejected"): "the charger refused the value",
     (CONFIG_SET, "NotSupported"): "the charger does not know the key (or it is read-only)",
+    (AUTHORIZATION_KEY, "Accepted"): "the charger took a new AuthorizationKey the backend "
+                                     "generated; it is the charger's password from now on",
+    (AUTHORIZATION_KEY, "RebootRequired"): "the charger took a new AuthorizationKey the "
+                                           "backend generated; it is the charger's password "
+                                           "from now on (the charger uses it after a reboot)",
+    (AUTHORIZATION_KEY, "Rejected"): "the charger refused the new AuthorizationKey; its "
+                                     "password is unchanged",
+    (AUTHORIZATION_KEY, "NotSupported"): "the charger does not know AuthorizationKey; its "
+                                         "password is unchanged",
     (TRIGGER, "Accepted"): "the charger will send the message",
     (TRIGGER, "Rejected"): "the charger refused to send the message",
     (TRIGGER, "NotImplemented"): "the charger cannot send that message",
@@ -377,6 +388,10 @@ KINDS: dict[str, CommandKind] = {
         "Ask the charger to send a message now, including SignChargePointCertificate "
         "(ExtendedTriggerMessage)", _check_extended_trigger,
         {"message": "SignChargePointCertificate"}),
+    AUTHORIZATION_KEY: CommandKind(
+        "Give the charger a new Basic-auth password the backend generates (ChangeConfiguration "
+        "AuthorizationKey, over TLS only); kept as its password only when the charger takes "
+        "it", _check_nothing, {}, ("Accepted", "RebootRequired")),
 }
 COMMANDS = tuple(KINDS)
 
@@ -439,7 +454,8 @@ class OperatorCommandRunner:
             DIAGNOSTICS: self._diagnostics, GET_LOG: self._get_log,
             INSTALL_CERTIFICATE: self._install_certificate,
             DELETE_CERTIFICATE: self._delete_certificate,
-            CERTIFICATE_IDS: self._certificate_ids, EXTENDED_TRIGGER: self._extended_trigger}
+            CERTIFICATE_IDS: self._certificate_ids, EXTENDED_TRIGGER: self._extended_trigger,
+            AUTHORIZATION_KEY: self._authorization_key}
 
     async def run(self, charge_point_id: str, command: str,
                   params: dict[str, Any]) -> dict[str, Any]:
@@ -601,6 +617,32 @@ class OperatorCommandRunner:
         status = await self._ocpp.extended_trigger_message(cp, params["message"],
                                                            params["connector"])
         return outcome(cp, EXTENDED_TRIGGER, status)
+
+    async def _authorization_key(self, cp: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A generated key, never leaving this process but to the charger: not in the
+        request, the outcome or the log. Stored before it is sent (the charger reconnects
+        with it right after its answer) and the previous hash put back unless the charger
+        took it."""
+        point = await self._db(self._db.store.get_charge_point, cp)
+        if point is None:
+            raise ChargerNotConnected(cp)
+        profile = point["security_profile"]
+        if not point["connected"] or profile is None:
+            raise ChargerNotConnected(cp)
+        if profile < 2:
+            return outcome(cp, AUTHORIZATION_KEY, "NotSecure",
+                           f"the charger is connected with security profile {profile} "
+                           "(plain ws): a key sent over it would be no secret; raise it to "
+                           "profile 2 first (cp security-migrate)")
+        key = generate_password()
+        previous = await self._db(self._db.store.replace_password, cp, key)
+        status = None
+        try:
+            status = await self._ocpp.change_configuration(cp, "AuthorizationKey", key)
+        finally:
+            if status not in KINDS[AUTHORIZATION_KEY].done:
+                await self._db(self._db.store.restore_password_hash, cp, previous)
+        return outcome(cp, AUTHORIZATION_KEY, status)
 
     # -- commands asked for through the database --
 

@@ -4,8 +4,10 @@ security-migrate`), one profile at a time, each step verified before the next.
 1 -> 2: install the backend's TLS root as CentralSystemRootCertificate (InstallCertificate)
 and find it among the installed ones (GetInstalledCertificateIds); SecurityProfile=2 and wait
 for the charger to reconnect over TLS; then a fresh AuthorizationKey, over TLS (a charger
-refuses it over plain ws, and the key that crossed plain ws is no secret any more), stored as
-the charger's password first, and wait for the charger to reconnect with it.
+refuses it over plain ws, and the key that crossed plain ws is no secret any more), generated
+and sent by the running backend (the operator command ``authorization_key``), and wait for the
+charger to reconnect with it. The same step alone rotates the key of a charger on profile 2
+(`chargerfw csms cp rotate-password`).
 
 2 -> 3: CpoName when one is given (the O of its CSR); ExtendedTriggerMessage
 SignChargePointCertificate, then the charger's CSR is signed by the running backend's fleet
@@ -23,7 +25,6 @@ AuthorizationKey it did not reconnect with is replaced by the previous one again
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -35,7 +36,6 @@ from chargerfw.csms.ocpp_server import BACKEND_SECURITY_EVENT
 from chargerfw.csms.store import Store
 
 CS_ROOT = "CentralSystemRootCertificate"
-AUTHORIZATION_KEY_BYTES = 20  # sent as 40 hexadecimal characters
 POLL_S = 0.2
 
 # Sends one operator command (operator_commands.KINDS) to the charger: its outcome.
@@ -111,23 +111,29 @@ class SecurityMigration:
         await self._new_authorization_key()
 
     async def _new_authorization_key(self) -> None:
-        key = secrets.token_hex(AUTHORIZATION_KEY_BYTES)
-        previous = await asyncio.to_thread(self._store.replace_password, self.charge_point_id,
-                                           key)
+        await self.rotate_authorization_key(2)
+        self._ok(2, "authorization key", "a fresh AuthorizationKey is the charger's password; "
+                                         "it reconnected with it over TLS")
+
+    async def rotate_authorization_key(self, profile: int | None = None) -> None:
+        """Give the charger a new AuthorizationKey the running backend generates (it never
+        passes through here), and wait for the charger to reconnect with it on its current
+        security profile (``profile``: the one it must be on; None: the one it is on). One it
+        did not reconnect with is replaced by the previous key again."""
+        if profile is None:
+            profile = await self._current_profile()
+        previous = await asyncio.to_thread(self._store.password_hash, self.charge_point_id)
         after = await self._connection_count()
+        await self._command(profile, "authorization key", "authorization_key", {})
         try:
-            await self._command(2, "authorization key", "config_set",
-                                {"key": "AuthorizationKey", "value": key})
-            await self._reconnected(2, after, "authorization key",
+            await self._reconnected(profile, after, "authorization key",
                                     "with the new AuthorizationKey")
         except MigrationStopped as stopped:
             await asyncio.to_thread(self._store.restore_password_hash, self.charge_point_id,
                                     previous)
-            raise MigrationStopped(Step(2, stopped.step.name, False,
+            raise MigrationStopped(Step(profile, stopped.step.name, False,
                                         f"{stopped.step.detail}; the previous key is the "
                                         "charger's password again")) from None
-        self._ok(2, "authorization key", "a fresh AuthorizationKey is the charger's password; "
-                                         "it reconnected with it over TLS")
 
     async def _to_profile_3(self) -> None:
         if self._cpo_name is not None:

@@ -34,6 +34,7 @@ from ocpp.v16 import call
 from chargerfw.cli import main
 from chargerfw.csms.operator_commands import KINDS
 from chargerfw.csms.server import RunningCsms
+from chargerfw.csms.store import verify_password
 from chargerfw.csms.tables import operator_commands
 
 pytestmark = pytest.mark.timeout(90)
@@ -91,8 +92,10 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
                                           "certificate": new_root.pem},
                   "certificate_ids": {"certificate_type": CS_ROOT},
                   "delete_certificate": hash_data_of(old_root.pem),
-                  "extended_trigger": {"message": "Heartbeat"}}
+                  "extended_trigger": {"message": "Heartbeat"}, "authorization_key": {}}
         assert set(bodies) == set(KINDS), "a new command kind needs a case here"
+        # As the store sees it, the charger came over TLS (a key is sent over TLS only).
+        await env.csms.db(env.csms.store.record_security_profile, "CP1", 2)
         outcomes = {}
         for kind, body in bodies.items():
             response = await env.client.post(command(kind), json=body)
@@ -108,6 +111,10 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
         assert charger.security.roots[CS_ROOT] == [new_root.pem]
         assert ("ExtendedTriggerMessage", {"requested_message": "Heartbeat",
                                            "connector_id": None}) in charger.received
+        [key] = [p["value"] for a, p in charger.received
+                 if a == "ChangeConfiguration" and p["key"] == "AuthorizationKey"]
+        assert verify_password(key, (await env.csms.db(env.csms.store.get_charge_point, "CP1")
+                                     )["password_hash"])
         sent = [(action, payload) for action, payload in charger.received
                 if action not in ("GetConfiguration", "SendLocalList", "UpdateFirmware",
                                   "GetDiagnostics", "GetLog", "InstallCertificate",
@@ -122,7 +129,8 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
             ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}),
             ("TriggerMessage", {"requested_message": "StatusNotification", "connector_id": 1}),
             ("ClearCache", {}),
-            ("UnlockConnector", {"connector_id": 1})]
+            ("UnlockConnector", {"connector_id": 1}),
+            ("ChangeConfiguration", {"key": "AuthorizationKey", "value": key})]
         # Audit: each is recorded with the token's name and its outcome, and as an event.
         stored = env.commands_stored()
         assert [(r["command"], r["requested_by"], r["outcome"]["status"]) for r in stored] == [
@@ -131,6 +139,7 @@ async def test_every_command_kind_reaches_the_charger_and_answers_its_outcome(
         assert [(e["kind"], e["data"]) for e in events if e["kind"] == "command"] == [
             ("command", outcomes[kind]) for kind in bodies]
         logged = capsys.readouterr().out
+        assert key not in logged and key not in json.dumps(stored, default=str)
         for kind in bodies:
             assert (f"event='csms.admin_command' operator='ops' charge_point='CP1' "
                     f"command='{kind}'") in logged

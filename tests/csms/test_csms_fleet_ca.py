@@ -34,6 +34,7 @@ from chargerfw.csms.charge_point_view import charge_points_view
 from chargerfw.csms.fleet_ca import CA_KEY, CaError, CsrRefused, FleetCa, init_ca
 from chargerfw.csms.operator_commands import OperatorCommandRunner
 from chargerfw.csms.store import verify_password
+from chargerfw.csms.tables import operator_commands
 from chargerfw.csms.tls import TlsFiles
 
 
@@ -409,3 +410,82 @@ def test_every_command_kinds_example_is_accepted() -> None:
 
     for name, kind in KINDS.items():
         assert set(check_params(name, kind.example)) >= set(kind.example), name
+
+
+# --- the AuthorizationKey rotation ------------------------------------------------------------
+
+async def test_rotate_password_gives_a_charger_on_profile_2_a_generated_key(
+        db: str, ca_dir: Path, tmp_path: Path) -> None:
+    settings = await migrating_backend(db, ca_dir, tmp_path)
+    async with csms_running(db, **settings) as csms:
+        await csms.db(add_test_charger, csms.store, "CP1", "first-password")
+        assert csms.plain_ocpp_url is not None
+        station = SimStation("CP1", csms.plain_ocpp_url, csms.ocpp_url,
+                             tmp_path, ChargerSecurity(profile=1, password="first-password"))
+        async with sim_station(csms, station):
+            to_two = await run_cli("csms", "cp", "security-migrate", "CP1", "--to-profile",
+                                   "2", "--root", str(ca_dir / "ca.pem"), "--db", db,
+                                   "--wait", "20", "--reconnect-timeout", "20")
+            assert to_two.exit_code == 0, to_two.output
+            first_key = station.security.password
+            assert first_key is not None
+            assert csms.store.get_charge_point("CP1")["password_hash"].startswith("sha256$")
+
+            result = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
+                                   "--wait", "20", "--reconnect-timeout", "20")
+            assert result.exit_code == 0, result.output
+            key = station.security.password
+            assert key is not None and key != first_key and len(key) == 40
+            stored = csms.store.get_charge_point("CP1")["password_hash"]
+            assert stored.startswith("sha256$") and verify_password(key, stored)
+            assert station.profiles == [1, 2, 2, 2] and station.fallbacks == 0
+            # The key went from the backend to the charger only: not through the queue.
+            with csms.store.engine.connect() as c:
+                queued = json.dumps([dict(r) for r in c.execute(
+                    operator_commands.select()).mappings()], default=str)
+            assert "authorization_key" in queued
+            for secret in (first_key, key):
+                assert secret not in queued and secret not in printed(result.output)
+
+            # Refused by the charger: the password stays the one it has.
+            assert station.charger is not None
+            station.charger.answers["ChangeConfiguration"] = "Rejected"
+            refused = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
+                                    "--wait", "20", "--reconnect-timeout", "20")
+            assert refused.exit_code == 1 and "the password was not changed" in refused.output
+            assert csms.store.get_charge_point("CP1")["password_hash"] == stored
+            assert station.security.password == key
+
+
+async def test_rotate_password_sends_no_key_over_plain_ws(db: str) -> None:
+    async with csms_running(db) as csms:
+        await csms.db(add_test_charger, csms.store, "CP1", "first-password")
+        stored = csms.store.get_charge_point("CP1")["password_hash"]
+        async with sim_charger(csms, "CP1", "first-password") as charger:
+            result = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
+                                   "--wait", "10", "--reconnect-timeout", "5")
+            assert result.exit_code == 1
+            assert "NotSecure" in result.output and "profile 1" in result.output
+            assert [a for a, _ in charger.received if a == "ChangeConfiguration"] == []
+        assert csms.store.get_charge_point("CP1")["password_hash"] == stored
+
+
+async def test_a_key_the_charger_did_not_answer_for_is_not_kept(db: str) -> None:
+    async with csms_running(db) as csms:  # the charger has 3 s to answer
+        await csms.db(add_test_charger, csms.store, "CP1", "first-password")
+        stored = csms.store.get_charge_point("CP1")["password_hash"]
+        runner = OperatorCommandRunner(csms.db, csms.ocpp)
+        async with sim_charger(csms, "CP1", "first-password") as charger:
+            # As the store sees it, the charger came over TLS (the sim connects over ws).
+            await csms.db(csms.store.record_security_profile, "CP1", 2)
+            charger.answers["ChangeConfiguration"] = "NotSupported"
+            outcome = await runner.run("CP1", "authorization_key", {})
+            assert outcome["status"] == "NotSupported" and not outcome["ok"]
+            assert csms.store.get_charge_point("CP1")["password_hash"] == stored
+            charger.answers["ChangeConfiguration"] = "Accepted"
+            charger.silent.add("ChangeConfiguration")
+            outcome = await runner.run("CP1", "authorization_key", {})
+            assert outcome["status"] == "NoAnswer"
+            assert csms.store.get_charge_point("CP1")["password_hash"] == stored
+            [(_, sent), _] = [(a, p) for a, p in charger.received if a == "ChangeConfiguration"]
+            assert sent["key"] == "AuthorizationKey" and sent["value"] not in json.dumps(outcome)

@@ -20,6 +20,8 @@ go in and out of it.
 from chargerfw.csms.store.endpoints import receiver_url, sender_url
 from chargerfw.csms.store.facade import AsyncStore, Store
 from chargerfw.csms.store.hashing import (
+    GeneratedPassword,
+    generate_password,
     hash_password,
     new_credentials_token,
     token_digest,
@@ -50,9 +52,9 @@ from chargerfw.csms.store.values import (
 
 __all__ = [
     "ID_TOKEN_MAX_LENGTH", "AlreadyExists", "AsyncStore", "AuthDecision", "ConnectorSpec",
-    "CpoIdentity", "EvseChange", "EvseSpec", "HeldList", "ListEntries", "LocationDetails",
+    "CpoIdentity", "EvseChange", "GeneratedPassword", "EvseSpec", "HeldList", "ListEntries", "LocationDetails",
     "LocationSpec", "NotFound", "Page", "PageQuery", "Party", "PartyNotAllowed", "PushItem",
     "StartRequest", "Store", "StoredToken", "StoreError", "evse_status",
-    "evse_status_from_ocpp", "hash_password", "new_credentials_token", "receiver_url",
+    "evse_status_from_ocpp", "generate_password", "hash_password", "new_credentials_token", "receiver_url",
     "sender_url", "token_digest", "utcnow", "verify_password",
 ]

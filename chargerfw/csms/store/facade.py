@@ -217,6 +217,7 @@ class Store:
         self.record_security_profile = fleet_security.record_security_profile
         self.replace_password = fleet_security.replace_password
         self.restore_password_hash = fleet_security.restore_password_hash
+        self.password_hash = fleet_security.password_hash
 
         sites = Sites(store_engine)
         self.add_site = sites.add_site

@@ -83,7 +83,8 @@ class FleetSecurity:
                               connection_count=charge_points.c.connection_count + 1))
 
     def replace_password(self, charge_point_id: str, password: str) -> str | None:
-        """Make ``password`` the charger's Basic-auth password; returns the hash it replaces
+        """Make ``password`` the charger's Basic-auth password (hashed by where it came from:
+        :func:`~chargerfw.csms.store.hashing.hash_password`); returns the hash it replaces
         (for :meth:`restore_password_hash`)."""
         new_hash = hash_password(password)
         with self.engine.begin() as c:
@@ -94,6 +95,15 @@ class FleetSecurity:
             c.execute(charge_points.update().where(charge_points.c.id == charge_point_id)
                       .values(password_hash=new_hash))
             return None if row[0] is None else str(row[0])
+
+    def password_hash(self, charge_point_id: str) -> str | None:
+        """The charger's stored password hash (None: it connects without Basic auth)."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(charge_points.c.password_hash).where(
+                charge_points.c.id == charge_point_id)).first()
+        if row is None:
+            raise NotFound(f"unknown charge point {charge_point_id!r}")
+        return None if row[0] is None else str(row[0])
 
     def restore_password_hash(self, charge_point_id: str, password_hash: str | None) -> None:
         """Put back the hash :meth:`replace_password` returned."""
