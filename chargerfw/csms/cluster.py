@@ -29,6 +29,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,9 @@ class Cluster:
         self._exclusive_connection: psycopg.AsyncConnection[Any] | None = None
         self._exclusive_connecting = asyncio.Lock()
         self._exclusive_local: dict[str, asyncio.Lock] = {}
+        # The lease's own thread: a renewal never queues behind other work of the process
+        # (a storm of password checks once kept it waiting past the lease).
+        self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-lease")
 
     # -- wiring --
 
@@ -179,7 +183,7 @@ class Cluster:
     # -- lifecycle --
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._register)
+        await self._on_lease_thread(self._register)
         self._tasks.append(asyncio.create_task(self._listen_loop(), name="cluster-listen"))
         try:
             async with asyncio.timeout(max(10.0, self.lease_s)):
@@ -224,8 +228,12 @@ class Cluster:
                 await self._exclusive_connection.close()
             self._exclusive_connection = None
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._deregister)
+            await self._on_lease_thread(self._deregister)
+        self._lease_thread.shutdown(wait=False)
         log.info("csms.worker_stopped", worker=self.worker_id)
+
+    async def _on_lease_thread(self, work: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._lease_thread, work)
 
     # -- one process at a time --
 
@@ -519,9 +527,9 @@ class Cluster:
         while True:
             await asyncio.sleep(self.renew_s)
             try:
-                if not await asyncio.to_thread(self._renew):
+                if not await self._on_lease_thread(self._renew):
                     log.error("csms.worker_lease_lost", worker=self.worker_id)
-                    await asyncio.to_thread(self._register)
+                    await self._on_lease_thread(self._register)
                     if self._on_evicted is not None:
                         await self._on_evicted()
                 # Requests whose notification was missed.

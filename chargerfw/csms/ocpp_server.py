@@ -518,6 +518,7 @@ class OcppServer:
         for server in self._servers:
             server.close()
             await server.wait_closed()
+        self.verified_passwords.close()
 
     @staticmethod
     def charge_point_id(path: str) -> str | None:

@@ -300,7 +300,16 @@ def _check_config_get(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_config_set(params: dict[str, Any]) -> dict[str, Any]:
-    return {"key": _text(params.get("key"), "key", CONFIG_KEY_MAX),
+    key = _text(params.get("key"), "key", CONFIG_KEY_MAX)
+    if key.casefold() == "authorizationkey":
+        # A key set this way would be the charger's new password without the backend
+        # knowing it (the charger locked out at its next connect), and it would sit in clear
+        # in the command's record and log.
+        raise InvalidCommand(
+            "AuthorizationKey is the charger's password: give it a new one with the "
+            f"{AUTHORIZATION_KEY} command (cp rotate-password), which the backend generates, "
+            "sends over TLS and stores")
+    return {"key": key,
             "value": _text(params.get("value"), "value", CONFIG_VALUE_MAX, empty_ok=True)}
 
 

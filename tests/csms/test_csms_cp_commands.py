@@ -32,6 +32,10 @@ def _cp(*args: str) -> tuple[int, str]:
     ("availability", {"connector": True, "type": "Operative"}, "connector must be"),
     ("config_set", {"key": "", "value": "1"}, "key must be text of 1 to 50"),
     ("config_set", {"key": "K", "value": "x" * 501}, "value must be text of 0 to 500"),
+    ("config_set", {"key": "AuthorizationKey", "value": "00" * 20},
+     "AuthorizationKey is the charger's password: give it a new one with the "
+     "authorization_key command"),
+    ("config_set", {"key": "authorizationkey", "value": "x"}, "AuthorizationKey is the"),
     ("config_get", {"keys": "HeartbeatInterval"}, "keys must be a list"),
     ("trigger", {"message": "Authorize"}, "message must be one of"),
     ("unlock", {"connector": 0}, "connector must be a whole number from 1"),

@@ -70,3 +70,20 @@ async def test_reconnects_skip_scrypt_until_the_password_changes(
         assert not await connects("s3cret")
         assert await connects("n3w-pass") and await connects("n3w-pass")
         assert scrypts == ["s3cret", "wrong", "s3cret", "n3w-pass"]
+
+
+async def test_a_storm_of_password_checks_leaves_the_default_executor_free() -> None:
+    """The checks queue on threads of their own: other short jobs of the process (a worker
+    lease's renewal among them) run at once, not after the storm."""
+    stored = {f"CP{n}": hash_password(f"pw{n}") for n in range(24)}
+    verified = VerifiedPasswords()
+    try:
+        checks = [asyncio.create_task(verified.matches(cp, f"pw{n}", stored[cp]))
+                  for n, cp in enumerate(stored)]
+        await asyncio.sleep(0.05)  # the checks have started
+        await asyncio.to_thread(lambda: None)
+        done_when_served = sum(check.done() for check in checks)
+        assert await asyncio.gather(*checks) == [True] * len(checks)
+        assert done_when_served < len(checks) // 2
+    finally:
+        verified.close()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 GENERATED_PASSWORD_BYTES = 20  # the whitepaper's 16-20 bytes; sent as 40 hex characters
@@ -107,6 +109,15 @@ class VerifiedPasswords:
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, bytes]] = {}
         self._checking: dict[tuple[str, str, bytes], asyncio.Task[bool]] = {}
+        # scrypt's own threads, one per core (more cannot go faster): a storm of checks
+        # queues here, not in the loop's default executor, where the worker lease's renewal
+        # and other short jobs would wait behind it.
+        self._scrypt = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                          thread_name_prefix="password-check")
+
+    def close(self) -> None:
+        """Stop the scrypt threads (checks still queued are dropped)."""
+        self._scrypt.shutdown(wait=False, cancel_futures=True)
 
     def _digest(self, charge_point_id: str, password: str) -> bytes:
         return hmac.new(self._key, f"{charge_point_id}\0{password}".encode(),
@@ -135,7 +146,8 @@ class VerifiedPasswords:
         charge_point_id, stored, digest = key
         try:
             # scrypt is deliberately slow: on a plain thread, not the event loop.
-            if not await asyncio.to_thread(verify_password, password, stored):
+            if not await asyncio.get_running_loop().run_in_executor(
+                    self._scrypt, verify_password, password, stored):
                 return False
             self._verified[charge_point_id] = (stored, digest)
             return True
