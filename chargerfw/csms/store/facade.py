@@ -148,7 +148,9 @@ class Store:
         self.list_sessions = sessions.list_sessions
         self.get_session = sessions.get_session
 
-        self.list_cdrs = Cdrs(store_engine).list_cdrs
+        cdrs = Cdrs(store_engine, self.cpo)
+        self.list_cdrs = cdrs.list_cdrs
+        self.build_due_cdrs = cdrs.build_due_cdrs
 
         reservations = Reservations(store_engine)
         self.create_reservation = reservations.create_reservation
