@@ -303,7 +303,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
                             max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
         # Sessions' final state and CDRs, built after their stop was answered.
-        cdr_builder = DueWorkLoop("cdr-builder", lambda: db(store.build_due_cdrs),
+        cdr_builder = DueWorkLoop("cdr-builder", lambda: db.background(store.build_due_cdrs),
                                   settings.cdr_poll_s, after_work=pusher.wake)
         authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
         fleet_ca = None if settings.ca_dir is None else FleetCa.load(
