@@ -334,7 +334,7 @@ class AsyncStore:
             if deferred and (stopping or self._queue.empty() or time.monotonic()
                              - deferred[0].queued_at >= BACKGROUND_PATIENCE_S):
                 call = deferred.popleft()
-                _settle(call, self._run_group([call])[0])
+                _settle([call], self._run_group([call]))
                 continue
             first = self._queue.get()
             if first is None:
@@ -354,8 +354,7 @@ class AsyncStore:
             for call in calls:
                 (deferred if call.background else requests).append(call)
             if requests:
-                for call, outcome in zip(requests, self._run_group(requests), strict=True):
-                    _settle(call, outcome)
+                _settle(requests, self._run_group(requests))
 
     def _run_group(self, calls: list[_Call]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
@@ -388,15 +387,23 @@ def _run_alone(call: _Call) -> _Outcome:
         return False, exc
 
 
-def _settle(call: _Call, outcome: _Outcome) -> None:
-    def deliver() -> None:
-        if call.future.done():  # its caller was cancelled
-            return
-        returned, value = outcome
-        if returned:
-            call.future.set_result(value)
-        else:
-            call.future.set_exception(value)
+def _settle(calls: list[_Call], outcomes: list[_Outcome]) -> None:
+    """Hand each caller its outcome: one wake-up per event loop for the whole group (waking
+    a loop from another thread costs a write to its self-pipe, per call a tenth of the
+    database thread's time at 1,000 chargers)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Call, _Outcome]]] = {}
+    for call, outcome in zip(calls, outcomes, strict=True):
+        by_loop.setdefault(call.loop, []).append((call, outcome))
 
-    with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-        call.loop.call_soon_threadsafe(deliver)
+    def deliver(settled: list[tuple[_Call, _Outcome]]) -> None:
+        for call, (returned, value) in settled:
+            if call.future.done():  # its caller was cancelled
+                continue
+            if returned:
+                call.future.set_result(value)
+            else:
+                call.future.set_exception(value)
+
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+            loop.call_soon_threadsafe(deliver, settled)
