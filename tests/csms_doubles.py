@@ -122,6 +122,7 @@ def settings_for(db: str, **overrides: Any) -> CsmsSettings:
     values: dict[str, Any] = dict(db=db, ocpp_port=0, api_port=0,
                                   cpo=CpoIdentity("NL", "CFW", "Test CPO", "EUR"),
                                   push_retry_base_s=0.05, push_poll_s=0.05,
+                                  cdr_poll_s=0.05,
                                   command_timeout_s=3.0, ocpp_response_timeout_s=3.0,
                                   reservation_sweep_s=0.1,
                                   # The partner doubles listen on loopback.

@@ -71,3 +71,43 @@ class BackgroundLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class DueWorkLoop:
+    """Work that piles up and is done off the request path, in rounds: ``round`` does some
+    and returns how much it did. Rounds follow each other while they find work, then the
+    loop waits for :meth:`wake` (or ``poll_s``, for work another process left). A round that
+    fails is logged and tried again at the next wake or poll; ``after_work`` is called after
+    every round that did something."""
+
+    def __init__(self, name: str, round: Callable[[], Coroutine[Any, Any, int]],
+                 poll_s: float, after_work: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self.poll_s = poll_s
+        self._round = round
+        self._after_work = after_work
+        self._wake = asyncio.Event()
+        self._loop = BackgroundLoop(name, self._run)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while await self._round():
+                    if self._after_work is not None:
+                        self._after_work()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("csms.due_work_failed", work=self.name)
+            # asyncio.timeout, not wait_for: see PushWorker._run.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()

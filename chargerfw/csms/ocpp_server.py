@@ -299,6 +299,8 @@ class ChargerConnection(OcppChargePoint):
         tx, created = await self._db(store.start_transaction, request, decision)
         if created:
             self._server.changed()
+            # It closed the transaction the charger left open on that connector, if any.
+            self._server.transaction_ended()
             return tx, decision
         # The same start arrived twice at once: answer with what the first copy stored.
         return tx, await self._server.authorizer.recorded(self.id, request.id_tag,
@@ -318,6 +320,7 @@ class ChargerConnection(OcppChargePoint):
                         transaction=transaction_id)
         if stopped:
             self._server.changed()
+            self._server.transaction_ended()
         if id_tag is None:
             return call_result.StopTransaction()
         decision = await self._server.authorizer.standing(
@@ -471,6 +474,7 @@ class OcppServer:
     def __init__(self, db: AsyncStore, authorizer: Authorizer, *, auto_register: bool = False,
                  heartbeat_interval: int = 300, response_timeout: float = 30.0,
                  on_change: Callable[[], None] | None = None,
+                 on_transaction_end: Callable[[], None] | None = None,
                  login_limits: LoginLimits | None = None, fleet_ca: FleetCa | None = None,
                  cluster: Cluster | None = None) -> None:
         self.db = db
@@ -489,6 +493,7 @@ class OcppServer:
         self.heartbeat_interval = heartbeat_interval
         self.response_timeout = response_timeout
         self._on_change = on_change
+        self._on_transaction_end = on_transaction_end
         # The chargers whose connection this process holds (``is_connected`` answers for
         # the fleet).
         self.connected: dict[str, ChargerConnection] = {}
@@ -500,6 +505,11 @@ class OcppServer:
     def changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
+
+    def transaction_ended(self) -> None:
+        """A transaction was closed: its CDR is due."""
+        if self._on_transaction_end is not None:
+            self._on_transaction_end()
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None,
                     reuse_port: bool = False) -> int:

@@ -23,7 +23,7 @@ import uvicorn
 
 from chargerfw.csms.admin_api import AdminContext, create_admin_app
 from chargerfw.csms.authorization import Authorizer
-from chargerfw.csms.background import BackgroundLoop
+from chargerfw.csms.background import BackgroundLoop, DueWorkLoop
 from chargerfw.csms.cluster import Cluster, LeaderJob, is_postgresql
 from chargerfw.csms.db import create_db_engine, upgrade_database
 from chargerfw.csms.file_server import (
@@ -81,6 +81,9 @@ class CsmsSettings:
     push_retry_base_s: float = 2.0
     push_max_attempts: int = 50
     push_poll_s: float = 1.0
+    # How often CDRs left due by another backend process (or a crash) are looked for; this
+    # process's own stops wake the CDR worker at once.
+    cdr_poll_s: float = 1.0
     reservation_sweep_s: float = 5.0
     # The shortest time between two changes of one session's charging profile by an eMSP.
     profile_min_interval_s: float = DEFAULT_MIN_INTERVAL_S
@@ -198,7 +201,8 @@ async def _sweep_reservations(db: AsyncStore, every_s: float) -> None:
 
 
 async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
-                        on_change: Callable[[], None]) -> None:
+                        on_change: Callable[[], None],
+                        on_transaction_end: Callable[[], None]) -> None:
     grace = timedelta(seconds=settings.offline_grace_s)
     heartbeat = timedelta(seconds=settings.heartbeat_interval)
     while True:
@@ -210,7 +214,7 @@ async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
                 on_change()
             if closed := await db(db.store.close_orphans_due):
                 log.info("csms.orphan_transactions_closed", count=closed)
-                on_change()
+                on_transaction_end()
         except Exception:
             log.exception("csms.offline_sweep_failed")
 
@@ -298,6 +302,9 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         http = await stack.enter_async_context(guarded_client(policy, settings.http_timeout_s))
         pusher = PushWorker(db, http, retry_base_s=settings.push_retry_base_s,
                             max_attempts=settings.push_max_attempts, poll_s=settings.push_poll_s)
+        # Sessions' final state and CDRs, built after their stop was answered.
+        cdr_builder = DueWorkLoop("cdr-builder", lambda: db.background(store.build_due_cdrs),
+                                  settings.cdr_poll_s, after_work=pusher.wake)
         authorizer = Authorizer(db, http, realtime_timeout_s=settings.realtime_auth_timeout_s)
         fleet_ca = None if settings.ca_dir is None else FleetCa.load(
             Path(settings.ca_dir), cpo_name=settings.cpo_name,
@@ -305,7 +312,8 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         ocpp = OcppServer(db, authorizer, auto_register=settings.auto_register,
                           heartbeat_interval=settings.heartbeat_interval,
                           response_timeout=settings.ocpp_response_timeout_s,
-                          on_change=pusher.wake, login_limits=settings.login_limits,
+                          on_change=pusher.wake, on_transaction_end=cdr_builder.wake,
+                          login_limits=settings.login_limits,
                           fleet_ca=fleet_ca, cluster=cluster)
         balancer = SiteBalancer(db, ocpp) if cluster is None \
             else SiteBalancer(db, ocpp, cluster.exclusive)
@@ -368,10 +376,12 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
         # Work done once for the fleet: by the leader when processes share the database.
         fleet_jobs = [
             LeaderJob("ocpi-push", pusher.start, pusher.stop),
+            LeaderJob("cdr-builder", cdr_builder.start, cdr_builder.stop),
             LeaderJob("partner-sync", sync.start, sync.stop),
             _loop_job("reservation-sweep", lambda: _sweep_reservations(
                 db, settings.reservation_sweep_s)),
-            _loop_job("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake)),
+            _loop_job("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake,
+                                                              cdr_builder.wake)),
             _loop_job("operator-commands", lambda: runner.serve_requests(
                 settings.operator_command_poll_s))]
         if cluster is not None:

@@ -270,7 +270,13 @@ transactions = sa.Table(
     # one, so later updates (or the tariff's deletion) do not reprice the session.
     sa.Column("tariff", sa.JSON),
     sa.Column("last_updated", UtcDateTime, nullable=False),
+    # Completed on an EVSE, its final Session and CDR not built yet: the stop that sets it
+    # answers the charger without that work, which a worker does after (``build_due_cdrs``).
+    sa.Column("cdr_due", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_transactions_last_updated_id", "last_updated", "id"),
+    # The few transactions whose CDR is due, found without reading the others.
+    sa.Index("ix_transactions_cdr_due", "id", sqlite_where=sa.text("cdr_due IS 1"),
+             postgresql_where=sa.text("cdr_due IS true")),
     # A partner's page of sessions (those on an EVSE, of its tokens' party), read and
     # counted from the index alone.
     sa.Index("ix_transactions_owner_page", "token_country_code", "token_party_id",

@@ -66,6 +66,7 @@ def test_register_price_and_list(db: str) -> None:
     store.stop_transaction("CP1", tx["id"], 10_000, T0 + timedelta(hours=1), "Local",
                            [billing.Sample(T0 + timedelta(minutes=30),
                                            billing.ENERGY_REGISTER, "", 5000.0)])
+    assert store.build_due_cdrs() == 1  # what the backend does after the stop
     store.engine.dispose()
 
     code, out = run("sessions", "--db", db)
@@ -118,6 +119,8 @@ async def test_charger_add_attaches_an_auto_registered_charger(db: str) -> None:
             assert (tx["meter_stop"], tx["stop_time"]) == (4000, T0 + timedelta(minutes=20))
             later = await charger.start_tx(1, "TAG1", 4000, T0 + timedelta(hours=1))
             await charger.stop_tx(later.transaction_id, 14_000, T0 + timedelta(hours=2), "TAG1")
+            # Its CDR, built after the stop was answered, has reached the eMSP.
+            await emsp.wait_for(lambda r: r.path.startswith("/emsp/cdrs"))
         code, out = await asyncio.to_thread(run, "cdrs", "--db", db, "--json")
         [cdr] = [m.CDR.model_validate(c) for c in json.loads(out)]
         assert cdr.cdr_location.evse_uid == "NEW1-1" and float(cdr.total_energy) == 10.0

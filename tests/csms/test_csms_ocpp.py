@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from csms_doubles import (
+    ACCEPTED,
     EmspDouble,
     add_test_charger,
     basic_auth,
@@ -16,14 +17,17 @@ from csms_doubles import (
     running_emsp,
     sim_charger,
 )
+from fakes import wait_until
 from ocpp.exceptions import FormationViolationError
 from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from chargerfw.csms.db import create_db_engine
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpp_server import ChargerNotConnected
-from chargerfw.csms.store import PageQuery
+from chargerfw.csms.server import RunningCsms
+from chargerfw.csms.store import CpoIdentity, Page, PageQuery, StartRequest, Store
 
 pytestmark = pytest.mark.timeout(60)
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -34,6 +38,11 @@ def _token(uid: str, whitelist: str = "ALLOWED", valid: bool = True) -> m.Token:
         "country_code": "DE", "party_id": "EMS", "uid": uid, "type": "RFID",
         "contract_id": f"DE-EMS-{uid}", "issuer": "Test eMSP", "valid": valid,
         "whitelist": whitelist, "last_updated": "2026-01-01T00:00:00Z"})
+
+
+async def _cdrs_built(csms: RunningCsms) -> Page | None:
+    cdrs = await csms.db(csms.store.list_cdrs, PageQuery())
+    return cdrs if cdrs.total else None
 
 
 async def test_full_transaction_with_repeated_deliveries(db: str) -> None:
@@ -59,8 +68,9 @@ async def test_full_transaction_with_repeated_deliveries(db: str) -> None:
         assert sessions.total == 1
         session = m.Session.model_validate(sessions.items[0])
         assert session.status == "COMPLETED" and float(session.kwh) == 3.0
-        cdrs = await csms.db(csms.store.list_cdrs, PageQuery())
-        assert cdrs.total == 1
+        # Built by the backend after the stop was answered, once.
+        cdrs = await wait_until(lambda: _cdrs_built(csms), what="the CDR")
+        assert cdrs.total == 1 and await csms.db(csms.store.build_due_cdrs) == 0
         assert float(m.CDR.model_validate(cdrs.items[0]).total_energy) == 3.0
         charger_row = await csms.db(csms.store.get_charge_point, "CP1")
         assert charger_row["vendor"] == "chargerfw" and charger_row["last_boot"] is not None
@@ -240,3 +250,17 @@ async def test_any_message_from_a_silent_charger_brings_it_back(tmp_path: Path,
             evses = await csms.db(csms.store.evses_of_location, "LOC1")
             assert [e["status"] for e in evses] == ["AVAILABLE"]
             assert (await csms.db(csms.store.get_charge_point, "CP1"))["offline"] is False
+
+
+async def test_a_cdr_left_due_by_a_stopped_backend_is_built_when_it_starts(db: str) -> None:
+    engine = create_db_engine(db)
+    try:
+        store = Store(engine, CpoIdentity("NL", "CFW", "Test CPO", "EUR"))
+        add_test_charger(store)
+        tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, T0), ACCEPTED)
+        store.stop_transaction("CP1", tx["id"], 2000, T0 + timedelta(minutes=10), "Local")
+    finally:
+        engine.dispose()  # stopped before its CDR was built
+    async with csms_running(db) as csms:
+        cdrs = await wait_until(lambda: _cdrs_built(csms), what="the CDR")
+        assert [c["session_id"] for c in cdrs.items] == [tx["session_id"]]

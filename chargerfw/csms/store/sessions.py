@@ -111,19 +111,19 @@ def session_object(c: Connection, cpo: CpoIdentity, tx: RowMapping,
                                        priced_by.reservation)
 
 
-def freeze_session(c: Connection, cpo: CpoIdentity, tx: RowMapping) -> None:
-    """Keep the OCPI Session of a transaction that completed on an EVSE as it is now: its
-    listings serve that (while the transaction is not changed again) and do not price it
-    anew."""
-    data = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
+def keep_final_session(c: Connection, tx: RowMapping, session: dict[str, Any]) -> None:
+    """Keep ``session``, the OCPI Session of a transaction that completed on an EVSE, as it
+    is now: its listings serve that (while the transaction is not changed again) and do not
+    price it anew."""
     c.execute(session_objects.delete().where(session_objects.c.transaction_id == tx["id"]))
-    c.execute(session_objects.insert().values(transaction_id=tx["id"], data=data,
+    c.execute(session_objects.insert().values(transaction_id=tx["id"], data=session,
                                               last_updated=tx["last_updated"]))
 
 
-def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -> None:
+def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str,
+                 session: dict[str, Any] | None = None) -> None:
     """Queue the session to the partner of the party that issued its token (when it
-    receives sessions).
+    receives sessions); ``session`` is the transaction's Session when rendered already.
 
     "PUT" sends each the whole session (at its start, and at its end, so whatever pushes
     were lost on the way, each partner ends up with the session as it is); "PATCH" sends
@@ -132,7 +132,8 @@ def push_session(c: Connection, cpo: CpoIdentity, tx: RowMapping, method: str) -
     partners_base = receivers(c, "sessions", token_owner(tx))
     if not partners_base:
         return
-    session = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
+    if session is None:
+        session = session_object(c, cpo, tx, samples(c, [tx["id"]])[tx["id"]])
     for partner_id, base in partners_base:
         url = object_url(base.rstrip("/"), cpo.country_code, cpo.party_id, tx["session_id"])
         queue_session_update(c, partner_id, url, tx["id"], session, whole=method == "PUT")

@@ -1,6 +1,6 @@
 """Transactions as the charger reports them over OCPP: started once however often the start
 is delivered, metered, stopped once; each change reaches partners as a session push and,
-at the end, a CDR."""
+at the end, a CDR (built after the stop is answered: see ``cdrs``)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from chargerfw.csms import billing
-from chargerfw.csms.store.cdrs import record_cdr
+from chargerfw.csms.store.cdrs import gets_cdr
 from chargerfw.csms.store.reservations import mark_used
 from chargerfw.csms.store.sessions import push_session
-from chargerfw.csms.store.sql import inserted_id
 from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import AuthDecision, CpoIdentity, StartRequest, utcnow
 from chargerfw.csms.tables import connectors, evses, meter_values, tariffs, transactions
@@ -40,25 +39,15 @@ ORPHAN_AFTER_BOOT = ("closed by the backend: after a reboot the charger reported
 ORPHAN_GRACE = timedelta(minutes=5)
 
 
-def _transaction(c: Connection, transaction_id: int) -> RowMapping:
-    return c.execute(sa.select(transactions).where(transactions.c.id == transaction_id)
-                     ).mappings().one()
-
-
-def _close_by_backend(c: Connection, cpo: CpoIdentity, tx: RowMapping, at: datetime,
-                      remark: str) -> None:
+def _close_by_backend(c: Connection, tx: RowMapping, at: datetime, remark: str) -> None:
     """Close a transaction its charger will never stop, at its last reading (no energy is
     billed that was not measured), with the reason in its CDR."""
-    now = utcnow()
     status = "COMPLETED" if tx["status"] == "ACTIVE" else tx["status"]
     c.execute(transactions.update().where(transactions.c.id == tx["id"]).values(
         meter_stop=tx["meter_last"], stop_time=max(at, tx["start_time"]),
         stop_reason=ORPHAN_STOP_REASON, remark=remark, status=status, open_at_boot=False,
-        available_after_boot_at=None, last_updated=now))
-    row = _transaction(c, tx["id"])
-    if status == "COMPLETED" and row["evse_uid"] is not None:
-        push_session(c, cpo, row, "PUT")
-        record_cdr(c, cpo, row, now)
+        available_after_boot_at=None, cdr_due=gets_cdr(status, tx["evse_uid"]),
+        last_updated=utcnow()))
 
 
 def _open_on_connector(c: Connection, charge_point_id: str, connector_id: int,
@@ -105,6 +94,38 @@ def _insert_new_samples(c: Connection, rows: list[dict[str, Any]]) -> None:
     c.execute(insert.on_conflict_do_nothing(), rows)
 
 
+def _update_transaction(c: Connection, transaction_id: int, **values: Any) -> RowMapping:
+    """Change a transaction; returns its row as changed (one statement, no read after)."""
+    return c.execute(transactions.update().where(transactions.c.id == transaction_id)
+                     .values(**values).returning(transactions)).mappings().one()
+
+
+def _add_samples(c: Connection, cpo: CpoIdentity, charge_point_id: str, connector_id: int,
+                 tx: RowMapping | None, samples: Sequence[billing.Sample]
+                 ) -> RowMapping | None:
+    """Store samples of ``tx`` (None: of no known transaction); a newer energy reading
+    moves a running transaction on, and its partners hear of it. Returns the transaction
+    when it moved on."""
+    _insert_new_samples(c, [dict(
+        charge_point_id=charge_point_id, connector_id=connector_id,
+        transaction_id=tx["id"] if tx else None, timestamp=s.timestamp,
+        measurand=s.measurand, phase=s.phase, context="", unit="", value=s.value)
+        for s in samples])
+    if tx is None or tx["status"] != "ACTIVE":
+        return None
+    energy = [s for s in samples if s.measurand == billing.ENERGY_REGISTER and not s.phase]
+    if not energy:
+        return None
+    latest = max(energy, key=lambda s: s.timestamp)
+    meter_wh = int(round(latest.value))
+    if meter_wh <= tx["meter_last"]:
+        return None
+    row = _update_transaction(c, tx["id"], meter_last=meter_wh, last_updated=utcnow())
+    if row["evse_uid"] is not None:
+        push_session(c, cpo, row, "PATCH")
+    return row
+
+
 @dataclass(frozen=True)
 class Transactions:
     engine: StoreEngine
@@ -127,7 +148,7 @@ class Transactions:
                 # the charger (e.g. its StartTransaction timed out there and was committed
                 # here).
                 for orphan in _open_on_connector(c, req.charge_point_id, req.connector_id):
-                    _close_by_backend(c, self.cpo, orphan, req.timestamp, ORPHAN_BY_NEW_START)
+                    _close_by_backend(c, orphan, req.timestamp, ORPHAN_BY_NEW_START)
                 evse = c.execute(sa.select(evses).where(
                     evses.c.charge_point_id == req.charge_point_id,
                     evses.c.ocpp_connector_id == req.connector_id)).mappings().first()
@@ -141,7 +162,7 @@ class Transactions:
                         currency, tariff = c.execute(sa.select(
                             tariffs.c.currency, tariffs.c.data).where(
                             tariffs.c.id == tariff_id)).one()
-                tx_id = inserted_id(c.execute(transactions.insert().values(
+                row = c.execute(transactions.insert().values(
                     session_id=str(uuid.uuid4()), idempotency_key=key,
                     charge_point_id=req.charge_point_id, connector_id=req.connector_id,
                     evse_uid=evse["uid"] if evse else None,
@@ -159,10 +180,10 @@ class Transactions:
                     **({} if accepted else dict(
                         stop_time=req.timestamp, meter_stop=req.meter_start,
                         stop_reason=REFUSED_STOP_REASON,
-                        remark=f"refused at start ({auth.status})")))))
+                        remark=f"refused at start ({auth.status})"))).returning(transactions)
+                ).mappings().one()
                 if req.reservation_id is not None:
                     mark_used(c, req.reservation_id, req.charge_point_id)
-                row = _transaction(c, tx_id)
                 if accepted and evse is not None:
                     push_session(c, self.cpo, row, "PUT")
                 return row, True
@@ -204,47 +225,19 @@ class Transactions:
                 tx = c.execute(sa.select(transactions).where(
                     transactions.c.id == transaction_id,
                     transactions.c.charge_point_id == charge_point_id)).mappings().first()
-            _insert_new_samples(c, [dict(
-                charge_point_id=charge_point_id, connector_id=connector_id,
-                transaction_id=tx["id"] if tx else None, timestamp=s.timestamp,
-                measurand=s.measurand, phase=s.phase, context="", unit="", value=s.value)
-                for s in samples])
-            if tx is None or tx["status"] != "ACTIVE":
-                return None
-            energy = [s for s in samples if s.measurand == billing.ENERGY_REGISTER
-                      and not s.phase]
-            if not energy:
-                return None
-            latest = max(energy, key=lambda s: s.timestamp)
-            meter_wh = int(round(latest.value))
-            if meter_wh <= tx["meter_last"]:
-                return None
-            c.execute(transactions.update().where(transactions.c.id == tx["id"])
-                      .values(meter_last=meter_wh, last_updated=utcnow()))
-            row = _transaction(c, tx["id"])
-            if row["evse_uid"] is not None:
-                push_session(c, self.cpo, row, "PATCH")
-            return row
+            return _add_samples(c, self.cpo, charge_point_id, connector_id, tx, samples)
 
     def stop_transaction(self, charge_point_id: str, transaction_id: int, meter_stop: int,
                          timestamp: datetime, reason: str | None,
                          samples: Sequence[billing.Sample] = ()) -> tuple[RowMapping | None,
                                                                           bool]:
-        """Close a transaction and write its CDR. A repeated StopTransaction, or one for a
-        transaction the backend closed already, changes nothing (its samples neither); one
-        without a reason was stopped ``Local``.
+        """Close a transaction; its CDR is due (``build_due_cdrs``). A repeated
+        StopTransaction, or one for a transaction the backend closed already, changes
+        nothing (its samples neither); one without a reason was stopped ``Local``.
 
         Returns (transaction row or None when unknown, stopped now).
         """
         reason = reason or DEFAULT_STOP_REASON
-        known = self.get_transaction(transaction_id)
-        if known is None or known["charge_point_id"] != charge_point_id:
-            return None, False
-        if known["stop_time"] is not None:
-            return known, False
-        if samples:
-            self.add_meter_values(charge_point_id, known["connector_id"], transaction_id,
-                                  samples)
         with self.engine.begin() as c:
             tx = c.execute(sa.select(transactions).where(
                 transactions.c.id == transaction_id,
@@ -253,7 +246,9 @@ class Transactions:
                 return None, False
             if tx["stop_time"] is not None:
                 return tx, False
-            now = utcnow()
+            if samples:
+                tx = _add_samples(c, self.cpo, charge_point_id, tx["connector_id"], tx,
+                                  samples) or tx
             status = "COMPLETED" if tx["status"] == "ACTIVE" else tx["status"]
             remark = tx["remark"]
             if meter_stop < tx["meter_start"]:
@@ -263,15 +258,12 @@ class Transactions:
                           f"{tx['meter_start']} Wh: the last reading, {tx['meter_last']} Wh, "
                           "counts")
                 meter_stop = tx["meter_last"]
-            c.execute(transactions.update().where(transactions.c.id == transaction_id).values(
-                meter_stop=meter_stop, meter_last=max(meter_stop, tx["meter_last"]),
+            return _update_transaction(
+                c, transaction_id, meter_stop=meter_stop,
+                meter_last=max(meter_stop, tx["meter_last"]),
                 stop_time=max(timestamp, tx["start_time"]), stop_reason=reason, remark=remark,
-                status=status, last_updated=now))
-            row = _transaction(c, transaction_id)
-            if status == "COMPLETED" and row["evse_uid"] is not None:
-                push_session(c, self.cpo, row, "PUT")
-                record_cdr(c, self.cpo, row, now)
-            return row, True
+                status=status, cdr_due=gets_cdr(status, tx["evse_uid"]),
+                last_updated=utcnow()), True
 
     def close_orphans_due(self, grace: timedelta = ORPHAN_GRACE,
                           now: datetime | None = None) -> int:
@@ -285,8 +277,7 @@ class Transactions:
                 transactions.c.available_after_boot_at <= now - grace)
                 .order_by(transactions.c.id)).mappings().all())
             for orphan in due:
-                _close_by_backend(c, self.cpo, orphan, orphan["available_after_boot_at"],
-                                  ORPHAN_AFTER_BOOT)
+                _close_by_backend(c, orphan, orphan["available_after_boot_at"], ORPHAN_AFTER_BOOT)
             return len(due)
 
     def active_transaction(self, charge_point_id: str, connector_id: int) -> RowMapping | None:

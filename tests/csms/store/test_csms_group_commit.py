@@ -169,3 +169,60 @@ async def test_close_finishes_the_queued_calls(store: Store) -> None:
     assert _count(store.engine, charge_point_events) == 20
     event_ids = await asyncio.gather(*pending)
     assert len(set(event_ids)) == 20
+
+
+async def test_background_work_runs_after_the_queued_requests_in_its_own_commit(
+        store: Store) -> None:
+    db = AsyncStore(store, workers=1)  # the one that the gate holds
+    commits = _Commits(store.engine)
+    ran: list[str] = []
+
+    def noting(name: str) -> Callable[[], str]:
+        def call() -> str:
+            with store.store_engine.begin() as c:  # a write: its group has to commit
+                c.execute(sa.text("SELECT 1"))
+            ran.append(name)
+            return name
+        return call
+
+    try:
+        gate = threading.Event()
+        held = asyncio.ensure_future(db(gate.wait, 10))
+        await asyncio.sleep(0.05)  # the worker waits in the gate call
+        background = asyncio.ensure_future(db.background(noting("background")))
+        requests = [asyncio.ensure_future(db(noting(f"request {n}"))) for n in (1, 2)]
+        await asyncio.sleep(0.05)  # all queued, the background work first
+        before = commits.count
+        gate.set()
+        await held
+        assert await asyncio.gather(*requests) == ["request 1", "request 2"]
+        assert await background == "background"
+    finally:
+        db.close()
+    assert ran == ["request 1", "request 2", "background"]
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL commits nothing for a read
+        assert commits.count - before >= 2  # the requests' group, then the background's
+
+
+async def test_background_work_that_waited_too_long_runs_before_the_next_requests(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chargerfw.csms.store.facade.BACKGROUND_PATIENCE_S", 0.1)
+    db = AsyncStore(store, workers=1)  # another worker would take "later" at once
+    ran: list[str] = []
+    try:
+        first_gate, second_gate = threading.Event(), threading.Event()
+        held = asyncio.ensure_future(db(first_gate.wait, 10))
+        await asyncio.sleep(0.05)  # the worker waits in the first gate call
+        background = asyncio.ensure_future(db.background(lambda: ran.append("background")))
+        busy = asyncio.ensure_future(db(lambda: ran.append("busy") or second_gate.wait(10)))
+        await asyncio.sleep(0.05)
+        first_gate.set()
+        await held
+        await asyncio.sleep(0.05)  # the worker waits in the busy call; the background waits
+        later = asyncio.ensure_future(db(lambda: ran.append("later")))
+        await asyncio.sleep(0.15)  # more than the patience: it goes first now
+        second_gate.set()
+        await asyncio.gather(busy, background, later)
+    finally:
+        db.close()
+    assert ran == ["busy", "background", "later"]

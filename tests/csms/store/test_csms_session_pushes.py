@@ -88,6 +88,7 @@ def test_patches_carry_changed_fields_and_only_new_periods(store: Store) -> None
         # The receiver, appending as the spec says, holds exactly our session.
         assert receivers_copy(pushes) == store.get_session(session_id)
     store.stop_transaction("CP1", tx["id"], 9000, T0 + timedelta(minutes=40), "Local")
+    assert store.build_due_cdrs() == 1
     final = session_pushes_to(store, partner)[-1]
     assert final["method"] == "PUT" and final["body"]["status"] == "COMPLETED"
     assert final["body"] == store.get_session(session_id)

@@ -112,6 +112,7 @@ def test_parking_time_is_priced_and_a_session_keeps_its_tariff(store: Store) -> 
         {"type": "ENERGY", "price": 9.99, "step_size": 1}]}]))
     store.add_meter_values("CP1", 1, tx["id"], [energy(90, 11_020)])  # the car is full
     store.stop_transaction("CP1", tx["id"], 11_020, T0 + timedelta(minutes=100), "EVDisconnected")
+    assert store.build_due_cdrs() == 1
     cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
     assert [[d.type for d in p.dimensions] for p in cdr.charging_periods] == [
         ["ENERGY", "TIME"], ["ENERGY", "PARKING_TIME"]]
@@ -135,6 +136,7 @@ def test_a_session_keeps_its_tariff_when_the_tariff_is_deleted(store: Store) -> 
     store.set_connector_tariff("T2")
     store.delete_tariff("T1")
     store.stop_transaction("CP1", tx["id"], 10_000, T0 + timedelta(hours=1), "Local")
+    assert store.build_due_cdrs() == 1
     cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
     assert cdr.total_cost.excl_vat == Decimal("3")
 
@@ -148,6 +150,7 @@ def test_time_of_day_is_judged_in_the_locations_time_zone(store: Store) -> None:
     add_test_charger(store, tariff_id="T1")
     tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, T0), ACCEPTED)
     store.stop_transaction("CP1", tx["id"], 10_000, T0 + timedelta(hours=1), "Local")
+    assert store.build_due_cdrs() == 1
     cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
     assert cdr.total_cost.excl_vat == Decimal("4")
 
@@ -167,6 +170,7 @@ def test_a_session_started_on_a_reservation_pays_its_reservation_time(store: Sto
     tx, _ = store.start_transaction(StartRequest("CP1", 1, "TAG1", 0, start, reservation_id),
                                     ACCEPTED)
     store.stop_transaction("CP1", tx["id"], 20_000, start + timedelta(hours=1), "Local")
+    assert store.build_due_cdrs() == 1
     cdr = m.CDR.model_validate(store.list_cdrs(PageQuery()).items[0])
     # The spec's reservation example: 15 min at 5.00/h + 20 kWh at 0.25 (its start fee aside)
     assert cdr.total_reservation_cost is not None

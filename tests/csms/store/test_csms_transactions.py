@@ -89,6 +89,7 @@ def test_stop_writes_one_cdr_priced_by_the_tariff(store: Store) -> None:
     assert stopped and row["status"] == "COMPLETED"
     _, stopped_again = store.stop_transaction("CP1", tx["id"], 99_999, end, "Local")
     assert not stopped_again
+    assert store.build_due_cdrs() == 1 and store.build_due_cdrs() == 0
     page = store.list_cdrs(PageQuery())
     assert page.total == 1
     cdr = m.CDR.model_validate(page.items[0])
@@ -112,7 +113,7 @@ def test_rejected_start_is_kept_but_not_charged(store: Store) -> None:
                                     AuthDecision("Invalid", "AUTH_REQUEST"))
     assert tx["id_tag_status"] == "Invalid" and tx["status"] == "INVALID"
     store.stop_transaction("CP1", tx["id"], 10, T0 + timedelta(minutes=1), "DeAuthorized")
-    assert store.list_cdrs(PageQuery()).total == 0
+    assert store.build_due_cdrs() == 0 and store.list_cdrs(PageQuery()).total == 0
 
 
 def test_pagination_and_date_filters(store: Store) -> None:
