@@ -24,7 +24,7 @@ def served_csms(db: str, extra_args: Sequence[str] = ()) -> Iterator[ServedCsms]
         [sys.executable, "-m", "chargerfw", "csms", "serve", "--db", db, "--ocpp-port", "0",
          "--api-port", "0", "--files-port", "0", "--allow-outbound-network", "127.0.0.0/8", *extra_args],
         stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "CHARGERFW_LOG_LEVEL": "ERROR"})
+        env={**os.environ, "CHARGERFW_LOG_LEVEL": os.environ.get("BENCH_BACKEND_LOG_LEVEL", "ERROR")})
     try:
         assert proc.stdout is not None
         ocpp_line, api_line = proc.stdout.readline(), proc.stdout.readline()

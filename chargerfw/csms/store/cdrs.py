@@ -33,7 +33,7 @@ from chargerfw.csms.tables import cdrs, evses, locations, transactions
 # Due CDRs built per call: each costs a few milliseconds of the database thread that every
 # charger's request also waits for, so a call stays short and requests get their turn
 # between calls.
-CDR_BATCH = 4
+CDR_BATCH = 2
 
 _DUE = (sa.select(transactions).where(transactions.c.cdr_due.is_(True))
         .order_by(transactions.c.id))

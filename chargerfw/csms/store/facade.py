@@ -254,6 +254,9 @@ MAX_GROUP = 100
 # Background work (:meth:`AsyncStore.background`) waits for a moment without requests, but
 # not longer than this.
 BACKGROUND_PATIENCE_S = 0.5
+# A group that holds the database longer than this is logged (what it held, where its time
+# went): the database side of slow answers, its own and those queued behind it.
+SLOW_GROUP_S = 0.1
 
 
 @dataclass
@@ -360,15 +363,29 @@ class AsyncStore:
     def _run_group(self, calls: list[_Call]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         try:
+            started = time.monotonic()
             with self.store.store_engine.group() as group:
+                slowest = (0.0, "")
                 for call in calls:
+                    call_started = time.monotonic()
                     try:
                         outcomes.append((True, group.run(call.run)))
                     except GroupBroken:
                         raise
                     except Exception as exc:  # it failed before touching the database
                         outcomes.append((False, exc))
+                    took = time.monotonic() - call_started
+                    if took > slowest[0]:
+                        slowest = (took, _name_of(call.run))
+                ran = time.monotonic()
                 group.commit()
+            done = time.monotonic()
+            if done - started > SLOW_GROUP_S:
+                log.warning("csms.db_group_slow", calls=len(calls),
+                            queued_ms=round((started - min(c.queued_at for c in calls)) * 1e3),
+                            ran_ms=round((ran - started) * 1e3),
+                            commit_ms=round((done - ran) * 1e3),
+                            slowest_call=slowest[1], slowest_ms=round(slowest[0] * 1e3))
             return outcomes
         except GroupBroken as exc:
             # A call's write was refused or a statement failed: rolled back with the group.
@@ -379,6 +396,11 @@ class AsyncStore:
 
 
 _Outcome = tuple[bool, Any]  # (returned, the result or the exception raised)
+
+
+def _name_of(run: Callable[[], Any]) -> str:
+    method = run.func if isinstance(run, partial) else run
+    return str(getattr(method, "__qualname__", repr(method)))
 
 
 def _run_alone(call: _Call) -> _Outcome:

@@ -226,3 +226,27 @@ async def test_background_work_that_waited_too_long_runs_before_the_next_request
     finally:
         db.close()
     assert ran == ["busy", "background", "later"]
+
+
+async def test_a_group_that_holds_the_database_long_is_logged_with_its_slowest_call(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chargerfw.csms.store import facade
+    from chargerfw.logs import capture_logs
+
+    monkeypatch.setattr(facade, "SLOW_GROUP_S", 0.05)
+    db = AsyncStore(store)
+    try:
+        with capture_logs() as logs:
+            await db(store.list_charge_points)
+            assert [e for e in logs if e["event"] == "csms.db_group_slow"] == []
+
+            def slow_read() -> None:
+                store.list_charge_points()
+                threading.Event().wait(0.08)
+
+            await db(slow_read)
+        slow = [e for e in logs if e["event"] == "csms.db_group_slow"]
+        assert len(slow) == 1 and slow[0]["calls"] == 1
+        assert slow[0]["slowest_call"].endswith("slow_read") and slow[0]["slowest_ms"] >= 80
+    finally:
+        db.close()
