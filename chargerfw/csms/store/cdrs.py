@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from chargerfw.csms.store import ocpi_objects
+from chargerfw.csms.store import ocpi_objects, owner_counts
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sessions import (
     first_connector,
@@ -52,5 +52,6 @@ class Cdrs:
     def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""
         with self.engine.connect() as c:
-            page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id))
+            page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id),
+                               counted_as=owner_counts.CDRS)
             return Page([r["data"] for r in page.rows], page.total, page.next_key)

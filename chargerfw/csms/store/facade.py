@@ -40,6 +40,7 @@ from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
 from chargerfw.csms.store.operator_commands import OperatorCommands
+from chargerfw.csms.store.owner_counts import OwnerCounts
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
 from chargerfw.csms.store.reservations import Reservations
@@ -143,6 +144,8 @@ class Store:
         self.stop_transaction = transactions.stop_transaction
         self.active_transaction = transactions.active_transaction
         self.transactions_table = transactions.transactions_table
+
+        self.fold_owner_counts = OwnerCounts(store_engine).fold_owner_counts
 
         sessions = Sessions(store_engine, self.cpo)
         self.list_sessions = sessions.list_sessions

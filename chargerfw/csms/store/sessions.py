@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms import billing, tariff_engine
-from chargerfw.csms.store import ocpi_objects
+from chargerfw.csms.store import ocpi_objects, owner_counts
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.parties import held_parties, holds
 from chargerfw.csms.store.push_queue import enqueue, receivers
@@ -227,8 +227,10 @@ class Sessions:
     def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of sessions: those of ``partner_id``'s tokens, or all for None."""
         with self.engine.connect() as c:
+            # The owner counts' sessions are these: transactions on an EVSE.
             page = select_page(c, transactions, query, transactions.c.evse_uid.is_not(None),
-                               owners=listing_scope(c, transactions, partner_id))
+                               owners=listing_scope(c, transactions, partner_id),
+                               counted_as=owner_counts.SESSIONS)
             frozen = _frozen_sessions(c, page.rows)
             rows = [r for r in page.rows if r["id"] not in frozen]
             tx_samples = samples(c, [r["id"] for r in rows])

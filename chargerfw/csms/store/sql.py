@@ -5,7 +5,9 @@ A page is read by key (the rows after the previous page's last ``(last_updated, 
 the caller has that key, so its cost does not grow with how deep into the listing it is;
 by offset otherwise (correct, but the database steps over every row before it). A listing
 scoped to owning parties reads each party's rows from an index that leads with the owner
-columns and merges them; the total is an index-only count over the same scope."""
+columns and merges them. The total of a listing whose rows the owner counts keep
+(``owner_counts``) comes from them when no date filter narrows it; otherwise it is a count
+over the same scope."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, RowMapping
 
+from chargerfw.csms.store.owner_counts import listing_total
 from chargerfw.csms.store.values import BadPageKey, PageKey, PageQuery
 
 # Past this many owning parties (a hub's), their rows are read in one ordered scan instead
@@ -40,10 +43,12 @@ class PageRows:
 
 
 def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: Any,
-                owners: Owners | None = None) -> PageRows:
+                owners: Owners | None = None, counted_as: str | None = None) -> PageRows:
     """The requested page of ``table``'s rows that meet ``conditions`` (and belong to
     ``owners``), how many such rows there are, and the key the next page starts after.
-    Raises BadPageKey when ``query.after`` cannot be a key of ``table``."""
+    ``counted_as``: the ``owner_counts`` listing that counts exactly the rows meeting
+    ``conditions``, per owner. Raises BadPageKey when ``query.after`` cannot be a key of
+    ``table``."""
     last_updated, row_id = table.c.last_updated, table.c.id
     where = [*conditions, *_date_filter(last_updated, query)]
     if owners is None:
@@ -55,8 +60,11 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
                   for cc, pid in owners.parties]
     anywhere = (sa.or_(*(sa.and_(*scope) for scope in scopes)) if owners is not None
                 else sa.true())
-    total = c.execute(sa.select(sa.func.count()).select_from(table)
-                      .where(*where, anywhere)).scalar_one()
+    if counted_as is not None and query.date_from is None and query.date_to is None:
+        total = listing_total(c, counted_as, None if owners is None else owners.parties)
+    else:
+        total = c.execute(sa.select(sa.func.count()).select_from(table)
+                          .where(*where, anywhere)).scalar_one()
     # One row more than asked tells whether a next page exists.
     wanted = query.limit + 1
     if query.after is None:
