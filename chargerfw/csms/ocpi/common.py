@@ -39,7 +39,7 @@ from chargerfw.csms.ocpi.chargingprofiles import ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import CommandHandler
 from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
-from chargerfw.csms.store.values import BadPageKey, PageKey
+from chargerfw.csms.store.values import BadPageKey, JsonPage, PageKey, json_text
 from chargerfw.csms.urlpolicy import UrlPolicy, UrlRefused
 from chargerfw.logs import get_logger
 
@@ -138,6 +138,16 @@ def ocpi_json(data: Any = None, *, http_status: int = 200, status_code: int = 10
               ) -> JSONResponse:
     return JSONResponse(envelope(data, status_code, message), status_code=http_status,
                         headers=headers)
+
+
+def ocpi_json_list(items: list[str], headers: dict[str, str]) -> Response:
+    """A successful envelope whose data is a list of objects that are JSON text already:
+    they go into the body as they are (a page of stored documents is not parsed and
+    serialized again)."""
+    rest = envelope()
+    del rest["data"]
+    body = f'{{"data":[{",".join(items)}],{json_text(rest)[1:]}'
+    return Response(body.encode(), media_type="application/json", headers=headers)
 
 
 def describe(errors: Iterable[Any]) -> str:
@@ -437,9 +447,11 @@ def cursor_key(cursor: str, query: PageQuery) -> PageKey | None:
     return PageKey(last_updated, payload[4])
 
 
-def paginated(request: Request, page: Page, query: PageQuery) -> JSONResponse:
+def paginated(request: Request, page: Page | JsonPage, query: PageQuery) -> Response:
     """The page's items, X-Total-Count, X-Limit and, unless it is the last, the Link to the
     next page (with its cursor, so following it costs one page)."""
+    if isinstance(page, Page):
+        page = JsonPage.of(page)
     headers = {"X-Total-Count": str(page.total), "X-Limit": str(query.limit)}
     if page.next_key is not None:
         next_offset = query.offset + len(page.items)
@@ -449,4 +461,4 @@ def paginated(request: Request, page: Page, query: PageQuery) -> JSONResponse:
         # Built on the public base URL: behind a proxy, request.url is not what peers reach.
         base = ocpi_context(request).base_url
         headers["Link"] = f'<{base}{request.url.path}?{urlencode(params)}>; rel="next"'
-    return ocpi_json(page.items, headers=headers)
+    return ocpi_json_list(page.items, headers=headers)

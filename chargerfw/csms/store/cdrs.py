@@ -19,9 +19,9 @@ from chargerfw.csms.store.sessions import (
     samples,
     token_owner,
 )
-from chargerfw.csms.store.sql import select_page
+from chargerfw.csms.store.sql import select_page, stored_json
 from chargerfw.csms.store.store_engine import StoreEngine
-from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery
+from chargerfw.csms.store.values import CpoIdentity, JsonPage, Page, PageQuery
 from chargerfw.csms.tables import cdrs, evses, locations
 
 
@@ -51,7 +51,12 @@ class Cdrs:
 
     def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""
+        return self.list_cdrs_json(query, partner_id).parsed()
+
+    def list_cdrs_json(self, query: PageQuery, partner_id: int | None = None) -> JsonPage:
+        """:meth:`list_cdrs`, each CDR the JSON text it was stored as."""
         with self.engine.connect() as c:
             page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id),
-                               counted_as=owner_counts.CDRS)
-            return Page([r["data"] for r in page.rows], page.total, page.next_key)
+                               counted_as=owner_counts.CDRS,
+                               columns=[cdrs.c.id, cdrs.c.last_updated, stored_json(cdrs.c.data)])
+            return JsonPage([r["data"] for r in page.rows], page.total, page.next_key)

@@ -149,9 +149,12 @@ class Store:
 
         sessions = Sessions(store_engine, self.cpo)
         self.list_sessions = sessions.list_sessions
+        self.list_sessions_json = sessions.list_sessions_json
         self.get_session = sessions.get_session
 
-        self.list_cdrs = Cdrs(store_engine).list_cdrs
+        cdrs = Cdrs(store_engine)
+        self.list_cdrs = cdrs.list_cdrs
+        self.list_cdrs_json = cdrs.list_cdrs_json
 
         reservations = Reservations(store_engine)
         self.create_reservation = reservations.create_reservation

@@ -19,10 +19,18 @@ from chargerfw.csms.store import ocpi_objects, owner_counts
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.parties import held_parties, holds
 from chargerfw.csms.store.push_queue import enqueue, receivers
-from chargerfw.csms.store.sql import Owners, select_page
+from chargerfw.csms.store.sql import Owners, select_page, stored_json
 from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.tariffs import tariffs_data
-from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError, utcnow
+from chargerfw.csms.store.values import (
+    CpoIdentity,
+    JsonPage,
+    Page,
+    PageQuery,
+    StoreError,
+    json_text,
+    utcnow,
+)
 from chargerfw.csms.tables import (
     connectors,
     locations,
@@ -200,13 +208,16 @@ def visible_to(partner_id: int | None) -> list[Any]:
                   transactions.c.token_party_id)]
 
 
-def _frozen_sessions(c: Connection, txs: Sequence[RowMapping]) -> dict[int, dict[str, Any]]:
-    """The kept Session objects of ``txs`` that are still current, by transaction id."""
+def _frozen_sessions(c: Connection, txs: Sequence[RowMapping]) -> dict[int, str]:
+    """The kept Session objects of ``txs`` that are still current (as the JSON text they
+    were stored as), by transaction id."""
     changed_at = {tx["id"]: tx["last_updated"] for tx in txs}
     if not changed_at:
         return {}
     return {r.transaction_id: r.data for r in c.execute(
-        sa.select(session_objects).where(session_objects.c.transaction_id.in_(changed_at)))
+        sa.select(session_objects.c.transaction_id, session_objects.c.last_updated,
+                  stored_json(session_objects.c.data))
+        .where(session_objects.c.transaction_id.in_(changed_at)))
         if r.last_updated == changed_at[r.transaction_id]}
 
 
@@ -226,6 +237,12 @@ class Sessions:
 
     def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of sessions: those of ``partner_id``'s tokens, or all for None."""
+        return self.list_sessions_json(query, partner_id).parsed()
+
+    def list_sessions_json(self, query: PageQuery, partner_id: int | None = None
+                           ) -> JsonPage:
+        """:meth:`list_sessions`, each session as JSON text: a completed one as it was kept,
+        the others rendered now."""
         with self.engine.connect() as c:
             # The owner counts' sessions are these: transactions on an EVSE.
             page = select_page(c, transactions, query, transactions.c.evse_uid.is_not(None),
@@ -240,11 +257,12 @@ class Sessions:
             for conn in c.execute(sa.select(connectors).where(connectors.c.evse_uid.in_(uids))
                                   .order_by(connectors.c.id.desc())).mappings() if uids else ():
                 first_conn[conn["evse_uid"]] = conn
-            made = {r["id"]: session_object(c, self.cpo, r, tx_samples[r["id"]],
-                                            first_conn.get(r["evse_uid"]), priced[r["id"]])
+            made = {r["id"]: json_text(session_object(c, self.cpo, r, tx_samples[r["id"]],
+                                                      first_conn.get(r["evse_uid"]),
+                                                      priced[r["id"]]))
                     for r in rows}
-        return Page([frozen.get(r["id"]) or made[r["id"]] for r in page.rows], page.total,
-                    page.next_key)
+        return JsonPage([frozen.get(r["id"]) or made[r["id"]] for r in page.rows], page.total,
+                        page.next_key)
 
     def get_session(self, session_id: str, partner_id: int | None = None
                     ) -> dict[str, Any] | None:

@@ -43,13 +43,16 @@ class PageRows:
 
 
 def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: Any,
-                owners: Owners | None = None, counted_as: str | None = None) -> PageRows:
+                owners: Owners | None = None, counted_as: str | None = None,
+                columns: Sequence[sa.ColumnElement[Any]] = ()) -> PageRows:
     """The requested page of ``table``'s rows that meet ``conditions`` (and belong to
     ``owners``), how many such rows there are, and the key the next page starts after.
     ``counted_as``: the ``owner_counts`` listing that counts exactly the rows meeting
-    ``conditions``, per owner. Raises BadPageKey when ``query.after`` cannot be a key of
-    ``table``."""
+    ``conditions``, per owner. ``columns``: what to read of each row (``last_updated`` and
+    ``id`` among them), all of it by default. Raises BadPageKey when ``query.after`` cannot
+    be a key of ``table``."""
     last_updated, row_id = table.c.last_updated, table.c.id
+    read: Sequence[Any] = list(columns) or [table]
     where = [*conditions, *_date_filter(last_updated, query)]
     if owners is None:
         scopes: list[list[Any]] = [[]]
@@ -68,7 +71,7 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
     # One row more than asked tells whether a next page exists.
     wanted = query.limit + 1
     if query.after is None:
-        rows = c.execute(sa.select(table).where(*where, anywhere)
+        rows = c.execute(sa.select(*read).where(*where, anywhere)
                          .order_by(last_updated, row_id)
                          .offset(query.offset).limit(wanted)).mappings().all()
     else:
@@ -77,7 +80,7 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
                              sa.or_(last_updated > after.last_updated, row_id > after.id)))
         if len(scopes) > MAX_MERGED_OWNERS:
             scopes = [[anywhere]]
-        rows = _merged(c, table, where, scopes, wanted)
+        rows = _merged(c, table, read, where, scopes, wanted)
     page = list(rows[:query.limit])
     next_key = None
     if len(rows) > query.limit:
@@ -85,11 +88,11 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
     return PageRows(page, int(total), next_key)
 
 
-def _merged(c: Connection, table: sa.Table, where: list[Any], scopes: list[list[Any]],
-            wanted: int) -> Sequence[RowMapping]:
-    """The first ``wanted`` rows in (last_updated, id) order of the union of ``scopes``,
-    each read as its own ordered, limited index range."""
-    parts = [sa.select(table).where(*where, *scope)
+def _merged(c: Connection, table: sa.Table, read: Sequence[Any], where: list[Any],
+            scopes: list[list[Any]], wanted: int) -> Sequence[RowMapping]:
+    """The first ``wanted`` rows (``read`` of each) in (last_updated, id) order of the
+    union of ``scopes``, each read as its own ordered, limited index range."""
+    parts = [sa.select(*read).where(*where, *scope)
              .order_by(table.c.last_updated, table.c.id).limit(wanted) for scope in scopes]
     if len(parts) == 1:
         return c.execute(parts[0]).mappings().all()
@@ -114,6 +117,11 @@ def _checked_key(table: sa.Table, key: PageKey) -> PageKey:
     if key.last_updated.tzinfo is None:
         raise BadPageKey("page key last_updated has no time zone")
     return key
+
+
+def stored_json(column: sa.ColumnElement[Any]) -> sa.Label[str]:
+    """A JSON column read as the text it holds (under its own name), not parsed."""
+    return sa.cast(column, sa.Text).label(column.key)
 
 
 def inserted_id(result: CursorResult[Any]) -> int:
