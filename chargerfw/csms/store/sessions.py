@@ -245,11 +245,18 @@ class Sessions:
         the others rendered now."""
         with self.engine.connect() as c:
             # The owner counts' sessions are these: transactions on an EVSE.
-            page = select_page(c, transactions, query, transactions.c.evse_uid.is_not(None),
+            on_evse = transactions.c.evse_uid.is_not(None)
+            # The page's keys only (from the page index alone); whole rows are read for
+            # the sessions that have no kept object, with the same scope.
+            page = select_page(c, transactions, query, on_evse,
                                owners=listing_scope(c, transactions, partner_id),
-                               counted_as=owner_counts.SESSIONS)
+                               counted_as=owner_counts.SESSIONS,
+                               columns=[transactions.c.id, transactions.c.last_updated])
             frozen = _frozen_sessions(c, page.rows)
-            rows = [r for r in page.rows if r["id"] not in frozen]
+            missing = [r["id"] for r in page.rows if r["id"] not in frozen]
+            rows = c.execute(sa.select(transactions).where(
+                transactions.c.id.in_(missing), on_evse, *visible_to(partner_id))
+            ).mappings().all() if missing else []
             tx_samples = samples(c, [r["id"] for r in rows])
             priced = pricings(c, rows)
             uids = {r["evse_uid"] for r in rows}
@@ -261,7 +268,9 @@ class Sessions:
                                                       first_conn.get(r["evse_uid"]),
                                                       priced[r["id"]]))
                     for r in rows}
-        return JsonPage([frozen.get(r["id"]) or made[r["id"]] for r in page.rows], page.total,
+        # A row changed out of the scope since the page was read is left out.
+        items = [frozen.get(r["id"]) or made.get(r["id"]) for r in page.rows]
+        return JsonPage([item for item in items if item is not None], page.total,
                         page.next_key)
 
     def get_session(self, session_id: str, partner_id: int | None = None
