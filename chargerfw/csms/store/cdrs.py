@@ -19,7 +19,7 @@ from chargerfw.csms.store.sessions import (
     samples,
     token_owner,
 )
-from chargerfw.csms.store.sql import select_page, stored_json
+from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.values import CpoIdentity, JsonPage, Page, PageQuery
 from chargerfw.csms.tables import cdrs, evses, locations
@@ -58,5 +58,6 @@ class Cdrs:
         with self.engine.connect() as c:
             page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id),
                                counted_as=owner_counts.CDRS,
-                               columns=[cdrs.c.id, cdrs.c.last_updated, stored_json(cdrs.c.data)])
+                               columns=[cdrs.c.id, cdrs.c.last_updated, cdrs.c.data],
+                               as_text=["data"])
             return JsonPage([r["data"] for r in page.rows], page.total, page.next_key)

@@ -44,13 +44,15 @@ class PageRows:
 
 def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: Any,
                 owners: Owners | None = None, counted_as: str | None = None,
-                columns: Sequence[sa.ColumnElement[Any]] = ()) -> PageRows:
+                columns: Sequence[sa.Column[Any]] = (), as_text: Sequence[str] = ()
+                ) -> PageRows:
     """The requested page of ``table``'s rows that meet ``conditions`` (and belong to
     ``owners``), how many such rows there are, and the key the next page starts after.
     ``counted_as``: the ``owner_counts`` listing that counts exactly the rows meeting
     ``conditions``, per owner. ``columns``: what to read of each row (``last_updated`` and
-    ``id`` among them), all of it by default. Raises BadPageKey when ``query.after`` cannot
-    be a key of ``table``."""
+    ``id`` among them), all of it by default; ``as_text``: the names of JSON columns among
+    them read as the text they hold, not parsed. Raises BadPageKey when ``query.after``
+    cannot be a key of ``table``."""
     last_updated, row_id = table.c.last_updated, table.c.id
     read: Sequence[Any] = list(columns) or [table]
     where = [*conditions, *_date_filter(last_updated, query)]
@@ -71,16 +73,16 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
     # One row more than asked tells whether a next page exists.
     wanted = query.limit + 1
     if query.after is None:
-        rows = c.execute(sa.select(*read).where(*where, anywhere)
-                         .order_by(last_updated, row_id)
-                         .offset(query.offset).limit(wanted)).mappings().all()
+        rows = _fetch(c, sa.select(*read).where(*where, anywhere)
+                      .order_by(last_updated, row_id).offset(query.offset).limit(wanted),
+                      as_text)
     else:
         after = _checked_key(table, query.after)
         where.append(sa.and_(last_updated >= after.last_updated,
                              sa.or_(last_updated > after.last_updated, row_id > after.id)))
         if len(scopes) > MAX_MERGED_OWNERS:
             scopes = [[anywhere]]
-        rows = _merged(c, table, read, where, scopes, wanted)
+        rows = _merged(c, table, read, where, scopes, wanted, as_text)
     page = list(rows[:query.limit])
     next_key = None
     if len(rows) > query.limit:
@@ -89,17 +91,30 @@ def select_page(c: Connection, table: sa.Table, query: PageQuery, *conditions: A
 
 
 def _merged(c: Connection, table: sa.Table, read: Sequence[Any], where: list[Any],
-            scopes: list[list[Any]], wanted: int) -> Sequence[RowMapping]:
+            scopes: list[list[Any]], wanted: int, as_text: Sequence[str]
+            ) -> Sequence[RowMapping]:
     """The first ``wanted`` rows (``read`` of each) in (last_updated, id) order of the
     union of ``scopes``, each read as its own ordered, limited index range."""
     parts = [sa.select(*read).where(*where, *scope)
              .order_by(table.c.last_updated, table.c.id).limit(wanted) for scope in scopes]
     if len(parts) == 1:
-        return c.execute(parts[0]).mappings().all()
+        return _fetch(c, parts[0], as_text)
     # SQLite takes no ORDER BY/LIMIT on a compound member: each is wrapped as a subquery.
     union = sa.union_all(*(sa.select(part.subquery()) for part in parts)).subquery()
-    return c.execute(sa.select(union).order_by(union.c.last_updated, union.c.id)
-                     .limit(wanted)).mappings().all()
+    return _fetch(c, sa.select(union).order_by(union.c.last_updated, union.c.id)
+                  .limit(wanted), as_text)
+
+
+def _fetch(c: Connection, page: sa.Select[Any], as_text: Sequence[str]
+           ) -> Sequence[RowMapping]:
+    """The rows of ``page``, the ``as_text`` columns as text. Converted outside the page's
+    query: PostgreSQL would convert each row an OFFSET steps over too."""
+    if not as_text:
+        return c.execute(page).mappings().all()
+    rows = page.subquery()
+    return c.execute(sa.select(*(stored_json(column) if column.key in as_text else column
+                                 for column in rows.c))
+                     .order_by(rows.c.last_updated, rows.c.id)).mappings().all()
 
 
 def _checked_key(table: sa.Table, key: PageKey) -> PageKey:
