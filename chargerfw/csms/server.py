@@ -200,6 +200,21 @@ async def _sweep_reservations(db: AsyncStore, every_s: float) -> None:
             log.exception("csms.reservation_sweep_failed")
 
 
+# How often the per-party count rows of the session and CDR listings are folded: between
+# folds, a listing's total sums the rows written since (a few hundred at a busy fleet's pace).
+OWNER_COUNT_FOLD_S = 5.0
+
+
+async def _fold_owner_counts(db: AsyncStore) -> None:
+    # At once first: a database filled while the backend was down may hold many rows.
+    while True:
+        try:
+            await db(db.store.fold_owner_counts)
+        except Exception:
+            log.exception("csms.owner_count_fold_failed")
+        await asyncio.sleep(OWNER_COUNT_FOLD_S)
+
+
 async def _sweep_offline(db: AsyncStore, settings: CsmsSettings,
                         on_change: Callable[[], None],
                         on_transaction_end: Callable[[], None]) -> None:
@@ -382,6 +397,7 @@ async def running_csms(settings: CsmsSettings) -> AsyncIterator[RunningCsms]:
                 db, settings.reservation_sweep_s)),
             _loop_job("offline-sweep", lambda: _sweep_offline(db, settings, pusher.wake,
                                                               cdr_builder.wake)),
+            _loop_job("owner-count-fold", lambda: _fold_owner_counts(db)),
             _loop_job("operator-commands", lambda: runner.serve_requests(
                 settings.operator_command_poll_s))]
         if cluster is not None:

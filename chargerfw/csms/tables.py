@@ -329,6 +329,23 @@ cdrs = sa.Table(
              "id"),
 )
 
+# How many rows each party's listing of sessions (transactions on an EVSE) and of CDRs
+# holds, for an exact X-Total-Count without counting the rows. Triggers on those tables add
+# a row of +1/-1 per change of a row's party (in the changing transaction, so a rollback
+# takes it back); a listing sums its parties' rows and, past a few, folds them into one
+# (migration 0021). Only appended to by writers: concurrent writers never wait on a shared
+# counter row. ``country_code``/``party_id`` are '' for rows whose token party is unknown.
+owner_counts = sa.Table(
+    "owner_counts", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("listing", sa.String(16), nullable=False),  # "sessions" or "cdrs"
+    sa.Column("country_code", sa.String(2), nullable=False),
+    sa.Column("party_id", sa.String(3), nullable=False),
+    sa.Column("delta", sa.BigInteger, nullable=False),
+    sa.Index("ix_owner_counts_owner", "listing", "country_code", "party_id", "delta"),
+)
+
 push_queue = sa.Table(
     "push_queue", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,

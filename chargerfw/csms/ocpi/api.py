@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from chargerfw.csms.ocpi.common import OcpiContext, answer_errors_in_envelopes, ocpi_headers
+from chargerfw.csms.ocpi.common import OcpiContext, OcpiHeaders, answer_errors_in_envelopes
 from chargerfw.csms.ocpi.routers import (
     cdrs,
     chargingprofiles,
@@ -29,7 +29,7 @@ def create_app(ctx: OcpiContext) -> FastAPI:
     app = FastAPI(title="chargerfw CSMS (OCPI 2.2.1 CPO)", openapi_url=None, docs_url=None,
                   redoc_url=None)
     app.state.ocpi = ctx
-    app.middleware("http")(ocpi_headers)
+    app.add_middleware(OcpiHeaders)
     answer_errors_in_envelopes(app)
     for module in MODULES:
         app.include_router(module.router)

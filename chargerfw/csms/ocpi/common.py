@@ -20,7 +20,7 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -32,14 +32,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import RowMapping
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.ocpi.chargingprofiles import ChargingProfileHandler
 from chargerfw.csms.ocpi.commands import CommandHandler
 from chargerfw.csms.ocpi.limits import MAX_OFFSET, BodyRefused, RequestLimits, parse_json_body
 from chargerfw.csms.store import AsyncStore, Page, PageQuery, utcnow
-from chargerfw.csms.store.values import BadPageKey, PageKey
+from chargerfw.csms.store.values import BadPageKey, JsonPage, PageKey, json_text
 from chargerfw.csms.urlpolicy import UrlPolicy, UrlRefused
 from chargerfw.logs import get_logger
 
@@ -101,7 +103,13 @@ def ocpi_context(request: Request) -> OcpiContext:
     return context
 
 
-Context = Annotated[OcpiContext, Depends(ocpi_context)]
+async def _context_dependency(request: Request) -> OcpiContext:
+    # A coroutine: FastAPI runs a plain function dependency on a worker thread, a hop per
+    # request for nothing.
+    return ocpi_context(request)
+
+
+Context = Annotated[OcpiContext, Depends(_context_dependency)]
 
 
 # --- envelopes and errors ---------------------------------------------------------------------
@@ -138,6 +146,16 @@ def ocpi_json(data: Any = None, *, http_status: int = 200, status_code: int = 10
               ) -> JSONResponse:
     return JSONResponse(envelope(data, status_code, message), status_code=http_status,
                         headers=headers)
+
+
+def ocpi_json_list(items: list[str], headers: dict[str, str]) -> Response:
+    """A successful envelope whose data is a list of objects that are JSON text already:
+    they go into the body as they are (a page of stored documents is not parsed and
+    serialized again)."""
+    rest = envelope()
+    del rest["data"]
+    body = f'{{"data":[{",".join(items)}],{json_text(rest)[1:]}'
+    return Response(body.encode(), media_type="application/json", headers=headers)
 
 
 def describe(errors: Iterable[Any]) -> str:
@@ -181,25 +199,43 @@ def answer_errors_in_envelopes(app: FastAPI) -> None:
 
 # --- headers ----------------------------------------------------------------------------------
 
-async def ocpi_headers(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """HTTP middleware: X-Request-ID and X-Correlation-ID on every answer (the caller's, or
-    new ones) and, when the caller named itself, the routing headers back to it."""
-    response = await call_next(request)
-    response.headers["X-Request-ID"] = request.headers.get("X-Request-ID", str(uuid.uuid4()))
-    response.headers["X-Correlation-ID"] = request.headers.get("X-Correlation-ID",
-                                                               str(uuid.uuid4()))
-    # Routing headers: the answer goes back to whoever asked (configuration modules are not
-    # routed).
-    from_cc = request.headers.get("OCPI-from-country-code")
-    from_pid = request.headers.get("OCPI-from-party-id")
-    if from_cc and from_pid and not _configuration_path(request.url.path):
-        cpo = ocpi_context(request).db.store.cpo
-        response.headers["OCPI-to-country-code"] = from_cc
-        response.headers["OCPI-to-party-id"] = from_pid
-        response.headers["OCPI-from-country-code"] = cpo.country_code
-        response.headers["OCPI-from-party-id"] = cpo.party_id
-    return response
+class OcpiHeaders:
+    """ASGI middleware: X-Request-ID and X-Correlation-ID on every answer (the caller's, or
+    new ones) and, when the caller named itself, the routing headers back to it. (Plain
+    ASGI: starlette's ``BaseHTTPMiddleware`` runs every request in a task of its own with
+    streams between, a fixed cost per request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        asked = Headers(scope=scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._add_headers(scope, asked, MutableHeaders(scope=message))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _add_headers(scope: Scope, asked: Headers, answer: MutableHeaders) -> None:
+        answer["X-Request-ID"] = asked.get("X-Request-ID", str(uuid.uuid4()))
+        answer["X-Correlation-ID"] = asked.get("X-Correlation-ID", str(uuid.uuid4()))
+        # Routing headers: the answer goes back to whoever asked (configuration modules are
+        # not routed).
+        from_cc = asked.get("OCPI-from-country-code")
+        from_pid = asked.get("OCPI-from-party-id")
+        if from_cc and from_pid and not _configuration_path(scope["path"]):
+            context: OcpiContext = scope["app"].state.ocpi
+            cpo = context.db.store.cpo
+            answer["OCPI-to-country-code"] = from_cc
+            answer["OCPI-to-party-id"] = from_pid
+            answer["OCPI-from-country-code"] = cpo.country_code
+            answer["OCPI-from-party-id"] = cpo.party_id
 
 
 CONFIGURATION_MODULES = ("credentials", "hubclientinfo")
@@ -361,12 +397,12 @@ def parse(model: type[ModelT], body: Any) -> ModelT:
 
 # --- pagination -------------------------------------------------------------------------------
 
-def page_query(offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-               limit: Annotated[int, Query(ge=1)] = DEFAULT_LIMIT,
-               date_from: datetime | None = None,
-               date_to: datetime | None = None,
-               cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None
-               ) -> PageQuery:
+async def page_query(offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+                     limit: Annotated[int, Query(ge=1)] = DEFAULT_LIMIT,
+                     date_from: datetime | None = None,
+                     date_to: datetime | None = None,
+                     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None
+                     ) -> PageQuery:
     """Pagination parameters; a limit above MAX_LIMIT is lowered to it (X-Limit says so).
     ``cursor`` is what our own next-page links carry beside ``offset``: see
     :func:`cursor_key`."""
@@ -437,9 +473,11 @@ def cursor_key(cursor: str, query: PageQuery) -> PageKey | None:
     return PageKey(last_updated, payload[4])
 
 
-def paginated(request: Request, page: Page, query: PageQuery) -> JSONResponse:
+def paginated(request: Request, page: Page | JsonPage, query: PageQuery) -> Response:
     """The page's items, X-Total-Count, X-Limit and, unless it is the last, the Link to the
     next page (with its cursor, so following it costs one page)."""
+    if isinstance(page, Page):
+        page = JsonPage.of(page)
     headers = {"X-Total-Count": str(page.total), "X-Limit": str(query.limit)}
     if page.next_key is not None:
         next_offset = query.offset + len(page.items)
@@ -449,4 +487,4 @@ def paginated(request: Request, page: Page, query: PageQuery) -> JSONResponse:
         # Built on the public base URL: behind a proxy, request.url is not what peers reach.
         base = ocpi_context(request).base_url
         headers["Link"] = f'<{base}{request.url.path}?{urlencode(params)}>; rel="next"'
-    return ocpi_json(page.items, headers=headers)
+    return ocpi_json_list(page.items, headers=headers)

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from chargerfw.csms.store import ocpi_objects
+from chargerfw.csms.store import ocpi_objects, owner_counts
 from chargerfw.csms.store.push_queue import enqueue_to_receivers
 from chargerfw.csms.store.sessions import (
     first_connector,
@@ -27,7 +27,7 @@ from chargerfw.csms.store.sessions import (
 )
 from chargerfw.csms.store.sql import select_page
 from chargerfw.csms.store.store_engine import StoreEngine
-from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, utcnow
+from chargerfw.csms.store.values import CpoIdentity, JsonPage, Page, PageQuery, utcnow
 from chargerfw.csms.tables import cdrs, evses, locations, transactions
 
 # Due CDRs built per call: each costs a few milliseconds of the database thread that every
@@ -95,6 +95,13 @@ class Cdrs:
 
     def list_cdrs(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of CDRs: those of ``partner_id``'s tokens, or all for None."""
+        return self.list_cdrs_json(query, partner_id).parsed()
+
+    def list_cdrs_json(self, query: PageQuery, partner_id: int | None = None) -> JsonPage:
+        """:meth:`list_cdrs`, each CDR the JSON text it was stored as."""
         with self.engine.connect() as c:
-            page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id))
-            return Page([r["data"] for r in page.rows], page.total, page.next_key)
+            page = select_page(c, cdrs, query, owners=listing_scope(c, cdrs, partner_id),
+                               counted_as=owner_counts.CDRS,
+                               columns=[cdrs.c.id, cdrs.c.last_updated, cdrs.c.data],
+                               as_text=["data"])
+            return JsonPage([r["data"] for r in page.rows], page.total, page.next_key)

@@ -42,6 +42,7 @@ from chargerfw.csms.store.hubs import Hubs
 from chargerfw.csms.store.local_lists import LocalLists
 from chargerfw.csms.store.locations import Locations
 from chargerfw.csms.store.operator_commands import OperatorCommands
+from chargerfw.csms.store.owner_counts import OwnerCounts
 from chargerfw.csms.store.partners import Partners
 from chargerfw.csms.store.push_queue import PushQueue
 from chargerfw.csms.store.reservations import Reservations
@@ -146,12 +147,16 @@ class Store:
         self.active_transaction = transactions.active_transaction
         self.transactions_table = transactions.transactions_table
 
+        self.fold_owner_counts = OwnerCounts(store_engine).fold_owner_counts
+
         sessions = Sessions(store_engine, self.cpo)
         self.list_sessions = sessions.list_sessions
+        self.list_sessions_json = sessions.list_sessions_json
         self.get_session = sessions.get_session
 
         cdrs = Cdrs(store_engine, self.cpo)
         self.list_cdrs = cdrs.list_cdrs
+        self.list_cdrs_json = cdrs.list_cdrs_json
         self.build_due_cdrs = cdrs.build_due_cdrs
 
         reservations = Reservations(store_engine)

@@ -98,15 +98,24 @@ def holder_of(c: Connection, country_code: str, party_id: str) -> int | None:
     return found
 
 
-def held_parties(c: Connection, partner_id: int) -> list[tuple[str, str]]:
-    """The parties (country code, party id) ``partner_id`` holds now, by ``holds``: the
-    ones a listing scoped to it may show."""
+def _held_parties_statement() -> sa.Select[tuple[str, str]]:
+    partner_id = sa.bindparam("partner_id", type_=sa.Integer)
     candidates = sa.union(
         sa.select(partner_parties.c.country_code, partner_parties.c.party_id)
         .where(partner_parties.c.partner_id == partner_id),
         sa.select(hub_parties.c.country_code, hub_parties.c.party_id)
         .where(hub_parties.c.hub_id == partner_id)).subquery()
-    return [(r.country_code, r.party_id) for r in c.execute(
-        sa.select(candidates.c.country_code, candidates.c.party_id)
-        .where(holds(partner_id, candidates.c.country_code, candidates.c.party_id))
-        .order_by(candidates.c.country_code, candidates.c.party_id))]
+    return (sa.select(candidates.c.country_code, candidates.c.party_id)
+            .where(holds(partner_id, candidates.c.country_code, candidates.c.party_id))
+            .order_by(candidates.c.country_code, candidates.c.party_id))
+
+
+# Built once: every partner's listing asks it, and building it costs more than running it.
+_HELD_PARTIES = _held_parties_statement()
+
+
+def held_parties(c: Connection, partner_id: int) -> list[tuple[str, str]]:
+    """The parties (country code, party id) ``partner_id`` holds now, by ``holds``: the
+    ones a listing scoped to it may show."""
+    return [(r.country_code, r.party_id)
+            for r in c.execute(_HELD_PARTIES, {"partner_id": partner_id})]

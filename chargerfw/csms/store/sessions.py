@@ -15,14 +15,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from chargerfw.csms import billing, tariff_engine
-from chargerfw.csms.store import ocpi_objects
+from chargerfw.csms.store import ocpi_objects, owner_counts
 from chargerfw.csms.store.endpoints import object_url
 from chargerfw.csms.store.parties import held_parties, holds
 from chargerfw.csms.store.push_queue import enqueue, receivers
-from chargerfw.csms.store.sql import Owners, select_page
+from chargerfw.csms.store.sql import Owners, select_page, stored_json
 from chargerfw.csms.store.store_engine import StoreEngine
 from chargerfw.csms.store.tariffs import tariffs_data
-from chargerfw.csms.store.values import CpoIdentity, Page, PageQuery, StoreError, utcnow
+from chargerfw.csms.store.values import (
+    CpoIdentity,
+    JsonPage,
+    Page,
+    PageQuery,
+    StoreError,
+    json_text,
+    utcnow,
+)
 from chargerfw.csms.tables import (
     connectors,
     locations,
@@ -201,13 +209,16 @@ def visible_to(partner_id: int | None) -> list[Any]:
                   transactions.c.token_party_id)]
 
 
-def _frozen_sessions(c: Connection, txs: Sequence[RowMapping]) -> dict[int, dict[str, Any]]:
-    """The kept Session objects of ``txs`` that are still current, by transaction id."""
+def _frozen_sessions(c: Connection, txs: Sequence[RowMapping]) -> dict[int, str]:
+    """The kept Session objects of ``txs`` that are still current (as the JSON text they
+    were stored as), by transaction id."""
     changed_at = {tx["id"]: tx["last_updated"] for tx in txs}
     if not changed_at:
         return {}
     return {r.transaction_id: r.data for r in c.execute(
-        sa.select(session_objects).where(session_objects.c.transaction_id.in_(changed_at)))
+        sa.select(session_objects.c.transaction_id, session_objects.c.last_updated,
+                  stored_json(session_objects.c.data))
+        .where(session_objects.c.transaction_id.in_(changed_at)))
         if r.last_updated == changed_at[r.transaction_id]}
 
 
@@ -227,11 +238,26 @@ class Sessions:
 
     def list_sessions(self, query: PageQuery, partner_id: int | None = None) -> Page:
         """A page of sessions: those of ``partner_id``'s tokens, or all for None."""
+        return self.list_sessions_json(query, partner_id).parsed()
+
+    def list_sessions_json(self, query: PageQuery, partner_id: int | None = None
+                           ) -> JsonPage:
+        """:meth:`list_sessions`, each session as JSON text: a completed one as it was kept,
+        the others rendered now."""
         with self.engine.connect() as c:
-            page = select_page(c, transactions, query, transactions.c.evse_uid.is_not(None),
-                               owners=listing_scope(c, transactions, partner_id))
+            # The owner counts' sessions are these: transactions on an EVSE.
+            on_evse = transactions.c.evse_uid.is_not(None)
+            # The page's keys only (from the page index alone); whole rows are read for
+            # the sessions that have no kept object, with the same scope.
+            page = select_page(c, transactions, query, on_evse,
+                               owners=listing_scope(c, transactions, partner_id),
+                               counted_as=owner_counts.SESSIONS,
+                               columns=[transactions.c.id, transactions.c.last_updated])
             frozen = _frozen_sessions(c, page.rows)
-            rows = [r for r in page.rows if r["id"] not in frozen]
+            missing = [r["id"] for r in page.rows if r["id"] not in frozen]
+            rows = c.execute(sa.select(transactions).where(
+                transactions.c.id.in_(missing), on_evse, *visible_to(partner_id))
+            ).mappings().all() if missing else []
             tx_samples = samples(c, [r["id"] for r in rows])
             priced = pricings(c, rows)
             uids = {r["evse_uid"] for r in rows}
@@ -239,11 +265,14 @@ class Sessions:
             for conn in c.execute(sa.select(connectors).where(connectors.c.evse_uid.in_(uids))
                                   .order_by(connectors.c.id.desc())).mappings() if uids else ():
                 first_conn[conn["evse_uid"]] = conn
-            made = {r["id"]: session_object(c, self.cpo, r, tx_samples[r["id"]],
-                                            first_conn.get(r["evse_uid"]), priced[r["id"]])
+            made = {r["id"]: json_text(session_object(c, self.cpo, r, tx_samples[r["id"]],
+                                                      first_conn.get(r["evse_uid"]),
+                                                      priced[r["id"]]))
                     for r in rows}
-        return Page([frozen.get(r["id"]) or made[r["id"]] for r in page.rows], page.total,
-                    page.next_key)
+        # A row changed out of the scope since the page was read is left out.
+        items = [frozen.get(r["id"]) or made.get(r["id"]) for r in page.rows]
+        return JsonPage([item for item in items if item is not None], page.total,
+                        page.next_key)
 
     def get_session(self, session_id: str, partner_id: int | None = None
                     ) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ pushes; the store's errors; and the clock it stamps rows with."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,6 +183,28 @@ class Page:
     items: list[dict[str, Any]]
     total: int
     next_key: PageKey | None = None
+
+
+def json_text(data: Any) -> str:
+    """JSON data as the text the backend sends it in (compact; NaN refused)."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class JsonPage:
+    """A page whose items are JSON text, each one object: what is kept rendered is sent as
+    it was stored, neither parsed nor serialized again."""
+
+    items: list[str]
+    total: int
+    next_key: PageKey | None = None
+
+    @classmethod
+    def of(cls, page: Page) -> JsonPage:
+        return cls([json_text(item) for item in page.items], page.total, page.next_key)
+
+    def parsed(self) -> Page:
+        return Page([json.loads(item) for item in self.items], self.total, self.next_key)
 
 
 @dataclass(frozen=True)

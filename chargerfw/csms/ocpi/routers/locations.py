@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chargerfw.csms.ocpi.common import (
     MODULE_PREFIX,
@@ -38,7 +38,7 @@ def _evse_of(location: dict[str, Any], evse_uid: str) -> dict[str, Any]:
 
 @router.get(PATH)
 async def list_locations(request: Request, _p: Partner, query: Paging,
-                         ctx: Context) -> JSONResponse:
+                         ctx: Context) -> Response:
     return paginated(request, await ctx.db(ctx.db.store.list_locations, query), query)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from chargerfw.csms.ocpi.common import Context, Paging, paginated
 
@@ -11,6 +11,6 @@ router = APIRouter()
 
 
 @router.get("/opendata/locations")
-async def open_locations(request: Request, query: Paging, ctx: Context) -> JSONResponse:
+async def open_locations(request: Request, query: Paging, ctx: Context) -> Response:
     page = await ctx.db(ctx.db.store.list_locations, query, True)
     return paginated(request, page, query)

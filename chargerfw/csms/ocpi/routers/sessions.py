@@ -4,7 +4,7 @@ backend does no smart charging)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chargerfw.csms.ocpi.common import (
     MODULE_PREFIX,
@@ -23,9 +23,9 @@ PATH = f"{MODULE_PREFIX}/sessions"
 
 @router.get(PATH)
 async def list_sessions(request: Request, partner: Partner, query: Paging,
-                        ctx: Context) -> JSONResponse:
+                        ctx: Context) -> Response:
     """The sessions of the caller's tokens."""
-    page = await ctx.db(ctx.db.store.list_sessions, query, partner["id"])
+    page = await ctx.db(ctx.db.store.list_sessions_json, query, partner["id"])
     return paginated(request, page, query)
 
 
