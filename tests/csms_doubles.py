@@ -1120,3 +1120,19 @@ def served_in_thread(serving: Callable[[], contextlib.AbstractAsyncContextManage
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(30)
+
+
+# `charger add` options of a new location.
+NEW_LOCATION_OPTIONS = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
+                        "--country", "NLD", "--coordinates", "52.08917,5.11028",
+                        "--time-zone", "Europe/Amsterdam"]
+
+
+def run_csms_cli(*args: str) -> tuple[int, str]:
+    """``chargerfw csms ARGS`` in this process: (exit code, output)."""
+    from click.testing import CliRunner
+
+    from chargerfw.cli import main
+
+    result = CliRunner().invoke(main, ["csms", *args])
+    return result.exit_code, result.output

@@ -9,12 +9,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from csms_doubles import add_test_charger, basic_auth, csms_running, sim_charger
+from csms_doubles import (
+    NEW_LOCATION_OPTIONS,
+    add_test_charger,
+    basic_auth,
+    csms_running,
+    run_csms_cli,
+    sim_charger,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chargerfw.cli import main
 from chargerfw.csms.db import create_db_engine
 from chargerfw.csms.store import (
     CpoIdentity,
@@ -27,14 +32,8 @@ from chargerfw.csms.store import (
 )
 from chargerfw.csms.store.hashing import VerifiedPasswords, is_slow_hash
 
-LOCATION = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
-            "--country", "NLD", "--coordinates", "52.08917,5.11028",
-            "--time-zone", "Europe/Amsterdam"]
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["csms", *args])
-    return result.exit_code, result.output
+LOCATION = NEW_LOCATION_OPTIONS
+run = run_csms_cli
 
 
 def _store(db: str) -> Store:

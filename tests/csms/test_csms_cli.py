@@ -13,25 +13,25 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
-from csms_doubles import csms_running, ocpi_auth, register_emsp, running_emsp, sim_charger
+from csms_doubles import (
+    NEW_LOCATION_OPTIONS,
+    csms_running,
+    ocpi_auth,
+    register_emsp,
+    run_csms_cli,
+    running_emsp,
+    sim_charger,
+)
 from websockets.sync.client import connect
 
-from chargerfw.cli import main
 from chargerfw.csms import billing
 from chargerfw.csms.db import create_db_engine
 from chargerfw.csms.ocpi import models as m
 from chargerfw.csms.store import AuthDecision, CpoIdentity, Party, StartRequest, Store
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-LOCATION = ["--location-id", "LOC1", "--address", "Main 1", "--city", "Utrecht",
-            "--country", "NLD", "--coordinates", "52.08917,5.11028",
-            "--time-zone", "Europe/Amsterdam"]
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["csms", *args])
-    return result.exit_code, result.output
+LOCATION = NEW_LOCATION_OPTIONS
+run = run_csms_cli
 
 
 def test_register_price_and_list(db: str) -> None:

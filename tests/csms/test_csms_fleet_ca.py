@@ -5,8 +5,10 @@ a charger double that acts as a station."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import stat
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from chargerfw.cli import main as cli_main
 from chargerfw.csms.charge_point_view import charge_points_view
 from chargerfw.csms.fleet_ca import CA_KEY, CaError, CsrRefused, FleetCa, init_ca
 from chargerfw.csms.operator_commands import OperatorCommandRunner
+from chargerfw.csms.server import RunningCsms
 from chargerfw.csms.store import verify_password
 from chargerfw.csms.tables import operator_commands
 from chargerfw.csms.tls import TlsFiles
@@ -366,8 +369,10 @@ async def test_security_migrate_moves_a_charger_from_profile_1_through_2_to_3(
             assert again.exit_code == 0 and "already" in again.output
 
 
-async def test_a_refused_certificate_stops_the_migration_on_profile_2(
-        db: str, ca_dir: Path, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def migrated_to_profile_2(db: str, ca_dir: Path, tmp_path: Path
+                                ) -> AsyncIterator[tuple[RunningCsms, SimStation]]:
+    """CP1, a station on profile 1 with a chosen password, migrated to profile 2."""
     settings = await migrating_backend(db, ca_dir, tmp_path)
     async with csms_running(db, **settings) as csms:
         await csms.db(add_test_charger, csms.store, "CP1", "first-password")
@@ -379,18 +384,24 @@ async def test_a_refused_certificate_stops_the_migration_on_profile_2(
                                    "2", "--root", str(ca_dir / "ca.pem"), "--db", db,
                                    "--wait", "20", "--reconnect-timeout", "20")
             assert to_two.exit_code == 0, to_two.output
-            assert station.charger is not None
-            station.charger.answers["CertificateSigned"] = "Rejected"
-            result = await run_cli("csms", "cp", "security-migrate", "CP1", "--to-profile",
-                                   "3", "--cpo-name", "Test CPO", "--db", db, "--wait", "20",
-                                   "--reconnect-timeout", "20")
-            assert result.exit_code == 1
-            assert "stopped before security profile 3" in result.output
-            assert "answered CertificateSigned" in result.output and "Rejected" in result.output
-            assert station.security.profile == 2
-            assert csms.ocpp.connected["CP1"].security_profile == 2
-            assert not any(a == "ChangeConfiguration" and p["key"] == "SecurityProfile"
-                           and p["value"] == "3" for a, p in station.charger.received)
+            yield csms, station
+
+
+async def test_a_refused_certificate_stops_the_migration_on_profile_2(
+        db: str, ca_dir: Path, tmp_path: Path) -> None:
+    async with migrated_to_profile_2(db, ca_dir, tmp_path) as (csms, station):
+        assert station.charger is not None
+        station.charger.answers["CertificateSigned"] = "Rejected"
+        result = await run_cli("csms", "cp", "security-migrate", "CP1", "--to-profile",
+                               "3", "--cpo-name", "Test CPO", "--db", db, "--wait", "20",
+                               "--reconnect-timeout", "20")
+        assert result.exit_code == 1
+        assert "stopped before security profile 3" in result.output
+        assert "answered CertificateSigned" in result.output and "Rejected" in result.output
+        assert station.security.profile == 2
+        assert csms.ocpp.connected["CP1"].security_profile == 2
+        assert not any(a == "ChangeConfiguration" and p["key"] == "SecurityProfile"
+                       and p["value"] == "3" for a, p in station.charger.received)
 
 
 async def test_migration_from_profile_1_needs_the_root(db: str, ca_dir: Path,
@@ -416,45 +427,35 @@ def test_every_command_kinds_example_is_accepted() -> None:
 
 async def test_rotate_password_gives_a_charger_on_profile_2_a_generated_key(
         db: str, ca_dir: Path, tmp_path: Path) -> None:
-    settings = await migrating_backend(db, ca_dir, tmp_path)
-    async with csms_running(db, **settings) as csms:
-        await csms.db(add_test_charger, csms.store, "CP1", "first-password")
-        assert csms.plain_ocpp_url is not None
-        station = SimStation("CP1", csms.plain_ocpp_url, csms.ocpp_url,
-                             tmp_path, ChargerSecurity(profile=1, password="first-password"))
-        async with sim_station(csms, station):
-            to_two = await run_cli("csms", "cp", "security-migrate", "CP1", "--to-profile",
-                                   "2", "--root", str(ca_dir / "ca.pem"), "--db", db,
-                                   "--wait", "20", "--reconnect-timeout", "20")
-            assert to_two.exit_code == 0, to_two.output
-            first_key = station.security.password
-            assert first_key is not None
-            assert csms.store.get_charge_point("CP1")["password_hash"].startswith("sha256$")
+    async with migrated_to_profile_2(db, ca_dir, tmp_path) as (csms, station):
+        first_key = station.security.password
+        assert first_key is not None
+        assert csms.store.get_charge_point("CP1")["password_hash"].startswith("sha256$")
 
-            result = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
-                                   "--wait", "20", "--reconnect-timeout", "20")
-            assert result.exit_code == 0, result.output
-            key = station.security.password
-            assert key is not None and key != first_key and len(key) == 40
-            stored = csms.store.get_charge_point("CP1")["password_hash"]
-            assert stored.startswith("sha256$") and verify_password(key, stored)
-            assert station.profiles == [1, 2, 2, 2] and station.fallbacks == 0
-            # The key went from the backend to the charger only: not through the queue.
-            with csms.store.engine.connect() as c:
-                queued = json.dumps([dict(r) for r in c.execute(
-                    operator_commands.select()).mappings()], default=str)
-            assert "authorization_key" in queued
-            for secret in (first_key, key):
-                assert secret not in queued and secret not in printed(result.output)
+        result = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
+                               "--wait", "20", "--reconnect-timeout", "20")
+        assert result.exit_code == 0, result.output
+        key = station.security.password
+        assert key is not None and key != first_key and len(key) == 40
+        stored = csms.store.get_charge_point("CP1")["password_hash"]
+        assert stored.startswith("sha256$") and verify_password(key, stored)
+        assert station.profiles == [1, 2, 2, 2] and station.fallbacks == 0
+        # The key went from the backend to the charger only: not through the queue.
+        with csms.store.engine.connect() as c:
+            queued = json.dumps([dict(r) for r in c.execute(
+                operator_commands.select()).mappings()], default=str)
+        assert "authorization_key" in queued
+        for secret in (first_key, key):
+            assert secret not in queued and secret not in printed(result.output)
 
-            # Refused by the charger: the password stays the one it has.
-            assert station.charger is not None
-            station.charger.answers["ChangeConfiguration"] = "Rejected"
-            refused = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
-                                    "--wait", "20", "--reconnect-timeout", "20")
-            assert refused.exit_code == 1 and "the password was not changed" in refused.output
-            assert csms.store.get_charge_point("CP1")["password_hash"] == stored
-            assert station.security.password == key
+        # Refused by the charger: the password stays the one it has.
+        assert station.charger is not None
+        station.charger.answers["ChangeConfiguration"] = "Rejected"
+        refused = await run_cli("csms", "cp", "rotate-password", "CP1", "--db", db,
+                                "--wait", "20", "--reconnect-timeout", "20")
+        assert refused.exit_code == 1 and "the password was not changed" in refused.output
+        assert csms.store.get_charge_point("CP1")["password_hash"] == stored
+        assert station.security.password == key
 
 
 async def test_rotate_password_sends_no_key_over_plain_ws(db: str) -> None:
