@@ -259,8 +259,8 @@ MAX_GROUP = 100
 # Background work (:meth:`AsyncStore.background`) waits for a moment without requests, but
 # not longer than this.
 BACKGROUND_PATIENCE_S = 0.5
-# A group that holds the database longer than this is logged (what it held, where its time
-# went): the database side of slow answers, its own and those queued behind it.
+# A group that holds the database longer than this is logged at INFO (what it held, where
+# its time went): the database side of slow answers, its own and those queued behind it.
 SLOW_GROUP_S = 0.1
 
 
@@ -386,7 +386,7 @@ class AsyncStore:
                 group.commit()
             done = time.monotonic()
             if done - started > SLOW_GROUP_S:
-                log.warning("csms.db_group_slow", calls=len(calls),
+                log.info("csms.db_group_slow", calls=len(calls),
                             queued_ms=round((started - min(c.queued_at for c in calls)) * 1e3),
                             ran_ms=round((ran - started) * 1e3),
                             commit_ms=round((done - ran) * 1e3),

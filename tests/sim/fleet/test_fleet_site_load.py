@@ -163,7 +163,7 @@ async def test_vehicles_share_the_site_at_their_pilots(tmp_path: Path) -> None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-    assert watch.samples > 50
+    assert watch.samples > 20  # it watched the whole run (a second or more), not a moment
     assert watch.violations == [], watch.violations[:5]
     assert watch.peak_a > SITE_A - 1  # the site was used up, not just left idle
 
