@@ -166,9 +166,9 @@ def test_only_a_session_completed_on_an_evse_gets_a_cdr(store: Store) -> None:
     assert store.build_due_cdrs() == 0 and store.list_cdrs(PageQuery()).total == 0
 
 
+# Row claims are PostgreSQL's: a SQLite database has one backend process.
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_a_cdr_claimed_by_another_process_is_skipped(store: Store) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("row claims are PostgreSQL's: a SQLite database has one backend process")
     add_test_charger(store, connectors=2)
     first, second = _stopped(store, 1), _stopped(store, 2)
     with store.engine.connect() as other_process:
