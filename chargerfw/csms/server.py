@@ -212,7 +212,7 @@ async def _fold_owner_counts(db: AsyncStore) -> None:
     # At once first: a database filled while the backend was down may hold many rows.
     while True:
         try:
-            await db(db.store.fold_owner_counts)
+            await db.background(db.store.fold_owner_counts)
         except Exception:
             log.exception("csms.owner_count_fold_failed")
         await asyncio.sleep(OWNER_COUNT_FOLD_S)
